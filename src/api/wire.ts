@@ -1,0 +1,191 @@
+/**
+ * @module wire
+ * The JSON shapes of the HTTP API under /v1: the one contract shared by the
+ * server (which validates them with zod and publishes them as OpenAPI) and
+ * the SDK (which has no runtime dependencies). Types only, no code.
+ *
+ * Conventions: sizes in bytes (numbers); times as ISO-8601 strings; ids as
+ * strings; paths absolute inside the volume ("/a/b").
+ * Errors: every non-2xx answer is `ErrorBody`.
+ */
+
+export type AccessMode = 'RWO' | 'ROX' | 'RWX';
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+export interface MountTuning {
+  cacheSize: number;
+  bufferSize: number;
+  prefetch: number;
+  writeback: boolean;
+}
+
+/** GET /v1/volumes/{name}, and list items. */
+export interface Volume {
+  id: string;
+  name: string;
+  accessMode: AccessMode;
+  cap: number;
+  size: number;
+  fileCount: number;
+  tuning: MountTuning;
+  head: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** POST /v1/volumes (create; 409 when the name exists) and PUT /v1/volumes/{name} (get-or-create; 201 created, 200 existing). */
+export interface CreateVolumeRequest {
+  /** Required for POST; taken from the URL for PUT. */
+  name?: string;
+  accessMode?: AccessMode;
+  /** Bytes; defaults to the tenant's default cap (2 GiB unless changed). */
+  cap?: number;
+  tuning?: Partial<MountTuning>;
+}
+
+/** PATCH /v1/volumes/{name} (resize and tuning). */
+export interface UpdateVolumeRequest {
+  cap?: number;
+  accessMode?: AccessMode;
+  tuning?: Partial<MountTuning>;
+}
+
+/** GET /v1/volumes */
+export interface VolumeList { volumes: Volume[] }
+
+// --- files and trees ---
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+/** One entry of a tree, as returned by stat and list. */
+export interface FileInfo {
+  path: string;
+  name: string;
+  type: EntryType;
+  mode: number;
+  /** Milliseconds since the epoch. */
+  mtime: number;
+  /** Files: bytes; dirs: total bytes below; symlinks: length of the target. */
+  size: number;
+  /** Dirs: number of files below. */
+  fileCount?: number;
+  /** Files: the chunk size they are cut with. */
+  chunkSize?: number;
+  /** Files: chunk hashes, in order. */
+  chunks?: string[];
+  /** Symlinks: the target. */
+  target?: string;
+}
+
+/** GET /v1/volumes/{name}/stat?path=&commit= */
+export interface StatResponse { commit: string; entry: FileInfo }
+
+/** GET /v1/volumes/{name}/list?path=&commit=&recursive= */
+export interface ListResponse { commit: string; entries: FileInfo[] }
+
+/** A signed request a client makes directly to the blob store. */
+export interface SignedRequest {
+  url: string;
+  method: 'GET' | 'PUT';
+  headers: Record<string, string>;
+  expiresAt: string;
+}
+
+/** GET /v1/volumes/{name}/read?path=&commit= : where to fetch a file's bytes. */
+export interface ReadPlan {
+  commit: string;
+  entry: FileInfo;
+  chunks: Array<{ hash: string; size: number; request: SignedRequest }>;
+}
+
+// --- the commit protocol ---
+
+/** POST /v1/volumes/{name}/uploads : which of these chunks must be uploaded? */
+export interface UploadRequest {
+  chunks: Array<{ hash: string; size: number }>;
+}
+
+export interface UploadResponse {
+  /** Chunks the store lacks, each with a signed PUT and the key to echo back in the commit. */
+  missing: Array<{ hash: string; size: number; key: string; request: SignedRequest }>;
+  /** How many of the asked chunks are already stored (never to be sent again). */
+  present: number;
+}
+
+export type Change =
+  /** Create or replace a regular file. Parents are created unless createParents is false. */
+  | { op: 'put'; path: string; size: number; chunkSize: number; chunks: string[]; mode?: number; mtime?: number; createParents?: boolean }
+  | { op: 'symlink'; path: string; target: string; mtime?: number; createParents?: boolean }
+  /** Create a directory (and parents); an existing directory is kept. */
+  | { op: 'mkdir'; path: string; mode?: number; mtime?: number }
+  /** Delete a file, symlink, or (with recursive) a directory. A missing path is an error only with mustExist. */
+  | { op: 'delete'; path: string; recursive?: boolean; mustExist?: boolean }
+  /** Move a file or directory; the target must not exist unless overwrite. */
+  | { op: 'move'; from: string; to: string; overwrite?: boolean }
+  /** Change mode and/or mtime of an existing entry. */
+  | { op: 'setattr'; path: string; mode?: number; mtime?: number };
+
+/** POST /v1/volumes/{name}/commits */
+export interface CommitRequest {
+  /** The commit the client's view is based on; used to report (or, with onConflict "fail", refuse) overwrites of newer work. */
+  base?: string;
+  message?: string;
+  changes: Change[];
+  /** Keys from UploadResponse of the chunks uploaded for this commit. */
+  uploads?: Array<{ hash: string; key: string }>;
+  /** "overwrite" (default): last writer wins and the response lists overwritten paths. "fail": 409 instead when any changed path changed since base. */
+  onConflict?: 'overwrite' | 'fail';
+}
+
+export interface Commit {
+  id: string;
+  volumeId: string;
+  seq: number;
+  parent: string | null;
+  tree: string;
+  message: string;
+  author: string;
+  size: number;
+  fileCount: number;
+  changed: number;
+  paths: string[];
+  overwritten: string[];
+  createdAt: string;
+}
+
+export interface CommitResponse {
+  commit: Commit;
+  /** Paths on which this commit overwrote a newer commit than its base (last-writer-wins made visible). */
+  overwritten: string[];
+}
+
+/** GET /v1/volumes/{name}/commits?limit=&before= (before: a seq) */
+export interface CommitList { commits: Commit[]; nextBefore: number | null }
+
+// --- snapshots, restore, fork ---
+
+export interface Snapshot { id: string; volumeId: string; name: string; commit: string; createdAt: string }
+/** POST /v1/volumes/{name}/snapshots {name?, commit?} (name defaults to a timestamp; commit to head). */
+export interface CreateSnapshotRequest { name?: string; commit?: string }
+/** GET /v1/volumes/{name}/snapshots */
+export interface SnapshotList { snapshots: Snapshot[] }
+/** POST /v1/volumes/{name}/restore : exactly one of snapshot or commit. Answers CommitResponse. */
+export interface RestoreRequest { snapshot?: string; commit?: string }
+/** POST /v1/volumes/{name}/fork : new volume starting at head, a snapshot or a commit. Answers Volume (201). */
+export interface ForkRequest { name: string; snapshot?: string; commit?: string; accessMode?: AccessMode; cap?: number }
+
+// --- tenant and tokens ---
+
+export interface Tenant { id: string; name: string; defaultCap: number; createdAt: string }
+/** PATCH /v1/tenant */
+export interface UpdateTenantRequest { defaultCap: number }
+
+export interface Token { id: string; name: string; volume: string | null; readOnly: boolean; createdAt: string; expiresAt: string | null; revokedAt: string | null }
+/** POST /v1/tokens : answers { token: Token, secret: string } once; the secret is never shown again. */
+export interface CreateTokenRequest { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }
+export interface CreateTokenResponse { token: Token; secret: string }
+/** GET /v1/tokens */
+export interface TokenList { tokens: Token[] }

@@ -1,0 +1,88 @@
+/**
+ * @module errors
+ * The short list of error codes every layer speaks. Each layer maps codes to
+ * its own vocabulary in exactly one table: HTTP statuses (server/error-map.ts),
+ * exit statuses (cli/output.ts), and later errno (mount).
+ */
+
+/** Every code a Stowage error can carry. */
+export const ERROR_CODES = [
+  'NotFound',
+  'AlreadyExists',
+  'Conflict',
+  'InvalidArgument',
+  'PreconditionFailed',
+  'QuotaExceeded',
+  'Unauthenticated',
+  'Forbidden',
+  'ReadOnly',
+  'PayloadTooLarge',
+  'Unavailable',
+  'Internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Base class: an error with a stable code and a message a user can act on. */
+export class StowageError extends Error {
+  readonly code: ErrorCode;
+  /** Extra machine-readable facts (e.g. cap and size for QuotaExceeded). */
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = `${code}Error`;
+    this.code = code;
+    if (options?.details) this.details = options.details;
+  }
+}
+
+type Opts = { cause?: unknown; details?: Record<string, unknown> };
+
+export class NotFoundError extends StowageError {
+  constructor(message: string, o?: Opts) { super('NotFound', message, o); }
+}
+export class AlreadyExistsError extends StowageError {
+  constructor(message: string, o?: Opts) { super('AlreadyExists', message, o); }
+}
+export class ConflictError extends StowageError {
+  constructor(message: string, o?: Opts) { super('Conflict', message, o); }
+}
+export class InvalidArgumentError extends StowageError {
+  constructor(message: string, o?: Opts) { super('InvalidArgument', message, o); }
+}
+export class PreconditionFailedError extends StowageError {
+  constructor(message: string, o?: Opts) { super('PreconditionFailed', message, o); }
+}
+export class QuotaExceededError extends StowageError {
+  constructor(message: string, o?: Opts) { super('QuotaExceeded', message, o); }
+}
+export class UnauthenticatedError extends StowageError {
+  constructor(message: string, o?: Opts) { super('Unauthenticated', message, o); }
+}
+export class ForbiddenError extends StowageError {
+  constructor(message: string, o?: Opts) { super('Forbidden', message, o); }
+}
+export class ReadOnlyError extends StowageError {
+  constructor(message: string, o?: Opts) { super('ReadOnly', message, o); }
+}
+export class PayloadTooLargeError extends StowageError {
+  constructor(message: string, o?: Opts) { super('PayloadTooLarge', message, o); }
+}
+export class UnavailableError extends StowageError {
+  constructor(message: string, o?: Opts) { super('Unavailable', message, o); }
+}
+export class InternalError extends StowageError {
+  constructor(message: string, o?: Opts) { super('Internal', message, o); }
+}
+
+/** True when `e` is a StowageError, optionally of the given code. */
+export function isStowageError(e: unknown, code?: ErrorCode): e is StowageError {
+  return e instanceof StowageError && (code === undefined || e.code === code);
+}
+
+/** Builds the right subclass for a code (used when errors cross the wire). */
+export function errorFromCode(code: string, message: string, details?: Record<string, unknown>): StowageError {
+  const known = (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'Internal';
+  return new StowageError(known, message, details ? { details } : undefined);
+}

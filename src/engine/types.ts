@@ -1,0 +1,122 @@
+/**
+ * @module engine/types
+ * What the engine offers the layer above (the HTTP server, the operator CLI).
+ * Every call that touches tenant data takes the Actor that the server got
+ * from `authenticate`; the engine alone decides what that actor may see.
+ * A volume of another tenant, or outside a scoped token's one volume, is
+ * NotFound (never Forbidden), so names do not leak.
+ */
+import type { Change, FileInfo } from '../api/wire.js';
+import type { CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
+import type { SignedRequest } from '../stores/blob-store.js';
+import type { AccessMode, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+
+export type { Change, FileInfo };
+
+/** Who is calling: derived from a bearer token. */
+export interface Actor {
+  tenantId: TenantId;
+  tokenId: TokenId;
+  /** Token name, recorded as a commit's author. */
+  name: string;
+  /** Set when the token is scoped to one volume. */
+  volumeId: VolumeId | null;
+  readOnly: boolean;
+}
+
+export interface VolumeOptions {
+  accessMode?: AccessMode;
+  cap?: number;
+  tuning?: Partial<MountTuning>;
+}
+
+export interface CommitInput {
+  base?: string;
+  message?: string;
+  changes: Change[];
+  uploads?: Array<{ hash: string; key: string }>;
+  onConflict?: 'overwrite' | 'fail';
+}
+
+export interface CommitResult {
+  commit: CommitRecord;
+  overwritten: string[];
+}
+
+export interface MissingChunk {
+  hash: string;
+  size: number;
+  key: string;
+  request: SignedRequest;
+}
+
+export interface ReadPlan {
+  commit: CommitId;
+  entry: FileInfo;
+  chunks: Array<{ hash: string; size: number; request: SignedRequest }>;
+}
+
+export interface GcOptions {
+  /** Report what would be deleted without deleting. */
+  dryRun?: boolean;
+  /** Milliseconds: anything touched more recently is never deleted (protects commits in flight). Default 1 hour. */
+  grace?: number;
+  /** Milliseconds: commits younger than this stay restorable. Default 7 days. */
+  retention?: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  prunedCommits: number;
+  liveTrees: number;
+  deletedTrees: number;
+  liveChunks: number;
+  deletedChunks: number;
+  deletedObjects: number;
+  deletedBytes: number;
+}
+
+/** The volume engine, as the server sees it. */
+export interface VolumeEngine {
+  /** Resolves a bearer token to an actor; UnauthenticatedError for unknown, revoked, expired or malformed tokens. */
+  authenticate(bearer: string): Promise<Actor>;
+
+  /** Operator call: creates a tenant with an admin token (the secret is returned once). */
+  createTenant(name: string, opts?: { defaultCap?: number }): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }>;
+  getTenant(actor: Actor): Promise<TenantRecord>;
+  updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord>;
+
+  createToken(actor: Actor, req: { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }): Promise<{ token: TokenRecord; secret: string }>;
+  listTokens(actor: Actor): Promise<TokenRecord[]>;
+  revokeToken(actor: Actor, id: string): Promise<void>;
+
+  createVolume(actor: Actor, name: string, opts?: VolumeOptions): Promise<VolumeRecord>;
+  /** Race-safe: concurrent calls for one name yield one volume. */
+  getOrCreateVolume(actor: Actor, name: string, opts?: VolumeOptions): Promise<{ volume: VolumeRecord; created: boolean }>;
+  getVolume(actor: Actor, name: string): Promise<VolumeRecord>;
+  listVolumes(actor: Actor): Promise<VolumeRecord[]>;
+  updateVolume(actor: Actor, name: string, patch: VolumeOptions): Promise<VolumeRecord>;
+  deleteVolume(actor: Actor, name: string): Promise<void>;
+
+  /** Which chunks must be uploaded, with a signed PUT for each. Present chunks are touched so GC keeps them for the coming commit. */
+  prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }>;
+  /** Applies a change set to the current head (merging with concurrent commits) and publishes one commit. */
+  commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult>;
+  listCommits(actor: Actor, volume: string, opts?: { limit?: number; before?: number }): Promise<{ commits: CommitRecord[]; nextBefore: number | null }>;
+
+  createSnapshot(actor: Actor, volume: string, opts?: { name?: string; commit?: string }): Promise<SnapshotRecord>;
+  listSnapshots(actor: Actor, volume: string): Promise<SnapshotRecord[]>;
+  deleteSnapshot(actor: Actor, volume: string, snapshot: string): Promise<void>;
+  /** A new commit on top of head whose tree is the snapshot's (or commit's). */
+  restore(actor: Actor, volume: string, target: { snapshot?: string; commit?: string }): Promise<CommitResult>;
+  /** O(1) copy-on-write copy of head (or a snapshot or commit) as a new volume. */
+  fork(actor: Actor, volume: string, req: { name: string; snapshot?: string; commit?: string } & VolumeOptions): Promise<VolumeRecord>;
+
+  stat(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<{ commit: CommitId; entry: FileInfo }>;
+  list(actor: Actor, volume: string, path: string, opts?: { commit?: string; recursive?: boolean }): Promise<{ commit: CommitId; entries: FileInfo[] }>;
+  /** Signed GETs for the chunks of one file. */
+  readPlan(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<ReadPlan>;
+
+  /** Operator call: mark from every head, snapshot, retained commit and recent work; sweep the rest. */
+  gc(opts?: GcOptions): Promise<GcReport>;
+}

@@ -1,0 +1,232 @@
+/**
+ * @module metadata-store
+ * The metadata contract every metadata backend implements (SQLite now;
+ * PostgreSQL later, through the same Kysely code). It stores records and
+ * moves heads atomically; it holds no volume semantics: validation, merging,
+ * quotas and garbage-collection policy live in the engine.
+ *
+ * Vocabulary:
+ * - tree: an immutable, content-addressed directory node (opaque bytes here).
+ * - chunk: a row saying where the bytes of one content hash live in the blob
+ *   store (object key, offset, size).
+ * - touchedAt: the last time a tree or chunk was written or re-used. Garbage
+ *   collection never deletes anything touched after its cutoff, which is what
+ *   protects the work of commits still in flight.
+ *
+ * Errors: a unique-name violation throws AlreadyExistsError; a lookup of a
+ * missing record returns undefined (never throws); anything else that fails
+ * throws UnavailableError (store unreachable) or InternalError.
+ */
+import type { ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../common/ids.js';
+
+export type AccessMode = 'RWO' | 'ROX' | 'RWX';
+
+/** Per-volume mount tuning (SPEC section 2); sizes in bytes. */
+export interface MountTuning {
+  cacheSize: number;
+  bufferSize: number;
+  prefetch: number;
+  writeback: boolean;
+}
+
+export interface TenantRecord {
+  id: TenantId;
+  /** Unique across the installation. */
+  name: string;
+  /** Cap given to volumes created without one, in bytes. */
+  defaultCap: number;
+  createdAt: Date;
+}
+
+export interface TokenRecord {
+  id: TokenId;
+  tenantId: TenantId;
+  /** SHA-256 (hex) of the token secret; the secret itself is never stored. */
+  secretHash: string;
+  name: string;
+  /** Set for tokens scoped to one volume (mount tokens); null for tenant tokens. */
+  volumeId: VolumeId | null;
+  readOnly: boolean;
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export interface VolumeRecord {
+  id: VolumeId;
+  tenantId: TenantId;
+  /** Unique per tenant. */
+  name: string;
+  accessMode: AccessMode;
+  /** Size cap in bytes. */
+  cap: number;
+  tuning: MountTuning;
+  /** Current commit; every volume has one from creation (an empty tree). */
+  head: CommitId;
+  /** Logical bytes of all files at head. */
+  size: number;
+  /** Number of regular files at head. */
+  fileCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CommitRecord {
+  id: CommitId;
+  volumeId: VolumeId;
+  /** 1 for a volume's first commit, parent's seq + 1 after. */
+  seq: number;
+  parent: CommitId | null;
+  tree: TreeHash;
+  message: string;
+  /** Who made it (token name or "system"). */
+  author: string;
+  size: number;
+  fileCount: number;
+  /** Paths this commit changed, and those where it overwrote a newer commit (bounded lists, JSON). */
+  summary: CommitSummary;
+  createdAt: Date;
+}
+
+export interface CommitSummary {
+  changed: number;
+  /** Up to 100 changed paths. */
+  paths: string[];
+  /** Paths where this commit overwrote changes committed after its base. */
+  overwritten: string[];
+}
+
+export interface SnapshotRecord {
+  id: SnapshotId;
+  volumeId: VolumeId;
+  /** Unique per volume. */
+  name: string;
+  commitId: CommitId;
+  createdAt: Date;
+}
+
+export interface TreeRecord {
+  hash: TreeHash;
+  data: Uint8Array;
+}
+
+export interface ChunkRecord {
+  hash: ChunkHash;
+  size: number;
+  /** Blob-store key of the object holding the bytes. */
+  objectKey: string;
+  /** Byte offset of the chunk inside that object (0 unless packed). */
+  offset: number;
+  touchedAt: Date;
+}
+
+export interface VolumeHeadUpdate {
+  head: CommitId;
+  size: number;
+  fileCount: number;
+  updatedAt: Date;
+}
+
+export interface VolumePatch {
+  cap?: number;
+  accessMode?: AccessMode;
+  tuning?: MountTuning;
+  updatedAt: Date;
+}
+
+/** The operations available inside and outside a transaction. */
+export interface MetadataOps {
+  // --- tenants ---
+  /** Inserts a tenant; AlreadyExistsError when the name is taken. */
+  insertTenant(t: TenantRecord): Promise<void>;
+  getTenant(id: TenantId): Promise<TenantRecord | undefined>;
+  getTenantByName(name: string): Promise<TenantRecord | undefined>;
+  listTenants(): Promise<TenantRecord[]>;
+  /** Updates the default cap; returns false when the tenant does not exist. */
+  updateTenant(id: TenantId, patch: { defaultCap: number }): Promise<boolean>;
+
+  // --- tokens ---
+  insertToken(t: TokenRecord): Promise<void>;
+  getToken(id: TokenId): Promise<TokenRecord | undefined>;
+  /** Tokens of a tenant, newest first. */
+  listTokens(tenantId: TenantId): Promise<TokenRecord[]>;
+  /** Sets revokedAt if not yet set; returns false when the token does not exist. Idempotent. */
+  revokeToken(id: TokenId, at: Date): Promise<boolean>;
+
+  // --- volumes ---
+  /** Inserts a volume; AlreadyExistsError when (tenantId, name) is taken. */
+  insertVolume(v: VolumeRecord): Promise<void>;
+  getVolume(id: VolumeId): Promise<VolumeRecord | undefined>;
+  getVolumeByName(tenantId: TenantId, name: string): Promise<VolumeRecord | undefined>;
+  /** Volumes of a tenant ordered by name. */
+  listVolumes(tenantId: TenantId): Promise<VolumeRecord[]>;
+  /** Every volume of every tenant (for garbage collection). */
+  listAllVolumes(): Promise<VolumeRecord[]>;
+  /** Updates cap, access mode or tuning; returns false when the volume does not exist. */
+  updateVolume(id: VolumeId, patch: VolumePatch): Promise<boolean>;
+  /** Atomically moves the head from `expected` to `next.head`; returns false (and changes nothing) when the head is no longer `expected` or the volume is gone. */
+  casHead(id: VolumeId, expected: CommitId, next: VolumeHeadUpdate): Promise<boolean>;
+  /** Deletes the volume with its snapshots and commit records, atomically; returns false when it did not exist. Trees and chunks stay for garbage collection. */
+  deleteVolume(id: VolumeId): Promise<boolean>;
+
+  // --- commits ---
+  /** Inserts a commit record; inserting the same id again is a no-op. */
+  insertCommit(c: CommitRecord): Promise<void>;
+  getCommit(id: CommitId): Promise<CommitRecord | undefined>;
+  /** Commits of a volume, newest (highest seq) first, with seq < beforeSeq when given. */
+  listCommits(volumeId: VolumeId, opts: { limit: number; beforeSeq?: number }): Promise<CommitRecord[]>;
+  /** Deletes commit records created before `before` that are neither a volume head nor a snapshot target; returns how many. */
+  pruneCommits(before: Date): Promise<number>;
+  /** Trees of every volume head, every snapshot target and every commit created at or after `retainSince`, deduplicated. */
+  listRootTrees(retainSince: Date): Promise<TreeHash[]>;
+
+  // --- snapshots ---
+  /** Inserts a snapshot; AlreadyExistsError when (volumeId, name) is taken. */
+  insertSnapshot(s: SnapshotRecord): Promise<void>;
+  getSnapshot(volumeId: VolumeId, name: string): Promise<SnapshotRecord | undefined>;
+  /** Snapshots of a volume, oldest first. */
+  listSnapshots(volumeId: VolumeId): Promise<SnapshotRecord[]>;
+  /** Returns false when it did not exist. */
+  deleteSnapshot(volumeId: VolumeId, name: string): Promise<boolean>;
+
+  // --- trees ---
+  /** Inserts the trees that are new and sets touchedAt = `now` on all of them (new and existing). Idempotent. */
+  putTrees(trees: readonly TreeRecord[], now: Date): Promise<void>;
+  /** The stored bytes of one tree, or undefined. */
+  getTree(hash: TreeHash): Promise<Uint8Array | undefined>;
+  /** Sets touchedAt = `now` on the given trees that exist. */
+  touchTrees(hashes: readonly TreeHash[], now: Date): Promise<void>;
+  /** Hashes of trees touched at or after `since` (garbage-collection roots for work in flight). */
+  listTreesTouchedSince(since: Date): Promise<TreeHash[]>;
+  /** Every tree hash with its touchedAt. */
+  listTrees(): Promise<Array<{ hash: TreeHash; touchedAt: Date }>>;
+  /** Deletes the given trees that were last touched before `touchedBefore`; returns the hashes actually deleted. */
+  deleteTrees(hashes: readonly TreeHash[], touchedBefore: Date): Promise<TreeHash[]>;
+
+  // --- chunks ---
+  /** The rows of the given hashes that exist (any order). */
+  getChunks(hashes: readonly ChunkHash[]): Promise<ChunkRecord[]>;
+  /** Inserts rows for hashes that have none; existing rows keep their object but get touchedAt = the new row's touchedAt. Idempotent. */
+  putChunks(chunks: readonly ChunkRecord[]): Promise<void>;
+  /** Sets touchedAt = `now` on the given chunks; returns the hashes that exist. */
+  touchChunks(hashes: readonly ChunkHash[], now: Date): Promise<ChunkHash[]>;
+  /** Chunks touched at or after `since`. */
+  listChunksTouchedSince(since: Date): Promise<ChunkHash[]>;
+  /** Every chunk row. */
+  listChunks(): Promise<ChunkRecord[]>;
+  /** Deletes the given rows that were last touched before `touchedBefore`; returns the rows actually deleted. */
+  deleteChunks(hashes: readonly ChunkHash[], touchedBefore: Date): Promise<ChunkRecord[]>;
+
+  // --- settings ---
+  getSetting(key: string): Promise<string | undefined>;
+  /** Stores `value` unless the key already has one; returns the value in force (race-safe across processes). */
+  putSettingIfAbsent(key: string, value: string): Promise<string>;
+}
+
+/** A metadata backend. */
+export interface MetadataStore extends MetadataOps {
+  /** Runs `fn` in one serialisable transaction: all its writes commit together or none do. A thrown error rolls back and is rethrown. Do not nest. */
+  transaction<T>(fn: (tx: MetadataOps) => Promise<T>): Promise<T>;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
