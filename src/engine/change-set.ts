@@ -1,0 +1,155 @@
+/**
+ * @module engine/change-set
+ * Turns the changes a client sends (wire `Change`s) into validated edits,
+ * applies them to a tree editor in order, and finds the paths where applying
+ * them overwrites work committed after the client's base.
+ */
+import type { Change } from '../api/wire.js';
+import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking.js';
+import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { ChunkHash, type TreeHash } from '../common/ids.js';
+import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
+import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
+import type { TreeEditor } from './tree-editor.js';
+import type { TreeReader } from './tree-reader.js';
+
+/** A change whose paths, modes and chunk lists have been checked. */
+export type Edit =
+  | { op: 'put'; path: VolumePath; entry: Entry; createParents: boolean }
+  | { op: 'mkdir'; path: VolumePath; mode: number; mtime: number }
+  | { op: 'delete'; path: VolumePath; recursive: boolean; mustExist: boolean }
+  | { op: 'move'; from: VolumePath; to: VolumePath; overwrite: boolean }
+  | { op: 'setattr'; path: VolumePath; mode?: number; mtime?: number };
+
+/** Largest change set one commit accepts. */
+export const MAX_CHANGES = 1_000_000;
+const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
+
+function mode(value: unknown, fallback: number, where: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o7777) throw new InvalidArgumentError(`${where}: mode must be an integer between 0 and 0o7777`);
+  return value;
+}
+
+function mtime(value: unknown, fallback: number, where: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${where}: mtime must be milliseconds since the epoch`);
+  return value;
+}
+
+function path(value: unknown, where: string): VolumePath {
+  try {
+    return parsePath(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`${where}: ${(e as Error).message}`);
+  }
+}
+
+/** Validates a change set; `now` is the default mtime. */
+export function parseChanges(changes: readonly Change[], now: number): Edit[] {
+  if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');
+  if (changes.length > MAX_CHANGES) throw new InvalidArgumentError(`a commit may hold at most ${MAX_CHANGES} changes`);
+  return changes.map((c, i) => parseChange(c, now, `changes[${i}]`));
+}
+
+function parseChange(c: Change, now: number, where: string): Edit {
+  switch (c?.op) {
+    case 'put': {
+      const p = path(c.path, where);
+      if (p === '/') throw new InvalidArgumentError(`${where}: cannot write a file at "/"`);
+      const size = c.size;
+      if (!Number.isSafeInteger(size) || size < 0 || size > MAX_FILE_SIZE) throw new InvalidArgumentError(`${where}: size must be a whole number of bytes`);
+      if (!ALLOWED_CHUNK_SIZES.includes(c.chunkSize)) throw new InvalidArgumentError(`${where}: chunkSize must be one of ${ALLOWED_CHUNK_SIZES.join(', ')}`);
+      if (!Array.isArray(c.chunks) || c.chunks.length !== chunkCount(size, c.chunkSize)) {
+        throw new InvalidArgumentError(`${where}: a file of ${size} bytes cut in ${c.chunkSize}-byte chunks has ${chunkCount(size, c.chunkSize)} chunks, got ${Array.isArray(c.chunks) ? c.chunks.length : 'none'}`);
+      }
+      const chunks = c.chunks.map((h) => {
+        if (typeof h !== 'string' || !ChunkHash.is(h)) throw new InvalidArgumentError(`${where}: chunk hashes must be 64 lowercase hex characters`);
+        return h as ChunkHash;
+      });
+      const entry: FileEntry = { type: 'file', name: '', mode: mode(c.mode, 0o644, where), mtime: mtime(c.mtime, now, where), size, chunkSize: c.chunkSize, chunks };
+      return { op: 'put', path: p, entry, createParents: c.createParents ?? true };
+    }
+    case 'symlink': {
+      const p = path(c.path, where);
+      if (p === '/') throw new InvalidArgumentError(`${where}: cannot create a symlink at "/"`);
+      if (typeof c.target !== 'string' || c.target.length === 0 || c.target.includes('\0') || Buffer.byteLength(c.target) > MAX_PATH_BYTES) {
+        throw new InvalidArgumentError(`${where}: symlink target must be a non-empty string without NUL, at most ${MAX_PATH_BYTES} bytes`);
+      }
+      return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: c.createParents ?? true };
+    }
+    case 'mkdir':
+      return { op: 'mkdir', path: path(c.path, where), mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where) };
+    case 'delete':
+      return { op: 'delete', path: path(c.path, where), recursive: c.recursive === true, mustExist: c.mustExist === true };
+    case 'move':
+      return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: c.overwrite === true };
+    case 'setattr': {
+      const edit: Edit = { op: 'setattr', path: path(c.path, where) };
+      if (c.mode !== undefined) edit.mode = mode(c.mode, 0, where);
+      if (c.mtime !== undefined) edit.mtime = mtime(c.mtime, 0, where);
+      return edit;
+    }
+    default:
+      throw new InvalidArgumentError(`${where}: unknown op ${JSON.stringify((c as { op?: unknown })?.op)}; expected put, symlink, mkdir, delete, move or setattr`);
+  }
+}
+
+/** Every chunk the edits reference, with the length each must have. */
+export function referencedChunks(edits: readonly Edit[]): Map<ChunkHash, number> {
+  const out = new Map<ChunkHash, number>();
+  for (const e of edits) {
+    if (e.op !== 'put' || e.entry.type !== 'file') continue;
+    const { size, chunkSize, chunks } = e.entry;
+    chunks.forEach((h, i) => {
+      const len = chunkLength(size, chunkSize, i);
+      const seen = out.get(h);
+      if (seen !== undefined && seen !== len) throw new InvalidArgumentError(`chunk ${h} is referenced with two different lengths (${seen} and ${len})`);
+      out.set(h, len);
+    });
+  }
+  return out;
+}
+
+/** Applies the edits in order. */
+export async function applyEdits(editor: TreeEditor, edits: readonly Edit[]): Promise<void> {
+  for (const e of edits) {
+    switch (e.op) {
+      case 'put': await editor.put(e.path, e.entry, e.createParents); break;
+      case 'mkdir': await editor.mkdir(e.path, e.mode, e.mtime); break;
+      case 'delete': {
+        const removed = await editor.remove(e.path, e.recursive);
+        if (!removed && e.mustExist) throw new NotFoundError(`cannot remove ${e.path}: no such file or directory`);
+        break;
+      }
+      case 'move': await editor.move(e.from, e.to, e.overwrite); break;
+      case 'setattr': await editor.setattr(e.path, e); break;
+    }
+  }
+}
+
+/** The paths an edit writes (mkdir only adds, so it can overwrite nothing). */
+function writtenPaths(e: Edit): VolumePath[] {
+  switch (e.op) {
+    case 'put': case 'delete': case 'setattr': return [e.path];
+    case 'move': return [e.from, e.to];
+    case 'mkdir': return [];
+  }
+}
+
+/**
+ * Paths the edits write that changed between `base` and `head`: there the
+ * edits overwrite someone else's newer commit (last writer wins, made visible).
+ */
+export async function overwrittenPaths(reader: TreeReader, base: TreeHash, head: TreeHash, edits: readonly Edit[]): Promise<string[]> {
+  if (base === head) return [];
+  const paths = new Set<VolumePath>();
+  for (const e of edits) for (const p of writtenPaths(e)) paths.add(p);
+  const out: string[] = [];
+  for (const p of paths) {
+    if (p === '/') continue;
+    const [before, after] = await Promise.all([reader.lookup(base, p), reader.lookup(head, p)]);
+    if (entryFingerprint(before) !== entryFingerprint(after)) out.push(p);
+  }
+  return out.sort();
+}

@@ -1,0 +1,569 @@
+/**
+ * @module engine
+ * The volume engine: tenants, tokens, volumes, commits, snapshots, forks,
+ * reads and garbage collection, over a MetadataStore and a BlobStore. It
+ * knows nothing of HTTP; the server translates requests into these calls.
+ *
+ * Commit protocol: a writer asks which chunks are missing (prepareUpload),
+ * puts those straight into the blob store through signed URLs, then commits
+ * metadata only. The engine checks every referenced chunk exists, applies the
+ * change set to the *current* head (so concurrent commits on different paths
+ * merge, and the same path is last-writer-wins in the order heads move), and
+ * moves the head by compare-and-swap, retrying on contention.
+ */
+import { LARGE_CHUNK_SIZE } from '../common/chunking.js';
+import { mapLimit, sleep } from '../common/concurrency.js';
+import {
+  AlreadyExistsError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, PreconditionFailedError,
+  QuotaExceededError, ReadOnlyError, UnauthenticatedError, UnavailableError,
+} from '../common/errors.js';
+import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId, type TreeHash } from '../common/ids.js';
+import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
+import { formatSize, GiB, MiB } from '../common/sizes.js';
+import type { BlobStore } from '../stores/blob-store.js';
+import type {
+  AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
+} from '../stores/metadata-store.js';
+import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, type Edit } from './change-set.js';
+import { collectGarbage } from './gc.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import { commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
+import { TreeEditor } from './tree-editor.js';
+import { TreeReader } from './tree-reader.js';
+import { mintToken, parseBearer, secretMatches } from './tokens.js';
+import type {
+  Actor, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, VolumeEngine, VolumeOptions,
+} from './types.js';
+
+/** Default volume cap (SPEC: 2 GiB). */
+export const DEFAULT_CAP = 2 * GiB;
+/** Default mount tuning (SPEC section 2). */
+export const DEFAULT_TUNING: MountTuning = { cacheSize: 1 * GiB, bufferSize: 32 * MiB, prefetch: 0, writeback: false };
+const ACCESS_MODES: readonly AccessMode[] = ['RWO', 'ROX', 'RWX'];
+const MAX_CAP = 2 ** 50; // 1 PiB
+const MAX_UPLOAD_BATCH = 10_000;
+const SUMMARY_PATHS = 100;
+
+export interface EngineDeps {
+  metadata: MetadataStore;
+  blobs: BlobStore;
+  /** Clock, for tests. */
+  now?: () => Date;
+  /** Lifetime of signed URLs, in seconds (default 15 minutes). */
+  urlTtl?: number;
+  /** An uploaded chunk must be committed within this many ms of its upload (default 30 minutes; GC's grace must be longer). */
+  uploadWindow?: number;
+  /** Compare-and-swap attempts per commit before giving up (default 30). */
+  commitAttempts?: number;
+}
+
+/** Creates the engine. Stores are owned by the caller. */
+export function createEngine(deps: EngineDeps): Engine {
+  return new Engine(deps);
+}
+
+export class Engine implements VolumeEngine {
+  private readonly md: MetadataStore;
+  private readonly blobs: BlobStore;
+  private readonly now: () => Date;
+  private readonly reader: TreeReader;
+  private readonly locks = new KeyedMutex();
+  private readonly urlTtl: number;
+  private readonly uploadWindow: number;
+  private readonly commitAttempts: number;
+
+  constructor(deps: EngineDeps) {
+    this.md = deps.metadata;
+    this.blobs = deps.blobs;
+    this.now = deps.now ?? (() => new Date());
+    this.reader = new TreeReader(this.md);
+    this.urlTtl = deps.urlTtl ?? 900;
+    this.uploadWindow = deps.uploadWindow ?? 30 * 60_000;
+    this.commitAttempts = deps.commitAttempts ?? 30;
+  }
+
+  // ---------------------------------------------------------------- auth
+
+  async authenticate(bearer: string): Promise<Actor> {
+    const parsed = parseBearer(bearer);
+    const token = parsed && (await this.md.getToken(parsed.id));
+    if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new UnauthenticatedError('invalid API token');
+    if (token.revokedAt) throw new UnauthenticatedError('this API token has been revoked');
+    if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) throw new UnauthenticatedError(`this API token expired at ${token.expiresAt.toISOString()}`);
+    return { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: token.volumeId, readOnly: token.readOnly };
+  }
+
+  async createTenant(name: string, opts: { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
+    const tenant: TenantRecord = { id: TenantId.new(), name: parseVolumeName(name, 'tenant'), defaultCap: checkCap(opts.defaultCap ?? DEFAULT_CAP), createdAt: this.now() };
+    const { token, bearer } = this.newToken(tenant.id, 'admin', null, false, null);
+    await this.md.transaction(async (tx) => {
+      await tx.insertTenant(tenant);
+      await tx.insertToken(token);
+    });
+    return { tenant, secret: bearer, token };
+  }
+
+  async getTenant(actor: Actor): Promise<TenantRecord> {
+    const t = await this.md.getTenant(actor.tenantId);
+    if (!t) throw new UnauthenticatedError('the tenant of this token no longer exists');
+    return t;
+  }
+
+  async updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord> {
+    requireTenantToken(actor, 'change tenant settings');
+    await this.md.updateTenant(actor.tenantId, { defaultCap: checkCap(patch.defaultCap) });
+    return this.getTenant(actor);
+  }
+
+  async createToken(actor: Actor, req: { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }): Promise<{ token: TokenRecord; secret: string }> {
+    requireTenantToken(actor, 'create tokens');
+    if (typeof req.name !== 'string' || req.name.length < 1 || req.name.length > 100 || /[\x00-\x1f]/.test(req.name)) {
+      throw new InvalidArgumentError('token name must be 1-100 printable characters');
+    }
+    let volumeId: VolumeId | null = null;
+    if (req.volume !== undefined) volumeId = (await this.volumeFor(actor, req.volume, 'read')).id;
+    let expiresAt: Date | null = null;
+    if (req.expiresIn !== undefined) {
+      if (!Number.isSafeInteger(req.expiresIn) || req.expiresIn <= 0 || req.expiresIn > 10 * 365 * 86400) throw new InvalidArgumentError('expiresIn must be a positive number of seconds (at most 10 years)');
+      expiresAt = new Date(this.now().getTime() + req.expiresIn * 1000);
+    }
+    const { token, bearer } = this.newToken(actor.tenantId, req.name, volumeId, req.readOnly === true, expiresAt);
+    await this.md.insertToken(token);
+    return { token, secret: bearer };
+  }
+
+  async listTokens(actor: Actor): Promise<TokenRecord[]> {
+    requireTenantToken(actor, 'list tokens');
+    return this.md.listTokens(actor.tenantId);
+  }
+
+  async revokeToken(actor: Actor, id: string): Promise<void> {
+    requireTenantToken(actor, 'revoke tokens');
+    let tokenId: TokenId;
+    try { tokenId = TokenId.parse(id); } catch { throw new NotFoundError(`token ${JSON.stringify(id.slice(0, 80))} not found`); }
+    const token = await this.md.getToken(tokenId);
+    if (!token || token.tenantId !== actor.tenantId) throw new NotFoundError(`token ${id} not found`);
+    await this.md.revokeToken(tokenId, this.now());
+  }
+
+  private newToken(tenantId: TenantId, name: string, volumeId: VolumeId | null, readOnly: boolean, expiresAt: Date | null): { token: TokenRecord; bearer: string } {
+    const id = TokenId.new();
+    const { secretHash, bearer } = mintToken(id);
+    return { token: { id, tenantId, secretHash, name, volumeId, readOnly, createdAt: this.now(), expiresAt, revokedAt: null }, bearer };
+  }
+
+  // ---------------------------------------------------------------- volumes
+
+  async createVolume(actor: Actor, name: string, opts: VolumeOptions = {}): Promise<VolumeRecord> {
+    requireTenantToken(actor, 'create volumes');
+    const volumeName = parseVolumeName(name);
+    const tenant = await this.getTenant(actor);
+    const now = this.now();
+    const id = VolumeId.new();
+    const commit = this.newCommitRecord({ volumeId: id, parent: null, seq: 1, tree: EMPTY_TREE.hash, size: 0, fileCount: 0, message: 'create volume', author: actor.name, changed: [], overwritten: [], createdAt: now });
+    const volume: VolumeRecord = {
+      id, tenantId: actor.tenantId, name: volumeName,
+      accessMode: checkAccessMode(opts.accessMode ?? 'RWO'),
+      cap: checkCap(opts.cap ?? tenant.defaultCap),
+      tuning: mergeTuning(DEFAULT_TUNING, opts.tuning),
+      head: commit.id, size: 0, fileCount: 0, createdAt: now, updatedAt: now,
+    };
+    await this.md.transaction(async (tx) => {
+      await tx.insertVolume(volume);
+      await tx.insertCommit(commit);
+    });
+    return volume;
+  }
+
+  async getOrCreateVolume(actor: Actor, name: string, opts: VolumeOptions = {}): Promise<{ volume: VolumeRecord; created: boolean }> {
+    const existing = await this.findVolume(actor, name);
+    if (existing) return { volume: existing, created: false };
+    try {
+      return { volume: await this.createVolume(actor, name, opts), created: true };
+    } catch (e) {
+      // Another caller created it between our read and our insert: theirs wins.
+      if (!(e instanceof AlreadyExistsError)) throw e;
+      return { volume: await this.volumeFor(actor, name, 'read'), created: false };
+    }
+  }
+
+  async getVolume(actor: Actor, name: string): Promise<VolumeRecord> {
+    return this.volumeFor(actor, name, 'read');
+  }
+
+  async listVolumes(actor: Actor): Promise<VolumeRecord[]> {
+    const all = await this.md.listVolumes(actor.tenantId);
+    return actor.volumeId ? all.filter((v) => v.id === actor.volumeId) : all;
+  }
+
+  async updateVolume(actor: Actor, name: string, patch: VolumeOptions): Promise<VolumeRecord> {
+    const vol = await this.volumeFor(actor, name, 'write');
+    requireTenantToken(actor, 'change volume settings');
+    await this.md.updateVolume(vol.id, {
+      ...(patch.cap !== undefined ? { cap: checkCap(patch.cap) } : {}),
+      ...(patch.accessMode !== undefined ? { accessMode: checkAccessMode(patch.accessMode) } : {}),
+      ...(patch.tuning !== undefined ? { tuning: mergeTuning(vol.tuning, patch.tuning) } : {}),
+      updatedAt: this.now(),
+    });
+    return this.volumeFor(actor, name, 'read');
+  }
+
+  async deleteVolume(actor: Actor, name: string): Promise<void> {
+    const vol = await this.volumeFor(actor, name, 'write');
+    requireTenantToken(actor, 'delete volumes');
+    if (!(await this.md.deleteVolume(vol.id))) throw new NotFoundError(`volume "${name}" not found`);
+  }
+
+  /** The volume if this actor may see it, else undefined. */
+  private async findVolume(actor: Actor, name: string): Promise<VolumeRecord | undefined> {
+    const vol = await this.md.getVolumeByName(actor.tenantId, parseVolumeName(name));
+    if (!vol || (actor.volumeId && vol.id !== actor.volumeId)) return undefined;
+    return vol;
+  }
+
+  /** The volume for a read or a write; NotFound for anything the actor may not see. */
+  private async volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord> {
+    const vol = await this.findVolume(actor, name);
+    if (!vol) throw new NotFoundError(`volume "${name}" not found`);
+    if (access === 'write' && actor.readOnly) throw new ReadOnlyError(`this token is read-only: it cannot change volume "${name}"`);
+    return vol;
+  }
+
+  // ---------------------------------------------------------------- commits
+
+  async prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }> {
+    await this.volumeFor(actor, volume, 'write');
+    if (!Array.isArray(chunks) || chunks.length > MAX_UPLOAD_BATCH) throw new InvalidArgumentError(`ask for at most ${MAX_UPLOAD_BATCH} chunks per request`);
+    const wanted = new Map<ChunkHash, number>();
+    for (const c of chunks) {
+      const hash = ChunkHash.parse(c.hash);
+      if (!Number.isSafeInteger(c.size) || c.size < 1 || c.size > LARGE_CHUNK_SIZE) throw new InvalidArgumentError(`chunk ${hash}: size must be between 1 and ${LARGE_CHUNK_SIZE} bytes`);
+      wanted.set(hash, c.size);
+    }
+    const now = this.now();
+    const rows = await this.md.getChunks([...wanted.keys()]);
+    for (const row of rows) {
+      if (row.size !== wanted.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} is stored with ${row.size} bytes, not ${wanted.get(row.hash)}`);
+      wanted.delete(row.hash);
+    }
+    // Touch what we report as present, so garbage collection keeps it for the commit that follows.
+    await this.md.touchChunks(rows.map((r) => r.hash), now);
+    const missing = await mapLimit([...wanted], 16, async ([hash, size]) => {
+      // A fresh key per upload: GC deleting an old copy can never delete this one.
+      const key = `chunks/${hash.slice(0, 2)}/${hash}-${randomHex(8)}`;
+      const request = await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: hash, size });
+      return { hash, size, key, request };
+    });
+    return { missing, present: rows.length };
+  }
+
+  async commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    const now = this.now();
+    const edits = parseChanges(input.changes, now.getTime());
+    const message = checkMessage(input.message ?? '');
+    const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
+    await this.verifyChunks(referencedChunks(edits), input.uploads ?? []);
+    return this.publish(vol, async (head) => {
+      const overwritten = base ? await overwrittenPaths(this.reader, base.tree, head.tree, edits) : [];
+      if (overwritten.length > 0 && input.onConflict === 'fail') {
+        throw new ConflictError(`${overwritten.length} path(s) changed since commit ${base!.id.slice(0, 12)}: ${overwritten.slice(0, 5).join(', ')}`, { details: { paths: overwritten.slice(0, 1000) } });
+      }
+      const editor = await TreeEditor.open(this.reader, head.tree);
+      await applyEdits(editor, edits);
+      const flushed = editor.flush();
+      return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(edits), overwritten };
+    }, actor);
+  }
+
+  async listCommits(actor: Actor, volume: string, opts: { limit?: number; before?: number } = {}): Promise<{ commits: CommitRecord[]; nextBefore: number | null }> {
+    const vol = await this.volumeFor(actor, volume, 'read');
+    const limit = opts.limit ?? 50;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be between 1 and 1000');
+    if (opts.before !== undefined && (!Number.isSafeInteger(opts.before) || opts.before < 1)) throw new InvalidArgumentError('before must be a positive commit sequence number');
+    const commits = await this.md.listCommits(vol.id, { limit: limit + 1, ...(opts.before !== undefined ? { beforeSeq: opts.before } : {}) });
+    const page = commits.slice(0, limit);
+    return { commits: page, nextBefore: commits.length > limit ? page.at(-1)!.seq : null };
+  }
+
+  /**
+   * Every referenced chunk must be stored before a commit publishes: already
+   * registered, or uploaded for this commit (its key echoed in `uploads`)
+   * within the upload window.
+   */
+  private async verifyChunks(needed: Map<ChunkHash, number>, uploads: Array<{ hash: string; key: string }>): Promise<void> {
+    if (needed.size === 0) return;
+    const now = this.now();
+    const rows = await this.md.getChunks([...needed.keys()]);
+    const have = new Set<ChunkHash>();
+    for (const row of rows) {
+      if (row.size !== needed.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} has ${row.size} bytes, but the file expects ${needed.get(row.hash)}`);
+      have.add(row.hash);
+    }
+    const uploadKeys = new Map<string, string>();
+    for (const u of uploads) {
+      if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
+      uploadKeys.set(u.hash, u.key);
+    }
+    const unregistered = [...needed].filter(([h]) => !have.has(h));
+    const oldest = now.getTime() - this.uploadWindow;
+    const found = await mapLimit(unregistered, 16, async ([hash, size]): Promise<ChunkRecord | undefined> => {
+      const key = uploadKeys.get(hash);
+      const info = key ? await this.blobs.head(key) : undefined;
+      if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) return undefined;
+      return { hash, size, objectKey: key, offset: 0, touchedAt: now };
+    });
+    const missing = unregistered.filter((_, i) => !found[i]).map(([h]) => h);
+    if (missing.length > 0) {
+      throw new PreconditionFailedError(
+        `${missing.length} chunk(s) referenced by this commit were never uploaded or their upload expired (first: ${missing[0]}); upload them and commit again`,
+        { details: { missing: missing.slice(0, 1000) } },
+      );
+    }
+    await this.md.putChunks(found as ChunkRecord[]);
+    await this.md.touchChunks([...have], now);
+  }
+
+  /**
+   * Builds a new commit on the current head and moves the head to it by
+   * compare-and-swap, rebuilding on the new head when another commit won.
+   */
+  private async publish(
+    vol: VolumeRecord,
+    build: (head: CommitRecord) => Promise<{ tree: TreeHash; size: number; fileCount: number; newTrees: Array<{ hash: TreeHash; data: Uint8Array }>; message: string; changed: string[]; overwritten: string[] }>,
+    actor: Actor,
+  ): Promise<CommitResult> {
+    return this.locks.run(vol.id, async () => {
+      for (let attempt = 0; attempt < this.commitAttempts; attempt++) {
+        const current = await this.md.getVolume(vol.id);
+        if (!current) throw new NotFoundError(`volume "${vol.name}" not found (it was deleted)`);
+        const head = await this.md.getCommit(current.head);
+        if (!head) throw new UnavailableError(`head commit of volume "${vol.name}" is missing`);
+        const out = await build(head);
+        if (out.size > current.cap && out.size > head.size) {
+          throw new QuotaExceededError(
+            `volume "${vol.name}" is capped at ${formatSize(current.cap)} (${current.cap} bytes); this change would make it ${formatSize(out.size)} (${out.size} bytes). Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,
+            { details: { cap: current.cap, size: out.size } },
+          );
+        }
+        const now = this.now();
+        await this.md.putTrees(out.newTrees, now);
+        const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
+        const moved = await this.md.transaction(async (tx) => {
+          if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;
+          await tx.insertCommit(commit);
+          return true;
+        });
+        if (moved) return { commit, overwritten: out.overwritten };
+        await sleep(Math.min(200, 5 * 2 ** attempt) * Math.random());
+      }
+      throw new UnavailableError(`volume "${vol.name}" is too busy: gave up after ${this.commitAttempts} concurrent-commit retries; try again`);
+    });
+  }
+
+  private newCommitRecord(c: { volumeId: VolumeId; parent: CommitId | null; seq: number; tree: TreeHash; size: number; fileCount: number; message: string; author: string; changed: string[]; overwritten: string[]; createdAt: Date }): CommitRecord {
+    return {
+      id: commitId(c), volumeId: c.volumeId, seq: c.seq, parent: c.parent, tree: c.tree, message: c.message, author: c.author,
+      size: c.size, fileCount: c.fileCount, createdAt: c.createdAt,
+      summary: { changed: c.changed.length, paths: c.changed.slice(0, SUMMARY_PATHS), overwritten: c.overwritten.slice(0, SUMMARY_PATHS) },
+    };
+  }
+
+  /** A commit of this volume by id; NotFound otherwise. */
+  private async resolveCommit(vol: VolumeRecord, id: string): Promise<CommitRecord> {
+    const commit = CommitId.is(id) ? await this.md.getCommit(id as CommitId) : undefined;
+    if (!commit || commit.volumeId !== vol.id) throw new NotFoundError(`commit ${JSON.stringify(id.slice(0, 80))} not found in volume "${vol.name}"`);
+    return commit;
+  }
+
+  /** The commit a snapshot, a commit id or (neither) the head names. */
+  private async targetCommit(vol: VolumeRecord, target: { snapshot?: string; commit?: string }): Promise<CommitRecord> {
+    if (target.snapshot !== undefined && target.commit !== undefined) throw new InvalidArgumentError('give a snapshot or a commit, not both');
+    if (target.snapshot !== undefined) {
+      const snap = await this.md.getSnapshot(vol.id, parseVolumeName(target.snapshot, 'snapshot'));
+      if (!snap) throw new NotFoundError(`snapshot "${target.snapshot}" not found in volume "${vol.name}"`);
+      const commit = await this.md.getCommit(snap.commitId);
+      if (!commit) throw new UnavailableError(`commit of snapshot "${target.snapshot}" is missing`);
+      return commit;
+    }
+    return this.resolveCommit(vol, target.commit ?? vol.head);
+  }
+
+  // ---------------------------------------------------------------- snapshots, restore, fork
+
+  async createSnapshot(actor: Actor, volume: string, opts: { name?: string; commit?: string } = {}): Promise<SnapshotRecord> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    const commit = await this.resolveCommit(vol, opts.commit ?? vol.head);
+    const now = this.now();
+    const snap: SnapshotRecord = {
+      id: SnapshotId.new(), volumeId: vol.id, commitId: commit.id, createdAt: now,
+      name: opts.name === undefined ? defaultSnapshotName(now) : parseVolumeName(opts.name, 'snapshot'),
+    };
+    await this.md.insertSnapshot(snap).catch((e: unknown) => {
+      if (e instanceof AlreadyExistsError) throw new AlreadyExistsError(`snapshot "${snap.name}" already exists in volume "${vol.name}"`);
+      throw e;
+    });
+    return snap;
+  }
+
+  async listSnapshots(actor: Actor, volume: string): Promise<SnapshotRecord[]> {
+    const vol = await this.volumeFor(actor, volume, 'read');
+    return this.md.listSnapshots(vol.id);
+  }
+
+  async deleteSnapshot(actor: Actor, volume: string, snapshot: string): Promise<void> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    if (!(await this.md.deleteSnapshot(vol.id, parseVolumeName(snapshot, 'snapshot')))) throw new NotFoundError(`snapshot "${snapshot}" not found in volume "${volume}"`);
+  }
+
+  async restore(actor: Actor, volume: string, target: { snapshot?: string; commit?: string }): Promise<CommitResult> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    if (target.snapshot === undefined && target.commit === undefined) throw new InvalidArgumentError('restore needs a snapshot or a commit');
+    const source = await this.targetCommit(vol, target);
+    // Recent touch: GC treats the tree as a root while this restore is in flight.
+    await this.md.touchTrees([source.tree], this.now());
+    const label = target.snapshot !== undefined ? `snapshot ${target.snapshot}` : `commit ${source.id.slice(0, 12)}`;
+    return this.publish(vol, async () => ({ tree: source.tree, size: source.size, fileCount: source.fileCount, newTrees: [], message: `restore ${label}`, changed: ['/'], overwritten: [] }), actor);
+  }
+
+  async fork(actor: Actor, volume: string, req: { name: string; snapshot?: string; commit?: string } & VolumeOptions): Promise<VolumeRecord> {
+    requireTenantToken(actor, 'fork volumes');
+    const src = await this.volumeFor(actor, volume, 'read');
+    const name = parseVolumeName(req.name);
+    const source = await this.targetCommit(src, req);
+    const cap = checkCap(req.cap ?? src.cap);
+    if (source.size > cap) throw new QuotaExceededError(`cannot fork: the source holds ${formatSize(source.size)} (${source.size} bytes), over the cap of ${formatSize(cap)} (${cap} bytes)`, { details: { cap, size: source.size } });
+    const now = this.now();
+    await this.md.touchTrees([source.tree], now);
+    const id = VolumeId.new();
+    const commit = this.newCommitRecord({ volumeId: id, parent: source.id, seq: 1, tree: source.tree, size: source.size, fileCount: source.fileCount, message: `fork of ${src.name}@${source.id.slice(0, 12)}`, author: actor.name, changed: [], overwritten: [], createdAt: now });
+    const volumeRecord: VolumeRecord = {
+      id, tenantId: actor.tenantId, name, accessMode: checkAccessMode(req.accessMode ?? src.accessMode), cap,
+      tuning: mergeTuning(src.tuning, req.tuning), head: commit.id, size: source.size, fileCount: source.fileCount, createdAt: now, updatedAt: now,
+    };
+    await this.md.transaction(async (tx) => {
+      await tx.insertVolume(volumeRecord);
+      await tx.insertCommit(commit);
+    });
+    return volumeRecord;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async stat(actor: Actor, volume: string, path: string, opts: { commit?: string } = {}): Promise<{ commit: CommitId; entry: FileInfo }> {
+    const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
+    if (p === '/') return { commit: commit.id, entry: { path: '/', name: '', type: 'dir', mode: 0o755, mtime: commit.createdAt.getTime(), size: commit.size, fileCount: commit.fileCount } };
+    const entry = await this.reader.lookup(commit.tree, p);
+    if (!entry) throw new NotFoundError(`no such file or directory: ${p}`);
+    return { commit: commit.id, entry: toFileInfo(p, entry) };
+  }
+
+  async list(actor: Actor, volume: string, path: string, opts: { commit?: string; recursive?: boolean } = {}): Promise<{ commit: CommitId; entries: FileInfo[] }> {
+    const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
+    if (p !== '/') {
+      const entry = await this.reader.lookup(commit.tree, p);
+      if (!entry) throw new NotFoundError(`no such file or directory: ${p}`);
+      if (entry.type !== 'dir') return { commit: commit.id, entries: [toFileInfo(p, entry)] };
+    }
+    const dir = await this.reader.dir(commit.tree, p);
+    const prefix = p === '/' ? '' : p;
+    const entries: FileInfo[] = [];
+    if (opts.recursive) {
+      for await (const { path: full, entry } of this.reader.walk(dir, prefix)) entries.push(toFileInfo(full, entry));
+    } else {
+      for (const entry of dir.entries) entries.push(toFileInfo(`${prefix}/${entry.name}`, entry));
+    }
+    return { commit: commit.id, entries };
+  }
+
+  async readPlan(actor: Actor, volume: string, path: string, opts: { commit?: string } = {}): Promise<ReadPlan> {
+    const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
+    const entry = p === '/' ? undefined : await this.reader.lookup(commit.tree, p);
+    if (!entry && p !== '/') throw new NotFoundError(`no such file or directory: ${p}`);
+    if (!entry || entry.type !== 'file') throw new InvalidArgumentError(`${p} is not a regular file`);
+    const rows = new Map((await this.md.getChunks([...new Set(entry.chunks)])).map((r) => [r.hash, r]));
+    const chunks = await mapLimit(entry.chunks, 16, async (hash) => {
+      const row = rows.get(hash);
+      if (!row) throw new UnavailableError(`chunk ${hash} of ${p} is missing from the store`);
+      const request = await this.blobs.sign(row.objectKey, 'GET', { expiresIn: this.urlTtl });
+      if (row.offset > 0) request.headers = { ...request.headers, range: `bytes=${row.offset}-${row.offset + row.size - 1}` };
+      return { hash, size: row.size, request };
+    });
+    return { commit: commit.id, entry: toFileInfo(p, entry), chunks };
+  }
+
+  private async readTarget(actor: Actor, volume: string, path: string, commit?: string): Promise<{ commit: CommitRecord; path: VolumePath }> {
+    const vol = await this.volumeFor(actor, volume, 'read');
+    const p = parsePath(path);
+    return { commit: await this.resolveCommit(vol, commit ?? vol.head), path: p };
+  }
+
+  // ---------------------------------------------------------------- gc
+
+  async gc(opts: GcOptions = {}): Promise<GcReport> {
+    const grace = opts.grace ?? 60 * 60_000;
+    if (grace < this.uploadWindow) throw new InvalidArgumentError(`grace (${grace} ms) must be at least the upload window (${this.uploadWindow} ms), or uploads in flight could be collected`);
+    return collectGarbage({ metadata: this.md, blobs: this.blobs, reader: this.reader }, {
+      now: this.now(), grace, retention: opts.retention ?? 7 * 86_400_000, dryRun: opts.dryRun === true,
+    });
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function requireTenantToken(actor: Actor, what: string): void {
+  if (actor.volumeId) throw new ForbiddenError(`this token is scoped to one volume and cannot ${what}`);
+}
+
+function checkCap(cap: number): number {
+  if (!Number.isSafeInteger(cap) || cap < 1 || cap > MAX_CAP) throw new InvalidArgumentError(`cap must be a whole number of bytes between 1 and ${MAX_CAP}`);
+  return cap;
+}
+
+function checkAccessMode(mode: string): AccessMode {
+  if (!ACCESS_MODES.includes(mode as AccessMode)) throw new InvalidArgumentError(`access mode must be one of ${ACCESS_MODES.join(', ')}`);
+  return mode as AccessMode;
+}
+
+function checkMessage(message: string): string {
+  if (typeof message !== 'string' || message.length > 4096) throw new InvalidArgumentError('commit message must be a string of at most 4096 characters');
+  return message;
+}
+
+function mergeTuning(base: MountTuning, patch: Partial<MountTuning> | undefined): MountTuning {
+  const t = { ...base, ...(patch ?? {}) };
+  for (const k of ['cacheSize', 'bufferSize', 'prefetch'] as const) {
+    if (!Number.isSafeInteger(t[k]) || t[k] < 0) throw new InvalidArgumentError(`tuning.${k} must be a whole number >= 0`);
+  }
+  if (typeof t.writeback !== 'boolean') throw new InvalidArgumentError('tuning.writeback must be true or false');
+  return t;
+}
+
+function defaultSnapshotName(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').replace(/\..*/, '');
+  return `snap-${stamp}-${randomHex(2)}`;
+}
+
+/** Upload keys have the shape prepareUpload issues for that hash. */
+function isUploadKeyFor(hash: string, key: string): boolean {
+  return ChunkHash.is(hash) && new RegExp(`^chunks/${hash.slice(0, 2)}/${hash}-[0-9a-f]{16}$`).test(key);
+}
+
+function editedPaths(edits: readonly Edit[]): string[] {
+  const out = new Set<string>();
+  for (const e of edits) {
+    if (e.op === 'move') { out.add(e.from); out.add(e.to); } else out.add(e.path);
+  }
+  return [...out];
+}
+
+/** The wire view of a tree entry. */
+export function toFileInfo(path: string, e: Entry): FileInfo {
+  const base = { path, name: e.name, type: e.type, mode: e.mode, mtime: e.mtime };
+  switch (e.type) {
+    case 'file': return { ...base, size: e.size, chunkSize: e.chunkSize, chunks: e.chunks };
+    case 'dir': return { ...base, size: e.size, fileCount: e.fileCount };
+    case 'symlink': return { ...base, size: Buffer.byteLength(e.target), target: e.target };
+  }
+}
+

@@ -1,0 +1,213 @@
+/**
+ * @module engine/tree-editor
+ * Applies edits to an immutable tree by opening only the directories on the
+ * edited paths, then writes new nodes bottom-up for the directories that
+ * changed. Untouched subtrees keep their hashes and are shared, so the cost
+ * of a commit follows the depth and width of the paths it edits, not the
+ * size of the volume.
+ */
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import type { TreeHash } from '../common/ids.js';
+import { isWithin, splitPath, type VolumePath } from '../common/paths.js';
+import type { TreeRecord } from '../stores/metadata-store.js';
+import { EMPTY_TREE, encodeTree, treeTotals, type DirEntry, type Entry } from './tree-codec.js';
+import type { TreeReader } from './tree-reader.js';
+
+/** A directory opened for editing. */
+class OpenDir {
+  readonly entries: Map<string, Entry>;
+  readonly children = new Map<string, OpenDir>();
+  dirty = false;
+  constructor(entries: Iterable<Entry>) {
+    this.entries = new Map([...entries].map((e) => [e.name, e]));
+  }
+}
+
+export interface FlushResult {
+  root: TreeHash;
+  size: number;
+  fileCount: number;
+  /** Nodes that did not exist before this edit, to be stored. */
+  newTrees: TreeRecord[];
+}
+
+export class TreeEditor {
+  private constructor(private readonly reader: TreeReader, private readonly root: OpenDir, private readonly rootHash: TreeHash) {}
+
+  /** Opens the tree `root` for editing. */
+  static async open(reader: TreeReader, root: TreeHash): Promise<TreeEditor> {
+    const tree = await reader.get(root);
+    return new TreeEditor(reader, new OpenDir(tree.entries), root);
+  }
+
+  /** The current entry at `path` (directories' hashes may be stale until flush). */
+  async get(path: VolumePath): Promise<Entry | undefined> {
+    const parts = splitPath(path);
+    if (parts.length === 0) return undefined;
+    const chain = await this.walk(parts.slice(0, -1), path, false);
+    return chain?.at(-1)!.entries.get(parts.at(-1)!);
+  }
+
+  /** Creates or replaces a file or symlink. Parents are created when `createParents`, else NotFound. Replacing a directory is a Conflict. */
+  async put(path: VolumePath, entry: Entry, createParents: boolean): Promise<void> {
+    const { chain, name } = await this.parentOf(path, createParents);
+    const dir = chain.at(-1)!;
+    const existing = dir.entries.get(name);
+    if (existing?.type === 'dir') throw new ConflictError(`cannot write ${path}: it is a directory`);
+    dir.entries.set(name, { ...entry, name });
+    markDirty(chain);
+  }
+
+  /** Creates a directory and its parents; an existing directory is kept as it is. */
+  async mkdir(path: VolumePath, mode: number, mtime: number): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length === 0) return;
+    const chain = await this.walk(parts.slice(0, -1), path, true, mode, mtime);
+    const dir = chain!.at(-1)!;
+    const name = parts.at(-1)!;
+    const existing = dir.entries.get(name);
+    if (existing?.type === 'dir') return;
+    if (existing) throw new ConflictError(`cannot create directory ${path}: a ${existing.type} exists there`);
+    dir.entries.set(name, newDirEntry(name, mode, mtime));
+    dir.children.set(name, new OpenDir([]));
+    markDirty(chain!);
+  }
+
+  /** Removes a file, symlink or (recursive) directory. Returns false when nothing was there. */
+  async remove(path: VolumePath, recursive: boolean): Promise<boolean> {
+    const parts = splitPath(path);
+    if (parts.length === 0) {
+      if (!recursive) throw new InvalidArgumentError('cannot remove the root directory (pass recursive to empty the volume)');
+      this.root.entries.clear();
+      this.root.children.clear();
+      this.root.dirty = true;
+      return true;
+    }
+    const chain = await this.walk(parts.slice(0, -1), path, false);
+    const dir = chain?.at(-1);
+    const name = parts.at(-1)!;
+    const existing = dir?.entries.get(name);
+    if (!dir || !existing) return false;
+    if (existing.type === 'dir' && !recursive && !(await this.isEmptyDir(dir, name, existing))) {
+      throw new ConflictError(`directory not empty: ${path} (remove it recursively)`);
+    }
+    dir.entries.delete(name);
+    dir.children.delete(name);
+    markDirty(chain!);
+    return true;
+  }
+
+  /** Moves a file or directory. The target's parents are created; an existing target needs `overwrite`. */
+  async move(from: VolumePath, to: VolumePath, overwrite: boolean): Promise<void> {
+    if (from === '/' || to === '/') throw new InvalidArgumentError('cannot move the root directory');
+    if (from === to) return;
+    if (isWithin(to, from)) throw new InvalidArgumentError(`cannot move ${from} into itself (${to})`);
+    const src = await this.parentOf(from, false).catch((e: unknown) => {
+      if (e instanceof NotFoundError) throw new NotFoundError(`cannot move ${from}: no such file or directory`);
+      throw e;
+    });
+    const srcDir = src.chain.at(-1)!;
+    const entry = srcDir.entries.get(src.name);
+    if (!entry) throw new NotFoundError(`cannot move ${from}: no such file or directory`);
+    const dst = await this.parentOf(to, true);
+    const dstDir = dst.chain.at(-1)!;
+    const existing = dstDir.entries.get(dst.name);
+    if (existing) {
+      if (!overwrite) throw new AlreadyExistsError(`cannot move ${from} to ${to}: the target exists`);
+      if ((existing.type === 'dir') !== (entry.type === 'dir')) throw new ConflictError(`cannot move ${from} to ${to}: one is a directory and the other is not`);
+      if (existing.type === 'dir' && !(await this.isEmptyDir(dstDir, dst.name, existing))) throw new ConflictError(`cannot move ${from} to ${to}: the target directory is not empty`);
+    }
+    const opened = srcDir.children.get(src.name);
+    srcDir.entries.delete(src.name);
+    srcDir.children.delete(src.name);
+    dstDir.entries.set(dst.name, { ...entry, name: dst.name });
+    dstDir.children.delete(dst.name);
+    if (opened) dstDir.children.set(dst.name, opened);
+    markDirty(src.chain);
+    markDirty(dst.chain);
+  }
+
+  /** Changes mode and/or mtime of an existing entry. */
+  async setattr(path: VolumePath, attrs: { mode?: number; mtime?: number }): Promise<void> {
+    const { chain, name } = await this.parentOf(path, false);
+    const dir = chain.at(-1)!;
+    const existing = dir.entries.get(name);
+    if (!existing) throw new NotFoundError(`no such file or directory: ${path}`);
+    dir.entries.set(name, { ...existing, mode: attrs.mode ?? existing.mode, mtime: attrs.mtime ?? existing.mtime });
+    markDirty(chain);
+  }
+
+  /** Encodes every changed directory, children first. */
+  flush(): FlushResult {
+    const newTrees: TreeRecord[] = [];
+    const { hash, size, fileCount } = this.flushDir(this.root, newTrees);
+    return { root: hash ?? this.rootHash, size, fileCount, newTrees };
+  }
+
+  private flushDir(dir: OpenDir, out: TreeRecord[]): { hash: TreeHash | undefined; size: number; fileCount: number } {
+    if (!dir.dirty) return { hash: undefined, ...treeTotals(dir.entries.values()) };
+    for (const [name, child] of dir.children) {
+      const entry = dir.entries.get(name);
+      if (entry?.type !== 'dir') continue;
+      const flushed = this.flushDir(child, out);
+      if (flushed.hash) dir.entries.set(name, { ...entry, tree: flushed.hash, size: flushed.size, fileCount: flushed.fileCount });
+    }
+    const encoded = encodeTree(dir.entries.values());
+    this.reader.remember(encoded.tree);
+    out.push({ hash: encoded.hash, data: encoded.data });
+    return { hash: encoded.hash, ...treeTotals(dir.entries.values()) };
+  }
+
+  private async isEmptyDir(parent: OpenDir, name: string, entry: DirEntry): Promise<boolean> {
+    const opened = parent.children.get(name);
+    return opened ? opened.entries.size === 0 : entry.tree === EMPTY_TREE.hash;
+  }
+
+  /** The chain of open directories down to the parent of `path`, and the last name. */
+  private async parentOf(path: VolumePath, create: boolean): Promise<{ chain: OpenDir[]; name: string }> {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new InvalidArgumentError('this operation needs a path below "/"');
+    const chain = await this.walk(parts.slice(0, -1), path, create);
+    if (!chain) throw new NotFoundError(`parent directory of ${path} does not exist`);
+    return { chain, name: parts.at(-1)! };
+  }
+
+  /**
+   * Opens each directory along `parts`, creating missing ones when `create`.
+   * Returns undefined when one is missing and `create` is false; a
+   * non-directory on the way is a Conflict.
+   */
+  private async walk(parts: string[], fullPath: string, create: boolean, mode = 0o755, mtime = Date.now()): Promise<OpenDir[] | undefined> {
+    const chain = [this.root];
+    let dir = this.root;
+    for (let i = 0; i < parts.length; i++) {
+      const name = parts[i]!;
+      let child = dir.children.get(name);
+      if (!child) {
+        const entry = dir.entries.get(name);
+        if (!entry) {
+          if (!create) return undefined;
+          dir.entries.set(name, newDirEntry(name, mode, mtime));
+          child = new OpenDir([]);
+          markDirty(chain);
+        } else if (entry.type !== 'dir') {
+          throw new ConflictError(`not a directory: /${parts.slice(0, i + 1).join('/')} (on the way to ${fullPath})`);
+        } else {
+          child = new OpenDir((await this.reader.get(entry.tree)).entries);
+        }
+        dir.children.set(name, child);
+      }
+      chain.push(child);
+      dir = child;
+    }
+    return chain;
+  }
+}
+
+function newDirEntry(name: string, mode: number, mtime: number): DirEntry {
+  return { type: 'dir', name, mode, mtime, tree: EMPTY_TREE.hash, size: 0, fileCount: 0 };
+}
+
+function markDirty(chain: OpenDir[]): void {
+  for (const d of chain) d.dirty = true;
+}
