@@ -1,0 +1,97 @@
+/**
+ * @module server/error-map
+ * The one place where Stowage error codes become HTTP statuses. Handlers
+ * never pick an error status themselves: they throw (or let the engine throw)
+ * a StowageError, and the app's error handler answers with
+ * `toErrorResponse`. Errors raised by Hono itself (malformed JSON, wrong
+ * Content-Type) are first translated to codes by `fromHttpException`.
+ *
+ * Anything that is not a StowageError is a bug: the client gets a generic 500
+ * and the real error goes to the log, never into the response.
+ */
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { HTTPException } from 'hono/http-exception';
+import type { ErrorBody } from '../api/wire.js';
+import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
+
+/** HTTP status of every error code; exhaustive by type (a new code fails to compile until it is mapped). */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
+  NotFound: 404,
+  AlreadyExists: 409,
+  Conflict: 409,
+  InvalidArgument: 400,
+  PreconditionFailed: 412,
+  QuotaExceeded: 413,
+  Unauthenticated: 401,
+  Forbidden: 403,
+  ReadOnly: 403,
+  PayloadTooLarge: 413,
+  Unavailable: 503,
+  Internal: 500,
+};
+
+/** Status of a Range request that no byte of the object satisfies (RFC 9110 §15.5.17); a protocol answer of the blob route, not an error code. */
+export const RANGE_NOT_SATISFIABLE = 416;
+
+/** Where unexpected errors are reported (stderr by default). */
+export type ErrorLog = (message: string, err: unknown) => void;
+
+const defaultLog: ErrorLog = (message, err) => {
+  console.error(message, err);
+};
+
+/** An error answer: the status and the `ErrorBody` to send. */
+export interface ErrorResponse {
+  status: ContentfulStatusCode;
+  body: ErrorBody;
+}
+
+/** HTTP status of an error code. */
+export function statusOf(code: ErrorCode): ContentfulStatusCode {
+  return HTTP_STATUS[code];
+}
+
+/**
+ * Translates an exception Hono raised on its own (body parsing, media-type
+ * gate) to a StowageError, so that it is answered through the same table.
+ */
+export function fromHttpException(e: HTTPException): StowageError {
+  switch (e.status) {
+    case 400:
+      return new StowageError('InvalidArgument', e.message || 'bad request', { cause: e });
+    case 401:
+      return new StowageError('Unauthenticated', e.message || 'authentication required', { cause: e });
+    case 403:
+      return new StowageError('Forbidden', e.message || 'forbidden', { cause: e });
+    case 404:
+      return new StowageError('NotFound', e.message || 'not found', { cause: e });
+    case 413:
+      return new StowageError('PayloadTooLarge', e.message || 'request body too large', { cause: e });
+    case 415:
+      return new StowageError('InvalidArgument', 'unsupported Content-Type: send the body as application/json', { cause: e });
+    default:
+      if (e.status >= 400 && e.status < 500) return new StowageError('InvalidArgument', e.message || 'bad request', { cause: e });
+      return new StowageError('Internal', 'internal error', { cause: e });
+  }
+}
+
+/**
+ * The status and body to answer for any thrown value. StowageErrors keep
+ * their code, message and details; anything else is logged and answered as
+ * a generic 500 Internal.
+ *
+ * @example
+ * app.onError((err, c) => { const r = toErrorResponse(err); return c.json(r.body, r.status); });
+ */
+export function toErrorResponse(err: unknown, log: ErrorLog = defaultLog): ErrorResponse {
+  let e: unknown = err;
+  if (e instanceof HTTPException) e = fromHttpException(e);
+  if (e instanceof StowageError && (ERROR_CODES as readonly string[]).includes(e.code)) {
+    if (e.code === 'Internal') log('stowage: internal error:', err);
+    const body: ErrorBody = { error: { code: e.code, message: e.message } };
+    if (e.details && Object.keys(e.details).length > 0) body.error.details = e.details;
+    return { status: statusOf(e.code), body };
+  }
+  log('stowage: unexpected error:', err);
+  return { status: 500, body: { error: { code: 'Internal', message: 'internal error: the server failed unexpectedly; see the server log' } } };
+}

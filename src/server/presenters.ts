@@ -1,0 +1,102 @@
+/**
+ * @module server/presenters
+ * Engine records to wire shapes: Dates become ISO-8601 strings, branded ids
+ * become plain strings, and commit summaries are flattened. Pure functions,
+ * no decisions: what a caller may see was decided by the engine already.
+ */
+import type * as wire from '../api/wire.js';
+import type { CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
+import type { SignedRequest } from '../stores/blob-store.js';
+import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+
+const iso = (d: Date): string => d.toISOString();
+const isoOrNull = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+/** A volume record as the wire `Volume`. */
+export function presentVolume(v: VolumeRecord): wire.Volume {
+  return {
+    id: v.id,
+    name: v.name,
+    accessMode: v.accessMode,
+    cap: v.cap,
+    size: v.size,
+    fileCount: v.fileCount,
+    tuning: { cacheSize: v.tuning.cacheSize, bufferSize: v.tuning.bufferSize, prefetch: v.tuning.prefetch, writeback: v.tuning.writeback },
+    head: v.head,
+    createdAt: iso(v.createdAt),
+    updatedAt: iso(v.updatedAt),
+  };
+}
+
+/** A commit record as the wire `Commit` (summary fields flattened). */
+export function presentCommit(c: CommitRecord): wire.Commit {
+  return {
+    id: c.id,
+    volumeId: c.volumeId,
+    seq: c.seq,
+    parent: c.parent,
+    tree: c.tree,
+    message: c.message,
+    author: c.author,
+    size: c.size,
+    fileCount: c.fileCount,
+    changed: c.summary.changed,
+    paths: [...c.summary.paths],
+    overwritten: [...c.summary.overwritten],
+    createdAt: iso(c.createdAt),
+  };
+}
+
+/** The engine's commit result as the wire `CommitResponse`. */
+export function presentCommitResult(r: CommitResult): wire.CommitResponse {
+  return { commit: presentCommit(r.commit), overwritten: [...r.overwritten] };
+}
+
+/** A snapshot record as the wire `Snapshot`. */
+export function presentSnapshot(s: SnapshotRecord): wire.Snapshot {
+  return { id: s.id, volumeId: s.volumeId, name: s.name, commit: s.commitId, createdAt: iso(s.createdAt) };
+}
+
+/** A tenant record as the wire `Tenant`. */
+export function presentTenant(t: TenantRecord): wire.Tenant {
+  return { id: t.id, name: t.name, defaultCap: t.defaultCap, createdAt: iso(t.createdAt) };
+}
+
+/**
+ * A token record as the wire `Token`, without its secret hash. `volume` is
+ * the id of the volume a scoped token is limited to (the record holds the id,
+ * not the name).
+ */
+export function presentToken(t: TokenRecord): wire.Token {
+  return {
+    id: t.id,
+    name: t.name,
+    volume: t.volumeId,
+    readOnly: t.readOnly,
+    createdAt: iso(t.createdAt),
+    expiresAt: isoOrNull(t.expiresAt),
+    revokedAt: isoOrNull(t.revokedAt),
+  };
+}
+
+/** A store's signed request as the wire `SignedRequest`. */
+export function presentSignedRequest(r: SignedRequest): wire.SignedRequest {
+  return { url: r.url, method: r.method, headers: { ...r.headers }, expiresAt: iso(r.expiresAt) };
+}
+
+/** The engine's upload plan as the wire `UploadResponse`. */
+export function presentUploadPlan(p: { missing: MissingChunk[]; present: number }): wire.UploadResponse {
+  return {
+    missing: p.missing.map((m) => ({ hash: m.hash, size: m.size, key: m.key, request: presentSignedRequest(m.request) })),
+    present: p.present,
+  };
+}
+
+/** The engine's read plan as the wire `ReadPlan`. */
+export function presentReadPlan(p: ReadPlan): wire.ReadPlan {
+  return {
+    commit: p.commit,
+    entry: p.entry,
+    chunks: p.chunks.map((c) => ({ hash: c.hash, size: c.size, request: presentSignedRequest(c.request) })),
+  };
+}

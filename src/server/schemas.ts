@@ -1,0 +1,285 @@
+/**
+ * @module server/schemas
+ * The zod schemas of the HTTP API: one per shape of `api/wire.ts`. They
+ * validate requests (through the routes' `createRoute` definitions) and are
+ * the source of `/v1/openapi.json`. Each schema is checked at compile time
+ * against its wire type (`satisfies z.ZodType<wire.X>`), so the server, the
+ * OpenAPI document and the SDK cannot drift apart.
+ *
+ * The schemas check shapes and types only. Names, paths, ids and hashes are
+ * validated by the engine (parseVolumeName, parsePath), which owns those rules.
+ */
+import { z } from '@hono/zod-openapi';
+import type * as wire from '../api/wire.js';
+
+/** A whole, non-negative number of bytes (or a count). */
+const Bytes = z.number().int().min(0);
+/** A free-form identifier string passed through to the engine. */
+const Ref = z.string().max(1024);
+
+// --- errors ---
+
+export const ErrorBodySchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'NotFound' }),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+  })
+  .openapi('ErrorBody') satisfies z.ZodType<wire.ErrorBody>;
+
+export const HealthSchema = z.object({ ok: z.literal(true) }).openapi('Health');
+
+// --- volumes ---
+
+export const AccessModeSchema = z.enum(['RWO', 'ROX', 'RWX']).openapi('AccessMode') satisfies z.ZodType<wire.AccessMode>;
+
+export const MountTuningSchema = z
+  .object({ cacheSize: Bytes, bufferSize: Bytes, prefetch: Bytes, writeback: z.boolean() })
+  .openapi('MountTuning') satisfies z.ZodType<wire.MountTuning>;
+
+const PartialTuningSchema = z
+  .object({ cacheSize: Bytes.optional(), bufferSize: Bytes.optional(), prefetch: Bytes.optional(), writeback: z.boolean().optional() })
+  .openapi('PartialMountTuning') satisfies z.ZodType<Partial<wire.MountTuning>>;
+
+export const VolumeSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    accessMode: AccessModeSchema,
+    cap: Bytes,
+    size: Bytes,
+    fileCount: Bytes,
+    tuning: MountTuningSchema,
+    head: z.string(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Volume') satisfies z.ZodType<wire.Volume>;
+
+export const VolumeListSchema = z.object({ volumes: z.array(VolumeSchema) }).openapi('VolumeList') satisfies z.ZodType<wire.VolumeList>;
+
+/** PUT /v1/volumes/{name}: the name comes from the URL. */
+export const CreateVolumeRequestSchema = z
+  .object({ name: z.string().optional(), accessMode: AccessModeSchema.optional(), cap: Bytes.optional(), tuning: PartialTuningSchema.optional() })
+  .openapi('CreateVolumeRequest') satisfies z.ZodType<wire.CreateVolumeRequest>;
+
+/** POST /v1/volumes: like CreateVolumeRequest, with the name required. */
+export const CreateVolumeBodySchema = CreateVolumeRequestSchema.extend({ name: z.string() }).openapi('CreateVolumeBody') satisfies z.ZodType<wire.CreateVolumeRequest>;
+
+export const UpdateVolumeRequestSchema = z
+  .object({ cap: Bytes.optional(), accessMode: AccessModeSchema.optional(), tuning: PartialTuningSchema.optional() })
+  .openapi('UpdateVolumeRequest') satisfies z.ZodType<wire.UpdateVolumeRequest>;
+
+// --- files and trees ---
+
+export const FileInfoSchema = z
+  .object({
+    path: z.string(),
+    name: z.string(),
+    type: z.enum(['file', 'dir', 'symlink']),
+    mode: z.number().int(),
+    mtime: z.number(),
+    size: Bytes,
+    fileCount: Bytes.optional(),
+    chunkSize: Bytes.optional(),
+    chunks: z.array(z.string()).optional(),
+    target: z.string().optional(),
+  })
+  .openapi('FileInfo') satisfies z.ZodType<wire.FileInfo>;
+
+export const StatResponseSchema = z.object({ commit: z.string(), entry: FileInfoSchema }).openapi('StatResponse') satisfies z.ZodType<wire.StatResponse>;
+
+export const ListResponseSchema = z
+  .object({ commit: z.string(), entries: z.array(FileInfoSchema) })
+  .openapi('ListResponse') satisfies z.ZodType<wire.ListResponse>;
+
+export const SignedRequestSchema = z
+  .object({ url: z.string(), method: z.enum(['GET', 'PUT']), headers: z.record(z.string(), z.string()), expiresAt: z.string() })
+  .openapi('SignedRequest') satisfies z.ZodType<wire.SignedRequest>;
+
+export const ReadPlanSchema = z
+  .object({
+    commit: z.string(),
+    entry: FileInfoSchema,
+    chunks: z.array(z.object({ hash: z.string(), size: Bytes, request: SignedRequestSchema })),
+  })
+  .openapi('ReadPlan') satisfies z.ZodType<wire.ReadPlan>;
+
+// --- the commit protocol ---
+
+export const UploadRequestSchema = z
+  .object({ chunks: z.array(z.object({ hash: Ref, size: Bytes })) })
+  .openapi('UploadRequest') satisfies z.ZodType<wire.UploadRequest>;
+
+export const UploadResponseSchema = z
+  .object({
+    missing: z.array(z.object({ hash: z.string(), size: Bytes, key: z.string(), request: SignedRequestSchema })),
+    present: Bytes,
+  })
+  .openapi('UploadResponse') satisfies z.ZodType<wire.UploadResponse>;
+
+const Path = z.string().max(65536);
+const Mode = z.number().int().min(0);
+const Mtime = z.number();
+
+export const ChangeSchema = z
+  .discriminatedUnion('op', [
+    z.object({
+      op: z.literal('put'),
+      path: Path,
+      size: Bytes,
+      chunkSize: Bytes,
+      chunks: z.array(Ref),
+      mode: Mode.optional(),
+      mtime: Mtime.optional(),
+      createParents: z.boolean().optional(),
+    }),
+    z.object({ op: z.literal('symlink'), path: Path, target: Path, mtime: Mtime.optional(), createParents: z.boolean().optional() }),
+    z.object({ op: z.literal('mkdir'), path: Path, mode: Mode.optional(), mtime: Mtime.optional() }),
+    z.object({ op: z.literal('delete'), path: Path, recursive: z.boolean().optional(), mustExist: z.boolean().optional() }),
+    z.object({ op: z.literal('move'), from: Path, to: Path, overwrite: z.boolean().optional() }),
+    z.object({ op: z.literal('setattr'), path: Path, mode: Mode.optional(), mtime: Mtime.optional() }),
+  ])
+  .openapi('Change') satisfies z.ZodType<wire.Change>;
+
+export const CommitRequestSchema = z
+  .object({
+    base: Ref.optional(),
+    message: z.string().max(65536).optional(),
+    changes: z.array(ChangeSchema),
+    uploads: z.array(z.object({ hash: Ref, key: Ref })).optional(),
+    onConflict: z.enum(['overwrite', 'fail']).optional(),
+  })
+  .openapi('CommitRequest') satisfies z.ZodType<wire.CommitRequest>;
+
+export const CommitSchema = z
+  .object({
+    id: z.string(),
+    volumeId: z.string(),
+    seq: Bytes,
+    parent: z.string().nullable(),
+    tree: z.string(),
+    message: z.string(),
+    author: z.string(),
+    size: Bytes,
+    fileCount: Bytes,
+    changed: Bytes,
+    paths: z.array(z.string()),
+    overwritten: z.array(z.string()),
+    createdAt: z.string(),
+  })
+  .openapi('Commit') satisfies z.ZodType<wire.Commit>;
+
+export const CommitResponseSchema = z
+  .object({ commit: CommitSchema, overwritten: z.array(z.string()) })
+  .openapi('CommitResponse') satisfies z.ZodType<wire.CommitResponse>;
+
+export const CommitListSchema = z
+  .object({ commits: z.array(CommitSchema), nextBefore: z.number().int().nullable() })
+  .openapi('CommitList') satisfies z.ZodType<wire.CommitList>;
+
+// --- snapshots, restore, fork ---
+
+export const SnapshotSchema = z
+  .object({ id: z.string(), volumeId: z.string(), name: z.string(), commit: z.string(), createdAt: z.string() })
+  .openapi('Snapshot') satisfies z.ZodType<wire.Snapshot>;
+
+export const CreateSnapshotRequestSchema = z
+  .object({ name: Ref.optional(), commit: Ref.optional() })
+  .openapi('CreateSnapshotRequest') satisfies z.ZodType<wire.CreateSnapshotRequest>;
+
+export const SnapshotListSchema = z.object({ snapshots: z.array(SnapshotSchema) }).openapi('SnapshotList') satisfies z.ZodType<wire.SnapshotList>;
+
+export const RestoreRequestSchema = z
+  .object({ snapshot: Ref.optional(), commit: Ref.optional() })
+  .refine((r) => (r.snapshot === undefined) !== (r.commit === undefined), { message: 'give exactly one of "snapshot" or "commit"' })
+  .openapi('RestoreRequest') satisfies z.ZodType<wire.RestoreRequest>;
+
+export const ForkRequestSchema = z
+  .object({ name: z.string(), snapshot: Ref.optional(), commit: Ref.optional(), accessMode: AccessModeSchema.optional(), cap: Bytes.optional() })
+  .refine((r) => r.snapshot === undefined || r.commit === undefined, { message: 'give at most one of "snapshot" or "commit"' })
+  .openapi('ForkRequest') satisfies z.ZodType<wire.ForkRequest>;
+
+// --- tenant and tokens ---
+
+export const TenantSchema = z
+  .object({ id: z.string(), name: z.string(), defaultCap: Bytes, createdAt: z.string() })
+  .openapi('Tenant') satisfies z.ZodType<wire.Tenant>;
+
+export const UpdateTenantRequestSchema = z.object({ defaultCap: Bytes }).openapi('UpdateTenantRequest') satisfies z.ZodType<wire.UpdateTenantRequest>;
+
+export const TokenSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    volume: z.string().nullable(),
+    readOnly: z.boolean(),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+  })
+  .openapi('Token') satisfies z.ZodType<wire.Token>;
+
+export const CreateTokenRequestSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    volume: z.string().optional(),
+    readOnly: z.boolean().optional(),
+    /** Seconds. */
+    expiresIn: z.number().int().positive().optional().openapi({ description: 'Lifetime in seconds; no expiry when absent.' }),
+  })
+  .openapi('CreateTokenRequest') satisfies z.ZodType<wire.CreateTokenRequest>;
+
+export const CreateTokenResponseSchema = z
+  .object({ token: TokenSchema, secret: z.string() })
+  .openapi('CreateTokenResponse') satisfies z.ZodType<wire.CreateTokenResponse>;
+
+export const TokenListSchema = z.object({ tokens: z.array(TokenSchema) }).openapi('TokenList') satisfies z.ZodType<wire.TokenList>;
+
+// --- URL parameters and queries ---
+
+export const VolumeParamsSchema = z.object({
+  name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'data' }),
+});
+
+export const SnapshotParamsSchema = VolumeParamsSchema.extend({
+  snapshot: z.string().openapi({ param: { name: 'snapshot', in: 'path' }, example: 'before-migration' }),
+});
+
+export const TokenParamsSchema = z.object({
+  id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'tok_0123456789abcdefghij' }),
+});
+
+/** "true"/"false" (and "1"/"0") in a query string, as a boolean. */
+const QueryBool = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
+
+const QueryInt = (min: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, 'expected a whole number')
+    .transform((s) => Number(s))
+    .pipe(z.number().int().min(min))
+    .optional();
+
+export const CommitsQuerySchema = z.object({
+  limit: QueryInt(1).openapi({ param: { name: 'limit', in: 'query' }, type: 'integer' }),
+  before: QueryInt(0).openapi({ param: { name: 'before', in: 'query' }, description: 'Only commits with a seq below this one (from nextBefore).', type: 'integer' }),
+});
+
+const PathQuery = z.string().openapi({ param: { name: 'path', in: 'query' }, example: '/dir/file.txt' });
+const CommitQuery = z.string().optional().openapi({ param: { name: 'commit', in: 'query' }, description: 'A commit id; the head when absent.' });
+
+export const StatQuerySchema = z.object({ path: PathQuery.default('/'), commit: CommitQuery });
+
+export const ListQuerySchema = z.object({
+  path: PathQuery.default('/'),
+  commit: CommitQuery,
+  recursive: QueryBool.openapi({ param: { name: 'recursive', in: 'query' }, type: 'boolean' }),
+});
+
+export const ReadQuerySchema = z.object({ path: PathQuery, commit: CommitQuery });
