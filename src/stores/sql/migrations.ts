@@ -1,0 +1,158 @@
+/**
+ * @module migrations
+ * Versioned schema migrations of the SQL metadata store, run with Kysely's
+ * Migrator from an in-code provider (no migration files to ship or find at
+ * run time). Names sort in the order they run: `001_initial`, `002_...`.
+ *
+ * Migrations are written with Kysely's schema builder so the same code runs
+ * on SQLite and PostgreSQL. The only type that differs is the binary column
+ * (`blob` vs `bytea`), chosen by the dialect name passed in.
+ *
+ * Rules: a released migration is never edited (databases in the field have
+ * already run it); a change of schema is a new migration. Migrations only go
+ * up; a database newer than the code fails with a clear error instead of
+ * being used with a schema the code does not know.
+ */
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { InternalError, UnavailableError } from '../../common/errors.js';
+import type { SqlDialectName } from './sql-metadata-store.js';
+
+/** Every migration, by name, for one dialect. */
+export function metadataMigrations(dialect: SqlDialectName): Record<string, Migration> {
+  const binary = dialect === 'postgres' ? 'bytea' : 'blob';
+  return {
+    '001_initial': {
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('tenants')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('default_cap', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('volume_id', 'text')
+          .addColumn('read_only', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('tokens_tenant_created').on('tokens').columns(['tenant_id', 'created_at']).execute();
+
+        await db.schema
+          .createTable('volumes')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('access_mode', 'text', (c) => c.notNull())
+          .addColumn('cap', 'bigint', (c) => c.notNull())
+          .addColumn('tuning', 'text', (c) => c.notNull())
+          .addColumn('head', 'text', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('file_count', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('volumes_tenant_name_unique', ['tenant_id', 'name'])
+          .execute();
+
+        await db.schema
+          .createTable('commits')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('volume_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('parent', 'text')
+          .addColumn('tree', 'text', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('author', 'text', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('file_count', 'bigint', (c) => c.notNull())
+          .addColumn('summary', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('commits_volume_seq').on('commits').columns(['volume_id', 'seq']).execute();
+        // Pruning and GC roots select commits by age.
+        await db.schema.createIndex('commits_created').on('commits').column('created_at').execute();
+
+        await db.schema
+          .createTable('snapshots')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('volume_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('commit_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('snapshots_volume_name_unique', ['volume_id', 'name'])
+          .execute();
+        await db.schema.createIndex('snapshots_commit').on('snapshots').column('commit_id').execute();
+
+        await db.schema
+          .createTable('trees')
+          .addColumn('hash', 'text', (c) => c.primaryKey())
+          .addColumn('data', binary, (c) => c.notNull())
+          .addColumn('touched_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('trees_touched').on('trees').column('touched_at').execute();
+
+        await db.schema
+          .createTable('chunks')
+          .addColumn('hash', 'text', (c) => c.primaryKey())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('object_key', 'text', (c) => c.notNull())
+          .addColumn('offset', 'bigint', (c) => c.notNull())
+          .addColumn('touched_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // GC finds the live chunks of a pack object by key.
+        await db.schema.createIndex('chunks_object_key').on('chunks').column('object_key').execute();
+        await db.schema.createIndex('chunks_touched').on('chunks').column('touched_at').execute();
+
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+/** Kysely's provider over {@link metadataMigrations}. */
+export function metadataMigrationProvider(dialect: SqlDialectName): MigrationProvider {
+  return { getMigrations: async () => metadataMigrations(dialect) };
+}
+
+/**
+ * Brings the schema up to the latest migration; a no-op when it is current.
+ * Throws InternalError naming the failed migration (the database is left at
+ * the last migration that succeeded, since each runs in a transaction).
+ *
+ * @example
+ * await migrateToLatest(db, 'sqlite');
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: SqlDialectName): Promise<void> {
+  const migrator = new Migrator({ db, provider: metadataMigrationProvider(dialect) });
+  let outcome: Awaited<ReturnType<Migrator['migrateToLatest']>>;
+  try {
+    outcome = await migrator.migrateToLatest();
+  } catch (err) {
+    // migrateToLatest reports its own failures in `error`; a throw here means
+    // the database could not be reached at all.
+    throw new UnavailableError(`cannot migrate the metadata database: ${describe(err)}`, { cause: err });
+  }
+  if (outcome.error === undefined) return;
+  const failed = outcome.results?.find((r) => r.status === 'Error');
+  const where = failed ? `migration "${failed.migrationName}" failed` : 'migrations could not run';
+  throw new InternalError(
+    `metadata database ${where}: ${describe(outcome.error)}. ` +
+      'If the database was created by a newer Stowage, run that version or restore a backup.',
+    { cause: outcome.error },
+  );
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

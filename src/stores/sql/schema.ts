@@ -1,0 +1,119 @@
+/**
+ * @module schema
+ * Kysely table types of the SQL metadata store, shared by SQLite and
+ * PostgreSQL. Only types that behave the same in both are used, so one set
+ * of queries serves both engines:
+ *
+ * - times are integer milliseconds since the epoch (`bigint`);
+ * - counts and byte sizes are `bigint`;
+ * - booleans are integers 0/1;
+ * - JSON values (volume tuning, commit summary) are text;
+ * - tree bytes are a blob (`blob` in SQLite, `bytea` in PostgreSQL).
+ *
+ * The node-postgres driver returns `bigint` (int8) columns as strings, so
+ * every int8 column reads as `number | string`; {@link toNumber} turns it back
+ * into a number. Row-to-record conversion lives in sql-metadata-store.ts.
+ */
+import type { ColumnType } from 'kysely';
+
+/** An int8 column: written as a number, read as a number (SQLite) or a decimal string (PostgreSQL). */
+export type Int8 = ColumnType<number | string, number, number>;
+
+/** A boolean stored as integer 0 or 1. */
+export type IntBool = ColumnType<number, number, number>;
+
+/** Binary bytes: Buffer on the way out (both drivers), any Uint8Array on the way in. */
+export type Bytes = ColumnType<Uint8Array, Uint8Array, Uint8Array>;
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  default_cap: Int8;
+  created_at: Int8;
+}
+
+export interface TokensTable {
+  id: string;
+  tenant_id: string;
+  secret_hash: string;
+  name: string;
+  volume_id: string | null;
+  read_only: IntBool;
+  created_at: Int8;
+  expires_at: Int8 | null;
+  revoked_at: Int8 | null;
+}
+
+export interface VolumesTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  access_mode: string;
+  cap: Int8;
+  /** MountTuning as JSON. */
+  tuning: string;
+  head: string;
+  size: Int8;
+  file_count: Int8;
+  created_at: Int8;
+  updated_at: Int8;
+}
+
+export interface CommitsTable {
+  id: string;
+  volume_id: string;
+  seq: Int8;
+  parent: string | null;
+  tree: string;
+  message: string;
+  author: string;
+  size: Int8;
+  file_count: Int8;
+  /** CommitSummary as JSON. */
+  summary: string;
+  created_at: Int8;
+}
+
+export interface SnapshotsTable {
+  id: string;
+  volume_id: string;
+  name: string;
+  commit_id: string;
+  created_at: Int8;
+}
+
+export interface TreesTable {
+  hash: string;
+  data: Bytes;
+  touched_at: Int8;
+}
+
+export interface ChunksTable {
+  hash: string;
+  size: Int8;
+  object_key: string;
+  offset: Int8;
+  touched_at: Int8;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+/** Every table of the metadata database. */
+export interface Database {
+  tenants: TenantsTable;
+  tokens: TokensTable;
+  volumes: VolumesTable;
+  commits: CommitsTable;
+  snapshots: SnapshotsTable;
+  trees: TreesTable;
+  chunks: ChunksTable;
+  settings: SettingsTable;
+}
+
+/** Reads an int8 column value (number from SQLite, string from node-postgres) as a number. */
+export function toNumber(v: number | string | bigint): number {
+  return typeof v === 'number' ? v : Number(v);
+}
