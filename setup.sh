@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine with Node 20 for Stowage: system packages
+# (installed with apt-get only when missing), npm dependencies from the
+# lockfile, and the TypeScript build. Safe to run again at any time.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Build tools for native addons (better-sqlite3 compiles from source here).
+PACKAGES=(python3 make g++ ca-certificates)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+node -e 'const [maj] = process.versions.node.split(".").map(Number); if (maj < 20) { console.error(`setup: Node ${process.versions.node} found; Stowage needs Node 20 or newer`); process.exit(1); }'
+
+# npm ci is the reproducible install; skip it when node_modules was installed from this exact lockfile.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.stowage-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+  echo "setup: installing npm dependencies (npm ci; native addons compile from source, about a minute)"
+  npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.stowage-lock-sha256
+fi
+
+echo "setup: building"
+npm run build --silent
+echo "setup: done. Start the server with: npm start   (or: node dist/src/cli/main.js serve)"
