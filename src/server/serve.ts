@@ -1,0 +1,164 @@
+/**
+ * @module server/serve
+ * Runs the embedded deployment (SPEC section 7): one process, one data dir
+ * holding `metadata.db` (SQLite) and `blobs/` (the local blob store, whose
+ * signed URLs this server answers). Vocabulary:
+ *
+ * - URL-signing secret: kept in the metadata store (`url-signing-secret`),
+ *   so every replica sharing the store verifies every replica's URLs.
+ * - admin token: on first start (no tenant yet) the tenant "default" is
+ *   created; its admin token is printed once and saved to
+ *   `<dataDir>/admin-token` (mode 0600).
+ */
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { serve } from '@hono/node-server';
+import { isStowageError } from '../common/errors.js';
+import { randomHex } from '../common/ids.js';
+import { createEngine } from '../engine/engine.js';
+import type { VolumeEngine } from '../engine/types.js';
+import type { BlobStore } from '../stores/blob-store.js';
+import { UrlSigner } from '../stores/local/url-signer.js';
+import type { MetadataStore } from '../stores/metadata-store.js';
+import { blobStoreServedByServer, openBlobStore, openMetadataStore, redactUrl } from '../stores/registry.js';
+import { createApp, type AppOptions } from './app.js';
+
+/** Default TCP port of `stowage serve`. */
+export const DEFAULT_PORT = 7420;
+/** Name of the tenant created on first start. */
+export const DEFAULT_TENANT = 'default';
+/** File, under the data dir, that holds the first admin token. */
+export const ADMIN_TOKEN_FILE = 'admin-token';
+/** Metadata setting holding the HMAC key of signed blob URLs. */
+export const URL_SIGNING_SECRET_SETTING = 'url-signing-secret';
+
+/** Options of `startServer`. */
+export interface StartServerOptions {
+  /** Directory holding metadata.db, blobs/ and admin-token; created (mode 0700) if missing. */
+  dataDir: string;
+  /** TCP port; 0 picks a free one (default 7420). */
+  port?: number;
+  /** Interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** URL clients reach this server at, when not the listening address (proxies, containers); signed blob URLs use it. */
+  publicUrl?: string;
+  /** Metadata store URL (default: sqlite at `<dataDir>/metadata.db`). */
+  metadataUrl?: string;
+  /** Blob store URL (default: the directory `<dataDir>/blobs`). */
+  blobUrl?: string;
+  /** Request body limits. */
+  limits?: AppOptions['limits'];
+  /** Where startup lines go (default: stdout). */
+  log?: (line: string) => void;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** Where the API listens, e.g. http://127.0.0.1:7420 (no trailing slash). */
+  url: string;
+  engine: VolumeEngine;
+  /** The admin token of the tenant created on this (first) start; undefined on later starts. */
+  adminToken?: string;
+  /** Stops listening, ends open connections, and closes the stores. */
+  close(): Promise<void>;
+}
+
+/** The host part of a URL for a listening address (wildcards become loopback, IPv6 gets brackets). */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function listen(app: ReturnType<typeof createApp>, port: number, host: string): Promise<Server> {
+  return new Promise((resolvePromise, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname: host }) as Server;
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.once('listening', () => {
+      server.off('error', onError);
+      resolvePromise(server);
+    });
+  });
+}
+
+/** Creates the first tenant when there is none; returns its admin token, or undefined when a tenant exists. */
+async function bootstrapTenant(engine: VolumeEngine, metadata: MetadataStore, dataDir: string, log: (line: string) => void): Promise<string | undefined> {
+  if ((await metadata.listTenants()).length > 0) return undefined;
+  let secret: string;
+  try {
+    ({ secret } = await engine.createTenant(DEFAULT_TENANT));
+  } catch (err) {
+    // Another replica sharing the store won the race: its token is the one.
+    if (isStowageError(err, 'AlreadyExists')) return undefined;
+    throw err;
+  }
+  const file = join(dataDir, ADMIN_TOKEN_FILE);
+  await writeFile(file, `${secret}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  log(`Admin token (shown once, also saved to ${file}): ${secret}`);
+  return secret;
+}
+
+/**
+ * Starts the Stowage server on a data dir.
+ *
+ * @example
+ * const server = await startServer({ dataDir: '/var/lib/stowage', port: 0 });
+ * console.log(server.url, server.adminToken);
+ * await server.close();
+ */
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const { dataDir, port = DEFAULT_PORT, host = '127.0.0.1', publicUrl } = options;
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+
+  const metadataUrl = options.metadataUrl ?? join(dataDir, 'metadata.db');
+  const blobUrl = options.blobUrl ?? join(dataDir, 'blobs');
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const closeStores = async () => {
+    for (const s of opened.reverse()) await s.close().catch(() => undefined);
+  };
+
+  try {
+    const metadata = await openMetadataStore(metadataUrl);
+    opened.push(metadata);
+    const secret = await metadata.putSettingIfAbsent(URL_SIGNING_SECRET_SETTING, randomHex(32));
+
+    let baseUrl = publicUrl?.replace(/\/+$/, '') ?? '';
+    const signer = new UrlSigner({ secret, baseUrl: () => baseUrl });
+    const blobs: BlobStore = await openBlobStore(blobUrl, { signer });
+    opened.push(blobs);
+
+    const engine = createEngine({ metadata, blobs });
+    const adminToken = await bootstrapTenant(engine, metadata, dataDir, log);
+    const app = createApp({
+      engine,
+      ...(blobStoreServedByServer(blobUrl) ? { blobRoute: { signer, store: blobs } } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+    });
+
+    const server = await listen(app, port, host);
+    const address = server.address() as AddressInfo;
+    const url = `http://${urlHost(host)}:${address.port}`;
+    if (!publicUrl) baseUrl = url;
+    log(`Stowage listening on ${url} (metadata ${redactUrl(metadataUrl)}, blobs ${redactUrl(blobUrl)})`);
+
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        await new Promise<void>((res) => {
+          server.close(() => res());
+          server.closeAllConnections();
+        });
+        await closeStores();
+      })());
+
+    return { url, engine, ...(adminToken !== undefined ? { adminToken } : {}), close };
+  } catch (err) {
+    await closeStores();
+    throw err;
+  }
+}
