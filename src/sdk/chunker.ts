@@ -1,0 +1,165 @@
+/**
+ * @module sdk/chunker
+ * Cuts content into the fixed-size chunks of common/chunking.ts and hashes
+ * them (SHA-256 hex of the chunk bytes), for the three kinds of source a
+ * write can have:
+ *
+ * - bytes in memory: cut and hashed in place (`chunkBytes`);
+ * - a local file: read once as a stream and hashed chunk by chunk, never
+ *   held whole in memory (`chunkFile`); its chunks are re-read later by
+ *   byte range for upload;
+ * - a stream of unknown length: regrouped into SMALL_CHUNK_SIZE pieces one
+ *   at a time (`rechunk`), which the engine accepts for any file size.
+ *
+ * All three give the same chunks for the same bytes and chunk size.
+ */
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { chunkSizeFor } from '../common/chunking.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, ForbiddenError } from '../common/errors.js';
+
+/** One chunk of a file: its hash, length and where it starts. */
+export interface ChunkRef {
+  hash: string;
+  size: number;
+  offset: number;
+}
+
+/** A file's content, cut: total size, the chunk size used and the chunks in order. */
+export interface ChunkedContent {
+  size: number;
+  chunkSize: number;
+  chunks: ChunkRef[];
+}
+
+/** What `chunkFile` also learns about the local file. */
+export interface LocalFileContent extends ChunkedContent {
+  /** Permission bits (e.g. 0o644). */
+  mode: number;
+  /** Modification time, milliseconds since the epoch. */
+  mtime: number;
+}
+
+/** Bytes read from a local file while hashing it. */
+const READ_BUFFER = 1024 * 1024;
+
+/** SHA-256 of `data`, lowercase hex: the address of a chunk. */
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Cuts bytes held in memory into chunks (default size: `chunkSizeFor(length)`).
+ *
+ * @example
+ * const { chunks } = chunkBytes(Buffer.from('hello')); // one 5-byte chunk
+ */
+export function chunkBytes(data: Uint8Array, chunkSize = chunkSizeFor(data.byteLength)): ChunkedContent {
+  const chunks: ChunkRef[] = [];
+  for (let offset = 0; offset < data.byteLength; offset += chunkSize) {
+    const piece = data.subarray(offset, Math.min(offset + chunkSize, data.byteLength));
+    chunks.push({ hash: sha256Hex(piece), size: piece.byteLength, offset });
+  }
+  return { size: data.byteLength, chunkSize, chunks };
+}
+
+/** Translates a local file-system error into a StowageError that names the file. */
+export function localFileError(e: unknown, path: string): Error {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT') return new NotFoundError(`local file not found: ${path}`, { cause: e });
+  if (code === 'EACCES' || code === 'EPERM') return new ForbiddenError(`permission denied reading local file ${path}`, { cause: e });
+  if (code === 'EISDIR') return new InvalidArgumentError(`${path} is a directory, not a file`, { cause: e });
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * Hashes a local file chunk by chunk in one streaming pass, holding at most
+ * one read buffer in memory. `onBytes` is told of each block read and the
+ * file's size (for progress). Throws ConflictError when the file changes size while read.
+ *
+ * @example
+ * const { size, chunkSize, chunks } = await chunkFile('./model.bin');
+ */
+export async function chunkFile(path: string, options: { onBytes?: (n: number, size: number) => void } = {}): Promise<LocalFileContent> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (e) {
+    throw localFileError(e, path);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new InvalidArgumentError(`${path} is not a regular file`);
+    const size = st.size;
+    const chunkSize = chunkSizeFor(size);
+    const chunks: ChunkRef[] = [];
+    let hash = createHash('sha256');
+    let inChunk = 0;
+    let offset = 0;
+    const stream = handle.createReadStream({ highWaterMark: READ_BUFFER, autoClose: false, start: 0 });
+    try {
+      for await (const block of stream as AsyncIterable<Buffer>) {
+        let pos = 0;
+        while (pos < block.length) {
+          const take = Math.min(chunkSize - inChunk, block.length - pos);
+          hash.update(block.subarray(pos, pos + take));
+          inChunk += take;
+          pos += take;
+          if (inChunk === chunkSize) {
+            chunks.push({ hash: hash.digest('hex'), size: inChunk, offset });
+            offset += inChunk;
+            inChunk = 0;
+            hash = createHash('sha256');
+          }
+        }
+        options.onBytes?.(block.length, size);
+      }
+    } catch (e) {
+      throw localFileError(e, path);
+    }
+    if (inChunk > 0) {
+      chunks.push({ hash: hash.digest('hex'), size: inChunk, offset });
+      offset += inChunk;
+    }
+    if (offset !== size) throw new ConflictError(`local file ${path} changed while it was read (expected ${size} bytes, read ${offset}); try again`);
+    return { size, chunkSize, chunks, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Node streams may yield strings (with an encoding set) or Buffers; this always yields bytes. */
+export async function* asBytes(source: AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {
+  for await (const piece of source) {
+    if (piece instanceof Uint8Array) yield piece;
+    else if (typeof piece === 'string') yield Buffer.from(piece, 'utf8');
+    else throw new InvalidArgumentError('stream yielded something that is not bytes or a string');
+  }
+}
+
+/**
+ * Regroups a byte stream into pieces of exactly `chunkSize` bytes (the last
+ * may be shorter; an empty stream yields nothing). Holds at most one piece.
+ *
+ * @example
+ * for await (const piece of rechunk(process.stdin, SMALL_CHUNK_SIZE)) upload(piece);
+ */
+export async function* rechunk(source: AsyncIterable<unknown>, chunkSize: number): AsyncGenerator<Buffer> {
+  let parts: Uint8Array[] = [];
+  let have = 0;
+  for await (const block of asBytes(source)) {
+    let pos = 0;
+    while (pos < block.byteLength) {
+      const take = Math.min(chunkSize - have, block.byteLength - pos);
+      parts.push(block.subarray(pos, pos + take));
+      have += take;
+      pos += take;
+      if (have === chunkSize) {
+        yield Buffer.concat(parts, have);
+        parts = [];
+        have = 0;
+      }
+    }
+  }
+  if (have > 0) yield Buffer.concat(parts, have);
+}

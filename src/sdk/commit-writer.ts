@@ -1,0 +1,264 @@
+/**
+ * @module sdk/commit-writer
+ * The client side of the commit protocol. Every write is one commit:
+ *
+ * 1. the content is cut into chunks and hashed (chunker.ts);
+ * 2. the server is asked which chunks it lacks (POST .../uploads, in batches
+ *    of UPLOAD_BATCH) and answers with a signed PUT for each;
+ * 3. only those chunks are sent, straight to the blob store, with bounded
+ *    concurrency, re-read from their source (a file's byte range, a slice of
+ *    bytes) so nothing is held twice in memory;
+ * 4. one POST .../commits publishes the changes, echoing the upload keys. If
+ *    the server answers PreconditionFailed with `details.missing` (uploads
+ *    that expired before the commit), steps 2-4 run once more.
+ *
+ * A stream of unknown length cannot be re-read, so it is pipelined instead:
+ * SMALL_CHUNK_SIZE pieces are hashed, asked for and uploaded one at a time,
+ * with at most `concurrency` pieces in memory (`uploadStream`).
+ *
+ * Vocabulary: a *pending file* is a file about to be committed whose chunks
+ * are known and can be read again; *upload stats* count what actually
+ * travelled, so re-writing unchanged content reports zero chunks.
+ */
+import type { Readable } from 'node:stream';
+import type * as wire from '../api/wire.js';
+import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
+import { PreconditionFailedError, isStowageError } from '../common/errors.js';
+import { sha256Hex, type ChunkRef, rechunk } from './chunker.js';
+import type { Stowage } from './http-client.js';
+import { Limiter, putSigned } from './transfer.js';
+
+/** Chunks asked about per POST .../uploads. */
+export const UPLOAD_BATCH = 1000;
+
+/** What a progress listener hears: bytes done in a phase, out of a total when known. */
+export interface ProgressEvent {
+  phase: 'hash' | 'upload' | 'download';
+  /** Bytes done so far in this phase. */
+  done: number;
+  /** Bytes the phase will cover, when known. */
+  total?: number;
+}
+
+/** Receives progress of long transfers (the CLI draws bars from it). */
+export type ProgressListener = (event: ProgressEvent) => void;
+
+/** What travelled to the blob store for one commit. */
+export interface UploadStats {
+  /** Chunks actually sent (missing from the store). */
+  uploadedChunks: number;
+  /** Bytes actually sent. */
+  uploadedBytes: number;
+  /** Distinct chunks the store already had (never sent). */
+  presentChunks: number;
+}
+
+/** A file about to be committed: its cut content and how to re-read a chunk. */
+export interface PendingFile {
+  path: string;
+  size: number;
+  chunkSize: number;
+  chunks: ChunkRef[];
+  mode?: number;
+  mtime?: number;
+  createParents?: boolean;
+  /** A fresh body of one chunk's bytes (called again on retry). */
+  read: (chunk: ChunkRef) => Uint8Array | Readable;
+  /** Translates an error raised while reading the source (e.g. a local file gone since hashing). */
+  readError?: (e: unknown) => Error;
+}
+
+/** Where commits go: a client and a volume name. */
+export interface CommitTarget {
+  readonly client: Stowage;
+  readonly name: string;
+}
+
+/** Options of a commit made by a write. */
+export interface CommitOptions {
+  message?: string;
+  base?: string;
+  onConflict?: 'overwrite' | 'fail';
+  onProgress?: ProgressListener;
+}
+
+/** The outcome of a commit made by a write: the server's answer plus what travelled. */
+export interface CommitOutcome extends UploadStats {
+  commit: wire.Commit;
+  overwritten: string[];
+}
+
+function volumePath(target: CommitTarget, suffix: string): string {
+  return `/v1/volumes/${encodeURIComponent(target.name)}${suffix}`;
+}
+
+/** The `put` change of a pending file. */
+export function putChange(f: Pick<PendingFile, 'path' | 'size' | 'chunkSize' | 'chunks' | 'mode' | 'mtime' | 'createParents'>): wire.Change {
+  const change: wire.Change = { op: 'put', path: f.path, size: f.size, chunkSize: f.chunkSize, chunks: f.chunks.map((c) => c.hash) };
+  if (f.mode !== undefined) change.mode = f.mode;
+  if (f.mtime !== undefined) change.mtime = f.mtime;
+  if (f.createParents !== undefined) change.createParents = f.createParents;
+  return change;
+}
+
+/**
+ * Asks which of the files' chunks are missing and uploads those, `concurrency`
+ * at a time. Identical chunks are asked about and sent once.
+ */
+export async function uploadMissing(target: CommitTarget, files: readonly PendingFile[], onProgress?: ProgressListener): Promise<UploadStats & { uploads: Array<{ hash: string; key: string }> }> {
+  const sources = new Map<string, { size: number; read: () => Uint8Array | Readable; path: string; readError?: (e: unknown) => Error }>();
+  for (const f of files) {
+    for (const c of f.chunks) {
+      if (!sources.has(c.hash)) sources.set(c.hash, { size: c.size, read: () => f.read(c), path: f.path, ...(f.readError ? { readError: f.readError } : {}) });
+    }
+  }
+  const all = [...sources.entries()].map(([hash, s]) => ({ hash, size: s.size }));
+  const stats = { uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 };
+  const uploads: Array<{ hash: string; key: string }> = [];
+  const limiter = new Limiter(target.client.concurrency);
+  // Each batch is uploaded before the next is asked about, so signatures stay fresh however large the file.
+  for (let i = 0; i < all.length; i += UPLOAD_BATCH) {
+    const batch = all.slice(i, i + UPLOAD_BATCH);
+    const plan = await target.client.request<wire.UploadResponse>('POST', volumePath(target, '/uploads'), { body: { chunks: batch } satisfies wire.UploadRequest });
+    stats.presentChunks += plan.present;
+    const total = plan.missing.reduce((n, m) => n + m.size, 0);
+    let batchDone = 0;
+    const seen = new Set<string>();
+    let failed = false;
+    const jobs = plan.missing
+      .filter((m) => (seen.has(m.hash) ? false : (seen.add(m.hash), true)))
+      .map((m) =>
+        limiter.run(async () => {
+          if (failed) return; // one chunk failed: the write fails, so start no more
+          const src = sources.get(m.hash);
+          if (!src) throw new PreconditionFailedError(`the server asked for chunk ${m.hash}, which this write does not contain`);
+          try {
+            await putSigned(m.request, src.size, src.read, { baseUrl: target.client.url, what: `upload of a chunk of ${src.path}` });
+          } catch (e) {
+            failed = true;
+            throw isStowageError(e) || !src.readError ? e : src.readError(e);
+          }
+          uploads.push({ hash: m.hash, key: m.key });
+          stats.uploadedChunks++;
+          stats.uploadedBytes += src.size;
+          batchDone += src.size;
+          onProgress?.({ phase: 'upload', done: batchDone, total });
+        }),
+      );
+    await settleAll(jobs);
+  }
+  return { ...stats, uploads };
+}
+
+/** Awaits every promise (so none is left running or unhandled), then throws the first failure. */
+async function settleAll(jobs: Array<Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(jobs);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** True for the server's "some uploads expired before the commit" answer. */
+function isExpiredUpload(e: unknown): boolean {
+  return isStowageError(e, 'PreconditionFailed') && e.details !== undefined && 'missing' in e.details;
+}
+
+/** POST .../commits */
+export async function postCommit(target: CommitTarget, req: wire.CommitRequest): Promise<wire.CommitResponse> {
+  const res = await target.client.send<wire.CommitResponse>('POST', volumePath(target, '/commits'), { body: req });
+  return res.body;
+}
+
+function commitRequest(changes: wire.Change[], uploads: Array<{ hash: string; key: string }>, options: CommitOptions): wire.CommitRequest {
+  const req: wire.CommitRequest = { changes };
+  if (options.message !== undefined) req.message = options.message;
+  if (options.base !== undefined) req.base = options.base;
+  if (options.onConflict !== undefined) req.onConflict = options.onConflict;
+  if (uploads.length > 0) req.uploads = uploads;
+  return req;
+}
+
+/**
+ * Commits pending files (plus any other changes) in one commit: upload what
+ * is missing, then publish; once more if uploads expired meanwhile.
+ *
+ * @example
+ * const out = await commitFiles({ client, name: 'data' }, [pending], [], { message: 'put /a' });
+ */
+export async function commitFiles(target: CommitTarget, files: readonly PendingFile[], otherChanges: readonly wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
+  const changes = [...files.map(putChange), ...otherChanges];
+  let up = await uploadMissing(target, files, options.onProgress);
+  const stats = { uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, presentChunks: up.presentChunks };
+  let res: wire.CommitResponse;
+  try {
+    res = await postCommit(target, commitRequest(changes, up.uploads, options));
+  } catch (e) {
+    if (!isExpiredUpload(e)) throw e;
+    up = await uploadMissing(target, files, options.onProgress);
+    stats.uploadedChunks += up.uploadedChunks;
+    stats.uploadedBytes += up.uploadedBytes;
+    res = await postCommit(target, commitRequest(changes, up.uploads, options));
+  }
+  return { commit: res.commit, overwritten: res.overwritten, ...stats };
+}
+
+/**
+ * Uploads a stream of unknown length as SMALL_CHUNK_SIZE pieces, pipelined:
+ * each piece is hashed, asked about and (if missing) sent while the next is
+ * read, with at most `concurrency` pieces in flight. Returns the file's
+ * chunks and upload keys, ready for a `put` change.
+ */
+export async function uploadStream(
+  target: CommitTarget,
+  path: string,
+  source: AsyncIterable<unknown>,
+  onProgress?: ProgressListener,
+): Promise<UploadStats & { size: number; chunkSize: number; chunks: ChunkRef[]; uploads: Array<{ hash: string; key: string }> }> {
+  const chunkSize = SMALL_CHUNK_SIZE;
+  const limiter = new Limiter(target.client.concurrency);
+  const chunks: ChunkRef[] = [];
+  const uploads: Array<{ hash: string; key: string }> = [];
+  const asked = new Set<string>();
+  const jobs: Array<Promise<void>> = [];
+  const stats = { uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 };
+  let failure: { error: unknown } | undefined;
+  let size = 0;
+  let sent = 0;
+
+  const send = async (hash: string, piece: Buffer): Promise<void> => {
+    const plan = await target.client.request<wire.UploadResponse>('POST', volumePath(target, '/uploads'), { body: { chunks: [{ hash, size: piece.length }] } satisfies wire.UploadRequest });
+    stats.presentChunks += plan.present;
+    for (const m of plan.missing) {
+      if (m.hash !== hash) continue;
+      await putSigned(m.request, piece.length, () => piece, { baseUrl: target.client.url, what: `upload of a chunk of ${path}` });
+      uploads.push({ hash: m.hash, key: m.key });
+      stats.uploadedChunks++;
+      stats.uploadedBytes += piece.length;
+      sent += piece.length;
+      onProgress?.({ phase: 'upload', done: sent });
+      break;
+    }
+  };
+
+  for await (const piece of rechunk(source, chunkSize)) {
+    const hash = sha256Hex(piece);
+    chunks.push({ hash, size: piece.length, offset: size });
+    size += piece.length;
+    onProgress?.({ phase: 'hash', done: size });
+    if (asked.has(hash)) continue;
+    asked.add(hash);
+    await limiter.acquire();
+    if (failure) {
+      limiter.release();
+      break;
+    }
+    const job = send(hash, piece)
+      .catch((e: unknown) => {
+        failure ??= { error: e };
+      })
+      .finally(() => limiter.release());
+    jobs.push(job);
+  }
+  await Promise.all(jobs);
+  if (failure) throw failure.error;
+  return { size, chunkSize, chunks, uploads, ...stats };
+}

@@ -1,0 +1,283 @@
+/**
+ * @module sdk/http-client
+ * The control-plane client: where the server is, which token to send, and
+ * how a JSON call and its errors travel. `Stowage` is the one object that
+ * holds that configuration; `Volume` and the CLI borrow it.
+ *
+ * Errors: every non-2xx answer becomes the StowageError subclass of the
+ * server's code, with the server's message and details; a server that cannot
+ * be reached is an UnavailableError naming the URL. Only control-plane
+ * metadata goes through here; chunk bytes travel by signed requests
+ * (see transfer.ts).
+ *
+ * The SDK uses Node built-ins only (global fetch here), never a native or
+ * heavy dependency.
+ */
+import type * as wire from '../api/wire.js';
+import {
+  AlreadyExistsError,
+  ConflictError,
+  ERROR_CODES,
+  ForbiddenError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  QuotaExceededError,
+  ReadOnlyError,
+  StowageError,
+  UnauthenticatedError,
+  UnavailableError,
+  type ErrorCode,
+} from '../common/errors.js';
+
+/** Where the server listens when neither an option nor STOWAGE_URL says otherwise. */
+export const DEFAULT_URL = 'http://127.0.0.1:7420';
+
+/** How to reach a Stowage server. */
+export interface StowageOptions {
+  /** Base URL of the server, e.g. "http://127.0.0.1:7420"; defaults to $STOWAGE_URL, then DEFAULT_URL. */
+  url?: string;
+  /** Bearer token; defaults to $STOWAGE_TOKEN. */
+  token?: string;
+  /** Chunks moved at once by uploads and downloads (default 4). */
+  concurrency?: number;
+}
+
+/** One JSON call: method, path below the base URL, optional query and body. */
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+}
+
+/** The error class of each code; exhaustive by type, so a new code fails to compile until it has a class. */
+const ERROR_CLASSES: Readonly<Record<ErrorCode, new (message: string, o?: { details?: Record<string, unknown> }) => StowageError>> = {
+  NotFound: NotFoundError,
+  AlreadyExists: AlreadyExistsError,
+  Conflict: ConflictError,
+  InvalidArgument: InvalidArgumentError,
+  PreconditionFailed: PreconditionFailedError,
+  QuotaExceeded: QuotaExceededError,
+  Unauthenticated: UnauthenticatedError,
+  Forbidden: ForbiddenError,
+  ReadOnly: ReadOnlyError,
+  PayloadTooLarge: PayloadTooLargeError,
+  Unavailable: UnavailableError,
+  Internal: InternalError,
+};
+
+/** The code of an answer that carries no ErrorBody (a proxy's HTML page, an S3 XML error). */
+function codeOfStatus(status: number): ErrorCode {
+  if (status === 400 || status === 416) return 'InvalidArgument';
+  if (status === 401) return 'Unauthenticated';
+  if (status === 403) return 'Forbidden';
+  if (status === 404) return 'NotFound';
+  if (status === 409) return 'Conflict';
+  if (status === 412) return 'PreconditionFailed';
+  if (status === 413) return 'PayloadTooLarge';
+  if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) return 'Unavailable';
+  return status >= 400 && status < 500 ? 'InvalidArgument' : 'Internal';
+}
+
+/**
+ * Builds the StowageError subclass for a code received over the wire
+ * (unknown codes become InternalError), so callers can use `instanceof`.
+ */
+export function errorFromWire(code: string, message: string, details?: Record<string, unknown>): StowageError {
+  const known: ErrorCode = (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'Internal';
+  return new ERROR_CLASSES[known](message, details ? { details } : undefined);
+}
+
+/**
+ * Turns an error answer into a StowageError: the ErrorBody's code and message
+ * when the body is one, otherwise a code derived from the status.
+ */
+export function errorFromResponse(status: number, bodyText: string, what: string): StowageError {
+  try {
+    const parsed = JSON.parse(bodyText) as Partial<wire.ErrorBody>;
+    const e = parsed.error;
+    if (e && typeof e.code === 'string' && typeof e.message === 'string') {
+      const details = e.details && typeof e.details === 'object' ? e.details : undefined;
+      return errorFromWire(e.code, e.message, details);
+    }
+  } catch {
+    // Not JSON: fall through to the status.
+  }
+  const snippet = bodyText.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return errorFromWire(codeOfStatus(status), `${what} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`);
+}
+
+/** The message of a low-level network failure (fetch hides it in `cause`). */
+export function networkReason(e: unknown): string {
+  let reason = e instanceof Error ? e.message : String(e);
+  let cur: unknown = e;
+  for (let i = 0; i < 6 && cur instanceof Error; i++) {
+    const code = (cur as Error & { code?: unknown }).code;
+    if (cur.message && cur.message !== 'fetch failed') reason = cur.message;
+    else if (typeof code === 'string') reason = code;
+    cur = cur.cause;
+  }
+  return reason;
+}
+
+/** Removes trailing slashes and checks the URL parses. */
+function normaliseBaseUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidArgumentError(`invalid Stowage URL ${JSON.stringify(url)}: expected e.g. http://127.0.0.1:7420`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new InvalidArgumentError(`invalid Stowage URL ${JSON.stringify(url)}: only http: and https: are supported`);
+  }
+  return parsed.toString().replace(/\/+$/, '');
+}
+
+/**
+ * A configured connection to a Stowage server: the entry point of the SDK.
+ *
+ * @example
+ * const stowage = new Stowage({ url: 'http://127.0.0.1:7420', token: process.env.STOWAGE_TOKEN });
+ * const vol = await Volume.get('data', { mintIfMissing: true, client: stowage });
+ */
+export class Stowage {
+  /** Base URL without a trailing slash. */
+  readonly url: string;
+  /** Chunks moved at once by uploads and downloads. */
+  readonly concurrency: number;
+  readonly #token: string | undefined;
+
+  constructor(options: StowageOptions = {}) {
+    this.url = normaliseBaseUrl(options.url ?? process.env['STOWAGE_URL'] ?? DEFAULT_URL);
+    const token = options.token ?? process.env['STOWAGE_TOKEN'];
+    this.#token = token === undefined || token === '' ? undefined : token;
+    const c = options.concurrency ?? 4;
+    if (!Number.isInteger(c) || c < 1 || c > 64) throw new InvalidArgumentError(`invalid concurrency ${c}: use a whole number from 1 to 64`);
+    this.concurrency = c;
+  }
+
+  /**
+   * A client configured from STOWAGE_URL and STOWAGE_TOKEN.
+   *
+   * @example
+   * const stowage = Stowage.fromEnv();
+   */
+  static fromEnv(): Stowage {
+    return new Stowage();
+  }
+
+  /** True when a token is configured. */
+  get hasToken(): boolean {
+    return this.#token !== undefined;
+  }
+
+  /** The absolute URL of an API path ("/v1/volumes") with its query. */
+  urlOf(path: string, query?: RequestOptions['query']): string {
+    const u = new URL(this.url + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u.toString();
+  }
+
+  /**
+   * Sends one JSON call and returns the status and the decoded body; throws
+   * the StowageError of any non-2xx answer.
+   *
+   * @example
+   * const { status, body } = await stowage.send<Volume>('PUT', '/v1/volumes/data', { body: {} });
+   */
+  async send<T>(method: string, path: string, options: RequestOptions = {}): Promise<{ status: number; body: T }> {
+    const url = this.urlOf(path, options.query);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#token !== undefined) headers['authorization'] = `Bearer ${this.#token}`;
+    let payload: string | undefined;
+    if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(options.body);
+    }
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
+      text = await res.text();
+    } catch (e) {
+      throw new UnavailableError(`cannot reach Stowage at ${this.url}: ${networkReason(e)}`, { cause: e });
+    }
+    if (!res.ok) throw errorFromResponse(res.status, text, `${method} ${path}`);
+    if (res.status === 204 || text === '') return { status: res.status, body: undefined as T };
+    try {
+      return { status: res.status, body: JSON.parse(text) as T };
+    } catch (e) {
+      throw new InternalError(`${method} ${path}: the server answered something that is not JSON`, { cause: e });
+    }
+  }
+
+  /**
+   * Sends one JSON call and returns the decoded body.
+   *
+   * @example
+   * const { volumes } = await stowage.request<VolumeList>('GET', '/v1/volumes');
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    return (await this.send<T>(method, path, options)).body;
+  }
+
+  /**
+   * The tenant the token belongs to.
+   *
+   * @example
+   * const { name, defaultCap } = await stowage.tenant();
+   */
+  async tenant(): Promise<wire.Tenant> {
+    return this.request<wire.Tenant>('GET', '/v1/tenant');
+  }
+
+  /**
+   * Changes the tenant's default volume cap (bytes).
+   *
+   * @example
+   * await stowage.updateTenant({ defaultCap: 4 * 1024 ** 3 });
+   */
+  async updateTenant(patch: wire.UpdateTenantRequest): Promise<wire.Tenant> {
+    return this.request<wire.Tenant>('PATCH', '/v1/tenant', { body: patch });
+  }
+
+  /**
+   * Creates an API token; the secret is returned once and never again.
+   *
+   * @example
+   * const { token, secret } = await stowage.createToken({ name: 'ci', volume: 'data', readOnly: true, expiresIn: 3600 });
+   */
+  async createToken(req: wire.CreateTokenRequest): Promise<wire.CreateTokenResponse> {
+    return this.request<wire.CreateTokenResponse>('POST', '/v1/tokens', { body: req });
+  }
+
+  /**
+   * Lists the tenant's tokens (without secrets).
+   *
+   * @example
+   * for (const t of await stowage.listTokens()) console.log(t.id, t.name);
+   */
+  async listTokens(): Promise<wire.Token[]> {
+    return (await this.request<wire.TokenList>('GET', '/v1/tokens')).tokens;
+  }
+
+  /**
+   * Revokes a token by id.
+   *
+   * @example
+   * await stowage.revokeToken('tok_0123456789abcdefghij');
+   */
+  async revokeToken(id: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+  }
+}
+
+let defaultClient: Stowage | undefined;
+
+/** The client used when a call is given none: built from the environment on first use. */
+export function defaultStowage(): Stowage {
+  defaultClient ??= Stowage.fromEnv();
+  return defaultClient;
+}

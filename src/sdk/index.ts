@@ -1,0 +1,57 @@
+/**
+ * @module stowage
+ * The Stowage SDK: persistent, versioned volumes for sandboxes.
+ *
+ * `Stowage` holds the connection (STOWAGE_URL and STOWAGE_TOKEN, or options);
+ * `Volume` is a handle on one volume, with `vol.files` for direct file
+ * access. Errors are `StowageError` subclasses carrying a stable `code`.
+ * The SDK depends on Node built-ins only.
+ *
+ * @example
+ * import { Volume } from 'stowage';
+ * const vol = await Volume.get('data', { mintIfMissing: true });
+ * await vol.files.write('/hello.txt', 'hello');
+ */
+export { Stowage, DEFAULT_URL, type StowageOptions, type RequestOptions } from './http-client.js';
+export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, type ForkOptions, type CommitChangesOptions } from './volume.js';
+export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './files.js';
+export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
+export {
+  StowageError,
+  NotFoundError,
+  AlreadyExistsError,
+  ConflictError,
+  InvalidArgumentError,
+  PreconditionFailedError,
+  QuotaExceededError,
+  UnauthenticatedError,
+  ForbiddenError,
+  ReadOnlyError,
+  PayloadTooLargeError,
+  UnavailableError,
+  InternalError,
+  ERROR_CODES,
+  isStowageError,
+  type ErrorCode,
+} from '../common/errors.js';
+export { parseSize, formatSize } from '../common/sizes.js';
+export type {
+  AccessMode,
+  MountTuning,
+  Volume as VolumeInfo,
+  FileInfo,
+  EntryType,
+  Change,
+  Commit,
+  CommitResponse,
+  CommitList,
+  Snapshot,
+  Tenant,
+  Token,
+  CreateTokenRequest,
+  CreateTokenResponse,
+  SignedRequest,
+  ReadPlan,
+} from '../api/wire.js';
+/** Every wire shape of the HTTP API, as one namespace. */
+export type * as wire from '../api/wire.js';
