@@ -259,15 +259,7 @@ export class SqlMetadataOps implements MetadataOps {
         const gone = await db.deleteFrom('volumes').where('id', '=', id).executeTakeFirst();
         if (gone.numDeletedRows === 0n) return false;
         await db.deleteFrom('snapshots').where('volume_id', '=', id).execute();
-        // A fork may have started from one of these commits: a commit that is
-        // still another volume's head or snapshot target stays, and
-        // pruneCommits removes it once nothing points at it.
-        await db
-          .deleteFrom('commits')
-          .where('volume_id', '=', id)
-          .where('id', 'not in', db.selectFrom('volumes').select('head'))
-          .where('id', 'not in', db.selectFrom('snapshots').select('commit_id'))
-          .execute();
+        await db.deleteFrom('commits').where('volume_id', '=', id).execute();
         return true;
       }),
     );
