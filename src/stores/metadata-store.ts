@@ -225,7 +225,7 @@ export interface MetadataOps {
 
 /** A metadata backend. */
 export interface MetadataStore extends MetadataOps {
-  /** Runs `fn` in one serialisable transaction: all its writes commit together or none do. A thrown error rolls back and is rethrown. Do not nest. */
+  /** Runs `fn` in one serialisable transaction: all its writes commit together or none do. A thrown error rolls back and is rethrown. Do not nest; inside `fn` use only `tx` (a call on the store itself may wait for the transaction forever). */
   transaction<T>(fn: (tx: MetadataOps) => Promise<T>): Promise<T>;
   /** Releases connections. */
   close(): Promise<void>;

@@ -25,6 +25,7 @@ export type IntBool = ColumnType<number, number, number>;
 /** Binary bytes: Buffer on the way out (both drivers), any Uint8Array on the way in. */
 export type Bytes = ColumnType<Uint8Array, Uint8Array, Uint8Array>;
 
+/** One row per tenant; `name` is unique. */
 export interface TenantsTable {
   id: string;
   name: string;
@@ -32,6 +33,7 @@ export interface TenantsTable {
   created_at: Int8;
 }
 
+/** API tokens; only the SHA-256 of the secret is stored. */
 export interface TokensTable {
   id: string;
   tenant_id: string;
@@ -44,6 +46,7 @@ export interface TokensTable {
   revoked_at: Int8 | null;
 }
 
+/** Volumes; (tenant_id, name) is unique, `head` moves by compare-and-swap. */
 export interface VolumesTable {
   id: string;
   tenant_id: string;
@@ -59,6 +62,7 @@ export interface VolumesTable {
   updated_at: Int8;
 }
 
+/** Commit records, indexed by (volume_id, seq) for history pages. */
 export interface CommitsTable {
   id: string;
   volume_id: string;
@@ -74,6 +78,7 @@ export interface CommitsTable {
   created_at: Int8;
 }
 
+/** Named commit pointers; (volume_id, name) is unique. */
 export interface SnapshotsTable {
   id: string;
   volume_id: string;
@@ -82,12 +87,14 @@ export interface SnapshotsTable {
   created_at: Int8;
 }
 
+/** Content-addressed directory nodes (opaque bytes). */
 export interface TreesTable {
   hash: string;
   data: Bytes;
   touched_at: Int8;
 }
 
+/** Where the bytes of each chunk hash live in the blob store. */
 export interface ChunksTable {
   hash: string;
   size: Int8;
@@ -96,6 +103,7 @@ export interface ChunksTable {
   touched_at: Int8;
 }
 
+/** Installation-wide key/value settings (e.g. generated secrets). */
 export interface SettingsTable {
   key: string;
   value: string;

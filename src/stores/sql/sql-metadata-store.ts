@@ -9,7 +9,9 @@
  * Conventions (see schema.ts): times are epoch milliseconds, booleans 0/1,
  * JSON as text. Lists of hashes are split into batches of {@link BATCH}
  * so that a 100,000-hash call stays under SQLite's bound-variable limit and
- * PostgreSQL's parameter limit.
+ * PostgreSQL's parameter limit. Outside a transaction each batch commits on
+ * its own; that is safe because every batched write is idempotent, so a call
+ * that fails midway is repaired by repeating it.
  *
  * Errors: unique violations become AlreadyExistsError with a message naming
  * the record; errors the dialect calls "unavailable" (connection lost, locked,
