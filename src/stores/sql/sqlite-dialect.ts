@@ -73,12 +73,13 @@ export async function openSqliteMetadataStore(options: SqliteMetadataStoreOption
     );
   }
   try {
-    // WAL lets readers run alongside the writer. With WAL, synchronous=NORMAL
-    // syncs at checkpoints rather than at every commit: a crash of the process
-    // loses nothing (the WAL is in the OS page cache), and only a power loss
-    // or kernel crash can drop the last few commits, never corrupt the file.
+    // WAL lets readers run alongside the writer. synchronous=FULL syncs the
+    // WAL at every commit: a commit is Stowage's durability boundary, so an
+    // acknowledged commit must survive a power loss, not only a process crash
+    // (NORMAL could drop the last commits on power loss). Blob writes are
+    // fsynced too, so the two agree.
     sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('synchronous = FULL');
     sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     sqlite.pragma('foreign_keys = ON');
   } catch (err) {
