@@ -63,7 +63,7 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   }
   const start = Number(a);
   const end = b === '' ? size - 1 : Number(b);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return undefined;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (b !== '' && end < start)) return undefined;
   if (start >= size) return 'unsatisfiable';
   return { start, end: Math.min(end, size - 1) };
 }
