@@ -116,6 +116,8 @@ const strictJsonText: MiddlewareHandler<AppEnv> = async (c, next) => {
   } catch {
     throw new InvalidArgumentError('request body is not valid UTF-8');
   }
+  // An empty JSON body reads as {} (optional bodies may be sent empty), so the schema names any missing field.
+  if (text.trim() === '') text = '{}';
   // Hono's body cache holds promises (its type says otherwise); c.req.json() reads the cached text.
   (c.req.bodyCache as unknown as Record<string, Promise<unknown>>).text = Promise.resolve(text);
   await next();
