@@ -1,0 +1,137 @@
+/**
+ * @module cli/commands/server-commands
+ * Commands that run on the server's machine: `serve` runs the server;
+ * `gc` and `tenant create` open the data dir's stores directly and call the
+ * engine (operator work that no API token may do).
+ *
+ * Server and store modules (Hono, better-sqlite3) are loaded with dynamic
+ * imports here only, so the SDK-only commands never load them.
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { NotFoundError } from '../../common/errors.js';
+import { parseSize } from '../../common/sizes.js';
+import type { VolumeEngine } from '../../engine/types.js';
+import { parseDuration, parsePort } from '../arg-parsers.js';
+import { dataDirOf } from '../client-config.js';
+import { bytes, printFields, printJson, printLine, printNote } from '../output.js';
+
+/** The metadata file of the embedded deployment, under the data dir. */
+const METADATA_FILE = 'metadata.db';
+/** The blob directory of the embedded deployment, under the data dir. */
+const BLOBS_DIR = 'blobs';
+
+/**
+ * Opens the engine over a data dir's stores for one operator call, and
+ * closes the stores after. The data dir must hold a metadata database.
+ */
+async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Promise<T>): Promise<T> {
+  const metadataPath = join(dataDir, METADATA_FILE);
+  try {
+    await access(metadataPath);
+  } catch {
+    throw new NotFoundError(`no Stowage data in ${dataDir} (${METADATA_FILE} is missing): pass --data DIR or set STOWAGE_DATA, or run \`stowage serve\` once to create it`);
+  }
+  const [{ openSqliteMetadataStore }, { LocalBlobStore }, { createEngine }] = await Promise.all([
+    import('../../stores/sql/sqlite-dialect.js'),
+    import('../../stores/local/local-blob-store.js'),
+    import('../../engine/engine.js'),
+  ]);
+  const metadata = await openSqliteMetadataStore({ path: metadataPath });
+  try {
+    const blobs = await LocalBlobStore.open({ dir: join(dataDir, BLOBS_DIR) });
+    try {
+      return await fn(createEngine({ metadata, blobs }));
+    } finally {
+      await blobs.close();
+    }
+  } finally {
+    await metadata.close();
+  }
+}
+
+/** Resolves when the process is asked to stop (SIGINT or SIGTERM). */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (s: NodeJS.Signals): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(s);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+/** Registers serve, gc and tenant. */
+export function registerServerCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the Stowage server: SQLite metadata and a local blob directory under one data dir')
+    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
+    .option('--port <port>', 'TCP port; 0 picks a free one', '7420')
+    .option('--host <host>', 'interface to listen on (0.0.0.0 for all)', '127.0.0.1')
+    .option('--public-url <url>', 'URL clients reach this server at, when not the listening address')
+    .action(async (opts: { data?: string; port: string; host: string; publicUrl?: string }) => {
+      const port = parsePort(opts.port);
+      const dataDir = dataDirOf(opts.data);
+      const { startServer } = await import('../../server/serve.js');
+      const server = await startServer({ dataDir, port, host: opts.host, ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}), log: (line) => printLine(line) });
+      const signal = await stopSignal();
+      printNote(`stowage: ${signal} received, stopping`);
+      await server.close();
+    });
+
+  program
+    .command('gc')
+    .description('delete chunks and trees nothing references (plan, then execute)')
+    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
+    .option('--dry-run', 'only report what would be deleted')
+    .option('--grace <duration>', 'keep anything touched this recently (protects commits in flight)', '1h')
+    .option('--retention <duration>', 'keep commits this young restorable', '7d')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { data?: string; dryRun?: boolean; grace: string; retention: string; json?: boolean }) => {
+      const grace = parseDuration(opts.grace);
+      const retention = parseDuration(opts.retention);
+      const report = await withEngine(dataDirOf(opts.data), (engine) => engine.gc({ dryRun: opts.dryRun ?? false, grace, retention }));
+      if (opts.json) {
+        printJson(report);
+        return;
+      }
+      const verb = report.dryRun ? 'would delete' : 'deleted';
+      printFields([
+        ['mode', report.dryRun ? 'dry run (nothing deleted)' : 'executed'],
+        ['pruned commits', String(report.prunedCommits)],
+        ['live trees', String(report.liveTrees)],
+        [`trees ${verb}`, String(report.deletedTrees)],
+        ['live chunks', String(report.liveChunks)],
+        [`chunks ${verb}`, String(report.deletedChunks)],
+        [`objects ${verb}`, String(report.deletedObjects)],
+        [`bytes ${verb}`, `${bytes(report.deletedBytes)} (${report.deletedBytes} bytes)`],
+      ]);
+    });
+
+  const tenant = program.command('tenant').description('operator commands for tenants (run on the server machine)');
+  tenant
+    .command('create')
+    .description("create a tenant and print its admin token's secret (shown only once)")
+    .argument('<name>', 'tenant name')
+    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
+    .option('--default-cap <size>', 'cap of volumes created without one, e.g. 2G')
+    .option('--json', 'print the tenant, token and secret as JSON')
+    .action(async (name: string, opts: { data?: string; defaultCap?: string; json?: boolean }) => {
+      const defaultCap = opts.defaultCap === undefined ? undefined : parseSize(opts.defaultCap);
+      const res = await withEngine(dataDirOf(opts.data), (engine) => engine.createTenant(name, defaultCap !== undefined ? { defaultCap } : {}));
+      if (opts.json) {
+        printJson({
+          tenant: { id: res.tenant.id, name: res.tenant.name, defaultCap: res.tenant.defaultCap, createdAt: res.tenant.createdAt.toISOString() },
+          token: { id: res.token.id, name: res.token.name },
+          secret: res.secret,
+        });
+        return;
+      }
+      printLine(res.secret);
+      printNote(`created tenant ${res.tenant.name} (${res.tenant.id}, default cap ${bytes(res.tenant.defaultCap)}); the admin token above is shown only once`);
+    });
+}

@@ -1,0 +1,67 @@
+/**
+ * @module cli/output.test
+ * The exit table covers every error code with the documented statuses, and
+ * errors are reported as exactly one line.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { CommanderError } from 'commander';
+import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
+import { errorFromWire } from '../sdk/http-client.js';
+import { EXIT_TABLE, errorMessageOf, exitStatusOf, formatTable, reportError } from './output.js';
+
+const EXPECTED: Record<ErrorCode, number> = {
+  InvalidArgument: 2,
+  NotFound: 3,
+  AlreadyExists: 4,
+  Conflict: 4,
+  PreconditionFailed: 4,
+  Unauthenticated: 5,
+  Forbidden: 5,
+  ReadOnly: 5,
+  QuotaExceeded: 6,
+  PayloadTooLarge: 6,
+  Unavailable: 7,
+  Internal: 1,
+};
+
+test('every error code has its documented exit status', () => {
+  assert.deepEqual(Object.keys(EXIT_TABLE).sort(), [...ERROR_CODES].sort());
+  for (const code of ERROR_CODES) {
+    assert.equal(EXIT_TABLE[code].status, EXPECTED[code], code);
+    assert.equal(exitStatusOf(new StowageError(code, 'x')), EXPECTED[code], code);
+    // Errors that crossed the wire map the same way.
+    assert.equal(exitStatusOf(errorFromWire(code, 'x')), EXPECTED[code], code);
+  }
+});
+
+test('no error exits 0', () => {
+  for (const code of ERROR_CODES) assert.notEqual(EXIT_TABLE[code].status, 0);
+});
+
+test('command-line mistakes exit 2 and unexpected errors exit 1', () => {
+  assert.equal(exitStatusOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")), 2);
+  assert.equal(exitStatusOf(new TypeError('boom')), 1);
+  assert.equal(exitStatusOf('a string'), 1);
+});
+
+test('an error is reported as exactly one stderr line starting with "stowage: "', () => {
+  let out = '';
+  const sink = new Writable({ write(chunk, _enc, cb) { out += String(chunk); cb(); } });
+  const status = reportError(new StowageError('NotFound', 'volume "x" not found\nsecond line'), sink);
+  assert.equal(status, 3);
+  assert.equal(out, 'stowage: volume "x" not found second line\n');
+});
+
+test('messages carry the hint of their code once', () => {
+  const m = errorMessageOf(new StowageError('Unauthenticated', 'invalid API token'));
+  assert.match(m, /^invalid API token \(check --token or STOWAGE_TOKEN\)$/);
+  assert.equal(errorMessageOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")), "unknown option '--x'");
+  assert.match(errorMessageOf(new TypeError('boom')), /^unexpected error: boom/);
+});
+
+test('tables align columns and right-align numbers', () => {
+  const t = formatTable(['NAME', 'SIZE', 'NOTE'], [['a', '1 KiB', 'x'], ['longer', '20 MiB', 'y']], ['left', 'right']);
+  assert.equal(t, ['NAME      SIZE  NOTE', 'a        1 KiB  x', 'longer  20 MiB  y'].join('\n'));
+});

@@ -1,0 +1,143 @@
+/**
+ * @module cli/output
+ * Everything the CLI prints, and the one table that maps an error code to
+ * the process exit status and the hint appended to its message.
+ *
+ * Rules: an error prints exactly one line, `stowage: <message>`, to stderr,
+ * and sets the exit status of its code; results go to stdout, as an aligned
+ * table or, with `--json`, as JSON; progress and notes go to stderr.
+ */
+import { CommanderError } from 'commander';
+import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
+import { formatSize } from '../common/sizes.js';
+
+/** Exit status of a success. */
+export const EXIT_OK = 0;
+
+/** Exit status and the hint a user needs next, for every error code; exhaustive by type. */
+export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: string }>> = {
+  InvalidArgument: { status: 2 },
+  NotFound: { status: 3 },
+  AlreadyExists: { status: 4 },
+  Conflict: { status: 4 },
+  PreconditionFailed: { status: 4 },
+  Unauthenticated: { status: 5, hint: 'check --token or STOWAGE_TOKEN' },
+  Forbidden: { status: 5 },
+  ReadOnly: { status: 5 },
+  QuotaExceeded: { status: 6 },
+  PayloadTooLarge: { status: 6 },
+  Unavailable: { status: 7, hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server' },
+  Internal: { status: 1, hint: 'this is a bug; the server log has details' },
+};
+
+/** The code an error is reported under: its own for StowageErrors, InvalidArgument for command-line mistakes, Internal otherwise. */
+export function codeOf(err: unknown): ErrorCode {
+  if (err instanceof StowageError && (ERROR_CODES as readonly string[]).includes(err.code)) return err.code;
+  if (err instanceof CommanderError) return 'InvalidArgument';
+  return 'Internal';
+}
+
+/** Exit status of an error. */
+export function exitStatusOf(err: unknown): number {
+  return EXIT_TABLE[codeOf(err)].status;
+}
+
+/** Collapses whitespace (newlines included) so a message is one line. */
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim();
+}
+
+/** The one line an error is reported with (without the "stowage: " prefix). */
+export function errorMessageOf(err: unknown): string {
+  const code = codeOf(err);
+  let message: string;
+  if (err instanceof CommanderError) message = err.message.replace(/^error:\s*/i, '');
+  else if (err instanceof Error) message = err.message || err.name;
+  else message = String(err);
+  message = oneLine(message) || code;
+  // Non-Stowage errors are bugs of this CLI: say which kind, the stack is not for users.
+  if (!(err instanceof StowageError) && !(err instanceof CommanderError)) message = `unexpected error: ${message}`;
+  const hint = EXIT_TABLE[code].hint;
+  return hint && !message.includes(hint) ? `${message} (${hint})` : message;
+}
+
+/** Prints an error as its one line on stderr and returns the exit status to use. */
+export function reportError(err: unknown, stderr: NodeJS.WritableStream = process.stderr): number {
+  stderr.write(`stowage: ${errorMessageOf(err)}\n`);
+  return exitStatusOf(err);
+}
+
+/** Prints a value as indented JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints a line on stdout. */
+export function printLine(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Prints a note for humans on stderr (never part of a command's result). */
+export function printNote(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Column alignment: numbers read better right-aligned. */
+export type Align = 'left' | 'right';
+
+/**
+ * Formats rows under headers as aligned columns (two spaces apart, the last
+ * column not padded).
+ *
+ * @example
+ * formatTable(['NAME', 'SIZE'], [['data', '1 KiB']], ['left', 'right']);
+ */
+export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly Align[] = []): string {
+  const all = [headers, ...rows];
+  const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const lines = all.map((r) =>
+    r
+      .map((cell, i) => {
+        const last = i === r.length - 1;
+        if (align[i] === 'right') return cell.padStart(widths[i]!);
+        return last ? cell : cell.padEnd(widths[i]!);
+      })
+      .join('  ')
+      .trimEnd(),
+  );
+  return lines.join('\n');
+}
+
+/** Prints an aligned table on stdout. */
+export function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly Align[] = []): void {
+  printLine(formatTable(headers, rows, align));
+}
+
+/** Prints "key: value" lines with the values aligned. */
+export function printFields(fields: ReadonlyArray<readonly [string, string]>): void {
+  const w = Math.max(0, ...fields.map(([k]) => k.length)) + 1;
+  for (const [k, v] of fields) printLine(`${`${k}:`.padEnd(w)} ${v}`);
+}
+
+/** A byte count for humans: "20 MiB". */
+export function bytes(n: number): string {
+  return formatSize(n);
+}
+
+/** A time for tables: "2025-01-31 14:05:09" (UTC, to the second); "-" for none. */
+export function when(t: string | number | null | undefined): string {
+  if (t === null || t === undefined) return '-';
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return String(t);
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+}
+
+/** The short form of a commit id (12 hex characters, as git's). */
+export function shortId(id: string): string {
+  return id.slice(0, 12);
+}
+
+/** Permission bits as octal, e.g. "644". */
+export function octal(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(3, '0');
+}
