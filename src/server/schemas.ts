@@ -19,6 +19,7 @@ const Ref = z.string().max(1024);
 
 // --- errors ---
 
+/** Wire `ErrorBody` (api/wire.ts). */
 export const ErrorBodySchema = z
   .object({
     error: z.object({
@@ -29,12 +30,15 @@ export const ErrorBodySchema = z
   })
   .openapi('ErrorBody') satisfies z.ZodType<wire.ErrorBody>;
 
+/** GET /v1/health answer. */
 export const HealthSchema = z.object({ ok: z.literal(true) }).openapi('Health');
 
 // --- volumes ---
 
+/** Wire `AccessMode` (api/wire.ts). */
 export const AccessModeSchema = z.enum(['RWO', 'ROX', 'RWX']).openapi('AccessMode') satisfies z.ZodType<wire.AccessMode>;
 
+/** Wire `MountTuning` (api/wire.ts). */
 export const MountTuningSchema = z
   .object({ cacheSize: Bytes, bufferSize: Bytes, prefetch: Bytes, writeback: z.boolean() })
   .openapi('MountTuning') satisfies z.ZodType<wire.MountTuning>;
@@ -43,6 +47,7 @@ const PartialTuningSchema = z
   .object({ cacheSize: Bytes.optional(), bufferSize: Bytes.optional(), prefetch: Bytes.optional(), writeback: z.boolean().optional() })
   .openapi('PartialMountTuning') satisfies z.ZodType<Partial<wire.MountTuning>>;
 
+/** Wire `Volume` (api/wire.ts). */
 export const VolumeSchema = z
   .object({
     id: z.string(),
@@ -58,6 +63,7 @@ export const VolumeSchema = z
   })
   .openapi('Volume') satisfies z.ZodType<wire.Volume>;
 
+/** Wire `VolumeList` (api/wire.ts). */
 export const VolumeListSchema = z.object({ volumes: z.array(VolumeSchema) }).openapi('VolumeList') satisfies z.ZodType<wire.VolumeList>;
 
 /** PUT /v1/volumes/{name}: the name comes from the URL. */
@@ -68,12 +74,14 @@ export const CreateVolumeRequestSchema = z
 /** POST /v1/volumes: like CreateVolumeRequest, with the name required. */
 export const CreateVolumeBodySchema = CreateVolumeRequestSchema.extend({ name: z.string() }).openapi('CreateVolumeBody') satisfies z.ZodType<wire.CreateVolumeRequest>;
 
+/** Wire `UpdateVolumeRequest` (api/wire.ts). */
 export const UpdateVolumeRequestSchema = z
   .object({ cap: Bytes.optional(), accessMode: AccessModeSchema.optional(), tuning: PartialTuningSchema.optional() })
   .openapi('UpdateVolumeRequest') satisfies z.ZodType<wire.UpdateVolumeRequest>;
 
 // --- files and trees ---
 
+/** Wire `FileInfo` (api/wire.ts). */
 export const FileInfoSchema = z
   .object({
     path: z.string(),
@@ -89,16 +97,20 @@ export const FileInfoSchema = z
   })
   .openapi('FileInfo') satisfies z.ZodType<wire.FileInfo>;
 
+/** Wire `StatResponse` (api/wire.ts). */
 export const StatResponseSchema = z.object({ commit: z.string(), entry: FileInfoSchema }).openapi('StatResponse') satisfies z.ZodType<wire.StatResponse>;
 
+/** Wire `ListResponse` (api/wire.ts). */
 export const ListResponseSchema = z
   .object({ commit: z.string(), entries: z.array(FileInfoSchema) })
   .openapi('ListResponse') satisfies z.ZodType<wire.ListResponse>;
 
+/** Wire `SignedRequest` (api/wire.ts). */
 export const SignedRequestSchema = z
   .object({ url: z.string(), method: z.enum(['GET', 'PUT']), headers: z.record(z.string(), z.string()), expiresAt: z.string() })
   .openapi('SignedRequest') satisfies z.ZodType<wire.SignedRequest>;
 
+/** Wire `ReadPlan` (api/wire.ts). */
 export const ReadPlanSchema = z
   .object({
     commit: z.string(),
@@ -109,10 +121,12 @@ export const ReadPlanSchema = z
 
 // --- the commit protocol ---
 
+/** Wire `UploadRequest` (api/wire.ts). */
 export const UploadRequestSchema = z
   .object({ chunks: z.array(z.object({ hash: Ref, size: Bytes })) })
   .openapi('UploadRequest') satisfies z.ZodType<wire.UploadRequest>;
 
+/** Wire `UploadResponse` (api/wire.ts). */
 export const UploadResponseSchema = z
   .object({
     missing: z.array(z.object({ hash: z.string(), size: Bytes, key: z.string(), request: SignedRequestSchema })),
@@ -124,6 +138,7 @@ const Path = z.string().max(65536);
 const Mode = z.number().int().min(0);
 const Mtime = z.number();
 
+/** Wire `Change` (api/wire.ts). */
 export const ChangeSchema = z
   .discriminatedUnion('op', [
     z.object({
@@ -144,6 +159,7 @@ export const ChangeSchema = z
   ])
   .openapi('Change') satisfies z.ZodType<wire.Change>;
 
+/** Wire `CommitRequest` (api/wire.ts). */
 export const CommitRequestSchema = z
   .object({
     base: Ref.optional(),
@@ -154,6 +170,7 @@ export const CommitRequestSchema = z
   })
   .openapi('CommitRequest') satisfies z.ZodType<wire.CommitRequest>;
 
+/** Wire `Commit` (api/wire.ts). */
 export const CommitSchema = z
   .object({
     id: z.string(),
@@ -172,31 +189,38 @@ export const CommitSchema = z
   })
   .openapi('Commit') satisfies z.ZodType<wire.Commit>;
 
+/** Wire `CommitResponse` (api/wire.ts). */
 export const CommitResponseSchema = z
   .object({ commit: CommitSchema, overwritten: z.array(z.string()) })
   .openapi('CommitResponse') satisfies z.ZodType<wire.CommitResponse>;
 
+/** Wire `CommitList` (api/wire.ts). */
 export const CommitListSchema = z
   .object({ commits: z.array(CommitSchema), nextBefore: z.number().int().nullable() })
   .openapi('CommitList') satisfies z.ZodType<wire.CommitList>;
 
 // --- snapshots, restore, fork ---
 
+/** Wire `Snapshot` (api/wire.ts). */
 export const SnapshotSchema = z
   .object({ id: z.string(), volumeId: z.string(), name: z.string(), commit: z.string(), createdAt: z.string() })
   .openapi('Snapshot') satisfies z.ZodType<wire.Snapshot>;
 
+/** Wire `CreateSnapshotRequest` (api/wire.ts). */
 export const CreateSnapshotRequestSchema = z
   .object({ name: Ref.optional(), commit: Ref.optional() })
   .openapi('CreateSnapshotRequest') satisfies z.ZodType<wire.CreateSnapshotRequest>;
 
+/** Wire `SnapshotList` (api/wire.ts). */
 export const SnapshotListSchema = z.object({ snapshots: z.array(SnapshotSchema) }).openapi('SnapshotList') satisfies z.ZodType<wire.SnapshotList>;
 
+/** Wire `RestoreRequest` (api/wire.ts). */
 export const RestoreRequestSchema = z
   .object({ snapshot: Ref.optional(), commit: Ref.optional() })
   .refine((r) => (r.snapshot === undefined) !== (r.commit === undefined), { message: 'give exactly one of "snapshot" or "commit"' })
   .openapi('RestoreRequest') satisfies z.ZodType<wire.RestoreRequest>;
 
+/** Wire `ForkRequest` (api/wire.ts). */
 export const ForkRequestSchema = z
   .object({ name: z.string(), snapshot: Ref.optional(), commit: Ref.optional(), accessMode: AccessModeSchema.optional(), cap: Bytes.optional() })
   .refine((r) => r.snapshot === undefined || r.commit === undefined, { message: 'give at most one of "snapshot" or "commit"' })
@@ -204,12 +228,15 @@ export const ForkRequestSchema = z
 
 // --- tenant and tokens ---
 
+/** Wire `Tenant` (api/wire.ts). */
 export const TenantSchema = z
   .object({ id: z.string(), name: z.string(), defaultCap: Bytes, createdAt: z.string() })
   .openapi('Tenant') satisfies z.ZodType<wire.Tenant>;
 
+/** Wire `UpdateTenantRequest` (api/wire.ts). */
 export const UpdateTenantRequestSchema = z.object({ defaultCap: Bytes }).openapi('UpdateTenantRequest') satisfies z.ZodType<wire.UpdateTenantRequest>;
 
+/** Wire `Token` (api/wire.ts). */
 export const TokenSchema = z
   .object({
     id: z.string(),
@@ -222,6 +249,7 @@ export const TokenSchema = z
   })
   .openapi('Token') satisfies z.ZodType<wire.Token>;
 
+/** Wire `CreateTokenRequest` (api/wire.ts). */
 export const CreateTokenRequestSchema = z
   .object({
     name: z.string().min(1).max(200),
@@ -232,22 +260,27 @@ export const CreateTokenRequestSchema = z
   })
   .openapi('CreateTokenRequest') satisfies z.ZodType<wire.CreateTokenRequest>;
 
+/** Wire `CreateTokenResponse` (api/wire.ts). */
 export const CreateTokenResponseSchema = z
   .object({ token: TokenSchema, secret: z.string() })
   .openapi('CreateTokenResponse') satisfies z.ZodType<wire.CreateTokenResponse>;
 
+/** Wire `TokenList` (api/wire.ts). */
 export const TokenListSchema = z.object({ tokens: z.array(TokenSchema) }).openapi('TokenList') satisfies z.ZodType<wire.TokenList>;
 
 // --- URL parameters and queries ---
 
+/** URL parameters of /v1/volumes/{name}/... routes. */
 export const VolumeParamsSchema = z.object({
   name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'data' }),
 });
 
+/** URL parameters of /v1/volumes/{name}/snapshots/{snapshot}. */
 export const SnapshotParamsSchema = VolumeParamsSchema.extend({
   snapshot: z.string().openapi({ param: { name: 'snapshot', in: 'path' }, example: 'before-migration' }),
 });
 
+/** URL parameters of /v1/tokens/{id}. */
 export const TokenParamsSchema = z.object({
   id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'tok_0123456789abcdefghij' }),
 });
@@ -266,6 +299,7 @@ const QueryInt = (min: number) =>
     .pipe(z.number().int().min(min))
     .optional();
 
+/** Query of GET /v1/volumes/{name}/commits. */
 export const CommitsQuerySchema = z.object({
   limit: QueryInt(1).openapi({ param: { name: 'limit', in: 'query' }, type: 'integer' }),
   before: QueryInt(0).openapi({ param: { name: 'before', in: 'query' }, description: 'Only commits with a seq below this one (from nextBefore).', type: 'integer' }),
@@ -274,12 +308,15 @@ export const CommitsQuerySchema = z.object({
 const PathQuery = z.string().openapi({ param: { name: 'path', in: 'query' }, example: '/dir/file.txt' });
 const CommitQuery = z.string().optional().openapi({ param: { name: 'commit', in: 'query' }, description: 'A commit id; the head when absent.' });
 
+/** Query of GET /v1/volumes/{name}/stat (path defaults to "/"). */
 export const StatQuerySchema = z.object({ path: PathQuery.default('/'), commit: CommitQuery });
 
+/** Query of GET /v1/volumes/{name}/list (path defaults to "/"). */
 export const ListQuerySchema = z.object({
   path: PathQuery.default('/'),
   commit: CommitQuery,
   recursive: QueryBool.openapi({ param: { name: 'recursive', in: 'query' }, type: 'boolean' }),
 });
 
+/** Query of GET /v1/volumes/{name}/read (path required). */
 export const ReadQuerySchema = z.object({ path: PathQuery, commit: CommitQuery });
