@@ -155,6 +155,13 @@ describe('LocalBlobStore', () => {
     assert.ok(got.length === 100_000 && got.every((b) => b === 1));
   });
 
+  it('serves any range of an empty object as no bytes', async () => {
+    await store.put('empty', new Uint8Array(0));
+    for (const range of [{ start: 0 }, { start: 0, end: 10 }, { start: 5 }]) {
+      assert.equal(Buffer.concat(await (await store.get('empty', range)).toArray()).length, 0);
+    }
+  });
+
   it('works without open(), creating its directories on first put', async () => {
     const lazy = new LocalBlobStore({ dir: join(root, 'lazy') });
     assert.deepEqual(await lazy.head('k'), undefined);
