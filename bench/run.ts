@@ -1,0 +1,170 @@
+/**
+ * Foundation benchmarks: runs a real `stowage serve` child process on a temp
+ * data dir and drives it through the SDK over loopback, then prints a table.
+ *
+ *   npm run bench             # full sizes (1 GiB and 2 GiB files; ~6 GiB of temp disk)
+ *   npm run bench -- --quick  # small sizes, for a smoke run
+ *
+ * Measures: snapshot and fork time at 1k/10k/100k files; a one-file commit on
+ * volumes of those sizes; uploading a large file and re-uploading it
+ * unchanged; the server's peak RSS while a client uploads a 2 GiB file.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { once } from 'node:events';
+import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
+import { formatSize, GiB, MiB } from '../src/common/sizes.js';
+import { Stowage, Volume, type Change } from '../src/sdk/index.js';
+
+const quick = process.argv.includes('--quick');
+const FILE_COUNTS = quick ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+const BIG_FILE = quick ? 128 * MiB : 1 * GiB;
+const HUGE_FILE = quick ? 256 * MiB : 2 * GiB;
+const REPEATS = 7;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cliMain = join(here, '..', 'src', 'cli', 'main.js');
+
+interface Row { name: string; value: string; target: string; ok: boolean | null }
+const rows: Row[] = [];
+function record(name: string, value: string, target: string, ok: boolean | null): void {
+  rows.push({ name, value, target, ok });
+  process.stderr.write(`  ${name}: ${value}\n`);
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  s.close();
+  return port;
+}
+
+/** Starts `stowage serve` as its own process, so its memory is measured alone. */
+async function startServerProcess(dataDir: string): Promise<{ url: string; token: string; child: ChildProcess }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/v1/health`)).ok) break;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  return { url, token, child };
+}
+
+/** Peak resident set of a process so far (kernel's high-water mark). */
+async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = process.hrtime.bigint();
+  const out = await fn();
+  return [Number(process.hrtime.bigint() - t0) / 1e6, out];
+}
+
+async function median(fn: (i: number) => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < REPEATS; i++) times.push((await time(() => fn(i)))[0]);
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+/** A volume of `count` one-chunk files in directories of 1,000, built with metadata-only commits. */
+async function populate(client: Stowage, name: string, count: number): Promise<Volume> {
+  const vol = await Volume.create(name, { client, cap: '1T' });
+  const seed = 'benchmark file body\n';
+  await vol.files.write('/seed.txt', seed);
+  const hash = createHash('sha256').update(seed).digest('hex');
+  const batch = 20_000;
+  for (let start = 0; start < count; start += batch) {
+    const changes: Change[] = [];
+    for (let i = start; i < Math.min(count, start + batch); i++) {
+      changes.push({ op: 'put', path: `/d${String(Math.floor(i / 1000)).padStart(3, '0')}/f${String(i % 1000).padStart(4, '0')}.txt`, size: seed.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] });
+    }
+    await vol.commitChanges(changes, { message: `populate ${start}` });
+  }
+  return vol;
+}
+
+/** Writes `size` bytes of random data to a file, 64 MiB at a time. */
+async function randomFile(path: string, size: number): Promise<void> {
+  const out = createWriteStream(path);
+  const block = Buffer.alloc(64 * MiB);
+  for (let left = size; left > 0; left -= block.length) {
+    randomFillSync(block);
+    if (!out.write(left >= block.length ? block : block.subarray(0, left))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
+  const server = await startServerProcess(join(work, 'data'));
+  const client = new Stowage({ url: server.url, token: server.token });
+  try {
+    process.stderr.write('snapshot, fork and one-file commits by volume size\n');
+    for (const count of FILE_COUNTS) {
+      const vol = await populate(client, `files-${count}`, count);
+      const snap = await median((i) => vol.snapshot(`s${i}`));
+      record(`snapshot, ${count.toLocaleString('en')} files`, `${snap.toFixed(1)} ms`, '< 50 ms, flat', snap < 50);
+      const fork = await median((i) => vol.fork(`files-${count}-fork-${i}`));
+      record(`fork, ${count.toLocaleString('en')} files`, `${fork.toFixed(1)} ms`, '< 50 ms, flat', fork < 50);
+      const commit = await median((i) => vol.files.write(`/d000/f0007.txt`, `changed ${i}\n`));
+      record(`commit 1 changed file (SDK write), ${count.toLocaleString('en')} files`, `${commit.toFixed(1)} ms`, '< 200 ms', commit < 200);
+    }
+    const deep = await populate(client, 'deep', 1000);
+    const deepPath = '/a/b/c/d/e/f/g/h/deep.txt';
+    await deep.files.write(deepPath, 'x');
+    const deepCommit = await median((i) => deep.files.write(deepPath, `deep ${i}`));
+    record('commit 1 changed file at depth 9, 1,000 files', `${deepCommit.toFixed(1)} ms`, 'grows with depth', null);
+
+    process.stderr.write(`upload of a ${formatSize(BIG_FILE)} file\n`);
+    const big = join(work, 'big.bin');
+    await randomFile(big, BIG_FILE);
+    const bigVol = await Volume.create('big', { client, cap: '8G' });
+    const [first, r1] = await time(() => bigVol.files.writeFile('/big.bin', big));
+    record(`upload ${formatSize(BIG_FILE)} file`, `${(first / 1000).toFixed(2)} s, ${(BIG_FILE / MiB / (first / 1000)).toFixed(0)} MiB/s, sent ${formatSize(r1.uploadedBytes)}`, 'streams', null);
+    const [second, r2] = await time(() => bigVol.files.writeFile('/big.bin', big));
+    record(`re-upload unchanged ${formatSize(BIG_FILE)} file`, `${(second / 1000).toFixed(2)} s, sent ${r2.uploadedBytes} chunk bytes`, '0 chunk bytes', r2.uploadedBytes === 0);
+    await rm(big);
+
+    process.stderr.write(`server RSS while uploading a ${formatSize(HUGE_FILE)} file\n`);
+    const huge = join(work, 'huge.bin');
+    await randomFile(huge, HUGE_FILE);
+    const before = await peakRss(server.child.pid!);
+    const hugeVol = await Volume.create('huge', { client, cap: '8G' });
+    const [hugeMs] = await time(() => hugeVol.files.writeFile('/huge.bin', huge));
+    const peak = await peakRss(server.child.pid!);
+    record(`server peak RSS, upload ${formatSize(HUGE_FILE)} file`, `${formatSize(peak)} (${formatSize(before)} before; ${(hugeMs / 1000).toFixed(1)} s)`, '< 300 MB', peak < 300e6);
+    await rm(huge);
+  } finally {
+    server.child.kill('SIGTERM');
+    await once(server.child, 'exit');
+    await rm(work, { recursive: true, force: true });
+  }
+
+  const w = [Math.max(...rows.map((r) => r.name.length), 9), Math.max(...rows.map((r) => r.value.length), 6), Math.max(...rows.map((r) => r.target.length), 6)];
+  const line = (a: string, b: string, c: string, d: string) => `| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c.padEnd(w[2]!)} | ${d.padEnd(4)} |`;
+  console.log(`\nStowage foundation benchmarks (${quick ? 'quick' : 'full'} run, Node ${process.version})\n`);
+  console.log(line('benchmark', 'result', 'target', 'met'));
+  console.log(line('-'.repeat(w[0]!), '-'.repeat(w[1]!), '-'.repeat(w[2]!), '----'));
+  for (const r of rows) console.log(line(r.name, r.value, r.target, r.ok === null ? '' : r.ok ? 'yes' : 'NO'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
