@@ -75,6 +75,9 @@ export interface FilesHost extends CommitTarget {
   noteCommit(commit: wire.Commit): void;
 }
 
+/** Bytes `readStream` fetches ahead of its reader at most (beyond one chunk). */
+export const READAHEAD_BYTES = 128 * 1024 * 1024;
+
 function isStreamLike(data: unknown): data is AsyncIterable<unknown> {
   return typeof data === 'object' && data !== null && typeof (data as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }
@@ -280,20 +283,28 @@ export class Files {
       const plan = await self.#plan(path, options.commit);
       const p = plan.entry.path;
       const ahead = self.#host.client.concurrency;
-      const window: Array<Promise<Buffer>> = [];
+      const window: Array<{ size: number; bytes: Promise<Buffer> }> = [];
+      let windowBytes = 0;
       let next = 0;
       let done = 0;
       const fill = (): void => {
-        while (window.length < ahead && next < plan.chunks.length) {
-          const pr = self.#fetchChunk(p, plan.chunks[next++]!);
+        while (next < plan.chunks.length && window.length < ahead) {
+          const c = plan.chunks[next]!;
+          // Bound memory by bytes too: with 64 MiB chunks fewer are fetched ahead (always at least one).
+          if (window.length > 0 && windowBytes + c.size > READAHEAD_BYTES) break;
+          next++;
+          const bytes = self.#fetchChunk(p, c);
           // Handled when awaited below; this keeps an early failure from being an unhandled rejection.
-          pr.catch(() => undefined);
-          window.push(pr);
+          bytes.catch(() => undefined);
+          window.push({ size: c.size, bytes });
+          windowBytes += c.size;
         }
       };
       fill();
       while (window.length > 0) {
-        const bytes = await window.shift()!;
+        const head = window.shift()!;
+        const bytes = await head.bytes;
+        windowBytes -= head.size;
         fill();
         done += bytes.length;
         options.onProgress?.({ phase: 'download', done, total: plan.entry.size });
