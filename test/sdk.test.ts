@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdirSync, utimesSync } from 'node:fs';
 import { readdir, readFile, writeFile, mkdtemp, rm, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,6 +275,47 @@ describe('files', () => {
     await writeFile(file, bytes);
     await assert.rejects(v.files.read('/victim'), (e) => e instanceof InternalError && /verification/.test(e.message));
     await assert.rejects(collect(v.files.readStream('/victim')), InternalError);
+  });
+});
+
+describe('commit protocol', () => {
+  /** Makes every stored copy of a chunk look older than the upload window, as if the commit came too late. */
+  // Synchronous on purpose: it runs inside the progress callback, before the SDK sends the commit.
+  function expireUploads(hash: string): void {
+    const old = new Date(Date.now() - 2 * 3600_000);
+    for (const entry of readdirSync(join(srv.dataDir, 'blobs'), { withFileTypes: true, recursive: true })) {
+      if (entry.isFile() && entry.name.startsWith(hash)) utimesSync(join(entry.parentPath ?? entry.path, entry.name), old, old);
+    }
+  }
+
+  test('uploads that expired before the commit are sent again once, and the write succeeds', async () => {
+    const v = await Volume.get(fresh(), { mintIfMissing: true, client });
+    const data = pattern(3000, 99);
+    let expired = false;
+    const r = await v.files.write('/late', data, {
+      onProgress: (e) => {
+        if (e.phase === 'upload' && !expired) {
+          expired = true;
+          expireUploads(sha(data));
+        }
+      },
+    });
+    assert.equal(expired, true);
+    assert.equal(r.uploadedChunks, 2, 'the chunk travelled twice: once expired, once for the retried commit');
+    assert.ok((await v.files.read('/late')).equals(data));
+  });
+
+  test('a stream whose uploads expired fails with a clear PreconditionFailed', async () => {
+    const v = await Volume.get(fresh(), { mintIfMissing: true, client });
+    const data = pattern(2000, 98);
+    await assert.rejects(
+      v.files.write('/late-stream', Readable.from([data]), {
+        onProgress: (e) => {
+          if (e.phase === 'upload') expireUploads(sha(data));
+        },
+      }),
+      (e) => e instanceof StowageError && e.code === 'PreconditionFailed' && /stream cannot be read twice/.test(e.message),
+    );
   });
 });
 
