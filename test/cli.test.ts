@@ -158,6 +158,11 @@ describe('file commands', { concurrency: true }, () => {
     const got = join(work, 'got.bin');
     assert.match(ok(await cli(['get', `${name}:/data/big.bin`, got])), /^downloaded /);
     assert.ok((await readFile(got)).equals(data));
+    // Into an existing directory, the file keeps its name.
+    const into = await mkdtemp(join(work, 'into-'));
+    ok(await cli(['get', `${name}:/data/big.bin`, into]));
+    assert.ok((await readFile(join(into, 'big.bin'))).equals(data));
+    assertFails(await cli(['get', `${name}:/data/big.bin`, join(work, 'no-such-dir', 'x')]), 3, /no-such-dir/);
   });
 
   test('put a new file reports chunks uploaded; put into a directory keeps the name', async () => {

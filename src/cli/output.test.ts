@@ -46,6 +46,16 @@ test('command-line mistakes exit 2 and unexpected errors exit 1', () => {
   assert.equal(exitStatusOf('a string'), 1);
 });
 
+test('local file-system errors exit with the status of their class', () => {
+  const errno = (code: string) => Object.assign(new Error(`${code}: something, open '/x'`), { code });
+  assert.equal(exitStatusOf(errno('ENOENT')), 3);
+  assert.equal(exitStatusOf(errno('EACCES')), 5);
+  assert.equal(exitStatusOf(errno('EISDIR')), 2);
+  assert.equal(exitStatusOf(errno('ENOSPC')), 6);
+  assert.equal(exitStatusOf(errno('EWEIRD')), 1);
+  assert.doesNotMatch(errorMessageOf(errno('ENOENT')), /unexpected/);
+});
+
 test('an error is reported as exactly one stderr line starting with "stowage: "', () => {
   let out = '';
   const sink = new Writable({ write(chunk, _enc, cb) { out += String(chunk); cb(); } });

@@ -30,11 +30,30 @@ export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: str
   Internal: { status: 1, hint: 'this is a bug; the server log has details' },
 };
 
-/** The code an error is reported under: its own for StowageErrors, InvalidArgument for command-line mistakes, Internal otherwise. */
+/** Codes of local file-system failures (reading a file to put, writing a file got). */
+const LOCAL_ERRNO: Readonly<Record<string, ErrorCode>> = {
+  ENOENT: 'NotFound',
+  EACCES: 'Forbidden',
+  EPERM: 'Forbidden',
+  EROFS: 'ReadOnly',
+  EISDIR: 'InvalidArgument',
+  ENOTDIR: 'InvalidArgument',
+  EEXIST: 'AlreadyExists',
+  ENOSPC: 'QuotaExceeded',
+};
+
+/** The errno code of a local file-system error, when `err` is one we classify. */
+function localErrno(err: unknown): string | undefined {
+  const code = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
+  return typeof code === 'string' && Object.hasOwn(LOCAL_ERRNO, code) ? code : undefined;
+}
+
+/** The code an error is reported under: its own for StowageErrors, InvalidArgument for command-line mistakes, the class of local file errors, Internal otherwise. */
 export function codeOf(err: unknown): ErrorCode {
   if (err instanceof StowageError && (ERROR_CODES as readonly string[]).includes(err.code)) return err.code;
   if (err instanceof CommanderError) return 'InvalidArgument';
-  return 'Internal';
+  const errno = localErrno(err);
+  return errno ? LOCAL_ERRNO[errno]! : 'Internal';
 }
 
 /** Exit status of an error. */
@@ -56,7 +75,7 @@ export function errorMessageOf(err: unknown): string {
   else message = String(err);
   message = oneLine(message) || code;
   // Non-Stowage errors are bugs of this CLI: say which kind, the stack is not for users.
-  if (!(err instanceof StowageError) && !(err instanceof CommanderError)) message = `unexpected error: ${message}`;
+  if (!(err instanceof StowageError) && !(err instanceof CommanderError) && !localErrno(err)) message = `unexpected error: ${message}`;
   const hint = EXIT_TABLE[code].hint;
   return hint && !message.includes(hint) ? `${message} (${hint})` : message;
 }

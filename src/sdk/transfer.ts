@@ -100,7 +100,11 @@ function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, 
         parts.push(d);
       });
       res.on('error', fail);
-      res.on('end', () => resolve({ status, body: whole ? whole.subarray(0, filled) : Buffer.concat(parts) }));
+      res.on('end', () => {
+        // The store may answer (an error) before reading the whole body: stop reading the source.
+        if (body !== undefined && !(body instanceof Uint8Array) && !body.readableEnded) body.destroy();
+        resolve({ status, body: whole ? whole.subarray(0, filled) : Buffer.concat(parts) });
+      });
     });
     r.setTimeout(IDLE_TIMEOUT_MS, () => r.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1000} s`)));
     r.on('error', fail);

@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -98,7 +98,9 @@ export function registerFileCommands(program: Command): void {
         await toStdout(vol.files.readStream(t.path, readOpts));
         return;
       }
-      const local = dest ?? basename(t.path);
+      // Like cp(1): into an existing directory, keep the file's name.
+      const isDir = dest !== undefined && (await stat(dest).catch(() => undefined))?.isDirectory();
+      const local = dest === undefined ? basename(t.path) : isDir ? join(dest, basename(t.path)) : dest;
       const partial = join(dirname(local), `.${basename(local)}.stowage-${randomHex(4)}`);
       const progress = startProgress();
       try {
