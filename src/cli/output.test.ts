@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { CommanderError } from 'commander';
 import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
-import { errorFromWire } from '../sdk/http-client.js';
+import { errorFromCode } from '../common/errors.js';
 import { EXIT_TABLE, errorMessageOf, exitStatusOf, formatTable, reportError } from './output.js';
 
 const EXPECTED: Record<ErrorCode, number> = {
@@ -32,7 +32,7 @@ test('every error code has its documented exit status', () => {
     assert.equal(EXIT_TABLE[code].status, EXPECTED[code], code);
     assert.equal(exitStatusOf(new StowageError(code, 'x')), EXPECTED[code], code);
     // Errors that crossed the wire map the same way.
-    assert.equal(exitStatusOf(errorFromWire(code, 'x')), EXPECTED[code], code);
+    assert.equal(exitStatusOf(errorFromCode(code, 'x')), EXPECTED[code], code);
   }
 });
 

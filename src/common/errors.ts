@@ -81,8 +81,24 @@ export function isStowageError(e: unknown, code?: ErrorCode): e is StowageError 
   return e instanceof StowageError && (code === undefined || e.code === code);
 }
 
-/** Builds the right subclass for a code (used when errors cross the wire). */
+/** The subclass of each code, so errors rebuilt from the wire work with `instanceof`. */
+const ERROR_CLASSES: Readonly<Record<ErrorCode, new (message: string, o?: Opts) => StowageError>> = {
+  NotFound: NotFoundError,
+  AlreadyExists: AlreadyExistsError,
+  Conflict: ConflictError,
+  InvalidArgument: InvalidArgumentError,
+  PreconditionFailed: PreconditionFailedError,
+  QuotaExceeded: QuotaExceededError,
+  Unauthenticated: UnauthenticatedError,
+  Forbidden: ForbiddenError,
+  ReadOnly: ReadOnlyError,
+  PayloadTooLarge: PayloadTooLargeError,
+  Unavailable: UnavailableError,
+  Internal: InternalError,
+};
+
+/** Builds the subclass for a code received over the wire; unknown codes become InternalError. */
 export function errorFromCode(code: string, message: string, details?: Record<string, unknown>): StowageError {
   const known = (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'Internal';
-  return new StowageError(known, message, details ? { details } : undefined);
+  return new ERROR_CLASSES[known](message, details ? { details } : undefined);
 }

@@ -14,23 +14,7 @@
  * heavy dependency.
  */
 import type * as wire from '../api/wire.js';
-import {
-  AlreadyExistsError,
-  ConflictError,
-  ERROR_CODES,
-  ForbiddenError,
-  InternalError,
-  InvalidArgumentError,
-  NotFoundError,
-  PayloadTooLargeError,
-  PreconditionFailedError,
-  QuotaExceededError,
-  ReadOnlyError,
-  StowageError,
-  UnauthenticatedError,
-  UnavailableError,
-  type ErrorCode,
-} from '../common/errors.js';
+import { errorFromCode, InternalError, InvalidArgumentError, StowageError, UnavailableError, type ErrorCode } from '../common/errors.js';
 
 /** Where the server listens when neither an option nor STOWAGE_URL says otherwise. */
 export const DEFAULT_URL = 'http://127.0.0.1:7420';
@@ -52,21 +36,6 @@ export interface RequestOptions {
 }
 
 /** The error class of each code; exhaustive by type, so a new code fails to compile until it has a class. */
-const ERROR_CLASSES: Readonly<Record<ErrorCode, new (message: string, o?: { details?: Record<string, unknown> }) => StowageError>> = {
-  NotFound: NotFoundError,
-  AlreadyExists: AlreadyExistsError,
-  Conflict: ConflictError,
-  InvalidArgument: InvalidArgumentError,
-  PreconditionFailed: PreconditionFailedError,
-  QuotaExceeded: QuotaExceededError,
-  Unauthenticated: UnauthenticatedError,
-  Forbidden: ForbiddenError,
-  ReadOnly: ReadOnlyError,
-  PayloadTooLarge: PayloadTooLargeError,
-  Unavailable: UnavailableError,
-  Internal: InternalError,
-};
-
 /** The code of an answer that carries no ErrorBody (a proxy's HTML page, an S3 XML error). */
 function codeOfStatus(status: number): ErrorCode {
   if (status === 400 || status === 416) return 'InvalidArgument';
@@ -81,15 +50,6 @@ function codeOfStatus(status: number): ErrorCode {
 }
 
 /**
- * Builds the StowageError subclass for a code received over the wire
- * (unknown codes become InternalError), so callers can use `instanceof`.
- */
-export function errorFromWire(code: string, message: string, details?: Record<string, unknown>): StowageError {
-  const known: ErrorCode = (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'Internal';
-  return new ERROR_CLASSES[known](message, details ? { details } : undefined);
-}
-
-/**
  * Turns an error answer into a StowageError: the ErrorBody's code and message
  * when the body is one, otherwise a code derived from the status.
  */
@@ -99,13 +59,13 @@ export function errorFromResponse(status: number, bodyText: string, what: string
     const e = parsed.error;
     if (e && typeof e.code === 'string' && typeof e.message === 'string') {
       const details = e.details && typeof e.details === 'object' ? e.details : undefined;
-      return errorFromWire(e.code, e.message, details);
+      return errorFromCode(e.code, e.message, details);
     }
   } catch {
     // Not JSON: fall through to the status.
   }
   const snippet = bodyText.replace(/\s+/g, ' ').trim().slice(0, 200);
-  return errorFromWire(codeOfStatus(status), `${what} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`);
+  return errorFromCode(codeOfStatus(status), `${what} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`);
 }
 
 /** The message of a low-level network failure (fetch hides it in `cause`). */
