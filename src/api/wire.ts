@@ -183,8 +183,10 @@ export interface Tenant { id: string; name: string; defaultCap: number; createdA
 /** PATCH /v1/tenant */
 export interface UpdateTenantRequest { defaultCap: number }
 
+/** `volume` is the id (vol_...) of the one volume a scoped token reaches, or null for tenant tokens. */
 export interface Token { id: string; name: string; volume: string | null; readOnly: boolean; createdAt: string; expiresAt: string | null; revokedAt: string | null }
 /** POST /v1/tokens : answers { token: Token, secret: string } once; the secret is never shown again. */
+/** `volume` names (by name) the one volume the new token may reach. */
 export interface CreateTokenRequest { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }
 export interface CreateTokenResponse { token: Token; secret: string }
 /** GET /v1/tokens */

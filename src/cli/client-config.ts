@@ -12,10 +12,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../common/data-dir.js';
 import { Stowage } from '../sdk/http-client.js';
 
-/** Name of the admin token file under the data dir (written by `stowage serve`). */
-export const ADMIN_TOKEN_FILE = 'admin-token';
 
 /** Options every command accepts. */
 export interface GlobalOptions {

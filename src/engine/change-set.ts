@@ -78,8 +78,11 @@ function parseChange(c: Change, now: number, where: string): Edit {
       }
       return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: c.createParents ?? true };
     }
-    case 'mkdir':
-      return { op: 'mkdir', path: path(c.path, where), mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where) };
+    case 'mkdir': {
+      const p = path(c.path, where);
+      if (p === '/') throw new InvalidArgumentError(`${where}: "/" always exists; mkdir needs a path below it`);
+      return { op: 'mkdir', path: p, mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where) };
+    }
     case 'delete':
       return { op: 'delete', path: path(c.path, where), recursive: c.recursive === true, mustExist: c.mustExist === true };
     case 'move':

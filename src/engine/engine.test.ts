@@ -213,6 +213,7 @@ describe('engine', () => {
     const c = (changes: never[]) => w.engine.commit(w.actor, 'posix', { changes });
     await assert.rejects(c([{ op: 'delete', path: '/a' }] as never[]), { code: 'Conflict' });
     await assert.rejects(c([{ op: 'mkdir', path: '/a/f' }] as never[]), { code: 'Conflict' });
+    await assert.rejects(c([{ op: 'mkdir', path: '/' }] as never[]), { code: 'InvalidArgument' });
     await assert.rejects(c([{ op: 'move', from: '/a', to: '/a/b' }] as never[]), { code: 'InvalidArgument' });
     await assert.rejects(c([{ op: 'delete', path: '/nope', mustExist: true }] as never[]), { code: 'NotFound' });
     await assert.rejects(w.engine.commit(w.actor, 'posix', { changes: [{ op: 'put', path: '/no/parent', size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [], createParents: false }] }), { code: 'NotFound' });

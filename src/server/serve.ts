@@ -24,13 +24,12 @@ import { UrlSigner } from '../stores/local/url-signer.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { blobStoreServedByServer, openBlobStore, openMetadataStore, redactUrl } from '../stores/registry.js';
 import { createApp, type AppOptions } from './app.js';
+import { ADMIN_TOKEN_FILE, BLOBS_DIR, METADATA_FILE } from '../common/data-dir.js';
 
 /** Default TCP port of `stowage serve`. */
 export const DEFAULT_PORT = 7420;
 /** Name of the tenant created on first start. */
 export const DEFAULT_TENANT = 'default';
-/** File, under the data dir, that holds the first admin token. */
-export const ADMIN_TOKEN_FILE = 'admin-token';
 /** Metadata setting holding the HMAC key of signed blob URLs. */
 export const URL_SIGNING_SECRET_SETTING = 'url-signing-secret';
 
@@ -115,8 +114,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
 
-  const metadataUrl = options.metadataUrl ?? join(dataDir, 'metadata.db');
-  const blobUrl = options.blobUrl ?? join(dataDir, 'blobs');
+  const metadataUrl = options.metadataUrl ?? join(dataDir, METADATA_FILE);
+  const blobUrl = options.blobUrl ?? join(dataDir, BLOBS_DIR);
   const opened: Array<{ close(): Promise<void> }> = [];
   const closeStores = async () => {
     for (const s of opened.reverse()) await s.close().catch(() => undefined);

@@ -23,8 +23,8 @@ import { openSqliteMetadataStore } from './sql/sqlite-dialect.js';
 
 /** What blob backends may need besides their URL. */
 export interface BlobStoreDeps {
-  /** Signs URLs for stores that cannot sign their own (the local directory). */
-  signer: UrlSigner;
+  /** Signs URLs for stores that cannot sign their own (the local directory); operator tools that never sign omit it. */
+  signer?: UrlSigner;
 }
 
 /** One blob backend of the table. */
@@ -41,7 +41,7 @@ interface MetadataBackend {
 
 /** Blob backends by URL scheme. */
 const BLOB_BACKENDS: Readonly<Record<string, BlobBackend>> = {
-  'file:': { open: (url, { signer }) => LocalBlobStore.open({ dir: fileURLToPath(url), signer }), servedByServer: true },
+  'file:': { open: (url, { signer }) => LocalBlobStore.open({ dir: fileURLToPath(url), ...(signer ? { signer } : {}) }), servedByServer: true },
 };
 
 /** Metadata backends by URL scheme. */
@@ -95,7 +95,7 @@ const metadataPlainPath = (p: string) => (p.endsWith('.db') ? 'sqlite:' : undefi
  * @example
  * const blobs = await openBlobStore('file:///var/lib/stowage/blobs', { signer });
  */
-export async function openBlobStore(url: string, deps: BlobStoreDeps): Promise<BlobStore> {
+export async function openBlobStore(url: string, deps: BlobStoreDeps = {}): Promise<BlobStore> {
   const parsed = parseStoreUrl(url, 'blob', blobPlainPath, supportedSchemes(BLOB_BACKENDS));
   return lookup(BLOB_BACKENDS, parsed, 'blob').open(parsed, deps);
 }

@@ -10,6 +10,7 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { BLOBS_DIR, METADATA_FILE } from '../../common/data-dir.js';
 import { NotFoundError } from '../../common/errors.js';
 import { parseSize } from '../../common/sizes.js';
 import type { VolumeEngine } from '../../engine/types.js';
@@ -17,10 +18,6 @@ import { parseDuration, parsePort } from '../arg-parsers.js';
 import { dataDirOf } from '../client-config.js';
 import { bytes, printFields, printJson, printLine, printNote } from '../output.js';
 
-/** The metadata file of the embedded deployment, under the data dir. */
-const METADATA_FILE = 'metadata.db';
-/** The blob directory of the embedded deployment, under the data dir. */
-const BLOBS_DIR = 'blobs';
 
 /**
  * Opens the engine over a data dir's stores for one operator call, and
@@ -33,14 +30,13 @@ async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Prom
   } catch {
     throw new NotFoundError(`no Stowage data in ${dataDir} (${METADATA_FILE} is missing): pass --data DIR or set STOWAGE_DATA, or run \`stowage serve\` once to create it`);
   }
-  const [{ openSqliteMetadataStore }, { LocalBlobStore }, { createEngine }] = await Promise.all([
-    import('../../stores/sql/sqlite-dialect.js'),
-    import('../../stores/local/local-blob-store.js'),
+  const [{ openMetadataStore, openBlobStore }, { createEngine }] = await Promise.all([
+    import('../../stores/registry.js'),
     import('../../engine/engine.js'),
   ]);
-  const metadata = await openSqliteMetadataStore({ path: metadataPath });
+  const metadata = await openMetadataStore(metadataPath);
   try {
-    const blobs = await LocalBlobStore.open({ dir: join(dataDir, BLOBS_DIR) });
+    const blobs = await openBlobStore(join(dataDir, BLOBS_DIR));
     try {
       return await fn(createEngine({ metadata, blobs }));
     } finally {
