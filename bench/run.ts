@@ -110,49 +110,67 @@ async function randomFile(path: string, size: number): Promise<void> {
   await once(out, 'finish');
 }
 
-async function main(): Promise<void> {
-  const work = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
-  const server = await startServerProcess(join(work, 'data'));
-  const client = new Stowage({ url: server.url, token: server.token });
+/** Runs `fn` against its own `stowage serve` process, stopped afterwards. */
+async function withServer(dataDir: string, fn: (client: Stowage, pid: number) => Promise<void>): Promise<void> {
+  const server = await startServerProcess(dataDir);
   try {
-    process.stderr.write('snapshot, fork and one-file commits by volume size\n');
-    for (const count of FILE_COUNTS) {
-      const vol = await populate(client, `files-${count}`, count);
-      const snap = await median((i) => vol.snapshot(`s${i}`));
-      record(`snapshot, ${count.toLocaleString('en')} files`, `${snap.toFixed(1)} ms`, '< 50 ms, flat', snap < 50);
-      const fork = await median((i) => vol.fork(`files-${count}-fork-${i}`));
-      record(`fork, ${count.toLocaleString('en')} files`, `${fork.toFixed(1)} ms`, '< 50 ms, flat', fork < 50);
-      const commit = await median((i) => vol.files.write(`/d000/f0007.txt`, `changed ${i}\n`));
-      record(`commit 1 changed file (SDK write), ${count.toLocaleString('en')} files`, `${commit.toFixed(1)} ms`, '< 200 ms', commit < 200);
-    }
-    const deep = await populate(client, 'deep', 1000);
-    const deepPath = '/a/b/c/d/e/f/g/h/deep.txt';
-    await deep.files.write(deepPath, 'x');
-    const deepCommit = await median((i) => deep.files.write(deepPath, `deep ${i}`));
-    record('commit 1 changed file at depth 9, 1,000 files', `${deepCommit.toFixed(1)} ms`, 'grows with depth', null);
-
-    process.stderr.write(`upload of a ${formatSize(BIG_FILE)} file\n`);
-    const big = join(work, 'big.bin');
-    await randomFile(big, BIG_FILE);
-    const bigVol = await Volume.create('big', { client, cap: '8G' });
-    const [first, r1] = await time(() => bigVol.files.writeFile('/big.bin', big));
-    record(`upload ${formatSize(BIG_FILE)} file`, `${(first / 1000).toFixed(2)} s, ${(BIG_FILE / MiB / (first / 1000)).toFixed(0)} MiB/s, sent ${formatSize(r1.uploadedBytes)}`, 'streams', null);
-    const [second, r2] = await time(() => bigVol.files.writeFile('/big.bin', big));
-    record(`re-upload unchanged ${formatSize(BIG_FILE)} file`, `${(second / 1000).toFixed(2)} s, sent ${r2.uploadedBytes} chunk bytes`, '0 chunk bytes', r2.uploadedBytes === 0);
-    await rm(big);
-
-    process.stderr.write(`server RSS while uploading a ${formatSize(HUGE_FILE)} file\n`);
-    const huge = join(work, 'huge.bin');
-    await randomFile(huge, HUGE_FILE);
-    const before = await peakRss(server.child.pid!);
-    const hugeVol = await Volume.create('huge', { client, cap: '8G' });
-    const [hugeMs] = await time(() => hugeVol.files.writeFile('/huge.bin', huge));
-    const peak = await peakRss(server.child.pid!);
-    record(`server peak RSS, upload ${formatSize(HUGE_FILE)} file`, `${formatSize(peak)} (${formatSize(before)} before; ${(hugeMs / 1000).toFixed(1)} s)`, '< 300 MB', peak < 300e6);
-    await rm(huge);
+    await fn(new Stowage({ url: server.url, token: server.token }), server.child.pid!);
   } finally {
     server.child.kill('SIGTERM');
     await once(server.child, 'exit');
+  }
+}
+
+/** Snapshot, fork and one-file commits by volume size; a large upload and its unchanged re-upload. */
+async function volumeBenchmarks(work: string, client: Stowage, pid: number): Promise<void> {
+  process.stderr.write('snapshot, fork and one-file commits by volume size\n');
+  for (const count of FILE_COUNTS) {
+    const vol = await populate(client, `files-${count}`, count);
+    const snap = await median((i) => vol.snapshot(`s${i}`));
+    record(`snapshot, ${count.toLocaleString('en')} files`, `${snap.toFixed(1)} ms`, '< 50 ms, flat', snap < 50);
+    const fork = await median((i) => vol.fork(`files-${count}-fork-${i}`));
+    record(`fork, ${count.toLocaleString('en')} files`, `${fork.toFixed(1)} ms`, '< 50 ms, flat', fork < 50);
+    const commit = await median((i) => vol.files.write(`/d000/f0007.txt`, `changed ${i}\n`));
+    record(`commit 1 changed file (SDK write), ${count.toLocaleString('en')} files`, `${commit.toFixed(1)} ms`, '< 200 ms', commit < 200);
+  }
+  const deep = await populate(client, 'deep', 1000);
+  const deepPath = '/a/b/c/d/e/f/g/h/deep.txt';
+  await deep.files.write(deepPath, 'x');
+  const deepCommit = await median((i) => deep.files.write(deepPath, `deep ${i}`));
+  record('commit 1 changed file at depth 9, 1,000 files', `${deepCommit.toFixed(1)} ms`, 'grows with depth', null);
+
+  process.stderr.write(`upload of a ${formatSize(BIG_FILE)} file\n`);
+  const big = join(work, 'big.bin');
+  await randomFile(big, BIG_FILE);
+  const bigVol = await Volume.create('big', { client, cap: '8G' });
+  const [first, r1] = await time(() => bigVol.files.writeFile('/big.bin', big));
+  record(`upload ${formatSize(BIG_FILE)} file`, `${(first / 1000).toFixed(2)} s, ${(BIG_FILE / MiB / (first / 1000)).toFixed(0)} MiB/s, sent ${formatSize(r1.uploadedBytes)}`, 'streams', null);
+  const [second, r2] = await time(() => bigVol.files.writeFile('/big.bin', big));
+  record(`re-upload unchanged ${formatSize(BIG_FILE)} file`, `${(second / 1000).toFixed(2)} s, sent ${r2.uploadedBytes} chunk bytes`, '0 chunk bytes', r2.uploadedBytes === 0);
+  await rm(big);
+  record('server peak RSS after the runs above', formatSize(await peakRss(pid)), 'informational', null);
+}
+
+/** Peak RSS of a fresh server while a client uploads one huge file. */
+async function uploadMemoryBenchmark(work: string, client: Stowage, pid: number): Promise<void> {
+  process.stderr.write(`server RSS while uploading a ${formatSize(HUGE_FILE)} file\n`);
+  const huge = join(work, 'huge.bin');
+  await randomFile(huge, HUGE_FILE);
+  const before = await peakRss(pid);
+  const vol = await Volume.create('huge', { client, cap: '8G' });
+  const [ms] = await time(() => vol.files.writeFile('/huge.bin', huge));
+  const peak = await peakRss(pid);
+  record(`server peak RSS, upload ${formatSize(HUGE_FILE)} file`, `${formatSize(peak)} (${formatSize(before)} at start; ${(ms / 1000).toFixed(1)} s)`, '< 300 MB', peak < 300e6);
+  await rm(huge);
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
+  try {
+    await withServer(join(work, 'data'), (client, pid) => volumeBenchmarks(work, client, pid));
+    // A fresh server, so its peak RSS reflects only the upload.
+    await withServer(join(work, 'data-rss'), (client, pid) => uploadMemoryBenchmark(work, client, pid));
+  } finally {
     await rm(work, { recursive: true, force: true });
   }
 

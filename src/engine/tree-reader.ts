@@ -19,8 +19,12 @@ export function rootEntry(tree: Tree, totals: { size: number; fileCount: number 
 export class TreeReader {
   private readonly cache: LruCache<TreeHash, Tree>;
 
-  /** `cacheBytes` bounds the decoded nodes kept in memory (by encoded size). */
-  constructor(private readonly store: Pick<MetadataOps, 'getTree'>, cacheBytes = 64 * 1024 * 1024) {
+  /**
+   * `cacheBytes` bounds the decoded nodes kept in memory, counted by encoded
+   * size; decoded objects take several times that in the heap, so the default
+   * stays small enough for the server's memory budget.
+   */
+  constructor(private readonly store: Pick<MetadataOps, 'getTree'>, cacheBytes = 16 * 1024 * 1024) {
     this.cache = new LruCache(cacheBytes);
   }
 
