@@ -228,6 +228,26 @@ describe('engine', () => {
     assert.deepEqual(ls.entries.map((e) => e.name), ['link']);
   });
 
+  it('stores a stream the server receives and streams files and ranges back', async () => {
+    await w.engine.createVolume(w.actor, 'streams');
+    const big = Buffer.alloc(SMALL_CHUNK_SIZE + 1000, 7);
+    big.write('tail', big.length - 4);
+    async function* body() { for (let o = 0; o < big.length; o += 65536) yield big.subarray(o, o + 65536); }
+    const res = await w.engine.writeFile(w.actor, 'streams', '/big.bin', body(), { sha256: sha(big), mode: 0o600 });
+    assert.equal(res.uploadedChunks, 2);
+    const again = await w.engine.writeFile(w.actor, 'streams', '/copy.bin', body());
+    assert.equal(again.uploadedChunks, 0, 'stored chunks are reused');
+    const collect = async (it: AsyncIterable<Uint8Array>) => { const parts = []; for await (const p of it) parts.push(p); return Buffer.concat(parts); };
+    const whole = await w.engine.readFile(w.actor, 'streams', '/big.bin');
+    assert.equal(whole.entry.mode, 0o600);
+    assert.ok((await collect(whole.body)).equals(big));
+    const across = await w.engine.readFile(w.actor, 'streams', '/big.bin', { range: { start: SMALL_CHUNK_SIZE - 2, end: big.length - 1 } });
+    assert.ok((await collect(across.body)).equals(big.subarray(SMALL_CHUNK_SIZE - 2)));
+    await assert.rejects(w.engine.readFile(w.actor, 'streams', '/big.bin', { range: { start: 0, end: big.length } }), { code: 'InvalidArgument' });
+    await assert.rejects(w.engine.writeFile(w.actor, 'streams', '/bad.bin', body(), { sha256: 'f'.repeat(64) }), { code: 'InvalidArgument' });
+    await assert.rejects(w.engine.stat(w.actor, 'streams', '/bad.bin'), { code: 'NotFound' });
+  });
+
   it('pages history newest first', async () => {
     await w.engine.createVolume(w.actor, 'hist');
     for (let i = 0; i < 5; i++) await write(w, 'hist', '/f', `v${i}`);

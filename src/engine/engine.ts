@@ -11,7 +11,7 @@
  * merge, and the same path is last-writer-wins in the order heads move), and
  * moves the head by compare-and-swap, retrying on contention.
  */
-import { LARGE_CHUNK_SIZE } from '../common/chunking.js';
+import { chunkSizeFor, LARGE_CHUNK_SIZE, SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { mapLimit, sleep } from '../common/concurrency.js';
 import {
   AlreadyExistsError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, PreconditionFailedError,
@@ -32,8 +32,9 @@ import { TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
-  Actor, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, VolumeEngine, VolumeOptions,
+  Actor, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
+import { newChunkKey, readEntry, storeStream } from './file-io.js';
 
 /** Default volume cap (SPEC: 2 GiB). */
 export const DEFAULT_CAP = 2 * GiB;
@@ -250,7 +251,7 @@ export class Engine implements VolumeEngine {
     await this.md.touchChunks(rows.map((r) => r.hash), now);
     const missing = await mapLimit([...wanted], 16, async ([hash, size]) => {
       // A fresh key per upload: GC deleting an old copy can never delete this one.
-      const key = `chunks/${hash.slice(0, 2)}/${hash}-${randomHex(8)}`;
+      const key = newChunkKey(hash);
       const request = await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: hash, size });
       return { hash, size, key, request };
     });
@@ -490,6 +491,42 @@ export class Engine implements VolumeEngine {
       return { hash, size: row.size, request };
     });
     return { commit: commit.id, entry: toFileInfo(p, entry), chunks };
+  }
+
+  async readFile(actor: Actor, volume: string, path: string, opts: { commit?: string; range?: { start: number; end: number } } = {}): Promise<{ commit: CommitId; entry: FileInfo; body: AsyncIterable<Uint8Array> }> {
+    const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
+    const entry = p === '/' ? undefined : await this.reader.lookup(commit.tree, p);
+    if (!entry && p !== '/') throw new NotFoundError(`no such file or directory: ${p}`);
+    if (!entry || entry.type !== 'file') throw new InvalidArgumentError(`${p} is not a regular file`);
+    if (opts.range && (opts.range.start < 0 || opts.range.start > opts.range.end || opts.range.end >= entry.size)) {
+      throw new InvalidArgumentError(`range ${opts.range.start}-${opts.range.end} is outside ${p} (${entry.size} bytes)`);
+    }
+    return { commit: commit.id, entry: toFileInfo(p, entry), body: readEntry(this.md, this.blobs, entry, opts.range) };
+  }
+
+  async writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts: WriteFileOptions = {}): Promise<CommitResult & { uploadedChunks: number; sha256: string }> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    const p = parsePath(path);
+    if (opts.size !== undefined) {
+      if (!Number.isSafeInteger(opts.size) || opts.size < 0) throw new InvalidArgumentError('size must be a whole number of bytes');
+      if (vol.size + opts.size > vol.cap) {
+        throw new QuotaExceededError(`volume "${vol.name}" is capped at ${formatSize(vol.cap)} (${vol.cap} bytes); writing ${formatSize(opts.size)} to ${p} could make it ${formatSize(vol.size + opts.size)} (${vol.size + opts.size} bytes)`, { details: { cap: vol.cap, size: vol.size + opts.size } });
+      }
+    }
+    const stored = await storeStream(this.md, this.blobs, body, opts.size !== undefined ? chunkSizeFor(opts.size) : SMALL_CHUNK_SIZE, this.now);
+    if (opts.size !== undefined && stored.size !== opts.size) throw new InvalidArgumentError(`expected ${opts.size} bytes for ${p}, received ${stored.size}`);
+    if (opts.sha256 !== undefined && stored.sha256 !== opts.sha256.toLowerCase()) {
+      throw new InvalidArgumentError(`content of ${p} does not match the expected SHA-256 (expected ${opts.sha256}, got ${stored.sha256}); nothing was committed`);
+    }
+    const change: Change = { op: 'put', path: p, size: stored.size, chunkSize: stored.chunkSize, chunks: stored.chunks };
+    if (opts.mode !== undefined) change.mode = opts.mode;
+    if (opts.mtime !== undefined) change.mtime = opts.mtime;
+    if (opts.createParents !== undefined) change.createParents = opts.createParents;
+    const result = await this.commit(actor, volume, {
+      changes: [change], message: opts.message ?? `write ${p}`,
+      ...(opts.base !== undefined ? { base: opts.base } : {}), ...(opts.onConflict !== undefined ? { onConflict: opts.onConflict } : {}),
+    });
+    return { ...result, uploadedChunks: stored.uploadedChunks, sha256: stored.sha256 };
   }
 
   private async readTarget(actor: Actor, volume: string, path: string, commit?: string): Promise<{ commit: CommitRecord; path: VolumePath }> {

@@ -38,6 +38,19 @@ export interface CommitInput {
   onConflict?: 'overwrite' | 'fail';
 }
 
+export interface WriteFileOptions {
+  mode?: number;
+  mtime?: number;
+  createParents?: boolean;
+  message?: string;
+  base?: string;
+  onConflict?: 'overwrite' | 'fail';
+  /** The content's length when known in advance: picks the chunk size and lets an over-cap write fail before any byte is stored. */
+  size?: number;
+  /** SHA-256 (hex) the whole content must have; on mismatch nothing is committed. */
+  sha256?: string;
+}
+
 export interface CommitResult {
   commit: CommitRecord;
   overwritten: string[];
@@ -116,6 +129,11 @@ export interface VolumeEngine {
   list(actor: Actor, volume: string, path: string, opts?: { commit?: string; recursive?: boolean }): Promise<{ commit: CommitId; entries: FileInfo[] }>;
   /** Signed GETs for the chunks of one file. */
   readPlan(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<ReadPlan>;
+
+  /** Streams a file's bytes, or the inclusive byte range, at head or at a commit. */
+  readFile(actor: Actor, volume: string, path: string, opts?: { commit?: string; range?: { start: number; end: number } }): Promise<{ commit: CommitId; entry: FileInfo; body: AsyncIterable<Uint8Array> }>;
+  /** Stores a stream the server itself received (resumable uploads, replacements) as one file, and commits it. */
+  writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts?: WriteFileOptions): Promise<CommitResult & { uploadedChunks: number; sha256: string }>;
 
   /** Operator call: mark from every head, snapshot, retained commit and recent work; sweep the rest. */
   gc(opts?: GcOptions): Promise<GcReport>;

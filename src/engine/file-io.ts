@@ -1,0 +1,83 @@
+/**
+ * @module engine/file-io
+ * Bytes of files, for the operations the server performs itself rather than
+ * handing out signed URLs: streaming a file (or a byte range) out of its
+ * chunks, and cutting a stream that arrives at the server (a finished
+ * resumable upload, a replacement) into stored chunks.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { chunkLength } from '../common/chunking.js';
+import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
+import { randomHex, type ChunkHash } from '../common/ids.js';
+import { rechunk } from '../common/rechunk.js';
+import type { BlobStore } from '../stores/blob-store.js';
+import type { ChunkRecord, MetadataOps } from '../stores/metadata-store.js';
+import type { FileEntry } from './tree-codec.js';
+
+/** A fresh object key for one upload of a chunk (GC relies on keys never being reused). */
+export function newChunkKey(hash: string): string {
+  return `chunks/${hash.slice(0, 2)}/${hash}-${randomHex(8)}`;
+}
+
+/**
+ * Streams the bytes of a file, or of the inclusive range [start, end], one
+ * chunk at a time (memory holds at most one chunk's read buffer).
+ */
+export async function* readEntry(md: Pick<MetadataOps, 'getChunks'>, blobs: BlobStore, entry: FileEntry, range?: { start: number; end: number }): AsyncGenerator<Uint8Array> {
+  const start = range?.start ?? 0;
+  const end = range?.end ?? entry.size - 1;
+  if (entry.size === 0 || end < start) return;
+  if (start < 0 || end >= entry.size) throw new InvalidArgumentError(`range ${start}-${end} is outside the file (${entry.size} bytes)`);
+  const first = Math.floor(start / entry.chunkSize);
+  const last = Math.floor(end / entry.chunkSize);
+  const wanted = entry.chunks.slice(first, last + 1);
+  const rows = new Map((await md.getChunks([...new Set(wanted)])).map((r) => [r.hash, r]));
+  for (let i = first; i <= last; i++) {
+    const row = rows.get(entry.chunks[i]!);
+    if (!row) throw new UnavailableError(`chunk ${entry.chunks[i]} is missing from the store`);
+    const chunkStart = i * entry.chunkSize;
+    const from = Math.max(start, chunkStart) - chunkStart;
+    const to = Math.min(end, chunkStart + chunkLength(entry.size, entry.chunkSize, i) - 1) - chunkStart;
+    const stream: Readable = await blobs.get(row.objectKey, { start: row.offset + from, end: row.offset + to });
+    for await (const piece of stream) yield piece as Uint8Array;
+  }
+}
+
+/** What storing a stream produced: the file's chunk list and totals. */
+export interface StoredContent {
+  size: number;
+  chunkSize: number;
+  chunks: ChunkHash[];
+  /** SHA-256 (hex) of the whole content. */
+  sha256: string;
+  /** Chunks that were new to the store. */
+  uploadedChunks: number;
+}
+
+/**
+ * Cuts a stream into `chunkSize` pieces and stores the pieces the store
+ * lacks (fresh keys, SHA-256 verified by the blob store), registering their
+ * rows touched `now` so garbage collection keeps them for the commit that
+ * follows. Memory holds one piece at a time.
+ */
+export async function storeStream(md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks'>, blobs: BlobStore, body: AsyncIterable<unknown>, chunkSize: number, now: () => Date): Promise<StoredContent> {
+  const whole = createHash('sha256');
+  const chunks: ChunkHash[] = [];
+  let size = 0;
+  let uploadedChunks = 0;
+  for await (const piece of rechunk(body, chunkSize)) {
+    whole.update(piece);
+    size += piece.length;
+    const hash = createHash('sha256').update(piece).digest('hex') as ChunkHash;
+    chunks.push(hash);
+    const present = await md.touchChunks([hash], now());
+    if (present.length > 0) continue;
+    const objectKey = newChunkKey(hash);
+    await blobs.put(objectKey, piece, { sha256: hash, size: piece.length });
+    const row: ChunkRecord = { hash, size: piece.length, objectKey, offset: 0, touchedAt: now() };
+    await md.putChunks([row]);
+    uploadedChunks++;
+  }
+  return { size, chunkSize, chunks, sha256: whole.digest('hex'), uploadedChunks };
+}
