@@ -35,6 +35,11 @@ import type {
   Actor, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
+import { changesSince, type CommitChanges } from './change-feed.js';
+import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
+import type { FileOpsHost } from './file-ops-host.js';
+import { cursorParts, entriesAfter } from './list-pages.js';
+import { search, type SearchOptions, type SearchResult } from './search.js';
 
 /** Default volume cap (SPEC: 2 GiB). */
 export const DEFAULT_CAP = 2 * GiB;
@@ -44,6 +49,8 @@ const ACCESS_MODES: readonly AccessMode[] = ['RWO', 'ROX', 'RWX'];
 const MAX_CAP = 2 ** 50; // 1 PiB
 const MAX_UPLOAD_BATCH = 10_000;
 const SUMMARY_PATHS = 100;
+/** Entries of one page of a listing at most. */
+export const MAX_LIST_LIMIT = 10_000;
 
 export interface EngineDeps {
   metadata: MetadataStore;
@@ -459,22 +466,28 @@ export class Engine implements VolumeEngine {
     return { commit: commit.id, entry: toFileInfo(p, entry) };
   }
 
-  async list(actor: Actor, volume: string, path: string, opts: { commit?: string; recursive?: boolean } = {}): Promise<{ commit: CommitId; entries: FileInfo[] }> {
+  async list(actor: Actor, volume: string, path: string, opts: { commit?: string; recursive?: boolean; limit?: number; after?: string } = {}): Promise<{ commit: CommitId; entries: FileInfo[]; nextCursor: string | null }> {
     const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
+    // No limit from internal callers means everything; the HTTP API defaults to 1000 per page.
+    const limit = opts.limit ?? Infinity;
+    if (opts.limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)) throw new InvalidArgumentError(`limit must be between 1 and ${MAX_LIST_LIMIT}`);
+    const after = cursorParts(p, opts.after === undefined ? undefined : parsePath(opts.after));
     if (p !== '/') {
       const entry = await this.reader.lookup(commit.tree, p);
       if (!entry) throw new NotFoundError(`no such file or directory: ${p}`);
-      if (entry.type !== 'dir') return { commit: commit.id, entries: [toFileInfo(p, entry)] };
+      if (entry.type !== 'dir') return { commit: commit.id, entries: [toFileInfo(p, entry)], nextCursor: null };
     }
     const dir = await this.reader.dir(commit.tree, p);
-    const prefix = p === '/' ? '' : p;
     const entries: FileInfo[] = [];
-    if (opts.recursive) {
-      for await (const { path: full, entry } of this.reader.walk(dir, prefix)) entries.push(toFileInfo(full, entry));
-    } else {
-      for (const entry of dir.entries) entries.push(toFileInfo(`${prefix}/${entry.name}`, entry));
+    let nextCursor: string | null = null;
+    for await (const { path: full, entry } of entriesAfter(this.reader, dir, p === '/' ? '' : p, after, opts.recursive === true)) {
+      if (entries.length >= limit) {
+        nextCursor = entries.at(-1)!.path;
+        break;
+      }
+      entries.push(toFileInfo(full, entry));
     }
-    return { commit: commit.id, entries };
+    return { commit: commit.id, entries, nextCursor };
   }
 
   async readPlan(actor: Actor, volume: string, path: string, opts: { commit?: string } = {}): Promise<ReadPlan> {
@@ -527,6 +540,34 @@ export class Engine implements VolumeEngine {
       ...(opts.base !== undefined ? { base: opts.base } : {}), ...(opts.onConflict !== undefined ? { onConflict: opts.onConflict } : {}),
     });
     return { ...result, uploadedChunks: stored.uploadedChunks, sha256: stored.sha256 };
+  }
+
+  // ---------------------------------------------------------------- search, replace, edit, change feed
+
+  async search(actor: Actor, volume: string, opts: SearchOptions = {}): Promise<SearchResult> {
+    return search(this.fileOps, actor, volume, opts);
+  }
+
+  async replace(actor: Actor, volume: string, opts: ReplaceOptions): Promise<ReplaceResult> {
+    return replace(this.fileOps, actor, volume, opts);
+  }
+
+  async edit(actor: Actor, volume: string, path: string, opts: EditOptions): Promise<{ commit: CommitRecord; path: string }> {
+    return edit(this.fileOps, actor, volume, path, opts);
+  }
+
+  async changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }> {
+    return changesSince(this.fileOps, actor, volume, since, limit);
+  }
+
+  /** The engine's internals that the file operations (engine/file-ops-host) are built on. */
+  private get fileOps(): FileOpsHost {
+    return {
+      md: this.md, blobs: this.blobs, reader: this.reader, now: this.now,
+      volumeFor: (actor, name, access) => this.volumeFor(actor, name, access),
+      resolveCommit: (vol, id) => this.resolveCommit(vol, id),
+      commit: (actor, volume, input) => this.commit(actor, volume, input),
+    };
   }
 
   private async readTarget(actor: Actor, volume: string, path: string, commit?: string): Promise<{ commit: CommitRecord; path: VolumePath }> {

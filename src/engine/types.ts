@@ -9,6 +9,9 @@
 import type { Change, FileInfo } from '../api/wire.js';
 import type { CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
+import type { CommitChanges } from './change-feed.js';
+import type { EditOptions, ReplaceOptions, ReplaceResult } from './file-edits.js';
+import type { SearchOptions, SearchResult } from './search.js';
 import type { AccessMode, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
 
 export type { Change, FileInfo };
@@ -126,7 +129,8 @@ export interface VolumeEngine {
   fork(actor: Actor, volume: string, req: { name: string; snapshot?: string; commit?: string } & VolumeOptions): Promise<VolumeRecord>;
 
   stat(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<{ commit: CommitId; entry: FileInfo }>;
-  list(actor: Actor, volume: string, path: string, opts?: { commit?: string; recursive?: boolean }): Promise<{ commit: CommitId; entries: FileInfo[] }>;
+  /** One page of a directory (names in order; depth-first when recursive) after the cursor `after` (the last path of the previous page); `nextCursor` is null on the last page. No `limit` means every entry. */
+  list(actor: Actor, volume: string, path: string, opts?: { commit?: string; recursive?: boolean; limit?: number; after?: string }): Promise<{ commit: CommitId; entries: FileInfo[]; nextCursor: string | null }>;
   /** Signed GETs for the chunks of one file. */
   readPlan(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<ReadPlan>;
 
@@ -134,6 +138,15 @@ export interface VolumeEngine {
   readFile(actor: Actor, volume: string, path: string, opts?: { commit?: string; range?: { start: number; end: number } }): Promise<{ commit: CommitId; entry: FileInfo; body: AsyncIterable<Uint8Array> }>;
   /** Stores a stream the server itself received (resumable uploads, replacements) as one file, and commits it. */
   writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts?: WriteFileOptions): Promise<CommitResult & { uploadedChunks: number; sha256: string }>;
+
+  /** Glob over paths and, optionally, regex over contents, bounded by results, bytes per file and time (engine/search). */
+  search(actor: Actor, volume: string, opts?: SearchOptions): Promise<SearchResult>;
+  /** Regex replace across the files a glob selects, in one commit (engine/file-edits). */
+  replace(actor: Actor, volume: string, opts: ReplaceOptions): Promise<ReplaceResult>;
+  /** Replaces the one occurrence of a string in a file; 412 unless it occurs exactly once, 409 when the file changed since `base`. */
+  edit(actor: Actor, volume: string, path: string, opts: EditOptions): Promise<{ commit: CommitRecord; path: string }>;
+  /** The commits after `since` with their per-path changes (engine/change-feed); NotFound for an unknown commit. */
+  changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }>;
 
   /** Operator call: mark from every head, snapshot, retained commit and recent work; sweep the rest. */
   gc(opts?: GcOptions): Promise<GcReport>;

@@ -1,0 +1,25 @@
+/**
+ * @module engine/file-ops-host
+ * The slice of the engine that the file operations (search, replace, edit,
+ * the change feed) are built on: volume access, commit resolution, tree
+ * reads, chunk bytes and the commit itself. The engine hands this out, so
+ * those modules stay outside engine.ts yet obey its access rules.
+ */
+import type { BlobStore } from '../stores/blob-store.js';
+import type { CommitRecord, MetadataOps, VolumeRecord } from '../stores/metadata-store.js';
+import type { TreeReader } from './tree-reader.js';
+import type { Actor, CommitInput, CommitResult } from './types.js';
+
+/** What file operations need of the engine. */
+export interface FileOpsHost {
+  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'listCommits'>;
+  blobs: BlobStore;
+  reader: TreeReader;
+  now: () => Date;
+  /** The volume if the actor may read (or write) it; NotFound or ReadOnly otherwise. */
+  volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord>;
+  /** A commit of this volume by id; NotFound otherwise. */
+  resolveCommit(vol: VolumeRecord, id: string): Promise<CommitRecord>;
+  /** Publishes a change set (engine.commit). */
+  commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult>;
+}

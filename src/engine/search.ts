@@ -1,0 +1,182 @@
+/**
+ * @module engine/search
+ * Search without compute: a glob over full paths (picomatch, dotfiles
+ * included) and, optionally, a regex over file contents. Everything is
+ * bounded: results (`limit`), bytes read per file (`maxBytesPerFile`,
+ * reported as truncated files) and time (`timeoutMs`: the regex runs in a
+ * worker terminated at the deadline, and the answer is the partial result
+ * with `timedOut`). Binary files (a NUL byte in the first 8 KiB) are skipped
+ * and reported.
+ *
+ * Globs: a pattern without "/" matches the entry's name anywhere below the
+ * search path (like `find -name`); a pattern with "/" matches the full path
+ * ("src/**\/*.ts" and "/src/**\/*.ts" are the same).
+ */
+import picomatch from 'picomatch';
+import { InvalidArgumentError } from '../common/errors.js';
+import { parsePath } from '../common/paths.js';
+import { MiB } from '../common/sizes.js';
+import { readEntry } from './file-io.js';
+import type { FileOpsHost } from './file-ops-host.js';
+import { checkRegex, RegexRunner, RegexTimeout, type LineMatch } from './regex-runner.js';
+import type { Entry, FileEntry } from './tree-codec.js';
+import type { Actor } from './types.js';
+import type { CommitId } from '../common/ids.js';
+
+/** Bytes inspected for a NUL to call a file binary. */
+export const BINARY_SNIFF_BYTES = 8 * 1024;
+export const MAX_SEARCH_LIMIT = 10_000;
+export const MAX_BYTES_PER_FILE = 64 * MiB;
+export const MAX_TIMEOUT_MS = 60_000;
+const MAX_GLOB_CHARS = 1024;
+/** Entries of the report lists (skipped, truncated) kept at most. */
+const MAX_REPORTED = 1000;
+
+export interface SearchOptions {
+  /** Directory (or file) to search below; default "/". */
+  path?: string;
+  glob?: string;
+  regex?: string;
+  /** Regex flags among i, m, s, u. */
+  flags?: string;
+  /** Search this commit instead of the head. */
+  commit?: string;
+  /** Matches (with regex) or paths (without) returned at most; default 1000, at most 10000. */
+  limit?: number;
+  /** Bytes of one file scanned at most; default 8 MiB, at most 64 MiB. */
+  maxBytesPerFile?: number;
+  /** Time bound of the whole search in ms; default 10000, at most 60000. */
+  timeoutMs?: number;
+}
+
+/** A path selected by the glob (search without regex). */
+export interface FoundEntry { path: string; type: Entry['type']; size: number }
+
+export interface SearchResult {
+  commit: CommitId;
+  /** Without regex: the entries the glob selects. */
+  files: FoundEntry[];
+  /** With regex: the first match of each matching line. */
+  matches: Array<LineMatch & { path: string }>;
+  /** The limit was reached: there may be more. */
+  truncated: boolean;
+  /** The deadline passed: the results are partial. */
+  timedOut: boolean;
+  /** Files skipped as binary. */
+  skippedBinary: string[];
+  /** Files of which only the first maxBytesPerFile bytes were scanned. */
+  truncatedFiles: string[];
+  /** Files whose contents were scanned. */
+  filesScanned: number;
+}
+
+/** A whole number option within [min, max], or the default. */
+export function boundedInt(value: unknown, name: string, dflt: number, min: number, max: number): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+/** A path predicate for a user's glob (see the module comment); undefined selects everything. */
+export function globMatcher(glob: unknown): ((path: string) => boolean) | undefined {
+  if (glob === undefined) return undefined;
+  if (typeof glob !== 'string' || glob.length === 0 || glob.length > MAX_GLOB_CHARS) throw new InvalidArgumentError(`glob must be 1 to ${MAX_GLOB_CHARS} characters`);
+  const pattern = glob.replace(/^\/+/, '');
+  let test: (s: string) => boolean;
+  try {
+    test = picomatch(pattern, { dot: true, basename: !pattern.includes('/') });
+  } catch (e) {
+    throw new InvalidArgumentError(`invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}`);
+  }
+  return (path) => test(path.replace(/^\/+/, ''));
+}
+
+/** The first `max` bytes of a file, and whether there was more. */
+export async function readHead(host: Pick<FileOpsHost, 'md' | 'blobs'>, entry: FileEntry, max: number): Promise<{ bytes: Buffer; truncated: boolean }> {
+  if (entry.size === 0) return { bytes: Buffer.alloc(0), truncated: false };
+  const end = Math.min(entry.size, max) - 1;
+  const parts: Uint8Array[] = [];
+  for await (const piece of readEntry(host.md, host.blobs, entry, { start: 0, end })) parts.push(piece);
+  return { bytes: Buffer.concat(parts), truncated: entry.size > max };
+}
+
+/** True for content with a NUL byte in its first 8 KiB. */
+export function looksBinary(bytes: Uint8Array): boolean {
+  return bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0);
+}
+
+/** Every entry below `path` (or the file itself), depth-first in name order. */
+export async function* entriesBelow(host: Pick<FileOpsHost, 'reader'>, root: Parameters<FileOpsHost['reader']['lookup']>[0], path: string): AsyncGenerator<{ path: string; entry: Entry }> {
+  const p = parsePath(path);
+  if (p !== '/') {
+    const entry = await host.reader.lookup(root, p);
+    if (!entry) return;
+    if (entry.type !== 'dir') {
+      yield { path: p, entry };
+      return;
+    }
+  }
+  yield* host.reader.walk(await host.reader.dir(root, p), p === '/' ? '' : p);
+}
+
+/** Searches a volume at head (or a commit); see the module comment for the bounds. */
+export async function search(host: FileOpsHost, actor: Actor, volume: string, opts: SearchOptions = {}): Promise<SearchResult> {
+  const vol = await host.volumeFor(actor, volume, 'read');
+  const path = parsePath(opts.path ?? '/');
+  const limit = boundedInt(opts.limit, 'limit', 1000, 1, MAX_SEARCH_LIMIT);
+  const maxBytes = boundedInt(opts.maxBytesPerFile, 'maxBytesPerFile', 8 * MiB, 1, MAX_BYTES_PER_FILE);
+  const timeoutMs = boundedInt(opts.timeoutMs, 'timeoutMs', 10_000, 1, MAX_TIMEOUT_MS);
+  const match = globMatcher(opts.glob);
+  const regex = opts.regex === undefined ? undefined : checkRegex(opts.regex, opts.flags ?? '');
+  if (opts.regex === undefined && opts.flags !== undefined) throw new InvalidArgumentError('flags need a regex');
+  const commit = await host.resolveCommit(vol, opts.commit ?? vol.head);
+  const deadline = Date.now() + timeoutMs;
+  const out: SearchResult = { commit: commit.id, files: [], matches: [], truncated: false, timedOut: false, skippedBinary: [], truncatedFiles: [], filesScanned: 0 };
+  const note = (list: string[], p: string): void => {
+    if (list.length < MAX_REPORTED) list.push(p);
+  };
+  let runner: RegexRunner | undefined;
+  try {
+    for await (const { path: full, entry } of entriesBelow(host, commit.tree, path)) {
+      if (Date.now() >= deadline) {
+        out.timedOut = true;
+        break;
+      }
+      if (match && !match(full)) continue;
+      if (!regex) {
+        if (out.files.length >= limit) {
+          out.truncated = true;
+          break;
+        }
+        out.files.push({ path: full, type: entry.type, size: entry.type === 'symlink' ? Buffer.byteLength(entry.target) : entry.size });
+        continue;
+      }
+      if (entry.type !== 'file') continue;
+      const { bytes, truncated } = await readHead(host, entry, maxBytes);
+      if (looksBinary(bytes)) {
+        note(out.skippedBinary, full);
+        continue;
+      }
+      out.filesScanned++;
+      if (truncated) note(out.truncatedFiles, full);
+      runner ??= new RegexRunner(regex, deadline);
+      let found: LineMatch[];
+      try {
+        found = await runner.search(bytes.toString('utf8'), limit - out.matches.length);
+      } catch (e) {
+        if (!(e instanceof RegexTimeout)) throw e;
+        out.timedOut = true;
+        break;
+      }
+      for (const m of found) out.matches.push({ path: full, ...m });
+      // Full: there may be more (this file's later lines, or other files).
+      if (out.matches.length >= limit) {
+        out.truncated = true;
+        break;
+      }
+    }
+  } finally {
+    runner?.close();
+  }
+  return out;
+}
