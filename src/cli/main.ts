@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { registerFileCommands } from './commands/file-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
 import { registerTokenCommands } from './commands/token-commands.js';
+import { registerUploadCommands } from './commands/upload-commands.js';
 import { registerVolumeCommands } from './commands/volume-commands.js';
 import { reportError } from './output.js';
 
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerVolumeCommands(program);
   registerFileCommands(program);
+  registerUploadCommands(program);
   return program;
 }
 

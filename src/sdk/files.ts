@@ -207,7 +207,7 @@ export class Files {
    * @example
    * await vol.files.writeMany([{ path: '/a.txt', data: 'a' }, { path: '/b.bin', localPath: './b.bin' }]);
    */
-  async writeMany(entries: readonly BatchEntry[], options: { message?: string; createParents?: boolean; onProgress?: ProgressListener } = {}): Promise<CommitOutcome> {
+  async writeMany(entries: readonly BatchEntry[], options: { message?: string; createParents?: boolean; onProgress?: ProgressListener; /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */ changes?: readonly wire.Change[] } = {}): Promise<CommitOutcome> {
     const pending: PendingFile[] = [];
     const paths = new Set<string>();
     for (const e of entries) {
@@ -220,7 +220,7 @@ export class Files {
       if (e.localPath !== undefined) pending.push(await pendingFromLocalFile(p, e.localPath, o));
       else pending.push(pendingFromBytes(p, typeof e.data === 'string' ? Buffer.from(e.data, 'utf8') : e.data!, o));
     }
-    return this.#done(await commitFiles(this.#host, pending, [], { message: options.message ?? `write ${pending.length} files`, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
+    return this.#done(await commitFiles(this.#host, pending, options.changes ?? [], { message: options.message ?? `write ${pending.length} files`, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
   }
 
   /** Where a file's chunks are: GET .../read */

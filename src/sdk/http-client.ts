@@ -133,6 +133,11 @@ export class Stowage {
     return this.#token !== undefined;
   }
 
+  /** The Authorization header of this client (empty without a token), for protocols the SDK speaks through other libraries (tus). */
+  authHeaders(): Record<string, string> {
+    return this.#token === undefined ? {} : { authorization: `Bearer ${this.#token}` };
+  }
+
   /** The absolute URL of an API path ("/v1/volumes") with its query. */
   urlOf(path: string, query?: RequestOptions['query']): string {
     const u = new URL(this.url + path);

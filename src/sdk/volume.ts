@@ -14,6 +14,7 @@ import { parseVolumeName } from '../common/paths.js';
 import { parseSize } from '../common/sizes.js';
 import { postCommit, type CommitTarget } from './commit-writer.js';
 import { Files } from './files.js';
+import { uploadTo, type UploadOptions, type UploadResult, type UploadSource } from './upload.js';
 import { defaultStowage, type Stowage } from './http-client.js';
 
 /** Which client to use; the environment's (STOWAGE_URL, STOWAGE_TOKEN) when absent. */
@@ -296,5 +297,19 @@ export class Volume implements CommitTarget {
     const res = await postCommit(this, req);
     this.#noteCommit(res.commit);
     return res;
+  }
+
+  /**
+   * Uploads a local file, a whole local directory (one commit) or a stream.
+   * Files of 64 MiB or more (or with `resumable: true`) go over tus and
+   * resume where they stopped when the same upload is run again.
+   *
+   * @example
+   * await vol.upload('./model.bin', '/models/model.bin');
+   * const r = await vol.upload('./project', '/src'); // one commit; r.skipped lists escaping symlinks
+   * await vol.upload(process.stdin, '/logs/run.txt');
+   */
+  async upload(source: UploadSource, remotePath?: string, options: UploadOptions = {}): Promise<UploadResult> {
+    return uploadTo(this, source, remotePath, options);
   }
 }

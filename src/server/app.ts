@@ -29,6 +29,7 @@ import { registerFilesRoutes } from './routes/files-routes.js';
 import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
 import { registerTenantRoutes } from './routes/tenant-routes.js';
 import { registerVolumesRoutes } from './routes/volumes-routes.js';
+import { UPLOADS_PATH, registerUploadsRoutes, type UploadService } from './routes/uploads-routes.js';
 import { HealthSchema } from './schemas.js';
 
 /** Default bound of a JSON request body. */
@@ -49,6 +50,8 @@ export interface AppOptions {
   };
   /** Where unexpected errors are logged (default: stderr). */
   log?: ErrorLog;
+  /** Serve resumable (tus) uploads under /v1/uploads/ (needs a staging directory; see routes/uploads-routes). */
+  uploads?: UploadService;
 }
 
 const PUBLIC_PATHS = new Set(['/v1/health', '/v1/openapi.json']);
@@ -101,7 +104,8 @@ function jsonBodyLimit(maxSize: number): MiddlewareHandler<AppEnv> {
       throw new PayloadTooLargeError(`request body exceeds the ${maxSize}-byte limit of a JSON request; split it into several requests`, { details: { limit: maxSize } });
     },
   });
-  return async (c, next) => (isBlobPath(c.req.path) ? next() : limit(c, next));
+  // tus PATCH bodies are streamed to a staging file and bounded by Upload-Length, not by the JSON limit.
+  return async (c, next) => (isBlobPath(c.req.path) || c.req.path.startsWith(UPLOADS_PATH) ? next() : limit(c, next));
 }
 
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
@@ -187,6 +191,7 @@ export function createApp(options: AppOptions): ApiApp {
   if (options.blobRoute) {
     registerBlobsRoutes(app, { ...options.blobRoute, maxPutBytes: options.limits?.blobBodyBytes ?? DEFAULT_BLOB_BODY_BYTES });
   }
+  if (options.uploads) registerUploadsRoutes(app, options.uploads);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'A Stowage API token' });
   app.doc('/v1/openapi.json', {

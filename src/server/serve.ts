@@ -24,12 +24,17 @@ import { UrlSigner } from '../stores/local/url-signer.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { blobStoreServedByServer, openBlobStore, openMetadataStore, redactUrl } from '../stores/registry.js';
 import { createApp, type AppOptions } from './app.js';
+import { createUploadService } from './routes/uploads-routes.js';
 import { ADMIN_TOKEN_FILE, BLOBS_DIR, METADATA_FILE } from '../common/data-dir.js';
 
 /** Default TCP port of `stowage serve`. */
 export const DEFAULT_PORT = 7420;
 /** Name of the tenant created on first start. */
 export const DEFAULT_TENANT = 'default';
+/** Sub-directory of the data dir holding staging files of resumable uploads. */
+export const UPLOADS_DIR = 'uploads';
+/** How often expired resumable uploads are swept. */
+const UPLOAD_SWEEP_MS = 60 * 60_000;
 /** Metadata setting holding the HMAC key of signed blob URLs. */
 export const URL_SIGNING_SECRET_SETTING = 'url-signing-secret';
 
@@ -51,6 +56,8 @@ export interface StartServerOptions {
   limits?: AppOptions['limits'];
   /** Where startup lines go (default: stdout). */
   log?: (line: string) => void;
+  /** Unfinished resumable uploads older than this are deleted (default 24 h). */
+  uploadExpiryMs?: number;
 }
 
 /** A running server. */
@@ -133,8 +140,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 
     const engine = createEngine({ metadata, blobs });
     const adminToken = await bootstrapTenant(engine, metadata, dataDir, log);
+    // Staging files of resumable uploads; expired ones are swept at start and every hour.
+    const uploads = createUploadService(engine, { directory: join(dataDir, UPLOADS_DIR), ...(options.uploadExpiryMs !== undefined ? { expireAfterMs: options.uploadExpiryMs } : {}) });
+    const sweep = () => void uploads.cleanup().catch((err: unknown) => log(`upload cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
+    sweep();
+    const sweeper = setInterval(sweep, UPLOAD_SWEEP_MS);
+    sweeper.unref();
+    opened.push({ close: async () => clearInterval(sweeper) });
     const app = createApp({
       engine,
+      uploads,
       ...(blobStoreServedByServer(blobUrl) ? { blobRoute: { signer, store: blobs } } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
     });

@@ -1,0 +1,233 @@
+/**
+ * @module server/routes/uploads-routes
+ * Resumable uploads on the tus 1.0.0 protocol (creation, termination and
+ * expiration extensions), served by @tus/server under `/v1/uploads/`.
+ * Vocabulary:
+ *
+ * - staging file: the bytes of an unfinished upload, kept by the tus file
+ *   store under `<dataDir>/uploads/` until the upload completes or expires.
+ * - owner: the tenant (and token) that created the upload, recorded in the
+ *   upload's metadata. Every HEAD/PATCH/DELETE from anyone else answers 404,
+ *   exactly as for an id that does not exist, so upload ids do not leak.
+ *
+ * Bearer authentication is the app's; this route checks the upload target
+ * at creation (engine/upload-intake: volume, write access, cap), and when the
+ * last byte arrives streams the staging file into the volume with
+ * `engine.writeFile`, which refuses content whose SHA-256 differs from the
+ * one announced at creation (a client that resumed with changed content
+ * gets a 400 and nothing is committed). The staging file is deleted either
+ * way, so a retry starts afresh.
+ */
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { FileStore } from '@tus/file-store';
+import { Server as TusServer } from '@tus/server';
+import type { Context } from 'hono';
+import { InvalidArgumentError, NotFoundError, ReadOnlyError } from '../../common/errors.js';
+import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake.js';
+import type { Actor, VolumeEngine } from '../../engine/types.js';
+import { toErrorResponse, type ErrorLog } from '../error-map.js';
+import type { ApiApp, AppEnv } from '../route-helpers.js';
+
+/** Path of the tus endpoint (creation URL); uploads live at `${UPLOADS_PATH}/<id>`. */
+export const UPLOADS_PATH = '/v1/uploads';
+/** Default lifetime of an unfinished upload. */
+export const DEFAULT_UPLOAD_EXPIRY_MS = 24 * 60 * 60_000;
+/** Response header naming the commit a completed upload made. */
+export const COMMIT_HEADER = 'Stowage-Commit';
+
+/** Where and how long unfinished uploads are staged. */
+export interface UploadsOptions {
+  /** Directory of staging files (created if missing). */
+  directory: string;
+  /** Unfinished uploads older than this are deleted by `cleanup` (default 24 h). */
+  expireAfterMs?: number;
+}
+
+/** The tus endpoint: its handler, and the sweep of expired staging files. */
+export interface UploadService {
+  /** Answers one request under /v1/uploads (the caller authenticated it). */
+  handle(c: Context<AppEnv>): Promise<Response>;
+  /** Deletes expired unfinished uploads; returns how many. */
+  cleanup(): Promise<number>;
+}
+
+/** Metadata keys the server writes into every upload (client values are overwritten). */
+const OWNER_TENANT = 'stowage-tenant';
+const OWNER_TOKEN = 'stowage-token';
+const TARGET_VOLUME_ID = 'stowage-volume-id';
+
+/** Upload ids made by @tus/server's default naming (16 random bytes, hex). */
+const UPLOAD_ID_RE = /^[0-9a-f]{32}$/;
+
+/**
+ * Parses a tus Upload-Metadata header: comma-separated `key base64value`
+ * pairs (the value may be absent). Bad base64 or duplicate keys are a 400.
+ */
+export function parseTusMetadata(header: string | undefined): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  if (header === undefined || header.trim() === '') return out;
+  for (const pair of header.split(',')) {
+    const [key, value, ...rest] = pair.trim().split(' ');
+    if (!key || rest.length > 0 || !/^[\x21-\x7e]+$/.test(key)) throw new InvalidArgumentError('Upload-Metadata must be comma-separated "key base64value" pairs');
+    if (Object.hasOwn(out, key)) throw new InvalidArgumentError(`Upload-Metadata names "${key}" twice`);
+    if (value === undefined || value === '') {
+      out[key] = null;
+      continue;
+    }
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) throw new InvalidArgumentError(`Upload-Metadata value of "${key}" is not base64`);
+    const text = Buffer.from(value, 'base64');
+    try {
+      out[key] = new TextDecoder('utf-8', { fatal: true }).decode(text);
+    } catch {
+      throw new InvalidArgumentError(`Upload-Metadata value of "${key}" is not UTF-8`);
+    }
+  }
+  return out;
+}
+
+/** What the tus hooks need to know about the request that triggered them. */
+interface RequestContext {
+  actor: Actor;
+  target?: UploadTarget;
+}
+
+/** A StowageError as the `{ status_code, body }` the tus server answers with. */
+function tusError(err: unknown, log: ErrorLog | undefined): { status_code: number; body: string } {
+  const { status, body } = toErrorResponse(err, log);
+  return { status_code: status, body: JSON.stringify(body) };
+}
+
+/**
+ * Builds the tus endpoint over an engine and a staging directory.
+ *
+ * @example
+ * const uploads = createUploadService(engine, { directory: join(dataDir, 'uploads') });
+ * await uploads.cleanup();
+ */
+export function createUploadService(engine: VolumeEngine, options: UploadsOptions, log?: ErrorLog): UploadService {
+  const store = new FileStore({ directory: options.directory, expirationPeriodInMilliseconds: options.expireAfterMs ?? DEFAULT_UPLOAD_EXPIRY_MS });
+  // The hooks receive the very Request object handed to handleWeb, so it keys what the route learned about it.
+  const contexts = new WeakMap<Request, RequestContext>();
+  const contextOf = (req: unknown): RequestContext => {
+    const ctx = contexts.get(req as Request);
+    if (!ctx) throw { status_code: 500, body: JSON.stringify({ error: { code: 'Internal', message: 'upload request lost its context' } }) };
+    return ctx;
+  };
+
+  const tus = new TusServer({
+    path: UPLOADS_PATH,
+    datastore: store,
+    // Relative Locations stay right behind proxies; tus clients resolve them against the endpoint.
+    relativeLocation: true,
+    // The creation check already bounds the length by the volume's free space; this is a backstop.
+    maxSize: 2 ** 50,
+    disableTerminationForFinishedUploads: true,
+    onUploadCreate: async (req, upload) => {
+      const { actor, target } = contextOf(req);
+      if (!target) throw tusError(new InvalidArgumentError('upload target missing'), log);
+      return { metadata: { ...upload.metadata, [OWNER_TENANT]: actor.tenantId, [OWNER_TOKEN]: actor.tokenId, [TARGET_VOLUME_ID]: target.volumeId } };
+    },
+    onUploadFinish: async (req, upload) => {
+      const { actor } = contextOf(req);
+      const meta = upload.metadata ?? {};
+      try {
+        const target = await checkUploadTarget(engine, actor, meta, upload.size ?? upload.offset);
+        const result = await engine.writeFile(actor, target.volume, target.path, createReadStream(join(options.directory, upload.id)), {
+          size: target.size,
+          sha256: target.sha256,
+          createParents: true,
+          message: `upload ${target.path}`,
+          ...(target.mode !== undefined ? { mode: target.mode } : {}),
+          ...(target.mtime !== undefined ? { mtime: target.mtime } : {}),
+        });
+        return { headers: { [COMMIT_HEADER]: result.commit.id } };
+      } catch (err) {
+        throw tusError(err, log);
+      } finally {
+        // Finished either way: a failed upload must not linger at full offset, or a retry would look complete.
+        await store.remove(upload.id).catch(() => undefined);
+      }
+    },
+  });
+
+  /** Answers 404 unless `actor` owns the upload `id` (and its token may reach the target volume). */
+  const assertOwner = async (actor: Actor, id: string): Promise<void> => {
+    const missing = () => new NotFoundError(`no upload ${JSON.stringify(id.slice(0, 64))}: it never existed, finished, expired, or belongs to someone else`);
+    if (!UPLOAD_ID_RE.test(id)) throw missing();
+    let meta: Record<string, string | null> | undefined;
+    try {
+      meta = (await store.getUpload(id)).metadata;
+    } catch {
+      throw missing();
+    }
+    if (!meta || meta[OWNER_TENANT] !== actor.tenantId) throw missing();
+    if (actor.volumeId !== null && meta[TARGET_VOLUME_ID] !== actor.volumeId) throw missing();
+  };
+
+  const handle = async (c: Context<AppEnv>): Promise<Response> => {
+    const actor = c.get('actor');
+    const req = c.req.raw;
+    const method = req.method.toUpperCase();
+    const rest = c.req.path.slice(UPLOADS_PATH.length).replace(/^\//, '');
+    if (method === 'OPTIONS') return tus.handleWeb(req);
+    if (rest === '') {
+      if (method !== 'POST') throw new NotFoundError(`no route ${method} ${UPLOADS_PATH}: create uploads with POST (tus 1.0.0)`);
+      if (req.headers.get('upload-defer-length') !== null || req.headers.get('upload-concat') !== null) {
+        throw new InvalidArgumentError('this server needs Upload-Length at creation (no deferred length, no concatenation)');
+      }
+      const length = req.headers.get('upload-length');
+      if (length === null || !/^\d{1,16}$/.test(length)) throw new InvalidArgumentError('Upload-Length must be a whole number of bytes');
+      const target = await checkUploadTarget(engine, actor, parseTusMetadata(req.headers.get('upload-metadata') ?? undefined), Number(length));
+      contexts.set(req, { actor, target });
+    } else {
+      if (rest.includes('/') || !['HEAD', 'PATCH', 'DELETE'].includes(method)) throw new NotFoundError(`no route ${method} ${c.req.path}`);
+      await assertOwner(actor, rest);
+      if (method !== 'HEAD' && actor.readOnly) throw new ReadOnlyError('this token is read-only: it cannot change uploads');
+      contexts.set(req, { actor });
+    }
+    const res = await tus.handleWeb(req);
+    // Errors raised by our hooks carry a JSON error body: label it so clients parse it.
+    if (res.status >= 400 && !res.headers.has('content-type')) {
+      const text = await res.text();
+      const headers = new Headers(res.headers);
+      headers.set('content-type', text.startsWith('{') ? 'application/json' : 'text/plain; charset=utf-8');
+      return new Response(text, { status: res.status, headers });
+    }
+    return res;
+  };
+
+  return { handle, cleanup: () => tus.cleanUpExpiredUploads() };
+}
+
+/** Registers the tus endpoint: POST /v1/uploads, HEAD/PATCH/DELETE /v1/uploads/{id}, OPTIONS on both. */
+export function registerUploadsRoutes(app: ApiApp, uploads: UploadService): void {
+  const methods = ['OPTIONS', 'POST', 'HEAD', 'PATCH', 'DELETE', 'GET'];
+  app.on(methods, UPLOADS_PATH, (c) => uploads.handle(c));
+  app.on(methods, `${UPLOADS_PATH}/*`, (c) => uploads.handle(c));
+
+  // Documented by hand: the tus protocol speaks in headers, not JSON bodies.
+  const tusHeader = { name: 'Tus-Resumable', in: 'header' as const, required: true, schema: { type: 'string' as const, enum: ['1.0.0'] } };
+  const idParam = { name: 'id', in: 'path' as const, required: true, schema: { type: 'string' as const } };
+  const notFound = { description: 'NotFound: no such upload, or another tenant\'s' };
+  app.openAPIRegistry.registerPath({
+    method: 'post', path: UPLOADS_PATH, tags: ['uploads'],
+    summary: 'Create a resumable upload (tus 1.0.0 creation). Upload-Metadata: volume, path, sha256 (hex of the whole file), optional mode (octal), mtime (ms)',
+    parameters: [tusHeader, { name: 'Upload-Length', in: 'header', required: true, schema: { type: 'integer' } }, { name: 'Upload-Metadata', in: 'header', required: true, schema: { type: 'string' } }],
+    responses: { 201: { description: 'Created; Location names the upload' }, 400: { description: 'InvalidArgument' }, 404: { description: 'NotFound: no such volume' }, 413: { description: 'QuotaExceeded: the file would not fit under the volume cap' } },
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'head', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], summary: 'The upload\'s offset (Upload-Offset) and length',
+    parameters: [tusHeader, idParam], responses: { 200: { description: 'Upload-Offset and Upload-Length headers' }, 404: notFound },
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'patch', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'],
+    summary: 'Append bytes at Upload-Offset (Content-Type: application/offset+octet-stream); the last PATCH commits the file and answers Stowage-Commit',
+    parameters: [tusHeader, idParam, { name: 'Upload-Offset', in: 'header', required: true, schema: { type: 'integer' } }],
+    responses: { 204: { description: 'Accepted' }, 400: { description: 'InvalidArgument: the file does not match its SHA-256; nothing was committed' }, 404: notFound, 409: { description: 'Upload-Offset does not match' } },
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'delete', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], summary: 'Abandon an unfinished upload (tus termination)',
+    parameters: [tusHeader, idParam], responses: { 204: { description: 'Deleted' }, 404: notFound },
+  });
+}

@@ -1,0 +1,480 @@
+/**
+ * @module test/uploads.test
+ * End-to-end tests of uploads (SPEC section 4) against a real server over
+ * loopback: the tus endpoint spoken with plain fetch (protocol basics,
+ * ownership, cap, hostile input), `vol.upload` for directories (one commit,
+ * modes, symlinks, escaping symlinks neutralised) and streams, and the real
+ * `stowage upload` binary, including a resumable upload killed with SIGKILL
+ * and run again.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { MiB } from '../src/common/sizes.js';
+import { Stowage, Volume, isStowageError } from '../src/sdk/index.js';
+import { escapeReason } from '../src/sdk/upload.js';
+import { parseTusMetadata } from '../src/server/routes/uploads-routes.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+let srv: TestServer;
+let work: string;
+let client: Stowage;
+let seq = 0;
+const fresh = (prefix = 'u'): string => `${prefix}-${process.pid}-${++seq}`;
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const metadata = (m: Record<string, string>): string => Object.entries(m).map(([k, v]) => `${k} ${b64(v)}`).join(',');
+
+function tusHeaders(token: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0', ...extra };
+}
+
+async function createUpload(token: string, m: Record<string, string>, length: number, extra: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(token, { 'upload-length': String(length), 'upload-metadata': metadata(m), ...extra }) });
+}
+
+function uploadUrl(res: Response): string {
+  const loc = res.headers.get('location');
+  assert.ok(loc, 'Location header');
+  return new URL(loc, `${srv.url}/v1/uploads`).toString();
+}
+
+async function patch(url: string, token: string, offset: number, body: Uint8Array): Promise<Response> {
+  return fetch(url, { method: 'PATCH', headers: tusHeaders(token, { 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' }), body });
+}
+
+async function errorCode(res: Response): Promise<string> {
+  const body = (await res.json()) as { error: { code: string } };
+  return body.error.code;
+}
+
+/** Names of staging files (not their .json sidecars) in the server's uploads dir. */
+async function stagingFiles(): Promise<string[]> {
+  const names = await readdir(join(srv.dataDir, 'uploads')).catch(() => [] as string[]);
+  return names.filter((n) => !n.endsWith('.json'));
+}
+
+interface Result {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function envFor(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
+  return { ...env, STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: join(work, 'no-data'), ...overrides };
+}
+
+function spawnCli(args: string[], env: Record<string, string> = {}, input?: Buffer): { child: ChildProcess; done: Promise<Result> } {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: envFor(env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => err.push(d));
+  const done = new Promise<Result>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+  });
+  child.stdin!.end(input ?? '');
+  return { child, done };
+}
+
+const cli = (args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<Result> => spawnCli(args, env, input).done;
+
+function ok(r: Result): string {
+  assert.equal(r.status, 0, `exit 0 expected; stderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function volume(name = fresh(), cap?: string): Promise<Volume> {
+  return Volume.get(name, { client, mintIfMissing: true, ...(cap !== undefined ? { cap } : {}) });
+}
+
+before(async () => {
+  srv = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), 'stowage-upload-test-'));
+  client = new Stowage({ url: srv.url, token: srv.token });
+});
+
+after(async () => {
+  await srv?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('tus endpoint', () => {
+  test('speaks tus 1.0.0: OPTIONS, POST, PATCH, HEAD, offset conflicts, commit on the last byte', async () => {
+    const vol = await volume();
+    const opt = await fetch(`${srv.url}/v1/uploads`, { method: 'OPTIONS', headers: { authorization: `Bearer ${srv.token}` } });
+    assert.equal(opt.status, 204);
+    assert.equal(opt.headers.get('tus-version'), '1.0.0');
+    assert.match(opt.headers.get('tus-extension') ?? '', /creation/);
+    assert.match(opt.headers.get('tus-extension') ?? '', /termination/);
+
+    const data = pattern(300_000, 7);
+    const created = await createUpload(srv.token, { volume: vol.name, path: '/t/data.bin', sha256: sha256(data), mode: '640' }, data.length);
+    assert.equal(created.status, 201);
+    assert.equal(created.headers.get('tus-resumable'), '1.0.0');
+    const url = uploadUrl(created);
+
+    const first = await patch(url, srv.token, 0, data.subarray(0, 100_000));
+    assert.equal(first.status, 204);
+    assert.equal(first.headers.get('upload-offset'), '100000');
+    const head = await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('upload-offset'), '100000');
+    assert.equal(head.headers.get('upload-length'), String(data.length));
+    assert.equal(head.headers.get('cache-control'), 'no-store');
+
+    // Wrong offset: 409, nothing appended.
+    assert.equal((await patch(url, srv.token, 5, data.subarray(5, 10))).status, 409);
+    // Missing Tus-Resumable: 412.
+    assert.equal((await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${srv.token}` } })).status, 412);
+    // Wrong content type of a PATCH: refused.
+    const badType = await fetch(url, { method: 'PATCH', headers: tusHeaders(srv.token, { 'upload-offset': '100000', 'content-type': 'application/json' }), body: '{}' });
+    assert.ok(badType.status >= 400 && badType.status < 500, `status ${badType.status}`);
+
+    const last = await patch(url, srv.token, 100_000, data.subarray(100_000));
+    assert.equal(last.status, 204);
+    const commit = last.headers.get('stowage-commit');
+    assert.match(commit ?? '', /^[0-9a-f]{64}$/);
+    await vol.refresh();
+    assert.equal(vol.info.head, commit);
+    assert.deepEqual(await vol.files.read('/t/data.bin'), data);
+    assert.equal((await vol.files.stat('/t/data.bin')).mode, 0o640);
+    // Finished uploads are gone (staging deleted).
+    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
+    assert.deepEqual(await stagingFiles(), []);
+  });
+
+  test('DELETE abandons an unfinished upload', async () => {
+    const vol = await volume();
+    const url = uploadUrl(await createUpload(srv.token, { volume: vol.name, path: '/x', sha256: sha256(Buffer.from('abc')) }, 3));
+    assert.equal((await patch(url, srv.token, 0, Buffer.from('a'))).status, 204);
+    assert.equal((await fetch(url, { method: 'DELETE', headers: tusHeaders(srv.token) })).status, 204);
+    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
+    assert.equal(await vol.files.exists('/x'), false);
+  });
+
+  test('another tenant, or a token scoped to another volume, gets 404 on HEAD, PATCH and DELETE', async () => {
+    const vol = await volume();
+    const other = await volume();
+    const url = uploadUrl(await createUpload(srv.token, { volume: vol.name, path: '/secret.bin', sha256: sha256(Buffer.from('abcdef')) }, 6));
+    assert.equal((await patch(url, srv.token, 0, Buffer.from('abc'))).status, 204);
+
+    const { secret: foreign } = await srv.engine.createTenant(fresh('tenant'));
+    const { secret: scoped } = await client.createToken({ name: fresh('scoped'), volume: other.name });
+    for (const token of [foreign, scoped]) {
+      const head = await fetch(url, { method: 'HEAD', headers: tusHeaders(token) });
+      assert.equal(head.status, 404);
+      assert.equal(head.headers.get('upload-offset'), null);
+      const p = await patch(url, token, 3, Buffer.from('XYZ'));
+      assert.equal(p.status, 404);
+      assert.equal(await errorCode(p), 'NotFound');
+      assert.equal((await fetch(url, { method: 'DELETE', headers: tusHeaders(token) })).status, 404);
+      // Nor can it start an upload into the volume.
+      const c = await createUpload(token, { volume: vol.name, path: '/x', sha256: sha256(Buffer.from('abc')) }, 3);
+      assert.equal(c.status, 404);
+    }
+    // The owner's upload is untouched and completes.
+    const head = await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) });
+    assert.equal(head.headers.get('upload-offset'), '3');
+    assert.equal((await patch(url, srv.token, 3, Buffer.from('def'))).status, 204);
+    assert.equal((await vol.files.read('/secret.bin')).toString(), 'abcdef');
+  });
+
+  test('a read-only token cannot create uploads; no token is 401', async () => {
+    const vol = await volume();
+    const { secret } = await client.createToken({ name: fresh('ro'), readOnly: true });
+    const res = await createUpload(secret, { volume: vol.name, path: '/x', sha256: sha256(Buffer.from('abc')) }, 3);
+    assert.equal(res.status, 403);
+    assert.equal(await errorCode(res), 'ReadOnly');
+    const anon = await fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: { 'tus-resumable': '1.0.0', 'upload-length': '3' } });
+    assert.equal(anon.status, 401);
+  });
+
+  test('over-cap uploads are refused at creation with 413 QuotaExceeded naming cap and size; nothing is staged or written', async () => {
+    const vol = await volume(fresh(), '1M');
+    const before = vol.info.head;
+    const stagedBefore = await stagingFiles();
+    const res = await createUpload(srv.token, { volume: vol.name, path: '/big.bin', sha256: sha256(Buffer.from('x')) }, 2 * MiB);
+    assert.equal(res.status, 413);
+    const body = (await res.json()) as { error: { code: string; message: string; details: { cap: number; size: number } } };
+    assert.equal(body.error.code, 'QuotaExceeded');
+    assert.equal(body.error.details.cap, MiB);
+    assert.equal(body.error.details.size, 2 * MiB);
+    assert.match(body.error.message, /capped at 1 MiB/);
+    assert.deepEqual(await stagingFiles(), stagedBefore);
+    await vol.refresh();
+    assert.equal(vol.info.head, before);
+  });
+
+  test('content that does not match the announced SHA-256 is refused with 400 and nothing is committed', async () => {
+    const vol = await volume();
+    const before = vol.info.head;
+    const url = uploadUrl(await createUpload(srv.token, { volume: vol.name, path: '/v.bin', sha256: sha256(Buffer.from('good')) }, 4));
+    const res = await patch(url, srv.token, 0, Buffer.from('evil'));
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'InvalidArgument');
+    assert.match(body.error.message, /SHA-256/);
+    await vol.refresh();
+    assert.equal(vol.info.head, before);
+    assert.equal(await vol.files.exists('/v.bin'), false);
+    // The staging file is gone, so a client retrying starts afresh instead of "finishing" the refused bytes.
+    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
+  });
+
+  test('hostile creation requests are refused with clear 4xx', async () => {
+    const vol = await volume();
+    const sha = sha256(Buffer.from('abc'));
+    const cases: Array<[Record<string, string>, Record<string, string>, number, number, RegExp]> = [
+      [{ path: '/a', sha256: sha }, {}, 3, 400, /"volume" is required/],
+      [{ volume: vol.name, sha256: sha }, {}, 3, 400, /"path" is required/],
+      [{ volume: vol.name, path: '/a' }, {}, 3, 400, /"sha256" is required/],
+      [{ volume: vol.name, path: '/a', sha256: 'abc' }, {}, 3, 400, /64 hex/],
+      [{ volume: vol.name, path: '/../etc/passwd', sha256: sha }, {}, 3, 400, /./],
+      [{ volume: vol.name, path: 'relative', sha256: sha }, {}, 3, 400, /./],
+      [{ volume: vol.name, path: '/', sha256: sha }, {}, 3, 400, /root/],
+      [{ volume: vol.name, path: '/a', sha256: sha, mode: '999' }, {}, 3, 400, /octal/],
+      [{ volume: 'NO/SUCH', path: '/a', sha256: sha }, {}, 3, 400, /./],
+      [{ volume: fresh('missing'), path: '/a', sha256: sha }, {}, 3, 404, /./],
+    ];
+    for (const [m, extra, len, status, re] of cases) {
+      const res = await createUpload(srv.token, m, len, extra);
+      assert.equal(res.status, status, JSON.stringify(m));
+      assert.match(((await res.json()) as { error: { message: string } }).error.message, re);
+    }
+    const raw = async (headers: Record<string, string>) => fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(srv.token, headers) });
+    assert.equal((await raw({ 'upload-defer-length': '1', 'upload-metadata': metadata({ volume: vol.name, path: '/a', sha256: sha }) })).status, 400);
+    assert.equal((await raw({ 'upload-length': '-1', 'upload-metadata': metadata({ volume: vol.name, path: '/a', sha256: sha }) })).status, 400);
+    assert.equal((await raw({ 'upload-length': '3', 'upload-metadata': 'volume !!notbase64' })).status, 400);
+    assert.equal((await raw({ 'upload-length': '3', 'upload-metadata': `volume ${b64(vol.name)},volume ${b64(vol.name)}` })).status, 400);
+    // Ids that are not upload ids, traversal attempts, other methods.
+    for (const id of ['nope', '..%2F..%2Fmetadata.db', '0123456789abcdef0123456789abcdef']) {
+      assert.equal((await fetch(`${srv.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
+    }
+    assert.equal((await fetch(`${srv.url}/v1/uploads/0123456789abcdef0123456789abcdef`, { headers: tusHeaders(srv.token) })).status, 404);
+    assert.equal((await fetch(`${srv.url}/v1/uploads`, { headers: tusHeaders(srv.token) })).status, 404);
+  });
+
+  test('Upload-Metadata parsing', () => {
+    assert.deepEqual(parseTusMetadata(`a ${b64('x y')},b,c ${b64('é')}`), { a: 'x y', b: null, c: 'é' });
+    assert.deepEqual(parseTusMetadata(undefined), {});
+    assert.throws(() => parseTusMetadata('a b c'), /pairs/);
+    assert.throws(() => parseTusMetadata(`a ${Buffer.from([0xff, 0xfe]).toString('base64')}`), /UTF-8/);
+  });
+});
+
+describe('vol.upload', () => {
+  test('escapeReason keeps links inside the tree and neutralises the rest', () => {
+    assert.equal(escapeReason('a/link', '../b'), undefined);
+    assert.equal(escapeReason('link', 'sub/file'), undefined);
+    assert.equal(escapeReason('a/b/link', '../../c'), undefined);
+    assert.match(escapeReason('link', '../outside') ?? '', /outside/);
+    assert.match(escapeReason('a/link', '../../x') ?? '', /outside/);
+    assert.match(escapeReason('a/link', 'b/../../../x') ?? '', /outside/);
+    assert.match(escapeReason('link', '/etc/passwd') ?? '', /absolute/);
+    assert.match(escapeReason('link', '') ?? '', /empty/);
+  });
+
+  test('a directory is one commit with its files, modes, empty dirs and inner symlinks; escaping symlinks are skipped and reported', async () => {
+    const vol = await volume();
+    const root = join(work, fresh('tree'));
+    await mkdir(join(root, 'src', 'deep'), { recursive: true });
+    await mkdir(join(root, 'empty'));
+    await writeFile(join(root, 'README'), 'read me');
+    await writeFile(join(root, 'src', 'run.sh'), '#!/bin/sh\necho hi\n');
+    await chmod(join(root, 'src', 'run.sh'), 0o755);
+    await writeFile(join(root, 'src', 'deep', 'secret.key'), pattern(50_000, 3));
+    await chmod(join(root, 'src', 'deep', 'secret.key'), 0o600);
+    await chmod(join(root, 'src', 'deep'), 0o700);
+    await symlink('../README', join(root, 'src', 'readme-link'));
+    await symlink('deep/secret.key', join(root, 'src', 'key-link'));
+    await symlink('/etc/passwd', join(root, 'abs-link'));
+    await symlink('../../outside', join(root, 'src', 'escape-link'));
+    await symlink(join(root, 'README'), join(root, 'abs-inside'));
+    const before = (await vol.history()).commits.length;
+
+    const r = await vol.upload(root, '/proj');
+    assert.equal(r.kind, 'directory');
+    assert.equal(r.files, 3);
+    assert.equal(r.symlinks, 2);
+    assert.equal(r.bytes, 7 + 18 + 50_000);
+    assert.deepEqual(r.skipped.map((s) => s.path).sort(), ['abs-inside', 'abs-link', 'src/escape-link']);
+    assert.ok(r.skipped.every((s) => s.target !== undefined && s.reason.length > 0));
+    assert.equal((await vol.history()).commits.length, before + 1);
+    assert.equal(vol.info.head, r.commit);
+
+    const entries = new Map((await vol.files.list('/proj', { recursive: true })).map((e) => [e.path, e]));
+    assert.deepEqual([...entries.keys()].sort(), ['/proj/README', '/proj/empty', '/proj/src', '/proj/src/deep', '/proj/src/deep/secret.key', '/proj/src/key-link', '/proj/src/readme-link', '/proj/src/run.sh']);
+    assert.equal(entries.get('/proj/src/run.sh')!.mode, 0o755);
+    assert.equal(entries.get('/proj/src/deep/secret.key')!.mode, 0o600);
+    assert.equal(entries.get('/proj/src/deep')!.mode, 0o700);
+    assert.equal(entries.get('/proj/empty')!.type, 'dir');
+    assert.equal(entries.get('/proj/src/readme-link')!.type, 'symlink');
+    assert.equal(entries.get('/proj/src/readme-link')!.target, '../README');
+    assert.deepEqual(await vol.files.read('/proj/src/deep/secret.key'), pattern(50_000, 3));
+
+    // Again, unchanged: no chunk bytes travel.
+    const again = await vol.upload(root, '/proj');
+    assert.equal(again.sentBytes, 0);
+  });
+
+  test('a stream is written as it arrives; small files use the chunk protocol, resumable ones tus', async () => {
+    const vol = await volume();
+    const data = pattern(3 * MiB + 17, 11);
+    const s = await vol.upload(Readable.from([data.subarray(0, MiB), data.subarray(MiB)]), '/in/stream.bin', { mode: 0o600 });
+    assert.equal(s.kind, 'stream');
+    assert.equal(s.bytes, data.length);
+    assert.deepEqual(await vol.files.read('/in/stream.bin'), data);
+    assert.equal((await vol.files.stat('/in/stream.bin')).mode, 0o600);
+
+    const local = join(work, fresh('f'));
+    await writeFile(local, data);
+    const small = await vol.upload(local, '/in/small.bin');
+    assert.equal(small.resumable, false);
+    const stateDir = join(work, fresh('state'));
+    const tus = await vol.upload(local, '/in/tus.bin', { resumable: true, stateDir });
+    assert.equal(tus.resumable, true);
+    assert.equal(tus.resumedFrom, 0);
+    assert.equal(tus.sentBytes, data.length);
+    assert.equal(vol.info.head, tus.commit);
+    assert.deepEqual(await vol.files.read('/in/tus.bin'), data);
+    // Success forgets the resume state.
+    assert.deepEqual(await readdir(join(stateDir, 'uploads')), []);
+
+    await assert.rejects(vol.upload(join(work, 'does-not-exist'), '/x'), (e) => isStowageError(e, 'InvalidArgument') && /no such local file/.test(e.message));
+    await assert.rejects(vol.upload(Readable.from([data]), undefined), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(vol.upload(local, '/in/../x'), (e) => isStowageError(e, 'InvalidArgument'));
+  });
+});
+
+describe('stowage upload', () => {
+  test('standard input, a file into a directory target, a directory with --json, and clear errors', async () => {
+    const vol = await volume();
+    const data = pattern(200_000, 5);
+    const out = ok(await cli(['upload', '-', `${vol.name}:/logs/stdin.bin`], {}, data));
+    assert.match(out, /^uploaded standard input to \S+:\/logs\/stdin\.bin \(195 KiB/);
+    assert.deepEqual(await vol.files.read('/logs/stdin.bin'), data);
+
+    const local = join(work, fresh('file'));
+    await writeFile(local, 'hello');
+    ok(await cli(['upload', local, `${vol.name}:/docs/`]));
+    assert.equal((await vol.files.read(`/docs/${local.split('/').pop()}`)).toString(), 'hello');
+
+    const root = join(work, fresh('dir'));
+    await mkdir(join(root, 'a'), { recursive: true });
+    await writeFile(join(root, 'a', 'f.txt'), 'f');
+    await symlink('/etc/shadow', join(root, 'a', 'bad'));
+    const r = await cli(['upload', root, `${vol.name}:/tree`, '--json']);
+    const json = JSON.parse(ok(r)) as { kind: string; files: number; skipped: Array<{ path: string; reason: string }> };
+    assert.equal(json.kind, 'directory');
+    assert.equal(json.files, 1);
+    assert.deepEqual(json.skipped.map((s) => s.path), ['a/bad']);
+    assert.match(r.stderr, /skipped a\/bad -> \/etc\/shadow: absolute symlink target/);
+
+    const missing = await cli(['upload', join(work, 'nope'), `${vol.name}:/x`]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /^stowage: [^\n]*no such local file[^\n]*\n$/);
+    const noName = await cli(['upload', '-', `${vol.name}:/dir/`]);
+    assert.equal(noName.status, 2);
+    assert.match(noName.stderr, /name the file/);
+    const noVol = await cli(['upload', local, `${fresh('nosuch')}:/x`]);
+    assert.equal(noVol.status, 3);
+  });
+
+  /**
+   * Starts a rate-limited resumable upload through the binary and SIGKILLs
+   * it once the server has staged part of it; returns the staged size.
+   */
+  async function startAndKill(args: string[], env: Record<string, string>, size: number): Promise<number> {
+    const staged = new Set(await stagingFiles());
+    const { child, done } = spawnCli([...args, '--limit-rate', '16M'], env);
+    let seen = 0;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      for (const name of await stagingFiles()) {
+        if (staged.has(name)) continue;
+        seen = (await stat(join(srv.dataDir, 'uploads', name)).catch(() => undefined))?.size ?? 0;
+      }
+      if (seen >= 2 * MiB) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGKILL');
+    const r = await done;
+    assert.equal(r.signal, 'SIGKILL', `the upload finished before it was killed: ${r.stdout}${r.stderr}`);
+    assert.ok(seen > 0 && seen < size, `staged ${seen} of ${size}`);
+    return seen;
+  }
+
+  test('a killed resumable upload continues from the server offset when run again, byte-identical', async () => {
+    const vol = await volume();
+    const size = 40 * MiB;
+    const data = pattern(size, 21);
+    const local = join(work, fresh('big'));
+    await writeFile(local, data);
+    const env = { STOWAGE_STATE_DIR: join(work, fresh('state')) };
+    const args = ['upload', local, `${vol.name}:/big.bin`, '--resumable', '--json'];
+    const staged = await startAndKill(args, env, size);
+    assert.equal(await vol.files.exists('/big.bin'), false);
+
+    const r = JSON.parse(ok(await cli(args, env))) as { resumable: boolean; resumedFrom: number; sentBytes: number; bytes: number; commit: string };
+    assert.equal(r.resumable, true);
+    assert.ok(r.resumedFrom > 0, `resumed from ${r.resumedFrom}`);
+    assert.ok(r.resumedFrom >= staged - 0, `resumed from ${r.resumedFrom}, staged ${staged}`);
+    assert.equal(r.sentBytes, size - r.resumedFrom);
+    assert.ok(r.sentBytes < size);
+    const back = await vol.files.read('/big.bin');
+    assert.equal(sha256(back), sha256(data));
+    assert.deepEqual(await stagingFiles(), []);
+  });
+
+  test('resuming with different content (same size and mtime) is refused and nothing is committed', async () => {
+    const vol = await volume();
+    const size = 40 * MiB;
+    const local = join(work, fresh('changing'));
+    await writeFile(local, pattern(size, 31));
+    // Whole seconds, so restoring the time later is exact.
+    const mtime = 1_700_000_000;
+    await utimes(local, mtime, mtime);
+    const env = { STOWAGE_STATE_DIR: join(work, fresh('state')) };
+    const args = ['upload', local, `${vol.name}:/c.bin`, '--resumable', '--json'];
+    await startAndKill(args, env, size);
+
+    // Same size, same mtime (so the same fingerprint), different bytes.
+    await writeFile(local, pattern(size, 32));
+    await utimes(local, mtime, mtime);
+    const before = (await vol.refresh()).head;
+    const refused = await cli(args, env);
+    assert.equal(refused.status, 2, refused.stderr + refused.stdout);
+    assert.match(refused.stderr, /^stowage: [^\n]*SHA-256[^\n]*\n$/);
+    assert.equal((await vol.refresh()).head, before);
+    assert.equal(await vol.files.exists('/c.bin'), false);
+    assert.deepEqual(await readdir(join(env.STOWAGE_STATE_DIR, 'uploads')), []);
+
+    // Run again: a fresh upload of the current content succeeds.
+    ok(await cli(args, env));
+    assert.equal(sha256(await vol.files.read('/c.bin')), sha256(pattern(size, 32)));
+  });
+});
