@@ -83,8 +83,13 @@ export interface FileInfo {
 /** GET /v1/volumes/{name}/stat?path=&commit= */
 export interface StatResponse { commit: string; entry: FileInfo }
 
-/** GET /v1/volumes/{name}/list?path=&commit=&recursive= */
-export interface ListResponse { commit: string; entries: FileInfo[] }
+/**
+ * GET /v1/volumes/{name}/list?path=&commit=&recursive=&limit=&after= : one page
+ * (limit default 1000, at most 10000) in a stable order (names within a
+ * directory, depth-first when recursive). Pass `nextCursor` as `after`, with
+ * `commit` set to this page's commit, for the next page; null on the last.
+ */
+export interface ListResponse { commit: string; entries: FileInfo[]; nextCursor: string | null }
 
 /** A signed request a client makes directly to the blob store. */
 export interface SignedRequest {
@@ -100,6 +105,63 @@ export interface ReadPlan {
   entry: FileInfo;
   chunks: Array<{ hash: string; size: number; request: SignedRequest }>;
 }
+
+// --- search, replace, edit, watch ---
+
+/**
+ * POST /v1/volumes/{name}/search : a glob over full paths (dotfiles included;
+ * a pattern without "/" matches names anywhere) and, optionally, a regex over
+ * file contents. Bounded by `limit` (default 1000, max 10000), bytes read per
+ * file (`maxBytesPerFile`, default 8 MiB, max 64 MiB) and time (`timeoutMs`,
+ * default 10000, max 60000: past it the answer is partial with `timedOut`).
+ * Regex flags: any of i, m, s, u. An invalid regex is a 400.
+ */
+export interface SearchRequest { path?: string; glob?: string; regex?: string; flags?: string; commit?: string; limit?: number; maxBytesPerFile?: number; timeoutMs?: number }
+/** The first match on one line: 1-based line and column; `text` is the line, clipped to 500 characters. */
+export interface SearchMatch { path: string; line: number; column: number; text: string }
+export interface SearchResponse {
+  commit: string;
+  /** Without a regex: the entries the glob selects. */
+  files: Array<{ path: string; type: EntryType; size: number }>;
+  /** With a regex: the matches. */
+  matches: SearchMatch[];
+  /** The limit was reached; there may be more. */
+  truncated: boolean;
+  /** The time bound passed; results are partial. */
+  timedOut: boolean;
+  /** Files skipped as binary (a NUL byte in the first 8 KiB). */
+  skippedBinary: string[];
+  /** Files scanned only up to maxBytesPerFile. */
+  truncatedFiles: string[];
+  filesScanned: number;
+}
+
+/**
+ * POST /v1/volumes/{name}/replace : regex replace (`$1`, `$&`, `$<name>` expand)
+ * across the files `glob` selects, in one commit, none when nothing matched.
+ * Reads at head (or checks against `base`): a file changed meanwhile is a 409.
+ * More than `maxFiles` candidates (default 1000, max 10000) is a 400; so is
+ * missing the time bound (nothing is committed).
+ */
+export interface ReplaceRequest { path?: string; glob: string; regex: string; replacement: string; flags?: string; base?: string; maxFiles?: number; maxBytesPerFile?: number; timeoutMs?: number; message?: string }
+export interface ReplaceResponse { commit: Commit | null; files: Array<{ path: string; replacements: number }>; skippedBinary: string[]; skippedTooLarge: string[] }
+
+/**
+ * POST /v1/volumes/{name}/edit : replaces the one occurrence of `oldString`
+ * in a text file. 412 (details.occurrences) unless it occurs exactly once;
+ * 409 when the file changed since `base` (default: the head the edit read).
+ */
+export interface EditRequest { path: string; oldString: string; newString: string; base?: string; message?: string }
+export interface EditResponse { commit: Commit; path: string }
+
+/**
+ * GET /v1/volumes/{name}/watch?since=<commit> (or the Last-Event-ID header):
+ * server-sent events, one `event: change` per changed path with `id:` the
+ * commit id and this as data. `index` and `count` place the event within its
+ * commit's events, so a client resumes from the last commit it received
+ * whole. Without `since`, changes after the current head.
+ */
+export interface ChangeEvent { commit: string; seq: number; path: string; kind: 'added' | 'modified' | 'deleted'; type: EntryType; index: number; count: number }
 
 // --- the commit protocol ---
 
@@ -191,3 +253,14 @@ export interface CreateTokenRequest { name: string; volume?: string; readOnly?: 
 export interface CreateTokenResponse { token: Token; secret: string }
 /** GET /v1/tokens */
 export interface TokenList { tokens: Token[] }
+
+// --- downloads ---
+
+/**
+ * POST /v1/volumes/{name}/urls : a signed URL for one file that works without
+ * a token (plain curl) until `expiresAt`. `expiresIn` is in seconds (default
+ * 3600, at most 7 days). The URL is pinned to `commit` (head when absent):
+ * it serves exactly the bytes that existed when it was signed.
+ */
+export interface SignedUrlRequest { path: string; expiresIn?: number; commit?: string }
+export interface SignedUrlResponse { url: string; expiresAt: string; commit: string }

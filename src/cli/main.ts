@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerFileCommands } from './commands/file-commands.js';
+import { registerSearchCommands } from './commands/search-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
 import { registerTokenCommands } from './commands/token-commands.js';
 import { registerUploadCommands } from './commands/upload-commands.js';
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerVolumeCommands(program);
   registerFileCommands(program);
+  registerSearchCommands(program);
   registerUploadCommands(program);
   return program;
 }

@@ -18,6 +18,7 @@ import { parsePath } from '../common/paths.js';
 import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from './chunker.js';
 import { commitFiles, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
 import { getSigned, type TransferOptions } from './transfer.js';
+import { editFile, iterateEntries, replaceInFiles, searchFiles, watchChanges, type IterateOptions, type ReplaceOptions, type SearchOptions, type WatchOptions } from './file-search.js';
 
 /** Data a write accepts: text (UTF-8), bytes, or a stream of bytes of unknown length. */
 export type WriteData = string | Uint8Array | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
@@ -63,11 +64,8 @@ export interface ReadOptions {
   onProgress?: ProgressListener;
 }
 
-/** Options of `list`. */
-export interface ListOptions {
-  recursive?: boolean;
-  commit?: string;
-}
+/** Options of `list` (which follows the server's pages to the end). */
+export type ListOptions = IterateOptions;
 
 /** What the file API needs of its volume: where to send requests, and a way to learn of new commits. */
 export interface FilesHost extends CommitTarget {
@@ -321,9 +319,71 @@ export class Files {
    * for (const e of await vol.files.list('/data', { recursive: true })) console.log(e.path, e.size);
    */
   async list(path = '/', options: ListOptions = {}): Promise<wire.FileInfo[]> {
-    const p = parsePath(path);
-    const res = await this.#host.client.request<wire.ListResponse>('GET', this.#path('/list'), { query: { path: p, commit: options.commit, recursive: options.recursive ? 'true' : undefined } });
-    return res.entries;
+    const out: wire.FileInfo[] = [];
+    for await (const e of this.iterate(path, options)) out.push(e);
+    return out;
+  }
+
+  /**
+   * Lists a directory page by page (the server sends 1000 entries per page
+   * unless `pageSize` says otherwise), every page at one commit.
+   *
+   * @example
+   * for await (const e of vol.files.iterate('/', { recursive: true })) console.log(e.path);
+   */
+  iterate(path = '/', options: IterateOptions = {}): AsyncGenerator<wire.FileInfo> {
+    return iterateEntries(this.#host, path, options);
+  }
+
+  /**
+   * Searches paths by glob and, with `regex`, contents; results are bounded
+   * (`limit`, `maxBytesPerFile`, `timeoutMs`) and say when they are partial.
+   *
+   * @example
+   * const { matches, timedOut } = await vol.files.search('/src', { glob: '*.ts', regex: 'TODO', flags: 'i' });
+   */
+  async search(path = '/', options: SearchOptions = {}): Promise<wire.SearchResponse> {
+    return searchFiles(this.#host, path, options);
+  }
+
+  /**
+   * Regex replace (`$1` expands) across the files `glob` selects, in one
+   * commit; `commit` is null when nothing matched.
+   *
+   * @example
+   * const r = await vol.files.replace('/src', 'oldName', 'newName', { glob: '*.ts' });
+   */
+  async replace(path: string, regex: string, replacement: string, options: ReplaceOptions): Promise<wire.ReplaceResponse> {
+    const res = await replaceInFiles(this.#host, path, regex, replacement, options);
+    if (res.commit) this.#host.noteCommit(res.commit);
+    return res;
+  }
+
+  /**
+   * Replaces the one occurrence of `oldString` in a text file (PreconditionFailed
+   * unless it occurs exactly once). With `base`, the commit you read the file
+   * at, a change made since then is a Conflict; without, the server checks
+   * against the head it reads.
+   *
+   * @example
+   * await vol.files.edit('/config.toml', 'debug = false', 'debug = true');
+   */
+  async edit(path: string, oldString: string, newString: string, options: { base?: string; message?: string } = {}): Promise<wire.EditResponse> {
+    const res = await editFile(this.#host, path, oldString, newString, options);
+    this.#host.noteCommit(res.commit);
+    return res;
+  }
+
+  /**
+   * Streams change events (one per changed path) until `signal` aborts,
+   * reconnecting after network errors without missing or repeating a change.
+   *
+   * @example
+   * const ac = new AbortController();
+   * for await (const ev of vol.files.watch({ signal: ac.signal })) console.log(ev.kind, ev.path, ev.commit);
+   */
+  watch(options: WatchOptions = {}): AsyncGenerator<wire.ChangeEvent> {
+    return watchChanges(this.#host, options);
   }
 
   /**

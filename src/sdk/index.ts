@@ -16,6 +16,7 @@ export { Stowage, DEFAULT_URL, type StowageOptions, type RequestOptions } from '
 export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, type ForkOptions, type CommitChangesOptions } from './volume.js';
 export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './files.js';
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
+export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './file-search.js';
 export { RESUMABLE_THRESHOLD, type UploadSource, type UploadOptions, type UploadResult, type SkippedEntry } from './upload.js';
 export {
   StowageError,

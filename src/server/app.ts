@@ -26,6 +26,7 @@ import { jsonAnswer, type ApiApp, type AppEnv } from './route-helpers.js';
 import { BLOB_PATH_PREFIX, registerBlobsRoutes, type BlobRequestVerifier } from './routes/blobs-routes.js';
 import { registerCommitsRoutes } from './routes/commits-routes.js';
 import { registerFilesRoutes } from './routes/files-routes.js';
+import { registerSearchRoutes } from './routes/search-routes.js';
 import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
 import { registerTenantRoutes } from './routes/tenant-routes.js';
 import { registerVolumesRoutes } from './routes/volumes-routes.js';
@@ -188,6 +189,7 @@ export function createApp(options: AppOptions): ApiApp {
   registerCommitsRoutes(app, deps);
   registerSnapshotsRoutes(app, deps);
   registerFilesRoutes(app, deps);
+  registerSearchRoutes(app, deps);
   if (options.blobRoute) {
     registerBlobsRoutes(app, { ...options.blobRoute, maxPutBytes: options.limits?.blobBodyBytes ?? DEFAULT_BLOB_BODY_BYTES });
   }

@@ -102,7 +102,7 @@ export const StatResponseSchema = z.object({ commit: z.string(), entry: FileInfo
 
 /** Wire `ListResponse` (api/wire.ts). */
 export const ListResponseSchema = z
-  .object({ commit: z.string(), entries: z.array(FileInfoSchema) })
+  .object({ commit: z.string(), entries: z.array(FileInfoSchema), nextCursor: z.string().nullable() })
   .openapi('ListResponse') satisfies z.ZodType<wire.ListResponse>;
 
 /** Wire `SignedRequest` (api/wire.ts). */
@@ -268,6 +268,59 @@ export const CreateTokenResponseSchema = z
 /** Wire `TokenList` (api/wire.ts). */
 export const TokenListSchema = z.object({ tokens: z.array(TokenSchema) }).openapi('TokenList') satisfies z.ZodType<wire.TokenList>;
 
+// --- search, replace, edit, watch ---
+
+const Count = z.number().int();
+const EntryTypeSchema = z.enum(['file', 'dir', 'symlink']);
+
+/** Wire `SearchRequest` (api/wire.ts); bounds are checked by the engine. */
+export const SearchRequestSchema = z
+  .object({
+    path: Path.optional(), glob: z.string().optional(), regex: z.string().optional(), flags: z.string().optional(), commit: z.string().optional(),
+    limit: Count.optional(), maxBytesPerFile: Count.optional(), timeoutMs: Count.optional(),
+  })
+  .openapi('SearchRequest') satisfies z.ZodType<wire.SearchRequest>;
+
+/** Wire `SearchResponse` (api/wire.ts). */
+export const SearchResponseSchema = z
+  .object({
+    commit: z.string(),
+    files: z.array(z.object({ path: z.string(), type: EntryTypeSchema, size: Bytes })),
+    matches: z.array(z.object({ path: z.string(), line: Count, column: Count, text: z.string() })),
+    truncated: z.boolean(), timedOut: z.boolean(), skippedBinary: z.array(z.string()), truncatedFiles: z.array(z.string()), filesScanned: Count,
+  })
+  .openapi('SearchResponse') satisfies z.ZodType<wire.SearchResponse>;
+
+/** Wire `ReplaceRequest` (api/wire.ts). */
+export const ReplaceRequestSchema = z
+  .object({
+    path: Path.optional(), glob: z.string(), regex: z.string(), replacement: z.string().max(65536), flags: z.string().optional(), base: z.string().optional(),
+    maxFiles: Count.optional(), maxBytesPerFile: Count.optional(), timeoutMs: Count.optional(), message: z.string().optional(),
+  })
+  .openapi('ReplaceRequest') satisfies z.ZodType<wire.ReplaceRequest>;
+
+/** Wire `ReplaceResponse` (api/wire.ts). */
+export const ReplaceResponseSchema = z
+  .object({
+    commit: CommitSchema.nullable(),
+    files: z.array(z.object({ path: z.string(), replacements: Count })),
+    skippedBinary: z.array(z.string()), skippedTooLarge: z.array(z.string()),
+  })
+  .openapi('ReplaceResponse') satisfies z.ZodType<wire.ReplaceResponse>;
+
+/** Wire `EditRequest` (api/wire.ts). */
+export const EditRequestSchema = z
+  .object({ path: Path, oldString: z.string(), newString: z.string(), base: z.string().optional(), message: z.string().optional() })
+  .openapi('EditRequest') satisfies z.ZodType<wire.EditRequest>;
+
+/** Wire `EditResponse` (api/wire.ts). */
+export const EditResponseSchema = z.object({ commit: CommitSchema, path: z.string() }).openapi('EditResponse') satisfies z.ZodType<wire.EditResponse>;
+
+/** Wire `ChangeEvent` (api/wire.ts): the data of each `change` event of the watch stream. */
+export const ChangeEventSchema = z
+  .object({ commit: z.string(), seq: Count, path: z.string(), kind: z.enum(['added', 'modified', 'deleted']), type: EntryTypeSchema, index: Count, count: Count })
+  .openapi('ChangeEvent') satisfies z.ZodType<wire.ChangeEvent>;
+
 // --- URL parameters and queries ---
 
 /** URL parameters of /v1/volumes/{name}/... routes. */
@@ -316,7 +369,36 @@ export const ListQuerySchema = z.object({
   path: PathQuery.default('/'),
   commit: CommitQuery,
   recursive: QueryBool.openapi({ param: { name: 'recursive', in: 'query' }, type: 'boolean' }),
+  limit: QueryInt(1).openapi({ param: { name: 'limit', in: 'query' }, description: 'Entries per page (default 1000, at most 10000).', type: 'integer' }),
+  after: z.string().optional().openapi({ param: { name: 'after', in: 'query' }, description: 'The nextCursor of the previous page.' }),
 });
 
 /** Query of GET /v1/volumes/{name}/read (path required). */
 export const ReadQuerySchema = z.object({ path: PathQuery, commit: CommitQuery });
+
+/** Query of GET /v1/volumes/{name}/watch. */
+export const WatchQuerySchema = z.object({
+  since: z.string().optional().openapi({ param: { name: 'since', in: 'query' }, description: 'Stream the changes after this commit (else the Last-Event-ID header, else the head).' }),
+});
+
+// --- downloads ---
+
+/** Wire `SignedUrlRequest` (api/wire.ts); the lifetime bound is checked by the signer. */
+export const SignedUrlRequestSchema = z
+  .object({ path: Path, expiresIn: Bytes.optional(), commit: Ref.optional() })
+  .openapi('SignedUrlRequest') satisfies z.ZodType<wire.SignedUrlRequest>;
+
+/** Wire `SignedUrlResponse` (api/wire.ts). */
+export const SignedUrlResponseSchema = z
+  .object({ url: z.string(), expiresAt: z.string(), commit: z.string() })
+  .openapi('SignedUrlResponse') satisfies z.ZodType<wire.SignedUrlResponse>;
+
+/** Query of GET /v1/volumes/{name}/content (path required). */
+export const ContentQuerySchema = z.object({ path: PathQuery, commit: CommitQuery });
+
+/** Query of GET /v1/volumes/{name}/archive (path defaults to "/", format to tar.gz). */
+export const ArchiveQuerySchema = z.object({
+  path: PathQuery.default('/'),
+  commit: CommitQuery,
+  format: z.enum(['tar', 'tar.gz']).default('tar.gz').openapi({ param: { name: 'format', in: 'query' } }),
+});

@@ -24,7 +24,7 @@ const list = createRoute({
   method: 'get',
   path: '/v1/volumes/{name}/list',
   tags,
-  summary: 'The entries of a directory, optionally recursive',
+  summary: 'One page of the entries of a directory, optionally recursive (follow nextCursor)',
   request: { params: VolumeParamsSchema, query: ListQuerySchema },
   responses: { 200: jsonAnswer(ListResponseSchema, 'The entries'), ...volumeErrors },
 });
@@ -47,9 +47,10 @@ export function registerFilesRoutes(app: ApiApp, { engine }: RouteDeps): void {
   });
 
   app.openapi(list, async (c) => {
-    const { path, commit, recursive } = c.req.valid('query');
-    const result = await engine.list(c.get('actor'), c.req.valid('param').name, path, { ...(commit !== undefined ? { commit } : {}), recursive });
-    return c.json({ commit: result.commit, entries: result.entries }, 200);
+    const { path, commit, recursive, limit, after } = c.req.valid('query');
+    // Pages of 1000 unless asked: a listing of a huge volume never answers in one body.
+    const result = await engine.list(c.get('actor'), c.req.valid('param').name, path, { ...(commit !== undefined ? { commit } : {}), recursive, limit: limit ?? 1000, ...(after !== undefined ? { after } : {}) });
+    return c.json({ commit: result.commit, entries: result.entries, nextCursor: result.nextCursor }, 200);
   });
 
   app.openapi(read, async (c) => {

@@ -1,0 +1,126 @@
+/**
+ * @module server/routes/search-routes
+ * The file operations that work on contents server-side: search, replace
+ * and edit (JSON in, JSON out), and watch, a stream of server-sent events
+ * with one `change` event per changed path. Watch polls the head through the
+ * metadata store, so it works behind any number of replicas; resuming from
+ * a commit id (`since`, or the Last-Event-ID header a reconnecting
+ * EventSource sends) delivers every change after that commit, in order.
+ */
+import { createRoute, z } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import type * as wire from '../../api/wire.js';
+import { toErrorResponse } from '../error-map.js';
+import { presentCommit } from '../presenters.js';
+import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
+import {
+  EditRequestSchema, EditResponseSchema, ReplaceRequestSchema, ReplaceResponseSchema, SearchRequestSchema, SearchResponseSchema, VolumeParamsSchema, WatchQuerySchema,
+} from '../schemas.js';
+
+const tags = ['files'];
+/** How often a watch looks for new commits. */
+export const WATCH_POLL_MS = 250;
+/** How often a quiet watch sends a comment, so proxies keep the connection open. */
+export const WATCH_HEARTBEAT_MS = 15_000;
+/** Commits read per poll. */
+const WATCH_BATCH = 100;
+
+const searchRoute = createRoute({
+  method: 'post',
+  path: '/v1/volumes/{name}/search',
+  tags,
+  summary: 'Glob over paths and regex over contents, bounded by results, bytes per file and time',
+  request: { params: VolumeParamsSchema, body: jsonBody(SearchRequestSchema) },
+  responses: { 200: jsonAnswer(SearchResponseSchema, 'Matches (partial when timedOut)'), ...volumeErrors },
+});
+
+const replaceRoute = createRoute({
+  method: 'post',
+  path: '/v1/volumes/{name}/replace',
+  tags,
+  summary: 'Regex replace across the files a glob selects, in one commit',
+  request: { params: VolumeParamsSchema, body: jsonBody(ReplaceRequestSchema) },
+  responses: { 200: jsonAnswer(ReplaceResponseSchema, 'The commit (null when nothing matched) and the files changed'), ...writeErrors, 409: errorAnswer('Conflict: a selected file changed since base') },
+});
+
+const editRoute = createRoute({
+  method: 'post',
+  path: '/v1/volumes/{name}/edit',
+  tags,
+  summary: 'Replace the one occurrence of a string in a text file',
+  request: { params: VolumeParamsSchema, body: jsonBody(EditRequestSchema) },
+  responses: {
+    200: jsonAnswer(EditResponseSchema, 'The commit'),
+    ...writeErrors,
+    409: errorAnswer('Conflict: the file changed since base'),
+    412: errorAnswer('PreconditionFailed: the old string does not occur exactly once (details.occurrences)'),
+  },
+});
+
+const watchRoute = createRoute({
+  method: 'get',
+  path: '/v1/volumes/{name}/watch',
+  tags,
+  summary: 'Server-sent events: one `change` event per changed path (id: the commit id), after `since` or Last-Event-ID',
+  request: { params: VolumeParamsSchema, query: WatchQuerySchema },
+  responses: {
+    200: { description: 'text/event-stream of `change` events whose data is a ChangeEvent; comments as heartbeats', content: { 'text/event-stream': { schema: z.string() } } },
+    ...volumeErrors,
+  },
+});
+
+/** Registers search, replace, edit and watch. */
+export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
+  app.openapi(searchRoute, async (c) => {
+    const r = await engine.search(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
+    return c.json({ commit: r.commit, files: r.files, matches: r.matches, truncated: r.truncated, timedOut: r.timedOut, skippedBinary: r.skippedBinary, truncatedFiles: r.truncatedFiles, filesScanned: r.filesScanned }, 200);
+  });
+
+  app.openapi(replaceRoute, async (c) => {
+    const r = await engine.replace(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
+    return c.json({ commit: r.commit ? presentCommit(r.commit) : null, files: r.files, skippedBinary: r.skippedBinary, skippedTooLarge: r.skippedTooLarge }, 200);
+  });
+
+  app.openapi(editRoute, async (c) => {
+    const { path, ...opts } = c.req.valid('json');
+    const r = await engine.edit(c.get('actor'), c.req.valid('param').name, path, opts);
+    return c.json({ commit: presentCommit(r.commit), path: r.path }, 200);
+  });
+
+  app.openapi(watchRoute, async (c) => {
+    const actor = c.get('actor');
+    const name = c.req.valid('param').name;
+    const since = c.req.valid('query').since ?? c.req.header('last-event-id');
+    // Checked before the stream starts, so an unknown commit is a plain 404.
+    let cursor = since === undefined || since === '' ? (await engine.getVolume(actor, name)).head : (await engine.changesSince(actor, name, since, 1), since);
+    return streamSSE(
+      c,
+      async (stream) => {
+        let quietSince = Date.now();
+        while (!stream.aborted && !stream.closed) {
+          const feed = await engine.changesSince(actor, name, cursor, WATCH_BATCH);
+          for (const { commit, changes } of feed.commits) {
+            for (let i = 0; i < changes.length; i++) {
+              const ch = changes[i]!;
+              const event: wire.ChangeEvent = { commit: commit.id, seq: commit.seq, path: ch.path, kind: ch.kind, type: ch.type, index: i, count: changes.length };
+              await stream.writeSSE({ id: commit.id, event: 'change', data: JSON.stringify(event) });
+            }
+            cursor = commit.id;
+            quietSince = Date.now();
+          }
+          if (feed.commits.length === WATCH_BATCH) continue;
+          if (Date.now() - quietSince >= WATCH_HEARTBEAT_MS) {
+            await stream.write(': heartbeat\n\n');
+            quietSince = Date.now();
+          }
+          await stream.sleep(WATCH_POLL_MS);
+        }
+      },
+      async (err, stream) => {
+        // After the first byte the status is sent: report the error as an event, then end.
+        const { body } = toErrorResponse(err);
+        await stream.writeSSE({ event: 'error', data: JSON.stringify(body) });
+      },
+    );
+  });
+}

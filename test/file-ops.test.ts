@@ -1,0 +1,279 @@
+/**
+ * @module test/file-ops.test
+ * End-to-end tests of the file operations (paged list, search, replace,
+ * edit, watch) through the SDK and the real compiled CLI against a real
+ * server over loopback, including hostile input: catastrophic regexes,
+ * invalid regexes, huge and binary files, stale edits, ".." paths, and a
+ * watch that disconnects and resumes.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isStowageError } from '../src/common/errors.js';
+import { MiB } from '../src/common/sizes.js';
+import { Stowage, Volume, type wire } from '../src/sdk/index.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+let srv: TestServer;
+let client: Stowage;
+let emptyData: string;
+let seq = 0;
+const fresh = (): string => `fo-${process.pid}-${++seq}`;
+
+async function vol(files: Record<string, string | Uint8Array> = {}): Promise<Volume> {
+  const v = await Volume.create(fresh(), { client });
+  const entries = Object.entries(files).map(([path, data]) => ({ path, data }));
+  if (entries.length > 0) await v.files.writeMany(entries);
+  return v;
+}
+
+interface Result { status: number | null; stdout: string; stderr: string }
+
+function cli(args: string[]): { done: Promise<Result>; child: ReturnType<typeof spawn> } {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
+  Object.assign(env, { STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData });
+  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Result>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+  return { done, child };
+}
+
+const run = (args: string[]): Promise<Result> => cli(args).done;
+
+function ok(r: Result): string {
+  assert.equal(r.status, 0, `exit 0 expected; stderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Raw HTTP for what the SDK refuses to send. */
+async function raw(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${srv.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${srv.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+}
+
+before(async () => {
+  srv = await startTestServer();
+  client = new Stowage({ url: srv.url, token: srv.token });
+  emptyData = await mkdtemp(join(tmpdir(), 'stowage-fileops-nodata-'));
+});
+
+after(async () => {
+  await srv?.close();
+  if (emptyData) await rm(emptyData, { recursive: true, force: true });
+});
+
+describe('list pages', { concurrency: true }, () => {
+  test('the API pages with nextCursor; the SDK and `stowage ls` follow it to the end', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 25; i++) files[`/d/f${String(i).padStart(2, '0')}`] = `${i}`;
+    const v = await vol(files);
+    const page = (await (await raw('GET', `/v1/volumes/${v.name}/list?path=/d&limit=10`)).json()) as wire.ListResponse;
+    assert.equal(page.entries.length, 10);
+    assert.equal(page.nextCursor, '/d/f09');
+    const last = (await (await raw('GET', `/v1/volumes/${v.name}/list?path=/d&limit=10&after=/d/f19&commit=${page.commit}`)).json()) as wire.ListResponse;
+    assert.deepEqual([last.entries.length, last.nextCursor], [5, null]);
+    const all = await v.files.list('/d', { pageSize: 7 });
+    assert.deepEqual(all.map((e) => e.name), Object.keys(files).map((p) => p.slice(3)));
+    const bad = await raw('GET', `/v1/volumes/${v.name}/list?path=/d&after=/d/../etc`);
+    assert.equal(bad.status, 400);
+    const ls = JSON.parse(ok(await run(['ls', `${v.name}:/d`, '--json']))) as wire.FileInfo[];
+    assert.equal(ls.length, 25);
+  });
+});
+
+describe('search', { concurrency: true }, () => {
+  test('globs and regexes through the SDK, with line, column and clipped lines', async () => {
+    const v = await vol({ '/src/a.ts': 'const x = 1;\n// TODO fix\n', '/src/.env': 'TODO=1', '/README.md': `todo ${'y'.repeat(1000)}` });
+    const found = await v.files.search('/', { glob: '*.ts' });
+    assert.deepEqual(found.files.map((f) => f.path), ['/src/a.ts']);
+    const r = await v.files.search('/', { regex: 'todo', flags: 'i' });
+    assert.deepEqual(r.matches.map((m) => [m.path, m.line, m.column]), [['/README.md', 1, 1], ['/src/.env', 1, 1], ['/src/a.ts', 2, 4]]);
+    assert.equal(r.matches[0]!.text.length, 500);
+    assert.equal(r.filesScanned, 3);
+  });
+
+  test('a catastrophic regex returns within the time bound, as a partial result', async () => {
+    const v = await vol({ '/ok.txt': 'aaa', '/evil.txt': `${'a'.repeat(48)}!` });
+    const t0 = Date.now();
+    const r = await v.files.search('/', { regex: '(a+)+$', timeoutMs: 500 });
+    const took = Date.now() - t0;
+    assert.ok(took < 5000, `took ${took} ms`);
+    assert.equal(r.timedOut, true);
+    // The server is still responsive afterwards.
+    assert.equal((await v.files.search('/', { regex: 'aaa' })).matches.length >= 1, true);
+  });
+
+  test('an invalid regex, bad flags, an out-of-range limit and ".." paths are 400s', async () => {
+    const v = await vol({ '/a.txt': 'a' });
+    await assert.rejects(v.files.search('/', { regex: '([a-' }), (e) => isStowageError(e, 'InvalidArgument') && /invalid regex/.test(e.message));
+    await assert.rejects(v.files.search('/', { regex: 'a', flags: 'gy' }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(v.files.search('/', { regex: 'a', limit: 1_000_000 }), (e) => isStowageError(e, 'InvalidArgument'));
+    for (const path of ['/../etc', '/a/../../b', 'relative']) {
+      const res = await raw('POST', `/v1/volumes/${v.name}/search`, { path, regex: 'a' });
+      assert.equal(res.status, 400, path);
+    }
+    const res = await raw('POST', `/v1/volumes/${v.name}/search`, { regex: 'x'.repeat(5000) });
+    assert.equal(res.status, 400);
+  });
+
+  test('a huge file is read only up to maxBytesPerFile, and binary files are skipped', async () => {
+    const big = Buffer.alloc(3 * MiB, 'x');
+    big.write('needle', big.length - 10);
+    const v = await vol({ '/big.txt': big, '/bin.dat': Buffer.from([110, 101, 101, 100, 108, 101, 0, 0]), '/small.txt': 'needle' });
+    const r = await v.files.search('/', { regex: 'needle', maxBytesPerFile: 1 * MiB });
+    assert.deepEqual(r.matches.map((m) => m.path), ['/small.txt']);
+    assert.deepEqual(r.truncatedFiles, ['/big.txt']);
+    assert.deepEqual(r.skippedBinary, ['/bin.dat']);
+  });
+});
+
+describe('replace and edit', { concurrency: true }, () => {
+  test('replace changes every selected file in one commit; no match commits nothing', async () => {
+    const v = await vol({ '/a.md': 'colour and colour', '/b.md': 'colourful', '/c.txt': 'colour' });
+    const head = (await v.refresh()).head;
+    const r = await v.files.replace('/', 'colou?r', 'color', { glob: '*.md' });
+    assert.deepEqual(r.files, [{ path: '/a.md', replacements: 2 }, { path: '/b.md', replacements: 1 }]);
+    assert.equal(r.commit!.parent, head, 'one commit on top of the head');
+    assert.equal((await v.files.read('/a.md')).toString(), 'color and color');
+    assert.equal((await v.files.read('/c.txt')).toString(), 'colour');
+    const none = await v.files.replace('/', 'zzz', 'y', { glob: '*.md' });
+    assert.equal(none.commit, null);
+    await v.files.write('/evil.md', `${'a'.repeat(48)}!`);
+    const t0 = Date.now();
+    await assert.rejects(v.files.replace('/', '(a+)+$', 'x', { glob: '*.md', timeoutMs: 300 }), (e) => isStowageError(e, 'InvalidArgument') && /nothing was committed/.test(e.message));
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
+  test('edit replaces exactly one occurrence; zero or two fail saying how many', async () => {
+    const v = await vol({ '/cfg.toml': 'debug = false\nname = "x"\nname = "x"\n' });
+    const r = await v.files.edit('/cfg.toml', 'debug = false', 'debug = true');
+    assert.equal((await v.files.read('/cfg.toml')).toString(), 'debug = true\nname = "x"\nname = "x"\n');
+    assert.equal(v.info.head, r.commit.id);
+    await assert.rejects(v.files.edit('/cfg.toml', 'missing', 'x'), (e) => isStowageError(e, 'PreconditionFailed') && /does not occur/.test(e.message));
+    await assert.rejects(v.files.edit('/cfg.toml', 'name = "x"', 'y'), (e) => isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message));
+    const res = await raw('POST', `/v1/volumes/${v.name}/edit`, { path: '/../cfg.toml', oldString: 'a', newString: 'b' });
+    assert.equal(res.status, 400);
+  });
+
+  test('edit with a base is a 409 once another commit changed the file', async () => {
+    const v = await vol({ '/f.txt': 'one' });
+    const base = (await v.refresh()).head;
+    await v.files.write('/f.txt', 'two');
+    await assert.rejects(v.files.edit('/f.txt', 'two', 'three', { base }), (e) => isStowageError(e, 'Conflict') && /changed since you read it/.test(e.message));
+    assert.equal((await v.files.read('/f.txt')).toString(), 'two');
+  });
+});
+
+/** Collects `n` events from a watch, then stops it. */
+async function take(it: AsyncGenerator<wire.ChangeEvent>, n: number): Promise<wire.ChangeEvent[]> {
+  const out: wire.ChangeEvent[] = [];
+  if (n === 0) return out;
+  for await (const ev of it) {
+    out.push(ev);
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
+describe('watch', { concurrency: true }, () => {
+  test('streams changes, and a watcher that disconnects resumes from its last commit missing nothing', async () => {
+    const v = await vol();
+    await v.refresh();
+    const ac = new AbortController();
+    const first = take(v.files.watch({ signal: ac.signal }), 1);
+    await new Promise((r) => setTimeout(r, 100));
+    await v.files.write('/a.txt', 'a');
+    const [ev] = await first;
+    ac.abort();
+    assert.deepEqual([ev!.path, ev!.kind, ev!.type], ['/a.txt', 'added', 'file']);
+    // Disconnected: two more commits happen.
+    await v.files.write('/b.txt', 'b');
+    await v.files.remove('/a.txt');
+    const resumed = await take(v.files.watch({ since: ev!.commit }), 2);
+    assert.deepEqual(resumed.map((e) => [e.path, e.kind]), [['/b.txt', 'added'], ['/a.txt', 'deleted']]);
+    assert.ok(resumed[0]!.seq < resumed[1]!.seq);
+
+    // A reconnecting EventSource sends Last-Event-ID instead of `since`.
+    const res = await raw('GET', `/v1/volumes/${v.name}/watch`, undefined, { 'last-event-id': ev!.commit, accept: 'text/event-stream' });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    while ((text.match(/event: change/g) ?? []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    assert.match(text, new RegExp(`event: change\\ndata: .*"/b.txt".*\\nid: ${resumed[0]!.commit}\\n`));
+    assert.match(text, /"path":"\/a.txt","kind":"deleted"/);
+  });
+
+  test('an unknown or malformed commit is a 404 before any streaming', async () => {
+    const v = await vol();
+    for (const since of ['c'.repeat(64), '../../x', 'nope']) {
+      const res = await raw('GET', `/v1/volumes/${v.name}/watch?since=${encodeURIComponent(since)}`);
+      assert.equal(res.status, 404, since);
+      assert.equal(((await res.json()) as wire.ErrorBody).error.code, 'NotFound');
+    }
+    await assert.rejects(take(v.files.watch({ since: 'c'.repeat(64) }), 1), (e) => isStowageError(e, 'NotFound'));
+  });
+});
+
+describe('CLI', { concurrency: true }, () => {
+  test('find, grep, replace and edit', async () => {
+    const v = await vol({ '/docs/a.md': 'Hello world\nhello again\n', '/docs/b.txt': 'nothing', '/x.md': 'HELLO' });
+    assert.equal(ok(await run(['find', `${v.name}:/docs`, '--glob', '*.md'])), '/docs/a.md\n');
+    assert.equal(ok(await run(['grep', 'hello', v.name, '-i', '--glob', '*.md'])), '/docs/a.md:1:1:Hello world\n/docs/a.md:2:1:hello again\n/x.md:1:1:HELLO\n');
+    const json = JSON.parse(ok(await run(['grep', 'again', `${v.name}:/docs`, '--json']))) as wire.SearchResponse;
+    assert.deepEqual(json.matches.map((m) => m.path), ['/docs/a.md']);
+    assert.match(ok(await run(['replace', 'hello', 'bye', `${v.name}:/docs`, '--glob', '*.md'])), /\/docs\/a.md: 1 replacement\nreplaced in 1 file in commit \w+/);
+    assert.match(ok(await run(['edit', `${v.name}:/docs/b.txt`, '--old', 'nothing', '--new', 'something'])), /^edited .*:\/docs\/b.txt in commit \w+\n$/);
+    assert.equal((await v.files.read('/docs/b.txt')).toString(), 'something');
+    assert.equal((await v.files.read('/docs/a.md')).toString(), 'Hello world\nbye again\n');
+  });
+
+  test('hostile input fails with one clear line and the table\'s exit status', async () => {
+    const v = await vol({ '/a.txt': 'aa aa' });
+    const bad = await run(['grep', '(', v.name]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /^stowage: invalid regex: [^\n]+\n$/);
+    const twice = await run(['edit', `${v.name}:/a.txt`, '--old', 'aa', '--new', 'b']);
+    assert.equal(twice.status, 4);
+    assert.match(twice.stderr, /occurs 2 times/);
+    const dots = await run(['find', `${v.name}:/../etc`]);
+    assert.equal(dots.status, 2);
+    const t0 = Date.now();
+    const slow = await run(['grep', '(a+)+$', v.name, '--timeout', '300']);
+    assert.equal(slow.status, 0);
+    assert.ok(Date.now() - t0 < 10_000);
+  });
+
+  test('watch prints changes until interrupted', async () => {
+    const v = await vol();
+    // --since pins the start, so the commit below is seen however long the CLI takes to connect.
+    const since = (await v.refresh()).head;
+    const { child, done } = cli(['watch', v.name, '--since', since]);
+    await v.files.write('/new.txt', 'x');
+    const deadline = Date.now() + 15_000;
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    while (!out.includes('/new.txt') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const r = await done;
+    assert.match(r.stdout, /^\w+ added\s+\/new.txt\n$/);
+    assert.equal(r.status, 0, r.stderr);
+  });
+});
