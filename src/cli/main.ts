@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerDownloadCommands } from './commands/download-commands.js';
 import { registerFileCommands } from './commands/file-commands.js';
 import { registerSearchCommands } from './commands/search-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerVolumeCommands(program);
   registerFileCommands(program);
+  registerDownloadCommands(program);
   registerSearchCommands(program);
   registerUploadCommands(program);
   return program;

@@ -517,6 +517,15 @@ export class Engine implements VolumeEngine {
     return { commit: commit.id, entry: toFileInfo(p, entry), body: readEntry(this.md, this.blobs, entry, opts.range) };
   }
 
+  async shareActor(tokenId: string, volumeId: string): Promise<{ actor: Actor; volume: string }> {
+    const token = await this.md.getToken(TokenId.parse(tokenId));
+    if (!token || token.revokedAt) throw new ForbiddenError('the token that signed this URL has been revoked: ask for a new URL');
+    if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) throw new ForbiddenError('the token that signed this URL has expired: ask for a new URL');
+    const vol = await this.md.getVolume(VolumeId.parse(volumeId));
+    if (!vol || vol.tenantId !== token.tenantId || (token.volumeId && token.volumeId !== vol.id)) throw new NotFoundError('the volume of this URL no longer exists');
+    return { actor: { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: vol.id, readOnly: true }, volume: vol.name };
+  }
+
   async writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts: WriteFileOptions = {}): Promise<CommitResult & { uploadedChunks: number; sha256: string }> {
     const vol = await this.volumeFor(actor, volume, 'write');
     const p = parsePath(path);

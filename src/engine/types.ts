@@ -136,6 +136,11 @@ export interface VolumeEngine {
 
   /** Streams a file's bytes, or the inclusive byte range, at head or at a commit. */
   readFile(actor: Actor, volume: string, path: string, opts?: { commit?: string; range?: { start: number; end: number } }): Promise<{ commit: CommitId; entry: FileInfo; body: AsyncIterable<Uint8Array> }>;
+  /**
+   * The read-only actor a signed file URL acts as: the signing token's tenant, scoped to the one volume (by id).
+   * Forbidden when that token was revoked or has expired (a link never outlives its signer's authority); NotFound when the volume is gone.
+   */
+  shareActor(tokenId: string, volumeId: string): Promise<{ actor: Actor; volume: string }>;
   /** Stores a stream the server itself received (resumable uploads, replacements) as one file, and commits it. */
   writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts?: WriteFileOptions): Promise<CommitResult & { uploadedChunks: number; sha256: string }>;
 

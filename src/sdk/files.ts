@@ -19,6 +19,7 @@ import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from 
 import { commitFiles, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
 import { getSigned, type TransferOptions } from './transfer.js';
 import { editFile, iterateEntries, replaceInFiles, searchFiles, watchChanges, type IterateOptions, type ReplaceOptions, type SearchOptions, type WatchOptions } from './file-search.js';
+import { readRange, type ByteRange } from './download.js';
 
 /** Data a write accepts: text (UTF-8), bytes, or a stream of bytes of unknown length. */
 export type WriteData = string | Uint8Array | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
@@ -62,6 +63,8 @@ export interface ReadOptions {
   commit?: string;
   /** Hears download progress. */
   onProgress?: ProgressListener;
+  /** Only these bytes (inclusive offsets), fetched through the server's content endpoint. */
+  range?: ByteRange;
 }
 
 /** Options of `list` (which follows the server's pages to the end). */
@@ -247,6 +250,7 @@ export class Files {
    * const old = await vol.files.read('/data/out.json', { commit: someCommitId });
    */
   async read(path: string, options: ReadOptions = {}): Promise<Buffer> {
+    if (options.range) return Buffer.concat(await (await readRange(this.#host, path, options.range, options.commit)).toArray());
     const plan = await this.#plan(path, options.commit);
     const p = plan.entry.path;
     if (plan.entry.size > bufferConstants.MAX_LENGTH) throw new InvalidArgumentError(`${p} is too large to read into memory (${plan.entry.size} bytes): use readStream`);
@@ -278,6 +282,10 @@ export class Files {
   readStream(path: string, options: ReadOptions = {}): Readable {
     const self = this;
     async function* chunks(): AsyncGenerator<Buffer> {
+      if (options.range) {
+        yield* await readRange(self.#host, path, options.range, options.commit);
+        return;
+      }
       const plan = await self.#plan(path, options.commit);
       const p = plan.entry.path;
       const ahead = self.#host.client.concurrency;

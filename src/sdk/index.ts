@@ -17,6 +17,7 @@ export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, 
 export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './files.js';
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
 export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './file-search.js';
+export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './download.js';
 export { RESUMABLE_THRESHOLD, type UploadSource, type UploadOptions, type UploadResult, type SkippedEntry } from './upload.js';
 export {
   StowageError,

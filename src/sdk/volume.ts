@@ -14,6 +14,7 @@ import { parseVolumeName } from '../common/paths.js';
 import { parseSize } from '../common/sizes.js';
 import { postCommit, type CommitTarget } from './commit-writer.js';
 import { Files } from './files.js';
+import { downloadTo, signedUrl, type DownloadOptions, type DownloadResult } from './download.js';
 import { uploadTo, type UploadOptions, type UploadResult, type UploadSource } from './upload.js';
 import { defaultStowage, type Stowage } from './http-client.js';
 
@@ -311,5 +312,30 @@ export class Volume implements CommitTarget {
    */
   async upload(source: UploadSource, remotePath?: string, options: UploadOptions = {}): Promise<UploadResult> {
     return uploadTo(this, source, remotePath, options);
+  }
+
+  /**
+   * Downloads a file to a local file, a directory to a local directory
+   * (never writing outside it or through a symlink), or, with `archive`, a
+   * directory as one tar or tar.gz stream to a file or a writable stream.
+   *
+   * @example
+   * await vol.download('/results/model.bin', './model.bin');
+   * const r = await vol.download('/results', './results'); // r.refused lists entries not written
+   * await vol.download('/results', './results.tar.gz', { archive: 'tar.gz' });
+   */
+  async download(remotePath: string, local: string | NodeJS.WritableStream, options: DownloadOptions = {}): Promise<DownloadResult> {
+    return downloadTo(this, remotePath, local as string | import('node:stream').Writable, options);
+  }
+
+  /**
+   * A URL for one file that works without a token (plain curl) until it
+   * expires; it serves the file as it is now (or at `commit`).
+   *
+   * @example
+   * const url = await vol.signedUrl('/report.pdf', { expiresIn: 600 }); // seconds, at most 7 days
+   */
+  async signedUrl(path: string, options: { expiresIn?: number; commit?: string } = {}): Promise<string> {
+    return (await signedUrl(this, path, options)).url;
   }
 }

@@ -3,8 +3,9 @@
  * The HTTP API as a Hono app: it translates requests to engine calls and
  * engine results to JSON, and decides nothing else. Vocabulary:
  *
- * - public routes: `/v1/health`, `/v1/openapi.json` and the signed blob URLs
- *   (whose query string is the credential); every other `/v1` route needs
+ * - public routes: `/v1/health`, `/v1/openapi.json`, the signed blob URLs
+ *   and the signed file URLs under `/v1/shared/` (whose query string is the
+ *   credential); every other `/v1` route needs
  *   `Authorization: Bearer <token>`, resolved by `engine.authenticate`.
  * - validation: the zod schemas of `schemas.ts` check every body, query and
  *   URL parameter; a failure is a 400 InvalidArgument naming the field.
@@ -25,6 +26,8 @@ import { toErrorResponse, type ErrorLog } from './error-map.js';
 import { jsonAnswer, type ApiApp, type AppEnv } from './route-helpers.js';
 import { BLOB_PATH_PREFIX, registerBlobsRoutes, type BlobRequestVerifier } from './routes/blobs-routes.js';
 import { registerCommitsRoutes } from './routes/commits-routes.js';
+import { registerDownloadRoutes } from './routes/download-routes.js';
+import { SHARE_PATH_PREFIX, type ShareSigner } from './share-links.js';
 import { registerFilesRoutes } from './routes/files-routes.js';
 import { registerSearchRoutes } from './routes/search-routes.js';
 import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
@@ -51,6 +54,8 @@ export interface AppOptions {
   };
   /** Where unexpected errors are logged (default: stderr). */
   log?: ErrorLog;
+  /** Sign and serve signed file URLs (POST .../urls, GET /v1/shared/...); without it those routes are absent. */
+  shares?: ShareSigner;
   /** Serve resumable (tus) uploads under /v1/uploads/ (needs a staging directory; see routes/uploads-routes). */
   uploads?: UploadService;
 }
@@ -63,7 +68,7 @@ function isBlobPath(path: string): boolean {
 
 /** Public routes need no token: health, the OpenAPI document, and signed blob URLs. */
 function isPublic(path: string): boolean {
-  return PUBLIC_PATHS.has(path) || isBlobPath(path);
+  return PUBLIC_PATHS.has(path) || isBlobPath(path) || path.startsWith(SHARE_PATH_PREFIX);
 }
 
 /** Throws when a path segment or query component is not valid percent-encoded UTF-8 (Hono would pass it on undecoded). */
@@ -189,6 +194,7 @@ export function createApp(options: AppOptions): ApiApp {
   registerCommitsRoutes(app, deps);
   registerSnapshotsRoutes(app, deps);
   registerFilesRoutes(app, deps);
+  registerDownloadRoutes(app, { ...deps, ...(options.shares ? { shares: options.shares } : {}) });
   registerSearchRoutes(app, deps);
   if (options.blobRoute) {
     registerBlobsRoutes(app, { ...options.blobRoute, maxPutBytes: options.limits?.blobBodyBytes ?? DEFAULT_BLOB_BODY_BYTES });

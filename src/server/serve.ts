@@ -24,6 +24,7 @@ import { UrlSigner } from '../stores/local/url-signer.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { blobStoreServedByServer, openBlobStore, openMetadataStore, redactUrl } from '../stores/registry.js';
 import { createApp, type AppOptions } from './app.js';
+import { ShareSigner } from './share-links.js';
 import { createUploadService } from './routes/uploads-routes.js';
 import { ADMIN_TOKEN_FILE, BLOBS_DIR, METADATA_FILE } from '../common/data-dir.js';
 
@@ -150,6 +151,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const app = createApp({
       engine,
       uploads,
+      shares: new ShareSigner({ secret, baseUrl: () => baseUrl }),
       ...(blobStoreServedByServer(blobUrl) ? { blobRoute: { signer, store: blobs } } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
     });

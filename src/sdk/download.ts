@@ -1,0 +1,325 @@
+/**
+ * @module sdk/download
+ * Downloads to the local machine (SPEC section 4): a file to a file, a
+ * directory to a directory, a directory as a tar or tar.gz archive, byte
+ * ranges, and signed file URLs. Vocabulary:
+ *
+ * - target: the local path a download writes. Files land in a temp file
+ *   beside the target and are renamed into place when complete, so a reader
+ *   never sees half a file and a cut transfer leaves the old file intact.
+ * - confinement: a directory download writes only inside its target. Volume
+ *   paths cannot hold "..", and every parent directory on the way to an
+ *   entry is checked with lstat: an existing symlink there (left by an
+ *   earlier download, or made by anyone) is never written through; the
+ *   entry is skipped and reported instead. Symlinks of the volume are
+ *   recreated as symlinks, never followed.
+ * - pinning: a directory is read at one commit (the first listing's), so
+ *   the local copy is a consistent snapshot even while others write.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { chmod, lstat, mkdir, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import type * as wire from '../api/wire.js';
+import { mapLimit } from '../common/concurrency.js';
+import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
+import { parsePath } from '../common/paths.js';
+import type { ProgressListener } from './commit-writer.js';
+import type { Files } from './files.js';
+import { errorFromResponse, networkReason, type Stowage } from './http-client.js';
+
+/** Archive formats the server streams. */
+export type ArchiveFormat = 'tar' | 'tar.gz';
+
+/** Files smaller than this are fetched through the server in one request; larger ones by signed, verified chunk reads. */
+const SMALL_FILE_BYTES = 8 * 1024 * 1024;
+/** Files fetched at once by a directory download. */
+const DIR_CONCURRENCY = 16;
+/** Entries per listing page of a directory download. */
+const LIST_PAGE = 10_000;
+
+/** What a download needs of its volume. */
+export interface DownloadHost {
+  readonly client: Stowage;
+  readonly name: string;
+  readonly files: Files;
+}
+
+/** Options of `vol.download`. */
+export interface DownloadOptions {
+  /** Download the directory as one archive stream instead of a directory tree. */
+  archive?: ArchiveFormat;
+  /** A commit id; the volume's head when absent. */
+  commit?: string;
+  /** Hears download progress (bytes). */
+  onProgress?: ProgressListener;
+}
+
+/** An entry a directory download refused to write, and why. */
+export interface RefusedEntry {
+  path: string;
+  reason: string;
+}
+
+/** What a download did. */
+export interface DownloadResult {
+  kind: 'file' | 'dir' | 'archive';
+  /** The commit read. */
+  commit: string;
+  files: number;
+  bytes: number;
+  /** Entries not written because writing them would go through a symlink or over a non-directory. */
+  refused: RefusedEntry[];
+}
+
+/** A range of a file: inclusive byte offsets. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+function volumePath(name: string, suffix: string): string {
+  return `/v1/volumes/${encodeURIComponent(name)}${suffix}`;
+}
+
+/** GET an API path as a byte stream (errors become StowageErrors before any byte is returned). */
+async function getStream(client: Stowage, path: string, query: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Readable }> {
+  const url = client.urlOf(path, query);
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { ...client.authHeaders(), ...headers } });
+  } catch (e) {
+    throw new UnavailableError(`cannot reach Stowage at ${client.url}: ${networkReason(e)}`, { cause: e });
+  }
+  if (!res.ok) throw errorFromResponse(res.status, await res.text().catch(() => ''), `GET ${path}`);
+  const body = res.body ? Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>) : Readable.from([]);
+  return { status: res.status, headers: res.headers, body };
+}
+
+/**
+ * Streams the inclusive byte range of a file through the server's content
+ * endpoint (only the overlapping chunks are read there).
+ *
+ * @example
+ * const head = await readAll(await readRange(vol, '/big.bin', { start: 0, end: 1023 }));
+ */
+export async function readRange(host: Pick<DownloadHost, 'client' | 'name'>, path: string, range: ByteRange, commit?: string): Promise<Readable> {
+  const p = parsePath(path);
+  if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start) {
+    throw new InvalidArgumentError(`range must be whole offsets with 0 <= start <= end (got ${range.start}-${range.end})`);
+  }
+  const res = await getStream(host.client, volumePath(host.name, '/content'), { path: p, commit }, { range: `bytes=${range.start}-${range.end}` });
+  return res.body;
+}
+
+/**
+ * A URL for one file that anyone can fetch without a token until it expires
+ * (pinned to the file's current commit, or `commit`).
+ *
+ * @example
+ * const { url, expiresAt } = await signedUrl(vol, '/report.pdf', { expiresIn: 600 });
+ */
+export async function signedUrl(host: Pick<DownloadHost, 'client' | 'name'>, path: string, options: { expiresIn?: number; commit?: string } = {}): Promise<wire.SignedUrlResponse> {
+  const body: wire.SignedUrlRequest = { path: parsePath(path) };
+  if (options.expiresIn !== undefined) body.expiresIn = options.expiresIn;
+  if (options.commit !== undefined) body.commit = options.commit;
+  return host.client.request<wire.SignedUrlResponse>('POST', volumePath(host.name, '/urls'), { body });
+}
+
+/** A temp name beside `target`, so the final rename stays on one file system. */
+function tempBeside(target: string): string {
+  return join(dirname(target), `.${basename(target).slice(0, 100)}.stowage-${randomBytes(6).toString('hex')}.part`);
+}
+
+/** Writes a stream to `target` through a temp file and a rename; the temp file is removed on failure. */
+async function writeAtomically(source: Readable, target: string, meta?: { mode: number; mtime: number }): Promise<void> {
+  const tmp = tempBeside(target);
+  try {
+    // 'wx': the temp name must be new, so an existing file or symlink there is never opened.
+    await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+    if (meta) {
+      await chmod(tmp, meta.mode & 0o7777);
+      const t = new Date(meta.mtime);
+      await utimes(tmp, t, t);
+    } else {
+      await chmod(tmp, 0o644);
+    }
+    // rename replaces a symlink at the target itself; it never follows it.
+    await rename(tmp, target);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** lstat, or undefined when nothing is there. */
+async function lstatOrNone(p: string): Promise<import('node:fs').Stats | undefined> {
+  try {
+    return await lstat(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Makes sure every directory between `root` and the entry's parent is a real
+ * directory (creating missing ones); returns why not when one is a symlink
+ * or a non-directory.
+ */
+async function confinedParent(root: string, segments: readonly string[], verified: Set<string>): Promise<string | undefined> {
+  let cur = root;
+  for (const seg of segments.slice(0, -1)) {
+    cur = join(cur, seg);
+    if (verified.has(cur)) continue;
+    const st = await lstatOrNone(cur);
+    if (!st) await mkdir(cur, { mode: 0o755 });
+    else if (st.isSymbolicLink()) return `${cur} is a symlink: refusing to write through it`;
+    else if (!st.isDirectory()) return `${cur} is not a directory`;
+    verified.add(cur);
+  }
+  return undefined;
+}
+
+/** Every entry below a directory at one commit, page by page. */
+async function listAll(host: DownloadHost, dir: string, commit: string | undefined): Promise<{ commit: string; entries: wire.FileInfo[] }> {
+  const entries: wire.FileInfo[] = [];
+  let after: string | undefined;
+  let pinned = commit;
+  for (;;) {
+    const page = await host.client.request<wire.ListResponse>('GET', volumePath(host.name, '/list'), {
+      query: { path: dir, recursive: 'true', limit: LIST_PAGE, commit: pinned, after },
+    });
+    pinned = page.commit;
+    entries.push(...page.entries);
+    if (page.nextCursor === null || page.nextCursor === undefined) return { commit: page.commit, entries };
+    after = page.nextCursor;
+  }
+}
+
+/** One file's bytes: small files in one request through the server, large ones by verified chunk reads. */
+async function fileSource(host: DownloadHost, e: wire.FileInfo, commit: string, onBytes: (n: number) => void): Promise<Readable> {
+  let source: Readable;
+  if (e.size < SMALL_FILE_BYTES) source = (await getStream(host.client, volumePath(host.name, '/content'), { path: e.path, commit })).body;
+  else source = host.files.readStream(e.path, { commit });
+  source.on('data', (d: Buffer) => onBytes(d.length));
+  return source;
+}
+
+/**
+ * Downloads a file, a directory, or a directory as an archive.
+ *
+ * @example
+ * await downloadTo(vol, '/results/model.bin', './model.bin');
+ * const r = await downloadTo(vol, '/results', './results'); // r.refused lists entries not written
+ * await downloadTo(vol, '/results', './results.tar.gz', { archive: 'tar.gz' });
+ */
+export async function downloadTo(host: DownloadHost, remotePath: string, local: string | Writable, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const p = parsePath(remotePath);
+  if (options.archive !== undefined) {
+    if (options.archive !== 'tar' && options.archive !== 'tar.gz') throw new InvalidArgumentError('archive must be "tar" or "tar.gz"');
+    const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: p, format: options.archive, commit: options.commit });
+    let bytes = 0;
+    res.body.on('data', (d: Buffer) => {
+      bytes += d.length;
+      options.onProgress?.({ phase: 'download', done: bytes });
+    });
+    if (typeof local === 'string') await writeAtomically(res.body, local);
+    else await pipeline(res.body, local, { end: false });
+    return { kind: 'archive', commit: res.headers.get('x-stowage-commit') ?? '', files: 0, bytes, refused: [] };
+  }
+  if (typeof local !== 'string') throw new InvalidArgumentError('a file or directory download needs a local path (stream only archives)');
+  const st = await host.client.request<wire.StatResponse>('GET', volumePath(host.name, '/stat'), { query: { path: p, commit: options.commit } });
+  const entry = st.entry;
+  if (entry.type === 'symlink') throw new InvalidArgumentError(`${p} is a symlink (to ${JSON.stringify(entry.target)}): download its target instead`);
+  if (entry.type === 'file') {
+    let done = 0;
+    const localSt = await lstatOrNone(local);
+    const target = localSt?.isDirectory() ? join(local, entry.name) : local;
+    const source = await fileSource(host, entry, st.commit, (n) => {
+      done += n;
+      options.onProgress?.({ phase: 'download', done, total: entry.size });
+    });
+    await writeAtomically(source, target, { mode: entry.mode, mtime: entry.mtime });
+    return { kind: 'file', commit: st.commit, files: 1, bytes: entry.size, refused: [] };
+  }
+  return downloadDir(host, p, local, st.commit, options);
+}
+
+async function downloadDir(host: DownloadHost, dir: string, root: string, commit: string, options: DownloadOptions): Promise<DownloadResult> {
+  const { entries } = await listAll(host, dir, commit);
+  const prefix = dir === '/' ? '/' : `${dir}/`;
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  const refused: RefusedEntry[] = [];
+  const verified = new Set<string>();
+  const total = entries.reduce((n, e) => n + (e.type === 'file' ? e.size : 0), 0);
+  let done = 0;
+  const onBytes = (n: number) => {
+    done += n;
+    options.onProgress?.({ phase: 'download', done, total });
+  };
+  const place = async (e: wire.FileInfo): Promise<string | undefined> => {
+    if (!e.path.startsWith(prefix)) {
+      refused.push({ path: e.path, reason: `outside ${dir}` });
+      return undefined;
+    }
+    // Volume paths are validated (no "", ".", ".."), so the segments stay below root.
+    const segments = parsePath(e.path).slice(prefix.length).split('/');
+    const why = await confinedParent(root, segments, verified);
+    if (why !== undefined) {
+      refused.push({ path: e.path, reason: why });
+      return undefined;
+    }
+    return join(root, ...segments);
+  };
+
+  // Directories first (depth-first order puts parents before children), then files, then symlinks,
+  // so no file is ever written below a symlink this download made.
+  const dirs: Array<{ e: wire.FileInfo; at: string }> = [];
+  for (const e of entries.filter((x) => x.type === 'dir')) {
+    const at = await place(e);
+    if (at === undefined) continue;
+    const existing = await lstatOrNone(at);
+    if (existing && !existing.isDirectory()) {
+      refused.push({ path: e.path, reason: `${at} exists and is ${existing.isSymbolicLink() ? 'a symlink' : 'not a directory'}` });
+      continue;
+    }
+    if (!existing) await mkdir(at, { mode: 0o755 });
+    verified.add(at);
+    dirs.push({ e, at });
+  }
+  const files = entries.filter((x) => x.type === 'file');
+  let written = 0;
+  await mapLimit(files, DIR_CONCURRENCY, async (e) => {
+    const at = await place(e);
+    if (at === undefined) return;
+    const existing = await lstatOrNone(at);
+    if (existing?.isDirectory()) {
+      refused.push({ path: e.path, reason: `${at} is a directory` });
+      return;
+    }
+    await writeAtomically(await fileSource(host, e, commit, onBytes), at, { mode: e.mode, mtime: e.mtime });
+    written++;
+  });
+  for (const e of entries.filter((x) => x.type === 'symlink')) {
+    const at = await place(e);
+    if (at === undefined) continue;
+    const existing = await lstatOrNone(at);
+    if (existing?.isDirectory()) {
+      refused.push({ path: e.path, reason: `${at} is a directory` });
+      continue;
+    }
+    if (existing) await unlink(at);
+    await symlink(e.target ?? '', at);
+  }
+  // Modes and mtimes of directories last (deepest first), after their contents stopped changing them.
+  for (const { e, at } of dirs.reverse()) {
+    await chmod(at, e.mode & 0o7777);
+    const t = new Date(e.mtime);
+    await utimes(at, t, t);
+  }
+  return { kind: 'dir', commit, files: written, bytes: done, refused };
+}

@@ -1,0 +1,388 @@
+/**
+ * @module test/downloads.test
+ * End-to-end tests of downloads against a real server over loopback: the
+ * content endpoint (ranges, ETag), directory downloads (byte-identical,
+ * modes, symlinks, confinement), tar and tar.gz archives parsed back with
+ * tar-stream, signed file URLs fetched with fetch and with curl (expiry,
+ * tampering, pinning, revocation), other tenants, and the real CLI binary.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { createGunzip } from 'node:zlib';
+import { extract } from 'tar-stream';
+import { Stowage, Volume } from '../src/sdk/index.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+let srv: TestServer;
+let client: Stowage;
+let work: string;
+let seq = 0;
+const fresh = (prefix = 'd'): string => `${prefix}-${process.pid}-${++seq}`;
+
+function pattern(n: number, seed = 1): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+function api(path: string, init: RequestInit = {}, token = srv.token): Promise<Response> {
+  return fetch(`${srv.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+}
+
+/** A volume holding a small tree: files with modes, an empty dir, a nested dir and a symlink. */
+async function seeded(): Promise<{ vol: Volume; files: Record<string, { data: Buffer; mode: number }> }> {
+  const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+  const files: Record<string, { data: Buffer; mode: number }> = {
+    '/tree/a.txt': { data: Buffer.from('alpha\n'), mode: 0o644 },
+    '/tree/run.sh': { data: Buffer.from('#!/bin/sh\necho hi\n'), mode: 0o755 },
+    '/tree/sub/deep/b.bin': { data: pattern(300_000, 7), mode: 0o600 },
+    '/tree/sub/empty.txt': { data: Buffer.alloc(0), mode: 0o644 },
+  };
+  await vol.files.writeMany(Object.entries(files).map(([path, f]) => ({ path, data: f.data, mode: f.mode })), { createParents: true });
+  await vol.commitChanges([
+    { op: 'mkdir', path: '/tree/void', mode: 0o750 },
+    { op: 'symlink', path: '/tree/link', target: 'sub/deep/b.bin' },
+  ]);
+  return { vol, files };
+}
+
+/** Parses a tar (or tar.gz) back into entries. */
+async function untar(bytes: Buffer, gz: boolean): Promise<Map<string, { type: string; mode: number; data: Buffer; linkname: string | null | undefined }>> {
+  const out = new Map<string, { type: string; mode: number; data: Buffer; linkname: string | null | undefined }>();
+  const ex = extract();
+  const done = (async () => {
+    for await (const entry of ex) {
+      const parts: Buffer[] = [];
+      for await (const d of entry) parts.push(d as Buffer);
+      out.set(entry.header.name, { type: entry.header.type, mode: entry.header.mode, data: Buffer.concat(parts), linkname: entry.header.linkname });
+    }
+  })();
+  const src = Readable.from([bytes]);
+  (gz ? src.pipe(createGunzip()) : src).pipe(ex as unknown as NodeJS.WritableStream);
+  await done;
+  return out;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+  });
+}
+
+function cli(args: string[]): ReturnType<typeof run> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
+  Object.assign(env, { STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token });
+  return run(process.execPath, [MAIN, ...args], env);
+}
+
+before(async () => {
+  srv = await startTestServer();
+  client = new Stowage({ url: srv.url, token: srv.token });
+  work = await mkdtemp(join(tmpdir(), 'stowage-dl-'));
+});
+
+after(async () => {
+  await srv?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('content endpoint', () => {
+  test('streams a whole file with Content-Length and a content-addressed ETag', async () => {
+    const { vol, files } = await seeded();
+    const res = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-length'), '300000');
+    const etag = res.headers.get('etag');
+    assert.match(etag ?? '', /^"[0-9a-f]{32}"$/);
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(files['/tree/sub/deep/b.bin']!.data));
+    // Equal bytes keep their ETag across commits; a matching If-None-Match is a 304.
+    await vol.files.write('/other.txt', 'x');
+    const again = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { 'if-none-match': etag! } });
+    assert.equal(again.status, 304);
+  });
+
+  test('serves one range with 206 and Content-Range, and 416 past the end', async () => {
+    const { vol, files } = await seeded();
+    const data = files['/tree/sub/deep/b.bin']!.data;
+    const res = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { range: 'bytes=1000-1999' } });
+    assert.equal(res.status, 206);
+    assert.equal(res.headers.get('content-range'), 'bytes 1000-1999/300000');
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(data.subarray(1000, 2000)));
+    const tail = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { range: 'bytes=-10' } });
+    assert.ok(Buffer.from(await tail.arrayBuffer()).equals(data.subarray(data.length - 10)));
+    const past = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { range: 'bytes=300000-300010' } });
+    assert.equal(past.status, 416);
+    assert.equal(past.headers.get('content-range'), 'bytes */300000');
+  });
+
+  test('refuses directories, hostile paths and other tenants', async () => {
+    const { vol } = await seeded();
+    assert.equal((await api(`/v1/volumes/${vol.name}/content?path=/tree`)).status, 400);
+    assert.equal((await api(`/v1/volumes/${vol.name}/content?path=/tree/../etc/passwd`)).status, 400);
+    assert.equal((await api(`/v1/volumes/${vol.name}/content?path=tree/a.txt`)).status, 400);
+    assert.equal((await api(`/v1/volumes/${vol.name}/content?path=/nope`)).status, 404);
+    const { secret } = await srv.engine.createTenant(fresh('tenant'));
+    const res = await api(`/v1/volumes/${vol.name}/content?path=/tree/a.txt`, {}, secret);
+    assert.equal(res.status, 404);
+    assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/tree`, {}, secret)).status, 404);
+    assert.equal((await api(`/v1/volumes/${vol.name}/urls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/tree/a.txt' }) }, secret)).status, 404);
+  });
+
+  test('the SDK reads a range with files.read and files.readStream', async () => {
+    const { vol, files } = await seeded();
+    const data = files['/tree/sub/deep/b.bin']!.data;
+    assert.ok((await vol.files.read('/tree/sub/deep/b.bin', { range: { start: 5, end: 204_999 } })).equals(data.subarray(5, 205_000)));
+    const parts: Buffer[] = [];
+    for await (const d of vol.files.readStream('/tree/sub/deep/b.bin', { range: { start: 299_990, end: 299_999 } })) parts.push(d as Buffer);
+    assert.ok(Buffer.concat(parts).equals(data.subarray(299_990)));
+  });
+});
+
+describe('SDK downloads', () => {
+  test('a file lands byte-identical with its mode, through a temp file', async () => {
+    const { vol, files } = await seeded();
+    const dest = join(work, fresh('file'));
+    const r = await vol.download('/tree/run.sh', dest);
+    assert.equal(r.kind, 'file');
+    assert.ok((await readFile(dest)).equals(files['/tree/run.sh']!.data));
+    assert.equal((await stat(dest)).mode & 0o777, 0o755);
+    // Into an existing directory, the file keeps its name; no temp files are left behind.
+    const dir = join(work, fresh('into'));
+    await mkdir(dir);
+    await vol.download('/tree/a.txt', dir);
+    assert.deepEqual(await readdir(dir), ['a.txt']);
+  });
+
+  test('a directory round trip is byte-identical with modes, empty dirs and symlinks', async () => {
+    const { vol, files } = await seeded();
+    const dest = join(work, fresh('tree'));
+    const r = await vol.download('/tree', dest);
+    assert.equal(r.kind, 'dir');
+    assert.equal(r.files, 4);
+    assert.deepEqual(r.refused, []);
+    for (const [path, f] of Object.entries(files)) {
+      const local = join(dest, path.slice('/tree/'.length));
+      assert.ok((await readFile(local)).equals(f.data), path);
+      assert.equal((await stat(local)).mode & 0o777, f.mode, path);
+    }
+    assert.equal((await stat(join(dest, 'void'))).mode & 0o777, 0o750);
+    assert.deepEqual(await readdir(join(dest, 'void')), []);
+    assert.ok((await lstat(join(dest, 'link'))).isSymbolicLink());
+    assert.equal(await readlink(join(dest, 'link')), 'sub/deep/b.bin');
+  });
+
+  test('a later download never writes through a symlink an earlier one made', async () => {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    const sandbox = join(work, fresh('sandbox'));
+    const outside = join(sandbox, 'outside');
+    await mkdir(outside, { recursive: true });
+    await vol.commitChanges([{ op: 'mkdir', path: '/d' }, { op: 'symlink', path: '/d/link', target: '../outside' }]);
+    const dest = join(sandbox, 'dest');
+    await vol.download('/d', dest);
+    assert.equal(await readlink(join(dest, 'link')), '../outside');
+    // The volume now has a real directory where the symlink was; the local symlink is still there.
+    await vol.files.remove('/d/link');
+    await vol.files.write('/d/link/escape.txt', 'pwned', { createParents: true });
+    await vol.files.write('/d/ok.txt', 'fine');
+    const r = await vol.download('/d', dest);
+    assert.deepEqual(await readdir(outside), []);
+    assert.equal(r.refused.length, 2);
+    assert.ok(r.refused.some((x) => x.path === '/d/link/escape.txt' && /symlink/.test(x.reason)));
+    assert.equal(await readFile(join(dest, 'ok.txt'), 'utf8'), 'fine');
+  });
+
+  test('an archive streams to a local file', async () => {
+    const { vol, files } = await seeded();
+    const out = join(work, `${fresh('arch')}.tar`);
+    const r = await vol.download('/tree', out, { archive: 'tar' });
+    assert.equal(r.kind, 'archive');
+    const entries = await untar(await readFile(out), false);
+    assert.ok(entries.get('a.txt')!.data.equals(files['/tree/a.txt']!.data));
+  });
+});
+
+describe('archives', () => {
+  for (const format of ['tar', 'tar.gz'] as const) {
+    test(`a ${format} of a directory parses back to its tree`, async () => {
+      const { vol, files } = await seeded();
+      const res = await api(`/v1/volumes/${vol.name}/archive?path=/tree&format=${format}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), format === 'tar' ? 'application/x-tar' : 'application/gzip');
+      const entries = await untar(Buffer.from(await res.arrayBuffer()), format === 'tar.gz');
+      assert.deepEqual([...entries.keys()].sort(), ['a.txt', 'link', 'run.sh', 'sub/', 'sub/deep/', 'sub/deep/b.bin', 'sub/empty.txt', 'void/']);
+      for (const [path, f] of Object.entries(files)) {
+        const e = entries.get(path.slice('/tree/'.length))!;
+        assert.equal(e.type, 'file');
+        assert.equal(e.mode, f.mode, path);
+        assert.ok(e.data.equals(f.data), path);
+      }
+      assert.equal(entries.get('void/')!.type, 'directory');
+      assert.equal(entries.get('void/')!.mode, 0o750);
+      assert.equal(entries.get('link')!.type, 'symlink');
+      assert.equal(entries.get('link')!.linkname, 'sub/deep/b.bin');
+    });
+  }
+
+  test('the whole volume archives from "/", and an old commit archives as it was', async () => {
+    const { vol } = await seeded();
+    const before = vol.info.head;
+    await vol.files.write('/tree/new.txt', 'new');
+    const now = await untar(Buffer.from(await (await api(`/v1/volumes/${vol.name}/archive?format=tar`)).arrayBuffer()), false);
+    assert.ok(now.has('tree/new.txt'));
+    const old = await untar(Buffer.from(await (await api(`/v1/volumes/${vol.name}/archive?format=tar&path=/tree&commit=${before}`)).arrayBuffer()), false);
+    assert.ok(!old.has('new.txt'));
+    assert.ok(old.has('a.txt'));
+  });
+
+  test('hostile archive paths and formats are 400, files are 400, missing is 404', async () => {
+    const { vol } = await seeded();
+    for (const path of ['/tree/..', '/../etc', '../etc', 'tree', '/tree//sub', '/tree/./sub']) {
+      const res = await api(`/v1/volumes/${vol.name}/archive?path=${encodeURIComponent(path)}`);
+      assert.equal(res.status, 400, path);
+    }
+    assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/tree&format=zip`)).status, 400);
+    assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/tree/a.txt`)).status, 400);
+    assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/none`)).status, 404);
+  });
+});
+
+describe('signed file URLs', () => {
+  async function sign(vol: Volume, body: Record<string, unknown>): Promise<Response> {
+    return api(`/v1/volumes/${vol.name}/urls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  }
+
+  test('work with plain fetch and with curl, without a token, with the file name', async () => {
+    const { vol, files } = await seeded();
+    const url = await vol.signedUrl('/tree/sub/deep/b.bin', { expiresIn: 600 });
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-disposition') ?? '', /filename="b\.bin"/);
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(files['/tree/sub/deep/b.bin']!.data));
+    const out = join(work, fresh('curl'));
+    const c = await run('curl', ['-sS', '-f', '-o', out, url]);
+    assert.equal(c.status, 0, c.stderr);
+    assert.ok((await readFile(out)).equals(files['/tree/sub/deep/b.bin']!.data));
+    const ranged = await run('curl', ['-sS', '-f', '-r', '0-9', url]);
+    assert.ok(ranged.stdout.equals(files['/tree/sub/deep/b.bin']!.data.subarray(0, 10)));
+  });
+
+  test('serve the bytes that existed when signed', async () => {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    await vol.files.write('/f.txt', 'version one');
+    const url = await vol.signedUrl('/f.txt');
+    await vol.files.write('/f.txt', 'version two');
+    assert.equal(await (await fetch(url)).text(), 'version one');
+  });
+
+  test('tampered, foreign-path, expired and revoked URLs are 403 with a JSON error', async () => {
+    const { vol } = await seeded();
+    const res = await sign(vol, { path: '/tree/a.txt', expiresIn: 1 });
+    assert.equal(res.status, 200);
+    const { url, expiresAt } = (await res.json()) as { url: string; expiresAt: string };
+    assert.ok(Date.parse(expiresAt) > Date.now());
+    const u = new URL(url);
+    const tampered = new URL(url);
+    tampered.searchParams.set('expires', String(Number(u.searchParams.get('expires')) + 3600));
+    const otherPath = new URL(url.replace('/tree/a.txt', '/tree/run.sh'));
+    const badSig = new URL(url);
+    badSig.searchParams.set('sig', '0'.repeat(64));
+    for (const bad of [tampered, otherPath, badSig]) {
+      const r = await fetch(bad);
+      assert.equal(r.status, 403, bad.toString());
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'Forbidden');
+      assert.match(body.error.message, /signed file URL/);
+    }
+    const curlTampered = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', tampered.toString()]);
+    assert.equal(curlTampered.stdout.toString(), '403');
+    await new Promise((r) => setTimeout(r, 2100));
+    const expired = await fetch(url);
+    assert.equal(expired.status, 403);
+    assert.match(((await expired.json()) as { error: { message: string } }).error.message, /expired/);
+
+    // Revoking the signing token kills its links.
+    const { token, secret } = await client.createToken({ name: fresh('signer') });
+    const viaToken = new Stowage({ url: srv.url, token: secret });
+    const link = await (await Volume.get(vol.name, { client: viaToken })).signedUrl('/tree/a.txt');
+    assert.equal((await fetch(link)).status, 200);
+    await client.revokeToken(token.id);
+    assert.equal((await fetch(link)).status, 403);
+  });
+
+  test('refuse bad lifetimes, directories and hostile paths', async () => {
+    const { vol } = await seeded();
+    assert.equal((await sign(vol, { path: '/tree/a.txt', expiresIn: 0 })).status, 400);
+    assert.equal((await sign(vol, { path: '/tree/a.txt', expiresIn: 7 * 86_400 + 1 })).status, 400);
+    assert.equal((await sign(vol, { path: '/tree' })).status, 400);
+    assert.equal((await sign(vol, { path: '/tree/../x' })).status, 400);
+    assert.equal((await fetch(`${srv.url}/v1/shared/nothing`)).status, 403);
+    assert.equal((await fetch(`${srv.url}/v1/shared/vol_x/a.txt`)).status, 403);
+  });
+});
+
+describe('CLI', () => {
+  test('download of a directory, of an archive to a file and to stdout, and url with curl', async () => {
+    const { vol, files } = await seeded();
+    const dest = join(work, fresh('cli'));
+    const d = await cli(['download', `${vol.name}:/tree`, dest]);
+    assert.equal(d.status, 0, d.stderr);
+    assert.match(d.stdout.toString(), /downloaded .* \(4 files/);
+    assert.ok((await readFile(join(dest, 'sub/deep/b.bin'))).equals(files['/tree/sub/deep/b.bin']!.data));
+
+    const tgz = join(work, `${fresh('cli')}.tgz`);
+    const a = await cli(['download', `${vol.name}:/tree`, '--archive', tgz]);
+    assert.equal(a.status, 0, a.stderr);
+    assert.ok((await untar(await readFile(tgz), true)).has('sub/deep/b.bin'));
+
+    const s = await cli(['download', `${vol.name}:/tree`, '--archive', '-']);
+    assert.equal(s.status, 0, s.stderr);
+    assert.ok((await untar(s.stdout, true)).get('a.txt')!.data.equals(files['/tree/a.txt']!.data));
+
+    const bad = await cli(['download', `${vol.name}:/tree`, '--archive', join(work, 'x.zip')]);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /archive format/);
+
+    const u = await cli(['url', `${vol.name}:/tree/a.txt`, '--expires', '10m']);
+    assert.equal(u.status, 0, u.stderr);
+    const c = await run('curl', ['-sS', '-f', u.stdout.toString().trim()]);
+    assert.equal(c.status, 0, c.stderr);
+    assert.ok(c.stdout.equals(files['/tree/a.txt']!.data));
+    const tooLong = await cli(['url', `${vol.name}:/tree/a.txt`, '--expires', '8d']);
+    assert.notEqual(tooLong.status, 0);
+  });
+
+  test('download of a file keeps the name, hostile targets fail cleanly', async () => {
+    const { vol, files } = await seeded();
+    const dir = join(work, fresh('clif'));
+    await mkdir(dir);
+    const r = await cli(['download', `${vol.name}:/tree/run.sh`, dir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok((await readFile(join(dir, 'run.sh'))).equals(files['/tree/run.sh']!.data));
+    const hostile = await cli(['download', `${vol.name}:/tree/../../etc`, join(dir, 'x')]);
+    assert.notEqual(hostile.status, 0);
+    assert.match(hostile.stderr, /"\." or "\.\."/);
+    await writeFile(join(dir, 'keep'), 'k');
+    const missing = await cli(['download', `${vol.name}:/nope`, join(dir, 'keep')]);
+    assert.notEqual(missing.status, 0);
+    assert.equal(await readFile(join(dir, 'keep'), 'utf8'), 'k');
+  });
+});
