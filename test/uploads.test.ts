@@ -20,6 +20,7 @@ import { MiB } from '../src/common/sizes.js';
 import { Stowage, Volume, isStowageError } from '../src/sdk/index.js';
 import { escapeReason } from '../src/sdk/upload.js';
 import { parseTusMetadata } from '../src/server/routes/uploads-routes.js';
+import { startServer } from '../src/server/serve.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -130,6 +131,7 @@ describe('tus endpoint', () => {
     assert.equal(opt.headers.get('tus-version'), '1.0.0');
     assert.match(opt.headers.get('tus-extension') ?? '', /creation/);
     assert.match(opt.headers.get('tus-extension') ?? '', /termination/);
+    assert.doesNotMatch(opt.headers.get('tus-extension') ?? '', /defer-length/);
 
     const data = pattern(300_000, 7);
     const created = await createUpload(srv.token, { volume: vol.name, path: '/t/data.bin', sha256: sha256(data), mode: '640' }, data.length);
@@ -276,6 +278,34 @@ describe('tus endpoint', () => {
     }
     assert.equal((await fetch(`${srv.url}/v1/uploads/0123456789abcdef0123456789abcdef`, { headers: tusHeaders(srv.token) })).status, 404);
     assert.equal((await fetch(`${srv.url}/v1/uploads`, { headers: tusHeaders(srv.token) })).status, 404);
+  });
+
+  test('abandoned staging files expire: the server sweeps them when it starts', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'stowage-upload-expiry-'));
+    try {
+      const first = await startServer({ dataDir, port: 0, log: () => undefined });
+      const token = first.adminToken!;
+      await new Stowage({ url: first.url, token }).request('PUT', '/v1/volumes/exp', { body: {} });
+      const res = await fetch(`${first.url}/v1/uploads`, {
+        method: 'POST',
+        headers: tusHeaders(token, { 'upload-length': '10', 'upload-metadata': metadata({ volume: 'exp', path: '/a', sha256: sha256(Buffer.from('0123456789')) }) }),
+      });
+      assert.equal(res.status, 201);
+      const staged = async () => (await readdir(join(dataDir, 'uploads'))).length;
+      assert.equal(await staged(), 2); // the bytes and their .json sidecar
+      await first.close();
+      await new Promise((r) => setTimeout(r, 20));
+      const second = await startServer({ dataDir, port: 0, log: () => undefined, uploadExpiryMs: 10 });
+      try {
+        const deadline = Date.now() + 5000;
+        while ((await staged()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(await staged(), 0);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('Upload-Metadata parsing', () => {

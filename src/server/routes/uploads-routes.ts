@@ -170,7 +170,13 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     const req = c.req.raw;
     const method = req.method.toUpperCase();
     const rest = c.req.path.slice(UPLOADS_PATH.length).replace(/^\//, '');
-    if (method === 'OPTIONS') return tus.handleWeb(req);
+    if (method === 'OPTIONS') {
+      // The file store could defer lengths, but uploads are checked against the cap at creation: Upload-Length is required.
+      const res = await tus.handleWeb(req);
+      const ext = res.headers.get('tus-extension');
+      if (ext !== null) res.headers.set('tus-extension', ext.split(',').filter((e) => e.trim() !== 'creation-defer-length').join(','));
+      return res;
+    }
     if (rest === '') {
       if (method !== 'POST') throw new NotFoundError(`no route ${method} ${UPLOADS_PATH}: create uploads with POST (tus 1.0.0)`);
       if (req.headers.get('upload-defer-length') !== null || req.headers.get('upload-concat') !== null) {
