@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -72,6 +72,16 @@ async function errorCode(res: Response): Promise<string> {
 async function stagingFiles(): Promise<string[]> {
   const names = await readdir(join(srv.dataDir, 'uploads')).catch(() => [] as string[]);
   return names.filter((n) => !n.endsWith('.json'));
+}
+
+/** Staging files of uploads into `volumeName` (their .json sidecars hold the upload metadata). */
+async function stagingFor(volumeName: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await stagingFiles()) {
+    const sidecar = await readFile(join(srv.dataDir, 'uploads', `${name}.json`), 'utf8').catch(() => '{}');
+    if ((JSON.parse(sidecar) as { metadata?: { volume?: string } }).metadata?.volume === volumeName) out.push(name);
+  }
+  return out;
 }
 
 interface Result {
@@ -166,7 +176,7 @@ describe('tus endpoint', () => {
     assert.equal((await vol.files.stat('/t/data.bin')).mode, 0o640);
     // Finished uploads are gone (staging deleted).
     assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
-    assert.deepEqual(await stagingFiles(), []);
+    assert.deepEqual(await stagingFor(vol.name), []);
   });
 
   test('DELETE abandons an unfinished upload', async () => {
@@ -394,13 +404,19 @@ describe('vol.upload', () => {
     // Success forgets the resume state.
     assert.deepEqual(await readdir(join(stateDir, 'uploads')), []);
 
+    // Over the cap: refused at creation, nothing written, resume state forgotten.
+    const capped = await volume(fresh(), '1M');
+    await assert.rejects(capped.upload(local, '/too-big.bin', { resumable: true, stateDir }), (e) => isStowageError(e, 'QuotaExceeded') && /capped at 1 MiB/.test(e.message));
+    assert.equal(await capped.files.exists('/too-big.bin'), false);
+    assert.deepEqual(await readdir(join(stateDir, 'uploads')), []);
+
     await assert.rejects(vol.upload(join(work, 'does-not-exist'), '/x'), (e) => isStowageError(e, 'InvalidArgument') && /no such local file/.test(e.message));
     await assert.rejects(vol.upload(Readable.from([data]), undefined), (e) => isStowageError(e, 'InvalidArgument'));
     await assert.rejects(vol.upload(local, '/in/../x'), (e) => isStowageError(e, 'InvalidArgument'));
   });
 });
 
-describe('stowage upload', () => {
+describe('stowage upload', { concurrency: true }, () => {
   test('standard input, a file into a directory target, a directory with --json, and clear errors', async () => {
     const vol = await volume();
     const data = pattern(200_000, 5);
@@ -432,20 +448,27 @@ describe('stowage upload', () => {
     assert.match(noName.stderr, /name the file/);
     const noVol = await cli(['upload', local, `${fresh('nosuch')}:/x`]);
     assert.equal(noVol.status, 3);
+    const badRate = await cli(['upload', local, `${vol.name}:/x`, '--resumable', '--limit-rate', 'fast']);
+    assert.equal(badRate.status, 2);
+    const dirMode = await cli(['upload', root, `${vol.name}:/tree2`, '--mode', '600']);
+    assert.equal(dirMode.status, 2);
+    assert.match(dirMode.stderr, /--mode applies to a file/);
+    const special = await cli(['upload', '/dev/null', `${vol.name}:/null`]);
+    assert.equal(special.status, 2);
+    assert.match(special.stderr, /neither a regular file nor a directory/);
   });
 
   /**
    * Starts a rate-limited resumable upload through the binary and SIGKILLs
    * it once the server has staged part of it; returns the staged size.
    */
-  async function startAndKill(args: string[], env: Record<string, string>, size: number): Promise<number> {
-    const staged = new Set(await stagingFiles());
+  async function startAndKill(volumeName: string, args: string[], env: Record<string, string>, size: number): Promise<number> {
     const { child, done } = spawnCli([...args, '--limit-rate', '16M'], env);
     let seen = 0;
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      for (const name of await stagingFiles()) {
-        if (staged.has(name)) continue;
+      // Tests run concurrently: only this volume's upload counts.
+      for (const name of await stagingFor(volumeName)) {
         seen = (await stat(join(srv.dataDir, 'uploads', name)).catch(() => undefined))?.size ?? 0;
       }
       if (seen >= 2 * MiB) break;
@@ -466,7 +489,7 @@ describe('stowage upload', () => {
     await writeFile(local, data);
     const env = { STOWAGE_STATE_DIR: join(work, fresh('state')) };
     const args = ['upload', local, `${vol.name}:/big.bin`, '--resumable', '--json'];
-    const staged = await startAndKill(args, env, size);
+    const staged = await startAndKill(vol.name, args, env, size);
     assert.equal(await vol.files.exists('/big.bin'), false);
 
     const r = JSON.parse(ok(await cli(args, env))) as { resumable: boolean; resumedFrom: number; sentBytes: number; bytes: number; commit: string };
@@ -477,7 +500,7 @@ describe('stowage upload', () => {
     assert.ok(r.sentBytes < size);
     const back = await vol.files.read('/big.bin');
     assert.equal(sha256(back), sha256(data));
-    assert.deepEqual(await stagingFiles(), []);
+    assert.deepEqual(await stagingFor(vol.name), []);
   });
 
   test('resuming with different content (same size and mtime) is refused and nothing is committed', async () => {
@@ -490,7 +513,7 @@ describe('stowage upload', () => {
     await utimes(local, mtime, mtime);
     const env = { STOWAGE_STATE_DIR: join(work, fresh('state')) };
     const args = ['upload', local, `${vol.name}:/c.bin`, '--resumable', '--json'];
-    await startAndKill(args, env, size);
+    await startAndKill(vol.name, args, env, size);
 
     // Same size, same mtime (so the same fingerprint), different bytes.
     await writeFile(local, pattern(size, 32));
