@@ -521,7 +521,7 @@ describe('stowage upload', { concurrency: true }, () => {
     const before = (await vol.refresh()).head;
     const refused = await cli(args, env);
     assert.equal(refused.status, 2, refused.stderr + refused.stdout);
-    assert.match(refused.stderr, /^stowage: [^\n]*SHA-256[^\n]*\n$/);
+    assert.match(refused.stderr, /^stowage: [^\n]*changed since its upload started[^\n]*SHA-256[^\n]*run the upload again[^\n]*\n$/);
     assert.equal((await vol.refresh()).head, before);
     assert.equal(await vol.files.exists('/c.bin'), false);
     assert.deepEqual(await readdir(join(env.STOWAGE_STATE_DIR, 'uploads')), []);

@@ -382,6 +382,9 @@ async function uploadResumable(vol: Volume, local: string, remote: string, file:
     const e = tusFailure(err, client.url);
     // A refused upload (4xx) is gone on the server: forget it, so the next run starts afresh.
     if (e.code !== 'Unavailable') await urlStorage.removeUpload(fingerprint).catch(() => undefined);
+    if (e.code === 'InvalidArgument' && /SHA-256/.test(e.message)) {
+      throw new InvalidArgumentError(`${local} changed since its upload started, so the server refused the result (${e.message}); run the upload again to start afresh`, { cause: e });
+    }
     throw e;
   });
   void upload;
