@@ -27,6 +27,10 @@ export type ArchiveFormat = (typeof ARCHIVE_FORMATS)[number];
 
 /** Entries listed per page while archiving (bounds the listing's memory). */
 const PAGE = 1000;
+/** Small files read ahead of the one being written, at most. */
+const READ_AHEAD_FILES = 32;
+/** Files up to this size are read ahead whole (so the window holds at most 32 MiB). */
+const READ_AHEAD_MAX_BYTES = 1024 * 1024;
 
 /** What `archiveStream` returns: the commit archived and the bytes. */
 export interface ArchiveStream {
@@ -58,7 +62,7 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
     let after: string | undefined;
     for (;;) {
       const page = await engine.list(actor, volume, root, { commit, recursive: true, limit: PAGE, ...(after !== undefined ? { after } : {}) });
-      for (const e of page.entries) await addEntry(engine, actor, volume, commit, tar, e, e.path.slice(prefix.length));
+      await addPage(engine, actor, volume, commit, tar, page.entries, prefix);
       if (page.nextCursor === null) break;
       after = page.nextCursor;
     }
@@ -74,6 +78,47 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
   tarBytes.on('error', (err) => gzip.destroy(err));
   gzip.on('close', () => tarBytes.destroy());
   return { commit, name: entry.name, stream: tarBytes.pipe(gzip) };
+}
+
+/**
+ * Adds a page of entries in order. Small files are read ahead (a bounded
+ * window) so their blob-store latency overlaps the tar's writing; large
+ * files stream through one chunk at a time.
+ */
+async function addPage(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, entries: readonly FileInfo[], prefix: string): Promise<void> {
+  const ahead = new Map<number, Promise<Buffer>>();
+  let next = 0;
+  const readAhead = (from: number) => {
+    for (; next < entries.length && next <= from + READ_AHEAD_FILES; next++) {
+      const e = entries[next]!;
+      if (e.type !== 'file' || e.size > READ_AHEAD_MAX_BYTES) continue;
+      const bytes = readWhole(engine, actor, volume, commit, e);
+      // Awaited in order below; this keeps an early failure from being an unhandled rejection.
+      bytes.catch(() => undefined);
+      ahead.set(next, bytes);
+    }
+  };
+  for (let i = 0; i < entries.length; i++) {
+    readAhead(i);
+    const e = entries[i]!;
+    const name = e.path.slice(prefix.length);
+    const bytes = ahead.get(i);
+    ahead.delete(i);
+    if (bytes === undefined) await addEntry(engine, actor, volume, commit, tar, e, name);
+    else {
+      const data = await bytes;
+      await new Promise<void>((resolve, reject) => {
+        tar.entry({ name, mode: e.mode & 0o7777, mtime: new Date(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+      });
+    }
+  }
+}
+
+async function readWhole(engine: VolumeEngine, actor: Actor, volume: string, commit: string, e: FileInfo): Promise<Buffer> {
+  const { body } = await engine.readFile(actor, volume, e.path, { commit });
+  const parts: Uint8Array[] = [];
+  for await (const piece of body) parts.push(piece);
+  return Buffer.concat(parts);
 }
 
 /** Adds one tree entry; a file's bytes are written as they arrive, waiting whenever the pack is full. */
