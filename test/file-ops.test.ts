@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -194,10 +195,8 @@ async function take(it: AsyncGenerator<wire.ChangeEvent>, n: number): Promise<wi
 describe('watch', { concurrency: true }, () => {
   test('streams changes, and a watcher that disconnects resumes from its last commit missing nothing', async () => {
     const v = await vol();
-    await v.refresh();
     const ac = new AbortController();
-    const first = take(v.files.watch({ signal: ac.signal }), 1);
-    await new Promise((r) => setTimeout(r, 100));
+    const first = take(v.files.watch({ signal: ac.signal, since: (await v.refresh()).head }), 1);
     await v.files.write('/a.txt', 'a');
     const [ev] = await first;
     ac.abort();
@@ -229,6 +228,122 @@ describe('watch', { concurrency: true }, () => {
       assert.equal(((await res.json()) as wire.ErrorBody).error.code, 'NotFound');
     }
     await assert.rejects(take(v.files.watch({ since: 'c'.repeat(64) }), 1), (e) => isStowageError(e, 'NotFound'));
+  });
+});
+
+/** A TCP proxy to the test server whose connections a test can cut. */
+async function cuttableProxy(): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const target = new URL(srv.url);
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((inbound) => {
+    const outbound = connect(Number(target.port), target.hostname);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const cut = (): void => {
+    for (const s of sockets) s.destroy();
+  };
+  return { url: `http://127.0.0.1:${port}`, cut, close: () => new Promise((r) => { cut(); server.close(() => r()); }) };
+}
+
+describe('watch across failures', { concurrency: true }, () => {
+  test('the SDK reconnects after a dropped connection and delivers every change once, in order', async () => {
+    const proxy = await cuttableProxy();
+    try {
+      const v = await vol();
+      const viaProxy = await Volume.get(v.name, { client: new Stowage({ url: proxy.url, token: srv.token }) });
+      const ac = new AbortController();
+      const it = viaProxy.files.watch({ signal: ac.signal, retryDelay: 50, since: (await v.refresh()).head });
+      const got: wire.ChangeEvent[] = [];
+      const reading = (async () => {
+        for await (const ev of it) {
+          got.push(ev);
+          if (got.length === 3) break;
+        }
+      })();
+      await v.files.write('/1', '1');
+      for (const until = Date.now() + 10_000; got.length < 1; ) {
+        assert.ok(Date.now() < until, 'no first event');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      proxy.cut();
+      await v.files.write('/2', '2');
+      await v.files.writeMany([{ path: '/3', data: '3' }, { path: '/4', data: '4' }]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([reading, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('watch did not resume')), 10_000)))]).finally(() => clearTimeout(timer));
+      ac.abort();
+      assert.deepEqual(got.map((e) => e.path), ['/1', '/2', '/3']);
+      assert.deepEqual(got.map((e) => [e.index, e.count]), [[0, 1], [0, 1], [0, 2]]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('the server stops polling when the watcher goes away', async () => {
+    const v = await vol();
+    const engine = srv.engine as unknown as { changesSince: (...args: unknown[]) => Promise<unknown> };
+    const original = engine.changesSince;
+    let calls = 0;
+    engine.changesSince = function (this: unknown, ...args: unknown[]) {
+      if (args[1] === v.name) calls++;
+      return original.apply(this, args);
+    };
+    try {
+      const ac = new AbortController();
+      const res = await fetch(`${srv.url}/v1/volumes/${v.name}/watch`, { headers: { authorization: `Bearer ${srv.token}` }, signal: ac.signal });
+      assert.equal(res.status, 200);
+      await new Promise((r) => setTimeout(r, 600));
+      assert.ok(calls >= 2, `polled ${calls} times`);
+      ac.abort();
+      await new Promise((r) => setTimeout(r, 400));
+      const settled = calls;
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(calls, settled, 'still polling after the client left');
+    } finally {
+      engine.changesSince = original;
+    }
+  });
+});
+
+describe('access and the rest of the file API', { concurrency: true }, () => {
+  test('a read-only token may search and watch but not replace or edit', async () => {
+    const v = await vol({ '/a.txt': 'abc' });
+    const { secret } = await client.createToken({ name: 'reader', volume: v.name, readOnly: true });
+    const reader = await Volume.get(v.name, { client: new Stowage({ url: srv.url, token: secret }) });
+    assert.equal((await reader.files.search('/', { regex: 'b' })).matches.length, 1);
+    await assert.rejects(reader.files.replace('/', 'b', 'x', { glob: '*' }), (e) => isStowageError(e, 'ReadOnly'));
+    await assert.rejects(reader.files.edit('/a.txt', 'b', 'x'), (e) => isStowageError(e, 'ReadOnly'));
+    const other = await vol();
+    const res = await fetch(`${srv.url}/v1/volumes/${other.name}/watch`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(res.status, 404, 'a scoped token cannot watch another volume');
+    assert.equal((await reader.files.read('/a.txt')).toString(), 'abc');
+  });
+
+  test('exists, stat, move and remove behave as the spec says, refusing hostile paths', async () => {
+    const v = await vol({ '/a/one.txt': '1', '/b.txt': 'b' });
+    await assert.rejects(v.files.move('/b.txt', '/a/one.txt'), (e) => isStowageError(e));
+    await v.files.move('/b.txt', '/a/one.txt', { overwrite: true });
+    assert.equal((await v.files.read('/a/one.txt')).toString(), 'b');
+    await assert.rejects(v.files.remove('/a'), (e) => isStowageError(e));
+    await assert.rejects(v.files.remove('/missing'), (e) => isStowageError(e, 'NotFound'));
+    await v.files.remove('/missing', { force: true });
+    for (const bad of ['/a/../b', '../x', '/a//b', '']) {
+      await assert.rejects(v.files.stat(bad), (e) => isStowageError(e, 'InvalidArgument'), bad);
+      await assert.rejects(v.files.exists(bad), (e) => isStowageError(e, 'InvalidArgument'), bad);
+    }
+    await v.files.remove('/a', { recursive: true });
+    assert.equal(await v.files.exists('/a'), false);
+  });
+
+  test('the OpenAPI document describes search, replace, edit and watch', async () => {
+    const doc = (await (await fetch(`${srv.url}/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    for (const p of ['search', 'replace', 'edit', 'watch']) assert.ok(doc.paths[`/v1/volumes/{name}/${p}`], p);
   });
 });
 

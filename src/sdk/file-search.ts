@@ -119,18 +119,31 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
  * answers (NotFound for an unknown `since`, Unauthenticated…) are thrown.
  */
 export async function* watchChanges(t: VolumeTarget, options: WatchOptions = {}): AsyncGenerator<wire.ChangeEvent> {
-  const { signal } = options;
+  // Our own controller, aborted when the caller's signal fires or the caller stops iterating (break, return, throw), so the connection never outlives the watch.
+  const own = new AbortController();
+  const stopOwn = (): void => own.abort();
+  options.signal?.addEventListener('abort', stopOwn, { once: true });
+  if (options.signal?.aborted) own.abort();
+  try {
+    yield* watchLoop(t, options, own.signal);
+  } finally {
+    options.signal?.removeEventListener('abort', stopOwn);
+    own.abort();
+  }
+}
+
+async function* watchLoop(t: VolumeTarget, options: WatchOptions, signal: AbortSignal): AsyncGenerator<wire.ChangeEvent> {
   const retryDelay = options.retryDelay ?? 500;
   if (!Number.isFinite(retryDelay) || retryDelay < 0) throw new InvalidArgumentError('retryDelay must be a number of milliseconds >= 0');
   // Pin the starting point, so a reconnect before the first event still misses nothing.
   let resume = options.since ?? (await t.client.request<wire.Volume>('GET', volumePath(t, ''))).head;
   let partial: { commit: string; index: number } | undefined;
-  while (!signal?.aborted) {
+  while (!signal.aborted) {
     let body: AsyncIterable<Uint8Array>;
     try {
       const res = await fetch(t.client.urlOf(volumePath(t, '/watch'), { since: resume }), {
         headers: { ...t.client.authHeaders(), accept: 'text/event-stream', 'last-event-id': resume },
-        ...(signal ? { signal } : {}),
+        signal,
       });
       if (!res.ok) {
         const err = errorFromResponse(res.status, await res.text(), 'watch');
@@ -142,7 +155,7 @@ export async function* watchChanges(t: VolumeTarget, options: WatchOptions = {})
       if (!res.body) throw new UnavailableError('watch: the server answered without a body');
       body = res.body as unknown as AsyncIterable<Uint8Array>;
     } catch (e) {
-      if (signal?.aborted) return;
+      if (signal.aborted) return;
       if (!(e instanceof TypeError)) throw e; // fetch's network failures are TypeErrors
       await sleep(retryDelay, signal);
       continue;
@@ -164,11 +177,11 @@ export async function* watchChanges(t: VolumeTarget, options: WatchOptions = {})
         yield change;
       }
     } catch (e) {
-      if (signal?.aborted) return;
+      if (signal.aborted) return;
       // Errors the server reported, and garbage, end the watch; a broken connection reconnects.
       if (isStowageError(e) || e instanceof SyntaxError) throw e;
     }
-    if (signal?.aborted) return;
+    if (signal.aborted) return;
     await sleep(retryDelay, signal);
   }
 }
