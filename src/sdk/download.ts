@@ -21,11 +21,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { chmod, lstat, mkdir, rename, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type * as wire from '../api/wire.js';
 import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
@@ -37,7 +38,7 @@ import { readTar } from './tar-reader.js';
 /** Archive formats the server streams. */
 export type ArchiveFormat = 'tar' | 'tar.gz';
 
-/** Files smaller than this are fetched through the server in one request; larger ones by signed, verified chunk reads. */
+/** Files of a directory archive up to this size are read whole and written in the background; larger ones stream. */
 const SMALL_FILE_BYTES = 8 * 1024 * 1024;
 /** Small files written at once by a directory download. */
 const DIR_CONCURRENCY = 16;
@@ -86,18 +87,32 @@ function volumePath(name: string, suffix: string): string {
   return `/v1/volumes/${encodeURIComponent(name)}${suffix}`;
 }
 
-/** GET an API path as a byte stream (errors become StowageErrors before any byte is returned). */
-async function getStream(client: Stowage, path: string, query: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Readable }> {
-  const url = client.urlOf(path, query);
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { ...client.authHeaders(), ...headers } });
-  } catch (e) {
-    throw new UnavailableError(`cannot reach Stowage at ${client.url}: ${networkReason(e)}`, { cause: e });
-  }
-  if (!res.ok) throw errorFromResponse(res.status, await res.text().catch(() => ''), `GET ${path}`);
-  const body = res.body ? Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>) : Readable.from([]);
-  return { status: res.status, headers: res.headers, body };
+/**
+ * GET an API path as a byte stream (errors become StowageErrors before any
+ * byte is returned). node:http rather than fetch: its IncomingMessage is a
+ * plain Node stream, about twice as fast as a converted web stream.
+ */
+function getStream(client: Stowage, path: string, query: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<{ status: number; headers: { get(name: string): string | null }; body: Readable }> {
+  const url = new URL(client.urlOf(path, query));
+  const mod = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.get(url, { headers: { ...client.authHeaders(), ...headers } }, (res) => {
+      const status = res.statusCode ?? 0;
+      const get = (name: string): string | null => {
+        const v = res.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      };
+      if (status >= 200 && status < 300) {
+        resolve({ status, headers: { get }, body: res });
+        return;
+      }
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('error', (e) => reject(new UnavailableError(`GET ${path}: the answer was cut: ${networkReason(e)}`, { cause: e })));
+      res.on('end', () => reject(errorFromResponse(status, Buffer.concat(parts).toString('utf8'), `GET ${path}`)));
+    });
+    req.on('error', (e) => reject(new UnavailableError(`cannot reach Stowage at ${client.url}: ${networkReason(e)}`, { cause: e })));
+  });
 }
 
 /**
@@ -140,7 +155,7 @@ async function writeAtomically(source: Readable, target: string, meta?: { mode: 
   const tmp = tempBeside(target);
   try {
     // 'wx': the temp name must be new, so an existing file or symlink there is never opened.
-    await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+    await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
     if (meta) {
       await chmod(tmp, meta.mode & 0o7777);
       const t = new Date(meta.mtime);
@@ -200,11 +215,13 @@ async function confinedParent(root: string, segments: readonly string[], verifie
   return undefined;
 }
 
-/** One file's bytes: small files in one request through the server, large ones by verified chunk reads. */
+/**
+ * One file's bytes as one stream from the server's content endpoint: on
+ * loopback and LANs a single stream runs at disk speed, about twice what
+ * signed per-chunk reads reach (those buffer and hash each chunk).
+ */
 async function fileSource(host: DownloadHost, e: wire.FileInfo, commit: string, onBytes: (n: number) => void): Promise<Readable> {
-  let source: Readable;
-  if (e.size < SMALL_FILE_BYTES) source = (await getStream(host.client, volumePath(host.name, '/content'), { path: e.path, commit })).body;
-  else source = host.files.readStream(e.path, { commit });
+  const source = (await getStream(host.client, volumePath(host.name, '/content'), { path: e.path, commit })).body;
   source.on('data', (d: Buffer) => onBytes(d.length));
   return source;
 }
