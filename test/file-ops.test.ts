@@ -110,12 +110,16 @@ describe('search', { concurrency: true }, () => {
   });
 
   test('a catastrophic regex returns within the time bound, as a partial result', async () => {
-    const v = await vol({ '/ok.txt': 'aaa', '/evil.txt': `${'a'.repeat(48)}!` });
+    const v = await vol({ '/ok.txt': 'aaa', '/evil.txt': `${'a'.repeat(48)}!`, [`/${'a'.repeat(40)}`]: 'x' });
     const t0 = Date.now();
     const r = await v.files.search('/', { regex: '(a+)+$', timeoutMs: 500 });
     const took = Date.now() - t0;
     assert.ok(took < 5000, `took ${took} ms`);
     assert.equal(r.timedOut, true);
+    // Globs compile to regexes and can backtrack as badly: the same bound holds.
+    const globbed = await v.files.search('/', { glob: `${'*a'.repeat(16)}*b`, timeoutMs: 300 });
+    assert.equal(globbed.timedOut, true);
+    assert.ok(Date.now() - t0 < 8000, `took ${Date.now() - t0} ms`);
     // The server is still responsive afterwards.
     assert.equal((await v.files.search('/', { regex: 'aaa' })).matches.length >= 1, true);
   });

@@ -15,8 +15,8 @@ import { MiB } from '../common/sizes.js';
 import type { CommitRecord } from '../stores/metadata-store.js';
 import { storeStream } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { checkRegex, RegexRunner, RegexTimeout } from './regex-runner.js';
-import { boundedInt, entriesBelow, globMatcher, looksBinary, MAX_BYTES_PER_FILE, MAX_TIMEOUT_MS, readHead } from './search.js';
+import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from './regex-runner.js';
+import { boundedInt, looksBinary, MAX_BYTES_PER_FILE, MAX_TIMEOUT_MS, readHead, selectEntries } from './search.js';
 import type { FileEntry } from './tree-codec.js';
 import type { Actor, Change } from './types.js';
 
@@ -135,7 +135,7 @@ export async function replace(host: FileOpsHost, actor: Actor, volume: string, o
   const vol = await host.volumeFor(actor, volume, 'write');
   const path = parsePath(opts.path ?? '/');
   if (opts.glob === undefined) throw new InvalidArgumentError('replace needs a glob selecting the files to change (e.g. "**/*.ts")');
-  const match = globMatcher(opts.glob)!;
+  compileGlob(opts.glob);
   const regex = checkRegex(opts.regex, opts.flags ?? '');
   if (typeof opts.replacement !== 'string') throw new InvalidArgumentError('replacement must be a string');
   const maxFiles = boundedInt(opts.maxFiles, 'maxFiles', 1000, 1, MAX_REPLACE_FILES);
@@ -145,20 +145,19 @@ export async function replace(host: FileOpsHost, actor: Actor, volume: string, o
   const head = await host.resolveCommit(vol, vol.head);
   const deadline = Date.now() + timeoutMs;
 
-  const candidates: Array<{ path: string; entry: FileEntry }> = [];
-  for await (const { path: full, entry } of entriesBelow(host, head.tree, path)) {
-    if (entry.type !== 'file' || !match(full)) continue;
-    if (candidates.length >= maxFiles) throw new InvalidArgumentError(`the glob selects more than ${maxFiles} files: narrow it, or raise maxFiles (at most ${MAX_REPLACE_FILES})`);
-    candidates.push({ path: full, entry });
-  }
-
   const out: ReplaceResult = { commit: null, files: [], skippedBinary: [], skippedTooLarge: [] };
   const changes: Change[] = [];
   const timedOut = (): never => {
-    throw new InvalidArgumentError(`replace did not finish within ${timeoutMs} ms (a regex that backtracks heavily, or too much text): nothing was committed; simplify the pattern or narrow the glob`, { details: { timeoutMs } });
+    throw new InvalidArgumentError(`replace did not finish within ${timeoutMs} ms (a regex or glob that backtracks heavily, or too much text): nothing was committed; simplify the pattern or narrow the glob`, { details: { timeoutMs } });
   };
-  const runner = new RegexRunner(regex, deadline);
+  const runner = new RegexRunner({ regex, glob: opts.glob }, deadline);
   try {
+    const candidates: Array<{ path: string; entry: FileEntry }> = [];
+    for await (const { path: full, entry } of selectEntries(host, runner, head.tree, path, true)) {
+      if (entry.type !== 'file') continue;
+      if (candidates.length >= maxFiles) throw new InvalidArgumentError(`the glob selects more than ${maxFiles} files: narrow it, or raise maxFiles (at most ${MAX_REPLACE_FILES})`);
+      candidates.push({ path: full, entry });
+    }
     for (const { path: p, entry } of candidates) {
       if (Date.now() >= deadline) timedOut();
       if (entry.size > maxBytes) {
@@ -170,17 +169,14 @@ export async function replace(host: FileOpsHost, actor: Actor, volume: string, o
         out.skippedBinary.push(p);
         continue;
       }
-      let r: { text: string; count: number };
-      try {
-        r = await runner.replace(text, opts.replacement);
-      } catch (e) {
-        if (e instanceof RegexTimeout) timedOut();
-        throw e;
-      }
+      const r = await runner.replace(text, opts.replacement);
       if (r.count === 0) continue;
       out.files.push({ path: p, replacements: r.count });
       if (r.text !== text) changes.push(await putNew(host, p, entry, r.text));
     }
+  } catch (e) {
+    if (e instanceof RegexTimeout) timedOut();
+    throw e;
   } finally {
     runner.close();
   }

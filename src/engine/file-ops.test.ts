@@ -183,6 +183,17 @@ describe('search', () => {
     assert.deepEqual(r.matches, []);
   });
 
+  it('bounds a glob that backtracks catastrophically by the same deadline', async () => {
+    const vol = await volume({ [`/${'a'.repeat(40)}`]: 'x', '/b': 'y' });
+    const glob = `${'*a'.repeat(16)}*b`;
+    const t0 = Date.now();
+    const r = await engine.search(actor, vol, { glob, timeoutMs: 300 });
+    assert.equal(r.timedOut, true);
+    await assert.rejects(engine.replace(actor, vol, { glob, regex: 'x', replacement: 'z', timeoutMs: 300 }), (e) => isStowageError(e, 'InvalidArgument') && /did not finish/.test(e.message));
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    await assert.rejects(engine.search(actor, vol, { glob: 'x'.repeat(2000) }), (e) => isStowageError(e, 'InvalidArgument'));
+  });
+
   it('refuses invalid regexes, flags and bounds', async () => {
     const vol = await volume({ '/a': 'a' });
     await assert.rejects(engine.search(actor, vol, { regex: '(unclosed' }), (e) => isStowageError(e, 'InvalidArgument') && /invalid regex/.test(e.message));

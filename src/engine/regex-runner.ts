@@ -1,11 +1,18 @@
 /**
  * @module engine/regex-runner
- * Runs user regexes under a deadline. The regex is checked here (a syntax
- * error is InvalidArgument naming the problem), then every match runs in a
- * worker thread (engine/regex-worker) that is terminated when the deadline
- * passes: a catastrophic pattern costs its caller the time bound, never the
- * server's event loop.
+ * Runs user patterns under a deadline: regexes over contents, and globs over
+ * paths (a glob compiles to a regex, and "*a*a*a…b" backtracks as badly as
+ * any). Patterns are checked here (a syntax error is InvalidArgument naming
+ * the problem), then every match runs in a worker thread
+ * (engine/regex-worker) that is terminated when the deadline passes: a
+ * catastrophic pattern costs its caller the time bound, never the server's
+ * event loop.
+ *
+ * Globs: a pattern without "/" matches an entry's name anywhere (like
+ * `find -name`); a pattern with "/" matches the full path, with or without
+ * its leading "/". Dotfiles match; extglobs are off.
  */
+import picomatch from 'picomatch';
 import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError } from '../common/errors.js';
 
@@ -20,10 +27,32 @@ export interface LineMatch { line: number; column: number; text: string }
 /** A job for the worker. */
 export type RegexJob =
   | { kind: 'search'; id: number; text: string; limit: number }
-  | { kind: 'replace'; id: number; text: string; replacement: string };
+  | { kind: 'replace'; id: number; text: string; replacement: string }
+  | { kind: 'glob'; id: number; paths: string[] };
 
 /** The worker's answer to a job. */
-export type RegexReply = { id: number; matches: LineMatch[] } | { id: number; text: string; count: number };
+export type RegexReply = { id: number; matches: LineMatch[] } | { id: number; text: string; count: number } | { id: number; selected: boolean[] };
+
+/** What a worker runs: a regex, a glob, or both. */
+export interface Patterns {
+  regex?: { source: string; flags: string } | undefined;
+  glob?: string | undefined;
+}
+
+const MAX_GLOB_CHARS = 1024;
+
+/** Compiles a glob (see the module comment) into a path predicate; InvalidArgument when malformed. Never call the predicate on the main thread. */
+export function compileGlob(glob: unknown): (path: string) => boolean {
+  if (typeof glob !== 'string' || glob.length === 0 || glob.length > MAX_GLOB_CHARS) throw new InvalidArgumentError(`glob must be 1 to ${MAX_GLOB_CHARS} characters`);
+  const pattern = glob.replace(/^\/+/, '');
+  let test: (s: string) => boolean;
+  try {
+    test = picomatch(pattern, { dot: true, noextglob: true, basename: !pattern.includes('/') });
+  } catch (e) {
+    throw new InvalidArgumentError(`invalid glob ${JSON.stringify(glob.slice(0, 100))}: ${(e as Error).message}`);
+  }
+  return (path) => test(path.replace(/^\/+/, ''));
+}
 
 /** Thrown by `RegexRunner` calls once the deadline has passed. */
 export class RegexTimeout extends Error {
@@ -48,9 +77,9 @@ export function checkRegex(source: unknown, flags: unknown = ''): { source: stri
 }
 
 /**
- * One worker running one regex until `deadline` (epoch ms). Calls after the
- * deadline, or in flight when it passes, reject with RegexTimeout.
- * Always `close()` it.
+ * One worker running one regex and/or glob until `deadline` (epoch ms).
+ * Calls after the deadline, or in flight when it passes, reject with
+ * RegexTimeout. Always `close()` it.
  */
 export class RegexRunner {
   readonly #worker: Worker;
@@ -59,8 +88,8 @@ export class RegexRunner {
   #nextId = 1;
   #dead: Error | undefined;
 
-  constructor(regex: { source: string; flags: string }, deadline: number) {
-    this.#worker = new Worker(new URL('./regex-worker.js', import.meta.url), { workerData: regex, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+  constructor(patterns: Patterns, deadline: number) {
+    this.#worker = new Worker(new URL('./regex-worker.js', import.meta.url), { workerData: patterns, resourceLimits: { maxOldGenerationSizeMb: 256 } });
     this.#worker.unref();
     this.#worker.on('message', (reply: RegexReply) => {
       const p = this.#pending.get(reply.id);
@@ -80,7 +109,7 @@ export class RegexRunner {
     void this.#worker.terminate();
   }
 
-  #send(job: { kind: 'search'; text: string; limit: number } | { kind: 'replace'; text: string; replacement: string }): Promise<RegexReply> {
+  #send(job: { kind: 'search'; text: string; limit: number } | { kind: 'replace'; text: string; replacement: string } | { kind: 'glob'; paths: string[] }): Promise<RegexReply> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
@@ -98,6 +127,11 @@ export class RegexRunner {
   async replace(text: string, replacement: string): Promise<{ text: string; count: number }> {
     const r = (await this.#send({ kind: 'replace', text, replacement })) as { text: string; count: number };
     return { text: r.text, count: r.count };
+  }
+
+  /** Which of `paths` the glob selects. */
+  async glob(paths: string[]): Promise<boolean[]> {
+    return ((await this.#send({ kind: 'glob', paths })) as { selected: boolean[] }).selected;
   }
 
   /** Stops the worker. */

@@ -1,23 +1,25 @@
 /**
  * @module engine/regex-worker
- * The worker thread that runs user regexes for search and replace. A regex
+ * The worker thread that runs user regexes and globs for search and replace. A regex
  * can backtrack for longer than anyone would wait (/(a+)+$/ on "aaaa…!"), and
  * no JavaScript engine can interrupt a running match; so matching happens
  * here, and engine/regex-runner terminates this thread when the deadline of
  * the operation passes. The main thread never runs a user regex.
  *
- * Protocol: workerData is `{ source, flags }`; each message is a job
- * (`search` or `replace`) answered by one message with the same id.
+ * Protocol: workerData is the Patterns (regex and/or glob); each message is
+ * a job (`search`, `replace` or `glob`) answered by one message with the
+ * same id.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { RegexJob, RegexReply, LineMatch } from './regex-runner.js';
+import { compileGlob, type LineMatch, type Patterns, type RegexJob, type RegexReply } from './regex-runner.js';
 
 /** Characters of a matching line returned at most. */
 export const MAX_LINE_CHARS = 500;
 
-const { source, flags } = workerData as { source: string; flags: string };
+const patterns = workerData as Patterns;
 // 'g' drives exec loops; the runner has already refused 'g' and 'y' from users.
-const re = new RegExp(source, `${flags}g`);
+const re = new RegExp(patterns.regex?.source ?? '(?!)', `${patterns.regex?.flags ?? ''}g`);
+const globTest = patterns.glob === undefined ? () => true : compileGlob(patterns.glob);
 
 /** The first match of every matching line, up to `limit`, with 1-based line and column. */
 function search(text: string, limit: number): LineMatch[] {
@@ -61,6 +63,7 @@ function replace(text: string, replacement: string): { text: string; count: numb
 parentPort!.on('message', (job: RegexJob) => {
   let reply: RegexReply;
   if (job.kind === 'search') reply = { id: job.id, matches: search(job.text, job.limit) };
-  else reply = { id: job.id, ...replace(job.text, job.replacement) };
+  else if (job.kind === 'replace') reply = { id: job.id, ...replace(job.text, job.replacement) };
+  else reply = { id: job.id, selected: job.paths.map(globTest) };
   parentPort!.postMessage(reply);
 });

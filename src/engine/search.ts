@@ -8,27 +8,26 @@
  * with `timedOut`). Binary files (a NUL byte in the first 8 KiB) are skipped
  * and reported.
  *
- * Globs: a pattern without "/" matches the entry's name anywhere below the
- * search path (like `find -name`); a pattern with "/" matches the full path
- * ("src/**\/*.ts" and "/src/**\/*.ts" are the same).
+ * Globs (engine/regex-runner): a pattern without "/" matches the entry's
+ * name anywhere below the search path (like `find -name`); a pattern with
+ * "/" matches the full path. Glob matching runs in the worker too, under the
+ * same deadline.
  */
-import picomatch from 'picomatch';
 import { InvalidArgumentError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
 import { readEntry } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { checkRegex, RegexRunner, RegexTimeout, type LineMatch } from './regex-runner.js';
+import { checkRegex, compileGlob, RegexRunner, RegexTimeout, type LineMatch } from './regex-runner.js';
 import type { Entry, FileEntry } from './tree-codec.js';
 import type { Actor } from './types.js';
-import type { CommitId } from '../common/ids.js';
+import type { CommitId, TreeHash } from '../common/ids.js';
 
 /** Bytes inspected for a NUL to call a file binary. */
 export const BINARY_SNIFF_BYTES = 8 * 1024;
 export const MAX_SEARCH_LIMIT = 10_000;
 export const MAX_BYTES_PER_FILE = 64 * MiB;
 export const MAX_TIMEOUT_MS = 60_000;
-const MAX_GLOB_CHARS = 1024;
 /** Entries of the report lists (skipped, truncated) kept at most. */
 const MAX_REPORTED = 1000;
 
@@ -77,18 +76,31 @@ export function boundedInt(value: unknown, name: string, dflt: number, min: numb
   return value;
 }
 
-/** A path predicate for a user's glob (see the module comment); undefined selects everything. */
-export function globMatcher(glob: unknown): ((path: string) => boolean) | undefined {
-  if (glob === undefined) return undefined;
-  if (typeof glob !== 'string' || glob.length === 0 || glob.length > MAX_GLOB_CHARS) throw new InvalidArgumentError(`glob must be 1 to ${MAX_GLOB_CHARS} characters`);
-  const pattern = glob.replace(/^\/+/, '');
-  let test: (s: string) => boolean;
-  try {
-    test = picomatch(pattern, { dot: true, basename: !pattern.includes('/') });
-  } catch (e) {
-    throw new InvalidArgumentError(`invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}`);
+/** Entries walked per glob job sent to the worker. */
+const GLOB_BATCH = 256;
+
+/**
+ * The entries below `path` that the runner's glob selects (all of them with
+ * no glob), in walk order. Matching runs in the runner's worker, so a
+ * pathological glob ends in RegexTimeout instead of blocking the server.
+ */
+export async function* selectEntries(host: Pick<FileOpsHost, 'reader'>, runner: RegexRunner | undefined, root: TreeHash, path: string, hasGlob: boolean): AsyncGenerator<{ path: string; entry: Entry }> {
+  if (!hasGlob || !runner) {
+    yield* entriesBelow(host, root, path);
+    return;
   }
-  return (path) => test(path.replace(/^\/+/, ''));
+  let batch: Array<{ path: string; entry: Entry }> = [];
+  const flush = async function* (): AsyncGenerator<{ path: string; entry: Entry }> {
+    const selected = await runner.glob(batch.map((b) => b.path));
+    const picked = batch.filter((_, i) => selected[i]);
+    batch = [];
+    yield* picked;
+  };
+  for await (const item of entriesBelow(host, root, path)) {
+    batch.push(item);
+    if (batch.length >= GLOB_BATCH) yield* flush();
+  }
+  if (batch.length > 0) yield* flush();
 }
 
 /** The first `max` bytes of a file, and whether there was more. */
@@ -106,7 +118,7 @@ export function looksBinary(bytes: Uint8Array): boolean {
 }
 
 /** Every entry below `path` (or the file itself), depth-first in name order. */
-export async function* entriesBelow(host: Pick<FileOpsHost, 'reader'>, root: Parameters<FileOpsHost['reader']['lookup']>[0], path: string): AsyncGenerator<{ path: string; entry: Entry }> {
+export async function* entriesBelow(host: Pick<FileOpsHost, 'reader'>, root: TreeHash, path: string): AsyncGenerator<{ path: string; entry: Entry }> {
   const p = parsePath(path);
   if (p !== '/') {
     const entry = await host.reader.lookup(root, p);
@@ -126,7 +138,7 @@ export async function search(host: FileOpsHost, actor: Actor, volume: string, op
   const limit = boundedInt(opts.limit, 'limit', 1000, 1, MAX_SEARCH_LIMIT);
   const maxBytes = boundedInt(opts.maxBytesPerFile, 'maxBytesPerFile', 8 * MiB, 1, MAX_BYTES_PER_FILE);
   const timeoutMs = boundedInt(opts.timeoutMs, 'timeoutMs', 10_000, 1, MAX_TIMEOUT_MS);
-  const match = globMatcher(opts.glob);
+  if (opts.glob !== undefined) compileGlob(opts.glob);
   const regex = opts.regex === undefined ? undefined : checkRegex(opts.regex, opts.flags ?? '');
   if (opts.regex === undefined && opts.flags !== undefined) throw new InvalidArgumentError('flags need a regex');
   const commit = await host.resolveCommit(vol, opts.commit ?? vol.head);
@@ -135,14 +147,13 @@ export async function search(host: FileOpsHost, actor: Actor, volume: string, op
   const note = (list: string[], p: string): void => {
     if (list.length < MAX_REPORTED) list.push(p);
   };
-  let runner: RegexRunner | undefined;
+  const runner = regex || opts.glob !== undefined ? new RegexRunner({ regex, glob: opts.glob }, deadline) : undefined;
   try {
-    for await (const { path: full, entry } of entriesBelow(host, commit.tree, path)) {
+    for await (const { path: full, entry } of selectEntries(host, runner, commit.tree, path, opts.glob !== undefined)) {
       if (Date.now() >= deadline) {
         out.timedOut = true;
         break;
       }
-      if (match && !match(full)) continue;
       if (!regex) {
         if (out.files.length >= limit) {
           out.truncated = true;
@@ -159,15 +170,7 @@ export async function search(host: FileOpsHost, actor: Actor, volume: string, op
       }
       out.filesScanned++;
       if (truncated) note(out.truncatedFiles, full);
-      runner ??= new RegexRunner(regex, deadline);
-      let found: LineMatch[];
-      try {
-        found = await runner.search(bytes.toString('utf8'), limit - out.matches.length);
-      } catch (e) {
-        if (!(e instanceof RegexTimeout)) throw e;
-        out.timedOut = true;
-        break;
-      }
+      const found = await runner!.search(bytes.toString('utf8'), limit - out.matches.length);
       for (const m of found) out.matches.push({ path: full, ...m });
       // Full: there may be more (this file's later lines, or other files).
       if (out.matches.length >= limit) {
@@ -175,6 +178,9 @@ export async function search(host: FileOpsHost, actor: Actor, volume: string, op
         break;
       }
     }
+  } catch (e) {
+    if (!(e instanceof RegexTimeout)) throw e;
+    out.timedOut = true;
   } finally {
     runner?.close();
   }
