@@ -200,6 +200,8 @@ describe('search', () => {
     await assert.rejects(engine.search(actor, vol, { regex: 'a', flags: 'g' }), (e) => isStowageError(e, 'InvalidArgument'));
     await assert.rejects(engine.search(actor, vol, { regex: 'a', limit: 0 }), (e) => isStowageError(e, 'InvalidArgument'));
     await assert.rejects(engine.search(actor, vol, { path: '/../etc' }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(engine.search(actor, vol, { path: '/missing', glob: '*' }), (e) => isStowageError(e, 'NotFound'));
+    await assert.rejects(engine.search(actor, vol, { path: '/missing/deeper', regex: 'a' }), (e) => isStowageError(e, 'NotFound'));
   });
 });
 

@@ -13,7 +13,7 @@
  * "/" matches the full path. Glob matching runs in the worker too, under the
  * same deadline.
  */
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
 import { readEntry } from './file-io.js';
@@ -122,7 +122,7 @@ export async function* entriesBelow(host: Pick<FileOpsHost, 'reader'>, root: Tre
   const p = parsePath(path);
   if (p !== '/') {
     const entry = await host.reader.lookup(root, p);
-    if (!entry) return;
+    if (!entry) throw new NotFoundError(`no such file or directory: ${p}`);
     if (entry.type !== 'dir') {
       yield { path: p, entry };
       return;
