@@ -79,6 +79,7 @@ export class Engine implements VolumeEngine {
   private readonly urlTtl: number;
   private readonly uploadWindow: number;
   private readonly commitAttempts: number;
+  private readonly commitListeners = new Set<(volumeId: VolumeId) => void>();
 
   constructor(deps: EngineDeps) {
     this.md = deps.metadata;
@@ -362,7 +363,10 @@ export class Engine implements VolumeEngine {
           await tx.insertCommit(commit);
           return true;
         });
-        if (moved) return { commit, overwritten: out.overwritten };
+        if (moved) {
+          for (const listener of this.commitListeners) listener(vol.id);
+          return { commit, overwritten: out.overwritten };
+        }
         await sleep(Math.min(200, 5 * 2 ** attempt) * Math.random());
       }
       throw new UnavailableError(`volume "${vol.name}" is too busy: gave up after ${this.commitAttempts} concurrent-commit retries; try again`);
@@ -567,6 +571,11 @@ export class Engine implements VolumeEngine {
 
   async changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }> {
     return changesSince(this.fileOps, actor, volume, since, limit);
+  }
+
+  onCommit(listener: (volumeId: VolumeId) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
   }
 
   /** The engine's internals that the file operations (engine/file-ops-host) are built on. */

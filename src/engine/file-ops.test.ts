@@ -119,6 +119,17 @@ describe('tree diff and change feed', () => {
     assert.ok(!loaded.includes((bigHash as { tree: string }).tree), 'the unchanged /big subtree was read');
   });
 
+  it('tells commit listeners which volume moved, until they unsubscribe', async () => {
+    const vol = await volume();
+    const id = (await engine.getVolume(actor, vol)).id;
+    const heard: string[] = [];
+    const off = engine.onCommit((v) => heard.push(v));
+    await engine.writeFile(actor, vol, '/x', bytes('1'));
+    off();
+    await engine.writeFile(actor, vol, '/x', bytes('2'));
+    assert.deepEqual(heard, [id]);
+  });
+
   it('lists every commit after a given one, in order, each with its changes; unknown commits are NotFound', async () => {
     const vol = await volume();
     const start = (await engine.getVolume(actor, vol)).head;

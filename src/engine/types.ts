@@ -150,6 +150,8 @@ export interface VolumeEngine {
   replace(actor: Actor, volume: string, opts: ReplaceOptions): Promise<ReplaceResult>;
   /** Replaces the one occurrence of a string in a file; 412 unless it occurs exactly once, 409 when the file changed since `base`. */
   edit(actor: Actor, volume: string, path: string, opts: EditOptions): Promise<{ commit: CommitRecord; path: string }>;
+  /** Calls `listener` after every commit this process publishes (a hint to look sooner: other replicas' commits are only seen by polling); returns the unsubscribe function. */
+  onCommit(listener: (volumeId: VolumeId) => void): () => void;
   /** The commits after `since` with their per-path changes (engine/change-feed); NotFound for an unknown commit. */
   changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }>;
 

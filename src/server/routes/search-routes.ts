@@ -3,7 +3,8 @@
  * The file operations that work on contents server-side: search, replace
  * and edit (JSON in, JSON out), and watch, a stream of server-sent events
  * with one `change` event per changed path. Watch polls the head through the
- * metadata store, so it works behind any number of replicas; resuming from
+ * metadata store, so it works behind any number of replicas (commits made
+ * through this process wake it at once); resuming from
  * a commit id (`since`, or the Last-Event-ID header a reconnecting
  * EventSource sends) delivers every change after that commit, in order.
  */
@@ -91,29 +92,50 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     const actor = c.get('actor');
     const name = c.req.valid('param').name;
     const since = c.req.valid('query').since ?? c.req.header('last-event-id');
-    // Checked before the stream starts, so an unknown commit is a plain 404.
-    let cursor = since === undefined || since === '' ? (await engine.getVolume(actor, name)).head : (await engine.changesSince(actor, name, since, 1), since);
+    // Checked before the stream starts, so an unknown volume or commit is a plain 404.
+    const volume = await engine.getVolume(actor, name);
+    let cursor = since === undefined || since === '' ? volume.head : (await engine.changesSince(actor, name, since, 1), since);
     return streamSSE(
       c,
       async (stream) => {
-        let quietSince = Date.now();
-        while (!stream.aborted && !stream.closed) {
-          const feed = await engine.changesSince(actor, name, cursor, WATCH_BATCH);
-          for (const { commit, changes } of feed.commits) {
-            for (let i = 0; i < changes.length; i++) {
-              const ch = changes[i]!;
-              const event: wire.ChangeEvent = { commit: commit.id, seq: commit.seq, path: ch.path, kind: ch.kind, type: ch.type, index: i, count: changes.length };
-              await stream.writeSSE({ id: commit.id, event: 'change', data: JSON.stringify(event) });
+        // Commits made through this process wake the loop at once; other replicas' are seen by polling.
+        let wake: (() => void) | undefined;
+        const unsubscribe = engine.onCommit((id) => {
+          if (id === volume.id) wake?.();
+        });
+        stream.onAbort(() => wake?.());
+        const pause = (): Promise<void> =>
+          new Promise((resolve) => {
+            const done = (): void => {
+              clearTimeout(timer);
+              wake = undefined;
+              resolve();
+            };
+            const timer = setTimeout(done, WATCH_POLL_MS);
+            wake = done;
+          });
+        try {
+          let quietSince = Date.now();
+          while (!stream.aborted && !stream.closed) {
+            const feed = await engine.changesSince(actor, name, cursor, WATCH_BATCH);
+            for (const { commit, changes } of feed.commits) {
+              for (let i = 0; i < changes.length; i++) {
+                const ch = changes[i]!;
+                const event: wire.ChangeEvent = { commit: commit.id, seq: commit.seq, path: ch.path, kind: ch.kind, type: ch.type, index: i, count: changes.length };
+                await stream.writeSSE({ id: commit.id, event: 'change', data: JSON.stringify(event) });
+              }
+              cursor = commit.id;
+              quietSince = Date.now();
             }
-            cursor = commit.id;
-            quietSince = Date.now();
+            if (feed.commits.length === WATCH_BATCH) continue;
+            if (Date.now() - quietSince >= WATCH_HEARTBEAT_MS) {
+              await stream.write(': heartbeat\n\n');
+              quietSince = Date.now();
+            }
+            await pause();
           }
-          if (feed.commits.length === WATCH_BATCH) continue;
-          if (Date.now() - quietSince >= WATCH_HEARTBEAT_MS) {
-            await stream.write(': heartbeat\n\n');
-            quietSince = Date.now();
-          }
-          await stream.sleep(WATCH_POLL_MS);
+        } finally {
+          unsubscribe();
         }
       },
       async (err, stream) => {
