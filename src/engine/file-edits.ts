@@ -22,8 +22,10 @@ import type { Actor, Change } from './types.js';
 
 /** Largest file `edit` rewrites. */
 export const MAX_EDIT_BYTES = 64 * MiB;
+/** Largest `maxFiles` of a replace. */
 export const MAX_REPLACE_FILES = 10_000;
 
+/** An exact-string edit of one file. */
 export interface EditOptions {
   oldString: string;
   newString: string;
@@ -32,6 +34,7 @@ export interface EditOptions {
   message?: string;
 }
 
+/** A regex replace across files. */
 export interface ReplaceOptions {
   /** Directory to work below; default "/". */
   path?: string;
@@ -52,6 +55,7 @@ export interface ReplaceOptions {
   message?: string;
 }
 
+/** What a replace changed and skipped. */
 export interface ReplaceResult {
   /** The one commit, or null when nothing matched. */
   commit: CommitRecord | null;

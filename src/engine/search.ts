@@ -25,12 +25,16 @@ import type { CommitId, TreeHash } from '../common/ids.js';
 
 /** Bytes inspected for a NUL to call a file binary. */
 export const BINARY_SNIFF_BYTES = 8 * 1024;
+/** Largest `limit` of a search. */
 export const MAX_SEARCH_LIMIT = 10_000;
+/** Largest `maxBytesPerFile` of a search or replace. */
 export const MAX_BYTES_PER_FILE = 64 * MiB;
+/** Largest `timeoutMs` of a search or replace. */
 export const MAX_TIMEOUT_MS = 60_000;
 /** Entries of the report lists (skipped, truncated) kept at most. */
 const MAX_REPORTED = 1000;
 
+/** What to search, and the bounds. */
 export interface SearchOptions {
   /** Directory (or file) to search below; default "/". */
   path?: string;
@@ -51,6 +55,7 @@ export interface SearchOptions {
 /** A path selected by the glob (search without regex). */
 export interface FoundEntry { path: string; type: Entry['type']; size: number }
 
+/** A search's findings, saying whether they are complete. */
 export interface SearchResult {
   commit: CommitId;
   /** Without regex: the entries the glob selects. */
