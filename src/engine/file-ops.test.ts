@@ -233,6 +233,15 @@ describe('edit', () => {
     assert.equal(await read(vol, '/f.txt'), 'one two two');
   });
 
+  it('refuses binary files, directories, empty old strings and ".." paths', async () => {
+    const vol = await volume({ '/bin': Buffer.from([0xff, 0xfe, 0x00, 0x41]), '/d/f': 'x' });
+    await assert.rejects(engine.edit(actor, vol, '/bin', { oldString: 'A', newString: 'B' }), (e) => isStowageError(e, 'InvalidArgument') && /not UTF-8 text/.test(e.message));
+    await assert.rejects(engine.edit(actor, vol, '/d', { oldString: 'x', newString: 'y' }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(engine.edit(actor, vol, '/d/f', { oldString: '', newString: 'y' }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(engine.edit(actor, vol, '/d/../d/f', { oldString: 'x', newString: 'y' }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(engine.edit(actor, vol, '/nope', { oldString: 'x', newString: 'y' }), (e) => isStowageError(e, 'NotFound'));
+  });
+
   it('is a Conflict when the file changed since base', async () => {
     const vol = await volume({ '/f.txt': 'v1' });
     const base = (await engine.getVolume(actor, vol)).head;
@@ -255,6 +264,14 @@ describe('replace', () => {
     const feed = await engine.changesSince(actor, vol, before);
     assert.equal(feed.commits.length, 1, 'one commit');
     assert.equal(feed.commits[0]!.commit.id, r.commit!.id);
+  });
+
+  it('skips files over the size bound and reports them', async () => {
+    const vol = await volume({ '/small.txt': 'abc', '/large.txt': `abc${'x'.repeat(100)}` });
+    const r = await engine.replace(actor, vol, { glob: '*.txt', regex: 'abc', replacement: 'A', maxBytesPerFile: 50 });
+    assert.deepEqual(r.files, [{ path: '/small.txt', replacements: 1 }]);
+    assert.deepEqual(r.skippedTooLarge, ['/large.txt']);
+    assert.equal(await read(vol, '/large.txt'), `abc${'x'.repeat(100)}`);
   });
 
   it('makes no commit when nothing matched, and commits nothing when the deadline passes', async () => {
