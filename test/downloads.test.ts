@@ -253,6 +253,19 @@ describe('archives', () => {
     assert.ok(old.has('a.txt'));
   });
 
+  test('a client that goes away mid-archive leaves the server serving', async () => {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    await vol.files.writeMany(Array.from({ length: 40 }, (_, i) => ({ path: `/big/f${i}.bin`, data: pattern(256 * 1024, i + 1) })), { createParents: true });
+    const res = await api(`/v1/volumes/${vol.name}/archive?path=/big&format=tar`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const again = await api(`/v1/volumes/${vol.name}/archive?path=/big&format=tar`);
+    const entries = await untar(Buffer.from(await again.arrayBuffer()), false);
+    assert.equal(entries.size, 40);
+    assert.ok(entries.get('f39.bin')!.data.equals(pattern(256 * 1024, 40)));
+  });
+
   test('hostile archive paths and formats are 400, files are 400, missing is 404', async () => {
     const { vol } = await seeded();
     for (const path of ['/tree/..', '/../etc', '../etc', 'tree', '/tree//sub', '/tree/./sub']) {

@@ -73,6 +73,9 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
   // Readable.from pulls from the tar only as fast as the consumer reads, which is the backpressure the pack honours.
   const tarBytes = Readable.from(tar as AsyncIterable<Uint8Array>, { objectMode: false });
   tarBytes.on('close', () => tar.destroy());
+  // A reader that goes away destroys the byte stream, which unwinds the pack with the same error; the consumer of
+  // the byte stream already heard it, so the pack's copy needs no second listener to throw at.
+  tar.on('error', () => undefined);
   if (format === 'tar') return { commit, name: entry.name, stream: tarBytes };
   const gzip = createGzip();
   tarBytes.on('error', (err) => gzip.destroy(err));

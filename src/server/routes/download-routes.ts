@@ -48,9 +48,31 @@ function disposition(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
+/**
+ * A Node stream as the web stream a Response takes. Built by hand rather
+ * than with Readable.toWeb: when a client goes away, toWeb destroys the
+ * source with an AbortError that then surfaces as an unhandled rejection in
+ * the HTTP adapter; here a cancel simply ends the source.
+ */
 function webStream(body: AsyncIterable<Uint8Array> | Readable): ReadableStream<Uint8Array> {
   const node = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
-  return Readable.toWeb(node) as unknown as ReadableStream<Uint8Array>;
+  const it = node[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  let cancelled = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const r = await it.next();
+        if (cancelled) return;
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      cancel() {
+        cancelled = true;
+        node.destroy();
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** Serves one file (whole, or one range) for an actor: the shared body of content and signed file URLs. */
