@@ -289,6 +289,23 @@ describe('watch across failures', { concurrency: true }, () => {
     }
   });
 
+  test('a watch ends with Unauthenticated once its token is revoked', async () => {
+    const v = await vol();
+    const { token, secret } = await client.createToken({ name: 'watcher', volume: v.name });
+    const watcher = await Volume.get(v.name, { client: new Stowage({ url: srv.url, token: secret }) });
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const ev of watcher.files.watch({ signal: ac.signal, since: (await v.refresh()).head })) seen.push(ev.path);
+    })();
+    await v.files.write('/before', '1');
+    await client.revokeToken(token.id);
+    const t0 = Date.now();
+    await assert.rejects(watching, (e) => isStowageError(e, 'Unauthenticated'));
+    assert.ok(Date.now() - t0 < 6000);
+    assert.ok(seen.every((p) => p === '/before'));
+  });
+
   test('the server stops polling when the watcher goes away', async () => {
     const v = await vol();
     const engine = srv.engine as unknown as { changesSince: (...args: unknown[]) => Promise<unknown> };

@@ -23,6 +23,8 @@ const tags = ['files'];
 export const WATCH_POLL_MS = 250;
 /** How often a quiet watch sends a comment, so proxies keep the connection open. */
 export const WATCH_HEARTBEAT_MS = 15_000;
+/** How often a watch checks that its token is still valid (revoked or expired tokens stop receiving events). */
+export const WATCH_REAUTH_MS = 2_000;
 /** Commits read per poll. */
 const WATCH_BATCH = 100;
 
@@ -94,6 +96,8 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     const since = c.req.valid('query').since ?? c.req.header('last-event-id');
     // Checked before the stream starts, so an unknown volume or commit is a plain 404.
     const volume = await engine.getVolume(actor, name);
+    // The auth middleware accepted this header; the stream checks it again now and then.
+    const bearer = /^Bearer[ \t]+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
     let cursor = since === undefined || since === '' ? volume.head : (await engine.changesSince(actor, name, since, 1), since);
     return streamSSE(
       c,
@@ -116,7 +120,12 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
           });
         try {
           let quietSince = Date.now();
+          let checkedAt = Date.now();
           while (!stream.aborted && !stream.closed) {
+            if (Date.now() - checkedAt >= WATCH_REAUTH_MS) {
+              await engine.authenticate(bearer);
+              checkedAt = Date.now();
+            }
             const feed = await engine.changesSince(actor, name, cursor, WATCH_BATCH);
             for (const { commit, changes } of feed.commits) {
               for (let i = 0; i < changes.length; i++) {
