@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { chmod, lstat, mkdir, rename, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,15 +31,14 @@ import type * as wire from '../api/wire.js';
 import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import type { ProgressListener } from './commit-writer.js';
-import type { Files } from './files.js';
 import { errorFromResponse, networkReason, type Stowage } from './http-client.js';
 import { readTar } from './tar-reader.js';
 
 /** Archive formats the server streams. */
 export type ArchiveFormat = 'tar' | 'tar.gz';
 
-/** Files of a directory archive up to this size are read whole and written in the background; larger ones stream. */
-const SMALL_FILE_BYTES = 8 * 1024 * 1024;
+/** Files of a directory archive up to this size are read whole and written in the background (16 at most: 16 MiB); larger ones stream. */
+const SMALL_FILE_BYTES = 1024 * 1024;
 /** Small files written at once by a directory download. */
 const DIR_CONCURRENCY = 16;
 
@@ -47,7 +46,6 @@ const DIR_CONCURRENCY = 16;
 export interface DownloadHost {
   readonly client: Stowage;
   readonly name: string;
-  readonly files: Files;
 }
 
 /** Options of `vol.download`. */
@@ -254,7 +252,8 @@ export async function downloadTo(host: DownloadHost, remotePath: string, local: 
   if (entry.type === 'symlink') throw new InvalidArgumentError(`${p} is a symlink (to ${JSON.stringify(entry.target)}): download its target instead`);
   if (entry.type === 'file') {
     let done = 0;
-    const localSt = await lstatOrNone(local);
+    // Like cp: into an existing directory (the caller's own path, so a symlink to one counts), keep the name.
+    const localSt = await stat(local).catch(() => undefined);
     const target = localSt?.isDirectory() ? join(local, entry.name) : local;
     const source = await fileSource(host, entry, st.commit, (n) => {
       done += n;
