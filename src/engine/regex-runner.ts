@@ -14,8 +14,10 @@
  */
 import picomatch from 'picomatch';
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
 
+/** Pattern workers alive at once in one process; more searches are refused (Unavailable) rather than queued past their deadlines. */
+export const MAX_RUNNERS = 16;
 /** Longest pattern accepted, in characters. */
 export const MAX_PATTERN_CHARS = 4096;
 /** Flags a user may give: case-insensitive, multiline anchors, dotAll, unicode. */
@@ -82,13 +84,18 @@ export function checkRegex(source: unknown, flags: unknown = ''): { source: stri
  * RegexTimeout. Always `close()` it.
  */
 export class RegexRunner {
+  /** Runners alive in this process: each holds a thread, so their number is bounded (MAX_RUNNERS). */
+  static #alive = 0;
   readonly #worker: Worker;
+  #released = false;
   readonly #timer: NodeJS.Timeout;
   readonly #pending = new Map<number, { resolve: (r: RegexReply) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #dead: Error | undefined;
 
   constructor(patterns: Patterns, deadline: number) {
+    if (RegexRunner.#alive >= MAX_RUNNERS) throw new UnavailableError(`too many searches are running on this server (${MAX_RUNNERS}); try again in a moment`);
+    RegexRunner.#alive++;
     this.#worker = new Worker(new URL('./regex-worker.js', import.meta.url), { workerData: patterns, resourceLimits: { maxOldGenerationSizeMb: 256 } });
     this.#worker.unref();
     this.#worker.on('message', (reply: RegexReply) => {
@@ -97,9 +104,23 @@ export class RegexRunner {
       p?.resolve(reply);
     });
     this.#worker.on('error', (e) => this.#fail(new InvalidArgumentError(`regex could not run: ${e.message}`)));
-    this.#worker.on('exit', () => this.#fail(new RegexTimeout()));
+    this.#worker.on('exit', () => {
+      this.#release();
+      this.#fail(new RegexTimeout());
+    });
     this.#timer = setTimeout(() => this.#fail(new RegexTimeout()), Math.max(0, deadline - Date.now()));
     this.#timer.unref();
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    RegexRunner.#alive--;
+  }
+
+  /** Runners alive in this process. */
+  static get alive(): number {
+    return RegexRunner.#alive;
   }
 
   #fail(e: Error): void {
@@ -137,6 +158,7 @@ export class RegexRunner {
   /** Stops the worker. */
   close(): void {
     clearTimeout(this.#timer);
+    this.#release();
     if (!this.#dead) this.#dead = new RegexTimeout();
     void this.#worker.terminate();
   }
