@@ -289,6 +289,10 @@ describe('signed file URLs', () => {
     const res = await fetch(url);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-disposition') ?? '', /filename="b\.bin"/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    const head = await fetch(url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), '300000');
     assert.ok(Buffer.from(await res.arrayBuffer()).equals(files['/tree/sub/deep/b.bin']!.data));
     const out = join(work, fresh('curl'));
     const c = await run('curl', ['-sS', '-f', '-o', out, url]);

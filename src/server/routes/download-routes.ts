@@ -83,6 +83,8 @@ async function serveFile(c: Context, engine: VolumeEngine, actor: Actor, volume:
   const etag = contentEtag(st.entry);
   const headers: Record<string, string> = {
     'Content-Type': 'application/octet-stream',
+    // Bytes of a volume are never rendered as HTML or script by a browser that opens a link.
+    'X-Content-Type-Options': 'nosniff',
     'Accept-Ranges': 'bytes',
     ETag: etag,
     'Last-Modified': new Date(st.entry.mtime).toUTCString(),
