@@ -59,6 +59,8 @@ export class LocalBlobStore implements BlobStore {
   /** Temp files of puts in flight, which removeStaleTemp must never delete. */
   readonly #active = new Set<string>();
   #tmpReady: Promise<unknown> | undefined;
+  /** Directories whose own entry is known to be durable (synced up to the root once); a put then syncs only its parent. */
+  readonly #durableDirs = new Set<string>();
 
   /** Does no I/O; prefer open(), which creates the directory and cleans crash leftovers. */
   constructor(options: LocalBlobStoreOptions) {
@@ -158,6 +160,7 @@ export class LocalBlobStore implements BlobStore {
     }
     for (let d = dirname(path); d !== this.dir && d.startsWith(this.dir); d = dirname(d)) {
       try {
+        this.#durableDirs.delete(d); // before the rmdir: a re-created directory must be synced again
         await rmdir(d);
       } catch {
         break; // not empty (or already gone): the rest of the chain is not ours to prune
@@ -245,13 +248,13 @@ export class LocalBlobStore implements BlobStore {
         throw err;
       }
     }
-    // The rename, and any directory mkdir created, are durable only once every directory up to the root is synced.
-    const dirs: string[] = [];
-    for (let d = parent; d.startsWith(this.dir); d = dirname(d)) {
-      dirs.push(d);
-      if (d === this.dir) break;
-    }
+    // The rename is durable once its directory is synced; a directory's own
+    // entry once its parent is, up to the root. Each chain is synced once per
+    // process, so a put costs one directory sync after the first few.
+    const dirs = [parent];
+    for (let d = parent; d !== this.dir && d.startsWith(this.dir) && !this.#durableDirs.has(d); d = dirname(d)) dirs.push(dirname(d));
     await Promise.all(dirs.map(fsyncDir));
+    for (const d of dirs) this.#durableDirs.add(d);
   }
 
   async *#walk(rel: string, prefix: string): AsyncGenerator<BlobInfo> {
