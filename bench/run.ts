@@ -9,18 +9,14 @@
  * volumes of those sizes; uploading a large file and re-uploading it
  * unchanged; the server's peak RSS while a client uploads a 2 GiB file.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { once } from 'node:events';
+import { join } from 'node:path';
 import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { formatSize, GiB, MiB } from '../src/common/sizes.js';
 import { Stowage, Volume, type Change } from '../src/sdk/index.js';
+import { peakRss, randomFile, startServerProcess, stopServer } from './bench-server.js';
 
 const quick = process.argv.includes('--quick');
 const FILE_COUNTS = quick ? [1_000, 10_000] : [1_000, 10_000, 100_000];
@@ -28,44 +24,12 @@ const BIG_FILE = quick ? 128 * MiB : 1 * GiB;
 const HUGE_FILE = quick ? 256 * MiB : 2 * GiB;
 const REPEATS = 7;
 
-const here = dirname(fileURLToPath(import.meta.url));
-const cliMain = join(here, '..', 'src', 'cli', 'main.js');
 
 interface Row { name: string; value: string; target: string; ok: boolean | null }
 const rows: Row[] = [];
 function record(name: string, value: string, target: string, ok: boolean | null): void {
   rows.push({ name, value, target, ok });
   process.stderr.write(`  ${name}: ${value}\n`);
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  return port;
-}
-
-/** Starts `stowage serve` as its own process, so its memory is measured alone. */
-async function startServerProcess(dataDir: string): Promise<{ url: string; token: string; child: ChildProcess }> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/v1/health`)).ok) break;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
-  return { url, token, child };
-}
-
-/** Peak resident set of a process so far (kernel's high-water mark). */
-async function peakRss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -98,26 +62,13 @@ async function populate(client: Stowage, name: string, count: number): Promise<V
   return vol;
 }
 
-/** Writes `size` bytes of random data to a file, 64 MiB at a time. */
-async function randomFile(path: string, size: number): Promise<void> {
-  const out = createWriteStream(path);
-  const block = Buffer.alloc(64 * MiB);
-  for (let left = size; left > 0; left -= block.length) {
-    randomFillSync(block);
-    if (!out.write(left >= block.length ? block : block.subarray(0, left))) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-}
-
 /** Runs `fn` against its own `stowage serve` process, stopped afterwards. */
 async function withServer(dataDir: string, fn: (client: Stowage, pid: number) => Promise<void>): Promise<void> {
   const server = await startServerProcess(dataDir);
   try {
     await fn(new Stowage({ url: server.url, token: server.token }), server.child.pid!);
   } finally {
-    server.child.kill('SIGTERM');
-    await once(server.child, 'exit');
+    await stopServer(server);
   }
 }
 

@@ -12,67 +12,26 @@
  * of a freshly started server (the kernel's VmHWM), so it reflects only the
  * archive.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { formatSize, GiB, KiB, MiB } from '../src/common/sizes.js';
+import { cliMain, peakRss, randomFile, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
 
 const quick = process.argv.includes('--quick');
 const BIG_FILE = quick ? 128 * MiB : 1 * GiB;
 const SMALL_COUNT = quick ? 2_000 : 10_000;
 const SMALL_SIZE = 4 * KiB;
 
-const here = dirname(fileURLToPath(import.meta.url));
-const cliMain = join(here, '..', 'src', 'cli', 'main.js');
 
 interface Row { name: string; value: string; reference: string; target: string; ok: boolean | null }
 const rows: Row[] = [];
 function record(row: Row): void {
   rows.push(row);
   process.stderr.write(`  ${row.name}: ${row.value} (${row.reference})\n`);
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  return port;
-}
-
-interface ServerProcess { url: string; token: string; child: ChildProcess }
-
-/** Starts `stowage serve` as its own process (the token is the first start's admin token, kept in the data dir). */
-async function startServerProcess(dataDir: string): Promise<ServerProcess> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/v1/health`)).ok) break;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
-  return { url, token, child };
-}
-
-async function stopServer(s: ServerProcess): Promise<void> {
-  s.child.kill('SIGTERM');
-  await once(s.child, 'exit');
-}
-
-/** Peak resident set of a process so far (kernel's high-water mark). */
-async function peakRss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 /** Runs a command to completion; throws with its stderr on a non-zero exit. Returns the wall time in seconds. */
@@ -91,18 +50,6 @@ function cli(server: ServerProcess, args: string[]): Promise<number> {
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
   Object.assign(env, { STOWAGE_URL: server.url, STOWAGE_TOKEN: server.token, STOWAGE_STATE_DIR: join(tmpdir(), `stowage-bench-state-${process.pid}`) });
   return run(process.execPath, [cliMain, ...args], env);
-}
-
-/** Writes `size` bytes of random data to a file, 64 MiB at a time. */
-async function randomFile(path: string, size: number): Promise<void> {
-  const out = createWriteStream(path);
-  const block = Buffer.alloc(Math.min(size, 64 * MiB));
-  for (let left = size; left > 0; left -= block.length) {
-    randomFillSync(block);
-    if (!out.write(left >= block.length ? block : block.subarray(0, left))) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
 }
 
 /** `count` distinct random files of `size` bytes in directories of 1,000. */

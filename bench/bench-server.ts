@@ -1,0 +1,69 @@
+/**
+ * @module bench/bench-server
+ * What every benchmark script needs: a real `stowage serve` in its own
+ * process (so its memory is measured alone), its peak RSS, and random input
+ * files.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MiB } from '../src/common/sizes.js';
+
+/** The compiled CLI entry point. */
+export const cliMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+
+/** A running server process and how to reach it. */
+export interface ServerProcess { url: string; token: string; child: ChildProcess }
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  s.close();
+  return port;
+}
+
+/** Starts `stowage serve` on a fresh data dir; the token is its first start's admin token. */
+export async function startServerProcess(dataDir: string): Promise<ServerProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/v1/health`)).ok) break;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  return { url, token, child };
+}
+
+/** Stops a server process and waits for it to exit. */
+export async function stopServer(s: ServerProcess): Promise<void> {
+  s.child.kill('SIGTERM');
+  await once(s.child, 'exit');
+}
+
+/** Peak resident set of a process so far (the kernel's high-water mark). */
+export async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Writes `size` bytes of random data to a file, 64 MiB at a time. */
+export async function randomFile(path: string, size: number): Promise<void> {
+  const out = createWriteStream(path);
+  const block = Buffer.alloc(Math.min(size, 64 * MiB));
+  for (let left = size; left > 0; left -= block.length) {
+    randomFillSync(block);
+    if (!out.write(left >= block.length ? block : block.subarray(0, left))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
