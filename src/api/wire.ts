@@ -190,6 +190,16 @@ export type Change =
   /** Change mode and/or mtime of an existing entry. */
   | { op: 'setattr'; path: string; mode?: number; mtime?: number };
 
+/**
+ * POST /v1/volumes/{name}/packs : a signed PUT for one pack, an object that
+ * holds many small missing chunks back to back (one request instead of one
+ * per chunk). `size` and `sha256` describe the whole pack.
+ */
+export interface PackRequest { size: number; sha256: string }
+export interface PackResponse { key: string; request: SignedRequest }
+/** A pack's layout, declared at commit: chunks in offset order, contiguous from 0. */
+export interface PackManifest { key: string; chunks: Array<{ hash: string; offset: number; size: number }> }
+
 /** POST /v1/volumes/{name}/commits */
 export interface CommitRequest {
   /** The commit the client's view is based on; used to report (or, with onConflict "fail", refuse) overwrites of newer work. */
@@ -198,6 +208,8 @@ export interface CommitRequest {
   changes: Change[];
   /** Keys from UploadResponse of the chunks uploaded for this commit. */
   uploads?: Array<{ hash: string; key: string }>;
+  /** Packs uploaded for this commit (PackResponse keys) and where each chunk lies inside its pack. */
+  packs?: PackManifest[];
   /** "overwrite" (default): last writer wins and the response lists overwritten paths. "fail": 409 instead when any changed path changed since base. */
   onConflict?: 'overwrite' | 'fail';
 }

@@ -20,7 +20,8 @@ import {
 import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId, type TreeHash } from '../common/ids.js';
 import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
 import { formatSize, GiB, MiB } from '../common/sizes.js';
-import type { BlobStore } from '../stores/blob-store.js';
+import type { BlobStore, SignedRequest } from '../stores/blob-store.js';
+import type { PackManifest } from '../api/wire.js';
 import type {
   AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../stores/metadata-store.js';
@@ -35,6 +36,7 @@ import type {
   Actor, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
+import { MAX_PACK_SIZE, newPackKey, verifyPack } from './packs.js';
 import { changesSince, type CommitChanges } from './change-feed.js';
 import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
 import type { FileOpsHost } from './file-ops-host.js';
@@ -272,7 +274,7 @@ export class Engine implements VolumeEngine {
     const edits = parseChanges(input.changes, now.getTime());
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
-    await this.verifyChunks(referencedChunks(edits), input.uploads ?? []);
+    await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
     return this.publish(vol, async (head) => {
       const overwritten = base ? await overwrittenPaths(this.reader, base.tree, head.tree, edits) : [];
       if (overwritten.length > 0 && input.onConflict === 'fail') {
@@ -295,12 +297,20 @@ export class Engine implements VolumeEngine {
     return { commits: page, nextBefore: commits.length > limit ? page.at(-1)!.seq : null };
   }
 
+  async preparePack(actor: Actor, volume: string, pack: { size: number; sha256: string }): Promise<{ key: string; request: SignedRequest }> {
+    await this.volumeFor(actor, volume, 'write');
+    if (!Number.isSafeInteger(pack.size) || pack.size < 1 || pack.size > MAX_PACK_SIZE) throw new InvalidArgumentError(`pack size must be between 1 and ${MAX_PACK_SIZE} bytes`);
+    if (typeof pack.sha256 !== 'string' || !ChunkHash.is(pack.sha256)) throw new InvalidArgumentError('pack sha256 must be 64 lowercase hex characters');
+    const key = newPackKey(pack.sha256);
+    return { key, request: await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: pack.sha256, size: pack.size }) };
+  }
+
   /**
    * Every referenced chunk must be stored before a commit publishes: already
-   * registered, or uploaded for this commit (its key echoed in `uploads`)
-   * within the upload window.
+   * registered, or uploaded for this commit (its key echoed in `uploads`, or
+   * inside a pack of `packs`) within the upload window.
    */
-  private async verifyChunks(needed: Map<ChunkHash, number>, uploads: Array<{ hash: string; key: string }>): Promise<void> {
+  private async verifyChunks(needed: Map<ChunkHash, number>, uploads: Array<{ hash: string; key: string }>, packs: PackManifest[]): Promise<void> {
     if (needed.size === 0) return;
     const now = this.now();
     const rows = await this.md.getChunks([...needed.keys()]);
@@ -314,9 +324,16 @@ export class Engine implements VolumeEngine {
       if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
       uploadKeys.set(u.hash, u.key);
     }
-    const unregistered = [...needed].filter(([h]) => !have.has(h));
     const oldest = now.getTime() - this.uploadWindow;
+    if (packs.length > 1000) throw new InvalidArgumentError('a commit may declare at most 1000 packs');
+    const packed = new Map<string, ChunkRecord>();
+    for (const rows of await mapLimit(packs, 4, (m) => verifyPack(this.blobs, m, oldest, now))) {
+      for (const row of rows ?? []) if (!have.has(row.hash)) packed.set(row.hash, row);
+    }
+    const unregistered = [...needed].filter(([h]) => !have.has(h));
     const found = await mapLimit(unregistered, 16, async ([hash, size]): Promise<ChunkRecord | undefined> => {
+      const inPack = packed.get(hash);
+      if (inPack) return inPack.size === size ? inPack : undefined;
       const key = uploadKeys.get(hash);
       const info = key ? await this.blobs.head(key) : undefined;
       if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) return undefined;

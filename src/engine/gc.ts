@@ -43,8 +43,12 @@ export interface GcPlan {
   liveChunks: Set<ChunkHash>;
   deadTrees: TreeHash[];
   deadChunks: ChunkHash[];
-  /** Objects under chunks/ that no chunk row names, older than the cutoff. */
+  /** Objects under chunks/ and packs/ that no chunk row names, older than the cutoff. */
   orphanObjects: Array<{ key: string; size: number }>;
+  /** Object keys named by chunk rows that are not planned for deletion (a pack stays while any of its chunks lives). */
+  keptObjects: Set<string>;
+  /** How many objects the dead chunk rows would free. */
+  deadObjectCount: number;
   deadChunkBytes: number;
 }
 
@@ -74,12 +78,17 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
   const chunkRows = await md.listChunks();
   const named = new Set(chunkRows.map((c) => c.objectKey));
   const dead = chunkRows.filter((c) => !liveChunks.has(c.hash) && c.touchedAt < cutoff);
+  const deadHashes = new Set(dead.map((c) => c.hash));
+  const keptObjects = new Set(chunkRows.filter((c) => !deadHashes.has(c.hash)).map((c) => c.objectKey));
   const orphanObjects: Array<{ key: string; size: number }> = [];
-  for await (const obj of deps.blobs.list('chunks/')) {
-    if (!named.has(obj.key) && obj.lastModified < cutoff) orphanObjects.push({ key: obj.key, size: obj.size });
+  for (const prefix of ['chunks/', 'packs/']) {
+    for await (const obj of deps.blobs.list(prefix)) {
+      if (!named.has(obj.key) && obj.lastModified < cutoff) orphanObjects.push({ key: obj.key, size: obj.size });
+    }
   }
   return {
-    cutoff, retainSince, liveTrees, liveChunks, deadTrees, orphanObjects,
+    cutoff, retainSince, liveTrees, liveChunks, deadTrees, orphanObjects, keptObjects,
+    deadObjectCount: new Set(dead.filter((c) => !keptObjects.has(c.objectKey)).map((c) => c.objectKey)).size,
     deadChunks: dead.map((c) => c.hash), deadChunkBytes: dead.reduce((n, c) => n + c.size, 0),
   };
 }
@@ -92,16 +101,25 @@ export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promi
   const deletedRows = await md.deleteChunks(plan.deadChunks, plan.cutoff);
   let deletedObjects = 0;
   let deletedBytes = 0;
-  for (const row of deletedRows) {
-    await blobs.delete(row.objectKey);
+  // A row the conditional delete spared (touched meanwhile) keeps its object, and a pack stays while any chunk in it lives.
+  const deletedHashes = new Set(deletedRows.map((r) => r.hash));
+  const spared = plan.deadChunks.filter((h) => !deletedHashes.has(h));
+  const kept = new Set([...plan.keptObjects, ...(await md.getChunks(spared)).map((r) => r.objectKey)]);
+  const doomed = new Map<string, number>();
+  for (const row of deletedRows) if (!kept.has(row.objectKey)) doomed.set(row.objectKey, (doomed.get(row.objectKey) ?? 0) + row.size);
+  for (const [key, bytes] of doomed) {
+    await blobs.delete(key);
     deletedObjects++;
-    deletedBytes += row.size;
+    deletedBytes += bytes;
   }
   for (const obj of plan.orphanObjects) {
-    // Re-check: a commit may have registered this upload since the plan was made.
-    const hash = obj.key.slice(obj.key.lastIndexOf('/') + 1, obj.key.lastIndexOf('-')) as ChunkHash;
-    const [row] = await md.getChunks([hash]);
-    if (row?.objectKey === obj.key) continue;
+    // Re-check a single-chunk upload: a commit may have registered it since the plan was made.
+    // (Packs need no re-check: a commit accepts only uploads younger than the upload window, always inside the grace period.)
+    if (obj.key.startsWith('chunks/')) {
+      const hash = obj.key.slice(obj.key.lastIndexOf('/') + 1, obj.key.lastIndexOf('-')) as ChunkHash;
+      const [row] = await md.getChunks([hash]);
+      if (row?.objectKey === obj.key) continue;
+    }
     await blobs.delete(obj.key);
     deletedObjects++;
     deletedBytes += obj.size;
@@ -119,7 +137,7 @@ export async function collectGarbage(deps: GcDeps, run: GcRun): Promise<GcReport
   return {
     dryRun: true, prunedCommits: 0, liveTrees: plan.liveTrees.size, deletedTrees: plan.deadTrees.length,
     liveChunks: plan.liveChunks.size, deletedChunks: plan.deadChunks.length,
-    deletedObjects: plan.deadChunks.length + plan.orphanObjects.length,
+    deletedObjects: plan.deadObjectCount + plan.orphanObjects.length,
     deletedBytes: plan.deadChunkBytes + plan.orphanObjects.reduce((n, o) => n + o.size, 0),
   };
 }

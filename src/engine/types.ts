@@ -6,7 +6,7 @@
  * A volume of another tenant, or outside a scoped token's one volume, is
  * NotFound (never Forbidden), so names do not leak.
  */
-import type { Change, FileInfo } from '../api/wire.js';
+import type { Change, FileInfo, PackManifest } from '../api/wire.js';
 import type { CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type { CommitChanges } from './change-feed.js';
@@ -38,6 +38,7 @@ export interface CommitInput {
   message?: string;
   changes: Change[];
   uploads?: Array<{ hash: string; key: string }>;
+  packs?: PackManifest[];
   onConflict?: 'overwrite' | 'fail';
 }
 
@@ -116,6 +117,8 @@ export interface VolumeEngine {
 
   /** Which chunks must be uploaded, with a signed PUT for each. Present chunks are touched so GC keeps them for the coming commit. */
   prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }>;
+  /** A signed PUT for one pack of small chunks (see PackManifest). */
+  preparePack(actor: Actor, volume: string, pack: { size: number; sha256: string }): Promise<{ key: string; request: SignedRequest }>;
   /** Applies a change set to the current head (merging with concurrent commits) and publishes one commit. */
   commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult>;
   listCommits(actor: Actor, volume: string, opts?: { limit?: number; before?: number }): Promise<{ commits: CommitRecord[]; nextBefore: number | null }>;

@@ -96,7 +96,8 @@ export async function chunkFile(path: string, options: { onBytes?: (n: number, s
     let hash = createHash('sha256');
     let inChunk = 0;
     let offset = 0;
-    const stream = handle.createReadStream({ highWaterMark: READ_BUFFER, autoClose: false, start: 0 });
+    // A small file gets a small buffer: thousands of 4 KiB files must not each allocate 1 MiB.
+    const stream = handle.createReadStream({ highWaterMark: Math.min(READ_BUFFER, Math.max(size, 1)), autoClose: false, start: 0 });
     try {
       for await (const block of stream as AsyncIterable<Buffer>) {
         let pos = 0;

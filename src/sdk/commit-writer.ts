@@ -8,7 +8,11 @@
  * 3. only those chunks are sent, straight to the blob store, with bounded
  *    concurrency, re-read from their source (a file's byte range, a slice of
  *    bytes) so nothing is held twice in memory;
- * 4. one POST .../commits publishes the changes, echoing the upload keys. If
+ *    Chunks under PACKED_CHUNK_LIMIT are concatenated into packs (POST
+ *    .../packs signs one PUT per pack), so many small files cost a few
+ *    requests, not one each;
+ * 4. one POST .../commits publishes the changes, echoing the upload keys and
+ *    pack manifests. If
  *    the server answers PreconditionFailed with `details.missing` (uploads
  *    that expired before the commit), steps 2-4 run once more.
  *
@@ -23,7 +27,7 @@
 import type { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
-import { PreconditionFailedError, isStowageError } from '../common/errors.js';
+import { ConflictError, PreconditionFailedError, isStowageError } from '../common/errors.js';
 import { sha256Hex, type ChunkRef, rechunk } from './chunker.js';
 import type { Stowage } from './http-client.js';
 import { Limiter, putSigned } from './transfer.js';
@@ -105,8 +109,8 @@ export function putChange(f: Pick<PendingFile, 'path' | 'size' | 'chunkSize' | '
  * Asks which of the files' chunks are missing and uploads those, `concurrency`
  * at a time. Identical chunks are asked about and sent once.
  */
-export async function uploadMissing(target: CommitTarget, files: readonly PendingFile[], onProgress?: ProgressListener): Promise<UploadStats & { uploads: Array<{ hash: string; key: string }> }> {
-  const sources = new Map<string, { size: number; read: () => Uint8Array | Readable; path: string; readError?: (e: unknown) => Error }>();
+export async function uploadMissing(target: CommitTarget, files: readonly PendingFile[], onProgress?: ProgressListener): Promise<UploadStats & { uploads: Array<{ hash: string; key: string }>; packs: wire.PackManifest[] }> {
+  const sources = new Map<string, ChunkSource>();
   for (const f of files) {
     for (const c of f.chunks) {
       if (!sources.has(c.hash)) sources.set(c.hash, { size: c.size, read: () => f.read(c), path: f.path, ...(f.readError ? { readError: f.readError } : {}) });
@@ -115,6 +119,7 @@ export async function uploadMissing(target: CommitTarget, files: readonly Pendin
   const all = [...sources.entries()].map(([hash, s]) => ({ hash, size: s.size }));
   const stats = { uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 };
   const uploads: Array<{ hash: string; key: string }> = [];
+  const packs: wire.PackManifest[] = [];
   const limiter = new Limiter(target.client.concurrency);
   // Each batch is uploaded before the next is asked about, so signatures stay fresh however large the file.
   for (let i = 0; i < all.length; i += UPLOAD_BATCH) {
@@ -123,31 +128,101 @@ export async function uploadMissing(target: CommitTarget, files: readonly Pendin
     stats.presentChunks += plan.present;
     const total = plan.missing.reduce((n, m) => n + m.size, 0);
     let batchDone = 0;
+    const done = (n: number, bytes: number) => {
+      stats.uploadedChunks += n;
+      stats.uploadedBytes += bytes;
+      batchDone += bytes;
+      onProgress?.({ phase: 'upload', done: batchDone, total });
+    };
     const seen = new Set<string>();
+    const missing = plan.missing.filter((m) => (seen.has(m.hash) ? false : (seen.add(m.hash), true)));
     let failed = false;
-    const jobs = plan.missing
-      .filter((m) => (seen.has(m.hash) ? false : (seen.add(m.hash), true)))
-      .map((m) =>
-        limiter.run(async () => {
-          if (failed) return; // one chunk failed: the write fails, so start no more
-          const src = sources.get(m.hash);
-          if (!src) throw new PreconditionFailedError(`the server asked for chunk ${m.hash}, which this write does not contain`);
-          try {
-            await putSigned(m.request, src.size, src.read, { baseUrl: target.client.url, what: `upload of a chunk of ${src.path}` });
-          } catch (e) {
-            failed = true;
-            throw isStowageError(e) || !src.readError ? e : src.readError(e);
-          }
-          uploads.push({ hash: m.hash, key: m.key });
-          stats.uploadedChunks++;
-          stats.uploadedBytes += src.size;
-          batchDone += src.size;
-          onProgress?.({ phase: 'upload', done: batchDone, total });
-        }),
-      );
+    const guarded = (fn: () => Promise<void>) => limiter.run(async () => {
+      if (failed) return; // one upload failed: the write fails, so start no more
+      try { await fn(); } catch (e) { failed = true; throw e; }
+    });
+    const jobs: Array<Promise<unknown>> = [];
+    // Small chunks travel together in packs: one request for many files.
+    for (const group of packGroups(missing.filter((m) => m.size < PACKED_CHUNK_LIMIT))) {
+      jobs.push(guarded(async () => {
+        const manifest = await uploadPack(target, group, sources);
+        packs.push(manifest);
+        done(group.length, manifest.chunks.reduce((n, c) => n + c.size, 0));
+      }));
+    }
+    for (const m of missing.filter((m) => m.size >= PACKED_CHUNK_LIMIT)) {
+      jobs.push(guarded(async () => {
+        const src = sourceOf(sources, m.hash);
+        try {
+          await putSigned(m.request, src.size, src.read, { baseUrl: target.client.url, what: `upload of a chunk of ${src.path}` });
+        } catch (e) {
+          throw isStowageError(e) || !src.readError ? e : src.readError(e);
+        }
+        uploads.push({ hash: m.hash, key: m.key });
+        done(1, src.size);
+      }));
+    }
     await settleAll(jobs);
   }
-  return { ...stats, uploads };
+  return { ...stats, uploads, packs };
+}
+
+/** Chunks smaller than this are sent in packs rather than one request each. */
+export const PACKED_CHUNK_LIMIT = 1024 * 1024;
+/** Bytes per pack (the server accepts up to 32 MiB). */
+export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
+
+interface ChunkSource { size: number; read: () => Uint8Array | Readable; path: string; readError?: (e: unknown) => Error }
+
+function sourceOf(sources: Map<string, ChunkSource>, hash: string): ChunkSource {
+  const src = sources.get(hash);
+  if (!src) throw new PreconditionFailedError(`the server asked for chunk ${hash}, which this write does not contain`);
+  return src;
+}
+
+/** Splits small missing chunks into groups of about PACK_TARGET_SIZE bytes. */
+function packGroups<T extends { size: number }>(chunks: T[]): T[][] {
+  const groups: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const c of chunks) {
+    if (bytes + c.size > PACK_TARGET_SIZE && current.length > 0) { groups.push(current); current = []; bytes = 0; }
+    current.push(c);
+    bytes += c.size;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** Reads a chunk's bytes from its source (a slice of bytes, or a file range stream). */
+async function readSource(src: ChunkSource): Promise<Uint8Array> {
+  try {
+    const body = src.read();
+    if (body instanceof Uint8Array) return body;
+    const parts: Buffer[] = [];
+    for await (const piece of body) parts.push(piece as Buffer);
+    return Buffer.concat(parts);
+  } catch (e) {
+    throw isStowageError(e) || !src.readError ? e : src.readError(e);
+  }
+}
+
+/** Concatenates a group of chunks into one pack, asks for its signed PUT, sends it, and returns its manifest. */
+async function uploadPack(target: CommitTarget, group: Array<{ hash: string; size: number }>, sources: Map<string, ChunkSource>): Promise<wire.PackManifest> {
+  const parts: Uint8Array[] = [];
+  const chunks: wire.PackManifest['chunks'] = [];
+  let offset = 0;
+  for (const m of group) {
+    const bytes = await readSource(sourceOf(sources, m.hash));
+    if (bytes.length !== m.size || sha256Hex(bytes) !== m.hash) throw new ConflictError(`a file changed while it was being written (chunk ${m.hash.slice(0, 12)} of ${sourceOf(sources, m.hash).path}); try again`);
+    parts.push(bytes);
+    chunks.push({ hash: m.hash, offset, size: m.size });
+    offset += m.size;
+  }
+  const pack = Buffer.concat(parts, offset);
+  const signed = await target.client.request<wire.PackResponse>('POST', volumePath(target, '/packs'), { body: { size: pack.length, sha256: sha256Hex(pack) } satisfies wire.PackRequest });
+  await putSigned(signed.request, pack.length, () => pack, { baseUrl: target.client.url, what: `upload of a pack of ${group.length} chunks` });
+  return { key: signed.key, chunks };
 }
 
 /** Awaits every promise (so none is left running or unhandled), then throws the first failure. */
@@ -168,12 +243,13 @@ export async function postCommit(target: CommitTarget, req: wire.CommitRequest):
   return res.body;
 }
 
-function commitRequest(changes: wire.Change[], uploads: Array<{ hash: string; key: string }>, options: CommitOptions): wire.CommitRequest {
+function commitRequest(changes: wire.Change[], up: { uploads: Array<{ hash: string; key: string }>; packs: wire.PackManifest[] }, options: CommitOptions): wire.CommitRequest {
   const req: wire.CommitRequest = { changes };
   if (options.message !== undefined) req.message = options.message;
   if (options.base !== undefined) req.base = options.base;
   if (options.onConflict !== undefined) req.onConflict = options.onConflict;
-  if (uploads.length > 0) req.uploads = uploads;
+  if (up.uploads.length > 0) req.uploads = up.uploads;
+  if (up.packs.length > 0) req.packs = up.packs;
   return req;
 }
 
@@ -190,13 +266,13 @@ export async function commitFiles(target: CommitTarget, files: readonly PendingF
   const stats = { uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, presentChunks: up.presentChunks };
   let res: wire.CommitResponse;
   try {
-    res = await postCommit(target, commitRequest(changes, up.uploads, options));
+    res = await postCommit(target, commitRequest(changes, up, options));
   } catch (e) {
     if (!isExpiredUpload(e)) throw e;
     up = await uploadMissing(target, files, options.onProgress);
     stats.uploadedChunks += up.uploadedChunks;
     stats.uploadedBytes += up.uploadedBytes;
-    res = await postCommit(target, commitRequest(changes, up.uploads, options));
+    res = await postCommit(target, commitRequest(changes, up, options));
   }
   return { commit: res.commit, overwritten: res.overwritten, ...stats };
 }

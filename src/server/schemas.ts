@@ -134,6 +134,17 @@ export const UploadResponseSchema = z
   })
   .openapi('UploadResponse') satisfies z.ZodType<wire.UploadResponse>;
 
+/** Wire `PackRequest` (api/wire.ts). */
+export const PackRequestSchema = z.object({ size: Bytes, sha256: Ref }).openapi('PackRequest') satisfies z.ZodType<wire.PackRequest>;
+
+/** Wire `PackResponse` (api/wire.ts). */
+export const PackResponseSchema = z.object({ key: z.string(), request: SignedRequestSchema }).openapi('PackResponse') satisfies z.ZodType<wire.PackResponse>;
+
+/** Wire `PackManifest` (api/wire.ts). */
+export const PackManifestSchema = z
+  .object({ key: Ref, chunks: z.array(z.object({ hash: Ref, offset: Bytes, size: Bytes })) })
+  .openapi('PackManifest') satisfies z.ZodType<wire.PackManifest>;
+
 const Path = z.string().max(65536);
 const Mode = z.number().int().min(0);
 const Mtime = z.number();
@@ -166,6 +177,7 @@ export const CommitRequestSchema = z
     message: z.string().max(65536).optional(),
     changes: z.array(ChangeSchema),
     uploads: z.array(z.object({ hash: Ref, key: Ref })).optional(),
+    packs: z.array(PackManifestSchema).optional(),
     onConflict: z.enum(['overwrite', 'fail']).optional(),
   })
   .openapi('CommitRequest') satisfies z.ZodType<wire.CommitRequest>;

@@ -5,13 +5,15 @@
  * volume's history.
  */
 import { createRoute } from '@hono/zod-openapi';
-import { presentCommit, presentCommitResult, presentUploadPlan } from '../presenters.js';
+import { presentCommit, presentCommitResult, presentSignedRequest, presentUploadPlan } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
 import {
   CommitListSchema,
   CommitRequestSchema,
   CommitResponseSchema,
   CommitsQuerySchema,
+  PackRequestSchema,
+  PackResponseSchema,
   UploadRequestSchema,
   UploadResponseSchema,
   VolumeParamsSchema,
@@ -26,6 +28,15 @@ const prepareUpload = createRoute({
   summary: 'Which of these chunks must be uploaded (with a signed PUT for each)',
   request: { params: VolumeParamsSchema, body: jsonBody(UploadRequestSchema) },
   responses: { 200: jsonAnswer(UploadResponseSchema, 'Missing chunks and how many are present'), ...writeErrors },
+});
+
+const preparePack = createRoute({
+  method: 'post',
+  path: '/v1/volumes/{name}/packs',
+  tags,
+  summary: 'A signed PUT for one pack of small chunks (declared in the commit that follows)',
+  request: { params: VolumeParamsSchema, body: jsonBody(PackRequestSchema) },
+  responses: { 200: jsonAnswer(PackResponseSchema, 'The pack key and its signed PUT'), ...writeErrors },
 });
 
 const commit = createRoute({
@@ -57,6 +68,11 @@ export function registerCommitsRoutes(app: ApiApp, { engine }: RouteDeps): void 
   app.openapi(prepareUpload, async (c) => {
     const plan = await engine.prepareUpload(c.get('actor'), c.req.valid('param').name, c.req.valid('json').chunks);
     return c.json(presentUploadPlan(plan), 200);
+  });
+
+  app.openapi(preparePack, async (c) => {
+    const pack = await engine.preparePack(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
+    return c.json({ key: pack.key, request: presentSignedRequest(pack.request) }, 200);
   });
 
   app.openapi(commit, async (c) => {
