@@ -74,7 +74,8 @@ export async function storeStream(md: Pick<MetadataOps, 'getChunks' | 'putChunks
     const present = await md.touchChunks([hash], now());
     if (present.length > 0) continue;
     const objectKey = newChunkKey(hash);
-    await blobs.put(objectKey, piece, { sha256: hash, size: piece.length });
+    // No sha256 option: the hash was just computed from these very bytes in memory; asking the store to verify would hash them a second time.
+    await blobs.put(objectKey, piece, { size: piece.length });
     const row: ChunkRecord = { hash, size: piece.length, objectKey, offset: 0, touchedAt: now() };
     await md.putChunks([row]);
     uploadedChunks++;

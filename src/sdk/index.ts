@@ -18,7 +18,7 @@ export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchE
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
 export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './file-search.js';
 export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './download.js';
-export { RESUMABLE_THRESHOLD, type UploadSource, type UploadOptions, type UploadResult, type SkippedEntry } from './upload.js';
+export { type UploadSource, type UploadOptions, type UploadResult, type SkippedEntry } from './upload.js';
 export {
   StowageError,
   NotFoundError,

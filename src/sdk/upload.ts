@@ -3,10 +3,12 @@
  * `vol.upload(source, remotePath?, options)`: puts a local file, a whole
  * local directory or a stream into a volume. Vocabulary:
  *
- * - small file: sent with the chunk protocol (`vol.files.writeFile`): only
- *   chunks the store lacks travel, one commit.
- * - resumable file: files of RESUMABLE_THRESHOLD bytes or more (or any file
- *   with `resumable: true`) go over tus (`/v1/uploads`). The client hashes
+ * - file: sent with the chunk protocol (`vol.files.writeFile`): only chunks
+ *   the store lacks travel, straight to the blob store, one commit. This is
+ *   the default at every size: it is the fastest path and re-sending an
+ *   unchanged file costs nothing.
+ * - resumable file (`resumable: true`): goes over tus (`/v1/uploads`), for
+ *   links where a large transfer may be cut. The client hashes
  *   the file first (the server refuses content that does not match), and
  *   remembers the upload URL in a state file keyed by a fingerprint of
  *   (server URL, volume, remote path, local path, size, mtime): running the
@@ -36,15 +38,12 @@ import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason } from './http-client.js';
 import type { Volume } from './volume.js';
 
-/** Files this large (or larger) are uploaded resumably unless `resumable: false`. */
-export const RESUMABLE_THRESHOLD = 64 * MiB;
-
 /** What `vol.upload` sends: a local path (file or directory) or a stream of bytes. */
 export type UploadSource = string | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
 
 /** Options of `vol.upload`. */
 export interface UploadOptions {
-  /** true: send a file over tus whatever its size; false: never (default: by size). Ignored for directories and streams. */
+  /** true: send a file over the resumable tus protocol (default false: the chunk protocol). Ignored for directories and streams. */
   resumable?: boolean;
   /** Permission bits of a single file or stream (default: the local file's; 0o644 for streams). */
   mode?: number;
@@ -139,7 +138,7 @@ export async function uploadTo(vol: Volume, source: UploadSource, remotePath: st
   if (st.isDirectory()) return uploadDirectory(vol, source, remote, options);
   if (!st.isFile()) throw new InvalidArgumentError(`${source} is neither a regular file nor a directory`);
   if (remote === '/') throw new InvalidArgumentError('cannot upload a file onto the volume root: name a file path');
-  const resumable = options.resumable ?? st.size >= RESUMABLE_THRESHOLD;
+  const resumable = options.resumable === true;
   if (resumable) return uploadResumable(vol, source, remote, { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 }, options);
   const r = await vol.files.writeFile(remote, source, {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),

@@ -1,9 +1,9 @@
 /**
  * @module cli/commands/upload-commands
  * `stowage upload SOURCE VOLUME:/path`: a local file, a whole local directory
- * (one commit) or standard input (`-`). Large files (64 MiB and up, or any
- * file with --resumable) go over tus: run the same command again after an
- * interruption and it continues where the server stopped. A progress bar
+ * (one commit) or standard input (`-`). With --resumable a file goes over
+ * tus: run the same command again after an interruption and it continues
+ * where the server stopped. A progress bar
  * appears on a terminal for transfers over a second.
  */
 import { lstat } from 'node:fs/promises';
@@ -60,7 +60,7 @@ export function registerUploadCommands(program: Command): void {
     .description('upload a local file, a whole directory (one commit) or standard input; large files resume after an interruption')
     .argument('<source>', 'local file or directory, or - for standard input')
     .argument('<target>', 'VOLUME:/path (a file target ending in "/" keeps the file name)')
-    .option('--resumable', 'send a file over the resumable (tus) protocol whatever its size (default: from 64 MiB)')
+    .option('--resumable', 'send a file over the resumable (tus) protocol: after an interruption, the same command continues where it stopped')
     .option('--mode <octal>', 'permission bits of a file or of standard input, e.g. 644')
     .option('-m, --message <text>', 'commit message')
     .option('--limit-rate <size>', 'cap the sending rate of a resumable upload, per second (e.g. 10M)')

@@ -1,0 +1,66 @@
+/**
+ * Packs over real HTTP: many small files in one PUT, and the hostile cases of
+ * the POST .../packs surface and of pack manifests at commit.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
+import { Stowage, Volume } from '../src/sdk/index.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+describe('packs over HTTP', () => {
+  let srv: TestServer;
+  let vol: Volume;
+  const api = (path: string, init: { method?: string; body?: unknown; token?: string } = {}) =>
+    fetch(`${srv.url}${path}`, {
+      method: init.method ?? 'POST',
+      headers: { authorization: `Bearer ${init.token ?? srv.token}`, 'content-type': 'application/json' },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    });
+
+  before(async () => {
+    srv = await startTestServer();
+    vol = await Volume.create('packs', { client: new Stowage({ url: srv.url, token: srv.token }) });
+  });
+  after(async () => { await srv.close(); });
+
+  it('sends 300 small files as one pack and reads each back', async () => {
+    const entries = Array.from({ length: 300 }, (_, i) => ({ path: `/small/${i}.txt`, data: `file number ${i}\n` }));
+    const out = await vol.files.writeMany(entries);
+    assert.equal(out.uploadedChunks, 300);
+    assert.equal((await vol.files.read('/small/123.txt')).toString(), 'file number 123\n');
+    assert.equal((await vol.files.read('/small/299.txt')).toString(), 'file number 299\n');
+  });
+
+  it('refuses bad pack requests and hides other tenants volumes', async () => {
+    assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 0, sha256: sha('x') } })).status, 400);
+    assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 64 * 1024 * 1024, sha256: sha('x') } })).status, 400);
+    assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 10, sha256: 'nothex' } })).status, 400);
+    const other = await srv.engine.createTenant('other-tenant');
+    assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 10, sha256: sha('x') }, token: other.secret })).status, 404);
+    const ro = await (await api('/v1/tokens', { body: { name: 'ro', volume: 'packs', readOnly: true } })).json() as { secret: string };
+    assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 10, sha256: sha('x') }, token: ro.secret })).status, 403);
+  });
+
+  it('refuses a manifest that names a hash for other bytes, and a forged pack key', async () => {
+    const pack = Buffer.from('honest-bytes');
+    const signed = await (await api('/v1/volumes/packs/packs', { body: { size: pack.length, sha256: sha(pack) } })).json() as { key: string; request: { url: string } };
+    assert.equal((await fetch(signed.request.url, { method: 'PUT', body: pack, headers: { 'content-length': String(pack.length) } })).status, 201);
+    const lie = sha('other content');
+    const head = (await vol.refresh()).head;
+    const commit = (packs: unknown) => api('/v1/volumes/packs/commits', { body: {
+      changes: [{ op: 'put', path: '/poisoned', size: pack.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [lie] }], packs,
+    } });
+    const r1 = await commit([{ key: signed.key, chunks: [{ hash: lie, offset: 0, size: pack.length }] }]);
+    assert.equal(r1.status, 400);
+    assert.match(((await r1.json()) as { error: { message: string } }).error.message, /do not hash/);
+    const r2 = await commit([{ key: `packs/aa/${'a'.repeat(64)}-0000000000000000`, chunks: [{ hash: lie, offset: 0, size: pack.length }] }]);
+    assert.equal(r2.status, 412, 'a pack never uploaded is like a chunk never uploaded');
+    const r3 = await commit([{ key: '../../etc/passwd', chunks: [{ hash: lie, offset: 0, size: pack.length }] }]);
+    assert.equal(r3.status, 400);
+    assert.equal((await vol.refresh()).head, head, 'nothing committed');
+  });
+});
