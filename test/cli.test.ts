@@ -10,12 +10,10 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MiB } from '../src/common/sizes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { CLI_MAIN, cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
 
-/** The compiled CLI next to this compiled test (dist/test -> dist/src/cli/main.js). */
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 let srv: TestServer;
 let work: string;
@@ -24,40 +22,16 @@ let seq = 0;
 
 const fresh = (prefix = 'c'): string => `${prefix}-${process.pid}-${++seq}`;
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stdoutBytes: Buffer;
-  stderr: string;
-}
+type Result = CliResult;
 
 /** Environment without the caller's STOWAGE_* settings, pointing at the test server. */
 function envFor(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, { STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData });
-  for (const [k, v] of Object.entries(overrides)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
+  return cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData, ...overrides });
 }
 
 /** Runs the CLI (asynchronously: the server lives in this process). */
 function cli(args: string[], options: { env?: Record<string, string | undefined>; input?: Buffer | string } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: envFor(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      const stdoutBytes = Buffer.concat(out);
-      resolve({ status, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr: Buffer.concat(err).toString('utf8') });
-    });
-    child.stdin.end(options.input ?? '');
-  });
+  return spawnCli(args, { env: envFor(options.env), ...(options.input !== undefined ? { input: options.input } : {}) }).done;
 }
 
 /** Asserts a failure: the exit status and exactly one stderr line "stowage: ..." matching `re`. */
@@ -74,15 +48,6 @@ function ok(r: Result): string {
   return r.stdout;
 }
 
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 before(async () => {
   srv = await startTestServer();
@@ -319,7 +284,7 @@ describe('tokens and operator commands', { concurrency: true }, () => {
   test('serve prints its URL, answers, and stops cleanly on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'stowage-cli-serve-'));
     try {
-      const child = spawn(process.execPath, [MAIN, 'serve', '--data', dataDir, '--port', '0'], { env: envFor({ STOWAGE_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--data', dataDir, '--port', '0'], { env: envFor({ STOWAGE_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       const url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`serve printed no URL: ${stdout}`)), 15_000);

@@ -13,13 +13,12 @@ import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { Stowage, Volume } from '../src/sdk/index.js';
+import { CLI_MAIN, cliEnv, pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 let srv: TestServer;
 let client: Stowage;
@@ -27,15 +26,6 @@ let work: string;
 let seq = 0;
 const fresh = (prefix = 'd'): string => `${prefix}-${process.pid}-${++seq}`;
 
-function pattern(n: number, seed = 1): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 function api(path: string, init: RequestInit = {}, token = srv.token): Promise<Response> {
   return fetch(`${srv.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
@@ -88,10 +78,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 }
 
 function cli(args: string[]): ReturnType<typeof run> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, { STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token });
-  return run(process.execPath, [MAIN, ...args], env);
+  return run(process.execPath, [CLI_MAIN, ...args], cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token }));
 }
 
 before(async () => {

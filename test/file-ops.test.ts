@@ -8,18 +8,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isStowageError } from '../src/common/errors.js';
 import { MiB } from '../src/common/sizes.js';
 import { Stowage, Volume, type wire } from '../src/sdk/index.js';
+import { cliEnv, spawnCli, type CliResult } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 let srv: TestServer;
 let client: Stowage;
@@ -34,22 +33,10 @@ async function vol(files: Record<string, string | Uint8Array> = {}): Promise<Vol
   return v;
 }
 
-interface Result { status: number | null; stdout: string; stderr: string }
+type Result = CliResult;
 
-function cli(args: string[]): { done: Promise<Result>; child: ReturnType<typeof spawn> } {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, { STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData });
-  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<Result>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-  return { done, child };
+function cli(args: string[]): { done: Promise<Result>; child: ChildProcess } {
+  return spawnCli(args, { env: cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData }) });
 }
 
 const run = (args: string[]): Promise<Result> => cli(args).done;

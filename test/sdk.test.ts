@@ -24,6 +24,7 @@ import {
   Volume,
 } from '../src/sdk/index.js';
 import { MiB } from '../src/common/sizes.js';
+import { pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let srv: TestServer;
@@ -34,20 +35,6 @@ let seq = 0;
 /** A fresh volume name per test. */
 const fresh = (prefix = 'v'): string => `${prefix}-${process.pid}-${++seq}`;
 
-/** Deterministic pseudo-random bytes (distinct chunks hash differently). */
-function pattern(n: number, seed = 1): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 

@@ -9,21 +9,20 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { MiB } from '../src/common/sizes.js';
 import { Stowage, Volume, isStowageError } from '../src/sdk/index.js';
 import { escapeReason } from '../src/sdk/upload.js';
 import { parseTusMetadata } from '../src/server/routes/uploads-routes.js';
 import { startServer } from '../src/server/serve.js';
+import { cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 let srv: TestServer;
 let work: string;
@@ -31,15 +30,6 @@ let client: Stowage;
 let seq = 0;
 const fresh = (prefix = 'u'): string => `${prefix}-${process.pid}-${++seq}`;
 
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -84,34 +74,17 @@ async function stagingFor(volumeName: string): Promise<string[]> {
   return out;
 }
 
-interface Result {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 function envFor(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  return { ...env, STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: join(work, 'no-data'), ...overrides };
+  return cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: join(work, 'no-data'), ...overrides });
 }
 
-function spawnCli(args: string[], env: Record<string, string> = {}, input?: Buffer): { child: ChildProcess; done: Promise<Result> } {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: envFor(env), stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout!.on('data', (d: Buffer) => out.push(d));
-  child.stderr!.on('data', (d: Buffer) => err.push(d));
-  const done = new Promise<Result>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-  });
-  child.stdin!.end(input ?? '');
-  return { child, done };
+function startCli(args: string[], env: Record<string, string> = {}, input?: Buffer): { child: ChildProcess; done: Promise<Result> } {
+  return spawnCli(args, { env: envFor(env), ...(input !== undefined ? { input } : {}) });
 }
 
-const cli = (args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<Result> => spawnCli(args, env, input).done;
+const cli = (args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<Result> => startCli(args, env, input).done;
 
 function ok(r: Result): string {
   assert.equal(r.status, 0, `exit 0 expected; stderr: ${r.stderr}`);
@@ -463,7 +436,7 @@ describe('stowage upload', { concurrency: true }, () => {
    * it once the server has staged part of it; returns the staged size.
    */
   async function startAndKill(volumeName: string, args: string[], env: Record<string, string>, size: number): Promise<number> {
-    const { child, done } = spawnCli([...args, '--limit-rate', '16M'], env);
+    const { child, done } = startCli([...args, '--limit-rate', '16M'], env);
     let seen = 0;
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
