@@ -10,19 +10,16 @@
  * @example
  * runBlobStoreConformance('memory', async () => ({ store: new MemoryBlobStore(), cleanup: async () => {} }));
  */
+import { freshStorePerTest, type OpenedStore } from './conformance-harness.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { BlobInfo, BlobStore } from './blob-store.js';
 
 /** A store under test and how to get rid of it. */
-export interface OpenedBlobStore {
-  store: BlobStore;
-  /** Removes everything the store holds (called after store.close()). */
-  cleanup(): Promise<void>;
-}
+export type OpenedBlobStore = OpenedStore<BlobStore>;
 
 const MiB = 1024 * 1024;
 
@@ -88,23 +85,7 @@ async function rejectsWithCode(fn: () => Promise<unknown>, code: string, what: s
 export function runBlobStoreConformance(name: string, open: () => Promise<OpenedBlobStore>): void {
   describe(`BlobStore conformance: ${name}`, () => {
     let store: BlobStore;
-    let opened: OpenedBlobStore | undefined;
-
-    beforeEach(async () => {
-      opened = await open();
-      store = opened.store;
-    });
-
-    afterEach(async () => {
-      const o = opened;
-      opened = undefined;
-      if (!o) return;
-      try {
-        await o.store.close();
-      } finally {
-        await o.cleanup();
-      }
-    });
+    freshStorePerTest(open, (s) => { store = s; });
 
     describe('put and get', () => {
       it('round-trips a Uint8Array body', async () => {

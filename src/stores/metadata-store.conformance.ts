@@ -14,9 +14,10 @@
  *   return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
  * });
  */
+import { freshStorePerTest, type OpenedStore } from './conformance-harness.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../common/ids.js';
 import type {
   ChunkRecord,
@@ -30,11 +31,7 @@ import type {
 } from './metadata-store.js';
 
 /** A store under test and how to get rid of it. */
-export interface OpenedMetadataStore {
-  store: MetadataStore;
-  /** Removes everything the store holds (called after store.close()). */
-  cleanup(): Promise<void>;
-}
+export type OpenedMetadataStore = OpenedStore<MetadataStore>;
 
 /** A fixed origin, so every time in a test is exact to the millisecond. */
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0, 0);
@@ -142,23 +139,7 @@ function byHash<T extends { hash: string }>(xs: readonly T[]): T[] {
 export function runMetadataStoreConformance(name: string, open: () => Promise<OpenedMetadataStore>): void {
   describe(`MetadataStore conformance: ${name}`, () => {
     let store: MetadataStore;
-    let opened: OpenedMetadataStore | undefined;
-
-    beforeEach(async () => {
-      opened = await open();
-      store = opened.store;
-    });
-
-    afterEach(async () => {
-      const o = opened;
-      opened = undefined;
-      if (!o) return;
-      try {
-        await o.store.close();
-      } finally {
-        await o.cleanup();
-      }
-    });
+    freshStorePerTest(open, (s) => { store = s; });
 
     /** A tenant and a volume (with its head commit) already stored. */
     async function seedVolume(volumeName = 'data', o: Partial<VolumeRecord> = {}): Promise<{ t: TenantRecord; v: VolumeRecord; c: CommitRecord }> {
