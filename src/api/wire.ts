@@ -212,6 +212,15 @@ export interface CommitRequest {
   packs?: PackManifest[];
   /** "overwrite" (default): last writer wins and the response lists overwritten paths. "fail": 409 instead when any changed path changed since base. */
   onConflict?: 'overwrite' | 'fail';
+  /**
+   * A mount's commit replays what happened in its overlay onto the current
+   * head. With `bestEffort`, a change that no longer applies there because
+   * another commit changed its path (the source of a move or setattr was
+   * deleted, a parent became a file, a directory is in the way) is skipped and
+   * reported in `skipped` instead of failing the whole commit. Validation
+   * errors (bad paths, unknown chunks, over the cap) still fail it.
+   */
+  bestEffort?: boolean;
 }
 
 export interface Commit {
@@ -234,7 +243,11 @@ export interface CommitResponse {
   commit: Commit;
   /** Paths on which this commit overwrote a newer commit than its base (last-writer-wins made visible). */
   overwritten: string[];
+  /** With `bestEffort`: the changes (by index in `changes`) that did not apply to head, and why. Always present; empty otherwise. */
+  skipped: SkippedChange[];
 }
+
+export interface SkippedChange { index: number; path: string; reason: string }
 
 /** GET /v1/volumes/{name}/commits?limit=&before= (before: a seq) */
 export interface CommitList { commits: Commit[]; nextBefore: number | null }

@@ -4,9 +4,9 @@
  * applies them to a tree editor in order, and finds the paths where applying
  * them overwrites work committed after the client's base.
  */
-import type { Change } from '../api/wire.js';
+import type { Change, SkippedChange } from '../api/wire.js';
 import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking.js';
-import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { ChunkHash, type TreeHash } from '../common/ids.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
 import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
@@ -114,21 +114,44 @@ export function referencedChunks(edits: readonly Edit[]): Map<ChunkHash, number>
   return out;
 }
 
-/** Applies the edits in order. */
-export async function applyEdits(editor: TreeEditor, edits: readonly Edit[]): Promise<void> {
-  for (const e of edits) {
-    switch (e.op) {
-      case 'put': await editor.put(e.path, e.entry, e.createParents); break;
-      case 'mkdir': await editor.mkdir(e.path, e.mode, e.mtime); break;
-      case 'delete': {
-        const removed = await editor.remove(e.path, e.recursive);
-        if (!removed && e.mustExist) throw new NotFoundError(`cannot remove ${e.path}: no such file or directory`);
-        break;
-      }
-      case 'move': await editor.move(e.from, e.to, e.overwrite); break;
-      case 'setattr': await editor.setattr(e.path, e); break;
+/**
+ * Applies the edits in order. With `bestEffort`, an edit that does not apply
+ * to this tree (its path is gone, a parent became a file, a target is in the
+ * way: NotFound, Conflict, AlreadyExists) is skipped and reported instead of
+ * failing the whole set. That is safe because every TreeEditor operation
+ * checks before it mutates, so a refused edit leaves the editor as it was.
+ * Any other error (invalid edits) still fails.
+ */
+export async function applyEdits(editor: TreeEditor, edits: readonly Edit[], opts: { bestEffort?: boolean } = {}): Promise<SkippedChange[]> {
+  const skipped: SkippedChange[] = [];
+  for (const [index, e] of edits.entries()) {
+    try {
+      await applyEdit(editor, e);
+    } catch (err) {
+      if (!opts.bestEffort || !isInapplicable(err)) throw err;
+      skipped.push({ index, path: e.op === 'move' ? e.from : e.path, reason: (err as Error).message });
     }
   }
+  return skipped;
+}
+
+async function applyEdit(editor: TreeEditor, e: Edit): Promise<void> {
+  switch (e.op) {
+    case 'put': await editor.put(e.path, e.entry, e.createParents); break;
+    case 'mkdir': await editor.mkdir(e.path, e.mode, e.mtime); break;
+    case 'delete': {
+      const removed = await editor.remove(e.path, e.recursive);
+      if (!removed && e.mustExist) throw new NotFoundError(`cannot remove ${e.path}: no such file or directory`);
+      break;
+    }
+    case 'move': await editor.move(e.from, e.to, e.overwrite); break;
+    case 'setattr': await editor.setattr(e.path, e); break;
+  }
+}
+
+/** Errors that mean "this edit no longer fits the tree", as opposed to "this edit is wrong". */
+function isInapplicable(err: unknown): boolean {
+  return err instanceof NotFoundError || err instanceof ConflictError || err instanceof AlreadyExistsError;
 }
 
 /** The paths an edit writes (mkdir only adds, so it can overwrite nothing). */

@@ -286,6 +286,49 @@ describe('engine', () => {
     assert.deepEqual(p2.commits.map((c) => c.seq), [2, 1]);
     assert.equal(p2.nextBefore, null);
   });
+
+  it('bestEffort skips changes that no longer apply to head, reports them, and applies the rest', async () => {
+    await w.engine.createVolume(w.actor, 'best');
+    await write(w, 'best', '/src/a', 'a');
+    await write(w, 'best', '/dir/x', 'x');
+    const base = await write(w, 'best', '/keep', 'k');
+    // Another mount commits meanwhile: /src/a is gone, /dir became a file.
+    await w.engine.commit(w.actor, 'best', { changes: [{ op: 'delete', path: '/src/a' }, { op: 'delete', path: '/dir', recursive: true }] });
+    await write(w, 'best', '/dir', 'now a file');
+    const empty = { op: 'put' as const, size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [] };
+    const changes = [
+      { op: 'move' as const, from: '/src/a', to: '/dst/a' },
+      { op: 'setattr' as const, path: '/missing', mode: 0o600 },
+      { ...empty, path: '/dir/y' },
+      { ...empty, path: '/new' },
+      { op: 'setattr' as const, path: '/keep', mode: 0o600 },
+    ];
+    const head = (await w.engine.getVolume(w.actor, 'best')).head;
+    await assert.rejects(w.engine.commit(w.actor, 'best', { base: base.commit.id, changes }), { code: 'NotFound' });
+    assert.equal((await w.engine.getVolume(w.actor, 'best')).head, head, 'a failed commit publishes nothing');
+
+    const r = await w.engine.commit(w.actor, 'best', { base: base.commit.id, changes, bestEffort: true });
+    assert.deepEqual(r.skipped.map((s) => [s.index, s.path]), [[0, '/src/a'], [1, '/missing'], [2, '/dir/y']]);
+    assert.match(r.skipped[0]!.reason, /cannot move \/src\/a/);
+    assert.match(r.skipped[2]!.reason, /not a directory: \/dir/);
+    assert.equal((await w.engine.stat(w.actor, 'best', '/new')).entry.size, 0);
+    assert.equal((await w.engine.stat(w.actor, 'best', '/keep')).entry.mode, 0o600);
+    assert.equal(await read(w, 'best', '/dir'), 'now a file');
+    await assert.rejects(w.engine.stat(w.actor, 'best', '/dst'), { code: 'NotFound' }, 'a skipped move creates no target parents');
+    // Skipped paths are neither "changed" nor "overwritten" by this commit.
+    assert.deepEqual([...r.commit.summary.paths].sort(), ['/keep', '/new']);
+    assert.deepEqual(r.overwritten, []);
+
+    // Validation still fails a bestEffort commit.
+    await assert.rejects(w.engine.commit(w.actor, 'best', { changes: [{ op: 'setattr', path: 'relative' }], bestEffort: true }), { code: 'InvalidArgument' });
+    await assert.rejects(w.engine.commit(w.actor, 'best', { changes: [{ ...empty, path: '/z', size: 1, chunks: ['0'.repeat(64)] }], bestEffort: true }), { code: 'PreconditionFailed' });
+    // Everything skipped: published like any commit that changes nothing.
+    const none = await w.engine.commit(w.actor, 'best', { changes: [{ op: 'setattr', path: '/missing' }], bestEffort: true });
+    assert.equal(none.skipped.length, 1);
+    assert.equal(none.commit.tree, r.commit.tree);
+    // Without bestEffort the answer always carries an empty list.
+    assert.deepEqual((await write(w, 'best', '/other', 'o')).skipped, []);
+  });
 });
 
 describe('engine tokens and tenants', () => {

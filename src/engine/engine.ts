@@ -33,7 +33,7 @@ import { TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
-  Actor, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, VolumeEngine, VolumeOptions, WriteFileOptions,
+  Actor, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
 import { MAX_PACK_SIZE, newPackKey, verifyPack } from './packs.js';
@@ -276,14 +276,17 @@ export class Engine implements VolumeEngine {
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
     return this.publish(vol, async (head) => {
-      const overwritten = base ? await overwrittenPaths(this.reader, base.tree, head.tree, edits) : [];
+      const editor = await TreeEditor.open(this.reader, head.tree);
+      const skipped = await applyEdits(editor, edits, { bestEffort: input.bestEffort === true });
+      // A skipped edit wrote nothing: it neither overwrote nor changed a path.
+      const applied = skipped.length === 0 ? edits : withoutSkipped(edits, skipped);
+      const overwritten = base ? await overwrittenPaths(this.reader, base.tree, head.tree, applied) : [];
       if (overwritten.length > 0 && input.onConflict === 'fail') {
         throw new ConflictError(`${overwritten.length} path(s) changed since commit ${base!.id.slice(0, 12)}: ${overwritten.slice(0, 5).join(', ')}`, { details: { paths: overwritten.slice(0, 1000) } });
       }
-      const editor = await TreeEditor.open(this.reader, head.tree);
-      await applyEdits(editor, edits);
+      // Everything skipped still publishes, like any other commit that changes nothing: it records the attempt.
       const flushed = editor.flush();
-      return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(edits), overwritten };
+      return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
   }
 
@@ -356,7 +359,7 @@ export class Engine implements VolumeEngine {
    */
   private async publish(
     vol: VolumeRecord,
-    build: (head: CommitRecord) => Promise<{ tree: TreeHash; size: number; fileCount: number; newTrees: Array<{ hash: TreeHash; data: Uint8Array }>; message: string; changed: string[]; overwritten: string[] }>,
+    build: (head: CommitRecord) => Promise<{ tree: TreeHash; size: number; fileCount: number; newTrees: Array<{ hash: TreeHash; data: Uint8Array }>; message: string; changed: string[]; overwritten: string[]; skipped?: SkippedChange[] }>,
     actor: Actor,
   ): Promise<CommitResult> {
     return this.locks.run(vol.id, async () => {
@@ -382,7 +385,7 @@ export class Engine implements VolumeEngine {
         });
         if (moved) {
           for (const listener of this.commitListeners) listener(vol.id);
-          return { commit, overwritten: out.overwritten };
+          return { commit, overwritten: out.overwritten, skipped: out.skipped ?? [] };
         }
         await sleep(Math.min(200, 5 * 2 ** attempt) * Math.random());
       }
@@ -660,6 +663,11 @@ function defaultSnapshotName(now: Date): string {
 /** Upload keys have the shape prepareUpload issues for that hash. */
 function isUploadKeyFor(hash: string, key: string): boolean {
   return ChunkHash.is(hash) && new RegExp(`^chunks/${hash.slice(0, 2)}/${hash}-[0-9a-f]{16}$`).test(key);
+}
+
+function withoutSkipped(edits: readonly Edit[], skipped: readonly SkippedChange[]): Edit[] {
+  const gone = new Set(skipped.map((s) => s.index));
+  return edits.filter((_, i) => !gone.has(i));
 }
 
 function editedPaths(edits: readonly Edit[]): string[] {

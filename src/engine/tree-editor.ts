@@ -5,6 +5,12 @@
  * changed. Untouched subtrees keep their hashes and are shared, so the cost
  * of a commit follows the depth and width of the paths it edits, not the
  * size of the volume.
+ *
+ * Invariant: every operation checks before it mutates. An operation that
+ * throws (NotFound, Conflict, AlreadyExists, InvalidArgument) leaves the
+ * editor as it was, so a best-effort commit can skip it and go on. Parents
+ * created on the way (`createParents`) are only created once nothing can
+ * fail any more: below a directory just created, nothing exists to clash.
  */
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import type { TreeHash } from '../common/ids.js';

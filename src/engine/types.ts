@@ -6,7 +6,7 @@
  * A volume of another tenant, or outside a scoped token's one volume, is
  * NotFound (never Forbidden), so names do not leak.
  */
-import type { Change, FileInfo, PackManifest } from '../api/wire.js';
+import type { Change, FileInfo, PackManifest, SkippedChange } from '../api/wire.js';
 import type { CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type { CommitChanges } from './change-feed.js';
@@ -14,7 +14,7 @@ import type { EditOptions, ReplaceOptions, ReplaceResult } from './file-edits.js
 import type { SearchOptions, SearchResult } from './search.js';
 import type { AccessMode, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
 
-export type { Change, FileInfo };
+export type { Change, FileInfo, SkippedChange };
 
 /** Who is calling: derived from a bearer token. */
 export interface Actor {
@@ -40,6 +40,8 @@ export interface CommitInput {
   uploads?: Array<{ hash: string; key: string }>;
   packs?: PackManifest[];
   onConflict?: 'overwrite' | 'fail';
+  /** Skip (and report) changes that no longer apply to head instead of failing the commit (wire CommitRequest.bestEffort). */
+  bestEffort?: boolean;
 }
 
 export interface WriteFileOptions {
@@ -58,6 +60,8 @@ export interface WriteFileOptions {
 export interface CommitResult {
   commit: CommitRecord;
   overwritten: string[];
+  /** Changes a bestEffort commit skipped (by index in the change set); always [] otherwise. */
+  skipped: SkippedChange[];
 }
 
 export interface MissingChunk {

@@ -83,6 +83,8 @@ export interface CommitOptions {
   message?: string;
   base?: string;
   onConflict?: 'overwrite' | 'fail';
+  /** Skip changes that no longer apply to head (reported in `skipped`) instead of failing the commit. */
+  bestEffort?: boolean;
   onProgress?: ProgressListener;
 }
 
@@ -90,6 +92,8 @@ export interface CommitOptions {
 export interface CommitOutcome extends UploadStats {
   commit: wire.Commit;
   overwritten: string[];
+  /** Changes a `bestEffort` commit skipped, and why; always [] otherwise. */
+  skipped: wire.SkippedChange[];
 }
 
 function volumePath(target: CommitTarget, suffix: string): string {
@@ -248,6 +252,7 @@ function commitRequest(changes: wire.Change[], up: { uploads: Array<{ hash: stri
   if (options.message !== undefined) req.message = options.message;
   if (options.base !== undefined) req.base = options.base;
   if (options.onConflict !== undefined) req.onConflict = options.onConflict;
+  if (options.bestEffort !== undefined) req.bestEffort = options.bestEffort;
   if (up.uploads.length > 0) req.uploads = up.uploads;
   if (up.packs.length > 0) req.packs = up.packs;
   return req;
@@ -274,7 +279,7 @@ export async function commitFiles(target: CommitTarget, files: readonly PendingF
     stats.uploadedBytes += up.uploadedBytes;
     res = await postCommit(target, commitRequest(changes, up, options));
   }
-  return { commit: res.commit, overwritten: res.overwritten, ...stats };
+  return { commit: res.commit, overwritten: res.overwritten, skipped: res.skipped ?? [], ...stats };
 }
 
 /**

@@ -181,7 +181,7 @@ export class Files {
       }
       throw e;
     }
-    const out = this.#done({ commit: res.commit, overwritten: res.overwritten, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, presentChunks: up.presentChunks });
+    const out = this.#done({ commit: res.commit, overwritten: res.overwritten, skipped: res.skipped ?? [], uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, presentChunks: up.presentChunks });
     return { ...out, path: p, size: up.size, chunks: up.chunks.length };
   }
 
@@ -427,7 +427,7 @@ export class Files {
   /** Commits non-write changes (no chunks). */
   async #commit(changes: wire.Change[], message: string): Promise<CommitOutcome> {
     const res = await postCommit(this.#host, { changes, message });
-    return this.#done({ commit: res.commit, overwritten: res.overwritten, uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 });
+    return this.#done({ commit: res.commit, overwritten: res.overwritten, skipped: res.skipped ?? [], uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 });
   }
 
   /**

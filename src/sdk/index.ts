@@ -47,6 +47,7 @@ export type {
   Change,
   Commit,
   CommitResponse,
+  SkippedChange,
   CommitList,
   Snapshot,
   Tenant,

@@ -55,6 +55,8 @@ export interface CommitChangesOptions {
   /** Upload keys of chunks sent for this commit (from POST .../uploads). */
   uploads?: Array<{ hash: string; key: string }>;
   onConflict?: 'overwrite' | 'fail';
+  /** Skip changes that no longer apply to head (reported in the answer's `skipped`) instead of failing the commit. */
+  bestEffort?: boolean;
 }
 
 function settingsBody(s: VolumeSettings): wire.CreateVolumeRequest {
@@ -288,6 +290,7 @@ export class Volume implements CommitTarget {
    *
    * @example
    * await vol.commitChanges([{ op: 'move', from: '/a', to: '/b' }, { op: 'delete', path: '/tmp', recursive: true }], { message: 'tidy' });
+   * const r = await vol.commitChanges(changes, { bestEffort: true }); // r.skipped: changes that no longer applied
    */
   async commitChanges(changes: wire.Change[], options: CommitChangesOptions = {}): Promise<wire.CommitResponse> {
     const req: wire.CommitRequest = { changes };
@@ -295,6 +298,7 @@ export class Volume implements CommitTarget {
     if (options.base !== undefined) req.base = options.base;
     if (options.uploads !== undefined) req.uploads = options.uploads;
     if (options.onConflict !== undefined) req.onConflict = options.onConflict;
+    if (options.bestEffort !== undefined) req.bestEffort = options.bestEffort;
     const res = await postCommit(this, req);
     this.#noteCommit(res.commit);
     return res;

@@ -49,7 +49,7 @@ export function presentCommit(c: CommitRecord): wire.Commit {
 
 /** The engine's commit result as the wire `CommitResponse`. */
 export function presentCommitResult(r: CommitResult): wire.CommitResponse {
-  return { commit: presentCommit(r.commit), overwritten: [...r.overwritten] };
+  return { commit: presentCommit(r.commit), overwritten: [...r.overwritten], skipped: r.skipped.map((s) => ({ index: s.index, path: s.path, reason: s.reason })) };
 }
 
 /** A snapshot record as the wire `Snapshot`. */

@@ -179,6 +179,7 @@ export const CommitRequestSchema = z
     uploads: z.array(z.object({ hash: Ref, key: Ref })).optional(),
     packs: z.array(PackManifestSchema).optional(),
     onConflict: z.enum(['overwrite', 'fail']).optional(),
+    bestEffort: z.boolean().optional().openapi({ description: 'Skip (and report in `skipped`) changes that no longer apply to head instead of failing the commit.' }),
   })
   .openapi('CommitRequest') satisfies z.ZodType<wire.CommitRequest>;
 
@@ -201,9 +202,14 @@ export const CommitSchema = z
   })
   .openapi('Commit') satisfies z.ZodType<wire.Commit>;
 
+/** Wire `SkippedChange` (api/wire.ts). */
+export const SkippedChangeSchema = z
+  .object({ index: z.number().int().min(0), path: z.string(), reason: z.string() })
+  .openapi('SkippedChange') satisfies z.ZodType<wire.SkippedChange>;
+
 /** Wire `CommitResponse` (api/wire.ts). */
 export const CommitResponseSchema = z
-  .object({ commit: CommitSchema, overwritten: z.array(z.string()) })
+  .object({ commit: CommitSchema, overwritten: z.array(z.string()), skipped: z.array(SkippedChangeSchema) })
   .openapi('CommitResponse') satisfies z.ZodType<wire.CommitResponse>;
 
 /** Wire `CommitList` (api/wire.ts). */

@@ -46,7 +46,7 @@ const commit = createRoute({
   summary: 'Publish a change set as one commit',
   request: { params: VolumeParamsSchema, body: jsonBody(CommitRequestSchema) },
   responses: {
-    201: jsonAnswer(CommitResponseSchema, 'The new commit and the paths it overwrote'),
+    201: jsonAnswer(CommitResponseSchema, 'The new commit, the paths it overwrote and (bestEffort) the changes it skipped'),
     ...writeErrors,
     409: errorAnswer('Conflict: onConflict "fail" and a changed path changed since base'),
     412: errorAnswer('PreconditionFailed: a referenced chunk or commit is missing'),
