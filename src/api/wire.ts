@@ -264,6 +264,49 @@ export interface RestoreRequest { snapshot?: string; commit?: string }
 /** POST /v1/volumes/{name}/fork : new volume starting at head, a snapshot or a commit. Answers Volume (201). */
 export interface ForkRequest { name: string; snapshot?: string; commit?: string; accessMode?: AccessMode; cap?: number }
 
+// --- attachments (mounts) ---
+
+/**
+ * The control plane's record of one mount. A mounted attachment holds a lease
+ * its agent renews; one whose lease ran out counts as gone for the access
+ * mode (and is marked failed, reason "lease expired", when next looked at).
+ */
+export type AttachmentState = 'mounted' | 'released' | 'failed';
+export interface Attachment {
+  id: string;
+  /** Volume id (vol_...) and name. */
+  volumeId: string;
+  volume: string;
+  /** Where the mount lives: a host (or sandbox) name and an absolute path there. */
+  host: string;
+  path: string;
+  readOnly: boolean;
+  state: AttachmentState;
+  /** Why it was released or failed; null while mounted. */
+  reason: string | null;
+  createdAt: string;
+  updatedAt: string;
+  leaseExpiresAt: string;
+}
+
+/**
+ * POST /v1/volumes/{name}/attachments : mounts need one. Refused with 409 when
+ * the volume's access mode forbids it (a second read-write attachment of an
+ * RWO volume, a read-write one of an ROX volume); the message names the
+ * attachment in the way. `resume` takes over an earlier attachment of the same
+ * volume, host and path (a mount agent restarted after a crash): its old
+ * token is revoked and a new one issued.
+ */
+export interface AttachRequest { host: string; path: string; readOnly?: boolean; resume?: string }
+/** The scoped token (`token`, a bearer) reaches only this volume, read-only for read-only attachments, and dies with the attachment. */
+export interface AttachResponse { attachment: Attachment; token: string; tokenExpiresAt: string; volume: Volume }
+/** GET /v1/volumes/{name}/attachments?all=true (default: mounted only) */
+export interface AttachmentList { attachments: Attachment[] }
+/** POST /v1/attachments/{id}/renew : with the attachment's own token; extends its lease and its token's expiry. */
+export interface RenewAttachmentResponse { attachment: Attachment; tokenExpiresAt: string }
+/** POST /v1/attachments/{id}/release : with the attachment's own token or a tenant token; revokes the scoped token. Answers Attachment. */
+export interface ReleaseAttachmentRequest { failed?: boolean; reason?: string }
+
 // --- tenant and tokens ---
 
 export interface Tenant { id: string; name: string; defaultCap: number; createdAt: string }

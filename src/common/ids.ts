@@ -3,7 +3,7 @@
  * Every identifier has its own branded type with a parse helper, so a commit
  * id can never be passed where a volume id is expected.
  *
- * - TenantId, VolumeId, TokenId, SnapshotId: random, prefixed (`ten_`, `vol_`, `tok_`, `snap_`).
+ * - TenantId, VolumeId, TokenId, SnapshotId, AttachmentId: random, prefixed (`ten_`, `vol_`, `tok_`, `snap_`, `att_`).
  * - CommitId, TreeHash: SHA-256 of versioned canonical content (hex, 64 chars).
  * - ChunkHash: SHA-256 of the chunk bytes (hex, 64 chars).
  */
@@ -17,6 +17,7 @@ export type TenantId = Brand<string, 'TenantId'>;
 export type VolumeId = Brand<string, 'VolumeId'>;
 export type TokenId = Brand<string, 'TokenId'>;
 export type SnapshotId = Brand<string, 'SnapshotId'>;
+export type AttachmentId = Brand<string, 'AttachmentId'>;
 export type CommitId = Brand<string, 'CommitId'>;
 export type TreeHash = Brand<string, 'TreeHash'>;
 export type ChunkHash = Brand<string, 'ChunkHash'>;
@@ -50,6 +51,7 @@ export const TenantId = { new: () => makeRandom<TenantId>('ten'), parse: (s: str
 export const VolumeId = { new: () => makeRandom<VolumeId>('vol'), parse: (s: string) => parseRandom<VolumeId>('vol', 'volume', s) };
 export const TokenId = { new: () => makeRandom<TokenId>('tok'), parse: (s: string) => parseRandom<TokenId>('tok', 'token', s) };
 export const SnapshotId = { new: () => makeRandom<SnapshotId>('snap'), parse: (s: string) => parseRandom<SnapshotId>('snap', 'snapshot', s) };
+export const AttachmentId = { new: () => makeRandom<AttachmentId>('att'), parse: (s: string) => parseRandom<AttachmentId>('att', 'attachment', s) };
 export const CommitId = { parse: (s: string) => parseHex<CommitId>('commit id', s), is: (s: string) => HEX64.test(s) };
 export const TreeHash = { parse: (s: string) => parseHex<TreeHash>('tree hash', s) };
 export const ChunkHash = { parse: (s: string) => parseHex<ChunkHash>('chunk hash', s), is: (s: string) => HEX64.test(s) };

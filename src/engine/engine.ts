@@ -17,7 +17,7 @@ import {
   AlreadyExistsError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, PreconditionFailedError,
   QuotaExceededError, ReadOnlyError, UnauthenticatedError, UnavailableError,
 } from '../common/errors.js';
-import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId, type TreeHash } from '../common/ids.js';
+import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId, type AttachmentId, type TreeHash } from '../common/ids.js';
 import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
 import { formatSize, GiB, MiB } from '../common/sizes.js';
 import type { BlobStore, SignedRequest } from '../stores/blob-store.js';
@@ -33,8 +33,12 @@ import { TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
-  Actor, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions,
+  Actor, AttachmentView, AttachRequest, AttachResult, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, ReleaseRequest,
+  SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
+import {
+  attach, DEFAULT_ATTACHMENT_LEASE, failAttachments, listAttachments, releaseAttachment, renewAttachment, VOLUME_DELETED, type AttachmentHost,
+} from './attachments.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
 import { MAX_PACK_SIZE, newPackKey, verifyPack } from './packs.js';
 import { changesSince, type CommitChanges } from './change-feed.js';
@@ -65,6 +69,8 @@ export interface EngineDeps {
   uploadWindow?: number;
   /** Compare-and-swap attempts per commit before giving up (default 30). */
   commitAttempts?: number;
+  /** Lease of a mounted attachment and of its token, in ms (default 60 s); mount agents renew well before it runs out. */
+  attachmentLease?: number;
 }
 
 /** Creates the engine. Stores are owned by the caller. */
@@ -81,6 +87,7 @@ export class Engine implements VolumeEngine {
   private readonly urlTtl: number;
   private readonly uploadWindow: number;
   private readonly commitAttempts: number;
+  private readonly attachmentLease: number;
   private readonly commitListeners = new Set<(volumeId: VolumeId) => void>();
 
   constructor(deps: EngineDeps) {
@@ -91,6 +98,8 @@ export class Engine implements VolumeEngine {
     this.urlTtl = deps.urlTtl ?? 900;
     this.uploadWindow = deps.uploadWindow ?? 30 * 60_000;
     this.commitAttempts = deps.commitAttempts ?? 30;
+    this.attachmentLease = deps.attachmentLease ?? DEFAULT_ATTACHMENT_LEASE;
+    if (!Number.isSafeInteger(this.attachmentLease) || this.attachmentLease < 1) throw new InvalidArgumentError('attachmentLease must be a positive number of milliseconds');
   }
 
   // ---------------------------------------------------------------- auth
@@ -101,7 +110,7 @@ export class Engine implements VolumeEngine {
     if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new UnauthenticatedError('invalid API token');
     if (token.revokedAt) throw new UnauthenticatedError('this API token has been revoked');
     if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) throw new UnauthenticatedError(`this API token expired at ${token.expiresAt.toISOString()}`);
-    return { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: token.volumeId, readOnly: token.readOnly };
+    return { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: token.volumeId, readOnly: token.readOnly, attachmentId: token.attachmentId };
   }
 
   async createTenant(name: string, opts: { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
@@ -157,10 +166,10 @@ export class Engine implements VolumeEngine {
     await this.md.revokeToken(tokenId, this.now());
   }
 
-  private newToken(tenantId: TenantId, name: string, volumeId: VolumeId | null, readOnly: boolean, expiresAt: Date | null): { token: TokenRecord; bearer: string } {
+  private newToken(tenantId: TenantId, name: string, volumeId: VolumeId | null, readOnly: boolean, expiresAt: Date | null, attachmentId: AttachmentId | null = null): { token: TokenRecord; bearer: string } {
     const id = TokenId.new();
     const { secretHash, bearer } = mintToken(id);
-    return { token: { id, tenantId, secretHash, name, volumeId, readOnly, createdAt: this.now(), expiresAt, revokedAt: null }, bearer };
+    return { token: { id, tenantId, secretHash, name, volumeId, readOnly, createdAt: this.now(), expiresAt, revokedAt: null, attachmentId }, bearer };
   }
 
   // ---------------------------------------------------------------- volumes
@@ -222,7 +231,13 @@ export class Engine implements VolumeEngine {
   async deleteVolume(actor: Actor, name: string): Promise<void> {
     const vol = await this.volumeFor(actor, name, 'write');
     requireTenantToken(actor, 'delete volumes');
-    if (!(await this.md.deleteVolume(vol.id))) throw new NotFoundError(`volume "${name}" not found`);
+    const now = this.now();
+    // Its mounts fail with it, and their tokens die: they must not outlive the volume.
+    const deleted = await this.md.transaction(async (tx) => {
+      await failAttachments(tx, vol.id, VOLUME_DELETED, now);
+      return tx.deleteVolume(vol.id);
+    });
+    if (!deleted) throw new NotFoundError(`volume "${name}" not found`);
   }
 
   /** The volume if this actor may see it, else undefined. */
@@ -547,7 +562,7 @@ export class Engine implements VolumeEngine {
     if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) throw new ForbiddenError('the token that signed this URL has expired: ask for a new URL');
     const vol = await this.md.getVolume(VolumeId.parse(volumeId));
     if (!vol || vol.tenantId !== token.tenantId || (token.volumeId && token.volumeId !== vol.id)) throw new NotFoundError('the volume of this URL no longer exists');
-    return { actor: { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: vol.id, readOnly: true }, volume: vol.name };
+    return { actor: { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: vol.id, readOnly: true, attachmentId: token.attachmentId }, volume: vol.name };
   }
 
   async writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts: WriteFileOptions = {}): Promise<CommitResult & { uploadedChunks: number; sha256: string }> {
@@ -591,6 +606,33 @@ export class Engine implements VolumeEngine {
 
   async changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }> {
     return changesSince(this.fileOps, actor, volume, since, limit);
+  }
+
+  // ---------------------------------------------------------------- attachments (engine/attachments)
+
+  async attach(actor: Actor, volume: string, req: AttachRequest): Promise<AttachResult> {
+    return attach(this.attachmentHost, actor, volume, req);
+  }
+
+  async listAttachments(actor: Actor, volume: string, opts: { all?: boolean } = {}): Promise<AttachmentView[]> {
+    return listAttachments(this.attachmentHost, actor, volume, opts);
+  }
+
+  async renewAttachment(actor: Actor, id: string): Promise<{ attachment: AttachmentView; tokenExpiresAt: Date }> {
+    return renewAttachment(this.attachmentHost, actor, id);
+  }
+
+  async releaseAttachment(actor: Actor, id: string, req: ReleaseRequest = {}): Promise<AttachmentView> {
+    return releaseAttachment(this.attachmentHost, actor, id, req);
+  }
+
+  /** The engine's internals that attachments (engine/attachments) are built on. */
+  private get attachmentHost(): AttachmentHost {
+    return {
+      md: this.md, now: this.now, lease: this.attachmentLease,
+      volumeFor: (actor, name, access) => this.volumeFor(actor, name, access),
+      newToken: (tenantId, name, volumeId, readOnly, expiresAt, attachmentId) => this.newToken(tenantId, name, volumeId, readOnly, expiresAt, attachmentId),
+    };
   }
 
   onCommit(listener: (volumeId: VolumeId) => void): () => void {

@@ -7,12 +7,12 @@
  * NotFound (never Forbidden), so names do not leak.
  */
 import type { Change, FileInfo, PackManifest, SkippedChange } from '../api/wire.js';
-import type { CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
+import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type { CommitChanges } from './change-feed.js';
 import type { EditOptions, ReplaceOptions, ReplaceResult } from './file-edits.js';
 import type { SearchOptions, SearchResult } from './search.js';
-import type { AccessMode, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
 
 export type { Change, FileInfo, SkippedChange };
 
@@ -25,6 +25,8 @@ export interface Actor {
   /** Set when the token is scoped to one volume. */
   volumeId: VolumeId | null;
   readOnly: boolean;
+  /** Set when the token was minted for one attachment (a mount): such a token cannot attach or mint tokens. */
+  attachmentId: AttachmentId | null;
 }
 
 export interface VolumeOptions {
@@ -62,6 +64,34 @@ export interface CommitResult {
   overwritten: string[];
   /** Changes a bestEffort commit skipped (by index in the change set); always [] otherwise. */
   skipped: SkippedChange[];
+}
+
+/** An attachment with its volume's name (wire `Attachment`). */
+export interface AttachmentView extends AttachmentRecord {
+  /** "(deleted)" once the volume is gone. */
+  volumeName: string;
+}
+
+export interface AttachRequest {
+  host: string;
+  path: string;
+  readOnly?: boolean;
+  /** Id of an earlier attachment of the same volume, host and path to take over (a restarted mount agent). */
+  resume?: string;
+}
+
+export interface AttachResult {
+  attachment: AttachmentView;
+  /** Bearer secret of the attachment's scoped token (returned once). */
+  secret: string;
+  tokenExpiresAt: Date;
+  volume: VolumeRecord;
+}
+
+export interface ReleaseRequest {
+  /** Mark it failed (with `reason`) instead of released. */
+  failed?: boolean;
+  reason?: string;
 }
 
 export interface MissingChunk {
@@ -161,6 +191,15 @@ export interface VolumeEngine {
   onCommit(listener: (volumeId: VolumeId) => void): () => void;
   /** The commits after `since` with their per-path changes (engine/change-feed); NotFound for an unknown commit. */
   changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }>;
+
+  /** Mounts need an attachment: checks the access mode (409 naming the attachment in the way) and mints a scoped token leased with it (engine/attachments). */
+  attach(actor: Actor, volume: string, req: AttachRequest): Promise<AttachResult>;
+  /** The volume's attachments, mounted ones unless `all`, oldest first. */
+  listAttachments(actor: Actor, volume: string, opts?: { all?: boolean }): Promise<AttachmentView[]>;
+  /** Extends an attachment's lease and its token's expiry; with its own token or a tenant token. */
+  renewAttachment(actor: Actor, id: string): Promise<{ attachment: AttachmentView; tokenExpiresAt: Date }>;
+  /** Releases (or fails) an attachment and revokes its token; idempotent. */
+  releaseAttachment(actor: Actor, id: string, req?: ReleaseRequest): Promise<AttachmentView>;
 
   /** Operator call: mark from every head, snapshot, retained commit and recent work; sweep the rest. */
   gc(opts?: GcOptions): Promise<GcReport>;

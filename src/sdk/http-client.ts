@@ -237,6 +237,30 @@ export class Stowage {
   async revokeToken(id: string): Promise<void> {
     await this.request<void>('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
   }
+
+  /**
+   * Extends an attachment's lease and its token's expiry. Call it with the
+   * attachment's own token (or a tenant token) well before `tokenExpiresAt`.
+   *
+   * @example
+   * const mount = new Stowage({ url, token: attached.token });
+   * const { tokenExpiresAt } = await mount.renewAttachment(attached.attachment.id);
+   */
+  async renewAttachment(id: string): Promise<wire.RenewAttachmentResponse> {
+    return this.request<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${encodeURIComponent(id)}/renew`);
+  }
+
+  /**
+   * Releases an attachment (or marks it failed, with a reason) and revokes its
+   * token; releasing it again changes nothing.
+   *
+   * @example
+   * await stowage.releaseAttachment('att_0123456789abcdefghij');
+   * await stowage.releaseAttachment(id, { failed: true, reason: 'sandbox terminated' });
+   */
+  async releaseAttachment(id: string, req: wire.ReleaseAttachmentRequest = {}): Promise<wire.Attachment> {
+    return this.request<wire.Attachment>('POST', `/v1/attachments/${encodeURIComponent(id)}/release`, { body: req });
+  }
 }
 
 let defaultClient: Stowage | undefined;

@@ -284,6 +284,35 @@ export class Volume implements CommitTarget {
   }
 
   /**
+   * Attaches (mounts) the volume at host:path and returns the attachment with
+   * a scoped token for the mount: it reaches only this volume (read-only for
+   * a read-only attachment) and expires with the attachment's lease unless
+   * renewed (`stowage.renewAttachment`). The access mode may refuse it
+   * (ConflictError naming the attachment in the way).
+   *
+   * @example
+   * const { attachment, token, tokenExpiresAt } = await vol.attach({ host: 'sandbox-7', path: '/mnt/data', readOnly: true });
+   * const mount = new Stowage({ url: stowage.url, token }); // what the mount agent runs on
+   */
+  async attach(req: wire.AttachRequest): Promise<wire.AttachResponse> {
+    const res = await this.client.request<wire.AttachResponse>('POST', volumeUrl(this.name, '/attachments'), { body: req });
+    this.#info = res.volume;
+    return res;
+  }
+
+  /**
+   * The volume's attachments, oldest first: mounted ones, or all of them
+   * (released and failed too, with their reasons) with `all`.
+   *
+   * @example
+   * for (const a of await vol.attachments({ all: true })) console.log(a.id, a.state, `${a.host}:${a.path}`, a.reason);
+   */
+  async attachments(options: { all?: boolean } = {}): Promise<wire.Attachment[]> {
+    const res = await this.client.request<wire.AttachmentList>('GET', volumeUrl(this.name, '/attachments'), { query: { all: options.all ? 'true' : undefined } });
+    return res.attachments;
+  }
+
+  /**
    * Low level: publishes a change set as one commit. `put` changes must name
    * chunks the store already has or that were uploaded for this commit
    * (`uploads`); `vol.files` does all of that for you.

@@ -24,6 +24,7 @@ import type { VolumeEngine } from '../engine/types.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import { toErrorResponse, type ErrorLog } from './error-map.js';
 import { jsonAnswer, type ApiApp, type AppEnv } from './route-helpers.js';
+import { registerAttachmentsRoutes } from './routes/attachments-routes.js';
 import { BLOB_PATH_PREFIX, registerBlobsRoutes, type BlobRequestVerifier } from './routes/blobs-routes.js';
 import { registerCommitsRoutes } from './routes/commits-routes.js';
 import { registerDownloadRoutes } from './routes/download-routes.js';
@@ -193,6 +194,7 @@ export function createApp(options: AppOptions): ApiApp {
   registerVolumesRoutes(app, deps);
   registerCommitsRoutes(app, deps);
   registerSnapshotsRoutes(app, deps);
+  registerAttachmentsRoutes(app, deps);
   registerFilesRoutes(app, deps);
   registerDownloadRoutes(app, { ...deps, ...(options.shares ? { shares: options.shares } : {}) });
   registerSearchRoutes(app, deps);

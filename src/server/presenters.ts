@@ -5,7 +5,7 @@
  * no decisions: what a caller may see was decided by the engine already.
  */
 import type * as wire from '../api/wire.js';
-import type { CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
+import type { AttachmentView, CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
 
@@ -55,6 +55,23 @@ export function presentCommitResult(r: CommitResult): wire.CommitResponse {
 /** A snapshot record as the wire `Snapshot`. */
 export function presentSnapshot(s: SnapshotRecord): wire.Snapshot {
   return { id: s.id, volumeId: s.volumeId, name: s.name, commit: s.commitId, createdAt: iso(s.createdAt) };
+}
+
+/** An attachment as the wire `Attachment` (its token id stays inside). */
+export function presentAttachment(a: AttachmentView): wire.Attachment {
+  return {
+    id: a.id,
+    volumeId: a.volumeId,
+    volume: a.volumeName,
+    host: a.host,
+    path: a.path,
+    readOnly: a.readOnly,
+    state: a.state,
+    reason: a.reason,
+    createdAt: iso(a.createdAt),
+    updatedAt: iso(a.updatedAt),
+    leaseExpiresAt: iso(a.leaseExpiresAt),
+  };
 }
 
 /** A tenant record as the wire `Tenant`. */

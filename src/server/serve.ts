@@ -59,6 +59,8 @@ export interface StartServerOptions {
   log?: (line: string) => void;
   /** Unfinished resumable uploads older than this are deleted (default 24 h). */
   uploadExpiryMs?: number;
+  /** Lease of mounted attachments and their tokens, in ms (default 60 s; tests shorten it). */
+  attachmentLease?: number;
 }
 
 /** A running server. */
@@ -139,7 +141,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const blobs: BlobStore = await openBlobStore(blobUrl, { signer });
     opened.push(blobs);
 
-    const engine = createEngine({ metadata, blobs });
+    const engine = createEngine({ metadata, blobs, ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}) });
     const adminToken = await bootstrapTenant(engine, metadata, dataDir, log);
     // Staging files of resumable uploads; expired ones are swept at start and every hour.
     const uploads = createUploadService(engine, { directory: join(dataDir, UPLOADS_DIR), ...(options.uploadExpiryMs !== undefined ? { expireAfterMs: options.uploadExpiryMs } : {}) });

@@ -18,8 +18,9 @@ import { freshStorePerTest, type OpenedStore } from './conformance-harness.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../common/ids.js';
+import { AttachmentId, SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../common/ids.js';
 import type {
+  AttachmentRecord,
   ChunkRecord,
   CommitRecord,
   MetadataStore,
@@ -61,6 +62,25 @@ function token(tenantId: TenantId, o: Partial<TokenRecord> = {}): TokenRecord {
     createdAt: at(0),
     expiresAt: null,
     revokedAt: null,
+    attachmentId: null,
+    ...o,
+  };
+}
+
+function attachment(tenantId: TenantId, volumeId: VolumeId, o: Partial<AttachmentRecord> = {}): AttachmentRecord {
+  return {
+    id: AttachmentId.new(),
+    tenantId,
+    volumeId,
+    host: 'host-1',
+    path: '/mnt/data',
+    readOnly: false,
+    state: 'mounted',
+    reason: null,
+    tokenId: null,
+    createdAt: at(0),
+    updatedAt: at(0),
+    leaseExpiresAt: at(60_000),
     ...o,
   };
 }
@@ -200,6 +220,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           createdAt: at(2),
           expiresAt: at(3_600_000),
           revokedAt: at(5),
+          attachmentId: AttachmentId.new(),
         });
         await store.insertToken(plain);
         await store.insertToken(scoped);
@@ -230,6 +251,110 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.equal(await store.revokeToken(tok.id, at(20)), true);
         assert.deepStrictEqual(await store.getToken(tok.id), { ...tok, revokedAt: at(10) });
         assert.equal(await store.revokeToken(TokenId.new(), at(10)), false);
+      });
+
+      it('sets and clears a token expiry, and reports a missing token', async () => {
+        const t = tenant('acme');
+        await store.insertTenant(t);
+        const tok = token(t.id, { expiresAt: at(1000) });
+        await store.insertToken(tok);
+        assert.equal(await store.setTokenExpiry(tok.id, at(61_000)), true);
+        assert.deepStrictEqual(await store.getToken(tok.id), { ...tok, expiresAt: at(61_000) });
+        assert.equal(await store.setTokenExpiry(tok.id, null), true);
+        assert.deepStrictEqual(await store.getToken(tok.id), { ...tok, expiresAt: null });
+        assert.equal(await store.setTokenExpiry(TokenId.new(), at(1)), false);
+      });
+    });
+
+    describe('attachments', () => {
+      it('round-trips every field, nulls and booleans included', async () => {
+        const { t, v } = await seedVolume();
+        const plain = attachment(t.id, v.id, { createdAt: at(1), updatedAt: at(2), leaseExpiresAt: at(3) });
+        const done = attachment(t.id, v.id, {
+          host: 'sandbox-ü 7',
+          path: '/mnt/a b/ü',
+          readOnly: true,
+          state: 'failed',
+          reason: 'lease expired: the mount agent stopped renewing',
+          tokenId: TokenId.new(),
+          createdAt: at(4),
+          updatedAt: at(5),
+          leaseExpiresAt: at(6),
+        });
+        await store.insertAttachment(plain);
+        await store.insertAttachment(done);
+        assert.deepStrictEqual(await store.getAttachment(plain.id), plain);
+        assert.deepStrictEqual(await store.getAttachment(done.id), done);
+        assert.equal(await store.getAttachment(AttachmentId.new()), undefined);
+      });
+
+      it('refuses a duplicate id with AlreadyExists', async () => {
+        const { t, v } = await seedVolume();
+        const a = attachment(t.id, v.id);
+        await store.insertAttachment(a);
+        await rejectsWithCode(() => store.insertAttachment({ ...a, host: 'other' }), 'AlreadyExists', 'duplicate attachment', a.id);
+        assert.deepStrictEqual(await store.getAttachment(a.id), a);
+      });
+
+      it('lists the attachments of one volume in every state, oldest first', async () => {
+        const { t, v } = await seedVolume();
+        const other = await seedVolume('other');
+        const a2 = attachment(t.id, v.id, { createdAt: at(2), state: 'released', reason: 'unmounted' });
+        const a1 = attachment(t.id, v.id, { createdAt: at(1) });
+        const a3 = attachment(t.id, v.id, { createdAt: at(3), state: 'failed', reason: 'x' });
+        for (const a of [a2, a3, a1, attachment(t.id, other.v.id, { createdAt: at(0) })]) await store.insertAttachment(a);
+        assert.deepStrictEqual(await store.listAttachments(v.id), [a1, a2, a3]);
+        assert.deepStrictEqual(await store.listAttachments(VolumeId.new()), []);
+      });
+
+      it('updates only the patched fields, and reports a missing attachment', async () => {
+        const { t, v } = await seedVolume();
+        const a = attachment(t.id, v.id, { tokenId: TokenId.new() });
+        await store.insertAttachment(a);
+        assert.equal(await store.updateAttachment(a.id, { leaseExpiresAt: at(120_000), updatedAt: at(10) }), true);
+        assert.deepStrictEqual(await store.getAttachment(a.id), { ...a, leaseExpiresAt: at(120_000), updatedAt: at(10) });
+        const tok = TokenId.new();
+        assert.equal(await store.updateAttachment(a.id, { state: 'failed', reason: 'volume deleted', tokenId: tok, updatedAt: at(20) }), true);
+        const failed = { ...a, state: 'failed' as const, reason: 'volume deleted', tokenId: tok, leaseExpiresAt: at(120_000), updatedAt: at(20) };
+        assert.deepStrictEqual(await store.getAttachment(a.id), failed);
+        assert.equal(await store.updateAttachment(a.id, { state: 'mounted', reason: null, tokenId: null, updatedAt: at(30) }), true);
+        assert.deepStrictEqual(await store.getAttachment(a.id), { ...failed, state: 'mounted', reason: null, tokenId: null, updatedAt: at(30) });
+        assert.equal(await store.updateAttachment(AttachmentId.new(), { state: 'released', updatedAt: at(1) }), false);
+      });
+
+      it('keeps attachments when their volume is deleted', async () => {
+        const { t, v } = await seedVolume();
+        const a = attachment(t.id, v.id, { state: 'failed', reason: 'volume deleted' });
+        await store.insertAttachment(a);
+        assert.equal(await store.deleteVolume(v.id), true);
+        assert.deepStrictEqual(await store.listAttachments(v.id), [a]);
+      });
+
+      it('writes attachments and token changes inside a transaction, and rolls them back with it', async () => {
+        const { t, v } = await seedVolume();
+        const tok = token(t.id, { volumeId: v.id, expiresAt: at(1000) });
+        await store.insertToken(tok);
+        const kept = attachment(t.id, v.id);
+        await store.transaction(async (tx) => {
+          await tx.insertAttachment(kept);
+          assert.deepStrictEqual(await tx.listAttachments(v.id), [kept]);
+        });
+        assert.deepStrictEqual(await store.getAttachment(kept.id), kept);
+        const dropped = attachment(t.id, v.id);
+        const boom = new Error('boom');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.insertAttachment(dropped);
+            assert.equal(await tx.updateAttachment(kept.id, { state: 'released', updatedAt: at(9) }), true);
+            assert.equal(await tx.setTokenExpiry(tok.id, at(9000)), true);
+            assert.equal(await tx.revokeToken(tok.id, at(9)), true);
+            throw boom;
+          }),
+          (err) => err === boom,
+        );
+        assert.equal(await store.getAttachment(dropped.id), undefined);
+        assert.deepStrictEqual(await store.getAttachment(kept.id), kept);
+        assert.deepStrictEqual(await store.getToken(tok.id), tok);
       });
     });
 

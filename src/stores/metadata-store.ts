@@ -17,7 +17,7 @@
  * missing record returns undefined (never throws); anything else that fails
  * throws UnavailableError (store unreachable) or InternalError.
  */
-import type { ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../common/ids.js';
+import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../common/ids.js';
 
 export type AccessMode = 'RWO' | 'ROX' | 'RWX';
 
@@ -50,6 +50,8 @@ export interface TokenRecord {
   createdAt: Date;
   expiresAt: Date | null;
   revokedAt: Date | null;
+  /** Set for the scoped token minted for one attachment (a mount); such a token dies with it. */
+  attachmentId: AttachmentId | null;
 }
 
 export interface VolumeRecord {
@@ -105,6 +107,36 @@ export interface SnapshotRecord {
   createdAt: Date;
 }
 
+export type AttachmentState = 'mounted' | 'released' | 'failed';
+
+/** The control plane's record of one mount of a volume (SPEC section 1, "Attachment"). */
+export interface AttachmentRecord {
+  id: AttachmentId;
+  tenantId: TenantId;
+  volumeId: VolumeId;
+  /** Host or sandbox name, and the absolute path the volume is mounted at there. */
+  host: string;
+  path: string;
+  readOnly: boolean;
+  state: AttachmentState;
+  /** Why it was released or failed; null while mounted. */
+  reason: string | null;
+  /** The scoped token minted for it (the latest one after a resume). */
+  tokenId: TokenId | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** A mounted attachment whose lease is past counts as gone. */
+  leaseExpiresAt: Date;
+}
+
+export interface AttachmentPatch {
+  state?: AttachmentState;
+  reason?: string | null;
+  tokenId?: TokenId | null;
+  leaseExpiresAt?: Date;
+  updatedAt: Date;
+}
+
 export interface TreeRecord {
   hash: TreeHash;
   data: Uint8Array;
@@ -152,6 +184,17 @@ export interface MetadataOps {
   listTokens(tenantId: TenantId): Promise<TokenRecord[]>;
   /** Sets revokedAt if not yet set; returns false when the token does not exist. Idempotent. */
   revokeToken(id: TokenId, at: Date): Promise<boolean>;
+  /** Sets (or clears) expiresAt; returns false when the token does not exist. */
+  setTokenExpiry(id: TokenId, expiresAt: Date | null): Promise<boolean>;
+
+  // --- attachments ---
+  /** Inserts an attachment; AlreadyExistsError when the id is taken. */
+  insertAttachment(a: AttachmentRecord): Promise<void>;
+  getAttachment(id: AttachmentId): Promise<AttachmentRecord | undefined>;
+  /** Attachments of a volume in every state, oldest first. They outlive the volume record (deleteVolume keeps them). */
+  listAttachments(volumeId: VolumeId): Promise<AttachmentRecord[]>;
+  /** Updates only the patched fields; returns false when the attachment does not exist. */
+  updateAttachment(id: AttachmentId, patch: AttachmentPatch): Promise<boolean>;
 
   // --- volumes ---
   /** Inserts a volume; AlreadyExistsError when (tenantId, name) is taken. */

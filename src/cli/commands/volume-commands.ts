@@ -1,11 +1,12 @@
 /**
  * @module cli/commands/volume-commands
  * `stowage volume ...`: create, list, inspect, delete, snapshot, restore,
- * fork, resize and show the history of volumes, through the SDK.
+ * fork, resize and show the history of volumes, list their attachments
+ * (mounts) and detach one, through the SDK.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../common/errors.js';
-import type { AccessMode, Commit, Snapshot, VolumeInfo } from '../../sdk/index.js';
+import type { AccessMode, Attachment, Commit, Snapshot, VolumeInfo } from '../../sdk/index.js';
 import { Volume } from '../../sdk/index.js';
 import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
@@ -60,6 +61,14 @@ function printCommits(commits: Commit[]): void {
     ['SEQ', 'COMMIT', 'CREATED', 'AUTHOR', 'CHANGED', 'SIZE', 'MESSAGE'],
     commits.map((c) => [String(c.seq), shortId(c.id), when(c.createdAt), c.author, String(c.changed), bytes(c.size), c.message]),
     ['right', 'left', 'left', 'left', 'right', 'right'],
+  );
+}
+
+function printAttachments(list: Attachment[]): void {
+  printTable(
+    ['ID', 'STATE', 'ACCESS', 'WHERE', 'LEASE/REASON'],
+    // A mounted attachment shows when its lease runs out; a finished one, why it ended.
+    list.map((a) => [a.id, a.state, a.readOnly ? 'ro' : 'rw', `${a.host}:${a.path}`, a.state === 'mounted' ? `until ${when(a.leaseExpiresAt)}` : (a.reason ?? '')]),
   );
 }
 
@@ -191,6 +200,31 @@ export function registerVolumeCommands(program: Command): void {
       const info = await (await open(cmd, name)).resize(cap);
       if (opts.json) printJson(info);
       else printLine(`resized ${name}: cap ${bytes(info.cap)}, ${bytes(info.size)} used`);
+    });
+
+  volume
+    .command('attachments')
+    .description("list a volume's attachments (mounts): mounted ones, or all with --all")
+    .argument('<name>', 'volume name')
+    .option('--all', 'also released and failed attachments, with their reasons')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { all?: boolean; json?: boolean }, cmd: Command) => {
+      const list = await (await open(cmd, name)).attachments({ all: opts.all === true });
+      if (opts.json) printJson(list);
+      else printAttachments(list);
+    });
+
+  volume
+    .command('detach')
+    .description("release an attachment (e.g. of a mount whose machine is gone) and revoke its mount token")
+    .argument('<attachment_id>', 'attachment id (att_...)')
+    .option('--failed <reason>', 'mark it failed with this reason instead of released')
+    .option('--json', 'print the attachment as JSON')
+    .action(async (id: string, opts: { failed?: string; json?: boolean }, cmd: Command) => {
+      const client = clientOf(cmd.optsWithGlobals<GlobalOptions>());
+      const a = await client.releaseAttachment(id, opts.failed !== undefined ? { failed: true, reason: opts.failed } : {});
+      if (opts.json) printJson(a);
+      else printLine(`detached ${a.id} (${a.volume} at ${a.host}:${a.path}): ${a.state}${a.reason ? `, ${a.reason}` : ''}`);
     });
 
   volume

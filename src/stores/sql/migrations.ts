@@ -117,6 +117,29 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
           .execute();
       },
     },
+    '002_attachments': {
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('attachments')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('volume_id', 'text', (c) => c.notNull())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('read_only', 'integer', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('token_id', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('lease_expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The access-mode check reads a volume's attachments on every attach.
+        await db.schema.createIndex('attachments_volume_created').on('attachments').columns(['volume_id', 'created_at']).execute();
+        // Nullable, so existing tokens need no value: they are not mount tokens.
+        await db.schema.alterTable('tokens').addColumn('attachment_id', 'text').execute();
+      },
+    },
   };
 }
 

@@ -44,6 +44,8 @@ export interface TokensTable {
   created_at: Int8;
   expires_at: Int8 | null;
   revoked_at: Int8 | null;
+  /** Added by 002_attachments. */
+  attachment_id: string | null;
 }
 
 /** Volumes; (tenant_id, name) is unique, `head` moves by compare-and-swap. */
@@ -87,6 +89,23 @@ export interface SnapshotsTable {
   created_at: Int8;
 }
 
+/** Mounts of volumes (002_attachments); listed by (volume_id, created_at). */
+export interface AttachmentsTable {
+  id: string;
+  tenant_id: string;
+  volume_id: string;
+  host: string;
+  path: string;
+  read_only: IntBool;
+  /** mounted | released | failed */
+  state: string;
+  reason: string | null;
+  token_id: string | null;
+  created_at: Int8;
+  updated_at: Int8;
+  lease_expires_at: Int8;
+}
+
 /** Content-addressed directory nodes (opaque bytes). */
 export interface TreesTable {
   hash: string;
@@ -116,6 +135,7 @@ export interface Database {
   volumes: VolumesTable;
   commits: CommitsTable;
   snapshots: SnapshotsTable;
+  attachments: AttachmentsTable;
   trees: TreesTable;
   chunks: ChunksTable;
   settings: SettingsTable;

@@ -20,9 +20,12 @@
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { AlreadyExistsError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
-import type { ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
+import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
 import type {
   AccessMode,
+  AttachmentPatch,
+  AttachmentRecord,
+  AttachmentState,
   ChunkRecord,
   CommitRecord,
   CommitSummary,
@@ -39,6 +42,7 @@ import type {
 } from '../metadata-store.js';
 import {
   toNumber,
+  type AttachmentsTable,
   type ChunksTable,
   type CommitsTable,
   type Database,
@@ -138,6 +142,7 @@ export class SqlMetadataOps implements MetadataOps {
           created_at: ms(t.createdAt),
           expires_at: msOrNull(t.expiresAt),
           revoked_at: msOrNull(t.revokedAt),
+          attachment_id: t.attachmentId,
         })
         .execute(),
       `token ${t.id} already exists`,
@@ -169,6 +174,67 @@ export class SqlMetadataOps implements MetadataOps {
       this.db
         .updateTable('tokens')
         .set({ revoked_at: sql<number>`coalesce(${sql.ref('revoked_at')}, ${ms(at)})` })
+        .where('id', '=', id)
+        .executeTakeFirst(),
+    );
+    return r.numUpdatedRows > 0n;
+  }
+
+  async setTokenExpiry(id: TokenId, expiresAt: Date | null): Promise<boolean> {
+    const r = await this.run('set a token expiry', () =>
+      this.db.updateTable('tokens').set({ expires_at: msOrNull(expiresAt) }).where('id', '=', id).executeTakeFirst(),
+    );
+    return r.numUpdatedRows > 0n;
+  }
+
+  // --- attachments ---
+
+  async insertAttachment(a: AttachmentRecord): Promise<void> {
+    await this.run('insert an attachment', () =>
+      this.db
+        .insertInto('attachments')
+        .values({
+          id: a.id,
+          tenant_id: a.tenantId,
+          volume_id: a.volumeId,
+          host: a.host,
+          path: a.path,
+          read_only: a.readOnly ? 1 : 0,
+          state: a.state,
+          reason: a.reason,
+          token_id: a.tokenId,
+          created_at: ms(a.createdAt),
+          updated_at: ms(a.updatedAt),
+          lease_expires_at: ms(a.leaseExpiresAt),
+        })
+        .execute(),
+      `attachment ${a.id} already exists`,
+    );
+  }
+
+  async getAttachment(id: AttachmentId): Promise<AttachmentRecord | undefined> {
+    const row = await this.run('read an attachment', () => this.db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirst());
+    return row && attachmentFromRow(row);
+  }
+
+  async listAttachments(volumeId: VolumeId): Promise<AttachmentRecord[]> {
+    const rows = await this.run('list attachments', () =>
+      this.db.selectFrom('attachments').selectAll().where('volume_id', '=', volumeId).orderBy('created_at').orderBy('id').execute(),
+    );
+    return rows.map(attachmentFromRow);
+  }
+
+  async updateAttachment(id: AttachmentId, patch: AttachmentPatch): Promise<boolean> {
+    const r = await this.run('update an attachment', () =>
+      this.db
+        .updateTable('attachments')
+        .set({
+          updated_at: ms(patch.updatedAt),
+          ...(patch.state !== undefined && { state: patch.state }),
+          ...(patch.reason !== undefined && { reason: patch.reason }),
+          ...(patch.tokenId !== undefined && { token_id: patch.tokenId }),
+          ...(patch.leaseExpiresAt !== undefined && { lease_expires_at: ms(patch.leaseExpiresAt) }),
+        })
         .where('id', '=', id)
         .executeTakeFirst(),
     );
@@ -652,6 +718,24 @@ function tokenFromRow(r: Selectable<TokensTable>): TokenRecord {
     createdAt: date(r.created_at),
     expiresAt: dateOrNull(r.expires_at),
     revokedAt: dateOrNull(r.revoked_at),
+    attachmentId: r.attachment_id as AttachmentId | null,
+  };
+}
+
+function attachmentFromRow(r: Selectable<AttachmentsTable>): AttachmentRecord {
+  return {
+    id: r.id as AttachmentId,
+    tenantId: r.tenant_id as TenantId,
+    volumeId: r.volume_id as VolumeId,
+    host: r.host,
+    path: r.path,
+    readOnly: toNumber(r.read_only) !== 0,
+    state: r.state as AttachmentState,
+    reason: r.reason,
+    tokenId: r.token_id as TokenId | null,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+    leaseExpiresAt: date(r.lease_expires_at),
   };
 }
 

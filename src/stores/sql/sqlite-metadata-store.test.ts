@@ -12,9 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
-import { TenantId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../../common/ids.js';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../../common/ids.js';
 import { runMetadataStoreConformance } from '../metadata-store.conformance.js';
 import type { ChunkRecord, MetadataStore, TenantRecord, VolumeRecord } from '../metadata-store.js';
+import { metadataMigrations } from './migrations.js';
 import { openSqliteMetadataStore } from './sqlite-dialect.js';
 
 async function tempDir(): Promise<string> {
@@ -109,11 +111,26 @@ describe('SQLite metadata store', () => {
     const raw = new BetterSqlite3(path, { readonly: true });
     try {
       const names = raw.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>;
-      assert.deepStrictEqual(names.map((r) => r.name), ['001_initial']);
+      assert.deepStrictEqual(names.map((r) => r.name), Object.keys(metadataMigrations('sqlite')).sort());
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
     } finally {
       raw.close();
     }
+  });
+
+  it('upgrades a database of 001_initial: existing tokens are no mount tokens', async () => {
+    // A database as the first release left it, with one token.
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new BetterSqlite3(path) }) });
+    const initial = { '001_initial': metadataMigrations('sqlite')['001_initial']! };
+    assert.equal((await new Migrator({ db, provider: { getMigrations: async () => initial } }).migrateToLatest()).error, undefined);
+    const t = tenant('acme');
+    const id = TokenId.new();
+    await db.insertInto('tokens').values({ id, tenant_id: t.id, secret_hash: hex(), name: 'old', volume_id: null, read_only: 0, created_at: 1, expires_at: null, revoked_at: null }).execute();
+    await db.destroy();
+
+    const s = await openStore();
+    assert.equal((await s.getToken(id))?.attachmentId, null);
+    assert.deepStrictEqual(await s.listAttachments(VolumeId.new()), []);
   });
 
   it('refuses a database migrated by a newer version with a clear error', async () => {
