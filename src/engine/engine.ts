@@ -291,13 +291,22 @@ export class Engine implements VolumeEngine {
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
     return this.publish(vol, async (head) => {
+      const bestEffort = input.bestEffort === true;
+      const refuseOverwrites = (overwritten: string[]) => {
+        if (overwritten.length > 0 && input.onConflict === 'fail') {
+          throw new ConflictError(`${overwritten.length} path(s) changed since commit ${base!.id.slice(0, 12)}: ${overwritten.slice(0, 5).join(', ')}`, { details: { paths: overwritten.slice(0, 1000) } });
+        }
+      };
+      // Without bestEffort every edit applies or the commit fails, so overwrites are known (and refused) before any work.
+      let overwritten = base && !bestEffort ? await overwrittenPaths(this.reader, base.tree, head.tree, edits) : [];
+      refuseOverwrites(overwritten);
       const editor = await TreeEditor.open(this.reader, head.tree);
-      const skipped = await applyEdits(editor, edits, { bestEffort: input.bestEffort === true });
+      const skipped = await applyEdits(editor, edits, { bestEffort });
       // A skipped edit wrote nothing: it neither overwrote nor changed a path.
       const applied = skipped.length === 0 ? edits : withoutSkipped(edits, skipped);
-      const overwritten = base ? await overwrittenPaths(this.reader, base.tree, head.tree, applied) : [];
-      if (overwritten.length > 0 && input.onConflict === 'fail') {
-        throw new ConflictError(`${overwritten.length} path(s) changed since commit ${base!.id.slice(0, 12)}: ${overwritten.slice(0, 5).join(', ')}`, { details: { paths: overwritten.slice(0, 1000) } });
+      if (base && bestEffort) {
+        overwritten = await overwrittenPaths(this.reader, base.tree, head.tree, applied);
+        refuseOverwrites(overwritten);
       }
       // Everything skipped still publishes, like any other commit that changes nothing: it records the attempt.
       const flushed = editor.flush();
