@@ -31,8 +31,8 @@ describe('packs over HTTP', () => {
     const entries = Array.from({ length: 300 }, (_, i) => ({ path: `/small/${i}.txt`, data: `file number ${i}\n` }));
     const out = await vol.files.writeMany(entries);
     assert.equal(out.uploadedChunks, 300);
-    assert.equal((await vol.files.read('/small/123.txt')).toString(), 'file number 123\n');
-    assert.equal((await vol.files.read('/small/299.txt')).toString(), 'file number 299\n');
+    // Every file, the one at offset 0 of its pack included (its read must be ranged too).
+    for (let i = 0; i < 300; i++) assert.equal((await vol.files.read(`/small/${i}.txt`)).toString(), `file number ${i}\n`);
   });
 
   it('refuses bad pack requests and hides other tenants volumes', async () => {

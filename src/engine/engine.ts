@@ -40,7 +40,7 @@ import {
   attach, DEFAULT_ATTACHMENT_LEASE, failAttachments, listAttachments, releaseAttachment, renewAttachment, VOLUME_DELETED, type AttachmentHost,
 } from './attachments.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
-import { MAX_PACK_SIZE, newPackKey, verifyPack } from './packs.js';
+import { MAX_PACK_SIZE, isPackKey, newPackKey, verifyPack } from './packs.js';
 import { changesSince, type CommitChanges } from './change-feed.js';
 import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
 import type { FileOpsHost } from './file-ops-host.js';
@@ -548,7 +548,7 @@ export class Engine implements VolumeEngine {
       const row = rows.get(hash);
       if (!row) throw new UnavailableError(`chunk ${hash} of ${p} is missing from the store`);
       const request = await this.blobs.sign(row.objectKey, 'GET', { expiresIn: this.urlTtl });
-      if (row.offset > 0) request.headers = { ...request.headers, range: `bytes=${row.offset}-${row.offset + row.size - 1}` };
+      if (isPackKey(row.objectKey)) request.headers = { ...request.headers, range: `bytes=${row.offset}-${row.offset + row.size - 1}` };
       return { hash, size: row.size, request };
     });
     return { commit: commit.id, entry: toFileInfo(p, entry), chunks };

@@ -32,6 +32,11 @@ export function newPackKey(sha256: string): string {
 
 const PACK_KEY = /^packs\/([0-9a-f]{2})\/([0-9a-f]{64})-[0-9a-f]{16}$/;
 
+/** Whether an object holds many chunks (so a read of one chunk must be ranged, even at offset 0). */
+export function isPackKey(key: string): boolean {
+  return key.startsWith('packs/');
+}
+
 /** Checks a manifest's shape: a pack key, chunks contiguous from offset 0. Returns the pack's total size. */
 function checkManifest(m: PackManifest): number {
   const k = PACK_KEY.exec(typeof m?.key === 'string' ? m.key : '');
