@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerDownloadCommands } from './commands/download-commands.js';
 import { registerFileCommands } from './commands/file-commands.js';
+import { registerMountCommands } from './commands/mount-commands.js';
 import { registerSearchCommands } from './commands/search-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
 import { registerTokenCommands } from './commands/token-commands.js';
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   registerDownloadCommands(program);
   registerSearchCommands(program);
   registerUploadCommands(program);
+  registerMountCommands(program);
   return program;
 }
 

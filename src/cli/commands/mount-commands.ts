@@ -1,0 +1,247 @@
+/**
+ * @module cli/commands/mount-commands
+ * `stowage mount|unmount|commit|reload|mount-status`. `mount` asks the
+ * server for an attachment (which enforces the access mode and issues a
+ * token scoped to the one volume), writes the agent's config next to its
+ * overlay, starts the agent detached, and returns once the file system is
+ * mounted or with the reason it could not be. The tenant's token never
+ * reaches the agent.
+ *
+ * Mounting a path whose agent died (SIGKILL, a crash) takes over its
+ * attachment and replays its uncommitted overlay.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type * as wire from '../../api/wire.js';
+import { AlreadyExistsError, InvalidArgumentError, StowageError, UnavailableError, errorFromCode, isStowageError } from '../../common/errors.js';
+import { AGENT_LOG, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig } from '../../common/mount-state.js';
+import { parseVolumeName } from '../../common/paths.js';
+import { parseSize } from '../../common/sizes.js';
+import { MountHandle } from '../../sdk/mount-control.js';
+import { parseCount } from '../arg-parsers.js';
+import { clientOf, type GlobalOptions } from '../client-config.js';
+import { bytes, printJson, printLine, printNote, shortId } from '../output.js';
+
+interface MountOptions {
+  readOnly?: boolean;
+  subpath?: string;
+  cacheSize?: string;
+  bufferSize?: string;
+  prefetch?: string;
+  writeback?: boolean;
+  host?: string;
+}
+
+/** How long `stowage mount` waits for the agent to mount. */
+const START_TIMEOUT_MS = 60_000;
+
+const AGENT_MAIN = new URL('../../mount/agent-main.js', import.meta.url);
+
+function readConfig(stateDir: string): MountConfig | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, MOUNT_CONFIG_FILE), 'utf8')) as MountConfig;
+  } catch {
+    return undefined;
+  }
+}
+
+function normaliseSubpath(input: string | undefined): string {
+  if (input === undefined || input === '' || input === '/') return '/';
+  if (!input.startsWith('/') || input.includes('\0') || input.split('/').some((p) => p === '..' || p === '.')) throw new InvalidArgumentError(`invalid --subpath ${JSON.stringify(input)}: use an absolute path inside the volume, like /data`);
+  return '/' + input.split('/').filter(Boolean).join('/');
+}
+
+async function isRunning(handle: MountHandle): Promise<boolean> {
+  try {
+    await handle.status();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts the agent and waits for it to report the mount (or why not). */
+function startAgent(stateDir: string): Promise<number> {
+  const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
+  const child = spawn(process.execPath, [AGENT_MAIN.pathname, stateDir], { detached: true, stdio: ['ignore', log, log, 'ipc'] });
+  closeSync(log);
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new UnavailableError(`the mount agent did not start within ${START_TIMEOUT_MS / 1000} s; see ${join(stateDir, AGENT_LOG)}`));
+    }, START_TIMEOUT_MS);
+    child.once('message', (m: { ok: boolean; pid?: number; error?: { code: string; message: string } }) => {
+      clearTimeout(timer);
+      child.disconnect();
+      child.unref();
+      if (m.ok) done(child.pid ?? 0);
+      else fail(errorFromCode(m.error?.code ?? 'Internal', m.error?.message ?? 'the mount agent failed'));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new UnavailableError(`the mount agent exited (code ${code}) before mounting; see ${join(stateDir, AGENT_LOG)}`));
+    });
+  });
+}
+
+async function mount(volumeArg: string, pathArg: string, opts: MountOptions, globals: GlobalOptions): Promise<void> {
+  const [volumePart, subFromArg] = volumeArg.includes(':') ? [volumeArg.slice(0, volumeArg.indexOf(':')), volumeArg.slice(volumeArg.indexOf(':') + 1)] : [volumeArg, undefined];
+  const volume = parseVolumeName(volumePart);
+  const subpath = normaliseSubpath(opts.subpath ?? subFromArg);
+  const mountPath = resolve(pathArg);
+  const stateDir = mountStateDir(mountPath);
+  const handle = new MountHandle(mountPath);
+  if (await isRunning(handle)) throw new AlreadyExistsError(`${mountPath} is already mounted; unmount it first (stowage unmount ${pathArg})`);
+  const previous = readConfig(stateDir);
+  if (previous && previous.volume !== volume && existsSync(join(stateDir, 'overlay'))) {
+    throw new InvalidArgumentError(`${mountPath} was last mounted from volume "${previous.volume}" and may hold its uncommitted changes: mount "${previous.volume}" there to recover them, or delete ${stateDir}`);
+  }
+  const client = clientOf(globals);
+  const host = opts.host ?? hostname();
+  const readOnly = opts.readOnly === true;
+  const attachPath = `/v1/volumes/${encodeURIComponent(volume)}/attachments`;
+  let attached: wire.AttachResponse;
+  const fresh: wire.AttachRequest = { host, path: mountPath, readOnly };
+  if (previous?.volume === volume && previous.attachmentId) {
+    try {
+      attached = await client.request<wire.AttachResponse>('POST', attachPath, { body: { ...fresh, resume: previous.attachmentId } });
+    } catch (e) {
+      // The old attachment is gone for good (released, or taken over): start a new one; the overlay still replays.
+      if (!isStowageError(e, 'NotFound') && !isStowageError(e, 'Conflict')) throw e;
+      attached = await client.request<wire.AttachResponse>('POST', attachPath, { body: fresh });
+    }
+  } else {
+    attached = await client.request<wire.AttachResponse>('POST', attachPath, { body: fresh });
+  }
+  const tuning = attached.volume.tuning;
+  const config: MountConfig = {
+    serverUrl: client.url,
+    volume,
+    volumeId: attached.volume.id,
+    attachmentId: attached.attachment.id,
+    token: attached.token,
+    host,
+    mountPath,
+    subpath,
+    readOnly,
+    cacheSize: opts.cacheSize !== undefined ? parseSize(opts.cacheSize) : tuning.cacheSize,
+    bufferSize: opts.bufferSize !== undefined ? parseSize(opts.bufferSize) : tuning.bufferSize,
+    prefetch: opts.prefetch !== undefined ? parseCount(opts.prefetch, '--prefetch', 0) : tuning.prefetch,
+    writeback: opts.writeback ?? tuning.writeback,
+  };
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(stateDir, MOUNT_CONFIG_FILE), JSON.stringify(config, null, 2), { mode: 0o600 });
+  try {
+    await startAgent(stateDir);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    await client.request('POST', `/v1/attachments/${encodeURIComponent(attached.attachment.id)}/release`, { body: { failed: true, reason } }).catch(() => undefined);
+    throw e;
+  }
+  printNote(`mounted ${volume}${subpath === '/' ? '' : ':' + subpath} at ${mountPath}${readOnly ? ' read-only' : ''}${config.writeback ? ' with writeback' : ''} (attachment ${attached.attachment.id}; cache ${bytes(config.cacheSize)})`);
+}
+
+/** Waits until the agent's socket stops answering. */
+async function waitGone(handle: MountHandle, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (!(await isRunning(handle))) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Registers the mount commands. */
+export function registerMountCommands(program: Command): void {
+  program
+    .command('mount')
+    .description('mount a volume through FUSE (lazy; changes stay local until `stowage commit`)')
+    .argument('<volume>', 'volume name, optionally VOLUME:/subdir')
+    .argument('<path>', 'an empty local directory (created when missing)')
+    .option('--read-only', 'refuse writes (EROFS); allowed alongside a read-write mount of an RWO volume')
+    .option('--subpath <dir>', 'mount only this directory of the volume')
+    .option('--cache-size <size>', 'local chunk cache bound, e.g. 1G (default: the volume\'s tuning)')
+    .option('--buffer-size <size>', 'in-memory bound of chunks being fetched, e.g. 32M')
+    .option('--prefetch <n>', 'chunks read ahead on sequential reads')
+    .option("--writeback", "commit automatically 2 s after changes settle (at most 10 s after the first)")
+    .option('--host <name>', 'host name recorded in the attachment (default: this machine\'s)')
+    .action(async (volume: string, path: string, opts: MountOptions, cmd: Command) => {
+      await mount(volume, path, opts, cmd.optsWithGlobals<GlobalOptions>());
+    });
+
+  program
+    .command('unmount')
+    .alias('umount')
+    .description('unmount and release the attachment (refused while changes are uncommitted unless --force)')
+    .argument('<path>', 'the mount path')
+    .option('--force', 'unmount even with uncommitted changes (they stay on this host for the next mount of the path)')
+    .action(async (path: string, opts: { force?: boolean }, cmd: Command) => {
+      const handle = new MountHandle(path);
+      try {
+        await handle.unmount({ force: opts.force === true });
+        await waitGone(handle, 15_000);
+        printNote(`unmounted ${handle.mountPath}`);
+      } catch (e) {
+        if (!isStowageError(e, 'Unavailable')) throw e;
+        // The agent is dead: clear the stale kernel mount and release its attachment with the tenant's token.
+        const config = readConfig(mountStateDir(handle.mountPath));
+        await new Promise<void>((done) => spawn('fusermount', ['-uz', handle.mountPath], { stdio: 'ignore' }).on('exit', () => done()).on('error', () => done()));
+        if (config) {
+          await clientOf(cmd.optsWithGlobals<GlobalOptions>()).request('POST', `/v1/attachments/${encodeURIComponent(config.attachmentId)}/release`, { body: { failed: true, reason: 'agent not running at unmount' } }).catch(() => undefined);
+        }
+        printNote(`unmounted ${handle.mountPath} (its agent was not running; uncommitted changes, if any, stay on this host for the next mount)`);
+      }
+    });
+
+  program
+    .command('commit')
+    .description('upload a mount\'s changed chunks and publish one commit')
+    .argument('<path>', 'the mount path')
+    .option('-m, --message <text>', 'commit message')
+    .option('--json', 'print the result as JSON')
+    .action(async (path: string, opts: { message?: string; json?: boolean }) => {
+      const res = await new MountHandle(path).commit(opts.message !== undefined ? { message: opts.message } : {});
+      if (opts.json) return printJson(res);
+      if (!res.commit) return printNote('nothing to commit');
+      printLine(res.commit.id);
+      printNote(`committed ${res.changes} change${res.changes === 1 ? '' : 's'} as ${shortId(res.commit.id)} (seq ${res.commit.seq}); uploaded ${res.uploadedChunks} chunk${res.uploadedChunks === 1 ? '' : 's'} (${bytes(res.uploadedBytes)})`);
+      if (res.overwritten.length > 0) printNote(`overwrote newer work of another writer on: ${res.overwritten.join(', ')} (the earlier versions stay in history)`);
+      for (const s of res.skipped) printNote(`skipped ${s.path}: ${s.reason}`);
+    });
+
+  program
+    .command('reload')
+    .description('move a mount to the volume\'s latest commit (refused while changes are uncommitted unless --force)')
+    .argument('<path>', 'the mount path')
+    .option('--force', 'discard uncommitted changes')
+    .option('--json', 'print the result as JSON')
+    .action(async (path: string, opts: { force?: boolean; json?: boolean }) => {
+      let res;
+      try {
+        res = await new MountHandle(path).reload({ force: opts.force === true });
+      } catch (e) {
+        if (isStowageError(e, 'Conflict') && e.details && typeof e.details['pending'] === 'number') {
+          const n = e.details['pending'];
+          throw new StowageError('Conflict', `reload would discard ${n} uncommitted change${n === 1 ? '' : 's'} in ${resolve(path)}; run \`stowage commit ${path}\` first, or \`stowage reload --force ${path}\` to discard them`);
+        }
+        throw e;
+      }
+      if (opts.json) return printJson(res);
+      printNote(`reloaded ${resolve(path)} at ${shortId(res.commit)}${res.discarded > 0 ? `; discarded ${res.discarded} uncommitted change${res.discarded === 1 ? '' : 's'}` : ''}`);
+    });
+
+  program
+    .command('mount-status')
+    .description('what a mount shows and how much is uncommitted')
+    .argument('<path>', 'the mount path')
+    .option('--json', 'print as JSON')
+    .action(async (path: string, opts: { json?: boolean }) => {
+      const s = await new MountHandle(path).status();
+      if (opts.json) return printJson(s);
+      printLine(`${s.volume}${s.subpath === '/' ? '' : ':' + s.subpath} at ${s.mountPath}${s.readOnly ? ' (read-only)' : ''}${s.writeback ? ' (writeback)' : ''}`);
+      printLine(`base ${shortId(s.base)}, ${s.pending} uncommitted change${s.pending === 1 ? '' : 's'}, attachment ${s.attachmentId}, agent pid ${s.pid}`);
+      printLine(`cache ${bytes(s.cache.bytes)} of ${bytes(s.cache.capacity)} (${s.cache.chunks} chunks, ${s.cache.hits} hits, ${s.cache.misses} misses, ${s.cache.evictions} evictions)`);
+    });
+}

@@ -1,0 +1,79 @@
+/**
+ * @module mount-state
+ * Where a mount agent keeps its state on the host, shared by the CLI (which
+ * starts agents), the agent, and the SDK's `Volume.fromMount` (which finds an
+ * agent's control socket from the mount path alone).
+ *
+ * One directory per mount path: `<root>/<sha256(absolute path)[0..16]>/`
+ * holding `config.json` (0600: the mount's scoped token), `control.sock`,
+ * `overlay/` (uncommitted work), `cache/` (clean chunks) and `agent.log`.
+ * The root is `$STOWAGE_MOUNT_STATE`, else `~/.stowage/mounts`.
+ */
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export function mountStateRoot(): string {
+  const env = process.env['STOWAGE_MOUNT_STATE'];
+  return env !== undefined && env !== '' ? resolve(env) : join(homedir(), '.stowage', 'mounts');
+}
+
+export function mountStateDir(mountPath: string): string {
+  return join(mountStateRoot(), createHash('sha256').update(resolve(mountPath)).digest('hex').slice(0, 16));
+}
+
+export const MOUNT_CONFIG_FILE = 'config.json';
+export const CONTROL_SOCKET = 'control.sock';
+export const AGENT_LOG = 'agent.log';
+
+/** What the CLI hands the agent (and keeps for a restart after a crash). */
+export interface MountConfig {
+  serverUrl: string;
+  volume: string;
+  volumeId: string;
+  attachmentId: string;
+  /** Bearer of the attachment's scoped token (never the tenant's). */
+  token: string;
+  host: string;
+  mountPath: string;
+  subpath: string;
+  readOnly: boolean;
+  cacheSize: number;
+  bufferSize: number;
+  prefetch: number;
+  writeback: boolean;
+}
+
+/** GET /status of the control socket. */
+export interface MountStatus {
+  volume: string;
+  mountPath: string;
+  subpath: string;
+  readOnly: boolean;
+  writeback: boolean;
+  attachmentId: string;
+  /** The commit the view shows (plus the overlay). */
+  base: string;
+  /** Paths with uncommitted changes. */
+  pending: number;
+  cache: { bytes: number; capacity: number; chunks: number; hits: number; misses: number; evictions: number };
+  pid: number;
+}
+
+/** POST /commit of the control socket. */
+export interface MountCommitResult {
+  /** null when there was nothing to commit. */
+  commit: { id: string; seq: number } | null;
+  changes: number;
+  uploadedChunks: number;
+  uploadedBytes: number;
+  overwritten: string[];
+  skipped: Array<{ index: number; path: string; reason: string }>;
+}
+
+/** POST /reload of the control socket: body {force?: boolean}. */
+export interface MountReloadResult {
+  commit: string;
+  /** Uncommitted changed paths thrown away. */
+  discarded: number;
+}

@@ -1,0 +1,326 @@
+/**
+ * @module mount/agent
+ * The mount agent: one process per mount. It serves the FUSE file system,
+ * keeps the attachment's lease (and so its scoped token) alive, answers the
+ * control socket (commit, reload, status, unmount), and in writeback mode
+ * commits on its own shortly after changes settle.
+ *
+ * Start-up order matters for crash recovery: the overlay is opened and its
+ * journal replayed onto the base it was recorded against before the file
+ * system is mounted, so a restarted agent shows exactly the tree it showed
+ * before it was killed, uncommitted work included.
+ */
+import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Fuse from 'fuse-native';
+import type * as wire from '../api/wire.js';
+import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '../common/errors.js';
+import { sleep } from '../common/concurrency.js';
+import type { MountCommitResult, MountConfig, MountReloadResult, MountStatus } from '../common/mount-state.js';
+import { Stowage } from '../sdk/http-client.js';
+import { postCommit, uploadMissing } from '../sdk/commit-writer.js';
+import { ChunkCache } from './chunk-cache.js';
+import { buildCommit } from './commit-builder.js';
+import { startControlServer, type ControlServer } from './control-server.js';
+import { fuseOps } from './fuse-ops.js';
+import { Gate } from './gate.js';
+import { MountView } from './mount-view.js';
+import { OverlayStore } from './overlay-store.js';
+import { HttpRemote } from './remote.js';
+
+/** Writeback: a commit this long after the last change... */
+export const WRITEBACK_QUIET_MS = 2_000;
+/** ...but never later than this after the first uncommitted one. */
+export const WRITEBACK_MAX_DELAY_MS = 10_000;
+/** Attempts of a commit whose server or blob store is unreachable, the first included. */
+const COMMIT_ATTEMPTS = 4;
+const COMMIT_BACKOFF_MS = 500;
+
+/** fuse-native has no switch for big_writes; without it every write is 4 KiB. */
+class StowageFuse extends Fuse {
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    return base ? `${base},big_writes` : '-obig_writes';
+  }
+}
+
+/** Fails at once, with the cause, when this process cannot use FUSE (never a hang, never an empty directory). */
+export function checkFuse(): void {
+  if (!existsSync('/dev/fuse')) throw new UnavailableError('cannot mount: FUSE is not available here (/dev/fuse does not exist; load the fuse module or run the sandbox with --device /dev/fuse)');
+  try {
+    accessSync('/dev/fuse', fsConstants.R_OK | fsConstants.W_OK);
+  } catch {
+    throw new UnavailableError('cannot mount: no permission to use /dev/fuse (run as root or add the user to the fuse group)');
+  }
+}
+
+export class MountAgent {
+  readonly #gate = new Gate();
+  readonly #client: Stowage;
+  #view!: MountView;
+  #base!: string;
+  #fuse: StowageFuse | null = null;
+  #control: ControlServer | null = null;
+  #volume!: wire.Volume;
+  #renewTimer: NodeJS.Timeout | null = null;
+  #writebackTimer: NodeJS.Timeout | null = null;
+  #firstUncommitted = 0;
+  #stopping = false;
+  /** Called once the agent stopped on an unmount request (the process exits). */
+  onExit: (() => void) | null = null;
+
+  private constructor(
+    readonly config: MountConfig,
+    readonly stateDir: string,
+    private readonly overlay: OverlayStore,
+    private readonly cache: ChunkCache,
+    private readonly remote: HttpRemote,
+    private readonly log: (message: string) => void,
+  ) {
+    this.#client = new Stowage({ url: config.serverUrl, token: config.token });
+  }
+
+  /** Opens the state, rebuilds the view, mounts, and starts serving. */
+  static async start(config: MountConfig, stateDir: string, log: (message: string) => void): Promise<MountAgent> {
+    checkFuse();
+    const overlay = OverlayStore.open(join(stateDir, 'overlay'));
+    const cache = await ChunkCache.open(join(stateDir, 'cache'), config.cacheSize);
+    const client = new Stowage({ url: config.serverUrl, token: config.token });
+    const remote = new HttpRemote(client, config.volume, config.bufferSize);
+    const agent = new MountAgent(config, stateDir, overlay, cache, remote, log);
+    try {
+      await agent.#open();
+      await agent.#mount();
+      agent.#control = await startControlServer(stateDir, agent);
+      agent.#scheduleRenew(5_000);
+    } catch (e) {
+      await agent.#teardown();
+      throw e;
+    }
+    return agent;
+  }
+
+  async #open(): Promise<void> {
+    this.#volume = await this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`);
+    const recorded = this.overlay.getMeta('base');
+    const base = recorded ?? this.#volume.head;
+    if (recorded === undefined) this.overlay.setMeta('base', base);
+    await this.#checkSubpath(base);
+    this.#view = this.#newView(base);
+    const journal = this.overlay.journal();
+    if (journal.length > 0) {
+      await this.#view.replay(journal);
+      this.log(`restored ${journal.length} uncommitted operations onto ${base.slice(0, 12)}`);
+    }
+  }
+
+  async #checkSubpath(commit: string): Promise<void> {
+    if (this.config.subpath === '/') return;
+    try {
+      const { entry } = await this.#client.request<wire.StatResponse>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}/stat`, { query: { path: this.config.subpath, commit } });
+      if (entry.type !== 'dir') throw new InvalidArgumentError(`cannot mount ${this.config.volume}:${this.config.subpath}: it is a ${entry.type}, not a directory`);
+    } catch (e) {
+      if (isStowageError(e, 'NotFound')) throw new InvalidArgumentError(`cannot mount ${this.config.volume}:${this.config.subpath}: no such directory in the volume`);
+      throw e;
+    }
+  }
+
+  #newView(base: string): MountView {
+    this.#base = base;
+    return new MountView(
+      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => this.#base, prefetch: this.config.prefetch, subpath: this.config.subpath, readOnly: this.config.readOnly },
+      { mode: 0o755, mtime: Date.parse(this.#volume.updatedAt) },
+    );
+  }
+
+  async #mount(): Promise<void> {
+    const ops = fuseOps({
+      view: () => this.#view,
+      mutate: (fn) => this.#gate.shared(() => fn(this.#view)),
+      changed: () => this.#changed(),
+      statfs: () => ({ cap: this.#volume.cap, used: this.#volume.size }),
+      log: this.log,
+    });
+    // auto_cache keeps a clean file's pages in the kernel across opens until its size or mtime changes (warm re-reads at memory speed).
+    const fuse = new StowageFuse(this.config.mountPath, ops, { mkdir: true, force: true, timeout: false, autoCache: true, fsname: `stowage:${this.config.volume}`, subtype: 'stowage' });
+    await new Promise<void>((resolve, reject) => {
+      fuse.mount((err) => (err ? reject(new UnavailableError(`cannot mount ${this.config.mountPath}: ${err.message}`)) : resolve()));
+    });
+    this.#fuse = fuse;
+  }
+
+  /** Distinct paths with uncommitted changes. */
+  pending(): number {
+    const paths = new Set<string>();
+    for (const op of this.overlay.journal()) {
+      if (op.op === 'rename') {
+        paths.add(op.from);
+        paths.add(op.to);
+      } else paths.add(op.path);
+    }
+    return paths.size;
+  }
+
+  status(): MountStatus {
+    const c = this.cache.stats();
+    return {
+      volume: this.config.volume, mountPath: this.config.mountPath, subpath: this.config.subpath, readOnly: this.config.readOnly, writeback: this.config.writeback,
+      attachmentId: this.config.attachmentId, base: this.#base, pending: this.pending(),
+      cache: { bytes: c.bytes, capacity: this.cache.capacity, chunks: c.chunks, hits: c.hits, misses: c.misses, evictions: c.evictions }, pid: process.pid,
+    };
+  }
+
+  /**
+   * Uploads the overlay's changed chunks and publishes one commit, then shows
+   * that commit (which merged other mounts' work on other paths). On any
+   * failure the overlay stays as it was.
+   */
+  async commit(message?: string): Promise<MountCommitResult> {
+    if (this.config.readOnly) throw new ConflictError('this mount is read-only: there is nothing to commit');
+    return this.#gate.exclusive(async () => {
+      this.#cancelWriteback();
+      const built = await buildCommit(this.#view, this.overlay.journal());
+      if (built.changes.length === 0) return { commit: null, changes: 0, uploadedChunks: 0, uploadedBytes: 0, overwritten: [], skipped: [] };
+      const target = { client: this.#client, name: this.config.volume };
+      const { up, res } = await this.#withRetries('commit', async () => {
+        let up = await uploadMissing(target, built.files);
+        const request = (): wire.CommitRequest => ({ base: this.#base, changes: built.changes, message: message ?? `mount ${this.config.host}:${this.config.mountPath}`, bestEffort: true, ...(up.uploads.length ? { uploads: up.uploads } : {}), ...(up.packs.length ? { packs: up.packs } : {}) });
+        try {
+          return { up, res: await postCommit(target, request()) };
+        } catch (e) {
+          // Uploads that expired while the commit was queued: upload once more.
+          if (!(isStowageError(e, 'PreconditionFailed') && e.details && 'missing' in e.details)) throw e;
+          up = await uploadMissing(target, built.files);
+          return { up, res: await postCommit(target, request()) };
+        }
+      });
+      this.#view.closeAll();
+      this.overlay.reset(res.commit.id);
+      this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
+      this.#view = this.#newView(res.commit.id);
+      this.#firstUncommitted = 0;
+      this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
+      return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };
+    });
+  }
+
+  /** Moves the view to the volume's head, lazily; refuses to discard uncommitted changes unless `force`. */
+  async reload(options: { force?: boolean } = {}): Promise<MountReloadResult> {
+    return this.#gate.exclusive(async () => {
+      const discarded = this.pending();
+      if (discarded > 0 && options.force !== true) {
+        throw new ConflictError(`reload would discard ${discarded} uncommitted change${discarded === 1 ? '' : 's'}; commit them first, or reload with --force to discard them`, { details: { pending: discarded } });
+      }
+      const volume = await this.#withRetries('reload', () => this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`));
+      await this.#checkSubpath(volume.head);
+      this.#cancelWriteback();
+      this.#view.closeAll();
+      this.overlay.reset(volume.head);
+      this.#volume = volume;
+      this.#view = this.#newView(volume.head);
+      this.#firstUncommitted = 0;
+      return { commit: volume.head, discarded };
+    });
+  }
+
+  async #withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isStowageError(e, 'Unavailable') || attempt >= COMMIT_ATTEMPTS) {
+          if (isStowageError(e, 'Unavailable')) throw new UnavailableError(`${what} failed after ${attempt} attempts, uncommitted changes kept: ${e.message}`, { cause: e });
+          throw e;
+        }
+        this.log(`${what}: ${(e as Error).message}; retrying`);
+        await sleep(COMMIT_BACKOFF_MS * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  #changed(): void {
+    if (!this.config.writeback || this.#stopping) return;
+    const now = Date.now();
+    if (this.#firstUncommitted === 0) this.#firstUncommitted = now;
+    const due = Math.min(now + WRITEBACK_QUIET_MS, this.#firstUncommitted + WRITEBACK_MAX_DELAY_MS);
+    if (this.#writebackTimer) clearTimeout(this.#writebackTimer);
+    this.#writebackTimer = setTimeout(() => void this.#writeback(), Math.max(0, due - now));
+  }
+
+  #cancelWriteback(): void {
+    if (this.#writebackTimer) clearTimeout(this.#writebackTimer);
+    this.#writebackTimer = null;
+  }
+
+  async #writeback(): Promise<void> {
+    this.#writebackTimer = null;
+    try {
+      await this.commit('writeback');
+    } catch (e) {
+      this.log(`writeback commit failed (changes kept, retrying later): ${(e as Error).message}`);
+      this.#firstUncommitted = Date.now();
+      this.#writebackTimer = setTimeout(() => void this.#writeback(), WRITEBACK_MAX_DELAY_MS);
+    }
+  }
+
+  /** Renews the attachment's lease (and token) at a third of what is left of it. */
+  #scheduleRenew(delay: number): void {
+    if (this.#stopping) return;
+    this.#renewTimer = setTimeout(async () => {
+      let next = 5_000;
+      try {
+        const r = await this.#client.request<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${encodeURIComponent(this.config.attachmentId)}/renew`);
+        next = Math.max(1_000, (Date.parse(r.tokenExpiresAt) - Date.now()) / 3);
+      } catch (e) {
+        this.log(`lease renewal failed: ${(e as Error).message}`);
+      }
+      this.#scheduleRenew(next);
+    }, delay);
+    this.#renewTimer.unref();
+  }
+
+  /** The control socket's unmount: refuses to leave uncommitted changes behind unless `force` (they stay on disk for the next mount of this path). */
+  async unmount(options: { force?: boolean }): Promise<void> {
+    const pending = this.pending();
+    if (pending > 0 && options.force !== true) {
+      throw new ConflictError(`${pending} uncommitted change${pending === 1 ? '' : 's'} in ${this.config.mountPath}; commit first, or unmount --force (they stay on this host and come back when the path is mounted again)`, { details: { pending } });
+    }
+    setImmediate(() => void this.stop().finally(() => this.onExit?.()));
+  }
+
+  /** Unmounts, releases the attachment (revoking the token), and closes. The overlay stays on disk. */
+  async stop(options: { release?: boolean; reason?: string } = {}): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#cancelWriteback();
+    await this.#teardown();
+    if (options.release !== false) {
+      try {
+        const body: wire.ReleaseAttachmentRequest = options.reason ? { failed: true, reason: options.reason } : {};
+        await this.#client.request('POST', `/v1/attachments/${encodeURIComponent(this.config.attachmentId)}/release`, { body });
+      } catch (e) {
+        this.log(`releasing attachment ${this.config.attachmentId} failed: ${(e as Error).message}`);
+      }
+    }
+    this.overlay.close();
+  }
+
+  async #teardown(): Promise<void> {
+    if (this.#renewTimer) clearTimeout(this.#renewTimer);
+    if (this.#control) await this.#control.close();
+    this.#control = null;
+    if (this.#fuse) {
+      const fuse = this.#fuse;
+      this.#fuse = null;
+      await new Promise<void>((resolve) => fuse.unmount((err) => {
+        if (err) this.log(`unmount: ${err.message}`);
+        resolve();
+      }));
+    }
+    this.#view?.closeAll();
+  }
+}
+
+export function asStowageError(e: unknown): StowageError {
+  return e instanceof StowageError ? e : new StowageError('Internal', (e as Error)?.message ?? String(e));
+}

@@ -1,0 +1,154 @@
+/**
+ * @module mount/chunk-cache
+ * The mount agent's local cache of clean chunks, one file per chunk hash in
+ * one directory, bounded by `capacity` bytes with least-recently-used
+ * eviction. Everything here is clean by construction: dirty bytes live in the
+ * overlay's data files, never in this cache, so evicting a chunk can never
+ * lose work.
+ *
+ * A chunk is fetched once however many readers want it at the same time
+ * (single flight), verified against its hash before it becomes visible
+ * (written to a temporary name, renamed into place), and pinned while a
+ * reader copies out of it so eviction never pulls a file from under a read.
+ * The index is rebuilt from the directory on start, so a restarted agent
+ * keeps its warm cache.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { InternalError } from '../common/errors.js';
+import { randomHex } from '../common/ids.js';
+
+interface Entry {
+  size: number;
+  pins: number;
+}
+
+/** How a missing chunk is obtained: its bytes, from wherever the caller knows to get them. */
+export type ChunkFetcher = () => Promise<Uint8Array>;
+
+export interface CacheStats {
+  bytes: number;
+  chunks: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+
+export class ChunkCache {
+  /** Insertion order is recency order: a hit re-inserts the entry at the end. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<void>>();
+  #bytes = 0;
+  #hits = 0;
+  #misses = 0;
+  #evictions = 0;
+
+  private constructor(readonly dir: string, readonly capacity: number) {}
+
+  /** Opens (and indexes) the cache directory, creating it when missing; trims it to `capacity`. */
+  static async open(dir: string, capacity: number): Promise<ChunkCache> {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    const cache = new ChunkCache(dir, capacity);
+    const found: Array<{ hash: string; size: number; atime: number }> = [];
+    for (const name of await fsp.readdir(dir)) {
+      const path = join(dir, name);
+      if (!HASH_RE.test(name)) {
+        // Temporary files of a fetch that never finished (the agent was killed).
+        await fsp.rm(path, { force: true });
+        continue;
+      }
+      const st = await fsp.stat(path);
+      found.push({ hash: name, size: st.size, atime: st.atimeMs });
+    }
+    found.sort((a, b) => a.atime - b.atime);
+    for (const f of found) {
+      cache.#entries.set(f.hash, { size: f.size, pins: 0 });
+      cache.#bytes += f.size;
+    }
+    await cache.#evict();
+    return cache;
+  }
+
+  stats(): CacheStats {
+    return { bytes: this.#bytes, chunks: this.#entries.size, hits: this.#hits, misses: this.#misses, evictions: this.#evictions };
+  }
+
+  has(hash: string): boolean {
+    return this.#entries.has(hash);
+  }
+
+  pathOf(hash: string): string {
+    return join(this.dir, hash);
+  }
+
+  /**
+   * Makes sure the chunk is cached (fetching it once if not) and runs `use`
+   * with the chunk's file path while the chunk is pinned.
+   */
+  async with<T>(hash: string, fetch: ChunkFetcher, use: (path: string) => Promise<T>): Promise<T> {
+    await this.ensure(hash, fetch);
+    const entry = this.#entries.get(hash);
+    if (!entry) return this.with(hash, fetch, use); // evicted between ensure and here: fetch again
+    entry.pins++;
+    try {
+      return await use(this.pathOf(hash));
+    } finally {
+      entry.pins--;
+      if (this.#bytes > this.capacity) void this.#evict();
+    }
+  }
+
+  /** Fetches the chunk unless cached; concurrent callers share one fetch. */
+  async ensure(hash: string, fetch: ChunkFetcher): Promise<void> {
+    const entry = this.#entries.get(hash);
+    if (entry) {
+      this.#hits++;
+      this.#entries.delete(hash);
+      this.#entries.set(hash, entry);
+      return;
+    }
+    let flight = this.#inflight.get(hash);
+    if (!flight) {
+      this.#misses++;
+      flight = this.#fetchInto(hash, fetch).finally(() => this.#inflight.delete(hash));
+      this.#inflight.set(hash, flight);
+    }
+    await flight;
+  }
+
+  /** Adds bytes the agent already holds (a chunk it just committed), verified like a fetch. */
+  async put(hash: string, bytes: Uint8Array): Promise<void> {
+    if (this.#entries.has(hash) || bytes.byteLength > this.capacity) return;
+    await this.ensure(hash, async () => bytes);
+  }
+
+  async #fetchInto(hash: string, fetch: ChunkFetcher): Promise<void> {
+    const bytes = await fetch();
+    const got = createHash('sha256').update(bytes).digest('hex');
+    if (got !== hash) throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
+    const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
+    await fsp.writeFile(tmp, bytes, { mode: 0o600 });
+    await fsp.rename(tmp, this.pathOf(hash));
+    this.#entries.set(hash, { size: bytes.byteLength, pins: 0 });
+    this.#bytes += bytes.byteLength;
+    await this.#evict();
+  }
+
+  /** Drops least recently used, unpinned chunks until the cache fits (a pinned one may keep it over for a moment). */
+  async #evict(): Promise<void> {
+    if (this.#bytes <= this.capacity) return;
+    const victims: string[] = [];
+    for (const [hash, entry] of this.#entries) {
+      if (this.#bytes <= this.capacity) break;
+      if (entry.pins > 0) continue;
+      this.#entries.delete(hash);
+      this.#bytes -= entry.size;
+      this.#evictions++;
+      victims.push(hash);
+    }
+    await Promise.all(victims.map((h) => fsp.rm(this.pathOf(h), { force: true })));
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * @module mount/control-server
+ * The agent's control socket: plain HTTP with JSON bodies over a Unix socket
+ * in the mount's state directory (mode 0600: only the mount's owner may
+ * commit, reload or unmount it). `stowage commit|reload|unmount PATH` and the
+ * SDK's `Volume.fromMount(PATH)` speak to it.
+ *
+ *   GET  /status                      -> MountStatus
+ *   POST /commit   {message?}         -> MountCommitResult
+ *   POST /reload   {force?}           -> MountReloadResult
+ *   POST /unmount  {force?}           -> {} (the agent exits right after)
+ *
+ * Errors answer {error: {code, message, details?}} like the server's API.
+ */
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { CONTROL_SOCKET, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
+import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '../common/errors.js';
+
+export interface ControlHandler {
+  status(): MountStatus;
+  commit(message?: string): Promise<MountCommitResult>;
+  reload(options: { force?: boolean }): Promise<MountReloadResult>;
+  unmount(options: { force?: boolean }): Promise<void>;
+}
+
+export interface ControlServer {
+  path: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 64 * 1024;
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0;
+  const parts: Buffer[] = [];
+  for await (const part of req as AsyncIterable<Buffer>) {
+    size += part.length;
+    if (size > MAX_BODY) throw new PayloadTooLargeError(`control request body over ${MAX_BODY} bytes`);
+    parts.push(part);
+  }
+  if (size === 0) return {};
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch {
+    throw new InvalidArgumentError('control request body is not JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidArgumentError('control request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+const STATUS: Record<string, number> = { NotFound: 404, Conflict: 409, InvalidArgument: 400, PayloadTooLarge: 413, QuotaExceeded: 413, Unavailable: 503, Unauthenticated: 401, Forbidden: 403, ReadOnly: 403, PreconditionFailed: 412 };
+
+export async function startControlServer(stateDir: string, handler: ControlHandler): Promise<ControlServer> {
+  const path = join(stateDir, CONTROL_SOCKET);
+  rmSync(path, { force: true });
+  const server = createServer((req, res) => {
+    void (async () => {
+      try {
+        const route = `${req.method} ${req.url}`;
+        const body = await readJson(req);
+        const force = body['force'] === true;
+        switch (route) {
+          case 'GET /status': return send(res, 200, handler.status());
+          case 'POST /commit': {
+            const message = body['message'];
+            if (message !== undefined && typeof message !== 'string') throw new InvalidArgumentError('message must be a string');
+            return send(res, 200, await handler.commit(message));
+          }
+          case 'POST /reload': return send(res, 200, await handler.reload({ force }));
+          case 'POST /unmount': {
+            await handler.unmount({ force });
+            return send(res, 200, {});
+          }
+          default: throw new NotFoundError(`no control route ${route}`);
+        }
+      } catch (e) {
+        const err = e instanceof StowageError ? e : new StowageError('Internal', (e as Error)?.message ?? String(e));
+        send(res, STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return {
+    path,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * @module mount/file-content
+ * The bytes of one file of a mount: clean base chunks come from the chunk
+ * cache (fetched on first read), local bytes from the overlay's data file.
+ *
+ * A base file turns local on its first write or truncate ("localize"): an
+ * empty sparse data file of the file's size is created, and from then on
+ * chunk i is read from the data file when it is dirty or lies past the base
+ * chunks, else from the base. A write that covers only part of a base chunk
+ * first copies that chunk into the data file (materialize), so the data file
+ * always holds whole chunks; at commit only dirty chunks are hashed and
+ * uploaded. That is what makes a 1-byte change in a large file cost one
+ * chunk, and an append after a full final chunk cost only the new tail.
+ */
+import { createReadStream, promises as fsp, read as fsRead, write as fsWrite, openSync, closeSync, fstatSync, ftruncateSync, futimesSync } from 'node:fs';
+import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
+import type { Readable } from 'node:stream';
+import type { ChunkCache } from './chunk-cache.js';
+import type { OverlayStore } from './overlay-store.js';
+import type { RemoteSource } from './remote.js';
+import { fsError } from './fs-error.js';
+import type { FileNode, LocalFile } from './nodes.js';
+
+export interface ContentContext {
+  remote: RemoteSource;
+  overlay: OverlayStore;
+  cache: ChunkCache;
+  /** The commit base files come from. */
+  base: () => string;
+  /** Chunks read ahead on sequential reads. */
+  prefetch: number;
+}
+
+function readFd(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fsRead(fd, buf, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
+}
+
+function writeFd(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
+  return new Promise((resolve, reject) => fsWrite(fd, buf, off, len, pos, (e) => (e ? reject(e) : resolve())));
+}
+
+/** Reads exactly `len` bytes (fewer only at end of file). */
+async function readFully(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+  let done = 0;
+  while (done < len) {
+    const n = await readFd(fd, buf, off + done, len - done, pos + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+export class FileContent {
+  constructor(private readonly ctx: ContentContext) {}
+
+  /** The data file descriptor of a local file, opened on first use. */
+  fdOf(local: LocalFile): number {
+    local.fd ??= openSync(this.ctx.overlay.dataPath(local.dataId), 'r+');
+    return local.fd;
+  }
+
+  close(local: LocalFile): void {
+    if (local.fd !== null) {
+      closeSync(local.fd);
+      local.fd = null;
+    }
+  }
+
+  /** A new, empty local file's content (its data file is created now). */
+  createLocal(): LocalFile {
+    const dataId = this.ctx.overlay.newDataId();
+    closeSync(openSync(this.ctx.overlay.dataPath(dataId), 'wx', 0o600));
+    this.ctx.overlay.putFile({ dataId, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] });
+    return { dataId, dirty: new Set(), fd: null, materializing: new Map() };
+  }
+
+  /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
+  localize(node: FileNode): LocalFile {
+    const dataId = this.ctx.overlay.newDataId();
+    const fd = openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
+    ftruncateSync(fd, node.size);
+    futimesSync(fd, new Date(node.mtime), new Date(node.mtime));
+    this.ctx.overlay.putFile({ dataId, chunkSize: node.chunkSize, baseChunks: node.baseChunks, dirty: [] });
+    return { dataId, dirty: new Set(), fd, materializing: new Map() };
+  }
+
+  /** Re-attaches a local file after a restart: its chunk state from the store, size and mtime from the data file. */
+  restore(node: FileNode, dataId: string): void {
+    const rec = this.ctx.overlay.getFile(dataId);
+    if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
+    const local: LocalFile = { dataId, dirty: new Set(rec.dirty), fd: null, materializing: new Map() };
+    const st = fstatSync(this.fdOf(local));
+    node.local = local;
+    node.chunkSize = rec.chunkSize;
+    node.baseChunks = rec.baseChunks;
+    node.size = st.size;
+    node.mtime = st.mtimeMs;
+  }
+
+  #persist(node: FileNode): void {
+    const local = node.local!;
+    this.ctx.overlay.putFile({ dataId: local.dataId, chunkSize: node.chunkSize, baseChunks: node.baseChunks, dirty: [...local.dirty] });
+  }
+
+  #isLocalChunk(node: FileNode, index: number): boolean {
+    return node.local !== null && (index >= node.baseChunks.length || node.local.dirty.has(index));
+  }
+
+  /** Runs `use` on base chunk `index` while it is in the cache. */
+  async #withBaseChunk<T>(node: FileNode, index: number, use: (path: string) => Promise<T>): Promise<T> {
+    const hash = node.baseChunks[index]!;
+    const basePath = node.basePath;
+    if (basePath === null) throw fsError('EIO', 'a base chunk without a base path');
+    const commit = this.ctx.base();
+    const size = Math.min(node.chunkSize, Math.max(0, node.size - index * node.chunkSize)) || node.chunkSize;
+    return this.ctx.cache.with(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, size), use);
+  }
+
+  #prefetch(node: FileNode, index: number): void {
+    for (let i = index + 1; i <= index + this.ctx.prefetch && i < node.baseChunks.length; i++) {
+      if (this.#isLocalChunk(node, i)) continue;
+      const hash = node.baseChunks[i]!;
+      if (this.ctx.cache.has(hash)) continue;
+      const commit = this.ctx.base();
+      const basePath = node.basePath!;
+      const idx = i;
+      void this.ctx.cache.ensure(hash, () => this.ctx.remote.fetchChunk(commit, basePath, idx, hash, node.chunkSize)).catch(() => undefined);
+    }
+  }
+
+  /** Reads up to `len` bytes at `pos` into `buf`; returns how many (0 at or past the end). */
+  async read(node: FileNode, buf: Uint8Array, len: number, pos: number): Promise<number> {
+    const end = Math.min(pos + len, node.size);
+    if (pos >= end) return 0;
+    const sequential = node.lastReadEnd === pos;
+    node.lastReadEnd = end;
+    const cs = node.chunkSize;
+    let at = pos;
+    while (at < end) {
+      const index = Math.floor(at / cs);
+      const stop = Math.min(end, (index + 1) * cs);
+      const off = at - pos;
+      const n = stop - at;
+      if (this.#isLocalChunk(node, index)) {
+        const got = await readFully(this.fdOf(node.local!), buf, off, n, at);
+        if (got < n) buf.fill(0, off + got, off + n); // a hole past the data written so far reads as zeros
+      } else {
+        if (sequential && this.ctx.prefetch > 0) this.#prefetch(node, index);
+        await this.#withBaseChunk(node, index, async (path) => {
+          const fh = await fsp.open(path, 'r');
+          try {
+            const got = await readFully(fh.fd, buf, off, n, at - index * cs);
+            if (got < n) buf.fill(0, off + got, off + n);
+          } finally {
+            await fh.close();
+          }
+        });
+      }
+      at = stop;
+    }
+    return end - pos;
+  }
+
+  /** Copies base chunk `index` into the data file and marks it dirty (once, however many writers ask). */
+  async #materialize(node: FileNode, index: number): Promise<void> {
+    const local = node.local!;
+    let flight = local.materializing.get(index);
+    if (!flight) {
+      flight = (async () => {
+        const bytes = await this.#withBaseChunk(node, index, (path) => fsp.readFile(path));
+        // The file may have shrunk while the chunk was fetched: copy only what is still inside it.
+        const room = Math.max(0, Math.min(bytes.length, node.size - index * node.chunkSize));
+        if (room > 0) await writeFd(this.fdOf(local), bytes, 0, room, index * node.chunkSize);
+        local.dirty.add(index);
+        this.#persist(node);
+      })().finally(() => local.materializing.delete(index));
+      local.materializing.set(index, flight);
+    }
+    await flight;
+  }
+
+  /** Makes every chunk in [from, to) local: waits for copies in flight, copies partly covered base chunks. */
+  async #prepareRange(node: FileNode, from: number, to: number, fullyWritten: (index: number) => boolean): Promise<void> {
+    const cs = node.chunkSize;
+    const local = node.local!;
+    let changed = false;
+    for (let index = Math.floor(from / cs); index * cs < to; index++) {
+      const flight = local.materializing.get(index);
+      if (flight) await flight;
+      if (this.#isLocalChunk(node, index)) continue;
+      if (fullyWritten(index)) {
+        local.dirty.add(index);
+        changed = true;
+      } else {
+        await this.#materialize(node, index);
+      }
+    }
+    if (changed) this.#persist(node);
+  }
+
+  /** Writes `len` bytes of `buf` at `pos` (the node must be local). */
+  async write(node: FileNode, buf: Uint8Array, len: number, pos: number): Promise<number> {
+    const cs = node.chunkSize;
+    const end = pos + len;
+    await this.#prepareRange(node, pos, end, (i) => pos <= i * cs && end >= (i + 1) * cs);
+    await writeFd(this.fdOf(node.local!), buf, 0, len, pos);
+    if (end > node.size) node.size = end;
+    node.mtime = Date.now();
+    return len;
+  }
+
+  /** Sets the file's size (the node must be local); new bytes read as zeros. */
+  async truncate(node: FileNode, size: number): Promise<void> {
+    const cs = node.chunkSize;
+    const old = node.size;
+    // The chunk that holds the new (or old) end changes length: make it local first.
+    const edge = Math.min(old, size);
+    if (edge % cs !== 0 || (size > old && old % cs !== 0)) await this.#prepareRange(node, edge, edge + 1, () => false);
+    const keep = Math.ceil(size / cs);
+    if (node.baseChunks.length > keep) node.baseChunks = node.baseChunks.slice(0, keep);
+    for (const i of node.local!.dirty) if (i >= keep) node.local!.dirty.delete(i);
+    ftruncateSync(this.fdOf(node.local!), size);
+    node.size = size;
+    node.mtime = Date.now();
+    this.#persist(node);
+  }
+
+  /** Sets the data file's mtime too, so a restart restores it. */
+  setMtime(node: FileNode, mtime: number): void {
+    node.mtime = mtime;
+    if (node.local) futimesSync(this.fdOf(node.local), new Date(mtime), new Date(mtime));
+  }
+
+  /** The bytes of base chunk `index` (through the cache). */
+  async baseChunkBytes(node: FileNode, index: number): Promise<Buffer> {
+    return this.#withBaseChunk(node, index, (path) => fsp.readFile(path));
+  }
+
+  /** A fresh stream of `size` bytes of a local file's data at `offset` (an upload body). */
+  localChunkStream(local: LocalFile, offset: number, size: number): Readable {
+    return createReadStream(this.ctx.overlay.dataPath(local.dataId), { start: offset, end: offset + size - 1 });
+  }
+
+  /** The bytes of chunk `index` of a local file as they are now (for hashing and upload). */
+  async localChunk(node: FileNode, index: number, chunkSize: number): Promise<Buffer> {
+    const start = index * chunkSize;
+    const len = Math.min(chunkSize, node.size - start);
+    const buf = Buffer.allocUnsafe(len);
+    const got = await readFully(this.fdOf(node.local!), buf, 0, len, start);
+    if (got < len) buf.fill(0, got);
+    return buf;
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * @module mount/fs-error
+ * A failure the kernel should see as an errno. The agent's file system code
+ * throws these; the FUSE layer turns them into negative errno answers, and
+ * anything else into EIO (after logging it), so a bug never hangs a caller.
+ */
+import { constants } from 'node:os';
+
+export type Errno = keyof typeof constants.errno;
+
+export class FsError extends Error {
+  constructor(readonly code: Errno, message?: string) {
+    super(message ?? code);
+  }
+
+  /** The negative errno number FUSE expects. */
+  get errno(): number {
+    return -constants.errno[this.code];
+  }
+}
+
+export function fsError(code: Errno, message?: string): FsError {
+  return new FsError(code, message);
+}

@@ -1,0 +1,136 @@
+/**
+ * @module mount/overlay-store
+ * Where a mount's uncommitted work lives on local disk, so that it survives
+ * the mount agent being killed (SPEC §2: the overlay is on local disk).
+ *
+ * - `journal`: the namespace operations since the base commit (mkdir, create,
+ *   rename, unlink, chmod, ...) in the order they happened. Replaying it onto
+ *   the base commit rebuilds the overlay view after a restart, and the commit
+ *   turns it into the change list the server merges onto head.
+ * - `files`: per local file (created here, or a base file that was written):
+ *   its chunk size, the base chunks it still shares, and which chunks were
+ *   rewritten locally. Updated only when a chunk first turns dirty or on
+ *   truncate, so ordinary writes touch no database row.
+ * - `data/<id>`: the file's bytes at their logical offsets, a sparse file
+ *   whose length is always the file's size and whose mtime is the file's
+ *   mtime. Only dirty chunks (and chunks past the base) hold data.
+ * - `meta`: the base commit and anything else that must survive a restart.
+ *
+ * better-sqlite3 is synchronous, which suits this: each change is one short
+ * local write made before the FUSE operation answers.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomHex } from '../common/ids.js';
+
+/** One namespace operation, with paths relative to the mount root. */
+export type JournalOp =
+  | { op: 'mkdir'; path: string; mode: number }
+  | { op: 'symlink'; path: string; target: string }
+  /** A new, empty regular file whose bytes live in data/<dataId>. */
+  | { op: 'create'; path: string; mode: number; dataId: string }
+  /** A base file became local (it was written or truncated); its bytes now live in data/<dataId>. */
+  | { op: 'localize'; path: string; dataId: string }
+  | { op: 'unlink'; path: string }
+  | { op: 'rmdir'; path: string }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'chmod'; path: string; mode: number }
+  | { op: 'utimens'; path: string; mtime: number };
+
+/** The persisted chunk state of one local file. */
+export interface LocalFileRecord {
+  dataId: string;
+  chunkSize: number;
+  /** Hashes of the base chunks the file still shares; index i is served from the base unless dirty. */
+  baseChunks: string[];
+  /** Chunk indexes rewritten locally. */
+  dirty: number[];
+}
+
+export class OverlayStore {
+  readonly #db: Database.Database;
+  readonly dataDir: string;
+  readonly #append: Database.Statement;
+  readonly #putFile: Database.Statement;
+
+  private constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.dataDir = join(dir, 'data');
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    this.#db = new Database(join(dir, 'overlay.db'));
+    // WAL without fsync per write: a killed agent loses nothing (the OS has the pages); only a machine crash can, and commit is the durability boundary.
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS files (data_id TEXT PRIMARY KEY, chunk_size INTEGER NOT NULL, base_chunks TEXT NOT NULL, dirty TEXT NOT NULL);
+    `);
+    this.#append = this.#db.prepare('INSERT INTO journal (op) VALUES (?)');
+    this.#putFile = this.#db.prepare('INSERT OR REPLACE INTO files (data_id, chunk_size, base_chunks, dirty) VALUES (?, ?, ?, ?)');
+  }
+
+  static open(dir: string): OverlayStore {
+    return new OverlayStore(dir);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+  }
+
+  append(op: JournalOp): void {
+    this.#append.run(JSON.stringify(op));
+  }
+
+  journal(): JournalOp[] {
+    return (this.#db.prepare('SELECT op FROM journal ORDER BY seq').all() as Array<{ op: string }>).map((r) => JSON.parse(r.op) as JournalOp);
+  }
+
+  journalLength(): number {
+    return (this.#db.prepare('SELECT count(*) AS n FROM journal').get() as { n: number }).n;
+  }
+
+  newDataId(): string {
+    return randomHex(12);
+  }
+
+  dataPath(dataId: string): string {
+    return join(this.dataDir, dataId);
+  }
+
+  putFile(rec: LocalFileRecord): void {
+    this.#putFile.run(rec.dataId, rec.chunkSize, JSON.stringify(rec.baseChunks), JSON.stringify(rec.dirty));
+  }
+
+  getFile(dataId: string): LocalFileRecord | undefined {
+    const row = this.#db.prepare('SELECT chunk_size, base_chunks, dirty FROM files WHERE data_id = ?').get(dataId) as { chunk_size: number; base_chunks: string; dirty: string } | undefined;
+    if (!row) return undefined;
+    return { dataId, chunkSize: row.chunk_size, baseChunks: JSON.parse(row.base_chunks) as string[], dirty: JSON.parse(row.dirty) as number[] };
+  }
+
+  /**
+   * Forgets all local work and moves the base: after a commit (the work is
+   * on the server now) or a reload (the work is discarded on purpose). The
+   * new base is recorded in the same transaction, so a crash in between
+   * never replays an old journal onto a new base.
+   */
+  reset(base: string): void {
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM journal').run();
+      this.#db.prepare('DELETE FROM files').run();
+      this.setMeta('base', base);
+    })();
+    rmSync(this.dataDir, { recursive: true, force: true });
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+  }
+}

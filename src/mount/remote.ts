@@ -1,0 +1,106 @@
+/**
+ * @module mount/remote
+ * What the mount agent needs from the server, and its HTTP implementation:
+ * directory listings of the base commit (paged), and the bytes of one chunk
+ * of a base file, fetched straight from the blob store through the signed
+ * GETs of the file's read plan. The agent speaks only with its attachment's
+ * scoped token.
+ *
+ * Read plans are cached per (commit, path) until shortly before their
+ * signatures expire. Fetches are bounded so that at most `bufferSize` bytes
+ * of chunks are in memory at once (at least one chunk).
+ */
+import type * as wire from '../api/wire.js';
+import { isStowageError } from '../common/errors.js';
+import type { Stowage } from '../sdk/http-client.js';
+import { getSigned } from '../sdk/transfer.js';
+
+export interface RemoteSource {
+  /** Every entry directly inside `path` of commit `commit` (volume paths). */
+  list(commit: string, path: string): Promise<wire.FileInfo[]>;
+  /** The bytes of chunk `index` (hash `hash`) of the file at `path` in `commit`. */
+  fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array>;
+}
+
+const LIST_PAGE = 10_000;
+/** A plan is used until this long before its first signature expires. */
+const PLAN_MARGIN_MS = 60_000;
+
+export class HttpRemote implements RemoteSource {
+  readonly #plans = new Map<string, { plan: wire.ReadPlan; goodUntil: number }>();
+  readonly #budget: ByteBudget;
+
+  constructor(private readonly client: Stowage, private readonly volume: string, bufferSize: number) {
+    this.#budget = new ByteBudget(bufferSize);
+  }
+
+  #path(suffix: string): string {
+    return `/v1/volumes/${encodeURIComponent(this.volume)}${suffix}`;
+  }
+
+  async list(commit: string, path: string): Promise<wire.FileInfo[]> {
+    const out: wire.FileInfo[] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.client.request<wire.ListResponse>('GET', this.#path('/list'), { query: { path, commit, limit: LIST_PAGE, after } });
+      out.push(...page.entries);
+      after = page.nextCursor ?? undefined;
+    } while (after !== undefined);
+    return out;
+  }
+
+  async #plan(commit: string, path: string, fresh: boolean): Promise<wire.ReadPlan> {
+    const key = `${commit}:${path}`;
+    const cached = this.#plans.get(key);
+    if (!fresh && cached && cached.goodUntil > Date.now()) return cached.plan;
+    const plan = await this.client.request<wire.ReadPlan>('GET', this.#path('/read'), { query: { path, commit } });
+    const first = plan.chunks.reduce((t, c) => Math.min(t, Date.parse(c.request.expiresAt)), Infinity);
+    if (this.#plans.size > 1000) this.#plans.clear();
+    this.#plans.set(key, { plan, goodUntil: first - PLAN_MARGIN_MS });
+    return plan;
+  }
+
+  async fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array> {
+    return this.#budget.run(size, async () => {
+      for (let attempt = 0; ; attempt++) {
+        const plan = await this.#plan(commit, path, attempt > 0);
+        const chunk = plan.chunks[index];
+        if (!chunk || chunk.hash !== hash) throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
+        try {
+          return await getSigned(chunk.request, { baseUrl: this.client.url, what: `chunk ${index} of ${path}` });
+        } catch (e) {
+          // A signature that expired early (clock skew, a long pause): sign again once.
+          if (attempt === 0 && (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated'))) continue;
+          throw e;
+        }
+      }
+    });
+  }
+}
+
+/** Admits tasks while the bytes they hold stay within a budget; one task is always admitted, however large. */
+class ByteBudget {
+  #used = 0;
+  readonly #waiting: Array<{ bytes: number; go: () => void }> = [];
+
+  constructor(readonly budget: number) {}
+
+  async run<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+    if (this.#used > 0 && this.#used + bytes > this.budget) {
+      // The releaser reserves our bytes before waking us.
+      await new Promise<void>((go) => this.#waiting.push({ bytes, go }));
+    } else {
+      this.#used += bytes;
+    }
+    try {
+      return await fn();
+    } finally {
+      this.#used -= bytes;
+      while (this.#waiting.length > 0 && (this.#used === 0 || this.#used + this.#waiting[0]!.bytes <= this.budget)) {
+        const next = this.#waiting.shift()!;
+        this.#used += next.bytes;
+        next.go();
+      }
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * @module sdk/mount-control
+ * Talks to a running mount agent through its control socket, found from the
+ * mount path alone (common/mount-state.ts): what `Volume.fromMount(path)`
+ * returns, and what `stowage commit|reload|unmount PATH` use.
+ *
+ * @example
+ * const vol = Volume.fromMount('/mnt/data');
+ * await writeFile('/mnt/data/result.json', JSON.stringify(result));
+ * const { commit } = await vol.commit();
+ */
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { NotFoundError, UnavailableError } from '../common/errors.js';
+import { CONTROL_SOCKET, mountStateDir, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
+import { errorFromResponse } from './http-client.js';
+
+export type { MountCommitResult, MountReloadResult, MountStatus };
+
+export class MountHandle {
+  readonly mountPath: string;
+  readonly socketPath: string;
+
+  constructor(mountPath: string) {
+    this.mountPath = resolve(mountPath);
+    this.socketPath = join(mountStateDir(this.mountPath), CONTROL_SOCKET);
+  }
+
+  async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    if (!existsSync(this.socketPath)) throw new NotFoundError(`${this.mountPath} is not a Stowage mount (no agent control socket at ${this.socketPath})`);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const { status, text } = await new Promise<{ status: number; text: string }>((done, fail) => {
+      const req = request({ socketPath: this.socketPath, path, method, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => done({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+        res.on('error', fail);
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') fail(new UnavailableError(`the mount agent of ${this.mountPath} is not running (${e.code}); run \`stowage mount\` on the path again to recover its uncommitted changes`));
+        else fail(e);
+      });
+      req.end(payload);
+    });
+    if (status < 200 || status >= 300) throw errorFromResponse(status, text, `${method} ${path} (mount ${this.mountPath})`);
+    return JSON.parse(text) as T;
+  }
+
+  /** What the mount shows and how much is uncommitted. */
+  status(): Promise<MountStatus> {
+    return this.#call('GET', '/status');
+  }
+
+  /** Uploads the changed chunks and publishes one commit; merged with other mounts' commits on other paths. */
+  commit(options: { message?: string } = {}): Promise<MountCommitResult> {
+    return this.#call('POST', '/commit', options);
+  }
+
+  /** Moves the mount to the volume's latest commit; refuses while changes are uncommitted unless `force` (which discards them). */
+  reload(options: { force?: boolean } = {}): Promise<MountReloadResult> {
+    return this.#call('POST', '/reload', options);
+  }
+
+  /** Unmounts and releases the attachment; refuses while changes are uncommitted unless `force`. */
+  async unmount(options: { force?: boolean } = {}): Promise<void> {
+    await this.#call('POST', '/unmount', options);
+  }
+}
