@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Build tools for native addons (better-sqlite3 compiles from source here).
-PACKAGES=(python3 make g++ ca-certificates)
+# Build tools for native addons (better-sqlite3 compiles from source here);
+# libfuse2 and fuse3 (fusermount) for mounts; git and sqlite3, which the
+# mount tests run inside a mount.
+PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 git sqlite3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
