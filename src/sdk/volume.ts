@@ -8,6 +8,7 @@
  * that change the volume refresh it from the answer, and `refresh()` fetches
  * it anew.
  */
+import { MountHandle } from './mount-control.js';
 import type * as wire from '../api/wire.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { parseVolumeName } from '../common/paths.js';
@@ -144,6 +145,21 @@ export class Volume implements CommitTarget {
     parseVolumeName(name);
     const info = await client.request<wire.Volume>('POST', '/v1/volumes', { body: { name, ...settingsBody(options) } });
     return new Volume(client, info);
+  }
+
+  /**
+   * A handle on a volume mounted at `path` on this machine (by `stowage mount`
+   * or a sandbox): `commit()` publishes the mount's local changes, `reload()`
+   * moves it to the latest commit, `status()` tells what is uncommitted. It
+   * talks to the mount's agent, not to the server, so it needs no token.
+   *
+   * @example
+   * const vol = Volume.fromMount('/mnt/data');
+   * const { commit, uploadedChunks } = await vol.commit({ message: 'results' });
+   * await vol.reload();
+   */
+  static fromMount(path: string): MountHandle {
+    return new MountHandle(path);
   }
 
   /**
