@@ -24,8 +24,10 @@ fi
 
 node -e 'const [maj] = process.versions.node.split(".").map(Number); if (maj < 20) { console.error(`setup: Node ${process.versions.node} found; Stowage needs Node 20 or newer`); process.exit(1); }'
 
-# npm ci is the reproducible install; skip it when node_modules was installed from this exact lockfile.
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# npm ci is the reproducible install; skip it when node_modules was installed
+# from this exact lockfile and these patches (patches/ is applied, and
+# fuse-native compiled, by the postinstall script).
+lock_sum=$(cat package-lock.json patches/* scripts/build-fuse-native.mjs | sha256sum | cut -d' ' -f1)
 if [ "$(cat node_modules/.stowage-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
   echo "setup: installing npm dependencies (npm ci; native addons compile from source, about a minute)"
   npm ci --no-audit --no-fund
