@@ -40,6 +40,8 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const O_ACCMODE = 3;
 const BLOCK = 4096;
+/** Largest time a Date can hold. */
+const MAX_DATE_MS = 8.64e15;
 
 function statOf(node: Node, uid: number, gid: number): Record<string, unknown> {
   const mtime = new Date(node.mtime);
@@ -169,7 +171,11 @@ export function fuseOps(host: FsHost): Record<string, (...args: any[]) => void> 
     chown: op('chown', async (path: string) => {
       await host.view().resolve(path);
     }),
-    utimens: mutation('utimens', (view, path: string, _atime: number, mtime: number) => view.utimens(path, mtime)),
+    // mtime beyond any Date is UTIME_OMIT (see patches/fuse-native+2.2.6.patch): only atime was set, which is not kept.
+    utimens: mutation('utimens', async (view, path: string, _atime: number, mtime: number) => {
+      if (mtime > MAX_DATE_MS) await view.resolve(path);
+      else await view.utimens(path, mtime);
+    }),
     mknod: op('mknod', async () => {
       throw new FsError('EPERM', 'only regular files, directories and symlinks are supported');
     }),
