@@ -14,7 +14,7 @@
  * keeps its warm cache.
  */
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, read as fsRead } from 'node:fs';
 import { join } from 'node:path';
 import { InternalError } from '../common/errors.js';
 import { randomHex } from '../common/ids.js';
@@ -22,7 +22,12 @@ import { randomHex } from '../common/ids.js';
 interface Entry {
   size: number;
   pins: number;
+  /** Open read descriptor, kept for the most recently read chunks (reads come 128 KiB at a time). */
+  fd: number | null;
 }
+
+/** Chunk files kept open at once. */
+const MAX_OPEN_FDS = 64;
 
 /** How a missing chunk is obtained: its bytes, from wherever the caller knows to get them. */
 export type ChunkFetcher = () => Promise<Uint8Array>;
@@ -41,6 +46,8 @@ export class ChunkCache {
   /** Insertion order is recency order: a hit re-inserts the entry at the end. */
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<void>>();
+  /** Hashes with an open fd, oldest first. */
+  readonly #open = new Set<string>();
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -65,7 +72,7 @@ export class ChunkCache {
     }
     found.sort((a, b) => a.atime - b.atime);
     for (const f of found) {
-      cache.#entries.set(f.hash, { size: f.size, pins: 0 });
+      cache.#entries.set(f.hash, { size: f.size, pins: 0, fd: null });
       cache.#bytes += f.size;
     }
     await cache.#evict();
@@ -101,6 +108,53 @@ export class ChunkCache {
     }
   }
 
+  /**
+   * Reads `len` bytes at `pos` of a chunk into `buf` at `off` (fetching the
+   * chunk first when it is not cached); returns how many were read.
+   */
+  async read(hash: string, fetch: ChunkFetcher, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+    await this.ensure(hash, fetch);
+    const entry = this.#entries.get(hash);
+    if (!entry) return this.read(hash, fetch, buf, off, len, pos);
+    entry.pins++;
+    try {
+      if (entry.fd === null) {
+        entry.fd = openSync(this.pathOf(hash), 'r');
+        this.#open.add(hash);
+        this.#closeIdle();
+      }
+      const fd = entry.fd;
+      let done = 0;
+      while (done < len) {
+        const n = await new Promise<number>((resolve, reject) => fsRead(fd, buf, off + done, len - done, pos + done, (e, got) => (e ? reject(e) : resolve(got))));
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    } finally {
+      entry.pins--;
+      if (this.#bytes > this.capacity) void this.#evict();
+    }
+  }
+
+  /** Closes the oldest idle descriptors beyond MAX_OPEN_FDS. */
+  #closeIdle(): void {
+    for (const hash of this.#open) {
+      if (this.#open.size <= MAX_OPEN_FDS) return;
+      const entry = this.#entries.get(hash);
+      if (entry && entry.pins > 0) continue;
+      this.#closeFd(hash, entry);
+    }
+  }
+
+  #closeFd(hash: string, entry: Entry | undefined): void {
+    this.#open.delete(hash);
+    if (entry?.fd != null) {
+      closeSync(entry.fd);
+      entry.fd = null;
+    }
+  }
+
   /** Fetches the chunk unless cached; concurrent callers share one fetch. */
   async ensure(hash: string, fetch: ChunkFetcher): Promise<void> {
     const entry = this.#entries.get(hash);
@@ -132,7 +186,7 @@ export class ChunkCache {
     const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
     await fsp.writeFile(tmp, bytes, { mode: 0o600 });
     await fsp.rename(tmp, this.pathOf(hash));
-    this.#entries.set(hash, { size: bytes.byteLength, pins: 0 });
+    this.#entries.set(hash, { size: bytes.byteLength, pins: 0, fd: null });
     this.#bytes += bytes.byteLength;
     await this.#evict();
   }
@@ -145,6 +199,7 @@ export class ChunkCache {
       if (this.#bytes <= this.capacity) break;
       if (entry.pins > 0) continue;
       this.#entries.delete(hash);
+      this.#closeFd(hash, entry);
       this.#bytes -= entry.size;
       this.#evictions++;
       victims.push(hash);

@@ -116,6 +116,14 @@ export class FileContent {
     return this.ctx.cache.with(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, size), use);
   }
 
+  #readBaseChunk(node: FileNode, index: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+    const hash = node.baseChunks[index]!;
+    const basePath = node.basePath;
+    if (basePath === null) throw fsError('EIO', 'a base chunk without a base path');
+    const commit = this.ctx.base();
+    return this.ctx.cache.read(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, node.chunkSize), buf, off, len, pos);
+  }
+
   #prefetch(node: FileNode, index: number): void {
     for (let i = index + 1; i <= index + this.ctx.prefetch && i < node.baseChunks.length; i++) {
       if (this.#isLocalChunk(node, i)) continue;
@@ -146,15 +154,8 @@ export class FileContent {
         if (got < n) buf.fill(0, off + got, off + n); // a hole past the data written so far reads as zeros
       } else {
         if (sequential && this.ctx.prefetch > 0) this.#prefetch(node, index);
-        await this.#withBaseChunk(node, index, async (path) => {
-          const fh = await fsp.open(path, 'r');
-          try {
-            const got = await readFully(fh.fd, buf, off, n, at - index * cs);
-            if (got < n) buf.fill(0, off + got, off + n);
-          } finally {
-            await fh.close();
-          }
-        });
+        const got = await this.#readBaseChunk(node, index, buf, off, n, at - index * cs);
+        if (got < n) buf.fill(0, off + got, off + n);
       }
       at = stop;
     }

@@ -23,6 +23,9 @@ export interface RemoteSource {
 }
 
 const LIST_PAGE = 10_000;
+/** A chunk at least this large is fetched as PARTS ranged GETs at once (a single stream does not fill the link). */
+const SPLIT_FETCH_AT = 16 * 1024 * 1024;
+const PARTS = 4;
 /** A plan is used until this long before its first signature expires. */
 const PLAN_MARGIN_MS = 60_000;
 
@@ -60,6 +63,29 @@ export class HttpRemote implements RemoteSource {
     return plan;
   }
 
+  /** One signed GET, or PARTS concurrent ranged GETs of it for a large chunk, assembled in order. */
+  async #get(request: wire.SignedRequest, size: number, what: string): Promise<Uint8Array> {
+    const options = { baseUrl: this.client.url, what };
+    if (size < SPLIT_FETCH_AT) return getSigned(request, options);
+    // A packed chunk's request already names its range inside the pack: split that range.
+    const rangeKey = Object.keys(request.headers).find((k) => k.toLowerCase() === 'range');
+    const start = rangeKey ? Number(/^bytes=(\d+)-/.exec(request.headers[rangeKey]!)?.[1] ?? 0) : 0;
+    const out = Buffer.allocUnsafe(size);
+    const part = Math.ceil(size / PARTS);
+    await Promise.all(Array.from({ length: PARTS }, async (_, k) => {
+      const from = k * part;
+      const to = Math.min(size, from + part) - 1;
+      if (from > to) return;
+      const headers: Record<string, string> = {};
+      for (const [h, v] of Object.entries(request.headers)) if (h !== rangeKey) headers[h] = v;
+      headers['range'] = `bytes=${start + from}-${start + to}`;
+      const bytes = await getSigned({ ...request, headers }, options);
+      if (bytes.length !== to - from + 1) throw new Error(`${what}: the store answered ${bytes.length} bytes for a ${to - from + 1}-byte range`);
+      out.set(bytes, from);
+    }));
+    return out;
+  }
+
   async fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array> {
     return this.#budget.run(size, async () => {
       for (let attempt = 0; ; attempt++) {
@@ -67,7 +93,7 @@ export class HttpRemote implements RemoteSource {
         const chunk = plan.chunks[index];
         if (!chunk || chunk.hash !== hash) throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
         try {
-          return await getSigned(chunk.request, { baseUrl: this.client.url, what: `chunk ${index} of ${path}` });
+          return await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`);
         } catch (e) {
           // A signature that expired early (clock skew, a long pause): sign again once.
           if (attempt === 0 && (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated'))) continue;
