@@ -125,9 +125,13 @@ export function fuseOps(host: FsHost): Record<string, (...args: any[]) => void> 
       return node.target;
     }),
     open: op('open', async (path: string, flags: number) => {
-      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & fsConstants.O_TRUNC) !== 0) {
+      if ((flags & fsConstants.O_TRUNC) !== 0) {
         return host.mutate(async (view) => open(view, await view.writableFile(path)));
       }
+      // Opening for writing does not make the file local yet: write/ftruncate do that on first use.
+      // Localizing here made every O_RDWR open a pending change (sqlite3 opens its database O_RDWR even
+      // for a SELECT, git opens files O_RDWR), so a mount that was only read refused `unmount`.
+      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY && host.view().opts.readOnly) throw new FsError('EROFS');
       const view = host.view();
       const node = await view.resolve(path);
       if (node.type !== 'file') throw new FsError('EISDIR');
