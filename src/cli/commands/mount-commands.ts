@@ -144,11 +144,26 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   printNote(`mounted ${volume}${subpath === '/' ? '' : ':' + subpath} at ${mountPath}${readOnly ? ' read-only' : ''}${config.writeback ? ' with writeback' : ''} (attachment ${attached.attachment.id}; cache ${bytes(config.cacheSize)})`);
 }
 
-/** Waits until the agent's socket stops answering. */
-async function waitGone(handle: MountHandle, ms: number): Promise<void> {
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Waits until the agent's socket stops answering and, when its pid is known,
+ * until the agent process is gone: the agent closes its socket first and
+ * releases the attachment last, so returning on the socket alone let a
+ * following `stowage mount` of an RWO volume be refused by the attachment
+ * that was still being released.
+ */
+async function waitGone(handle: MountHandle, ms: number, pid?: number): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
-    if (!(await isRunning(handle))) return;
+    if (!(await isRunning(handle)) && (pid === undefined || !processAlive(pid))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -180,8 +195,9 @@ export function registerMountCommands(program: Command): void {
     .action(async (path: string, opts: { force?: boolean }, cmd: Command) => {
       const handle = new MountHandle(path);
       try {
+        const pid = await handle.status().then((st) => st.pid, () => undefined);
         await handle.unmount({ force: opts.force === true });
-        await waitGone(handle, 15_000);
+        await waitGone(handle, 15_000, pid);
         printNote(`unmounted ${handle.mountPath}`);
       } catch (e) {
         if (!isStowageError(e, 'Unavailable')) throw e;
