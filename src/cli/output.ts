@@ -15,7 +15,7 @@ import { formatSize } from '../common/sizes.js';
 export const EXIT_OK = 0;
 
 /** Exit status and the hint a user needs next, for every error code; exhaustive by type. */
-export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: string }>> = {
+export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: string; hintWhen?: RegExp }>> = {
   InvalidArgument: { status: 2 },
   NotFound: { status: 3 },
   AlreadyExists: { status: 4 },
@@ -26,7 +26,8 @@ export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: str
   ReadOnly: { status: 5 },
   QuotaExceeded: { status: 6 },
   PayloadTooLarge: { status: 6 },
-  Unavailable: { status: 7, hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server' },
+  // Only about the server: a blob store, a mount agent or FUSE being unavailable says what to do itself.
+  Unavailable: { status: 7, hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server', hintWhen: /cannot reach Stowage/ },
   Internal: { status: 1, hint: 'this is a bug; the server log has details' },
 };
 
@@ -76,8 +77,8 @@ export function errorMessageOf(err: unknown): string {
   message = oneLine(message) || code;
   // Non-Stowage errors are bugs of this CLI: say which kind, the stack is not for users.
   if (!(err instanceof StowageError) && !(err instanceof CommanderError) && !localErrno(err)) message = `unexpected error: ${message}`;
-  const hint = EXIT_TABLE[code].hint;
-  return hint && !message.includes(hint) ? `${message} (${hint})` : message;
+  const { hint, hintWhen } = EXIT_TABLE[code];
+  return hint && !message.includes(hint) && (!hintWhen || hintWhen.test(message)) ? `${message} (${hint})` : message;
 }
 
 /** Prints an error as its one line on stderr and returns the exit status to use. */
