@@ -101,6 +101,17 @@ export async function buildCommit(view: MountView, journal: readonly JournalOp[]
       case 'utimens': changes.push({ op: 'setattr', path: vp(op.path), mtime: Math.floor(op.mtime) }); break;
     }
   }
-  for (const file of files.values()) changes.push(putOf(file, file.path));
+  // The last change to each path so far: a file created and left where it was needs no second, identical put.
+  const last = new Map<string, wire.Change>();
+  for (const c of changes) {
+    if (c.op === 'move') {
+      last.set(c.from, c);
+      last.set(c.to, c);
+    } else last.set(c.path, c);
+  }
+  for (const file of files.values()) {
+    const put = putOf(file, file.path);
+    if (JSON.stringify(last.get(file.path)) !== JSON.stringify(put)) changes.push(put);
+  }
   return { changes, files: [...files.values()], localChunks };
 }
