@@ -22,6 +22,28 @@ export function mountStateDir(mountPath: string): string {
   return join(mountStateRoot(), createHash('sha256').update(resolve(mountPath)).digest('hex').slice(0, 16));
 }
 
+/** The FUSE source ("fsname") of a mount: its state dir, so the kernel's mount table leads to the agent. Commas are escaped for libfuse's option parser. */
+export function mountSource(stateDir: string): string {
+  return `stowage:${stateDir.replace(/\\/g, '\\\\').replace(/,/g, '\\,')}`;
+}
+
+/**
+ * The state dir of the Stowage mount at `mountPath` according to a mount
+ * table (the text of /proc/self/mounts), or undefined when none is there.
+ */
+export function stateDirFromMountTable(table: string, mountPath: string): string | undefined {
+  // Fields are space-separated with spaces, tabs, newlines and backslashes written as octal escapes.
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  let found: string | undefined;
+  for (const line of table.split('\n')) {
+    const [source, target, type] = line.split(' ');
+    if (!source || !target || type !== 'fuse.stowage' || unescape(target) !== mountPath) continue;
+    const src = unescape(source);
+    if (src.startsWith('stowage:')) found = src.slice('stowage:'.length); // the last one is the one on top
+  }
+  return found;
+}
+
 export const MOUNT_CONFIG_FILE = 'config.json';
 export const CONTROL_SOCKET = 'control.sock';
 export const AGENT_LOG = 'agent.log';

@@ -16,7 +16,7 @@ import Fuse from 'fuse-native';
 import type * as wire from '../api/wire.js';
 import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '../common/errors.js';
 import { sleep } from '../common/concurrency.js';
-import type { MountCommitResult, MountConfig, MountReloadResult, MountStatus } from '../common/mount-state.js';
+import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
 import { Stowage } from '../sdk/http-client.js';
 import { postCommit, uploadMissing } from '../sdk/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
@@ -36,11 +36,13 @@ export const WRITEBACK_MAX_DELAY_MS = 10_000;
 const COMMIT_ATTEMPTS = 4;
 const COMMIT_BACKOFF_MS = 500;
 
-/** fuse-native has no switch for big_writes; without it every write is 4 KiB. */
+/** fuse-native has no switch for big_writes (without it every write is 4 KiB) and ignores timeouts of 0. */
 class StowageFuse extends Fuse {
   protected override _fuseOptions(): string {
+    // attr/entry timeouts of 0: after a commit or reload swaps the tree, the kernel must not answer from what it cached of the old one.
+    const extra = 'big_writes,attr_timeout=0,entry_timeout=0';
     const base = super._fuseOptions();
-    return base ? `${base},big_writes` : '-obig_writes';
+    return base ? `${base},${extra}` : `-o${extra}`;
   }
 }
 
@@ -141,8 +143,9 @@ export class MountAgent {
       statfs: () => ({ cap: this.#volume.cap, used: this.#volume.size }),
       log: this.log,
     });
+    // The source names the state dir, so `Volume.fromMount(path)` finds the control socket from /proc/self/mounts whatever STOWAGE_MOUNT_STATE says.
     // auto_cache keeps a clean file's pages in the kernel across opens until its size or mtime changes (warm re-reads at memory speed).
-    const fuse = new StowageFuse(this.config.mountPath, ops, { mkdir: true, force: true, timeout: false, autoCache: true, fsname: `stowage:${this.config.volume}`, subtype: 'stowage' });
+    const fuse = new StowageFuse(this.config.mountPath, ops, { mkdir: true, force: true, timeout: false, autoCache: true, fsname: mountSource(this.stateDir), subtype: 'stowage' });
     await new Promise<void>((resolve, reject) => {
       fuse.mount((err) => (err ? reject(new UnavailableError(`cannot mount ${this.config.mountPath}: ${err.message}`)) : resolve()));
     });

@@ -9,29 +9,46 @@
  * await writeFile('/mnt/data/result.json', JSON.stringify(result));
  * const { commit } = await vol.commit();
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { NotFoundError, UnavailableError } from '../common/errors.js';
-import { CONTROL_SOCKET, mountStateDir, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
+import { CONTROL_SOCKET, mountStateDir, stateDirFromMountTable, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
 import { errorFromResponse } from './http-client.js';
 
 export type { MountCommitResult, MountReloadResult, MountStatus };
 
 export class MountHandle {
   readonly mountPath: string;
-  readonly socketPath: string;
 
   constructor(mountPath: string) {
     this.mountPath = resolve(mountPath);
-    this.socketPath = join(mountStateDir(this.mountPath), CONTROL_SOCKET);
+  }
+
+  /**
+   * The agent's control socket: in the state dir the kernel's mount table
+   * names for this path (works whatever STOWAGE_MOUNT_STATE is here), else
+   * where this environment's state root puts it.
+   */
+  get socketPath(): string {
+    let table = '';
+    try {
+      table = readFileSync('/proc/self/mounts', 'utf8');
+    } catch {
+      // not Linux, or no procfs: the state root is all there is
+    }
+    const candidates = [stateDirFromMountTable(table, this.mountPath), mountStateDir(this.mountPath)]
+      .filter((d): d is string => d !== undefined && isAbsolute(d))
+      .map((d) => join(d, CONTROL_SOCKET));
+    return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
   }
 
   async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    if (!existsSync(this.socketPath)) throw new NotFoundError(`${this.mountPath} is not a Stowage mount (no agent control socket at ${this.socketPath})`);
+    const socketPath = this.socketPath;
+    if (!existsSync(socketPath)) throw new NotFoundError(`${this.mountPath} is not a Stowage mount (no agent control socket at ${socketPath})`);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const { status, text } = await new Promise<{ status: number; text: string }>((done, fail) => {
-      const req = request({ socketPath: this.socketPath, path, method, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
+      const req = request({ socketPath, path, method, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('end', () => done({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));

@@ -1,0 +1,79 @@
+/**
+ * Writeback mounts commit on their own shortly after changes settle, and
+ * `Volume.fromMount` (the SDK's handle on a mount) commits, reports status
+ * and reloads through the agent's control socket.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Stowage, Volume } from '../src/sdk/index.js';
+import { Mounts, shOk } from './helpers/mount.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('writeback and Volume.fromMount', () => {
+  let srv: TestServer;
+  let dir: string;
+  let mounts: Mounts;
+  let vol: Volume;
+
+  before(async () => {
+    srv = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'stowage-wb-'));
+    mounts = new Mounts(srv, join(dir, 'state'));
+    vol = await Volume.create('wb', { accessMode: 'RWX', client: new Stowage({ url: srv.url, token: srv.token }) });
+  });
+  after(async () => {
+    await mounts.cleanup();
+    await srv.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--writeback commits a closed file within a few seconds, without stowage commit', async () => {
+    const mnt = join(dir, 'wb');
+    await mounts.mountOk('wb', mnt, ['--writeback']);
+    const before = (await vol.refresh()).head;
+    await shOk(`printf 'auto' > ${mnt}/auto.txt && mkdir ${mnt}/sub && printf 'x' > ${mnt}/sub/y`);
+    let committed = false;
+    for (let i = 0; i < 100 && !committed; i++) {
+      await sleep(100);
+      committed = (await vol.refresh()).head !== before && (await vol.files.exists('/sub/y'));
+    }
+    assert.ok(committed, 'the writeback commit landed');
+    assert.equal((await vol.files.read('/auto.txt')).toString(), 'auto');
+    assert.equal((await mounts.status(mnt)).pending, 0);
+    await mounts.unmountOk(mnt);
+  });
+
+  it('Volume.fromMount: status, commit and reload act on the mount', async () => {
+    const mnt = join(dir, 'sdk');
+    await mounts.mountOk('wb', mnt);
+    // This process has no STOWAGE_MOUNT_STATE: the handle finds the agent through the kernel's mount table.
+    assert.equal(process.env['STOWAGE_MOUNT_STATE'], undefined);
+    const handle = Volume.fromMount(mnt);
+    {
+      await shOk(`printf 'from sdk' > ${mnt}/sdk.txt`);
+      assert.equal((await handle.status()).pending, 1);
+      const res = await handle.commit({ message: 'via sdk' });
+      assert.ok(res.commit);
+      assert.equal((await vol.files.read('/sdk.txt')).toString(), 'from sdk');
+      assert.equal((await vol.history({ limit: 1 })).commits[0]?.message, 'via sdk');
+
+      await vol.files.write('/direct.txt', 'written directly');
+      assert.equal(await shOk(`cat ${mnt}/direct.txt 2>/dev/null || echo missing`), 'missing\n', 'no live view before reload');
+      const re = await handle.reload();
+      assert.equal(re.discarded, 0);
+      assert.equal(await shOk(`cat ${mnt}/direct.txt`), 'written directly');
+
+      await shOk(`printf 'dirty' > ${mnt}/dirty.txt`);
+      await assert.rejects(handle.reload(), (e: Error & { code?: string }) => e.code === 'Conflict' && /1 uncommitted change/.test(e.message));
+      assert.equal((await handle.reload({ force: true })).discarded, 1);
+      assert.equal(await shOk(`ls ${mnt}/dirty.txt 2>/dev/null || echo gone`), 'gone\n');
+    }
+    await assert.rejects(Volume.fromMount(join(dir, 'not-a-mount')).status(), (e: Error & { code?: string }) => e.code === 'NotFound');
+    await mounts.unmountOk(mnt);
+  });
+});
