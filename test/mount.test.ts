@@ -206,6 +206,31 @@ describe('POSIX edits of base files', () => {
   });
 });
 
+describe('files deleted while open', () => {
+  test('stay readable through the open descriptor and never reach the volume, even when committed while open', async () => {
+    const vol = await Volume.create(fresh('unlinked'), { client });
+    await vol.files.write('/held.txt', 'held\n');
+    const m = await mountPoint();
+    await mounts.mountOk(vol.name, m);
+    // Unlink while open, then read and write through the descriptors.
+    assert.equal(await shOk(`exec 3<${m}/held.txt 4<>${m}/temp.txt; rm ${m}/held.txt ${m}/temp.txt; echo scratch >&4; cat <&3; cat ${m}/held.txt 2>/dev/null || echo gone`), 'held\ngone\n');
+
+    // A commit while another process still holds deleted files open.
+    const holder = sh(`exec 3<>${m}/open-a.txt; echo a >&3; exec 4<>${m}/open-b.txt; rm ${m}/open-a.txt; mv ${m}/open-b.txt ${m}/kept.txt; touch ${m}/ready; sleep 2`);
+    for (let i = 0; i < 100 && (await sh(`test -e ${m}/ready`)).status !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const res = await mounts.commit(m);
+    assert.ok(res.commit);
+    assert.equal((await holder).status, 0);
+    const names = (await vol.files.list('/')).map((e) => e.name).sort();
+    assert.deepEqual(names, ['kept.txt', 'ready']);
+    // The last close (libfuse's own unlink of the hidden name) is no change of ours.
+    for (let i = 0; i < 20 && (await shOk(`ls -A ${m}`)).includes('.fuse_hidden'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await shOk(`ls -A ${m}`), 'kept.txt\nready\n');
+    assert.equal((await mounts.status(m)).pending, 0);
+    await mounts.unmountOk(m);
+  });
+});
+
 describe('lazy view', () => {
   test('mounting and listing fetch no file bytes; reading a file fetches only its chunks', async () => {
     const vol = await Volume.create(fresh('lazy'), { client });

@@ -21,7 +21,7 @@ import type * as wire from '../api/wire.js';
 import { SMALL_CHUNK_SIZE, chunkCount, chunkLength, chunkSizeFor } from '../common/chunking.js';
 import { sha256Hex, type ChunkRef } from '../sdk/chunker.js';
 import type { PendingFile } from '../sdk/commit-writer.js';
-import type { MountView } from './mount-view.js';
+import { FUSE_HIDDEN_RE, type MountView } from './mount-view.js';
 import { isAttached, pathOf, type FileNode } from './nodes.js';
 import type { JournalOp } from './overlay-store.js';
 
@@ -78,7 +78,8 @@ export async function buildCommit(view: MountView, journal: readonly JournalOp[]
   const files = new Map<string, PendingFile>();
   let localChunks = 0;
   for (const [dataId, node] of view.localFiles) {
-    if (!isAttached(node, view.root)) continue;
+    // A file libfuse hid after an unlink while open is deleted for the volume (see mount-view.ts).
+    if (!isAttached(node, view.root) || FUSE_HIDDEN_RE.test(node.name)) continue;
     const built = await pendingFile(view, node);
     files.set(dataId, built.file);
     localChunks += built.localChunks;

@@ -26,6 +26,22 @@ export interface ViewOptions extends ContentContext {
   readOnly: boolean;
 }
 
+/**
+ * The name libfuse (mounted without hard_remove) gives a file unlinked while
+ * still open: it renames it to this name in the same directory and unlinks
+ * it on the last close. Such a file is deleted as far as the volume goes: the
+ * hiding rename is journaled as the unlink it stands for, and nothing done to
+ * the hidden name is journaled (or committed, see commit-builder.ts).
+ * Without this, a commit while the file was open published
+ * ".fuse_hidden…" files into the volume, and the final unlink after the
+ * close left the mount with a pending change nobody made.
+ */
+export const FUSE_HIDDEN_RE = /^\.fuse_hidden[0-9a-f]{16}$/;
+
+function isFuseHidden(path: string): boolean {
+  return FUSE_HIDDEN_RE.test(path.slice(path.lastIndexOf('/') + 1));
+}
+
 function splitRel(path: string): string[] {
   return path.split('/').filter((p) => p.length > 0);
 }
@@ -113,6 +129,7 @@ export class MountView {
   }
 
   #journal(op: JournalOp): void {
+    if ('path' in op && isFuseHidden(op.path)) return; // a file libfuse hid: already deleted for the volume
     if (!this.#replaying) this.opts.overlay.append(op);
   }
 
@@ -234,7 +251,8 @@ export class MountView {
     dst.dir.children!.set(dst.name, node);
     this.#touch(src.dir);
     this.#touch(dst.dir);
-    this.#journal({ op: 'rename', from, to });
+    if (node.type !== 'dir' && isFuseHidden(to) && !isFuseHidden(from)) this.#journal({ op: 'unlink', path: from });
+    else this.#journal({ op: 'rename', from, to });
   }
 
   async chmod(path: string, mode: number): Promise<void> {
