@@ -86,9 +86,9 @@ export class MountAgent {
   static async start(config: MountConfig, stateDir: string, log: (message: string) => void): Promise<MountAgent> {
     checkFuse();
     const overlay = OverlayStore.open(join(stateDir, 'overlay'));
-    const cache = await ChunkCache.open(join(stateDir, 'cache'), config.cacheSize);
     const client = new Stowage({ url: config.serverUrl, token: config.token });
     const remote = new HttpRemote(client, config.volume, config.bufferSize);
+    const cache = await ChunkCache.open(join(stateDir, 'cache'), config.cacheSize, (bytes) => remote.recycle(bytes));
     const agent = new MountAgent(config, stateDir, overlay, cache, remote, log);
     try {
       await agent.#open();

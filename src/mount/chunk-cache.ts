@@ -14,7 +14,7 @@
  * keeps its warm cache.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, promises as fsp, read as fsRead } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { InternalError } from '../common/errors.js';
 import { randomHex } from '../common/ids.js';
@@ -53,12 +53,15 @@ export class ChunkCache {
   #misses = 0;
   #evictions = 0;
 
-  private constructor(readonly dir: string, readonly capacity: number) {}
+  private constructor(readonly dir: string, readonly capacity: number, private readonly recycle: (bytes: Uint8Array) => void) {}
 
-  /** Opens (and indexes) the cache directory, creating it when missing; trims it to `capacity`. */
-  static async open(dir: string, capacity: number): Promise<ChunkCache> {
+  /**
+   * Opens (and indexes) the cache directory, creating it when missing; trims
+   * it to `capacity`. `recycle` gets fetched bytes back once they are on disk.
+   */
+  static async open(dir: string, capacity: number, recycle: (bytes: Uint8Array) => void = () => undefined): Promise<ChunkCache> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    const cache = new ChunkCache(dir, capacity);
+    const cache = new ChunkCache(dir, capacity, recycle);
     const found: Array<{ hash: string; size: number; atime: number }> = [];
     for (const name of await fsp.readdir(dir)) {
       const path = join(dir, name);
@@ -123,10 +126,11 @@ export class ChunkCache {
         this.#open.add(hash);
         this.#closeIdle();
       }
-      const fd = entry.fd;
+      // A synchronous read: the chunk was just fetched or read (so it is in the page cache), a
+      // 128 KiB copy takes microseconds, and a trip through the thread pool cost more than that.
       let done = 0;
       while (done < len) {
-        const n = await new Promise<number>((resolve, reject) => fsRead(fd, buf, off + done, len - done, pos + done, (e, got) => (e ? reject(e) : resolve(got))));
+        const n = readSync(entry.fd, buf, off + done, len - done, pos + done);
         if (n === 0) break;
         done += n;
       }
@@ -173,19 +177,17 @@ export class ChunkCache {
     await flight;
   }
 
-  /** Adds bytes the agent already holds (a chunk it just committed), verified like a fetch. */
-  async put(hash: string, bytes: Uint8Array): Promise<void> {
-    if (this.#entries.has(hash) || bytes.byteLength > this.capacity) return;
-    await this.ensure(hash, async () => bytes);
-  }
-
   async #fetchInto(hash: string, fetch: ChunkFetcher): Promise<void> {
     const bytes = await fetch();
-    const got = createHash('sha256').update(bytes).digest('hex');
-    if (got !== hash) throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
-    const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
-    await fsp.writeFile(tmp, bytes, { mode: 0o600 });
-    await fsp.rename(tmp, this.pathOf(hash));
+    try {
+      const got = createHash('sha256').update(bytes).digest('hex');
+      if (got !== hash) throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
+      const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
+      await fsp.writeFile(tmp, bytes, { mode: 0o600 });
+      await fsp.rename(tmp, this.pathOf(hash));
+    } finally {
+      this.recycle(bytes);
+    }
     this.#entries.set(hash, { size: bytes.byteLength, pins: 0, fd: null });
     this.#bytes += bytes.byteLength;
     await this.#evict();

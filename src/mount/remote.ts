@@ -20,6 +20,8 @@ export interface RemoteSource {
   list(commit: string, path: string): Promise<wire.FileInfo[]>;
   /** The bytes of chunk `index` (hash `hash`) of the file at `path` in `commit`. */
   fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array>;
+  /** Hands back bytes `fetchChunk` returned once they are no longer used, so their memory serves the next fetch. */
+  recycle?(bytes: Uint8Array): void;
 }
 
 const LIST_PAGE = 10_000;
@@ -32,9 +34,38 @@ const PLAN_MARGIN_MS = 60_000;
 export class HttpRemote implements RemoteSource {
   readonly #plans = new Map<string, { plan: wire.ReadPlan; goodUntil: number }>();
   readonly #budget: ByteBudget;
+  /**
+   * Chunk buffers kept for reuse, by size: a fresh 64 MiB buffer costs
+   * thousands of page faults on first touch, more than the copy into it.
+   */
+  readonly #pool = new Map<number, Buffer[]>();
+  readonly #ours = new WeakSet<ArrayBufferLike>();
+  #pooled = 0;
 
-  constructor(private readonly client: Stowage, private readonly volume: string, bufferSize: number) {
+  constructor(private readonly client: Stowage, private readonly volume: string, readonly bufferSize: number) {
     this.#budget = new ByteBudget(bufferSize);
+  }
+
+  #acquire(size: number): Buffer {
+    const free = this.#pool.get(size)?.pop();
+    if (free) {
+      this.#pooled -= size;
+      return free;
+    }
+    const buf = Buffer.allocUnsafeSlow(size);
+    this.#ours.add(buf.buffer);
+    return buf;
+  }
+
+  recycle(bytes: Uint8Array): void {
+    const whole = Buffer.from(bytes.buffer, 0, bytes.buffer.byteLength);
+    // Keep at most a buffer size's worth (at least one chunk) for reuse; the rest goes to the GC.
+    if (!this.#ours.has(bytes.buffer) || (this.#pooled > 0 && this.#pooled + whole.length > this.bufferSize)) return;
+    const list = this.#pool.get(whole.length) ?? [];
+    if (list.some((b) => b.buffer === bytes.buffer)) return;
+    list.push(whole);
+    this.#pool.set(whole.length, list);
+    this.#pooled += whole.length;
   }
 
   #path(suffix: string): string {
@@ -63,27 +94,40 @@ export class HttpRemote implements RemoteSource {
     return plan;
   }
 
-  /** One signed GET, or PARTS concurrent ranged GETs of it for a large chunk, assembled in order. */
+  /** One signed GET, or PARTS concurrent ranged GETs of it for a large chunk, received straight into one pooled buffer. */
   async #get(request: wire.SignedRequest, size: number, what: string): Promise<Uint8Array> {
     const options = { baseUrl: this.client.url, what };
-    if (size < SPLIT_FETCH_AT) return getSigned(request, options);
-    // A packed chunk's request already names its range inside the pack: split that range.
-    const rangeKey = Object.keys(request.headers).find((k) => k.toLowerCase() === 'range');
-    const start = rangeKey ? Number(/^bytes=(\d+)-/.exec(request.headers[rangeKey]!)?.[1] ?? 0) : 0;
-    const out = Buffer.allocUnsafe(size);
-    const part = Math.ceil(size / PARTS);
-    await Promise.all(Array.from({ length: PARTS }, async (_, k) => {
-      const from = k * part;
-      const to = Math.min(size, from + part) - 1;
-      if (from > to) return;
-      const headers: Record<string, string> = {};
-      for (const [h, v] of Object.entries(request.headers)) if (h !== rangeKey) headers[h] = v;
-      headers['range'] = `bytes=${start + from}-${start + to}`;
-      const bytes = await getSigned({ ...request, headers }, options);
-      if (bytes.length !== to - from + 1) throw new Error(`${what}: the store answered ${bytes.length} bytes for a ${to - from + 1}-byte range`);
-      out.set(bytes, from);
-    }));
-    return out;
+    const out = this.#acquire(size);
+    try {
+      if (size < SPLIT_FETCH_AT) {
+        const got = await getSigned(request, options, out);
+        if (got.buffer !== out.buffer) this.recycle(out);
+        return got;
+      }
+      // A packed chunk's request already names its range inside the pack: split that range.
+      const rangeKey = Object.keys(request.headers).find((k) => k.toLowerCase() === 'range');
+      const start = rangeKey ? Number(/^bytes=(\d+)-/.exec(request.headers[rangeKey]!)?.[1] ?? 0) : 0;
+      const part = Math.ceil(size / PARTS);
+      // allSettled: no part may still be writing into `out` once it is recycled after a failure.
+      const results = await Promise.allSettled(Array.from({ length: PARTS }, async (_, k) => {
+        const from = k * part;
+        const to = Math.min(size, from + part) - 1;
+        if (from > to) return;
+        const headers: Record<string, string> = {};
+        for (const [h, v] of Object.entries(request.headers)) if (h !== rangeKey) headers[h] = v;
+        headers['range'] = `bytes=${start + from}-${start + to}`;
+        const slot = out.subarray(from, to + 1);
+        const bytes = await getSigned({ ...request, headers }, options, slot);
+        if (bytes.length !== slot.length) throw new Error(`${what}: the store answered ${bytes.length} bytes for a ${slot.length}-byte range`);
+        if (bytes.buffer !== out.buffer) slot.set(bytes);
+      }));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      return out;
+    } catch (e) {
+      this.recycle(out);
+      throw e;
+    }
   }
 
   async fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array> {

@@ -70,7 +70,7 @@ function mergeHeaders(signed: Record<string, string>, extra: Record<string, stri
 }
 
 /** One attempt: sends the request and resolves with the status and the whole answer body. */
-function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, body: Uint8Array | Readable | undefined, what: string): Promise<{ status: number; body: Buffer }> {
+function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, body: Uint8Array | Readable | undefined, what: string, into?: Buffer): Promise<{ status: number; body: Buffer }> {
   const mod = url.protocol === 'https:' ? https : http;
   const agent = url.protocol === 'https:' ? httpsAgent : httpAgent;
   return new Promise((resolve, reject) => {
@@ -84,7 +84,8 @@ function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, 
       const status = res.statusCode ?? 0;
       // A successful body of announced length is copied into one buffer as it arrives (no second copy, no 2x peak).
       const declared = Number(res.headers['content-length']);
-      let whole = status >= 200 && status < 300 && Number.isSafeInteger(declared) && declared >= 0 && declared <= MAX_PREALLOCATE ? Buffer.allocUnsafe(declared) : undefined;
+      const fits = status >= 200 && status < 300 && Number.isSafeInteger(declared) && declared >= 0;
+      let whole = fits && into && declared <= into.length ? into.subarray(0, declared) : fits && declared <= MAX_PREALLOCATE ? Buffer.allocUnsafe(declared) : undefined;
       let filled = 0;
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => {
@@ -158,11 +159,11 @@ export async function putSigned(req: SignedRequest, size: number, body: BodySour
  * @example
  * const bytes = await getSigned(chunk.request, { baseUrl: stowage.url });
  */
-export async function getSigned(req: SignedRequest, options: TransferOptions): Promise<Buffer> {
+export async function getSigned(req: SignedRequest, options: TransferOptions, into?: Buffer): Promise<Buffer> {
   const url = new URL(req.url, options.baseUrl);
   const what = options.what ?? 'download';
   return withRetries(options.attempts ?? TRANSFER_ATTEMPTS, async () => {
-    const res = await attempt(req, url, { ...req.headers }, undefined, what);
+    const res = await attempt(req, url, { ...req.headers }, undefined, what, into);
     if (res.status >= 200 && res.status < 300) return res.body;
     throw new AttemptError(errorFromResponse(res.status, res.body.toString('utf8'), what), isRetryableStatus(res.status));
   });
