@@ -18,7 +18,7 @@ import { MiB } from '../src/common/sizes.js';
 import { Stowage, Volume } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { pattern } from './helpers/cli.js';
-import { Mounts, cliOk, isMounted, sh, shOk } from './helpers/mount.js';
+import { Mounts, alive, cliOk, isMounted, sh, shOk } from './helpers/mount.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let srv: TestServer;
@@ -34,15 +34,6 @@ async function mountPoint(): Promise<string> {
   const dir = join(work, fresh('mnt'));
   await mkdir(dir);
   return dir;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 before(async () => {

@@ -12,6 +12,7 @@
  * answer, so the test's event loop must never block on a child.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -59,10 +60,16 @@ export async function isMounted(path: string): Promise<boolean> {
   return info.split('\n').some((line) => line.split(' ')[4] === abs);
 }
 
-function alive(pid: number): boolean {
+/** Whether a process runs (an exited one not yet reaped, a zombie, does not). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

@@ -144,12 +144,18 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   printNote(`mounted ${volume}${subpath === '/' ? '' : ':' + subpath} at ${mountPath}${readOnly ? ' read-only' : ''}${config.writeback ? ' with writeback' : ''} (attachment ${attached.attachment.id}; cache ${bytes(config.cacheSize)})`);
 }
 
+/** Whether `pid` still runs: an exited agent waiting to be reaped (a zombie, state Z in /proc) counts as gone. */
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 
