@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Stowage, Volume } from '../src/sdk/index.js';
@@ -46,6 +46,25 @@ describe('writeback and Volume.fromMount', () => {
     assert.equal((await vol.files.read('/auto.txt')).toString(), 'auto');
     assert.equal((await mounts.status(mnt)).pending, 0);
     await mounts.unmountOk(mnt);
+  });
+
+  it('the agent holds only its scoped token: not in its environment, and config.json is 0600', async () => {
+    const mnt = join(dir, 'tok');
+    const st = await mounts.mountOk('wb', mnt);
+    const environ = readFileSync(`/proc/${st.pid}/environ`, 'utf8');
+    assert.ok(!environ.includes(srv.token), 'the tenant token is not in the agent environment');
+    assert.ok(!environ.includes('STOWAGE_TOKEN='));
+    const configPath = join(mounts.stateDir(mnt), 'config.json');
+    assert.equal(statSync(configPath).mode & 0o777, 0o600);
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as { token: string };
+    assert.notEqual(config.token, srv.token);
+    // The scoped token reaches this volume only.
+    const other = await fetch(`${srv.url}/v1/volumes`, { headers: { authorization: `Bearer ${config.token}` } });
+    const listed = (await other.json()) as { volumes: Array<{ name: string }> };
+    assert.deepEqual(listed.volumes.map((v) => v.name), ['wb']);
+    await mounts.unmountOk(mnt);
+    const after = await fetch(`${srv.url}/v1/volumes/wb`, { headers: { authorization: `Bearer ${config.token}` } });
+    assert.equal(after.status, 401, 'unmount revoked the mount token');
   });
 
   it('Volume.fromMount: status, commit and reload act on the mount', async () => {

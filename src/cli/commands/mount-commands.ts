@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type * as wire from '../../api/wire.js';
 import { AlreadyExistsError, InvalidArgumentError, StowageError, UnavailableError, errorFromCode, isStowageError } from '../../common/errors.js';
@@ -66,7 +67,9 @@ async function isRunning(handle: MountHandle): Promise<boolean> {
 /** Starts the agent and waits for it to report the mount (or why not). */
 function startAgent(stateDir: string): Promise<number> {
   const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
-  const child = spawn(process.execPath, [AGENT_MAIN.pathname, stateDir], { detached: true, stdio: ['ignore', log, log, 'ipc'] });
+  // The agent gets no STOWAGE_* settings: it must never see the tenant's token (its own is in config.json).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
+  const child = spawn(process.execPath, [fileURLToPath(AGENT_MAIN), stateDir], { detached: true, env, stdio: ['ignore', log, log, 'ipc'] });
   closeSync(log);
   return new Promise((done, fail) => {
     const timer = setTimeout(() => {
