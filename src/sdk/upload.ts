@@ -29,7 +29,8 @@ import { lstat, mkdir, opendir, readdir, readFile, readlink, rm, writeFile } fro
 import { homedir } from 'node:os';
 import { basename, join, posix, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DetailedError, Upload as TusUpload, type PreviousUpload, type UrlStorage } from 'tus-js-client';
+// tus-js-client is loaded only by resumable uploads: it is a third of every CLI command's start-up time.
+import type { DetailedError as TusDetailedError, Upload as TusUpload, PreviousUpload, UrlStorage } from 'tus-js-client';
 import { InternalError, InvalidArgumentError, UnavailableError, type StowageError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
@@ -317,7 +318,7 @@ export function uploadFingerprint(parts: { url: string; volume: string; remotePa
   return createHash('sha256').update(JSON.stringify([parts.url, parts.volume, parts.remotePath, resolve(parts.localPath), parts.size, parts.mtimeMs])).digest('hex');
 }
 
-function tusFailure(err: unknown, url: string): StowageError {
+function tusFailure(err: unknown, url: string, DetailedError: typeof TusDetailedError): StowageError {
   if (err instanceof DetailedError && err.originalResponse) {
     return errorFromResponse(err.originalResponse.getStatus(), err.originalResponse.getBody() ?? '', 'resumable upload');
   }
@@ -335,8 +336,9 @@ async function uploadResumable(vol: Volume, local: string, remote: string, file:
   let commit: string | undefined;
   let started = 0;
 
+  const tus = await import('tus-js-client');
   const upload = await new Promise<TusUpload>((resolvePromise, reject) => {
-    const u: TusUpload = new TusUpload(createReadStream(local), {
+    const u: TusUpload = new tus.Upload(createReadStream(local), {
       endpoint: `${client.url}/v1/uploads`,
       headers: client.authHeaders(),
       metadata: {
@@ -378,7 +380,7 @@ async function uploadResumable(vol: Volume, local: string, remote: string, file:
       })
       .catch(reject);
   }).catch(async (err: unknown) => {
-    const e = tusFailure(err, client.url);
+    const e = tusFailure(err, client.url, tus.DetailedError);
     // A refused upload (4xx) is gone on the server: forget it, so the next run starts afresh.
     if (e.code !== 'Unavailable') await urlStorage.removeUpload(fingerprint).catch(() => undefined);
     if (e.code === 'InvalidArgument' && /SHA-256/.test(e.message)) {
