@@ -25,7 +25,7 @@ function nodeGyp() {
   process.exit(1);
 }
 
-const args = [nodeGyp(), 'rebuild'];
+const args = [nodeGyp(), 'rebuild', '--loglevel=error'];
 if (process.env.npm_config_nodedir) args.push(`--nodedir=${process.env.npm_config_nodedir}`);
 console.log('build-fuse-native: compiling fuse-native with the utimens fix');
 const r = spawnSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });

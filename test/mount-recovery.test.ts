@@ -6,72 +6,46 @@
  * is down or over the volume's cap (the overlay is kept), and hostile input
  * on the agent's control socket.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { mkdtemp, rm, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MountStatus } from '../src/common/mount-state.js';
 import { MiB } from '../src/common/sizes.js';
 import { Stowage, Volume } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { pattern } from './helpers/cli.js';
-import { Mounts, alive, cliOk, isMounted, sh, shOk } from './helpers/mount.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { Mounts, mountTestbed, alive, cliOk, isMounted, sh, shOk } from './helpers/mount.js';
 
-let srv: TestServer;
-let client: Stowage;
-let work: string;
-let mounts: Mounts;
-let seq = 0;
-
-const fresh = (prefix = 'r'): string => `${prefix}-${process.pid}-${++seq}`;
+const bed = mountTestbed('mount-recovery');
+const { mountPoint } = bed;
+const fresh = (prefix = 'r'): string => bed.fresh(prefix);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-async function mountPoint(): Promise<string> {
-  const dir = join(work, fresh('mnt'));
-  await mkdir(dir);
-  return dir;
-}
-
-before(async () => {
-  srv = await startTestServer();
-  client = new Stowage({ url: srv.url, token: srv.token });
-  work = await mkdtemp(join(tmpdir(), 'stowage-mount-recovery-'));
-  mounts = new Mounts(srv, join(work, 'state'));
-});
-
-after(async () => {
-  await mounts?.cleanup();
-  await srv?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-});
 
 describe('agent crash', () => {
   test('kill -9 of the agent: mounting the path again shows the uncommitted work, and commit publishes it', async () => {
-    const vol = await Volume.create(fresh('crash'), { client });
+    const vol = await Volume.create(fresh('crash'), { client: bed.client });
     await vol.files.writeMany([
       { path: '/base.txt', data: 'base\n' },
       { path: '/big.bin', data: pattern(9 * MiB, 51) },
       { path: '/gone.txt', data: 'gone' },
     ]);
     const m = await mountPoint();
-    const s = await mounts.mountOk(vol.name, m);
+    const s = await bed.mounts.mountOk(vol.name, m);
     await shOk(`echo new > ${m}/new.txt && mkdir -p ${m}/d/e && echo deep > ${m}/d/e/deep.txt && echo more >> ${m}/base.txt`);
     await shOk(`printf 'X' | dd of=${m}/big.bin bs=1 seek=${8 * MiB + 1} conv=notrunc status=none && rm ${m}/gone.txt && mv ${m}/d ${m}/dir && chmod 600 ${m}/new.txt`);
-    const before = await mounts.status(m);
+    const before = await bed.mounts.status(m);
 
     await shOk(`kill -9 ${s.pid}`);
     for (let i = 0; i < 50 && alive(s.pid); i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(alive(s.pid), false);
     // The dead agent's control socket no longer answers.
-    const dead = await mounts.cli(['mount-status', m]);
+    const dead = await bed.mounts.cli(['mount-status', m]);
     assert.equal(dead.status, 7, dead.stderr);
     assert.match(dead.stderr, /not running/);
 
-    const s2 = await mounts.mountOk(vol.name, m);
+    const s2 = await bed.mounts.mountOk(vol.name, m);
     assert.notEqual(s2.pid, s.pid);
     assert.equal(s2.pending, before.pending);
     assert.equal(s2.attachmentId, s.attachmentId, 'the same attachment was resumed');
@@ -80,7 +54,7 @@ describe('agent crash', () => {
     expected[8 * MiB + 1] = 'X'.charCodeAt(0);
     assert.equal((await shOk(`sha256sum ${m}/big.bin`)).split(' ')[0], sha(expected));
 
-    const res = await mounts.commit(m, 'after the crash');
+    const res = await bed.mounts.commit(m, 'after the crash');
     assert.ok(res.commit);
     assert.equal(res.uploadedChunks <= 4, true, `uploaded ${res.uploadedChunks} chunks`);
     assert.equal((await vol.files.read('/new.txt')).toString(), 'new\n');
@@ -90,18 +64,18 @@ describe('agent crash', () => {
     assert.equal(sha(await vol.files.read('/big.bin')), sha(expected));
     assert.equal(await vol.files.exists('/gone.txt'), false);
     assert.equal(await vol.files.exists('/d'), false);
-    await mounts.unmountOk(m);
+    await bed.mounts.unmountOk(m);
     assert.equal((await vol.attachments()).length, 0);
   });
 });
 
 describe('chunk cache', () => {
   test('--cache-size 20M: reading 48 MiB twice stays within the bound and evicts', async () => {
-    const vol = await Volume.create(fresh('evict'), { client });
+    const vol = await Volume.create(fresh('evict'), { client: bed.client });
     const files = Array.from({ length: 6 }, (_, i) => ({ path: `/t/f${i}.bin`, data: pattern(8 * MiB, 60 + i) }));
     await vol.files.writeMany(files, { createParents: true });
     const m = await mountPoint();
-    const s0 = await mounts.mountOk(vol.name, m, ['--cache-size', '20M']);
+    const s0 = await bed.mounts.mountOk(vol.name, m, ['--cache-size', '20M']);
     assert.equal(s0.cache.capacity, 20 * MiB);
     const want = files.map((f) => `${sha(f.data)}  ${m}${f.path}`).join('\n') + '\n';
     for (let round = 0; round < 2; round++) {
@@ -109,14 +83,14 @@ describe('chunk cache', () => {
       await sh('sync; echo 1 > /proc/sys/vm/drop_caches');
       assert.equal(await shOk(`sha256sum ${files.map((f) => m + f.path).join(' ')}`), want);
     }
-    const s = await mounts.status(m);
+    const s = await bed.mounts.status(m);
     assert.ok(s.cache.bytes <= 20 * MiB + 8 * MiB, `cache holds ${s.cache.bytes} bytes`);
     assert.ok(s.cache.evictions > 0, `evictions ${s.cache.evictions}`);
     assert.ok(s.cache.misses >= 6, `misses ${s.cache.misses}`);
     // The cache directory on disk agrees with the stats.
-    const du = Number((await shOk(`du -sb ${mounts.stateDir(m)}/cache | cut -f1`)).trim());
+    const du = Number((await shOk(`du -sb ${bed.mounts.stateDir(m)}/cache | cut -f1`)).trim());
     assert.ok(du <= 20 * MiB + 8 * MiB + 64 * 1024, `cache dir holds ${du} bytes`);
-    await mounts.unmountOk(m);
+    await bed.mounts.unmountOk(m);
   });
 });
 
@@ -124,7 +98,7 @@ describe('mounts that cannot start', () => {
   test('a missing volume fails fast with a clear error and leaves nothing mounted', async () => {
     const m = await mountPoint();
     const t0 = Date.now();
-    const r = await mounts.mount('no-such-volume', m);
+    const r = await bed.mounts.mount('no-such-volume', m);
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stderr, /^stowage: [^\n]*no-such-volume[^\n]*not found/);
     assert.ok(Date.now() - t0 < 10_000);
@@ -132,46 +106,46 @@ describe('mounts that cannot start', () => {
   });
 
   test('a missing or non-directory subpath fails fast, leaves nothing mounted, and releases its attachment', async () => {
-    const vol = await Volume.create(fresh('badsub'), { client });
+    const vol = await Volume.create(fresh('badsub'), { client: bed.client });
     await vol.files.write('/file.txt', 'f');
     for (const [sub, re] of [['/nope', /no such directory in the volume/], ['/file.txt', /it is a file, not a directory/]] as const) {
       const m = await mountPoint();
       const t0 = Date.now();
-      const r = await mounts.mount(vol.name, m, ['--subpath', sub]);
+      const r = await bed.mounts.mount(vol.name, m, ['--subpath', sub]);
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, re);
       assert.ok(r.stderr.includes(sub), r.stderr);
       assert.ok(Date.now() - t0 < 10_000);
       assert.equal(await isMounted(m), false);
     }
-    const bad = await mounts.mount(vol.name, await mountPoint(), ['--subpath', '../etc']);
+    const bad = await bed.mounts.mount(vol.name, await mountPoint(), ['--subpath', '../etc']);
     assert.equal(bad.status, 2, bad.stderr);
     assert.match(bad.stderr, /invalid --subpath/);
     assert.equal((await vol.attachments()).length, 0);
     // The volume is still mountable read-write (RWO): no attachment was left behind.
     const m = await mountPoint();
-    await mounts.mountOk(vol.name, m);
-    await mounts.unmountOk(m);
+    await bed.mounts.mountOk(vol.name, m);
+    await bed.mounts.unmountOk(m);
   });
 
   test('mounting a path that is already mounted is refused', async () => {
-    const vol = await Volume.create(fresh('twice'), { client, accessMode: 'RWX' });
+    const vol = await Volume.create(fresh('twice'), { client: bed.client, accessMode: 'RWX' });
     const m = await mountPoint();
-    await mounts.mountOk(vol.name, m);
-    const r = await mounts.mount(vol.name, m);
+    await bed.mounts.mountOk(vol.name, m);
+    const r = await bed.mounts.mount(vol.name, m);
     assert.equal(r.status, 4, r.stderr);
     assert.match(r.stderr, /already mounted/);
-    await mounts.unmountOk(m);
+    await bed.mounts.unmountOk(m);
   });
 });
 
 describe('commits that cannot go through', () => {
   test('server down: commit fails after its retries with a clear error, keeps the overlay, and succeeds once the server is back', async () => {
-    const dataDir = join(work, fresh('data'));
+    const dataDir = join(bed.work, fresh('data'));
     let server: RunningServer | undefined = await startServer({ dataDir, port: 0, host: '127.0.0.1', log: () => undefined });
     const port = Number(new URL(server.url).port);
     const token = server.adminToken!;
-    const own = new Mounts({ url: server.url, token }, join(work, fresh('state')));
+    const own = new Mounts({ url: server.url, token }, join(bed.work, fresh('state')));
     try {
       const c = new Stowage({ url: server.url, token });
       const vol = await Volume.create('down', { client: c });
@@ -207,28 +181,28 @@ describe('commits that cannot go through', () => {
 
   test('over the cap: commit is refused naming the cap; the overlay is kept and commits after a resize', async () => {
     const name = fresh('cap');
-    cliOk(await mounts.cli(['volume', 'create', name, '--cap', '1M']));
+    cliOk(await bed.mounts.cli(['volume', 'create', name, '--cap', '1M']));
     const m = await mountPoint();
-    await mounts.mountOk(name, m);
+    await bed.mounts.mountOk(name, m);
     await shOk(`echo small > ${m}/small.txt && head -c ${2 * MiB} /dev/urandom > ${m}/big.bin`);
-    const before = await mounts.status(m);
+    const before = await bed.mounts.status(m);
     assert.equal(before.pending, 2);
-    const r = await mounts.cli(['commit', m]);
+    const r = await bed.mounts.cli(['commit', m]);
     assert.equal(r.status, 6, r.stderr);
     assert.match(r.stderr, /^stowage: [^\n]*capped at 1 MiB \(1048576 bytes\)/);
     assert.match(r.stderr, /2 MiB/);
-    const after = await mounts.status(m);
+    const after = await bed.mounts.status(m);
     assert.equal(after.pending, before.pending);
     assert.equal(after.base, before.base);
     assert.equal(await shOk(`stat -c %s ${m}/big.bin; cat ${m}/small.txt`), `${2 * MiB}\nsmall\n`);
-    const vol = await Volume.get(name, { client });
+    const vol = await Volume.get(name, { client: bed.client });
     assert.equal(await vol.files.exists('/small.txt'), false);
 
-    cliOk(await mounts.cli(['volume', 'resize', name, '4M']));
-    const res = await mounts.commit(m);
+    cliOk(await bed.mounts.cli(['volume', 'resize', name, '4M']));
+    const res = await bed.mounts.commit(m);
     assert.ok(res.commit);
     assert.equal((await vol.files.stat('/big.bin')).size, 2 * MiB);
-    await mounts.unmountOk(m);
+    await bed.mounts.unmountOk(m);
   });
 });
 
@@ -254,10 +228,10 @@ function control(socketPath: string, method: string, path: string, body?: Buffer
 
 describe('control socket', () => {
   test('hostile input gets 4xx JSON errors and the agent keeps working', async () => {
-    const vol = await Volume.create(fresh('ctl'), { client });
+    const vol = await Volume.create(fresh('ctl'), { client: bed.client });
     const m = await mountPoint();
-    await mounts.mountOk(vol.name, m);
-    const sock = join(mounts.stateDir(m), 'control.sock');
+    await bed.mounts.mountOk(vol.name, m);
+    const sock = join(bed.mounts.stateDir(m), 'control.sock');
     assert.equal(((await shOk(`stat -c %a ${sock}`)).trim()), '600');
 
     const cases: Array<[string, string, Buffer | string | undefined, number, string]> = [
@@ -286,6 +260,6 @@ describe('control socket', () => {
     const log = await vol.history({ limit: 1 });
     assert.equal(log.commits[0]!.message, 'via socket');
     // unmount without force on a clean mount is fine through the socket too.
-    await mounts.unmountOk(m);
+    await bed.mounts.unmountOk(m);
   });
 });

@@ -11,13 +11,17 @@
  * and an agent serving a read from a child process needs that server to
  * answer, so the test's event loop must never block on a child.
  */
+import { after, before } from 'node:test';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { MountCommitResult, MountStatus } from '../../src/common/mount-state.js';
+import { Stowage } from '../../src/sdk/index.js';
 import { cliEnv, spawnCli, type CliResult } from './cli.js';
+import { startTestServer, type TestServer } from './server.js';
 
 /** What a shell command printed and how it ended. */
 export interface ShResult {
@@ -192,4 +196,57 @@ export class Mounts {
 /** sha256 of a file read through a child process (the mount is served by an agent that needs this process's server). */
 export async function sha256Of(path: string): Promise<string> {
   return (await shOk(`sha256sum ${JSON.stringify(path)}`)).split(' ')[0]!;
+}
+
+/** What a mount test file works with: a server, a client of it, a scratch directory and its mounts. */
+export interface MountTestbed {
+  readonly srv: TestServer;
+  readonly client: Stowage;
+  /** A scratch directory removed at the end. */
+  readonly work: string;
+  readonly mounts: Mounts;
+  /** A name no other test of the run uses (volumes, directories). */
+  fresh(prefix?: string): string;
+  /** A new, empty local directory to mount on. */
+  mountPoint(): Promise<string>;
+}
+
+/**
+ * Registers the file's before/after hooks: a test server, a scratch dir and a
+ * `Mounts` whose cleanup runs even when tests fail. Use at module level.
+ */
+export function mountTestbed(name: string): MountTestbed {
+  let srv: TestServer | undefined;
+  let client: Stowage | undefined;
+  let work: string | undefined;
+  let mounts: Mounts | undefined;
+  let seq = 0;
+  const need = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('the mount testbed is used before its before() hook ran');
+    return v;
+  };
+  before(async () => {
+    srv = await startTestServer();
+    client = new Stowage({ url: srv.url, token: srv.token });
+    work = await mkdtemp(join(tmpdir(), `stowage-${name}-`));
+    mounts = new Mounts(srv, join(work, 'state'));
+  });
+  after(async () => {
+    await mounts?.cleanup();
+    await srv?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+  const fresh = (prefix = 'm'): string => `${prefix}-${process.pid}-${++seq}`;
+  return {
+    get srv() { return need(srv); },
+    get client() { return need(client); },
+    get work() { return need(work); },
+    get mounts() { return need(mounts); },
+    fresh,
+    async mountPoint() {
+      const dir = join(need(work), fresh('mnt'));
+      await mkdir(dir);
+      return dir;
+    },
+  };
 }
