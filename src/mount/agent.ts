@@ -321,6 +321,7 @@ export class MountAgent {
       }));
     }
     this.#view?.closeAll();
+    await this.cache.close();
   }
 }
 

@@ -13,11 +13,11 @@
  * The index is rebuilt from the directory on start, so a restarted agent
  * keeps its warm cache.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { InternalError } from '../common/errors.js';
 import { randomHex } from '../common/ids.js';
+import { ChunkHasher } from './chunk-hasher.js';
 
 interface Entry {
   size: number;
@@ -48,6 +48,7 @@ export class ChunkCache {
   readonly #inflight = new Map<string, Promise<void>>();
   /** Hashes with an open fd, oldest first. */
   readonly #open = new Set<string>();
+  readonly #hasher = new ChunkHasher();
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -80,6 +81,11 @@ export class ChunkCache {
     }
     await cache.#evict();
     return cache;
+  }
+
+  /** Stops the hashing worker. */
+  close(): Promise<void> {
+    return this.#hasher.close();
   }
 
   stats(): CacheStats {
@@ -180,7 +186,7 @@ export class ChunkCache {
   async #fetchInto(hash: string, fetch: ChunkFetcher): Promise<void> {
     const bytes = await fetch();
     try {
-      const got = createHash('sha256').update(bytes).digest('hex');
+      const got = await this.#hasher.hash(bytes);
       if (got !== hash) throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
       const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
       await fsp.writeFile(tmp, bytes, { mode: 0o600 });

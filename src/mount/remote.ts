@@ -52,7 +52,8 @@ export class HttpRemote implements RemoteSource {
       this.#pooled -= size;
       return free;
     }
-    const buf = Buffer.allocUnsafeSlow(size);
+    // Shared memory, so the chunk hasher's worker thread reads it without a copy.
+    const buf = Buffer.from(new SharedArrayBuffer(size));
     this.#ours.add(buf.buffer);
     return buf;
   }
