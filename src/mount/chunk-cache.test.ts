@@ -38,10 +38,14 @@ describe('chunk cache', () => {
   it('evicts least recently used chunks to stay within capacity', async () => {
     const cache = await ChunkCache.open(dir, 250);
     const chunks = [1, 2, 3].map((i) => bytes(100, i));
+    // settle(): a chunk is not evicted while its file is being written.
     await cache.ensure(sha(chunks[0]!), async () => chunks[0]!);
+    await cache.settle();
     await cache.ensure(sha(chunks[1]!), async () => chunks[1]!);
+    await cache.settle();
     await cache.ensure(sha(chunks[0]!), async () => chunks[0]!); // a hit: chunk 0 is now the most recent
     await cache.ensure(sha(chunks[2]!), async () => chunks[2]!);
+    await cache.settle();
     assert.ok(cache.has(sha(chunks[0]!)));
     assert.ok(!cache.has(sha(chunks[1]!)), 'the least recently used chunk went');
     assert.equal(cache.stats().evictions, 1);
@@ -52,6 +56,7 @@ describe('chunk cache', () => {
     const first = await ChunkCache.open(dir, 1000);
     const data = bytes(10, 9);
     await first.ensure(sha(data), async () => data);
+    await first.settle();
     writeFileSync(join(dir, '.tmp-deadbeef'), 'half');
     const second = await ChunkCache.open(dir, 1000);
     assert.ok(second.has(sha(data)));

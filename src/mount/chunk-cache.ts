@@ -24,6 +24,12 @@ interface Entry {
   pins: number;
   /** Open read descriptor, kept for the most recently read chunks (reads come 128 KiB at a time). */
   fd: number | null;
+  /**
+   * The verified bytes while their file is still being written: reads are
+   * served from memory meanwhile, so writing the cache file is not on the
+   * path of a cold read. Settles (and is cleared) once the file is in place.
+   */
+  writing: { bytes: Uint8Array; done: Promise<void> } | null;
 }
 
 /** Chunk files kept open at once. */
@@ -76,16 +82,22 @@ export class ChunkCache {
     }
     found.sort((a, b) => a.atime - b.atime);
     for (const f of found) {
-      cache.#entries.set(f.hash, { size: f.size, pins: 0, fd: null });
+      cache.#entries.set(f.hash, { size: f.size, pins: 0, fd: null, writing: null });
       cache.#bytes += f.size;
     }
     await cache.#evict();
     return cache;
   }
 
-  /** Stops the hashing worker. */
-  close(): Promise<void> {
-    return this.#hasher.close();
+  /** Waits until every fetched chunk is in its file. */
+  async settle(): Promise<void> {
+    await Promise.all([...this.#entries.values()].map((e) => e.writing?.done));
+  }
+
+  /** Finishes the cache files being written and stops the hashing worker. */
+  async close(): Promise<void> {
+    await this.settle();
+    await this.#hasher.close();
   }
 
   stats(): CacheStats {
@@ -110,6 +122,8 @@ export class ChunkCache {
     if (!entry) return this.with(hash, fetch, use); // evicted between ensure and here: fetch again
     entry.pins++;
     try {
+      await entry.writing?.done;
+      if (!this.#entries.has(hash)) return await this.with(hash, fetch, use); // its file could not be written
       return await use(this.pathOf(hash));
     } finally {
       entry.pins--;
@@ -127,6 +141,11 @@ export class ChunkCache {
     if (!entry) return this.read(hash, fetch, buf, off, len, pos);
     entry.pins++;
     try {
+      if (entry.writing) {
+        const from = entry.writing.bytes.subarray(pos, pos + len);
+        buf.set(from, off);
+        return from.length;
+      }
       if (entry.fd === null) {
         entry.fd = openSync(this.pathOf(hash), 'r');
         this.#open.add(hash);
@@ -185,16 +204,40 @@ export class ChunkCache {
 
   async #fetchInto(hash: string, fetch: ChunkFetcher): Promise<void> {
     const bytes = await fetch();
+    let got: string;
     try {
-      const got = await this.#hasher.hash(bytes);
-      if (got !== hash) throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
-      const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
-      await fsp.writeFile(tmp, bytes, { mode: 0o600 });
-      await fsp.rename(tmp, this.pathOf(hash));
-    } finally {
+      got = await this.#hasher.hash(bytes);
+    } catch (e) {
       this.recycle(bytes);
+      throw e;
     }
-    this.#entries.set(hash, { size: bytes.byteLength, pins: 0, fd: null });
+    if (got !== hash) {
+      this.recycle(bytes);
+      throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
+    }
+    // Visible (and readable from memory) now; pinned until its file is in place, so it is not evicted half-written.
+    const entry: Entry = { size: bytes.byteLength, pins: 1, fd: null, writing: null };
+    const tmp = join(this.dir, `.tmp-${randomHex(8)}`);
+    const done = (async () => {
+      try {
+        await fsp.writeFile(tmp, bytes, { mode: 0o600 });
+        await fsp.rename(tmp, this.pathOf(hash));
+      } catch {
+        // No room on disk, say: forget the chunk; the next read fetches it again.
+        await fsp.rm(tmp, { force: true });
+        if (this.#entries.get(hash) === entry) {
+          this.#entries.delete(hash);
+          this.#bytes -= entry.size;
+        }
+      } finally {
+        entry.writing = null;
+        entry.pins--;
+        this.recycle(bytes);
+        if (this.#bytes > this.capacity) void this.#evict();
+      }
+    })();
+    entry.writing = { bytes, done };
+    this.#entries.set(hash, entry);
     this.#bytes += bytes.byteLength;
     await this.#evict();
   }

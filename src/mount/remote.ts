@@ -40,6 +40,8 @@ export class HttpRemote implements RemoteSource {
    */
   readonly #pool = new Map<number, Buffer[]>();
   readonly #ours = new WeakSet<ArrayBufferLike>();
+  /** Budget held by fetched bytes not yet recycled. */
+  readonly #held = new Map<ArrayBufferLike, number>();
   #pooled = 0;
 
   constructor(private readonly client: Stowage, private readonly volume: string, readonly bufferSize: number) {
@@ -59,6 +61,11 @@ export class HttpRemote implements RemoteSource {
   }
 
   recycle(bytes: Uint8Array): void {
+    const held = this.#held.get(bytes.buffer);
+    if (held !== undefined) {
+      this.#held.delete(bytes.buffer);
+      this.#budget.release(held);
+    }
     const whole = Buffer.from(bytes.buffer, 0, bytes.buffer.byteLength);
     // Keep at most a buffer size's worth (at least one chunk) for reuse; the rest goes to the GC.
     if (!this.#ours.has(bytes.buffer) || (this.#pooled > 0 && this.#pooled + whole.length > this.bufferSize)) return;
@@ -131,47 +138,57 @@ export class HttpRemote implements RemoteSource {
     }
   }
 
+  /**
+   * The chunk's bytes, which count against `bufferSize` until they are
+   * handed back with `recycle` (after the cache wrote them): the bound covers
+   * every chunk held in memory, not only those on the wire.
+   */
   async fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array> {
-    return this.#budget.run(size, async () => {
+    await this.#budget.acquire(size);
+    try {
       for (let attempt = 0; ; attempt++) {
         const plan = await this.#plan(commit, path, attempt > 0);
         const chunk = plan.chunks[index];
         if (!chunk || chunk.hash !== hash) throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
         try {
-          return await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`);
+          const bytes = await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`);
+          this.#held.set(bytes.buffer, size);
+          return bytes;
         } catch (e) {
           // A signature that expired early (clock skew, a long pause): sign again once.
           if (attempt === 0 && (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated'))) continue;
           throw e;
         }
       }
-    });
+    } catch (e) {
+      this.#budget.release(size);
+      throw e;
+    }
   }
 }
 
-/** Admits tasks while the bytes they hold stay within a budget; one task is always admitted, however large. */
+/** Admits holders while the bytes they hold stay within a budget; one holder is always admitted, however large. */
 class ByteBudget {
   #used = 0;
   readonly #waiting: Array<{ bytes: number; go: () => void }> = [];
 
   constructor(readonly budget: number) {}
 
-  async run<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+  async acquire(bytes: number): Promise<void> {
     if (this.#used > 0 && this.#used + bytes > this.budget) {
       // The releaser reserves our bytes before waking us.
       await new Promise<void>((go) => this.#waiting.push({ bytes, go }));
     } else {
       this.#used += bytes;
     }
-    try {
-      return await fn();
-    } finally {
-      this.#used -= bytes;
-      while (this.#waiting.length > 0 && (this.#used === 0 || this.#used + this.#waiting[0]!.bytes <= this.budget)) {
-        const next = this.#waiting.shift()!;
-        this.#used += next.bytes;
-        next.go();
-      }
+  }
+
+  release(bytes: number): void {
+    this.#used -= bytes;
+    while (this.#waiting.length > 0 && (this.#used === 0 || this.#used + this.#waiting[0]!.bytes <= this.budget)) {
+      const next = this.#waiting.shift()!;
+      this.#used += next.bytes;
+      next.go();
     }
   }
 }
