@@ -259,11 +259,13 @@ async function bigFileBenchmarks(work: string, client: Stowage): Promise<void> {
     await rm(dl);
     record(`  reference: stowage download of the ${size} file (no mount, to local disk)`, `${mbps(BIG_FILE, down.ms).toFixed(0)} MB/s (${(down.ms / 1000).toFixed(2)} s)`, 'informational', null);
   }
-  const { m, millis, st } = await coldRead('big-p2', ['--prefetch', '2']);
+  // Read-ahead needs room: bufferSize bounds every chunk held in memory, and the default 32M holds less than one 64 MiB chunk.
+  const ahead = ['--prefetch', '2', '--buffer-size', '256M'];
+  const { m, millis, st } = await coldRead('big-p2', ahead);
   const rate = mbps(BIG_FILE, millis);
-  record(`cold sequential read, ${size} file (cat, --prefetch 2)`, `${rate.toFixed(0)} MB/s (${(millis / 1000).toFixed(2)} s; ${st.cache.misses} chunk misses)`, '>= 300 MB/s', rate >= 300);
-  warmRead(`warm re-read, ${size} file (cat, --prefetch 2 mount)`, await catTime(join(m.path, 'big.bin')), await catTime(join(m.path, 'big.bin')));
-  record('agent RSS after cold + warm read (--prefetch 2)', `${mib((await rss(st.pid)).rss)} (peak ${mib((await rss(st.pid)).hwm)})`, 'informational', null);
+  record(`cold sequential read, ${size} file (cat, ${ahead.join(' ')})`, `${rate.toFixed(0)} MB/s (${(millis / 1000).toFixed(2)} s; ${st.cache.misses} chunk misses)`, '>= 300 MB/s', rate >= 300);
+  warmRead(`warm re-read, ${size} file (cat, ${ahead.join(' ')} mount)`, await catTime(join(m.path, 'big.bin')), await catTime(join(m.path, 'big.bin')));
+  record(`agent RSS after cold + warm read (${ahead.join(' ')})`, `${mib((await rss(st.pid)).rss)} (peak ${mib((await rss(st.pid)).hwm)})`, 'informational', null);
 
   process.stderr.write(`commit of ${NEW_FILES.toLocaleString('en')} new files written into the mount\n`);
   const writer = `
