@@ -1,7 +1,7 @@
 /**
  * @module metadata-store
- * The metadata contract every metadata backend implements (SQLite now;
- * PostgreSQL later, through the same Kysely code). It stores records and
+ * The metadata contract every metadata backend implements (SQLite and
+ * PostgreSQL, through the same Kysely code). It stores records and
  * moves heads atomically; it holds no volume semantics: validation, merging,
  * quotas and garbage-collection policy live in the engine.
  *
@@ -268,7 +268,7 @@ export interface MetadataOps {
 
 /** A metadata backend. */
 export interface MetadataStore extends MetadataOps {
-  /** Runs `fn` in one serialisable transaction: all its writes commit together or none do. A thrown error rolls back and is rethrown. Do not nest; inside `fn` use only `tx` (a call on the store itself may wait for the transaction forever). */
+  /** Runs `fn` in one serialisable transaction: all its writes commit together or none do. A thrown error rolls back and is rethrown. Do not nest; inside `fn` use only `tx` (a call on the store itself may wait for the transaction forever). `fn` may run more than once: a backend whose database refuses a transaction for conflicting with a concurrent one (PostgreSQL's serialization failure) rolls back and runs it again, so `fn` must have no effects outside `tx`. */
   transaction<T>(fn: (tx: MetadataOps) => Promise<T>): Promise<T>;
   /** Releases connections. */
   close(): Promise<void>;

@@ -6,8 +6,11 @@
  * table plus its own module.
  *
  * Accepted forms:
- * - blobs: `file:///abs/dir`, or a plain filesystem path -> LocalBlobStore
- * - metadata: `sqlite:///abs/file.db`, or a plain path ending in `.db` -> SQLite
+ * - blobs: `file:///abs/dir`, or a plain filesystem path -> LocalBlobStore;
+ *   `s3://BUCKET[/prefix]?endpoint=...&region=...&forcePathStyle=true` -> S3BlobStore
+ *   (parameters in stores/s3/s3-blob-store.ts)
+ * - metadata: `sqlite:///abs/file.db`, or a plain path ending in `.db` -> SQLite;
+ *   `postgres://user:pass@host:port/db?pool=10&schema=name` (or postgresql://) -> PostgreSQL
  *
  * URLs may carry credentials (later: postgres passwords, S3 keys); log them
  * only through `redactUrl`.
@@ -19,6 +22,8 @@ import type { BlobStore } from './blob-store.js';
 import { LocalBlobStore } from './local/local-blob-store.js';
 import type { UrlSigner } from './local/url-signer.js';
 import type { MetadataStore } from './metadata-store.js';
+import { openS3BlobStore } from './s3/s3-blob-store.js';
+import { openPostgresMetadataStore } from './sql/postgres-dialect.js';
 import { openSqliteMetadataStore } from './sql/sqlite-dialect.js';
 
 /** What blob backends may need besides their URL. */
@@ -42,11 +47,14 @@ interface MetadataBackend {
 /** Blob backends by URL scheme. */
 const BLOB_BACKENDS: Readonly<Record<string, BlobBackend>> = {
   'file:': { open: (url, { signer }) => LocalBlobStore.open({ dir: fileURLToPath(url), ...(signer ? { signer } : {}) }), servedByServer: true },
+  's3:': { open: (url) => openS3BlobStore(url), servedByServer: false },
 };
 
 /** Metadata backends by URL scheme. */
 const METADATA_BACKENDS: Readonly<Record<string, MetadataBackend>> = {
   'sqlite:': { open: async (url) => openSqliteMetadataStore({ path: sqlitePath(url) }) },
+  'postgres:': { open: async (url) => openPostgresMetadataStore({ url: url.href }) },
+  'postgresql:': { open: async (url) => openPostgresMetadataStore({ url: url.href }) },
 };
 
 /** A scheme is two or more letters before ":" (one letter would be a Windows drive). */

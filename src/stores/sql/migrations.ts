@@ -150,14 +150,23 @@ export function metadataMigrationProvider(dialect: SqlDialectName): MigrationPro
 
 /**
  * Brings the schema up to the latest migration; a no-op when it is current.
+ * On PostgreSQL, Kysely's Migrator holds a session advisory lock while it
+ * migrates, so replicas starting at once run each migration exactly once.
  * Throws InternalError naming the failed migration (the database is left at
  * the last migration that succeeded, since each runs in a transaction).
  *
  * @example
  * await migrateToLatest(db, 'sqlite');
  */
-export async function migrateToLatest(db: Kysely<any>, dialect: SqlDialectName): Promise<void> {
-  const migrator = new Migrator({ db, provider: metadataMigrationProvider(dialect) });
+export async function migrateToLatest(db: Kysely<any>, dialect: SqlDialectName, options: { schema?: string } = {}): Promise<void> {
+  // A PostgreSQL schema other than the default must be named to the Migrator:
+  // it creates the schema if missing, and looks for its own table there
+  // (without it, a kysely_migration table in any other schema would count).
+  const migrator = new Migrator({
+    db,
+    provider: metadataMigrationProvider(dialect),
+    ...(options.schema !== undefined ? { migrationTableSchema: options.schema } : {}),
+  });
   let outcome: Awaited<ReturnType<Migrator['migrateToLatest']>>;
   try {
     outcome = await migrator.migrateToLatest();

@@ -18,6 +18,7 @@
  * disk full) become UnavailableError; everything else InternalError. Errors
  * thrown by the function given to `transaction` pass through untouched.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { AlreadyExistsError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
 import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
@@ -68,6 +69,23 @@ export interface SqlDialectInfo {
    * driver begins IMMEDIATE transactions, which run one at a time).
    */
   readonly explicitSerializable: boolean;
+  /**
+   * True when `err` is a transient conflict that running the whole
+   * transaction (or statement) again cures: PostgreSQL's serialization
+   * failure (40001) and deadlock (40P01). Omitted by engines that never
+   * report one (SQLite runs one write transaction at a time).
+   */
+  isRetryableConflict?(err: unknown): boolean;
+  /** The driver error as a message for users (e.g. naming the server, never a password); defaults to its message. */
+  describe?(err: unknown): string;
+}
+
+/** Most runs of one transaction (or autocommit statement) that keeps hitting retryable conflicts. */
+export const MAX_CONFLICT_ATTEMPTS = 10;
+
+/** Milliseconds to wait before run `attempt + 1` after a conflict: exponential with full jitter, capped. */
+function conflictBackoff(attempt: number): number {
+  return Math.random() * Math.min(250, 4 * 2 ** attempt);
 }
 
 /** Most hashes (or rows) per statement. */
@@ -608,20 +626,43 @@ export class SqlMetadataOps implements MetadataOps {
     return this.dialect.explicitSerializable ? builder.setIsolationLevel('serializable') : builder;
   }
 
-  /** Runs one store operation, translating driver errors into Stowage errors. */
+  /**
+   * Runs one store operation, translating driver errors into Stowage errors.
+   * Outside a transaction, an operation that hit a retryable conflict (a
+   * deadlock between two multi-row statements) runs again: every operation is
+   * idempotent and the failed statement changed nothing. Inside one, the
+   * conflict goes up to the transaction wrapper, which reruns the whole body.
+   */
   protected async run<T>(action: string, f: () => Promise<T>, uniqueMessage?: string): Promise<T> {
-    if (this.state.closed) throw new UnavailableError('metadata store is closed');
-    try {
-      return await f();
-    } catch (err) {
-      throw this.translate(err, action, uniqueMessage);
+    for (let attempt = 1; ; attempt++) {
+      if (this.state.closed) throw new UnavailableError('metadata store is closed');
+      try {
+        return await f();
+      } catch (err) {
+        if (!this.db.isTransaction && attempt < MAX_CONFLICT_ATTEMPTS && this.isRetryableConflict(err)) {
+          await sleep(conflictBackoff(attempt));
+          continue;
+        }
+        throw this.translate(err, action, uniqueMessage);
+      }
     }
+  }
+
+  /** True when `err`, or an error in its cause chain, is a conflict the dialect says a rerun cures. */
+  protected isRetryableConflict(err: unknown): boolean {
+    const check = this.dialect.isRetryableConflict;
+    if (!check) return false;
+    for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+      if (check(e)) return true;
+      e = (e as { cause?: unknown }).cause;
+    }
+    return false;
   }
 
   /** Maps a driver error to AlreadyExists, Unavailable or Internal. */
   protected translate(err: unknown, action: string, uniqueMessage?: string): Error {
     if (isStowageError(err)) return err;
-    const detail = err instanceof Error ? err.message : String(err);
+    const detail = this.dialect.describe ? this.dialect.describe(err) : err instanceof Error ? err.message : String(err);
     if (uniqueMessage !== undefined && this.dialect.isUniqueViolation(err)) return new AlreadyExistsError(uniqueMessage, { cause: err });
     if (this.state.closed) return new UnavailableError('metadata store is closed', { cause: err });
     if (this.dialect.isUnavailable(err)) {
@@ -648,6 +689,21 @@ export class SqlMetadataStore extends SqlMetadataOps implements MetadataStore {
    * calling the store itself (instead of `tx`) inside `fn` never returns.
    */
   async transaction<T>(fn: (tx: MetadataOps) => Promise<T>): Promise<T> {
+    // A serialisable transaction may be refused by a concurrent one
+    // (PostgreSQL: serialization failure or deadlock); the whole body runs
+    // again, a bounded number of times with jittered backoff. The body must
+    // therefore only work through `tx` (which the contract asks anyway).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transactionOnce(fn);
+      } catch (err) {
+        if (attempt >= MAX_CONFLICT_ATTEMPTS || !this.isRetryableConflict(err)) throw err;
+        await sleep(conflictBackoff(attempt));
+      }
+    }
+  }
+
+  private async transactionOnce<T>(fn: (tx: MetadataOps) => Promise<T>): Promise<T> {
     if (this.state.closed) throw new UnavailableError('metadata store is closed');
     const NONE = Symbol('none');
     let thrownByFn: unknown = NONE;
