@@ -64,16 +64,24 @@ function stopSignal(): Promise<NodeJS.Signals> {
 export function registerServerCommands(program: Command): void {
   program
     .command('serve')
-    .description('run the Stowage server: SQLite metadata and a local blob directory under one data dir')
+    .description('run the Stowage server: by default SQLite metadata and a local blob directory under one data dir')
     .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--port <port>', 'TCP port; 0 picks a free one', '7420')
     .option('--host <host>', 'interface to listen on (0.0.0.0 for all)', '127.0.0.1')
     .option('--public-url <url>', 'URL clients reach this server at, when not the listening address')
-    .action(async (opts: { data?: string; port: string; host: string; publicUrl?: string }) => {
+    .option('--metadata <url>', 'metadata store: postgres://USER:PASSWORD@HOST:PORT/DB?pool=10 for PostgreSQL (default: SQLite at <data>/metadata.db)')
+    .action(async (opts: { data?: string; port: string; host: string; publicUrl?: string; metadata?: string }) => {
       const port = parsePort(opts.port);
       const dataDir = dataDirOf(opts.data);
       const { startServer } = await import('../../server/serve.js');
-      const server = await startServer({ dataDir, port, host: opts.host, ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}), log: (line) => printLine(line) });
+      const server = await startServer({
+        dataDir,
+        port,
+        host: opts.host,
+        ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
+        ...(opts.metadata !== undefined ? { metadataUrl: opts.metadata } : {}),
+        log: (line) => printLine(line),
+      });
       const signal = await stopSignal();
       printNote(`stowage: ${signal} received, stopping`);
       await server.close();
