@@ -7,8 +7,9 @@ cd "$(dirname "$0")"
 
 # Build tools for native addons (better-sqlite3 compiles from source here);
 # libfuse2 and fuse3 (fusermount) for mounts; git and sqlite3, which the
-# mount tests run inside a mount.
-PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 git sqlite3)
+# mount tests run inside a mount; postgresql, whose server binaries the
+# PostgreSQL metadata tests run as a throwaway cluster (test/helpers/postgres.ts).
+PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 git sqlite3 postgresql)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
