@@ -100,7 +100,7 @@ export async function startMoto(): Promise<Moto> {
 
 /** An S3 client for a moto endpoint (path style, test credentials). */
 export function motoClient(endpoint: string): S3Client {
-  return new S3Client({ endpoint, region: MOTO_REGION, forcePathStyle: true, credentials: MOTO_CREDENTIALS });
+  return new S3Client({ endpoint, region: MOTO_REGION, forcePathStyle: true, credentials: { ...MOTO_CREDENTIALS } });
 }
 
 /** Creates a bucket with a fresh name; returns the name. */
@@ -133,6 +133,7 @@ export async function deleteBucket(endpoint: string, bucket: string): Promise<vo
 
 /** The `s3://` URL of a bucket at a moto endpoint, with test credentials. */
 export function motoBlobUrl(endpoint: string, bucket: string, extra: Record<string, string> = {}): string {
-  const q = new URLSearchParams({ endpoint, region: MOTO_REGION, forcePathStyle: 'true', ...MOTO_CREDENTIALS, ...extra });
+  const { accessKeyId, secretAccessKey } = MOTO_CREDENTIALS;
+  const q = new URLSearchParams({ endpoint, region: MOTO_REGION, forcePathStyle: 'true', accessKeyId, secretAccessKey, ...extra });
   return `s3://${bucket}?${q.toString()}`;
 }

@@ -162,10 +162,12 @@ export class S3BlobStore implements BlobStore {
       requestHandler: {
         requestTimeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        // A stalled request fails (and is retried) rather than only logging a warning.
+        throwOnRequestTimeout: true,
       },
     };
     if (options.endpoint !== undefined) config.endpoint = options.endpoint;
-    if (options.credentials) config.credentials = options.credentials;
+    if (options.credentials) config.credentials = { ...options.credentials }; // a copy: the SDK annotates the object it is given
     this.#client = new S3Client(config);
   }
 
@@ -431,6 +433,9 @@ function statusOf(err: unknown): number | undefined {
   return meta?.httpStatusCode;
 }
 
+/** Names the SDK gives errors it could not read a code for (HEAD answers have no body). */
+const GENERIC_NAMES = new Set(['Unknown', 'UnknownError', 'NotFound', 'Forbidden', 'BadRequest', 'MovedPermanently']);
+
 /** A short reason for an S3 failure: the error code (NoSuchBucket, InvalidAccessKeyId…) or the network error, never a credential. */
 export function describeS3Error(err: unknown): string {
   if (err instanceof StowageError) return err.message;
@@ -440,7 +445,7 @@ export function describeS3Error(err: unknown): string {
   if (status !== undefined) {
     // HEAD answers carry no body, so the SDK names the error after the status: give it a readable name.
     const byStatus: Record<number, string> = { 301: 'wrong region or endpoint (301 redirect)', 400: 'bad request (400)', 403: 'access denied: wrong credentials or no permission (403)', 404: 'NoSuchBucket (404)' };
-    if (name && name !== 'UnknownError' && !/^\d+$/.test(name) && name !== 'NotFound' && name !== 'Forbidden') return `${name} (${status})`;
+    if (name && !GENERIC_NAMES.has(name) && !/^\d+$/.test(name)) return `${name} (${status})`;
     return byStatus[status] ?? `HTTP ${status}`;
   }
   if (code) return `${code}${err instanceof Error && err.message && !err.message.includes(code) ? `: ${err.message}` : ''}`;
