@@ -23,7 +23,6 @@ import { LocalBlobStore } from './local/local-blob-store.js';
 import type { UrlSigner } from './local/url-signer.js';
 import type { MetadataStore } from './metadata-store.js';
 import { openS3BlobStore } from './s3/s3-blob-store.js';
-import { openS3BlobStore } from './s3/s3-blob-store.js';
 import { openPostgresMetadataStore } from './sql/postgres-dialect.js';
 import { openSqliteMetadataStore } from './sql/sqlite-dialect.js';
 
