@@ -138,7 +138,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 
     let baseUrl = publicUrl?.replace(/\/+$/, '') ?? '';
     const signer = new UrlSigner({ secret, baseUrl: () => baseUrl });
-    const blobs: BlobStore = await openBlobStore(blobUrl, { signer });
+    const blobs: BlobStore = await openBlobStore(blobUrl, { signer }).catch((err: unknown) => {
+      throw namingSetting(err, `--blobs ${redactUrl(blobUrl)}`);
+    });
     opened.push(blobs);
 
     const engine = createEngine({ metadata, blobs, ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}) });
@@ -179,4 +181,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     await closeStores();
     throw err;
   }
+}
+
+/** The same error with the setting that caused it (e.g. `--blobs s3://...`, secrets redacted) in front of its message. */
+function namingSetting(err: unknown, setting: string): unknown {
+  if (err instanceof Error && !err.message.includes(setting)) err.message = `${setting}: ${err.message}`;
+  return err;
 }

@@ -23,7 +23,7 @@ import { bytes, printFields, printJson, printLine, printNote } from '../output.j
  * Opens the engine over a data dir's stores for one operator call, and
  * closes the stores after. The data dir must hold a metadata database.
  */
-async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Promise<T>): Promise<T> {
+async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Promise<T>, blobUrl?: string): Promise<T> {
   const metadataPath = join(dataDir, METADATA_FILE);
   try {
     await access(metadataPath);
@@ -36,7 +36,7 @@ async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Prom
   ]);
   const metadata = await openMetadataStore(metadataPath);
   try {
-    const blobs = await openBlobStore(join(dataDir, BLOBS_DIR));
+    const blobs = await openBlobStore(blobUrl ?? join(dataDir, BLOBS_DIR));
     try {
       return await fn(createEngine({ metadata, blobs }));
     } finally {
@@ -70,7 +70,8 @@ export function registerServerCommands(program: Command): void {
     .option('--host <host>', 'interface to listen on (0.0.0.0 for all)', '127.0.0.1')
     .option('--public-url <url>', 'URL clients reach this server at, when not the listening address')
     .option('--metadata <url>', 'metadata store: postgres://USER:PASSWORD@HOST:PORT/DB?pool=10 for PostgreSQL (default: SQLite at <data>/metadata.db)')
-    .action(async (opts: { data?: string; port: string; host: string; publicUrl?: string; metadata?: string }) => {
+    .option('--blobs <url>', 'blob store: s3://BUCKET[/prefix]?endpoint=URL&region=R&forcePathStyle=true for any S3-compatible store (default: the directory <data>/blobs)')
+    .action(async (opts: { data?: string; port: string; host: string; publicUrl?: string; metadata?: string; blobs?: string }) => {
       const port = parsePort(opts.port);
       const dataDir = dataDirOf(opts.data);
       const { startServer } = await import('../../server/serve.js');
@@ -80,6 +81,7 @@ export function registerServerCommands(program: Command): void {
         host: opts.host,
         ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
         ...(opts.metadata !== undefined ? { metadataUrl: opts.metadata } : {}),
+        ...(opts.blobs !== undefined ? { blobUrl: opts.blobs } : {}),
         log: (line) => printLine(line),
       });
       const signal = await stopSignal();
@@ -95,10 +97,11 @@ export function registerServerCommands(program: Command): void {
     .option('--grace <duration>', 'keep anything touched this recently (protects commits in flight)', '1h')
     .option('--retention <duration>', 'keep commits this young restorable', '7d')
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { data?: string; dryRun?: boolean; grace: string; retention: string; json?: boolean }) => {
+    .option('--blobs <url>', 'blob store: s3://BUCKET[/prefix]?endpoint=URL&region=R&forcePathStyle=true for any S3-compatible store, the one the server uses (default: <data>/blobs)')
+    .action(async (opts: { data?: string; dryRun?: boolean; grace: string; retention: string; json?: boolean; blobs?: string }) => {
       const grace = parseDuration(opts.grace);
       const retention = parseDuration(opts.retention);
-      const report = await withEngine(dataDirOf(opts.data), (engine) => engine.gc({ dryRun: opts.dryRun ?? false, grace, retention }));
+      const report = await withEngine(dataDirOf(opts.data), (engine) => engine.gc({ dryRun: opts.dryRun ?? false, grace, retention }), opts.blobs);
       if (opts.json) {
         printJson(report);
         return;
