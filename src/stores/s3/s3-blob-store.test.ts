@@ -277,6 +277,34 @@ describe('S3BlobStore', () => {
       }
     });
 
+    it('a multipart put retries a failed part, and aborts an upload whose part keeps failing', { timeout: 60_000 }, async () => {
+      let partFailures = 0;
+      const proxy = await startProxy(moto.endpoint, (req) => {
+        const isPart2 = req.method === 'PUT' && new URL(req.url ?? '/', 'http://x').searchParams.get('partNumber') === '2';
+        if (isPart2 && partFailures > 0) {
+          partFailures--;
+          return s3Error('InternalError', 500);
+        }
+        return 'forward';
+      });
+      const flaky = await S3BlobStore.open(opts({ endpoint: proxy.endpoint, maxAttempts: 3, partSize: 5 * MiB }));
+      try {
+        const data = pattern(11 * MiB, 9);
+        partFailures = 1;
+        await flaky.put('mp/ok', data, { sha256: sha256(data) });
+        assert.equal(partFailures, 0, 'part 2 failed once');
+        assert.equal(sha256(Buffer.concat(await (await store.get('mp/ok')).toArray())), sha256(data));
+        partFailures = 100;
+        await assert.rejects(() => flaky.put('mp/down', data), { code: 'Unavailable' });
+        assert.equal(await store.head('mp/down'), undefined);
+        const uploads = await store.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+        assert.deepEqual(uploads.Uploads ?? [], [], 'the failed upload was aborted');
+      } finally {
+        await flaky.close();
+        await proxy.close();
+      }
+    });
+
     it('fails cleanly with Unavailable after its attempts, leaving no object', { timeout: 60_000 }, async () => {
       let down = false;
       const proxy = await startProxy(moto.endpoint, () => (down ? s3Error('InternalError', 500) : 'forward'));
