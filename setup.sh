@@ -23,6 +23,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# The S3 tests run against moto_server (an S3-protocol server; not a Debian package). It is
+# preinstalled on the project's machines; elsewhere: pip install 'moto[server]'.
+command -v moto_server >/dev/null 2>&1 || echo "setup: note: moto_server not found; the S3 tests will fail until it is installed (pip install 'moto[server]')"
+
 node -e 'const [maj] = process.versions.node.split(".").map(Number); if (maj < 20) { console.error(`setup: Node ${process.versions.node} found; Stowage needs Node 20 or newer`); process.exit(1); }'
 
 # npm ci is the reproducible install; skip it when node_modules was installed
