@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { Stowage, Volume } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
-import { pattern } from './helpers/cli.js';
+import { cliEnv, pattern, spawnCli } from './helpers/cli.js';
 import { createBucket, deleteBucket, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
@@ -129,5 +129,19 @@ describe('three replicas over one PostgreSQL and one S3 bucket', () => {
     }
     const shared = await Volume.get('shared', { client: clients[2]! });
     assert.equal((await shared.files.read('/r0/f0.txt')).toString(), 'replica 0 file 0\n');
+  });
+
+  test('operator commands reach the shared stores: stowage tenant create and gc with --metadata and --blobs', async () => {
+    const stores = ['--metadata', pgsrv.url, '--blobs', motoBlobUrl(moto.endpoint, bucket)];
+    const env = cliEnv({ STOWAGE_DATA: dirs[0] });
+    const created = await spawnCli(['tenant', 'create', 'second-team', ...stores, '--json'], { env }).done;
+    assert.equal(created.status, 0, created.stderr);
+    const { secret } = JSON.parse(created.stdout) as { secret: string };
+    const asSecond = new Stowage({ url: servers[2]!.url, token: secret });
+    assert.deepEqual(await Volume.list({ client: asSecond }), [], 'a new tenant, served by every replica');
+    const gc = await spawnCli(['gc', ...stores, '--dry-run', '--json'], { env }).done;
+    assert.equal(gc.status, 0, gc.stderr);
+    assert.equal((JSON.parse(gc.stdout) as { dryRun: boolean }).dryRun, true);
+    assert.ok(!gc.stderr.includes(pgsrv.password), 'no password in the output');
   });
 });

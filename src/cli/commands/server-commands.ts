@@ -19,24 +19,33 @@ import { dataDirOf } from '../client-config.js';
 import { bytes, printFields, printJson, printLine, printNote } from '../output.js';
 
 
+/** Where an operator command finds the stores: the data dir's, unless --metadata / --blobs name others. */
+interface StoreOptions {
+  metadata?: string;
+  blobs?: string;
+}
+
 /**
- * Opens the engine over a data dir's stores for one operator call, and
- * closes the stores after. The data dir must hold a metadata database.
+ * Opens the engine over the stores for one operator call, and closes them
+ * after: the data dir's SQLite database and blob directory by default (which
+ * must exist), or the PostgreSQL / S3 stores the server runs on.
  */
-async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Promise<T>, blobUrl?: string): Promise<T> {
-  const metadataPath = join(dataDir, METADATA_FILE);
-  try {
-    await access(metadataPath);
-  } catch {
-    throw new NotFoundError(`no Stowage data in ${dataDir} (${METADATA_FILE} is missing): pass --data DIR or set STOWAGE_DATA, or run \`stowage serve\` once to create it`);
+async function withEngine<T>(dataDir: string, fn: (engine: VolumeEngine) => Promise<T>, stores: StoreOptions = {}): Promise<T> {
+  const metadataUrl = stores.metadata ?? join(dataDir, METADATA_FILE);
+  if (stores.metadata === undefined) {
+    try {
+      await access(metadataUrl);
+    } catch {
+      throw new NotFoundError(`no Stowage data in ${dataDir} (${METADATA_FILE} is missing): pass --data DIR or set STOWAGE_DATA, pass --metadata URL, or run \`stowage serve\` once to create it`);
+    }
   }
   const [{ openMetadataStore, openBlobStore }, { createEngine }] = await Promise.all([
     import('../../stores/registry.js'),
     import('../../engine/engine.js'),
   ]);
-  const metadata = await openMetadataStore(metadataPath);
+  const metadata = await openMetadataStore(metadataUrl);
   try {
-    const blobs = await openBlobStore(blobUrl ?? join(dataDir, BLOBS_DIR));
+    const blobs = await openBlobStore(stores.blobs ?? join(dataDir, BLOBS_DIR));
     try {
       return await fn(createEngine({ metadata, blobs }));
     } finally {
@@ -97,11 +106,12 @@ export function registerServerCommands(program: Command): void {
     .option('--grace <duration>', 'keep anything touched this recently (protects commits in flight)', '1h')
     .option('--retention <duration>', 'keep commits this young restorable', '7d')
     .option('--json', 'print the report as JSON')
+    .option('--metadata <url>', 'metadata store the server uses, e.g. postgres://USER:PASS@HOST/DB (default: <data>/metadata.db)')
     .option('--blobs <url>', 'blob store: s3://BUCKET[/prefix]?endpoint=URL&region=R&forcePathStyle=true for any S3-compatible store, the one the server uses (default: <data>/blobs)')
-    .action(async (opts: { data?: string; dryRun?: boolean; grace: string; retention: string; json?: boolean; blobs?: string }) => {
+    .action(async (opts: { data?: string; dryRun?: boolean; grace: string; retention: string; json?: boolean } & StoreOptions) => {
       const grace = parseDuration(opts.grace);
       const retention = parseDuration(opts.retention);
-      const report = await withEngine(dataDirOf(opts.data), (engine) => engine.gc({ dryRun: opts.dryRun ?? false, grace, retention }), opts.blobs);
+      const report = await withEngine(dataDirOf(opts.data), (engine) => engine.gc({ dryRun: opts.dryRun ?? false, grace, retention }), opts);
       if (opts.json) {
         printJson(report);
         return;
@@ -126,10 +136,12 @@ export function registerServerCommands(program: Command): void {
     .argument('<name>', 'tenant name')
     .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--default-cap <size>', 'cap of volumes created without one, e.g. 2G')
+    .option('--metadata <url>', 'metadata store the server uses, e.g. postgres://USER:PASS@HOST/DB (default: <data>/metadata.db)')
+    .option('--blobs <url>', 'blob store the server uses (default: <data>/blobs)')
     .option('--json', 'print the tenant, token and secret as JSON')
-    .action(async (name: string, opts: { data?: string; defaultCap?: string; json?: boolean }) => {
+    .action(async (name: string, opts: { data?: string; defaultCap?: string; json?: boolean } & StoreOptions) => {
       const defaultCap = opts.defaultCap === undefined ? undefined : parseSize(opts.defaultCap);
-      const res = await withEngine(dataDirOf(opts.data), (engine) => engine.createTenant(name, defaultCap !== undefined ? { defaultCap } : {}));
+      const res = await withEngine(dataDirOf(opts.data), (engine) => engine.createTenant(name, defaultCap !== undefined ? { defaultCap } : {}), opts);
       if (opts.json) {
         printJson({
           tenant: { id: res.tenant.id, name: res.tenant.name, defaultCap: res.tenant.defaultCap, createdAt: res.tenant.createdAt.toISOString() },
