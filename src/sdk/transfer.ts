@@ -57,6 +57,27 @@ function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
+/**
+ * The error of a failed signed request. A 5xx the blob store answers in its
+ * own format (S3's InternalError XML, a proxy's page) means the store is
+ * failing, so once retries are spent it is Unavailable, not an Internal bug
+ * of Stowage; a Stowage ErrorBody keeps its own code.
+ */
+function transferError(status: number, bodyText: string, what: string): StowageError {
+  const e = errorFromResponse(status, bodyText, what);
+  if (status >= 500 && e.code === 'Internal' && !isErrorBody(bodyText)) return new UnavailableError(e.message, { cause: e });
+  return e;
+}
+
+function isErrorBody(bodyText: string): boolean {
+  try {
+    const parsed = JSON.parse(bodyText) as { error?: { code?: unknown } } | null;
+    return typeof parsed?.error?.code === 'string';
+  } catch {
+    return false;
+  }
+}
+
 /** Headers of the signed request plus ours, without duplicates that differ only in case. */
 function mergeHeaders(signed: Record<string, string>, extra: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -148,7 +169,7 @@ export async function putSigned(req: SignedRequest, size: number, body: BodySour
   await withRetries(options.attempts ?? TRANSFER_ATTEMPTS, async () => {
     const res = await attempt(req, url, headers, body(), what);
     if (res.status >= 200 && res.status < 300) return;
-    throw new AttemptError(errorFromResponse(res.status, res.body.toString('utf8'), what), isRetryableStatus(res.status));
+    throw new AttemptError(transferError(res.status, res.body.toString('utf8'), what), isRetryableStatus(res.status));
   });
 }
 
@@ -165,7 +186,7 @@ export async function getSigned(req: SignedRequest, options: TransferOptions, in
   return withRetries(options.attempts ?? TRANSFER_ATTEMPTS, async () => {
     const res = await attempt(req, url, { ...req.headers }, undefined, what, into);
     if (res.status >= 200 && res.status < 300) return res.body;
-    throw new AttemptError(errorFromResponse(res.status, res.body.toString('utf8'), what), isRetryableStatus(res.status));
+    throw new AttemptError(transferError(res.status, res.body.toString('utf8'), what), isRetryableStatus(res.status));
   });
 }
 
