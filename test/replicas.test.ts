@@ -88,6 +88,17 @@ describe('three replicas over one PostgreSQL and one S3 bucket', () => {
     assert.equal((await vol.snapshots()).length, REPLICAS);
   });
 
+  test('read-write mounts of an RWO volume racing through every replica: exactly one attachment wins', async () => {
+    await Volume.get('exclusive', { mintIfMissing: true, accessMode: 'RWO', client: clients[0]! });
+    const tries = await Promise.allSettled(clients.flatMap((client, r) => [0, 1].map((k) =>
+      Volume.get('exclusive', { client }).then((v) => v.attach({ host: `host-${r}-${k}`, path: '/mnt/x' })))));
+    const won = tries.filter((t) => t.status === 'fulfilled');
+    assert.equal(won.length, 1, JSON.stringify(tries.map((t) => (t.status === 'rejected' ? String((t.reason as Error).message) : 'won'))));
+    for (const t of tries) {
+      if (t.status === 'rejected') assert.equal((t.reason as { code?: string }).code, 'Conflict', String((t.reason as Error).message));
+    }
+  });
+
   test('GC on one replica deletes garbage, never what another replica is committing', async () => {
     // Garbage: a deleted volume's content, made to look two hours old.
     const doomed = await Volume.get('doomed', { mintIfMissing: true, client: clients[0]! });
