@@ -20,7 +20,8 @@ export const cliMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'src'
 /** A running server process and how to reach it. */
 export interface ServerProcess { url: string; token: string; child: ChildProcess }
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on right now (loopback). */
+export async function freePort(): Promise<number> {
   const s = createServer();
   s.listen(0, '127.0.0.1');
   await once(s, 'listening');

@@ -31,7 +31,7 @@ import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { Stowage, Volume, type wire } from '../src/sdk/index.js';
 import { createBucket, deleteBucket, motoBlobUrl, startMoto } from '../test/helpers/moto.js';
 import { startTestPostgres } from '../test/helpers/postgres.js';
-import { cliMain, randomFile } from './bench-server.js';
+import { cliMain, freePort, randomFile } from './bench-server.js';
 
 const quick = process.argv.includes('--quick');
 const RUN_SECONDS = quick ? 3 : 10;
@@ -68,16 +68,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 // --- replicas: `stowage serve` child processes ---
 
 interface Replica { url: string; dataDir: string; child: ChildProcess; stop(): Promise<void> }
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  return port;
-}
 
 /** Starts one replica on its own data dir (staging files, admin token) with the given stores. */
 async function startReplica(dataDir: string, stores: { metadata?: string; blobs?: string }): Promise<Replica> {

@@ -86,6 +86,16 @@ export function assertValidKey(key: string): void {
   }
 }
 
+/** Whether `key` is one a BlobStore may hold (listings skip anything else: it was not written through a BlobStore). */
+export function isValidKey(key: string): boolean {
+  try {
+    assertValidKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 class InvalidKey extends InvalidArgumentError {
   constructor(key: unknown) {
     super(`invalid blob key ${JSON.stringify(String(key).slice(0, 120))}`);

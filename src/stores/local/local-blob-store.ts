@@ -19,7 +19,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/p
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConflictError, InternalError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-import { assertValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
+import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, resolveRange } from '../blob-store-checks.js';
 import type { UrlSigner } from './url-signer.js';
 
@@ -364,11 +364,3 @@ function isReserved(key: string): boolean {
   return key === TEMP_DIR_NAME || key.startsWith(`${TEMP_DIR_NAME}/`);
 }
 
-function isValidKey(key: string): boolean {
-  try {
-    assertValidKey(key);
-    return true;
-  } catch {
-    return false;
-  }
-}

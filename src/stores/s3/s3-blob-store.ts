@@ -71,7 +71,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ForbiddenError, InternalError, InvalidArgumentError, NotFoundError, StowageError, UnauthenticatedError, UnavailableError } from '../../common/errors.js';
-import { assertValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
+import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, checkSignOptions } from '../blob-store-checks.js';
 
 const MiB = 1024 * 1024;
@@ -468,15 +468,6 @@ function mapError(err: unknown, what: string, key?: string): StowageError {
   if (status === 416) return new InvalidArgumentError(message, opts);
   if (status === undefined || status === 408 || status === 429 || status >= 500) return new UnavailableError(message, opts);
   return new InternalError(message, opts);
-}
-
-function isValidKey(key: string): boolean {
-  try {
-    assertValidKey(key);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Hashes bytes to hex SHA-256 (tests, tools). */
