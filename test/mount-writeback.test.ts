@@ -3,38 +3,27 @@
  * `Volume.fromMount` (the SDK's handle on a mount) commits, reports status
  * and reloads through the agent's control socket.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stowage, Volume } from '../src/sdk/index.js';
-import { Mounts, shOk } from './helpers/mount.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { Volume } from '../src/sdk/index.js';
+import { mountTestbed, shOk } from './helpers/mount.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const bed = mountTestbed('wb');
+
 describe('writeback and Volume.fromMount', () => {
-  let srv: TestServer;
-  let dir: string;
-  let mounts: Mounts;
   let vol: Volume;
 
   before(async () => {
-    srv = await startTestServer();
-    dir = mkdtempSync(join(tmpdir(), 'stowage-wb-'));
-    mounts = new Mounts(srv, join(dir, 'state'));
-    vol = await Volume.create('wb', { accessMode: 'RWX', client: new Stowage({ url: srv.url, token: srv.token }) });
-  });
-  after(async () => {
-    await mounts.cleanup();
-    await srv.close();
-    rmSync(dir, { recursive: true, force: true });
+    vol = await Volume.create('wb', { accessMode: 'RWX', client: bed.client });
   });
 
   it('--writeback commits a closed file within a few seconds, without stowage commit', async () => {
-    const mnt = join(dir, 'wb');
-    await mounts.mountOk('wb', mnt, ['--writeback']);
+    const mnt = join(bed.work, 'wb');
+    await bed.mounts.mountOk('wb', mnt, ['--writeback']);
     const before = (await vol.refresh()).head;
     await shOk(`printf 'auto' > ${mnt}/auto.txt && mkdir ${mnt}/sub && printf 'x' > ${mnt}/sub/y`);
     let committed = false;
@@ -44,32 +33,32 @@ describe('writeback and Volume.fromMount', () => {
     }
     assert.ok(committed, 'the writeback commit landed');
     assert.equal((await vol.files.read('/auto.txt')).toString(), 'auto');
-    assert.equal((await mounts.status(mnt)).pending, 0);
-    await mounts.unmountOk(mnt);
+    assert.equal((await bed.mounts.status(mnt)).pending, 0);
+    await bed.mounts.unmountOk(mnt);
   });
 
   it('the agent holds only its scoped token: not in its environment, and config.json is 0600', async () => {
-    const mnt = join(dir, 'tok');
-    const st = await mounts.mountOk('wb', mnt);
+    const mnt = join(bed.work, 'tok');
+    const st = await bed.mounts.mountOk('wb', mnt);
     const environ = readFileSync(`/proc/${st.pid}/environ`, 'utf8');
-    assert.ok(!environ.includes(srv.token), 'the tenant token is not in the agent environment');
+    assert.ok(!environ.includes(bed.srv.token), 'the tenant token is not in the agent environment');
     assert.ok(!environ.includes('STOWAGE_TOKEN='));
-    const configPath = join(mounts.stateDir(mnt), 'config.json');
+    const configPath = join(bed.mounts.stateDir(mnt), 'config.json');
     assert.equal(statSync(configPath).mode & 0o777, 0o600);
     const config = JSON.parse(readFileSync(configPath, 'utf8')) as { token: string };
-    assert.notEqual(config.token, srv.token);
+    assert.notEqual(config.token, bed.srv.token);
     // The scoped token reaches this volume only.
-    const other = await fetch(`${srv.url}/v1/volumes`, { headers: { authorization: `Bearer ${config.token}` } });
+    const other = await fetch(`${bed.srv.url}/v1/volumes`, { headers: { authorization: `Bearer ${config.token}` } });
     const listed = (await other.json()) as { volumes: Array<{ name: string }> };
     assert.deepEqual(listed.volumes.map((v) => v.name), ['wb']);
-    await mounts.unmountOk(mnt);
-    const after = await fetch(`${srv.url}/v1/volumes/wb`, { headers: { authorization: `Bearer ${config.token}` } });
+    await bed.mounts.unmountOk(mnt);
+    const after = await fetch(`${bed.srv.url}/v1/volumes/wb`, { headers: { authorization: `Bearer ${config.token}` } });
     assert.equal(after.status, 401, 'unmount revoked the mount token');
   });
 
   it('Volume.fromMount: status, commit and reload act on the mount', async () => {
-    const mnt = join(dir, 'sdk');
-    await mounts.mountOk('wb', mnt);
+    const mnt = join(bed.work, 'sdk');
+    await bed.mounts.mountOk('wb', mnt);
     // This process has no STOWAGE_MOUNT_STATE: the handle finds the agent through the kernel's mount table.
     assert.equal(process.env['STOWAGE_MOUNT_STATE'], undefined);
     const handle = Volume.fromMount(mnt);
@@ -92,7 +81,7 @@ describe('writeback and Volume.fromMount', () => {
       assert.equal((await handle.reload({ force: true })).discarded, 1);
       assert.equal(await shOk(`ls ${mnt}/dirty.txt 2>/dev/null || echo gone`), 'gone\n');
     }
-    await assert.rejects(Volume.fromMount(join(dir, 'not-a-mount')).status(), (e: Error & { code?: string }) => e.code === 'NotFound');
-    await mounts.unmountOk(mnt);
+    await assert.rejects(Volume.fromMount(join(bed.work, 'not-a-mount')).status(), (e: Error & { code?: string }) => e.code === 'NotFound');
+    await bed.mounts.unmountOk(mnt);
   });
 });

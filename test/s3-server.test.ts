@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,7 +19,7 @@ import { createEngine } from '../src/engine/engine.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { openBlobStore, openMetadataStore } from '../src/stores/registry.js';
 import { Stowage, Volume } from '../src/sdk/index.js';
-import { createBucket, deleteBucket, motoBlobUrl, motoClient, startMoto, type Moto } from './helpers/moto.js';
+import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, motoClient, startMoto, type Moto } from './helpers/moto.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -46,15 +45,9 @@ async function countingProxy(target: string): Promise<{ endpoint: string; seen: 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     seen.push({ method: req.method ?? '', path: url.pathname, presigned: url.searchParams.has('X-Amz-Signature'), range: req.headers.range });
-    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    forwardTo(t, req, res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
+  return { endpoint: await listenOnLoopback(server), seen, server };
 }
 
 describe('stowage serve --blobs s3://... (moto)', () => {

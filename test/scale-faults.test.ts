@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ import { MiB } from '../src/common/sizes.js';
 import { isStowageError, Stowage, StowageError, Volume } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
-import { createBucket, deleteBucket, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';
+import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -77,16 +77,11 @@ async function faultProxy(target: string) {
       req.socket.once('close', () => clearTimeout(timer));
       return;
     }
-    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    forwardTo(t, req, res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const endpoint = await listenOnLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    endpoint,
     seen,
     state,
     heal() {

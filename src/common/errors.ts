@@ -24,6 +24,22 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Base class: an error with a stable code and a message a user can act on. */
+/** HTTP status of every error code; exhaustive by type (a new code fails to compile until it is mapped). */
+export const ERROR_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  NotFound: 404,
+  AlreadyExists: 409,
+  Conflict: 409,
+  InvalidArgument: 400,
+  PreconditionFailed: 412,
+  QuotaExceeded: 413,
+  Unauthenticated: 401,
+  Forbidden: 403,
+  ReadOnly: 403,
+  PayloadTooLarge: 413,
+  Unavailable: 503,
+  Internal: 500,
+};
+
 export class StowageError extends Error {
   readonly code: ErrorCode;
   /** Extra machine-readable facts (e.g. cap and size for QuotaExceeded). */

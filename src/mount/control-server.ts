@@ -16,7 +16,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { CONTROL_SOCKET, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
-import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '../common/errors.js';
+import { ERROR_HTTP_STATUS, InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '../common/errors.js';
 
 export interface ControlHandler {
   status(): MountStatus;
@@ -57,8 +57,6 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-const STATUS: Record<string, number> = { NotFound: 404, Conflict: 409, InvalidArgument: 400, PayloadTooLarge: 413, QuotaExceeded: 413, Unavailable: 503, Unauthenticated: 401, Forbidden: 403, ReadOnly: 403, PreconditionFailed: 412 };
-
 export async function startControlServer(stateDir: string, handler: ControlHandler): Promise<ControlServer> {
   const path = join(stateDir, CONTROL_SOCKET);
   rmSync(path, { force: true });
@@ -84,7 +82,7 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
         }
       } catch (e) {
         const err = e instanceof StowageError ? e : new StowageError('Internal', (e as Error)?.message ?? String(e));
-        send(res, STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+        send(res, ERROR_HTTP_STATUS[err.code], { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
       }
     })();
   });

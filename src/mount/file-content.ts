@@ -112,8 +112,7 @@ export class FileContent {
     const basePath = node.basePath;
     if (basePath === null) throw fsError('EIO', 'a base chunk without a base path');
     const commit = this.ctx.base();
-    const size = Math.min(node.chunkSize, Math.max(0, node.size - index * node.chunkSize)) || node.chunkSize;
-    return this.ctx.cache.with(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, size), use);
+    return this.ctx.cache.with(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, node.chunkSize), use);
   }
 
   #readBaseChunk(node: FileNode, index: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {

@@ -18,7 +18,7 @@ import { getSigned } from '../sdk/transfer.js';
 export interface RemoteSource {
   /** Every entry directly inside `path` of commit `commit` (volume paths). */
   list(commit: string, path: string): Promise<wire.FileInfo[]>;
-  /** The bytes of chunk `index` (hash `hash`) of the file at `path` in `commit`. */
+  /** The bytes of chunk `index` (hash `hash`) of the file at `path` in `commit`; `size` bounds them (the file's chunk size: what the memory budget reserves). */
   fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array>;
   /** Hands back bytes `fetchChunk` returned once they are no longer used, so their memory serves the next fetch. */
   recycle?(bytes: Uint8Array): void;

@@ -12,23 +12,10 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { HTTPException } from 'hono/http-exception';
 import type { ErrorBody } from '../api/wire.js';
-import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
+import { ERROR_CODES, ERROR_HTTP_STATUS, StowageError, type ErrorCode } from '../common/errors.js';
 
-/** HTTP status of every error code; exhaustive by type (a new code fails to compile until it is mapped). */
-export const HTTP_STATUS: Readonly<Record<ErrorCode, ContentfulStatusCode>> = {
-  NotFound: 404,
-  AlreadyExists: 409,
-  Conflict: 409,
-  InvalidArgument: 400,
-  PreconditionFailed: 412,
-  QuotaExceeded: 413,
-  Unauthenticated: 401,
-  Forbidden: 403,
-  ReadOnly: 403,
-  PayloadTooLarge: 413,
-  Unavailable: 503,
-  Internal: 500,
-};
+/** HTTP status of every error code (the table lives in common/errors.ts, shared with the mount agent's control socket). */
+export const HTTP_STATUS = ERROR_HTTP_STATUS as Readonly<Record<ErrorCode, ContentfulStatusCode>>;
 
 /** Status of a Range request that no byte of the object satisfies (RFC 9110 §15.5.17); a protocol answer of the blob route, not an error code. */
 export const RANGE_NOT_SATISFIABLE = 416;

@@ -156,6 +156,9 @@ function byHash<T extends { hash: string }>(xs: readonly T[]): T[] {
 }
 
 /** Registers the MetadataStore contract tests for one implementation. */
+/** Record builders for store-specific tests (override any field). */
+export { tenant as sampleTenant, volume as sampleVolume };
+
 export function runMetadataStoreConformance(name: string, open: () => Promise<OpenedMetadataStore>): void {
   describe(`MetadataStore conformance: ${name}`, () => {
     let store: MetadataStore;

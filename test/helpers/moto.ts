@@ -1,7 +1,8 @@
 /**
  * @module test/helpers/moto
- * A real S3-compatible endpoint for tests: `moto_server` (Python moto, on
- * PATH on the test machines; `.ci/run` installs it) on 127.0.0.1 and a free
+ * A real S3-compatible endpoint for tests: `moto_server` (Python moto,
+ * preinstalled on the project's machines; setup.sh says when it is missing)
+ * on 127.0.0.1 and a free
  * port, killed on stop. There is no silent skip: a missing moto_server is an
  * error that says how to install it.
  *
@@ -10,7 +11,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 
@@ -136,4 +138,25 @@ export function motoBlobUrl(endpoint: string, bucket: string, extra: Record<stri
   const { accessKeyId, secretAccessKey } = MOTO_CREDENTIALS;
   const q = new URLSearchParams({ endpoint, region: MOTO_REGION, forcePathStyle: 'true', accessKeyId, secretAccessKey, ...extra });
   return `s3://${bucket}?${q.toString()}`;
+}
+
+/**
+ * Passes one request on to `target` unchanged and pipes the answer back: the
+ * pass-through of the test proxies put in front of moto. `body` when the
+ * proxy already read it, else the request itself is piped.
+ */
+export function forwardTo(target: URL, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+  const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+    res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+    upRes.pipe(res);
+  });
+  up.on('error', () => res.destroy());
+  if (body === undefined) req.pipe(up);
+  else up.end(body);
+}
+
+/** Starts `server` on a free loopback port and returns its http:// URL. */
+export async function listenOnLoopback(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

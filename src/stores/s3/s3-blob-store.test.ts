@@ -8,8 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
@@ -19,7 +18,7 @@ import { getSigned as getWire, putSigned as putWire, type BodySource, type Trans
 import type { SignedRequest } from '../blob-store.js';
 import { runBlobStoreConformance } from '../blob-store.conformance.js';
 import { blobStoreServedByServer, openBlobStore, redactUrl } from '../registry.js';
-import { createBucket, deleteBucket, MOTO_CREDENTIALS, MOTO_REGION, motoBlobUrl, startMoto, type Moto } from '../../../test/helpers/moto.js';
+import { createBucket, deleteBucket, forwardTo, listenOnLoopback, MOTO_CREDENTIALS, MOTO_REGION, motoBlobUrl, startMoto, type Moto } from '../../../test/helpers/moto.js';
 import { S3BlobStore, s3OptionsFromUrl, type S3BlobStoreOptions } from './s3-blob-store.js';
 
 const MiB = 1024 * 1024;
@@ -78,20 +77,13 @@ async function startProxy(target: string, hook: (req: IncomingMessage, body: Buf
           res.end(req.method === 'HEAD' ? undefined : verdict.body ?? '');
           return;
         }
-        if (res.destroyed) return;
-        const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          upRes.pipe(res);
-        });
-        up.on('error', () => res.destroy());
-        up.end(body);
+        if (!res.destroyed) forwardTo(t, req, res, body);
       })();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenOnLoopback(server);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     requests: () => n,
     close: () =>
       new Promise<void>((r) => {

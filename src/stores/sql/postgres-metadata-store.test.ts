@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startTestPostgres, type TestPostgres } from '../../../test/helpers/postgres.js';
-import { TenantId, VolumeId, type CommitId } from '../../common/ids.js';
-import { runMetadataStoreConformance } from '../metadata-store.conformance.js';
+import type { CommitId, TenantId } from '../../common/ids.js';
+import { runMetadataStoreConformance, sampleTenant, sampleVolume } from '../metadata-store.conformance.js';
 import type { CommitRecord, MetadataStore, TenantRecord, VolumeRecord } from '../metadata-store.js';
 import { openMetadataStore } from '../registry.js';
 import { metadataMigrations } from './migrations.js';
@@ -66,26 +66,9 @@ function hex(): string {
   return randomBytes(32).toString('hex');
 }
 
-function tenant(name: string): TenantRecord {
-  return { id: TenantId.new(), name, defaultCap: 2 ** 50, createdAt: new Date(1_700_000_000_123) };
-}
-
-function volume(tenantId: TenantId, name: string): VolumeRecord {
-  const t = new Date(1_700_000_000_456);
-  return {
-    id: VolumeId.new(),
-    tenantId,
-    name,
-    accessMode: 'RWO',
-    cap: 2 ** 52,
-    tuning: { cacheSize: 1, bufferSize: 2, prefetch: 3, writeback: true },
-    head: hex() as CommitId,
-    size: 0,
-    fileCount: 0,
-    createdAt: t,
-    updatedAt: t,
-  };
-}
+// Values past 2^32 and 2^50 check that int8 columns come back as exact numbers.
+const tenant = (name: string): TenantRecord => sampleTenant(name, { defaultCap: 2 ** 50 });
+const volume = (tenantId: TenantId, name: string): VolumeRecord => sampleVolume(tenantId, name, { cap: 2 ** 52 });
 
 function commitAfter(v: VolumeRecord, parent: CommitId, seq: number): CommitRecord {
   return {
