@@ -35,6 +35,36 @@ describe('packs over HTTP', () => {
     for (let i = 0; i < 300; i++) assert.equal((await vol.files.read(`/small/${i}.txt`)).toString(), `file number ${i}\n`);
   });
 
+  it('a packed chunk\'s signed URL yields that chunk only, also to another tenant sharing it by dedupe', async () => {
+    const license = 'Permission is hereby granted, free of charge, to any person obtaining a copy\n';
+    const secret = 'tenant A secret: hunter2\n';
+    await vol.files.writeMany([{ path: '/a/LICENSE', data: license }, { path: '/a/secret.txt', data: secret }]);
+    const other = await srv.engine.createTenant('pack-neighbour');
+    const theirs = await Volume.create('theirs', { client: new Stowage({ url: srv.url, token: other.secret }) });
+    await theirs.files.write('/LICENSE', license);
+    for (const [token, volume] of [[srv.token, 'packs'], [other.secret, 'theirs']] as const) {
+      const path = volume === 'packs' ? '/a/LICENSE' : '/LICENSE';
+      const plan = await (await api(`/v1/volumes/${volume}/read?path=${encodeURIComponent(path)}`, { method: 'GET', token })).json() as { chunks: Array<{ request: { url: string; headers: Record<string, string> } }> };
+      const { url, headers } = plan.chunks[0]!.request;
+      assert.match(url, /\/v1\/blobs\/packs\//, 'the chunk is packed');
+      assert.match(headers.range ?? '', /^bytes=\d+-\d+$/);
+      // As issued, and without the header: the chunk's bytes, nothing else.
+      assert.equal(await (await fetch(url, { headers })).text(), license);
+      assert.equal(await (await fetch(url)).text(), license);
+      // Any wider, earlier or later range is refused, whatever the header says.
+      const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(headers.range!)!.map(Number) as [number, number, number];
+      for (const range of ['bytes=0-', `bytes=${start}-${end + 1}`, `bytes=${end + 1}-`, `bytes=-${license.length + secret.length}`]) {
+        const res = await fetch(url, { headers: { range } });
+        assert.equal(res.status, 403, range);
+        assert.doesNotMatch(await res.text(), /hunter2/);
+      }
+      // Moving the signed range in the query breaks the signature.
+      const moved = new URL(url);
+      moved.searchParams.set('X-Stowage-Range', `0-${end + secret.length}`);
+      assert.equal((await fetch(moved)).status, 403);
+    }
+  });
+
   it('refuses bad pack requests and hides other tenants volumes', async () => {
     assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 0, sha256: sha('x') } })).status, 400);
     assert.equal((await api('/v1/volumes/packs/packs', { body: { size: 64 * 1024 * 1024, sha256: sha('x') } })).status, 400);

@@ -547,8 +547,9 @@ export class Engine implements VolumeEngine {
     const chunks = await mapLimit(entry.chunks, 16, async (hash) => {
       const row = rows.get(hash);
       if (!row) throw new UnavailableError(`chunk ${hash} of ${p} is missing from the store`);
-      const request = await this.blobs.sign(row.objectKey, 'GET', { expiresIn: this.urlTtl });
-      if (isPackKey(row.objectKey)) request.headers = { ...request.headers, range: `bytes=${row.offset}-${row.offset + row.size - 1}` };
+      // A packed chunk's URL is signed for its own bytes only: the pack also holds other files, maybe other tenants'.
+      const range = isPackKey(row.objectKey) ? { start: row.offset, end: row.offset + row.size - 1 } : undefined;
+      const request = await this.blobs.sign(row.objectKey, 'GET', { expiresIn: this.urlTtl, ...(range ? { range } : {}) });
       return { hash, size: row.size, request };
     });
     return { commit: commit.id, entry: toFileInfo(p, entry), chunks };

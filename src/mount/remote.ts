@@ -107,23 +107,20 @@ export class HttpRemote implements RemoteSource {
     const options = { baseUrl: this.client.url, what };
     const out = this.#acquire(size);
     try {
-      if (size < SPLIT_FETCH_AT) {
+      // A request signed for a range (a chunk inside a pack) must be sent with exactly that range: never split it.
+      const signedRange = Object.keys(request.headers).some((k) => k.toLowerCase() === 'range');
+      if (size < SPLIT_FETCH_AT || signedRange) {
         const got = await getSigned(request, options, out);
         if (got.buffer !== out.buffer) this.recycle(out);
         return got;
       }
-      // A packed chunk's request already names its range inside the pack: split that range.
-      const rangeKey = Object.keys(request.headers).find((k) => k.toLowerCase() === 'range');
-      const start = rangeKey ? Number(/^bytes=(\d+)-/.exec(request.headers[rangeKey]!)?.[1] ?? 0) : 0;
       const part = Math.ceil(size / PARTS);
       // allSettled: no part may still be writing into `out` once it is recycled after a failure.
       const results = await Promise.allSettled(Array.from({ length: PARTS }, async (_, k) => {
         const from = k * part;
         const to = Math.min(size, from + part) - 1;
         if (from > to) return;
-        const headers: Record<string, string> = {};
-        for (const [h, v] of Object.entries(request.headers)) if (h !== rangeKey) headers[h] = v;
-        headers['range'] = `bytes=${start + from}-${start + to}`;
+        const headers: Record<string, string> = { ...request.headers, range: `bytes=${from}-${to}` };
         const slot = out.subarray(from, to + 1);
         const bytes = await getSigned({ ...request, headers }, options, slot);
         if (bytes.length !== slot.length) throw new Error(`${what}: the store answered ${bytes.length} bytes for a ${slot.length}-byte range`);

@@ -131,12 +131,17 @@ export function resolveRange(key: string, range: ByteRange | undefined, size: nu
   return { start, length: last - start + 1 };
 }
 
+/** The `Range` header value of an inclusive byte range. */
+export function rangeHeader(range: { start: number; end: number }): string {
+  return `bytes=${range.start}-${range.end}`;
+}
+
 /** Validates sign arguments; returns the options with sha256 lowercased. */
 export function checkSignOptions(method: unknown, options: SignOptions): SignOptions {
   if (method !== 'GET' && method !== 'PUT') {
     throw new InvalidArgumentError(`cannot sign method ${JSON.stringify(method)}: only GET and PUT are signed`);
   }
-  const { expiresIn, sha256, size } = options ?? ({} as Partial<SignOptions>);
+  const { expiresIn, sha256, size, range } = options ?? ({} as Partial<SignOptions>);
   if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0 || expiresIn > MAX_SIGN_EXPIRES_IN) {
     throw new InvalidArgumentError(`invalid expiresIn ${String(expiresIn)}: expected seconds in (0, ${MAX_SIGN_EXPIRES_IN}]`);
   }
@@ -144,8 +149,16 @@ export function checkSignOptions(method: unknown, options: SignOptions): SignOpt
     throw new InvalidArgumentError(`invalid sha256 ${JSON.stringify(String(sha256).slice(0, 80))}: expected 64 hex characters`);
   }
   assertByteCount('size', size);
+  if (range !== undefined) {
+    if (method !== 'GET') throw new InvalidArgumentError('only a GET can be signed for a byte range');
+    const { start, end } = range;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw new InvalidArgumentError(`invalid signed range ${String(start)}-${String(end)}: expected 0 <= start <= end`);
+    }
+  }
   const out: SignOptions = { expiresIn };
   if (sha256 !== undefined) out.sha256 = sha256.toLowerCase();
   if (size !== undefined) out.size = size;
+  if (range !== undefined) out.range = { start: range.start, end: range.end };
   return out;
 }

@@ -41,6 +41,12 @@ export interface SignOptions {
   sha256?: string;
   /** For PUT: the exact byte length the upload MUST have. */
   size?: number;
+  /**
+   * For GET: the inclusive byte range the request may read. The signed request
+   * carries it (a `range` header the client MUST send) and the store MUST serve
+   * no byte outside it, so a URL for one chunk of a pack yields that chunk only.
+   */
+  range?: { start: number; end: number };
 }
 
 /** A body to store: whole bytes or a stream of them. */

@@ -6,6 +6,10 @@
  * the signed query string is the credential, and it grants one method on one
  * key until it expires.
  *
+ * A GET signed for a byte range (one chunk inside a pack) serves that range
+ * and nothing else: no Range header means the signed range, and a Range that
+ * reaches outside it is refused, so a URL never yields a neighbour's bytes.
+ *
  * Bodies are streamed both ways, never buffered: a PUT pipes the request
  * into the store (which checks the signed SHA-256 and size and stops at
  * `maxSize`), a GET pipes the object (or one `Range: bytes=a-b`) out.
@@ -17,7 +21,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { NotFoundError, PayloadTooLargeError } from '../../common/errors.js';
+import { ForbiddenError, NotFoundError, PayloadTooLargeError } from '../../common/errors.js';
 import type { BlobStore } from '../../stores/blob-store.js';
 import { RANGE_NOT_SATISFIABLE, statusOf } from '../error-map.js';
 import { errorAnswer, jsonAnswer, type ApiApp } from '../route-helpers.js';
@@ -25,7 +29,14 @@ import { errorAnswer, jsonAnswer, type ApiApp } from '../route-helpers.js';
 /** The slice of the URL signer this route needs: check a signed request, learn what it allows. */
 export interface BlobRequestVerifier {
   /** Returns the constraints the signature covers; throws ForbiddenError for a bad, expired or foreign signature. */
-  verify(req: { method: 'GET' | 'PUT'; key: string; query: URLSearchParams }): { sha256?: string; size?: number } | Promise<{ sha256?: string; size?: number }>;
+  verify(req: { method: 'GET' | 'PUT'; key: string; query: URLSearchParams }): SignedTerms | Promise<SignedTerms>;
+}
+
+/** What a signature allows: the bytes a PUT must have, the inclusive range a GET may read. */
+interface SignedTerms {
+  sha256?: string;
+  size?: number;
+  range?: { start: number; end: number };
 }
 
 /** What the blob route serves from. */
@@ -84,15 +95,24 @@ function queryOf(c: Context): URLSearchParams {
 export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }: BlobRouteDeps): void {
   app.on(['GET', 'HEAD'], `${BLOB_PATH_PREFIX}*`, async (c) => {
     const key = keyOf(c);
-    await signer.verify({ method: 'GET', key, query: queryOf(c) });
+    const terms = await signer.verify({ method: 'GET', key, query: queryOf(c) });
     const info = await store.head(key);
     if (!info) throw new NotFoundError(`no object ${JSON.stringify(key.slice(0, 200))}`);
+    const signed = terms.range;
+    // The object is shorter than what was signed: it is not the object the URL was made for.
+    if (signed && signed.end >= info.size) throw new NotFoundError(`no object ${JSON.stringify(key.slice(0, 200))} with bytes ${signed.start}-${signed.end}`);
     const headers: Record<string, string> = {
       'Content-Type': 'application/octet-stream',
       'Accept-Ranges': 'bytes',
       'Cache-Control': 'private, max-age=0',
     };
-    const range = parseRange(c.req.header('range'), info.size);
+    let range = parseRange(c.req.header('range'), info.size);
+    if (signed) {
+      if (range === undefined) range = signed;
+      else if (range === 'unsatisfiable' || range.start < signed.start || range.end > signed.end) {
+        throw new ForbiddenError(`this signed URL covers bytes ${signed.start}-${signed.end} of the object only; send its range header as issued`);
+      }
+    }
     if (range === 'unsatisfiable') {
       return c.json(
         { error: { code: 'InvalidArgument', message: `range ${JSON.stringify(c.req.header('range'))} is outside the object (${info.size} bytes)`, details: { size: info.size } } },
@@ -136,7 +156,7 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
 
   // Documented by hand: these routes take raw bytes, which zod does not validate.
   const errors = {
-    403: errorAnswer('Forbidden: bad, expired or foreign signature'),
+    403: errorAnswer('Forbidden: bad, expired or foreign signature, or a range outside the signed one'),
     404: errorAnswer('NotFound: no such object'),
   };
   app.openAPIRegistry.registerPath({

@@ -118,6 +118,27 @@ describe('UrlSigner', () => {
     }
   });
 
+  it('binds a GET to its signed range: the range travels as a header and cannot be widened, moved or dropped', () => {
+    const req = signer().sign('packs/ab/p', 'GET', { expiresIn: 600, range: { start: 100, end: 199 } }, NOW);
+    assert.deepEqual(req.headers, { range: 'bytes=100-199' });
+    const url = new URL(req.url);
+    const key = 'packs/ab/p';
+    assert.deepEqual(signer().verify({ method: 'GET', key, query: url.searchParams, now: NOW }), { range: { start: 100, end: 199 } });
+    for (const value of ['0-199', '100-299', '0-99', null]) {
+      const query = new URLSearchParams(url.searchParams);
+      if (value === null) query.delete(P.range);
+      else query.set(P.range, value);
+      forbidden(() => signer().verify({ method: 'GET', key, query, now: NOW }), /signature does not match/);
+    }
+    for (const value of ['9-1', 'a-b', '1-', '-5', '1-2-3']) {
+      const query = new URLSearchParams(url.searchParams);
+      query.set(P.range, value);
+      forbidden(() => signer().verify({ method: 'GET', key, query, now: NOW }), /malformed X-Stowage-Range/);
+    }
+    assert.throws(() => signer().sign('a/b', 'PUT', { expiresIn: 60, range: { start: 0, end: 1 } }), { code: 'InvalidArgument' });
+    assert.throws(() => signer().sign('a/b', 'GET', { expiresIn: 60, range: { start: 5, end: 1 } }), { code: 'InvalidArgument' });
+  });
+
   it('refuses missing or repeated parameters', () => {
     for (const name of [P.method, P.expires, P.signature]) {
       const { key, query } = signedPut();

@@ -5,11 +5,12 @@
  * `/v1/blobs/<key>`, playing the part S3 presigned URLs play for an S3 store.
  *
  * A signed URL carries its terms in the query: the method, the expiry (unix
- * seconds), optionally the SHA-256 and size a PUT must have, and an
- * HMAC-SHA256 signature. The *string to sign* starts with a version tag and
- * holds method, key, expiry, sha256 and size one per line, so a signature is
- * bound to one key and one method and its terms cannot be changed (no other
- * key, no other method, no longer expiry, no other checksum).
+ * seconds), optionally the SHA-256 and size a PUT must have or the byte range
+ * a GET may read, and an HMAC-SHA256 signature. The *string to sign* starts
+ * with a version tag and holds method, key, expiry, sha256, size and range one
+ * per line, so a signature is bound to one key and one method and its terms
+ * cannot be changed (no other key, no other method, no longer expiry, no other
+ * checksum, no other bytes of the object).
  *
  * @example
  * const signer = new UrlSigner({ secret, baseUrl: () => `http://127.0.0.1:${port}` });
@@ -20,10 +21,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ForbiddenError, InvalidArgumentError } from '../../common/errors.js';
 import { assertValidKey, type SignedRequest, type SignOptions } from '../blob-store.js';
-import { checkSignOptions } from '../blob-store-checks.js';
+import { checkSignOptions, rangeHeader } from '../blob-store-checks.js';
 
 /** First line of every string to sign; bump it when the format changes so old signatures stop verifying. */
-export const SIGNED_URL_VERSION = 'stowage-url:v1';
+export const SIGNED_URL_VERSION = 'stowage-url:v2';
 
 /** Path under the base URL where the server serves signed blob requests; the key follows it. */
 export const SIGNED_URL_PATH = '/v1/blobs/';
@@ -34,6 +35,7 @@ export const SIGNED_URL_PARAMS = {
   expires: 'X-Stowage-Expires',
   sha256: 'X-Stowage-Sha256',
   size: 'X-Stowage-Size',
+  range: 'X-Stowage-Range',
   signature: 'X-Stowage-Signature',
 } as const;
 
@@ -60,10 +62,12 @@ export interface VerifyInput {
   now?: Date;
 }
 
-/** The terms a verified PUT must meet; pass them to BlobStore.put. */
+/** The terms of a verified request: what a PUT must meet (pass them to BlobStore.put), the bytes a GET may read. */
 export interface SignedTerms {
   sha256?: string;
   size?: number;
+  /** Inclusive; a GET signed with a range may read nothing outside it. */
+  range?: { start: number; end: number };
 }
 
 /** Signs and verifies URLs for one secret. */
@@ -85,7 +89,7 @@ export class UrlSigner {
   /** Returns a URL that lets its holder make exactly this request until `now + expiresIn`. */
   sign(key: string, method: 'GET' | 'PUT', options: SignOptions, now: Date = new Date()): SignedRequest {
     assertValidKey(key);
-    const { expiresIn, sha256, size } = checkSignOptions(method, options);
+    const { expiresIn, sha256, size, range } = checkSignOptions(method, options);
     // Rounded up to whole seconds so the URL never lives shorter than asked.
     const expires = Math.ceil(now.getTime() / 1000 + expiresIn);
     const p = SIGNED_URL_PARAMS;
@@ -94,10 +98,14 @@ export class UrlSigner {
     query.set(p.expires, String(expires));
     if (sha256 !== undefined) query.set(p.sha256, sha256);
     if (size !== undefined) query.set(p.size, String(size));
-    query.set(p.signature, this.#mac(method, key, String(expires), sha256, size === undefined ? undefined : String(size)));
+    const span = range === undefined ? undefined : `${range.start}-${range.end}`;
+    if (span !== undefined) query.set(p.range, span);
+    query.set(p.signature, this.#mac(method, key, String(expires), sha256, size === undefined ? undefined : String(size), span));
     const base = this.#baseUrl().replace(/\/+$/, '');
     // Key segments are [A-Za-z0-9._-] only, so the key needs no escaping in a path.
-    return { url: `${base}${SIGNED_URL_PATH}${key}?${query.toString()}`, method, headers: {}, expiresAt: new Date(expires * 1000) };
+    // The range travels as a header too, as with S3, so one client code path serves both stores.
+    const headers: Record<string, string> = range === undefined ? {} : { range: rangeHeader(range) };
+    return { url: `${base}${SIGNED_URL_PATH}${key}?${query.toString()}`, method, headers, expiresAt: new Date(expires * 1000) };
   }
 
   /** Checks a request against its signed URL; returns the terms a PUT must meet, or throws ForbiddenError saying why not. */
@@ -110,17 +118,20 @@ export class UrlSigner {
     const signature = param(query, p.signature, true);
     const sha256 = param(query, p.sha256, false);
     const size = param(query, p.size, false);
+    const span = param(query, p.range, false);
     if (signedMethod !== 'GET' && signedMethod !== 'PUT') throw malformed(p.method);
     if (!/^\d{1,12}$/.test(expires)) throw malformed(p.expires);
     if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw malformed(p.sha256);
     if (size !== undefined && !(/^\d{1,16}$/.test(size) && Number.isSafeInteger(Number(size)))) throw malformed(p.size);
+    const rangeMatch = span === undefined ? undefined : /^(\d{1,16})-(\d{1,16})$/.exec(span);
+    if (span !== undefined && (!rangeMatch || Number(rangeMatch[1]) > Number(rangeMatch[2]))) throw malformed(p.range);
     if (!/^[0-9a-f]{64}$/.test(signature)) throw malformed(p.signature);
     try {
       assertValidKey(key);
     } catch {
       throw new ForbiddenError('signed URL names an invalid blob key: request a new signed URL');
     }
-    const expected = Buffer.from(this.#mac(signedMethod, key, expires, sha256, size), 'hex');
+    const expected = Buffer.from(this.#mac(signedMethod, key, expires, sha256, size, span), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(signature, 'hex'))) {
       throw new ForbiddenError('signed URL signature does not match: the URL was altered, is used for another key, or was signed with another secret; request a new signed URL');
     }
@@ -134,13 +145,14 @@ export class UrlSigner {
     const terms: SignedTerms = {};
     if (sha256 !== undefined) terms.sha256 = sha256;
     if (size !== undefined) terms.size = Number(size);
+    if (rangeMatch) terms.range = { start: Number(rangeMatch[1]), end: Number(rangeMatch[2]) };
     return terms;
   }
 
-  #mac(method: string, key: string, expires: string, sha256: string | undefined, size: string | undefined): string {
+  #mac(method: string, key: string, expires: string, sha256: string | undefined, size: string | undefined, range: string | undefined): string {
     // Every field is validated to hold no newline, so this encoding is unambiguous;
-    // an absent sha256 or size signs as an empty line, which no present value can equal.
-    const input = [SIGNED_URL_VERSION, method, key, expires, sha256 ?? '', size ?? ''].join('\n');
+    // an absent sha256, size or range signs as an empty line, which no present value can equal.
+    const input = [SIGNED_URL_VERSION, method, key, expires, sha256 ?? '', size ?? '', range ?? ''].join('\n');
     return createHmac('sha256', this.#secret).update(input, 'utf8').digest('hex');
   }
 }

@@ -158,9 +158,10 @@ describe('S3BlobStore', () => {
         const signed = new Set(url.searchParams.get('X-Amz-SignedHeaders')!.split(';'));
         const sum = req.headers['x-amz-checksum-sha256'] as string | undefined;
         const length = Number(req.headers['content-length']);
-        const cmd = req.method === 'GET' ? new GetObjectCommand({ Bucket: bkt, Key: key }) : new PutObjectCommand({ Bucket: bkt, Key: key, ...(signed.has('content-length') ? { ContentLength: length } : {}), ...(signed.has('x-amz-checksum-sha256') && sum ? { ChecksumSHA256: sum } : {}) });
-        const verifier = new S3Client({ endpoint: strict.endpoint, region: MOTO_REGION, forcePathStyle: true, credentials: MOTO_CREDENTIALS });
-        const again = new URL(await getSignedUrl(verifier, cmd, { expiresIn: expires, signingDate, signableHeaders: new Set([...signed].filter((h) => h !== 'host')), unhoistableHeaders: new Set(['x-amz-checksum-sha256']) }));
+        const range = req.headers['range'] as string | undefined;
+        const cmd = req.method === 'GET' ? new GetObjectCommand({ Bucket: bkt, Key: key, ...(signed.has('range') ? { Range: range ?? '' } : {}) }) : new PutObjectCommand({ Bucket: bkt, Key: key, ...(signed.has('content-length') ? { ContentLength: length } : {}), ...(signed.has('x-amz-checksum-sha256') && sum ? { ChecksumSHA256: sum } : {}) });
+        const verifier = new S3Client({ endpoint: strict.endpoint, region: MOTO_REGION, forcePathStyle: true, credentials: MOTO_CREDENTIALS, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+        const again = new URL(await getSignedUrl(verifier, cmd, { expiresIn: expires, signingDate, signableHeaders: new Set([...signed].filter((h) => h !== 'host')), unhoistableHeaders: new Set(['x-amz-checksum-sha256', 'range']) }));
         verifier.destroy();
         if (again.searchParams.get('X-Amz-Signature') !== sigParam) return s3Error('SignatureDoesNotMatch', 403);
         if (sum !== undefined && createHash('sha256').update(body).digest('base64') !== sum) return s3Error('BadDigest', 400);
@@ -186,6 +187,16 @@ describe('S3BlobStore', () => {
         await sleep(2100);
         await assert.rejects(() => putSigned(short, data.length, () => data, base), { code: 'Forbidden' });
         for (const key of ['bad/size', 'bad/bytes', 'bad/expired']) assert.equal(await store.head(key), undefined, key);
+        // A GET signed for a range (a chunk inside a pack) carries a signed range header: S3 serves that range or nothing.
+        const ranged = await proxied.sign('ok/key', 'GET', { expiresIn: 60, range: { start: 100, end: 199 } });
+        assert.deepEqual(ranged.headers, { range: 'bytes=100-199' });
+        assert.ok(new URL(ranged.url).searchParams.get('X-Amz-SignedHeaders')!.split(';').includes('range'));
+        const got = await fetch(ranged.url, { headers: ranged.headers });
+        assert.equal(got.status, 206);
+        assert.deepEqual(Buffer.from(await got.arrayBuffer()), data.subarray(100, 200));
+        for (const headers of [{}, { range: 'bytes=0-4999' }, { range: 'bytes=100-200' }, { range: 'bytes=200-299' }] as Array<Record<string, string>>) {
+          assert.equal((await fetch(ranged.url, { headers })).status, 403, JSON.stringify(headers));
+        }
         await proxied.close();
       } finally {
         await strict.close();

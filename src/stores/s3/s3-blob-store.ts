@@ -49,7 +49,8 @@
  * Sign: PUTs are presigned with `content-length` and, when known,
  * `x-amz-checksum-sha256` as signed headers, so S3 refuses any other length
  * or bytes; SignedRequest.headers lists both, and the client must send them
- * exactly.
+ * exactly. A GET signed for a byte range signs the `range` header the same
+ * way, so the URL yields that range only (a chunk inside a pack).
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -72,7 +73,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ForbiddenError, InternalError, InvalidArgumentError, NotFoundError, StowageError, UnauthenticatedError, UnavailableError } from '../../common/errors.js';
 import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
-import { BodyMeter, bodyChunks, checkPutOptions, checkSignOptions } from '../blob-store-checks.js';
+import { BodyMeter, bodyChunks, checkPutOptions, checkSignOptions, rangeHeader } from '../blob-store-checks.js';
 
 const MiB = 1024 * 1024;
 
@@ -319,9 +320,18 @@ export class S3BlobStore implements BlobStore {
 
   async sign(key: string, method: 'GET' | 'PUT', options: SignOptions): Promise<SignedRequest> {
     const objectKey = this.#objectKey(key);
-    const { expiresIn, sha256, size } = checkSignOptions(method, options);
+    const { expiresIn, sha256, size, range } = checkSignOptions(method, options);
     const seconds = Math.max(1, Math.floor(expiresIn));
     const expiresAt = new Date(Date.now() + seconds * 1000);
+    if (method === 'GET' && range !== undefined) {
+      // The range is a signed header (not hoisted into the query): S3 refuses the request unless it carries exactly
+      // this Range, so the URL yields these bytes and no others.
+      const value = rangeHeader(range);
+      const url = await getSignedUrl(this.#client, new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, Range: value }), {
+        expiresIn: seconds, signableHeaders: new Set(['range']), unhoistableHeaders: new Set(['range']),
+      });
+      return { url, method, headers: { range: value }, expiresAt };
+    }
     if (method === 'GET') {
       const url = await getSignedUrl(this.#client, new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }), { expiresIn: seconds });
       return { url, method, headers: {}, expiresAt };
