@@ -127,13 +127,59 @@ describe('mount tokens', () => {
     assert.equal(t.expiresAt, ro.tokenExpiresAt);
   });
 
-  it('a mount token cannot attach or create tokens', async () => {
+  it('a mount token cannot attach anew or create tokens; it may resume its own mount only', async () => {
     const v = fresh();
     await createVolume(v, 'RWX');
     const a = await attached(v, { host: 'h', path: '/m' });
+    const b = await attached(v, { host: 'h', path: '/b' });
     assertError(await attach(v, { host: 'h', path: '/n' }, { token: a.token }), 403, 'Forbidden', /mount/);
-    assertError(await attach(v, { host: 'h', path: '/m', resume: a.attachment.id }, { token: a.token }), 403, 'Forbidden');
+    assertError(await attach(v, { host: 'h', path: '/b', resume: b.attachment.id }, { token: a.token }), 403, 'Forbidden');
     assertError(await call('POST', '/v1/tokens', { token: a.token, json: { name: 'escalate' } }), 403, 'Forbidden');
+    const resumed = await attach(v, { host: 'h', path: '/m', resume: a.attachment.id }, { token: a.token });
+    assert.equal(resumed.status, 201);
+    assertError(await call('GET', `/v1/volumes/${v}`, { token: a.token }), 401, 'Unauthenticated');
+  });
+
+  it('a mount token dies with the token that created it: revocation and expiry carry over to renewals', async () => {
+    const v = fresh();
+    await createVolume(v, 'RWX');
+    const volumeToken = async (name: string, expiresIn?: number) => (await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name, volume: v, ...(expiresIn ? { expiresIn } : {}) } })).body;
+    // Revoking the creator kills its mounts' tokens at once, and their renewals.
+    const creator = await volumeToken('creator');
+    const m = await attached(v, { host: 'h', path: '/m' }, { token: creator.secret });
+    assert.equal((await call('GET', `/v1/volumes/${v}`, { token: m.token })).status, 200);
+    assert.equal((await call('DELETE', `/v1/tokens/${creator.token.id}`)).status, 204);
+    assertError(await call('GET', `/v1/volumes/${v}`, { token: m.token }), 401, 'Unauthenticated', /minted from has been revoked/);
+    assertError(await call('POST', `/v1/attachments/${m.attachment.id}/renew`, { token: m.token }), 401, 'Unauthenticated');
+    // A creator that expires in 2 s: the mount token and its renewals expire with it, not with the 60 s lease.
+    const brief = await volumeToken('brief', 2);
+    const n = await attached(v, { host: 'h', path: '/n' }, { token: brief.secret });
+    assert.equal(n.tokenExpiresAt, brief.token.expiresAt);
+    const renewed = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${n.attachment.id}/renew`, { token: n.token });
+    assert.equal(renewed.status, 200);
+    assert.equal(renewed.body.tokenExpiresAt, brief.token.expiresAt);
+    await new Promise((r) => setTimeout(r, Date.parse(brief.token.expiresAt!) - Date.now() + 50));
+    assertError(await call('GET', `/v1/volumes/${v}`, { token: n.token }), 401, 'Unauthenticated');
+  });
+
+  it('resume needs the mount\'s own token, the token that mounted it, or an admin token: no RWO bypass', async () => {
+    const v = fresh();
+    await createVolume(v, 'RWO');
+    const scoped = async (name: string) => (await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name, volume: v } })).body.secret;
+    const owner = await scoped('owner');
+    const intruder = await scoped('intruder');
+    const m = await attached(v, { host: 'h', path: '/m' }, { token: owner });
+    // The intruder cannot mount read-write (RWO), and cannot take the mount over by resuming it either.
+    assertError(await attach(v, { host: 'h', path: '/x' }, { token: intruder }), 409, 'Conflict');
+    assertError(await attach(v, { host: 'h', path: '/m', resume: m.attachment.id }, { token: intruder }), 403, 'Forbidden', /own mount token/);
+    assertError(await call('POST', `/v1/attachments/${m.attachment.id}/release`, { token: intruder, json: {} }), 403, 'Forbidden');
+    assertError(await call('POST', `/v1/attachments/${m.attachment.id}/renew`, { token: intruder }), 403, 'Forbidden');
+    assert.equal((await call('GET', `/v1/volumes/${v}`, { token: m.token })).status, 200, 'the mount lives on');
+    // Its creator may resume it (a restarted mount agent), and so may an admin.
+    const again = await attached(v, { host: 'h', path: '/m', resume: m.attachment.id }, { token: owner });
+    assert.equal(again.attachment.id, m.attachment.id);
+    const admin = await attached(v, { host: 'h', path: '/m', resume: m.attachment.id });
+    assert.equal(admin.attachment.id, m.attachment.id);
   });
 
   it('a read-only token cannot attach read-write, but can attach read-only', async () => {

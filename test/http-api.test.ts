@@ -500,7 +500,8 @@ describe('authentication', () => {
     expectError(await call('POST', '/v1/volumes/scoped/commits', { token, json: { changes: [{ op: 'delete', path: '/r.txt' }] } }), 403, 'ReadOnly');
     expectError(await call('POST', '/v1/volumes/scoped/uploads', { token, json: { chunks: [{ hash: sha256(Buffer.from('x')), size: 1 }] } }), 403, 'ReadOnly');
     expectError(await call('POST', '/v1/volumes/scoped/snapshots', { token }), 403, 'ReadOnly');
-    expectError(await call('DELETE', '/v1/volumes/scoped', { token }), 403, 'ReadOnly');
+    // Not even a read-write scoped token may delete its volume: the kind forbids it, not the read-only flag.
+    expectError(await call('DELETE', '/v1/volumes/scoped', { token }), 403, 'Forbidden');
     expectError(await call('POST', '/v1/volumes', { token, json: { name: 'new-one' } }), 403, 'Forbidden');
     expectError(await call('GET', '/v1/tokens', { token }), 403, 'Forbidden');
     assert.equal(await head('scoped'), before);

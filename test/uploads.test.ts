@@ -161,6 +161,24 @@ describe('tus endpoint', () => {
     assert.equal(await vol.files.exists('/x'), false);
   });
 
+  test('an upload belongs to the token that created it: another token of the same volume gets 404, an admin may finish it', async () => {
+    const vol = await volume();
+    const { secret: creator } = await client.createToken({ name: fresh('creator'), volume: vol.name });
+    const { secret: sibling } = await client.createToken({ name: fresh('sibling'), volume: vol.name });
+    const data = Buffer.from('abcdef');
+    const url = uploadUrl(await createUpload(creator, { volume: vol.name, path: '/mine.bin', sha256: sha256(data) }, 6));
+    assert.equal((await patch(url, creator, 0, data.subarray(0, 2))).status, 204);
+    // A sibling token of the same volume can neither see its progress, finish it with other bytes, nor abandon it.
+    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(sibling) })).status, 404);
+    assert.equal((await patch(url, sibling, 2, data.subarray(2))).status, 404);
+    assert.equal((await fetch(url, { method: 'DELETE', headers: tusHeaders(sibling) })).status, 404);
+    assert.equal((await patch(url, creator, 2, data.subarray(2, 4))).status, 204);
+    // The tenant's admin token may (an operator cleaning up, or finishing it).
+    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).headers.get('upload-offset'), '4');
+    assert.equal((await patch(url, srv.token, 4, data.subarray(4))).status, 204);
+    assert.deepEqual(await vol.files.read('/mine.bin'), data);
+  });
+
   test('another tenant, or a token scoped to another volume, gets 404 on HEAD, PATCH and DELETE', async () => {
     const vol = await volume();
     const other = await volume();

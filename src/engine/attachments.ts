@@ -18,7 +18,8 @@
  *   the lease-expiry marks written on the way are kept.
  */
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, ReadOnlyError } from '../common/errors.js';
-import { AttachmentId, type TenantId, type VolumeId } from '../common/ids.js';
+import { AttachmentId, type TenantId, type TokenId, type VolumeId } from '../common/ids.js';
+import { authorize, tokenKind } from './authority.js';
 import type { AttachmentRecord, MetadataOps, MetadataStore, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
 import type { Actor, AttachmentView, AttachRequest, AttachResult, ReleaseRequest } from './types.js';
 
@@ -39,8 +40,8 @@ export interface AttachmentHost {
   /** Lease length in ms. */
   lease: number;
   volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord>;
-  /** A new token record and its bearer secret (not stored yet). */
-  newToken(tenantId: TenantId, name: string, volumeId: VolumeId, readOnly: boolean, expiresAt: Date, attachmentId: AttachmentId): { token: TokenRecord; bearer: string };
+  /** A new token record and its bearer secret (not stored yet); `parentId` is the token it dies with. */
+  newToken(tenantId: TenantId, name: string, volumeId: VolumeId, readOnly: boolean, expiresAt: Date, attachmentId: AttachmentId, parentId: TokenId): { token: TokenRecord; bearer: string };
 }
 
 /** A transaction's answer: a value, or the error to throw once the transaction has committed. */
@@ -54,7 +55,8 @@ async function settle<T>(md: MetadataStore, fn: (tx: MetadataOps) => Promise<Out
 
 /** Mounts `volume` at host:path: checks the access mode, records the attachment and mints its token. */
 export async function attach(host: AttachmentHost, actor: Actor, volume: string, req: AttachRequest): Promise<AttachResult> {
-  if (actor.attachmentId) throw new ForbiddenError('this token belongs to a mount: it cannot attach volumes (use a tenant or volume token)');
+  // Resuming takes over an existing mount (its own token, its creator or an admin may); attaching anew makes one.
+  authorize(actor, req.resume === undefined ? 'attachments.create' : 'attachments.manage');
   const where = { host: checkHost(req.host), path: checkMountPath(req.path) };
   if (req.readOnly !== undefined && typeof req.readOnly !== 'boolean') throw new InvalidArgumentError('readOnly must be true or false');
   const readOnly = req.readOnly === true;
@@ -63,20 +65,24 @@ export async function attach(host: AttachmentHost, actor: Actor, volume: string,
   const resumeId = req.resume === undefined ? undefined : parseAttachmentId(req.resume, vol.name);
 
   const now = host.now();
-  const leaseExpiresAt = new Date(now.getTime() + host.lease);
   const id = resumeId ?? AttachmentId.new();
-  const { token, bearer } = host.newToken(actor.tenantId, `mount:${id}`, vol.id, readOnly, leaseExpiresAt, id);
 
-  const { attachment, current } = await settle<{ attachment: AttachmentRecord; current: VolumeRecord }>(host.md, async (tx) => {
+  const { attachment, current, token, bearer } = await settle<{ attachment: AttachmentRecord; current: VolumeRecord; token: TokenRecord; bearer: string }>(host.md, async (tx) => {
     const current = await tx.getVolume(vol.id);
     if (!current) return { refused: new NotFoundError(`volume "${vol.name}" not found (it was deleted)`) };
     const all = await expireLeases(tx, await tx.listAttachments(vol.id), now);
     let resumed: AttachmentRecord | undefined;
+    // The mount token dies with the token that made the mount; a mount resuming itself keeps its creator.
+    let parent: TokenRecord | undefined = await tx.getToken(actor.tokenId);
     if (resumeId) {
       resumed = all.find((a) => a.id === resumeId);
-      const refusal = resumeRefusal(resumed, resumeId, actor, vol, where, readOnly);
+      const refusal = resumeRefusal(resumed, resumeId, actor, vol, where, readOnly) ?? (await managerRefusal(tx, actor, resumed!, 'resume'));
       if (refusal) return { refused: refusal };
+      if (resumed!.tokenId === actor.tokenId && parent?.parentId) parent = await tx.getToken(parent.parentId);
     }
+    if (!parent) return { refused: new NotFoundError('the token that would own this mount no longer exists') };
+    const leaseExpiresAt = leaseEnd(now, host.lease, parent);
+    const { token, bearer } = host.newToken(actor.tenantId, `mount:${id}`, vol.id, readOnly, leaseExpiresAt, id, parent.id);
     const others = all.filter((a) => a.state === 'mounted' && a.id !== resumeId);
     const refusal = modeRefusal(current, others, readOnly);
     if (refusal) return { refused: refusal };
@@ -90,9 +96,15 @@ export async function attach(host: AttachmentHost, actor: Actor, volume: string,
       await tx.insertAttachment(attachment);
     }
     await tx.insertToken(token);
-    return { ok: { attachment, current } };
+    return { ok: { attachment, current, token, bearer } };
   });
-  return { attachment: view(attachment, current.name), secret: bearer, tokenExpiresAt: leaseExpiresAt, volume: current };
+  return { attachment: view(attachment, current.name), secret: bearer, tokenExpiresAt: token.expiresAt!, volume: current };
+}
+
+/** A lease from now, cut short where the parent token expires first: a mount token never outlives its creator. */
+function leaseEnd(now: Date, lease: number, parent: TokenRecord | undefined): Date {
+  const end = now.getTime() + lease;
+  return new Date(parent?.expiresAt ? Math.min(end, parent.expiresAt.getTime()) : end);
 }
 
 /** Extends the lease (and the token's expiry) of a mounted attachment. */
@@ -100,7 +112,7 @@ export async function renewAttachment(host: AttachmentHost, actor: Actor, id: st
   const found = await attachmentFor(host, actor, id, 'renew');
   const now = host.now();
   const leaseExpiresAt = new Date(now.getTime() + host.lease);
-  const { attachment, volumeName } = await settle<{ attachment: AttachmentRecord; volumeName: string }>(host.md, async (tx) => {
+  const { attachment, volumeName, tokenExpiresAt } = await settle<{ attachment: AttachmentRecord; volumeName: string; tokenExpiresAt: Date }>(host.md, async (tx) => {
     const cur = await tx.getAttachment(found.id);
     if (!cur) return { refused: new NotFoundError(`attachment ${id} not found`) };
     if (cur.state !== 'mounted') return { refused: notMounted(cur) };
@@ -120,10 +132,14 @@ export async function renewAttachment(host: AttachmentHost, actor: Actor, id: st
       }
     }
     await tx.updateAttachment(cur.id, { leaseExpiresAt, updatedAt: now });
-    if (cur.tokenId) await tx.setTokenExpiry(cur.tokenId, leaseExpiresAt);
-    return { ok: { attachment: { ...cur, leaseExpiresAt, updatedAt: now }, volumeName: vol.name } };
+    // The renewed token still dies with (and no later than) the token that created the mount.
+    const mountToken = cur.tokenId ? await tx.getToken(cur.tokenId) : undefined;
+    const parent = mountToken?.parentId ? await tx.getToken(mountToken.parentId) : undefined;
+    const tokenExpiresAt = leaseEnd(now, host.lease, parent);
+    if (cur.tokenId) await tx.setTokenExpiry(cur.tokenId, tokenExpiresAt);
+    return { ok: { attachment: { ...cur, leaseExpiresAt, updatedAt: now }, volumeName: vol.name, tokenExpiresAt } };
   });
-  return { attachment: view(attachment, volumeName), tokenExpiresAt: leaseExpiresAt };
+  return { attachment: view(attachment, volumeName), tokenExpiresAt };
 }
 
 /** Releases (or, with `failed`, fails) an attachment and revokes its token; a second release changes nothing. */
@@ -210,19 +226,32 @@ function notMounted(a: AttachmentRecord): ConflictError {
 }
 
 /**
- * The attachment `id` for renew or release: its own mount token, or a tenant
- * token (not read-only) of its tenant. Another tenant's, or one outside a
- * scoped token's volume, is NotFound; another mount's token is Forbidden.
+ * The attachment `id` for renew or release. Another tenant's, or one outside
+ * a scoped token's volume, is NotFound; one this token may not manage
+ * (see managerRefusal) is Forbidden.
  */
 async function attachmentFor(host: AttachmentHost, actor: Actor, id: string, what: string): Promise<AttachmentRecord> {
+  authorize(actor, 'attachments.manage');
   let aid: AttachmentId;
   try { aid = AttachmentId.parse(id); } catch { throw new NotFoundError(`attachment ${JSON.stringify(String(id).slice(0, 80))} not found`); }
   const a = await host.md.getAttachment(aid);
   if (!a || a.tenantId !== actor.tenantId || (actor.volumeId && actor.volumeId !== a.volumeId)) throw new NotFoundError(`attachment ${aid} not found`);
-  if (a.tokenId !== null && actor.tokenId === a.tokenId) return a;
-  if (actor.volumeId) throw new ForbiddenError(`only attachment ${aid}'s own mount token or a tenant token may ${what} it`);
-  if (actor.readOnly) throw new ReadOnlyError(`this token is read-only: it cannot ${what} attachment ${aid}`);
+  const refusal = await managerRefusal(host.md, actor, a, what);
+  if (refusal) throw refusal;
   return a;
+}
+
+/**
+ * Why this actor may not renew, release or resume `a`, or undefined when it
+ * may: only the attachment's own mount token, the token that created the
+ * mount (its token's parent), or an admin token. So one scoped token cannot
+ * take over or end another's mount, nor slip past the access mode by resuming.
+ */
+async function managerRefusal(md: MetadataOps, actor: Actor, a: AttachmentRecord, what: string): Promise<Error | undefined> {
+  if (tokenKind(actor) === 'admin' || (a.tokenId !== null && actor.tokenId === a.tokenId)) return undefined;
+  const mountToken = a.tokenId ? await md.getToken(a.tokenId) : undefined;
+  if (mountToken?.parentId === actor.tokenId) return undefined;
+  return new ForbiddenError(`only attachment ${a.id}'s own mount token, the token that mounted it, or an admin token may ${what} it`);
 }
 
 // ---------------------------------------------------------------- validation and views

@@ -15,7 +15,7 @@ import { chunkSizeFor, LARGE_CHUNK_SIZE, SMALL_CHUNK_SIZE } from '../common/chun
 import { mapLimit, sleep } from '../common/concurrency.js';
 import {
   AlreadyExistsError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, PreconditionFailedError,
-  QuotaExceededError, ReadOnlyError, UnauthenticatedError, UnavailableError,
+  QuotaExceededError, UnauthenticatedError, UnavailableError,
 } from '../common/errors.js';
 import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId, type AttachmentId, type TreeHash } from '../common/ids.js';
 import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
@@ -28,6 +28,7 @@ import type {
 import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, type Edit } from './change-set.js';
 import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { authorize } from './authority.js';
 import { commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
 import { TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
@@ -108,8 +109,8 @@ export class Engine implements VolumeEngine {
     const parsed = parseBearer(bearer);
     const token = parsed && (await this.md.getToken(parsed.id));
     if (!parsed || !token || !secretMatches(parsed.secret, token.secretHash)) throw new UnauthenticatedError('invalid API token');
-    if (token.revokedAt) throw new UnauthenticatedError('this API token has been revoked');
-    if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) throw new UnauthenticatedError(`this API token expired at ${token.expiresAt.toISOString()}`);
+    const dead = await this.whyDead(token);
+    if (dead) throw new UnauthenticatedError(dead);
     return { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: token.volumeId, readOnly: token.readOnly, attachmentId: token.attachmentId };
   }
 
@@ -123,20 +124,41 @@ export class Engine implements VolumeEngine {
     return { tenant, secret: bearer, token };
   }
 
+  /**
+   * Why a token can no longer be used (revoked, expired, or minted from a
+   * token that is), or undefined while it is alive. A mount token dies with
+   * the token that created it, so revoking a leaked token also ends the
+   * mounts it made.
+   */
+  private async whyDead(token: TokenRecord, depth = 0): Promise<string | undefined> {
+    const what = depth === 0 ? 'this API token' : 'the token this one was minted from';
+    if (token.revokedAt) return `${what} has been revoked`;
+    if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) return `${what} expired at ${token.expiresAt.toISOString()}`;
+    if (!token.parentId) return undefined;
+    const parent = await this.md.getToken(token.parentId);
+    if (!parent || depth >= 8) return 'the token this one was minted from no longer exists';
+    return this.whyDead(parent, depth + 1);
+  }
+
   async getTenant(actor: Actor): Promise<TenantRecord> {
+    authorize(actor, 'tenant.read');
+    return this.tenantOf(actor);
+  }
+
+  private async tenantOf(actor: Actor): Promise<TenantRecord> {
     const t = await this.md.getTenant(actor.tenantId);
     if (!t) throw new UnauthenticatedError('the tenant of this token no longer exists');
     return t;
   }
 
   async updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord> {
-    requireTenantToken(actor, 'change tenant settings');
+    authorize(actor, 'tenant.configure');
     await this.md.updateTenant(actor.tenantId, { defaultCap: checkCap(patch.defaultCap) });
-    return this.getTenant(actor);
+    return this.tenantOf(actor);
   }
 
   async createToken(actor: Actor, req: { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }): Promise<{ token: TokenRecord; secret: string }> {
-    requireTenantToken(actor, 'create tokens');
+    authorize(actor, 'tokens.mint');
     if (typeof req.name !== 'string' || req.name.length < 1 || req.name.length > 100 || /[\x00-\x1f]/.test(req.name)) {
       throw new InvalidArgumentError('token name must be 1-100 printable characters');
     }
@@ -153,12 +175,12 @@ export class Engine implements VolumeEngine {
   }
 
   async listTokens(actor: Actor): Promise<TokenRecord[]> {
-    requireTenantToken(actor, 'list tokens');
+    authorize(actor, 'tokens.list');
     return this.md.listTokens(actor.tenantId);
   }
 
   async revokeToken(actor: Actor, id: string): Promise<void> {
-    requireTenantToken(actor, 'revoke tokens');
+    authorize(actor, 'tokens.revoke');
     let tokenId: TokenId;
     try { tokenId = TokenId.parse(id); } catch { throw new NotFoundError(`token ${JSON.stringify(id.slice(0, 80))} not found`); }
     const token = await this.md.getToken(tokenId);
@@ -166,18 +188,18 @@ export class Engine implements VolumeEngine {
     await this.md.revokeToken(tokenId, this.now());
   }
 
-  private newToken(tenantId: TenantId, name: string, volumeId: VolumeId | null, readOnly: boolean, expiresAt: Date | null, attachmentId: AttachmentId | null = null): { token: TokenRecord; bearer: string } {
+  private newToken(tenantId: TenantId, name: string, volumeId: VolumeId | null, readOnly: boolean, expiresAt: Date | null, attachmentId: AttachmentId | null = null, parentId: TokenId | null = null): { token: TokenRecord; bearer: string } {
     const id = TokenId.new();
     const { secretHash, bearer } = mintToken(id);
-    return { token: { id, tenantId, secretHash, name, volumeId, readOnly, createdAt: this.now(), expiresAt, revokedAt: null, attachmentId }, bearer };
+    return { token: { id, tenantId, secretHash, name, volumeId, readOnly, createdAt: this.now(), expiresAt, revokedAt: null, attachmentId, parentId }, bearer };
   }
 
   // ---------------------------------------------------------------- volumes
 
   async createVolume(actor: Actor, name: string, opts: VolumeOptions = {}): Promise<VolumeRecord> {
-    requireTenantToken(actor, 'create volumes');
+    authorize(actor, 'volumes.create');
     const volumeName = parseVolumeName(name);
-    const tenant = await this.getTenant(actor);
+    const tenant = await this.tenantOf(actor);
     const now = this.now();
     const id = VolumeId.new();
     const commit = this.newCommitRecord({ volumeId: id, parent: null, seq: 1, tree: EMPTY_TREE.hash, size: 0, fileCount: 0, message: 'create volume', author: actor.name, changed: [], overwritten: [], createdAt: now });
@@ -212,13 +234,14 @@ export class Engine implements VolumeEngine {
   }
 
   async listVolumes(actor: Actor): Promise<VolumeRecord[]> {
+    authorize(actor, 'volume.read');
     const all = await this.md.listVolumes(actor.tenantId);
     return actor.volumeId ? all.filter((v) => v.id === actor.volumeId) : all;
   }
 
   async updateVolume(actor: Actor, name: string, patch: VolumeOptions): Promise<VolumeRecord> {
+    authorize(actor, 'volumes.configure');
     const vol = await this.volumeFor(actor, name, 'write');
-    requireTenantToken(actor, 'change volume settings');
     await this.md.updateVolume(vol.id, {
       ...(patch.cap !== undefined ? { cap: checkCap(patch.cap) } : {}),
       ...(patch.accessMode !== undefined ? { accessMode: checkAccessMode(patch.accessMode) } : {}),
@@ -229,8 +252,8 @@ export class Engine implements VolumeEngine {
   }
 
   async deleteVolume(actor: Actor, name: string): Promise<void> {
+    authorize(actor, 'volumes.delete');
     const vol = await this.volumeFor(actor, name, 'write');
-    requireTenantToken(actor, 'delete volumes');
     const now = this.now();
     // Its mounts fail with it, and their tokens die: they must not outlive the volume.
     const deleted = await this.md.transaction(async (tx) => {
@@ -249,9 +272,9 @@ export class Engine implements VolumeEngine {
 
   /** The volume for a read or a write; NotFound for anything the actor may not see. */
   private async volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord> {
+    authorize(actor, access === 'write' ? 'volume.write' : 'volume.read');
     const vol = await this.findVolume(actor, name);
     if (!vol) throw new NotFoundError(`volume "${name}" not found`);
-    if (access === 'write' && actor.readOnly) throw new ReadOnlyError(`this token is read-only: it cannot change volume "${name}"`);
     return vol;
   }
 
@@ -483,7 +506,7 @@ export class Engine implements VolumeEngine {
   }
 
   async fork(actor: Actor, volume: string, req: { name: string; snapshot?: string; commit?: string } & VolumeOptions): Promise<VolumeRecord> {
-    requireTenantToken(actor, 'fork volumes');
+    authorize(actor, 'volumes.fork');
     const src = await this.volumeFor(actor, volume, 'read');
     const name = parseVolumeName(req.name);
     const source = await this.targetCommit(src, req);
@@ -568,8 +591,10 @@ export class Engine implements VolumeEngine {
 
   async shareActor(tokenId: string, volumeId: string): Promise<{ actor: Actor; volume: string }> {
     const token = await this.md.getToken(TokenId.parse(tokenId));
-    if (!token || token.revokedAt) throw new ForbiddenError('the token that signed this URL has been revoked: ask for a new URL');
-    if (token.expiresAt && token.expiresAt.getTime() <= this.now().getTime()) throw new ForbiddenError('the token that signed this URL has expired: ask for a new URL');
+    if (!token) throw new ForbiddenError('the token that signed this URL no longer exists: ask for a new URL');
+    // The signer's whole chain: a URL signed by a mount token dies with the token that made the mount.
+    const dead = await this.whyDead(token);
+    if (dead) throw new ForbiddenError(`this URL's signer can no longer sign: ${dead.replace('this API token', 'its token')}; ask for a new URL`);
     const vol = await this.md.getVolume(VolumeId.parse(volumeId));
     if (!vol || vol.tenantId !== token.tenantId || (token.volumeId && token.volumeId !== vol.id)) throw new NotFoundError('the volume of this URL no longer exists');
     return { actor: { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: vol.id, readOnly: true, attachmentId: token.attachmentId }, volume: vol.name };
@@ -641,7 +666,7 @@ export class Engine implements VolumeEngine {
     return {
       md: this.md, now: this.now, lease: this.attachmentLease,
       volumeFor: (actor, name, access) => this.volumeFor(actor, name, access),
-      newToken: (tenantId, name, volumeId, readOnly, expiresAt, attachmentId) => this.newToken(tenantId, name, volumeId, readOnly, expiresAt, attachmentId),
+      newToken: (tenantId, name, volumeId, readOnly, expiresAt, attachmentId, parentId) => this.newToken(tenantId, name, volumeId, readOnly, expiresAt, attachmentId, parentId),
     };
   }
 
@@ -678,10 +703,6 @@ export class Engine implements VolumeEngine {
 }
 
 // ---------------------------------------------------------------- helpers
-
-function requireTenantToken(actor: Actor, what: string): void {
-  if (actor.volumeId) throw new ForbiddenError(`this token is scoped to one volume and cannot ${what}`);
-}
 
 function checkCap(cap: number): number {
   if (!Number.isSafeInteger(cap) || cap < 1 || cap > MAX_CAP) throw new InvalidArgumentError(`cap must be a whole number of bytes between 1 and ${MAX_CAP}`);

@@ -143,6 +143,7 @@ function describeIssues(target: string, issues: ReadonlyArray<{ path: ReadonlyAr
 }
 
 const health = createRoute({
+  operationId: 'health',
   method: 'get',
   path: '/v1/health',
   tags: ['service'],

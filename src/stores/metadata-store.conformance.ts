@@ -63,6 +63,7 @@ function token(tenantId: TenantId, o: Partial<TokenRecord> = {}): TokenRecord {
     expiresAt: null,
     revokedAt: null,
     attachmentId: null,
+    parentId: null,
     ...o,
   };
 }
@@ -224,6 +225,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           expiresAt: at(3_600_000),
           revokedAt: at(5),
           attachmentId: AttachmentId.new(),
+          parentId: plain.id,
         });
         await store.insertToken(plain);
         await store.insertToken(scoped);

@@ -52,6 +52,8 @@ export interface TokenRecord {
   revokedAt: Date | null;
   /** Set for the scoped token minted for one attachment (a mount); such a token dies with it. */
   attachmentId: AttachmentId | null;
+  /** The token this one was minted from (a mount token's creator): its revocation and expiry carry over to this one. */
+  parentId: TokenId | null;
 }
 
 export interface VolumeRecord {

@@ -29,6 +29,7 @@ const attachmentErrors = {
 } as const;
 
 const attachVolume = createRoute({
+  operationId: 'attachVolume',
   method: 'post',
   path: '/v1/volumes/{name}/attachments',
   tags,
@@ -42,6 +43,7 @@ const attachVolume = createRoute({
 });
 
 const listAttachments = createRoute({
+  operationId: 'listAttachments',
   method: 'get',
   path: '/v1/volumes/{name}/attachments',
   tags,
@@ -51,6 +53,7 @@ const listAttachments = createRoute({
 });
 
 const renewAttachment = createRoute({
+  operationId: 'renewAttachment',
   method: 'post',
   path: '/v1/attachments/{id}/renew',
   tags,
@@ -64,6 +67,7 @@ const renewAttachment = createRoute({
 });
 
 const releaseAttachment = createRoute({
+  operationId: 'releaseAttachment',
   method: 'post',
   path: '/v1/attachments/{id}/release',
   tags,

@@ -53,7 +53,7 @@ export const BLOB_PATH_PREFIX = '/v1/blobs/';
 const BlobPutAnswerSchema = z.object({ key: z.string(), size: z.number().int() }).openapi('BlobPutAnswer');
 
 const signedQuery = [
-  { name: 'key', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'The object key ("/" separated)' },
+  { name: 'key', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'The object key: several "/"-separated segments, sent as they are (the "/" is not percent-encoded), e.g. packs/ab/abcd…' },
 ];
 
 /** A single satisfiable range, or why there is none. */
@@ -162,6 +162,7 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/v1/blobs/{key}',
+    operationId: 'getBlob',
     tags: ['blobs'],
     summary: 'Download an object through a signed URL (supports one Range: bytes=a-b)',
     security: [],
@@ -176,6 +177,7 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
   app.openAPIRegistry.registerPath({
     method: 'put',
     path: '/v1/blobs/{key}',
+    operationId: 'putBlob',
     tags: ['blobs'],
     summary: 'Upload an object through a signed URL; the bytes must match the signed SHA-256 and size',
     security: [],

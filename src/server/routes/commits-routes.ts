@@ -22,6 +22,7 @@ import {
 const tags = ['commits'];
 
 const prepareUpload = createRoute({
+  operationId: 'prepareUpload',
   method: 'post',
   path: '/v1/volumes/{name}/uploads',
   tags,
@@ -31,6 +32,7 @@ const prepareUpload = createRoute({
 });
 
 const preparePack = createRoute({
+  operationId: 'preparePack',
   method: 'post',
   path: '/v1/volumes/{name}/packs',
   tags,
@@ -40,6 +42,7 @@ const preparePack = createRoute({
 });
 
 const commit = createRoute({
+  operationId: 'commit',
   method: 'post',
   path: '/v1/volumes/{name}/commits',
   tags,
@@ -55,6 +58,7 @@ const commit = createRoute({
 });
 
 const listCommits = createRoute({
+  operationId: 'listCommits',
   method: 'get',
   path: '/v1/volumes/{name}/commits',
   tags,

@@ -111,6 +111,7 @@ async function serveFile(c: Context, engine: VolumeEngine, actor: Actor, volume:
 }
 
 const content = createRoute({
+  operationId: 'content',
   method: 'get',
   path: '/v1/volumes/{name}/content',
   tags,
@@ -125,6 +126,7 @@ const content = createRoute({
 });
 
 const archive = createRoute({
+  operationId: 'archive',
   method: 'get',
   path: '/v1/volumes/{name}/archive',
   tags,
@@ -137,6 +139,7 @@ const archive = createRoute({
 });
 
 const urls = createRoute({
+  operationId: 'urls',
   method: 'post',
   path: '/v1/volumes/{name}/urls',
   tags,
@@ -190,12 +193,13 @@ export function registerDownloadRoutes(app: ApiApp, { engine, shares }: Download
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/v1/shared/{volume}/{path}',
+    operationId: 'getSharedFile',
     tags,
     summary: 'Download a file through a signed URL (no token; one Range: bytes=a-b honoured)',
     security: [],
     parameters: [
       { name: 'volume', in: 'path', required: true, schema: { type: 'string' }, description: 'The volume id' },
-      { name: 'path', in: 'path', required: true, schema: { type: 'string' }, description: 'The file path ("/" separated, percent-encoded segments)' },
+      { name: 'path', in: 'path', required: true, schema: { type: 'string' }, description: 'The file path: several "/"-separated segments sent as they are (the "/" is not percent-encoded; each segment is)' },
     ],
     responses: {
       200: { description: 'The file', content: binary },

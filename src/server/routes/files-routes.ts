@@ -12,6 +12,7 @@ import { ListQuerySchema, ListResponseSchema, ReadPlanSchema, ReadQuerySchema, S
 const tags = ['files'];
 
 const stat = createRoute({
+  operationId: 'stat',
   method: 'get',
   path: '/v1/volumes/{name}/stat',
   tags,
@@ -21,6 +22,7 @@ const stat = createRoute({
 });
 
 const list = createRoute({
+  operationId: 'list',
   method: 'get',
   path: '/v1/volumes/{name}/list',
   tags,
@@ -30,6 +32,7 @@ const list = createRoute({
 });
 
 const read = createRoute({
+  operationId: 'read',
   method: 'get',
   path: '/v1/volumes/{name}/read',
   tags,

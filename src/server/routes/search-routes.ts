@@ -29,6 +29,7 @@ export const WATCH_REAUTH_MS = 2_000;
 const WATCH_BATCH = 100;
 
 const searchRoute = createRoute({
+  operationId: 'search',
   method: 'post',
   path: '/v1/volumes/{name}/search',
   tags,
@@ -38,6 +39,7 @@ const searchRoute = createRoute({
 });
 
 const replaceRoute = createRoute({
+  operationId: 'replace',
   method: 'post',
   path: '/v1/volumes/{name}/replace',
   tags,
@@ -47,6 +49,7 @@ const replaceRoute = createRoute({
 });
 
 const editRoute = createRoute({
+  operationId: 'edit',
   method: 'post',
   path: '/v1/volumes/{name}/edit',
   tags,
@@ -61,6 +64,7 @@ const editRoute = createRoute({
 });
 
 const watchRoute = createRoute({
+  operationId: 'watch',
   method: 'get',
   path: '/v1/volumes/{name}/watch',
   tags,

@@ -21,6 +21,7 @@ import {
 const tags = ['snapshots'];
 
 const listSnapshots = createRoute({
+  operationId: 'listSnapshots',
   method: 'get',
   path: '/v1/volumes/{name}/snapshots',
   tags,
@@ -30,6 +31,7 @@ const listSnapshots = createRoute({
 });
 
 const createSnapshot = createRoute({
+  operationId: 'createSnapshot',
   method: 'post',
   path: '/v1/volumes/{name}/snapshots',
   tags,
@@ -39,6 +41,7 @@ const createSnapshot = createRoute({
 });
 
 const deleteSnapshot = createRoute({
+  operationId: 'deleteSnapshot',
   method: 'delete',
   path: '/v1/volumes/{name}/snapshots/{snapshot}',
   tags,
@@ -48,6 +51,7 @@ const deleteSnapshot = createRoute({
 });
 
 const restore = createRoute({
+  operationId: 'restore',
   method: 'post',
   path: '/v1/volumes/{name}/restore',
   tags,
@@ -57,6 +61,7 @@ const restore = createRoute({
 });
 
 const fork = createRoute({
+  operationId: 'fork',
   method: 'post',
   path: '/v1/volumes/{name}/fork',
   tags,

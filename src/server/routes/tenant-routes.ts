@@ -18,6 +18,7 @@ import {
 const forbidden = { 403: errorAnswer('Forbidden: scoped tokens cannot manage the tenant') } as const;
 
 const getTenant = createRoute({
+  operationId: 'getTenant',
   method: 'get',
   path: '/v1/tenant',
   tags: ['tenant'],
@@ -26,6 +27,7 @@ const getTenant = createRoute({
 });
 
 const updateTenant = createRoute({
+  operationId: 'updateTenant',
   method: 'patch',
   path: '/v1/tenant',
   tags: ['tenant'],
@@ -35,6 +37,7 @@ const updateTenant = createRoute({
 });
 
 const listTokens = createRoute({
+  operationId: 'listTokens',
   method: 'get',
   path: '/v1/tokens',
   tags: ['tokens'],
@@ -43,6 +46,7 @@ const listTokens = createRoute({
 });
 
 const createToken = createRoute({
+  operationId: 'createToken',
   method: 'post',
   path: '/v1/tokens',
   tags: ['tokens'],
@@ -57,6 +61,7 @@ const createToken = createRoute({
 });
 
 const revokeToken = createRoute({
+  operationId: 'revokeToken',
   method: 'delete',
   path: '/v1/tokens/{id}',
   tags: ['tokens'],

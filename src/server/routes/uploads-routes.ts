@@ -6,9 +6,11 @@
  *
  * - staging file: the bytes of an unfinished upload, kept by the tus file
  *   store under `<dataDir>/uploads/` until the upload completes or expires.
- * - owner: the tenant (and token) that created the upload, recorded in the
- *   upload's metadata. Every HEAD/PATCH/DELETE from anyone else answers 404,
- *   exactly as for an id that does not exist, so upload ids do not leak.
+ * - owner: the token that created the upload (and its tenant), recorded in
+ *   the upload's metadata. Every HEAD/PATCH/DELETE from any other token but
+ *   an admin token of that tenant answers 404, exactly as for an id that does
+ *   not exist, so upload ids do not leak and one token cannot finish, read
+ *   the progress of, or abandon another's upload.
  *
  * Bearer authentication is the app's; this route checks the upload target
  * at creation (engine/upload-intake: volume, write access, cap), and when the
@@ -24,6 +26,7 @@ import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import type { Context } from 'hono';
 import { InvalidArgumentError, NotFoundError, ReadOnlyError } from '../../common/errors.js';
+import { tokenKind } from '../../engine/authority.js';
 import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake.js';
 import type { Actor, VolumeEngine } from '../../engine/types.js';
 import { toErrorResponse, type ErrorLog } from '../error-map.js';
@@ -162,7 +165,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       throw missing();
     }
     if (!meta || meta[OWNER_TENANT] !== actor.tenantId) throw missing();
-    if (actor.volumeId !== null && meta[TARGET_VOLUME_ID] !== actor.volumeId) throw missing();
+    if (meta[OWNER_TOKEN] !== actor.tokenId && tokenKind(actor) !== 'admin') throw missing();
   };
 
   const handle = async (c: Context<AppEnv>): Promise<Response> => {
@@ -215,25 +218,27 @@ export function registerUploadsRoutes(app: ApiApp, uploads: UploadService): void
   // Documented by hand: the tus protocol speaks in headers, not JSON bodies.
   const tusHeader = { name: 'Tus-Resumable', in: 'header' as const, required: true, schema: { type: 'string' as const, enum: ['1.0.0'] } };
   const idParam = { name: 'id', in: 'path' as const, required: true, schema: { type: 'string' as const } };
-  const notFound = { description: 'NotFound: no such upload, or another tenant\'s' };
+  const notFound = { description: 'NotFound: no such upload, or one another token created' };
+  const auth = { 401: { description: 'Unauthenticated: missing, unknown, revoked or expired bearer token' } };
+  const readOnly = { 403: { description: 'ReadOnly or Forbidden: the token may not write here' } };
   app.openAPIRegistry.registerPath({
-    method: 'post', path: UPLOADS_PATH, tags: ['uploads'],
+    method: 'post', path: UPLOADS_PATH, tags: ['uploads'], operationId: 'createUpload',
     summary: 'Create a resumable upload (tus 1.0.0 creation). Upload-Metadata: volume, path, sha256 (hex of the whole file), optional mode (octal), mtime (ms)',
     parameters: [tusHeader, { name: 'Upload-Length', in: 'header', required: true, schema: { type: 'integer' } }, { name: 'Upload-Metadata', in: 'header', required: true, schema: { type: 'string' } }],
-    responses: { 201: { description: 'Created; Location names the upload' }, 400: { description: 'InvalidArgument' }, 404: { description: 'NotFound: no such volume' }, 413: { description: 'QuotaExceeded: the file would not fit under the volume cap' } },
+    responses: { 201: { description: 'Created; Location names the upload' }, 400: { description: 'InvalidArgument' }, ...auth, ...readOnly, 404: { description: 'NotFound: no such volume' }, 413: { description: 'QuotaExceeded: the file would not fit under the volume cap' } },
   });
   app.openAPIRegistry.registerPath({
-    method: 'head', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], summary: 'The upload\'s offset (Upload-Offset) and length',
-    parameters: [tusHeader, idParam], responses: { 200: { description: 'Upload-Offset and Upload-Length headers' }, 404: notFound },
+    method: 'head', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'getUploadOffset', summary: 'The upload\'s offset (Upload-Offset) and length',
+    parameters: [tusHeader, idParam], responses: { 200: { description: 'Upload-Offset and Upload-Length headers' }, ...auth, 404: notFound },
   });
   app.openAPIRegistry.registerPath({
-    method: 'patch', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'],
+    method: 'patch', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'appendUpload',
     summary: 'Append bytes at Upload-Offset (Content-Type: application/offset+octet-stream); the last PATCH commits the file and answers Stowage-Commit',
     parameters: [tusHeader, idParam, { name: 'Upload-Offset', in: 'header', required: true, schema: { type: 'integer' } }],
-    responses: { 204: { description: 'Accepted' }, 400: { description: 'InvalidArgument: the file does not match its SHA-256; nothing was committed' }, 404: notFound, 409: { description: 'Upload-Offset does not match' } },
+    responses: { 204: { description: 'Accepted' }, 400: { description: 'InvalidArgument: the file does not match its SHA-256; nothing was committed' }, ...auth, ...readOnly, 404: notFound, 409: { description: 'Upload-Offset does not match' }, 413: { description: 'QuotaExceeded: the file no longer fits under the volume cap' } },
   });
   app.openAPIRegistry.registerPath({
-    method: 'delete', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], summary: 'Abandon an unfinished upload (tus termination)',
-    parameters: [tusHeader, idParam], responses: { 204: { description: 'Deleted' }, 404: notFound },
+    method: 'delete', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'deleteUpload', summary: 'Abandon an unfinished upload (tus termination)',
+    parameters: [tusHeader, idParam], responses: { 204: { description: 'Deleted' }, ...auth, ...readOnly, 404: notFound },
   });
 }

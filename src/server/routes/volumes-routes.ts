@@ -20,6 +20,7 @@ import {
 const tags = ['volumes'];
 
 const listVolumes = createRoute({
+  operationId: 'listVolumes',
   method: 'get',
   path: '/v1/volumes',
   tags,
@@ -28,6 +29,7 @@ const listVolumes = createRoute({
 });
 
 const createVolume = createRoute({
+  operationId: 'createVolume',
   method: 'post',
   path: '/v1/volumes',
   tags,
@@ -37,6 +39,7 @@ const createVolume = createRoute({
 });
 
 const putVolume = createRoute({
+  operationId: 'putVolume',
   method: 'put',
   path: '/v1/volumes/{name}',
   tags,
@@ -46,6 +49,7 @@ const putVolume = createRoute({
 });
 
 const getVolume = createRoute({
+  operationId: 'getVolume',
   method: 'get',
   path: '/v1/volumes/{name}',
   tags,
@@ -55,6 +59,7 @@ const getVolume = createRoute({
 });
 
 const updateVolume = createRoute({
+  operationId: 'updateVolume',
   method: 'patch',
   path: '/v1/volumes/{name}',
   tags,
@@ -64,6 +69,7 @@ const updateVolume = createRoute({
 });
 
 const deleteVolume = createRoute({
+  operationId: 'deleteVolume',
   method: 'delete',
   path: '/v1/volumes/{name}',
   tags,

@@ -140,6 +140,12 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
         await db.schema.alterTable('tokens').addColumn('attachment_id', 'text').execute();
       },
     },
+    '004_token_parents': {
+      async up(db: Kysely<any>): Promise<void> {
+        // Nullable: tokens minted before this migration have no parent to die with.
+        await db.schema.alterTable('tokens').addColumn('parent_id', 'text').execute();
+      },
+    },
   };
 }
 

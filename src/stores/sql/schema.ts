@@ -46,6 +46,8 @@ export interface TokensTable {
   revoked_at: Int8 | null;
   /** Added by 002_attachments. */
   attachment_id: string | null;
+  /** Added by 004_token_parents: the token this one was minted from (it dies with it). */
+  parent_id: string | null;
 }
 
 /** Volumes; (tenant_id, name) is unique, `head` moves by compare-and-swap. */

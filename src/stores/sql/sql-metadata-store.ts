@@ -161,6 +161,7 @@ export class SqlMetadataOps implements MetadataOps {
           expires_at: msOrNull(t.expiresAt),
           revoked_at: msOrNull(t.revokedAt),
           attachment_id: t.attachmentId,
+          parent_id: t.parentId,
         })
         .execute(),
       `token ${t.id} already exists`,
@@ -775,6 +776,7 @@ function tokenFromRow(r: Selectable<TokensTable>): TokenRecord {
     expiresAt: dateOrNull(r.expires_at),
     revokedAt: dateOrNull(r.revoked_at),
     attachmentId: r.attachment_id as AttachmentId | null,
+    parentId: r.parent_id as TokenId | null,
   };
 }
 

@@ -130,6 +130,7 @@ describe('SQLite metadata store', () => {
 
     const s = await openStore();
     assert.equal((await s.getToken(id))?.attachmentId, null);
+    assert.equal((await s.getToken(id))?.parentId, null);
     assert.deepStrictEqual(await s.listAttachments(VolumeId.new()), []);
   });
 
