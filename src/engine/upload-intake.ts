@@ -14,7 +14,8 @@
  * may write, and the whole upload fits under the volume's cap (413
  * QuotaExceeded naming cap and size). The final write re-checks everything.
  */
-import { InvalidArgumentError, QuotaExceededError, ReadOnlyError } from '../common/errors.js';
+import { InvalidArgumentError, QuotaExceededError } from '../common/errors.js';
+import { authorize } from './authority.js';
 import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
 import { formatSize } from '../common/sizes.js';
 import type { Actor, VolumeEngine } from './types.js';
@@ -76,9 +77,9 @@ export function parseUploadMetadata(meta: Readonly<Record<string, string | null 
  */
 export async function checkUploadTarget(engine: VolumeEngine, actor: Actor, meta: Readonly<Record<string, string | null | undefined>>, size: number): Promise<UploadTarget> {
   const parsed = parseUploadMetadata(meta, size);
+  authorize(actor, 'volume.write');
   // getVolume answers NotFound for other tenants and outside a scoped token, so names do not leak.
   const vol = await engine.getVolume(actor, parsed.volume);
-  if (actor.readOnly) throw new ReadOnlyError(`this token is read-only: it cannot upload to volume "${vol.name}"`);
   if (vol.size + size > vol.cap) {
     throw new QuotaExceededError(
       `volume "${vol.name}" is capped at ${formatSize(vol.cap)} (${vol.cap} bytes); uploading ${formatSize(size)} to ${parsed.path} could make it ${formatSize(vol.size + size)} (${vol.size + size} bytes). Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,

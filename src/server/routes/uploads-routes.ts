@@ -25,8 +25,8 @@ import { join } from 'node:path';
 import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import type { Context } from 'hono';
-import { InvalidArgumentError, NotFoundError, ReadOnlyError } from '../../common/errors.js';
-import { tokenKind } from '../../engine/authority.js';
+import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { authorize, tokenKind } from '../../engine/authority.js';
 import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake.js';
 import type { Actor, VolumeEngine } from '../../engine/types.js';
 import { toErrorResponse, type ErrorLog } from '../error-map.js';
@@ -192,7 +192,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     } else {
       if (rest.includes('/') || !['HEAD', 'PATCH', 'DELETE'].includes(method)) throw new NotFoundError(`no route ${method} ${c.req.path}`);
       await assertOwner(actor, rest);
-      if (method !== 'HEAD' && actor.readOnly) throw new ReadOnlyError('this token is read-only: it cannot change uploads');
+      if (method !== 'HEAD') authorize(actor, 'volume.write');
       contexts.set(req, { actor });
     }
     const res = await tus.handleWeb(req);
