@@ -143,7 +143,7 @@ function describeIssues(target: string, issues: ReadonlyArray<{ path: ReadonlyAr
 }
 
 const health = createRoute({
-  operationId: 'health',
+  operationId: 'getHealth',
   method: 'get',
   path: '/v1/health',
   tags: ['service'],

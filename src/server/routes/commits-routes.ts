@@ -22,7 +22,7 @@ import {
 const tags = ['commits'];
 
 const prepareUpload = createRoute({
-  operationId: 'prepareUpload',
+  operationId: 'prepareChunkUploads',
   method: 'post',
   path: '/v1/volumes/{name}/uploads',
   tags,
@@ -32,7 +32,7 @@ const prepareUpload = createRoute({
 });
 
 const preparePack = createRoute({
-  operationId: 'preparePack',
+  operationId: 'preparePackUpload',
   method: 'post',
   path: '/v1/volumes/{name}/packs',
   tags,
@@ -42,7 +42,7 @@ const preparePack = createRoute({
 });
 
 const commit = createRoute({
-  operationId: 'commit',
+  operationId: 'createCommit',
   method: 'post',
   path: '/v1/volumes/{name}/commits',
   tags,

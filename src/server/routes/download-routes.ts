@@ -111,7 +111,7 @@ async function serveFile(c: Context, engine: VolumeEngine, actor: Actor, volume:
 }
 
 const content = createRoute({
-  operationId: 'content',
+  operationId: 'downloadFile',
   method: 'get',
   path: '/v1/volumes/{name}/content',
   tags,
@@ -126,7 +126,7 @@ const content = createRoute({
 });
 
 const archive = createRoute({
-  operationId: 'archive',
+  operationId: 'downloadArchive',
   method: 'get',
   path: '/v1/volumes/{name}/archive',
   tags,
@@ -139,7 +139,7 @@ const archive = createRoute({
 });
 
 const urls = createRoute({
-  operationId: 'urls',
+  operationId: 'createSignedUrl',
   method: 'post',
   path: '/v1/volumes/{name}/urls',
   tags,

@@ -12,7 +12,7 @@ import { ListQuerySchema, ListResponseSchema, ReadPlanSchema, ReadQuerySchema, S
 const tags = ['files'];
 
 const stat = createRoute({
-  operationId: 'stat',
+  operationId: 'statFile',
   method: 'get',
   path: '/v1/volumes/{name}/stat',
   tags,
@@ -22,7 +22,7 @@ const stat = createRoute({
 });
 
 const list = createRoute({
-  operationId: 'list',
+  operationId: 'listFiles',
   method: 'get',
   path: '/v1/volumes/{name}/list',
   tags,
@@ -32,7 +32,7 @@ const list = createRoute({
 });
 
 const read = createRoute({
-  operationId: 'read',
+  operationId: 'getReadPlan',
   method: 'get',
   path: '/v1/volumes/{name}/read',
   tags,

@@ -29,7 +29,7 @@ export const WATCH_REAUTH_MS = 2_000;
 const WATCH_BATCH = 100;
 
 const searchRoute = createRoute({
-  operationId: 'search',
+  operationId: 'searchFiles',
   method: 'post',
   path: '/v1/volumes/{name}/search',
   tags,
@@ -39,7 +39,7 @@ const searchRoute = createRoute({
 });
 
 const replaceRoute = createRoute({
-  operationId: 'replace',
+  operationId: 'replaceInFiles',
   method: 'post',
   path: '/v1/volumes/{name}/replace',
   tags,
@@ -49,7 +49,7 @@ const replaceRoute = createRoute({
 });
 
 const editRoute = createRoute({
-  operationId: 'edit',
+  operationId: 'editFile',
   method: 'post',
   path: '/v1/volumes/{name}/edit',
   tags,
@@ -64,7 +64,7 @@ const editRoute = createRoute({
 });
 
 const watchRoute = createRoute({
-  operationId: 'watch',
+  operationId: 'watchChanges',
   method: 'get',
   path: '/v1/volumes/{name}/watch',
   tags,

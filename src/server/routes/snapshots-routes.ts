@@ -51,7 +51,7 @@ const deleteSnapshot = createRoute({
 });
 
 const restore = createRoute({
-  operationId: 'restore',
+  operationId: 'restoreVolume',
   method: 'post',
   path: '/v1/volumes/{name}/restore',
   tags,
@@ -61,7 +61,7 @@ const restore = createRoute({
 });
 
 const fork = createRoute({
-  operationId: 'fork',
+  operationId: 'forkVolume',
   method: 'post',
   path: '/v1/volumes/{name}/fork',
   tags,
