@@ -21,7 +21,6 @@ import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId
 import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
 import { formatSize, GiB, MiB } from '../common/sizes.js';
 import type { BlobStore, SignedRequest } from '../stores/blob-store.js';
-import type { PackManifest } from '../api/wire.js';
 import type {
   AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../stores/metadata-store.js';
@@ -40,7 +39,9 @@ import {
   attach, DEFAULT_ATTACHMENT_LEASE, failAttachments, listAttachments, releaseAttachment, renewAttachment, VOLUME_DELETED, type AttachmentHost,
 } from './attachments.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
-import { MAX_PACK_SIZE, isPackKey, newPackKey, verifyPack } from './packs.js';
+import { MAX_PACK_SIZE, isPackKey, newPackKey } from './packs.js';
+import { backfillChunkOwners, holdersOf, scopeOf } from './chunk-ownership.js';
+import { checkCommitChunks, DEFAULT_MAX_VERIFY_BYTES } from './commit-chunks.js';
 import { changesSince, type CommitChanges } from './change-feed.js';
 import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
 import type { FileOpsHost } from './file-ops-host.js';
@@ -71,6 +72,8 @@ export interface EngineDeps {
   commitAttempts?: number;
   /** Lease of a mounted attachment and of its token, in ms (default 60 s); mount agents renew well before it runs out. */
   attachmentLease?: number;
+  /** Most bytes one commit may make the server read back to verify (packs and re-hashed uploads; default 4 GiB). */
+  maxVerifyBytes?: number;
 }
 
 /** Creates the engine. Stores are owned by the caller. */
@@ -88,6 +91,7 @@ export class Engine implements VolumeEngine {
   private readonly uploadWindow: number;
   private readonly commitAttempts: number;
   private readonly attachmentLease: number;
+  private readonly maxVerifyBytes: number;
   private readonly commitListeners = new Set<(volumeId: VolumeId) => void>();
 
   constructor(deps: EngineDeps) {
@@ -99,6 +103,7 @@ export class Engine implements VolumeEngine {
     this.uploadWindow = deps.uploadWindow ?? 30 * 60_000;
     this.commitAttempts = deps.commitAttempts ?? 30;
     this.attachmentLease = deps.attachmentLease ?? DEFAULT_ATTACHMENT_LEASE;
+    this.maxVerifyBytes = deps.maxVerifyBytes ?? DEFAULT_MAX_VERIFY_BYTES;
     if (!Number.isSafeInteger(this.attachmentLease) || this.attachmentLease < 1) throw new InvalidArgumentError('attachmentLease must be a positive number of milliseconds');
   }
 
@@ -114,7 +119,10 @@ export class Engine implements VolumeEngine {
   }
 
   async createTenant(name: string, opts: { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
-    const tenant: TenantRecord = { id: TenantId.new(), name: parseVolumeName(name, 'tenant'), defaultCap: checkCap(opts.defaultCap ?? DEFAULT_CAP), createdAt: this.now() };
+    const tenant: TenantRecord = {
+      id: TenantId.new(), name: parseVolumeName(name, 'tenant'), defaultCap: checkCap(opts.defaultCap ?? DEFAULT_CAP),
+      storageQuota: null, uncommittedQuota: null, createdAt: this.now(),
+    };
     const { token, bearer } = this.newToken(tenant.id, 'admin', null, false, null);
     await this.md.transaction(async (tx) => {
       await tx.insertTenant(tenant);
@@ -186,7 +194,7 @@ export class Engine implements VolumeEngine {
       accessMode: checkAccessMode(opts.accessMode ?? 'RWO'),
       cap: checkCap(opts.cap ?? tenant.defaultCap),
       tuning: mergeTuning(DEFAULT_TUNING, opts.tuning),
-      head: commit.id, size: 0, fileCount: 0, createdAt: now, updatedAt: now,
+      head: commit.id, size: 0, fileCount: 0, createdAt: now, updatedAt: now, ancestors: [],
     };
     await this.md.transaction(async (tx) => {
       await tx.insertVolume(volume);
@@ -258,7 +266,7 @@ export class Engine implements VolumeEngine {
   // ---------------------------------------------------------------- commits
 
   async prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }> {
-    await this.volumeFor(actor, volume, 'write');
+    const vol = await this.volumeFor(actor, volume, 'write');
     if (!Array.isArray(chunks) || chunks.length > MAX_UPLOAD_BATCH) throw new InvalidArgumentError(`ask for at most ${MAX_UPLOAD_BATCH} chunks per request`);
     const wanted = new Map<ChunkHash, number>();
     for (const c of chunks) {
@@ -267,7 +275,10 @@ export class Engine implements VolumeEngine {
       wanted.set(hash, c.size);
     }
     const now = this.now();
-    const rows = await this.md.getChunks([...wanted.keys()]);
+    // Present means "yours and stored": a chunk stored only for others is reported missing (and its size never
+    // compared), so this answer reveals nothing about other tenants' or other volumes' content.
+    const owned = await this.md.ownedChunks(scopeOf(actor, vol), [...wanted.keys()]);
+    const rows = await this.md.getChunks(owned);
     for (const row of rows) {
       if (row.size !== wanted.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} is stored with ${row.size} bytes, not ${wanted.get(row.hash)}`);
       wanted.delete(row.hash);
@@ -289,7 +300,10 @@ export class Engine implements VolumeEngine {
     const edits = parseChanges(input.changes, now.getTime());
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
-    await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
+    await checkCommitChunks(
+      { md: this.md, blobs: this.blobs, now, uploadWindow: this.uploadWindow, maxVerifyBytes: this.maxVerifyBytes },
+      { needed: referencedChunks(edits), uploads: input.uploads ?? [], packs: input.packs ?? [], scope: scopeOf(actor, vol), holders: holdersOf(vol) },
+    );
     return this.publish(vol, async (head) => {
       const bestEffort = input.bestEffort === true;
       const refuseOverwrites = (overwritten: string[]) => {
@@ -330,51 +344,6 @@ export class Engine implements VolumeEngine {
     if (typeof pack.sha256 !== 'string' || !ChunkHash.is(pack.sha256)) throw new InvalidArgumentError('pack sha256 must be 64 lowercase hex characters');
     const key = newPackKey(pack.sha256);
     return { key, request: await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: pack.sha256, size: pack.size }) };
-  }
-
-  /**
-   * Every referenced chunk must be stored before a commit publishes: already
-   * registered, or uploaded for this commit (its key echoed in `uploads`, or
-   * inside a pack of `packs`) within the upload window.
-   */
-  private async verifyChunks(needed: Map<ChunkHash, number>, uploads: Array<{ hash: string; key: string }>, packs: PackManifest[]): Promise<void> {
-    if (needed.size === 0) return;
-    const now = this.now();
-    const rows = await this.md.getChunks([...needed.keys()]);
-    const have = new Set<ChunkHash>();
-    for (const row of rows) {
-      if (row.size !== needed.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} has ${row.size} bytes, but the file expects ${needed.get(row.hash)}`);
-      have.add(row.hash);
-    }
-    const uploadKeys = new Map<string, string>();
-    for (const u of uploads) {
-      if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
-      uploadKeys.set(u.hash, u.key);
-    }
-    const oldest = now.getTime() - this.uploadWindow;
-    if (packs.length > 1000) throw new InvalidArgumentError('a commit may declare at most 1000 packs');
-    const packed = new Map<string, ChunkRecord>();
-    for (const rows of await mapLimit(packs, 4, (m) => verifyPack(this.blobs, m, oldest, now))) {
-      for (const row of rows ?? []) if (!have.has(row.hash)) packed.set(row.hash, row);
-    }
-    const unregistered = [...needed].filter(([h]) => !have.has(h));
-    const found = await mapLimit(unregistered, 16, async ([hash, size]): Promise<ChunkRecord | undefined> => {
-      const inPack = packed.get(hash);
-      if (inPack) return inPack.size === size ? inPack : undefined;
-      const key = uploadKeys.get(hash);
-      const info = key ? await this.blobs.head(key) : undefined;
-      if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) return undefined;
-      return { hash, size, objectKey: key, offset: 0, touchedAt: now };
-    });
-    const missing = unregistered.filter((_, i) => !found[i]).map(([h]) => h);
-    if (missing.length > 0) {
-      throw new PreconditionFailedError(
-        `${missing.length} chunk(s) referenced by this commit were never uploaded or their upload expired (first: ${missing[0]}); upload them and commit again`,
-        { details: { missing: missing.slice(0, 1000) } },
-      );
-    }
-    await this.md.putChunks(found as ChunkRecord[]);
-    await this.md.touchChunks([...have], now);
   }
 
   /**
@@ -496,6 +465,8 @@ export class Engine implements VolumeEngine {
     const volumeRecord: VolumeRecord = {
       id, tenantId: actor.tenantId, name, accessMode: checkAccessMode(req.accessMode ?? src.accessMode), cap,
       tuning: mergeTuning(src.tuning, req.tuning), head: commit.id, size: source.size, fileCount: source.fileCount, createdAt: now, updatedAt: now,
+      // It holds what the source held: it owns what the source (and the source's own sources) owned.
+      ancestors: [src.id, ...src.ancestors],
     };
     await this.md.transaction(async (tx) => {
       await tx.insertVolume(volumeRecord);
@@ -583,7 +554,7 @@ export class Engine implements VolumeEngine {
         throw new QuotaExceededError(`volume "${vol.name}" is capped at ${formatSize(vol.cap)} (${vol.cap} bytes); writing ${formatSize(opts.size)} to ${p} could make it ${formatSize(vol.size + opts.size)} (${vol.size + opts.size} bytes)`, { details: { cap: vol.cap, size: vol.size + opts.size } });
       }
     }
-    const stored = await storeStream(this.md, this.blobs, body, opts.size !== undefined ? chunkSizeFor(opts.size) : SMALL_CHUNK_SIZE, this.now);
+    const stored = await storeStream(this.md, this.blobs, body, opts.size !== undefined ? chunkSizeFor(opts.size) : SMALL_CHUNK_SIZE, this.now, { scope: scopeOf(actor, vol), holders: holdersOf(vol) });
     if (opts.size !== undefined && stored.size !== opts.size) throw new InvalidArgumentError(`expected ${opts.size} bytes for ${p}, received ${stored.size}`);
     if (opts.sha256 !== undefined && stored.sha256 !== opts.sha256.toLowerCase()) {
       throw new InvalidArgumentError(`content of ${p} does not match the expected SHA-256 (expected ${opts.sha256}, got ${stored.sha256}); nothing was committed`);
@@ -653,6 +624,7 @@ export class Engine implements VolumeEngine {
   private get fileOps(): FileOpsHost {
     return {
       md: this.md, blobs: this.blobs, reader: this.reader, now: this.now,
+      ownership: (actor, vol) => ({ scope: scopeOf(actor, vol), holders: holdersOf(vol) }),
       volumeFor: (actor, name, access) => this.volumeFor(actor, name, access),
       resolveCommit: (vol, id) => this.resolveCommit(vol, id),
       commit: (actor, volume, input) => this.commit(actor, volume, input),
@@ -663,6 +635,15 @@ export class Engine implements VolumeEngine {
     const vol = await this.volumeFor(actor, volume, 'read');
     const p = parsePath(path);
     return { commit: await this.resolveCommit(vol, commit ?? vol.head), path: p };
+  }
+
+  /**
+   * Fills the chunk-ownership index once from what existing volumes hold
+   * (engine/chunk-ownership); a no-op after the first complete run. Servers
+   * call it at start, before they serve commits.
+   */
+  async backfillChunkOwners(): Promise<number> {
+    return backfillChunkOwners(this.md, this.reader);
   }
 
   // ---------------------------------------------------------------- gc
@@ -709,11 +690,6 @@ function mergeTuning(base: MountTuning, patch: Partial<MountTuning> | undefined)
 function defaultSnapshotName(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').replace(/\..*/, '');
   return `snap-${stamp}-${randomHex(2)}`;
-}
-
-/** Upload keys have the shape prepareUpload issues for that hash. */
-function isUploadKeyFor(hash: string, key: string): boolean {
-  return ChunkHash.is(hash) && new RegExp(`^chunks/${hash.slice(0, 2)}/${hash}-[0-9a-f]{16}$`).test(key);
 }
 
 function withoutSkipped(edits: readonly Edit[], skipped: readonly SkippedChange[]): Edit[] {
