@@ -32,7 +32,7 @@ import { TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
-  Actor, AttachmentView, AttachRequest, AttachResult, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, ReleaseRequest,
+  Actor, AttachmentView, TenantQuotas, AttachRequest, AttachResult, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, ReleaseRequest,
   SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
 import {
@@ -42,6 +42,7 @@ import { newChunkKey, readEntry, storeStream } from './file-io.js';
 import { MAX_PACK_SIZE, isPackKey, newPackKey } from './packs.js';
 import { backfillChunkOwners, holdersOf, scopeOf } from './chunk-ownership.js';
 import { checkCommitChunks, DEFAULT_MAX_VERIFY_BYTES } from './commit-chunks.js';
+import { checkStorageQuota, DEFAULT_UNCOMMITTED_QUOTA, reserveUploads } from './upload-quota.js';
 import { changesSince, type CommitChanges } from './change-feed.js';
 import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
 import type { FileOpsHost } from './file-ops-host.js';
@@ -74,6 +75,8 @@ export interface EngineDeps {
   attachmentLease?: number;
   /** Most bytes one commit may make the server read back to verify (packs and re-hashed uploads; default 4 GiB). */
   maxVerifyBytes?: number;
+  /** Uncommitted upload bytes a tenant may have reserved unless the operator set its own quota (default 16 GiB). */
+  defaultUncommittedQuota?: number;
 }
 
 /** Creates the engine. Stores are owned by the caller. */
@@ -92,6 +95,7 @@ export class Engine implements VolumeEngine {
   private readonly commitAttempts: number;
   private readonly attachmentLease: number;
   private readonly maxVerifyBytes: number;
+  private readonly defaultUncommittedQuota: number;
   private readonly commitListeners = new Set<(volumeId: VolumeId) => void>();
 
   constructor(deps: EngineDeps) {
@@ -104,6 +108,7 @@ export class Engine implements VolumeEngine {
     this.commitAttempts = deps.commitAttempts ?? 30;
     this.attachmentLease = deps.attachmentLease ?? DEFAULT_ATTACHMENT_LEASE;
     this.maxVerifyBytes = deps.maxVerifyBytes ?? DEFAULT_MAX_VERIFY_BYTES;
+    this.defaultUncommittedQuota = deps.defaultUncommittedQuota ?? DEFAULT_UNCOMMITTED_QUOTA;
     if (!Number.isSafeInteger(this.attachmentLease) || this.attachmentLease < 1) throw new InvalidArgumentError('attachmentLease must be a positive number of milliseconds');
   }
 
@@ -118,10 +123,10 @@ export class Engine implements VolumeEngine {
     return { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: token.volumeId, readOnly: token.readOnly, attachmentId: token.attachmentId };
   }
 
-  async createTenant(name: string, opts: { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
+  async createTenant(name: string, opts: TenantQuotas & { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
     const tenant: TenantRecord = {
       id: TenantId.new(), name: parseVolumeName(name, 'tenant'), defaultCap: checkCap(opts.defaultCap ?? DEFAULT_CAP),
-      storageQuota: null, uncommittedQuota: null, createdAt: this.now(),
+      storageQuota: checkQuota(opts.storageQuota ?? null, 'storage quota'), uncommittedQuota: checkQuota(opts.uncommittedQuota ?? null, 'uncommitted quota'), createdAt: this.now(),
     };
     const { token, bearer } = this.newToken(tenant.id, 'admin', null, false, null);
     await this.md.transaction(async (tx) => {
@@ -134,7 +139,18 @@ export class Engine implements VolumeEngine {
   async getTenant(actor: Actor): Promise<TenantRecord> {
     const t = await this.md.getTenant(actor.tenantId);
     if (!t) throw new UnauthenticatedError('the tenant of this token no longer exists');
-    return t;
+    // The quota in force, the installation's default included.
+    return { ...t, uncommittedQuota: t.uncommittedQuota ?? this.defaultUncommittedQuota };
+  }
+
+  async setTenantQuotas(name: string, quotas: TenantQuotas): Promise<TenantRecord> {
+    const t = await this.md.getTenantByName(name);
+    if (!t) throw new NotFoundError(`tenant "${name}" not found`);
+    await this.md.updateTenant(t.id, {
+      ...(quotas.storageQuota !== undefined ? { storageQuota: checkQuota(quotas.storageQuota, 'storage quota') } : {}),
+      ...(quotas.uncommittedQuota !== undefined ? { uncommittedQuota: checkQuota(quotas.uncommittedQuota, 'uncommitted quota') } : {}),
+    });
+    return (await this.md.getTenant(t.id))!;
   }
 
   async updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord> {
@@ -285,13 +301,32 @@ export class Engine implements VolumeEngine {
     }
     // Touch what we report as present, so garbage collection keeps it for the commit that follows.
     await this.md.touchChunks(rows.map((r) => r.hash), now);
-    const missing = await mapLimit([...wanted], 16, async ([hash, size]) => {
-      // A fresh key per upload: GC deleting an old copy can never delete this one.
-      const key = newChunkKey(hash);
+    // A fresh key per upload: GC deleting an old copy can never delete this one.
+    const planned = [...wanted].map(([hash, size]) => ({ hash, size, key: newChunkKey(hash) }));
+    await this.reserve(actor, vol, planned.map((p) => ({ key: p.key, bytes: p.size })));
+    const missing = await mapLimit(planned, 16, async ({ hash, size, key }) => {
       const request = await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: hash, size });
       return { hash, size, key, request };
     });
     return { missing, present: rows.length };
+  }
+
+  /** Reserves uncommitted bytes for signed PUTs about to be issued (engine/upload-quota). */
+  private async reserve(actor: Actor, vol: VolumeRecord, items: Array<{ key: string; bytes: number }>, expiresAt?: Date): Promise<void> {
+    const now = this.now();
+    const tenant = await this.getTenant(actor);
+    // A signed PUT may be used until it expires, and its object committed for an upload window after that.
+    const until = expiresAt ?? new Date(now.getTime() + this.urlTtl * 1000 + this.uploadWindow);
+    await reserveUploads(this.md, tenant, vol, items, { now, expiresAt: until, defaultQuota: this.defaultUncommittedQuota });
+  }
+
+  async reserveStagedUpload(actor: Actor, volume: string, id: string, bytes: number, expiresAt: Date): Promise<void> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    await this.reserve(actor, vol, [{ key: `upload:${id}`, bytes }], expiresAt);
+  }
+
+  async releaseStagedUpload(actor: Actor, id: string): Promise<void> {
+    await this.md.releaseUploadReservations(actor.tenantId, [`upload:${id}`]);
   }
 
   async commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult> {
@@ -304,7 +339,7 @@ export class Engine implements VolumeEngine {
       { md: this.md, blobs: this.blobs, now, uploadWindow: this.uploadWindow, maxVerifyBytes: this.maxVerifyBytes },
       { needed: referencedChunks(edits), uploads: input.uploads ?? [], packs: input.packs ?? [], scope: scopeOf(actor, vol), holders: holdersOf(vol) },
     );
-    return this.publish(vol, async (head) => {
+    const result = await this.publish(vol, async (head) => {
       const bestEffort = input.bestEffort === true;
       const refuseOverwrites = (overwritten: string[]) => {
         if (overwritten.length > 0 && input.onConflict === 'fail') {
@@ -326,6 +361,10 @@ export class Engine implements VolumeEngine {
       const flushed = editor.flush();
       return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
+    // What this commit took in no longer counts as uncommitted; a failure here only leaves reservations to expire.
+    const taken = [...(input.uploads ?? []).map((u) => u?.key), ...(input.packs ?? []).map((p) => p?.key)].filter((k): k is string => typeof k === 'string');
+    await this.md.releaseUploadReservations(actor.tenantId, taken).catch(() => undefined);
+    return result;
   }
 
   async listCommits(actor: Actor, volume: string, opts: { limit?: number; before?: number } = {}): Promise<{ commits: CommitRecord[]; nextBefore: number | null }> {
@@ -339,10 +378,11 @@ export class Engine implements VolumeEngine {
   }
 
   async preparePack(actor: Actor, volume: string, pack: { size: number; sha256: string }): Promise<{ key: string; request: SignedRequest }> {
-    await this.volumeFor(actor, volume, 'write');
+    const vol = await this.volumeFor(actor, volume, 'write');
     if (!Number.isSafeInteger(pack.size) || pack.size < 1 || pack.size > MAX_PACK_SIZE) throw new InvalidArgumentError(`pack size must be between 1 and ${MAX_PACK_SIZE} bytes`);
     if (typeof pack.sha256 !== 'string' || !ChunkHash.is(pack.sha256)) throw new InvalidArgumentError('pack sha256 must be 64 lowercase hex characters');
     const key = newPackKey(pack.sha256);
+    await this.reserve(actor, vol, [{ key, bytes: pack.size }]);
     return { key, request: await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: pack.sha256, size: pack.size }) };
   }
 
@@ -355,6 +395,7 @@ export class Engine implements VolumeEngine {
     build: (head: CommitRecord) => Promise<{ tree: TreeHash; size: number; fileCount: number; newTrees: Array<{ hash: TreeHash; data: Uint8Array }>; message: string; changed: string[]; overwritten: string[]; skipped?: SkippedChange[] }>,
     actor: Actor,
   ): Promise<CommitResult> {
+    const tenant = await this.md.getTenant(vol.tenantId);
     return this.locks.run(vol.id, async () => {
       for (let attempt = 0; attempt < this.commitAttempts; attempt++) {
         const current = await this.md.getVolume(vol.id);
@@ -368,6 +409,7 @@ export class Engine implements VolumeEngine {
             { details: { cap: current.cap, size: out.size } },
           );
         }
+        if (tenant) await checkStorageQuota(this.md, tenant, { volume: vol.name, from: head.size, to: out.size });
         const now = this.now();
         await this.md.putTrees(out.newTrees, now);
         const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
@@ -458,6 +500,7 @@ export class Engine implements VolumeEngine {
     const source = await this.targetCommit(src, req);
     const cap = checkCap(req.cap ?? src.cap);
     if (source.size > cap) throw new QuotaExceededError(`cannot fork: the source holds ${formatSize(source.size)} (${source.size} bytes), over the cap of ${formatSize(cap)} (${cap} bytes)`, { details: { cap, size: source.size } });
+    await checkStorageQuota(this.md, await this.getTenant(actor), { volume: name, from: 0, to: source.size });
     const now = this.now();
     await this.md.touchTrees([source.tree], now);
     const id = VolumeId.new();
@@ -666,6 +709,11 @@ function requireTenantToken(actor: Actor, what: string): void {
 function checkCap(cap: number): number {
   if (!Number.isSafeInteger(cap) || cap < 1 || cap > MAX_CAP) throw new InvalidArgumentError(`cap must be a whole number of bytes between 1 and ${MAX_CAP}`);
   return cap;
+}
+
+function checkQuota(quota: number | null, what: string): number | null {
+  if (quota !== null && (!Number.isSafeInteger(quota) || quota < 0 || quota > MAX_CAP)) throw new InvalidArgumentError(`${what} must be a whole number of bytes between 0 and ${MAX_CAP}`);
+  return quota;
 }
 
 function checkAccessMode(mode: string): AccessMode {

@@ -100,6 +100,8 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
 export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promise<GcReport> {
   const { metadata: md, blobs } = deps;
   const prunedCommits = await md.pruneCommits(plan.retainSince);
+  // Expired upload reservations no longer count against any quota; this only tidies the table.
+  await md.deleteExpiredUploadReservations(run.now);
   const deletedTrees = await md.deleteTrees(plan.deadTrees, plan.cutoff);
   const deletedRows = await md.deleteChunks(plan.deadChunks, plan.cutoff);
   // Ownership of content no longer stored goes with it (a row re-registered meanwhile keeps its owners).

@@ -780,10 +780,14 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const [t1, t2] = [TenantId.new(), TenantId.new()];
         const v = VolumeId.new();
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
-        await store.insertUploadReservation({ key: 'chunks/aa/1', tenantId: t1, volumeId: v, bytes: 5 * 1024 ** 3, expiresAt: at(1000) });
-        await store.insertUploadReservation({ key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 300, expiresAt: at(2000) });
-        await store.insertUploadReservation({ key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 999, expiresAt: at(9000) });
-        await store.insertUploadReservation({ key: 'tus-3', tenantId: t2, volumeId: VolumeId.new(), bytes: 7, expiresAt: at(1000) });
+        await store.insertUploadReservations([
+          { key: 'chunks/aa/1', tenantId: t1, volumeId: v, bytes: 5 * 1024 ** 3, expiresAt: at(1000) },
+          { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 300, expiresAt: at(2000) },
+          { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 1, expiresAt: at(2000) },
+        ]);
+        await store.insertUploadReservations([{ key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 999, expiresAt: at(9000) }]);
+        await store.insertUploadReservations([{ key: 'tus-3', tenantId: t2, volumeId: VolumeId.new(), bytes: 7, expiresAt: at(1000) }]);
+        await store.insertUploadReservations([]);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 5 * 1024 ** 3 + 300);
         assert.equal(await store.pendingUploadBytes(t1, at(1000)), 300, 'a reservation expiring now no longer counts');
         assert.equal(await store.pendingUploadBytes(t2, at(0)), 7);
@@ -796,6 +800,15 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.equal(await store.deleteExpiredUploadReservations(at(1999)), 0);
         assert.equal(await store.deleteExpiredUploadReservations(at(2000)), 1);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
+      });
+
+      it('reserves thousands of keys in one call', async () => {
+        const t = TenantId.new();
+        const v = VolumeId.new();
+        await store.insertUploadReservations(Array.from({ length: 1_200 }, (_, i) => ({ key: `chunks/k/${i}`, tenantId: t, volumeId: v, bytes: 2, expiresAt: at(10) })));
+        assert.equal(await store.pendingUploadBytes(t, at(0)), 2_400);
+        assert.equal(await store.releaseUploadReservations(t, Array.from({ length: 1_100 }, (_, i) => `chunks/k/${i}`)), 1_100);
+        assert.equal(await store.pendingUploadBytes(t, at(0)), 200);
       });
     });
 

@@ -300,8 +300,8 @@ export interface MetadataOps {
   pruneChunkOwners(hashes: readonly ChunkHash[]): Promise<number>;
 
   // --- upload reservations ---
-  /** Inserts a reservation; inserting the same key again is a no-op. */
-  insertUploadReservation(r: UploadReservation): Promise<void>;
+  /** Inserts reservations; a key already reserved keeps its first row (no-op). */
+  insertUploadReservations(rs: readonly UploadReservation[]): Promise<void>;
   /** Sum of the bytes of a tenant's reservations expiring after `now` (0 when none). */
   pendingUploadBytes(tenantId: TenantId, now: Date): Promise<number>;
   /** Deletes the tenant's reservations with these keys (others' keys are left alone); returns how many. Idempotent. */

@@ -649,14 +649,16 @@ export class SqlMetadataOps implements MetadataOps {
 
   // --- upload reservations ---
 
-  async insertUploadReservation(r: UploadReservation): Promise<void> {
-    await this.run('reserve upload bytes', () =>
-      this.db
-        .insertInto('upload_reservations')
-        .values({ key: r.key, tenant_id: r.tenantId, volume_id: r.volumeId, bytes: r.bytes, expires_at: ms(r.expiresAt) })
-        .onConflict((oc) => oc.column('key').doNothing())
-        .execute(),
-    );
+  async insertUploadReservations(rs: readonly UploadReservation[]): Promise<void> {
+    await this.run('reserve upload bytes', async () => {
+      for (const batch of batches(uniqueBy(rs, (r) => r.key), BATCH)) {
+        await this.db
+          .insertInto('upload_reservations')
+          .values(batch.map((r) => ({ key: r.key, tenant_id: r.tenantId, volume_id: r.volumeId, bytes: r.bytes, expires_at: ms(r.expiresAt) })))
+          .onConflict((oc) => oc.column('key').doNothing())
+          .execute();
+      }
+    });
   }
 
   async pendingUploadBytes(tenantId: TenantId, now: Date): Promise<number> {
