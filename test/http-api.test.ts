@@ -345,16 +345,29 @@ describe('commits and reads through signed URLs', () => {
 
   it('refuses a commit over the cap with 413 naming cap and size, leaving head unchanged', async () => {
     await createVolume('capped', { cap: 1000 });
+    assert.equal((await writeFile('capped', '/first', randomBytes(600))).status, 201);
     const before = await head('capped');
-    const a: Answer = await writeFile('capped', '/big', randomBytes(2000));
+    // Each upload fits under the cap; the volume after the commit would not.
+    const a: Answer = await writeFile('capped', '/big', randomBytes(600));
     expectError(a, 413, 'QuotaExceeded');
     assert.match(a.body.error.message, /1000/);
-    assert.match(a.body.error.message, /2000/);
-    assert.deepEqual(a.body.error.details, { cap: 1000, size: 2000 });
+    assert.match(a.body.error.message, /1200/);
+    assert.deepEqual(a.body.error.details, { cap: 1000, size: 1200 });
     assert.equal(await head('capped'), before);
     // Raising the cap lets the same data in.
     assert.equal((await call('PATCH', '/v1/volumes/capped', { json: { cap: 4000 } })).status, 200);
-    assert.equal((await writeFile('capped', '/big', randomBytes(2000))).status, 201);
+    assert.equal((await writeFile('capped', '/big', randomBytes(600))).status, 201);
+  });
+
+  it('refuses to sign uploads of more bytes than the volume\'s cap (no commit could take them in), with 413 naming cap and size', async () => {
+    await createVolume('capped-uploads', { cap: 1000 });
+    const bytes = randomBytes(2000);
+    const a: Answer = await call('POST', '/v1/volumes/capped-uploads/uploads', { json: { chunks: [{ hash: sha256(bytes), size: 2000 }] } });
+    expectError(a, 413, 'QuotaExceeded');
+    assert.deepEqual(a.body.error.details, { cap: 1000, size: 2000 });
+    assert.match(a.body.error.message, /stowage volume resize capped-uploads/);
+    const p: Answer = await call('POST', '/v1/volumes/capped-uploads/packs', { json: { size: 2000, sha256: sha256(bytes) } });
+    expectError(p, 413, 'QuotaExceeded');
   });
 
   it('commits directories, symlinks, moves, setattr and deletes', async () => {

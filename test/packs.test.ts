@@ -93,4 +93,21 @@ describe('packs over HTTP', () => {
     assert.equal(r3.status, 400);
     assert.equal((await vol.refresh()).head, head, 'nothing committed');
   });
+
+  it('accepts a pack listed 1000 times (verified once) and refuses one key declared with two layouts', async () => {
+    const files = ['first small file\n', 'second small file\n'].map((t) => Buffer.from(t));
+    const pack = Buffer.concat(files);
+    const signed = await (await api('/v1/volumes/packs/packs', { body: { size: pack.length, sha256: sha(pack) } })).json() as { key: string; request: { url: string } };
+    assert.equal((await fetch(signed.request.url, { method: 'PUT', body: pack, headers: { 'content-length': String(pack.length) } })).status, 201);
+    const chunks = [{ hash: sha(files[0]!), offset: 0, size: files[0]!.length }, { hash: sha(files[1]!), offset: files[0]!.length, size: files[1]!.length }];
+    const changes = files.map((f, i) => ({ op: 'put', path: `/many/${i}`, size: f.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(f)] }));
+    const twoLayouts = await api('/v1/volumes/packs/commits', { body: { changes, packs: [{ key: signed.key, chunks }, { key: signed.key, chunks: [{ hash: sha(pack), offset: 0, size: pack.length }] }] } });
+    assert.equal(twoLayouts.status, 400);
+    assert.match(((await twoLayouts.json()) as { error: { message: string } }).error.message, /declared twice/);
+    const started = Date.now();
+    const ok = await api('/v1/volumes/packs/commits', { body: { changes, packs: Array.from({ length: 1000 }, () => ({ key: signed.key, chunks })) } });
+    assert.equal(ok.status, 201, await ok.clone().text());
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal((await vol.files.read('/many/1')).toString(), 'second small file\n');
+  });
 });

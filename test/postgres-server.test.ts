@@ -14,6 +14,7 @@ import { MiB } from '../src/common/sizes.js';
 import { Stowage, Volume } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { pattern } from './helpers/cli.js';
+import { runOwnershipAttack } from './helpers/ownership.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
 const WRITERS = 8;
@@ -52,6 +53,10 @@ describe('server with PostgreSQL metadata', () => {
     } finally {
       await c.end();
     }
+  });
+
+  test('refuses the dedupe proof-of-ownership attack with ownership kept in PostgreSQL', { timeout: 120_000 }, async () => {
+    await runOwnershipAttack({ url: server.url, token: server.adminToken!, engine: server.engine }, 'pg', true);
   });
 
   test('create, write, read, snapshot, fork', async () => {

@@ -19,6 +19,7 @@ import { createEngine } from '../src/engine/engine.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { openBlobStore, openMetadataStore } from '../src/stores/registry.js';
 import { Stowage, Volume } from '../src/sdk/index.js';
+import { runOwnershipAttack } from './helpers/ownership.js';
 import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, motoClient, startMoto, type Moto } from './helpers/moto.js';
 
 const MiB = 1024 * 1024;
@@ -146,6 +147,10 @@ describe('stowage serve --blobs s3://... (moto)', () => {
     const afterKeys = await objectKeys();
     assert.equal(before.length - afterKeys.length, report.deletedObjects);
     assert.ok(!afterKeys.some((k) => k.startsWith('chunks/') || k.startsWith('packs/')), `left: ${afterKeys.join(', ')}`);
+  });
+
+  it('refuses the dedupe proof-of-ownership attack on the S3 store (moto does not check checksums: the server re-hashes)', { timeout: 120_000 }, async () => {
+    await runOwnershipAttack({ url: server.url, token: server.adminToken!, engine: server.engine }, 's3', false);
   });
 
   it('refuses to start on a missing bucket, naming --blobs and hiding the secret', async () => {

@@ -309,7 +309,13 @@ export interface ReleaseAttachmentRequest { failed?: boolean; reason?: string }
 
 // --- tenant and tokens ---
 
-export interface Tenant { id: string; name: string; defaultCap: number; createdAt: string }
+export interface Tenant {
+  id: string; name: string; defaultCap: number; createdAt: string;
+  /** Most bytes all the tenant's volumes may hold together; null: unlimited. Set by the operator. */
+  storageQuota: number | null;
+  /** Most bytes the tenant may have uploaded (signed PUTs issued, resumable uploads staged) but not yet committed. Set by the operator. */
+  uncommittedQuota: number;
+}
 /** PATCH /v1/tenant */
 export interface UpdateTenantRequest { defaultCap: number }
 

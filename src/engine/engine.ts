@@ -21,7 +21,6 @@ import { ChunkHash, CommitId, randomHex, SnapshotId, TenantId, TokenId, VolumeId
 import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
 import { formatSize, GiB, MiB } from '../common/sizes.js';
 import type { BlobStore, SignedRequest } from '../stores/blob-store.js';
-import type { PackManifest } from '../api/wire.js';
 import type {
   AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../stores/metadata-store.js';
@@ -34,14 +33,17 @@ import { TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
-  Actor, AttachmentView, AttachRequest, AttachResult, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, ReleaseRequest,
+  Actor, AttachmentView, TenantQuotas, AttachRequest, AttachResult, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, ReleaseRequest,
   SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions,
 } from './types.js';
 import {
   attach, DEFAULT_ATTACHMENT_LEASE, failAttachments, listAttachments, releaseAttachment, renewAttachment, VOLUME_DELETED, type AttachmentHost,
 } from './attachments.js';
 import { newChunkKey, readEntry, storeStream } from './file-io.js';
-import { MAX_PACK_SIZE, isPackKey, newPackKey, verifyPack } from './packs.js';
+import { MAX_PACK_SIZE, isPackKey, newPackKey } from './packs.js';
+import { backfillChunkOwners, holdersOf, scopeOf } from './chunk-ownership.js';
+import { checkCommitChunks, DEFAULT_MAX_VERIFY_BYTES } from './commit-chunks.js';
+import { checkStorageQuota, DEFAULT_UNCOMMITTED_QUOTA, reserveUploads } from './upload-quota.js';
 import { changesSince, type CommitChanges } from './change-feed.js';
 import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
 import type { FileOpsHost } from './file-ops-host.js';
@@ -72,6 +74,10 @@ export interface EngineDeps {
   commitAttempts?: number;
   /** Lease of a mounted attachment and of its token, in ms (default 60 s); mount agents renew well before it runs out. */
   attachmentLease?: number;
+  /** Most bytes one commit may make the server read back to verify (packs and re-hashed uploads; default 4 GiB). */
+  maxVerifyBytes?: number;
+  /** Uncommitted upload bytes a tenant may have reserved unless the operator set its own quota (default 16 GiB). */
+  defaultUncommittedQuota?: number;
 }
 
 /** Creates the engine. Stores are owned by the caller. */
@@ -89,6 +95,8 @@ export class Engine implements VolumeEngine {
   private readonly uploadWindow: number;
   private readonly commitAttempts: number;
   private readonly attachmentLease: number;
+  private readonly maxVerifyBytes: number;
+  private readonly defaultUncommittedQuota: number;
   private readonly commitListeners = new Set<(volumeId: VolumeId) => void>();
 
   constructor(deps: EngineDeps) {
@@ -100,6 +108,8 @@ export class Engine implements VolumeEngine {
     this.uploadWindow = deps.uploadWindow ?? 30 * 60_000;
     this.commitAttempts = deps.commitAttempts ?? 30;
     this.attachmentLease = deps.attachmentLease ?? DEFAULT_ATTACHMENT_LEASE;
+    this.maxVerifyBytes = deps.maxVerifyBytes ?? DEFAULT_MAX_VERIFY_BYTES;
+    this.defaultUncommittedQuota = deps.defaultUncommittedQuota ?? DEFAULT_UNCOMMITTED_QUOTA;
     if (!Number.isSafeInteger(this.attachmentLease) || this.attachmentLease < 1) throw new InvalidArgumentError('attachmentLease must be a positive number of milliseconds');
   }
 
@@ -114,8 +124,11 @@ export class Engine implements VolumeEngine {
     return { tenantId: token.tenantId, tokenId: token.id, name: token.name, volumeId: token.volumeId, readOnly: token.readOnly, attachmentId: token.attachmentId };
   }
 
-  async createTenant(name: string, opts: { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
-    const tenant: TenantRecord = { id: TenantId.new(), name: parseVolumeName(name, 'tenant'), defaultCap: checkCap(opts.defaultCap ?? DEFAULT_CAP), createdAt: this.now() };
+  async createTenant(name: string, opts: TenantQuotas & { defaultCap?: number } = {}): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }> {
+    const tenant: TenantRecord = {
+      id: TenantId.new(), name: parseVolumeName(name, 'tenant'), defaultCap: checkCap(opts.defaultCap ?? DEFAULT_CAP),
+      storageQuota: checkQuota(opts.storageQuota ?? null, 'storage quota'), uncommittedQuota: checkQuota(opts.uncommittedQuota ?? null, 'uncommitted quota'), createdAt: this.now(),
+    };
     const { token, bearer } = this.newToken(tenant.id, 'admin', null, false, null);
     await this.md.transaction(async (tx) => {
       await tx.insertTenant(tenant);
@@ -148,7 +161,18 @@ export class Engine implements VolumeEngine {
   private async tenantOf(actor: Actor): Promise<TenantRecord> {
     const t = await this.md.getTenant(actor.tenantId);
     if (!t) throw new UnauthenticatedError('the tenant of this token no longer exists');
-    return t;
+    // The quota in force, the installation's default included.
+    return { ...t, uncommittedQuota: t.uncommittedQuota ?? this.defaultUncommittedQuota };
+  }
+
+  async setTenantQuotas(name: string, quotas: TenantQuotas): Promise<TenantRecord> {
+    const t = await this.md.getTenantByName(name);
+    if (!t) throw new NotFoundError(`tenant "${name}" not found`);
+    await this.md.updateTenant(t.id, {
+      ...(quotas.storageQuota !== undefined ? { storageQuota: checkQuota(quotas.storageQuota, 'storage quota') } : {}),
+      ...(quotas.uncommittedQuota !== undefined ? { uncommittedQuota: checkQuota(quotas.uncommittedQuota, 'uncommitted quota') } : {}),
+    });
+    return (await this.md.getTenant(t.id))!;
   }
 
   async updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord> {
@@ -208,7 +232,7 @@ export class Engine implements VolumeEngine {
       accessMode: checkAccessMode(opts.accessMode ?? 'RWO'),
       cap: checkCap(opts.cap ?? tenant.defaultCap),
       tuning: mergeTuning(DEFAULT_TUNING, opts.tuning),
-      head: commit.id, size: 0, fileCount: 0, createdAt: now, updatedAt: now,
+      head: commit.id, size: 0, fileCount: 0, createdAt: now, updatedAt: now, ancestors: [],
     };
     await this.md.transaction(async (tx) => {
       await tx.insertVolume(volume);
@@ -281,7 +305,7 @@ export class Engine implements VolumeEngine {
   // ---------------------------------------------------------------- commits
 
   async prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }> {
-    await this.volumeFor(actor, volume, 'write');
+    const vol = await this.volumeFor(actor, volume, 'write');
     if (!Array.isArray(chunks) || chunks.length > MAX_UPLOAD_BATCH) throw new InvalidArgumentError(`ask for at most ${MAX_UPLOAD_BATCH} chunks per request`);
     const wanted = new Map<ChunkHash, number>();
     for (const c of chunks) {
@@ -290,20 +314,42 @@ export class Engine implements VolumeEngine {
       wanted.set(hash, c.size);
     }
     const now = this.now();
-    const rows = await this.md.getChunks([...wanted.keys()]);
+    // Present means "yours and stored": a chunk stored only for others is reported missing (and its size never
+    // compared), so this answer reveals nothing about other tenants' or other volumes' content.
+    const owned = await this.md.ownedChunks(scopeOf(actor, vol), [...wanted.keys()]);
+    const rows = await this.md.getChunks(owned);
     for (const row of rows) {
       if (row.size !== wanted.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} is stored with ${row.size} bytes, not ${wanted.get(row.hash)}`);
       wanted.delete(row.hash);
     }
     // Touch what we report as present, so garbage collection keeps it for the commit that follows.
     await this.md.touchChunks(rows.map((r) => r.hash), now);
-    const missing = await mapLimit([...wanted], 16, async ([hash, size]) => {
-      // A fresh key per upload: GC deleting an old copy can never delete this one.
-      const key = newChunkKey(hash);
+    // A fresh key per upload: GC deleting an old copy can never delete this one.
+    const planned = [...wanted].map(([hash, size]) => ({ hash, size, key: newChunkKey(hash) }));
+    await this.reserve(actor, vol, planned.map((p) => ({ key: p.key, bytes: p.size })));
+    const missing = await mapLimit(planned, 16, async ({ hash, size, key }) => {
       const request = await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: hash, size });
       return { hash, size, key, request };
     });
     return { missing, present: rows.length };
+  }
+
+  /** Reserves uncommitted bytes for signed PUTs about to be issued (engine/upload-quota). */
+  private async reserve(actor: Actor, vol: VolumeRecord, items: Array<{ key: string; bytes: number }>, expiresAt?: Date): Promise<void> {
+    const now = this.now();
+    const tenant = await this.tenantOf(actor);
+    // A signed PUT may be used until it expires, and its object committed for an upload window after that.
+    const until = expiresAt ?? new Date(now.getTime() + this.urlTtl * 1000 + this.uploadWindow);
+    await reserveUploads(this.md, tenant, vol, items, { now, expiresAt: until, defaultQuota: this.defaultUncommittedQuota });
+  }
+
+  async reserveStagedUpload(actor: Actor, volume: string, id: string, bytes: number, expiresAt: Date): Promise<void> {
+    const vol = await this.volumeFor(actor, volume, 'write');
+    await this.reserve(actor, vol, [{ key: `upload:${id}`, bytes }], expiresAt);
+  }
+
+  async releaseStagedUpload(actor: Actor, id: string): Promise<void> {
+    await this.md.releaseUploadReservations(actor.tenantId, [`upload:${id}`]);
   }
 
   async commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult> {
@@ -312,8 +358,11 @@ export class Engine implements VolumeEngine {
     const edits = parseChanges(input.changes, now.getTime());
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
-    await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
-    return this.publish(vol, async (head) => {
+    await checkCommitChunks(
+      { md: this.md, blobs: this.blobs, now, uploadWindow: this.uploadWindow, maxVerifyBytes: this.maxVerifyBytes },
+      { needed: referencedChunks(edits), uploads: input.uploads ?? [], packs: input.packs ?? [], scope: scopeOf(actor, vol), holders: holdersOf(vol) },
+    );
+    const result = await this.publish(vol, async (head) => {
       const bestEffort = input.bestEffort === true;
       const refuseOverwrites = (overwritten: string[]) => {
         if (overwritten.length > 0 && input.onConflict === 'fail') {
@@ -335,6 +384,10 @@ export class Engine implements VolumeEngine {
       const flushed = editor.flush();
       return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
+    // What this commit took in no longer counts as uncommitted; a failure here only leaves reservations to expire.
+    const taken = [...(input.uploads ?? []).map((u) => u?.key), ...(input.packs ?? []).map((p) => p?.key)].filter((k): k is string => typeof k === 'string');
+    await this.md.releaseUploadReservations(actor.tenantId, taken).catch(() => undefined);
+    return result;
   }
 
   async listCommits(actor: Actor, volume: string, opts: { limit?: number; before?: number } = {}): Promise<{ commits: CommitRecord[]; nextBefore: number | null }> {
@@ -348,56 +401,12 @@ export class Engine implements VolumeEngine {
   }
 
   async preparePack(actor: Actor, volume: string, pack: { size: number; sha256: string }): Promise<{ key: string; request: SignedRequest }> {
-    await this.volumeFor(actor, volume, 'write');
+    const vol = await this.volumeFor(actor, volume, 'write');
     if (!Number.isSafeInteger(pack.size) || pack.size < 1 || pack.size > MAX_PACK_SIZE) throw new InvalidArgumentError(`pack size must be between 1 and ${MAX_PACK_SIZE} bytes`);
     if (typeof pack.sha256 !== 'string' || !ChunkHash.is(pack.sha256)) throw new InvalidArgumentError('pack sha256 must be 64 lowercase hex characters');
     const key = newPackKey(pack.sha256);
+    await this.reserve(actor, vol, [{ key, bytes: pack.size }]);
     return { key, request: await this.blobs.sign(key, 'PUT', { expiresIn: this.urlTtl, sha256: pack.sha256, size: pack.size }) };
-  }
-
-  /**
-   * Every referenced chunk must be stored before a commit publishes: already
-   * registered, or uploaded for this commit (its key echoed in `uploads`, or
-   * inside a pack of `packs`) within the upload window.
-   */
-  private async verifyChunks(needed: Map<ChunkHash, number>, uploads: Array<{ hash: string; key: string }>, packs: PackManifest[]): Promise<void> {
-    if (needed.size === 0) return;
-    const now = this.now();
-    const rows = await this.md.getChunks([...needed.keys()]);
-    const have = new Set<ChunkHash>();
-    for (const row of rows) {
-      if (row.size !== needed.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} has ${row.size} bytes, but the file expects ${needed.get(row.hash)}`);
-      have.add(row.hash);
-    }
-    const uploadKeys = new Map<string, string>();
-    for (const u of uploads) {
-      if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
-      uploadKeys.set(u.hash, u.key);
-    }
-    const oldest = now.getTime() - this.uploadWindow;
-    if (packs.length > 1000) throw new InvalidArgumentError('a commit may declare at most 1000 packs');
-    const packed = new Map<string, ChunkRecord>();
-    for (const rows of await mapLimit(packs, 4, (m) => verifyPack(this.blobs, m, oldest, now))) {
-      for (const row of rows ?? []) if (!have.has(row.hash)) packed.set(row.hash, row);
-    }
-    const unregistered = [...needed].filter(([h]) => !have.has(h));
-    const found = await mapLimit(unregistered, 16, async ([hash, size]): Promise<ChunkRecord | undefined> => {
-      const inPack = packed.get(hash);
-      if (inPack) return inPack.size === size ? inPack : undefined;
-      const key = uploadKeys.get(hash);
-      const info = key ? await this.blobs.head(key) : undefined;
-      if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) return undefined;
-      return { hash, size, objectKey: key, offset: 0, touchedAt: now };
-    });
-    const missing = unregistered.filter((_, i) => !found[i]).map(([h]) => h);
-    if (missing.length > 0) {
-      throw new PreconditionFailedError(
-        `${missing.length} chunk(s) referenced by this commit were never uploaded or their upload expired (first: ${missing[0]}); upload them and commit again`,
-        { details: { missing: missing.slice(0, 1000) } },
-      );
-    }
-    await this.md.putChunks(found as ChunkRecord[]);
-    await this.md.touchChunks([...have], now);
   }
 
   /**
@@ -409,6 +418,7 @@ export class Engine implements VolumeEngine {
     build: (head: CommitRecord) => Promise<{ tree: TreeHash; size: number; fileCount: number; newTrees: Array<{ hash: TreeHash; data: Uint8Array }>; message: string; changed: string[]; overwritten: string[]; skipped?: SkippedChange[] }>,
     actor: Actor,
   ): Promise<CommitResult> {
+    const tenant = await this.md.getTenant(vol.tenantId);
     return this.locks.run(vol.id, async () => {
       for (let attempt = 0; attempt < this.commitAttempts; attempt++) {
         const current = await this.md.getVolume(vol.id);
@@ -422,6 +432,7 @@ export class Engine implements VolumeEngine {
             { details: { cap: current.cap, size: out.size } },
           );
         }
+        if (tenant) await checkStorageQuota(this.md, tenant, { volume: vol.name, from: head.size, to: out.size });
         const now = this.now();
         await this.md.putTrees(out.newTrees, now);
         const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
@@ -512,6 +523,7 @@ export class Engine implements VolumeEngine {
     const source = await this.targetCommit(src, req);
     const cap = checkCap(req.cap ?? src.cap);
     if (source.size > cap) throw new QuotaExceededError(`cannot fork: the source holds ${formatSize(source.size)} (${source.size} bytes), over the cap of ${formatSize(cap)} (${cap} bytes)`, { details: { cap, size: source.size } });
+    await checkStorageQuota(this.md, await this.tenantOf(actor), { volume: name, from: 0, to: source.size });
     const now = this.now();
     await this.md.touchTrees([source.tree], now);
     const id = VolumeId.new();
@@ -519,6 +531,8 @@ export class Engine implements VolumeEngine {
     const volumeRecord: VolumeRecord = {
       id, tenantId: actor.tenantId, name, accessMode: checkAccessMode(req.accessMode ?? src.accessMode), cap,
       tuning: mergeTuning(src.tuning, req.tuning), head: commit.id, size: source.size, fileCount: source.fileCount, createdAt: now, updatedAt: now,
+      // It holds what the source held: it owns what the source (and the source's own sources) owned.
+      ancestors: [src.id, ...src.ancestors],
     };
     await this.md.transaction(async (tx) => {
       await tx.insertVolume(volumeRecord);
@@ -609,7 +623,7 @@ export class Engine implements VolumeEngine {
         throw new QuotaExceededError(`volume "${vol.name}" is capped at ${formatSize(vol.cap)} (${vol.cap} bytes); writing ${formatSize(opts.size)} to ${p} could make it ${formatSize(vol.size + opts.size)} (${vol.size + opts.size} bytes)`, { details: { cap: vol.cap, size: vol.size + opts.size } });
       }
     }
-    const stored = await storeStream(this.md, this.blobs, body, opts.size !== undefined ? chunkSizeFor(opts.size) : SMALL_CHUNK_SIZE, this.now);
+    const stored = await storeStream(this.md, this.blobs, body, opts.size !== undefined ? chunkSizeFor(opts.size) : SMALL_CHUNK_SIZE, this.now, { scope: scopeOf(actor, vol), holders: holdersOf(vol) });
     if (opts.size !== undefined && stored.size !== opts.size) throw new InvalidArgumentError(`expected ${opts.size} bytes for ${p}, received ${stored.size}`);
     if (opts.sha256 !== undefined && stored.sha256 !== opts.sha256.toLowerCase()) {
       throw new InvalidArgumentError(`content of ${p} does not match the expected SHA-256 (expected ${opts.sha256}, got ${stored.sha256}); nothing was committed`);
@@ -679,6 +693,7 @@ export class Engine implements VolumeEngine {
   private get fileOps(): FileOpsHost {
     return {
       md: this.md, blobs: this.blobs, reader: this.reader, now: this.now,
+      ownership: (actor, vol) => ({ scope: scopeOf(actor, vol), holders: holdersOf(vol) }),
       volumeFor: (actor, name, access) => this.volumeFor(actor, name, access),
       resolveCommit: (vol, id) => this.resolveCommit(vol, id),
       commit: (actor, volume, input) => this.commit(actor, volume, input),
@@ -689,6 +704,15 @@ export class Engine implements VolumeEngine {
     const vol = await this.volumeFor(actor, volume, 'read');
     const p = parsePath(path);
     return { commit: await this.resolveCommit(vol, commit ?? vol.head), path: p };
+  }
+
+  /**
+   * Fills the chunk-ownership index once from what existing volumes hold
+   * (engine/chunk-ownership); a no-op after the first complete run. Servers
+   * call it at start, before they serve commits.
+   */
+  async backfillChunkOwners(): Promise<number> {
+    return backfillChunkOwners(this.md, this.reader);
   }
 
   // ---------------------------------------------------------------- gc
@@ -707,6 +731,11 @@ export class Engine implements VolumeEngine {
 function checkCap(cap: number): number {
   if (!Number.isSafeInteger(cap) || cap < 1 || cap > MAX_CAP) throw new InvalidArgumentError(`cap must be a whole number of bytes between 1 and ${MAX_CAP}`);
   return cap;
+}
+
+function checkQuota(quota: number | null, what: string): number | null {
+  if (quota !== null && (!Number.isSafeInteger(quota) || quota < 0 || quota > MAX_CAP)) throw new InvalidArgumentError(`${what} must be a whole number of bytes between 0 and ${MAX_CAP}`);
+  return quota;
 }
 
 function checkAccessMode(mode: string): AccessMode {
@@ -731,11 +760,6 @@ function mergeTuning(base: MountTuning, patch: Partial<MountTuning> | undefined)
 function defaultSnapshotName(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').replace(/\..*/, '');
   return `snap-${stamp}-${randomHex(2)}`;
-}
-
-/** Upload keys have the shape prepareUpload issues for that hash. */
-function isUploadKeyFor(hash: string, key: string): boolean {
-  return ChunkHash.is(hash) && new RegExp(`^chunks/${hash.slice(0, 2)}/${hash}-[0-9a-f]{16}$`).test(key);
 }
 
 function withoutSkipped(edits: readonly Edit[], skipped: readonly SkippedChange[]): Edit[] {

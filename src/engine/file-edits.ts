@@ -12,7 +12,7 @@ import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PreconditionFailedError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
-import type { CommitRecord } from '../stores/metadata-store.js';
+import type { CommitRecord, VolumeRecord } from '../stores/metadata-store.js';
 import { storeStream } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
 import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from './regex-runner.js';
@@ -89,8 +89,8 @@ function asText(bytes: Buffer): string | undefined {
 }
 
 /** Stores new content of a file and returns its put change (mode kept, mtime now). */
-async function putNew(host: FileOpsHost, path: string, entry: FileEntry, text: string): Promise<Change> {
-  const stored = await storeStream(host.md, host.blobs, once(Buffer.from(text, 'utf8')), entry.chunkSize || SMALL_CHUNK_SIZE, host.now);
+async function putNew(host: FileOpsHost, actor: Actor, vol: VolumeRecord, path: string, entry: FileEntry, text: string): Promise<Change> {
+  const stored = await storeStream(host.md, host.blobs, once(Buffer.from(text, 'utf8')), entry.chunkSize || SMALL_CHUNK_SIZE, host.now, host.ownership(actor, vol));
   return { op: 'put', path, size: stored.size, chunkSize: stored.chunkSize, chunks: stored.chunks, mode: entry.mode, mtime: host.now().getTime() };
 }
 
@@ -129,7 +129,7 @@ export async function edit(host: FileOpsHost, actor: Actor, volume: string, path
     throw new PreconditionFailedError(`the old string ${times} in ${p}; it must occur exactly once${n > 1 ? ': include more surrounding text to make it unique' : ''}`, { details: { occurrences: n } });
   }
   const at = text.indexOf(opts.oldString);
-  const change = await putNew(host, p, entry, text.slice(0, at) + opts.newString + text.slice(at + opts.oldString.length));
+  const change = await putNew(host, actor, vol, p, entry, text.slice(0, at) + opts.newString + text.slice(at + opts.oldString.length));
   const commit = await commitAgainst(host, actor, volume, (base ?? head).id, [change], opts.message ?? `edit ${p}`);
   return { commit, path: p };
 }
@@ -176,7 +176,7 @@ export async function replace(host: FileOpsHost, actor: Actor, volume: string, o
       const r = await runner.replace(text, opts.replacement);
       if (r.count === 0) continue;
       out.files.push({ path: p, replacements: r.count });
-      if (r.text !== text) changes.push(await putNew(host, p, entry, r.text));
+      if (r.text !== text) changes.push(await putNew(host, actor, vol, p, entry, r.text));
     }
   } catch (e) {
     if (e instanceof RegexTimeout) timedOut();

@@ -12,7 +12,7 @@ import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
 import { randomHex, type ChunkHash } from '../common/ids.js';
 import { rechunk } from '../common/rechunk.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkRecord, MetadataOps } from '../stores/metadata-store.js';
+import type { ChunkOwner, ChunkRecord, MetadataOps } from '../stores/metadata-store.js';
 import type { FileEntry } from './tree-codec.js';
 
 /** A fresh object key for one upload of a chunk (GC relies on keys never being reused). */
@@ -55,13 +55,27 @@ export interface StoredContent {
   uploadedChunks: number;
 }
 
+/** Whose chunks a server-side write may reuse as they are, and who owns what it stores (see engine/chunk-ownership). */
+export interface StoreOwnership {
+  scope: ChunkOwner[];
+  holders: ChunkOwner[];
+}
+
 /**
- * Cuts a stream into `chunkSize` pieces and stores the pieces the store
- * lacks (fresh keys, SHA-256 verified by the blob store), registering their
- * rows touched `now` so garbage collection keeps them for the commit that
- * follows. Memory holds one piece at a time.
+ * Cuts a stream into `chunkSize` pieces and stores them (fresh keys),
+ * registering their rows touched `now` so garbage collection keeps them for
+ * the commit that follows, and records `holders` as owning every piece: the
+ * server hashed these bytes itself. A piece already owned by `scope` is not
+ * stored again. A piece stored only for others is stored again like a new
+ * one (and counted in uploadedChunks), so the answer and the work do not tell
+ * the writer whether anyone else has that content; its existing row is kept
+ * (content stays stored once) and the redundant copy deleted.
+ * Memory holds one piece at a time.
  */
-export async function storeStream(md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks'>, blobs: BlobStore, body: AsyncIterable<unknown>, chunkSize: number, now: () => Date): Promise<StoredContent> {
+export async function storeStream(
+  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'ownedChunks' | 'addChunkOwners'>,
+  blobs: BlobStore, body: AsyncIterable<unknown>, chunkSize: number, now: () => Date, owners: StoreOwnership,
+): Promise<StoredContent> {
   const whole = createHash('sha256');
   const chunks: ChunkHash[] = [];
   let size = 0;
@@ -71,14 +85,17 @@ export async function storeStream(md: Pick<MetadataOps, 'getChunks' | 'putChunks
     size += piece.length;
     const hash = createHash('sha256').update(piece).digest('hex') as ChunkHash;
     chunks.push(hash);
-    const present = await md.touchChunks([hash], now());
-    if (present.length > 0) continue;
+    if ((await md.ownedChunks(owners.scope, [hash])).length > 0 && (await md.touchChunks([hash], now())).length > 0) continue;
     const objectKey = newChunkKey(hash);
     // No sha256 option: the hash was just computed from these very bytes in memory; asking the store to verify would hash them a second time.
     await blobs.put(objectKey, piece, { size: piece.length });
     const row: ChunkRecord = { hash, size: piece.length, objectKey, offset: 0, touchedAt: now() };
     await md.putChunks([row]);
     uploadedChunks++;
+    // The first row of a hash wins: when it is not ours, our copy is redundant (GC would remove it later anyway).
+    const [kept] = await md.getChunks([hash]);
+    if (kept && kept.objectKey !== objectKey) await blobs.delete(objectKey).catch(() => undefined);
   }
+  await md.addChunkOwners(owners.holders, chunks);
   return { size, chunkSize, chunks, sha256: whole.digest('hex'), uploadedChunks };
 }

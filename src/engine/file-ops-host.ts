@@ -7,15 +7,18 @@
  */
 import type { BlobStore } from '../stores/blob-store.js';
 import type { CommitRecord, MetadataOps, VolumeRecord } from '../stores/metadata-store.js';
+import type { StoreOwnership } from './file-io.js';
 import type { TreeReader } from './tree-reader.js';
 import type { Actor, CommitInput, CommitResult } from './types.js';
 
 /** What file operations need of the engine. */
 export interface FileOpsHost {
-  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'listCommits'>;
+  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'listCommits' | 'ownedChunks' | 'addChunkOwners'>;
   blobs: BlobStore;
   reader: TreeReader;
   now: () => Date;
+  /** Whose chunks a write by `actor` to `vol` may reuse, and who owns what it stores (engine/chunk-ownership). */
+  ownership(actor: Actor, vol: VolumeRecord): StoreOwnership;
   /** The volume if the actor may read (or write) it; NotFound or ReadOnly otherwise. */
   volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord>;
   /** A commit of this volume by id; NotFound otherwise. */

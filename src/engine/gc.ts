@@ -12,7 +12,10 @@
  * survives), then the objects of deleted chunk rows, then objects under
  * `chunks/` that no row names and that are older than the cutoff (uploads
  * never committed). Upload keys are unique per upload, so deleting an old
- * object can never delete a fresh upload of the same content.
+ * object can never delete a fresh upload of the same content. The ownership
+ * rows of deleted chunk rows go too (engine/chunk-ownership); a re-upload of
+ * content someone else already stored is such an unnamed object, since the
+ * first row of a hash keeps its object.
  */
 import type { ChunkHash, TreeHash } from '../common/ids.js';
 import type { BlobStore } from '../stores/blob-store.js';
@@ -97,8 +100,12 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
 export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promise<GcReport> {
   const { metadata: md, blobs } = deps;
   const prunedCommits = await md.pruneCommits(plan.retainSince);
+  // Expired upload reservations no longer count against any quota; this only tidies the table.
+  await md.deleteExpiredUploadReservations(run.now);
   const deletedTrees = await md.deleteTrees(plan.deadTrees, plan.cutoff);
   const deletedRows = await md.deleteChunks(plan.deadChunks, plan.cutoff);
+  // Ownership of content no longer stored goes with it (a row re-registered meanwhile keeps its owners).
+  await md.pruneChunkOwners(deletedRows.map((r) => r.hash));
   let deletedObjects = 0;
   let deletedBytes = 0;
   // A row the conditional delete spared (touched meanwhile) keeps its object, and a pack stays while any chunk in it lives.

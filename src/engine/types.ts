@@ -133,8 +133,12 @@ export interface VolumeEngine {
   authenticate(bearer: string): Promise<Actor>;
 
   /** Operator call: creates a tenant with an admin token (the secret is returned once). */
-  createTenant(name: string, opts?: { defaultCap?: number }): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }>;
+  /** Operator: a new tenant with its admin token. */
+  createTenant(name: string, opts?: TenantQuotas & { defaultCap?: number }): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }>;
+  /** The actor's tenant, its uncommitted quota resolved to the one in force. */
   getTenant(actor: Actor): Promise<TenantRecord>;
+  /** Operator: sets (or, with null, clears) a tenant's quotas; tenants cannot change their own. */
+  setTenantQuotas(name: string, quotas: TenantQuotas): Promise<TenantRecord>;
   updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord>;
 
   createToken(actor: Actor, req: { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }): Promise<{ token: TokenRecord; secret: string }>;
@@ -153,6 +157,10 @@ export interface VolumeEngine {
   prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }>;
   /** A signed PUT for one pack of small chunks (see PackManifest). */
   preparePack(actor: Actor, volume: string, pack: { size: number; sha256: string }): Promise<{ key: string; request: SignedRequest }>;
+  /** Reserves `bytes` of the tenant's uncommitted quota for a staged resumable upload, until released or `expiresAt`. */
+  reserveStagedUpload(actor: Actor, volume: string, id: string, bytes: number, expiresAt: Date): Promise<void>;
+  /** Releases a staged upload's reservation (it finished, failed or was abandoned). Idempotent. */
+  releaseStagedUpload(actor: Actor, id: string): Promise<void>;
   /** Applies a change set to the current head (merging with concurrent commits) and publishes one commit. */
   commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult>;
   listCommits(actor: Actor, volume: string, opts?: { limit?: number; before?: number }): Promise<{ commits: CommitRecord[]; nextBefore: number | null }>;
@@ -203,4 +211,10 @@ export interface VolumeEngine {
 
   /** Operator call: mark from every head, snapshot, retained commit and recent work; sweep the rest. */
   gc(opts?: GcOptions): Promise<GcReport>;
+}
+
+/** Tenant-wide quotas an operator sets, in bytes; null clears one (storage: unlimited; uncommitted: the default). */
+export interface TenantQuotas {
+  storageQuota?: number | null;
+  uncommittedQuota?: number | null;
 }

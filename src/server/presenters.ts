@@ -76,7 +76,7 @@ export function presentAttachment(a: AttachmentView): wire.Attachment {
 
 /** A tenant record as the wire `Tenant`. */
 export function presentTenant(t: TenantRecord): wire.Tenant {
-  return { id: t.id, name: t.name, defaultCap: t.defaultCap, createdAt: iso(t.createdAt) };
+  return { id: t.id, name: t.name, defaultCap: t.defaultCap, createdAt: iso(t.createdAt), storageQuota: t.storageQuota, uncommittedQuota: t.uncommittedQuota ?? 0 };
 }
 
 /**

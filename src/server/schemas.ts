@@ -298,7 +298,7 @@ export const ReleaseAttachmentRequestSchema = z
 
 /** Wire `Tenant` (api/wire.ts). */
 export const TenantSchema = z
-  .object({ id: z.string(), name: z.string(), defaultCap: Bytes, createdAt: z.string() })
+  .object({ id: z.string(), name: z.string(), defaultCap: Bytes, createdAt: z.string(), storageQuota: Bytes.nullable(), uncommittedQuota: Bytes })
   .openapi('Tenant') satisfies z.ZodType<wire.Tenant>;
 
 /** Wire `UpdateTenantRequest` (api/wire.ts). */

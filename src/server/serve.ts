@@ -144,6 +144,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     opened.push(blobs);
 
     const engine = createEngine({ metadata, blobs, ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}) });
+    // Volumes from before the chunk-ownership index must own what they hold, or their next commit would be refused.
+    const backfilled = await engine.backfillChunkOwners();
+    if (backfilled > 0) log(`recorded chunk ownership of ${backfilled} existing volume(s)`);
     const adminToken = await bootstrapTenant(engine, metadata, dataDir, log);
     // Staging files of resumable uploads; expired ones are swept at start and every hour.
     const uploads = createUploadService(engine, { directory: join(dataDir, UPLOADS_DIR), ...(options.uploadExpiryMs !== undefined ? { expireAfterMs: options.uploadExpiryMs } : {}) });

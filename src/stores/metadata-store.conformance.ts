@@ -48,7 +48,7 @@ function hash<T extends string>(): T {
 }
 
 function tenant(name: string, o: Partial<TenantRecord> = {}): TenantRecord {
-  return { id: TenantId.new(), name, defaultCap: 2 * 1024 ** 3, createdAt: at(0), ...o };
+  return { id: TenantId.new(), name, defaultCap: 2 * 1024 ** 3, storageQuota: null, uncommittedQuota: null, createdAt: at(0), ...o };
 }
 
 function token(tenantId: TenantId, o: Partial<TokenRecord> = {}): TokenRecord {
@@ -99,6 +99,7 @@ function volume(tenantId: TenantId, name: string, o: Partial<VolumeRecord> = {})
     fileCount: 0,
     createdAt: at(0),
     updatedAt: at(0),
+    ancestors: [],
     ...o,
   };
 }
@@ -203,6 +204,18 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.equal(await store.updateTenant(a.id, { defaultCap: 42 }), true);
         assert.deepStrictEqual(await store.getTenant(a.id), { ...a, defaultCap: 42 });
         assert.equal(await store.updateTenant(TenantId.new(), { defaultCap: 1 }), false);
+      });
+
+      it('round-trips tenant quotas, sets and clears them, and leaves unpatched fields alone', async () => {
+        const a = tenant('acme', { storageQuota: 5 * 1024 ** 5, uncommittedQuota: 16 * 1024 ** 3 });
+        await store.insertTenant(a);
+        assert.deepStrictEqual(await store.getTenant(a.id), a);
+        assert.equal(await store.updateTenant(a.id, { storageQuota: null }), true);
+        assert.deepStrictEqual(await store.getTenant(a.id), { ...a, storageQuota: null });
+        assert.equal(await store.updateTenant(a.id, { uncommittedQuota: 7, storageQuota: 9 }), true);
+        assert.deepStrictEqual(await store.getTenant(a.id), { ...a, storageQuota: 9, uncommittedQuota: 7 });
+        assert.equal(await store.updateTenant(a.id, {}), true);
+        assert.equal(await store.updateTenant(TenantId.new(), {}), false);
       });
 
       it('returns undefined or an empty list for missing tenants', async () => {
@@ -375,6 +388,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           fileCount: 100_000,
           createdAt: at(1),
           updatedAt: at(2),
+          ancestors: [VolumeId.new(), VolumeId.new()],
         });
         await store.insertVolume(v);
         assert.deepStrictEqual(await store.getVolume(v.id), v);
@@ -719,6 +733,84 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const deleted = await store.deleteChunks(hashes, at(5));
         assert.deepStrictEqual(byHash(deleted), byHash(chunks.slice(1_200)));
         assert.equal((await store.listChunks()).length, 1_200);
+      });
+    });
+
+    describe('chunk owners', () => {
+      it('answers only the hashes one of the owners owns, each once', async () => {
+        const [t1, t2] = [TenantId.new(), TenantId.new()];
+        const [v1, v2] = [VolumeId.new(), VolumeId.new()];
+        const [a, b, c] = [hash<ChunkHash>(), hash<ChunkHash>(), hash<ChunkHash>()];
+        await store.addChunkOwners([t1, v1], [a, b]);
+        await store.addChunkOwners([t2], [c]);
+        assert.deepStrictEqual(sorted(await store.ownedChunks([t1], [a, b, c])), sorted([a, b]));
+        assert.deepStrictEqual(sorted(await store.ownedChunks([v1, t1], [a, a, c])), [a]);
+        assert.deepStrictEqual(await store.ownedChunks([t2], [a, b]), [], 'another owner owns nothing of t1');
+        assert.deepStrictEqual(await store.ownedChunks([v2], [a, b, c]), []);
+        assert.deepStrictEqual(sorted(await store.ownedChunks([v2, t2, v1], [a, b, c])), sorted([a, b, c]));
+        assert.deepStrictEqual(await store.ownedChunks([], [a]), []);
+        assert.deepStrictEqual(await store.ownedChunks([t1], []), []);
+      });
+
+      it('records owners idempotently, and thousands in one call', async () => {
+        const t = TenantId.new();
+        const v = VolumeId.new();
+        const hashes = Array.from({ length: 1_500 }, () => hash<ChunkHash>());
+        await store.addChunkOwners([t, v], hashes);
+        await store.addChunkOwners([t, t], [...hashes.slice(0, 700), hashes[0]!]);
+        await store.addChunkOwners([], hashes);
+        await store.addChunkOwners([t], []);
+        const ancestors = Array.from({ length: 250 }, () => VolumeId.new());
+        assert.deepStrictEqual(sorted(await store.ownedChunks([t], [...hashes, hash<ChunkHash>()])), sorted(hashes));
+        assert.deepStrictEqual(sorted(await store.ownedChunks([...ancestors, v], hashes)), sorted(hashes), 'many owners at once (a deep fork lineage)');
+      });
+
+      it('prunes only the owners of hashes that have no chunk row', async () => {
+        const t = TenantId.new();
+        const stored = chunk();
+        const gone = hash<ChunkHash>();
+        await store.putChunks([stored]);
+        await store.addChunkOwners([t, VolumeId.new()], [stored.hash, gone]);
+        assert.equal(await store.pruneChunkOwners([stored.hash, gone, hash<ChunkHash>()]), 2);
+        assert.deepStrictEqual(await store.ownedChunks([t], [stored.hash, gone]), [stored.hash]);
+        assert.equal(await store.pruneChunkOwners([]), 0);
+      });
+    });
+
+    describe('upload reservations', () => {
+      it('sums a tenant\'s unexpired reservations, releases its own keys only, and expires', async () => {
+        const [t1, t2] = [TenantId.new(), TenantId.new()];
+        const v = VolumeId.new();
+        assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
+        await store.insertUploadReservations([
+          { key: 'chunks/aa/1', tenantId: t1, volumeId: v, bytes: 5 * 1024 ** 3, expiresAt: at(1000) },
+          { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 300, expiresAt: at(2000) },
+          { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 1, expiresAt: at(2000) },
+        ]);
+        await store.insertUploadReservations([{ key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 999, expiresAt: at(9000) }]);
+        await store.insertUploadReservations([{ key: 'tus-3', tenantId: t2, volumeId: VolumeId.new(), bytes: 7, expiresAt: at(1000) }]);
+        await store.insertUploadReservations([]);
+        assert.equal(await store.pendingUploadBytes(t1, at(0)), 5 * 1024 ** 3 + 300);
+        assert.equal(await store.pendingUploadBytes(t1, at(1000)), 300, 'a reservation expiring now no longer counts');
+        assert.equal(await store.pendingUploadBytes(t2, at(0)), 7);
+        assert.equal(await store.releaseUploadReservations(t2, ['chunks/aa/1', 'tus-3']), 1, 'another tenant cannot release t1\'s keys');
+        assert.equal(await store.pendingUploadBytes(t1, at(0)), 5 * 1024 ** 3 + 300);
+        assert.equal(await store.releaseUploadReservations(t1, ['chunks/aa/1', 'chunks/aa/1']), 1);
+        assert.equal(await store.releaseUploadReservations(t1, ['chunks/aa/1']), 0);
+        assert.equal(await store.releaseUploadReservations(t1, []), 0);
+        assert.equal(await store.pendingUploadBytes(t1, at(0)), 300);
+        assert.equal(await store.deleteExpiredUploadReservations(at(1999)), 0);
+        assert.equal(await store.deleteExpiredUploadReservations(at(2000)), 1);
+        assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
+      });
+
+      it('reserves thousands of keys in one call', async () => {
+        const t = TenantId.new();
+        const v = VolumeId.new();
+        await store.insertUploadReservations(Array.from({ length: 1_200 }, (_, i) => ({ key: `chunks/k/${i}`, tenantId: t, volumeId: v, bytes: 2, expiresAt: at(10) })));
+        assert.equal(await store.pendingUploadBytes(t, at(0)), 2_400);
+        assert.equal(await store.releaseUploadReservations(t, Array.from({ length: 1_100 }, (_, i) => `chunks/k/${i}`)), 1_100);
+        assert.equal(await store.pendingUploadBytes(t, at(0)), 200);
       });
     });
 

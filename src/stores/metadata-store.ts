@@ -12,6 +12,11 @@
  * - touchedAt: the last time a tree or chunk was written or re-used. Garbage
  *   collection never deletes anything touched after its cutoff, which is what
  *   protects the work of commits still in flight.
+ * - chunk owner: a tenant id or a volume id that may reference a chunk (it
+ *   uploaded the bytes, or holds them). Storage is shared across tenants,
+ *   knowledge is not: the engine asks this index before it lets a hash in.
+ * - upload reservation: bytes a tenant was allowed to upload (a signed PUT, a
+ *   staged resumable upload) that no commit has taken in yet.
  *
  * Errors: a unique-name violation throws AlreadyExistsError; a lookup of a
  * missing record returns undefined (never throws); anything else that fails
@@ -35,7 +40,31 @@ export interface TenantRecord {
   name: string;
   /** Cap given to volumes created without one, in bytes. */
   defaultCap: number;
+  /** Most bytes all its volumes may hold together; null: unlimited. */
+  storageQuota: number | null;
+  /** Most bytes it may have uploaded but not yet committed; null: the installation's default. */
+  uncommittedQuota: number | null;
   createdAt: Date;
+}
+
+/** Who may reference a chunk: a whole tenant, or one volume (what a scoped token owns). */
+export type ChunkOwner = TenantId | VolumeId;
+
+/** Uncommitted bytes one signed upload (or staged resumable upload) may bring, until committed or expired. */
+export interface UploadReservation {
+  /** The object key of the signed PUT, or the id of the staged upload: unique. */
+  key: string;
+  tenantId: TenantId;
+  volumeId: VolumeId;
+  bytes: number;
+  expiresAt: Date;
+}
+
+/** The tenant settings an operator or admin may change; omitted fields stay. */
+export interface TenantPatch {
+  defaultCap?: number;
+  storageQuota?: number | null;
+  uncommittedQuota?: number | null;
 }
 
 export interface TokenRecord {
@@ -73,6 +102,8 @@ export interface VolumeRecord {
   fileCount: number;
   createdAt: Date;
   updatedAt: Date;
+  /** The volumes it was forked from, nearest first (empty unless a fork): it owns the chunks they owned. */
+  ancestors: VolumeId[];
 }
 
 export interface CommitRecord {
@@ -176,8 +207,8 @@ export interface MetadataOps {
   getTenant(id: TenantId): Promise<TenantRecord | undefined>;
   getTenantByName(name: string): Promise<TenantRecord | undefined>;
   listTenants(): Promise<TenantRecord[]>;
-  /** Updates the default cap; returns false when the tenant does not exist. */
-  updateTenant(id: TenantId, patch: { defaultCap: number }): Promise<boolean>;
+  /** Updates the patched settings; returns false when the tenant does not exist. */
+  updateTenant(id: TenantId, patch: TenantPatch): Promise<boolean>;
 
   // --- tokens ---
   insertToken(t: TokenRecord): Promise<void>;
@@ -261,6 +292,24 @@ export interface MetadataOps {
   listChunks(): Promise<ChunkRecord[]>;
   /** Deletes the given rows that were last touched before `touchedBefore`; returns the rows actually deleted. */
   deleteChunks(hashes: readonly ChunkHash[], touchedBefore: Date): Promise<ChunkRecord[]>;
+
+  // --- chunk owners ---
+  /** Records that every owner owns every hash (whether or not a chunk row exists). Idempotent. */
+  addChunkOwners(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<void>;
+  /** The hashes among `hashes` that at least one of `owners` owns, each once, in any order. */
+  ownedChunks(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]>;
+  /** Deletes every owner row of the given hashes that have no chunk row; returns how many rows it deleted. A hash with a chunk row keeps its owners. */
+  pruneChunkOwners(hashes: readonly ChunkHash[]): Promise<number>;
+
+  // --- upload reservations ---
+  /** Inserts reservations; a key already reserved keeps its first row (no-op). */
+  insertUploadReservations(rs: readonly UploadReservation[]): Promise<void>;
+  /** Sum of the bytes of a tenant's reservations expiring after `now` (0 when none). */
+  pendingUploadBytes(tenantId: TenantId, now: Date): Promise<number>;
+  /** Deletes the tenant's reservations with these keys (others' keys are left alone); returns how many. Idempotent. */
+  releaseUploadReservations(tenantId: TenantId, keys: readonly string[]): Promise<number>;
+  /** Deletes reservations that expired at or before `now`; returns how many. */
+  deleteExpiredUploadReservations(now: Date): Promise<number>;
 
   // --- settings ---
   getSetting(key: string): Promise<string | undefined>;

@@ -136,15 +136,21 @@ export function registerServerCommands(program: Command): void {
     .argument('<name>', 'tenant name')
     .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--default-cap <size>', 'cap of volumes created without one, e.g. 2G')
+    .option('--storage-quota <size>', 'most bytes all its volumes may hold together, e.g. 1T (default: unlimited)')
+    .option('--uncommitted-quota <size>', 'most bytes it may have uploaded but not yet committed (default: 16G)')
     .option('--metadata <url>', 'metadata store the server uses, e.g. postgres://USER:PASS@HOST/DB (default: <data>/metadata.db)')
     .option('--blobs <url>', 'blob store the server uses (default: <data>/blobs)')
     .option('--json', 'print the tenant, token and secret as JSON')
-    .action(async (name: string, opts: { data?: string; defaultCap?: string; json?: boolean } & StoreOptions) => {
-      const defaultCap = opts.defaultCap === undefined ? undefined : parseSize(opts.defaultCap);
-      const res = await withEngine(dataDirOf(opts.data), (engine) => engine.createTenant(name, defaultCap !== undefined ? { defaultCap } : {}), opts);
+    .action(async (name: string, opts: { data?: string; defaultCap?: string; storageQuota?: string; uncommittedQuota?: string; json?: boolean } & StoreOptions) => {
+      const settings = {
+        ...(opts.defaultCap !== undefined ? { defaultCap: parseSize(opts.defaultCap) } : {}),
+        ...(opts.storageQuota !== undefined ? { storageQuota: parseSize(opts.storageQuota) } : {}),
+        ...(opts.uncommittedQuota !== undefined ? { uncommittedQuota: parseSize(opts.uncommittedQuota) } : {}),
+      };
+      const res = await withEngine(dataDirOf(opts.data), (engine) => engine.createTenant(name, settings), opts);
       if (opts.json) {
         printJson({
-          tenant: { id: res.tenant.id, name: res.tenant.name, defaultCap: res.tenant.defaultCap, createdAt: res.tenant.createdAt.toISOString() },
+          tenant: { id: res.tenant.id, name: res.tenant.name, defaultCap: res.tenant.defaultCap, storageQuota: res.tenant.storageQuota, uncommittedQuota: res.tenant.uncommittedQuota, createdAt: res.tenant.createdAt.toISOString() },
           token: { id: res.token.id, name: res.token.name },
           secret: res.secret,
         });
@@ -152,5 +158,32 @@ export function registerServerCommands(program: Command): void {
       }
       printLine(res.secret);
       printNote(`created tenant ${res.tenant.name} (${res.tenant.id}, default cap ${bytes(res.tenant.defaultCap)}); the admin token above is shown only once`);
+    });
+
+  tenant
+    .command('quota')
+    .description("set a tenant's storage quota (sum of its volumes) and uncommitted-upload quota")
+    .argument('<name>', 'tenant name')
+    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
+    .option('--storage-quota <size>', 'most bytes all its volumes may hold together, e.g. 1T, or "none" for unlimited')
+    .option('--uncommitted-quota <size>', 'most bytes it may have uploaded but not yet committed, e.g. 32G, or "default" (16G)')
+    .option('--metadata <url>', 'metadata store the server uses (default: <data>/metadata.db)')
+    .option('--blobs <url>', 'blob store the server uses (default: <data>/blobs)')
+    .option('--json', 'print the tenant as JSON')
+    .action(async (name: string, opts: { data?: string; storageQuota?: string; uncommittedQuota?: string; json?: boolean } & StoreOptions) => {
+      const quotas = {
+        ...(opts.storageQuota !== undefined ? { storageQuota: opts.storageQuota === 'none' ? null : parseSize(opts.storageQuota) } : {}),
+        ...(opts.uncommittedQuota !== undefined ? { uncommittedQuota: opts.uncommittedQuota === 'default' ? null : parseSize(opts.uncommittedQuota) } : {}),
+      };
+      const t = await withEngine(dataDirOf(opts.data), (engine) => engine.setTenantQuotas(name, quotas), opts);
+      if (opts.json) {
+        printJson({ id: t.id, name: t.name, storageQuota: t.storageQuota, uncommittedQuota: t.uncommittedQuota });
+        return;
+      }
+      printFields([
+        ['tenant', `${t.name} (${t.id})`],
+        ['storage quota', t.storageQuota === null ? 'unlimited' : `${bytes(t.storageQuota)} (${t.storageQuota} bytes)`],
+        ['uncommitted quota', t.uncommittedQuota === null ? 'default' : `${bytes(t.uncommittedQuota)} (${t.uncommittedQuota} bytes)`],
+      ]);
     });
 }

@@ -109,7 +109,8 @@ function tusError(err: unknown, log: ErrorLog | undefined): { status_code: numbe
  * await uploads.cleanup();
  */
 export function createUploadService(engine: VolumeEngine, options: UploadsOptions, log?: ErrorLog): UploadService {
-  const store = new FileStore({ directory: options.directory, expirationPeriodInMilliseconds: options.expireAfterMs ?? DEFAULT_UPLOAD_EXPIRY_MS });
+  const expireAfterMs = options.expireAfterMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
+  const store = new FileStore({ directory: options.directory, expirationPeriodInMilliseconds: expireAfterMs });
   // The hooks receive the very Request object handed to handleWeb, so it keys what the route learned about it.
   const contexts = new WeakMap<Request, RequestContext>();
   const contextOf = (req: unknown): RequestContext => {
@@ -129,6 +130,12 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     onUploadCreate: async (req, upload) => {
       const { actor, target } = contextOf(req);
       if (!target) throw tusError(new InvalidArgumentError('upload target missing'), log);
+      // Staged bytes count against the tenant's uncommitted quota until the upload finishes, is abandoned or expires.
+      try {
+        await engine.reserveStagedUpload(actor, target.volume, upload.id, target.size, new Date(Date.now() + expireAfterMs));
+      } catch (err) {
+        throw tusError(err, log);
+      }
       return { metadata: { ...upload.metadata, [OWNER_TENANT]: actor.tenantId, [OWNER_TOKEN]: actor.tokenId, [TARGET_VOLUME_ID]: target.volumeId } };
     },
     onUploadFinish: async (req, upload) => {
@@ -150,6 +157,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       } finally {
         // Finished either way: a failed upload must not linger at full offset, or a retry would look complete.
         await store.remove(upload.id).catch(() => undefined);
+        await engine.releaseStagedUpload(actor, upload.id).catch(() => undefined);
       }
     },
   });
@@ -196,6 +204,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       contexts.set(req, { actor });
     }
     const res = await tus.handleWeb(req);
+    if (method === 'DELETE' && res.status === 204) await engine.releaseStagedUpload(actor, rest).catch(() => undefined);
     // Errors raised by our hooks carry a JSON error body: label it so clients parse it.
     if (res.status >= 400 && !res.headers.has('content-type')) {
       const text = await res.text();

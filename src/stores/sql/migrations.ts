@@ -140,6 +140,35 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
         await db.schema.alterTable('tokens').addColumn('attachment_id', 'text').execute();
       },
     },
+    '003_chunk_owners': {
+      async up(db: Kysely<any>): Promise<void> {
+        // Who may reference a chunk (a tenant id or a volume id): a hash alone is never a read key.
+        // The primary key (owner, hash) answers "which of these hashes do these owners own?".
+        await db.schema
+          .createTable('chunk_owners')
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('chunk_owners_pk', ['owner', 'hash'])
+          .execute();
+        // GC drops the owner rows of a chunk whose row it deleted.
+        await db.schema.createIndex('chunk_owners_hash').on('chunk_owners').column('hash').execute();
+        // A fork owns what its sources owned when it was made: their ids, nearest first (JSON); null for existing volumes (none).
+        await db.schema.alterTable('volumes').addColumn('ancestors', 'text').execute();
+        // Tenant-wide quotas; null means the default (uncommitted) or unlimited (storage).
+        await db.schema.alterTable('tenants').addColumn('storage_quota', 'bigint').execute();
+        await db.schema.alterTable('tenants').addColumn('uncommitted_quota', 'bigint').execute();
+        // Bytes a tenant may still upload before a commit takes them in: one row per signed PUT or staged upload.
+        await db.schema
+          .createTable('upload_reservations')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('volume_id', 'text', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('upload_reservations_tenant').on('upload_reservations').columns(['tenant_id', 'expires_at']).execute();
+      },
+    },
     '004_token_parents': {
       async up(db: Kysely<any>): Promise<void> {
         // Nullable: tokens minted before this migration have no parent to die with.

@@ -31,6 +31,10 @@ export interface TenantsTable {
   name: string;
   default_cap: Int8;
   created_at: Int8;
+  /** Added by 003_chunk_owners; null: unlimited. */
+  storage_quota: Int8 | null;
+  /** Added by 003_chunk_owners; null: the default. */
+  uncommitted_quota: Int8 | null;
 }
 
 /** API tokens; only the SHA-256 of the secret is stored. */
@@ -64,6 +68,8 @@ export interface VolumesTable {
   file_count: Int8;
   created_at: Int8;
   updated_at: Int8;
+  /** Added by 003_chunk_owners: JSON array of the volume ids it was forked from, nearest first; null for none. */
+  ancestors: string | null;
 }
 
 /** Commit records, indexed by (volume_id, seq) for history pages. */
@@ -124,6 +130,21 @@ export interface ChunksTable {
   touched_at: Int8;
 }
 
+/** Who may reference a chunk (003_chunk_owners): owner is a tenant id or a volume id. */
+export interface ChunkOwnersTable {
+  owner: string;
+  hash: string;
+}
+
+/** Uncommitted upload bytes reserved by a tenant (003_chunk_owners), keyed by object key or upload id. */
+export interface UploadReservationsTable {
+  key: string;
+  tenant_id: string;
+  volume_id: string;
+  bytes: Int8;
+  expires_at: Int8;
+}
+
 /** Installation-wide key/value settings (e.g. generated secrets). */
 export interface SettingsTable {
   key: string;
@@ -140,6 +161,8 @@ export interface Database {
   attachments: AttachmentsTable;
   trees: TreesTable;
   chunks: ChunksTable;
+  chunk_owners: ChunkOwnersTable;
+  upload_reservations: UploadReservationsTable;
   settings: SettingsTable;
 }
 

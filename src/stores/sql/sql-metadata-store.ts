@@ -27,6 +27,7 @@ import type {
   AttachmentPatch,
   AttachmentRecord,
   AttachmentState,
+  ChunkOwner,
   ChunkRecord,
   CommitRecord,
   CommitSummary,
@@ -34,9 +35,11 @@ import type {
   MetadataStore,
   MountTuning,
   SnapshotRecord,
+  TenantPatch,
   TenantRecord,
   TokenRecord,
   TreeRecord,
+  UploadReservation,
   VolumeHeadUpdate,
   VolumePatch,
   VolumeRecord,
@@ -116,7 +119,7 @@ export class SqlMetadataOps implements MetadataOps {
     await this.run('insert a tenant', () =>
       this.db
         .insertInto('tenants')
-        .values({ id: t.id, name: t.name, default_cap: t.defaultCap, created_at: ms(t.createdAt) })
+        .values({ id: t.id, name: t.name, default_cap: t.defaultCap, storage_quota: t.storageQuota, uncommitted_quota: t.uncommittedQuota, created_at: ms(t.createdAt) })
         .execute(),
       `tenant "${t.name}" already exists`,
     );
@@ -137,10 +140,15 @@ export class SqlMetadataOps implements MetadataOps {
     return rows.map(tenantFromRow);
   }
 
-  async updateTenant(id: TenantId, patch: { defaultCap: number }): Promise<boolean> {
-    const r = await this.run('update a tenant', () =>
-      this.db.updateTable('tenants').set({ default_cap: patch.defaultCap }).where('id', '=', id).executeTakeFirst(),
-    );
+  async updateTenant(id: TenantId, patch: TenantPatch): Promise<boolean> {
+    const set = {
+      ...(patch.defaultCap !== undefined ? { default_cap: patch.defaultCap } : {}),
+      ...(patch.storageQuota !== undefined ? { storage_quota: patch.storageQuota } : {}),
+      ...(patch.uncommittedQuota !== undefined ? { uncommitted_quota: patch.uncommittedQuota } : {}),
+    };
+    // An empty patch still answers whether the tenant exists.
+    if (Object.keys(set).length === 0) return (await this.getTenant(id)) !== undefined;
+    const r = await this.run('update a tenant', () => this.db.updateTable('tenants').set(set).where('id', '=', id).executeTakeFirst());
     return r.numUpdatedRows > 0n;
   }
 
@@ -278,6 +286,7 @@ export class SqlMetadataOps implements MetadataOps {
           file_count: v.fileCount,
           created_at: ms(v.createdAt),
           updated_at: ms(v.updatedAt),
+          ancestors: v.ancestors.length > 0 ? JSON.stringify(v.ancestors) : null,
         })
         .execute(),
       `volume "${v.name}" already exists`,
@@ -592,6 +601,97 @@ export class SqlMetadataOps implements MetadataOps {
     return deleted;
   }
 
+  // --- chunk owners ---
+
+  async addChunkOwners(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<void> {
+    const rows = unique(owners).flatMap((owner) => unique(hashes).map((hash) => ({ owner, hash })));
+    await this.run('record chunk owners', async () => {
+      for (const batch of batches(rows, BATCH)) {
+        await this.db.insertInto('chunk_owners').values(batch).onConflict((oc) => oc.columns(['owner', 'hash']).doNothing()).execute();
+      }
+    });
+  }
+
+  async ownedChunks(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]> {
+    const found = new Set<ChunkHash>();
+    const ownerBatches = [...batches(unique(owners), 100)];
+    await this.run('read chunk owners', async () => {
+      for (const hashBatch of batches(unique(hashes), BATCH)) {
+        for (const ownerBatch of ownerBatches) {
+          const rows = await this.db
+            .selectFrom('chunk_owners')
+            .select('hash')
+            .distinct()
+            .where('owner', 'in', ownerBatch)
+            .where('hash', 'in', hashBatch)
+            .execute();
+          for (const r of rows) found.add(r.hash as ChunkHash);
+        }
+      }
+    });
+    return [...found];
+  }
+
+  async pruneChunkOwners(hashes: readonly ChunkHash[]): Promise<number> {
+    let deleted = 0;
+    await this.run('prune chunk owners', async () => {
+      for (const batch of batches(unique(hashes), BATCH)) {
+        // One statement: a chunk row inserted meanwhile keeps its owners.
+        const r = await this.db
+          .deleteFrom('chunk_owners')
+          .where('hash', 'in', batch)
+          .where('hash', 'not in', (eb) => eb.selectFrom('chunks').select('hash').where('hash', 'in', batch))
+          .executeTakeFirst();
+        deleted += Number(r.numDeletedRows);
+      }
+    });
+    return deleted;
+  }
+
+  // --- upload reservations ---
+
+  async insertUploadReservations(rs: readonly UploadReservation[]): Promise<void> {
+    await this.run('reserve upload bytes', async () => {
+      for (const batch of batches(uniqueBy(rs, (r) => r.key), BATCH)) {
+        await this.db
+          .insertInto('upload_reservations')
+          .values(batch.map((r) => ({ key: r.key, tenant_id: r.tenantId, volume_id: r.volumeId, bytes: r.bytes, expires_at: ms(r.expiresAt) })))
+          .onConflict((oc) => oc.column('key').doNothing())
+          .execute();
+      }
+    });
+  }
+
+  async pendingUploadBytes(tenantId: TenantId, now: Date): Promise<number> {
+    const row = await this.run('sum upload reservations', () =>
+      this.db
+        .selectFrom('upload_reservations')
+        .select((eb) => eb.fn.sum<number | string | null>('bytes').as('total'))
+        .where('tenant_id', '=', tenantId)
+        .where('expires_at', '>', ms(now))
+        .executeTakeFirst(),
+    );
+    return row?.total == null ? 0 : toNumber(row.total);
+  }
+
+  async releaseUploadReservations(tenantId: TenantId, keys: readonly string[]): Promise<number> {
+    let released = 0;
+    await this.run('release upload reservations', async () => {
+      for (const batch of batches(unique(keys), BATCH)) {
+        const r = await this.db.deleteFrom('upload_reservations').where('tenant_id', '=', tenantId).where('key', 'in', batch).executeTakeFirst();
+        released += Number(r.numDeletedRows);
+      }
+    });
+    return released;
+  }
+
+  async deleteExpiredUploadReservations(now: Date): Promise<number> {
+    const r = await this.run('delete expired upload reservations', () =>
+      this.db.deleteFrom('upload_reservations').where('expires_at', '<=', ms(now)).executeTakeFirst(),
+    );
+    return Number(r.numDeletedRows);
+  }
+
   // --- settings ---
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -761,7 +861,12 @@ function toUint8Array(u: Uint8Array): Uint8Array {
 }
 
 function tenantFromRow(r: Selectable<TenantsTable>): TenantRecord {
-  return { id: r.id as TenantId, name: r.name, defaultCap: toNumber(r.default_cap), createdAt: date(r.created_at) };
+  return {
+    id: r.id as TenantId, name: r.name, defaultCap: toNumber(r.default_cap),
+    storageQuota: r.storage_quota === null ? null : toNumber(r.storage_quota),
+    uncommittedQuota: r.uncommitted_quota === null ? null : toNumber(r.uncommitted_quota),
+    createdAt: date(r.created_at),
+  };
 }
 
 function tokenFromRow(r: Selectable<TokensTable>): TokenRecord {
@@ -810,6 +915,7 @@ function volumeFromRow(r: Selectable<VolumesTable>): VolumeRecord {
     fileCount: toNumber(r.file_count),
     createdAt: date(r.created_at),
     updatedAt: date(r.updated_at),
+    ancestors: r.ancestors === null ? [] : (JSON.parse(r.ancestors) as VolumeId[]),
   };
 }
 

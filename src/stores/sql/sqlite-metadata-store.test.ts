@@ -39,7 +39,7 @@ function hex(): string {
 }
 
 function tenant(name: string): TenantRecord {
-  return { id: TenantId.new(), name, defaultCap: 1024, createdAt: new Date(1_700_000_000_123) };
+  return { id: TenantId.new(), name, defaultCap: 1024, storageQuota: null, uncommittedQuota: null, createdAt: new Date(1_700_000_000_123) };
 }
 
 function volume(tenantId: TenantId, name: string): VolumeRecord {
@@ -56,6 +56,7 @@ function volume(tenantId: TenantId, name: string): VolumeRecord {
     fileCount: 0,
     createdAt: t,
     updatedAt: t,
+    ancestors: [],
   };
 }
 
