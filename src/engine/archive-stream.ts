@@ -7,7 +7,9 @@
  * directory holds.
  *
  * Entries are named relative to the archived directory (`a/b.txt`, `sub/`),
- * keep their mode and mtime; symlinks are symlink entries (never followed),
+ * keep their permission bits and mtime (setuid, setgid and sticky bits only
+ * when asked: a volume's modes are data from whoever wrote it, and `tar x`
+ * as root would restore them); owners are always uid/gid 0 with no names; symlinks are symlink entries (never followed),
  * directories are directory entries. Every entry comes from one commit,
  * resolved before the first byte, so the archive is a consistent snapshot.
  */
@@ -49,20 +51,21 @@ export interface ArchiveStream {
  * const { stream } = await archiveStream(engine, actor, 'data', '/results', { format: 'tar.gz' });
  * await pipeline(stream, createWriteStream('results.tar.gz'));
  */
-export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: string, path: string, opts: { commit?: string; format?: ArchiveFormat } = {}): Promise<ArchiveStream> {
+export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: string, path: string, opts: { commit?: string; format?: ArchiveFormat; preserveMode?: boolean } = {}): Promise<ArchiveStream> {
   const format = opts.format ?? 'tar.gz';
   if (!ARCHIVE_FORMATS.includes(format)) throw new InvalidArgumentError(`archive format must be one of ${ARCHIVE_FORMATS.join(', ')}`);
   const root = parsePath(path);
   const { commit, entry } = await engine.stat(actor, volume, root, opts.commit !== undefined ? { commit: opts.commit } : {});
   if (entry.type !== 'dir') throw new InvalidArgumentError(`${root} is not a directory: download the file itself, or archive its parent`);
   const prefix = root === '/' ? '/' : `${root}/`;
+  const modeMask = opts.preserveMode === true ? 0o7777 : 0o777;
 
   const tar = tarPack();
   const fill = async () => {
     let after: string | undefined;
     for (;;) {
       const page = await engine.list(actor, volume, root, { commit, recursive: true, limit: PAGE, ...(after !== undefined ? { after } : {}) });
-      await addPage(engine, actor, volume, commit, tar, page.entries, prefix);
+      await addPage(engine, actor, volume, commit, tar, page.entries, prefix, modeMask);
       if (page.nextCursor === null) break;
       after = page.nextCursor;
     }
@@ -88,7 +91,7 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
  * window) so their blob-store latency overlaps the tar's writing; large
  * files stream through one chunk at a time.
  */
-async function addPage(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, entries: readonly FileInfo[], prefix: string): Promise<void> {
+async function addPage(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, entries: readonly FileInfo[], prefix: string, modeMask: number): Promise<void> {
   const ahead = new Map<number, Promise<Buffer>>();
   let next = 0;
   const readAhead = (from: number) => {
@@ -107,11 +110,11 @@ async function addPage(engine: VolumeEngine, actor: Actor, volume: string, commi
     const name = e.path.slice(prefix.length);
     const bytes = ahead.get(i);
     ahead.delete(i);
-    if (bytes === undefined) await addEntry(engine, actor, volume, commit, tar, e, name);
+    if (bytes === undefined) await addEntry(engine, actor, volume, commit, tar, e, name, modeMask);
     else {
       const data = await bytes;
       await new Promise<void>((resolve, reject) => {
-        tar.entry({ name, mode: e.mode & 0o7777, mtime: new Date(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+        tar.entry({ name, mode: e.mode & modeMask, mtime: new Date(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
       });
     }
   }
@@ -125,8 +128,8 @@ async function readWhole(engine: VolumeEngine, actor: Actor, volume: string, com
 }
 
 /** Adds one tree entry; a file's bytes are written as they arrive, waiting whenever the pack is full. */
-async function addEntry(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, e: FileInfo, name: string): Promise<void> {
-  const base: Headers = { name, mode: e.mode & 0o7777, mtime: new Date(e.mtime) };
+async function addEntry(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, e: FileInfo, name: string, modeMask: number): Promise<void> {
+  const base: Headers = { name, mode: e.mode & modeMask, mtime: new Date(e.mtime) };
   if (e.type === 'dir') {
     await entryDone(tar, { ...base, name: `${name}/`, type: 'directory' });
     return;
