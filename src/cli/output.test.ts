@@ -22,6 +22,7 @@ const EXPECTED: Record<ErrorCode, number> = {
   ReadOnly: 5,
   QuotaExceeded: 6,
   PayloadTooLarge: 6,
+  InsufficientStorage: 6,
   Unavailable: 7,
   Internal: 1,
 };

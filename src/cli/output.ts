@@ -31,6 +31,7 @@ export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: str
   ReadOnly: { status: 5 },
   QuotaExceeded: { status: 6 },
   PayloadTooLarge: { status: 6 },
+  InsufficientStorage: { status: 6 },
   // Only about the server: a blob store, a mount agent or FUSE being unavailable says what to do itself.
   Unavailable: { status: 7, hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server', hintWhen: /cannot reach Stowage/ },
   Internal: { status: 1, hint: 'this is a bug; the server log has details' },
@@ -45,7 +46,8 @@ const LOCAL_ERRNO: Readonly<Record<string, ErrorCode>> = {
   EISDIR: 'InvalidArgument',
   ENOTDIR: 'InvalidArgument',
   EEXIST: 'AlreadyExists',
-  ENOSPC: 'QuotaExceeded',
+  ENOSPC: 'InsufficientStorage',
+  EDQUOT: 'InsufficientStorage',
 };
 
 /** The errno code of a local file-system error, when `err` is one we classify. */

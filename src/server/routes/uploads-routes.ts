@@ -30,7 +30,6 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import type { Context } from 'hono';
 import { InvalidArgumentError, NotFoundError, ReadOnlyError } from '../../common/errors.js';
@@ -38,6 +37,7 @@ import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake
 import type { Actor, VolumeEngine } from '../../engine/types.js';
 import { toErrorResponse, type ErrorLog } from '../error-map.js';
 import type { ApiApp, AppEnv } from '../route-helpers.js';
+import { diskFullAnswer, StagingFileStore } from '../upload-staging-store.js';
 
 /** Path of the tus endpoint (creation URL); uploads live at `${UPLOADS_PATH}/<id>`. */
 export const UPLOADS_PATH = '/v1/uploads';
@@ -128,7 +128,7 @@ function tusError(err: unknown, log: ErrorLog | undefined): { status_code: numbe
  */
 export function createUploadService(engine: VolumeEngine, options: UploadsOptions, log?: ErrorLog): UploadService {
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
-  const store = new FileStore({ directory: options.directory, expirationPeriodInMilliseconds: expireAfterMs });
+  const store = new StagingFileStore({ directory: options.directory, expirationPeriodInMilliseconds: expireAfterMs });
   const finishedDir = join(options.directory, 'finished');
   const finishedFile = (id: string) => join(finishedDir, `${id}.json`);
   /** Finishes running in this process, by upload id: a HEAD waits for them instead of racing them. */
@@ -149,6 +149,11 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     // The creation check already bounds the length by the volume's free space; this is a backstop.
     maxSize: 2 ** 50,
     disableTerminationForFinishedUploads: true,
+    // A full staging disk is 507 "disk full", not the tus server's generic 500.
+    onResponseError: (_req, err) => {
+      const answer = diskFullAnswer(err, 'staging the upload');
+      return answer === err ? undefined : (answer as { status_code: number; body: string });
+    },
     onUploadCreate: async (req, upload) => {
       const { actor, target } = contextOf(req);
       if (!target) throw tusError(new InvalidArgumentError('upload target missing'), log);
