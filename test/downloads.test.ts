@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -253,6 +254,54 @@ describe('archives', () => {
     const entries = await untar(Buffer.from(await again.arrayBuffer()), false);
     assert.equal(entries.size, 40);
     assert.ok(entries.get('f39.bin')!.data.equals(pattern(256 * 1024, 40)));
+  });
+
+  /** File descriptors this process (the server's) holds open on its blob directory. */
+  async function blobHandles(): Promise<string[]> {
+    const blobs = join(srv.dataDir, 'blobs');
+    const out: string[] = [];
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+      if (target.startsWith(blobs)) out.push(target);
+    }
+    return out;
+  }
+
+  test('a client that aborts an archive download makes the server close its blob handles at once', async () => {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    // Large chunked files (a handle per chunk read) and small packed ones (read ahead) alike.
+    await vol.files.writeMany([
+      ...Array.from({ length: 3 }, (_, i) => ({ path: `/x/big${i}.bin`, data: pattern(20 * 1024 * 1024, 50 + i) })),
+      ...Array.from({ length: 60 }, (_, i) => ({ path: `/x/small/f${i}.bin`, data: pattern(64 * 1024, 100 + i) })),
+    ], { createParents: true });
+    assert.deepEqual(await blobHandles(), [], 'no handle before');
+    for (const format of ['tar', 'tar.gz']) {
+      // A raw socket, so the abort is what a killed client does: the connection closes mid-stream.
+      let received = 0;
+      await new Promise<void>((resolve, reject) => {
+        const req = httpGet(`${srv.url}/v1/volumes/${vol.name}/archive?path=/x&format=${format}`, { headers: { authorization: `Bearer ${srv.token}` } }, (res) => {
+          res.on('data', (d: Buffer) => {
+            received += d.length;
+            if (received >= 2 * 1024 * 1024) {
+              req.destroy();
+              resolve();
+            }
+          });
+          res.on('error', () => undefined);
+        });
+        req.on('error', (e) => (received >= 2 * 1024 * 1024 ? undefined : reject(e)));
+      });
+      const deadline = Date.now() + 500;
+      let open = await blobHandles();
+      while (open.length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        open = await blobHandles();
+      }
+      assert.deepEqual(open, [], `${format}: blob handles still open 500 ms after the client went away`);
+      // And none is opened again: the server stopped reading.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(await blobHandles(), [], `${format}: the server kept reading blobs`);
+    }
   });
 
   test('hostile archive paths and formats are 400, files are 400, missing is 404', async () => {
