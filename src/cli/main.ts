@@ -32,7 +32,7 @@ Environment:
 
 Exit status: 0 ok, 1 internal error, 2 bad input, 3 not found,
 4 already exists or conflict, 5 not authenticated or not allowed,
-6 over the cap or too large, 7 server unavailable.`;
+6 over the cap, too large or disk full, 7 server unavailable.`;
 
 /** The package version, when package.json is where a build puts it. */
 function version(): string {

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { CommanderError } from 'commander';
 import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
 import { errorFromCode } from '../common/errors.js';
-import { EXIT_TABLE, errorMessageOf, exitStatusOf, formatTable, reportError } from './output.js';
+import { EXIT_TABLE, errorMessageOf, escapeControl, exitStatusOf, formatTable, reportError, safeJson } from './output.js';
 
 const EXPECTED: Record<ErrorCode, number> = {
   InvalidArgument: 2,
@@ -22,6 +22,7 @@ const EXPECTED: Record<ErrorCode, number> = {
   ReadOnly: 5,
   QuotaExceeded: 6,
   PayloadTooLarge: 6,
+  InsufficientStorage: 6,
   Unavailable: 7,
   Internal: 1,
 };
@@ -74,4 +75,26 @@ test('messages carry the hint of their code once', () => {
 test('tables align columns and right-align numbers', () => {
   const t = formatTable(['NAME', 'SIZE', 'NOTE'], [['a', '1 KiB', 'x'], ['longer', '20 MiB', 'y']], ['left', 'right']);
   assert.equal(t, ['NAME      SIZE  NOTE', 'a        1 KiB  x', 'longer  20 MiB  y'].join('\n'));
+});
+
+test('escapeControl renders every terminal control visibly, and is idempotent', () => {
+  assert.equal(escapeControl('a\x1b[2J\rb\nc'), 'a\\x1b[2J\\rb\\nc');
+  assert.equal(escapeControl('\x00\x07\x7f\x9b\x85'), '\\x00\\x07\\x7f\\x9b\\x85');
+  assert.equal(escapeControl('rtl\u202egnp.exe\u2028x'), 'rtl\\u{202e}gnp.exe\\u{2028}x');
+  assert.equal(escapeControl('tab\tstays, é and 日本 too'), 'tab\tstays, é and 日本 too');
+  const s = 'x\x1b\x9b\n\u2066';
+  assert.equal(escapeControl(escapeControl(s)), escapeControl(s));
+});
+
+test('safeJson is the same JSON value with C1 and bidi controls as \\u escapes', () => {
+  const v = { name: 'a\x1b\x9b\u202e\n' };
+  const text = safeJson(v, 2);
+  assert.doesNotMatch(text, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e]/);
+  assert.deepEqual(JSON.parse(text), v);
+});
+
+test('tables escape names before aligning them', () => {
+  const t = formatTable(['NAME', 'SIZE'], [['a\nb', '1'], ['cc', '2']], ['left', 'right']);
+  assert.equal(t.split('\n').length, 3);
+  assert.deepEqual(t.split('\n').slice(1), ['a\\nb     1', 'cc       2']);
 });

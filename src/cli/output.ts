@@ -6,6 +6,11 @@
  * Rules: an error prints exactly one line, `stowage: <message>`, to stderr,
  * and sets the exit status of its code; results go to stdout, as an aligned
  * table or, with `--json`, as JSON; progress and notes go to stderr.
+ *
+ * Names, messages and errors come from volumes and servers a user may not
+ * trust: every printer here passes its text through `escapeControl`, so a
+ * file named "a\x1b[2J\rforged\n" can neither drive the terminal nor forge
+ * an output line. JSON output escapes the same characters as \uXXXX.
  */
 import { CommanderError } from 'commander';
 import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
@@ -26,6 +31,7 @@ export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: str
   ReadOnly: { status: 5 },
   QuotaExceeded: { status: 6 },
   PayloadTooLarge: { status: 6 },
+  InsufficientStorage: { status: 6 },
   // Only about the server: a blob store, a mount agent or FUSE being unavailable says what to do itself.
   Unavailable: { status: 7, hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server', hintWhen: /cannot reach Stowage/ },
   Internal: { status: 1, hint: 'this is a bug; the server log has details' },
@@ -40,7 +46,8 @@ const LOCAL_ERRNO: Readonly<Record<string, ErrorCode>> = {
   EISDIR: 'InvalidArgument',
   ENOTDIR: 'InvalidArgument',
   EEXIST: 'AlreadyExists',
-  ENOSPC: 'QuotaExceeded',
+  ENOSPC: 'InsufficientStorage',
+  EDQUOT: 'InsufficientStorage',
 };
 
 /** The errno code of a local file-system error, when `err` is one we classify. */
@@ -60,6 +67,39 @@ export function codeOf(err: unknown): ErrorCode {
 /** Exit status of an error. */
 export function exitStatusOf(err: unknown): number {
   return EXIT_TABLE[codeOf(err)].status;
+}
+
+/**
+ * Characters a terminal acts on rather than shows: C0 controls (tab excepted:
+ * harmless, and common in matched lines), DEL, C1 controls (\x9b is a
+ * one-byte CSI), the Unicode line and paragraph separators, and the
+ * bidirectional overrides and isolates that reorder what a reader sees.
+ */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** The part of CONTROL that JSON.stringify writes raw (it escapes C0 itself; its own newlines are indentation). */
+const RAW_IN_JSON = /[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** The visible escape of one control character: \n, \r, \xHH or \u{HHHH}. */
+function escapeOne(c: string): string {
+  if (c === '\n') return '\\n';
+  if (c === '\r') return '\\r';
+  const n = c.codePointAt(0)!;
+  return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`;
+}
+
+/**
+ * Renders control characters visibly (see CONTROL), so text from a volume or
+ * a server prints as exactly what it is. Idempotent: the output holds no
+ * control character. Backslashes are left alone, so a name that spells
+ * "\x1b" literally reads the same as one holding ESC; the point is that
+ * neither reaches the terminal raw.
+ *
+ * @example
+ * escapeControl('a\x1b[2J\rb\n'); // 'a\\x1b[2J\\rb\\n'
+ */
+export function escapeControl(s: string): string {
+  return s.replace(CONTROL, escapeOne);
 }
 
 /** Collapses whitespace (newlines included) so a message is one line. */
@@ -83,23 +123,32 @@ export function errorMessageOf(err: unknown): string {
 
 /** Prints an error as its one line on stderr and returns the exit status to use. */
 export function reportError(err: unknown, stderr: NodeJS.WritableStream = process.stderr): number {
-  stderr.write(`stowage: ${errorMessageOf(err)}\n`);
+  stderr.write(`stowage: ${escapeControl(errorMessageOf(err))}\n`);
   return exitStatusOf(err);
+}
+
+/**
+ * JSON text with the control characters JSON.stringify leaves raw (DEL, C1,
+ * the separators and bidi controls) written as \uXXXX: the same value, safe
+ * to show on a terminal.
+ */
+export function safeJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Prints a value as indented JSON on stdout. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${safeJson(value, 2)}\n`);
 }
 
-/** Prints a line on stdout. */
+/** Prints a line on stdout (control characters escaped). */
 export function printLine(line = ''): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${escapeControl(line)}\n`);
 }
 
-/** Prints a note for humans on stderr (never part of a command's result). */
+/** Prints a note for humans on stderr (never part of a command's result; control characters escaped). */
 export function printNote(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${escapeControl(line)}\n`);
 }
 
 /** Column alignment: numbers read better right-aligned. */
@@ -113,7 +162,8 @@ export type Align = 'left' | 'right';
  * formatTable(['NAME', 'SIZE'], [['data', '1 KiB']], ['left', 'right']);
  */
 export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly Align[] = []): string {
-  const all = [headers, ...rows];
+  // Cells are escaped before measuring, so an escaped name keeps its column aligned.
+  const all = [headers, ...rows].map((r) => r.map((cell) => escapeControl(cell)));
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const lines = all.map((r) =>
     r
@@ -128,9 +178,9 @@ export function formatTable(headers: readonly string[], rows: ReadonlyArray<read
   return lines.join('\n');
 }
 
-/** Prints an aligned table on stdout. */
+/** Prints an aligned table on stdout (its cells escaped by formatTable; its newlines are the rows'). */
 export function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly Align[] = []): void {
-  printLine(formatTable(headers, rows, align));
+  process.stdout.write(`${formatTable(headers, rows, align)}\n`);
 }
 
 /** Prints "key: value" lines with the values aligned. */

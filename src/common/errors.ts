@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'Forbidden',
   'ReadOnly',
   'PayloadTooLarge',
+  'InsufficientStorage',
   'Unavailable',
   'Internal',
 ] as const;
@@ -36,6 +37,7 @@ export const ERROR_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   Forbidden: 403,
   ReadOnly: 403,
   PayloadTooLarge: 413,
+  InsufficientStorage: 507,
   Unavailable: 503,
   Internal: 500,
 };
@@ -85,11 +87,37 @@ export class ReadOnlyError extends StowageError {
 export class PayloadTooLargeError extends StowageError {
   constructor(message: string, o?: Opts) { super('PayloadTooLarge', message, o); }
 }
+/** The server's own disk (blob directory, upload staging) is full: nothing was stored; free space and retry. */
+export class InsufficientStorageError extends StowageError {
+  constructor(message: string, o?: Opts) { super('InsufficientStorage', message, o); }
+}
 export class UnavailableError extends StowageError {
   constructor(message: string, o?: Opts) { super('Unavailable', message, o); }
 }
 export class InternalError extends StowageError {
   constructor(message: string, o?: Opts) { super('Internal', message, o); }
+}
+
+/** Errno codes of a file system with no room left (ENOSPC: no space; EDQUOT: over a disk quota). */
+const DISK_FULL_ERRNO = new Set(['ENOSPC', 'EDQUOT']);
+
+/** True when `err` is a file-system error saying the disk (or the quota on it) is full. */
+export function isDiskFull(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? (err as { code: unknown }).code : undefined;
+  return typeof code === 'string' && DISK_FULL_ERRNO.has(code);
+}
+
+/**
+ * `err` as the InsufficientStorage error of `what` when it says the disk is
+ * full; any other error unchanged. The message starts with "disk full" and
+ * says what to do.
+ *
+ * @example
+ * catch (err) { throw diskFullOr(err, `storing blob ${key}`); }
+ */
+export function diskFullOr(err: unknown, what: string): unknown {
+  if (!isDiskFull(err)) return err;
+  return new InsufficientStorageError(`disk full: ${what} failed: the server's disk has no space left (${(err as { code: string }).code}); nothing was stored. Free space on the server (or grow its disk), then retry`, { cause: err });
 }
 
 /** True when `e` is a StowageError, optionally of the given code. */
@@ -109,6 +137,7 @@ const ERROR_CLASSES: Readonly<Record<ErrorCode, new (message: string, o?: Opts) 
   Forbidden: ForbiddenError,
   ReadOnly: ReadOnlyError,
   PayloadTooLarge: PayloadTooLargeError,
+  InsufficientStorage: InsufficientStorageError,
   Unavailable: UnavailableError,
   Internal: InternalError,
 };

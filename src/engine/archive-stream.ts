@@ -7,9 +7,17 @@
  * directory holds.
  *
  * Entries are named relative to the archived directory (`a/b.txt`, `sub/`),
- * keep their mode and mtime; symlinks are symlink entries (never followed),
+ * keep their permission bits and mtime (setuid, setgid and sticky bits only
+ * when asked: a volume's modes are data from whoever wrote it, and `tar x`
+ * as root would restore them); owners are always uid/gid 0 with no names; symlinks are symlink entries (never followed),
  * directories are directory entries. Every entry comes from one commit,
  * resolved before the first byte, so the archive is a consistent snapshot.
+ *
+ * A reader that goes away (the client aborts) stops everything at once: the
+ * byte stream's close aborts the fill, which stops listing, stops reading
+ * ahead, and destroys the blob stream of the file being written, so every
+ * blob handle is closed within moments instead of waiting on a pack that
+ * nobody drains.
  */
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
@@ -49,20 +57,22 @@ export interface ArchiveStream {
  * const { stream } = await archiveStream(engine, actor, 'data', '/results', { format: 'tar.gz' });
  * await pipeline(stream, createWriteStream('results.tar.gz'));
  */
-export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: string, path: string, opts: { commit?: string; format?: ArchiveFormat } = {}): Promise<ArchiveStream> {
+export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: string, path: string, opts: { commit?: string; format?: ArchiveFormat; preserveMode?: boolean } = {}): Promise<ArchiveStream> {
   const format = opts.format ?? 'tar.gz';
   if (!ARCHIVE_FORMATS.includes(format)) throw new InvalidArgumentError(`archive format must be one of ${ARCHIVE_FORMATS.join(', ')}`);
   const root = parsePath(path);
   const { commit, entry } = await engine.stat(actor, volume, root, opts.commit !== undefined ? { commit: opts.commit } : {});
   if (entry.type !== 'dir') throw new InvalidArgumentError(`${root} is not a directory: download the file itself, or archive its parent`);
   const prefix = root === '/' ? '/' : `${root}/`;
+  const modeMask = opts.preserveMode === true ? 0o7777 : 0o777;
 
   const tar = tarPack();
+  const gone = new AbortController();
   const fill = async () => {
     let after: string | undefined;
     for (;;) {
       const page = await engine.list(actor, volume, root, { commit, recursive: true, limit: PAGE, ...(after !== undefined ? { after } : {}) });
-      await addPage(engine, actor, volume, commit, tar, page.entries, prefix);
+      await addPage({ engine, actor, volume, commit, tar, prefix, modeMask, signal: gone.signal }, page.entries);
       if (page.nextCursor === null) break;
       after = page.nextCursor;
     }
@@ -72,7 +82,10 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
 
   // Readable.from pulls from the tar only as fast as the consumer reads, which is the backpressure the pack honours.
   const tarBytes = Readable.from(tar as AsyncIterable<Uint8Array>, { objectMode: false });
-  tarBytes.on('close', () => tar.destroy());
+  tarBytes.on('close', () => {
+    gone.abort();
+    tar.destroy();
+  });
   // A reader that goes away destroys the byte stream, which unwinds the pack with the same error; the consumer of
   // the byte stream already heard it, so the pack's copy needs no second listener to throw at.
   tar.on('error', () => undefined);
@@ -88,45 +101,64 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
  * window) so their blob-store latency overlaps the tar's writing; large
  * files stream through one chunk at a time.
  */
-async function addPage(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, entries: readonly FileInfo[], prefix: string): Promise<void> {
+async function addPage(job: ArchiveJob, entries: readonly FileInfo[]): Promise<void> {
+  const { tar, prefix, modeMask, signal } = job;
   const ahead = new Map<number, Promise<Buffer>>();
   let next = 0;
   const readAhead = (from: number) => {
-    for (; next < entries.length && next <= from + READ_AHEAD_FILES; next++) {
+    for (; next < entries.length && next <= from + READ_AHEAD_FILES && !signal.aborted; next++) {
       const e = entries[next]!;
       if (e.type !== 'file' || e.size > READ_AHEAD_MAX_BYTES) continue;
-      const bytes = readWhole(engine, actor, volume, commit, e);
+      const bytes = readWhole(job, e);
       // Awaited in order below; this keeps an early failure from being an unhandled rejection.
       bytes.catch(() => undefined);
       ahead.set(next, bytes);
     }
   };
   for (let i = 0; i < entries.length; i++) {
+    if (signal.aborted) throw new Error('the archive reader went away');
     readAhead(i);
     const e = entries[i]!;
     const name = e.path.slice(prefix.length);
     const bytes = ahead.get(i);
     ahead.delete(i);
-    if (bytes === undefined) await addEntry(engine, actor, volume, commit, tar, e, name);
+    if (bytes === undefined) await addEntry(job, e, name);
     else {
       const data = await bytes;
       await new Promise<void>((resolve, reject) => {
-        tar.entry({ name, mode: e.mode & 0o7777, mtime: new Date(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+        tar.entry({ name, mode: e.mode & modeMask, mtime: new Date(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
       });
     }
   }
 }
 
-async function readWhole(engine: VolumeEngine, actor: Actor, volume: string, commit: string, e: FileInfo): Promise<Buffer> {
+/** What every step of one archive shares; `signal` aborts when its reader went away. */
+interface ArchiveJob {
+  engine: VolumeEngine;
+  actor: Actor;
+  volume: string;
+  commit: string;
+  tar: Pack;
+  prefix: string;
+  modeMask: number;
+  signal: AbortSignal;
+}
+
+async function readWhole({ engine, actor, volume, commit, signal }: ArchiveJob, e: FileInfo): Promise<Buffer> {
   const { body } = await engine.readFile(actor, volume, e.path, { commit });
   const parts: Uint8Array[] = [];
-  for await (const piece of body) parts.push(piece);
+  // Leaving the loop early closes the blob stream.
+  for await (const piece of body) {
+    if (signal.aborted) break;
+    parts.push(piece);
+  }
   return Buffer.concat(parts);
 }
 
 /** Adds one tree entry; a file's bytes are written as they arrive, waiting whenever the pack is full. */
-async function addEntry(engine: VolumeEngine, actor: Actor, volume: string, commit: string, tar: Pack, e: FileInfo, name: string): Promise<void> {
-  const base: Headers = { name, mode: e.mode & 0o7777, mtime: new Date(e.mtime) };
+async function addEntry(job: ArchiveJob, e: FileInfo, name: string): Promise<void> {
+  const { engine, actor, volume, commit, tar, modeMask, signal } = job;
+  const base: Headers = { name, mode: e.mode & modeMask, mtime: new Date(e.mtime) };
   if (e.type === 'dir') {
     await entryDone(tar, { ...base, name: `${name}/`, type: 'directory' });
     return;
@@ -142,26 +174,35 @@ async function addEntry(engine: VolumeEngine, actor: Actor, volume: string, comm
     sink = tar.entry({ ...base, type: 'file', size: e.size }, (err) => (err ? reject(err) : resolve()));
   });
   done.catch(() => undefined);
+  // Leaving the loop early (reader gone, entry destroyed) closes the blob stream at once.
   for await (const piece of body) {
-    if (!sink.write(piece)) await drained(sink);
-    if (sink.destroyed) break;
+    if (signal.aborted) break;
+    if (!sink.write(piece)) await drained(sink, signal);
+    if (sink.destroyed || signal.aborted) break;
+  }
+  if (signal.aborted) {
+    sink.destroy();
+    throw new Error('the archive reader went away');
   }
   // streamx's end takes an optional last chunk; none here.
   sink.end(undefined);
   await done;
 }
 
-/** Resolves when a full entry can take more bytes, or when it was destroyed (the caller then stops writing). */
-function drained(sink: ReturnType<Pack['entry']>): Promise<void> {
+/** Resolves when a full entry can take more bytes, when it was destroyed, or when the reader went away (the caller then stops writing). */
+function drained(sink: ReturnType<Pack['entry']>, signal: AbortSignal): Promise<void> {
   const events = sink as unknown as NodeJS.EventEmitter;
   return new Promise((resolve) => {
     const settle = () => {
       events.off('drain', settle);
       events.off('close', settle);
+      signal.removeEventListener('abort', settle);
       resolve();
     };
+    if (signal.aborted) return resolve();
     events.on('drain', settle);
     events.on('close', settle);
+    signal.addEventListener('abort', settle, { once: true });
   });
 }
 

@@ -18,6 +18,10 @@
  *   small files are written a bounded number at a time, large ones stream.
  *   The archive is one commit, so the local copy is a consistent snapshot
  *   even while others write. Mtimes are kept to the second (tar's unit).
+ * - modes: a volume's modes are data from whoever wrote it. Files and
+ *   directories get their permission bits (0o777) only, never setuid, setgid
+ *   or sticky, unless `preserveMode` asks for them; owners are never set
+ *   (volumes record none), so everything belongs to the downloading user.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -56,6 +60,13 @@ export interface DownloadOptions {
   commit?: string;
   /** Hears download progress (bytes). */
   onProgress?: ProgressListener;
+  /** Keep setuid, setgid and sticky bits (files, directories, archive entries); by default only the permission bits 0o777 are written. */
+  preserveMode?: boolean;
+}
+
+/** The bits of a volume mode a download writes: permissions only, unless special bits were asked for. */
+function localMode(mode: number, preserveMode: boolean | undefined): number {
+  return mode & (preserveMode === true ? 0o7777 : 0o777);
 }
 
 /** An entry a directory download refused to write, and why. */
@@ -148,14 +159,14 @@ function tempBeside(target: string): string {
   return join(dirname(target), `.${basename(target).slice(0, 100)}.stowage-${randomBytes(6).toString('hex')}.part`);
 }
 
-/** Writes a stream to `target` through a temp file and a rename; the temp file is removed on failure. */
+/** Writes a stream to `target` through a temp file and a rename; the temp file is removed on failure. `meta.mode` is written as given (callers mask it with localMode). */
 async function writeAtomically(source: Readable, target: string, meta?: { mode: number; mtime: number }): Promise<void> {
   const tmp = tempBeside(target);
   try {
     // 'wx': the temp name must be new, so an existing file or symlink there is never opened.
     await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 }));
     if (meta) {
-      await chmod(tmp, meta.mode & 0o7777);
+      await chmod(tmp, meta.mode);
       const t = new Date(meta.mtime);
       await utimes(tmp, t, t);
     } else {
@@ -174,7 +185,7 @@ async function writeBytesAtomically(data: Buffer, target: string, meta: { mode: 
   const tmp = tempBeside(target);
   try {
     await writeFile(tmp, data, { flag: 'wx', mode: 0o600 });
-    await chmod(tmp, meta.mode & 0o7777);
+    await chmod(tmp, meta.mode);
     const t = new Date(meta.mtime);
     await utimes(tmp, t, t);
     await rename(tmp, target);
@@ -236,7 +247,7 @@ export async function downloadTo(host: DownloadHost, remotePath: string, local: 
   const p = parsePath(remotePath);
   if (options.archive !== undefined) {
     if (options.archive !== 'tar' && options.archive !== 'tar.gz') throw new InvalidArgumentError('archive must be "tar" or "tar.gz"');
-    const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: p, format: options.archive, commit: options.commit });
+    const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: p, format: options.archive, commit: options.commit, preserveMode: options.preserveMode === true ? 'true' : undefined });
     let bytes = 0;
     res.body.on('data', (d: Buffer) => {
       bytes += d.length;
@@ -259,7 +270,7 @@ export async function downloadTo(host: DownloadHost, remotePath: string, local: 
       done += n;
       options.onProgress?.({ phase: 'download', done, total: entry.size });
     });
-    await writeAtomically(source, target, { mode: entry.mode, mtime: entry.mtime });
+    await writeAtomically(source, target, { mode: localMode(entry.mode, options.preserveMode), mtime: entry.mtime });
     return { kind: 'file', commit: st.commit, files: 1, bytes: entry.size, refused: [] };
   }
   return downloadDir(host, p, local, entry.size, { ...options, commit: st.commit });
@@ -267,7 +278,8 @@ export async function downloadTo(host: DownloadHost, remotePath: string, local: 
 
 async function downloadDir(host: DownloadHost, dir: string, root: string, total: number, options: DownloadOptions): Promise<DownloadResult> {
   // One tar stream (uncompressed: loopback and LANs are faster than gzip) instead of a request per file.
-  const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: dir, format: 'tar', commit: options.commit });
+  // The modes are masked here whatever the server sends: it may be an older or a hostile one.
+  const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: dir, format: 'tar', commit: options.commit, preserveMode: options.preserveMode === true ? 'true' : undefined });
   const commit = res.headers.get('x-stowage-commit') ?? '';
   await mkdir(root, { recursive: true, mode: 0o755 });
   const refused: RefusedEntry[] = [];
@@ -314,7 +326,7 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
       }
       if (!existing) await mkdir(at, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
       verified.add(at);
-      dirs.push({ at, mode: h.mode, mtime: h.mtime });
+      dirs.push({ at, mode: localMode(h.mode, options.preserveMode), mtime: h.mtime });
       return;
     }
     if (h.type === 'symlink') {
@@ -330,7 +342,7 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
       refused.push({ path: remote(h.name), reason: `${at} is a directory` });
       return;
     }
-    const meta = { mode: h.mode, mtime: h.mtime };
+    const meta = { mode: localMode(h.mode, options.preserveMode), mtime: h.mtime };
     if (h.size > SMALL_FILE_BYTES) {
       // Large files stream straight from the archive (the archive waits for them).
       await writeAtomically(Readable.from(counted(body, onBytes)), at, meta);
@@ -361,7 +373,7 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
   }
   // Modes and mtimes of directories last (deepest first), after their contents stopped changing them.
   for (const d of dirs.reverse()) {
-    await chmod(d.at, d.mode & 0o7777);
+    await chmod(d.at, d.mode);
     const t = new Date(d.mtime);
     await utimes(d.at, t, t);
   }

@@ -45,6 +45,7 @@ function codeOfStatus(status: number): ErrorCode {
   if (status === 409) return 'Conflict';
   if (status === 412) return 'PreconditionFailed';
   if (status === 413) return 'PayloadTooLarge';
+  if (status === 507) return 'InsufficientStorage';
   if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) return 'Unavailable';
   return status >= 400 && status < 500 ? 'InvalidArgument' : 'Internal';
 }

@@ -32,6 +32,7 @@ export {
   ForbiddenError,
   ReadOnlyError,
   PayloadTooLargeError,
+  InsufficientStorageError,
   UnavailableError,
   InternalError,
   ERROR_CODES,

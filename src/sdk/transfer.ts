@@ -54,7 +54,8 @@ class AttemptError extends Error {
 }
 
 function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+  // 507: the server's disk is full; retrying at once only fills the log.
+  return status === 408 || status === 429 || (status >= 500 && status !== 507);
 }
 
 /**

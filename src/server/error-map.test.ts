@@ -23,7 +23,7 @@ describe('error map', () => {
   it('uses the documented statuses', () => {
     assert.deepEqual(HTTP_STATUS, {
       NotFound: 404, AlreadyExists: 409, Conflict: 409, InvalidArgument: 400, PreconditionFailed: 412, QuotaExceeded: 413,
-      Unauthenticated: 401, Forbidden: 403, ReadOnly: 403, PayloadTooLarge: 413, Unavailable: 503, Internal: 500,
+      Unauthenticated: 401, Forbidden: 403, ReadOnly: 403, PayloadTooLarge: 413, InsufficientStorage: 507, Unavailable: 503, Internal: 500,
     });
   });
 

@@ -59,15 +59,18 @@ export function registerDownloadCommands(program: Command): void {
     .option('--archive <out>', 'stream the directory as one archive to OUT (.tar, .tar.gz, .tgz) or - for standard output')
     .option('--format <format>', 'archive format when OUT does not say: tar or tar.gz (default for -: tar.gz)')
     .option('--commit <commit>', 'read at this commit instead of the head')
+    .option('--preserve-mode', 'keep setuid, setgid and sticky bits (default: permission bits only)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `
 A directory download writes only inside LOCAL: symlinks of the volume are
 recreated as symlinks and never followed, and an entry whose parent on disk
-is a symlink (say from an earlier download) is refused and listed.`)
-    .action(async (source: string, local: string | undefined, opts: { archive?: string; format?: string; commit?: string; json?: boolean }, cmd: Command) => {
+is a symlink (say from an earlier download) is refused and listed.
+Files and directories get their permission bits (rwx) only: setuid, setgid
+and sticky bits from the volume are dropped unless --preserve-mode is given.`)
+    .action(async (source: string, local: string | undefined, opts: { archive?: string; format?: string; commit?: string; json?: boolean; preserveMode?: boolean }, cmd: Command) => {
       const t = parseTarget(source, { allowBare: true });
       const vol = await Volume.get(t.volume, { client: clientOf(cmd.optsWithGlobals<GlobalOptions>()) });
-      const common = opts.commit !== undefined ? { commit: opts.commit } : {};
+      const common = { ...(opts.commit !== undefined ? { commit: opts.commit } : {}), ...(opts.preserveMode === true ? { preserveMode: true } : {}) };
       if (opts.archive !== undefined) {
         if (local !== undefined) throw new InvalidArgumentError('give either LOCAL or --archive OUT, not both');
         const archive = archiveFormatOf(opts.archive, opts.format);

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { Volume, type wire } from '../../sdk/index.js';
 import { parseCount, parseTarget } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
-import { printJson, printLine, printNote, shortId } from '../output.js';
+import { printJson, printLine, printNote, safeJson, shortId } from '../output.js';
 
 async function open(cmd: Command, volume: string): Promise<Volume> {
   return Volume.get(volume, { client: clientOf(cmd.optsWithGlobals<GlobalOptions>()) });
@@ -125,7 +125,7 @@ export function registerSearchCommands(program: Command): void {
       process.once('SIGTERM', stop);
       try {
         for await (const ev of vol.files.watch({ signal: ac.signal, ...(opts.since !== undefined ? { since: opts.since } : {}) })) {
-          if (opts.json) process.stdout.write(`${JSON.stringify(ev)}\n`);
+          if (opts.json) process.stdout.write(`${safeJson(ev)}\n`);
           else printLine(`${shortId(ev.commit)} ${ev.kind.padEnd(8)} ${ev.path}${ev.type === 'dir' ? '/' : ''}`);
         }
       } finally {

@@ -156,8 +156,8 @@ export function registerDownloadRoutes(app: ApiApp, { engine, shares }: Download
   });
 
   app.openapi(archive, async (c) => {
-    const { path, commit, format } = c.req.valid('query');
-    const out = await archiveStream(engine, c.get('actor'), c.req.valid('param').name, path, { format, ...(commit !== undefined ? { commit } : {}) });
+    const { path, commit, format, preserveMode } = c.req.valid('query');
+    const out = await archiveStream(engine, c.get('actor'), c.req.valid('param').name, path, { format, preserveMode, ...(commit !== undefined ? { commit } : {}) });
     const base = out.name === '' ? c.req.valid('param').name : out.name;
     return new Response(webStream(out.stream), {
       status: 200,

@@ -19,10 +19,19 @@
  * one announced at creation (a client that resumed with changed content
  * gets a 400 and nothing is committed). The staging file is deleted either
  * way, so a retry starts afresh.
+ *
+ * - finished upload: a client killed after sending its last byte never reads
+ *   the answer naming the commit. The commit the upload made is therefore
+ *   kept as a small record (`<directory>/finished/<id>.json`, swept with the
+ *   staging files), and a HEAD of the upload answers Upload-Offset = length
+ *   with the Stowage-Commit header: it waits for a commit still being made,
+ *   and makes it itself when the server stopped before (full staging file,
+ *   no record). So the resumed client reports the commit instead of sending
+ *   everything again.
  */
 import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import type { Context } from 'hono';
 import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
@@ -31,6 +40,7 @@ import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake
 import type { Actor, VolumeEngine } from '../../engine/types.js';
 import { toErrorResponse, type ErrorLog } from '../error-map.js';
 import type { ApiApp, AppEnv } from '../route-helpers.js';
+import { diskFullAnswer, StagingFileStore } from '../upload-staging-store.js';
 
 /** Path of the tus endpoint (creation URL); uploads live at `${UPLOADS_PATH}/<id>`. */
 export const UPLOADS_PATH = '/v1/uploads';
@@ -62,6 +72,17 @@ const TARGET_VOLUME_ID = 'stowage-volume-id';
 
 /** Upload ids made by @tus/server's default naming (16 random bytes, hex). */
 const UPLOAD_ID_RE = /^[0-9a-f]{32}$/;
+
+/** How long a HEAD waits for a commit being made before answering 423 Locked (tus clients retry those). */
+const FINISH_WAIT_MS = 60_000;
+
+/** What is kept of a finished upload: its owner metadata, its length and the commit it made. */
+interface FinishedUpload {
+  metadata: Record<string, string | null>;
+  size: number;
+  commit: string;
+  finishedAt: number;
+}
 
 /**
  * Parses a tus Upload-Metadata header: comma-separated `key base64value`
@@ -110,7 +131,11 @@ function tusError(err: unknown, log: ErrorLog | undefined): { status_code: numbe
  */
 export function createUploadService(engine: VolumeEngine, options: UploadsOptions, log?: ErrorLog): UploadService {
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
-  const store = new FileStore({ directory: options.directory, expirationPeriodInMilliseconds: expireAfterMs });
+  const store = new StagingFileStore({ directory: options.directory, expirationPeriodInMilliseconds: expireAfterMs });
+  const finishedDir = join(options.directory, 'finished');
+  const finishedFile = (id: string) => join(finishedDir, `${id}.json`);
+  /** Finishes running in this process, by upload id: a HEAD waits for them instead of racing them. */
+  const finishing = new Map<string, Promise<string>>();
   // The hooks receive the very Request object handed to handleWeb, so it keys what the route learned about it.
   const contexts = new WeakMap<Request, RequestContext>();
   const contextOf = (req: unknown): RequestContext => {
@@ -127,6 +152,11 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     // The creation check already bounds the length by the volume's free space; this is a backstop.
     maxSize: 2 ** 50,
     disableTerminationForFinishedUploads: true,
+    // A full staging disk is 507 "disk full", not the tus server's generic 500.
+    onResponseError: (_req, err) => {
+      const answer = diskFullAnswer(err, 'staging the upload');
+      return answer === err ? undefined : (answer as { status_code: number; body: string });
+    },
     onUploadCreate: async (req, upload) => {
       const { actor, target } = contextOf(req);
       if (!target) throw tusError(new InvalidArgumentError('upload target missing'), log);
@@ -140,10 +170,27 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     },
     onUploadFinish: async (req, upload) => {
       const { actor } = contextOf(req);
-      const meta = upload.metadata ?? {};
       try {
-        const target = await checkUploadTarget(engine, actor, meta, upload.size ?? upload.offset);
-        const result = await engine.writeFile(actor, target.volume, target.path, createReadStream(join(options.directory, upload.id)), {
+        return { headers: { [COMMIT_HEADER]: await finish(actor, upload.id, upload.metadata ?? {}, upload.size ?? upload.offset) } };
+      } catch (err) {
+        throw tusError(err, log);
+      }
+    },
+  });
+
+  /**
+   * Commits a fully staged upload once (concurrent callers share the run),
+   * records the commit for a client that missed the answer, and removes the
+   * staging file either way: a failed upload must not linger at full offset,
+   * or a retry would look complete.
+   */
+  const finish = (actor: Actor, id: string, meta: Record<string, string | null | undefined>, size: number): Promise<string> => {
+    const running = finishing.get(id);
+    if (running) return running;
+    const run = (async () => {
+      try {
+        const target = await checkUploadTarget(engine, actor, meta, size);
+        const result = await engine.writeFile(actor, target.volume, target.path, createReadStream(join(options.directory, id)), {
           size: target.size,
           sha256: target.sha256,
           createParents: true,
@@ -151,16 +198,88 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
           ...(target.mode !== undefined ? { mode: target.mode } : {}),
           ...(target.mtime !== undefined ? { mtime: target.mtime } : {}),
         });
-        return { headers: { [COMMIT_HEADER]: result.commit.id } };
-      } catch (err) {
-        throw tusError(err, log);
+        const record: FinishedUpload = { metadata: { ...meta } as Record<string, string | null>, size, commit: result.commit.id, finishedAt: Date.now() };
+        // Written before the staging file goes, through a rename, so a HEAD always finds one or the other whole.
+        await mkdir(finishedDir, { recursive: true });
+        await writeFile(`${finishedFile(id)}.tmp`, JSON.stringify(record));
+        await rename(`${finishedFile(id)}.tmp`, finishedFile(id));
+        return result.commit.id;
       } finally {
         // Finished either way: a failed upload must not linger at full offset, or a retry would look complete.
-        await store.remove(upload.id).catch(() => undefined);
-        await engine.releaseStagedUpload(actor, upload.id).catch(() => undefined);
+        await store.remove(id).catch(() => undefined);
+        await engine.releaseStagedUpload(actor, id).catch(() => undefined);
       }
-    },
-  });
+    })();
+    finishing.set(id, run);
+    run.then(() => finishing.delete(id), () => finishing.delete(id));
+    return run;
+  };
+
+  /** True when `actor` may see an upload with these owner keys: the token that created it, or an admin token of its tenant. */
+  const ownedBy = (actor: Actor, meta: Record<string, string | null> | undefined): boolean =>
+    meta !== undefined && meta[OWNER_TENANT] === actor.tenantId && (meta[OWNER_TOKEN] === actor.tokenId || tokenKind(actor) === 'admin');
+
+  /** The HEAD answer of a finished upload: complete, naming its commit. */
+  const finishedAnswer = (size: number, commit: string): Response =>
+    new Response(null, {
+      status: 200,
+      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': String(size), 'Upload-Length': String(size), 'Cache-Control': 'no-store', [COMMIT_HEADER]: commit },
+    });
+
+  /**
+   * HEAD of an upload whose bytes all arrived: waits for (or makes) its
+   * commit and answers it; undefined when the upload is not complete (the
+   * tus server answers) or not the caller's (404 from assertOwner).
+   */
+  const headOfComplete = async (actor: Actor, id: string): Promise<Response | undefined> => {
+    if (!UPLOAD_ID_RE.test(id)) return undefined;
+    const recorded = await readFile(finishedFile(id), 'utf8').then((t) => JSON.parse(t) as FinishedUpload, () => undefined);
+    if (recorded) return ownedBy(actor, recorded.metadata) ? finishedAnswer(recorded.size, recorded.commit) : undefined;
+    let upload;
+    try {
+      upload = await store.getUpload(id);
+    } catch {
+      return undefined;
+    }
+    const size = upload.size;
+    if (size === undefined || upload.offset !== size || !ownedBy(actor, upload.metadata)) return undefined;
+    // Complete: either its last PATCH is committing it now, or the server stopped before it could.
+    let run = finishing.get(id);
+    if (!run && !actor.readOnly) run = finish(actor, id, upload.metadata ?? {}, size);
+    if (!run) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), FINISH_WAIT_MS); });
+    try {
+      const commit = await Promise.race([run, late]);
+      if (commit === undefined) return new Response(null, { status: 423, headers: { 'Tus-Resumable': '1.0.0', 'Retry-After': '5' } });
+      return finishedAnswer(size, commit);
+    } catch (err) {
+      // The commit failed (its error went to the PATCH, if anyone was reading): the staging file is gone, so this is a fresh start.
+      const { status, body } = toErrorResponse(err, log);
+      return new Response(JSON.stringify(body), { status, headers: { 'Tus-Resumable': '1.0.0', 'content-type': 'application/json' } });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** Deletes finished-upload records older than the upload lifetime. */
+  const sweepFinished = async (): Promise<number> => {
+    let names: string[];
+    try {
+      names = await readdir(finishedDir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const st = await stat(join(finishedDir, name)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > expireAfterMs) {
+        await rm(join(finishedDir, name), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  };
 
   /** Answers 404 unless `actor` owns the upload `id` (and its token may reach the target volume). */
   const assertOwner = async (actor: Actor, id: string): Promise<void> => {
@@ -172,8 +291,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     } catch {
       throw missing();
     }
-    if (!meta || meta[OWNER_TENANT] !== actor.tenantId) throw missing();
-    if (meta[OWNER_TOKEN] !== actor.tokenId && tokenKind(actor) !== 'admin') throw missing();
+    if (!ownedBy(actor, meta)) throw missing();
   };
 
   const handle = async (c: Context<AppEnv>): Promise<Response> => {
@@ -199,6 +317,10 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       contexts.set(req, { actor, target });
     } else {
       if (rest.includes('/') || !['HEAD', 'PATCH', 'DELETE'].includes(method)) throw new NotFoundError(`no route ${method} ${c.req.path}`);
+      if (method === 'HEAD' && req.headers.get('tus-resumable') === '1.0.0') {
+        const complete = await headOfComplete(actor, rest);
+        if (complete) return complete;
+      }
       await assertOwner(actor, rest);
       if (method !== 'HEAD') authorize(actor, 'volume.write');
       contexts.set(req, { actor });
@@ -215,7 +337,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     return res;
   };
 
-  return { handle, cleanup: () => tus.cleanUpExpiredUploads() };
+  return { handle, cleanup: async () => (await tus.cleanUpExpiredUploads()) + (await sweepFinished()) };
 }
 
 /** Registers the tus endpoint: POST /v1/uploads, HEAD/PATCH/DELETE /v1/uploads/{id}, OPTIONS on both. */
@@ -237,8 +359,8 @@ export function registerUploadsRoutes(app: ApiApp, uploads: UploadService): void
     responses: { 201: { description: 'Created; Location names the upload' }, 400: { description: 'InvalidArgument' }, ...auth, ...readOnly, 404: { description: 'NotFound: no such volume' }, 413: { description: 'QuotaExceeded: the file would not fit under the volume cap' } },
   });
   app.openAPIRegistry.registerPath({
-    method: 'head', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'getUploadOffset', summary: 'The upload\'s offset (Upload-Offset) and length',
-    parameters: [tusHeader, idParam], responses: { 200: { description: 'Upload-Offset and Upload-Length headers' }, ...auth, 404: notFound },
+    method: 'head', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'getUploadOffset', summary: 'The upload\'s offset (Upload-Offset) and length; once all bytes arrived, Upload-Offset = Upload-Length and Stowage-Commit names the commit (waiting for one being made; 423 if that takes over a minute)',
+    parameters: [tusHeader, idParam], responses: { 200: { description: 'Upload-Offset and Upload-Length headers' }, ...auth, 404: notFound, 423: { description: 'Locked: the upload\'s commit is still being made; retry after Retry-After seconds' } },
   });
   app.openAPIRegistry.registerPath({
     method: 'patch', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'appendUpload',

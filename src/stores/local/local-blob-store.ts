@@ -18,7 +18,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { ConflictError, InternalError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { ConflictError, InternalError, InvalidArgumentError, NotFoundError, diskFullOr } from '../../common/errors.js';
 import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, resolveRange } from '../blob-store-checks.js';
 import type { UrlSigner } from './url-signer.js';
@@ -108,7 +108,7 @@ export class LocalBlobStore implements BlobStore {
     } catch (err) {
       await fh?.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
-      throw err;
+      throw diskFullOr(err, `storing blob ${JSON.stringify(key)}`);
     } finally {
       this.#active.delete(tmp);
     }
