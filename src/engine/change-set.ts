@@ -6,7 +6,8 @@
  */
 import type { Change, SkippedChange } from '../api/wire.js';
 import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking.js';
-import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { Pacer } from '../common/concurrency.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, PayloadTooLargeError } from '../common/errors.js';
 import { ChunkHash, type TreeHash } from '../common/ids.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
 import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
@@ -21,8 +22,12 @@ export type Edit =
   | { op: 'move'; from: VolumePath; to: VolumePath; overwrite: boolean }
   | { op: 'setattr'; path: VolumePath; mode?: number; mtime?: number };
 
-/** Largest change set one commit accepts. */
-export const MAX_CHANGES = 1_000_000;
+/**
+ * Largest change set one commit accepts. A bigger one would hold the volume's
+ * commit lock and the server's memory for seconds; clients split it (the SDK's
+ * upload and writeMany do).
+ */
+export const MAX_CHANGES = 100_000;
 const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
 function mode(value: unknown, fallback: number, where: string): number {
@@ -48,7 +53,12 @@ function path(value: unknown, where: string): VolumePath {
 /** Validates a change set; `now` is the default mtime. */
 export function parseChanges(changes: readonly Change[], now: number): Edit[] {
   if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');
-  if (changes.length > MAX_CHANGES) throw new InvalidArgumentError(`a commit may hold at most ${MAX_CHANGES} changes`);
+  if (changes.length > MAX_CHANGES) {
+    throw new PayloadTooLargeError(
+      `a commit may hold at most ${MAX_CHANGES} changes, this one has ${changes.length}: split it into several commits of at most ${MAX_CHANGES} changes`,
+      { details: { maxChanges: MAX_CHANGES, changes: changes.length } },
+    );
+  }
   return changes.map((c, i) => parseChange(c, now, `changes[${i}]`));
 }
 
@@ -124,7 +134,9 @@ export function referencedChunks(edits: readonly Edit[]): Map<ChunkHash, number>
  */
 export async function applyEdits(editor: TreeEditor, edits: readonly Edit[], opts: { bestEffort?: boolean } = {}): Promise<SkippedChange[]> {
   const skipped: SkippedChange[] = [];
+  const pacer = new Pacer();
   for (const [index, e] of edits.entries()) {
+    await pacer.tick();
     try {
       await applyEdit(editor, e);
     } catch (err) {
@@ -172,8 +184,10 @@ export async function overwrittenPaths(reader: TreeReader, base: TreeHash, head:
   const paths = new Set<VolumePath>();
   for (const e of edits) for (const p of writtenPaths(e)) paths.add(p);
   const out: string[] = [];
+  const pacer = new Pacer();
   for (const p of paths) {
     if (p === '/') continue;
+    await pacer.tick();
     const [before, after] = await Promise.all([reader.lookup(base, p), reader.lookup(head, p)]);
     if (entryFingerprint(before) !== entryFingerprint(after)) out.push(p);
   }

@@ -309,7 +309,7 @@ export class Engine implements VolumeEngine {
         refuseOverwrites(overwritten);
       }
       // Everything skipped still publishes, like any other commit that changes nothing: it records the attempt.
-      const flushed = editor.flush();
+      const flushed = await editor.flush();
       return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
   }
