@@ -9,6 +9,7 @@ import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking
 import { Pacer } from '../common/concurrency.js';
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, PayloadTooLargeError } from '../common/errors.js';
 import { ChunkHash, type TreeHash } from '../common/ids.js';
+import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
 import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
 import type { TreeEditor } from './tree-editor.js';
@@ -22,12 +23,8 @@ export type Edit =
   | { op: 'move'; from: VolumePath; to: VolumePath; overwrite: boolean }
   | { op: 'setattr'; path: VolumePath; mode?: number; mtime?: number };
 
-/**
- * Largest change set one commit accepts. A bigger one would hold the volume's
- * commit lock and the server's memory for seconds; clients split it (the SDK's
- * upload and writeMany do).
- */
-export const MAX_CHANGES = 100_000;
+/** Largest change set one commit accepts (common/limits). */
+export const MAX_CHANGES = MAX_COMMIT_CHANGES;
 const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
 function mode(value: unknown, fallback: number, where: string): number {

@@ -11,7 +11,7 @@
  * entry below it, so a watcher never has to list what arrived.
  */
 import type { TreeHash } from '../common/ids.js';
-import { compareNames, type Entry } from './tree-codec.js';
+import { compareNames, nodeLevel, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 
 /** One changed path. */
@@ -29,8 +29,8 @@ function entryChanged(a: Entry, b: Entry): boolean {
   return false;
 }
 
-/** What is left to visit of one side of a directory: node references (not yet opened) and entries, in name order. */
-type Pending = { ref: TreeHash } | { entry: Entry };
+/** What is left to visit of one side of a directory: node references (not yet opened, with their level) and entries, in name order. */
+type Pending = { ref: TreeHash; level: number } | { entry: Entry };
 
 /**
  * Yields the changes from directory `from` to directory `to`, in path order
@@ -42,23 +42,30 @@ export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from:
   if (from === to) return;
   // Each side is a stack, next item last. Equal pages start at the same name on both sides whenever both
   // are next: everything before them was merged already, so skipping both skips equal entries only.
-  const a: Pending[] = [{ ref: from }];
-  const b: Pending[] = [{ ref: to }];
+  // Opening the higher node first keeps both sides at the same level, where equal pages meet.
+  const top = async (hash: TreeHash): Promise<Pending> => ({ ref: hash, level: nodeLevel(await reader.get(hash)) });
+  const a: Pending[] = [await top(from)];
+  const b: Pending[] = [await top(to)];
   const open = async (side: Pending[]): Promise<void> => {
     const node = await reader.get((side.pop() as { ref: TreeHash }).ref);
     if (node.kind === 'leaf') for (let k = node.entries.length - 1; k >= 0; k--) side.push({ entry: node.entries[k]! });
-    else for (let k = node.children.length - 1; k >= 0; k--) side.push({ ref: node.children[k]!.tree });
+    else for (let k = node.children.length - 1; k >= 0; k--) side.push({ ref: node.children[k]!.tree, level: node.level - 1 });
   };
   while (a.length > 0 || b.length > 0) {
     const x = a.at(-1);
     const y = b.at(-1);
-    if (x && y && 'ref' in x && 'ref' in y && x.ref === y.ref) {
-      a.pop();
-      b.pop();
+    const rx = x && 'ref' in x ? x : undefined;
+    const ry = y && 'ref' in y ? y : undefined;
+    if (rx && ry) {
+      if (rx.ref === ry.ref) {
+        a.pop();
+        b.pop();
+      } else if (rx.level >= ry.level) await open(a);
+      else await open(b);
       continue;
     }
-    if (x && 'ref' in x) { await open(a); continue; }
-    if (y && 'ref' in y) { await open(b); continue; }
+    if (rx) { await open(a); continue; }
+    if (ry) { await open(b); continue; }
     const ex = x && (x as { entry: Entry }).entry;
     const ey = y && (y as { entry: Entry }).entry;
     const order = ex === undefined ? 1 : ey === undefined ? -1 : compareNames(ex.name, ey.name);
