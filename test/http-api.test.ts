@@ -508,6 +508,29 @@ describe('authentication', () => {
 });
 
 describe('hostile input', () => {
+  it('refuses a commit of more than 100,000 changes with 413 naming the bound, changing nothing', async () => {
+    await createVolume('huge-commit');
+    const before = await head('huge-commit');
+    // Cheap for a client to send (1.2M of these fit in the 32 MiB body limit); refused before any is looked at.
+    for (const count of [100_001, 1_000_000]) {
+      const changes = Array.from({ length: count }, (_, i) => ({ op: 'mkdir', path: `/d${i}` }));
+      const started = Date.now();
+      const a = await call('POST', '/v1/volumes/huge-commit/commits', { json: { changes } });
+      expectError(a, 413, 'PayloadTooLarge');
+      assert.match(a.body.error.message, /at most 100000 changes.*split it into several commits/);
+      assert.equal(a.body.error.details?.maxChanges, 100_000);
+      assert.ok(Date.now() - started < 10_000);
+    }
+    assert.equal(await head('huge-commit'), before);
+    // At the bound the commit goes through.
+    const ok = await call<wire.CommitResponse>('POST', '/v1/volumes/huge-commit/commits', {
+      json: { changes: Array.from({ length: 100_000 }, (_, i) => ({ op: 'mkdir', path: `/wide/d${String(i).padStart(6, '0')}` })) },
+    });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 300));
+    const page = await call('GET', `/v1/volumes/huge-commit/list?path=/wide&limit=3&after=${encodeURIComponent('/wide/d050000')}`);
+    assert.deepEqual(page.body.entries.map((e: { name: string }) => e.name), ['d050001', 'd050002', 'd050003']);
+  });
+
   it('refuses odd paths in queries with 400', async () => {
     await createVolume('paths');
     const bad = ['/a/../b', '/..', '//a', '/a//b', '/a/', 'relative', '/a%00b', '/a%FF', `/${'n'.repeat(256)}`, `/${'d/'.repeat(2100)}x`, '/%ED%A0%80'];

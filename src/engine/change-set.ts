@@ -7,9 +7,9 @@
 import type { Change, SkippedChange } from '../api/wire.js';
 import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking.js';
 import { Pacer } from '../common/concurrency.js';
-import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, PayloadTooLargeError } from '../common/errors.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { ChunkHash, type TreeHash } from '../common/ids.js';
-import { MAX_COMMIT_CHANGES } from '../common/limits.js';
+import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
 import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
 import type { TreeEditor } from './tree-editor.js';
@@ -47,16 +47,17 @@ function path(value: unknown, where: string): VolumePath {
   }
 }
 
-/** Validates a change set; `now` is the default mtime. */
-export function parseChanges(changes: readonly Change[], now: number): Edit[] {
+/** Validates a change set; `now` is the default mtime. Gives the event loop a turn now and then: a set may hold 100,000 changes. */
+export async function parseChanges(changes: readonly Change[], now: number): Promise<Edit[]> {
   if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');
-  if (changes.length > MAX_CHANGES) {
-    throw new PayloadTooLargeError(
-      `a commit may hold at most ${MAX_CHANGES} changes, this one has ${changes.length}: split it into several commits of at most ${MAX_CHANGES} changes`,
-      { details: { maxChanges: MAX_CHANGES, changes: changes.length } },
-    );
+  if (changes.length > MAX_CHANGES) throw tooManyChanges(changes.length);
+  const pacer = new Pacer();
+  const edits: Edit[] = [];
+  for (const [i, c] of changes.entries()) {
+    edits.push(parseChange(c, now, `changes[${i}]`));
+    await pacer.tick();
   }
-  return changes.map((c, i) => parseChange(c, now, `changes[${i}]`));
+  return edits;
 }
 
 function parseChange(c: Change, now: number, where: string): Edit {

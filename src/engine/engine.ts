@@ -29,7 +29,7 @@ import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, type Edit
 import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
-import { TreeEditor } from './tree-editor.js';
+import { storeTrees, TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
@@ -286,7 +286,7 @@ export class Engine implements VolumeEngine {
   async commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult> {
     const vol = await this.volumeFor(actor, volume, 'write');
     const now = this.now();
-    const edits = parseChanges(input.changes, now.getTime());
+    const edits = await parseChanges(input.changes, now.getTime());
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
@@ -400,7 +400,7 @@ export class Engine implements VolumeEngine {
           );
         }
         const now = this.now();
-        await this.md.putTrees(out.newTrees, now);
+        await storeTrees(this.md, out.newTrees, now);
         const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
         const moved = await this.md.transaction(async (tx) => {
           if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;

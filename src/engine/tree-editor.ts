@@ -17,7 +17,7 @@
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import type { TreeHash } from '../common/ids.js';
 import { isWithin, splitPath, type VolumePath } from '../common/paths.js';
-import type { TreeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps, TreeRecord } from '../stores/metadata-store.js';
 import { Pacer } from '../common/concurrency.js';
 import { compareNames, EMPTY_TREE, type DirEntry, type Entry } from './tree-codec.js';
 import { DEFAULT_PAGE_RULES, editDir, type PageRules } from './dir-pages.js';
@@ -179,6 +179,7 @@ export class TreeEditor {
   private async flushDir(dir: OpenDir, out: TreeRecord[]): Promise<{ hash: TreeHash | undefined; size: number; fileCount: number }> {
     if (!dir.dirty) return { hash: undefined, ...(await this.reader.totals(dir.base)) };
     for (const [name, child] of dir.children) {
+      if (!child.dirty) continue;
       const entry = await this.entryOf(dir, name);
       if (entry?.type !== 'dir') continue;
       const flushed = await this.flushDir(child, out);
@@ -245,4 +246,22 @@ function newDirEntry(name: string, mode: number, mtime: number): DirEntry {
 
 function markDirty(chain: OpenDir[]): void {
   for (const d of chain) d.dirty = true;
+}
+
+/**
+ * Stores new nodes in slices of about 1 MiB with a turn of the event loop
+ * between them: an embedded store writes synchronously, and the nodes of a
+ * 100,000-entry commit would otherwise hold the loop for a few hundred ms.
+ * Nodes are content-addressed, so storing them in several statements is safe.
+ */
+export async function storeTrees(md: Pick<MetadataOps, 'putTrees'>, trees: readonly TreeRecord[], now: Date): Promise<void> {
+  let start = 0;
+  while (start < trees.length) {
+    let end = start;
+    let bytes = 0;
+    while (end < trees.length && (end === start || bytes + trees[end]!.data.byteLength <= 1024 * 1024)) bytes += trees[end++]!.data.byteLength;
+    await md.putTrees(trees.slice(start, end), now);
+    start = end;
+    if (start < trees.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }

@@ -18,6 +18,7 @@
 import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { tooManyChanges } from '../common/limits.js';
 import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, UnauthenticatedError } from '../common/errors.js';
 import { KiB, MiB } from '../common/sizes.js';
 import type { VolumeEngine } from '../engine/types.js';
@@ -163,6 +164,8 @@ export function createApp(options: AppOptions): ApiApp {
   const app: ApiApp = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) {
+        // Too many changes in a commit is a size limit (413, "split it"), not malformed input.
+        if (result.target === 'json' && result.error.issues.some((i) => i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'changes')) throw tooManyChanges();
         const { message, issues } = describeIssues(result.target, result.error.issues);
         throw new InvalidArgumentError(message, { details: { issues } });
       }

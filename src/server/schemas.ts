@@ -11,6 +11,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type * as wire from '../api/wire.js';
+import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 
 /** A whole, non-negative number of bytes (or a count). */
 const Bytes = z.number().int().min(0);
@@ -175,7 +176,8 @@ export const CommitRequestSchema = z
   .object({
     base: Ref.optional(),
     message: z.string().max(65536).optional(),
-    changes: z.array(ChangeSchema),
+    // Bounded before the items are validated, so an oversized set costs nothing but its 413 (see app.ts defaultHook).
+    changes: z.array(ChangeSchema).max(MAX_COMMIT_CHANGES),
     uploads: z.array(z.object({ hash: Ref, key: Ref })).optional(),
     packs: z.array(PackManifestSchema).optional(),
     onConflict: z.enum(['overwrite', 'fail']).optional(),
