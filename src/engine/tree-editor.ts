@@ -60,13 +60,15 @@ export class TreeEditor {
     return this.reader.find(dir.base, name);
   }
 
-  private async setEntry(dir: OpenDir, name: string, entry: Entry): Promise<void> {
-    if (!(await this.entryOf(dir, name))) dir.delta++;
+  /** Sets entry `name`; `existed` says whether one was there (the caller looked it up already). */
+  private setEntry(dir: OpenDir, name: string, entry: Entry, existed: boolean): void {
+    if (!existed) dir.delta++;
     dir.changes.set(name, entry);
   }
 
-  private async deleteEntry(dir: OpenDir, name: string): Promise<void> {
-    if (await this.entryOf(dir, name)) dir.delta--;
+  /** Removes entry `name`, which the caller found there. */
+  private deleteEntry(dir: OpenDir, name: string): void {
+    dir.delta--;
     dir.changes.set(name, null);
   }
 
@@ -84,7 +86,7 @@ export class TreeEditor {
     const dir = chain.at(-1)!;
     const existing = await this.entryOf(dir, name);
     if (existing?.type === 'dir') throw new ConflictError(`cannot write ${path}: it is a directory`);
-    await this.setEntry(dir, name, { ...entry, name });
+    this.setEntry(dir, name, { ...entry, name }, existing !== undefined);
     markDirty(chain);
   }
 
@@ -98,7 +100,7 @@ export class TreeEditor {
     const existing = await this.entryOf(dir, name);
     if (existing?.type === 'dir') return;
     if (existing) throw new ConflictError(`cannot create directory ${path}: a ${existing.type} exists there`);
-    await this.setEntry(dir, name, newDirEntry(name, mode, mtime));
+    this.setEntry(dir, name, newDirEntry(name, mode, mtime), false);
     dir.children.set(name, new OpenDir(EMPTY_TREE.hash));
     markDirty(chain!);
   }
@@ -123,7 +125,7 @@ export class TreeEditor {
     if (existing.type === 'dir' && !recursive && !(await this.isEmptyDir(dir, name, existing))) {
       throw new ConflictError(`directory not empty: ${path} (remove it recursively)`);
     }
-    await this.deleteEntry(dir, name);
+    this.deleteEntry(dir, name);
     dir.children.delete(name);
     markDirty(chain!);
     return true;
@@ -150,9 +152,9 @@ export class TreeEditor {
       if (existing.type === 'dir' && !(await this.isEmptyDir(dstDir, dst.name, existing))) throw new ConflictError(`cannot move ${from} to ${to}: the target directory is not empty`);
     }
     const opened = srcDir.children.get(src.name);
-    await this.deleteEntry(srcDir, src.name);
+    this.deleteEntry(srcDir, src.name);
     srcDir.children.delete(src.name);
-    await this.setEntry(dstDir, dst.name, { ...entry, name: dst.name });
+    this.setEntry(dstDir, dst.name, { ...entry, name: dst.name }, existing !== undefined);
     dstDir.children.delete(dst.name);
     if (opened) dstDir.children.set(dst.name, opened);
     markDirty(src.chain);
@@ -165,7 +167,7 @@ export class TreeEditor {
     const dir = chain.at(-1)!;
     const existing = await this.entryOf(dir, name);
     if (!existing) throw new NotFoundError(`no such file or directory: ${path}`);
-    await this.setEntry(dir, name, { ...existing, mode: attrs.mode ?? existing.mode, mtime: attrs.mtime ?? existing.mtime });
+    this.setEntry(dir, name, { ...existing, mode: attrs.mode ?? existing.mode, mtime: attrs.mtime ?? existing.mtime }, true);
     markDirty(chain);
   }
 
@@ -223,7 +225,7 @@ export class TreeEditor {
         const entry = await this.entryOf(dir, name);
         if (!entry) {
           if (!create) return undefined;
-          await this.setEntry(dir, name, newDirEntry(name, mode, mtime));
+          this.setEntry(dir, name, newDirEntry(name, mode, mtime), false);
           child = new OpenDir(EMPTY_TREE.hash);
           markDirty(chain);
         } else if (entry.type !== 'dir') {
