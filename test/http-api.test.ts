@@ -508,6 +508,34 @@ describe('authentication', () => {
 });
 
 describe('hostile input', () => {
+  it('refuses malformed changes with 400 naming the change, changing nothing', async () => {
+    await createVolume('bad-changes');
+    const before = await head('bad-changes');
+    const hash = 'a'.repeat(64);
+    const bad: Array<[unknown, RegExp]> = [
+      [null, /changes\[1\]: unknown op/],
+      [42, /changes\[1\]: unknown op/],
+      [{ op: 'explode', path: '/x' }, /changes\[1\]: unknown op "explode"/],
+      [{ op: 'put', path: '/x', size: 'big', chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }, /changes\[1\]: size/],
+      [{ op: 'put', path: '/x', size: 3, chunkSize: 12345, chunks: [hash] }, /changes\[1\]: chunkSize/],
+      [{ op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['../../etc'] }, /changes\[1\]: chunk hashes/],
+      [{ op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash], createParents: 'no' }, /changes\[1\]: createParents must be true or false/],
+      [{ op: 'delete', path: '/x', recursive: 'yes' }, /changes\[1\]: recursive must be true or false/],
+      [{ op: 'move', from: '/a', to: '/b', overwrite: 1 }, /changes\[1\]: overwrite must be true or false/],
+      [{ op: 'mkdir', path: 7 }, /changes\[1\]/],
+      [{ op: 'setattr', path: '/x', mode: -1 }, /changes\[1\]: mode/],
+      [{ op: 'symlink', path: '/l', target: '' }, /changes\[1\]: symlink target/],
+    ];
+    for (const [change, message] of bad) {
+      const a = await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [{ op: 'mkdir', path: '/ok' }, change] } });
+      expectError(a, 400, 'InvalidArgument');
+      assert.match(a.body.error.message, message, JSON.stringify(change));
+    }
+    expectError(await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: 'all of them' } }), 400, 'InvalidArgument');
+    expectError(await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [] } }), 400, 'InvalidArgument');
+    assert.equal(await head('bad-changes'), before);
+  });
+
   it('refuses a commit of more than 100,000 changes with 413 naming the bound, changing nothing', async () => {
     await createVolume('huge-commit');
     const before = await head('huge-commit');

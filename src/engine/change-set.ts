@@ -39,6 +39,12 @@ function mtime(value: unknown, fallback: number, where: string): number {
   return value;
 }
 
+function flag(value: unknown, fallback: boolean, where: string, name: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${where}: ${name} must be true or false`);
+  return value;
+}
+
 function path(value: unknown, where: string): VolumePath {
   try {
     return parsePath(value);
@@ -76,7 +82,7 @@ function parseChange(c: Change, now: number, where: string): Edit {
         return h as ChunkHash;
       });
       const entry: FileEntry = { type: 'file', name: '', mode: mode(c.mode, 0o644, where), mtime: mtime(c.mtime, now, where), size, chunkSize: c.chunkSize, chunks };
-      return { op: 'put', path: p, entry, createParents: c.createParents ?? true };
+      return { op: 'put', path: p, entry, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'symlink': {
       const p = path(c.path, where);
@@ -84,7 +90,7 @@ function parseChange(c: Change, now: number, where: string): Edit {
       if (typeof c.target !== 'string' || c.target.length === 0 || c.target.includes('\0') || Buffer.byteLength(c.target) > MAX_PATH_BYTES) {
         throw new InvalidArgumentError(`${where}: symlink target must be a non-empty string without NUL, at most ${MAX_PATH_BYTES} bytes`);
       }
-      return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: c.createParents ?? true };
+      return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'mkdir': {
       const p = path(c.path, where);
@@ -92,9 +98,9 @@ function parseChange(c: Change, now: number, where: string): Edit {
       return { op: 'mkdir', path: p, mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where) };
     }
     case 'delete':
-      return { op: 'delete', path: path(c.path, where), recursive: c.recursive === true, mustExist: c.mustExist === true };
+      return { op: 'delete', path: path(c.path, where), recursive: flag(c.recursive, false, where, 'recursive'), mustExist: flag(c.mustExist, false, where, 'mustExist') };
     case 'move':
-      return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: c.overwrite === true };
+      return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: flag(c.overwrite, false, where, 'overwrite') };
     case 'setattr': {
       const edit: Edit = { op: 'setattr', path: path(c.path, where) };
       if (c.mode !== undefined) edit.mode = mode(c.mode, 0, where);

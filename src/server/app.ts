@@ -36,7 +36,7 @@ import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
 import { registerTenantRoutes } from './routes/tenant-routes.js';
 import { registerVolumesRoutes } from './routes/volumes-routes.js';
 import { UPLOADS_PATH, registerUploadsRoutes, type UploadService } from './routes/uploads-routes.js';
-import { HealthSchema } from './schemas.js';
+import { ChangeSchema, HealthSchema } from './schemas.js';
 
 /** Default bound of a JSON request body. */
 export const DEFAULT_JSON_BODY_BYTES = 32 * MiB;
@@ -206,6 +206,8 @@ export function createApp(options: AppOptions): ApiApp {
   }
   if (options.uploads) registerUploadsRoutes(app, options.uploads);
 
+  // Commit requests name Change by reference (schemas.ts ChangeList), so it is registered here.
+  app.openAPIRegistry.register('Change', ChangeSchema);
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'A Stowage API token' });
   app.doc('/v1/openapi.json', {
     openapi: '3.0.3',
