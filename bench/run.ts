@@ -7,7 +7,8 @@
  *
  * Measures: snapshot and fork time at 1k/10k/100k files; a one-file commit on
  * volumes of those sizes; uploading a large file and re-uploading it
- * unchanged; the server's peak RSS while a client uploads a 2 GiB file.
+ * unchanged; the server's peak RSS while a client uploads a 2 GiB file; a
+ * 1,000,000-entry directory (bench/wide-dir.ts).
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { formatSize, GiB, MiB } from '../src/common/sizes.js';
 import { Stowage, Volume, type Change } from '../src/sdk/index.js';
 import { peakRss, randomFile, startServerProcess, stopServer } from './bench-server.js';
+import { wideDirBenchmarks } from './wide-dir.js';
 
 const quick = process.argv.includes('--quick');
 const FILE_COUNTS = quick ? [1_000, 10_000] : [1_000, 10_000, 100_000];
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
     await withServer(join(work, 'data'), (client, pid) => volumeBenchmarks(work, client, pid));
     // A fresh server, so its peak RSS reflects only the upload.
     await withServer(join(work, 'data-rss'), (client, pid) => uploadMemoryBenchmark(work, client, pid));
+    await withServer(join(work, 'data-wide'), (client, pid) => wideDirBenchmarks(client, pid, record, quick ? 100_000 : 1_000_000));
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -522,6 +522,57 @@ describe('authentication', () => {
 });
 
 describe('hostile input', () => {
+  it('refuses malformed changes with 400 naming the change, changing nothing', async () => {
+    await createVolume('bad-changes');
+    const before = await head('bad-changes');
+    const hash = 'a'.repeat(64);
+    const bad: Array<[unknown, RegExp]> = [
+      [null, /changes\[1\]: unknown op/],
+      [42, /changes\[1\]: unknown op/],
+      [{ op: 'explode', path: '/x' }, /changes\[1\]: unknown op "explode"/],
+      [{ op: 'put', path: '/x', size: 'big', chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }, /changes\[1\]: size/],
+      [{ op: 'put', path: '/x', size: 3, chunkSize: 12345, chunks: [hash] }, /changes\[1\]: chunkSize/],
+      [{ op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['../../etc'] }, /changes\[1\]: chunk hashes/],
+      [{ op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash], createParents: 'no' }, /changes\[1\]: createParents must be true or false/],
+      [{ op: 'delete', path: '/x', recursive: 'yes' }, /changes\[1\]: recursive must be true or false/],
+      [{ op: 'move', from: '/a', to: '/b', overwrite: 1 }, /changes\[1\]: overwrite must be true or false/],
+      [{ op: 'mkdir', path: 7 }, /changes\[1\]/],
+      [{ op: 'setattr', path: '/x', mode: -1 }, /changes\[1\]: mode/],
+      [{ op: 'symlink', path: '/l', target: '' }, /changes\[1\]: symlink target/],
+    ];
+    for (const [change, message] of bad) {
+      const a = await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [{ op: 'mkdir', path: '/ok' }, change] } });
+      expectError(a, 400, 'InvalidArgument');
+      assert.match(a.body.error.message, message, JSON.stringify(change));
+    }
+    expectError(await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: 'all of them' } }), 400, 'InvalidArgument');
+    expectError(await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [] } }), 400, 'InvalidArgument');
+    assert.equal(await head('bad-changes'), before);
+  });
+
+  it('refuses a commit of more than 100,000 changes with 413 naming the bound, changing nothing', async () => {
+    await createVolume('huge-commit');
+    const before = await head('huge-commit');
+    // Cheap for a client to send (1.2M of these fit in the 32 MiB body limit); refused before any is looked at.
+    for (const count of [100_001, 1_000_000]) {
+      const changes = Array.from({ length: count }, (_, i) => ({ op: 'mkdir', path: `/d${i}` }));
+      const started = Date.now();
+      const a = await call('POST', '/v1/volumes/huge-commit/commits', { json: { changes } });
+      expectError(a, 413, 'PayloadTooLarge');
+      assert.match(a.body.error.message, /at most 100000 changes.*split it into several commits/);
+      assert.equal(a.body.error.details?.maxChanges, 100_000);
+      assert.ok(Date.now() - started < 10_000);
+    }
+    assert.equal(await head('huge-commit'), before);
+    // At the bound the commit goes through.
+    const ok = await call<wire.CommitResponse>('POST', '/v1/volumes/huge-commit/commits', {
+      json: { changes: Array.from({ length: 100_000 }, (_, i) => ({ op: 'mkdir', path: `/wide/d${String(i).padStart(6, '0')}` })) },
+    });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 300));
+    const page = await call('GET', `/v1/volumes/huge-commit/list?path=/wide&limit=3&after=${encodeURIComponent('/wide/d050000')}`);
+    assert.deepEqual(page.body.entries.map((e: { name: string }) => e.name), ['d050001', 'd050002', 'd050003']);
+  });
+
   it('refuses odd paths in queries with 400', async () => {
     await createVolume('paths');
     const bad = ['/a/../b', '/..', '//a', '/a//b', '/a/', 'relative', '/a%00b', '/a%FF', `/${'n'.repeat(256)}`, `/${'d/'.repeat(2100)}x`, '/%ED%A0%80'];

@@ -379,6 +379,31 @@ describe('vol.upload', () => {
     assert.equal(again.sentBytes, 0);
   });
 
+  test('a directory with more entries than one commit holds is uploaded in several whole commits', async () => {
+    const vol = await volume();
+    const root = join(work, fresh('many'));
+    await mkdir(join(root, 'a', 'b'), { recursive: true });
+    await chmod(join(root, 'a'), 0o700);
+    for (let i = 0; i < 23; i++) await writeFile(join(root, i % 2 ? 'a' : join('a', 'b'), `f${i}`), `file ${i}`);
+    await symlink('f1', join(root, 'a', 'link'));
+    const before = (await vol.history()).commits.length;
+    // 5 changes (2 mkdir, 2 setattr, 1 symlink) + 23 files, 10 per commit: 1 + 3 commits.
+    const r = await vol.upload(root, '/many', { changesPerCommit: 10 });
+    assert.equal(r.commits, 4);
+    assert.equal((await vol.history()).commits.length, before + 4);
+    assert.equal(vol.info.head, r.commit);
+    assert.equal(r.files, 23);
+    const entries = new Map((await vol.files.list('/many', { recursive: true })).map((e) => [e.path, e]));
+    assert.equal([...entries.values()].filter((e) => e.type === 'file').length, 23);
+    assert.equal(entries.get('/many/a')!.mode, 0o700);
+    assert.equal(entries.get('/many/a/link')!.target, 'f1');
+    assert.equal((await vol.files.read('/many/a/b/f22')).toString(), 'file 22');
+    // writeMany is one commit: over the bound it says so before hashing or sending anything.
+    const tooMany = Array.from({ length: 100_001 }, (_, i) => ({ path: `/x/${i}`, data: '' }));
+    await assert.rejects(vol.files.writeMany(tooMany), (e: Error & { code?: string }) => e.code === 'PayloadTooLarge' && /at most 100000 changes/.test(e.message));
+    await assert.rejects(vol.upload(root, '/many', { changesPerCommit: 0 }), /changesPerCommit/);
+  });
+
   test('a stream is written as it arrives; small files use the chunk protocol, resumable ones tus', async () => {
     const vol = await volume();
     const data = pattern(3 * MiB + 17, 11);

@@ -27,3 +27,20 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * Lets a long synchronous-looking loop (cached tree work awaits only resolved
+ * promises, which never let I/O in) give the event loop a turn once it has run
+ * for `budgetMs`, so one big commit or walk does not stall other requests.
+ */
+export class Pacer {
+  private last = performance.now();
+  constructor(private readonly budgetMs = 4) {}
+
+  /** Resolves at once, or after a turn of the event loop when the budget is spent. */
+  async tick(): Promise<void> {
+    if (performance.now() - this.last < this.budgetMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.last = performance.now();
+  }
+}

@@ -6,8 +6,10 @@
  */
 import type { Change, SkippedChange } from '../api/wire.js';
 import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking.js';
+import { Pacer } from '../common/concurrency.js';
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { ChunkHash, type TreeHash } from '../common/ids.js';
+import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
 import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
 import type { TreeEditor } from './tree-editor.js';
@@ -21,8 +23,8 @@ export type Edit =
   | { op: 'move'; from: VolumePath; to: VolumePath; overwrite: boolean }
   | { op: 'setattr'; path: VolumePath; mode?: number; mtime?: number };
 
-/** Largest change set one commit accepts. */
-export const MAX_CHANGES = 1_000_000;
+/** Largest change set one commit accepts (common/limits). */
+export const MAX_CHANGES = MAX_COMMIT_CHANGES;
 const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
 function mode(value: unknown, fallback: number, where: string): number {
@@ -37,6 +39,12 @@ function mtime(value: unknown, fallback: number, where: string): number {
   return value;
 }
 
+function flag(value: unknown, fallback: boolean, where: string, name: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(`${where}: ${name} must be true or false`);
+  return value;
+}
+
 function path(value: unknown, where: string): VolumePath {
   try {
     return parsePath(value);
@@ -45,11 +53,17 @@ function path(value: unknown, where: string): VolumePath {
   }
 }
 
-/** Validates a change set; `now` is the default mtime. */
-export function parseChanges(changes: readonly Change[], now: number): Edit[] {
+/** Validates a change set; `now` is the default mtime. Gives the event loop a turn now and then: a set may hold 100,000 changes. */
+export async function parseChanges(changes: readonly Change[], now: number): Promise<Edit[]> {
   if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');
-  if (changes.length > MAX_CHANGES) throw new InvalidArgumentError(`a commit may hold at most ${MAX_CHANGES} changes`);
-  return changes.map((c, i) => parseChange(c, now, `changes[${i}]`));
+  if (changes.length > MAX_CHANGES) throw tooManyChanges(changes.length);
+  const pacer = new Pacer();
+  const edits: Edit[] = [];
+  for (const [i, c] of changes.entries()) {
+    edits.push(parseChange(c, now, `changes[${i}]`));
+    await pacer.tick();
+  }
+  return edits;
 }
 
 function parseChange(c: Change, now: number, where: string): Edit {
@@ -68,7 +82,7 @@ function parseChange(c: Change, now: number, where: string): Edit {
         return h as ChunkHash;
       });
       const entry: FileEntry = { type: 'file', name: '', mode: mode(c.mode, 0o644, where), mtime: mtime(c.mtime, now, where), size, chunkSize: c.chunkSize, chunks };
-      return { op: 'put', path: p, entry, createParents: c.createParents ?? true };
+      return { op: 'put', path: p, entry, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'symlink': {
       const p = path(c.path, where);
@@ -76,7 +90,7 @@ function parseChange(c: Change, now: number, where: string): Edit {
       if (typeof c.target !== 'string' || c.target.length === 0 || c.target.includes('\0') || Buffer.byteLength(c.target) > MAX_PATH_BYTES) {
         throw new InvalidArgumentError(`${where}: symlink target must be a non-empty string without NUL, at most ${MAX_PATH_BYTES} bytes`);
       }
-      return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: c.createParents ?? true };
+      return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'mkdir': {
       const p = path(c.path, where);
@@ -84,9 +98,9 @@ function parseChange(c: Change, now: number, where: string): Edit {
       return { op: 'mkdir', path: p, mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where) };
     }
     case 'delete':
-      return { op: 'delete', path: path(c.path, where), recursive: c.recursive === true, mustExist: c.mustExist === true };
+      return { op: 'delete', path: path(c.path, where), recursive: flag(c.recursive, false, where, 'recursive'), mustExist: flag(c.mustExist, false, where, 'mustExist') };
     case 'move':
-      return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: c.overwrite === true };
+      return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: flag(c.overwrite, false, where, 'overwrite') };
     case 'setattr': {
       const edit: Edit = { op: 'setattr', path: path(c.path, where) };
       if (c.mode !== undefined) edit.mode = mode(c.mode, 0, where);
@@ -124,7 +138,9 @@ export function referencedChunks(edits: readonly Edit[]): Map<ChunkHash, number>
  */
 export async function applyEdits(editor: TreeEditor, edits: readonly Edit[], opts: { bestEffort?: boolean } = {}): Promise<SkippedChange[]> {
   const skipped: SkippedChange[] = [];
+  const pacer = new Pacer();
   for (const [index, e] of edits.entries()) {
+    await pacer.tick();
     try {
       await applyEdit(editor, e);
     } catch (err) {
@@ -172,8 +188,10 @@ export async function overwrittenPaths(reader: TreeReader, base: TreeHash, head:
   const paths = new Set<VolumePath>();
   for (const e of edits) for (const p of writtenPaths(e)) paths.add(p);
   const out: string[] = [];
+  const pacer = new Pacer();
   for (const p of paths) {
     if (p === '/') continue;
+    await pacer.tick();
     const [before, after] = await Promise.all([reader.lookup(base, p), reader.lookup(head, p)]);
     if (entryFingerprint(before) !== entryFingerprint(after)) out.push(p);
   }

@@ -29,7 +29,7 @@ import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { authorize } from './authority.js';
 import { commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
-import { TreeEditor } from './tree-editor.js';
+import { storeTrees, TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
@@ -355,7 +355,7 @@ export class Engine implements VolumeEngine {
   async commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult> {
     const vol = await this.volumeFor(actor, volume, 'write');
     const now = this.now();
-    const edits = parseChanges(input.changes, now.getTime());
+    const edits = await parseChanges(input.changes, now.getTime());
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     await checkCommitChunks(
@@ -381,7 +381,7 @@ export class Engine implements VolumeEngine {
         refuseOverwrites(overwritten);
       }
       // Everything skipped still publishes, like any other commit that changes nothing: it records the attempt.
-      const flushed = editor.flush();
+      const flushed = await editor.flush();
       return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
     // What this commit took in no longer counts as uncommitted; a failure here only leaves reservations to expire.
@@ -434,7 +434,7 @@ export class Engine implements VolumeEngine {
         }
         if (tenant) await checkStorageQuota(this.md, tenant, { volume: vol.name, from: head.size, to: out.size });
         const now = this.now();
-        await this.md.putTrees(out.newTrees, now);
+        await storeTrees(this.md, out.newTrees, now);
         const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
         const moved = await this.md.transaction(async (tx) => {
           if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;

@@ -2,7 +2,8 @@
  * @module engine/gc
  * Garbage collection, plan then execute.
  *
- * Mark: everything reachable from the roots is live. Roots are every volume
+ * Mark: everything reachable from the roots is live (every page of a wide
+ * directory included: interior nodes name the nodes below them). Roots are every volume
  * head, every snapshot, every commit younger than the retention period, and
  * every tree or chunk touched within the grace period: writers touch what
  * they create or re-use (prepareUpload, commit, fork, restore), so work still
@@ -17,6 +18,7 @@
  * content someone else already stored is such an unnamed object, since the
  * first row of a hash keeps its object.
  */
+import { Pacer } from '../common/concurrency.js';
 import type { ChunkHash, TreeHash } from '../common/ids.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
@@ -66,15 +68,22 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
   const liveTrees = new Set<TreeHash>([EMPTY_TREE.hash]);
   const liveChunks = new Set<ChunkHash>(await md.listChunksTouchedSince(cutoff));
   const stack = [...roots];
+  const pacer = new Pacer();
   while (stack.length > 0) {
     const hash = stack.pop()!;
     if (liveTrees.has(hash)) continue;
     liveTrees.add(hash);
-    const tree = await reader.get(hash);
-    for (const e of tree.entries) {
+    const node = await reader.get(hash);
+    // Every page of a wide directory is a node of its own: interior nodes keep the pages below them.
+    if (node.kind === 'interior') {
+      for (const c of node.children) if (!liveTrees.has(c.tree)) stack.push(c.tree);
+      continue;
+    }
+    for (const e of node.entries) {
       if (e.type === 'dir') { if (!liveTrees.has(e.tree)) stack.push(e.tree); }
       else if (e.type === 'file') for (const c of e.chunks) liveChunks.add(c);
     }
+    await pacer.tick();
   }
 
   const deadTrees = (await md.listTrees()).filter((t) => !liveTrees.has(t.hash) && t.touchedAt < cutoff).map((t) => t.hash);

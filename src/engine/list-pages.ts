@@ -3,19 +3,22 @@
  * Pages of a directory listing. The cursor is the last path a page returned;
  * the order is stable (names within a directory; depth-first, parents before
  * children, when recursive), so the next page starts right after the cursor
- * by descending along its path, without re-reading what came before.
+ * by descending along its path, without re-reading what came before: in a
+ * paged (wide) directory the descent goes straight to the leaf that holds the
+ * cursor's name.
  */
 import { InvalidArgumentError } from '../common/errors.js';
 import { splitPath, type VolumePath } from '../common/paths.js';
-import { compareNames, type Entry, type Tree } from './tree-codec.js';
+import type { TreeHash } from '../common/ids.js';
+import { compareNames, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 
 /**
- * Entries of `tree` (whose path is `prefix`, "" for the root) that come
- * after the path `after` in listing order (all of them when undefined).
+ * Entries of directory `dir` (whose path is `prefix`, "" for the root) that
+ * come after the path `after` in listing order (all of them when undefined).
  */
-export async function* entriesAfter(reader: Pick<TreeReader, 'get'>, tree: Tree, prefix: string, after: readonly string[] | undefined, recursive: boolean): AsyncGenerator<{ path: string; entry: Entry }> {
-  for (const entry of tree.entries) {
+export async function* entriesAfter(reader: Pick<TreeReader, 'entries'>, dir: TreeHash, prefix: string, after: readonly string[] | undefined, recursive: boolean): AsyncGenerator<{ path: string; entry: Entry }> {
+  for await (const entry of reader.entries(dir, after?.[0])) {
     const path = `${prefix}/${entry.name}`;
     let rest: readonly string[] | undefined;
     if (after !== undefined && after.length > 0) {
@@ -23,13 +26,13 @@ export async function* entriesAfter(reader: Pick<TreeReader, 'get'>, tree: Tree,
       if (order < 0) continue;
       if (order === 0) {
         // The cursor is this entry (returned already) or lies below it.
-        if (recursive && entry.type === 'dir') yield* entriesAfter(reader, await reader.get(entry.tree), path, after.slice(1), recursive);
+        if (recursive && entry.type === 'dir') yield* entriesAfter(reader, entry.tree, path, after.slice(1), recursive);
         continue;
       }
       rest = undefined;
     }
     yield { path, entry };
-    if (recursive && entry.type === 'dir') yield* entriesAfter(reader, await reader.get(entry.tree), path, rest, recursive);
+    if (recursive && entry.type === 'dir') yield* entriesAfter(reader, entry.tree, path, rest, recursive);
   }
 }
 

@@ -11,7 +11,7 @@
  * entry below it, so a watcher never has to list what arrived.
  */
 import type { TreeHash } from '../common/ids.js';
-import { compareNames, type Entry } from './tree-codec.js';
+import { compareNames, nodeLevel, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 
 /** One changed path. */
@@ -29,37 +29,64 @@ function entryChanged(a: Entry, b: Entry): boolean {
   return false;
 }
 
+/** What is left to visit of one side of a directory: node references (not yet opened, with their level) and entries, in name order. */
+type Pending = { ref: TreeHash; level: number } | { entry: Entry };
+
 /**
- * Yields the changes from tree `from` to tree `to`, in path order (names
- * within a directory, parents before children), skipping equal subtrees.
+ * Yields the changes from directory `from` to directory `to`, in path order
+ * (names within a directory, parents before children), skipping equal
+ * subtrees and, inside a wide directory, equal pages: when both sides next
+ * hold a node with the same hash, both nodes are passed over unread.
  */
 export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from: TreeHash, to: TreeHash, prefix = ''): AsyncGenerator<TreeChange> {
   if (from === to) return;
-  const [a, b] = await Promise.all([reader.get(from), reader.get(to)]);
-  let i = 0;
-  let j = 0;
-  while (i < a.entries.length || j < b.entries.length) {
-    const x = a.entries[i];
-    const y = b.entries[j];
-    const order = x === undefined ? 1 : y === undefined ? -1 : compareNames(x.name, y.name);
+  // Each side is a stack, next item last. Equal pages start at the same name on both sides whenever both
+  // are next: everything before them was merged already, so skipping both skips equal entries only.
+  // Opening the higher node first keeps both sides at the same level, where equal pages meet.
+  const top = async (hash: TreeHash): Promise<Pending> => ({ ref: hash, level: nodeLevel(await reader.get(hash)) });
+  const a: Pending[] = [await top(from)];
+  const b: Pending[] = [await top(to)];
+  const open = async (side: Pending[]): Promise<void> => {
+    const node = await reader.get((side.pop() as { ref: TreeHash }).ref);
+    if (node.kind === 'leaf') for (let k = node.entries.length - 1; k >= 0; k--) side.push({ entry: node.entries[k]! });
+    else for (let k = node.children.length - 1; k >= 0; k--) side.push({ ref: node.children[k]!.tree, level: node.level - 1 });
+  };
+  while (a.length > 0 || b.length > 0) {
+    const x = a.at(-1);
+    const y = b.at(-1);
+    const rx = x && 'ref' in x ? x : undefined;
+    const ry = y && 'ref' in y ? y : undefined;
+    if (rx && ry) {
+      if (rx.ref === ry.ref) {
+        a.pop();
+        b.pop();
+      } else if (rx.level >= ry.level) await open(a);
+      else await open(b);
+      continue;
+    }
+    if (rx) { await open(a); continue; }
+    if (ry) { await open(b); continue; }
+    const ex = x && (x as { entry: Entry }).entry;
+    const ey = y && (y as { entry: Entry }).entry;
+    const order = ex === undefined ? 1 : ey === undefined ? -1 : compareNames(ex.name, ey.name);
     if (order < 0) {
-      yield* whole(reader, x!, `${prefix}/${x!.name}`, 'deleted');
-      i++;
+      a.pop();
+      yield* whole(reader, ex!, `${prefix}/${ex!.name}`, 'deleted');
     } else if (order > 0) {
-      yield* whole(reader, y!, `${prefix}/${y!.name}`, 'added');
-      j++;
+      b.pop();
+      yield* whole(reader, ey!, `${prefix}/${ey!.name}`, 'added');
     } else {
-      const path = `${prefix}/${x!.name}`;
-      if (x!.type !== y!.type) {
+      a.pop();
+      b.pop();
+      const path = `${prefix}/${ex!.name}`;
+      if (ex!.type !== ey!.type) {
         // A file became a directory (or the reverse): the old one went, the new one came.
-        yield* whole(reader, x!, path, 'deleted');
-        yield* whole(reader, y!, path, 'added');
+        yield* whole(reader, ex!, path, 'deleted');
+        yield* whole(reader, ey!, path, 'added');
       } else {
-        if (entryChanged(x!, y!)) yield { path, kind: 'modified', type: y!.type };
-        if (x!.type === 'dir' && y!.type === 'dir' && x!.tree !== y!.tree) yield* diffTrees(reader, x!.tree, y!.tree, path);
+        if (entryChanged(ex!, ey!)) yield { path, kind: 'modified', type: ey!.type };
+        if (ex!.type === 'dir' && ey!.type === 'dir' && ex!.tree !== ey!.tree) yield* diffTrees(reader, ex!.tree, ey!.tree, path);
       }
-      i++;
-      j++;
     }
   }
 }
@@ -68,5 +95,5 @@ export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from:
 async function* whole(reader: Pick<TreeReader, 'get' | 'walk'>, entry: Entry, path: string, kind: 'added' | 'deleted'): AsyncGenerator<TreeChange> {
   yield { path, kind, type: entry.type };
   if (entry.type !== 'dir') return;
-  for await (const below of reader.walk(await reader.get(entry.tree), path)) yield { path: below.path, kind, type: below.entry.type };
+  for await (const below of reader.walk(entry.tree, path)) yield { path: below.path, kind, type: below.entry.type };
 }

@@ -3,8 +3,10 @@
  * Applies edits to an immutable tree by opening only the directories on the
  * edited paths, then writes new nodes bottom-up for the directories that
  * changed. Untouched subtrees keep their hashes and are shared, so the cost
- * of a commit follows the depth and width of the paths it edits, not the
- * size of the volume.
+ * of a commit follows the depth of the paths it edits, not the size of the
+ * volume. An open directory is its old top node plus the entries changed in
+ * it: nothing of a wide directory is read but the pages that hold the edited
+ * names, and flushing rewrites only the pages around them (engine/dir-pages).
  *
  * Invariant: every operation checks before it mutates. An operation that
  * throws (NotFound, Conflict, AlreadyExists, InvalidArgument) leaves the
@@ -15,18 +17,21 @@
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import type { TreeHash } from '../common/ids.js';
 import { isWithin, splitPath, type VolumePath } from '../common/paths.js';
-import type { TreeRecord } from '../stores/metadata-store.js';
-import { EMPTY_TREE, encodeTree, treeTotals, type DirEntry, type Entry } from './tree-codec.js';
+import type { MetadataOps, TreeRecord } from '../stores/metadata-store.js';
+import { Pacer } from '../common/concurrency.js';
+import { compareNames, EMPTY_TREE, type DirEntry, type Entry } from './tree-codec.js';
+import { DEFAULT_PAGE_RULES, editDir, type PageRules } from './dir-pages.js';
 import type { TreeReader } from './tree-reader.js';
 
-/** A directory opened for editing. */
+/** A directory opened for editing: its old top node and what changed in it. */
 class OpenDir {
-  readonly entries: Map<string, Entry>;
+  /** Entries set (an entry) or removed (null) since opening; the rest are as in `base`. */
+  readonly changes = new Map<string, Entry | null>();
   readonly children = new Map<string, OpenDir>();
   dirty = false;
-  constructor(entries: Iterable<Entry>) {
-    this.entries = new Map([...entries].map((e) => [e.name, e]));
-  }
+  /** Entries added minus entries removed, against `base`. */
+  delta = 0;
+  constructor(public base: TreeHash) {}
 }
 
 export interface FlushResult {
@@ -38,12 +43,33 @@ export interface FlushResult {
 }
 
 export class TreeEditor {
-  private constructor(private readonly reader: TreeReader, private readonly root: OpenDir, private readonly rootHash: TreeHash) {}
+  private readonly pacer = new Pacer();
 
-  /** Opens the tree `root` for editing. */
-  static async open(reader: TreeReader, root: TreeHash): Promise<TreeEditor> {
-    const tree = await reader.get(root);
-    return new TreeEditor(reader, new OpenDir(tree.entries), root);
+  private constructor(private readonly reader: TreeReader, private readonly root: OpenDir, private readonly rules: PageRules) {}
+
+  /** Opens the tree `root` for editing (`rules` cut pages; tests pass small ones). */
+  static async open(reader: TreeReader, root: TreeHash, rules: PageRules = DEFAULT_PAGE_RULES): Promise<TreeEditor> {
+    await reader.get(root);
+    return new TreeEditor(reader, new OpenDir(root), rules);
+  }
+
+  /** The current entry `name` of an open directory. */
+  private async entryOf(dir: OpenDir, name: string): Promise<Entry | undefined> {
+    const changed = dir.changes.get(name);
+    if (changed !== undefined) return changed ?? undefined;
+    return this.reader.find(dir.base, name);
+  }
+
+  /** Sets entry `name`; `existed` says whether one was there (the caller looked it up already). */
+  private setEntry(dir: OpenDir, name: string, entry: Entry, existed: boolean): void {
+    if (!existed) dir.delta++;
+    dir.changes.set(name, entry);
+  }
+
+  /** Removes entry `name`, which the caller found there. */
+  private deleteEntry(dir: OpenDir, name: string): void {
+    dir.delta--;
+    dir.changes.set(name, null);
   }
 
   /** The current entry at `path` (directories' hashes may be stale until flush). */
@@ -51,16 +77,16 @@ export class TreeEditor {
     const parts = splitPath(path);
     if (parts.length === 0) return undefined;
     const chain = await this.walk(parts.slice(0, -1), path, false);
-    return chain?.at(-1)!.entries.get(parts.at(-1)!);
+    return chain ? this.entryOf(chain.at(-1)!, parts.at(-1)!) : undefined;
   }
 
   /** Creates or replaces a file or symlink. Parents are created when `createParents`, else NotFound. Replacing a directory is a Conflict. */
   async put(path: VolumePath, entry: Entry, createParents: boolean): Promise<void> {
     const { chain, name } = await this.parentOf(path, createParents);
     const dir = chain.at(-1)!;
-    const existing = dir.entries.get(name);
+    const existing = await this.entryOf(dir, name);
     if (existing?.type === 'dir') throw new ConflictError(`cannot write ${path}: it is a directory`);
-    dir.entries.set(name, { ...entry, name });
+    this.setEntry(dir, name, { ...entry, name }, existing !== undefined);
     markDirty(chain);
   }
 
@@ -71,11 +97,11 @@ export class TreeEditor {
     const chain = await this.walk(parts.slice(0, -1), path, true, mode, mtime);
     const dir = chain!.at(-1)!;
     const name = parts.at(-1)!;
-    const existing = dir.entries.get(name);
+    const existing = await this.entryOf(dir, name);
     if (existing?.type === 'dir') return;
     if (existing) throw new ConflictError(`cannot create directory ${path}: a ${existing.type} exists there`);
-    dir.entries.set(name, newDirEntry(name, mode, mtime));
-    dir.children.set(name, new OpenDir([]));
+    this.setEntry(dir, name, newDirEntry(name, mode, mtime), false);
+    dir.children.set(name, new OpenDir(EMPTY_TREE.hash));
     markDirty(chain!);
   }
 
@@ -84,20 +110,22 @@ export class TreeEditor {
     const parts = splitPath(path);
     if (parts.length === 0) {
       if (!recursive) throw new InvalidArgumentError('cannot remove the root directory (pass recursive to empty the volume)');
-      this.root.entries.clear();
+      this.root.base = EMPTY_TREE.hash;
+      this.root.changes.clear();
       this.root.children.clear();
+      this.root.delta = 0;
       this.root.dirty = true;
       return true;
     }
     const chain = await this.walk(parts.slice(0, -1), path, false);
     const dir = chain?.at(-1);
     const name = parts.at(-1)!;
-    const existing = dir?.entries.get(name);
+    const existing = dir && (await this.entryOf(dir, name));
     if (!dir || !existing) return false;
     if (existing.type === 'dir' && !recursive && !(await this.isEmptyDir(dir, name, existing))) {
       throw new ConflictError(`directory not empty: ${path} (remove it recursively)`);
     }
-    dir.entries.delete(name);
+    this.deleteEntry(dir, name);
     dir.children.delete(name);
     markDirty(chain!);
     return true;
@@ -113,20 +141,20 @@ export class TreeEditor {
       throw e;
     });
     const srcDir = src.chain.at(-1)!;
-    const entry = srcDir.entries.get(src.name);
+    const entry = await this.entryOf(srcDir, src.name);
     if (!entry) throw new NotFoundError(`cannot move ${from}: no such file or directory`);
     const dst = await this.parentOf(to, true);
     const dstDir = dst.chain.at(-1)!;
-    const existing = dstDir.entries.get(dst.name);
+    const existing = await this.entryOf(dstDir, dst.name);
     if (existing) {
       if (!overwrite) throw new AlreadyExistsError(`cannot move ${from} to ${to}: the target exists`);
       if ((existing.type === 'dir') !== (entry.type === 'dir')) throw new ConflictError(`cannot move ${from} to ${to}: one is a directory and the other is not`);
       if (existing.type === 'dir' && !(await this.isEmptyDir(dstDir, dst.name, existing))) throw new ConflictError(`cannot move ${from} to ${to}: the target directory is not empty`);
     }
     const opened = srcDir.children.get(src.name);
-    srcDir.entries.delete(src.name);
+    this.deleteEntry(srcDir, src.name);
     srcDir.children.delete(src.name);
-    dstDir.entries.set(dst.name, { ...entry, name: dst.name });
+    this.setEntry(dstDir, dst.name, { ...entry, name: dst.name }, existing !== undefined);
     dstDir.children.delete(dst.name);
     if (opened) dstDir.children.set(dst.name, opened);
     markDirty(src.chain);
@@ -137,36 +165,40 @@ export class TreeEditor {
   async setattr(path: VolumePath, attrs: { mode?: number; mtime?: number }): Promise<void> {
     const { chain, name } = await this.parentOf(path, false);
     const dir = chain.at(-1)!;
-    const existing = dir.entries.get(name);
+    const existing = await this.entryOf(dir, name);
     if (!existing) throw new NotFoundError(`no such file or directory: ${path}`);
-    dir.entries.set(name, { ...existing, mode: attrs.mode ?? existing.mode, mtime: attrs.mtime ?? existing.mtime });
+    this.setEntry(dir, name, { ...existing, mode: attrs.mode ?? existing.mode, mtime: attrs.mtime ?? existing.mtime }, true);
     markDirty(chain);
   }
 
-  /** Encodes every changed directory, children first. */
-  flush(): FlushResult {
+  /** Encodes every changed directory, children first, re-cutting only the pages around each change. */
+  async flush(): Promise<FlushResult> {
     const newTrees: TreeRecord[] = [];
-    const { hash, size, fileCount } = this.flushDir(this.root, newTrees);
-    return { root: hash ?? this.rootHash, size, fileCount, newTrees };
+    const { hash, size, fileCount } = await this.flushDir(this.root, newTrees);
+    return { root: hash ?? this.root.base, size, fileCount, newTrees };
   }
 
-  private flushDir(dir: OpenDir, out: TreeRecord[]): { hash: TreeHash | undefined; size: number; fileCount: number } {
-    if (!dir.dirty) return { hash: undefined, ...treeTotals(dir.entries.values()) };
+  private async flushDir(dir: OpenDir, out: TreeRecord[]): Promise<{ hash: TreeHash | undefined; size: number; fileCount: number }> {
+    if (!dir.dirty) return { hash: undefined, ...(await this.reader.totals(dir.base)) };
     for (const [name, child] of dir.children) {
-      const entry = dir.entries.get(name);
+      if (!child.dirty) continue;
+      const entry = await this.entryOf(dir, name);
       if (entry?.type !== 'dir') continue;
-      const flushed = this.flushDir(child, out);
-      if (flushed.hash) dir.entries.set(name, { ...entry, tree: flushed.hash, size: flushed.size, fileCount: flushed.fileCount });
+      const flushed = await this.flushDir(child, out);
+      if (flushed.hash) dir.changes.set(name, { ...entry, tree: flushed.hash, size: flushed.size, fileCount: flushed.fileCount });
     }
-    const encoded = encodeTree(dir.entries.values());
-    this.reader.remember(encoded.tree);
-    out.push({ hash: encoded.hash, data: encoded.data });
-    return { hash: encoded.hash, ...treeTotals(dir.entries.values()) };
+    const edits = [...dir.changes].sort(([a], [b]) => compareNames(a, b));
+    const edited = await editDir(this.reader, dir.base, edits, this.rules, this.pacer);
+    for (const node of edited.nodes) {
+      this.reader.remember(node.tree);
+      out.push({ hash: node.hash, data: node.data });
+    }
+    return { hash: edited.hash, size: edited.size, fileCount: edited.fileCount };
   }
 
   private async isEmptyDir(parent: OpenDir, name: string, entry: DirEntry): Promise<boolean> {
     const opened = parent.children.get(name);
-    return opened ? opened.entries.size === 0 : entry.tree === EMPTY_TREE.hash;
+    return opened ? (await this.reader.totals(opened.base)).count + opened.delta === 0 : entry.tree === EMPTY_TREE.hash;
   }
 
   /** The chain of open directories down to the parent of `path`, and the last name. */
@@ -190,16 +222,16 @@ export class TreeEditor {
       const name = parts[i]!;
       let child = dir.children.get(name);
       if (!child) {
-        const entry = dir.entries.get(name);
+        const entry = await this.entryOf(dir, name);
         if (!entry) {
           if (!create) return undefined;
-          dir.entries.set(name, newDirEntry(name, mode, mtime));
-          child = new OpenDir([]);
+          this.setEntry(dir, name, newDirEntry(name, mode, mtime), false);
+          child = new OpenDir(EMPTY_TREE.hash);
           markDirty(chain);
         } else if (entry.type !== 'dir') {
           throw new ConflictError(`not a directory: /${parts.slice(0, i + 1).join('/')} (on the way to ${fullPath})`);
         } else {
-          child = new OpenDir((await this.reader.get(entry.tree)).entries);
+          child = new OpenDir(entry.tree);
         }
         dir.children.set(name, child);
       }
@@ -216,4 +248,22 @@ function newDirEntry(name: string, mode: number, mtime: number): DirEntry {
 
 function markDirty(chain: OpenDir[]): void {
   for (const d of chain) d.dirty = true;
+}
+
+/**
+ * Stores new nodes in slices of about 1 MiB with a turn of the event loop
+ * between them: an embedded store writes synchronously, and the nodes of a
+ * 100,000-entry commit would otherwise hold the loop for a few hundred ms.
+ * Nodes are content-addressed, so storing them in several statements is safe.
+ */
+export async function storeTrees(md: Pick<MetadataOps, 'putTrees'>, trees: readonly TreeRecord[], now: Date): Promise<void> {
+  let start = 0;
+  while (start < trees.length) {
+    let end = start;
+    let bytes = 0;
+    while (end < trees.length && (end === start || bytes + trees[end]!.data.byteLength <= 1024 * 1024)) bytes += trees[end++]!.data.byteLength;
+    await md.putTrees(trees.slice(start, end), now);
+    start = end;
+    if (start < trees.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }

@@ -1,23 +1,22 @@
 /**
  * @module engine/tree-reader
  * Reads trees from the metadata store through a cache of decoded nodes, and
- * resolves paths. A lookup costs one node per path segment, never a walk of
- * the volume.
+ * resolves paths. A directory may span many nodes (engine/dir-pages); a
+ * lookup costs the nodes from a directory's top to the leaf holding the name,
+ * per path segment (O(log width)), never a walk of the volume or of a directory.
  */
+import { Pacer } from '../common/concurrency.js';
 import { InternalError, NotFoundError, ConflictError } from '../common/errors.js';
 import type { TreeHash } from '../common/ids.js';
 import { splitPath, type VolumePath } from '../common/paths.js';
 import type { MetadataOps } from '../stores/metadata-store.js';
 import { LruCache } from './lru-cache.js';
-import { decodeTree, EMPTY_TREE, type DirEntry, type Entry, type Tree } from './tree-codec.js';
-
-/** The pseudo-entry of a tree's root directory. */
-export function rootEntry(tree: Tree, totals: { size: number; fileCount: number }, mtime = 0): DirEntry {
-  return { type: 'dir', name: '', mode: 0o755, mtime, tree: tree.hash, size: totals.size, fileCount: totals.fileCount };
-}
+import { childIndexFor, decodeTree, EMPTY_TREE, entryIndexFrom, nodeTotals, type Entry, type TreeNode } from './tree-codec.js';
 
 export class TreeReader {
-  private readonly cache: LruCache<TreeHash, Tree>;
+  private readonly cache: LruCache<TreeHash, TreeNode>;
+  /** Long walks over cached nodes give the event loop a turn now and then. */
+  private readonly pacer = new Pacer();
 
   /**
    * `cacheBytes` bounds the decoded nodes kept in memory, counted by encoded
@@ -29,7 +28,7 @@ export class TreeReader {
   }
 
   /** Loads one node; InternalError when the store lacks it (a damaged store, never a user error). */
-  async get(hash: TreeHash): Promise<Tree> {
+  async get(hash: TreeHash): Promise<TreeNode> {
     // The empty tree is implied everywhere and never needs a stored node.
     if (hash === EMPTY_TREE.hash) return EMPTY_TREE.tree;
     const hit = this.cache.get(hash);
@@ -42,39 +41,68 @@ export class TreeReader {
   }
 
   /** Remembers a node this process just wrote, saving a read. */
-  remember(tree: Tree): void {
+  remember(tree: TreeNode): void {
     this.cache.set(tree.hash, tree, tree.bytes);
+  }
+
+  /** The entry named `name` in the directory whose top node is `dir`, or undefined. */
+  async find(dir: TreeHash, name: string): Promise<Entry | undefined> {
+    let node = await this.get(dir);
+    while (node.kind === 'interior') {
+      const index = childIndexFor(node.children, name);
+      if (index < 0) return undefined;
+      node = await this.get(node.children[index]!.tree);
+    }
+    const entry = node.entries[entryIndexFrom(node.entries, name)];
+    return entry?.name === name ? entry : undefined;
   }
 
   /** The entry at `path` below `root`, or undefined. The root itself has no entry (callers special-case "/"). */
   async lookup(root: TreeHash, path: VolumePath): Promise<Entry | undefined> {
     const parts = splitPath(path);
-    let tree = await this.get(root);
+    let dir = root;
     for (let i = 0; i < parts.length; i++) {
-      const entry = tree.byName.get(parts[i]!);
+      const entry = await this.find(dir, parts[i]!);
       if (!entry) return undefined;
       if (i === parts.length - 1) return entry;
       if (entry.type !== 'dir') return undefined;
-      tree = await this.get(entry.tree);
+      dir = entry.tree;
     }
     return undefined;
   }
 
-  /** The tree of the directory at `path`; NotFound when missing, Conflict when it is not a directory. */
-  async dir(root: TreeHash, path: VolumePath): Promise<Tree> {
-    if (path === '/') return this.get(root);
+  /** The top node of the directory at `path`; NotFound when missing, Conflict when it is not a directory. */
+  async dir(root: TreeHash, path: VolumePath): Promise<TreeHash> {
+    if (path === '/') return root;
     const entry = await this.lookup(root, path);
     if (!entry) throw new NotFoundError(`no such file or directory: ${path}`);
     if (entry.type !== 'dir') throw new ConflictError(`not a directory: ${path}`);
-    return this.get(entry.tree);
+    return entry.tree;
   }
 
-  /** Visits every entry below `tree` depth-first, parents before children, with its full path. */
-  async *walk(tree: Tree, prefix: string): AsyncGenerator<{ path: string; entry: Entry }> {
-    for (const entry of tree.entries) {
+  /** Entry count and totals of the directory whose top node is `dir`. */
+  async totals(dir: TreeHash): Promise<{ count: number; size: number; fileCount: number }> {
+    return nodeTotals(await this.get(dir));
+  }
+
+  /** The entries of directory `dir` in name order, from the first whose name is at or after `from` (all when undefined). */
+  async *entries(dir: TreeHash, from?: string): AsyncGenerator<Entry> {
+    const node = await this.get(dir);
+    if (node.kind === 'leaf') {
+      await this.pacer.tick();
+      for (let i = from === undefined ? 0 : entryIndexFrom(node.entries, from); i < node.entries.length; i++) yield node.entries[i]!;
+      return;
+    }
+    const start = from === undefined ? 0 : Math.max(0, childIndexFor(node.children, from));
+    for (let i = start; i < node.children.length; i++) yield* this.entries(node.children[i]!.tree, i === start ? from : undefined);
+  }
+
+  /** Visits every entry below directory `dir` depth-first, parents before children, with its full path. */
+  async *walk(dir: TreeHash, prefix: string): AsyncGenerator<{ path: string; entry: Entry }> {
+    for await (const entry of this.entries(dir)) {
       const path = `${prefix}/${entry.name}`;
       yield { path, entry };
-      if (entry.type === 'dir') yield* this.walk(await this.get(entry.tree), path);
+      if (entry.type === 'dir') yield* this.walk(entry.tree, path);
     }
   }
 }

@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { mapLimit } from '../common/concurrency.js';
 import { InternalError, InvalidArgumentError, PreconditionFailedError, isStowageError } from '../common/errors.js';
+import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from './chunker.js';
 import { commitFiles, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
@@ -209,6 +210,9 @@ export class Files {
    * await vol.files.writeMany([{ path: '/a.txt', data: 'a' }, { path: '/b.bin', localPath: './b.bin' }]);
    */
   async writeMany(entries: readonly BatchEntry[], options: { message?: string; createParents?: boolean; onProgress?: ProgressListener; /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */ changes?: readonly wire.Change[] } = {}): Promise<CommitOutcome> {
+    // One commit holds at most MAX_COMMIT_CHANGES changes: say so before hashing or sending anything.
+    const count = entries.length + (options.changes?.length ?? 0);
+    if (count > MAX_COMMIT_CHANGES) throw tooManyChanges(count);
     const paths = new Set<string>();
     for (const e of entries) {
       const p = parsePath(e.path);

@@ -32,6 +32,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 // tus-js-client is loaded only by resumable uploads: it is a third of every CLI command's start-up time.
 import type { DetailedError as TusDetailedError, Upload as TusUpload, PreviousUpload, UrlStorage } from 'tus-js-client';
 import { InternalError, InvalidArgumentError, UnavailableError, type StowageError } from '../common/errors.js';
+import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
 import type { Change } from '../api/wire.js';
@@ -56,6 +57,12 @@ export interface UploadOptions {
   stateDir?: string;
   /** Cap on the sending rate of a resumable upload, in bytes per second (like curl --limit-rate). */
   limitRate?: number;
+  /**
+   * Changes per commit of a directory upload (default and most: the server's
+   * bound, MAX_COMMIT_CHANGES). A directory that needs more is uploaded in
+   * several commits: directories, modes and symlinks first, then the files.
+   */
+  changesPerCommit?: number;
 }
 
 /** A directory entry that was not uploaded, and why. */
@@ -72,8 +79,10 @@ export interface UploadResult {
   kind: 'file' | 'directory' | 'stream';
   /** The remote path written (the directory's root for a directory). */
   path: string;
-  /** Id of the one commit made. */
+  /** Id of the commit made (the last one, when a directory too big for one commit took several). */
   commit: string;
+  /** Commits made (more than 1 only for a directory with more entries than one commit holds). */
+  commits?: number;
   /** Regular files written. */
   files: number;
   /** Directories created (directory uploads, the root included). */
@@ -241,15 +250,36 @@ async function uploadDirectory(vol: Volume, localDir: string, remote: string, op
   for (const l of tree.links) changes.push({ op: 'symlink', path: at(l.rel), target: l.target, createParents: true });
   let bytes = 0;
   for (const f of tree.files) bytes += (await lstat(f.abs)).size;
-  const out = await vol.files.writeMany(tree.files.map((f) => ({ path: at(f.rel), localPath: f.abs })), {
-    message: options.message ?? `upload ${tree.files.length} files to ${remote}`,
-    createParents: true,
-    changes,
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  const message = options.message ?? `upload ${tree.files.length} files to ${remote}`;
+  const progress = options.onProgress ? { onProgress: options.onProgress } : {};
+  const files = tree.files.map((f) => ({ path: at(f.rel), localPath: f.abs }));
+  const perCommit = Math.min(options.changesPerCommit ?? MAX_COMMIT_CHANGES, MAX_COMMIT_CHANGES);
+  if (!Number.isSafeInteger(perCommit) || perCommit < 1) throw new InvalidArgumentError(`changesPerCommit must be a whole number between 1 and ${MAX_COMMIT_CHANGES}`);
+  let commit: string;
+  let sentBytes = 0;
+  let commits = 0;
+  if (files.length + changes.length <= perCommit) {
+    const out = await vol.files.writeMany(files, { message, createParents: true, changes, ...progress });
+    commit = out.commit.id;
+    sentBytes = out.uploadedBytes;
+    commits = 1;
+  } else {
+    // More than one commit holds (the server refuses bigger ones with 413): the directories with their modes
+    // and the symlinks first, so the files land in directories that exist; each commit is whole, and running
+    // the upload again after an interruption sends no chunk twice.
+    const parts = Math.ceil(changes.length / perCommit) + Math.ceil(files.length / perCommit);
+    for (let i = 0; i < changes.length; i += perCommit) {
+      commit = (await vol.commitChanges(changes.slice(i, i + perCommit), { message: `${message} (part ${++commits} of ${parts})` })).commit.id;
+    }
+    for (let i = 0; i < files.length; i += perCommit) {
+      const out = await vol.files.writeMany(files.slice(i, i + perCommit), { message: `${message} (part ${++commits} of ${parts})`, createParents: true, ...progress });
+      commit = out.commit.id;
+      sentBytes += out.uploadedBytes;
+    }
+  }
   return {
-    kind: 'directory', path: remote, commit: out.commit.id, files: tree.files.length, directories: tree.dirs.length + (remote === '/' ? 0 : 1),
-    symlinks: tree.links.length, bytes, sentBytes: out.uploadedBytes, resumable: false, skipped: tree.skipped,
+    kind: 'directory', path: remote, commit: commit!, commits, files: tree.files.length, directories: tree.dirs.length + (remote === '/' ? 0 : 1),
+    symlinks: tree.links.length, bytes, sentBytes, resumable: false, skipped: tree.skipped,
   };
 }
 

@@ -18,6 +18,7 @@
 import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { tooManyChanges } from '../common/limits.js';
 import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, UnauthenticatedError } from '../common/errors.js';
 import { KiB, MiB } from '../common/sizes.js';
 import type { VolumeEngine } from '../engine/types.js';
@@ -35,7 +36,7 @@ import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
 import { registerTenantRoutes } from './routes/tenant-routes.js';
 import { registerVolumesRoutes } from './routes/volumes-routes.js';
 import { UPLOADS_PATH, registerUploadsRoutes, type UploadService } from './routes/uploads-routes.js';
-import { HealthSchema } from './schemas.js';
+import { ChangeSchema, HealthSchema } from './schemas.js';
 
 /** Default bound of a JSON request body. */
 export const DEFAULT_JSON_BODY_BYTES = 32 * MiB;
@@ -164,6 +165,8 @@ export function createApp(options: AppOptions): ApiApp {
   const app: ApiApp = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) {
+        // Too many changes in a commit is a size limit (413, "split it"), not malformed input.
+        if (result.target === 'json' && result.error.issues.some((i) => i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'changes')) throw tooManyChanges();
         const { message, issues } = describeIssues(result.target, result.error.issues);
         throw new InvalidArgumentError(message, { details: { issues } });
       }
@@ -204,6 +207,8 @@ export function createApp(options: AppOptions): ApiApp {
   }
   if (options.uploads) registerUploadsRoutes(app, options.uploads);
 
+  // Commit requests name Change by reference (schemas.ts ChangeList), so it is registered here.
+  app.openAPIRegistry.register('Change', ChangeSchema);
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'A Stowage API token' });
   app.doc('/v1/openapi.json', {
     openapi: '3.0.3',

@@ -11,6 +11,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type * as wire from '../api/wire.js';
+import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 
 /** A whole, non-negative number of bytes (or a count). */
 const Bytes = z.number().int().min(0);
@@ -170,12 +171,24 @@ export const ChangeSchema = z
   ])
   .openapi('Change') satisfies z.ZodType<wire.Change>;
 
+/**
+ * The changes of a commit: documented as `Change` items but only counted
+ * here (over the bound: 413, see app.ts defaultHook). The engine checks each
+ * change with the same rules (engine/change-set.ts) a slice at a time, so a
+ * 100,000-change commit never holds the event loop; validating them here too
+ * would hold it for a few hundred ms per big commit.
+ */
+const ChangeList = z
+  .array(z.unknown())
+  .max(MAX_COMMIT_CHANGES)
+  .openapi({ type: 'array', items: { $ref: '#/components/schemas/Change' }, maxItems: MAX_COMMIT_CHANGES }) as unknown as z.ZodArray<typeof ChangeSchema>;
+
 /** Wire `CommitRequest` (api/wire.ts). */
 export const CommitRequestSchema = z
   .object({
     base: Ref.optional(),
     message: z.string().max(65536).optional(),
-    changes: z.array(ChangeSchema),
+    changes: ChangeList,
     uploads: z.array(z.object({ hash: Ref, key: Ref })).optional(),
     packs: z.array(PackManifestSchema).optional(),
     onConflict: z.enum(['overwrite', 'fail']).optional(),
