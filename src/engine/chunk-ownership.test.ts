@@ -205,6 +205,25 @@ describe('chunk ownership (engine)', () => {
     await claim(w, w.a, 'vault', '/tenant-copy', SECRET);
     await assert.rejects(claim(w, w.b, 'loot', '/stolen', SECRET), { code: 'PreconditionFailed' }, 'other tenants still own nothing');
   });
+
+  it('backfills through the pages of a wide directory', async () => {
+    const vaultToken = await scoped(w, w.a, 'vault');
+    // 3,000 entries make /wide a paged directory (interior nodes over pages); the secret sits in one of its pages.
+    await write(w, w.a, 'vault', '/wide/f-1500', 'deep in a page');
+    const filler = Buffer.from('filler');
+    await write(w, w.a, 'vault', '/wide/f-0', 'filler');
+    await w.engine.commit(w.a, 'vault', {
+      changes: Array.from({ length: 3000 }, (_, i) => ({ op: 'put' as const, path: `/wide/f-${i + 2000}`, size: filler.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(filler)] })),
+    });
+    const raw = new BetterSqlite3(w.dbPath);
+    raw.prepare('DELETE FROM chunk_owners').run();
+    raw.prepare('DELETE FROM settings WHERE key = ?').run(CHUNK_OWNERS_BACKFILLED);
+    raw.close();
+    await assert.rejects(claim(w, vaultToken, 'vault', '/copy', 'deep in a page'), { code: 'PreconditionFailed' });
+    await w.engine.backfillChunkOwners();
+    await claim(w, vaultToken, 'vault', '/copy', 'deep in a page');
+    assert.equal(await read(w, vaultToken, 'vault', '/copy'), 'deep in a page');
+  });
 });
 
 describe('pack verification per commit (engine)', () => {

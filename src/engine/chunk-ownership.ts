@@ -73,6 +73,11 @@ export async function backfillChunkOwners(md: MetadataStore, reader: TreeReader)
       if (seen.has(hash)) continue;
       seen.add(hash);
       const tree = await reader.get(hash).catch(() => undefined); // a tree GC already took is nothing to own
+      // A wide directory's interior nodes name its pages; the pages hold the entries.
+      if (tree?.kind === 'interior') {
+        for (const c of tree.children) stack.push(c.tree);
+        continue;
+      }
       for (const e of tree?.entries ?? []) {
         if (e.type === 'dir') stack.push(e.tree);
         else if (e.type === 'file') pending.push(...e.chunks);
