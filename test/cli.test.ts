@@ -281,6 +281,23 @@ describe('tokens and operator commands', { concurrency: true }, () => {
     assert.deepEqual(vols, [], 'another tenant sees none of the default tenant\'s volumes');
   });
 
+  test('tenant create and tenant quota set the storage and uncommitted quotas the tenant sees', async () => {
+    const name = fresh('quota');
+    const secret = ok(await cli(['tenant', 'create', name, '--data', srv.dataDir, '--storage-quota', '1G', '--uncommitted-quota', '64M'])).trim();
+    const tenant = async () => (await (await fetch(`${srv.url}/v1/tenant`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { storageQuota: number | null; uncommittedQuota: number };
+    const created = await tenant();
+    assert.equal(created.storageQuota, 1024 ** 3);
+    assert.equal(created.uncommittedQuota, 64 * MiB);
+    const set = JSON.parse(ok(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--storage-quota', 'none', '--uncommitted-quota', '2G', '--json']))) as { storageQuota: number | null; uncommittedQuota: number };
+    assert.equal(set.storageQuota, null);
+    assert.equal(set.uncommittedQuota, 2 * 1024 ** 3);
+    assert.equal((await tenant()).storageQuota, null);
+    assert.match(ok(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--uncommitted-quota', 'default'])), /uncommitted quota:\s+default/);
+    assert.equal((await tenant()).uncommittedQuota, 16 * 1024 ** 3);
+    assertFails(await cli(['tenant', 'quota', fresh('nobody'), '--data', srv.dataDir, '--storage-quota', '1G']), 3, /tenant "nobody-[^"]*" not found/);
+    assertFails(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--storage-quota', 'lots']), 2, /size/i);
+  });
+
   test('serve prints its URL, answers, and stops cleanly on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'stowage-cli-serve-'));
     try {

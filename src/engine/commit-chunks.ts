@@ -64,12 +64,15 @@ export function isUploadKeyFor(hash: string, key: string): boolean {
 /**
  * Checks (and then registers, touches and records as owned by `holders`)
  * every chunk a commit references; throws and changes no chunk row when one
- * is neither owned nor proven.
+ * is neither owned nor proven. Returns the object keys (uploads and packs)
+ * that new chunk rows now name: what the commit took in, which no longer
+ * counts as uncommitted. An echoed key the commit did not need stays
+ * reserved until it expires, since its object waits for GC.
  */
-export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck): Promise<void> {
+export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck): Promise<string[]> {
   const { md, now } = deps;
   const { needed } = check;
-  if (needed.size === 0) return;
+  if (needed.size === 0) return [];
   const uploadKeys = new Map<string, string>();
   for (const u of check.uploads) {
     if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
@@ -122,9 +125,11 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
     if (hasher.digest('hex') !== u.hash) throw new InvalidArgumentError(`the bytes uploaded under ${u.key} do not hash to ${u.hash}; upload the chunk again`);
   });
   // Content already registered keeps its row (stored once); the new upload is an unnamed object GC removes.
-  await md.putChunks(proven.filter((r) => !registered.has(r.hash)));
+  const fresh = proven.filter((r) => !registered.has(r.hash));
+  await md.putChunks(fresh);
   await md.touchChunks([...needed.keys()], now);
   await md.addChunkOwners(check.holders, [...needed.keys()]);
+  return [...new Set(fresh.map((r) => r.objectKey))];
 }
 
 /** Each distinct pack once; one key declared with two different manifests is refused. */

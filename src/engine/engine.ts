@@ -358,7 +358,7 @@ export class Engine implements VolumeEngine {
     const edits = await parseChanges(input.changes, now.getTime());
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
-    await checkCommitChunks(
+    const taken = await checkCommitChunks(
       { md: this.md, blobs: this.blobs, now, uploadWindow: this.uploadWindow, maxVerifyBytes: this.maxVerifyBytes },
       { needed: referencedChunks(edits), uploads: input.uploads ?? [], packs: input.packs ?? [], scope: scopeOf(actor, vol), holders: holdersOf(vol) },
     );
@@ -385,7 +385,6 @@ export class Engine implements VolumeEngine {
       return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
     // What this commit took in no longer counts as uncommitted; a failure here only leaves reservations to expire.
-    const taken = [...(input.uploads ?? []).map((u) => u?.key), ...(input.packs ?? []).map((p) => p?.key)].filter((k): k is string => typeof k === 'string');
     await this.md.releaseUploadReservations(actor.tenantId, taken).catch(() => undefined);
     return result;
   }

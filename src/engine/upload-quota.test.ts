@@ -70,6 +70,16 @@ describe('upload and storage quotas (engine)', () => {
     await assert.rejects(ask(w, w.a, 'data', randomBytes(1)), { code: 'QuotaExceeded' });
   });
 
+  it('keeps the reservation of an upload a commit echoes but does not take in (its object waits for GC)', async () => {
+    const bytes = randomBytes(600);
+    const { missing } = await ask(w, w.a, 'data', bytes);
+    await w.blobs.put(missing[0]!.key, bytes, { sha256: missing[0]!.hash });
+    await w.engine.commit(w.a, 'data', { changes: [{ op: 'mkdir', path: '/d' }], uploads: missing.map((m) => ({ hash: m.hash, key: m.key })) });
+    await assert.rejects(ask(w, w.a, 'data', randomBytes(600)), { code: 'QuotaExceeded' });
+    await commitUploaded(w, w.a, 'data', '/now', bytes, missing);
+    await ask(w, w.a, 'data', randomBytes(600));
+  });
+
   it('lets reservations expire after the URL lifetime and the upload window', async () => {
     await ask(w, w.a, 'data', randomBytes(1000));
     await assert.rejects(ask(w, w.a, 'data', randomBytes(10)), { code: 'QuotaExceeded' });

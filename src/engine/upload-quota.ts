@@ -18,7 +18,7 @@
  */
 import { QuotaExceededError } from '../common/errors.js';
 import { formatSize, GiB } from '../common/sizes.js';
-import type { MetadataOps, MetadataStore, TenantRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps, TenantRecord, VolumeRecord } from '../stores/metadata-store.js';
 
 /** Uncommitted bytes a tenant may have reserved when the operator set no quota. */
 export const DEFAULT_UNCOMMITTED_QUOTA = 16 * GiB;
@@ -27,32 +27,37 @@ const both = (n: number) => `${formatSize(n)} (${n} bytes)`;
 
 /**
  * Reserves `items` (object keys or upload ids with their sizes) for the
- * tenant, atomically against its quota; throws QuotaExceeded and reserves
- * nothing when they do not fit.
+ * tenant against its quota; throws QuotaExceeded and keeps nothing reserved
+ * when they do not fit. Keys must be fresh (never reserved before).
  */
 export async function reserveUploads(
-  md: MetadataStore, tenant: TenantRecord, vol: VolumeRecord, items: ReadonlyArray<{ key: string; bytes: number }>,
+  md: Pick<MetadataOps, 'insertUploadReservations' | 'pendingUploadBytes' | 'releaseUploadReservations'>, tenant: TenantRecord, vol: VolumeRecord, items: ReadonlyArray<{ key: string; bytes: number }>,
   opts: { now: Date; expiresAt: Date; defaultQuota: number },
 ): Promise<void> {
   if (items.length === 0) return;
   const total = items.reduce((n, i) => n + i.bytes, 0);
   if (total > vol.cap) {
     throw new QuotaExceededError(
-      `this request would upload ${both(total)} for volume "${vol.name}", more than its cap of ${both(vol.cap)}: no commit could take it in. Upload and commit in smaller parts, or raise the cap with: stowage volume resize ${vol.name} SIZE`,
+      `volume "${vol.name}" is capped at ${both(vol.cap)}; this request would upload ${both(total)} for it, which no commit could take in. Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,
       { details: { cap: vol.cap, size: total } },
     );
   }
   const quota = tenant.uncommittedQuota ?? opts.defaultQuota;
-  await md.transaction(async (tx) => {
-    const pending = await tx.pendingUploadBytes(tenant.id, opts.now);
-    if (pending + total > quota) {
-      throw new QuotaExceededError(
-        `tenant "${tenant.name}" may have at most ${both(quota)} uploaded but not yet committed; ${both(pending)} are pending and this request asks for ${both(total)}. Commit what is pending (or let it expire) and try again`,
-        { details: { quota, pending, size: total } },
-      );
-    }
-    await tx.insertUploadReservations(items.map((i) => ({ key: i.key, tenantId: tenant.id, volumeId: vol.id, bytes: i.bytes, expiresAt: opts.expiresAt })));
-  });
+  // Insert, then sum (own rows included), and take back on excess: of any set of reservations that together
+  // exceed the quota, the one summed last saw them all and was refused, so the bound holds across replicas
+  // without a serialisable transaction (which concurrent writers of one tenant would keep aborting). Racing
+  // requests near the quota may both be refused; a retry passes.
+  const keys = items.map((i) => i.key);
+  await md.insertUploadReservations(items.map((i) => ({ key: i.key, tenantId: tenant.id, volumeId: vol.id, bytes: i.bytes, expiresAt: opts.expiresAt })));
+  const pending = await md.pendingUploadBytes(tenant.id, opts.now);
+  if (pending > quota) {
+    await md.releaseUploadReservations(tenant.id, keys);
+    const others = Math.max(0, pending - total);
+    throw new QuotaExceededError(
+      `tenant "${tenant.name}" may have at most ${both(quota)} uploaded but not yet committed; ${both(others)} are pending and this request asks for ${both(total)}. Commit what is pending (or let it expire) and try again`,
+      { details: { quota, pending: others, size: total } },
+    );
+  }
 }
 
 /**
