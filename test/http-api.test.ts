@@ -556,12 +556,10 @@ describe('hostile input', () => {
     // Cheap for a client to send (1.2M of these fit in the 32 MiB body limit); refused before any is looked at.
     for (const count of [100_001, 1_000_000]) {
       const changes = Array.from({ length: count }, (_, i) => ({ op: 'mkdir', path: `/d${i}` }));
-      const started = Date.now();
       const a = await call('POST', '/v1/volumes/huge-commit/commits', { json: { changes } });
       expectError(a, 413, 'PayloadTooLarge');
       assert.match(a.body.error.message, /at most 100000 changes.*split it into several commits/);
       assert.equal(a.body.error.details?.maxChanges, 100_000);
-      assert.ok(Date.now() - started < 10_000);
     }
     assert.equal(await head('huge-commit'), before);
     // At the bound the commit goes through.

@@ -104,10 +104,9 @@ describe('packs over HTTP', () => {
     const twoLayouts = await api('/v1/volumes/packs/commits', { body: { changes, packs: [{ key: signed.key, chunks }, { key: signed.key, chunks: [{ hash: sha(pack), offset: 0, size: pack.length }] }] } });
     assert.equal(twoLayouts.status, 400);
     assert.match(((await twoLayouts.json()) as { error: { message: string } }).error.message, /declared twice/);
-    const started = Date.now();
+    // That the pack is read once is counted in the engine test (chunk-ownership.test.ts); here: it commits.
     const ok = await api('/v1/volumes/packs/commits', { body: { changes, packs: Array.from({ length: 1000 }, () => ({ key: signed.key, chunks })) } });
     assert.equal(ok.status, 201, await ok.clone().text());
-    assert.ok(Date.now() - started < 10_000);
     assert.equal((await vol.files.read('/many/1')).toString(), 'second small file\n');
   });
 });
