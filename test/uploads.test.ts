@@ -318,6 +318,41 @@ describe('vol.upload', () => {
     assert.match(escapeReason('link', '') ?? '', /empty/);
   });
 
+  test('symlinks are resolved for real: chains, links through links to outside, loops; only those landing inside are stored', async () => {
+    const vol = await volume();
+    const outside = join(work, fresh('outside'));
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'secret'), 'secret');
+    const root = join(work, fresh('real'));
+    await mkdir(join(root, 'a'), { recursive: true });
+    await writeFile(join(root, 'a', 'file'), 'inside');
+    // Lexically inside, but "out" is a link to a directory outside: "via" lands outside through it.
+    await symlink(outside, join(root, 'out'));
+    await symlink('../out/secret', join(root, 'a', 'via'));
+    // A chain: hop1 -> hop2 -> (absolute) outside file; hop1's own text looks harmless.
+    await symlink('hop2', join(root, 'hop1'));
+    await symlink(join(outside, 'secret'), join(root, 'hop2'));
+    // A chain that stays inside: chain1 -> chain2 -> a/file.
+    await symlink('chain2', join(root, 'chain1'));
+    await symlink('a/file', join(root, 'chain2'));
+    // A link up through a directory link: "a/up" is "../out/.." which is the parent of outside.
+    await symlink('../out/..', join(root, 'a', 'up'));
+    // Dangling inside (allowed), dangling through the outside link (refused), and a loop.
+    await symlink('a/not-yet', join(root, 'dangling'));
+    await symlink('out/not-there', join(root, 'dangling-out'));
+    await symlink('loop2', join(root, 'loop1'));
+    await symlink('loop1', join(root, 'loop2'));
+
+    const r = await vol.upload(root, '/t');
+    const skipped = new Map(r.skipped.map((s) => [s.path, s.reason]));
+    assert.deepEqual([...skipped.keys()].sort(), ['a/up', 'a/via', 'dangling-out', 'hop1', 'hop2', 'loop1', 'loop2', 'out']);
+    assert.match(skipped.get('a/via')!, /resolves outside the uploaded directory/);
+    assert.match(skipped.get('hop1')!, /resolves outside/);
+    assert.match(skipped.get('loop1')!, /loop/);
+    const links = (await vol.files.list('/t', { recursive: true })).filter((e) => e.type === 'symlink').map((e) => e.path).sort();
+    assert.deepEqual(links, ['/t/chain1', '/t/chain2', '/t/dangling']);
+  });
+
   test('a directory is one commit with its files, modes, empty dirs and inner symlinks; escaping symlinks are skipped and reported', async () => {
     const vol = await volume();
     const root = join(work, fresh('tree'));

@@ -14,10 +14,13 @@
  *   (server URL, volume, remote path, local path, size, mtime): running the
  *   same upload again after a crash continues from the server's offset.
  * - directory: every file, directory and inner symlink of a local tree in ONE
- *   commit. The walk never follows symlinks. A symlink whose target is
- *   absolute or climbs out of the uploaded directory ("../..") is skipped and
- *   listed in `skipped`: stored as is, it would point at whatever the reader's
- *   machine has there.
+ *   commit. The walk never follows symlinks. A symlink is stored only when it
+ *   stays inside the uploaded directory twice over: its target, read as
+ *   text, neither is absolute nor climbs out ("../.."), and resolved for real
+ *   on this disk (realpath, through chains of links and links to links
+ *   outside) it lands inside the directory's own realpath. Others are skipped
+ *   and listed in `skipped`: stored as is, they would point at whatever the
+ *   reader's machine has there.
  * - stream: bytes of unknown length (standard input), cut as they arrive.
  *
  * This module uses tus-js-client for the tus protocol; everything else is
@@ -25,9 +28,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, opendir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, join, posix, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 // tus-js-client is loaded only by resumable uploads: it is a third of every CLI command's start-up time.
 import type { DetailedError as TusDetailedError, Upload as TusUpload, PreviousUpload, UrlStorage } from 'tus-js-client';
@@ -184,8 +187,78 @@ export function escapeReason(rel: string, target: string): string | undefined {
   return undefined;
 }
 
+/** True when `p` is `root` or below it (both absolute and resolved). */
+function isWithin(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * The path a link's text names, from its directory, NOT normalised: "a/../b"
+ * must reach the kernel as written, since "a" may itself be a symlink (path
+ * normalisation would drop the "a/..").
+ */
+function linkPath(dir: string, target: string): string {
+  return target.startsWith('/') ? target : `${dir}/${target}`;
+}
+
+/** Symlinks followed while resolving one path before it counts as a loop (Linux's limit). */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Where a path lands once every symlink on it is followed on this disk: its
+ * realpath; for a path that does not exist, the realpath of its deepest
+ * existing ancestor joined with the rest, following a dangling link found
+ * there. Throws ELOOP for a loop of links.
+ */
+async function landing(p: string, hops = 0): Promise<string> {
+  if (hops > MAX_LINK_HOPS) throw Object.assign(new Error(`too many levels of symlinks at ${p}`), { code: 'ELOOP' });
+  const rest: string[] = [];
+  for (let cur = p; ; cur = dirname(cur)) {
+    let base: string;
+    try {
+      base = await realpath(cur);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(cur) === cur) throw e;
+      rest.unshift(basename(cur));
+      continue;
+    }
+    if (rest.length === 0) return base;
+    // The first missing step may be a dangling symlink: follow its text.
+    const step = join(base, rest[0]!);
+    const st = await lstat(step).catch(() => undefined);
+    if (st?.isSymbolicLink()) return landing([linkPath(base, await readlink(step)), ...rest.slice(1)].join('/'), hops + 1);
+    return resolve(base, ...rest);
+  }
+}
+
+/**
+ * Why the symlink at `abs` (`rel` in the tree, pointing at `target`) may not
+ * be stored, or undefined: escapeReason on its text, then where it lands for
+ * real against the realpath of the uploaded root.
+ */
+async function linkEscapeReason(realRoot: string, abs: string, rel: string, target: string): Promise<string | undefined> {
+  const lexical = escapeReason(rel, target);
+  if (lexical) return lexical;
+  let lands: string;
+  try {
+    lands = await landing(linkPath(dirname(abs), target));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ELOOP' ? 'a loop of symlinks' : `cannot resolve it: ${code ?? String(e)}`;
+  }
+  return isWithin(realRoot, lands) ? undefined : `resolves outside the uploaded directory (to ${lands}), through another symlink`;
+}
+
 async function walkTree(root: string): Promise<LocalTree> {
   const tree: LocalTree = { files: [], dirs: [], links: [], skipped: [] };
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+  } catch (e) {
+    throw localError(e, root);
+  }
   const visit = async (absDir: string, relDir: string): Promise<void> => {
     let dir;
     try {
@@ -206,7 +279,7 @@ async function walkTree(root: string): Promise<LocalTree> {
       }
       if (d.isSymbolicLink()) {
         const target = await readlink(abs);
-        const why = escapeReason(rel, target);
+        const why = await linkEscapeReason(realRoot, abs, rel, target);
         if (why) tree.skipped.push({ path: rel, target, reason: why });
         else tree.links.push({ rel, target });
       } else if (d.isFile()) {
