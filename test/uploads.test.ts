@@ -9,7 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -351,6 +351,31 @@ describe('vol.upload', () => {
     assert.match(skipped.get('loop1')!, /loop/);
     const links = (await vol.files.list('/t', { recursive: true })).filter((e) => e.type === 'symlink').map((e) => e.path).sort();
     assert.deepEqual(links, ['/t/chain1', '/t/chain2', '/t/dangling']);
+  });
+
+  test('a local tree deeper than PATH_MAX uploads with its 4,000-byte paths; a file put to a 4,000-byte path reads back', async (t) => {
+    const vol = await volume();
+    const top = join(work, fresh('deep'), 'l'.repeat(150));
+    await mkdir(top, { recursive: true });
+    t.after(() => execFileSync('rm', ['-rf', join(top, '..')]));
+    // 19 directories of 200 bytes and a 190-byte file: the relative path is 3,999 bytes, the absolute one over 4,096.
+    const rel = `${Array.from({ length: 19 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`).join('/')}/${'f'.repeat(190)}`;
+    assert.ok(Buffer.byteLength(join(top, rel)) > 4096);
+    // Made relative to `top` (as a program working inside the tree would), which no absolute path can reach.
+    execFileSync('bash', ['-c', 'cd "$1" && mkdir -p "$(dirname "$2")" && printf deep > "$2" && ln -s "$(basename "$2")" "$(dirname "$2")/link" && printf top > top.txt', 'x', top, rel]);
+
+    const r = await vol.upload(top, '/u');
+    assert.deepEqual(r.skipped, []);
+    assert.equal(r.files, 2);
+    assert.equal(r.symlinks, 1);
+    assert.equal((await vol.files.read(`/u/${rel}`)).toString(), 'deep');
+    assert.equal((await vol.files.stat(`/u/${rel.slice(0, rel.lastIndexOf('/'))}/link`)).target, 'f'.repeat(190));
+
+    const local = join(work, fresh('small'));
+    await writeFile(local, 'put far');
+    const remote = `/p/${rel}`;
+    ok(await cli(['put', local, `${vol.name}:${remote}`]));
+    assert.equal(ok(await cli(['cat', `${vol.name}:${remote}`])), 'put far');
   });
 
   test('a directory is one commit with its files, modes, empty dirs and inner symlinks; escaping symlinks are skipped and reported', async () => {

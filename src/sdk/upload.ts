@@ -40,6 +40,7 @@ import { MiB } from '../common/sizes.js';
 import type { Change } from '../api/wire.js';
 import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason } from './http-client.js';
+import { LongPaths } from './long-paths.js';
 import type { Volume } from './volume.js';
 
 /** What `vol.upload` sends: a local path (file or directory) or a stream of bytes. */
@@ -206,31 +207,43 @@ function linkPath(dir: string, target: string): string {
 const MAX_LINK_HOPS = 40;
 
 /**
- * Where a path lands once every symlink on it is followed on this disk: its
- * realpath; for a path that does not exist, the realpath of its deepest
- * existing ancestor joined with the rest, following a dangling link found
- * there. Throws ELOOP for a loop of links.
+ * Where a path lands once every symlink on it is followed on this disk, as
+ * the kernel would: component by component, a symlink's text replacing it
+ * (an absolute one restarting from "/"), ".." going up from where the walk
+ * really is. A component that does not exist ends the walk; the rest is
+ * joined as text. Done here rather than by realpath(3), which cannot answer
+ * for paths past PATH_MAX. Throws ELOOP for a loop of links.
  */
-async function landing(p: string, hops = 0): Promise<string> {
-  if (hops > MAX_LINK_HOPS) throw Object.assign(new Error(`too many levels of symlinks at ${p}`), { code: 'ELOOP' });
-  const rest: string[] = [];
-  for (let cur = p; ; cur = dirname(cur)) {
-    let base: string;
-    try {
-      base = await realpath(cur);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(cur) === cur) throw e;
-      rest.unshift(basename(cur));
+async function landing(p: string, lp: LongPaths): Promise<string> {
+  const todo = p.split('/').filter((c) => c !== '' && c !== '.');
+  let at: string[] = [];
+  let hops = 0;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') {
+      at.pop();
       continue;
     }
-    if (rest.length === 0) return base;
-    // The first missing step may be a dangling symlink: follow its text.
-    const step = join(base, rest[0]!);
-    const st = await lstat(step).catch(() => undefined);
-    if (st?.isSymbolicLink()) return landing([linkPath(base, await readlink(step)), ...rest.slice(1)].join('/'), hops + 1);
-    return resolve(base, ...rest);
+    const next = `/${[...at, c].join('/')}`;
+    let st;
+    try {
+      st = await lstat(lp.short(next));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      // Nothing there: the rest is plain text.
+      return resolve(next, ...todo);
+    }
+    if (!st.isSymbolicLink()) {
+      at.push(c);
+      continue;
+    }
+    if (++hops > MAX_LINK_HOPS) throw Object.assign(new Error(`too many levels of symlinks at ${next}`), { code: 'ELOOP' });
+    const target = await readlink(lp.short(next));
+    if (target.startsWith('/')) at = [];
+    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
   }
+  return `/${at.join('/')}`;
 }
 
 /**
@@ -238,12 +251,12 @@ async function landing(p: string, hops = 0): Promise<string> {
  * be stored, or undefined: escapeReason on its text, then where it lands for
  * real against the realpath of the uploaded root.
  */
-async function linkEscapeReason(realRoot: string, abs: string, rel: string, target: string): Promise<string | undefined> {
+async function linkEscapeReason(realRoot: string, abs: string, rel: string, target: string, lp: LongPaths): Promise<string | undefined> {
   const lexical = escapeReason(rel, target);
   if (lexical) return lexical;
   let lands: string;
   try {
-    lands = await landing(linkPath(dirname(abs), target));
+    lands = await landing(linkPath(dirname(abs), target), lp);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return code === 'ELOOP' ? 'a loop of symlinks' : `cannot resolve it: ${code ?? String(e)}`;
@@ -251,7 +264,8 @@ async function linkEscapeReason(realRoot: string, abs: string, rel: string, targ
   return isWithin(realRoot, lands) ? undefined : `resolves outside the uploaded directory (to ${lands}), through another symlink`;
 }
 
-async function walkTree(root: string): Promise<LocalTree> {
+/** Walks a local tree; `lp` names paths past PATH_MAX relative to open directories (its handles must outlive the reads of the files found). */
+async function walkTree(root: string, lp: LongPaths): Promise<LocalTree> {
   const tree: LocalTree = { files: [], dirs: [], links: [], skipped: [] };
   let realRoot: string;
   try {
@@ -262,7 +276,7 @@ async function walkTree(root: string): Promise<LocalTree> {
   const visit = async (absDir: string, relDir: string): Promise<void> => {
     let dir;
     try {
-      dir = await opendir(absDir);
+      dir = await opendir(lp.short(absDir));
     } catch (e) {
       throw localError(e, absDir);
     }
@@ -278,8 +292,8 @@ async function walkTree(root: string): Promise<LocalTree> {
         continue;
       }
       if (d.isSymbolicLink()) {
-        const target = await readlink(abs);
-        const why = await linkEscapeReason(realRoot, abs, rel, target);
+        const target = await readlink(lp.short(abs));
+        const why = await linkEscapeReason(realRoot, abs, rel, target, lp);
         if (why) tree.skipped.push({ path: rel, target, reason: why });
         else tree.links.push({ rel, target });
       } else if (d.isFile()) {
@@ -291,7 +305,7 @@ async function walkTree(root: string): Promise<LocalTree> {
       }
     }
     for (const s of subdirs) {
-      const st = await lstat(s.abs);
+      const st = await lstat(lp.short(s.abs));
       tree.dirs.push({ rel: s.rel, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) });
       await visit(s.abs, s.rel);
     }
@@ -301,8 +315,17 @@ async function walkTree(root: string): Promise<LocalTree> {
 }
 
 async function uploadDirectory(vol: Volume, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
+  const lp = new LongPaths();
+  try {
+    return await uploadTree(vol, localDir, remote, options, lp);
+  } finally {
+    lp.close();
+  }
+}
+
+async function uploadTree(vol: Volume, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
   const rootStat = await lstat(localDir);
-  const tree = await walkTree(localDir);
+  const tree = await walkTree(localDir, lp);
   const at = (rel: string) => (remote === '/' ? `/${rel}` : `${remote}/${rel}`);
   // Directories first as mkdir (empty ones must exist too), then their modes:
   // files are put before the other changes and create their parents with default modes.
@@ -313,8 +336,8 @@ async function uploadDirectory(vol: Volume, localDir: string, remote: string, op
   for (const d of tree.dirs) changes.push({ op: 'setattr', path: at(d.rel), mode: d.mode, mtime: d.mtime });
   for (const l of tree.links) changes.push({ op: 'symlink', path: at(l.rel), target: l.target, createParents: true });
   let bytes = 0;
-  for (const f of tree.files) bytes += (await lstat(f.abs)).size;
-  const out = await vol.files.writeMany(tree.files.map((f) => ({ path: at(f.rel), localPath: f.abs })), {
+  for (const f of tree.files) bytes += (await lstat(lp.short(f.abs))).size;
+  const out = await vol.files.writeMany(tree.files.map((f) => ({ path: at(f.rel), localPath: lp.short(f.abs) })), {
     message: options.message ?? `upload ${tree.files.length} files to ${remote}`,
     createParents: true,
     changes,
