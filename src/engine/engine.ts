@@ -25,7 +25,7 @@ import type { PackManifest } from '../api/wire.js';
 import type {
   AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../stores/metadata-store.js';
-import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, type Edit } from './change-set.js';
+import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingSymlinks, type Edit } from './change-set.js';
 import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
@@ -287,6 +287,8 @@ export class Engine implements VolumeEngine {
     const vol = await this.volumeFor(actor, volume, 'write');
     const now = this.now();
     const edits = parseChanges(input.changes, now.getTime());
+    // Mounts (attachment tokens) store the links their programs make; every other writer keeps links inside the volume.
+    if (actor.attachmentId === null) refuseEscapingSymlinks(edits);
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     await this.verifyChunks(referencedChunks(edits), input.uploads ?? [], input.packs ?? []);
