@@ -298,6 +298,43 @@ describe('tus endpoint', () => {
     }
   });
 
+  test('an upload whose bytes all arrived but whose server stopped before committing is committed by the next HEAD', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'stowage-upload-crash-'));
+    try {
+      const data = pattern(100_000, 71);
+      const first = await startServer({ dataDir, port: 0, log: () => undefined });
+      const token = first.adminToken!;
+      await new Stowage({ url: first.url, token }).request('PUT', '/v1/volumes/crash', { body: {} });
+      const res = await fetch(`${first.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(token, { 'upload-length': String(data.length), 'upload-metadata': metadata({ volume: 'crash', path: '/c.bin', sha256: sha256(data) }) }) });
+      assert.equal(res.status, 201);
+      const id = res.headers.get('location')!.split('/').pop()!;
+      const part = await fetch(`${first.url}/v1/uploads/${id}`, { method: 'PATCH', headers: tusHeaders(token, { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }), body: data.subarray(0, 60_000) });
+      assert.equal(part.status, 204);
+      await first.close();
+      // What a crash between the last byte landing and the commit leaves: a full staging file, no commit.
+      await writeFile(join(dataDir, 'uploads', id), data.subarray(60_000), { flag: 'a' });
+
+      const second = await startServer({ dataDir, port: 0, log: () => undefined });
+      try {
+        const vol = await Volume.get('crash', { client: new Stowage({ url: second.url, token }) });
+        const head = await fetch(`${second.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(token) });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get('upload-offset'), String(data.length));
+        const commit = head.headers.get('stowage-commit');
+        assert.equal(commit, (await vol.refresh()).head);
+        assert.deepEqual(await vol.files.read('/c.bin'), data);
+        // Asked again: the same commit, no second one.
+        const again = await fetch(`${second.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(token) });
+        assert.equal(again.headers.get('stowage-commit'), commit);
+        assert.equal((await vol.refresh()).head, commit);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('Upload-Metadata parsing', () => {
     assert.deepEqual(parseTusMetadata(`a ${b64('x y')},b,c ${b64('é')}`), { a: 'x y', b: null, c: 'é' });
     assert.deepEqual(parseTusMetadata(undefined), {});
