@@ -17,8 +17,9 @@
  *   commit. The walk never follows symlinks. A symlink is stored only when it
  *   stays inside the uploaded directory twice over: its target, read as
  *   text, neither is absolute nor climbs out ("../.."), and resolved for real
- *   on this disk (realpath, through chains of links and links to links
- *   outside) it lands inside the directory's own realpath. Others are skipped
+ *   on this disk (component by component as the kernel does, through chains
+ *   of links and links to links outside) it lands inside the directory's own
+ *   realpath. Others are skipped
  *   and listed in `skipped`: stored as is, they would point at whatever the
  *   reader's machine has there.
  * - stream: bytes of unknown length (standard input), cut as they arrive.
@@ -196,7 +197,7 @@ function isWithin(root: string, p: string): boolean {
 
 /**
  * The path a link's text names, from its directory, NOT normalised: "a/../b"
- * must reach the kernel as written, since "a" may itself be a symlink (path
+ * must be walked as written, since "a" may itself be a symlink (path
  * normalisation would drop the "a/..").
  */
 function linkPath(dir: string, target: string): string {
