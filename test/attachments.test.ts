@@ -127,6 +127,25 @@ describe('mount tokens', () => {
     assert.equal(t.expiresAt, ro.tokenExpiresAt);
   });
 
+  it('symlinks that leave the volume are refused (400) to API tokens and stored for mounts, whose programs make them', async () => {
+    const v = fresh();
+    await createVolume(v, 'RWX');
+    const commit = (changes: unknown[], token?: string) => call('POST', `/v1/volumes/${v}/commits`, { json: { changes }, ...(token !== undefined ? { token } : {}) });
+    // The tenant's admin token, and a weak volume-scoped one.
+    const scoped = await call<{ secret: string }>('POST', '/v1/tokens', { json: { name: fresh('tok'), volume: v } });
+    assert.equal(scoped.status, 201, JSON.stringify(scoped.body));
+    for (const token of [undefined, scoped.body.secret]) {
+      assertError(await commit([{ op: 'symlink', path: '/venv/bin/python', target: '/usr/bin/python3' }], token), 400, 'InvalidArgument', /target is absolute.*stay inside the volume/);
+      assertError(await commit([{ op: 'mkdir', path: '/a' }, { op: 'symlink', path: '/a/up', target: '../../etc/passwd' }], token), 400, 'InvalidArgument', /changes\[1\].*climbs out of the volume/);
+    }
+    assert.equal((await call('GET', `/v1/volumes/${v}/stat?path=/a`)).status, 404, 'a refused commit changes nothing');
+    assert.equal((await commit([{ op: 'symlink', path: '/a/in', target: '../b/file' }])).status, 201);
+    // A mount's token stores what its programs make.
+    const m = await attached(v, { host: 'host1', path: '/mnt/data' });
+    assert.equal((await commit([{ op: 'symlink', path: '/venv/bin/python', target: '/usr/bin/python3' }], m.token)).status, 201);
+    assert.equal((await call('GET', `/v1/volumes/${v}/stat?path=/venv/bin/python`)).body.entry.target, '/usr/bin/python3');
+  });
+
   it('a mount token cannot attach anew or create tokens; it may resume its own mount only', async () => {
     const v = fresh();
     await createVolume(v, 'RWX');

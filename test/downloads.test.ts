@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extract, pack as tarPack } from 'tar-stream';
 import { Stowage, Volume } from '../src/sdk/index.js';
+import { LongPaths } from '../src/sdk/long-paths.js';
 import { CLI_MAIN, cliEnv, pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -178,6 +179,45 @@ describe('SDK downloads', () => {
     assert.deepEqual(await readdir(join(dest, 'void')), []);
     assert.ok((await lstat(join(dest, 'link'))).isSymbolicLink());
     assert.equal(await readlink(join(dest, 'link')), 'sub/deep/b.bin');
+  });
+
+  test('a 4,000-byte volume path downloads under a local directory even when the whole local path passes PATH_MAX', async (t) => {
+    const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
+    // 19 directories of 200 bytes and a 190-byte file name: 4,009 bytes, each segment under NAME_MAX.
+    const segs = Array.from({ length: 19 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`);
+    const deepDir = `/${segs.join('/')}`;
+    const deepFile = `${deepDir}/${'f'.repeat(190)}`;
+    assert.ok(Buffer.byteLength(deepFile) >= 4000 && Buffer.byteLength(deepFile) <= 4096);
+    const big = pattern(1_500_000, 61);
+    await vol.files.writeMany([
+      { path: deepFile, data: 'deep\n', mode: 0o640 },
+      { path: `${deepDir}/big.bin`, data: big },
+      { path: '/shallow.txt', data: 'shallow' },
+    ], { createParents: true });
+    await vol.commitChanges([{ op: 'symlink', path: `${deepDir}/link`, target: 'big.bin' }]);
+    // A local directory of 150 bytes: the deepest local path is over 4,096 bytes.
+    const top = join(work, fresh('long'));
+    const dest = join(top, 'l'.repeat(150));
+    assert.ok(Buffer.byteLength(dest + deepFile) > 4096);
+    // fs.rm cannot remove a tree deeper than PATH_MAX; GNU rm walks it relative to open directories.
+    t.after(() => execFileSync('rm', ['-rf', top]));
+    const r = await vol.download('/', dest);
+    assert.deepEqual(r.refused, []);
+    assert.equal(r.files, 3);
+    const lp = new LongPaths();
+    try {
+      assert.equal(await readFile(lp.short(dest + deepFile), 'utf8'), 'deep\n');
+      assert.equal((await stat(lp.short(dest + deepFile))).mode & 0o777, 0o640);
+      assert.ok((await readFile(lp.short(`${dest}${deepDir}/big.bin`))).equals(big));
+      assert.equal(await readlink(lp.short(`${dest}${deepDir}/link`)), 'big.bin');
+    } finally {
+      lp.close();
+    }
+    assert.equal(await readFile(join(dest, 'shallow.txt'), 'utf8'), 'shallow');
+    // No directory handle is left open by the download.
+    const open = [];
+    for (const fd of await readdir('/proc/self/fd')) if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')).startsWith(dest)) open.push(fd);
+    assert.deepEqual(open, []);
   });
 
   test('a later download never writes through a symlink an earlier one made', async () => {

@@ -9,7 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -316,6 +316,43 @@ describe('tus endpoint', () => {
     }
   });
 
+  test('an upload whose bytes all arrived but whose server stopped before committing is committed by the next HEAD', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'stowage-upload-crash-'));
+    try {
+      const data = pattern(100_000, 71);
+      const first = await startServer({ dataDir, port: 0, log: () => undefined });
+      const token = first.adminToken!;
+      await new Stowage({ url: first.url, token }).request('PUT', '/v1/volumes/crash', { body: {} });
+      const res = await fetch(`${first.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(token, { 'upload-length': String(data.length), 'upload-metadata': metadata({ volume: 'crash', path: '/c.bin', sha256: sha256(data) }) }) });
+      assert.equal(res.status, 201);
+      const id = res.headers.get('location')!.split('/').pop()!;
+      const part = await fetch(`${first.url}/v1/uploads/${id}`, { method: 'PATCH', headers: tusHeaders(token, { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }), body: data.subarray(0, 60_000) });
+      assert.equal(part.status, 204);
+      await first.close();
+      // What a crash between the last byte landing and the commit leaves: a full staging file, no commit.
+      await writeFile(join(dataDir, 'uploads', id), data.subarray(60_000), { flag: 'a' });
+
+      const second = await startServer({ dataDir, port: 0, log: () => undefined });
+      try {
+        const vol = await Volume.get('crash', { client: new Stowage({ url: second.url, token }) });
+        const head = await fetch(`${second.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(token) });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get('upload-offset'), String(data.length));
+        const commit = head.headers.get('stowage-commit');
+        assert.equal(commit, (await vol.refresh()).head);
+        assert.deepEqual(await vol.files.read('/c.bin'), data);
+        // Asked again: the same commit, no second one.
+        const again = await fetch(`${second.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(token) });
+        assert.equal(again.headers.get('stowage-commit'), commit);
+        assert.equal((await vol.refresh()).head, commit);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('Upload-Metadata parsing', () => {
     assert.deepEqual(parseTusMetadata(`a ${b64('x y')},b,c ${b64('é')}`), { a: 'x y', b: null, c: 'é' });
     assert.deepEqual(parseTusMetadata(undefined), {});
@@ -334,6 +371,66 @@ describe('vol.upload', () => {
     assert.match(escapeReason('a/link', 'b/../../../x') ?? '', /outside/);
     assert.match(escapeReason('link', '/etc/passwd') ?? '', /absolute/);
     assert.match(escapeReason('link', '') ?? '', /empty/);
+  });
+
+  test('symlinks are resolved for real: chains, links through links to outside, loops; only those landing inside are stored', async () => {
+    const vol = await volume();
+    const outside = join(work, fresh('outside'));
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'secret'), 'secret');
+    const root = join(work, fresh('real'));
+    await mkdir(join(root, 'a'), { recursive: true });
+    await writeFile(join(root, 'a', 'file'), 'inside');
+    // Lexically inside, but "out" is a link to a directory outside: "via" lands outside through it.
+    await symlink(outside, join(root, 'out'));
+    await symlink('../out/secret', join(root, 'a', 'via'));
+    // A chain: hop1 -> hop2 -> (absolute) outside file; hop1's own text looks harmless.
+    await symlink('hop2', join(root, 'hop1'));
+    await symlink(join(outside, 'secret'), join(root, 'hop2'));
+    // A chain that stays inside: chain1 -> chain2 -> a/file.
+    await symlink('chain2', join(root, 'chain1'));
+    await symlink('a/file', join(root, 'chain2'));
+    // A link up through a directory link: "a/up" is "../out/.." which is the parent of outside.
+    await symlink('../out/..', join(root, 'a', 'up'));
+    // Dangling inside (allowed), dangling through the outside link (refused), and a loop.
+    await symlink('a/not-yet', join(root, 'dangling'));
+    await symlink('out/not-there', join(root, 'dangling-out'));
+    await symlink('loop2', join(root, 'loop1'));
+    await symlink('loop1', join(root, 'loop2'));
+
+    const r = await vol.upload(root, '/t');
+    const skipped = new Map(r.skipped.map((s) => [s.path, s.reason]));
+    assert.deepEqual([...skipped.keys()].sort(), ['a/up', 'a/via', 'dangling-out', 'hop1', 'hop2', 'loop1', 'loop2', 'out']);
+    assert.match(skipped.get('a/via')!, /resolves outside the uploaded directory/);
+    assert.match(skipped.get('hop1')!, /resolves outside/);
+    assert.match(skipped.get('loop1')!, /loop/);
+    const links = (await vol.files.list('/t', { recursive: true })).filter((e) => e.type === 'symlink').map((e) => e.path).sort();
+    assert.deepEqual(links, ['/t/chain1', '/t/chain2', '/t/dangling']);
+  });
+
+  test('a local tree deeper than PATH_MAX uploads with its 4,000-byte paths; a file put to a 4,000-byte path reads back', async (t) => {
+    const vol = await volume();
+    const top = join(work, fresh('deep'), 'l'.repeat(150));
+    await mkdir(top, { recursive: true });
+    t.after(() => execFileSync('rm', ['-rf', join(top, '..')]));
+    // 19 directories of 200 bytes and a 190-byte file: the relative path is 3,999 bytes, the absolute one over 4,096.
+    const rel = `${Array.from({ length: 19 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`).join('/')}/${'f'.repeat(190)}`;
+    assert.ok(Buffer.byteLength(join(top, rel)) > 4096);
+    // Made relative to `top` (as a program working inside the tree would), which no absolute path can reach.
+    execFileSync('bash', ['-c', 'cd "$1" && mkdir -p "$(dirname "$2")" && printf deep > "$2" && ln -s "$(basename "$2")" "$(dirname "$2")/link" && printf top > top.txt', 'x', top, rel]);
+
+    const r = await vol.upload(top, '/u');
+    assert.deepEqual(r.skipped, []);
+    assert.equal(r.files, 2);
+    assert.equal(r.symlinks, 1);
+    assert.equal((await vol.files.read(`/u/${rel}`)).toString(), 'deep');
+    assert.equal((await vol.files.stat(`/u/${rel.slice(0, rel.lastIndexOf('/'))}/link`)).target, 'f'.repeat(190));
+
+    const local = join(work, fresh('small'));
+    await writeFile(local, 'put far');
+    const remote = `/p/${rel}`;
+    ok(await cli(['put', local, `${vol.name}:${remote}`]));
+    assert.equal(ok(await cli(['cat', `${vol.name}:${remote}`])), 'put far');
   });
 
   test('a directory is one commit with its files, modes, empty dirs and inner symlinks; escaping symlinks are skipped and reported', async () => {

@@ -53,6 +53,45 @@ function path(value: unknown, where: string): VolumePath {
   }
 }
 
+/**
+ * Why a symlink at `path` with `target` leaves the volume, or undefined when
+ * it stays inside: an absolute target, or a relative one that climbs above
+ * "/" from the link's directory ("/a/link" -> "../../x").
+ *
+ * @example
+ * symlinkEscape('/a/link', '../b'); // undefined: "/b"
+ * symlinkEscape('/a/link', '/usr/bin/python3'); // "its target is absolute"
+ */
+export function symlinkEscape(path: string, target: string): string | undefined {
+  if (target.startsWith('/')) return 'its target is absolute';
+  let depth = path.split('/').length - 2; // directories between "/" and the link
+  for (const part of target.split('/')) {
+    if (part === '..') depth--;
+    else if (part !== '' && part !== '.') depth++;
+    if (depth < 0) return 'its target climbs out of the volume';
+  }
+  return undefined;
+}
+
+/**
+ * Refuses symlink edits whose target leaves the volume (symlinkEscape). The
+ * engine applies it to every writer but mounts: a mount stores what its
+ * programs make (a Python venv's bin/python -> /usr/bin/python3), while the
+ * file API and uploads have no reason to store a link into the reader's
+ * own machine.
+ */
+export function refuseEscapingSymlinks(edits: readonly Edit[]): void {
+  edits.forEach((e, i) => {
+    if (e.op !== 'put' || e.entry.type !== 'symlink') return;
+    const why = symlinkEscape(e.path, e.entry.target);
+    if (why) {
+      throw new InvalidArgumentError(
+        `changes[${i}]: symlink ${e.path} -> ${JSON.stringify(e.entry.target.slice(0, 200))} is refused: ${why}. Links written through the API must stay inside the volume (use a relative target such as "../data/file"); only a mount stores links that leave it`,
+      );
+    }
+  });
+}
+
 /** Validates a change set; `now` is the default mtime. Gives the event loop a turn now and then: a set may hold 100,000 changes. */
 export async function parseChanges(changes: readonly Change[], now: number): Promise<Edit[]> {
   if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');

@@ -24,7 +24,7 @@ import type { BlobStore, SignedRequest } from '../stores/blob-store.js';
 import type {
   AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../stores/metadata-store.js';
-import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, type Edit } from './change-set.js';
+import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingSymlinks, type Edit } from './change-set.js';
 import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { authorize } from './authority.js';
@@ -356,6 +356,8 @@ export class Engine implements VolumeEngine {
     const vol = await this.volumeFor(actor, volume, 'write');
     const now = this.now();
     const edits = await parseChanges(input.changes, now.getTime());
+    // Mounts (attachment tokens) store the links their programs make; every other writer keeps links inside the volume.
+    if (actor.attachmentId === null) refuseEscapingSymlinks(edits);
     const message = checkMessage(input.message ?? '');
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     const taken = await checkCommitChunks(

@@ -22,6 +22,10 @@
  *   directories get their permission bits (0o777) only, never setuid, setgid
  *   or sticky, unless `preserveMode` asks for them; owners are never set
  *   (volumes record none), so everything belongs to the downloading user.
+ * - long paths: a volume path may be 4,096 bytes, so LOCAL plus it may be
+ *   longer than one system call takes; such paths are reached relative to an
+ *   open directory (sdk/long-paths). An entry that still cannot be written
+ *   for its length is refused and reported; the rest continues.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -36,6 +40,7 @@ import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason, type Stowage } from './http-client.js';
+import { LongPaths } from './long-paths.js';
 import { readTar } from './tar-reader.js';
 
 /** Archive formats the server streams. */
@@ -210,13 +215,13 @@ async function lstatOrNone(p: string): Promise<import('node:fs').Stats | undefin
  * directory (creating missing ones); returns why not when one is a symlink
  * or a non-directory.
  */
-async function confinedParent(root: string, segments: readonly string[], verified: Set<string>): Promise<string | undefined> {
+async function confinedParent(root: string, segments: readonly string[], verified: Set<string>, lp: LongPaths): Promise<string | undefined> {
   let cur = root;
   for (const seg of segments.slice(0, -1)) {
     cur = join(cur, seg);
     if (verified.has(cur)) continue;
-    const st = await lstatOrNone(cur);
-    if (!st) await mkdir(cur, { mode: 0o755 });
+    const st = await lstatOrNone(lp.short(cur));
+    if (!st) await mkdir(lp.short(cur), { mode: 0o755 });
     else if (st.isSymbolicLink()) return `${cur} is a symlink: refusing to write through it`;
     else if (!st.isDirectory()) return `${cur} is not a directory`;
     verified.add(cur);
@@ -282,6 +287,17 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
   const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: dir, format: 'tar', commit: options.commit, preserveMode: options.preserveMode === true ? 'true' : undefined });
   const commit = res.headers.get('x-stowage-commit') ?? '';
   await mkdir(root, { recursive: true, mode: 0o755 });
+  const lp = new LongPaths();
+  try {
+    return await extractInto(res.body, commit, dir, root, total, options, lp);
+  } finally {
+    lp.close();
+  }
+}
+
+/** Writes the entries of a directory's tar stream under `root` (see the module doc: confinement, modes, long paths). */
+async function extractInto(tarStream: Readable, commit: string, dir: string, root: string, total: number, options: DownloadOptions, lp: LongPaths): Promise<DownloadResult> {
+  const S = (p: string) => lp.short(p);
   const refused: RefusedEntry[] = [];
   const verified = new Set<string>();
   const dirs: Array<{ at: string; mode: number; mtime: number }> = [];
@@ -305,7 +321,13 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
       refused.push({ path: name, reason: 'not a safe relative path' });
       return undefined;
     }
-    const why = await confinedParent(root, segments, verified);
+    let why: string | undefined;
+    try {
+      why = await confinedParent(root, segments, verified, lp);
+    } catch (e) {
+      if (!isTooLong(e)) throw e;
+      why = 'the local path is too long for this system';
+    }
     if (why !== undefined) {
       refused.push({ path: `${dir === '/' ? '' : dir}/${segments.join('/')}`, reason: why });
       return undefined;
@@ -314,17 +336,28 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
   };
   const remote = (name: string) => `${dir === '/' ? '' : dir}/${name.replace(/\/+$/, '')}`;
 
-  await readTar(res.body, async (h, body) => {
+  /** Refuses an entry the local system cannot name (ENAMETOOLONG), or rethrows. */
+  const tooLong = (name: string, e: unknown): void => {
+    if (!isTooLong(e)) throw e;
+    refused.push({ path: remote(name), reason: 'the local path is too long for this system' });
+  };
+
+  await readTar(tarStream, async (h, body) => {
     if (failure !== undefined) throw failure;
     if (h.type === 'directory') {
       const at = await place(h.name);
       if (at === undefined) return;
-      const existing = await lstatOrNone(at);
+      let existing;
+      try {
+        existing = await lstatOrNone(S(at));
+        if (!existing) await mkdir(S(at), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+      } catch (e) {
+        return tooLong(h.name, e);
+      }
       if (existing && !existing.isDirectory()) {
         refused.push({ path: remote(h.name), reason: `${at} exists and is ${existing.isSymbolicLink() ? 'a symlink' : 'not a directory'}` });
         return;
       }
-      if (!existing) await mkdir(at, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
       verified.add(at);
       dirs.push({ at, mode: localMode(h.mode, options.preserveMode), mtime: h.mtime });
       return;
@@ -338,14 +371,24 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
     if (h.type !== 'file') return;
     const at = await place(h.name);
     if (at === undefined) return;
-    if ((await lstatOrNone(at))?.isDirectory()) {
-      refused.push({ path: remote(h.name), reason: `${at} is a directory` });
-      return;
+    let short: string;
+    try {
+      short = S(at);
+      if ((await lstatOrNone(short))?.isDirectory()) {
+        refused.push({ path: remote(h.name), reason: `${at} is a directory` });
+        return;
+      }
+    } catch (e) {
+      return tooLong(h.name, e);
     }
     const meta = { mode: localMode(h.mode, options.preserveMode), mtime: h.mtime };
     if (h.size > SMALL_FILE_BYTES) {
       // Large files stream straight from the archive (the archive waits for them).
-      await writeAtomically(Readable.from(counted(body, onBytes)), at, meta);
+      try {
+        await writeAtomically(Readable.from(counted(body, onBytes)), short, meta);
+      } catch (e) {
+        return tooLong(h.name, e);
+      }
       written++;
       return;
     }
@@ -354,30 +397,45 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
     for await (const piece of body) parts.push(piece);
     const data = Buffer.concat(parts);
     while (writes.size >= DIR_CONCURRENCY) await Promise.race(writes);
-    const w = writeBytesAtomically(data, at, meta).then(
+    const w = writeBytesAtomically(data, short, meta).then(
       () => { written++; onBytes(data.length); },
-      (e: unknown) => { failure ??= e; },
+      (e: unknown) => {
+        try {
+          tooLong(h.name, e);
+        } catch {
+          failure ??= e;
+        }
+      },
     ).finally(() => writes.delete(w));
     writes.add(w);
   });
   await Promise.all(writes);
   if (failure !== undefined) throw failure;
   for (const l of links) {
-    const existing = await lstatOrNone(l.at);
-    if (existing?.isDirectory()) {
-      refused.push({ path: remote(l.name), reason: `${l.at} is a directory` });
-      continue;
+    try {
+      const existing = await lstatOrNone(S(l.at));
+      if (existing?.isDirectory()) {
+        refused.push({ path: remote(l.name), reason: `${l.at} is a directory` });
+        continue;
+      }
+      if (existing) await unlink(S(l.at));
+      await symlink(l.target, S(l.at));
+    } catch (e) {
+      tooLong(l.name, e);
     }
-    if (existing) await unlink(l.at);
-    await symlink(l.target, l.at);
   }
   // Modes and mtimes of directories last (deepest first), after their contents stopped changing them.
   for (const d of dirs.reverse()) {
-    await chmod(d.at, d.mode);
+    await chmod(S(d.at), d.mode);
     const t = new Date(d.mtime);
-    await utimes(d.at, t, t);
+    await utimes(S(d.at), t, t);
   }
   return { kind: 'dir', commit, files: written, bytes: done, refused };
+}
+
+/** True when `e` says a local path is longer than the system takes. */
+function isTooLong(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException | undefined)?.code === 'ENAMETOOLONG';
 }
 
 async function* counted(body: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {

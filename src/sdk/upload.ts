@@ -14,10 +14,14 @@
  *   (server URL, volume, remote path, local path, size, mtime): running the
  *   same upload again after a crash continues from the server's offset.
  * - directory: every file, directory and inner symlink of a local tree in ONE
- *   commit. The walk never follows symlinks. A symlink whose target is
- *   absolute or climbs out of the uploaded directory ("../..") is skipped and
- *   listed in `skipped`: stored as is, it would point at whatever the reader's
- *   machine has there.
+ *   commit. The walk never follows symlinks. A symlink is stored only when it
+ *   stays inside the uploaded directory twice over: its target, read as
+ *   text, neither is absolute nor climbs out ("../.."), and resolved for real
+ *   on this disk (component by component as the kernel does, through chains
+ *   of links and links to links outside) it lands inside the directory's own
+ *   realpath. Others are skipped
+ *   and listed in `skipped`: stored as is, they would point at whatever the
+ *   reader's machine has there.
  * - stream: bytes of unknown length (standard input), cut as they arrive.
  *
  * This module uses tus-js-client for the tus protocol; everything else is
@@ -25,9 +29,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, opendir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, join, posix, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 // tus-js-client is loaded only by resumable uploads: it is a third of every CLI command's start-up time.
 import type { DetailedError as TusDetailedError, Upload as TusUpload, PreviousUpload, UrlStorage } from 'tus-js-client';
@@ -38,6 +42,7 @@ import { MiB } from '../common/sizes.js';
 import type { Change } from '../api/wire.js';
 import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason } from './http-client.js';
+import { LongPaths } from './long-paths.js';
 import type { Volume } from './volume.js';
 
 /** What `vol.upload` sends: a local path (file or directory) or a stream of bytes. */
@@ -193,12 +198,95 @@ export function escapeReason(rel: string, target: string): string | undefined {
   return undefined;
 }
 
-async function walkTree(root: string): Promise<LocalTree> {
+/** True when `p` is `root` or below it (both absolute and resolved). */
+function isWithin(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/**
+ * The path a link's text names, from its directory, NOT normalised: "a/../b"
+ * must be walked as written, since "a" may itself be a symlink (path
+ * normalisation would drop the "a/..").
+ */
+function linkPath(dir: string, target: string): string {
+  return target.startsWith('/') ? target : `${dir}/${target}`;
+}
+
+/** Symlinks followed while resolving one path before it counts as a loop (Linux's limit). */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Where a path lands once every symlink on it is followed on this disk, as
+ * the kernel would: component by component, a symlink's text replacing it
+ * (an absolute one restarting from "/"), ".." going up from where the walk
+ * really is. A component that does not exist ends the walk; the rest is
+ * joined as text. Done here rather than by realpath(3), which cannot answer
+ * for paths past PATH_MAX. Throws ELOOP for a loop of links.
+ */
+async function landing(p: string, lp: LongPaths): Promise<string> {
+  const todo = p.split('/').filter((c) => c !== '' && c !== '.');
+  let at: string[] = [];
+  let hops = 0;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') {
+      at.pop();
+      continue;
+    }
+    const next = `/${[...at, c].join('/')}`;
+    let st;
+    try {
+      st = await lstat(lp.short(next));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      // Nothing there: the rest is plain text.
+      return resolve(next, ...todo);
+    }
+    if (!st.isSymbolicLink()) {
+      at.push(c);
+      continue;
+    }
+    if (++hops > MAX_LINK_HOPS) throw Object.assign(new Error(`too many levels of symlinks at ${next}`), { code: 'ELOOP' });
+    const target = await readlink(lp.short(next));
+    if (target.startsWith('/')) at = [];
+    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+  }
+  return `/${at.join('/')}`;
+}
+
+/**
+ * Why the symlink at `abs` (`rel` in the tree, pointing at `target`) may not
+ * be stored, or undefined: escapeReason on its text, then where it lands for
+ * real against the realpath of the uploaded root.
+ */
+async function linkEscapeReason(realRoot: string, abs: string, rel: string, target: string, lp: LongPaths): Promise<string | undefined> {
+  const lexical = escapeReason(rel, target);
+  if (lexical) return lexical;
+  let lands: string;
+  try {
+    lands = await landing(linkPath(dirname(abs), target), lp);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ELOOP' ? 'a loop of symlinks' : `cannot resolve it: ${code ?? String(e)}`;
+  }
+  return isWithin(realRoot, lands) ? undefined : `resolves outside the uploaded directory (to ${lands}), through another symlink`;
+}
+
+/** Walks a local tree; `lp` names paths past PATH_MAX relative to open directories (its handles must outlive the reads of the files found). */
+async function walkTree(root: string, lp: LongPaths): Promise<LocalTree> {
   const tree: LocalTree = { files: [], dirs: [], links: [], skipped: [] };
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+  } catch (e) {
+    throw localError(e, root);
+  }
   const visit = async (absDir: string, relDir: string): Promise<void> => {
     let dir;
     try {
-      dir = await opendir(absDir);
+      dir = await opendir(lp.short(absDir));
     } catch (e) {
       throw localError(e, absDir);
     }
@@ -214,8 +302,8 @@ async function walkTree(root: string): Promise<LocalTree> {
         continue;
       }
       if (d.isSymbolicLink()) {
-        const target = await readlink(abs);
-        const why = escapeReason(rel, target);
+        const target = await readlink(lp.short(abs));
+        const why = await linkEscapeReason(realRoot, abs, rel, target, lp);
         if (why) tree.skipped.push({ path: rel, target, reason: why });
         else tree.links.push({ rel, target });
       } else if (d.isFile()) {
@@ -227,7 +315,7 @@ async function walkTree(root: string): Promise<LocalTree> {
       }
     }
     for (const s of subdirs) {
-      const st = await lstat(s.abs);
+      const st = await lstat(lp.short(s.abs));
       tree.dirs.push({ rel: s.rel, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) });
       await visit(s.abs, s.rel);
     }
@@ -237,8 +325,17 @@ async function walkTree(root: string): Promise<LocalTree> {
 }
 
 async function uploadDirectory(vol: Volume, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
+  const lp = new LongPaths();
+  try {
+    return await uploadTree(vol, localDir, remote, options, lp);
+  } finally {
+    lp.close();
+  }
+}
+
+async function uploadTree(vol: Volume, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
   const rootStat = await lstat(localDir);
-  const tree = await walkTree(localDir);
+  const tree = await walkTree(localDir, lp);
   const at = (rel: string) => (remote === '/' ? `/${rel}` : `${remote}/${rel}`);
   // Directories first as mkdir (empty ones must exist too), then their modes:
   // files are put before the other changes and create their parents with default modes.
@@ -249,10 +346,10 @@ async function uploadDirectory(vol: Volume, localDir: string, remote: string, op
   for (const d of tree.dirs) changes.push({ op: 'setattr', path: at(d.rel), mode: d.mode, mtime: d.mtime });
   for (const l of tree.links) changes.push({ op: 'symlink', path: at(l.rel), target: l.target, createParents: true });
   let bytes = 0;
-  for (const f of tree.files) bytes += (await lstat(f.abs)).size;
+  for (const f of tree.files) bytes += (await lstat(lp.short(f.abs))).size;
   const message = options.message ?? `upload ${tree.files.length} files to ${remote}`;
   const progress = options.onProgress ? { onProgress: options.onProgress } : {};
-  const files = tree.files.map((f) => ({ path: at(f.rel), localPath: f.abs }));
+  const files = tree.files.map((f) => ({ path: at(f.rel), localPath: lp.short(f.abs) }));
   const perCommit = Math.min(options.changesPerCommit ?? MAX_COMMIT_CHANGES, MAX_COMMIT_CHANGES);
   if (!Number.isSafeInteger(perCommit) || perCommit < 1) throw new InvalidArgumentError(`changesPerCommit must be a whole number between 1 and ${MAX_COMMIT_CHANGES}`);
   let commit: string;
