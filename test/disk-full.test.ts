@@ -15,7 +15,9 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BLOBS_DIR } from '../src/common/data-dir.js';
+import type { TreeHash } from '../src/common/ids.js';
 import { MiB } from '../src/common/sizes.js';
+import { openSqliteMetadataStore } from '../src/stores/sql/sqlite-dialect.js';
 import { Stowage, Volume, isStowageError } from '../src/sdk/index.js';
 import { startServer, UPLOADS_DIR, type RunningServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli } from './helpers/cli.js';
@@ -60,6 +62,31 @@ after(async () => {
 });
 
 describe('a full disk on the server', () => {
+  test('metadata on a full disk (SQLite) is 507 "disk full", never an internal error, and works again once space is freed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-diskfull-meta-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]);
+    const store = await openSqliteMetadataStore({ path: join(dir, 'metadata.db') });
+    try {
+      const ballast = join(dir, 'ballast');
+      await writeFile(ballast, Buffer.alloc(0));
+      // Fill what is left of the disk with a file of ours, then ask the database to grow.
+      await assert.rejects(async () => { for (let i = 0; ; i++) await writeFile(ballast, Buffer.alloc(64 * 1024), { flag: 'a' }); });
+      const trees = Array.from({ length: 16 }, (_, i) => ({ hash: createHash('sha256').update(`t${i}`).digest('hex') as TreeHash, data: Buffer.alloc(16 * 1024, i) }));
+      await assert.rejects(store.putTrees(trees, new Date()), (e) => {
+        assert.ok(isStowageError(e, 'InsufficientStorage'), `got ${String(e)}`);
+        assert.match(e.message, /^disk full: the metadata database could not .*Free space/);
+        return true;
+      });
+      await rm(ballast);
+      await store.putTrees(trees, new Date());
+      assert.ok(await store.getTree(trees[15]!.hash));
+    } finally {
+      await store.close();
+      execFileSync('umount', [dir]);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a chunk that does not fit is 507 "disk full", leaves no temp or empty file, and the next write that fits succeeds', async () => {
     const vol = await Volume.get('full', { client, mintIfMissing: true });
     const head = vol.info.head;

@@ -62,7 +62,6 @@ const UNAVAILABLE_SQLSTATES = new Set([
   '40001', // serialization_failure (after the wrapper's retries ran out)
   '40P01', // deadlock_detected (idem)
   '53000', // insufficient_resources
-  '53100', // disk_full
   '53200', // out_of_memory
   '53300', // too_many_connections
   '55P03', // lock_not_available
@@ -107,6 +106,8 @@ export function postgresDialectInfo(server: string): SqlDialectInfo {
       const code = sqlState(err);
       return code === '40001' || code === '40P01';
     },
+    // 53100 disk_full: the server could not extend a file.
+    isDiskFull: (err) => sqlState(err) === '53100',
     isUnavailable: (err) => {
       const code = sqlState(err);
       return isPostgresConnectionError(err) || (code !== undefined && UNAVAILABLE_SQLSTATES.has(code));

@@ -20,7 +20,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { AlreadyExistsError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
+import { AlreadyExistsError, InsufficientStorageError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
 import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
 import type {
   AccessMode,
@@ -64,8 +64,10 @@ export interface SqlDialectInfo {
   readonly name: SqlDialectName;
   /** True when `err` is a UNIQUE or PRIMARY KEY violation. */
   isUniqueViolation(err: unknown): boolean;
-  /** True when `err` means the database cannot be reached or used right now (connection lost, busy, disk full). */
+  /** True when `err` means the database cannot be reached or used right now (connection lost, busy). */
   isUnavailable(err: unknown): boolean;
+  /** True when `err` says the database's disk is full (checked before isUnavailable: the cure is space, not a retry). */
+  isDiskFull(err: unknown): boolean;
   /**
    * True when transactions must ask for SERIALIZABLE explicitly (PostgreSQL
    * defaults to READ COMMITTED); false when BEGIN already is (SQLite's
@@ -766,6 +768,9 @@ export class SqlMetadataOps implements MetadataOps {
     const detail = this.dialect.describe ? this.dialect.describe(err) : err instanceof Error ? err.message : String(err);
     if (uniqueMessage !== undefined && this.dialect.isUniqueViolation(err)) return new AlreadyExistsError(uniqueMessage, { cause: err });
     if (this.state.closed) return new UnavailableError('metadata store is closed', { cause: err });
+    if (this.dialect.isDiskFull(err)) {
+      return new InsufficientStorageError(`disk full: the metadata database could not ${action} (${detail}); nothing was changed. Free space on its disk (or grow it), then retry`, { cause: err });
+    }
     if (this.dialect.isUnavailable(err)) {
       return new UnavailableError(`metadata store unavailable, could not ${action} (${detail}); retry later`, { cause: err });
     }

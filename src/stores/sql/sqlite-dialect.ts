@@ -34,7 +34,7 @@ export interface SqliteMetadataStoreOptions {
 const BUSY_TIMEOUT_MS = 5000;
 
 /** Result codes (extended included) that mean "cannot use the database now", not "bad request". */
-const UNAVAILABLE_CODES = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_PROTOCOL'];
+const UNAVAILABLE_CODES = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_PROTOCOL'];
 
 /** How the shared SQL code recognises better-sqlite3 errors. */
 export const sqliteDialectInfo: SqlDialectInfo = {
@@ -43,6 +43,11 @@ export const sqliteDialectInfo: SqlDialectInfo = {
   isUniqueViolation(err) {
     const code = errorCode(err);
     return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  },
+  isDiskFull(err) {
+    const code = errorCode(err);
+    // SQLite says SQLITE_FULL, or an I/O error whose errno was ENOSPC when the WAL or journal could not grow.
+    return code === 'SQLITE_FULL' || (code?.startsWith('SQLITE_IOERR') === true && /disk is full|no space left/i.test(String((err as Error).message)));
   },
   isUnavailable(err) {
     const code = errorCode(err);
