@@ -508,7 +508,7 @@ export class Engine implements VolumeEngine {
       id, tenantId: actor.tenantId, name, accessMode: checkAccessMode(req.accessMode ?? src.accessMode), cap,
       tuning: mergeTuning(src.tuning, req.tuning), head: commit.id, size: source.size, fileCount: source.fileCount, createdAt: now, updatedAt: now,
       // It holds what the source held: it owns what the source (and the source's own sources) owned.
-      ancestors: [src.id, ...src.ancestors],
+      ancestors: [{ volumeId: src.id, until: now }, ...src.ancestors],
     };
     await this.md.transaction(async (tx) => {
       await tx.insertVolume(volumeRecord);
@@ -685,7 +685,7 @@ export class Engine implements VolumeEngine {
    * call it at start, before they serve commits.
    */
   async backfillChunkOwners(): Promise<number> {
-    return backfillChunkOwners(this.md, this.reader);
+    return backfillChunkOwners(this.md, this.reader, this.now());
   }
 
   // ---------------------------------------------------------------- gc
