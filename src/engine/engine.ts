@@ -6,7 +6,8 @@
  *
  * Commit protocol: a writer asks which chunks are missing (prepareUpload),
  * puts those straight into the blob store through signed URLs, then commits
- * metadata only. The engine checks every referenced chunk exists, applies the
+ * metadata only. The engine checks every referenced chunk is owned by the
+ * committer or proven in the commit (engine/commit-chunks), applies the
  * change set to the *current* head (so concurrent commits on different paths
  * merge, and the same path is last-writer-wins in the order heads move), and
  * moves the head by compare-and-swap, retrying on contention.
@@ -313,6 +314,7 @@ export class Engine implements VolumeEngine {
 
   /** Reserves uncommitted bytes for signed PUTs about to be issued (engine/upload-quota). */
   private async reserve(actor: Actor, vol: VolumeRecord, items: Array<{ key: string; bytes: number }>, expiresAt?: Date): Promise<void> {
+    if (items.length === 0) return;
     const now = this.now();
     const tenant = await this.getTenant(actor);
     // A signed PUT may be used until it expires, and its object committed for an upload window after that.
