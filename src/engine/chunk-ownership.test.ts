@@ -176,6 +176,16 @@ describe('chunk ownership (engine)', () => {
     assert.equal(await read(w, grandToken, 'grandchild', '/third'), SECRET);
   });
 
+  it('does not let a fork\'s scoped token reference what the source gained after the fork', async () => {
+    await w.engine.fork(w.a, 'vault', { name: 'early-fork' });
+    const forkToken = await scoped(w, w.a, 'early-fork');
+    w.clock.t += 1000;
+    await write(w, w.a, 'vault', '/later', 'written to the source after the fork');
+    await assert.rejects(claim(w, forkToken, 'early-fork', '/peek', 'written to the source after the fork'), { code: 'PreconditionFailed' });
+    assert.equal((await w.engine.prepareUpload(forkToken, 'early-fork', [{ hash: sha('written to the source after the fork'), size: 36 }])).present, 0);
+    await claim(w, forkToken, 'early-fork', '/old', SECRET);
+  });
+
   it('counts a server-side write of another tenant\'s content as uploaded, keeps it stored once, and makes it the writer\'s', async () => {
     const out = await w.engine.writeFile(w.b, 'loot', '/direct', once(SECRET));
     assert.equal(out.uploadedChunks, 1, 'the answer does not reveal that alice stores these bytes');

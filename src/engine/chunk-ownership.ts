@@ -12,8 +12,9 @@
  *   index (so the answer holds across replicas).
  * - scope: the owners whose chunks an actor may reference. A tenant token's
  *   scope is its tenant; a volume-scoped token's scope is its volume and the
- *   volumes it was forked from (recorded on the volume at fork time, so a fork
- *   stays O(1) and keeps owning after its source is deleted).
+ *   volumes it was forked from, for what they owned up to the fork (recorded
+ *   on the volume at fork time, so a fork stays O(1) and keeps owning after
+ *   its source is deleted; owner rows carry the time they were first added).
  * - a commit records every chunk it references as owned by the tenant and
  *   the volume, once the chunk is owned or proven (uploaded and verified in
  *   that commit); the server's own writes own what they hash.
@@ -22,16 +23,21 @@
  * volumes already hold ({@link backfillChunkOwners}).
  */
 import type { ChunkHash, TreeHash } from '../common/ids.js';
-import type { ChunkOwner, MetadataStore, VolumeRecord } from '../stores/metadata-store.js';
+import type { ChunkOwner, MetadataStore, OwnerScope, VolumeRecord } from '../stores/metadata-store.js';
 import type { TreeReader } from './tree-reader.js';
 import type { Actor } from './types.js';
 
 /** Setting key that marks the one-time backfill of the ownership index as done. */
 export const CHUNK_OWNERS_BACKFILLED = 'chunk-owners-backfilled';
 
-/** The owners whose chunks `actor` may reference when writing `vol` (vol is the actor's own volume for a scoped token). */
-export function scopeOf(actor: Actor, vol: VolumeRecord): ChunkOwner[] {
-  return actor.volumeId ? [vol.id, ...vol.ancestors] : [actor.tenantId];
+/**
+ * The owners whose chunks `actor` may reference when writing `vol` (vol is
+ * the actor's own volume for a scoped token): a source volume counts only
+ * for what it owned when the fork was made, not for what it gained since.
+ */
+export function scopeOf(actor: Actor, vol: VolumeRecord): OwnerScope[] {
+  if (!actor.volumeId) return [{ owner: actor.tenantId }];
+  return [{ owner: vol.id }, ...vol.ancestors.map((a) => ({ owner: a.volumeId, until: a.until }))];
 }
 
 /** The owners a chunk referenced by a commit of `vol` is recorded under: its tenant and the volume. */
@@ -49,7 +55,7 @@ export function holdersOf(vol: VolumeRecord): ChunkOwner[] {
  * @example
  * await backfillChunkOwners(metadata, new TreeReader(metadata));
  */
-export async function backfillChunkOwners(md: MetadataStore, reader: TreeReader): Promise<number> {
+export async function backfillChunkOwners(md: MetadataStore, reader: TreeReader, now: Date): Promise<number> {
   if ((await md.getSetting(CHUNK_OWNERS_BACKFILLED)) !== undefined) return 0;
   const volumes = await md.listAllVolumes();
   for (const vol of volumes) {
@@ -83,12 +89,12 @@ export async function backfillChunkOwners(md: MetadataStore, reader: TreeReader)
         else if (e.type === 'file') pending.push(...e.chunks);
       }
       if (pending.length >= 5000) {
-        await md.addChunkOwners(holdersOf(vol), pending);
+        await md.addChunkOwners(holdersOf(vol), pending, now);
         pending = [];
       }
     }
-    await md.addChunkOwners(holdersOf(vol), pending);
+    await md.addChunkOwners(holdersOf(vol), pending, now);
   }
-  await md.putSettingIfAbsent(CHUNK_OWNERS_BACKFILLED, new Date().toISOString());
+  await md.putSettingIfAbsent(CHUNK_OWNERS_BACKFILLED, now.toISOString());
   return volumes.length;
 }

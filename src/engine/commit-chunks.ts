@@ -28,7 +28,7 @@ import { ChunkHash } from '../common/ids.js';
 import { formatSize, GiB } from '../common/sizes.js';
 import type { PackManifest } from '../api/wire.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkOwner, ChunkRecord, MetadataOps } from '../stores/metadata-store.js';
+import type { ChunkOwner, ChunkRecord, MetadataOps, OwnerScope } from '../stores/metadata-store.js';
 import { verifyPack } from './packs.js';
 
 /** Most bytes one commit may make the server read back to verify (packs plus re-hashed uploads). */
@@ -51,7 +51,7 @@ export interface ChunkCheck {
   uploads: Array<{ hash: string; key: string }>;
   packs: PackManifest[];
   /** Whose chunks may be referenced without proof. */
-  scope: ChunkOwner[];
+  scope: OwnerScope[];
   /** Who owns every referenced chunk once the check passes. */
   holders: ChunkOwner[];
 }
@@ -128,7 +128,7 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
   const fresh = proven.filter((r) => !registered.has(r.hash));
   await md.putChunks(fresh);
   await md.touchChunks([...needed.keys()], now);
-  await md.addChunkOwners(check.holders, [...needed.keys()]);
+  await md.addChunkOwners(check.holders, [...needed.keys()], now);
   return [...new Set(fresh.map((r) => r.objectKey))];
 }
 

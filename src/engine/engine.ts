@@ -6,7 +6,8 @@
  *
  * Commit protocol: a writer asks which chunks are missing (prepareUpload),
  * puts those straight into the blob store through signed URLs, then commits
- * metadata only. The engine checks every referenced chunk exists, applies the
+ * metadata only. The engine checks every referenced chunk is owned by the
+ * committer or proven in the commit (engine/commit-chunks), applies the
  * change set to the *current* head (so concurrent commits on different paths
  * merge, and the same path is last-writer-wins in the order heads move), and
  * moves the head by compare-and-swap, retrying on contention.
@@ -336,6 +337,7 @@ export class Engine implements VolumeEngine {
 
   /** Reserves uncommitted bytes for signed PUTs about to be issued (engine/upload-quota). */
   private async reserve(actor: Actor, vol: VolumeRecord, items: Array<{ key: string; bytes: number }>, expiresAt?: Date): Promise<void> {
+    if (items.length === 0) return;
     const now = this.now();
     const tenant = await this.tenantOf(actor);
     // A signed PUT may be used until it expires, and its object committed for an upload window after that.
@@ -533,7 +535,7 @@ export class Engine implements VolumeEngine {
       id, tenantId: actor.tenantId, name, accessMode: checkAccessMode(req.accessMode ?? src.accessMode), cap,
       tuning: mergeTuning(src.tuning, req.tuning), head: commit.id, size: source.size, fileCount: source.fileCount, createdAt: now, updatedAt: now,
       // It holds what the source held: it owns what the source (and the source's own sources) owned.
-      ancestors: [src.id, ...src.ancestors],
+      ancestors: [{ volumeId: src.id, until: now }, ...src.ancestors],
     };
     await this.md.transaction(async (tx) => {
       await tx.insertVolume(volumeRecord);
@@ -713,7 +715,7 @@ export class Engine implements VolumeEngine {
    * call it at start, before they serve commits.
    */
   async backfillChunkOwners(): Promise<number> {
-    return backfillChunkOwners(this.md, this.reader);
+    return backfillChunkOwners(this.md, this.reader, this.now());
   }
 
   // ---------------------------------------------------------------- gc

@@ -12,7 +12,7 @@ import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
 import { randomHex, type ChunkHash } from '../common/ids.js';
 import { rechunk } from '../common/rechunk.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkOwner, ChunkRecord, MetadataOps } from '../stores/metadata-store.js';
+import type { ChunkOwner, ChunkRecord, MetadataOps, OwnerScope } from '../stores/metadata-store.js';
 import type { FileEntry } from './tree-codec.js';
 
 /** A fresh object key for one upload of a chunk (GC relies on keys never being reused). */
@@ -57,7 +57,7 @@ export interface StoredContent {
 
 /** Whose chunks a server-side write may reuse as they are, and who owns what it stores (see engine/chunk-ownership). */
 export interface StoreOwnership {
-  scope: ChunkOwner[];
+  scope: OwnerScope[];
   holders: ChunkOwner[];
 }
 
@@ -96,6 +96,6 @@ export async function storeStream(
     const [kept] = await md.getChunks([hash]);
     if (kept && kept.objectKey !== objectKey) await blobs.delete(objectKey).catch(() => undefined);
   }
-  await md.addChunkOwners(owners.holders, chunks);
+  await md.addChunkOwners(owners.holders, chunks, now());
   return { size, chunkSize, chunks, sha256: whole.digest('hex'), uploadedChunks };
 }

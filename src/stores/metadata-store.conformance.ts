@@ -388,7 +388,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           fileCount: 100_000,
           createdAt: at(1),
           updatedAt: at(2),
-          ancestors: [VolumeId.new(), VolumeId.new()],
+          ancestors: [{ volumeId: VolumeId.new(), until: at(3) }, { volumeId: VolumeId.new(), until: at(1) }],
         });
         await store.insertVolume(v);
         assert.deepStrictEqual(await store.getVolume(v.id), v);
@@ -737,32 +737,47 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
     });
 
     describe('chunk owners', () => {
+      const all = (...owners: Array<TenantId | VolumeId>) => owners.map((owner) => ({ owner }));
+
       it('answers only the hashes one of the owners owns, each once', async () => {
         const [t1, t2] = [TenantId.new(), TenantId.new()];
         const [v1, v2] = [VolumeId.new(), VolumeId.new()];
         const [a, b, c] = [hash<ChunkHash>(), hash<ChunkHash>(), hash<ChunkHash>()];
-        await store.addChunkOwners([t1, v1], [a, b]);
-        await store.addChunkOwners([t2], [c]);
-        assert.deepStrictEqual(sorted(await store.ownedChunks([t1], [a, b, c])), sorted([a, b]));
-        assert.deepStrictEqual(sorted(await store.ownedChunks([v1, t1], [a, a, c])), [a]);
-        assert.deepStrictEqual(await store.ownedChunks([t2], [a, b]), [], 'another owner owns nothing of t1');
-        assert.deepStrictEqual(await store.ownedChunks([v2], [a, b, c]), []);
-        assert.deepStrictEqual(sorted(await store.ownedChunks([v2, t2, v1], [a, b, c])), sorted([a, b, c]));
+        await store.addChunkOwners([t1, v1], [a, b], at(10));
+        await store.addChunkOwners([t2], [c], at(10));
+        assert.deepStrictEqual(sorted(await store.ownedChunks(all(t1), [a, b, c])), sorted([a, b]));
+        assert.deepStrictEqual(sorted(await store.ownedChunks(all(v1, t1), [a, a, c])), [a]);
+        assert.deepStrictEqual(await store.ownedChunks(all(t2), [a, b]), [], 'another owner owns nothing of t1');
+        assert.deepStrictEqual(await store.ownedChunks(all(v2), [a, b, c]), []);
+        assert.deepStrictEqual(sorted(await store.ownedChunks(all(v2, t2, v1), [a, b, c])), sorted([a, b, c]));
         assert.deepStrictEqual(await store.ownedChunks([], [a]), []);
-        assert.deepStrictEqual(await store.ownedChunks([t1], []), []);
+        assert.deepStrictEqual(await store.ownedChunks(all(t1), []), []);
+      });
+
+      it('bounds an owner by `until`, keeping the first time an owner owned a hash', async () => {
+        const v = VolumeId.new();
+        const [early, late] = [hash<ChunkHash>(), hash<ChunkHash>()];
+        await store.addChunkOwners([v], [early], at(100));
+        await store.addChunkOwners([v], [late, early], at(200));
+        assert.deepStrictEqual(await store.ownedChunks([{ owner: v, until: at(150) }], [early, late]), [early]);
+        assert.deepStrictEqual(sorted(await store.ownedChunks([{ owner: v, until: at(200) }], [early, late])), sorted([early, late]), 'until is inclusive');
+        assert.deepStrictEqual(await store.ownedChunks([{ owner: v, until: at(99) }], [early, late]), []);
+        const other = VolumeId.new();
+        await store.addChunkOwners([other], [late], at(300));
+        assert.deepStrictEqual(sorted(await store.ownedChunks([{ owner: v, until: at(150) }, { owner: other }], [early, late])), sorted([early, late]), 'scopes with and without a bound combine');
       });
 
       it('records owners idempotently, and thousands in one call', async () => {
         const t = TenantId.new();
         const v = VolumeId.new();
         const hashes = Array.from({ length: 1_500 }, () => hash<ChunkHash>());
-        await store.addChunkOwners([t, v], hashes);
-        await store.addChunkOwners([t, t], [...hashes.slice(0, 700), hashes[0]!]);
-        await store.addChunkOwners([], hashes);
-        await store.addChunkOwners([t], []);
-        const ancestors = Array.from({ length: 250 }, () => VolumeId.new());
-        assert.deepStrictEqual(sorted(await store.ownedChunks([t], [...hashes, hash<ChunkHash>()])), sorted(hashes));
-        assert.deepStrictEqual(sorted(await store.ownedChunks([...ancestors, v], hashes)), sorted(hashes), 'many owners at once (a deep fork lineage)');
+        await store.addChunkOwners([t, v], hashes, at(1));
+        await store.addChunkOwners([t, t], [...hashes.slice(0, 700), hashes[0]!], at(2));
+        await store.addChunkOwners([], hashes, at(3));
+        await store.addChunkOwners([t], [], at(3));
+        const ancestors = Array.from({ length: 250 }, () => ({ owner: VolumeId.new(), until: at(5) }));
+        assert.deepStrictEqual(sorted(await store.ownedChunks(all(t), [...hashes, hash<ChunkHash>()])), sorted(hashes));
+        assert.deepStrictEqual(sorted(await store.ownedChunks([...ancestors, { owner: v, until: at(1) }], hashes)), sorted(hashes), 'many owners at once (a deep fork lineage)');
       });
 
       it('prunes only the owners of hashes that have no chunk row', async () => {
@@ -770,9 +785,9 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const stored = chunk();
         const gone = hash<ChunkHash>();
         await store.putChunks([stored]);
-        await store.addChunkOwners([t, VolumeId.new()], [stored.hash, gone]);
+        await store.addChunkOwners([t, VolumeId.new()], [stored.hash, gone], at(1));
         assert.equal(await store.pruneChunkOwners([stored.hash, gone, hash<ChunkHash>()]), 2);
-        assert.deepStrictEqual(await store.ownedChunks([t], [stored.hash, gone]), [stored.hash]);
+        assert.deepStrictEqual(await store.ownedChunks(all(t), [stored.hash, gone]), [stored.hash]);
         assert.equal(await store.pruneChunkOwners([]), 0);
       });
     });

@@ -50,6 +50,18 @@ export interface TenantRecord {
 /** Who may reference a chunk: a whole tenant, or one volume (what a scoped token owns). */
 export type ChunkOwner = TenantId | VolumeId;
 
+/** An owner whose chunks count, optionally only those it owned at or before `until`. */
+export interface OwnerScope {
+  owner: ChunkOwner;
+  until?: Date;
+}
+
+/** A volume a fork was made from, and when: the fork owns what that volume owned until then. */
+export interface ForkAncestor {
+  volumeId: VolumeId;
+  until: Date;
+}
+
 /** Uncommitted bytes one signed upload (or staged resumable upload) may bring, until committed or expired. */
 export interface UploadReservation {
   /** The object key of the signed PUT, or the id of the staged upload: unique. */
@@ -102,8 +114,8 @@ export interface VolumeRecord {
   fileCount: number;
   createdAt: Date;
   updatedAt: Date;
-  /** The volumes it was forked from, nearest first (empty unless a fork): it owns the chunks they owned. */
-  ancestors: VolumeId[];
+  /** The volumes it was forked from, nearest first (empty unless a fork): it owns the chunks they owned until the fork. */
+  ancestors: ForkAncestor[];
 }
 
 export interface CommitRecord {
@@ -294,10 +306,10 @@ export interface MetadataOps {
   deleteChunks(hashes: readonly ChunkHash[], touchedBefore: Date): Promise<ChunkRecord[]>;
 
   // --- chunk owners ---
-  /** Records that every owner owns every hash (whether or not a chunk row exists). Idempotent. */
-  addChunkOwners(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<void>;
-  /** The hashes among `hashes` that at least one of `owners` owns, each once, in any order. */
-  ownedChunks(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]>;
+  /** Records that every owner owns every hash since `at` (whether or not a chunk row exists). Idempotent: an existing (owner, hash) keeps its earlier time. */
+  addChunkOwners(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[], at: Date): Promise<void>;
+  /** The hashes among `hashes` that at least one scope's owner owns (since at or before its `until`, when given), each once, in any order. */
+  ownedChunks(scopes: readonly OwnerScope[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]>;
   /** Deletes every owner row of the given hashes that have no chunk row; returns how many rows it deleted. A hash with a chunk row keeps its owners. */
   pruneChunkOwners(hashes: readonly ChunkHash[]): Promise<number>;
 

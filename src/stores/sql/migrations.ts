@@ -148,11 +148,13 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
           .createTable('chunk_owners')
           .addColumn('owner', 'text', (c) => c.notNull())
           .addColumn('hash', 'text', (c) => c.notNull())
+          // When the owner first owned it: a fork owns what its source owned up to the fork, not what the source gains later.
+          .addColumn('since', 'bigint', (c) => c.notNull())
           .addPrimaryKeyConstraint('chunk_owners_pk', ['owner', 'hash'])
           .execute();
         // GC drops the owner rows of a chunk whose row it deleted.
         await db.schema.createIndex('chunk_owners_hash').on('chunk_owners').column('hash').execute();
-        // A fork owns what its sources owned when it was made: their ids, nearest first (JSON); null for existing volumes (none).
+        // A fork owns what its sources owned when it was made: [{ volumeId, until }] nearest first (JSON); null for none.
         await db.schema.alterTable('volumes').addColumn('ancestors', 'text').execute();
         // Tenant-wide quotas; null means the default (uncommitted) or unlimited (storage).
         await db.schema.alterTable('tenants').addColumn('storage_quota', 'bigint').execute();

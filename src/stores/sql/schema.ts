@@ -68,7 +68,7 @@ export interface VolumesTable {
   file_count: Int8;
   created_at: Int8;
   updated_at: Int8;
-  /** Added by 003_chunk_owners: JSON array of the volume ids it was forked from, nearest first; null for none. */
+  /** Added by 003_chunk_owners: JSON array of the volumes it was forked from ({ volumeId, until } in ms), nearest first; null for none. */
   ancestors: string | null;
 }
 
@@ -134,6 +134,8 @@ export interface ChunksTable {
 export interface ChunkOwnersTable {
   owner: string;
   hash: string;
+  /** When the owner first owned the hash (ms). */
+  since: Int8;
 }
 
 /** Uncommitted upload bytes reserved by a tenant (003_chunk_owners), keyed by object key or upload id. */

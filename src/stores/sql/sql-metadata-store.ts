@@ -29,6 +29,7 @@ import type {
   AttachmentState,
   ChunkOwner,
   ChunkRecord,
+  OwnerScope,
   CommitRecord,
   CommitSummary,
   MetadataOps,
@@ -288,7 +289,7 @@ export class SqlMetadataOps implements MetadataOps {
           file_count: v.fileCount,
           created_at: ms(v.createdAt),
           updated_at: ms(v.updatedAt),
-          ancestors: v.ancestors.length > 0 ? JSON.stringify(v.ancestors) : null,
+          ancestors: v.ancestors.length > 0 ? JSON.stringify(v.ancestors.map((a) => ({ volumeId: a.volumeId, until: ms(a.until) }))) : null,
         })
         .execute(),
       `volume "${v.name}" already exists`,
@@ -605,8 +606,9 @@ export class SqlMetadataOps implements MetadataOps {
 
   // --- chunk owners ---
 
-  async addChunkOwners(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<void> {
-    const rows = unique(owners).flatMap((owner) => unique(hashes).map((hash) => ({ owner, hash })));
+  async addChunkOwners(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[], at: Date): Promise<void> {
+    const since = ms(at);
+    const rows = unique(owners).flatMap((owner) => unique(hashes).map((hash) => ({ owner, hash, since })));
     await this.run('record chunk owners', async () => {
       for (const batch of batches(rows, BATCH)) {
         await this.db.insertInto('chunk_owners').values(batch).onConflict((oc) => oc.columns(['owner', 'hash']).doNothing()).execute();
@@ -614,18 +616,20 @@ export class SqlMetadataOps implements MetadataOps {
     });
   }
 
-  async ownedChunks(owners: readonly ChunkOwner[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]> {
+  async ownedChunks(scopes: readonly OwnerScope[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]> {
     const found = new Set<ChunkHash>();
-    const ownerBatches = [...batches(unique(owners), 100)];
+    const scopeBatches = [...batches(uniqueBy(scopes, (s) => `${s.owner}@${s.until?.getTime() ?? ''}`), 100)];
     await this.run('read chunk owners', async () => {
       for (const hashBatch of batches(unique(hashes), BATCH)) {
-        for (const ownerBatch of ownerBatches) {
+        for (const scopeBatch of scopeBatches) {
           const rows = await this.db
             .selectFrom('chunk_owners')
             .select('hash')
             .distinct()
-            .where('owner', 'in', ownerBatch)
             .where('hash', 'in', hashBatch)
+            .where((eb) => eb.or(scopeBatch.map((s) => (s.until === undefined
+              ? eb('owner', '=', s.owner)
+              : eb.and([eb('owner', '=', s.owner), eb('since', '<=', ms(s.until))])))))
             .execute();
           for (const r of rows) found.add(r.hash as ChunkHash);
         }
@@ -920,7 +924,7 @@ function volumeFromRow(r: Selectable<VolumesTable>): VolumeRecord {
     fileCount: toNumber(r.file_count),
     createdAt: date(r.created_at),
     updatedAt: date(r.updated_at),
-    ancestors: r.ancestors === null ? [] : (JSON.parse(r.ancestors) as VolumeId[]),
+    ancestors: r.ancestors === null ? [] : (JSON.parse(r.ancestors) as Array<{ volumeId: string; until: number }>).map((a) => ({ volumeId: a.volumeId as VolumeId, until: new Date(a.until) })),
   };
 }
 
