@@ -1,0 +1,60 @@
+/**
+ * Red team over real HTTP: holes found by attacking the server with weak
+ * tokens, each proved by a scenario that failed before its fix.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
+import { Stowage, Volume } from '../src/sdk/index.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+interface Answer { status: number; body: any }
+
+describe('red team', () => {
+  let srv: TestServer;
+  const api = async (path: string, token: string, body?: unknown, method = 'POST'): Promise<Answer> => {
+    const res = await fetch(`${srv.url}${path}`, {
+      method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  before(async () => { srv = await startTestServer(); });
+  after(async () => { await srv.close(); });
+
+  it('another tenant cannot claim a neighbour chunk by re-declaring the pack it learned from a read plan', async () => {
+    // Alice packs a public file and a secret together (writeMany sends small files as one pack).
+    const pub = Buffer.from('Permission is hereby granted, free of charge, to any person obtaining a copy\n');
+    const secret = Buffer.from(`alice's secret ${randomBytes(8).toString('hex')}\n`);
+    const alice = new Stowage({ url: srv.url, token: srv.token });
+    const vault = await Volume.create('vault-pack', { client: alice });
+    await vault.files.writeMany([{ path: '/a-license.txt', data: pub }, { path: '/b-secret.txt', data: secret }]);
+
+    // Bob, another tenant, has the public file and knows the secret's SHA-256 and size (the attack's premise).
+    const bob = (await srv.engine.createTenant('bob-pack')).secret;
+    const loot = await Volume.create('loot', { client: new Stowage({ url: srv.url, token: bob }) });
+    await loot.files.write('/license.txt', pub);
+    // His read plan of his own file points into Alice's pack (stored once): the URL names the pack's key.
+    const plan = await api('/v1/volumes/loot/read?path=/license.txt', bob, undefined, 'GET');
+    assert.equal(plan.status, 200, JSON.stringify(plan.body));
+    const key = /\/v1\/blobs\/(packs\/[^?]+)/.exec(plan.body.chunks[0].request.url)?.[1];
+    assert.ok(key, `the read plan names a pack: ${plan.body.chunks[0].request.url}`);
+
+    // He declares that pack (both orders) to prove the secret's hash, and commits a file made of it.
+    const change = { op: 'put', path: '/stolen', size: secret.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(secret)] };
+    const orders = [[pub, secret], [secret, pub]];
+    for (const order of orders) {
+      let offset = 0;
+      const chunks = order.map((b) => { const c = { hash: sha(b), offset, size: b.length }; offset += b.length; return c; });
+      const claim = await api('/v1/volumes/loot/commits', bob, { changes: [change], packs: [{ key, chunks }] });
+      assert.ok(claim.status === 412 || claim.status === 400, `claim refused: ${claim.status} ${JSON.stringify(claim.body)}`);
+    }
+    assert.equal((await api('/v1/volumes/loot/content?path=/stolen', bob, undefined, 'GET')).status, 404);
+    // Alice's own files are untouched.
+    assert.equal((await vault.files.read('/b-secret.txt')).toString(), secret.toString());
+  });
+});
