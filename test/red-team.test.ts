@@ -57,4 +57,30 @@ describe('red team', () => {
     // Alice's own files are untouched.
     assert.equal((await vault.files.read('/b-secret.txt')).toString(), secret.toString());
   });
+
+  it('a link kept inside the volume cannot be moved (alone or in its directory) to where it leaves the volume', async () => {
+    const admin = srv.token;
+    assert.equal((await api('/v1/volumes', admin, { name: 'links' })).status, 201);
+    // Inside: /a/b/l -> ../../etc/passwd is /etc/passwd of the volume.
+    const made = await api('/v1/volumes/links/commits', admin, { changes: [
+      { op: 'symlink', path: '/a/b/l', target: '../../etc/passwd' },
+      { op: 'symlink', path: '/d/e/f/l2', target: '../../../etc/shadow' },
+    ] });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    // Moving the link up one level makes it climb out: refused, like writing it there.
+    const up = await api('/v1/volumes/links/commits', admin, { changes: [{ op: 'move', from: '/a/b/l', to: '/l' }] });
+    assert.equal(up.status, 400, JSON.stringify(up.body));
+    assert.match(up.body.error.message, /climbs out of the volume/);
+    // Moving its directory up does the same to the link inside.
+    const dir = await api('/v1/volumes/links/commits', admin, { changes: [{ op: 'move', from: '/d/e', to: '/e' }] });
+    assert.equal(dir.status, 400, JSON.stringify(dir.body));
+    assert.match(dir.body.error.message, /\/e\/f\/l2/);
+    // Up and then down again in one commit still ends outside.
+    const twice = await api('/v1/volumes/links/commits', admin, { changes: [{ op: 'move', from: '/a/b/l', to: '/l' }, { op: 'move', from: '/l', to: '/x/l' }] });
+    assert.equal(twice.status, 400, JSON.stringify(twice.body));
+    // Nothing moved; a move that keeps the link inside still works.
+    assert.equal((await api('/v1/volumes/links/stat?path=/a/b/l', admin, undefined, 'GET')).status, 200);
+    const sideways = await api('/v1/volumes/links/commits', admin, { changes: [{ op: 'move', from: '/a/b', to: '/c/b' }] });
+    assert.equal(sideways.status, 201, JSON.stringify(sideways.body));
+  });
 });

@@ -92,6 +92,38 @@ export function refuseEscapingSymlinks(edits: readonly Edit[]): void {
   });
 }
 
+/**
+ * Refuses a commit whose moves leave a symlink pointing out of the volume:
+ * whether a link escapes depends on its depth, so moving it (or a directory
+ * holding it) towards "/" can turn an inside link into one that climbs out.
+ * Checked on the tree the edits produced (`root`, read through a reader that
+ * also sees the commit's new nodes), at every move's target: whatever a move
+ * carried ends under the target of the last move that carried it. A moved
+ * directory is walked, so the cost is that of the moved subtrees.
+ */
+export async function refuseEscapingMovedLinks(reader: TreeReader, root: TreeHash, edits: readonly Edit[]): Promise<void> {
+  const targets = new Set<VolumePath>();
+  for (const e of edits) if (e.op === 'move') targets.add(e.to);
+  const pacer = new Pacer();
+  const refuse = (path: string, target: string, why: string) => new InvalidArgumentError(
+    `moving it would leave symlink ${path} -> ${JSON.stringify(target.slice(0, 200))} pointing out of the volume: ${why}. Links written through the API must stay inside the volume; move it where its target stays inside, or rewrite the link`,
+  );
+  for (const to of targets) {
+    const entry = await reader.lookup(root, to);
+    if (entry?.type === 'symlink') {
+      const why = symlinkEscape(to, entry.target);
+      if (why) throw refuse(to, entry.target, why);
+    } else if (entry?.type === 'dir') {
+      for await (const { path: below, entry: e } of reader.walk(entry.tree, to)) {
+        await pacer.tick();
+        if (e.type !== 'symlink') continue;
+        const why = symlinkEscape(below, e.target);
+        if (why) throw refuse(below, e.target, why);
+      }
+    }
+  }
+}
+
 /** Validates a change set; `now` is the default mtime. Gives the event loop a turn now and then: a set may hold 100,000 changes. */
 export async function parseChanges(changes: readonly Change[], now: number): Promise<Edit[]> {
   if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');
