@@ -83,4 +83,20 @@ describe('red team', () => {
     const sideways = await api('/v1/volumes/links/commits', admin, { changes: [{ op: 'move', from: '/a/b', to: '/c/b' }] });
     assert.equal(sideways.status, 201, JSON.stringify(sideways.body));
   });
+
+  it('a chain of links cannot climb out: ".." after a name that is a link to the top', async () => {
+    const admin = srv.token;
+    assert.equal((await api('/v1/volumes', admin, { name: 'chain' })).status, 201);
+    // /p/q/r -> ../.. is the volume's top: allowed.
+    const top = await api('/v1/volumes/chain/commits', admin, { changes: [{ op: 'symlink', path: '/p/q/r', target: '../..' }] });
+    assert.equal(top.status, 201, JSON.stringify(top.body));
+    // /s -> p/q/r/../../etc/passwd never counts below "/", but on disk r leads to the top and the two ".." climb
+    // above the mount point (or the download directory) to the reader's /etc/passwd.
+    for (const target of ['p/q/r/../../etc/passwd', 'p/q/r/..']) {
+      const s = await api('/v1/volumes/chain/commits', admin, { changes: [{ op: 'symlink', path: '/s', target }] });
+      assert.equal(s.status, 400, `${target}: ${JSON.stringify(s.body)}`);
+      assert.match(s.body.error.message, /after a name/);
+    }
+    assert.equal((await api('/v1/volumes/chain/stat?path=/s', admin, undefined, 'GET')).status, 404);
+  });
 });

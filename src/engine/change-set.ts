@@ -55,19 +55,31 @@ function path(value: unknown, where: string): VolumePath {
 
 /**
  * Why a symlink at `path` with `target` leaves the volume, or undefined when
- * it stays inside: an absolute target, or a relative one that climbs above
- * "/" from the link's directory ("/a/link" -> "../../x").
+ * it stays inside: an absolute target, a relative one that climbs above
+ * "/" from the link's directory ("/a/link" -> "../../x"), or one with ".."
+ * after a name ("r/../x"): the name may be a link, and ".." climbs from
+ * where it leads. With every ".." first, each link stays inside on its own,
+ * so any chain of them does too.
  *
  * @example
  * symlinkEscape('/a/link', '../b'); // undefined: "/b"
  * symlinkEscape('/a/link', '/usr/bin/python3'); // "its target is absolute"
+ * symlinkEscape('/link', 'r/../x'); // refused: r may be a link ("r" -> "..")
  */
 export function symlinkEscape(path: string, target: string): string | undefined {
   if (target.startsWith('/')) return 'its target is absolute';
   let depth = path.split('/').length - 2; // directories between "/" and the link
+  let named = false;
   for (const part of target.split('/')) {
-    if (part === '..') depth--;
-    else if (part !== '' && part !== '.') depth++;
+    if (part === '..') {
+      // A system resolves "x/.." after x, and x may itself be a link (to "..", say): then the ".." climbs from
+      // wherever x led, possibly the volume's top. Counting alone would pass "r/../../etc" with r -> "../..".
+      if (named) return 'its target has ".." after a name, which climbs out of the volume when that name is a link; put every ".." first (e.g. "../../data/file")';
+      depth--;
+    } else if (part !== '' && part !== '.') {
+      depth++;
+      named = true;
+    }
     if (depth < 0) return 'its target climbs out of the volume';
   }
   return undefined;
