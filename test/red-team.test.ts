@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { Stowage, Volume } from '../src/sdk/index.js';
+import { MAX_WATCHES_PER_TENANT } from '../src/server/routes/search-routes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -98,5 +99,49 @@ describe('red team', () => {
       assert.match(s.body.error.message, /after a name/);
     }
     assert.equal((await api('/v1/volumes/chain/stat?path=/s', admin, undefined, 'GET')).status, 404);
+  });
+
+  it('a read-only token cannot hold watches open without bound (each polls the metadata store)', { timeout: 60_000 }, async () => {
+    assert.equal((await api('/v1/volumes', srv.token, { name: 'watched' })).status, 201);
+    const ro = await api('/v1/tokens', srv.token, { name: 'reader', readOnly: true });
+    assert.equal(ro.status, 201, JSON.stringify(ro.body));
+    const watch = async (token: string) => {
+      const ctl = new AbortController();
+      const res = await fetch(`${srv.url}/v1/volumes/watched/watch`, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
+      return { res, close: () => { ctl.abort(); res.body?.cancel().catch(() => undefined); } };
+    };
+    const open: Array<Awaited<ReturnType<typeof watch>>> = [];
+    try {
+      for (let i = 0; i < MAX_WATCHES_PER_TENANT; i++) {
+        const w = await watch(ro.body.secret);
+        open.push(w);
+        assert.equal(w.res.status, 200);
+      }
+      // One more from the same tenant, with any of its tokens: refused, nothing held open.
+      for (const token of [ro.body.secret, srv.token]) {
+        const extra = await watch(token);
+        assert.equal(extra.res.status, 503);
+        assert.match((await extra.res.json() as any).error.message, /watches open/);
+      }
+      // Another tenant is not starved by this one.
+      const other = (await srv.engine.createTenant('other-watcher')).secret;
+      assert.equal((await api('/v1/volumes', other, { name: 'theirs' })).status, 201);
+      const ctl = new AbortController();
+      const theirs = await fetch(`${srv.url}/v1/volumes/theirs/watch`, { headers: { authorization: `Bearer ${other}` }, signal: ctl.signal });
+      assert.equal(theirs.status, 200);
+      ctl.abort();
+      // Closing a watch frees its place (the server notices within a poll).
+      open.pop()!.close();
+      let status = 0;
+      for (let i = 0; i < 40 && status !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const again = await watch(ro.body.secret);
+        status = again.res.status;
+        if (status === 200) open.push(again); else await again.res.text();
+      }
+      assert.equal(status, 200);
+    } finally {
+      for (const w of open) w.close();
+    }
   });
 });
