@@ -371,6 +371,9 @@ describe('vol.upload', () => {
     assert.match(escapeReason('a/link', 'b/../../../x') ?? '', /outside/);
     assert.match(escapeReason('link', '/etc/passwd') ?? '', /absolute/);
     assert.match(escapeReason('link', '') ?? '', /empty/);
+    // The server refuses ".." after a name (the name may be a link to the top): skipped, not a failed upload.
+    assert.match(escapeReason('link', 'sub/../README') ?? '', /after a name/);
+    assert.equal(escapeReason('a/b/link', './.././c'), undefined);
   });
 
   test('symlinks are resolved for real: chains, links through links to outside, loops; only those landing inside are stored', async () => {

@@ -11,7 +11,12 @@ test('symlinkEscape keeps links that stay inside the volume and names the rest',
   assert.equal(symlinkEscape('/link', 'a/b'), undefined);
   assert.equal(symlinkEscape('/a/link', '../b'), undefined);
   assert.equal(symlinkEscape('/a/b/link', '../../c'), undefined);
-  assert.equal(symlinkEscape('/a/link', './x/../y'), undefined);
+  assert.equal(symlinkEscape('/a/link', './x/./y'), undefined);
+  assert.equal(symlinkEscape('/a/b/link', './../.././c//d'), undefined);
+  // ".." after a name is resolved after that name, which may be a link to "/" (or to "..", or to "../.."): on the
+  // reader's disk x/.. is then the parent of the volume. Lexically it never climbs out, so only its order tells.
+  assert.match(symlinkEscape('/a/link', './x/../y') ?? '', /after a name/);
+  assert.match(symlinkEscape('/s', 'p/q/r/../../etc/passwd') ?? '', /after a name/);
   assert.match(symlinkEscape('/link', '../x') ?? '', /climbs out/);
   assert.match(symlinkEscape('/a/link', '../../x') ?? '', /climbs out/);
   // Climbing out and back in still passes through the parent of "/" on the reader's disk.

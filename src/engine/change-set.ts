@@ -55,19 +55,31 @@ function path(value: unknown, where: string): VolumePath {
 
 /**
  * Why a symlink at `path` with `target` leaves the volume, or undefined when
- * it stays inside: an absolute target, or a relative one that climbs above
- * "/" from the link's directory ("/a/link" -> "../../x").
+ * it stays inside: an absolute target, a relative one that climbs above
+ * "/" from the link's directory ("/a/link" -> "../../x"), or one with ".."
+ * after a name ("r/../x"): the name may be a link, and ".." climbs from
+ * where it leads. With every ".." first, each link stays inside on its own,
+ * so any chain of them does too.
  *
  * @example
  * symlinkEscape('/a/link', '../b'); // undefined: "/b"
  * symlinkEscape('/a/link', '/usr/bin/python3'); // "its target is absolute"
+ * symlinkEscape('/link', 'r/../x'); // refused: r may be a link ("r" -> "..")
  */
 export function symlinkEscape(path: string, target: string): string | undefined {
   if (target.startsWith('/')) return 'its target is absolute';
   let depth = path.split('/').length - 2; // directories between "/" and the link
+  let named = false;
   for (const part of target.split('/')) {
-    if (part === '..') depth--;
-    else if (part !== '' && part !== '.') depth++;
+    if (part === '..') {
+      // A system resolves "x/.." after x, and x may itself be a link (to "..", say): then the ".." climbs from
+      // wherever x led, possibly the volume's top. Counting alone would pass "r/../../etc" with r -> "../..".
+      if (named) return 'its target has ".." after a name, which climbs out of the volume when that name is a link; put every ".." first (e.g. "../../data/file")';
+      depth--;
+    } else if (part !== '' && part !== '.') {
+      depth++;
+      named = true;
+    }
     if (depth < 0) return 'its target climbs out of the volume';
   }
   return undefined;
@@ -90,6 +102,38 @@ export function refuseEscapingSymlinks(edits: readonly Edit[]): void {
       );
     }
   });
+}
+
+/**
+ * Refuses a commit whose moves leave a symlink pointing out of the volume:
+ * whether a link escapes depends on its depth, so moving it (or a directory
+ * holding it) towards "/" can turn an inside link into one that climbs out.
+ * Checked on the tree the edits produced (`root`, read through a reader that
+ * also sees the commit's new nodes), at every move's target: whatever a move
+ * carried ends under the target of the last move that carried it. A moved
+ * directory is walked, so the cost is that of the moved subtrees.
+ */
+export async function refuseEscapingMovedLinks(reader: TreeReader, root: TreeHash, edits: readonly Edit[]): Promise<void> {
+  const targets = new Set<VolumePath>();
+  for (const e of edits) if (e.op === 'move') targets.add(e.to);
+  const pacer = new Pacer();
+  const refuse = (path: string, target: string, why: string) => new InvalidArgumentError(
+    `moving it would leave symlink ${path} -> ${JSON.stringify(target.slice(0, 200))} pointing out of the volume: ${why}. Links written through the API must stay inside the volume; move it where its target stays inside, or rewrite the link`,
+  );
+  for (const to of targets) {
+    const entry = await reader.lookup(root, to);
+    if (entry?.type === 'symlink') {
+      const why = symlinkEscape(to, entry.target);
+      if (why) throw refuse(to, entry.target, why);
+    } else if (entry?.type === 'dir') {
+      for await (const { path: below, entry: e } of reader.walk(entry.tree, to)) {
+        await pacer.tick();
+        if (e.type !== 'symlink') continue;
+        const why = symlinkEscape(below, e.target);
+        if (why) throw refuse(below, e.target, why);
+      }
+    }
+  }
 }
 
 /** Validates a change set; `now` is the default mtime. Gives the event loop a turn now and then: a set may hold 100,000 changes. */

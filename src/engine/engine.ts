@@ -25,7 +25,7 @@ import type { BlobStore, SignedRequest } from '../stores/blob-store.js';
 import type {
   AccessMode, ChunkRecord, CommitRecord, MetadataStore, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../stores/metadata-store.js';
-import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingSymlinks, type Edit } from './change-set.js';
+import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingMovedLinks, refuseEscapingSymlinks, type Edit } from './change-set.js';
 import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { authorize } from './authority.js';
@@ -386,6 +386,11 @@ export class Engine implements VolumeEngine {
       }
       // Everything skipped still publishes, like any other commit that changes nothing: it records the attempt.
       const flushed = await editor.flush();
+      if (actor.attachmentId === null && applied.some((e) => e.op === 'move')) {
+        const fresh = new Map(flushed.newTrees.map((t) => [t.hash, t.data]));
+        const after = new TreeReader({ getTree: async (h) => fresh.get(h) ?? this.md.getTree(h) });
+        await refuseEscapingMovedLinks(after, flushed.root, applied);
+      }
       return { tree: flushed.root, size: flushed.size, fileCount: flushed.fileCount, newTrees: flushed.newTrees, message, changed: editedPaths(applied), overwritten, skipped };
     }, actor);
     // What this commit took in no longer counts as uncommitted; a failure here only leaves reservations to expire.

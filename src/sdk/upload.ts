@@ -195,6 +195,10 @@ export function escapeReason(rel: string, target: string): string | undefined {
   if (target.startsWith('/') || /^[A-Za-z]:[\\/]/.test(target) || target.startsWith('\\')) return 'absolute symlink target';
   const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
   if (resolved === '..' || resolved.startsWith('../')) return 'points outside the uploaded directory';
+  // The server refuses these (a name before ".." may be a link that leads to the top, and ".." then climbs out);
+  // skipping the one link is better than failing the whole upload.
+  const parts = target.split('/').filter((x) => x !== '' && x !== '.');
+  if (parts.some((x, i) => x === '..' && parts.slice(0, i).some((y) => y !== '..'))) return 'has ".." after a name (write its target with every ".." first)';
   return undefined;
 }
 

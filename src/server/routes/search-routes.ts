@@ -11,6 +11,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type * as wire from '../../api/wire.js';
+import { UnavailableError } from '../../common/errors.js';
 import { toErrorResponse } from '../error-map.js';
 import { presentCommit } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
@@ -25,6 +26,12 @@ export const WATCH_POLL_MS = 250;
 export const WATCH_HEARTBEAT_MS = 15_000;
 /** How often a watch checks that its token is still valid (revoked or expired tokens stop receiving events). */
 export const WATCH_REAUTH_MS = 2_000;
+/**
+ * Watches one tenant may hold open at once on one server. Each polls the
+ * metadata store four times a second, so without a bound any token that may
+ * read (a read-only one included) could open thousands and saturate it.
+ */
+export const MAX_WATCHES_PER_TENANT = 64;
 /** Commits read per poll. */
 const WATCH_BATCH = 100;
 
@@ -73,11 +80,14 @@ const watchRoute = createRoute({
   responses: {
     200: { description: 'text/event-stream of `change` events whose data is a ChangeEvent; comments as heartbeats', content: { 'text/event-stream': { schema: z.string() } } },
     ...volumeErrors,
+    503: errorAnswer(`Unavailable: this tenant already has ${MAX_WATCHES_PER_TENANT} watches open on this server; close one first`),
   },
 });
 
 /** Registers search, replace, edit and watch. */
 export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
+  // Open watches per tenant in this process (see MAX_WATCHES_PER_TENANT).
+  const openWatches = new Map<string, number>();
   app.openapi(searchRoute, async (c) => {
     const r = await engine.search(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
     return c.json({ commit: r.commit, files: r.files, matches: r.matches, truncated: r.truncated, timedOut: r.timedOut, skippedBinary: r.skippedBinary, truncatedFiles: r.truncatedFiles, filesScanned: r.filesScanned }, 200);
@@ -103,6 +113,20 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     // The auth middleware accepted this header; the stream checks it again now and then.
     const bearer = /^Bearer[ \t]+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
     let cursor = since === undefined || since === '' ? volume.head : (await engine.changesSince(actor, name, since, 1), since);
+    const open = openWatches.get(actor.tenantId) ?? 0;
+    if (open >= MAX_WATCHES_PER_TENANT) {
+      throw new UnavailableError(`this tenant already has ${open} watches open on this server (at most ${MAX_WATCHES_PER_TENANT}); close one, or watch from fewer places, and try again`, { details: { limit: MAX_WATCHES_PER_TENANT } });
+    }
+    // Counted from here until the stream ends, whichever way it ends.
+    openWatches.set(actor.tenantId, open + 1);
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      const n = (openWatches.get(actor.tenantId) ?? 1) - 1;
+      if (n <= 0) openWatches.delete(actor.tenantId);
+      else openWatches.set(actor.tenantId, n);
+    };
     return streamSSE(
       c,
       async (stream) => {
@@ -149,6 +173,7 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
           }
         } finally {
           unsubscribe();
+          uncount();
         }
       },
       async (err, stream) => {
