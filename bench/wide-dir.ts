@@ -102,7 +102,9 @@ export async function wideDirBenchmarks(client: Stowage, pid: number, record: Re
   const idle99 = percentile(idle, 99);
   const busy99 = percentile(busy, 99);
   record('another client\'s stat p50 / p99, idle server', `${percentile(idle, 50).toFixed(1)} / ${idle99.toFixed(1)} ms (${idle.length} requests)`, 'informational', null);
-  record(`another client's stat p50 / p99, during the ${width}-entry build`, `${percentile(busy, 50).toFixed(1)} / ${busy99.toFixed(1)} ms (${busy.length} requests, max ${busy.at(-1)!.toFixed(0)} ms)`, 'p99 unaffected (< 50 ms)', busy99 < 50);
+  // "Unaffected" relative to idle on the same machine: at most twice the idle p99 plus 10 ms.
+  const bound = 2 * idle99 + 10;
+  record(`another client's stat p50 / p99, during the ${width}-entry build`, `${percentile(busy, 50).toFixed(1)} / ${busy99.toFixed(1)} ms (${busy.length} requests, max ${busy.at(-1)!.toFixed(0)} ms)`, `p99 < 2 x idle p99 + 10 ms (${bound.toFixed(0)} ms)`, busy99 < bound);
 }
 
 /** Standalone: its own server on a temp data dir, then a table. */
