@@ -123,7 +123,12 @@ async function main(): Promise<void> {
     await withServer(join(work, 'data'), (client, pid) => volumeBenchmarks(work, client, pid));
     // A fresh server, so its peak RSS reflects only the upload.
     await withServer(join(work, 'data-rss'), (client, pid) => uploadMemoryBenchmark(work, client, pid));
-    await withServer(join(work, 'data-wide'), (client, pid) => wideDirBenchmarks(client, pid, record, quick ? 100_000 : 1_000_000));
+    const wide = await startServerProcess(join(work, 'data-wide'));
+    try {
+      await wideDirBenchmarks(wide, record, quick ? 100_000 : 1_000_000);
+    } finally {
+      await stopServer(wide);
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

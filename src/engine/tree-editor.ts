@@ -47,7 +47,7 @@ export class TreeEditor {
 
   private constructor(private readonly reader: TreeReader, private readonly root: OpenDir, private readonly rules: PageRules) {}
 
-  /** Opens the tree `root` for editing (`rules` cut pages; tests pass small ones). */
+  /** Opens the tree `root` for editing; `rules` say where wide directories are cut into pages. */
   static async open(reader: TreeReader, root: TreeHash, rules: PageRules = DEFAULT_PAGE_RULES): Promise<TreeEditor> {
     await reader.get(root);
     return new TreeEditor(reader, new OpenDir(root), rules);
@@ -251,9 +251,10 @@ function markDirty(chain: OpenDir[]): void {
 }
 
 /**
- * Stores new nodes in slices of about 1 MiB with a turn of the event loop
+ * Stores new nodes in slices of about 256 KiB with a turn of the event loop
  * between them: an embedded store writes synchronously, and the nodes of a
- * 100,000-entry commit would otherwise hold the loop for a few hundred ms.
+ * 100,000-entry commit (~13 MiB) would otherwise hold the loop for a few
+ * hundred ms.
  * Nodes are content-addressed, so storing them in several statements is safe.
  */
 export async function storeTrees(md: Pick<MetadataOps, 'putTrees'>, trees: readonly TreeRecord[], now: Date): Promise<void> {
@@ -261,7 +262,7 @@ export async function storeTrees(md: Pick<MetadataOps, 'putTrees'>, trees: reado
   while (start < trees.length) {
     let end = start;
     let bytes = 0;
-    while (end < trees.length && (end === start || bytes + trees[end]!.data.byteLength <= 1024 * 1024)) bytes += trees[end++]!.data.byteLength;
+    while (end < trees.length && (end === start || bytes + trees[end]!.data.byteLength <= 256 * 1024)) bytes += trees[end++]!.data.byteLength;
     await md.putTrees(trees.slice(start, end), now);
     start = end;
     if (start < trees.length) await new Promise<void>((resolve) => setImmediate(resolve));

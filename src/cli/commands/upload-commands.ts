@@ -47,7 +47,7 @@ function describe(source: string, target: string, r: UploadResult): string {
   const where = `${target}:${r.path}`;
   if (r.kind === 'directory') {
     const skipped = r.skipped.length > 0 ? `, ${r.skipped.length} skipped` : '';
-    return `uploaded ${source} to ${where} (${r.files} file${r.files === 1 ? '' : 's'}, ${r.directories} dir${r.directories === 1 ? '' : 's'}, ${r.symlinks} symlink${r.symlinks === 1 ? '' : 's'}${skipped}; ${bytes(r.bytes)}, ${bytes(r.sentBytes)} sent) in commit ${shortId(r.commit)}`;
+    return `uploaded ${source} to ${where} (${r.files} file${r.files === 1 ? '' : 's'}, ${r.directories} dir${r.directories === 1 ? '' : 's'}, ${r.symlinks} symlink${r.symlinks === 1 ? '' : 's'}${skipped}; ${bytes(r.bytes)}, ${bytes(r.sentBytes)} sent) in ${(r.commits ?? 1) > 1 ? `${r.commits} commits, the last ${shortId(r.commit)}` : `commit ${shortId(r.commit)}`}`;
   }
   const resumed = r.resumable && r.resumedFrom !== undefined && r.resumedFrom > 0 ? `, resumed at ${bytes(r.resumedFrom)}` : '';
   return `uploaded ${source === '-' ? 'standard input' : source} to ${where} (${bytes(r.bytes)}, ${bytes(r.sentBytes)} sent${r.resumable ? ', resumable' : ''}${resumed}) in commit ${shortId(r.commit)}`;
