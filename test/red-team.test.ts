@@ -59,6 +59,35 @@ describe('red team', () => {
     assert.equal((await vault.files.read('/b-secret.txt')).toString(), secret.toString());
   });
 
+  it('a leaked pack key proves nothing to another tenant, even for chunks no commit has registered yet', async () => {
+    // Alice uploads one pack holding a public file and a secret, and commits only the public file so far
+    // (a big upload commits in pages): the secret's chunk is in the pack but registered by no commit.
+    const pub = Buffer.from('Apache License, Version 2.0, January 2004\n');
+    const secret = Buffer.from(`alice's unpublished secret ${randomBytes(8).toString('hex')}\n`);
+    const pack = Buffer.concat([pub, secret]);
+    const chunks = [{ hash: sha(pub), offset: 0, size: pub.length }, { hash: sha(secret), offset: pub.length, size: secret.length }];
+    assert.equal((await api('/v1/volumes', srv.token, { name: 'paged-upload' })).status, 201);
+    const signed = await api('/v1/volumes/paged-upload/packs', srv.token, { size: pack.length, sha256: sha(pack) });
+    assert.equal((await fetch(signed.body.request.url, { method: 'PUT', body: pack, headers: signed.body.request.headers })).status, 201);
+    const page1 = await api('/v1/volumes/paged-upload/commits', srv.token, {
+      changes: [{ op: 'put', path: '/LICENSE', size: pub.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(pub)] }], packs: [{ key: signed.body.key, chunks }],
+    });
+    assert.equal(page1.status, 201, JSON.stringify(page1.body));
+    // Bob learned the pack key (any read plan of the public file names it) and the secret's hash and size.
+    const bob = (await srv.engine.createTenant('bob-leak')).secret;
+    assert.equal((await api('/v1/volumes', bob, { name: 'leak' })).status, 201);
+    const claim = await api('/v1/volumes/leak/commits', bob, {
+      changes: [{ op: 'put', path: '/stolen', size: secret.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(secret)] }], packs: [{ key: signed.body.key, chunks }],
+    });
+    assert.equal(claim.status, 412, JSON.stringify(claim.body));
+    assert.equal((await api('/v1/volumes/leak/content?path=/stolen', bob, undefined, 'GET')).status, 404);
+    // Alice's second page, with the same pack, still commits.
+    const page2 = await api('/v1/volumes/paged-upload/commits', srv.token, {
+      changes: [{ op: 'put', path: '/secret', size: secret.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(secret)] }], packs: [{ key: signed.body.key, chunks }],
+    });
+    assert.equal(page2.status, 201, JSON.stringify(page2.body));
+  });
+
   it('a link kept inside the volume cannot be moved (alone or in its directory) to where it leaves the volume', async () => {
     const admin = srv.token;
     assert.equal((await api('/v1/volumes', admin, { name: 'links' })).status, 201);

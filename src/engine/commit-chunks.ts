@@ -14,9 +14,12 @@
  *   is also read back and hashed here, so that a store that does not enforce
  *   checksums cannot be used to claim someone else's content by hash.
  *
- * An object that the chunk's existing row already names proves nothing: that
- * is a committed upload, whose key anyone reading a neighbour in the same
- * pack learns from the read plan.
+ * Only keys issued to this tenant and volume prove anything (the upload
+ * reservation made when the signed PUT was issued records whom it went to):
+ * a pack key is learnable from any read plan of a chunk inside it, and must
+ * not let a stranger claim that pack's other chunks, registered or not. An
+ * object that the chunk's existing row already names proves nothing either:
+ * that is a committed upload.
  *
  * A chunk neither owned nor proven is refused with PreconditionFailed (412)
  * and the same message whether or not it is stored for someone else.
@@ -28,12 +31,12 @@
 import { createHash } from 'node:crypto';
 import { mapLimit } from '../common/concurrency.js';
 import { InvalidArgumentError, PreconditionFailedError, QuotaExceededError } from '../common/errors.js';
-import { ChunkHash } from '../common/ids.js';
+import { ChunkHash, type TenantId, type VolumeId } from '../common/ids.js';
 import { formatSize, GiB } from '../common/sizes.js';
 import type { PackManifest } from '../api/wire.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { ChunkOwner, ChunkRecord, MetadataOps, OwnerScope } from '../stores/metadata-store.js';
-import { verifyPack } from './packs.js';
+import { checkManifest, verifyPack } from './packs.js';
 
 /** Most bytes one commit may make the server read back to verify (packs plus re-hashed uploads). */
 export const DEFAULT_MAX_VERIFY_BYTES = 4 * GiB;
@@ -41,7 +44,7 @@ export const DEFAULT_MAX_VERIFY_BYTES = 4 * GiB;
 export const MAX_COMMIT_PACKS = 1000;
 
 export interface ChunkCheckDeps {
-  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'ownedChunks' | 'addChunkOwners'>;
+  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'ownedChunks' | 'addChunkOwners' | 'issuedUploadKeys'>;
   blobs: BlobStore;
   now: Date;
   /** ms: an upload older than this is expired. */
@@ -58,6 +61,8 @@ export interface ChunkCheck {
   scope: OwnerScope[];
   /** Who owns every referenced chunk once the check passes. */
   holders: ChunkOwner[];
+  /** Whom the commit's upload and pack keys must have been issued to. */
+  issuedTo: { tenantId: TenantId; volumeId: VolumeId };
 }
 
 /** Upload keys have the shape prepareUpload issues for that hash. */
@@ -82,7 +87,12 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
     if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
     uploadKeys.set(u.hash, u.key);
   }
-  const packs = distinctPacks(check.packs);
+  // Keys issued to someone else (or never issued) prove nothing; their packs are not even read.
+  const declared = distinctPacks(check.packs);
+  for (const m of declared) checkManifest(m); // a malformed manifest is a 400 whoever it names
+  const issued = new Set(await md.issuedUploadKeys(check.issuedTo.tenantId, check.issuedTo.volumeId, [...uploadKeys.values(), ...declared.map((m) => m.key)], now));
+  const packs = declared.filter((m) => issued.has(m.key));
+  for (const [hash, key] of uploadKeys) if (!issued.has(key)) uploadKeys.delete(hash);
 
   // Owned chunks need no proof; their rows (if GC has not taken them) say where the bytes are.
   const owned = new Set(await md.ownedChunks(check.scope, [...needed.keys()]));

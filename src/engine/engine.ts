@@ -364,7 +364,7 @@ export class Engine implements VolumeEngine {
     const base = input.base === undefined ? undefined : await this.resolveCommit(vol, input.base);
     const taken = await checkCommitChunks(
       { md: this.md, blobs: this.blobs, now, uploadWindow: this.uploadWindow, maxVerifyBytes: this.maxVerifyBytes },
-      { needed: referencedChunks(edits), uploads: input.uploads ?? [], packs: input.packs ?? [], scope: scopeOf(actor, vol), holders: holdersOf(vol) },
+      { needed: referencedChunks(edits), uploads: input.uploads ?? [], packs: input.packs ?? [], scope: scopeOf(actor, vol), holders: holdersOf(vol), issuedTo: { tenantId: vol.tenantId, volumeId: vol.id } },
     );
     const result = await this.publish(vol, async (head) => {
       const bestEffort = input.bestEffort === true;

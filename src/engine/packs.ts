@@ -38,7 +38,7 @@ export function isPackKey(key: string): boolean {
 }
 
 /** Checks a manifest's shape: a pack key, chunks contiguous from offset 0. Returns the pack's total size. */
-function checkManifest(m: PackManifest): number {
+export function checkManifest(m: PackManifest): number {
   const k = PACK_KEY.exec(typeof m?.key === 'string' ? m.key : '');
   if (!k || k[1] !== k[2]!.slice(0, 2)) throw new InvalidArgumentError(`packs: ${JSON.stringify(String(m?.key).slice(0, 100))} is not a pack key issued by this server`);
   if (!Array.isArray(m.chunks) || m.chunks.length === 0 || m.chunks.length > MAX_PACK_CHUNKS) throw new InvalidArgumentError(`pack ${m.key}: declare between 1 and ${MAX_PACK_CHUNKS} chunks`);

@@ -814,7 +814,12 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.equal(await store.releaseUploadReservations(t1, ['chunks/aa/1']), 0);
         assert.equal(await store.releaseUploadReservations(t1, []), 0);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 300);
-        assert.equal(await store.deleteExpiredUploadReservations(at(1999)), 0);
+        // Released rows stay (at 0 bytes) as the record of whom a key was issued to, until they expire.
+        assert.deepEqual((await store.issuedUploadKeys(t1, v, ['chunks/aa/1', 'packs/bb/2', 'tus-3', 'never'], at(0))).sort(), ['chunks/aa/1', 'packs/bb/2']);
+        assert.deepEqual(await store.issuedUploadKeys(t2, v, ['chunks/aa/1', 'packs/bb/2'], at(0)), [], 'issued to another tenant');
+        assert.deepEqual(await store.issuedUploadKeys(t1, VolumeId.new(), ['chunks/aa/1', 'packs/bb/2'], at(0)), [], 'issued for another volume');
+        assert.deepEqual(await store.issuedUploadKeys(t1, v, ['chunks/aa/1', 'packs/bb/2'], at(1000)), ['packs/bb/2'], 'an expired key is no longer issued');
+        assert.equal(await store.deleteExpiredUploadReservations(at(1999)), 2);
         assert.equal(await store.deleteExpiredUploadReservations(at(2000)), 1);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
       });

@@ -318,8 +318,14 @@ export interface MetadataOps {
   insertUploadReservations(rs: readonly UploadReservation[]): Promise<void>;
   /** Sum of the bytes of a tenant's reservations expiring after `now` (0 when none). */
   pendingUploadBytes(tenantId: TenantId, now: Date): Promise<number>;
-  /** Deletes the tenant's reservations with these keys (others' keys are left alone); returns how many. Idempotent. */
+  /**
+   * Releases the bytes of the tenant's reservations with these keys (others' keys are left alone); returns how
+   * many held bytes. Idempotent. The rows stay, at 0 bytes, until they expire: they are the record of which
+   * tenant and volume each key was issued to (issuedUploadKeys).
+   */
   releaseUploadReservations(tenantId: TenantId, keys: readonly string[]): Promise<number>;
+  /** The keys among `keys` reserved for this tenant and volume that expire after `now`, released ones included. */
+  issuedUploadKeys(tenantId: TenantId, volumeId: VolumeId, keys: readonly string[], now: Date): Promise<string[]>;
   /** Deletes reservations that expired at or before `now`; returns how many. */
   deleteExpiredUploadReservations(now: Date): Promise<number>;
 

@@ -684,11 +684,25 @@ export class SqlMetadataOps implements MetadataOps {
     let released = 0;
     await this.run('release upload reservations', async () => {
       for (const batch of batches(unique(keys), BATCH)) {
-        const r = await this.db.deleteFrom('upload_reservations').where('tenant_id', '=', tenantId).where('key', 'in', batch).executeTakeFirst();
-        released += Number(r.numDeletedRows);
+        const r = await this.db.updateTable('upload_reservations').set({ bytes: 0 })
+          .where('tenant_id', '=', tenantId).where('key', 'in', batch).where('bytes', '>', 0).executeTakeFirst();
+        released += Number(r.numUpdatedRows);
       }
     });
     return released;
+  }
+
+  async issuedUploadKeys(tenantId: TenantId, volumeId: VolumeId, keys: readonly string[], now: Date): Promise<string[]> {
+    const out: string[] = [];
+    await this.run('look up issued upload keys', async () => {
+      for (const batch of batches(unique(keys), BATCH)) {
+        const rows = await this.db.selectFrom('upload_reservations').select('key')
+          .where('tenant_id', '=', tenantId).where('volume_id', '=', volumeId).where('key', 'in', batch).where('expires_at', '>', ms(now))
+          .execute();
+        out.push(...rows.map((r) => r.key));
+      }
+    });
+    return out;
   }
 
   async deleteExpiredUploadReservations(now: Date): Promise<number> {
