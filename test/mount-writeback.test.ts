@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Volume } from '../src/sdk/index.js';
-import { mountTestbed, shOk } from './helpers/mount.js';
+import { alive, mountTestbed, shOk } from './helpers/mount.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,6 +33,27 @@ describe('writeback and Volume.fromMount', () => {
     }
     assert.ok(committed, 'the writeback commit landed');
     assert.equal((await vol.files.read('/auto.txt')).toString(), 'auto');
+    assert.equal((await bed.mounts.status(mnt)).pending, 0);
+    await bed.mounts.unmountOk(mnt);
+  });
+
+  it('--writeback commits changes replayed after a kill -9 of the agent, without waiting for a new write', async () => {
+    const mnt = join(bed.work, 'wb-crash');
+    const s = await bed.mounts.mountOk('wb', mnt, ['--writeback']);
+    // Killed in the same breath as the write: inside the quiet delay, so nothing was committed.
+    await shOk(`printf 'pending' > ${mnt}/replayed.txt && kill -9 ${s.pid}`);
+    for (let i = 0; i < 50 && alive(s.pid); i++) await sleep(100);
+    assert.equal(await vol.files.exists('/replayed.txt'), false, 'the change was still uncommitted when the agent died');
+    const s2 = await bed.mounts.mountOk('wb', mnt, ['--writeback']);
+    assert.equal(s2.pending, 1);
+    // No new write: the documented bound (10 s after the first uncommitted change) applies to replayed ones too.
+    let committed = false;
+    for (let i = 0; i < 150 && !committed; i++) {
+      await sleep(100);
+      committed = await vol.files.exists('/replayed.txt');
+    }
+    assert.ok(committed, 'the replayed change was committed by writeback');
+    assert.equal((await vol.files.read('/replayed.txt')).toString(), 'pending');
     assert.equal((await bed.mounts.status(mnt)).pending, 0);
     await bed.mounts.unmountOk(mnt);
   });
