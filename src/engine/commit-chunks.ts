@@ -17,9 +17,7 @@
  * Only keys issued to this tenant and volume prove anything (the upload
  * reservation made when the signed PUT was issued records whom it went to):
  * a pack key is learnable from any read plan of a chunk inside it, and must
- * not let a stranger claim that pack's other chunks, registered or not. An
- * object that the chunk's existing row already names proves nothing either:
- * that is a committed upload.
+ * not let a stranger claim that pack's other chunks, registered or not.
  *
  * A chunk neither owned nor proven is refused with PreconditionFailed (412)
  * and the same message whether or not it is stored for someone else.
@@ -116,31 +114,18 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
   const proven: ChunkRecord[] = [];
   const toRehash: Array<{ hash: ChunkHash; size: number; key: string }> = [];
   const missing: ChunkHash[] = [];
-  // An object that a chunk row already names is someone's committed upload, not this committer's: its key is
-  // learnable (a read plan of any chunk in a pack names the pack), so it proves nothing about who has the bytes.
-  // Else anyone reading one chunk of a shared pack could claim its neighbours by hash. The committer's own
-  // earlier commit of it made it an owner, which the ownership check above (or the re-check below) finds.
-  const foreignObject: ChunkHash[] = [];
+  // Every key left here was issued to this tenant and volume (filtered above), so a key that a chunk row already
+  // names is this volume's own committed upload (two pages of one upload racing): it proves the chunk as before.
   await mapLimit(unproven, 16, async ([hash, size]) => {
-    const claimedBy = registered.get(hash)?.objectKey;
     const inPack = packed.get(hash);
-    if (inPack && inPack.size === size) {
-      if (inPack.objectKey === claimedBy) foreignObject.push(hash);
-      else proven.push(inPack);
-      return;
-    }
+    if (inPack && inPack.size === size) { proven.push(inPack); return; }
     const key = uploadKeys.get(hash);
     const info = key ? await deps.blobs.head(key) : undefined;
     if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) { missing.push(hash); return; }
-    if (key === claimedBy) foreignObject.push(hash);
-    else if (registered.has(hash)) toRehash.push({ hash, size, key });
+    const claimedBy = registered.get(hash)?.objectKey;
+    if (claimedBy !== undefined && claimedBy !== key) toRehash.push({ hash, size, key });
     else proven.push({ hash, size, objectKey: key, offset: 0, touchedAt: now });
   });
-  if (foreignObject.length > 0) {
-    // A commit of this scope may have registered them since the ownership check (two pages of one upload at once).
-    const ownedNow = new Set(await md.ownedChunks(check.scope, foreignObject));
-    for (const hash of foreignObject) if (!ownedNow.has(hash)) missing.push(hash);
-  }
   if (missing.length > 0) {
     // The same answer whether or not the chunk is stored for someone else.
     throw new PreconditionFailedError(

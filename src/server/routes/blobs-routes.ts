@@ -23,6 +23,7 @@ import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { ForbiddenError, NotFoundError, PayloadTooLargeError } from '../../common/errors.js';
 import type { BlobStore } from '../../stores/blob-store.js';
+import type { SignedTerms } from '../../stores/local/url-signer.js';
 import { RANGE_NOT_SATISFIABLE, statusOf } from '../error-map.js';
 import { errorAnswer, jsonAnswer, type ApiApp } from '../route-helpers.js';
 
@@ -32,12 +33,6 @@ export interface BlobRequestVerifier {
   verify(req: { method: 'GET' | 'PUT'; key: string; query: URLSearchParams }): SignedTerms | Promise<SignedTerms>;
 }
 
-/** What a signature allows: the bytes a PUT must have, the inclusive range a GET may read. */
-interface SignedTerms {
-  sha256?: string;
-  size?: number;
-  range?: { start: number; end: number };
-}
 
 /** What the blob route serves from. */
 export interface BlobRouteDeps {

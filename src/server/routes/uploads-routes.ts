@@ -68,7 +68,6 @@ export interface UploadService {
 /** Metadata keys the server writes into every upload (client values are overwritten). */
 const OWNER_TENANT = 'stowage-tenant';
 const OWNER_TOKEN = 'stowage-token';
-const TARGET_VOLUME_ID = 'stowage-volume-id';
 
 /** Upload ids made by @tus/server's default naming (16 random bytes, hex). */
 const UPLOAD_ID_RE = /^[0-9a-f]{32}$/;
@@ -166,7 +165,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       } catch (err) {
         throw tusError(err, log);
       }
-      return { metadata: { ...upload.metadata, [OWNER_TENANT]: actor.tenantId, [OWNER_TOKEN]: actor.tokenId, [TARGET_VOLUME_ID]: target.volumeId } };
+      return { metadata: { ...upload.metadata, [OWNER_TENANT]: actor.tenantId, [OWNER_TOKEN]: actor.tokenId } };
     },
     onUploadFinish: async (req, upload) => {
       const { actor } = contextOf(req);
