@@ -68,6 +68,17 @@ export interface FileInfo {
   mode: number;
   /** Milliseconds since the epoch. */
   mtime: number;
+  /** Nanoseconds past the millisecond in `mtime` (0..999999); absent = 0. */
+  mtimeNs?: number;
+  /** Last access, as `mtime` (ms + ns remainder); absent = the same as mtime. */
+  atime?: number;
+  atimeNs?: number;
+  /** Last status change, as `mtime`; absent = the same as mtime. */
+  ctime?: number;
+  ctimeNs?: number;
+  /** The recorded owner; absent = none recorded (a mount shows its own owner then). */
+  uid?: number;
+  gid?: number;
   /** Files: bytes; dirs: total bytes below; symlinks: length of the target. */
   size: number;
   /** Dirs: number of files below. */
@@ -177,18 +188,29 @@ export interface UploadResponse {
   present: number;
 }
 
+/** Owner and times a put, mkdir or symlink may record (see FileInfo). */
+export interface EntryAttrs {
+  mtimeNs?: number;
+  atime?: number;
+  atimeNs?: number;
+  ctime?: number;
+  ctimeNs?: number;
+  uid?: number;
+  gid?: number;
+}
+
 export type Change =
   /** Create or replace a regular file. Parents are created unless createParents is false. */
-  | { op: 'put'; path: string; size: number; chunkSize: number; chunks: string[]; mode?: number; mtime?: number; createParents?: boolean }
-  | { op: 'symlink'; path: string; target: string; mtime?: number; createParents?: boolean }
+  | ({ op: 'put'; path: string; size: number; chunkSize: number; chunks: string[]; mode?: number; mtime?: number; createParents?: boolean } & EntryAttrs)
+  | ({ op: 'symlink'; path: string; target: string; mtime?: number; createParents?: boolean } & EntryAttrs)
   /** Create a directory (and parents); an existing directory is kept. */
-  | { op: 'mkdir'; path: string; mode?: number; mtime?: number }
+  | ({ op: 'mkdir'; path: string; mode?: number; mtime?: number } & EntryAttrs)
   /** Delete a file, symlink, or (with recursive) a directory. A missing path is an error only with mustExist. */
   | { op: 'delete'; path: string; recursive?: boolean; mustExist?: boolean }
   /** Move a file or directory; the target must not exist unless overwrite. */
   | { op: 'move'; from: string; to: string; overwrite?: boolean }
   /** Change mode and/or mtime of an existing entry. */
-  | { op: 'setattr'; path: string; mode?: number; mtime?: number };
+  | ({ op: 'setattr'; path: string; mode?: number; mtime?: number } & Omit<EntryAttrs, 'uid' | 'gid'> & { uid?: number | null; gid?: number | null });
 
 /**
  * POST /v1/volumes/{name}/packs : a signed PUT for one pack, an object that

@@ -64,6 +64,11 @@ export interface MountConfig {
   bufferSize: number;
   prefetch: number;
   writeback: boolean;
+  /** Let other users than the mounting one use the mount (FUSE allow_other; sandboxes need it). */
+  allowOther?: boolean;
+  /** Who owns entries that record no owner; default the user who mounted. */
+  uid?: number;
+  gid?: number;
 }
 
 /** GET /status of the control socket. */

@@ -12,7 +12,6 @@
  */
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Fuse from 'fuse-native';
 import type * as wire from '../api/wire.js';
 import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '../common/errors.js';
 import { sleep } from '../common/concurrency.js';
@@ -22,9 +21,12 @@ import { postCommit, uploadMissing } from '../sdk/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
 import { buildCommit } from './commit-builder.js';
 import { startControlServer, type ControlServer } from './control-server.js';
-import { fuseOps } from './fuse-ops.js';
+import { FuseFs } from './fuse-ops.js';
+import { mountFuse } from './fuse/session.js';
+import type { FuseSession } from './fuse/types.js';
 import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
+import { msToNs } from './nodes.js';
 import { OverlayStore } from './overlay-store.js';
 import { HttpRemote } from './remote.js';
 
@@ -35,16 +37,6 @@ export const WRITEBACK_MAX_DELAY_MS = 10_000;
 /** Attempts of a commit whose server or blob store is unreachable, the first included. */
 const COMMIT_ATTEMPTS = 4;
 const COMMIT_BACKOFF_MS = 500;
-
-/** fuse-native has no switch for big_writes (without it every write is 4 KiB) and ignores timeouts of 0. */
-class StowageFuse extends Fuse {
-  protected override _fuseOptions(): string {
-    // attr/entry timeouts of 0: after a commit or reload swaps the tree, the kernel must not answer from what it cached of the old one.
-    const extra = 'big_writes,attr_timeout=0,entry_timeout=0';
-    const base = super._fuseOptions();
-    return base ? `${base},${extra}` : `-o${extra}`;
-  }
-}
 
 /** Fails at once, with the cause, when this process cannot use FUSE (never a hang, never an empty directory). */
 export function checkFuse(): void {
@@ -61,7 +53,8 @@ export class MountAgent {
   readonly #client: Stowage;
   #view!: MountView;
   #base!: string;
-  #fuse: StowageFuse | null = null;
+  #fs: FuseFs | null = null;
+  #fuse: FuseSession | null = null;
   #control: ControlServer | null = null;
   #volume!: wire.Volume;
   #renewTimer: NodeJS.Timeout | null = null;
@@ -129,29 +122,49 @@ export class MountAgent {
     }
   }
 
+  /** A view of `base`; each view reads its base files from its own commit (an orphaned file of an old view too). */
   #newView(base: string): MountView {
     this.#base = base;
+    const root = this.#view?.root;
+    const now = msToNs(Date.parse(this.#volume.updatedAt));
     return new MountView(
-      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => this.#base, prefetch: this.config.prefetch, subpath: this.config.subpath, readOnly: this.config.readOnly },
-      { mode: 0o755, mtime: Date.parse(this.#volume.updatedAt) },
+      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => base, prefetch: this.config.prefetch, subpath: this.config.subpath, readOnly: this.config.readOnly },
+      // The mount root is not an entry of the volume: its mode, owner and times live as long as the agent.
+      root ? { mode: root.mode, uid: root.uid, gid: root.gid, atime: root.atime, mtime: root.mtime, ctime: root.ctime } : { mode: 0o755, uid: null, gid: null, atime: now, mtime: now, ctime: now },
     );
   }
 
+  /** Replaces the view (after a commit or reload) and tells the kernel what it may have cached of the old one. */
+  #swapView(base: string): void {
+    const old = this.#view;
+    this.#view = this.#newView(base);
+    this.#fs?.viewChanged(old, this.#view);
+  }
+
   async #mount(): Promise<void> {
-    const ops = fuseOps({
+    const fs = new FuseFs({
       view: () => this.#view,
       mutate: (fn) => this.#gate.shared(() => fn(this.#view)),
       changed: () => this.#changed(),
       statfs: () => ({ cap: this.#volume.cap, used: this.#volume.size }),
       log: this.log,
+      owner: { uid: this.config.uid ?? process.getuid?.() ?? 0, gid: this.config.gid ?? process.getgid?.() ?? 0 },
     });
-    // The source names the state dir, so `Volume.fromMount(path)` finds the control socket from /proc/self/mounts whatever STOWAGE_MOUNT_STATE says.
-    // auto_cache keeps a clean file's pages in the kernel across opens until its size or mtime changes (warm re-reads at memory speed).
-    const fuse = new StowageFuse(this.config.mountPath, ops, { mkdir: true, force: true, timeout: false, autoCache: true, fsname: mountSource(this.stateDir), subtype: 'stowage' });
-    await new Promise<void>((resolve, reject) => {
-      fuse.mount((err) => (err ? reject(new UnavailableError(`cannot mount ${this.config.mountPath}: ${err.message}`)) : resolve()));
-    });
-    this.#fuse = fuse;
+    const options = [
+      // The source names the state dir, so `Volume.fromMount(path)` finds the control socket from /proc/self/mounts whatever STOWAGE_MOUNT_STATE says.
+      `fsname=${mountSource(this.stateDir)}`, 'subtype=stowage',
+      // Permission checks are the kernel's, against the modes and owners the tree records, exactly as on a local disk.
+      'default_permissions',
+      ...(this.config.allowOther ? ['allow_other'] : []),
+      ...(this.config.readOnly ? ['ro'] : []),
+    ];
+    try {
+      this.#fuse = await mountFuse(this.config.mountPath, fs.ops, { options, force: true, log: this.log });
+    } catch (e) {
+      throw new UnavailableError(`cannot mount ${this.config.mountPath}: ${(e as Error).message}`, { cause: e });
+    }
+    fs.session = this.#fuse;
+    this.#fs = fs;
   }
 
   /** Distinct paths with uncommitted changes. */
@@ -202,7 +215,7 @@ export class MountAgent {
       this.#view.closeAll();
       this.overlay.reset(res.commit.id);
       this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
-      this.#view = this.#newView(res.commit.id);
+      this.#swapView(res.commit.id);
       this.#firstUncommitted = 0;
       this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
       return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };
@@ -222,7 +235,7 @@ export class MountAgent {
       this.#view.closeAll();
       this.overlay.reset(volume.head);
       this.#volume = volume;
-      this.#view = this.#newView(volume.head);
+      this.#swapView(volume.head);
       this.#firstUncommitted = 0;
       return { commit: volume.head, discarded };
     });
@@ -317,10 +330,7 @@ export class MountAgent {
     if (this.#fuse) {
       const fuse = this.#fuse;
       this.#fuse = null;
-      await new Promise<void>((resolve) => fuse.unmount((err) => {
-        if (err) this.log(`unmount: ${err.message}`);
-        resolve();
-      }));
+      await fuse.unmount().catch((e: Error) => this.log(`unmount: ${e.message}`));
     }
     this.#view?.closeAll();
     await this.cache.close();

@@ -21,8 +21,8 @@ import type * as wire from '../api/wire.js';
 import { SMALL_CHUNK_SIZE, chunkCount, chunkLength, chunkSizeFor } from '../common/chunking.js';
 import { sha256Hex, type ChunkRef } from '../sdk/chunker.js';
 import type { PendingFile } from '../sdk/commit-writer.js';
-import { FUSE_HIDDEN_RE, type MountView } from './mount-view.js';
-import { isAttached, pathOf, type FileNode } from './nodes.js';
+import type { MountView } from './mount-view.js';
+import { isAttached, nsToWire, pathOf, type FileNode, type Node, type NsTime } from './nodes.js';
 import type { JournalOp } from './overlay-store.js';
 
 export interface BuiltCommit {
@@ -58,7 +58,7 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
     chunkSize,
     chunks,
     mode: node.mode,
-    mtime: Math.floor(node.mtime),
+    mtime: nsToWire(node.mtime).ms,
     read: (c) => {
       const index = c.offset / chunkSize;
       // A base chunk the store lost (it should not): send it again from the cache or the base.
@@ -69,37 +69,66 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
   return { file, localChunks };
 }
 
-function putOf(file: PendingFile, path: string): wire.Change {
-  return { op: 'put', path, size: file.size, chunkSize: file.chunkSize, chunks: file.chunks.map((c) => c.hash), mode: file.mode ?? 0o644, mtime: file.mtime ?? Date.now() };
+/** A node's owner and times as a change records them (mtime's whole milliseconds travel as `mtime`). */
+function attrsOf(node: Node): wire.EntryAttrs {
+  const a = nsToWire(node.atime);
+  const c = nsToWire(node.ctime);
+  return {
+    mtimeNs: nsToWire(node.mtime).ns, atime: a.ms, atimeNs: a.ns, ctime: c.ms, ctimeNs: c.ns,
+    ...(node.uid !== null ? { uid: node.uid } : {}), ...(node.gid !== null ? { gid: node.gid } : {}),
+  };
+}
+
+function timeChange(t: NsTime | undefined, ms: 'mtime' | 'atime'): Record<string, number> {
+  if (t === undefined) return {};
+  const w = nsToWire(t);
+  return { [ms]: w.ms, [`${ms}Ns`]: w.ns };
+}
+
+/** A journaled time (ns as a string; older journals: ms as a number). */
+function journaled(t: string | number | undefined): NsTime | undefined {
+  if (t === undefined) return undefined;
+  return typeof t === 'number' ? BigInt(Math.floor(t)) * 1_000_000n : BigInt(t);
+}
+
+function putOf(file: PendingFile, path: string, attrs: wire.EntryAttrs | undefined): wire.Change {
+  return { op: 'put', path, size: file.size, chunkSize: file.chunkSize, chunks: file.chunks.map((c) => c.hash), mode: file.mode ?? 0o644, mtime: file.mtime ?? Date.now(), ...attrs };
+}
+
+/** The owner a new entry records: only a recorded one (null is the mount's owner, recorded as nothing). */
+function owner(op: { uid?: number | null; gid?: number | null }): { uid?: number; gid?: number } {
+  return { ...(op.uid != null ? { uid: op.uid } : {}), ...(op.gid != null ? { gid: op.gid } : {}) };
 }
 
 /** The commit the overlay amounts to; no changes when the overlay is clean. */
 export async function buildCommit(view: MountView, journal: readonly JournalOp[]): Promise<BuiltCommit> {
   const files = new Map<string, PendingFile>();
+  const attrs = new Map<PendingFile, wire.EntryAttrs>();
   let localChunks = 0;
   for (const [dataId, node] of view.localFiles) {
-    // A file libfuse hid after an unlink while open is deleted for the volume (see mount-view.ts).
-    if (!isAttached(node, view.root) || FUSE_HIDDEN_RE.test(node.name)) continue;
+    if (!isAttached(node, view.root)) continue;
     const built = await pendingFile(view, node);
     files.set(dataId, built.file);
+    attrs.set(built.file, attrsOf(node));
     localChunks += built.localChunks;
   }
   const vp = (p: string): string => view.volumePath(p);
   const changes: wire.Change[] = [];
   for (const op of journal) {
     switch (op.op) {
-      case 'mkdir': changes.push({ op: 'mkdir', path: vp(op.path), mode: op.mode }); break;
-      case 'symlink': changes.push({ op: 'symlink', path: vp(op.path), target: op.target }); break;
+      case 'mkdir': changes.push({ op: 'mkdir', path: vp(op.path), mode: op.mode, ...owner(op) }); break;
+      case 'symlink': changes.push({ op: 'symlink', path: vp(op.path), target: op.target, ...owner(op) }); break;
       case 'create': {
         const file = files.get(op.dataId);
-        changes.push(file ? putOf(file, vp(op.path)) : { op: 'put', path: vp(op.path), size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [], mode: op.mode });
+        changes.push(file ? putOf(file, vp(op.path), attrs.get(file)) : { op: 'put', path: vp(op.path), size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [], mode: op.mode, ...owner(op) });
         break;
       }
       case 'localize': break;
       case 'unlink': case 'rmdir': changes.push({ op: 'delete', path: vp(op.path) }); break;
       case 'rename': changes.push({ op: 'move', from: vp(op.from), to: vp(op.to), overwrite: true }); break;
       case 'chmod': changes.push({ op: 'setattr', path: vp(op.path), mode: op.mode }); break;
-      case 'utimens': changes.push({ op: 'setattr', path: vp(op.path), mtime: Math.floor(op.mtime) }); break;
+      case 'chown': changes.push({ op: 'setattr', path: vp(op.path), ...('uid' in op ? { uid: op.uid ?? null } : {}), ...('gid' in op ? { gid: op.gid ?? null } : {}) }); break;
+      case 'utimens': changes.push({ op: 'setattr', path: vp(op.path), ...timeChange(journaled(op.mtime), 'mtime'), ...timeChange(journaled(op.atime), 'atime') }); break;
     }
   }
   // The last change to each path so far: a file created and left where it was needs no second, identical put.
@@ -111,7 +140,7 @@ export async function buildCommit(view: MountView, journal: readonly JournalOp[]
     } else last.set(c.path, c);
   }
   for (const file of files.values()) {
-    const put = putOf(file, file.path);
+    const put = putOf(file, file.path, attrs.get(file));
     if (JSON.stringify(last.get(file.path)) !== JSON.stringify(put)) changes.push(put);
   }
   return { changes, files: [...files.values()], localChunks };

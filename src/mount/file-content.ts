@@ -19,7 +19,12 @@ import type { ChunkCache } from './chunk-cache.js';
 import type { OverlayStore } from './overlay-store.js';
 import type { RemoteSource } from './remote.js';
 import { fsError } from './fs-error.js';
-import type { FileNode, LocalFile } from './nodes.js';
+import { nowNs, type FileNode, type LocalFile, type NsTime } from './nodes.js';
+
+/** Seconds as the fs module's utimes take them (a float: microseconds survive, nanoseconds not). */
+function nsToSeconds(t: NsTime): number {
+  return Number(t / 1000n) / 1e6;
+}
 
 export interface ContentContext {
   remote: RemoteSource;
@@ -79,7 +84,7 @@ export class FileContent {
     const dataId = this.ctx.overlay.newDataId();
     const fd = openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
     ftruncateSync(fd, node.size);
-    futimesSync(fd, new Date(node.mtime), new Date(node.mtime));
+    futimesSync(fd, nsToSeconds(node.atime), nsToSeconds(node.mtime));
     this.ctx.overlay.putFile({ dataId, chunkSize: node.chunkSize, baseChunks: node.baseChunks, dirty: [] });
     return { dataId, dirty: new Set(), fd, materializing: new Map() };
   }
@@ -89,12 +94,13 @@ export class FileContent {
     const rec = this.ctx.overlay.getFile(dataId);
     if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
     const local: LocalFile = { dataId, dirty: new Set(rec.dirty), fd: null, materializing: new Map() };
-    const st = fstatSync(this.fdOf(local));
+    const st = fstatSync(this.fdOf(local), { bigint: true });
     node.local = local;
     node.chunkSize = rec.chunkSize;
     node.baseChunks = rec.baseChunks;
-    node.size = st.size;
-    node.mtime = st.mtimeMs;
+    node.size = Number(st.size);
+    node.mtime = node.ctime = st.mtimeNs;
+    node.atime = st.atimeNs;
   }
 
   #persist(node: FileNode): void {
@@ -205,7 +211,7 @@ export class FileContent {
     await this.#prepareRange(node, pos, end, (i) => pos <= i * cs && end >= (i + 1) * cs);
     await writeFd(this.fdOf(node.local!), buf, 0, len, pos);
     if (end > node.size) node.size = end;
-    node.mtime = Date.now();
+    node.mtime = node.ctime = nowNs();
     return len;
   }
 
@@ -221,14 +227,14 @@ export class FileContent {
     for (const i of node.local!.dirty) if (i >= keep) node.local!.dirty.delete(i);
     ftruncateSync(this.fdOf(node.local!), size);
     node.size = size;
-    node.mtime = Date.now();
+    node.mtime = node.ctime = nowNs();
     this.#persist(node);
   }
 
   /** Sets the data file's mtime too, so a restart restores it. */
-  setMtime(node: FileNode, mtime: number): void {
+  setMtime(node: FileNode, mtime: NsTime): void {
     node.mtime = mtime;
-    if (node.local) futimesSync(this.fdOf(node.local), new Date(mtime), new Date(mtime));
+    if (node.local) futimesSync(this.fdOf(node.local), nsToSeconds(node.atime), nsToSeconds(mtime));
   }
 
   /** The bytes of base chunk `index` (through the cache). */

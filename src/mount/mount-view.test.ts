@@ -74,7 +74,7 @@ describe('mount view', () => {
   let cache: ChunkCache;
 
   const open = async (): Promise<MountView> => {
-    const view = new MountView({ remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false }, { mode: 0o755, mtime: 0 });
+    const view = new MountView({ remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false }, { mode: 0o755, uid: null, gid: null, atime: 0n, mtime: 0n, ctime: 0n });
     await view.replay(overlay.journal());
     return view;
   };
@@ -181,8 +181,8 @@ describe('mount view', () => {
     const node = await again.resolve('/papers/a.txt');
     assert.equal(node.mode, 0o640);
     const after = await buildCommit(again, overlay.journal());
-    // A local file's mtime comes back from its data file, which the OS stamped a moment before the view did.
-    const noMtime = (cs: wire.Change[]) => cs.map((c) => ({ ...c, mtime: undefined }));
+    // A local file's times come back from its data file, which the OS stamped a moment before the view did.
+    const noMtime = (cs: wire.Change[]) => cs.map((c) => ({ ...c, mtime: undefined, mtimeNs: undefined, atime: undefined, atimeNs: undefined, ctime: undefined, ctimeNs: undefined }));
     assert.deepEqual(noMtime(after.changes), noMtime(before.changes));
   });
 

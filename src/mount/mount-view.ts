@@ -14,11 +14,11 @@ import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { isStowageError } from '../common/errors.js';
 import { FileContent, type ContentContext } from './file-content.js';
 import { fsError } from './fs-error.js';
-import type { DirNode, FileNode, Node } from './nodes.js';
+import { msToNs, nowNs, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime } from './nodes.js';
 import type { JournalOp } from './overlay-store.js';
 
 /** Longest name a directory entry may have (bytes), as on Linux. */
-const NAME_MAX = 255;
+export const NAME_MAX = 255;
 
 export interface ViewOptions extends ContentContext {
   /** The volume path the mount root shows ("/" for the whole volume). */
@@ -26,21 +26,13 @@ export interface ViewOptions extends ContentContext {
   readOnly: boolean;
 }
 
-/**
- * The name libfuse (mounted without hard_remove) gives a file unlinked while
- * still open: it renames it to this name in the same directory and unlinks
- * it on the last close. Such a file is deleted as far as the volume goes: the
- * hiding rename is journaled as the unlink it stands for, and nothing done to
- * the hidden name is journaled (or committed, see commit-builder.ts).
- * Without this, a commit while the file was open published
- * ".fuse_hidden…" files into the volume, and the final unlink after the
- * close left the mount with a pending change nobody made.
- */
-export const FUSE_HIDDEN_RE = /^\.fuse_hidden[0-9a-f]{16}$/;
-
-function isFuseHidden(path: string): boolean {
-  return FUSE_HIDDEN_RE.test(path.slice(path.lastIndexOf('/') + 1));
+/** Who a new entry belongs to (null: the mount's owner, see nodes.ts). */
+export interface Creator {
+  uid: number | null;
+  gid: number | null;
 }
+
+const NOBODY: Creator = { uid: null, gid: null };
 
 function splitRel(path: string): string[] {
   return path.split('/').filter((p) => p.length > 0);
@@ -51,8 +43,21 @@ export function joinVolumePath(root: string, rel: string): string {
   return '/' + parts.join('/');
 }
 
+/** A node's owner and times from the tree entry that holds them. */
+export function metaFromInfo(info: Pick<wire.FileInfo, 'mode' | 'mtime' | 'mtimeNs' | 'atime' | 'atimeNs' | 'ctime' | 'ctimeNs' | 'uid' | 'gid'>): NodeMeta {
+  const mtime = msToNs(info.mtime, info.mtimeNs ?? 0);
+  return {
+    mode: info.mode & 0o7777,
+    mtime,
+    atime: info.atime === undefined ? mtime : msToNs(info.atime, info.atimeNs ?? 0),
+    ctime: info.ctime === undefined ? mtime : msToNs(info.ctime, info.ctimeNs ?? 0),
+    uid: info.uid ?? null,
+    gid: info.gid ?? null,
+  };
+}
+
 function nodeFromInfo(info: wire.FileInfo, parent: DirNode): Node {
-  const base = { name: info.name, parent, mode: info.mode & 0o7777, mtime: info.mtime };
+  const base = { name: info.name, parent, ...metaFromInfo(info) };
   switch (info.type) {
     case 'dir':
       return { ...base, type: 'dir', children: null, basePath: info.path, loading: null };
@@ -63,6 +68,21 @@ function nodeFromInfo(info: wire.FileInfo, parent: DirNode): Node {
   }
 }
 
+function newMeta(mode: number, creator: Creator): NodeMeta {
+  const now = nowNs();
+  return { mode: mode & 0o7777, mtime: now, atime: now, ctime: now, uid: creator.uid, gid: creator.gid };
+}
+
+function creatorOf(op: { uid?: number | null; gid?: number | null }): Creator {
+  return { uid: op.uid ?? null, gid: op.gid ?? null };
+}
+
+/** A journaled time: nanoseconds as a decimal string, or (journals of older agents) milliseconds as a number. */
+function journalTime(t: string | number | undefined): NsTime | undefined {
+  if (t === undefined) return undefined;
+  return typeof t === 'number' ? msToNs(t) : BigInt(t);
+}
+
 export class MountView {
   readonly root: DirNode;
   readonly content: FileContent;
@@ -70,8 +90,8 @@ export class MountView {
   readonly localFiles = new Map<string, FileNode>();
   #replaying = false;
 
-  constructor(readonly opts: ViewOptions, rootMeta: { mode: number; mtime: number }) {
-    this.root = { type: 'dir', name: '', parent: null, mode: rootMeta.mode, mtime: rootMeta.mtime, children: null, basePath: opts.subpath, loading: null };
+  constructor(readonly opts: ViewOptions, rootMeta: NodeMeta) {
+    this.root = { type: 'dir', name: '', parent: null, ...rootMeta, children: null, basePath: opts.subpath, loading: null };
     this.content = new FileContent(opts);
   }
 
@@ -101,12 +121,18 @@ export class MountView {
     return dir.children!;
   }
 
+  /** The child `name` of `dir`, or undefined; ENAMETOOLONG for a name no directory can hold. */
+  async child(dir: DirNode, name: string): Promise<Node | undefined> {
+    if (Buffer.byteLength(name) > NAME_MAX) throw fsError('ENAMETOOLONG');
+    return (await this.children(dir)).get(name);
+  }
+
   /** The node at `path`; ENOENT / ENOTDIR as the kernel expects. */
   async resolve(path: string): Promise<Node> {
     let node: Node = this.root;
     for (const part of splitRel(path)) {
       if (node.type !== 'dir') throw fsError('ENOTDIR');
-      const next: Node | undefined = (await this.children(node)).get(part);
+      const next: Node | undefined = await this.child(node, part);
       if (!next) throw fsError('ENOENT');
       node = next;
     }
@@ -129,17 +155,17 @@ export class MountView {
   }
 
   #journal(op: JournalOp): void {
-    if ('path' in op && isFuseHidden(op.path)) return; // a file libfuse hid: already deleted for the volume
     if (!this.#replaying) this.opts.overlay.append(op);
   }
 
   #touch(dir: DirNode): void {
-    dir.mtime = Date.now();
+    dir.mtime = dir.ctime = nowNs();
   }
 
   /** Removes a node from the tree (unlink, rmdir, or replaced by a rename) and forgets its local bytes. */
   #detach(node: Node): void {
     node.parent?.children?.delete(node.name);
+    node.ctime = nowNs();
     if (node.type === 'file' && node.local) {
       this.content.close(node.local);
       this.localFiles.delete(node.local.dataId);
@@ -152,26 +178,30 @@ export class MountView {
     return [...(await this.children(dir)).keys()];
   }
 
-  async mkdir(path: string, mode: number): Promise<void> {
+  async mkdir(path: string, mode: number, creator: Creator = NOBODY): Promise<DirNode> {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     if (dir.children!.has(name)) throw fsError('EEXIST');
-    dir.children!.set(name, { type: 'dir', name, parent: dir, mode: mode & 0o7777, mtime: Date.now(), children: new Map(), basePath: null, loading: null });
+    const node: DirNode = { type: 'dir', name, parent: dir, ...newMeta(mode, creator), children: new Map(), basePath: null, loading: null };
+    dir.children!.set(name, node);
     this.#touch(dir);
-    this.#journal({ op: 'mkdir', path, mode: mode & 0o7777 });
+    this.#journal({ op: 'mkdir', path, mode: node.mode, ...creator });
+    return node;
   }
 
-  async symlink(target: string, path: string): Promise<void> {
+  async symlink(target: string, path: string, creator: Creator = NOBODY): Promise<Node> {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     if (dir.children!.has(name)) throw fsError('EEXIST');
-    dir.children!.set(name, { type: 'symlink', name, parent: dir, mode: 0o777, mtime: Date.now(), target });
+    const node: Node = { type: 'symlink', name, parent: dir, ...newMeta(0o777, creator), target };
+    dir.children!.set(name, node);
     this.#touch(dir);
-    this.#journal({ op: 'symlink', path, target });
+    this.#journal({ op: 'symlink', path, target, ...creator });
+    return node;
   }
 
   /** Creates an empty regular file (or, when replaying, re-attaches its data file). */
-  async create(path: string, mode: number, dataId?: string): Promise<FileNode> {
+  async create(path: string, mode: number, creator: Creator = NOBODY, dataId?: string): Promise<FileNode> {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     const existing = dir.children!.get(name);
@@ -179,13 +209,13 @@ export class MountView {
       if (existing.type !== 'file') throw fsError('EEXIST');
       this.#detach(existing);
     }
-    const node: FileNode = { type: 'file', name, parent: dir, mode: mode & 0o7777, mtime: Date.now(), size: 0, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], basePath: null, local: null, lastReadEnd: -1 };
+    const node: FileNode = { type: 'file', name, parent: dir, ...newMeta(mode, creator), size: 0, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], basePath: null, local: null, lastReadEnd: -1 };
     if (dataId === undefined) node.local = this.content.createLocal();
     else this.content.restore(node, dataId);
     dir.children!.set(name, node);
     this.localFiles.set(node.local!.dataId, node);
     this.#touch(dir);
-    this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId });
+    this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId, ...creator });
     return node;
   }
 
@@ -207,7 +237,17 @@ export class MountView {
     return node;
   }
 
-  async unlink(path: string): Promise<void> {
+  /**
+   * Makes a file that is no longer in the tree (unlinked or replaced while
+   * open) writable: its bytes go to a data file no commit uploads.
+   */
+  localizeDetached(node: FileNode): FileNode {
+    this.#writable();
+    if (!node.local) node.local = this.content.localize(node);
+    return node;
+  }
+
+  async unlink(path: string): Promise<Node> {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     const node = dir.children!.get(name);
@@ -216,9 +256,10 @@ export class MountView {
     this.#detach(node);
     this.#touch(dir);
     this.#journal({ op: 'unlink', path });
+    return node;
   }
 
-  async rmdir(path: string): Promise<void> {
+  async rmdir(path: string): Promise<Node> {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     const node = dir.children!.get(name);
@@ -228,9 +269,11 @@ export class MountView {
     this.#detach(node);
     this.#touch(dir);
     this.#journal({ op: 'rmdir', path });
+    return node;
   }
 
-  async rename(from: string, to: string): Promise<void> {
+  /** Moves `from` to `to`, replacing what is there; answers the node replaced, if any. */
+  async rename(from: string, to: string, noReplace = false): Promise<Node | undefined> {
     this.#writable();
     const src = await this.#parentOf(from);
     const dst = await this.#parentOf(to);
@@ -238,7 +281,8 @@ export class MountView {
     if (!node) throw fsError('ENOENT');
     for (let d: DirNode | null = dst.dir; d; d = d.parent) if (d === node) throw fsError('EINVAL', 'cannot move a directory into itself');
     const existing = dst.dir.children!.get(dst.name);
-    if (existing === node) return;
+    if (existing && noReplace) throw fsError('EEXIST');
+    if (existing === node) return undefined;
     if (existing) {
       if (node.type === 'dir' && existing.type !== 'dir') throw fsError('ENOTDIR');
       if (node.type !== 'dir' && existing.type === 'dir') throw fsError('EISDIR');
@@ -248,28 +292,45 @@ export class MountView {
     src.dir.children!.delete(src.name);
     node.name = dst.name;
     node.parent = dst.dir;
+    node.ctime = nowNs();
     dst.dir.children!.set(dst.name, node);
     this.#touch(src.dir);
     this.#touch(dst.dir);
-    if (node.type !== 'dir' && isFuseHidden(to) && !isFuseHidden(from)) this.#journal({ op: 'unlink', path: from });
-    else this.#journal({ op: 'rename', from, to });
+    this.#journal({ op: 'rename', from, to });
+    return existing;
   }
 
   async chmod(path: string, mode: number): Promise<void> {
     this.#writable();
     const node = await this.resolve(path);
-    if (node === this.root) return;
     node.mode = mode & 0o7777;
+    node.ctime = nowNs();
+    if (node === this.root) return; // the mount root is not an entry of the volume: nothing to commit
     this.#journal({ op: 'chmod', path, mode: node.mode });
   }
 
-  async utimens(path: string, mtime: number): Promise<void> {
+  /** Records a new owner: a number, or null for the mount's owner; undefined leaves it. */
+  async chown(path: string, uid: number | null | undefined, gid: number | null | undefined): Promise<void> {
     this.#writable();
     const node = await this.resolve(path);
+    if (uid !== undefined) node.uid = uid;
+    if (gid !== undefined) node.gid = gid;
+    node.ctime = nowNs();
     if (node === this.root) return;
-    if (node.type === 'file') this.content.setMtime(node, mtime);
-    else node.mtime = mtime;
-    this.#journal({ op: 'utimens', path, mtime });
+    this.#journal({ op: 'chown', path, ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
+  }
+
+  async utimens(path: string, times: { atime?: NsTime; mtime?: NsTime }): Promise<void> {
+    this.#writable();
+    const node = await this.resolve(path);
+    if (times.atime !== undefined) node.atime = times.atime;
+    if (times.mtime !== undefined) {
+      if (node.type === 'file') this.content.setMtime(node, times.mtime);
+      else node.mtime = times.mtime;
+    }
+    node.ctime = nowNs();
+    if (node === this.root) return;
+    this.#journal({ op: 'utimens', path, ...(times.atime !== undefined ? { atime: String(times.atime) } : {}), ...(times.mtime !== undefined ? { mtime: String(times.mtime) } : {}) });
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -283,9 +344,9 @@ export class MountView {
     try {
       for (const op of ops) {
         switch (op.op) {
-          case 'mkdir': await this.mkdir(op.path, op.mode); break;
-          case 'symlink': await this.symlink(op.target, op.path); break;
-          case 'create': await this.create(op.path, op.mode, op.dataId); break;
+          case 'mkdir': await this.mkdir(op.path, op.mode, creatorOf(op)); break;
+          case 'symlink': await this.symlink(op.target, op.path, creatorOf(op)); break;
+          case 'create': await this.create(op.path, op.mode, creatorOf(op), op.dataId); break;
           case 'localize': {
             const node = await this.resolve(op.path);
             if (node.type !== 'file') throw new Error(`journal: ${op.path} is not a file`);
@@ -296,9 +357,18 @@ export class MountView {
           case 'rmdir': await this.rmdir(op.path); break;
           case 'rename': await this.rename(op.from, op.to); break;
           case 'chmod': await this.chmod(op.path, op.mode); break;
+          case 'chown': await this.chown(op.path, op.uid, op.gid); break;
           case 'utimens': {
             const node = await this.resolve(op.path);
-            if (node.type !== 'file' || !node.local) await this.utimens(op.path, op.mtime); // a local file's mtime is its data file's
+            const mtime = journalTime(op.mtime);
+            const atime = journalTime(op.atime);
+            if (node.type === 'file' && node.local && mtime !== undefined) {
+              // A local file's mtime is its data file's (writes after this change it); the journal only restores the
+              // nanoseconds the data file's clock could not hold, when it still shows this time.
+              const diff = node.mtime - mtime;
+              if (diff > -2000n && diff < 2000n) node.mtime = mtime;
+              if (atime !== undefined) node.atime = atime;
+            } else await this.utimens(op.path, { atime, mtime });
             break;
           }
         }

@@ -17,13 +17,23 @@ export interface LocalFile {
   materializing: Map<number, Promise<void>>;
 }
 
-interface NodeBase {
-  name: string;
-  parent: DirNode | null;
+/** Nanoseconds since the epoch (a Date's milliseconds lose what tar and make compare). */
+export type NsTime = bigint;
+
+export interface NodeMeta {
   /** Permission bits only (0o7777). */
   mode: number;
-  /** Milliseconds since the epoch. */
-  mtime: number;
+  mtime: NsTime;
+  atime: NsTime;
+  ctime: NsTime;
+  /** The recorded owner; null = the mount's owner (so a volume moves between sandboxes of different uids). */
+  uid: number | null;
+  gid: number | null;
+}
+
+interface NodeBase extends NodeMeta {
+  name: string;
+  parent: DirNode | null;
 }
 
 export interface DirNode extends NodeBase {
@@ -53,6 +63,31 @@ export interface SymlinkNode extends NodeBase {
 }
 
 export type Node = DirNode | FileNode | SymlinkNode;
+
+// Date.now() has milliseconds only: nanoseconds come from the monotonic clock, anchored to the wall clock and
+// re-anchored when the two drift apart (an NTP step), so times taken in a row never go backwards within a run.
+let hrOrigin = process.hrtime.bigint();
+let wallOrigin = BigInt(Date.now()) * 1_000_000n;
+
+export function nowNs(): NsTime {
+  const t = process.hrtime.bigint() - hrOrigin + wallOrigin;
+  const wall = BigInt(Date.now()) * 1_000_000n;
+  if (t - wall > 10_000_000n || wall - t > 10_000_000n) {
+    hrOrigin = process.hrtime.bigint();
+    wallOrigin = wall;
+    return wall;
+  }
+  return t;
+}
+
+export function msToNs(ms: number, ns = 0): NsTime {
+  return BigInt(Math.floor(ms)) * 1_000_000n + BigInt(ns);
+}
+
+/** A time as the wire carries it: whole milliseconds and the nanoseconds past them. */
+export function nsToWire(t: NsTime): { ms: number; ns: number } {
+  return { ms: Number(t / 1_000_000n), ns: Number(t % 1_000_000n) };
+}
 
 /** The node's path from the mount root ("/" for the root). */
 export function pathOf(node: Node): string {

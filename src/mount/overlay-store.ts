@@ -26,17 +26,26 @@ import { randomHex } from '../common/ids.js';
 
 /** One namespace operation, with paths relative to the mount root. */
 export type JournalOp =
-  | { op: 'mkdir'; path: string; mode: number }
-  | { op: 'symlink'; path: string; target: string }
+  | ({ op: 'mkdir'; path: string; mode: number } & JournalOwner)
+  | ({ op: 'symlink'; path: string; target: string } & JournalOwner)
   /** A new, empty regular file whose bytes live in data/<dataId>. */
-  | { op: 'create'; path: string; mode: number; dataId: string }
+  | ({ op: 'create'; path: string; mode: number; dataId: string } & JournalOwner)
   /** A base file became local (it was written or truncated); its bytes now live in data/<dataId>. */
   | { op: 'localize'; path: string; dataId: string }
   | { op: 'unlink'; path: string }
   | { op: 'rmdir'; path: string }
   | { op: 'rename'; from: string; to: string }
   | { op: 'chmod'; path: string; mode: number }
-  | { op: 'utimens'; path: string; mtime: number };
+  /** uid/gid: a number, or null for the mount's owner; absent: unchanged. */
+  | ({ op: 'chown'; path: string } & JournalOwner)
+  /** Times in nanoseconds as decimal strings (older journals: mtime in milliseconds as a number); absent: unchanged. */
+  | { op: 'utimens'; path: string; mtime?: string | number; atime?: string };
+
+/** The owner recorded with a new entry or by chown (null or absent: the mount's owner). */
+export interface JournalOwner {
+  uid?: number | null;
+  gid?: number | null;
+}
 
 /** The persisted chunk state of one local file. */
 export interface LocalFileRecord {

@@ -34,6 +34,16 @@ interface MountOptions {
   prefetch?: string;
   writeback?: boolean;
   host?: string;
+  allowOther?: boolean;
+  uid?: string;
+  gid?: string;
+}
+
+/** A user or group id for --uid/--gid: a decimal number a Linux id can be. */
+function parseId(value: string, flag: string): number {
+  const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n > 4294967294) throw new InvalidArgumentError(`invalid ${flag} ${JSON.stringify(value)}: give a numeric id between 0 and 4294967294`);
+  return n;
 }
 
 /** How long `stowage mount` waits for the agent to mount. */
@@ -94,6 +104,7 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   const [volumePart, subFromArg] = volumeArg.includes(':') ? [volumeArg.slice(0, volumeArg.indexOf(':')), volumeArg.slice(volumeArg.indexOf(':') + 1)] : [volumeArg, undefined];
   const volume = parseVolumeName(volumePart);
   const subpath = normaliseSubpath(opts.subpath ?? subFromArg);
+  const owner = { ...(opts.uid !== undefined ? { uid: parseId(opts.uid, '--uid') } : {}), ...(opts.gid !== undefined ? { gid: parseId(opts.gid, '--gid') } : {}) };
   const mountPath = resolve(pathArg);
   const stateDir = mountStateDir(mountPath);
   const handle = new MountHandle(mountPath);
@@ -134,6 +145,8 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
     bufferSize: opts.bufferSize !== undefined ? parseSize(opts.bufferSize) : tuning.bufferSize,
     prefetch: opts.prefetch !== undefined ? parseCount(opts.prefetch, '--prefetch', 0) : tuning.prefetch,
     writeback: opts.writeback ?? tuning.writeback,
+    ...(opts.allowOther ? { allowOther: true } : {}),
+    ...owner,
   };
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(stateDir, MOUNT_CONFIG_FILE), JSON.stringify(config, null, 2), { mode: 0o600 });
@@ -191,6 +204,9 @@ export function registerMountCommands(program: Command): void {
     .option('--prefetch <n>', 'chunks read ahead on sequential reads')
     .option("--writeback", "commit automatically 2 s after changes settle (at most 10 s after the first)")
     .option('--host <name>', 'host name recorded in the attachment (default: this machine\'s)')
+    .option('--allow-other', 'let other users use the mount (permissions are checked as on a local disk); needed to bind it into a sandbox')
+    .option('--uid <id>', 'owner shown for entries that record none, and recorded as none (default: your uid)')
+    .option('--gid <id>', 'group shown for entries that record none, and recorded as none (default: your gid)')
     .action(async (volume: string, path: string, opts: MountOptions, cmd: Command) => {
       await mount(volume, path, opts, cmd.optsWithGlobals<GlobalOptions>());
     });
