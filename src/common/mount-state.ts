@@ -85,6 +85,8 @@ export interface MountStatus {
   pending: number;
   cache: { bytes: number; capacity: number; chunks: number; hits: number; misses: number; evictions: number };
   pid: number;
+  /** What the kernel and the agent agreed at mount: protocol "7.x", largest write and read request in bytes. */
+  fuse?: { protocol: string; maxWrite: number; maxRead: number };
 }
 
 /** POST /commit of the control socket. */

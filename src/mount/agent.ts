@@ -135,10 +135,11 @@ export class MountAgent {
   }
 
   /** Replaces the view (after a commit or reload) and tells the kernel what it may have cached of the old one. */
-  #swapView(base: string): void {
+  #swapView(base: string, sameTree = false): void {
     const old = this.#view;
     this.#view = this.#newView(base);
-    this.#fs?.viewChanged(old, this.#view);
+    this.#view.adoptSpecials(old);
+    this.#fs?.viewChanged(old, this.#view, sameTree);
   }
 
   async #mount(): Promise<void> {
@@ -181,10 +182,12 @@ export class MountAgent {
 
   status(): MountStatus {
     const c = this.cache.stats();
+    const conn = this.#fuse?.conn;
     return {
       volume: this.config.volume, mountPath: this.config.mountPath, subpath: this.config.subpath, readOnly: this.config.readOnly, writeback: this.config.writeback,
       attachmentId: this.config.attachmentId, base: this.#base, pending: this.pending(),
       cache: { bytes: c.bytes, capacity: this.cache.capacity, chunks: c.chunks, hits: c.hits, misses: c.misses, evictions: c.evictions }, pid: process.pid,
+      ...(conn ? { fuse: { protocol: `${conn.protoMajor}.${conn.protoMinor}`, maxWrite: conn.maxWrite, maxRead: conn.maxRead } } : {}),
     };
   }
 
@@ -215,7 +218,8 @@ export class MountAgent {
       this.#view.closeAll();
       this.overlay.reset(res.commit.id);
       this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
-      this.#swapView(res.commit.id);
+      // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
+      this.#swapView(res.commit.id, res.commit.parent === this.#base && (res.skipped ?? []).length === 0);
       this.#firstUncommitted = 0;
       this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
       return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };

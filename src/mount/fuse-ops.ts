@@ -55,6 +55,12 @@ const S_IFLNK = 0o120000;
 const S_ISGID = 0o2000;
 const O_ACCMODE = 3;
 const BLOCK = 4096;
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFSOCK = 0o140000;
+/** What mknod makes besides regular files: kept in the mount only (see SpecialNode). */
+const SPECIAL_KINDS = new Set([S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK]);
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 
@@ -80,6 +86,15 @@ interface FileHandle {
 interface DirHandle {
   view: MountView;
   entries: Array<[string, Node]>;
+}
+
+function typeBits(node: Node): number {
+  switch (node.type) {
+    case 'dir': return S_IFDIR;
+    case 'symlink': return S_IFLNK;
+    case 'file': return S_IFREG;
+    case 'special': return node.kind;
+  }
 }
 
 function timespec(t: NsTime): Timespec {
@@ -121,6 +136,8 @@ export class FuseFs {
   #pendingByPath = new Map<string, Inode>();
   readonly #files = new Map<number, FileHandle>();
   readonly #dirs = new Map<number, DirHandle>();
+  /** The view that shows exactly the tree of the view it replaced (a commit nobody else's work was merged into). */
+  #sameTree: MountView | null = null;
   #nextIno = ROOT_INO + 1;
   #nextFh = 1;
   session: FuseSession | null = null;
@@ -199,7 +216,10 @@ export class FuseFs {
       inode.orphan = true;
       return inode.node;
     }
+    // After a commit that published exactly this view, the kernel's pages of a file are still its bytes.
+    const carried = this.#sameTree === view && inode.node.type === 'file' && found.type === 'file' && inode.cached === signature(inode.node);
     this.#bind(inode, found, view);
+    if (carried) inode.cached = signature(found as FileNode);
     return found;
   }
 
@@ -239,6 +259,8 @@ export class FuseFs {
       }
       case 'file':
         return { ...common, mode: S_IFREG | node.mode, nlink: linked ? 1 : 0, size: node.size, blocks: Math.ceil(node.size / 512) };
+      case 'special':
+        return { ...common, mode: node.kind | node.mode, nlink: linked ? 1 : 0, rdev: node.rdev, size: 0, blocks: 0 };
     }
   }
 
@@ -263,8 +285,11 @@ export class FuseFs {
    * The view was replaced (commit or reload): inodes the kernel holds will
    * find their nodes again by path, and the kernel forgets the names and
    * attributes it cached, and the pages of open files whose bytes changed.
+   * `sameTree`: the new view shows exactly the old one's tree (a commit with
+   * nothing merged in or skipped), so what the kernel cached stays true.
    */
-  viewChanged(old: MountView, next: MountView): void {
+  viewChanged(old: MountView, next: MountView, sameTree = false): void {
+    this.#sameTree = sameTree ? next : null;
     const pending = new Map<string, Inode>();
     const entries: Array<[number, string]> = [];
     const open: Inode[] = [];
@@ -277,6 +302,7 @@ export class FuseFs {
       if (inode.opens > 0 && inode.node.type === 'file') open.push(inode);
     }
     this.#pendingByPath = pending;
+    if (sameTree) return;
     if (old.root.children) for (const [name] of old.root.children) entries.push([ROOT_INO, name]);
     void this.#invalidate(next, entries, open);
   }
@@ -361,12 +387,15 @@ export class FuseFs {
       return node.target;
     },
 
-    mknod: async (ctx, parent, name, mode, _rdev) => {
-      if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw fsError('EPERM', 'only regular files, directories and symlinks are supported');
+    mknod: async (ctx, parent, name, mode, rdev) => {
+      const kind = mode & S_IFMT;
+      if (kind !== 0 && kind !== S_IFREG && !SPECIAL_KINDS.has(kind)) throw fsError('EINVAL');
       return this.#mutation(async (view) => {
         const { dir, path } = await this.#dirOf(parent, view);
         if (await view.child(dir, name)) throw fsError('EEXIST');
-        const node = await view.create(joinPath(path, name), mode, this.#creator(ctx, dir));
+        const node = SPECIAL_KINDS.has(kind)
+          ? await view.mknod(joinPath(path, name), kind, mode, rdev, this.#creator(ctx, dir))
+          : await view.create(joinPath(path, name), mode, this.#creator(ctx, dir));
         return this.#entry(this.#lookupOf(node, view), node);
       });
     },
@@ -411,7 +440,7 @@ export class FuseFs {
       const inode = this.#inode(ino);
       let node = await this.#nodeOf(inode);
       if (node.type === 'dir') throw fsError('EISDIR');
-      if (node.type !== 'file') throw fsError('ELOOP');
+      if (node.type !== 'file') throw fsError('ENXIO'); // the kernel opens fifos, sockets and devices itself
       const writing = (flags & O_ACCMODE) !== fsConstants.O_RDONLY;
       if (writing && this.#host.view().opts.readOnly && !inode.orphan) throw fsError('EROFS');
       if ((flags & fsConstants.O_TRUNC) !== 0 && writing) {
@@ -478,7 +507,7 @@ export class FuseFs {
         room -= (24 + Buffer.byteLength(name) + 7) & ~7;
         if (room < 0) break;
         const ino = this.#byNode.get(node)?.ino ?? 0xffffffff;
-        out.push({ name, ino, mode: node.type === 'dir' ? S_IFDIR : node.type === 'symlink' ? S_IFLNK : S_IFREG, off: i + 1 });
+        out.push({ name, ino, mode: typeBits(node), off: i + 1 });
       }
       return out;
     },

@@ -14,7 +14,7 @@ import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { isStowageError } from '../common/errors.js';
 import { FileContent, type ContentContext } from './file-content.js';
 import { fsError } from './fs-error.js';
-import { msToNs, nowNs, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime } from './nodes.js';
+import { isAttached, msToNs, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
 import type { JournalOp } from './overlay-store.js';
 
 /** Longest name a directory entry may have (bytes), as on Linux. */
@@ -88,6 +88,10 @@ export class MountView {
   readonly content: FileContent;
   /** Live local files by data id: what a commit uploads. */
   readonly localFiles = new Map<string, FileNode>();
+  /** Fifos, sockets and devices made here (see SpecialNode). */
+  readonly specials = new Set<SpecialNode>();
+  /** Special nodes of the view this one replaced, by the path of their directory: put back as it is listed. */
+  #adopted = new Map<string, SpecialNode[]>();
   #replaying = false;
 
   constructor(readonly opts: ViewOptions, rootMeta: NodeMeta) {
@@ -113,12 +117,29 @@ export class MountView {
       }
       const map = new Map<string, Node>();
       for (const info of entries) map.set(info.name, nodeFromInfo(info, dir));
+      for (const s of this.#adopted.get(pathOf(dir)) ?? []) {
+        if (map.has(s.name)) continue;
+        const copy: SpecialNode = { ...s, parent: dir };
+        map.set(s.name, copy);
+        this.specials.add(copy);
+      }
       dir.children = map;
     })().finally(() => {
       dir.loading = null;
     });
     await dir.loading;
     return dir.children!;
+  }
+
+  /** Carries the special nodes of the view this one replaces over (lazily, as their directories are listed). */
+  adoptSpecials(old: MountView): void {
+    for (const s of old.specials) {
+      if (!s.parent || !isAttached(s, old.root)) continue;
+      const dir = pathOf(s.parent);
+      const list = this.#adopted.get(dir) ?? [];
+      list.push(s);
+      this.#adopted.set(dir, list);
+    }
   }
 
   /** The child `name` of `dir`, or undefined; ENAMETOOLONG for a name no directory can hold. */
@@ -158,6 +179,11 @@ export class MountView {
     if (!this.#replaying) this.opts.overlay.append(op);
   }
 
+  /** Journals a change to `node` unless it is a special node (which the volume never holds). */
+  #journalFor(node: Node, op: JournalOp): void {
+    if (node.type !== 'special') this.#journal(op);
+  }
+
   #touch(dir: DirNode): void {
     dir.mtime = dir.ctime = nowNs();
   }
@@ -166,6 +192,7 @@ export class MountView {
   #detach(node: Node): void {
     node.parent?.children?.delete(node.name);
     node.ctime = nowNs();
+    if (node.type === 'special') this.specials.delete(node);
     if (node.type === 'file' && node.local) {
       this.content.close(node.local);
       this.localFiles.delete(node.local.dataId);
@@ -197,6 +224,18 @@ export class MountView {
     dir.children!.set(name, node);
     this.#touch(dir);
     this.#journal({ op: 'symlink', path, target, ...creator });
+    return node;
+  }
+
+  /** A fifo, socket or device node: in this mount only (see SpecialNode). */
+  async mknod(path: string, kind: number, mode: number, rdev: number, creator: Creator = NOBODY): Promise<SpecialNode> {
+    this.#writable();
+    const { dir, name } = await this.#parentOf(path);
+    if (dir.children!.has(name)) throw fsError('EEXIST');
+    const node: SpecialNode = { type: 'special', name, parent: dir, ...newMeta(mode, creator), kind, rdev };
+    dir.children!.set(name, node);
+    this.specials.add(node);
+    this.#touch(dir);
     return node;
   }
 
@@ -255,7 +294,7 @@ export class MountView {
     if (node.type === 'dir') throw fsError('EISDIR');
     this.#detach(node);
     this.#touch(dir);
-    this.#journal({ op: 'unlink', path });
+    this.#journalFor(node, { op: 'unlink', path });
     return node;
   }
 
@@ -296,7 +335,9 @@ export class MountView {
     dst.dir.children!.set(dst.name, node);
     this.#touch(src.dir);
     this.#touch(dst.dir);
-    this.#journal({ op: 'rename', from, to });
+    // A special node moves in this mount only; what it replaced is gone from the volume all the same.
+    if (node.type !== 'special') this.#journal({ op: 'rename', from, to });
+    else if (existing && existing.type !== 'special') this.#journal({ op: 'unlink', path: to });
     return existing;
   }
 
@@ -306,7 +347,7 @@ export class MountView {
     node.mode = mode & 0o7777;
     node.ctime = nowNs();
     if (node === this.root) return; // the mount root is not an entry of the volume: nothing to commit
-    this.#journal({ op: 'chmod', path, mode: node.mode });
+    this.#journalFor(node, { op: 'chmod', path, mode: node.mode });
   }
 
   /** Records a new owner: a number, or null for the mount's owner; undefined leaves it. */
@@ -317,7 +358,7 @@ export class MountView {
     if (gid !== undefined) node.gid = gid;
     node.ctime = nowNs();
     if (node === this.root) return;
-    this.#journal({ op: 'chown', path, ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
+    this.#journalFor(node, { op: 'chown', path, ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
   }
 
   async utimens(path: string, times: { atime?: NsTime; mtime?: NsTime }): Promise<void> {
@@ -330,7 +371,7 @@ export class MountView {
     }
     node.ctime = nowNs();
     if (node === this.root) return;
-    this.#journal({ op: 'utimens', path, ...(times.atime !== undefined ? { atime: String(times.atime) } : {}), ...(times.mtime !== undefined ? { mtime: String(times.mtime) } : {}) });
+    this.#journalFor(node, { op: 'utimens', path, ...(times.atime !== undefined ? { atime: String(times.atime) } : {}), ...(times.mtime !== undefined ? { mtime: String(times.mtime) } : {}) });
   }
 
   async truncate(path: string, size: number): Promise<void> {

@@ -62,7 +62,19 @@ export interface SymlinkNode extends NodeBase {
   target: string;
 }
 
-export type Node = DirNode | FileNode | SymlinkNode;
+/**
+ * A fifo, socket or device node. It lives in this mount only: never
+ * journaled or committed (the volume has no such entries), carried into the
+ * new view when a commit or reload swaps it, gone when the agent stops.
+ */
+export interface SpecialNode extends NodeBase {
+  type: 'special';
+  /** The file type bits: S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK. */
+  kind: number;
+  rdev: number;
+}
+
+export type Node = DirNode | FileNode | SymlinkNode | SpecialNode;
 
 // Date.now() has milliseconds only: nanoseconds come from the monotonic clock, anchored to the wall clock and
 // re-anchored when the two drift apart (an NTP step), so times taken in a row never go backwards within a run.
