@@ -132,7 +132,7 @@ export class MountAgent {
   #newView(base: string): MountView {
     this.#base = base;
     return new MountView(
-      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => this.#base, prefetch: this.config.prefetch, subpath: this.config.subpath, readOnly: this.config.readOnly },
+      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => this.#base, prefetch: this.config.prefetch, openFiles: this.config.openFiles, subpath: this.config.subpath, readOnly: this.config.readOnly },
       { mode: 0o755, mtime: Date.parse(this.#volume.updatedAt) },
     );
   }
