@@ -48,6 +48,9 @@ export const MOUNT_CONFIG_FILE = 'config.json';
 export const CONTROL_SOCKET = 'control.sock';
 export const AGENT_LOG = 'agent.log';
 
+/** Descriptors of uncommitted files' data an agent keeps open at most, by default (`--open-files`). */
+export const DEFAULT_OPEN_FILES = 256;
+
 /** What the CLI hands the agent (and keeps for a restart after a crash). */
 export interface MountConfig {
   serverUrl: string;
@@ -69,6 +72,8 @@ export interface MountConfig {
   /** Who owns entries that record no owner; default the user who mounted. */
   uid?: number;
   gid?: number;
+  /** Data-file descriptors the agent keeps open at most (mount/fd-cache.ts); its default when absent. */
+  openFiles?: number;
 }
 
 /** GET /status of the control socket. */

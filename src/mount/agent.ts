@@ -128,7 +128,7 @@ export class MountAgent {
     const root = this.#view?.root;
     const now = msToNs(Date.parse(this.#volume.updatedAt));
     return new MountView(
-      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => base, prefetch: this.config.prefetch, subpath: this.config.subpath, readOnly: this.config.readOnly },
+      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => base, prefetch: this.config.prefetch, openFiles: this.config.openFiles, subpath: this.config.subpath, readOnly: this.config.readOnly },
       // The mount root is not an entry of the volume: its mode, owner and times live as long as the agent.
       root ? { mode: root.mode, uid: root.uid, gid: root.gid, atime: root.atime, mtime: root.mtime, ctime: root.ctime } : { mode: 0o755, uid: null, gid: null, atime: now, mtime: now, ctime: now },
     );

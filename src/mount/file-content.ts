@@ -11,11 +11,17 @@
  * always holds whole chunks; at commit only dirty chunks are hashed and
  * uploaded. That is what makes a 1-byte change in a large file cost one
  * chunk, and an append after a full final chunk cost only the new tail.
+ *
+ * A local file holds no descriptor of its own: every read, write and hash
+ * borrows one from a bounded cache (fd-cache.ts) for as long as it runs, and
+ * size/mtime changes go by path. So tens of thousands of dirty files cost no
+ * more descriptors than a few hundred.
  */
-import { createReadStream, promises as fsp, read as fsRead, write as fsWrite, openSync, closeSync, fstatSync, ftruncateSync, futimesSync } from 'node:fs';
+import { createReadStream, promises as fsp, read as fsRead, write as fsWrite, openSync, closeSync, statSync, ftruncateSync, futimesSync, truncateSync, utimesSync } from 'node:fs';
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import type { Readable } from 'node:stream';
 import type { ChunkCache } from './chunk-cache.js';
+import { FdCache } from './fd-cache.js';
 import type { OverlayStore } from './overlay-store.js';
 import type { RemoteSource } from './remote.js';
 import { fsError } from './fs-error.js';
@@ -34,6 +40,8 @@ export interface ContentContext {
   base: () => string;
   /** Chunks read ahead on sequential reads. */
   prefetch: number;
+  /** Data-file descriptors kept open at most (fd-cache.ts; the default when absent). */
+  openFiles?: number;
 }
 
 function readFd(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
@@ -56,19 +64,26 @@ async function readFully(fd: number, buf: Uint8Array, off: number, len: number, 
 }
 
 export class FileContent {
-  constructor(private readonly ctx: ContentContext) {}
+  /** Descriptors of the data files, bounded (a dirty file holds none between operations). */
+  readonly fds: FdCache;
 
-  /** The data file descriptor of a local file, opened on first use. */
-  fdOf(local: LocalFile): number {
-    local.fd ??= openSync(this.ctx.overlay.dataPath(local.dataId), 'r+');
-    return local.fd;
+  constructor(private readonly ctx: ContentContext) {
+    this.fds = new FdCache((id) => ctx.overlay.dataPath(id), ctx.openFiles);
   }
 
+  /** Runs `fn` with the descriptor of a local file's data file, open until `fn` settles. */
+  withFd<T>(local: LocalFile, fn: (fd: number) => Promise<T> | T): Promise<T> {
+    return this.fds.use(local.dataId, fn);
+  }
+
+  /** The local file is gone (unlinked, replaced): its descriptor is closed once no operation uses it. */
   close(local: LocalFile): void {
-    if (local.fd !== null) {
-      closeSync(local.fd);
-      local.fd = null;
-    }
+    this.fds.drop(local.dataId);
+  }
+
+  /** Every descriptor is closed once no operation uses it (before the overlay is reset or the agent stops). */
+  closeAll(): void {
+    this.fds.dropAll();
   }
 
   /** A new, empty local file's content (its data file is created now). */
@@ -76,25 +91,29 @@ export class FileContent {
     const dataId = this.ctx.overlay.newDataId();
     closeSync(openSync(this.ctx.overlay.dataPath(dataId), 'wx', 0o600));
     this.ctx.overlay.putFile({ dataId, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] });
-    return { dataId, dirty: new Set(), fd: null, materializing: new Map() };
+    return { dataId, dirty: new Set(), materializing: new Map() };
   }
 
   /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
   localize(node: FileNode): LocalFile {
     const dataId = this.ctx.overlay.newDataId();
     const fd = openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
-    ftruncateSync(fd, node.size);
-    futimesSync(fd, nsToSeconds(node.atime), nsToSeconds(node.mtime));
+    try {
+      ftruncateSync(fd, node.size);
+      futimesSync(fd, nsToSeconds(node.atime), nsToSeconds(node.mtime));
+    } finally {
+      closeSync(fd);
+    }
     this.ctx.overlay.putFile({ dataId, chunkSize: node.chunkSize, baseChunks: node.baseChunks, dirty: [] });
-    return { dataId, dirty: new Set(), fd, materializing: new Map() };
+    return { dataId, dirty: new Set(), materializing: new Map() };
   }
 
-  /** Re-attaches a local file after a restart: its chunk state from the store, size and mtime from the data file. */
+  /** Re-attaches a local file after a restart: its chunk state from the store, size and mtime from the data file (a stat: replaying opens nothing). */
   restore(node: FileNode, dataId: string): void {
     const rec = this.ctx.overlay.getFile(dataId);
     if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
-    const local: LocalFile = { dataId, dirty: new Set(rec.dirty), fd: null, materializing: new Map() };
-    const st = fstatSync(this.fdOf(local), { bigint: true });
+    const local: LocalFile = { dataId, dirty: new Set(rec.dirty), materializing: new Map() };
+    const st = statSync(this.ctx.overlay.dataPath(dataId), { bigint: true });
     node.local = local;
     node.chunkSize = rec.chunkSize;
     node.baseChunks = rec.baseChunks;
@@ -155,7 +174,7 @@ export class FileContent {
       const off = at - pos;
       const n = stop - at;
       if (this.#isLocalChunk(node, index)) {
-        const got = await readFully(this.fdOf(node.local!), buf, off, n, at);
+        const got = await this.withFd(node.local!, (fd) => readFully(fd, buf, off, n, at));
         if (got < n) buf.fill(0, off + got, off + n); // a hole past the data written so far reads as zeros
       } else {
         if (sequential && this.ctx.prefetch > 0) this.#prefetch(node, index);
@@ -176,7 +195,7 @@ export class FileContent {
         const bytes = await this.#withBaseChunk(node, index, (path) => fsp.readFile(path));
         // The file may have shrunk while the chunk was fetched: copy only what is still inside it.
         const room = Math.max(0, Math.min(bytes.length, node.size - index * node.chunkSize));
-        if (room > 0) await writeFd(this.fdOf(local), bytes, 0, room, index * node.chunkSize);
+        if (room > 0) await this.withFd(local, (fd) => writeFd(fd, bytes, 0, room, index * node.chunkSize));
         local.dirty.add(index);
         this.#persist(node);
       })().finally(() => local.materializing.delete(index));
@@ -209,7 +228,7 @@ export class FileContent {
     const cs = node.chunkSize;
     const end = pos + len;
     await this.#prepareRange(node, pos, end, (i) => pos <= i * cs && end >= (i + 1) * cs);
-    await writeFd(this.fdOf(node.local!), buf, 0, len, pos);
+    await this.withFd(node.local!, (fd) => writeFd(fd, buf, 0, len, pos));
     if (end > node.size) node.size = end;
     node.mtime = node.ctime = nowNs();
     return len;
@@ -225,7 +244,7 @@ export class FileContent {
     const keep = Math.ceil(size / cs);
     if (node.baseChunks.length > keep) node.baseChunks = node.baseChunks.slice(0, keep);
     for (const i of node.local!.dirty) if (i >= keep) node.local!.dirty.delete(i);
-    ftruncateSync(this.fdOf(node.local!), size);
+    truncateSync(this.ctx.overlay.dataPath(node.local!.dataId), size);
     node.size = size;
     node.mtime = node.ctime = nowNs();
     this.#persist(node);
@@ -234,7 +253,7 @@ export class FileContent {
   /** Sets the data file's mtime too, so a restart restores it. */
   setMtime(node: FileNode, mtime: NsTime): void {
     node.mtime = mtime;
-    if (node.local) futimesSync(this.fdOf(node.local), nsToSeconds(node.atime), nsToSeconds(mtime));
+    if (node.local) utimesSync(this.ctx.overlay.dataPath(node.local.dataId), nsToSeconds(node.atime), nsToSeconds(mtime));
   }
 
   /** The bytes of base chunk `index` (through the cache). */
@@ -252,7 +271,7 @@ export class FileContent {
     const start = index * chunkSize;
     const len = Math.min(chunkSize, node.size - start);
     const buf = Buffer.allocUnsafe(len);
-    const got = await readFully(this.fdOf(node.local!), buf, 0, len, start);
+    const got = await this.withFd(node.local!, (fd) => readFully(fd, buf, 0, len, start));
     if (got < len) buf.fill(0, got);
     return buf;
   }

@@ -421,6 +421,6 @@ export class MountView {
 
   /** Closes data files (before the overlay is reset or the agent stops). */
   closeAll(): void {
-    for (const node of this.localFiles.values()) if (node.local) this.content.close(node.local);
+    this.content.closeAll();
   }
 }

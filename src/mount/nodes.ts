@@ -11,8 +11,6 @@ export interface LocalFile {
   dataId: string;
   /** Chunk indexes rewritten locally; indexes >= baseChunks.length are always local. */
   dirty: Set<number>;
-  /** Data file descriptor while open. */
-  fd: number | null;
   /** Chunks being copied from the base into the data file (one copy each, however many writers). */
   materializing: Map<number, Promise<void>>;
 }

@@ -20,7 +20,7 @@
  * local write made before the FUSE operation answers.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomHex } from '../common/ids.js';
 
@@ -62,6 +62,8 @@ export class OverlayStore {
   readonly dataDir: string;
   readonly #append: Database.Statement;
   readonly #putFile: Database.Statement;
+  /** Data files kept past a reset for open handles (see `reset`). */
+  #kept = new Set<string>();
 
   private constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -78,6 +80,7 @@ export class OverlayStore {
     `);
     this.#append = this.#db.prepare('INSERT INTO journal (op) VALUES (?)');
     this.#putFile = this.#db.prepare('INSERT OR REPLACE INTO files (data_id, chunk_size, base_chunks, dirty) VALUES (?, ?, ?, ?)');
+    this.#sweepOrphans();
   }
 
   static open(dir: string): OverlayStore {
@@ -132,14 +135,37 @@ export class OverlayStore {
    * on the server now) or a reload (the work is discarded on purpose). The
    * new base is recorded in the same transaction, so a crash in between
    * never replays an old journal onto a new base.
+   *
+   * The data files of `keep` stay readable at their `dataPath` (files still
+   * open in the mount, whose handles outlive the commit or reload) until
+   * `release(dataId)`, or the next reset that does not keep them. They are
+   * no longer part of the overlay: no record, nothing replayed, and a
+   * restarted agent (which has no open handles) deletes them on open.
    */
-  reset(base: string): void {
+  reset(base: string, keep: ReadonlySet<string> = new Set()): void {
     this.#db.transaction(() => {
       this.#db.prepare('DELETE FROM journal').run();
       this.#db.prepare('DELETE FROM files').run();
       this.setMeta('base', base);
     })();
-    rmSync(this.dataDir, { recursive: true, force: true });
-    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    for (const name of readdirSync(this.dataDir)) if (!keep.has(name)) rmSync(join(this.dataDir, name), { force: true });
+    this.#kept = new Set([...keep].filter((id) => existsSync(this.dataPath(id))));
+  }
+
+  /** Data ids kept by the last reset and not yet released. */
+  kept(): ReadonlySet<string> {
+    return this.#kept;
+  }
+
+  /** A data file kept by `reset` is no longer needed (its last handle closed): deleted now. A live overlay file is never deleted here. */
+  release(dataId: string): void {
+    if (!this.#kept.delete(dataId)) return;
+    rmSync(this.dataPath(dataId), { force: true });
+  }
+
+  /** Deletes data files no record names: ones kept for open handles when the agent stopped (no handle survives a restart). */
+  #sweepOrphans(): void {
+    const live = new Set((this.#db.prepare('SELECT data_id FROM files').all() as Array<{ data_id: string }>).map((r) => r.data_id));
+    for (const name of readdirSync(this.dataDir)) if (!live.has(name)) rmSync(join(this.dataDir, name), { force: true });
   }
 }

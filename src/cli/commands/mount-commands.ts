@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type * as wire from '../../api/wire.js';
 import { AlreadyExistsError, InvalidArgumentError, StowageError, UnavailableError, errorFromCode, isStowageError } from '../../common/errors.js';
-import { AGENT_LOG, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig } from '../../common/mount-state.js';
+import { AGENT_LOG, DEFAULT_OPEN_FILES, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig } from '../../common/mount-state.js';
 import { parseVolumeName } from '../../common/paths.js';
 import { parseSize } from '../../common/sizes.js';
 import { MountHandle } from '../../sdk/mount-control.js';
@@ -32,6 +32,7 @@ interface MountOptions {
   cacheSize?: string;
   bufferSize?: string;
   prefetch?: string;
+  openFiles?: string;
   writeback?: boolean;
   host?: string;
   allowOther?: boolean;
@@ -147,6 +148,7 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
     writeback: opts.writeback ?? tuning.writeback,
     ...(opts.allowOther ? { allowOther: true } : {}),
     ...owner,
+    ...(opts.openFiles !== undefined ? { openFiles: parseCount(opts.openFiles, '--open-files', 1) } : {}),
   };
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(stateDir, MOUNT_CONFIG_FILE), JSON.stringify(config, null, 2), { mode: 0o600 });
@@ -202,6 +204,7 @@ export function registerMountCommands(program: Command): void {
     .option('--cache-size <size>', 'local chunk cache bound, e.g. 1G (default: the volume\'s tuning)')
     .option('--buffer-size <size>', 'in-memory bound of chunks being fetched, e.g. 32M')
     .option('--prefetch <n>', 'chunks read ahead on sequential reads')
+    .option('--open-files <n>', `descriptors of uncommitted files the agent keeps open at most (default ${DEFAULT_OPEN_FILES}); the number of uncommitted files is not bounded by it`)
     .option("--writeback", "commit automatically 2 s after changes settle (at most 10 s after the first)")
     .option('--host <name>', 'host name recorded in the attachment (default: this machine\'s)')
     .option('--allow-other', 'let other users use the mount (permissions are checked as on a local disk); needed to bind it into a sandbox')
