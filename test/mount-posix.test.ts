@@ -8,9 +8,10 @@
  * access goes through child processes (see test/helpers/mount.ts); other
  * users are played with setpriv.
  */
-import { describe, test, before } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Volume } from '../src/sdk/index.js';
 import { mountTestbed, sh, shOk } from './helpers/mount.js';
 
@@ -19,15 +20,16 @@ const fresh = (prefix = 'p'): string => bed.fresh(prefix);
 /** Runs a shell script as uid/gid `id` (no supplementary groups). */
 const as = (id: number, script: string) => sh(`setpriv --reuid=${id} --regid=${id} --clear-groups sh -c ${JSON.stringify(script)}`);
 
-before(async () => {
-  // Other users must be able to reach the mount points under the test's work dir.
+/** A mount point other users can reach (the test's work dir is made 0700). */
+async function mountPoint(): Promise<string> {
   await chmod(bed.work, 0o755);
-});
+  return bed.mountPoint();
+}
 
 describe('permissions and owners', () => {
   test('with --allow-other another user gets EACCES/EPERM exactly as on a local disk', async () => {
     const vol = await Volume.create(fresh('perm'), { client: bed.client });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await chmod(m, 0o755);
     await bed.mounts.mountOk(vol.name, m, ['--allow-other']);
     await shOk(`chmod 755 ${m} && echo secret > ${m}/private && chmod 600 ${m}/private && echo open > ${m}/public && chmod 644 ${m}/public && mkdir -m 755 ${m}/rootdir`);
@@ -47,7 +49,7 @@ describe('permissions and owners', () => {
 
   test('without --allow-other only the mounting user gets in', async () => {
     const vol = await Volume.create(fresh('noother'), { client: bed.client });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     await shOk(`chmod 777 ${m} && echo x > ${m}/f && chmod 666 ${m}/f`);
     const r = await as(4321, `cat ${m}/f`);
@@ -58,7 +60,7 @@ describe('permissions and owners', () => {
   test('chown is kept: committed, shown on another mount and by the API; --uid/--gid map the unrecorded owner', async () => {
     const vol = await Volume.create(fresh('own'), { client: bed.client });
     await vol.files.write('/from-api.txt', 'api\n');
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     await shOk(`echo a > ${m}/a && chown 1234:5678 ${m}/a && mkdir ${m}/d && chgrp 99 ${m}/d && ln -s a ${m}/l && chown -h 7:8 ${m}/l`);
     assert.equal(await shOk(`stat -c '%u:%g' ${m}/a ${m}/d ${m}/l ${m}/from-api.txt`), '1234:5678\n0:99\n7:8\n0:0\n');
@@ -70,14 +72,14 @@ describe('permissions and owners', () => {
     assert.equal((await vol.files.stat('/from-api.txt')).uid, undefined);
 
     // A mount owned by 1000: what records no owner (and what root made: recorded as none, root was this mount's owner) is 1000's.
-    const m2 = await bed.mountPoint();
+    const m2 = await mountPoint();
     await bed.mounts.mountOk(vol.name, m2, ['--read-only', '--uid', '1000', '--gid', '1000']);
     assert.equal(await shOk(`stat -c '%u:%g' ${m2}/a ${m2}/d ${m2}/l ${m2}/from-api.txt`), '1234:5678\n1000:99\n7:8\n1000:1000\n');
   });
 
   test('--uid and --gid take numeric ids only', async () => {
     const vol = await Volume.create(fresh('badid'), { client: bed.client });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     for (const bad of ['-1', 'root', '4294967295', '1.5', '']) {
       const r = await bed.mounts.mount(vol.name, m, ['--uid', bad]);
       assert.equal(r.status, 2, `--uid ${JSON.stringify(bad)}: ${r.stderr}`);
@@ -91,7 +93,7 @@ describe('permissions and owners', () => {
 describe('times', () => {
   test('atime, mtime and ctime are kept apart with nanoseconds; mtime-only changes leave atime alone', async () => {
     const vol = await Volume.create(fresh('times'), { client: bed.client });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     await shOk(`echo x > ${m}/f && touch -a -d @1000000000.111111111 ${m}/f && touch -m -d @1500000000.123456789 ${m}/f`);
     assert.equal(await shOk(`stat -c '%.9X %.9Y' ${m}/f`), '1000000000.111111111 1500000000.123456789\n');
@@ -105,7 +107,7 @@ describe('times', () => {
     const st = await vol.files.stat('/f');
     assert.equal(st.mtime, 1500000000123);
     assert.equal(st.mtimeNs, 456789);
-    const m2 = await bed.mountPoint();
+    const m2 = await mountPoint();
     await bed.mounts.mountOk(vol.name, m2, ['--read-only']);
     assert.equal(await shOk(`stat -c '%.9X %.9Y' ${m2}/f`), '1000000000.111111111 1500000000.123456789\n');
   });
@@ -115,7 +117,7 @@ describe('open files', () => {
   test('a file unlinked, or replaced by a rename, while open keeps its bytes through a commit', async () => {
     const vol = await Volume.create(fresh('open'), { client: bed.client });
     await vol.files.write('/base.txt', 'base bytes\n');
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     await shOk(`echo 'new bytes' > ${m}/new.txt && echo replacement > ${m}/other.txt`);
     // One shell keeps three descriptors open across unlink, rename-over and a commit made meanwhile.
@@ -129,9 +131,9 @@ describe('open files', () => {
     await bed.mounts.commit(m);
     await shOk(`rm ${m}/marker`);
     const out = await run;
-    assert.equal(out.stderr, '');
+    assert.equal(out.stderr, '', await readFile(join(bed.mounts.stateDir(m), 'agent.log'), 'utf8'));
     assert.equal(out.stdout, 'base bytes\nnew bytes\nreplacement\ngone\n');
-    assert.deepEqual((await vol.files.list('/')).map((e) => e.name).sort(), ['other.txt']);
+    assert.deepEqual((await vol.files.list('/')).map((e) => e.name).sort(), ['marker', 'other.txt']);
   });
 });
 
@@ -139,7 +141,7 @@ describe('no stale pages after reload', () => {
   test('same size, same mtime, new bytes from another writer: reload shows them', async () => {
     const vol = await Volume.create(fresh('stale'), { client: bed.client });
     await vol.files.write('/f.txt', 'version one\n', { mtime: 1_600_000_000_000 });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m, ['--read-only']);
     assert.equal(await shOk(`cat ${m}/f.txt; cat ${m}/f.txt`), 'version one\nversion one\n');
     await vol.files.write('/f.txt', 'version two\n', { mtime: 1_600_000_000_000 });
@@ -157,7 +159,7 @@ describe('no stale pages after reload', () => {
 describe('POSIX errors and special files', () => {
   test('ENAMETOOLONG on lookup, directory link counts, fifos and sockets in the mount only', async () => {
     const vol = await Volume.create(fresh('errs'), { client: bed.client });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     const long = 'n'.repeat(256);
     assert.match((await sh(`stat ${m}/${long}`)).stderr, /File name too long/);
@@ -176,7 +178,7 @@ describe('POSIX errors and special files', () => {
 
   test('the kernel and the agent agreed on FUSE 7.31+ with 1 MiB requests', async () => {
     const vol = await Volume.create(fresh('proto'), { client: bed.client });
-    const m = await bed.mountPoint();
+    const m = await mountPoint();
     const status = await bed.mounts.mountOk(vol.name, m);
     assert.ok(status.fuse, 'mount-status reports the FUSE connection');
     const [major, minor] = status.fuse.protocol.split('.').map(Number);

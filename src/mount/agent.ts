@@ -150,6 +150,7 @@ export class MountAgent {
       statfs: () => ({ cap: this.#volume.cap, used: this.#volume.size }),
       log: this.log,
       owner: { uid: this.config.uid ?? process.getuid?.() ?? 0, gid: this.config.gid ?? process.getgid?.() ?? 0 },
+      released: (dataId) => this.overlay.release(dataId),
     });
     const options = [
       // The source names the state dir, so `Volume.fromMount(path)` finds the control socket from /proc/self/mounts whatever STOWAGE_MOUNT_STATE says.
@@ -216,7 +217,7 @@ export class MountAgent {
         }
       });
       this.#view.closeAll();
-      this.overlay.reset(res.commit.id);
+      this.overlay.reset(res.commit.id, this.#fs?.openDataIds());
       this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
       // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
       this.#swapView(res.commit.id, res.commit.parent === this.#base && (res.skipped ?? []).length === 0);
@@ -237,7 +238,7 @@ export class MountAgent {
       await this.#checkSubpath(volume.head);
       this.#cancelWriteback();
       this.#view.closeAll();
-      this.overlay.reset(volume.head);
+      this.overlay.reset(volume.head, this.#fs?.openDataIds());
       this.#volume = volume;
       this.#swapView(volume.head);
       this.#firstUncommitted = 0;

@@ -43,6 +43,8 @@ export interface FsHost {
   log(message: string): void;
   /** Who owns entries that record no owner (`--uid/--gid`, else the agent's user). */
   owner: { uid: number; gid: number };
+  /** No handle reads this data file any more (one a commit or reload kept for open handles can go). */
+  released(dataId: string): void;
 }
 
 /** Seconds the kernel keeps names and attributes (a swap invalidates them sooner). */
@@ -485,6 +487,8 @@ export class FuseFs {
       this.#files.delete(fh);
       handle.inode.opens--;
       this.#release(handle.inode);
+      const node = handle.inode.node;
+      if (node.type === 'file' && node.local && !this.openDataIds().has(node.local.dataId)) this.#host.released(node.local.dataId);
       if (handle.wrote) this.#host.changed();
     },
 
