@@ -187,8 +187,15 @@ export class FuseFs {
     return inode;
   }
 
+  /** Forgets an inode the kernel no longer holds (a later lookup of its node makes a new one). */
   #release(inode: Inode): void {
-    if (inode.ino !== ROOT_INO && inode.nlookup <= 0 && inode.opens <= 0) this.#inodes.delete(inode.ino);
+    if (inode.ino === ROOT_INO || inode.nlookup > 0 || inode.opens > 0) return;
+    this.#inodes.delete(inode.ino);
+    if (this.#byNode.get(inode.node) === inode) this.#byNode.delete(inode.node);
+    if (this.#pendingByPath.size > 0 && !inode.orphan && isAttached(inode.node, inode.view.root)) {
+      const path = pathOf(inode.node);
+      if (this.#pendingByPath.get(path) === inode) this.#pendingByPath.delete(path);
+    }
   }
 
   /** The inode's node in the current view (found again by path after a swap), or its orphaned node. */
