@@ -1,0 +1,420 @@
+/**
+ * @module mount/fuse/session
+ * Serves a LowLevelOps file system (types.ts) through the libfuse 3 binding
+ * in native/fuse3. The binding queues each kernel request to this thread as
+ * `dispatch(op, id, ctx, s1, s2, data, numbers)`; here the operation runs, its
+ * answer is checked and flattened into numbers, and the binding replies.
+ *
+ * Every request gets exactly one answer: the operation's value, its FsError's
+ * errno, or EIO (logged) for anything else, a malformed value included. When
+ * the kernel does not take an entry it was given (a full readdirplus buffer,
+ * an interrupted lookup, "." and ".." of readdirplus, which the kernel never
+ * counts) the session forgets it, so the file system's lookup counts stay the
+ * kernel's.
+ *
+ * @example
+ * const session = await mountFuse('/mnt/x', ops, { options: ['fsname=x', 'subtype=stowage'], force: true });
+ * await session.unmount();
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FsError } from '../fs-error.js';
+import { fuseMountAt } from './mountinfo.js';
+import type {
+  Attr, ConnInfo, CreateReply, DirEntry, DirEntryPlus, Entry, FuseSession, LowLevelOps, MountOptions, OpenReply,
+  RequestContext, SetattrRequest, Statvfs, Timespec,
+} from './types.js';
+
+/** The binding's own surface (native/fuse3/fuse3.c). */
+interface Native {
+  mount(mountpoint: string, options: string[], writeback: boolean, dispatch: Dispatch): NativeHandle;
+  unmount(h: NativeHandle): Promise<void>;
+  lazyUnmount(path: string): number;
+  invalidate(h: NativeHandle, ino: number, offset: number, length: number, name: string | undefined): Promise<void>;
+  replyErr(h: NativeHandle, id: number, errno: number): number;
+  replyEntry(h: NativeHandle, id: number, entry: Float64Array): number;
+  replyCreate(h: NativeHandle, id: number, entry: Float64Array, open: Float64Array): number;
+  replyAttr(h: NativeHandle, id: number, attr: Float64Array, timeout: number): number;
+  replyOpen(h: NativeHandle, id: number, open: Float64Array): number;
+  replyReadlink(h: NativeHandle, id: number, target: string): number;
+  replyBuf(h: NativeHandle, id: number, data: Buffer): number;
+  replyWrite(h: NativeHandle, id: number, count: number): number;
+  replyStatfs(h: NativeHandle, id: number, st: Float64Array): number;
+  /** Returns how many entries were sent, -1 if the reply failed. */
+  replyDir(h: NativeHandle, id: number, names: string[], numbers: Float64Array, plus: boolean): number;
+}
+type NativeHandle = { readonly __fuse3: unique symbol };
+type Dispatch = (op: string, id: number, ctx: number[], s1: string | undefined, s2: string | undefined,
+  data: Buffer | undefined, n: number[]) => void;
+
+const ENOSYS = constants.errno.ENOSYS;
+const EIO = constants.errno.EIO;
+const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8 };
+
+/** The package root: the nearest directory above this module with Stowage's package.json. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'fuse3', 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the Stowage package root (with native/fuse3) above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+let loaded: Native | undefined;
+function binding(): Native {
+  if (loaded) return loaded;
+  const path = join(packageRoot(), 'native', 'fuse3', 'build', 'Release', 'fuse3.node');
+  if (!existsSync(path)) {
+    throw new Error(`the libfuse 3 binding is not built (${path} is missing): run \`node scripts/build-native.mjs\` (needs libfuse3-dev and pkg-config; ./setup.sh installs them)`);
+  }
+  loaded = createRequire(import.meta.url)(path) as Native;
+  return loaded;
+}
+
+// ---------- checking and flattening answers (a malformed one becomes EIO) ----------
+
+class MalformedReply extends Error {}
+
+function int(v: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new MalformedReply(`${what} must be an integer in ${min}..${max}, got ${String(v)}`);
+  return v;
+}
+
+function seconds(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new MalformedReply(`${what} must be a non-negative number of seconds, got ${String(v)}`);
+  return v;
+}
+
+function time(t: unknown, what: string): [number, number] {
+  const ts = t as Timespec | undefined;
+  if (!ts || typeof ts !== 'object') throw new MalformedReply(`${what} must be {sec, nsec}`);
+  return [int(ts.sec, `${what}.sec`, -Number.MAX_SAFE_INTEGER), int(ts.nsec, `${what}.nsec`, 0, 999_999_999)];
+}
+
+function attrNumbers(a: Attr | undefined): number[] {
+  if (!a || typeof a !== 'object') throw new MalformedReply('attr is missing');
+  return [
+    int(a.ino, 'attr.ino'), int(a.mode, 'attr.mode', 0, 0xffffffff), int(a.nlink, 'attr.nlink', 0, 0xffffffff),
+    int(a.uid, 'attr.uid', 0, 0xffffffff), int(a.gid, 'attr.gid', 0, 0xffffffff), int(a.rdev ?? 0, 'attr.rdev', 0, 0xffffffff),
+    int(a.size, 'attr.size'), int(a.blocks, 'attr.blocks'), int(a.blksize ?? 4096, 'attr.blksize', 0, 0x7fffffff),
+    ...time(a.atime, 'attr.atime'), ...time(a.mtime, 'attr.mtime'), ...time(a.ctime, 'attr.ctime'),
+  ];
+}
+
+const NO_ATTR: Attr = { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, atime: { sec: 0, nsec: 0 }, mtime: { sec: 0, nsec: 0 }, ctime: { sec: 0, nsec: 0 } };
+
+function entryNumbers(e: Entry | undefined): number[] {
+  if (!e || typeof e !== 'object') throw new MalformedReply('entry is missing');
+  const ino = int(e.ino, 'entry.ino');
+  // A negative entry (ino 0) carries no attributes worth checking.
+  const attr = ino === 0 && !e.attr ? NO_ATTR : e.attr;
+  return [ino, int(e.generation ?? 0, 'entry.generation'), seconds(e.attrTimeout, 'entry.attrTimeout'),
+    seconds(e.entryTimeout, 'entry.entryTimeout'), ...attrNumbers(attr)];
+}
+
+function openNumbers(o: OpenReply | undefined): Float64Array {
+  if (!o || typeof o !== 'object') throw new MalformedReply('open reply is missing');
+  return Float64Array.of(int(o.fh, 'fh'), o.directIo ? 1 : 0, o.keepCache ? 1 : 0, o.nonseekable ? 1 : 0, o.cacheReaddir ? 1 : 0);
+}
+
+function dirName(name: unknown): string {
+  if (typeof name !== 'string' || name === '' || name.includes('/') || name.includes('\0') || Buffer.byteLength(name) > 1000) {
+    throw new MalformedReply(`a directory entry name must be a non-empty string without "/" or NUL, got ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+function list<T>(v: unknown, what: string): T[] {
+  if (!Array.isArray(v)) throw new MalformedReply(`${what} must be an array`);
+  return v as T[];
+}
+
+function errnoOf(e: unknown): number | undefined {
+  if (e instanceof FsError) {
+    const n = -e.errno;
+    if (Number.isInteger(n) && n > 0 && n < 4096) return n;
+  }
+  return undefined;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
+function toSetattr(n: number[]): SetattrRequest {
+  const [, valid, mode, uid, gid, size, asec, ansec, msec, mnsec] = n as [number, number, number, number, number, number, number, number, number, number];
+  const set: SetattrRequest = {};
+  if (valid & SET.MODE) set.mode = mode;
+  if (valid & SET.UID) set.uid = uid;
+  if (valid & SET.GID) set.gid = gid;
+  if (valid & SET.SIZE) set.size = size;
+  if (valid & SET.ATIME_NOW) set.atime = 'now';
+  else if (valid & SET.ATIME) set.atime = { sec: asec, nsec: ansec };
+  if (valid & SET.MTIME_NOW) set.mtime = 'now';
+  else if (valid & SET.MTIME) set.mtime = { sec: msec, nsec: mnsec };
+  return set;
+}
+
+const fhOrNull = (v: number | undefined): number | null => (v === undefined || Number.isNaN(v) ? null : v);
+
+class Session implements FuseSession {
+  conn!: ConnInfo;
+  readonly closed: Promise<void>;
+  readonly #native: Native;
+  readonly #ops: LowLevelOps;
+  readonly #log: (message: string) => void;
+  #handle!: NativeHandle;
+  #ending: Promise<void> | undefined;
+  #resolveClosed!: () => void;
+  #inited!: (conn: ConnInfo) => void;
+  #failed!: (e: Error) => void;
+  readonly ready: Promise<ConnInfo>;
+
+  constructor(readonly mountpoint: string, ops: LowLevelOps, options: MountOptions, native: Native) {
+    this.#native = native;
+    this.#ops = ops;
+    this.#log = options.log ?? ((m) => process.stderr.write(`fuse: ${m}\n`));
+    this.closed = new Promise((res) => { this.#resolveClosed = res; });
+    this.ready = new Promise((res, rej) => { this.#inited = res; this.#failed = rej; });
+    this.ready.catch(() => {});
+  }
+
+  start(options: MountOptions): void {
+    this.#handle = this.#native.mount(this.mountpoint, options.options, options.writebackCache === true, this.#dispatch);
+  }
+
+  async invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
+    return this.#native.invalidate(this.#handle, ino, offset, length, undefined);
+  }
+
+  async invalidateEntry(parent: number, name: string): Promise<void> {
+    if (typeof name !== 'string' || name === '') throw new TypeError('invalidateEntry needs a name');
+    return this.#native.invalidate(this.#handle, parent, 0, 0, name);
+  }
+
+  unmount(): Promise<void> {
+    this.#ending ??= this.#native.unmount(this.#handle).then(() => {
+      this.#failed(new Error(`the FUSE session at ${this.mountpoint} ended before the kernel's INIT`));
+      try {
+        this.#ops.destroy?.();
+      } catch (e) {
+        this.#log(`destroy failed: ${describe(e)}`);
+      }
+      this.#resolveClosed();
+    });
+    return this.#ending;
+  }
+
+  readonly #dispatch: Dispatch = (op, id, c, s1, s2, data, n) => {
+    switch (op) {
+      case 'init': {
+        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable] = n as number[] as [number, number, number, number, number, number, number, number];
+        this.conn = { protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable };
+        try {
+          this.#ops.init?.(this.conn);
+        } catch (e) {
+          this.#log(`init failed: ${describe(e)}`);
+        }
+        this.#inited(this.conn);
+        return;
+      }
+      case 'closed': // the kernel side ended (unmount, fusermount3 -u, umount): end ours
+        void this.unmount();
+        return;
+      case 'forget':
+        this.#forget(n[0]!, n[1]!);
+        return;
+    }
+    const ctx: RequestContext = { uid: c[0]!, gid: c[1]!, pid: c[2]!, umask: c[3]! };
+    void this.#serve(op, id, ctx, s1, s2, data, n);
+  };
+
+  #forget(ino: number, nlookup: number): void {
+    if (ino === 0) return;
+    try {
+      this.#ops.forget(ino, nlookup);
+    } catch (e) {
+      this.#log(`forget(${ino}, ${nlookup}) failed: ${describe(e)}`);
+    }
+  }
+
+  /** The kernel did not take these (the open's reply failed): the file system should not keep them. */
+  #releaseUntaken(ctx: RequestContext, dir: boolean, ino: number, fh: number, flags: number): void {
+    const p = dir ? this.#ops.releasedir(ctx, ino, fh) : this.#ops.release(ctx, ino, fh, flags);
+    p.catch((e: unknown) => this.#log(`release of an untaken handle failed: ${describe(e)}`));
+  }
+
+  #answerErr(id: number, errno: number): void {
+    try {
+      this.#native.replyErr(this.#handle, id, errno);
+    } catch (e) {
+      // Only after the session ended (its requests were answered EIO then).
+      this.#log(`answer dropped: ${describe(e)}`);
+    }
+  }
+
+  async #serve(op: string, id: number, ctx: RequestContext, s1: string | undefined, s2: string | undefined,
+    data: Buffer | undefined, n: number[]): Promise<void> {
+    const ops = this.#ops as unknown as Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>;
+    const fn = ops[op];
+    if (typeof fn !== 'function') {
+      this.#answerErr(id, ENOSYS);
+      return;
+    }
+    const args = this.#args(op, ctx, s1, s2, data, n);
+    let value: unknown;
+    try {
+      value = await fn.apply(this.#ops, args);
+    } catch (e) {
+      const errno = errnoOf(e);
+      if (errno === undefined) this.#log(`${op} failed: ${describe(e)}`);
+      this.#answerErr(id, errno ?? EIO);
+      return;
+    }
+    try {
+      this.#reply(op, id, ctx, n, value, data?.length ?? 0);
+    } catch (e) {
+      if (e instanceof MalformedReply) {
+        this.#log(`${op} returned a malformed answer (EIO sent): ${e.message}`);
+        this.#answerErr(id, EIO);
+      } else {
+        this.#log(`${op}: answer dropped: ${describe(e)}`);
+      }
+    }
+  }
+
+  /** The operation's arguments from the binding's (s1, s2, data, numbers) message. */
+  #args(op: string, ctx: RequestContext, s1?: string, s2?: string, data?: Buffer, n: number[] = []): unknown[] {
+    switch (op) {
+      case 'lookup': case 'unlink': case 'rmdir': return [ctx, n[0], s1];
+      case 'getattr': return [ctx, n[0], fhOrNull(n[1])];
+      case 'setattr': return [ctx, n[0], toSetattr(n), fhOrNull(n[10])];
+      case 'readlink': case 'statfs': return [ctx, n[0]];
+      case 'mknod': return [ctx, n[0], s1, n[1], n[2]];
+      case 'mkdir': return [ctx, n[0], s1, n[1]];
+      case 'symlink': return [ctx, s1, n[0], s2];
+      case 'rename': return [ctx, n[0], s1, n[1], s2, n[2]];
+      case 'link': return [ctx, n[0], n[1], s1];
+      case 'open': case 'opendir': case 'access': case 'flush': case 'releasedir': return [ctx, n[0], n[1]];
+      case 'read': case 'readdir': case 'readdirplus': return [ctx, n[0], n[1], n[2], n[3]];
+      case 'write': return [ctx, n[0], data, n[1], n[2]];
+      case 'release': return [ctx, n[0], n[1], n[2]];
+      case 'fsync': case 'fsyncdir': return [ctx, n[0], n[1] !== 0, n[2]];
+      case 'create': return [ctx, n[0], s1, n[1], n[2]];
+      case 'fallocate': return [ctx, n[0], n[1], n[2], n[3], n[4]];
+      default: return [ctx, ...n];
+    }
+  }
+
+  #reply(op: string, id: number, ctx: RequestContext, n: number[], value: unknown, written: number): void {
+    const native = this.#native;
+    const h = this.#handle;
+    switch (op) {
+      case 'lookup': case 'mknod': case 'mkdir': case 'symlink': case 'link': {
+        const entry = value as Entry;
+        const numbers = Float64Array.from(entryNumbers(entry));
+        if (native.replyEntry(h, id, numbers) !== 0) this.#forget(entry.ino, 1);
+        return;
+      }
+      case 'create': {
+        const r = value as CreateReply;
+        if (!r || typeof r !== 'object') throw new MalformedReply('create must resolve with {entry, open}');
+        const entry = Float64Array.from(entryNumbers(r.entry));
+        const open = openNumbers(r.open);
+        if (native.replyCreate(h, id, entry, open) !== 0) {
+          this.#forget(r.entry.ino, 1);
+          this.#releaseUntaken(ctx, false, r.entry.ino, r.open.fh, n[2]!);
+        }
+        return;
+      }
+      case 'getattr': case 'setattr': {
+        const r = value as { attr: Attr; timeout: number };
+        if (!r || typeof r !== 'object') throw new MalformedReply(`${op} must resolve with {attr, timeout}`);
+        native.replyAttr(h, id, Float64Array.from(attrNumbers(r.attr)), seconds(r.timeout, 'timeout'));
+        return;
+      }
+      case 'readlink':
+        if (typeof value !== 'string' || value === '' || value.includes('\0')) throw new MalformedReply('readlink must resolve with a non-empty string');
+        native.replyReadlink(h, id, value);
+        return;
+      case 'open': case 'opendir': {
+        const r = value as OpenReply;
+        if (native.replyOpen(h, id, openNumbers(r)) !== 0) this.#releaseUntaken(ctx, op === 'opendir', n[0]!, r.fh, n[1]!);
+        return;
+      }
+      case 'read': {
+        let buf = value;
+        if (buf instanceof Uint8Array && !Buffer.isBuffer(buf)) buf = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+        if (!Buffer.isBuffer(buf) || buf.length > n[1]!) throw new MalformedReply(`read must resolve with a Buffer of at most ${n[1]} bytes`);
+        native.replyBuf(h, id, buf);
+        return;
+      }
+      case 'write':
+        native.replyWrite(h, id, int(value, 'write count', 0, written));
+        return;
+      case 'statfs': {
+        const s = value as Statvfs;
+        if (!s || typeof s !== 'object') throw new MalformedReply('statfs must resolve with a Statvfs');
+        const keys = ['bsize', 'frsize', 'blocks', 'bfree', 'bavail', 'files', 'ffree', 'favail', 'namemax'] as const;
+        native.replyStatfs(h, id, Float64Array.from(keys.map((k) => int(s[k], `statfs.${k}`))));
+        return;
+      }
+      case 'readdir': {
+        const entries = list<DirEntry>(value, 'readdir');
+        const names = entries.map((e) => dirName(e?.name));
+        const numbers = new Float64Array(entries.length * 3);
+        entries.forEach((e, i) => numbers.set([int(e.ino, 'ino'), int(e.mode, 'mode', 0, 0xffffffff), int(e.off, 'off')], i * 3));
+        native.replyDir(h, id, names, numbers, false);
+        return;
+      }
+      case 'readdirplus': {
+        const entries = list<DirEntryPlus>(value, 'readdirplus');
+        const names = entries.map((e) => dirName(e?.name));
+        const stride = 20;
+        const numbers = new Float64Array(entries.length * stride);
+        entries.forEach((e, i) => numbers.set([int(e.off, 'off'), ...entryNumbers(e.entry)], i * stride));
+        const sent = native.replyDir(h, id, names, numbers, true);
+        // Forget what the kernel did not count: entries that did not fit (all of
+        // them if the reply failed), and "." and "..", which it never counts.
+        entries.forEach((e, i) => {
+          if (i >= sent || sent < 0 || e.name === '.' || e.name === '..') this.#forget(e.entry.ino, 1);
+        });
+        return;
+      }
+      default: // the operations that answer nothing but success
+        native.replyErr(h, id, 0);
+    }
+  }
+}
+
+/** Ends a stale FUSE mount at `path` (a killed agent's, "transport endpoint is not connected"); leaves other mounts alone. */
+function clearStaleMount(path: string, native: Native): void {
+  if (!fuseMountAt(path)) return;
+  const err = native.lazyUnmount(path);
+  if (err !== 0 && fuseMountAt(path)) {
+    throw new Error(`cannot unmount the stale FUSE mount at ${path} (errno ${err}); unmount it by hand: fusermount3 -uz ${path}`);
+  }
+}
+
+/**
+ * Mounts `ops` at `mountpoint` and resolves once the kernel's INIT was answered
+ * (session.conn holds what was agreed). With `force`, a stale FUSE mount at
+ * the path is lazily unmounted first and a missing directory is created.
+ */
+export async function mountFuse(mountpoint: string, ops: LowLevelOps, options: MountOptions): Promise<FuseSession> {
+  const native = binding();
+  const path = resolve(mountpoint);
+  if (options.force) {
+    clearStaleMount(path, native);
+    mkdirSync(path, { recursive: true });
+  }
+  const session = new Session(path, ops, options, native);
+  session.start(options);
+  await session.ready;
+  return session;
+}
