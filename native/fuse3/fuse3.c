@@ -65,6 +65,7 @@ struct session {
   pthread_t loop;
   bool writeback;
   volatile int loop_done; /* set by the loop thread, read by the teardown worker */
+  int detach_error;       /* set by the teardown worker: our own unmount failed */
 
   /* Below: touched on the JS thread only. */
   struct slot *slots;
@@ -927,7 +928,7 @@ static int lazy_unmount(const char *path) {
 static void teardown_execute(napi_env env, void *data) {
   struct session *s = data;
   fuse_session_exit(s->se);
-  if (!s->loop_done) lazy_unmount(s->mountpoint);
+  if (!s->loop_done) s->detach_error = lazy_unmount(s->mountpoint);
   /* A lazy detach of a busy mount leaves the loop blocked in read(): wake it
      (EINTR) until it sees the exit flag. Closing the device afterwards aborts
      the connection, so processes still inside get ENOTCONN, not a hang. */
@@ -956,7 +957,10 @@ static void finish_if_done(napi_env env, struct session *s) {
   /* Requests JS never answered: free them (the kernel's side is gone or going). */
   for (uint32_t i = 0; i < s->nslots; i++)
     if (s->slots[i].req) fuse_reply_err(take(s, i), EIO);
-  fuse_session_unmount(s->se); /* closes /dev/fuse: the connection aborts */
+  /* The path is unmounted already (by us, or from outside when the loop ended
+     first); libfuse's unmount would only try again. Destroy closes /dev/fuse,
+     which aborts the connection for anyone still inside a detached mount. */
+  if (s->detach_error) fuse_session_unmount(s->se);
   fuse_session_destroy(s->se);
   s->se = NULL;
   napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
