@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +105,19 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.equal(fs.lookups.get(1) ?? 0, 0);
   });
 
+  test('a listing larger than one readdirplus reply: entries that did not fit are forgotten, so each counts once', async () => {
+    const dir = fs.add(1, 'wide', null);
+    const names = Array.from({ length: 600 }, (_, i) => `entry-with-a-rather-long-name-${String(i).padStart(4, '0')}`);
+    for (const name of names) fs.add(dir.ino, name, 'x');
+    const calls = fs.seen.readdirplus;
+    const out = await shOk(`ls -1 ${mnt}/wide | wc -l`);
+    assert.equal(out.trim(), '600');
+    assert.ok(fs.seen.readdirplus - calls > 2, 'the listing took several replies');
+    const counts = [...dir.children!.values()].map((ino) => fs.lookups.get(ino) ?? 0);
+    assert.equal(Math.max(...counts), 1, 'no entry is counted twice');
+    assert.ok(counts.filter((c) => c === 1).length > 500, 'the kernel holds the listed entries');
+  });
+
   test('create, write and read back through the kernel', async () => {
     const out = await shOk(`printf 'round trip\\n' > ${mnt}/new.txt && cat ${mnt}/new.txt && stat -c %s ${mnt}/new.txt`);
     assert.equal(out, 'round trip\n11\n');
@@ -192,6 +206,15 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.match(r.stderr, /not supported/);
     assert.equal(await shOk(`cat ${mnt}/hello.txt`), 'hello world\n');
   });
+});
+
+test('the binding refuses made-up handles, ids and answers with a JS error', () => {
+  const require = createRequire(import.meta.url);
+  const native = require(join(distDir, '..', '..', '..', '..', 'native', 'fuse3', 'build', 'Release', 'fuse3.node')) as Record<string, (...a: unknown[]) => unknown>;
+  assert.throws(() => native.replyErr!({}, 1, 0), /session handle/);
+  assert.throws(() => native.replyEntry!(null, 1, new Float64Array(19)), /session handle/);
+  assert.throws(() => native.invalidate!('x', 1, 0, 0), /session handle/);
+  assert.throws(() => native.mount!(42, 'not-an-array', false, null), TypeError);
 });
 
 describe('ending a session', () => {
