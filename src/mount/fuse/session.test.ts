@@ -18,6 +18,12 @@ import { fuseMountAt } from './mountinfo.js';
 import { mountFuse } from './session.js';
 import type { Entry, FuseSession } from './types.js';
 
+/** FUSE_CAP_* bits of fuse_common.h (libfuse 3). */
+const CAP = {
+  ASYNC_READ: 1 << 0, ATOMIC_O_TRUNC: 1 << 3, EXPORT_SUPPORT: 1 << 4, SPLICE_WRITE: 1 << 7, SPLICE_MOVE: 1 << 8, SPLICE_READ: 1 << 9,
+  READDIRPLUS: 1 << 13, READDIRPLUS_AUTO: 1 << 14, WRITEBACK_CACHE: 1 << 16, PARALLEL_DIROPS: 1 << 18,
+};
+
 interface ShResult { status: number | null; stdout: string; stderr: string }
 
 function sh(script: string, timeoutMs = 30_000): Promise<ShResult> {
@@ -91,6 +97,14 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.equal(session.conn.maxWrite, 1024 * 1024);
     assert.deepEqual(fs.seen.inits, [session.conn]);
     assert.ok(fuseMountAt(mnt), 'the path is a FUSE mount');
+  });
+
+  test('asks for readdirplus (not auto), async reads, parallel dirops, atomic O_TRUNC; no export, splice or writeback', () => {
+    const want = session.conn.want;
+    for (const bit of [CAP.ASYNC_READ, CAP.ATOMIC_O_TRUNC, CAP.READDIRPLUS, CAP.PARALLEL_DIROPS]) assert.ok(want & bit, `bit ${bit} on`);
+    for (const bit of [CAP.READDIRPLUS_AUTO, CAP.EXPORT_SUPPORT, CAP.SPLICE_READ, CAP.SPLICE_WRITE, CAP.SPLICE_MOVE, CAP.WRITEBACK_CACHE]) {
+      assert.equal(want & bit, 0, `bit ${bit} off`);
+    }
   });
 
   test('lookup, getattr and a listing served by readdirplus (not readdir)', async () => {
@@ -215,6 +229,15 @@ test('the binding refuses made-up handles, ids and answers with a JS error', () 
   assert.throws(() => native.replyEntry!(null, 1, new Float64Array(19)), /session handle/);
   assert.throws(() => native.invalidate!('x', 1, 0, 0), /session handle/);
   assert.throws(() => native.mount!(42, 'not-an-array', false, null), TypeError);
+});
+
+test('writebackCache: true turns on the kernel\'s writeback cache', async () => {
+  const session = await mountFuse(freshDir(), new MemoryFs(), { options: [], force: true, writebackCache: true });
+  try {
+    assert.ok(session.conn.want & CAP.WRITEBACK_CACHE);
+  } finally {
+    await session.unmount();
+  }
 });
 
 describe('ending a session', () => {
