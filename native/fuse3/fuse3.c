@@ -131,8 +131,33 @@ static void post(struct session *s, struct msg *m) {
   }
 }
 
-/* Starts a request message; on allocation failure answers ENOMEM and yields NULL. */
+/*
+ * Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+ * Names reach JS as strings: a lenient decoding would turn every invalid
+ * byte into U+FFFD, and "\xff" and "\xfe" would name the same file.
+ */
+static bool utf8_valid(const unsigned char *p) {
+  while (*p) {
+    unsigned c = *p++;
+    if (c < 0x80) continue;
+    int n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
+    if (n < 0 || c > 0xf4) return false;
+    unsigned cp = c & (0x3f >> n);
+    for (int i = 0; i < n; i++, p++) {
+      if ((*p & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (*p & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) return false;
+  }
+  return true;
+}
+
+/* Starts a request message; answers EILSEQ for a name that is not UTF-8, ENOMEM on allocation failure. */
 static struct msg *begin(fuse_req_t req, const char *op, const char *s1, const char *s2) {
+  if ((s1 && !utf8_valid((const unsigned char *)s1)) || (s2 && !utf8_valid((const unsigned char *)s2))) {
+    fuse_reply_err(req, EILSEQ);
+    return NULL;
+  }
   struct msg *m = msg_new(op, req);
   if (m && s1 && !(m->s1 = strdup(s1))) { msg_free(m); m = NULL; }
   if (m && s2 && !(m->s2 = strdup(s2))) { msg_free(m); m = NULL; }

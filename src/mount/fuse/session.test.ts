@@ -132,6 +132,15 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.ok(counts.filter((c) => c === 1).length > 500, 'the kernel holds the listed entries');
   });
 
+  test('names that are not UTF-8 are refused (EILSEQ), never decoded into another name', async () => {
+    fs.add(1, '\uFFFD', 'replacement character\n');
+    fs.add(1, 'caf\u00e9', 'utf-8\n');
+    const r = await sh(`cat ${mnt}/$'\\xff'; printf x > ${mnt}/$'bad\\xfe'; mkdir ${mnt}/$'\\xc3\\xa9\\xc3'; ln -s $'\\xff' ${mnt}/link`);
+    assert.equal(r.stderr.match(/Invalid or incomplete multibyte/g)?.length, 4, r.stderr);
+    assert.equal(await shOk(`cat ${mnt}/$'\\xef\\xbf\\xbd' ${mnt}/$'caf\\xc3\\xa9'`), 'replacement character\nutf-8\n');
+    assert.equal([...fs.nodes.get(1)!.children!.keys()].some((k) => k.startsWith('bad') || k === 'link'), false);
+  });
+
   test('create, write and read back through the kernel', async () => {
     const out = await shOk(`printf 'round trip\\n' > ${mnt}/new.txt && cat ${mnt}/new.txt && stat -c %s ${mnt}/new.txt`);
     assert.equal(out, 'round trip\n11\n');
