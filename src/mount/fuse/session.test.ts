@@ -146,6 +146,13 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.equal(out, 'round trip\n11\n');
   });
 
+  test('8 processes creating, writing, reading and listing at once all get their answers', async () => {
+    const par = fs.add(1, 'par', null);
+    const out = await shOk(`for i in 1 2 3 4 5 6 7 8; do (for j in $(seq 1 25); do printf "$i-$j" > ${mnt}/par/f$i-$j && [ "$(cat ${mnt}/par/f$i-$j)" = "$i-$j" ] || echo BAD; ls ${mnt}/par > /dev/null; done) & done; wait; ls ${mnt}/par | wc -l`);
+    assert.equal(out.trim(), '200');
+    assert.equal(par.children!.size, 200);
+  });
+
   test('a 4 MiB dd bs=1M write arrives as 1 MiB requests, and direct reads as 1 MiB too', async () => {
     const local = join(work, 'big.local');
     await shOk(`head -c 4M /dev/urandom > ${local} && dd if=${local} of=${mnt}/big bs=1M status=none && dd if=${mnt}/big of=/dev/null bs=1M iflag=direct status=none`);
