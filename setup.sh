@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Build tools for native addons (better-sqlite3 compiles from source here);
-# libfuse2 and fuse3 (fusermount) for mounts; git and sqlite3, which the
+# libfuse2 and fuse3 (fusermount3) for mounts, libfuse3-dev and pkg-config
+# to compile the libfuse 3 binding (native/fuse3); git and sqlite3, which the
 # mount tests run inside a mount; postgresql, whose server binaries the
 # PostgreSQL metadata tests run as a throwaway cluster (test/helpers/postgres.ts).
-PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 git sqlite3 postgresql)
+PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 libfuse3-dev pkg-config git sqlite3 postgresql)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,13 +32,16 @@ node -e 'const [maj] = process.versions.node.split(".").map(Number); if (maj < 2
 
 # npm ci is the reproducible install; skip it when node_modules was installed
 # from this exact lockfile and these patches (patches/ is applied, and
-# fuse-native compiled, by the postinstall script).
-lock_sum=$(cat package-lock.json patches/* scripts/build-fuse-native.mjs | sha256sum | cut -d' ' -f1)
+# fuse-native and native/fuse3 compiled, by the postinstall script).
+lock_sum=$(cat package-lock.json patches/* scripts/build-fuse-native.mjs scripts/build-native.mjs native/fuse3/*.c native/fuse3/binding.gyp | sha256sum | cut -d' ' -f1)
 if [ "$(cat node_modules/.stowage-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
   echo "setup: installing npm dependencies (npm ci; native addons compile from source, about a minute)"
   npm ci --no-audit --no-fund
   echo "$lock_sum" > node_modules/.stowage-lock-sha256
 fi
+# A clone whose node_modules came from elsewhere (a worktree's symlink) has
+# not compiled its own addon yet.
+[ -f native/fuse3/build/Release/fuse3.node ] || node scripts/build-native.mjs
 
 echo "setup: building"
 npm run build --silent

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ struct session {
   pthread_t loop;
   bool writeback;
   volatile int loop_done; /* set by the loop thread, read by the teardown worker */
+  int detach_error;       /* set by the teardown worker: our own unmount failed */
 
   /* Below: touched on the JS thread only. */
   struct slot *slots;
@@ -129,8 +131,33 @@ static void post(struct session *s, struct msg *m) {
   }
 }
 
-/* Starts a request message; on allocation failure answers ENOMEM and yields NULL. */
+/*
+ * Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+ * Names reach JS as strings: a lenient decoding would turn every invalid
+ * byte into U+FFFD, and "\xff" and "\xfe" would name the same file.
+ */
+static bool utf8_valid(const unsigned char *p) {
+  while (*p) {
+    unsigned c = *p++;
+    if (c < 0x80) continue;
+    int n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
+    if (n < 0 || c > 0xf4) return false;
+    unsigned cp = c & (0x3f >> n);
+    for (int i = 0; i < n; i++, p++) {
+      if ((*p & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (*p & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) return false;
+  }
+  return true;
+}
+
+/* Starts a request message; answers EILSEQ for a name that is not UTF-8, ENOMEM on allocation failure. */
 static struct msg *begin(fuse_req_t req, const char *op, const char *s1, const char *s2) {
+  if ((s1 && !utf8_valid((const unsigned char *)s1)) || (s2 && !utf8_valid((const unsigned char *)s2))) {
+    fuse_reply_err(req, EILSEQ);
+    return NULL;
+  }
   struct msg *m = msg_new(op, req);
   if (m && s1 && !(m->s1 = strdup(s1))) { msg_free(m); m = NULL; }
   if (m && s2 && !(m->s2 = strdup(s2))) { msg_free(m); m = NULL; }
@@ -165,11 +192,22 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
   post(s, m);
 }
 
-static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  struct msg *m = begin(req, "lookup", name, NULL);
+/* Queues request `op` with its names and `count` numbers (passed as doubles). */
+static void send(fuse_req_t req, const char *op, const char *s1, const char *s2, size_t size, int count, ...) {
+  struct msg *m = begin(req, op, s1, s2);
   if (!m) return;
-  num(m, parent);
+  m->size = size;
+  va_list ap;
+  va_start(ap, count);
+  for (int i = 0; i < count; i++) num(m, va_arg(ap, double));
+  va_end(ap);
   post(SESSION(req), m);
+}
+
+#define D(x) ((double)(x))
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  send(req, "lookup", name, NULL, 0, 1, D(parent));
 }
 
 static void forget_one(struct session *s, fuse_ino_t ino, uint64_t nlookup) {
@@ -180,6 +218,7 @@ static void forget_one(struct session *s, fuse_ino_t ino, uint64_t nlookup) {
   post(s, m);
 }
 
+/* Forgets need no answer: answered here at once, and JS is told. */
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   forget_one(SESSION(req), ino, nlookup);
   fuse_reply_none(req);
@@ -191,123 +230,64 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, "getattr", NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, fh_of(fi));
-  post(SESSION(req), m);
+  send(req, "getattr", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, "setattr", NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, to_set);
-  num(m, a->st_mode);
-  num(m, a->st_uid);
-  num(m, a->st_gid);
-  num(m, a->st_size);
-  num(m, a->st_atim.tv_sec);
-  num(m, a->st_atim.tv_nsec);
-  num(m, a->st_mtim.tv_sec);
-  num(m, a->st_mtim.tv_nsec);
-  num(m, fh_of(fi));
-  post(SESSION(req), m);
+  send(req, "setattr", NULL, NULL, 0, 11, D(ino), D(to_set), D(a->st_mode), D(a->st_uid), D(a->st_gid), D(a->st_size),
+       D(a->st_atim.tv_sec), D(a->st_atim.tv_nsec), D(a->st_mtim.tv_sec), D(a->st_mtim.tv_nsec), fh_of(fi));
 }
 
-static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
-  struct msg *m = begin(req, "readlink", NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  post(SESSION(req), m);
-}
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { send(req, "readlink", NULL, NULL, 0, 1, D(ino)); }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
-  struct msg *m = begin(req, "mknod", name, NULL);
-  if (!m) return;
-  num(m, parent);
-  num(m, mode);
-  num(m, rdev);
-  post(SESSION(req), m);
+  send(req, "mknod", name, NULL, 0, 3, D(parent), D(mode), D(rdev));
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
-  struct msg *m = begin(req, "mkdir", name, NULL);
-  if (!m) return;
-  num(m, parent);
-  num(m, mode);
-  post(SESSION(req), m);
+  send(req, "mkdir", name, NULL, 0, 2, D(parent), D(mode));
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  struct msg *m = begin(req, "unlink", name, NULL);
-  if (!m) return;
-  num(m, parent);
-  post(SESSION(req), m);
+  send(req, "unlink", name, NULL, 0, 1, D(parent));
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  struct msg *m = begin(req, "rmdir", name, NULL);
-  if (!m) return;
-  num(m, parent);
-  post(SESSION(req), m);
+  send(req, "rmdir", name, NULL, 0, 1, D(parent));
 }
 
 static void ll_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
-  struct msg *m = begin(req, "symlink", target, name);
-  if (!m) return;
-  num(m, parent);
-  post(SESSION(req), m);
+  send(req, "symlink", target, name, 0, 1, D(parent));
 }
 
-static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                      const char *newname, unsigned int flags) {
-  struct msg *m = begin(req, "rename", name, newname);
-  if (!m) return;
-  num(m, parent);
-  num(m, newparent);
-  num(m, flags);
-  post(SESSION(req), m);
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
+                      unsigned int flags) {
+  send(req, "rename", name, newname, 0, 3, D(parent), D(newparent), D(flags));
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
-  struct msg *m = begin(req, "link", newname, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, newparent);
-  post(SESSION(req), m);
+  send(req, "link", newname, NULL, 0, 2, D(ino), D(newparent));
 }
 
-/* open, opendir: (ino, flags) */
-static void ino_flags(fuse_req_t req, const char *op, fuse_ino_t ino, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, op, NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, fi->flags);
-  post(SESSION(req), m);
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  send(req, "open", NULL, NULL, 0, 2, D(ino), D(fi->flags));
 }
-static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { ino_flags(req, "open", ino, fi); }
-static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { ino_flags(req, "opendir", ino, fi); }
 
-/* read, readdir, readdirplus: (ino, size, offset, fh); the size is kept for the reply. */
-static void sized(fuse_req_t req, const char *op, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, op, NULL, NULL);
-  if (!m) return;
-  m->size = size;
-  num(m, ino);
-  num(m, size);
-  num(m, off);
-  num(m, fh_of(fi));
-  post(SESSION(req), m);
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  send(req, "opendir", NULL, NULL, 0, 2, D(ino), D(fi->flags));
 }
+
+/* read, readdir, readdirplus keep the kernel's size for the reply. */
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  sized(req, "read", ino, size, off, fi);
+  send(req, "read", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
+
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  sized(req, "readdir", ino, size, off, fi);
+  send(req, "readdir", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
+
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  sized(req, "readdirplus", ino, size, off, fi);
+  send(req, "readdirplus", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -328,63 +308,38 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
   post(SESSION(req), m);
 }
 
-/* flush, releasedir: (ino, fh); release adds the open flags. */
-static void ino_fh(fuse_req_t req, const char *op, fuse_ino_t ino, struct fuse_file_info *fi, bool with_flags) {
-  struct msg *m = begin(req, op, NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, fh_of(fi));
-  if (with_flags) num(m, fi->flags);
-  post(SESSION(req), m);
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  send(req, "flush", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
-static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { ino_fh(req, "flush", ino, fi, false); }
-static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { ino_fh(req, "release", ino, fi, true); }
-static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { ino_fh(req, "releasedir", ino, fi, false); }
 
-static void syncer(fuse_req_t req, const char *op, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, op, NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, datasync);
-  num(m, fh_of(fi));
-  post(SESSION(req), m);
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  send(req, "release", NULL, NULL, 0, 3, D(ino), fh_of(fi), D(fi->flags));
 }
-static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) { syncer(req, "fsync", ino, datasync, fi); }
-static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) { syncer(req, "fsyncdir", ino, datasync, fi); }
 
-static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
-  struct msg *m = begin(req, "statfs", NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  post(SESSION(req), m);
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  send(req, "releasedir", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  send(req, "fsync", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
+}
+
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  send(req, "fsyncdir", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { send(req, "statfs", NULL, NULL, 0, 1, D(ino)); }
 
 static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  struct msg *m = begin(req, "access", NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, mask);
-  post(SESSION(req), m);
+  send(req, "access", NULL, NULL, 0, 2, D(ino), D(mask));
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, "create", name, NULL);
-  if (!m) return;
-  num(m, parent);
-  num(m, mode);
-  num(m, fi->flags);
-  post(SESSION(req), m);
+  send(req, "create", name, NULL, 0, 3, D(parent), D(mode), D(fi->flags));
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
-  struct msg *m = begin(req, "fallocate", NULL, NULL);
-  if (!m) return;
-  num(m, ino);
-  num(m, mode);
-  num(m, offset);
-  num(m, length);
-  num(m, fh_of(fi));
-  post(SESSION(req), m);
+  send(req, "fallocate", NULL, NULL, 0, 5, D(ino), D(mode), D(offset), D(length), fh_of(fi));
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {
@@ -927,7 +882,7 @@ static int lazy_unmount(const char *path) {
 static void teardown_execute(napi_env env, void *data) {
   struct session *s = data;
   fuse_session_exit(s->se);
-  if (!s->loop_done) lazy_unmount(s->mountpoint);
+  if (!s->loop_done) s->detach_error = lazy_unmount(s->mountpoint);
   /* A lazy detach of a busy mount leaves the loop blocked in read(): wake it
      (EINTR) until it sees the exit flag. Closing the device afterwards aborts
      the connection, so processes still inside get ENOTCONN, not a hang. */
@@ -956,7 +911,10 @@ static void finish_if_done(napi_env env, struct session *s) {
   /* Requests JS never answered: free them (the kernel's side is gone or going). */
   for (uint32_t i = 0; i < s->nslots; i++)
     if (s->slots[i].req) fuse_reply_err(take(s, i), EIO);
-  fuse_session_unmount(s->se); /* closes /dev/fuse: the connection aborts */
+  /* The path is unmounted already (by us, or from outside when the loop ended
+     first); libfuse's unmount would only try again. Destroy closes /dev/fuse,
+     which aborts the connection for anyone still inside a detached mount. */
+  if (s->detach_error) fuse_session_unmount(s->se);
   fuse_session_destroy(s->se);
   s->se = NULL;
   napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);

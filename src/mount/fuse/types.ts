@@ -117,7 +117,9 @@ export interface Statvfs {
  * lookup of its inode (none for `ino: 0`). When the kernel does not take an
  * entry (a readdirplus reply that fills up, an interrupted request) the
  * session calls `forget(ino, 1)` for it, so the file system's count stays
- * the kernel's.
+ * the kernel's. The kernel never counts the "." and ".." entries of a
+ * readdirplus reply, so the session forgets those too (count them like any
+ * other entry, or return them with `ino: 0`).
  */
 export interface LowLevelOps {
   init?(conn: ConnInfo): void;

@@ -1,1 +1,0 @@
-cmd_Release/obj.target/fuse3.node := g++ -o Release/obj.target/fuse3.node -shared -pthread -rdynamic -m64  -Wl,-soname=fuse3.node -Wl,--start-group Release/obj.target/fuse3/fuse3.o -Wl,--end-group -lfuse3 -lpthread
