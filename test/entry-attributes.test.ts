@@ -181,7 +181,7 @@ describe('CLI: owners in ls and stat', () => {
     assert.doesNotMatch(plainLs.stdout, /OWNER/, 'no column when nothing records an owner');
     await vol.files.write('/owned.txt', 'o', { mtime: T });
     await vol.commitChanges([{ op: 'setattr', path: '/owned.txt', uid: 1000, gid: 100, mtime: T, mtimeNs: 456789, atime: T + 1000 }]);
-    const ls = await cli(['ls', name]);
+    const ls = await cli(['ls', '-l', name]);
     assert.equal(ls.status, 0, ls.stderr);
     assert.match(ls.stdout, /^MODE\s+OWNER\s+SIZE\s+MODIFIED\s+NAME$/m);
     assert.match(ls.stdout, /^-rw-r--r--\s+1000:100\s+1 B\s+.*owned\.txt$/m);

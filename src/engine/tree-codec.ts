@@ -162,6 +162,8 @@ export function entryTimes(e: { mtime: number } & EntryMeta): EntryTimes {
  * whether a writer spelt the defaults out or not.
  */
 export function canonicalMeta(e: { mtime: number } & EntryMeta): EntryMeta {
+  // Most entries record none of them: skip the work (every re-cut page re-encodes its entries).
+  if (e.uid === undefined && e.gid === undefined && e.mtimeNs === undefined && e.atime === undefined && e.ctime === undefined) return {};
   const out: EntryMeta = {};
   if (e.uid !== undefined) out.uid = e.uid;
   if (e.gid !== undefined) out.gid = e.gid;

@@ -147,6 +147,7 @@ export function registerFileCommands(program: Command): void {
     .description('list a directory of a volume')
     .argument('<target>', 'VOLUME or VOLUME:/path')
     .option('-r, --recursive', 'list everything below')
+    .option('-l, --long', 'long listing (the default; accepted as ls(1) users type it)')
     .option('--commit <commit>', 'list at this commit instead of the head')
     .option('--json', 'print JSON')
     .action(async (target: string, opts: { recursive?: boolean; commit?: string; json?: boolean }, cmd: Command) => {
