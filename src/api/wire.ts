@@ -60,25 +60,37 @@ export interface VolumeList { volumes: Volume[] }
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
-/** One entry of a tree, as returned by stat and list. */
-export interface FileInfo {
+/**
+ * Ownership and times beyond `mtime`, recorded when a writer gave them (a
+ * mount's chown, chgrp and utimensat). Times are split in two: milliseconds
+ * since the epoch plus the nanoseconds past that millisecond (0..999999), so
+ * they keep nanosecond precision in a JSON number.
+ */
+export interface EntryAttributes {
+  /** Recorded owner (0..4294967294); absent: none recorded (a mount shows its own owner then). Downloads never apply it. */
+  uid?: number;
+  /** Recorded group (0..4294967294); absent: none recorded. */
+  gid?: number;
+  /** Nanoseconds past the millisecond in `mtime` (0..999999); absent: 0. */
+  mtimeNs?: number;
+  /** Last access, ms since the epoch; absent: the same as mtime (and mtimeNs). */
+  atime?: number;
+  /** Nanoseconds past the millisecond in `atime` (0..999999); absent: 0 (or mtimeNs when atime is absent too). */
+  atimeNs?: number;
+  /** Last change of the entry's metadata or content, ms since the epoch; absent: the same as mtime (and mtimeNs). */
+  ctime?: number;
+  /** Nanoseconds past the millisecond in `ctime` (0..999999); absent: 0 (or mtimeNs when ctime is absent too). */
+  ctimeNs?: number;
+}
+
+/** One entry of a tree, as returned by stat and list. Owner and extra times appear only where recorded (EntryAttributes). */
+export interface FileInfo extends EntryAttributes {
   path: string;
   name: string;
   type: EntryType;
   mode: number;
   /** Milliseconds since the epoch. */
   mtime: number;
-  /** Nanoseconds past the millisecond in `mtime` (0..999999); absent = 0. */
-  mtimeNs?: number;
-  /** Last access, as `mtime` (ms + ns remainder); absent = the same as mtime. */
-  atime?: number;
-  atimeNs?: number;
-  /** Last status change, as `mtime`; absent = the same as mtime. */
-  ctime?: number;
-  ctimeNs?: number;
-  /** The recorded owner; absent = none recorded (a mount shows its own owner then). */
-  uid?: number;
-  gid?: number;
   /** Files: bytes; dirs: total bytes below; symlinks: length of the target. */
   size: number;
   /** Dirs: number of files below. */
@@ -188,29 +200,31 @@ export interface UploadResponse {
   present: number;
 }
 
-/** Owner and times a put, mkdir or symlink may record (see FileInfo). */
-export interface EntryAttrs {
-  mtimeNs?: number;
-  atime?: number;
-  atimeNs?: number;
-  ctime?: number;
-  ctimeNs?: number;
-  uid?: number;
-  gid?: number;
-}
-
+/**
+ * One change of a commit. Times are ms since the epoch (whole, within the
+ * range of a Date, ±8.64e15), each with an optional ns part (0..999999) that
+ * needs its ms field in the same change; uid/gid are 0..4294967294. Delete
+ * and move take no attributes (a 400 says so).
+ */
 export type Change =
-  /** Create or replace a regular file. Parents are created unless createParents is false. */
-  | ({ op: 'put'; path: string; size: number; chunkSize: number; chunks: string[]; mode?: number; mtime?: number; createParents?: boolean } & EntryAttrs)
-  | ({ op: 'symlink'; path: string; target: string; mtime?: number; createParents?: boolean } & EntryAttrs)
-  /** Create a directory (and parents); an existing directory is kept. */
-  | ({ op: 'mkdir'; path: string; mode?: number; mtime?: number } & EntryAttrs)
+  /**
+   * Create or replace a regular file. Parents are created unless createParents is false.
+   * A replaced file keeps nothing of the old entry: no owner unless given, mtime now unless given, atime/ctime as mtime unless given.
+   */
+  | ({ op: 'put'; path: string; size: number; chunkSize: number; chunks: string[]; mode?: number; mtime?: number; createParents?: boolean } & EntryAttributes)
+  | ({ op: 'symlink'; path: string; target: string; mtime?: number; createParents?: boolean } & EntryAttributes)
+  /** Create a directory (and parents, which get the same mode, times and owner); an existing directory is kept as it is. */
+  | ({ op: 'mkdir'; path: string; mode?: number; mtime?: number } & EntryAttributes)
   /** Delete a file, symlink, or (with recursive) a directory. A missing path is an error only with mustExist. */
   | { op: 'delete'; path: string; recursive?: boolean; mustExist?: boolean }
-  /** Move a file or directory; the target must not exist unless overwrite. */
+  /** Move a file or directory (it keeps its owner and times); the target must not exist unless overwrite. */
   | { op: 'move'; from: string; to: string; overwrite?: boolean }
-  /** Change mode and/or mtime of an existing entry. */
-  | ({ op: 'setattr'; path: string; mode?: number; mtime?: number } & Omit<EntryAttrs, 'uid' | 'gid'> & { uid?: number | null; gid?: number | null });
+  /**
+   * Change the given attributes of an existing entry; the others keep what a reader saw (a mtime-only
+   * change leaves atime and ctime where they were). A time without its ns sets ns 0. `uid: null` /
+   * `gid: null` removes the recorded owner. Nothing given: no change (a missing path is still a 404).
+   */
+  | ({ op: 'setattr'; path: string; mode?: number; mtime?: number } & Omit<EntryAttributes, 'uid' | 'gid'> & { uid?: number | null; gid?: number | null });
 
 /**
  * POST /v1/volumes/{name}/packs : a signed PUT for one pack, an object that

@@ -202,6 +202,20 @@ export function when(t: string | number | null | undefined): string {
   return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
 }
 
+/**
+ * A tree time to the nanosecond (ms since the epoch plus the ns past it), as
+ * `when` prints it with nine fraction digits.
+ *
+ * @example
+ * whenNs(1700000000123, 456789); // "2023-11-14 22:13:20.123456789"
+ */
+export function whenNs(ms: number, ns = 0): string {
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return String(ms);
+  const frac = String(((ms % 1000) + 1000) % 1000).padStart(3, '0') + String(ns).padStart(6, '0');
+  return `${when(ms)}.${frac}`;
+}
+
 /** The short form of a commit id (12 hex characters, as git's). */
 export function shortId(id: string): string {
   return id.slice(0, 12);

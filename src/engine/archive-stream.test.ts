@@ -89,3 +89,19 @@ test('shareActor is the signer, read-only, scoped to the volume; revoked signers
   await engine.revokeToken(actor, token.id);
   await assert.rejects(engine.shareActor(token.id, vol.id), ForbiddenError);
 });
+
+test('archives clamp times a tar header cannot hold (before 1970, after 2038) instead of writing garbage', async () => {
+  await engine.commit(actor, 'v', { changes: [
+    { op: 'mkdir', path: '/t', mtime: 1_000_000 },
+    { op: 'symlink', path: '/t/old', target: '../d/f01.txt', mtime: -86_400_000, mtimeNs: 5 },
+    { op: 'symlink', path: '/t/far', target: '../d/f02.txt', mtime: 8.64e15 },
+  ] });
+  const { stream } = await archiveStream(engine, actor, 'v', '/t', { format: 'tar' });
+  const times = new Map<string, number>();
+  const ex = extract();
+  const done = (async () => { for await (const e of ex) { times.set(e.header.name, e.header.mtime!.getTime()); e.resume(); } })();
+  stream.pipe(ex as unknown as NodeJS.WritableStream);
+  await done;
+  assert.equal(times.get('old'), 0);
+  assert.equal(times.get('far'), 0x7fffffff * 1000);
+});

@@ -126,10 +126,19 @@ async function addPage(job: ArchiveJob, entries: readonly FileInfo[]): Promise<v
     else {
       const data = await bytes;
       await new Promise<void>((resolve, reject) => {
-        tar.entry({ name, mode: e.mode & modeMask, mtime: new Date(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+        tar.entry({ name, mode: e.mode & modeMask, mtime: tarTime(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
       });
     }
   }
+}
+
+/**
+ * A tree's mtime as a tar header can hold it: tar-stream writes whole seconds
+ * as a 32-bit int in octal, so times before 1970 or past 2038 (which a tree
+ * may record) are clamped rather than wrapped into garbage.
+ */
+function tarTime(ms: number): Date {
+  return new Date(Math.min(Math.max(ms, 0), 0x7fffffff * 1000));
 }
 
 /** What every step of one archive shares; `signal` aborts when its reader went away. */
@@ -158,7 +167,7 @@ async function readWhole({ engine, actor, volume, commit, signal }: ArchiveJob, 
 /** Adds one tree entry; a file's bytes are written as they arrive, waiting whenever the pack is full. */
 async function addEntry(job: ArchiveJob, e: FileInfo, name: string): Promise<void> {
   const { engine, actor, volume, commit, tar, modeMask, signal } = job;
-  const base: Headers = { name, mode: e.mode & modeMask, mtime: new Date(e.mtime) };
+  const base: Headers = { name, mode: e.mode & modeMask, mtime: tarTime(e.mtime) };
   if (e.type === 'dir') {
     await entryDone(tar, { ...base, name: `${name}/`, type: 'directory' });
     return;

@@ -11,17 +11,30 @@ import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError 
 import { ChunkHash, type TreeHash } from '../common/ids.js';
 import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
-import { entryFingerprint, type Entry, type FileEntry } from './tree-codec.js';
+import { entryFingerprint, type Entry, type EntryMeta, type FileEntry } from './tree-codec.js';
 import type { TreeEditor } from './tree-editor.js';
 import type { TreeReader } from './tree-reader.js';
+
+/** What a setattr sets: only the given fields change; `uid`/`gid` null removes the recorded owner. */
+export interface SetAttrs {
+  mode?: number;
+  mtime?: number;
+  mtimeNs?: number;
+  atime?: number;
+  atimeNs?: number;
+  ctime?: number;
+  ctimeNs?: number;
+  uid?: number | null;
+  gid?: number | null;
+}
 
 /** A change whose paths, modes and chunk lists have been checked. */
 export type Edit =
   | { op: 'put'; path: VolumePath; entry: Entry; createParents: boolean }
-  | { op: 'mkdir'; path: VolumePath; mode: number; mtime: number }
+  | { op: 'mkdir'; path: VolumePath; mode: number; mtime: number; meta: EntryMeta }
   | { op: 'delete'; path: VolumePath; recursive: boolean; mustExist: boolean }
   | { op: 'move'; from: VolumePath; to: VolumePath; overwrite: boolean }
-  | { op: 'setattr'; path: VolumePath; mode?: number; mtime?: number };
+  | ({ op: 'setattr'; path: VolumePath } & SetAttrs);
 
 /** Largest change set one commit accepts (common/limits). */
 export const MAX_CHANGES = MAX_COMMIT_CHANGES;
@@ -33,10 +46,62 @@ function mode(value: unknown, fallback: number, where: string): number {
   return value;
 }
 
-function mtime(value: unknown, fallback: number, where: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${where}: mtime must be milliseconds since the epoch`);
+/** Most milliseconds a Date holds either side of the epoch. */
+const MAX_TIME = 8.64e15;
+/** Largest uid/gid: 2^32 - 2 (2^32 - 1 is (uid_t)-1, "no change", to chown). */
+export const MAX_OWNER_ID = 4294967294;
+
+function time(value: unknown, where: string, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > MAX_TIME) {
+    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of milliseconds since the epoch, within ±${MAX_TIME} (the range of a Date)`);
+  }
   return value;
+}
+
+function mtime(value: unknown, fallback: number, where: string): number {
+  return value === undefined ? fallback : time(value, where, 'mtime');
+}
+
+function nanos(value: unknown, where: string, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 999_999) {
+    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of nanoseconds past the millisecond, between 0 and 999999`);
+  }
+  return value;
+}
+
+function ownerId(value: unknown, where: string, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_OWNER_ID) {
+    throw new InvalidArgumentError(`${where}: ${name} must be a whole number between 0 and ${MAX_OWNER_ID}`);
+  }
+  return value;
+}
+
+type MetaInput = Partial<Record<keyof EntryMeta, unknown>> & { mtime?: unknown };
+
+/**
+ * The optional ownership and time fields of a put, symlink or mkdir change.
+ * A nanosecond field needs its millisecond field in the same change: alone it
+ * would refine a time the writer never stated.
+ */
+function meta(c: MetaInput, where: string): EntryMeta {
+  const out: EntryMeta = {};
+  if (c.uid !== undefined) out.uid = ownerId(c.uid, where, 'uid');
+  if (c.gid !== undefined) out.gid = ownerId(c.gid, where, 'gid');
+  for (const [ms, ns] of [['mtime', 'mtimeNs'], ['atime', 'atimeNs'], ['ctime', 'ctimeNs']] as const) {
+    if (ms !== 'mtime' && c[ms] !== undefined) out[ms] = time(c[ms], where, ms);
+    if (c[ns] === undefined) continue;
+    if (c[ms] === undefined) throw new InvalidArgumentError(`${where}: ${ns} needs ${ms} in the same change (send both, e.g. ${ms}: 1700000000123, ${ns}: 456789)`);
+    out[ns] = nanos(c[ns], where, ns);
+  }
+  return out;
+}
+
+const META_FIELDS = ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs', 'mode', 'mtime'] as const;
+
+/** Delete and move carry no attributes: a client sending some expects them applied, so say it instead of dropping them. */
+function refuseAttributes(c: object, op: string, where: string): void {
+  const given = META_FIELDS.filter((k) => (c as Record<string, unknown>)[k] !== undefined);
+  if (given.length > 0) throw new InvalidArgumentError(`${where}: ${op} takes no ${given.join(', ')}; set attributes with put, mkdir, symlink or setattr`);
 }
 
 function flag(value: unknown, fallback: boolean, where: string, name: string): boolean {
@@ -164,7 +229,7 @@ function parseChange(c: Change, now: number, where: string): Edit {
         if (typeof h !== 'string' || !ChunkHash.is(h)) throw new InvalidArgumentError(`${where}: chunk hashes must be 64 lowercase hex characters`);
         return h as ChunkHash;
       });
-      const entry: FileEntry = { type: 'file', name: '', mode: mode(c.mode, 0o644, where), mtime: mtime(c.mtime, now, where), size, chunkSize: c.chunkSize, chunks };
+      const entry: FileEntry = { type: 'file', name: '', mode: mode(c.mode, 0o644, where), mtime: mtime(c.mtime, now, where), size, chunkSize: c.chunkSize, chunks, ...meta(c, where) };
       return { op: 'put', path: p, entry, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'symlink': {
@@ -173,21 +238,29 @@ function parseChange(c: Change, now: number, where: string): Edit {
       if (typeof c.target !== 'string' || c.target.length === 0 || c.target.includes('\0') || Buffer.byteLength(c.target) > MAX_PATH_BYTES) {
         throw new InvalidArgumentError(`${where}: symlink target must be a non-empty string without NUL, at most ${MAX_PATH_BYTES} bytes`);
       }
-      return { op: 'put', path: p, entry: { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target }, createParents: flag(c.createParents, true, where, 'createParents') };
+      const entry: Entry = { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target, ...meta(c, where) };
+      return { op: 'put', path: p, entry, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'mkdir': {
       const p = path(c.path, where);
       if (p === '/') throw new InvalidArgumentError(`${where}: "/" always exists; mkdir needs a path below it`);
-      return { op: 'mkdir', path: p, mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where) };
+      return { op: 'mkdir', path: p, mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where), meta: meta(c, where) };
     }
     case 'delete':
+      refuseAttributes(c, 'delete', where);
       return { op: 'delete', path: path(c.path, where), recursive: flag(c.recursive, false, where, 'recursive'), mustExist: flag(c.mustExist, false, where, 'mustExist') };
     case 'move':
+      refuseAttributes(c, 'move', where);
       return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: flag(c.overwrite, false, where, 'overwrite') };
     case 'setattr': {
       const edit: Edit = { op: 'setattr', path: path(c.path, where) };
       if (c.mode !== undefined) edit.mode = mode(c.mode, 0, where);
       if (c.mtime !== undefined) edit.mtime = mtime(c.mtime, 0, where);
+      // null removes the recorded owner (the entry then shows as the mount's own again).
+      const { uid, gid, ...rest } = c;
+      Object.assign(edit, meta(rest, where));
+      if (uid !== undefined) edit.uid = uid === null ? null : ownerId(uid, where, 'uid');
+      if (gid !== undefined) edit.gid = gid === null ? null : ownerId(gid, where, 'gid');
       return edit;
     }
     default:
@@ -237,7 +310,7 @@ export async function applyEdits(editor: TreeEditor, edits: readonly Edit[], opt
 async function applyEdit(editor: TreeEditor, e: Edit): Promise<void> {
   switch (e.op) {
     case 'put': await editor.put(e.path, e.entry, e.createParents); break;
-    case 'mkdir': await editor.mkdir(e.path, e.mode, e.mtime); break;
+    case 'mkdir': await editor.mkdir(e.path, e.mode, e.mtime, e.meta); break;
     case 'delete': {
       const removed = await editor.remove(e.path, e.recursive);
       if (!removed && e.mustExist) throw new NotFoundError(`cannot remove ${e.path}: no such file or directory`);

@@ -29,7 +29,7 @@ import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEsc
 import { collectGarbage } from './gc.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { authorize } from './authority.js';
-import { commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
+import { canonicalMeta, commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
 import { storeTrees, TreeEditor } from './tree-editor.js';
 import { TreeReader } from './tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
@@ -783,9 +783,9 @@ function editedPaths(edits: readonly Edit[]): string[] {
   return [...out];
 }
 
-/** The wire view of a tree entry. */
+/** The wire view of a tree entry: owner and times beyond mtime only where recorded (absent atime/ctime: same as mtime). */
 export function toFileInfo(path: string, e: Entry): FileInfo {
-  const base = { path, name: e.name, type: e.type, mode: e.mode, mtime: e.mtime };
+  const base = { path, name: e.name, type: e.type, mode: e.mode, mtime: e.mtime, ...canonicalMeta(e) };
   switch (e.type) {
     case 'file': return { ...base, size: e.size, chunkSize: e.chunkSize, chunks: e.chunks };
     case 'dir': return { ...base, size: e.size, fileCount: e.fileCount };

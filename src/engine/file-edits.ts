@@ -88,10 +88,17 @@ function asText(bytes: Buffer): string | undefined {
   }
 }
 
-/** Stores new content of a file and returns its put change (mode kept, mtime now). */
+/**
+ * Stores new content of a file and returns its put change: mode and recorded
+ * owner kept (an edit writes into the file, it does not replace it), every
+ * time now.
+ */
 async function putNew(host: FileOpsHost, actor: Actor, vol: VolumeRecord, path: string, entry: FileEntry, text: string): Promise<Change> {
   const stored = await storeStream(host.md, host.blobs, once(Buffer.from(text, 'utf8')), entry.chunkSize || SMALL_CHUNK_SIZE, host.now, host.ownership(actor, vol));
-  return { op: 'put', path, size: stored.size, chunkSize: stored.chunkSize, chunks: stored.chunks, mode: entry.mode, mtime: host.now().getTime() };
+  return {
+    op: 'put', path, size: stored.size, chunkSize: stored.chunkSize, chunks: stored.chunks, mode: entry.mode, mtime: host.now().getTime(),
+    ...(entry.uid !== undefined ? { uid: entry.uid } : {}), ...(entry.gid !== undefined ? { gid: entry.gid } : {}),
+  };
 }
 
 /** Commits with `base` and onConflict 'fail', naming the conflict for a reader. */

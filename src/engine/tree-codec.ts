@@ -19,7 +19,35 @@ import { createHash } from 'node:crypto';
 import type { ChunkHash, CommitId, TreeHash, VolumeId } from '../common/ids.js';
 import { InternalError } from '../common/errors.js';
 
-export interface FileEntry {
+/**
+ * Ownership and times beyond `mtime`, recorded on any entry when a writer
+ * gives them (a mount's chown/utimensat). Absent fields are not encoded at
+ * all, so an entry without them has the bytes (and its tree the hash) it had
+ * before they existed. Absent uid/gid: no owner recorded (a mount shows its
+ * own). Absent `mtimeNs`: 0. Absent atime/ctime: the same as mtime (with its
+ * ns). Canonical form (canonicalEntry) drops what equals its default.
+ */
+export interface EntryMeta {
+  /** Recorded owner, 0..4294967294. */
+  uid?: number;
+  /** Recorded group, 0..4294967294. */
+  gid?: number;
+  /** Nanoseconds past the millisecond of `mtime` (0..999999). */
+  mtimeNs?: number;
+  /** Last access, ms since the epoch; absent: same as mtime. */
+  atime?: number;
+  /** Nanoseconds past the millisecond of `atime` (0..999999). */
+  atimeNs?: number;
+  /** Last change of the entry itself (inode change), ms since the epoch; absent: same as mtime. */
+  ctime?: number;
+  /** Nanoseconds past the millisecond of `ctime` (0..999999). */
+  ctimeNs?: number;
+}
+
+/** The keys of EntryMeta, in their canonical order (after an entry's other keys). */
+export const META_KEYS = ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs'] as const;
+
+export interface FileEntry extends EntryMeta {
   type: 'file';
   name: string;
   mode: number;
@@ -29,7 +57,7 @@ export interface FileEntry {
   chunks: ChunkHash[];
 }
 
-export interface DirEntry {
+export interface DirEntry extends EntryMeta {
   type: 'dir';
   name: string;
   mode: number;
@@ -41,7 +69,7 @@ export interface DirEntry {
   fileCount: number;
 }
 
-export interface SymlinkEntry {
+export interface SymlinkEntry extends EntryMeta {
   type: 'symlink';
   name: string;
   mode: number;
@@ -99,12 +127,57 @@ function sha256(tag: string, body: string | Uint8Array): string {
 export function canonicalEntry(e: Entry): Entry {
   switch (e.type) {
     case 'file':
-      return { type: 'file', name: e.name, mode: e.mode, mtime: e.mtime, size: e.size, chunkSize: e.chunkSize, chunks: e.chunks };
+      return { type: 'file', name: e.name, mode: e.mode, mtime: e.mtime, size: e.size, chunkSize: e.chunkSize, chunks: e.chunks, ...canonicalMeta(e) };
     case 'dir':
-      return { type: 'dir', name: e.name, mode: e.mode, mtime: e.mtime, tree: e.tree, size: e.size, fileCount: e.fileCount };
+      return { type: 'dir', name: e.name, mode: e.mode, mtime: e.mtime, tree: e.tree, size: e.size, fileCount: e.fileCount, ...canonicalMeta(e) };
     case 'symlink':
-      return { type: 'symlink', name: e.name, mode: e.mode, mtime: e.mtime, target: e.target };
+      return { type: 'symlink', name: e.name, mode: e.mode, mtime: e.mtime, target: e.target, ...canonicalMeta(e) };
   }
+}
+
+/** Every time of an entry with its defaults filled in (absent atime/ctime: mtime's). */
+export interface EntryTimes {
+  mtime: number;
+  mtimeNs: number;
+  atime: number;
+  atimeNs: number;
+  ctime: number;
+  ctimeNs: number;
+}
+
+/** The effective times of an entry: what a reader of the tree sees. */
+export function entryTimes(e: { mtime: number } & EntryMeta): EntryTimes {
+  const mtimeNs = e.mtimeNs ?? 0;
+  return {
+    mtime: e.mtime, mtimeNs,
+    atime: e.atime ?? e.mtime, atimeNs: e.atime === undefined ? mtimeNs : (e.atimeNs ?? 0),
+    ctime: e.ctime ?? e.mtime, ctimeNs: e.ctime === undefined ? mtimeNs : (e.ctimeNs ?? 0),
+  };
+}
+
+/**
+ * The EntryMeta fields that differ from their defaults, in canonical key
+ * order: an owner when recorded, mtimeNs unless 0, atime/ctime (with their
+ * ns unless 0) unless equal to mtime. Equal attributes so encode equally
+ * whether a writer spelt the defaults out or not.
+ */
+export function canonicalMeta(e: { mtime: number } & EntryMeta): EntryMeta {
+  // Most entries record none of them: skip the work (every re-cut page re-encodes its entries).
+  if (e.uid === undefined && e.gid === undefined && e.mtimeNs === undefined && e.atime === undefined && e.ctime === undefined) return {};
+  const out: EntryMeta = {};
+  if (e.uid !== undefined) out.uid = e.uid;
+  if (e.gid !== undefined) out.gid = e.gid;
+  const t = entryTimes(e);
+  if (t.mtimeNs !== 0) out.mtimeNs = t.mtimeNs;
+  if (t.atime !== t.mtime || t.atimeNs !== t.mtimeNs) {
+    out.atime = t.atime;
+    if (t.atimeNs !== 0) out.atimeNs = t.atimeNs;
+  }
+  if (t.ctime !== t.mtime || t.ctimeNs !== t.mtimeNs) {
+    out.ctime = t.ctime;
+    if (t.ctimeNs !== 0) out.ctimeNs = t.ctimeNs;
+  }
+  return out;
 }
 
 /** Name order used in every tree (UTF-16 code-unit order, deterministic). */

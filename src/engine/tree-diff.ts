@@ -6,12 +6,12 @@
  * paths, not a walk of the volume.
  *
  * Vocabulary: a change is `added` (a path absent before), `deleted` (a path
- * absent after) or `modified` (same path, other content, mode, mtime or
- * type). A directory that appears or disappears reports itself and every
+ * absent after) or `modified` (same path, other content, mode, owner, times
+ * or type). A directory that appears or disappears reports itself and every
  * entry below it, so a watcher never has to list what arrived.
  */
 import type { TreeHash } from '../common/ids.js';
-import { compareNames, nodeLevel, type Entry } from './tree-codec.js';
+import { canonicalMeta, compareNames, nodeLevel, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 
 /** One changed path. */
@@ -21,11 +21,21 @@ export interface TreeChange {
   type: Entry['type'];
 }
 
-/** Whether two entries of the same name and type differ (directories: only their own mode; their content is diffed below). */
+/** Ownership and every time, in canonical form (defaults dropped), for comparison. */
+function attrsKey(e: Entry): string {
+  const { uid, gid, mtimeNs, atime, atimeNs, ctime, ctimeNs } = canonicalMeta(e);
+  return JSON.stringify([e.mode, e.mtime, uid, gid, mtimeNs, atime, atimeNs, ctime, ctimeNs]);
+}
+
+/**
+ * Whether two entries of the same name and type differ: in mode, owner, a
+ * time, or content (directories: their content is diffed below, so only
+ * their own attributes count here).
+ */
 function entryChanged(a: Entry, b: Entry): boolean {
-  if (a.mode !== b.mode) return true;
-  if (a.type === 'file' && b.type === 'file') return a.size !== b.size || a.mtime !== b.mtime || a.chunks.length !== b.chunks.length || a.chunks.some((h, i) => h !== b.chunks[i]);
-  if (a.type === 'symlink' && b.type === 'symlink') return a.target !== b.target || a.mtime !== b.mtime;
+  if (attrsKey(a) !== attrsKey(b)) return true;
+  if (a.type === 'file' && b.type === 'file') return a.size !== b.size || a.chunks.length !== b.chunks.length || a.chunks.some((h, i) => h !== b.chunks[i]);
+  if (a.type === 'symlink' && b.type === 'symlink') return a.target !== b.target;
   return false;
 }
 

@@ -19,7 +19,8 @@ import type { TreeHash } from '../common/ids.js';
 import { isWithin, splitPath, type VolumePath } from '../common/paths.js';
 import type { MetadataOps, TreeRecord } from '../stores/metadata-store.js';
 import { Pacer } from '../common/concurrency.js';
-import { compareNames, EMPTY_TREE, type DirEntry, type Entry } from './tree-codec.js';
+import { compareNames, EMPTY_TREE, entryTimes, type DirEntry, type Entry, type EntryMeta } from './tree-codec.js';
+import type { SetAttrs } from './change-set.js';
 import { DEFAULT_PAGE_RULES, editDir, type PageRules } from './dir-pages.js';
 import type { TreeReader } from './tree-reader.js';
 
@@ -90,17 +91,17 @@ export class TreeEditor {
     markDirty(chain);
   }
 
-  /** Creates a directory and its parents; an existing directory is kept as it is. */
-  async mkdir(path: VolumePath, mode: number, mtime: number): Promise<void> {
+  /** Creates a directory and its parents (which get the same mode, times and owner); an existing directory is kept as it is. */
+  async mkdir(path: VolumePath, mode: number, mtime: number, meta: EntryMeta = {}): Promise<void> {
     const parts = splitPath(path);
     if (parts.length === 0) return;
-    const chain = await this.walk(parts.slice(0, -1), path, true, mode, mtime);
+    const chain = await this.walk(parts.slice(0, -1), path, true, mode, mtime, meta);
     const dir = chain!.at(-1)!;
     const name = parts.at(-1)!;
     const existing = await this.entryOf(dir, name);
     if (existing?.type === 'dir') return;
     if (existing) throw new ConflictError(`cannot create directory ${path}: a ${existing.type} exists there`);
-    this.setEntry(dir, name, newDirEntry(name, mode, mtime), false);
+    this.setEntry(dir, name, newDirEntry(name, mode, mtime, meta), false);
     dir.children.set(name, new OpenDir(EMPTY_TREE.hash));
     markDirty(chain!);
   }
@@ -161,13 +162,31 @@ export class TreeEditor {
     markDirty(dst.chain);
   }
 
-  /** Changes mode and/or mtime of an existing entry. */
-  async setattr(path: VolumePath, attrs: { mode?: number; mtime?: number }): Promise<void> {
+  /**
+   * Changes the given attributes of an existing entry; every other one keeps
+   * the value a reader saw before. A time given without its ns has ns 0. An
+   * atime or ctime that was absent ("same as mtime") is spelt out first when
+   * mtime changes without it, so a mtime-only change (`touch -m`) leaves it
+   * where it was. uid/gid null removes the recorded owner.
+   */
+  async setattr(path: VolumePath, attrs: SetAttrs): Promise<void> {
     const { chain, name } = await this.parentOf(path, false);
     const dir = chain.at(-1)!;
     const existing = await this.entryOf(dir, name);
     if (!existing) throw new NotFoundError(`no such file or directory: ${path}`);
-    this.setEntry(dir, name, { ...existing, mode: attrs.mode ?? existing.mode, mtime: attrs.mtime ?? existing.mtime }, true);
+    const t = entryTimes(existing);
+    const next: Entry = {
+      ...existing, mode: attrs.mode ?? existing.mode,
+      mtime: attrs.mtime ?? t.mtime, mtimeNs: attrs.mtime !== undefined ? attrs.mtimeNs ?? 0 : t.mtimeNs,
+      atime: attrs.atime ?? t.atime, atimeNs: attrs.atime !== undefined ? attrs.atimeNs ?? 0 : t.atimeNs,
+      ctime: attrs.ctime ?? t.ctime, ctimeNs: attrs.ctime !== undefined ? attrs.ctimeNs ?? 0 : t.ctimeNs,
+    };
+    for (const k of ['uid', 'gid'] as const) {
+      const v = attrs[k];
+      if (v === null) delete next[k];
+      else if (v !== undefined) next[k] = v;
+    }
+    this.setEntry(dir, name, next, true);
     markDirty(chain);
   }
 
@@ -215,7 +234,7 @@ export class TreeEditor {
    * Returns undefined when one is missing and `create` is false; a
    * non-directory on the way is a Conflict.
    */
-  private async walk(parts: string[], fullPath: string, create: boolean, mode = 0o755, mtime = Date.now()): Promise<OpenDir[] | undefined> {
+  private async walk(parts: string[], fullPath: string, create: boolean, mode = 0o755, mtime = Date.now(), meta: EntryMeta = {}): Promise<OpenDir[] | undefined> {
     const chain = [this.root];
     let dir = this.root;
     for (let i = 0; i < parts.length; i++) {
@@ -225,7 +244,7 @@ export class TreeEditor {
         const entry = await this.entryOf(dir, name);
         if (!entry) {
           if (!create) return undefined;
-          this.setEntry(dir, name, newDirEntry(name, mode, mtime), false);
+          this.setEntry(dir, name, newDirEntry(name, mode, mtime, meta), false);
           child = new OpenDir(EMPTY_TREE.hash);
           markDirty(chain);
         } else if (entry.type !== 'dir') {
@@ -242,8 +261,8 @@ export class TreeEditor {
   }
 }
 
-function newDirEntry(name: string, mode: number, mtime: number): DirEntry {
-  return { type: 'dir', name, mode, mtime, tree: EMPTY_TREE.hash, size: 0, fileCount: 0 };
+function newDirEntry(name: string, mode: number, mtime: number, meta: EntryMeta = {}): DirEntry {
+  return { type: 'dir', name, mode, mtime, tree: EMPTY_TREE.hash, size: 0, fileCount: 0, ...meta };
 }
 
 function markDirty(chain: OpenDir[]): void {

@@ -70,7 +70,7 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
 }
 
 /** A node's owner and times as a change records them (mtime's whole milliseconds travel as `mtime`). */
-function attrsOf(node: Node): wire.EntryAttrs {
+function attrsOf(node: Node): wire.EntryAttributes {
   const a = nsToWire(node.atime);
   const c = nsToWire(node.ctime);
   return {
@@ -91,7 +91,7 @@ function journaled(t: string | number | undefined): NsTime | undefined {
   return typeof t === 'number' ? BigInt(Math.floor(t)) * 1_000_000n : BigInt(t);
 }
 
-function putOf(file: PendingFile, path: string, attrs: wire.EntryAttrs | undefined): wire.Change {
+function putOf(file: PendingFile, path: string, attrs: wire.EntryAttributes | undefined): wire.Change {
   return { op: 'put', path, size: file.size, chunkSize: file.chunkSize, chunks: file.chunks.map((c) => c.hash), mode: file.mode ?? 0o644, mtime: file.mtime ?? Date.now(), ...attrs };
 }
 
@@ -103,7 +103,7 @@ function owner(op: { uid?: number | null; gid?: number | null }): { uid?: number
 /** The commit the overlay amounts to; no changes when the overlay is clean. */
 export async function buildCommit(view: MountView, journal: readonly JournalOp[]): Promise<BuiltCommit> {
   const files = new Map<string, PendingFile>();
-  const attrs = new Map<PendingFile, wire.EntryAttrs>();
+  const attrs = new Map<PendingFile, wire.EntryAttributes>();
   let localChunks = 0;
   for (const [dataId, node] of view.localFiles) {
     if (!isAttached(node, view.root)) continue;

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { chunkSizeFor } from '../common/chunking.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, ForbiddenError } from '../common/errors.js';
+import { splitNanos } from '../common/times.js';
 
 /** One chunk of a file: its hash, length and where it starts. */
 export interface ChunkRef {
@@ -38,6 +39,8 @@ export interface LocalFileContent extends ChunkedContent {
   mode: number;
   /** Modification time, milliseconds since the epoch. */
   mtime: number;
+  /** Nanoseconds past the millisecond in `mtime` (0..999999). */
+  mtimeNs: number;
 }
 
 /** Bytes read from a local file while hashing it. */
@@ -88,9 +91,10 @@ export async function chunkFile(path: string, options: { onBytes?: (n: number, s
     throw localFileError(e, path);
   }
   try {
-    const st = await handle.stat();
+    // In bigint form: the only way to read the nanoseconds of the mtime.
+    const st = await handle.stat({ bigint: true });
     if (!st.isFile()) throw new InvalidArgumentError(`${path} is not a regular file`);
-    const size = st.size;
+    const size = Number(st.size);
     const chunkSize = chunkSizeFor(size);
     const chunks: ChunkRef[] = [];
     let hash = createHash('sha256');
@@ -123,7 +127,8 @@ export async function chunkFile(path: string, options: { onBytes?: (n: number, s
       offset += inChunk;
     }
     if (offset !== size) throw new ConflictError(`local file ${path} changed while it was read (expected ${size} bytes, read ${offset}); try again`);
-    return { size, chunkSize, chunks, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) };
+    const mtime = splitNanos(st.mtimeNs);
+    return { size, chunkSize, chunks, mode: Number(st.mode) & 0o7777, mtime: mtime.ms, mtimeNs: mtime.ns };
   } finally {
     await handle.close();
   }

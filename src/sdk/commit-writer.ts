@@ -57,8 +57,13 @@ export interface UploadStats {
   presentChunks: number;
 }
 
-/** A file about to be committed: its cut content and how to re-read a chunk. */
-export interface PendingFile {
+/**
+ * A file about to be committed: its cut content and how to re-read a chunk.
+ * The optional owner and ns times (wire EntryAttributes) go into its put
+ * change as they are: a mount fills them; uploads of local files send only
+ * mtimeNs (a laptop's uid means nothing on the server).
+ */
+export interface PendingFile extends wire.EntryAttributes {
   path: string;
   size: number;
   chunkSize: number;
@@ -100,11 +105,15 @@ function volumePath(target: CommitTarget, suffix: string): string {
   return `/v1/volumes/${encodeURIComponent(target.name)}${suffix}`;
 }
 
-/** The `put` change of a pending file. */
-export function putChange(f: Pick<PendingFile, 'path' | 'size' | 'chunkSize' | 'chunks' | 'mode' | 'mtime' | 'createParents'>): wire.Change {
+/** The attribute fields a put change carries, in the order they are sent. */
+const ATTRIBUTE_KEYS = ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs'] as const satisfies ReadonlyArray<keyof wire.EntryAttributes>;
+
+/** The `put` change of a pending file (its owner and ns times included when set). */
+export function putChange(f: Pick<PendingFile, 'path' | 'size' | 'chunkSize' | 'chunks' | 'mode' | 'mtime' | 'createParents' | keyof wire.EntryAttributes>): wire.Change {
   const change: wire.Change = { op: 'put', path: f.path, size: f.size, chunkSize: f.chunkSize, chunks: f.chunks.map((c) => c.hash) };
   if (f.mode !== undefined) change.mode = f.mode;
   if (f.mtime !== undefined) change.mtime = f.mtime;
+  for (const k of ATTRIBUTE_KEYS) if (f[k] !== undefined) change[k] = f[k];
   if (f.createParents !== undefined) change.createParents = f.createParents;
   return change;
 }

@@ -112,7 +112,8 @@ async function pendingFromLocalFile(path: string, localPath: string, o: { mode?:
     chunkSize: cut.chunkSize,
     chunks: cut.chunks,
     mode: o.mode ?? cut.mode,
-    mtime: o.mtime ?? cut.mtime,
+    // The local file's own time keeps its nanoseconds; a time the caller gives is whole milliseconds.
+    ...(o.mtime === undefined ? { mtime: cut.mtime, ...(cut.mtimeNs !== 0 ? { mtimeNs: cut.mtimeNs } : {}) } : { mtime: o.mtime }),
     ...(o.createParents === undefined ? {} : { createParents: o.createParents }),
     read: (c: ChunkRef) => createReadStream(localPath, { start: c.offset, end: c.offset + c.size - 1 }),
     // The file may vanish or become unreadable between the two passes: name it.

@@ -40,6 +40,7 @@ import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
 import type { Change } from '../api/wire.js';
+import { splitNanos } from '../common/times.js';
 import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason } from './http-client.js';
 import { LongPaths } from './long-paths.js';
@@ -177,7 +178,7 @@ async function uploadStream(vol: Volume, source: AsyncIterable<Uint8Array>, remo
 /** What a walk of a local tree found (paths relative to its root, "/"-separated). */
 interface LocalTree {
   files: Array<{ rel: string; abs: string }>;
-  dirs: Array<{ rel: string; mode: number; mtime: number }>;
+  dirs: Array<{ rel: string; mode: number; mtimeNs: bigint }>;
   links: Array<{ rel: string; target: string }>;
   skipped: SkippedEntry[];
 }
@@ -319,13 +320,24 @@ async function walkTree(root: string, lp: LongPaths): Promise<LocalTree> {
       }
     }
     for (const s of subdirs) {
-      const st = await lstat(lp.short(s.abs));
-      tree.dirs.push({ rel: s.rel, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs) });
+      const st = await lstat(lp.short(s.abs), { bigint: true });
+      tree.dirs.push({ rel: s.rel, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs });
       await visit(s.abs, s.rel);
     }
   };
   await visit(root, '');
   return tree;
+}
+
+/**
+ * The setattr giving an uploaded directory its local mode and mtime (to the
+ * ns). atime and ctime are set to the same instant, which the tree records
+ * as "same as mtime": the server's mkdir time would otherwise stay as the
+ * directory's atime and ctime. No owner: a laptop's uid means nothing on the server.
+ */
+function dirAttributes(path: string, mode: number, mtimeNs: bigint): Change {
+  const { ms, ns } = splitNanos(mtimeNs);
+  return { op: 'setattr', path, mode, mtime: ms, mtimeNs: ns, atime: ms, atimeNs: ns, ctime: ms, ctimeNs: ns };
 }
 
 async function uploadDirectory(vol: Volume, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
@@ -338,16 +350,17 @@ async function uploadDirectory(vol: Volume, localDir: string, remote: string, op
 }
 
 async function uploadTree(vol: Volume, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
-  const rootStat = await lstat(localDir);
+  const rootStat = await lstat(localDir, { bigint: true });
   const tree = await walkTree(localDir, lp);
   const at = (rel: string) => (remote === '/' ? `/${rel}` : `${remote}/${rel}`);
   // Directories first as mkdir (empty ones must exist too), then their modes:
   // files are put before the other changes and create their parents with default modes.
   const changes: Change[] = [];
-  if (remote !== '/') changes.push({ op: 'mkdir', path: remote, mode: rootStat.mode & 0o7777 });
+  const rootMode = Number(rootStat.mode) & 0o7777;
+  if (remote !== '/') changes.push({ op: 'mkdir', path: remote, mode: rootMode });
   for (const d of tree.dirs) changes.push({ op: 'mkdir', path: at(d.rel), mode: d.mode });
-  if (remote !== '/') changes.push({ op: 'setattr', path: remote, mode: rootStat.mode & 0o7777, mtime: Math.floor(rootStat.mtimeMs) });
-  for (const d of tree.dirs) changes.push({ op: 'setattr', path: at(d.rel), mode: d.mode, mtime: d.mtime });
+  if (remote !== '/') changes.push(dirAttributes(remote, rootMode, rootStat.mtimeNs));
+  for (const d of tree.dirs) changes.push(dirAttributes(at(d.rel), d.mode, d.mtimeNs));
   for (const l of tree.links) changes.push({ op: 'symlink', path: at(l.rel), target: l.target, createParents: true });
   let bytes = 0;
   for (const f of tree.files) bytes += (await lstat(lp.short(f.abs))).size;

@@ -82,6 +82,25 @@ export const UpdateVolumeRequestSchema = z
 
 // --- files and trees ---
 
+/** Largest uid/gid (2^32 - 2; 2^32 - 1 is chown's "no change"). */
+const MAX_OWNER_ID = 4294967294;
+/** Most milliseconds a Date holds either side of the epoch. */
+const MAX_TIME = 8.64e15;
+const OwnerId = z.number().int().min(0).max(MAX_OWNER_ID);
+const Nanos = z.number().int().min(0).max(999_999);
+const Millis = z.number().int().min(-MAX_TIME).max(MAX_TIME);
+
+/** Wire `EntryAttributes` (api/wire.ts), as fields to spread into an object schema. */
+const entryAttributes = {
+  uid: OwnerId.optional().openapi({ description: 'Recorded owner (0..4294967294); absent: none recorded (a mount shows its own owner). Downloads never apply it.' }),
+  gid: OwnerId.optional().openapi({ description: 'Recorded group (0..4294967294); absent: none recorded.' }),
+  mtimeNs: Nanos.optional().openapi({ description: 'Nanoseconds past the millisecond in mtime (0..999999); absent: 0.' }),
+  atime: Millis.optional().openapi({ description: 'Last access, ms since the epoch; absent: the same as mtime (and mtimeNs).' }),
+  atimeNs: Nanos.optional().openapi({ description: 'Nanoseconds past the millisecond in atime (0..999999); absent: 0.' }),
+  ctime: Millis.optional().openapi({ description: 'Last change of the entry, ms since the epoch; absent: the same as mtime (and mtimeNs).' }),
+  ctimeNs: Nanos.optional().openapi({ description: 'Nanoseconds past the millisecond in ctime (0..999999); absent: 0.' }),
+};
+
 /** Wire `FileInfo` (api/wire.ts). */
 export const FileInfoSchema = z
   .object({
@@ -95,6 +114,7 @@ export const FileInfoSchema = z
     chunkSize: Bytes.optional(),
     chunks: z.array(z.string()).optional(),
     target: z.string().optional(),
+    ...entryAttributes,
   })
   .openapi('FileInfo') satisfies z.ZodType<wire.FileInfo>;
 
@@ -148,7 +168,7 @@ export const PackManifestSchema = z
 
 const Path = z.string().max(65536);
 const Mode = z.number().int().min(0);
-const Mtime = z.number();
+const Mtime = Millis;
 
 /** Wire `Change` (api/wire.ts). */
 export const ChangeSchema = z
@@ -162,12 +182,19 @@ export const ChangeSchema = z
       mode: Mode.optional(),
       mtime: Mtime.optional(),
       createParents: z.boolean().optional(),
-    }),
-    z.object({ op: z.literal('symlink'), path: Path, target: Path, mtime: Mtime.optional(), createParents: z.boolean().optional() }),
-    z.object({ op: z.literal('mkdir'), path: Path, mode: Mode.optional(), mtime: Mtime.optional() }),
-    z.object({ op: z.literal('delete'), path: Path, recursive: z.boolean().optional(), mustExist: z.boolean().optional() }),
-    z.object({ op: z.literal('move'), from: Path, to: Path, overwrite: z.boolean().optional() }),
-    z.object({ op: z.literal('setattr'), path: Path, mode: Mode.optional(), mtime: Mtime.optional() }),
+      ...entryAttributes,
+    }).openapi({ description: 'Create or replace a regular file. A replaced file keeps nothing of the old entry: no owner unless given, mtime now unless given, atime/ctime as mtime unless given. A *Ns field needs its ms field.' }),
+    z.object({ op: z.literal('symlink'), path: Path, target: Path, mtime: Mtime.optional(), createParents: z.boolean().optional(), ...entryAttributes }),
+    z.object({ op: z.literal('mkdir'), path: Path, mode: Mode.optional(), mtime: Mtime.optional(), ...entryAttributes })
+      .openapi({ description: 'Create a directory; parents created on the way get the same mode, times and owner; an existing directory is kept as it is.' }),
+    z.object({ op: z.literal('delete'), path: Path, recursive: z.boolean().optional(), mustExist: z.boolean().optional() }).openapi({ description: 'Takes no attributes.' }),
+    z.object({ op: z.literal('move'), from: Path, to: Path, overwrite: z.boolean().optional() }).openapi({ description: 'The entry keeps its owner and times. Takes no attributes.' }),
+    z.object({
+      op: z.literal('setattr'), path: Path, mode: Mode.optional(), mtime: Mtime.optional(),
+      ...entryAttributes,
+      uid: OwnerId.nullable().optional().openapi({ description: 'New recorded owner; null removes it.' }),
+      gid: OwnerId.nullable().optional().openapi({ description: 'New recorded group; null removes it.' }),
+    }).openapi({ description: 'Changes the given attributes; the others keep what a reader saw (a mtime-only change leaves atime and ctime). A time without its ns sets ns 0.' }),
   ])
   .openapi('Change') satisfies z.ZodType<wire.Change>;
 

@@ -18,7 +18,7 @@ import type { FileInfo } from '../../sdk/index.js';
 import { Volume } from '../../sdk/index.js';
 import { parseMode, parseTarget } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
-import { bytes, octal, printFields, printJson, printLine, printTable, shortId, when } from '../output.js';
+import { bytes, octal, printFields, printJson, printLine, printTable, shortId, when, whenNs } from '../output.js';
 import { startProgress } from '../progress-bar.js';
 
 async function open(cmd: Command, volume: string): Promise<Volume> {
@@ -36,10 +36,26 @@ function permissions(e: FileInfo): string {
   return type + s;
 }
 
+/** The recorded owner as `uid:gid` ("-" for a part not recorded), or undefined when neither is. */
+function ownerOf(e: FileInfo): string | undefined {
+  if (e.uid === undefined && e.gid === undefined) return undefined;
+  return `${e.uid ?? '-'}:${e.gid ?? '-'}`;
+}
+
 function printEntries(entries: FileInfo[], full: boolean): void {
+  const name = (e: FileInfo) => `${full ? e.path : e.name}${e.type === 'dir' ? '/' : ''}${e.type === 'symlink' && e.target !== undefined ? ` -> ${e.target}` : ''}`;
+  // An OWNER column only when some entry records one (mounts that chown); absent: the reader's own, as on a mount.
+  if (entries.some((e) => ownerOf(e) !== undefined)) {
+    printTable(
+      ['MODE', 'OWNER', 'SIZE', 'MODIFIED', 'NAME'],
+      entries.map((e) => [permissions(e), ownerOf(e) ?? '-', e.type === 'dir' ? '-' : bytes(e.size), when(e.mtime), name(e)]),
+      ['left', 'left', 'right'],
+    );
+    return;
+  }
   printTable(
     ['MODE', 'SIZE', 'MODIFIED', 'NAME'],
-    entries.map((e) => [permissions(e), e.type === 'dir' ? '-' : bytes(e.size), when(e.mtime), `${full ? e.path : e.name}${e.type === 'dir' ? '/' : ''}${e.type === 'symlink' && e.target !== undefined ? ` -> ${e.target}` : ''}`]),
+    entries.map((e) => [permissions(e), e.type === 'dir' ? '-' : bytes(e.size), when(e.mtime), name(e)]),
     ['left', 'right'],
   );
 }
@@ -131,6 +147,7 @@ export function registerFileCommands(program: Command): void {
     .description('list a directory of a volume')
     .argument('<target>', 'VOLUME or VOLUME:/path')
     .option('-r, --recursive', 'list everything below')
+    .option('-l, --long', 'long listing (the default; accepted as ls(1) users type it)')
     .option('--commit <commit>', 'list at this commit instead of the head')
     .option('--json', 'print JSON')
     .action(async (target: string, opts: { recursive?: boolean; commit?: string; json?: boolean }, cmd: Command) => {
@@ -162,8 +179,16 @@ export function registerFileCommands(program: Command): void {
         ['type', e.type],
         ['size', `${bytes(e.size)} (${e.size} bytes)`],
         ['mode', octal(e.mode)],
-        ['modified', when(e.mtime)],
       ];
+      const owner = ownerOf(e);
+      if (owner !== undefined) fields.push(['owner', owner]);
+      // To the nanosecond once any time beyond mtime's millisecond is recorded (absent atime/ctime: the same as mtime).
+      if (e.mtimeNs === undefined && e.atime === undefined && e.ctime === undefined) fields.push(['modified', when(e.mtime)]);
+      else {
+        fields.push(['modified', whenNs(e.mtime, e.mtimeNs)]);
+        fields.push(['accessed', e.atime === undefined ? whenNs(e.mtime, e.mtimeNs) : whenNs(e.atime, e.atimeNs)]);
+        fields.push(['changed', e.ctime === undefined ? whenNs(e.mtime, e.mtimeNs) : whenNs(e.ctime, e.ctimeNs)]);
+      }
       if (e.fileCount !== undefined) fields.push(['files', String(e.fileCount)]);
       if (e.chunks !== undefined) fields.push(['chunks', `${e.chunks.length} of ${bytes(e.chunkSize ?? 0)}`]);
       if (e.target !== undefined) fields.push(['target', e.target]);
