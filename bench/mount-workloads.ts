@@ -24,7 +24,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stowage, Volume } from '../src/sdk/index.js';
@@ -222,6 +222,12 @@ export async function workloadBenchmarks(server: ServerProcess, work: string, lo
   return rows;
 }
 
+/** The machine and its load (other processes skew both columns alike, but not always by the same factor). */
+export function machineNote(): string {
+  const [one, five] = loadavg();
+  return `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), load average ${one!.toFixed(1)} (1 min) / ${five!.toFixed(1)} (5 min) at the end, Node ${process.version}`;
+}
+
 /** The rows as a Markdown table. */
 export function formatWorkloads(rows: readonly WorkloadRow[]): string {
   const cols = ['workload', 'local disk', 'mount', 'ratio', 'target', 'met'];
@@ -237,7 +243,7 @@ async function main(): Promise<void> {
   try {
     server = await startServerProcess(join(work, 'data'));
     const rows = await workloadBenchmarks(server, work);
-    console.log(`\nWorkloads inside a mount vs local disk (Node ${process.version})\n`);
+    console.log(`\nWorkloads inside a mount vs local disk (${machineNote()})\n`);
     console.log(formatWorkloads(rows));
   } finally {
     if (server) await stopServer(server).catch(() => undefined);

@@ -26,7 +26,7 @@ import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { formatSize, GiB, KiB, MiB } from '../src/common/sizes.js';
 import { MountHandle, Stowage, Volume, type MountCommitResult, type MountStatus, type wire } from '../src/sdk/index.js';
 import { cliMain, randomFile, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
-import { formatWorkloads, workloadBenchmarks, type WorkloadRow } from './mount-workloads.js';
+import { formatWorkloads, machineNote, workloadBenchmarks, type WorkloadRow } from './mount-workloads.js';
 
 const quick = process.argv.includes('--quick');
 const sweep = process.argv.includes('--sweep');
@@ -343,7 +343,7 @@ async function main(): Promise<void> {
     console.log(line(widths.map((n) => '-'.repeat(n))));
     for (const c of cells) console.log(line(c));
   }
-  if (workloadRows.length > 0) console.log(`\nWorkloads inside a mount vs local disk (same run, one after the other)\n\n${formatWorkloads(workloadRows)}`);
+  if (workloadRows.length > 0) console.log(`\nWorkloads inside a mount vs local disk, one after the other (${machineNote()})\n\n${formatWorkloads(workloadRows)}`);
   if (failure !== undefined) throw failure;
 }
 
