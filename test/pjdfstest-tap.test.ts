@@ -42,6 +42,12 @@ describe('counting pjdfstest checks from TAP', () => {
     assert.match(r.died!, /1 of 2/);
   });
 
+  test('a file that prints more results than its plan gains nothing: all its planned checks fail', () => {
+    const r = countTap('chmod/00.t', '1..2\nok 1\nok 2\nok 2\nok 3\n', { status: 0, killed: false });
+    assert.deepEqual({ planned: r.planned, passed: r.passed, failed: r.failed }, { planned: 2, passed: 0, failed: 2 });
+    assert.match(r.died!, /more than its plan/);
+  });
+
   test('a dead file with no plan takes the plan the reference run printed', () => {
     const dead = countTap('mknod/00.t', 'sh: cannot open\n', { status: 2, killed: false });
     assert.equal(dead.planUnknown, true);

@@ -9,7 +9,8 @@
  *     are -1, the times need not be updated", which ext4 "fails");
  *   - a test file that dies (killed at its timeout, or printing fewer results
  *     than its "1..N" plan, or no plan at all) counts as all its planned checks
- *     failed: a crash or a hang must never look like a pass.
+ *     failed: a crash or a hang must never look like a pass; so does one that
+ *     prints more results than its plan (extra "ok" lines never add passes).
  * Every test file runs as its own `sh FILE.t` child process (the directory
  * under test may be a FUSE mount served by an agent that needs this process's
  * event loop; this process never touches it), from a fresh sub-directory.
@@ -75,6 +76,7 @@ export function countTap(file: string, tap: string, exit: { status: number | nul
   if (exit.killed) died = 'killed at its timeout (a hang)';
   else if (plan === undefined) died = `printed no plan (exit ${exit.status})`;
   else if (seen < plan) died = `printed ${seen} of ${plan} planned results (exit ${exit.status})`;
+  else if (seen > plan) died = `printed ${seen} results, more than its plan of ${plan} (a bad plan: prove fails it too)`;
   const planned = plan ?? Math.max(seen, 1);
   if (died !== undefined) return { file, planned, passed: 0, failed: planned, died, ...(plan === undefined ? { planUnknown: true } : {}), failures };
   return { file, planned, passed, failed: failures.length, failures };
