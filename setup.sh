@@ -9,8 +9,11 @@ cd "$(dirname "$0")"
 # libfuse2 and fuse3 (fusermount3) for mounts, libfuse3-dev and pkg-config
 # to compile the libfuse 3 binding (native/fuse3); git and sqlite3, which the
 # mount tests run inside a mount; postgresql, whose server binaries the
-# PostgreSQL metadata tests run as a throwaway cluster (test/helpers/postgres.ts).
-PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 libfuse3-dev pkg-config git sqlite3 postgresql)
+# PostgreSQL metadata tests run as a throwaway cluster (test/helpers/postgres.ts);
+# autoconf, automake and perl (prove) to build and run pjdfstest and fsx from
+# ../shared/tools (scripts/build-test-tools.mjs), the POSIX suite and the
+# data-integrity exerciser the mount tests run.
+PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 libfuse3-dev pkg-config git sqlite3 postgresql autoconf automake perl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -45,4 +48,12 @@ fi
 
 echo "setup: building"
 npm run build --silent
+
+# pjdfstest and fsx for test/posix-suite.test.ts and test/fsx.test.ts, into .tools/<hash of
+# ../shared/tools> (reused while that source is unchanged; the tests build it themselves otherwise).
+if [ -d ../shared/tools ]; then
+  node scripts/build-test-tools.mjs >/dev/null
+else
+  echo "setup: note: ../shared/tools not found; the POSIX suite and fsx tests will fail until it is there"
+fi
 echo "setup: done. Start the server with: npm start   (or: node dist/src/cli/main.js serve)"

@@ -8,6 +8,8 @@
  *   npm run bench:mount             # 100,000-file volume, 1 GiB file (~4 GiB of temp disk)
  *   npm run bench:mount -- --quick  # 10,000 files, 256 MiB file
  *   ... --sweep                     # also cold reads at other --prefetch / --buffer-size values
+ *   ... --workloads                 # only the workloads (bench/mount-workloads.ts: git, npm ci, venv, sqlite, tar x, creates)
+ *   ... --no-workloads              # everything but the workloads
  *
  * Measures: mount-to-first-stat of a large volume and the agent's RSS;
  * reload after a new commit (CLI and control socket); cold and warm
@@ -24,9 +26,12 @@ import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { formatSize, GiB, KiB, MiB } from '../src/common/sizes.js';
 import { MountHandle, Stowage, Volume, type MountCommitResult, type MountStatus, type wire } from '../src/sdk/index.js';
 import { cliMain, randomFile, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
+import { formatWorkloads, machineNote, workloadBenchmarks, type WorkloadRow } from './mount-workloads.js';
 
 const quick = process.argv.includes('--quick');
 const sweep = process.argv.includes('--sweep');
+const onlyWorkloads = process.argv.includes('--workloads');
+const withWorkloads = !process.argv.includes('--no-workloads');
 const DIRS = quick ? 10 : 100;
 const FILES_PER_DIR = 1000;
 const FILE_COUNT = DIRS * FILES_PER_DIR;
@@ -311,11 +316,15 @@ async function bigFileBenchmarks(work: string, client: Stowage): Promise<void> {
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'stowage-bench-mount-'));
   let failure: unknown;
+  let workloadRows: WorkloadRow[] = [];
   try {
     server = await startServerProcess(join(work, 'data'));
     const client = new Stowage({ url: server.url, token: server.token });
-    await treeBenchmarks(work, client);
-    await bigFileBenchmarks(work, client);
+    if (!onlyWorkloads) {
+      await treeBenchmarks(work, client);
+      await bigFileBenchmarks(work, client);
+    }
+    if (withWorkloads) workloadRows = await workloadBenchmarks(server, work);
   } catch (e) {
     failure = e;
   } finally {
@@ -328,10 +337,13 @@ async function main(): Promise<void> {
   const cells = rows.map((r) => [r.name, r.value, r.target, r.ok === null ? '' : r.ok ? 'yes' : 'NO']);
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (parts: readonly string[]) => `| ${parts.map((p, i) => p.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\nStowage mount benchmarks (${quick ? 'quick' : 'full'} run, Node ${process.version})\n`);
-  console.log(line(cols));
-  console.log(line(widths.map((n) => '-'.repeat(n))));
-  for (const c of cells) console.log(line(c));
+  if (rows.length > 0) {
+    console.log(`\nStowage mount benchmarks (${quick ? 'quick' : 'full'} run, Node ${process.version})\n`);
+    console.log(line(cols));
+    console.log(line(widths.map((n) => '-'.repeat(n))));
+    for (const c of cells) console.log(line(c));
+  }
+  if (workloadRows.length > 0) console.log(`\nWorkloads inside a mount vs local disk, one after the other (${machineNote()})\n\n${formatWorkloads(workloadRows)}`);
   if (failure !== undefined) throw failure;
 }
 
