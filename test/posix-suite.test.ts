@@ -13,7 +13,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Volume } from '../src/sdk/index.js';
@@ -22,29 +22,29 @@ import { applyReferencePlans, formatSideBySide, PJDFSTEST_DIRS, runPjdfstest, ty
 import { testTools, type TestTools } from './helpers/test-tools.js';
 
 /**
- * Checks the mount must pass, per directory: the counts of 2026-11-29 (the
- * fuse-native mount; 3,618 of 8,798 checks, see docs/posix.md). Raise them as
- * the libfuse 3 port and the mount fixes land. The planned checks per
- * directory are fixed by pjdfstest's source; the printed table shows both.
+ * Checks the mount must pass, per directory: the counts of the libfuse 3
+ * mount of 2026-11-30 (8,600 of 8,798; the fuse-native mount passed 3,618).
+ * Every check still failing needs hard links (docs/posix.md). The planned
+ * checks per directory are fixed by pjdfstest's source; the table shows both.
  */
 const FLOORS: Record<(typeof PJDFSTEST_DIRS)[number], number> = {
   chflags: 14,
-  chmod: 152,
-  chown: 427,
-  ftruncate: 77,
+  chmod: 327,
+  chown: 1490, // its ctime checks sleep a second between steps: a little room for a loaded machine
+  ftruncate: 89,
   granular: 7,
-  link: 148,
-  mkdir: 78,
-  mkfifo: 50,
-  mknod: 62,
-  open: 201,
+  link: 229,
+  mkdir: 118,
+  mkfifo: 120,
+  mknod: 186,
+  open: 337,
   posix_fallocate: 1,
-  rename: 1864,
-  rmdir: 101,
-  symlink: 79,
-  truncate: 75,
-  unlink: 207,
-  utimensat: 75,
+  rename: 4807,
+  rmdir: 145,
+  symlink: 95,
+  truncate: 84,
+  unlink: 422,
+  utimensat: 122,
 };
 
 /**
@@ -79,8 +79,11 @@ describe('pjdfstest (POSIX conformance) on a read-write mount, beside a local di
 
   test('the local directory passes every directory and the mount passes at least its floor in each', async () => {
     const vol = await Volume.create(bed.fresh('posix'), { client: bed.client, cap: '1T' });
+    // pjdfstest plays other users: they must reach the mount (the test's work dir is made 0700) and be let in.
+    await chmod(bed.work, 0o755);
     const m = await bed.mountPoint();
-    await bed.mounts.mountOk(vol.name, m);
+    await chmod(m, 0o755);
+    await bed.mounts.mountOk(vol.name, m, ['--allow-other']);
     const t0 = performance.now();
     const [local, mounted] = await Promise.all([
       runPjdfstest(tools.pjdfstestTests, PJDFSTEST_DIRS, localRoot!, RUN),
@@ -104,5 +107,8 @@ describe('pjdfstest (POSIX conformance) on a read-write mount, beside a local di
 
     const below = mounted.filter((r) => r.passed < FLOORS[r.dir as keyof typeof FLOORS]).map((r) => `${r.dir}: ${r.passed} passed, floor ${FLOORS[r.dir as keyof typeof FLOORS]}`);
     assert.deepEqual(below, [], `the mount fell below its pjdfstest floor:\n${below.join('\n')}\n${table}`);
+    // Issue 10's goal: 95% of every directory but link (hard links are not supported: docs/posix.md).
+    const short = mounted.filter((r) => r.dir !== 'link' && r.passed < 0.95 * r.checks).map((r) => `${r.dir}: ${r.passed} of ${r.checks}`);
+    assert.deepEqual(short, [], `below 95% of pjdfstest:\n${short.join('\n')}`);
   });
 });

@@ -63,6 +63,8 @@ const S_IFBLK = 0o060000;
 const S_IFSOCK = 0o140000;
 /** What mknod makes besides regular files: kept in the mount only (see SpecialNode). */
 const SPECIAL_KINDS = new Set([S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK]);
+/** Largest file a mount holds: what its overlay's data file can be on ext4 (16 TiB). */
+const MAX_FILE_SIZE = 2 ** 44;
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 
@@ -617,6 +619,7 @@ export class FuseFs {
     if (set.size !== undefined) {
       if (node.type === 'dir') throw fsError('EISDIR');
       if (node.type !== 'file') throw fsError('EINVAL');
+      if (set.size > MAX_FILE_SIZE) throw fsError('EFBIG');
       node = await this.#writable(view, inode);
       await inode.view.content.truncate(node as FileNode, set.size);
       inode.cached = signature(node as FileNode);
