@@ -6,14 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Build tools for native addons (better-sqlite3 compiles from source here);
-# libfuse2 and fuse3 (fusermount3) for mounts, libfuse3-dev and pkg-config
+# fuse3 (fusermount3) for mounts, libfuse3-dev and pkg-config
 # to compile the libfuse 3 binding (native/fuse3); git and sqlite3, which the
 # mount tests run inside a mount; postgresql, whose server binaries the
 # PostgreSQL metadata tests run as a throwaway cluster (test/helpers/postgres.ts);
 # autoconf, automake and perl (prove) to build and run pjdfstest and fsx from
 # ../shared/tools (scripts/build-test-tools.mjs), the POSIX suite and the
 # data-integrity exerciser the mount tests run.
-PACKAGES=(python3 make g++ ca-certificates libfuse2 fuse3 libfuse3-dev pkg-config git sqlite3 postgresql autoconf automake perl)
+PACKAGES=(python3 make g++ ca-certificates fuse3 libfuse3-dev pkg-config git sqlite3 postgresql autoconf automake perl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -34,9 +34,9 @@ command -v moto_server >/dev/null 2>&1 || echo "setup: note: moto_server not fou
 node -e 'const [maj] = process.versions.node.split(".").map(Number); if (maj < 20) { console.error(`setup: Node ${process.versions.node} found; Stowage needs Node 20 or newer`); process.exit(1); }'
 
 # npm ci is the reproducible install; skip it when node_modules was installed
-# from this exact lockfile and these patches (patches/ is applied, and
-# fuse-native and native/fuse3 compiled, by the postinstall script).
-lock_sum=$(cat package-lock.json patches/* scripts/build-fuse-native.mjs scripts/build-native.mjs native/fuse3/*.c native/fuse3/binding.gyp | sha256sum | cut -d' ' -f1)
+# from this exact lockfile and this binding source (native/fuse3 is compiled
+# by the postinstall script).
+lock_sum=$(cat package-lock.json scripts/build-native.mjs native/fuse3/*.c native/fuse3/binding.gyp | sha256sum | cut -d' ' -f1)
 if [ "$(cat node_modules/.stowage-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
   echo "setup: installing npm dependencies (npm ci; native addons compile from source, about a minute)"
   npm ci --no-audit --no-fund
