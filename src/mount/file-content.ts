@@ -17,7 +17,7 @@
  * size/mtime changes go by path. So tens of thousands of dirty files cost no
  * more descriptors than a few hundred.
  */
-import { createReadStream, promises as fsp, read as fsRead, write as fsWrite, openSync, closeSync, statSync, ftruncateSync, futimesSync, truncateSync, utimesSync } from 'node:fs';
+import { createReadStream, promises as fsp, read as fsRead, write as fsWrite, openSync, closeSync, statSync, ftruncateSync, futimesSync } from 'node:fs';
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import type { Readable } from 'node:stream';
 import type { ChunkCache } from './chunk-cache.js';
@@ -86,10 +86,9 @@ export class FileContent {
     this.fds.dropAll();
   }
 
-  /** A new, empty local file's content (its data file is created now). */
+  /** A new, empty local file's content (its data file is made by the first write, truncate or utimens). */
   createLocal(): LocalFile {
     const dataId = this.ctx.overlay.newDataId();
-    closeSync(openSync(this.ctx.overlay.dataPath(dataId), 'wx', 0o600));
     this.ctx.overlay.putFile({ dataId, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] });
     return { dataId, dirty: new Set(), materializing: new Map() };
   }
@@ -113,10 +112,17 @@ export class FileContent {
     const rec = this.ctx.overlay.getFile(dataId);
     if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
     const local: LocalFile = { dataId, dirty: new Set(rec.dirty), materializing: new Map() };
-    const st = statSync(this.ctx.overlay.dataPath(dataId), { bigint: true });
     node.local = local;
     node.chunkSize = rec.chunkSize;
     node.baseChunks = rec.baseChunks;
+    let st;
+    try {
+      st = statSync(this.ctx.overlay.dataPath(dataId), { bigint: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      node.size = 0; // created and never written: no data file yet
+      return;
+    }
     node.size = Number(st.size);
     node.mtime = node.ctime = st.mtimeNs;
     node.atime = st.atimeNs;
@@ -244,16 +250,16 @@ export class FileContent {
     const keep = Math.ceil(size / cs);
     if (node.baseChunks.length > keep) node.baseChunks = node.baseChunks.slice(0, keep);
     for (const i of node.local!.dirty) if (i >= keep) node.local!.dirty.delete(i);
-    truncateSync(this.ctx.overlay.dataPath(node.local!.dataId), size);
+    await this.withFd(node.local!, (fd) => ftruncateSync(fd, size));
     node.size = size;
     node.mtime = node.ctime = nowNs();
     this.#persist(node);
   }
 
   /** Sets the data file's mtime too, so a restart restores it. */
-  setMtime(node: FileNode, mtime: NsTime): void {
+  async setMtime(node: FileNode, mtime: NsTime): Promise<void> {
     node.mtime = mtime;
-    if (node.local) utimesSync(this.ctx.overlay.dataPath(node.local.dataId), nsToSeconds(node.atime), nsToSeconds(mtime));
+    if (node.local) await this.withFd(node.local, (fd) => futimesSync(fd, nsToSeconds(node.atime), nsToSeconds(mtime)));
   }
 
   /** The bytes of base chunk `index` (through the cache). */

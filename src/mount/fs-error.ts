@@ -10,7 +10,11 @@ export type Errno = keyof typeof constants.errno;
 
 export class FsError extends Error {
   constructor(readonly code: Errno, message?: string) {
+    // An errno is an answer, not a fault: no stack (capturing one cost more than the rest of a failed lookup).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ?? code);
+    Error.stackTraceLimit = limit;
   }
 
   /** The negative errno number FUSE expects. */

@@ -60,7 +60,7 @@ function nodeFromInfo(info: wire.FileInfo, parent: DirNode): Node {
   const base = { name: info.name, parent, ...metaFromInfo(info) };
   switch (info.type) {
     case 'dir':
-      return { ...base, type: 'dir', children: null, basePath: info.path, loading: null };
+      return { ...base, type: 'dir', children: null, subdirs: 0, basePath: info.path, loading: null };
     case 'symlink':
       return { ...base, type: 'symlink', target: info.target ?? '' };
     case 'file':
@@ -95,7 +95,7 @@ export class MountView {
   #replaying = false;
 
   constructor(readonly opts: ViewOptions, rootMeta: NodeMeta) {
-    this.root = { type: 'dir', name: '', parent: null, ...rootMeta, children: null, basePath: opts.subpath, loading: null };
+    this.root = { type: 'dir', name: '', parent: null, ...rootMeta, children: null, subdirs: 0, basePath: opts.subpath, loading: null };
     this.content = new FileContent(opts);
   }
 
@@ -123,6 +123,7 @@ export class MountView {
         map.set(s.name, copy);
         this.specials.add(copy);
       }
+      dir.subdirs = entries.filter((e) => e.type === 'dir').length;
       dir.children = map;
     })().finally(() => {
       dir.loading = null;
@@ -190,7 +191,7 @@ export class MountView {
 
   /** Removes a node from the tree (unlink, rmdir, or replaced by a rename) and forgets its local bytes. */
   #detach(node: Node): void {
-    node.parent?.children?.delete(node.name);
+    if (node.parent?.children?.delete(node.name) && node.type === 'dir') node.parent.subdirs--;
     node.ctime = nowNs();
     if (node.type === 'special') this.specials.delete(node);
     if (node.type === 'file' && node.local) {
@@ -209,8 +210,9 @@ export class MountView {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     if (dir.children!.has(name)) throw fsError('EEXIST');
-    const node: DirNode = { type: 'dir', name, parent: dir, ...newMeta(mode, creator), children: new Map(), basePath: null, loading: null };
+    const node: DirNode = { type: 'dir', name, parent: dir, ...newMeta(mode, creator), children: new Map(), subdirs: 0, basePath: null, loading: null };
     dir.children!.set(name, node);
+    dir.subdirs++;
     this.#touch(dir);
     this.#journal({ op: 'mkdir', path, mode: node.mode, ...creator });
     return node;
@@ -249,12 +251,14 @@ export class MountView {
       this.#detach(existing);
     }
     const node: FileNode = { type: 'file', name, parent: dir, ...newMeta(mode, creator), size: 0, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], basePath: null, local: null, lastReadEnd: -1 };
-    if (dataId === undefined) node.local = this.content.createLocal();
-    else this.content.restore(node, dataId);
+    this.opts.overlay.atomically(() => {
+      if (dataId === undefined) node.local = this.content.createLocal();
+      else this.content.restore(node, dataId);
+      this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId, ...creator });
+    });
     dir.children!.set(name, node);
     this.localFiles.set(node.local!.dataId, node);
     this.#touch(dir);
-    this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId, ...creator });
     return node;
   }
 
@@ -329,10 +333,12 @@ export class MountView {
       this.#detach(existing);
     }
     src.dir.children!.delete(src.name);
+    if (node.type === 'dir') src.dir.subdirs--;
     node.name = dst.name;
     node.parent = dst.dir;
     node.ctime = nowNs();
     dst.dir.children!.set(dst.name, node);
+    if (node.type === 'dir') dst.dir.subdirs++;
     this.#touch(src.dir);
     this.#touch(dst.dir);
     // A special node moves in this mount only; what it replaced is gone from the volume all the same.
@@ -366,7 +372,7 @@ export class MountView {
     const node = await this.resolve(path);
     if (times.atime !== undefined) node.atime = times.atime;
     if (times.mtime !== undefined) {
-      if (node.type === 'file') this.content.setMtime(node, times.mtime);
+      if (node.type === 'file') await this.content.setMtime(node, times.mtime);
       else node.mtime = times.mtime;
     }
     node.ctime = nowNs();

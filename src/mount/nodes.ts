@@ -38,6 +38,8 @@ export interface DirNode extends NodeBase {
   type: 'dir';
   /** null until listed from the base. */
   children: Map<string, Node> | null;
+  /** How many of `children` are directories (its link count is 2 + this), kept as they change. */
+  subdirs: number;
   /** Where to list it in the base commit; null for directories created here. */
   basePath: string | null;
   loading: Promise<void> | null;

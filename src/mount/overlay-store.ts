@@ -61,6 +61,8 @@ export class OverlayStore {
   readonly #db: Database.Database;
   readonly dataDir: string;
   readonly #append: Database.Statement;
+  readonly #idPrefix = randomHex(8);
+  #idCounter = 0;
   readonly #putFile: Database.Statement;
   /** Data files kept past a reset for open handles (see `reset`). */
   #kept = new Set<string>();
@@ -100,6 +102,11 @@ export class OverlayStore {
     this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
 
+  /** Runs `fn`'s writes as one transaction (one WAL commit for a change that writes two rows). */
+  atomically<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
   append(op: JournalOp): void {
     this.#append.run(JSON.stringify(op));
   }
@@ -112,8 +119,9 @@ export class OverlayStore {
     return (this.#db.prepare('SELECT count(*) AS n FROM journal').get() as { n: number }).n;
   }
 
+  /** A data id unique across restarts: a random prefix per agent run, then a counter (no random bytes per file). */
   newDataId(): string {
-    return randomHex(12);
+    return `${this.#idPrefix}${(this.#idCounter++).toString(16).padStart(8, '0')}`;
   }
 
   dataPath(dataId: string): string {

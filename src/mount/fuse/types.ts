@@ -142,9 +142,11 @@ export interface LowLevelOps {
   read(ctx: RequestContext, ino: number, size: number, offset: number, fh: number): Promise<Buffer>;
   /** `data` is the binding's copy: it may be kept. Resolves with the count written. */
   write(ctx: RequestContext, ino: number, data: Buffer, offset: number, fh: number): Promise<number>;
-  flush(ctx: RequestContext, ino: number, fh: number): Promise<void>;
+  /** Absent: ENOSYS, and the kernel stops sending flushes (one round trip less per close). */
+  flush?(ctx: RequestContext, ino: number, fh: number): Promise<void>;
   release(ctx: RequestContext, ino: number, fh: number, flags: number): Promise<void>;
-  fsync(ctx: RequestContext, ino: number, datasync: boolean, fh: number): Promise<void>;
+  /** Absent: ENOSYS, which the kernel takes as "nothing to sync" for good (fsync succeeds at once). */
+  fsync?(ctx: RequestContext, ino: number, datasync: boolean, fh: number): Promise<void>;
   opendir(ctx: RequestContext, ino: number, flags: number): Promise<OpenReply>;
   readdir?(ctx: RequestContext, ino: number, size: number, offset: number, fh: number): Promise<DirEntry[]>;
   readdirplus(ctx: RequestContext, ino: number, size: number, offset: number, fh: number): Promise<DirEntryPlus[]>;
