@@ -44,6 +44,9 @@ extern char **environ;
 #define ATTR_LEN 15  /* ino mode nlink uid gid rdev size blocks blksize asec ansec msec mnsec csec cnsec */
 #define OPEN_LEN 5   /* fh directIo keepCache nonseekable cacheReaddir */
 #define STATFS_LEN 9
+/* The protocol minor libfuse answers INIT with (3.14: 7.31; its fuse_kernel.h is not installed, and
+   conn->proto_minor is the kernel's offer): the session agrees on the smaller. */
+#define LIBFUSE_PROTO_MINOR 31
 
 #define CHECK(env, call)                                                      \
   do {                                                                        \
@@ -177,16 +180,18 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
   c->want = (c->want | (on & c->capable)) & ~off;
   /* libfuse 3.14 derives max_pages from max_write when the kernel offers FUSE_MAX_PAGES (7.28+). */
   c->max_write = MIB;
+  /* The kernel takes the smaller of its offer (the device's read-ahead, 128 KiB by default) and ours. */
+  unsigned readahead = c->max_readahead < MIB ? c->max_readahead : MIB;
   c->max_readahead = MIB;
   struct msg *m = msg_new("init", NULL);
   if (!m) return;
   long page = sysconf(_SC_PAGESIZE);
   num(m, c->proto_major);
-  num(m, c->proto_minor);
+  num(m, c->proto_minor < LIBFUSE_PROTO_MINOR ? c->proto_minor : LIBFUSE_PROTO_MINOR);
   num(m, c->max_write);
   num(m, c->max_read);
   num(m, c->proto_minor >= 28 ? (double)((c->max_write - 1) / page + 1) : 0);
-  num(m, c->max_readahead);
+  num(m, readahead);
   num(m, c->want);
   num(m, c->capable);
   post(s, m);
