@@ -199,9 +199,11 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.equal(await shOk(`cat ${mnt}/after`), 'moved\n');
   });
 
-  test('invalidating what the kernel never saw resolves (ENOENT)', async () => {
+  test('invalidating what the kernel never saw resolves (ENOENT), many at once too', async () => {
     await session.invalidateInode(999_999);
     await session.invalidateEntry(1, 'never-looked-up');
+    await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? session.invalidateInode(1000 + i) : session.invalidateEntry(1, `n${i}`))));
+    await assert.rejects(session.invalidateEntry(1, ''), /needs a name/);
   });
 
   test('an FsError answers its errno; a plain Error or a malformed answer answers EIO and is logged', async () => {

@@ -170,6 +170,7 @@ class Session implements FuseSession {
   readonly #log: (message: string) => void;
   #handle!: NativeHandle;
   #ending: Promise<void> | undefined;
+  #notifying: Promise<void> = Promise.resolve();
   #resolveClosed!: () => void;
   #inited!: (conn: ConnInfo) => void;
   #failed!: (e: Error) => void;
@@ -188,13 +189,24 @@ class Session implements FuseSession {
     this.#handle = this.#native.mount(this.mountpoint, options.options, options.writebackCache === true, this.#dispatch);
   }
 
-  async invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
-    return this.#native.invalidate(this.#handle, ino, offset, length, undefined);
+  invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
+    return this.#invalidate(() => this.#native.invalidate(this.#handle, ino, offset, length, undefined));
   }
 
-  async invalidateEntry(parent: number, name: string): Promise<void> {
-    if (typeof name !== 'string' || name === '') throw new TypeError('invalidateEntry needs a name');
-    return this.#native.invalidate(this.#handle, parent, 0, 0, name);
+  invalidateEntry(parent: number, name: string): Promise<void> {
+    if (typeof name !== 'string' || name === '') return Promise.reject(new TypeError('invalidateEntry needs a name'));
+    return this.#invalidate(() => this.#native.invalidate(this.#handle, parent, 0, 0, name));
+  }
+
+  /**
+   * One invalidation at a time: each runs on a libuv pool thread and may wait
+   * there for a request the JS thread has yet to answer; if they took all four
+   * pool threads, an answer that needs the pool (fs/promises) could never come.
+   */
+  #invalidate(run: () => Promise<void>): Promise<void> {
+    const result = this.#notifying.then(run);
+    this.#notifying = result.catch(() => {});
+    return result;
   }
 
   unmount(): Promise<void> {
