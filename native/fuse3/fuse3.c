@@ -510,9 +510,15 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
 
 /* ---------- JS thread: replies ---------- */
 
+/* Marks our session externals, so another addon's external is never taken for one. */
+static const napi_type_tag session_tag = {0x5f3a7c1e9d2b4a60ULL, 0xa1c4e8f2b7d90356ULL};
+
 static struct session *get_session(napi_env env, napi_value v) {
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+  bool tagged = false;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) == napi_ok && t == napi_external) napi_check_object_type_tag(env, v, &session_tag, &tagged);
+  if (!tagged || napi_get_value_external(env, v, &p) != napi_ok || !p) {
     napi_throw_type_error(env, NULL, "fuse3 binding: expected a session handle");
     return NULL;
   }
@@ -1035,6 +1041,7 @@ static napi_value mount_js(napi_env env, napi_callback_info info) {
     return NULL;
   }
   CHECK(env, napi_create_external(env, s, session_free, NULL, &handle));
+  CHECK(env, napi_type_tag_object(env, handle, &session_tag));
   return handle;
 }
 
