@@ -258,6 +258,21 @@ test('writebackCache: true turns on the kernel\'s writeback cache', async () => 
   }
 });
 
+test('readahead raises the read-ahead, so buffered reads arrive as 1 MiB requests (128 KiB without it)', async () => {
+  for (const [readahead, expected] of [[undefined, 128 * 1024], [1024 * 1024, 1024 * 1024]] as const) {
+    const mnt = freshDir();
+    const fs = new MemoryFs();
+    fs.add(1, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
+    const session = await mountFuse(mnt, fs, { options: [], force: true, readahead });
+    try {
+      await shOk(`dd if=${mnt}/big of=/dev/null bs=1M status=none`);
+      assert.equal(fs.seen.largestRead, expected);
+    } finally {
+      await session.unmount();
+    }
+  }
+});
+
 describe('ending a session', () => {
   test('unmount() resolves, closed resolves, and the path is no longer a mount', async () => {
     const mnt = freshDir();

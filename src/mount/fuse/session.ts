@@ -16,7 +16,7 @@
  * const session = await mountFuse('/mnt/x', ops, { options: ['fsname=x', 'subtype=stowage'], force: true });
  * await session.unmount();
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -428,5 +428,18 @@ export async function mountFuse(mountpoint: string, ops: LowLevelOps, options: M
   const session = new Session(path, ops, options, native);
   session.start(options);
   await session.ready;
+  if (options.readahead !== undefined) setReadahead(path, options.readahead, options.log);
   return session;
+}
+
+/** Sets the mount's read-ahead through sysfs (the FUSE INIT reply cannot raise it past the kernel's offer). */
+function setReadahead(path: string, bytes: number, log: (message: string) => void = (m) => void process.stderr.write(`fuse: ${m}\n`)): void {
+  const device = fuseMountAt(path)?.device;
+  try {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`readahead must be a byte count, got ${bytes}`);
+    if (!device) throw new Error(`no FUSE mount found at ${path}`);
+    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, String(Math.ceil(bytes / 1024)));
+  } catch (e) {
+    log(`read-ahead of ${path} left at the kernel's default: ${(e as Error).message}`);
+  }
 }
