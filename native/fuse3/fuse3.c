@@ -44,6 +44,9 @@ extern char **environ;
 #define ATTR_LEN 15  /* ino mode nlink uid gid rdev size blocks blksize asec ansec msec mnsec csec cnsec */
 #define OPEN_LEN 5   /* fh directIo keepCache nonseekable cacheReaddir */
 #define STATFS_LEN 9
+/* The protocol minor libfuse answers INIT with (3.14: 7.31; its fuse_kernel.h is not installed, and
+   conn->proto_minor is the kernel's offer): the session agrees on the smaller. */
+#define LIBFUSE_PROTO_MINOR 31
 
 #define CHECK(env, call)                                                      \
   do {                                                                        \
@@ -177,16 +180,18 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
   c->want = (c->want | (on & c->capable)) & ~off;
   /* libfuse 3.14 derives max_pages from max_write when the kernel offers FUSE_MAX_PAGES (7.28+). */
   c->max_write = MIB;
+  /* The kernel takes the smaller of its offer (the device's read-ahead, 128 KiB by default) and ours. */
+  unsigned readahead = c->max_readahead < MIB ? c->max_readahead : MIB;
   c->max_readahead = MIB;
   struct msg *m = msg_new("init", NULL);
   if (!m) return;
   long page = sysconf(_SC_PAGESIZE);
   num(m, c->proto_major);
-  num(m, c->proto_minor);
+  num(m, c->proto_minor < LIBFUSE_PROTO_MINOR ? c->proto_minor : LIBFUSE_PROTO_MINOR);
   num(m, c->max_write);
   num(m, c->max_read);
   num(m, c->proto_minor >= 28 ? (double)((c->max_write - 1) / page + 1) : 0);
-  num(m, c->max_readahead);
+  num(m, readahead);
   num(m, c->want);
   num(m, c->capable);
   post(s, m);
@@ -505,9 +510,15 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
 
 /* ---------- JS thread: replies ---------- */
 
+/* Marks our session externals, so another addon's external is never taken for one. */
+static const napi_type_tag session_tag = {0x5f3a7c1e9d2b4a60ULL, 0xa1c4e8f2b7d90356ULL};
+
 static struct session *get_session(napi_env env, napi_value v) {
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+  bool tagged = false;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) == napi_ok && t == napi_external) napi_check_object_type_tag(env, v, &session_tag, &tagged);
+  if (!tagged || napi_get_value_external(env, v, &p) != napi_ok || !p) {
     napi_throw_type_error(env, NULL, "fuse3 binding: expected a session handle");
     return NULL;
   }
@@ -1030,6 +1041,7 @@ static napi_value mount_js(napi_env env, napi_callback_info info) {
     return NULL;
   }
   CHECK(env, napi_create_external(env, s, session_free, NULL, &handle));
+  CHECK(env, napi_type_tag_object(env, handle, &session_tag));
   return handle;
 }
 

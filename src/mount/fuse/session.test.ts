@@ -199,9 +199,11 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.equal(await shOk(`cat ${mnt}/after`), 'moved\n');
   });
 
-  test('invalidating what the kernel never saw resolves (ENOENT)', async () => {
+  test('invalidating what the kernel never saw resolves (ENOENT), many at once too', async () => {
     await session.invalidateInode(999_999);
     await session.invalidateEntry(1, 'never-looked-up');
+    await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? session.invalidateInode(1000 + i) : session.invalidateEntry(1, `n${i}`))));
+    await assert.rejects(session.invalidateEntry(1, ''), /needs a name/);
   });
 
   test('an FsError answers its errno; a plain Error or a malformed answer answers EIO and is logged', async () => {
@@ -253,6 +255,21 @@ test('writebackCache: true turns on the kernel\'s writeback cache', async () => 
     assert.ok(session.conn.want & CAP.WRITEBACK_CACHE);
   } finally {
     await session.unmount();
+  }
+});
+
+test('readahead raises the read-ahead, so buffered reads arrive as 1 MiB requests (128 KiB without it)', async () => {
+  for (const [readahead, expected] of [[undefined, 128 * 1024], [1024 * 1024, 1024 * 1024]] as const) {
+    const mnt = freshDir();
+    const fs = new MemoryFs();
+    fs.add(1, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
+    const session = await mountFuse(mnt, fs, { options: [], force: true, readahead });
+    try {
+      await shOk(`dd if=${mnt}/big of=/dev/null bs=1M status=none`);
+      assert.equal(fs.seen.largestRead, expected);
+    } finally {
+      await session.unmount();
+    }
   }
 });
 

@@ -16,7 +16,7 @@
  * const session = await mountFuse('/mnt/x', ops, { options: ['fsname=x', 'subtype=stowage'], force: true });
  * await session.unmount();
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -170,6 +170,7 @@ class Session implements FuseSession {
   readonly #log: (message: string) => void;
   #handle!: NativeHandle;
   #ending: Promise<void> | undefined;
+  #notifying: Promise<void> = Promise.resolve();
   #resolveClosed!: () => void;
   #inited!: (conn: ConnInfo) => void;
   #failed!: (e: Error) => void;
@@ -188,13 +189,24 @@ class Session implements FuseSession {
     this.#handle = this.#native.mount(this.mountpoint, options.options, options.writebackCache === true, this.#dispatch);
   }
 
-  async invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
-    return this.#native.invalidate(this.#handle, ino, offset, length, undefined);
+  invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
+    return this.#invalidate(() => this.#native.invalidate(this.#handle, ino, offset, length, undefined));
   }
 
-  async invalidateEntry(parent: number, name: string): Promise<void> {
-    if (typeof name !== 'string' || name === '') throw new TypeError('invalidateEntry needs a name');
-    return this.#native.invalidate(this.#handle, parent, 0, 0, name);
+  invalidateEntry(parent: number, name: string): Promise<void> {
+    if (typeof name !== 'string' || name === '') return Promise.reject(new TypeError('invalidateEntry needs a name'));
+    return this.#invalidate(() => this.#native.invalidate(this.#handle, parent, 0, 0, name));
+  }
+
+  /**
+   * One invalidation at a time: each runs on a libuv pool thread and may wait
+   * there for a request the JS thread has yet to answer; if they took all four
+   * pool threads, an answer that needs the pool (fs/promises) could never come.
+   */
+  #invalidate(run: () => Promise<void>): Promise<void> {
+    const result = this.#notifying.then(run);
+    this.#notifying = result.catch(() => {});
+    return result;
   }
 
   unmount(): Promise<void> {
@@ -416,5 +428,18 @@ export async function mountFuse(mountpoint: string, ops: LowLevelOps, options: M
   const session = new Session(path, ops, options, native);
   session.start(options);
   await session.ready;
+  if (options.readahead !== undefined) setReadahead(path, options.readahead, options.log);
   return session;
+}
+
+/** Sets the mount's read-ahead through sysfs (the FUSE INIT reply cannot raise it past the kernel's offer). */
+function setReadahead(path: string, bytes: number, log: (message: string) => void = (m) => void process.stderr.write(`fuse: ${m}\n`)): void {
+  const device = fuseMountAt(path)?.device;
+  try {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`readahead must be a byte count, got ${bytes}`);
+    if (!device) throw new Error(`no FUSE mount found at ${path}`);
+    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, String(Math.ceil(bytes / 1024)));
+  } catch (e) {
+    log(`read-ahead of ${path} left at the kernel's default: ${(e as Error).message}`);
+  }
 }

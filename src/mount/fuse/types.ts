@@ -182,6 +182,12 @@ export interface MountOptions {
   force?: boolean;
   /** Where unexpected errors of operations are reported (EIO is answered). */
   log?: (message: string) => void;
+  /**
+   * Read-ahead of the mount in bytes (its bdi's read_ahead_kb, so buffered
+   * reads arrive as requests up to this size, at most max_pages). The kernel
+   * starts FUSE mounts at 128 KiB. Needs root; otherwise logged and ignored.
+   */
+  readahead?: number;
 }
 
 export interface FuseSession {
