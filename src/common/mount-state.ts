@@ -85,6 +85,14 @@ export interface MountStatus {
   pending: number;
   cache: { bytes: number; capacity: number; chunks: number; hits: number; misses: number; evictions: number };
   pid: number;
+  /** Volume paths this mount committed since its last reload that a later commit of another writer changed, deleted or moved (mount/overwrites.ts). */
+  overwrittenByOthers: OverwrittenPath[];
+}
+
+/** A path of this mount's commits, and the first later commit of someone else that changed it. */
+export interface OverwrittenPath {
+  path: string;
+  commit: string;
 }
 
 /** POST /commit of the control socket. */
@@ -103,4 +111,6 @@ export interface MountReloadResult {
   commit: string;
   /** Uncommitted changed paths thrown away. */
   discarded: number;
+  /** As in MountStatus, up to this reload; the reload clears the list. */
+  overwrittenByOthers: OverwrittenPath[];
 }

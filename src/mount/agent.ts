@@ -26,6 +26,7 @@ import { fuseOps } from './fuse-ops.js';
 import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
 import { OverlayStore } from './overlay-store.js';
+import { OverwriteWatch } from './overwrites.js';
 import { HttpRemote } from './remote.js';
 
 /** Writeback: a commit this long after the last change... */
@@ -68,6 +69,8 @@ export class MountAgent {
   #writebackTimer: NodeJS.Timeout | null = null;
   #firstUncommitted = 0;
   #stopping = false;
+  /** This mount's commits since its last reload, and which of their paths later commits of others changed. */
+  readonly #overwrites: OverwriteWatch;
   /** Called once the agent stopped on an unmount request (the process exits). */
   onExit: (() => void) | null = null;
 
@@ -80,6 +83,7 @@ export class MountAgent {
     private readonly log: (message: string) => void,
   ) {
     this.#client = new Stowage({ url: config.serverUrl, token: config.token });
+    this.#overwrites = new OverwriteWatch(overlay, (since, limit) => this.#client.request<wire.ChangesResponse>('GET', `/v1/volumes/${encodeURIComponent(config.volume)}/changes`, { query: { since, limit } }), log);
   }
 
   /** Opens the state, rebuilds the view, mounts, and starts serving. */
@@ -166,12 +170,14 @@ export class MountAgent {
     return paths.size;
   }
 
-  status(): MountStatus {
+  async status(): Promise<MountStatus> {
+    const overwrittenByOthers = await this.#overwrites.check();
     const c = this.cache.stats();
     return {
       volume: this.config.volume, mountPath: this.config.mountPath, subpath: this.config.subpath, readOnly: this.config.readOnly, writeback: this.config.writeback,
       attachmentId: this.config.attachmentId, base: this.#base, pending: this.pending(),
       cache: { bytes: c.bytes, capacity: this.cache.capacity, chunks: c.chunks, hits: c.hits, misses: c.misses, evictions: c.evictions }, pid: process.pid,
+      overwrittenByOthers,
     };
   }
 
@@ -204,6 +210,7 @@ export class MountAgent {
       this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
       this.#view = this.#newView(res.commit.id);
       this.#firstUncommitted = 0;
+      this.#overwrites.recorded(res.commit, built.changes, res.skipped ?? []);
       this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
       return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };
     });
@@ -218,13 +225,21 @@ export class MountAgent {
       }
       const volume = await this.#withRetries('reload', () => this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`));
       await this.#checkSubpath(volume.head);
+      // Reported, then forgotten: unless the feed could not be read, so the next look still covers these commits.
+      let looked = true;
+      const overwrittenByOthers = await this.#overwrites.check({ strict: true }).catch((e: Error) => {
+        looked = false;
+        this.log(`reload: later commits over this mount's paths could not be read, reporting what was found before: ${e.message}`);
+        return this.#overwrites.known();
+      });
       this.#cancelWriteback();
       this.#view.closeAll();
       this.overlay.reset(volume.head);
       this.#volume = volume;
       this.#view = this.#newView(volume.head);
       this.#firstUncommitted = 0;
-      return { commit: volume.head, discarded };
+      if (looked) this.#overwrites.clear();
+      return { commit: volume.head, discarded, overwrittenByOthers };
     });
   }
 
