@@ -188,7 +188,8 @@ export class MountAgent {
    */
   async commit(message?: string): Promise<MountCommitResult> {
     if (this.config.readOnly) throw new ConflictError('this mount is read-only: there is nothing to commit');
-    return this.#gate.exclusive(async () => {
+    // While a commit runs, a look for overwrites could see it in the feed before it is recorded as ours: `during` holds looks off.
+    return this.#gate.exclusive(() => this.#overwrites.during(async () => {
       this.#cancelWriteback();
       const built = await buildCommit(this.#view, this.overlay.journal());
       if (built.changes.length === 0) return { commit: null, changes: 0, uploadedChunks: 0, uploadedBytes: 0, overwritten: [], skipped: [] };
@@ -213,7 +214,7 @@ export class MountAgent {
       this.#overwrites.recorded(res.commit, built.changes, res.skipped ?? []);
       this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
       return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };
-    });
+    }));
   }
 
   /** Moves the view to the volume's head, lazily; refuses to discard uncommitted changes unless `force`. */

@@ -101,6 +101,27 @@ describe('OverwriteWatch', () => {
     assert.deepEqual(await reopened.check(), []);
   });
 
+  it('never takes a commit of its own that is still landing for someone else\'s', async () => {
+    const watch = new OverwriteWatch(store, fetch, () => undefined);
+    watch.recorded(commit('c-mine', []), [put('/p')]);
+    // A look starts, then a commit of ours lands on the server before the look's page arrives.
+    let release!: () => void;
+    const slow = new OverwriteWatch(store, async (since, limit) => {
+      await new Promise<void>((r) => { release = r; });
+      return fetch(since, limit);
+    }, () => undefined);
+    const look = slow.check();
+    const landing = slow.during(async () => {
+      const c = commit('c-mine2', [ch('/p')]); // the server has it; it is not recorded yet
+      release();
+      assert.deepEqual(await look, [], 'the look under way does not count it');
+      assert.deepEqual(await slow.check(), [], 'nor does a look while it is recorded');
+      slow.recorded(c, [put('/p')]);
+    });
+    await landing;
+    assert.deepEqual(await watch.check(), [], 'once recorded it is ours: /p was not overwritten');
+  });
+
   it('pages through long feeds, and answers from what it found when the server cannot be asked', async () => {
     const watch = new OverwriteWatch(store, fetch, (m) => logs.push(m));
     watch.recorded(commit('c-mine', []), [put('/p')]);

@@ -98,8 +98,27 @@ export function writtenPaths(changes: readonly wire.Change[]): string[] {
 /** Finds, records and lists the overwrites of this mount's commits; one look at a time. */
 export class OverwriteWatch {
   #flight: Promise<Overwrite[]> | null = null;
+  /** Commits of this mount running now, and started ever: a look must not take one of them for someone else's. */
+  #committing = 0;
+  #commitsStarted = 0;
 
   constructor(private readonly store: OverlayStore, private readonly fetch: ChangesFetcher, private readonly log: (message: string) => void) {}
+
+  /**
+   * Runs one commit of this mount (which calls `recorded` when it lands).
+   * Meanwhile, and for a look that was under way when it started, the feed
+   * may already hold that commit while it is not yet known as ours: such
+   * looks answer what was found before and read the feed again next time.
+   */
+  async during<T>(commit: () => Promise<T>): Promise<T> {
+    this.#committing++;
+    this.#commitsStarted++;
+    try {
+      return await commit();
+    } finally {
+      this.#committing--;
+    }
+  }
 
   /** Records a commit this mount just made. */
   recorded(commit: { id: string; seq: number }, changes: readonly wire.Change[], skipped: ReadonlyArray<{ path: string }> = []): void {
@@ -137,11 +156,13 @@ export class OverwriteWatch {
 
   async #look(): Promise<Overwrite[]> {
     const own = this.store.ownCommits();
-    if (own.length === 0) return this.known();
+    if (own.length === 0 || this.#committing > 0) return this.known();
+    const started = this.#commitsStarted;
     const ours = new Set(own.map((c) => c.id));
     let cursor = this.store.getMeta(CURSOR_KEY) ?? own[0]!.id;
     for (;;) {
       const page = await this.fetch(cursor, FEED_PAGE);
+      if (this.#commitsStarted !== started) return this.known(); // a commit of ours may be in this page unrecorded
       for (const commit of page.commits) {
         if (!ours.has(commit.id)) this.#apply(commit);
         cursor = commit.id;
