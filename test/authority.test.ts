@@ -56,6 +56,7 @@ const EXPECT: Record<string, string> = {
   downloadArchive:             'ok    ok    ok   ok    ok    ok    nf     nf',
   searchFiles:                 'ok    ok    ok   ok    ok    ok    nf     nf',
   watchChanges:                'ok    ok    ok   ok    ok    ok    nf     nf',
+  listChanges:                 'ok    ok    ok   ok    ok    ok    nf     nf',
   createSignedUrl:             'ok    ok    ok   ok    ok    ok    nf     nf',
   // attachments: the target is the "mount" kind's own mount, made by the admin token
   attachVolume:                'ok    ok    ok   ok    no    no    nf     nf',
@@ -130,6 +131,7 @@ const REQUESTS: Record<string, (w: World) => Call> = {
   downloadArchive: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/archive`, query: { path: '/' } }),
   searchFiles: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/search`, json: { glob: '**' } }),
   watchChanges: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/watch` }),
+  listChanges: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/changes` }),
   createSignedUrl: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/urls`, json: { path: '/f.txt' } }),
   attachVolume: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/attachments`, json: { host: 'h', path: '/mnt/new', readOnly: true } }),
   listAttachments: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/attachments` }),

@@ -396,6 +396,28 @@ describe('commits and reads through signed URLs', () => {
     expectError(await call('POST', '/v1/volumes/ops/commits', { json: { changes: [{ op: 'explode', path: '/x' }] } }), 400, 'InvalidArgument');
     expectError(await call('POST', '/v1/volumes/ops/commits', { json: { changes: [] } }), 400, 'InvalidArgument');
   });
+
+  it('lists the changes after a commit as JSON, page by page, and refuses foreign or odd cursors', async () => {
+    await createVolume('feed');
+    const first = (await writeFile('feed', '/a.txt', Buffer.from('one'))).body;
+    await writeFile('feed', '/b.txt', Buffer.from('two'));
+    const mk = await call<wire.CommitResponse>('POST', '/v1/volumes/feed/commits', { json: { changes: [{ op: 'mkdir', path: '/d' }, { op: 'delete', path: '/a.txt' }] } });
+    const all = await call<wire.ChangesResponse>('GET', `/v1/volumes/feed/changes?since=${first.commit.id}`);
+    assert.equal(all.status, 200, JSON.stringify(all.body));
+    assert.equal(all.body.head, mk.body.commit.id);
+    assert.deepEqual(all.body.commits.map((c) => c.changes.map((x) => `${x.kind} ${x.path}`)), [['added /b.txt'], ['deleted /a.txt', 'added /d']]);
+    assert.deepEqual(all.body.commits.map((c) => c.truncated), [false, false]);
+    const page = await call<wire.ChangesResponse>('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=1`);
+    assert.equal(page.body.commits.length, 1);
+    const rest = await call<wire.ChangesResponse>('GET', `/v1/volumes/feed/changes?since=${page.body.commits[0]!.id}&limit=1`);
+    assert.deepEqual(rest.body.commits.map((c) => c.id), [mk.body.commit.id]);
+    assert.deepEqual((await call<wire.ChangesResponse>('GET', '/v1/volumes/feed/changes')).body, { head: mk.body.commit.id, commits: [] }, 'no cursor: nothing after the head');
+    // A commit of another volume is not a cursor here; nor is garbage; limits are bounded.
+    expectError(await call('GET', `/v1/volumes/ops/changes?since=${first.commit.id}`), 404, 'NotFound');
+    expectError(await call('GET', '/v1/volumes/feed/changes?since=..%2F..%2Fetc'), 404, 'NotFound');
+    expectError(await call('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=0`), 400, 'InvalidArgument');
+    expectError(await call('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=1001`), 400, 'InvalidArgument');
+  });
 });
 
 describe('snapshots, restore and fork', () => {

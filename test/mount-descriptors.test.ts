@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MountStatus } from '../src/common/mount-state.js';
+import { MountHandle } from '../src/sdk/mount-control.js';
 import { Volume } from '../src/sdk/index.js';
 import { CLI_MAIN } from './helpers/cli.js';
 import { alive, cliOk, mountTestbed, sh } from './helpers/mount.js';
@@ -51,7 +52,8 @@ function writer(mnt: string, count: number): Promise<{ status: number | null; st
   ].join('\n');
   const file = join(bed.work, `writer-${count}.py`);
   writeFileSync(file, script);
-  return sh(`python3 ${JSON.stringify(file)}`, { timeoutMs: 180_000 });
+  // Generous: on a shared 2-core machine 50,000 creates through FUSE took 155-200 s (the FUSE port aims at 3,000 creates/s).
+  return sh(`python3 ${JSON.stringify(file)}`, { timeoutMs: 600_000 });
 }
 
 /** Every file of the volume under /d*, counted, and some read back. */
@@ -83,10 +85,11 @@ describe('bounded descriptors (issue 10, bug 1)', () => {
     let answered = 0;
     while (!finished) {
       maxFds = Math.max(maxFds, openFds(s.pid));
-      const r = await bed.mounts.cli(['mount-status', mnt, '--json']);
-      assert.equal(r.status, 0, `mount-status answers during the writes: ${r.stderr}`);
+      // The control socket itself (what `stowage mount-status` asks), without a CLI process per poll on a busy machine.
+      const st = await new MountHandle(mnt).status();
+      assert.equal(st.pid, s.pid, 'mount-status answers during the writes');
       answered++;
-      await sleep(500);
+      await sleep(1000);
     }
     const w = await writing;
     assert.equal(w.status, 0, `the writer: ${w.stderr.slice(0, 2000)}`);
@@ -99,10 +102,11 @@ describe('bounded descriptors (issue 10, bug 1)', () => {
     assert.ok(res.commit, 'a commit was made');
     maxFds = Math.max(maxFds, openFds(s.pid));
     assert.ok(maxFds < LIMIT / 2, `the agent held at most ${maxFds} descriptors`);
+    const committed = Date.now();
     await assertAllPresent(vol, N);
     assert.equal((await bed.mounts.status(mnt)).pending, 0);
     await bed.mounts.unmountOk(mnt);
-    console.log(`# 50,000 files: written in ${wrote - started} ms, committed and checked in ${Date.now() - wrote} ms; at most ${maxFds} agent descriptors`);
+    console.log(`# 50,000 files: mounted and written in ${wrote - started} ms, committed in ${committed - wrote} ms, checked in ${Date.now() - committed} ms; at most ${maxFds} agent descriptors`);
   });
 
   it('replay: kill -9 with 5,000 dirty files, mount again under ulimit -n 1024, commit: all present', async () => {

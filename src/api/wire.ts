@@ -186,6 +186,18 @@ export interface EditResponse { commit: Commit; path: string }
  */
 export interface ChangeEvent { commit: string; seq: number; path: string; kind: 'added' | 'modified' | 'deleted'; type: EntryType; index: number; count: number }
 
+/**
+ * GET /v1/volumes/{name}/changes?since=<commit>&limit=<n> : the same feed as
+ * watch, as one JSON answer: the commits after `since` (oldest first, at most
+ * `limit`, default 100), each with the paths it changed (at most 10,000, else
+ * `truncated`), and the head. A client pages by asking again from the last
+ * commit it got until it reaches `head`. Without `since`, none (the head).
+ */
+export interface ChangesResponse {
+  head: string;
+  commits: Array<{ id: string; seq: number; changes: Array<{ path: string; kind: 'added' | 'modified' | 'deleted'; type: EntryType }>; truncated: boolean }>;
+}
+
 // --- the commit protocol ---
 
 /** POST /v1/volumes/{name}/uploads : which of these chunks must be uploaded? */

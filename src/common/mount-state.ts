@@ -92,6 +92,14 @@ export interface MountStatus {
   pid: number;
   /** What the kernel and the agent agreed at mount: protocol "7.x", largest write and read request in bytes. */
   fuse?: { protocol: string; maxWrite: number; maxRead: number };
+  /** Volume paths this mount committed since its last reload that a later commit of another writer changed, deleted or moved (mount/overwrites.ts). */
+  overwrittenByOthers: OverwrittenPath[];
+}
+
+/** A path of this mount's commits, and the first later commit of someone else that changed it. */
+export interface OverwrittenPath {
+  path: string;
+  commit: string;
 }
 
 /** POST /commit of the control socket. */
@@ -110,4 +118,6 @@ export interface MountReloadResult {
   commit: string;
   /** Uncommitted changed paths thrown away. */
   discarded: number;
+  /** As in MountStatus, up to this reload; the reload clears the list. */
+  overwrittenByOthers: OverwrittenPath[];
 }

@@ -28,6 +28,7 @@ import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
 import { msToNs } from './nodes.js';
 import { OverlayStore } from './overlay-store.js';
+import { OverwriteWatch } from './overwrites.js';
 import { HttpRemote } from './remote.js';
 
 /** Writeback: a commit this long after the last change... */
@@ -61,6 +62,8 @@ export class MountAgent {
   #writebackTimer: NodeJS.Timeout | null = null;
   #firstUncommitted = 0;
   #stopping = false;
+  /** This mount's commits since its last reload, and which of their paths later commits of others changed. */
+  readonly #overwrites: OverwriteWatch;
   /** Called once the agent stopped on an unmount request (the process exits). */
   onExit: (() => void) | null = null;
 
@@ -73,6 +76,7 @@ export class MountAgent {
     private readonly log: (message: string) => void,
   ) {
     this.#client = new Stowage({ url: config.serverUrl, token: config.token });
+    this.#overwrites = new OverwriteWatch(overlay, (since, limit) => this.#client.request<wire.ChangesResponse>('GET', `/v1/volumes/${encodeURIComponent(config.volume)}/changes`, { query: { since, limit } }), log);
   }
 
   /** Opens the state, rebuilds the view, mounts, and starts serving. */
@@ -182,13 +186,15 @@ export class MountAgent {
     return paths.size;
   }
 
-  status(): MountStatus {
+  async status(): Promise<MountStatus> {
+    const overwrittenByOthers = await this.#overwrites.check();
     const c = this.cache.stats();
     const conn = this.#fuse?.conn;
     return {
       volume: this.config.volume, mountPath: this.config.mountPath, subpath: this.config.subpath, readOnly: this.config.readOnly, writeback: this.config.writeback,
       attachmentId: this.config.attachmentId, base: this.#base, pending: this.pending(),
       cache: { bytes: c.bytes, capacity: this.cache.capacity, chunks: c.chunks, hits: c.hits, misses: c.misses, evictions: c.evictions }, pid: process.pid,
+      overwrittenByOthers,
       ...(conn ? { fuse: { protocol: `${conn.protoMajor}.${conn.protoMinor}`, maxWrite: conn.maxWrite, maxRead: conn.maxRead } } : {}),
     };
   }
@@ -200,7 +206,8 @@ export class MountAgent {
    */
   async commit(message?: string): Promise<MountCommitResult> {
     if (this.config.readOnly) throw new ConflictError('this mount is read-only: there is nothing to commit');
-    return this.#gate.exclusive(async () => {
+    // While a commit runs, a look for overwrites could see it in the feed before it is recorded as ours: `during` holds looks off.
+    return this.#gate.exclusive(() => this.#overwrites.during(async () => {
       this.#cancelWriteback();
       const built = await buildCommit(this.#view, this.overlay.journal());
       if (built.changes.length === 0) return { commit: null, changes: 0, uploadedChunks: 0, uploadedBytes: 0, overwritten: [], skipped: [] };
@@ -223,9 +230,10 @@ export class MountAgent {
       // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
       this.#swapView(res.commit.id, res.commit.parent === this.#base && (res.skipped ?? []).length === 0);
       this.#firstUncommitted = 0;
+      this.#overwrites.recorded(res.commit, built.changes, res.skipped ?? []);
       this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
       return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };
-    });
+    }));
   }
 
   /** Moves the view to the volume's head, lazily; refuses to discard uncommitted changes unless `force`. */
@@ -237,13 +245,21 @@ export class MountAgent {
       }
       const volume = await this.#withRetries('reload', () => this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`));
       await this.#checkSubpath(volume.head);
+      // Reported, then forgotten: unless the feed could not be read, so the next look still covers these commits.
+      let looked = true;
+      const overwrittenByOthers = await this.#overwrites.check({ strict: true }).catch((e: Error) => {
+        looked = false;
+        this.log(`reload: later commits over this mount's paths could not be read, reporting what was found before: ${e.message}`);
+        return this.#overwrites.known();
+      });
       this.#cancelWriteback();
       this.#view.closeAll();
       this.overlay.reset(volume.head, this.#fs?.openDataIds());
       this.#volume = volume;
       this.#swapView(volume.head);
       this.#firstUncommitted = 0;
-      return { commit: volume.head, discarded };
+      if (looked) this.#overwrites.clear();
+      return { commit: volume.head, discarded, overwrittenByOthers };
     });
   }
 

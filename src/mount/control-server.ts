@@ -19,7 +19,7 @@ import { CONTROL_SOCKET, type MountCommitResult, type MountReloadResult, type Mo
 import { ERROR_HTTP_STATUS, InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '../common/errors.js';
 
 export interface ControlHandler {
-  status(): MountStatus;
+  status(): Promise<MountStatus>;
   commit(message?: string): Promise<MountCommitResult>;
   reload(options: { force?: boolean }): Promise<MountReloadResult>;
   unmount(options: { force?: boolean }): Promise<void>;
@@ -67,7 +67,7 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
         const body = await readJson(req);
         const force = body['force'] === true;
         switch (route) {
-          case 'GET /status': return send(res, 200, handler.status());
+          case 'GET /status': return send(res, 200, await handler.status());
           case 'POST /commit': {
             const message = body['message'];
             if (message !== undefined && typeof message !== 'string') throw new InvalidArgumentError('message must be a string');

@@ -8,7 +8,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as wire from '../api/wire.js';
@@ -184,6 +184,71 @@ describe('mount view', () => {
     // A local file's times come back from its data file, which the OS stamped a moment before the view did.
     const noMtime = (cs: wire.Change[]) => cs.map((c) => ({ ...c, mtime: undefined, mtimeNs: undefined, atime: undefined, atimeNs: undefined, ctime: undefined, ctimeNs: undefined }));
     assert.deepEqual(noMtime(after.changes), noMtime(before.changes));
+  });
+
+  it('thousands of local files hold no descriptor each: writes, reads, the commit and a replay stay within openFiles', async () => {
+    const fdsNow = () => readdirSync('/proc/self/fd').length;
+    const bounded = async (): Promise<MountView> => {
+      const view = new MountView({ remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false, openFiles: 4 }, { mode: 0o755, uid: null, gid: null, atime: 0n, mtime: 0n, ctime: 0n });
+      await view.replay(overlay.journal());
+      return view;
+    };
+    const view = await bounded();
+    const start = fdsNow();
+    for (let i = 0; i < 2000; i++) {
+      const f = await view.create(`/f${i}`, 0o644);
+      await view.content.write(f, Buffer.from(`data ${i}`), `data ${i}`.length, 0);
+      await view.content.setMtime(f, BigInt(1_000_000 + i) * 1_000_000n);
+      if (i % 3 === 0) await view.truncate(`/f${i}`, 3);
+    }
+    assert.ok(fdsNow() - start <= 4, `${fdsNow() - start} descriptors held by 2,000 dirty files`);
+    assert.equal((await readAll(view, '/f1')).toString(), 'data 1');
+    assert.equal((await readAll(view, '/f3')).toString(), 'dat');
+    const built = await buildCommit(view, overlay.journal());
+    assert.equal(built.files.length, 2000);
+    assert.ok(fdsNow() - start <= 4, 'hashing every file for the commit stays within the bound');
+    view.closeAll();
+    assert.ok(fdsNow() <= start, 'closeAll gives every descriptor back');
+
+    // A restart replays all 2,000 without opening them; their size and mtime come from a stat.
+    const again = await bounded();
+    assert.ok(fdsNow() <= start, 'the replay opened no data file');
+    const node = await again.resolve('/f7');
+    assert.equal(node.type === 'file' && node.size, 'data 7'.length);
+    const want = 1_000_007n * 1_000_000n; // ms in ns: the data file's clock keeps microseconds
+    assert.ok(node.mtime - want < 1_000n && want - node.mtime < 1_000n, `mtime ${node.mtime}`);
+    assert.equal((await readAll(again, '/f1999')).toString(), 'data 1999');
+    again.closeAll();
+  });
+
+  it('reset(base, keep) leaves the data files of open handles until release; a reopened overlay sweeps them', async () => {
+    const view = await open();
+    const kept = await view.create('/open.txt', 0o644);
+    await view.content.write(kept, Buffer.from('still open'), 10, 0);
+    const gone = await view.create('/closed.txt', 0o644);
+    await view.content.write(gone, Buffer.from('closed'), 6, 0);
+    view.closeAll();
+    overlay.reset('c1', new Set([kept.local!.dataId, 'not-a-data-file']));
+    assert.deepEqual(overlay.journal(), [], 'the overlay itself is clean');
+    assert.equal(overlay.getFile(kept.local!.dataId), undefined);
+    assert.equal(readFileSync(overlay.dataPath(kept.local!.dataId), 'utf8'), 'still open', 'the kept handle still reads its bytes');
+    assert.equal(existsSync(overlay.dataPath(gone.local!.dataId)), false);
+    assert.deepEqual([...overlay.kept()], [kept.local!.dataId], 'only data files that exist are kept');
+    // A release of a live overlay file (or a path-like id) deletes nothing.
+    const live = await (await open()).create('/new.txt', 0o644);
+    overlay.release(live.local!.dataId);
+    overlay.release('../overlay.db');
+    assert.ok(existsSync(overlay.dataPath(live.local!.dataId)));
+    assert.ok(existsSync(join(dir, 'overlay', 'overlay.db')));
+    overlay.release(kept.local!.dataId);
+    assert.equal(existsSync(overlay.dataPath(kept.local!.dataId)), false, 'released: deleted');
+
+    // Kept files do not outlive the agent: no handle survives a restart.
+    overlay.reset('c2', new Set([live.local!.dataId]));
+    assert.ok(existsSync(overlay.dataPath(live.local!.dataId)));
+    overlay.close();
+    overlay = OverlayStore.open(join(dir, 'overlay'));
+    assert.equal(existsSync(overlay.dataPath(live.local!.dataId)), false, 'swept on open');
   });
 
   it('refuses POSIX-invalid changes with the errno the kernel expects', async () => {

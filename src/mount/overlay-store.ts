@@ -15,6 +15,10 @@
  *   whose length is always the file's size and whose mtime is the file's
  *   mtime. Only dirty chunks (and chunks past the base) hold data.
  * - `meta`: the base commit and anything else that must survive a restart.
+ * - `own_commits`, `own_paths`, `overwritten`: the commits this mount made
+ *   since its last reload, the paths they wrote, and those of them a later
+ *   commit of someone else changed (see overwrites.ts). Kept across commits
+ *   and restarts; only a reload clears them.
  *
  * better-sqlite3 is synchronous, which suits this: each change is one short
  * local write made before the FUSE operation answers.
@@ -79,6 +83,9 @@ export class OverlayStore {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS files (data_id TEXT PRIMARY KEY, chunk_size INTEGER NOT NULL, base_chunks TEXT NOT NULL, dirty TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS own_commits (id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS own_paths (path TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS overwritten (path TEXT PRIMARY KEY, commit_id TEXT NOT NULL);
     `);
     this.#append = this.#db.prepare('INSERT INTO journal (op) VALUES (?)');
     this.#putFile = this.#db.prepare('INSERT OR REPLACE INTO files (data_id, chunk_size, base_chunks, dirty) VALUES (?, ?, ?, ?)');
@@ -169,6 +176,57 @@ export class OverlayStore {
   release(dataId: string): void {
     if (!this.#kept.delete(dataId)) return;
     rmSync(this.dataPath(dataId), { force: true });
+  }
+
+  /** Records a commit this mount made and the volume paths it wrote (a path's latest own commit wins). */
+  recordOwnCommit(id: string, seq: number, paths: readonly string[]): void {
+    const put = this.#db.prepare('INSERT INTO own_paths (path, seq) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET seq = max(seq, excluded.seq)');
+    // A path this mount writes again is its own again: an earlier overwrite of it no longer needs telling.
+    const unmark = this.#db.prepare('DELETE FROM overwritten WHERE path = ?');
+    this.#db.transaction(() => {
+      this.#db.prepare('INSERT OR IGNORE INTO own_commits (id, seq) VALUES (?, ?)').run(id, seq);
+      for (const p of paths) {
+        put.run(p, seq);
+        unmark.run(p);
+      }
+    })();
+  }
+
+  /** The commits this mount made since its last reload, oldest first. */
+  ownCommits(): Array<{ id: string; seq: number }> {
+    return this.#db.prepare('SELECT id, seq FROM own_commits ORDER BY seq').all() as Array<{ id: string; seq: number }>;
+  }
+
+  /** The seq of this mount's latest commit that wrote `path`, if any. */
+  ownPathSeq(path: string): number | undefined {
+    return (this.#db.prepare('SELECT seq FROM own_paths WHERE path = ?').get(path) as { seq: number } | undefined)?.seq;
+  }
+
+  /** Paths this mount wrote below directory `dir` (not `dir` itself). */
+  ownPathsUnder(dir: string): Array<{ path: string; seq: number }> {
+    const prefix = dir === '/' ? '/' : `${dir}/`;
+    // '/' + 1 is '0': the range [prefix, prefix with its last '/' bumped) holds exactly the paths that start with it.
+    const end = prefix.slice(0, -1) + '0';
+    return this.#db.prepare('SELECT path, seq FROM own_paths WHERE path >= ? AND path < ?').all(prefix, end) as Array<{ path: string; seq: number }>;
+  }
+
+  markOverwritten(path: string, commit: string): void {
+    this.#db.prepare('INSERT OR IGNORE INTO overwritten (path, commit_id) VALUES (?, ?)').run(path, commit);
+  }
+
+  /** Paths of this mount's commits that someone else's later commit changed, in path order. */
+  overwritten(): Array<{ path: string; commit: string }> {
+    return this.#db.prepare('SELECT path, commit_id AS "commit" FROM overwritten ORDER BY path').all() as Array<{ path: string; commit: string }>;
+  }
+
+  /** Forgets this mount's commits and what was found about them (a reload: the list was reported). */
+  clearOwnCommits(): void {
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM own_commits').run();
+      this.#db.prepare('DELETE FROM own_paths').run();
+      this.#db.prepare('DELETE FROM overwritten').run();
+      this.#db.prepare("DELETE FROM meta WHERE key = 'overwrites.checked'").run();
+    })();
   }
 
   /** Deletes data files no record names: ones kept for open handles when the agent stopped (no handle survives a restart). */

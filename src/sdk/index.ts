@@ -14,7 +14,7 @@
  */
 export { Stowage, DEFAULT_URL, type StowageOptions, type RequestOptions } from './http-client.js';
 export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, type ForkOptions, type CommitChangesOptions } from './volume.js';
-export { MountHandle, type MountStatus, type MountCommitResult, type MountReloadResult } from './mount-control.js';
+export { MountHandle, type MountStatus, type MountCommitResult, type MountReloadResult, type OverwrittenPath } from './mount-control.js';
 export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './files.js';
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
 export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './file-search.js';

@@ -13,10 +13,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { NotFoundError, UnavailableError } from '../common/errors.js';
-import { AGENT_LOG, CONTROL_SOCKET, mountStateDir, stateDirFromMountTable, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
+import { AGENT_LOG, CONTROL_SOCKET, mountStateDir, stateDirFromMountTable, type MountCommitResult, type MountReloadResult, type MountStatus, type OverwrittenPath } from '../common/mount-state.js';
 import { errorFromResponse } from './http-client.js';
 
-export type { MountCommitResult, MountReloadResult, MountStatus };
+export type { MountCommitResult, MountReloadResult, MountStatus, OverwrittenPath };
 
 export class MountHandle {
   readonly mountPath: string;
@@ -71,7 +71,7 @@ export class MountHandle {
     }
   }
 
-  /** What the mount shows and how much is uncommitted. */
+  /** What the mount shows, how much is uncommitted, and which paths it committed others overwrote since its last reload (`overwrittenByOthers`). */
   status(): Promise<MountStatus> {
     return this.#call('GET', '/status');
   }
@@ -81,7 +81,7 @@ export class MountHandle {
     return this.#call('POST', '/commit', options);
   }
 
-  /** Moves the mount to the volume's latest commit; refuses while changes are uncommitted unless `force` (which discards them). */
+  /** Moves the mount to the volume's latest commit; refuses while changes are uncommitted unless `force` (which discards them). Reports, and clears, `overwrittenByOthers`. */
   reload(options: { force?: boolean } = {}): Promise<MountReloadResult> {
     return this.#call('POST', '/reload', options);
   }

@@ -429,6 +429,14 @@ export const ChangeEventSchema = z
   .object({ commit: z.string(), seq: Count, path: z.string(), kind: z.enum(['added', 'modified', 'deleted']), type: EntryTypeSchema, index: Count, count: Count })
   .openapi('ChangeEvent') satisfies z.ZodType<wire.ChangeEvent>;
 
+/** Wire `ChangesResponse` (api/wire.ts). */
+export const ChangesResponseSchema = z
+  .object({
+    head: z.string(),
+    commits: z.array(z.object({ id: z.string(), seq: Count, changes: z.array(z.object({ path: z.string(), kind: z.enum(['added', 'modified', 'deleted']), type: EntryTypeSchema })), truncated: z.boolean() })),
+  })
+  .openapi('ChangesResponse') satisfies z.ZodType<wire.ChangesResponse>;
+
 // --- URL parameters and queries ---
 
 /** URL parameters of /v1/volumes/{name}/... routes. */
@@ -497,6 +505,12 @@ export const ReadQuerySchema = z.object({ path: PathQuery, commit: CommitQuery }
 /** Query of GET /v1/volumes/{name}/watch. */
 export const WatchQuerySchema = z.object({
   since: z.string().optional().openapi({ param: { name: 'since', in: 'query' }, description: 'Stream the changes after this commit (else the Last-Event-ID header, else the head).' }),
+});
+
+/** Query of GET /v1/volumes/{name}/changes. */
+export const ChangesQuerySchema = z.object({
+  since: z.string().optional().openapi({ param: { name: 'since', in: 'query' }, description: 'The commits after this one (none when absent: the head).' }),
+  limit: QueryInt(1).openapi({ param: { name: 'limit', in: 'query' }, description: 'Commits per answer (default 100, at most 1000).', type: 'integer' }),
 });
 
 // --- downloads ---

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type * as wire from '../../api/wire.js';
 import { AlreadyExistsError, InvalidArgumentError, StowageError, UnavailableError, errorFromCode, isStowageError } from '../../common/errors.js';
-import { AGENT_LOG, DEFAULT_OPEN_FILES, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig } from '../../common/mount-state.js';
+import { AGENT_LOG, DEFAULT_OPEN_FILES, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig, type OverwrittenPath } from '../../common/mount-state.js';
 import { parseVolumeName } from '../../common/paths.js';
 import { parseSize } from '../../common/sizes.js';
 import { MountHandle } from '../../sdk/mount-control.js';
@@ -45,6 +45,13 @@ function parseId(value: string, flag: string): number {
   const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n > 4294967294) throw new InvalidArgumentError(`invalid ${flag} ${JSON.stringify(value)}: give a numeric id between 0 and 4294967294`);
   return n;
+}
+
+/** Tells the earlier writer: the paths of this mount's commits that later commits of others changed (one line each, path then commit). */
+function printOverwrites(list: readonly OverwrittenPath[], print: (text: string) => void): void {
+  if (list.length === 0) return;
+  print(`${list.length} path${list.length === 1 ? '' : 's'} this mount committed ${list.length === 1 ? 'was' : 'were'} changed since by another writer's later commit (your versions stay in history):`);
+  for (const o of list) print(`  ${o.path}  (commit ${shortId(o.commit)})`);
 }
 
 /** How long `stowage mount` waits for the agent to mount. */
@@ -274,6 +281,7 @@ export function registerMountCommands(program: Command): void {
       }
       if (opts.json) return printJson(res);
       printNote(`reloaded ${resolve(path)} at ${shortId(res.commit)}${res.discarded > 0 ? `; discarded ${res.discarded} uncommitted change${res.discarded === 1 ? '' : 's'}` : ''}`);
+      printOverwrites(res.overwrittenByOthers, printNote);
     });
 
   program
@@ -287,5 +295,6 @@ export function registerMountCommands(program: Command): void {
       printLine(`${s.volume}${s.subpath === '/' ? '' : ':' + s.subpath} at ${s.mountPath}${s.readOnly ? ' (read-only)' : ''}${s.writeback ? ' (writeback)' : ''}`);
       printLine(`base ${shortId(s.base)}, ${s.pending} uncommitted change${s.pending === 1 ? '' : 's'}, attachment ${s.attachmentId}, agent pid ${s.pid}`);
       printLine(`cache ${bytes(s.cache.bytes)} of ${bytes(s.cache.capacity)} (${s.cache.chunks} chunks, ${s.cache.hits} hits, ${s.cache.misses} misses, ${s.cache.evictions} evictions)`);
+      printOverwrites(s.overwrittenByOthers, printLine);
     });
 }

@@ -16,7 +16,7 @@ import { toErrorResponse } from '../error-map.js';
 import { presentCommit } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
 import {
-  EditRequestSchema, EditResponseSchema, ReplaceRequestSchema, ReplaceResponseSchema, SearchRequestSchema, SearchResponseSchema, VolumeParamsSchema, WatchQuerySchema,
+  ChangesQuerySchema, ChangesResponseSchema, EditRequestSchema, EditResponseSchema, ReplaceRequestSchema, ReplaceResponseSchema, SearchRequestSchema, SearchResponseSchema, VolumeParamsSchema, WatchQuerySchema,
 } from '../schemas.js';
 
 const tags = ['files'];
@@ -84,7 +84,17 @@ const watchRoute = createRoute({
   },
 });
 
-/** Registers search, replace, edit and watch. */
+const changesRoute = createRoute({
+  operationId: 'listChanges',
+  method: 'get',
+  path: '/v1/volumes/{name}/changes',
+  tags,
+  summary: 'The commits after `since` with the paths each changed (watch\'s feed as one JSON answer; page up to `head`)',
+  request: { params: VolumeParamsSchema, query: ChangesQuerySchema },
+  responses: { 200: jsonAnswer(ChangesResponseSchema, 'Commits after `since`, oldest first, and the head'), ...volumeErrors },
+});
+
+/** Registers search, replace, edit, watch and changes. */
 export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
   // Open watches per tenant in this process (see MAX_WATCHES_PER_TENANT).
   const openWatches = new Map<string, number>();
@@ -102,6 +112,16 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     const { path, ...opts } = c.req.valid('json');
     const r = await engine.edit(c.get('actor'), c.req.valid('param').name, path, opts);
     return c.json({ commit: presentCommit(r.commit), path: r.path }, 200);
+  });
+
+  app.openapi(changesRoute, async (c) => {
+    const actor = c.get('actor');
+    const name = c.req.valid('param').name;
+    const { since, limit } = c.req.valid('query');
+    const from = since ?? (await engine.getVolume(actor, name)).head;
+    const feed = await engine.changesSince(actor, name, from, limit ?? 100);
+    const commits = feed.commits.map(({ commit, changes, truncated }) => ({ id: commit.id, seq: commit.seq, changes: changes.map((ch) => ({ path: ch.path, kind: ch.kind, type: ch.type })), truncated }));
+    return c.json({ head: feed.head, commits } satisfies wire.ChangesResponse, 200);
   });
 
   app.openapi(watchRoute, async (c) => {
