@@ -13,7 +13,7 @@
  * lets go. So the bound can be passed for a moment by operations in flight
  * (which the FUSE layer and upload concurrency bound), never by idle files.
  */
-import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { DEFAULT_OPEN_FILES } from '../common/mount-state.js';
 
 interface Slot {
@@ -113,13 +113,12 @@ export class FdCache {
 
   #openFile(id: string): number {
     try {
-      // A new file's data file is made on first use (an empty file never needs one): create it if missing.
-      return openSync(this.pathOf(id), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+      return openSync(this.pathOf(id), 'r+');
     } catch (e) {
       // Out of descriptors for some other reason (a burst of sockets): give back every idle one and try once more.
       if ((e as NodeJS.ErrnoException).code !== 'EMFILE' && (e as NodeJS.ErrnoException).code !== 'ENFILE') throw e;
       this.#trim(0);
-      return openSync(this.pathOf(id), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+      return openSync(this.pathOf(id), 'r+');
     }
   }
 

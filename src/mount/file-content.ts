@@ -73,6 +73,10 @@ export class FileContent {
 
   /** Runs `fn` with the descriptor of a local file's data file, open until `fn` settles. */
   withFd<T>(local: LocalFile, fn: (fd: number) => Promise<T> | T): Promise<T> {
+    if (!local.made) {
+      closeSync(openSync(this.ctx.overlay.dataPath(local.dataId), 'a', 0o600));
+      local.made = true;
+    }
     return this.fds.use(local.dataId, fn);
   }
 
@@ -90,7 +94,7 @@ export class FileContent {
   createLocal(): LocalFile {
     const dataId = this.ctx.overlay.newDataId();
     this.ctx.overlay.putFile({ dataId, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] });
-    return { dataId, dirty: new Set(), materializing: new Map() };
+    return { dataId, dirty: new Set(), materializing: new Map(), made: false };
   }
 
   /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
@@ -104,14 +108,14 @@ export class FileContent {
       closeSync(fd);
     }
     this.ctx.overlay.putFile({ dataId, chunkSize: node.chunkSize, baseChunks: node.baseChunks, dirty: [] });
-    return { dataId, dirty: new Set(), materializing: new Map() };
+    return { dataId, dirty: new Set(), materializing: new Map(), made: true };
   }
 
   /** Re-attaches a local file after a restart: its chunk state from the store, size and mtime from the data file (a stat: replaying opens nothing). */
   restore(node: FileNode, dataId: string): void {
     const rec = this.ctx.overlay.getFile(dataId);
     if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
-    const local: LocalFile = { dataId, dirty: new Set(rec.dirty), materializing: new Map() };
+    const local: LocalFile = { dataId, dirty: new Set(rec.dirty), materializing: new Map(), made: true };
     node.local = local;
     node.chunkSize = rec.chunkSize;
     node.baseChunks = rec.baseChunks;
@@ -121,6 +125,7 @@ export class FileContent {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       node.size = 0; // created and never written: no data file yet
+      local.made = false;
       return;
     }
     node.size = Number(st.size);

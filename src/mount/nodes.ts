@@ -13,6 +13,8 @@ export interface LocalFile {
   dirty: Set<number>;
   /** Chunks being copied from the base into the data file (one copy each, however many writers). */
   materializing: Map<number, Promise<void>>;
+  /** Whether the data file exists: a new file gets one on its first write, truncate or utimens (an empty one never). */
+  made: boolean;
 }
 
 /** Nanoseconds since the epoch (a Date's milliseconds lose what tar and make compare). */
