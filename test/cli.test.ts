@@ -300,11 +300,12 @@ describe('tokens and operator commands', { concurrency: true }, () => {
 
   test('serve prints its URL, answers, and stops cleanly on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'stowage-cli-serve-'));
+    const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--data', dataDir, '--port', '0'], { env: envFor({ STOWAGE_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--data', dataDir, '--port', '0'], { env: envFor({ STOWAGE_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`serve printed no URL: ${stdout}`)), 15_000);
+        // Generous: a loaded 2-core machine has taken over 15 s to start a server (a failure kills it, see finally).
+        const timer = setTimeout(() => reject(new Error(`serve printed no URL: ${stdout}`)), 60_000);
         child.stdout.on('data', (d: Buffer) => {
           stdout += d.toString();
           const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
@@ -321,6 +322,8 @@ describe('tokens and operator commands', { concurrency: true }, () => {
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
     } finally {
+      // Never leave a server behind: it would keep the whole test run from ending.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
     }
   });
