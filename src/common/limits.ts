@@ -18,3 +18,12 @@ export function tooManyChanges(count?: number): PayloadTooLargeError {
     { details: { maxChanges: MAX_COMMIT_CHANGES, ...(count === undefined ? {} : { changes: count }) } },
   );
 }
+
+/** Largest uid/gid a tree records: 2^32 - 2 (2^32 - 1 is (uid_t)-1, chown's "no change"). */
+export const MAX_OWNER_ID = 4294967294;
+
+/** Most milliseconds a tree time may lie either side of the epoch: the range of a Date. */
+export const MAX_TIME_MS = 8.64e15;
+
+/** Largest nanoseconds-past-the-millisecond part of a tree time. */
+export const MAX_TIME_NS = 999_999;

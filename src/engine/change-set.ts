@@ -9,7 +9,7 @@ import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking
 import { Pacer } from '../common/concurrency.js';
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
 import { ChunkHash, type TreeHash } from '../common/ids.js';
-import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
+import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS, tooManyChanges } from '../common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
 import { entryFingerprint, type Entry, type EntryMeta, type FileEntry } from './tree-codec.js';
 import type { TreeEditor } from './tree-editor.js';
@@ -46,14 +46,9 @@ function mode(value: unknown, fallback: number, where: string): number {
   return value;
 }
 
-/** Most milliseconds a Date holds either side of the epoch. */
-const MAX_TIME = 8.64e15;
-/** Largest uid/gid: 2^32 - 2 (2^32 - 1 is (uid_t)-1, "no change", to chown). */
-export const MAX_OWNER_ID = 4294967294;
-
 function time(value: unknown, where: string, name: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > MAX_TIME) {
-    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of milliseconds since the epoch, within ±${MAX_TIME} (the range of a Date)`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > MAX_TIME_MS) {
+    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of milliseconds since the epoch, within ±${MAX_TIME_MS} (the range of a Date)`);
   }
   return value;
 }
@@ -63,8 +58,8 @@ function mtime(value: unknown, fallback: number, where: string): number {
 }
 
 function nanos(value: unknown, where: string, name: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 999_999) {
-    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of nanoseconds past the millisecond, between 0 and 999999`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIME_NS) {
+    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of nanoseconds past the millisecond, between 0 and ${MAX_TIME_NS}`);
   }
   return value;
 }

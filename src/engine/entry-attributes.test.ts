@@ -156,6 +156,9 @@ describe('engine: owners and times through put, mkdir, symlink, setattr, move, f
     // A time without its ns sets ns 0.
     await commit([{ op: 'setattr', path: '/s', atime: T + 10, mtime: T + 10, gid: null }]);
     assert.deepEqual(attrs(await stat('/s')), { mtime: T + 10, ctime: T + 11 });
+    // Symlinks too.
+    await commit([{ op: 'symlink', path: '/sl', target: 's', mtime: T }, { op: 'setattr', path: '/sl', uid: 11, atime: T + 5, atimeNs: 1 }]);
+    assert.deepEqual(attrs(await stat('/sl')), { uid: 11, mtime: T, atime: T + 5, atimeNs: 1 });
     // Directories keep them too; the atime the mkdir gave (now) stays where it was.
     await commit([{ op: 'mkdir', path: '/dd' }, { op: 'setattr', path: '/dd', uid: 3, gid: 4, mtime: T, ctime: T, ctimeNs: 1 }]);
     assert.deepEqual(attrs(await stat('/dd')), { uid: 3, gid: 4, mtime: T, atime: w.clock.t, ctime: T, ctimeNs: 1 });

@@ -14,6 +14,8 @@
  * totals (bytes and file count), so a commit's size is known from its root
  * alone. A node's hash is SHA-256 over its version tag and canonical JSON,
  * and a node whose bytes do not hash to its claimed id is rejected when read.
+ * Entries may record an owner and nanosecond times (EntryMeta); absent ones
+ * are not encoded, so entries without them keep the bytes of before.
  */
 import { createHash } from 'node:crypto';
 import type { ChunkHash, CommitId, TreeHash, VolumeId } from '../common/ids.js';
@@ -43,9 +45,6 @@ export interface EntryMeta {
   /** Nanoseconds past the millisecond of `ctime` (0..999999). */
   ctimeNs?: number;
 }
-
-/** The keys of EntryMeta, in their canonical order (after an entry's other keys). */
-export const META_KEYS = ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs'] as const;
 
 export interface FileEntry extends EntryMeta {
   type: 'file';

@@ -11,7 +11,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type * as wire from '../api/wire.js';
-import { MAX_COMMIT_CHANGES } from '../common/limits.js';
+import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS } from '../common/limits.js';
 
 /** A whole, non-negative number of bytes (or a count). */
 const Bytes = z.number().int().min(0);
@@ -82,13 +82,9 @@ export const UpdateVolumeRequestSchema = z
 
 // --- files and trees ---
 
-/** Largest uid/gid (2^32 - 2; 2^32 - 1 is chown's "no change"). */
-const MAX_OWNER_ID = 4294967294;
-/** Most milliseconds a Date holds either side of the epoch. */
-const MAX_TIME = 8.64e15;
 const OwnerId = z.number().int().min(0).max(MAX_OWNER_ID);
-const Nanos = z.number().int().min(0).max(999_999);
-const Millis = z.number().int().min(-MAX_TIME).max(MAX_TIME);
+const Nanos = z.number().int().min(0).max(MAX_TIME_NS);
+const Millis = z.number().int().min(-MAX_TIME_MS).max(MAX_TIME_MS);
 
 /** Wire `EntryAttributes` (api/wire.ts), as fields to spread into an object schema. */
 const entryAttributes = {
