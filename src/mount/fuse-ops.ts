@@ -325,7 +325,7 @@ export class FuseFs {
         seen.add(key);
         await session.invalidateEntry(parent, name);
       }
-      await session.invalidateInode(ROOT_INO, 0, -1);
+      await session.invalidateInode(ROOT_INO, -1, 0);
       for (const inode of open) {
         const before = inode.cached;
         const node = await this.#nodeOf(inode);
@@ -333,7 +333,7 @@ export class FuseFs {
         if (node.type === 'file' && before !== null && signature(node) !== before) {
           inode.cached = null;
           await session.invalidateInode(inode.ino, 0, 0);
-        } else await session.invalidateInode(inode.ino, 0, -1);
+        } else await session.invalidateInode(inode.ino, -1, 0); // attributes only: its pages are still its bytes
       }
     } catch (e) {
       this.#host.log(`invalidating the kernel's cache after a swap: ${(e as Error).message}`);

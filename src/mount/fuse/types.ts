@@ -195,8 +195,9 @@ export interface FuseSession {
   /** Known once the kernel's INIT was answered (mount() resolves after that). */
   readonly conn: ConnInfo;
   /**
-   * Drops the kernel's cached pages (and attributes) of an inode:
-   * `offset`/`length` 0/0 for all of it, length -1 only the attributes.
+   * Drops the kernel's cached attributes of an inode and its pages from
+   * `offset` on (`length` 0: to the end; 0/0 is all of them); a negative
+   * `offset` drops the attributes only (libfuse's notify_inval_inode).
    * Runs off the JS thread (the kernel may wait on a request this process
    * has yet to answer). ENOENT (the kernel no longer knows the inode) resolves.
    */
