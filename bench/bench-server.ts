@@ -1,8 +1,8 @@
 /**
  * @module bench/bench-server
  * What every benchmark script needs: a real `stowage serve` in its own
- * process (so its memory is measured alone), its peak RSS, and random input
- * files.
+ * process (so its memory is measured alone), its peak RSS, random input
+ * files, and child processes run without blocking the benchmark.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -67,4 +67,24 @@ export async function randomFile(path: string, size: number): Promise<void> {
   }
   out.end();
   await once(out, 'finish');
+}
+
+export interface RunResult { ms: number; code: number | null; stdout: string; stderr: string }
+
+/**
+ * Runs a command without blocking this process (spawn, never spawnSync: a mount's agent may need this process's
+ * server to answer); its wall time and output. Killed after `timeoutMs`; a non-zero exit throws unless `check: false`.
+ */
+export async function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; check?: boolean; timeoutMs: number }): Promise<RunResult> {
+  const t0 = performance.now();
+  const child = spawn(cmd, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(timer);
+  if (options.check !== false && code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim().slice(-2000)}`);
+  return { ms: performance.now() - t0, code, stdout, stderr };
 }

@@ -22,14 +22,12 @@
  *   tar x    of 10,000 files (100 directories of 100 files, 1-16 KiB of random bytes, ~80 MiB)
  *   creates  one node process creating 10,000 empty files in one directory (open O_CREAT + close)
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stowage, Volume } from '../src/sdk/index.js';
-import { cliMain, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
+import { cliMain, run, startServerProcess, stopServer, type RunResult, type ServerProcess } from './bench-server.js';
 
 /** The repository this script was built from (dist/bench -> ../..). */
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -43,22 +41,9 @@ const CREATES = 10_000;
 /** The npm ci project: these of this project's dependencies, with their own dependencies, from package-lock.json. */
 const NPM_PACKAGES = ['commander', 'picomatch', 'cli-progress', 'zod', 'hono', 'kysely', 'tus-js-client', 'tar-stream'];
 
-interface RunResult { ms: number; code: number | null; stdout: string; stderr: string }
-
 /** Runs `sh -c script` (positional args $1...) without blocking this process; fails on a non-zero exit. */
-async function sh(script: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
-  const t0 = performance.now();
-  const child = spawn('sh', ['-c', script, 'sh', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(timer);
-  const r = { ms: performance.now() - t0, code, stdout, stderr };
-  if (code !== 0) throw new Error(`sh -c '${script}' ${args.join(' ')} exited ${code}: ${stderr.trim().slice(-2000)}`);
-  return r;
+function sh(script: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
+  return run('sh', ['-c', script, 'sh', ...args], { env, timeoutMs: CHILD_TIMEOUT_MS });
 }
 
 /** One workload: made ready (untimed) in a fresh directory, then timed there. */

@@ -16,16 +16,14 @@
  * sequential reads of a large file; commits of many new small files and of a
  * one-byte change in the large file.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
 import { formatSize, GiB, KiB, MiB } from '../src/common/sizes.js';
 import { MountHandle, Stowage, Volume, type MountCommitResult, type MountStatus, type wire } from '../src/sdk/index.js';
-import { cliMain, randomFile, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
+import { cliMain, randomFile, run, startServerProcess, stopServer, type RunResult, type ServerProcess } from './bench-server.js';
 import { formatWorkloads, machineNote, workloadBenchmarks, type WorkloadRow } from './mount-workloads.js';
 
 const quick = process.argv.includes('--quick');
@@ -53,22 +51,9 @@ const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const mbps = (bytes: number, millis: number) => bytes / 1e6 / (millis / 1000);
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
-interface RunResult { ms: number; code: number | null; stdout: string; stderr: string }
-
-/** Runs a command without blocking this process (spawn, never spawnSync); returns its wall time and output. */
-async function exec(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; check?: boolean } = {}): Promise<RunResult> {
-  const t0 = process.hrtime.bigint();
-  const child = spawn(cmd, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(timer);
-  const out = { ms: ms(t0), code, stdout, stderr };
-  if (options.check !== false && code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim()}`);
-  return out;
+/** A child process with this benchmark's time bound. */
+function exec(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; check?: boolean } = {}): Promise<RunResult> {
+  return run(cmd, args, { ...options, timeoutMs: CHILD_TIMEOUT_MS });
 }
 
 /** A shell command line with positional arguments ($1, $2...). */

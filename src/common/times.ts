@@ -17,6 +17,11 @@ const NS_PER_MS = 1_000_000n;
  * splitNanos(1_700_000_000_123_456_789n); // { ms: 1700000000123, ns: 456789 }
  * splitNanos(-1n); // { ms: -1, ns: 999999 }
  */
+/** Milliseconds (whole, floored) and the nanoseconds past them as one nanosecond count: splitNanos undone. */
+export function joinNanos(ms: number, ns = 0): bigint {
+  return BigInt(Math.floor(ms)) * NS_PER_MS + BigInt(ns);
+}
+
 export function splitNanos(total: bigint): { ms: number; ns: number } {
   let ms = total / NS_PER_MS;
   let ns = total % NS_PER_MS;

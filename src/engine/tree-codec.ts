@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { ChunkHash, CommitId, TreeHash, VolumeId } from '../common/ids.js';
 import { InternalError } from '../common/errors.js';
+import type * as wire from '../api/wire.js';
 
 /**
  * Ownership and times beyond `mtime`, recorded on any entry when a writer
@@ -29,22 +30,7 @@ import { InternalError } from '../common/errors.js';
  * own). Absent `mtimeNs`: 0. Absent atime/ctime: the same as mtime (with its
  * ns). Canonical form (canonicalEntry) drops what equals its default.
  */
-export interface EntryMeta {
-  /** Recorded owner, 0..4294967294. */
-  uid?: number;
-  /** Recorded group, 0..4294967294. */
-  gid?: number;
-  /** Nanoseconds past the millisecond of `mtime` (0..999999). */
-  mtimeNs?: number;
-  /** Last access, ms since the epoch; absent: same as mtime. */
-  atime?: number;
-  /** Nanoseconds past the millisecond of `atime` (0..999999). */
-  atimeNs?: number;
-  /** Last change of the entry itself (inode change), ms since the epoch; absent: same as mtime. */
-  ctime?: number;
-  /** Nanoseconds past the millisecond of `ctime` (0..999999). */
-  ctimeNs?: number;
-}
+export type EntryMeta = wire.EntryAttributes;
 
 export interface FileEntry extends EntryMeta {
   type: 'file';

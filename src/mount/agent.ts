@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type * as wire from '../api/wire.js';
 import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '../common/errors.js';
 import { sleep } from '../common/concurrency.js';
+import { joinNanos } from '../common/times.js';
 import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
 import { Stowage } from '../sdk/http-client.js';
 import { postCommit, uploadMissing } from '../sdk/commit-writer.js';
@@ -26,7 +27,6 @@ import { mountFuse } from './fuse/session.js';
 import type { FuseSession } from './fuse/types.js';
 import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
-import { msToNs } from './nodes.js';
 import { OverlayStore } from './overlay-store.js';
 import { OverwriteWatch } from './overwrites.js';
 import { HttpRemote } from './remote.js';
@@ -130,7 +130,7 @@ export class MountAgent {
   #newView(base: string): MountView {
     this.#base = base;
     const root = this.#view?.root;
-    const now = msToNs(Date.parse(this.#volume.updatedAt));
+    const now = joinNanos(Date.parse(this.#volume.updatedAt));
     return new MountView(
       { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => base, prefetch: this.config.prefetch, openFiles: this.config.openFiles, subpath: this.config.subpath, readOnly: this.config.readOnly },
       // The mount root is not an entry of the volume: its mode, owner and times live as long as the agent.

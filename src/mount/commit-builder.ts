@@ -22,8 +22,9 @@ import { SMALL_CHUNK_SIZE, chunkCount, chunkLength, chunkSizeFor } from '../comm
 import { sha256Hex, type ChunkRef } from '../sdk/chunker.js';
 import type { PendingFile } from '../sdk/commit-writer.js';
 import type { MountView } from './mount-view.js';
-import { isAttached, nsToWire, pathOf, type FileNode, type Node, type NsTime } from './nodes.js';
-import type { JournalOp } from './overlay-store.js';
+import { isAttached, pathOf, type FileNode, type Node, type NsTime } from './nodes.js';
+import { journalTime, type JournalOp } from './overlay-store.js';
+import { splitNanos } from '../common/times.js';
 
 export interface BuiltCommit {
   changes: wire.Change[];
@@ -58,7 +59,7 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
     chunkSize,
     chunks,
     mode: node.mode,
-    mtime: nsToWire(node.mtime).ms,
+    mtime: splitNanos(node.mtime).ms,
     read: (c) => {
       const index = c.offset / chunkSize;
       // A base chunk the store lost (it should not): send it again from the cache or the base.
@@ -71,25 +72,20 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
 
 /** A node's owner and times as a change records them (mtime's whole milliseconds travel as `mtime`). */
 function attrsOf(node: Node): wire.EntryAttributes {
-  const a = nsToWire(node.atime);
-  const c = nsToWire(node.ctime);
+  const a = splitNanos(node.atime);
+  const c = splitNanos(node.ctime);
   return {
-    mtimeNs: nsToWire(node.mtime).ns, atime: a.ms, atimeNs: a.ns, ctime: c.ms, ctimeNs: c.ns,
+    mtimeNs: splitNanos(node.mtime).ns, atime: a.ms, atimeNs: a.ns, ctime: c.ms, ctimeNs: c.ns,
     ...(node.uid !== null ? { uid: node.uid } : {}), ...(node.gid !== null ? { gid: node.gid } : {}),
   };
 }
 
 function timeChange(t: NsTime | undefined, ms: 'mtime' | 'atime'): Record<string, number> {
   if (t === undefined) return {};
-  const w = nsToWire(t);
+  const w = splitNanos(t);
   return { [ms]: w.ms, [`${ms}Ns`]: w.ns };
 }
 
-/** A journaled time (ns as a string; older journals: ms as a number). */
-function journaled(t: string | number | undefined): NsTime | undefined {
-  if (t === undefined) return undefined;
-  return typeof t === 'number' ? BigInt(Math.floor(t)) * 1_000_000n : BigInt(t);
-}
 
 function putOf(file: PendingFile, path: string, attrs: wire.EntryAttributes | undefined): wire.Change {
   return { op: 'put', path, size: file.size, chunkSize: file.chunkSize, chunks: file.chunks.map((c) => c.hash), mode: file.mode ?? 0o644, mtime: file.mtime ?? Date.now(), ...attrs };
@@ -128,7 +124,7 @@ export async function buildCommit(view: MountView, journal: readonly JournalOp[]
       case 'rename': changes.push({ op: 'move', from: vp(op.from), to: vp(op.to), overwrite: true }); break;
       case 'chmod': changes.push({ op: 'setattr', path: vp(op.path), mode: op.mode }); break;
       case 'chown': changes.push({ op: 'setattr', path: vp(op.path), ...('uid' in op ? { uid: op.uid ?? null } : {}), ...('gid' in op ? { gid: op.gid ?? null } : {}) }); break;
-      case 'utimens': changes.push({ op: 'setattr', path: vp(op.path), ...timeChange(journaled(op.mtime), 'mtime'), ...timeChange(journaled(op.atime), 'atime') }); break;
+      case 'utimens': changes.push({ op: 'setattr', path: vp(op.path), ...timeChange(journalTime(op.mtime), 'mtime'), ...timeChange(journalTime(op.atime), 'atime') }); break;
     }
   }
   // The last change to each path so far: a file created and left where it was needs no second, identical put.

@@ -14,8 +14,9 @@ import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { isStowageError } from '../common/errors.js';
 import { FileContent, type ContentContext } from './file-content.js';
 import { fsError } from './fs-error.js';
-import { isAttached, msToNs, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
-import type { JournalOp } from './overlay-store.js';
+import { isAttached, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
+import { journalTime, type JournalOp } from './overlay-store.js';
+import { joinNanos } from '../common/times.js';
 
 /** Longest name a directory entry may have (bytes), as on Linux. */
 export const NAME_MAX = 255;
@@ -45,12 +46,12 @@ export function joinVolumePath(root: string, rel: string): string {
 
 /** A node's owner and times from the tree entry that holds them. */
 export function metaFromInfo(info: Pick<wire.FileInfo, 'mode' | 'mtime' | 'mtimeNs' | 'atime' | 'atimeNs' | 'ctime' | 'ctimeNs' | 'uid' | 'gid'>): NodeMeta {
-  const mtime = msToNs(info.mtime, info.mtimeNs ?? 0);
+  const mtime = joinNanos(info.mtime, info.mtimeNs ?? 0);
   return {
     mode: info.mode & 0o7777,
     mtime,
-    atime: info.atime === undefined ? mtime : msToNs(info.atime, info.atimeNs ?? 0),
-    ctime: info.ctime === undefined ? mtime : msToNs(info.ctime, info.ctimeNs ?? 0),
+    atime: info.atime === undefined ? mtime : joinNanos(info.atime, info.atimeNs ?? 0),
+    ctime: info.ctime === undefined ? mtime : joinNanos(info.ctime, info.ctimeNs ?? 0),
     uid: info.uid ?? null,
     gid: info.gid ?? null,
   };
@@ -77,11 +78,6 @@ function creatorOf(op: { uid?: number | null; gid?: number | null }): Creator {
   return { uid: op.uid ?? null, gid: op.gid ?? null };
 }
 
-/** A journaled time: nanoseconds as a decimal string, or (journals of older agents) milliseconds as a number. */
-function journalTime(t: string | number | undefined): NsTime | undefined {
-  if (t === undefined) return undefined;
-  return typeof t === 'number' ? msToNs(t) : BigInt(t);
-}
 
 export class MountView {
   readonly root: DirNode;

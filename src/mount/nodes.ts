@@ -94,14 +94,7 @@ export function nowNs(): NsTime {
   return t;
 }
 
-export function msToNs(ms: number, ns = 0): NsTime {
-  return BigInt(Math.floor(ms)) * 1_000_000n + BigInt(ns);
-}
 
-/** A time as the wire carries it: whole milliseconds and the nanoseconds past them. */
-export function nsToWire(t: NsTime): { ms: number; ns: number } {
-  return { ms: Number(t / 1_000_000n), ns: Number(t % 1_000_000n) };
-}
 
 /** The node's path from the mount root ("/" for the root). */
 export function pathOf(node: Node): string {

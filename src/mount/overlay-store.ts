@@ -27,6 +27,7 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomHex } from '../common/ids.js';
+import { joinNanos } from '../common/times.js';
 
 /** One namespace operation, with paths relative to the mount root. */
 export type JournalOp =
@@ -44,6 +45,12 @@ export type JournalOp =
   | ({ op: 'chown'; path: string } & JournalOwner)
   /** Times in nanoseconds as decimal strings (older journals: mtime in milliseconds as a number); absent: unchanged. */
   | { op: 'utimens'; path: string; mtime?: string | number; atime?: string };
+
+/** A journaled time: nanoseconds as a decimal string, or (journals of older agents) milliseconds as a number. */
+export function journalTime(t: string | number | undefined): bigint | undefined {
+  if (t === undefined) return undefined;
+  return typeof t === 'number' ? joinNanos(t) : BigInt(t);
+}
 
 /** The owner recorded with a new entry or by chown (null or absent: the mount's owner). */
 export interface JournalOwner {
