@@ -1,23 +1,28 @@
 /*
  * Stowage's binding of libfuse 3's low-level API for Node (N-API).
  *
- * Threads: libfuse's session loop runs on a pthread of its own. Each request
- * it reads is copied (names, write payload, caller credentials) into a heap
- * `struct msg` and queued to the JS thread with a thread-safe function; the
- * JS side (src/mount/fuse/session.ts) runs the file system's async operation
- * and answers with one of the reply* functions here, on the JS thread
- * (fuse_reply_* are plain writes to /dev/fuse). Invalidations and teardown
- * run on libuv's thread pool: the kernel may make them wait on a request the
- * JS thread has yet to answer.
+ * Threads: none of our own. /dev/fuse is non-blocking and watched by the
+ * JS thread's event loop (uv_poll). When it is readable, each request is read
+ * and copied (names, write payload, caller credentials) into a `struct msg`
+ * and handed at once to the dispatch function; the JS side
+ * (src/mount/fuse/session.ts) runs the file system's operation and answers
+ * with one of the reply* functions here (fuse_reply_* are plain writes to
+ * /dev/fuse). Reading on the JS thread saves a thread hand-off per request:
+ * a wake-up of a sleeping thread on another CPU costs about 100 us on a
+ * virtual machine without guest halt-polling, several times the request.
+ * For the same reason, once every request is answered the thread keeps
+ * polling the device for a short while (spinMicros) before it goes back to
+ * the event loop: a process issuing system calls back to back finds it
+ * awake. Invalidations and teardown run on libuv's thread pool: the kernel
+ * may make them wait on a request the JS thread has yet to answer.
  *
  * A request is answered exactly once: its fuse_req_t lives in a table owned
  * by the JS thread, under an id that carries a generation, so a second or a
  * made-up answer is a JS error instead of a use-after-free.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,6 +38,7 @@
 
 #include <fuse_lowlevel.h>
 #include <node_api.h>
+#include <uv.h>
 
 extern char **environ;
 
@@ -65,22 +71,27 @@ struct slot {
 struct session {
   struct fuse_session *se;
   char *mountpoint;
-  napi_threadsafe_function tsfn;
-  pthread_t loop;
   bool writeback;
-  volatile int loop_done; /* set by the loop thread, read by the teardown worker */
+  volatile int loop_done; /* the kernel side ended (read by the teardown worker) */
   int detach_error;       /* set by the teardown worker: our own unmount failed */
 
   /* Below: touched on the JS thread only. */
+  napi_env env;
+  napi_ref dispatch;
+  napi_async_context async_ctx;
+  uv_poll_t poll;
+  bool polling, poll_closed, free_when_closed;
+  struct fuse_buf buf;
+  uint64_t spin_ns;
   struct slot *slots;
   uint32_t nslots, *free_slots, nfree;
   int inflight_notify;
-  bool tearing_down, joined, closed_seen, finished;
+  bool tearing_down, torn_down, closed_seen, finished;
   napi_deferred unmount_deferred;
   napi_async_work teardown_work;
 };
 
-/* One request (or event) on its way from the loop thread to JS. */
+/* One request (or event) on its way from libfuse's handler to JS. */
 struct msg {
   const char *op; /* the LowLevelOps method name, or "init" / "closed" */
   fuse_req_t req; /* NULL for events and forgets (answered already) */
@@ -93,11 +104,9 @@ struct msg {
   double n[MAX_NUMS];
 };
 
-static int wake_signal;
-
 static void free_external(napi_env env, void *data, void *hint) { free(data); }
 
-/* ---------- loop thread: requests in ---------- */
+/* ---------- requests in (libfuse calls these while we process a request) ---------- */
 
 static struct msg *msg_new(const char *op, fuse_req_t req) {
   struct msg *m = calloc(1, sizeof *m);
@@ -127,12 +136,8 @@ static void msg_free(struct msg *m) {
   free(m);
 }
 
-static void post(struct session *s, struct msg *m) {
-  if (napi_call_threadsafe_function(s->tsfn, m, napi_tsfn_nonblocking) != napi_ok) {
-    if (m->req) fuse_reply_err(m->req, EIO);
-    msg_free(m);
-  }
-}
+/* Hands a message to JS at once (defined with the JS-thread code below). */
+static void post(struct session *s, struct msg *m);
 
 /*
  * Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
@@ -198,7 +203,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
 }
 
 /* Queues request `op` with its names and `count` numbers (passed as doubles). */
-static void send(fuse_req_t req, const char *op, const char *s1, const char *s2, size_t size, int count, ...) {
+static void queue_request(fuse_req_t req, const char *op, const char *s1, const char *s2, size_t size, int count, ...) {
   struct msg *m = begin(req, op, s1, s2);
   if (!m) return;
   m->size = size;
@@ -212,7 +217,7 @@ static void send(fuse_req_t req, const char *op, const char *s1, const char *s2,
 #define D(x) ((double)(x))
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  send(req, "lookup", name, NULL, 0, 1, D(parent));
+  queue_request(req, "lookup", name, NULL, 0, 1, D(parent));
 }
 
 static void forget_one(struct session *s, fuse_ino_t ino, uint64_t nlookup) {
@@ -235,64 +240,64 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  send(req, "getattr", NULL, NULL, 0, 2, D(ino), fh_of(fi));
+  queue_request(req, "getattr", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set, struct fuse_file_info *fi) {
-  send(req, "setattr", NULL, NULL, 0, 11, D(ino), D(to_set), D(a->st_mode), D(a->st_uid), D(a->st_gid), D(a->st_size),
+  queue_request(req, "setattr", NULL, NULL, 0, 11, D(ino), D(to_set), D(a->st_mode), D(a->st_uid), D(a->st_gid), D(a->st_size),
        D(a->st_atim.tv_sec), D(a->st_atim.tv_nsec), D(a->st_mtim.tv_sec), D(a->st_mtim.tv_nsec), fh_of(fi));
 }
 
-static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { send(req, "readlink", NULL, NULL, 0, 1, D(ino)); }
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { queue_request(req, "readlink", NULL, NULL, 0, 1, D(ino)); }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
-  send(req, "mknod", name, NULL, 0, 3, D(parent), D(mode), D(rdev));
+  queue_request(req, "mknod", name, NULL, 0, 3, D(parent), D(mode), D(rdev));
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
-  send(req, "mkdir", name, NULL, 0, 2, D(parent), D(mode));
+  queue_request(req, "mkdir", name, NULL, 0, 2, D(parent), D(mode));
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  send(req, "unlink", name, NULL, 0, 1, D(parent));
+  queue_request(req, "unlink", name, NULL, 0, 1, D(parent));
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  send(req, "rmdir", name, NULL, 0, 1, D(parent));
+  queue_request(req, "rmdir", name, NULL, 0, 1, D(parent));
 }
 
 static void ll_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
-  send(req, "symlink", target, name, 0, 1, D(parent));
+  queue_request(req, "symlink", target, name, 0, 1, D(parent));
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
                       unsigned int flags) {
-  send(req, "rename", name, newname, 0, 3, D(parent), D(newparent), D(flags));
+  queue_request(req, "rename", name, newname, 0, 3, D(parent), D(newparent), D(flags));
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
-  send(req, "link", newname, NULL, 0, 2, D(ino), D(newparent));
+  queue_request(req, "link", newname, NULL, 0, 2, D(ino), D(newparent));
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  send(req, "open", NULL, NULL, 0, 2, D(ino), D(fi->flags));
+  queue_request(req, "open", NULL, NULL, 0, 2, D(ino), D(fi->flags));
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  send(req, "opendir", NULL, NULL, 0, 2, D(ino), D(fi->flags));
+  queue_request(req, "opendir", NULL, NULL, 0, 2, D(ino), D(fi->flags));
 }
 
 /* read, readdir, readdirplus keep the kernel's size for the reply. */
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  send(req, "read", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
+  queue_request(req, "read", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  send(req, "readdir", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
+  queue_request(req, "readdir", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  send(req, "readdirplus", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
+  queue_request(req, "readdirplus", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -314,37 +319,37 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  send(req, "flush", NULL, NULL, 0, 2, D(ino), fh_of(fi));
+  queue_request(req, "flush", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  send(req, "release", NULL, NULL, 0, 3, D(ino), fh_of(fi), D(fi->flags));
+  queue_request(req, "release", NULL, NULL, 0, 3, D(ino), fh_of(fi), D(fi->flags));
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  send(req, "releasedir", NULL, NULL, 0, 2, D(ino), fh_of(fi));
+  queue_request(req, "releasedir", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  send(req, "fsync", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
+  queue_request(req, "fsync", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
 }
 
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  send(req, "fsyncdir", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
+  queue_request(req, "fsyncdir", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
 }
 
-static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { send(req, "statfs", NULL, NULL, 0, 1, D(ino)); }
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { queue_request(req, "statfs", NULL, NULL, 0, 1, D(ino)); }
 
 static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  send(req, "access", NULL, NULL, 0, 2, D(ino), D(mask));
+  queue_request(req, "access", NULL, NULL, 0, 2, D(ino), D(mask));
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
-  send(req, "create", name, NULL, 0, 3, D(parent), D(mode), D(fi->flags));
+  queue_request(req, "create", name, NULL, 0, 3, D(parent), D(mode), D(fi->flags));
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
-  send(req, "fallocate", NULL, NULL, 0, 5, D(ino), D(mode), D(offset), D(length), fh_of(fi));
+  queue_request(req, "fallocate", NULL, NULL, 0, 5, D(ino), D(mode), D(offset), D(length), fh_of(fi));
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {
@@ -379,24 +384,6 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .fallocate = ll_fallocate,
 };
 
-static void wake_handler(int sig) { (void)sig; }
-
-static void *loop_main(void *arg) {
-  struct session *s = arg;
-  /* Signals are the JS thread's business; only the teardown's wake-up (which
-     makes a blocked read of /dev/fuse return EINTR) reaches this thread. */
-  sigset_t all;
-  sigfillset(&all);
-  sigdelset(&all, wake_signal);
-  pthread_sigmask(SIG_SETMASK, &all, NULL);
-  fuse_session_loop(s->se);
-  s->loop_done = 1;
-  /* Last message of the session: when JS sees it, no request is still queued. */
-  struct msg *m = msg_new("closed", NULL);
-  if (m) post(s, m);
-  return NULL;
-}
-
 /* ---------- JS thread: requests out to the dispatch function ---------- */
 
 static double slot_put(struct session *s, fuse_req_t req, size_t size) {
@@ -429,20 +416,23 @@ static void slot_release(struct session *s, uint32_t i) {
 
 static void finish_if_done(napi_env env, struct session *s);
 
-static void call_js(napi_env env, napi_value dispatch, void *context, void *data) {
-  struct session *s = context;
-  struct msg *m = data;
-  if (!env) { /* the function is being torn down */
+static void post(struct session *s, struct msg *m) {
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_value dispatch;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
     if (m->req) fuse_reply_err(m->req, EIO);
     msg_free(m);
     return;
   }
+  napi_get_reference_value(env, s->dispatch, &dispatch);
   double id = 0;
   if (m->req) {
     id = slot_put(s, m->req, m->size);
     if (id < 0) {
       fuse_reply_err(m->req, ENOMEM);
       msg_free(m);
+      napi_close_handle_scope(env, scope);
       return;
     }
   }
@@ -491,7 +481,8 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
   if (strcmp(m->op, "closed") == 0) s->closed_seen = true;
   napi_value global;
   napi_get_global(env, &global);
-  if (napi_call_function(env, global, dispatch, argc, argv, NULL) != napi_ok) {
+  /* A callback scope, so the operation's promise continuations (and their replies) run before the next request. */
+  if (napi_make_callback(env, s->async_ctx, global, dispatch, argc, argv, NULL) != napi_ok) {
     /* dispatch is written never to throw; if it did, the caller still gets an answer. */
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
@@ -505,8 +496,58 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
     }
   }
   msg_free(m);
+  napi_close_handle_scope(env, scope);
   if (s->closed_seen) finish_if_done(env, s);
 }
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void stop_polling(struct session *s) {
+  if (s->polling) uv_poll_stop(&s->poll);
+  s->polling = false;
+}
+
+/* The kernel side ended (unmounted, aborted, or the device failed): JS hears "closed", the last message. */
+static void loop_ended(struct session *s) {
+  stop_polling(s);
+  s->loop_done = 1;
+  if (s->closed_seen) return;
+  struct msg *m = msg_new("closed", NULL);
+  if (m) post(s, m);
+  else s->closed_seen = true;
+}
+
+/* Longest stretch the JS thread serves requests before it lets the rest of the event loop run. */
+#define BATCH_NS (2 * 1000 * 1000)
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  struct session *s = handle->data;
+  uint64_t start = now_ns(), last = start;
+  while (s->polling) {
+    int r = fuse_session_receive_buf(s->se, &s->buf);
+    if (r > 0) {
+      fuse_session_process_buf(s->se, &s->buf);
+      last = now_ns();
+      if (last - start > BATCH_NS) return;
+      continue;
+    }
+    if (r == -EINTR) continue;
+    if (r == -EAGAIN) {
+      /* Nothing queued. Keep polling only while every request is answered: a pending one waits on the event loop. */
+      uint64_t t = now_ns();
+      if (s->spin_ns && s->nfree == s->nslots && t - last < s->spin_ns && t - start < BATCH_NS) continue;
+      return;
+    }
+    if (r < 0) fprintf(stderr, "fuse3 binding: reading /dev/fuse failed: %s\n", strerror(-r));
+    loop_ended(s); /* 0: the session exited (ENODEV); or an error we cannot serve past */
+    return;
+  }
+}
+
 
 /* ---------- JS thread: replies ---------- */
 
@@ -892,43 +933,51 @@ static int lazy_unmount(const char *path) {
 
 static void teardown_execute(napi_env env, void *data) {
   struct session *s = data;
-  fuse_session_exit(s->se);
   if (!s->loop_done) s->detach_error = lazy_unmount(s->mountpoint);
-  /* A lazy detach of a busy mount leaves the loop blocked in read(): wake it
-     (EINTR) until it sees the exit flag. Closing the device afterwards aborts
-     the connection, so processes still inside get ENOTCONN, not a hang. */
-  for (;;) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 100 * 1000 * 1000;
-    if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
-    if (pthread_timedjoin_np(s->loop, NULL, &until) == 0) break;
-    pthread_kill(s->loop, wake_signal);
-  }
 }
 
 static void teardown_complete(napi_env env, napi_status status, void *data) {
   struct session *s = data;
   napi_delete_async_work(env, s->teardown_work);
   s->teardown_work = NULL;
-  s->joined = true;
+  s->torn_down = true;
+  /* Requests still queued are not read: closing the device (finish_if_done) aborts the
+     connection, so processes still inside a detached mount get ENOTCONN, not a hang. */
+  loop_ended(s);
   finish_if_done(env, s);
 }
 
-/* The last step, once the loop thread is gone, its last message seen and no invalidation runs. */
+static void poll_closed(uv_handle_t *handle) {
+  struct session *s = handle->data;
+  s->poll_closed = true;
+  if (s->free_when_closed) {
+    free(s->mountpoint);
+    free(s);
+  }
+}
+
+/* The last step, once unmount() ran, "closed" was seen and no invalidation runs. */
 static void finish_if_done(napi_env env, struct session *s) {
-  if (s->finished || !s->joined || !s->closed_seen || s->inflight_notify > 0) return;
+  if (s->finished || !s->torn_down || !s->closed_seen || s->inflight_notify > 0) return;
   s->finished = true;
   /* Requests JS never answered: free them (the kernel's side is gone or going). */
   for (uint32_t i = 0; i < s->nslots; i++)
     if (s->slots[i].req) fuse_reply_err(take(s, i), EIO);
-  /* The path is unmounted already (by us, or from outside when the loop ended
+  /* The path is unmounted already (by us, or from outside when the session ended
      first); libfuse's unmount would only try again. Destroy closes /dev/fuse,
      which aborts the connection for anyone still inside a detached mount. */
   if (s->detach_error) fuse_session_unmount(s->se);
   fuse_session_destroy(s->se);
   s->se = NULL;
-  napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+  free(s->buf.mem);
+  s->buf.mem = NULL;
+  uv_close((uv_handle_t *)&s->poll, poll_closed);
+  napi_delete_reference(env, s->dispatch);
+  napi_async_destroy(env, s->async_ctx);
+  free(s->slots);
+  s->slots = NULL;
+  free(s->free_slots);
+  s->free_slots = NULL;
   napi_value undef;
   napi_get_undefined(env, &undef);
   if (s->unmount_deferred) napi_resolve_deferred(env, s->unmount_deferred, undef);
@@ -956,10 +1005,12 @@ static napi_value unmount_js(napi_env env, napi_callback_info info) {
 
 static void session_free(napi_env env, void *data, void *hint) {
   struct session *s = data;
-  /* A handle collected while mounted stays (its loop thread uses it); once finished it can go. */
+  /* A handle collected while mounted stays (the event loop still serves it); once finished it can go. */
   if (!s->finished) return;
-  free(s->slots);
-  free(s->free_slots);
+  if (!s->poll_closed) {
+    s->free_when_closed = true;
+    return;
+  }
   free(s->mountpoint);
   free(s);
 }
@@ -973,21 +1024,29 @@ static char *get_string(napi_env env, napi_value v) {
 }
 
 /*
- * mount(mountpoint, options: string[], writeback: boolean, dispatch) -> handle.
+ * mount(mountpoint, options: string[], writeback: boolean, dispatch, spinMicros) -> handle.
  * dispatch(op, id, [uid, gid, pid, umask], s1, s2, data, numbers) receives
  * every request, plus "init" (numbers = the ConnInfo) and "closed" (last).
  */
 static napi_value mount_js(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], resname, handle;
+  size_t argc = 5;
+  napi_value argv[5], resname, handle;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double spin_us = 0;
+  napi_valuetype dispatch_type;
+  napi_typeof(env, argv[3], &dispatch_type);
+  if (argc < 5 || dispatch_type != napi_function || napi_get_value_double(env, argv[4], &spin_us) != napi_ok ||
+      !(spin_us >= 0 && spin_us <= 1e6)) {
+    napi_throw_type_error(env, NULL, "fuse3 binding: mount(mountpoint, options[], writeback, dispatch, spinMicros 0..1e6)");
+    return NULL;
+  }
   char *mnt = get_string(env, argv[0]);
   uint32_t nopts = 0;
   bool is_arr = false;
   napi_is_array(env, argv[1], &is_arr);
   if (!mnt || !is_arr || napi_get_array_length(env, argv[1], &nopts) != napi_ok) {
     free(mnt);
-    napi_throw_type_error(env, NULL, "fuse3 binding: mount(mountpoint, options[], writeback, dispatch)");
+    napi_throw_type_error(env, NULL, "fuse3 binding: mount(mountpoint, options[], writeback, dispatch, spinMicros)");
     return NULL;
   }
   /* argv for libfuse: "stowage" then "-o" "opt" pairs (one per option: commas inside stay escaped by libfuse). */
@@ -1030,16 +1089,24 @@ static napi_value mount_js(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_FUSE_MOUNT", "libfuse could not mount (its message is on stderr)");
     return NULL;
   }
+  uv_loop_t *loop = NULL;
+  int fd = fuse_session_fd(s->se);
   napi_create_string_utf8(env, "fuse3:session", NAPI_AUTO_LENGTH, &resname);
-  if (napi_create_threadsafe_function(env, argv[3], NULL, resname, 0, 1, NULL, NULL, s, call_js, &s->tsfn) != napi_ok ||
-      pthread_create(&s->loop, NULL, loop_main, s) != 0) {
+  s->env = env;
+  s->spin_ns = (uint64_t)(spin_us * 1000);
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 ||
+      napi_create_reference(env, argv[3], 1, &s->dispatch) != napi_ok ||
+      napi_async_init(env, NULL, resname, &s->async_ctx) != napi_ok || uv_poll_init(loop, &s->poll, fd) != 0) {
     fuse_session_unmount(s->se);
     fuse_session_destroy(s->se);
     free(mnt);
     free(s);
-    napi_throw_error(env, "ERR_FUSE_MOUNT", "fuse3 binding: could not start the session thread");
+    napi_throw_error(env, "ERR_FUSE_MOUNT", "fuse3 binding: could not watch /dev/fuse from the event loop");
     return NULL;
   }
+  s->poll.data = s;
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  s->polling = true;
   CHECK(env, napi_create_external(env, s, session_free, NULL, &handle));
   CHECK(env, napi_type_tag_object(env, handle, &session_tag));
   return handle;
@@ -1061,13 +1128,6 @@ static napi_value lazy_unmount_js(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  if (!wake_signal) {
-    wake_signal = SIGRTMAX - 2;
-    struct sigaction sa = {0};
-    sa.sa_handler = wake_handler; /* no SA_RESTART: the blocked read must return EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(wake_signal, &sa, NULL);
-  }
   struct { const char *name; napi_callback fn; } fns[] = {
       {"mount", mount_js},        {"unmount", unmount_js},         {"lazyUnmount", lazy_unmount_js},
       {"invalidate", invalidate}, {"replyErr", reply_err},      {"replyEntry", reply_entry},

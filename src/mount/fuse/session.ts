@@ -1,7 +1,7 @@
 /**
  * @module mount/fuse/session
  * Serves a LowLevelOps file system (types.ts) through the libfuse 3 binding
- * in native/fuse3. The binding queues each kernel request to this thread as
+ * in native/fuse3. The binding hands each kernel request to this thread as
  * `dispatch(op, id, ctx, s1, s2, data, numbers)`; here the operation runs, its
  * answer is checked and flattened into numbers, and the binding replies.
  *
@@ -30,7 +30,7 @@ import type {
 
 /** The binding's own surface (native/fuse3/fuse3.c). */
 interface Native {
-  mount(mountpoint: string, options: string[], writeback: boolean, dispatch: Dispatch): NativeHandle;
+  mount(mountpoint: string, options: string[], writeback: boolean, dispatch: Dispatch, spinMicros: number): NativeHandle;
   unmount(h: NativeHandle): Promise<void>;
   lazyUnmount(path: string): number;
   invalidate(h: NativeHandle, ino: number, offset: number, length: number, name: string | undefined): Promise<void>;
@@ -50,6 +50,7 @@ type NativeHandle = { readonly __fuse3: unique symbol };
 type Dispatch = (op: string, id: number, ctx: number[], s1: string | undefined, s2: string | undefined,
   data: Buffer | undefined, n: number[]) => void;
 
+const DEFAULT_SPIN_MICROS = 200;
 const ENOSYS = constants.errno.ENOSYS;
 const EIO = constants.errno.EIO;
 const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8 };
@@ -186,7 +187,8 @@ class Session implements FuseSession {
   }
 
   start(options: MountOptions): void {
-    this.#handle = this.#native.mount(this.mountpoint, options.options, options.writebackCache === true, this.#dispatch);
+    const spin = options.spinMicros ?? DEFAULT_SPIN_MICROS;
+    this.#handle = this.#native.mount(this.mountpoint, options.options, options.writebackCache === true, this.#dispatch, spin);
   }
 
   invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
