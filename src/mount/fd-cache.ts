@@ -13,7 +13,7 @@
  * lets go. So the bound can be passed for a moment by operations in flight
  * (which the FUSE layer and upload concurrency bound), never by idle files.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { DEFAULT_OPEN_FILES } from '../common/mount-state.js';
 
 interface Slot {
@@ -39,14 +39,17 @@ export class FdCache {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError('the descriptor cache needs room for at least one descriptor');
   }
 
-  /** Opens (or reuses) the data file of `id` read-write and counts a user; pair with `release(id, fd)`. */
-  acquire(id: string): number {
+  /**
+   * Opens (or reuses) the data file of `id` read-write and counts a user; pair with `release(id, fd)`.
+   * `create`: the file may not exist yet (made empty if missing).
+   */
+  acquire(id: string, create = false): number {
     let slot = this.#slots.get(id);
     if (slot) {
       this.#slots.delete(id);
     } else {
       this.#trim(this.capacity - 1);
-      slot = { fd: this.#openFile(id), uses: 0, doomed: false };
+      slot = { fd: this.#openFile(id, create), uses: 0, doomed: false };
       this.#opened++;
     }
     this.#slots.set(id, slot);
@@ -69,8 +72,8 @@ export class FdCache {
   }
 
   /** Runs `fn` with the data file's descriptor, which stays open until `fn` settles. */
-  async use<T>(id: string, fn: (fd: number) => Promise<T> | T): Promise<T> {
-    const fd = this.acquire(id);
+  async use<T>(id: string, fn: (fd: number) => Promise<T> | T, create = false): Promise<T> {
+    const fd = this.acquire(id, create);
     try {
       return await fn(fd);
     } finally {
@@ -111,14 +114,15 @@ export class FdCache {
     }
   }
 
-  #openFile(id: string): number {
+  #openFile(id: string, create: boolean): number {
+    const open = (): number => (create ? openSync(this.pathOf(id), constants.O_RDWR | constants.O_CREAT, 0o600) : openSync(this.pathOf(id), 'r+'));
     try {
-      return openSync(this.pathOf(id), 'r+');
+      return open();
     } catch (e) {
       // Out of descriptors for some other reason (a burst of sockets): give back every idle one and try once more.
       if ((e as NodeJS.ErrnoException).code !== 'EMFILE' && (e as NodeJS.ErrnoException).code !== 'ENFILE') throw e;
       this.#trim(0);
-      return openSync(this.pathOf(id), 'r+');
+      return open();
     }
   }
 

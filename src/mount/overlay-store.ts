@@ -84,6 +84,8 @@ export class OverlayStore {
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     this.#db = new Database(join(dir, 'overlay.db'));
     // WAL without fsync per write: a killed agent loses nothing (the OS has the pages); only a machine crash can, and commit is the durability boundary.
+    // One process (this agent) ever opens the file: exclusive locking spares each transaction its lock calls.
+    this.#db.pragma('locking_mode = EXCLUSIVE');
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(`
