@@ -93,11 +93,9 @@ export class FileContent {
     this.fds.dropAll();
   }
 
-  /** A new, empty local file's content (its data file is made by the first write, truncate or utimens). */
+  /** A new, empty local file's content (its data file is made by the first write, truncate or utimens; no record until it needs one). */
   createLocal(): LocalFile {
-    const dataId = this.ctx.overlay.newDataId();
-    this.ctx.overlay.putFile({ dataId, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] });
-    return { dataId, dirty: new Set(), materializing: new Map(), made: false };
+    return { dataId: this.ctx.overlay.newDataId(), dirty: new Set(), materializing: new Map(), made: false };
   }
 
   /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
@@ -114,9 +112,12 @@ export class FileContent {
     return { dataId, dirty: new Set(), materializing: new Map(), made: true };
   }
 
-  /** Re-attaches a local file after a restart: its chunk state from the store, size and mtime from the data file (a stat: replaying opens nothing). */
-  restore(node: FileNode, dataId: string): void {
-    const rec = this.ctx.overlay.getFile(dataId);
+  /**
+   * Re-attaches a local file after a restart: its chunk state from the store (a created file may have
+   * no record: small chunks, all local), size and mtime from the data file (a stat: replaying opens nothing).
+   */
+  restore(node: FileNode, dataId: string, created: boolean): void {
+    const rec = this.ctx.overlay.getFile(dataId) ?? (created ? { chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] } : undefined);
     if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
     const local: LocalFile = { dataId, dirty: new Set(rec.dirty), materializing: new Map(), made: true };
     node.local = local;

@@ -247,11 +247,9 @@ export class MountView {
       this.#detach(existing);
     }
     const node: FileNode = { type: 'file', name, parent: dir, ...newMeta(mode, creator), size: 0, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], basePath: null, local: null, lastReadEnd: -1 };
-    this.opts.overlay.atomically(() => {
-      if (dataId === undefined) node.local = this.content.createLocal();
-      else this.content.restore(node, dataId);
-      this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId, ...creator });
-    });
+    if (dataId === undefined) node.local = this.content.createLocal();
+    else this.content.restore(node, dataId, true);
+    this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId, ...creator });
     dir.children!.set(name, node);
     this.localFiles.set(node.local!.dataId, node);
     this.#touch(dir);
@@ -270,7 +268,7 @@ export class MountView {
   localizeNode(node: FileNode, path: string, dataId?: string): FileNode {
     if (node.local) return node;
     if (dataId === undefined) node.local = this.content.localize(node);
-    else this.content.restore(node, dataId);
+    else this.content.restore(node, dataId, false);
     this.localFiles.set(node.local!.dataId, node);
     this.#journal({ op: 'localize', path, dataId: node.local!.dataId });
     return node;

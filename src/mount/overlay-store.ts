@@ -3,14 +3,18 @@
  * Where a mount's uncommitted work lives on local disk, so that it survives
  * the mount agent being killed (SPEC §2: the overlay is on local disk).
  *
- * - `journal`: the namespace operations since the base commit (mkdir, create,
- *   rename, unlink, chmod, ...) in the order they happened. Replaying it onto
- *   the base commit rebuilds the overlay view after a restart, and the commit
- *   turns it into the change list the server merges onto head.
- * - `files`: per local file (created here, or a base file that was written):
- *   its chunk size, the base chunks it still shares, and which chunks were
- *   rewritten locally. Updated only when a chunk first turns dirty or on
- *   truncate, so ordinary writes touch no database row.
+ * - `journal.log`: the namespace operations since the base commit (mkdir,
+ *   create, rename, unlink, chmod, ...) in the order they happened, one line
+ *   each (journal-log.ts). Replaying it onto the base commit rebuilds the
+ *   overlay view after a restart, and the commit turns it into the change
+ *   list the server merges onto head. Its epoch changes with the base, in
+ *   the database, so a crash between the two never replays an old journal.
+ * - `files`: per local file that is not plain (a base file that was
+ *   written, or a created file that was truncated): its chunk size, the base
+ *   chunks it still shares, and which chunks were rewritten locally. Updated
+ *   only when a chunk first turns dirty or on truncate, so ordinary writes
+ *   touch no database row. A created file without a row has small chunks, no
+ *   base chunks, and every chunk local.
  * - `data/<id>`: the file's bytes at their logical offsets, a sparse file
  *   whose length is always the file's size and whose mtime is the file's
  *   mtime. Only dirty chunks (and chunks past the base) hold data.
@@ -20,14 +24,15 @@
  *   commit of someone else changed (see overwrites.ts). Kept across commits
  *   and restarts; only a reload clears them.
  *
- * better-sqlite3 is synchronous, which suits this: each change is one short
- * local write made before the FUSE operation answers.
+ * Both are written synchronously (better-sqlite3, writeSync): each change is
+ * one short local write made before the FUSE operation answers.
  */
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomHex } from '../common/ids.js';
 import { joinNanos } from '../common/times.js';
+import { JournalLog } from './journal-log.js';
 
 /** One namespace operation, with paths relative to the mount root. */
 export type JournalOp =
@@ -71,7 +76,7 @@ export interface LocalFileRecord {
 export class OverlayStore {
   readonly #db: Database.Database;
   readonly dataDir: string;
-  readonly #append: Database.Statement;
+  readonly #journal: JournalLog<JournalOp>;
   readonly #idPrefix = randomHex(8);
   #idCounter = 0;
   readonly #putFile: Database.Statement;
@@ -90,15 +95,32 @@ export class OverlayStore {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- The journal of agents before journal.log: read once, moved into the log.
       CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS files (data_id TEXT PRIMARY KEY, chunk_size INTEGER NOT NULL, base_chunks TEXT NOT NULL, dirty TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS own_commits (id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS own_paths (path TEXT PRIMARY KEY, seq INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS overwritten (path TEXT PRIMARY KEY, commit_id TEXT NOT NULL);
     `);
-    this.#append = this.#db.prepare('INSERT INTO journal (op) VALUES (?)');
     this.#putFile = this.#db.prepare('INSERT OR REPLACE INTO files (data_id, chunk_size, base_chunks, dirty) VALUES (?, ?, ?, ?)');
+    this.#journal = this.#openJournal(join(dir, 'journal.log'));
     this.#sweepOrphans();
+  }
+
+  /** The journal of the current epoch; an older agent's journal (rows of the `journal` table) moves into it first. */
+  #openJournal(path: string): JournalLog<JournalOp> {
+    const legacy = (this.#db.prepare('SELECT op FROM journal ORDER BY seq').all() as Array<{ op: string }>).map((r) => JSON.parse(r.op) as JournalOp);
+    const current = this.getMeta('journal.epoch');
+    if (current !== undefined && legacy.length === 0) return JournalLog.open(path, current);
+    const epoch = randomHex(8);
+    const log = JournalLog.open<JournalOp>(path, epoch);
+    for (const op of legacy) log.append(op);
+    // The log is complete before the rows go: a crash in between moves them again.
+    this.#db.transaction(() => {
+      this.setMeta('journal.epoch', epoch);
+      this.#db.prepare('DELETE FROM journal').run();
+    })();
+    return log;
   }
 
   static open(dir: string): OverlayStore {
@@ -106,6 +128,7 @@ export class OverlayStore {
   }
 
   close(): void {
+    this.#journal.close();
     this.#db.close();
   }
 
@@ -118,21 +141,16 @@ export class OverlayStore {
     this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
 
-  /** Runs `fn`'s writes as one transaction (one WAL commit for a change that writes two rows). */
-  atomically<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
-  }
-
   append(op: JournalOp): void {
-    this.#append.run(JSON.stringify(op));
+    this.#journal.append(op);
   }
 
   journal(): JournalOp[] {
-    return (this.#db.prepare('SELECT op FROM journal ORDER BY seq').all() as Array<{ op: string }>).map((r) => JSON.parse(r.op) as JournalOp);
+    return this.#journal.records();
   }
 
   journalLength(): number {
-    return (this.#db.prepare('SELECT count(*) AS n FROM journal').get() as { n: number }).n;
+    return this.#journal.length;
   }
 
   /** A data id unique across restarts: a random prefix per agent run, then a counter (no random bytes per file). */
@@ -167,11 +185,13 @@ export class OverlayStore {
    * restarted agent (which has no open handles) deletes them on open.
    */
   reset(base: string, keep: ReadonlySet<string> = new Set()): void {
+    const epoch = randomHex(8);
     this.#db.transaction(() => {
-      this.#db.prepare('DELETE FROM journal').run();
       this.#db.prepare('DELETE FROM files').run();
       this.setMeta('base', base);
+      this.setMeta('journal.epoch', epoch);
     })();
+    this.#journal.restart(epoch);
     for (const name of readdirSync(this.dataDir)) if (!keep.has(name)) rmSync(join(this.dataDir, name), { force: true });
     this.#kept = new Set([...keep].filter((id) => existsSync(this.dataPath(id))));
   }
@@ -238,9 +258,10 @@ export class OverlayStore {
     })();
   }
 
-  /** Deletes data files no record names: ones kept for open handles when the agent stopped (no handle survives a restart). */
+  /** Deletes data files nothing names: ones kept for open handles when the agent stopped (no handle survives a restart). */
   #sweepOrphans(): void {
     const live = new Set((this.#db.prepare('SELECT data_id FROM files').all() as Array<{ data_id: string }>).map((r) => r.data_id));
+    for (const op of this.journal()) if (op.op === 'create' || op.op === 'localize') live.add(op.dataId);
     for (const name of readdirSync(this.dataDir)) if (!live.has(name)) rmSync(join(this.dataDir, name), { force: true });
   }
 }
