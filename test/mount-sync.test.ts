@@ -49,6 +49,22 @@ describe('several mounts of one RWX volume', () => {
     assert.equal((await vol.attachments()).length, 0);
   });
 
+  test('a name the kernel was told is missing shows up at once after a reload brings it', async () => {
+    const vol = await Volume.create(fresh('neg'), { client: bed.client, accessMode: 'RWX' });
+    await vol.files.write('/dir/keep.txt', 'keep');
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    await vol.files.write('/late.txt', 'late');
+    await vol.files.write('/dir/late.txt', 'late in dir');
+    const mounted = await Volume.fromMount(m);
+    // Missing in the mount's view: the kernel may cache these misses for a second ...
+    assert.equal(await shOk(`test -e ${m}/late.txt && echo yes || echo no; test -e ${m}/dir/late.txt && echo yes || echo no`), 'no\nno\n');
+    // ... and the reload that brings them takes those misses back.
+    await mounted.reload();
+    assert.equal(await shOk(`cat ${m}/late.txt; echo; cat ${m}/dir/late.txt`), 'late\nlate in dir');
+    await bed.mounts.unmountOk(m);
+  });
+
   test('same path in two mounts: the last commit wins and reports the path it overwrote', async () => {
     const vol = await Volume.create(fresh('lww'), { client: bed.client, accessMode: 'RWX' });
     await vol.files.write('/same.txt', 'original\n');

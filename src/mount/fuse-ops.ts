@@ -12,10 +12,12 @@
  * orphan that still reads and writes its old bytes, as on a local disk.
  *
  * Caching: names and attributes are cached by the kernel for TTL seconds,
- * and file pages across opens (keep_cache) while the file's content
- * signature is the one the kernel last saw. A swap invalidates every name
- * and attribute the kernel holds and the pages of open files that changed,
- * so nothing stale is served after `reload` (issue 10, bug 3).
+ * names that do not exist too (negative entries: git, sqlite and module
+ * loaders probe the same missing paths again and again), and file pages
+ * across opens (keep_cache) while the file's content signature is the one
+ * the kernel last saw. A swap invalidates every name and attribute the
+ * kernel holds, missing names included, and the pages of open files that
+ * changed, so nothing stale is served after `reload` (issue 10, bug 3).
  *
  * Permissions are the kernel's (default_permissions): this module records
  * owners and modes and never second-guesses the checks. Entries that record
@@ -49,6 +51,10 @@ export interface FsHost {
 
 /** Seconds the kernel keeps names and attributes (a swap invalidates them sooner). */
 const TTL = 1;
+/** Missing names remembered at most (for invalidation on a swap); past it, misses are answered uncached. */
+const MAX_NEGATIVES = 65_536;
+/** How long a miss is remembered: TTL plus slack for the kernel's jiffies. */
+const NEGATIVE_KEPT_MS = TTL * 1000 + 100;
 const ROOT_INO = 1;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -142,6 +148,8 @@ export class FuseFs {
   readonly #dirs = new Map<number, DirHandle>();
   /** The view that shows exactly the tree of the view it replaced (a commit nobody else's work was merged into). */
   #sameTree: MountView | null = null;
+  /** Missing names the kernel may cache, "parent/name" -> when answered (ms): a swap must invalidate them. */
+  readonly #negatives = new Map<string, { parent: number; name: string; at: number }>();
   #nextIno = ROOT_INO + 1;
   #nextFh = 1;
   session: FuseSession | null = null;
@@ -271,6 +279,26 @@ export class FuseFs {
     }
   }
 
+  /** A miss the kernel may cache for TTL; remembered so a swap can take it back (uncached when too many are). */
+  #negative(parent: number, name: string): Entry {
+    const since = Date.now() - NEGATIVE_KEPT_MS;
+    for (const [key, n] of this.#negatives) { // oldest first: stop at the first the kernel may still hold
+      if (n.at >= since) break;
+      this.#negatives.delete(key);
+    }
+    if (this.#negatives.size >= MAX_NEGATIVES) throw fsError('ENOENT');
+    const key = `${parent}/${name}`;
+    this.#negatives.delete(key); // re-inserted: the map stays in answer order
+    this.#negatives.set(key, { parent, name, at: Date.now() });
+    return { ino: 0, attrTimeout: 0, entryTimeout: TTL };
+  }
+
+  /** Misses the kernel may still hold. */
+  #freshNegatives(): Array<{ parent: number; name: string }> {
+    const since = Date.now() - NEGATIVE_KEPT_MS;
+    return [...this.#negatives.values()].filter((n) => n.at >= since);
+  }
+
   #entry(inode: Inode, node: Node): Entry {
     return { ino: inode.ino, attr: this.#attr(inode, node), attrTimeout: TTL, entryTimeout: TTL };
   }
@@ -307,6 +335,10 @@ export class FuseFs {
       const parent = inode.node.parent && this.#byNode.get(inode.node.parent);
       if (parent) entries.push([parent.ino, inode.node.name]);
       if (inode.opens > 0 && inode.node.type === 'file') open.push(inode);
+    }
+    if (!sameTree) {
+      for (const n of this.#freshNegatives()) entries.push([n.parent, n.name]);
+      this.#negatives.clear();
     }
     this.#pendingByPath = pending;
     if (sameTree) return;
@@ -363,7 +395,7 @@ export class FuseFs {
       if (dir.type !== 'dir') throw fsError('ENOTDIR');
       // After #nodeOf the directory's view is the current one (or, orphaned, its own).
       const node = await dirInode.view.child(dir, name);
-      if (!node) throw fsError('ENOENT');
+      if (!node) return this.#negative(parent, name);
       return this.#entry(this.#lookupOf(node, dirInode.view), node);
     },
 

@@ -113,7 +113,7 @@ function entryNumbers(e: Entry | undefined): number[] {
   if (!e || typeof e !== 'object') throw new MalformedReply('entry is missing');
   const ino = int(e.ino, 'entry.ino');
   // A negative entry (ino 0) carries no attributes worth checking.
-  const attr = ino === 0 && !e.attr ? NO_ATTR : e.attr;
+  const attr = ino === 0 && !e.attr ? NO_ATTR : e.attr!;
   return [ino, int(e.generation ?? 0, 'entry.generation'), seconds(e.attrTimeout, 'entry.attrTimeout'),
     seconds(e.entryTimeout, 'entry.entryTimeout'), ...attrNumbers(attr)];
 }

@@ -44,11 +44,11 @@ export interface Attr {
   ctime: Timespec;
 }
 
-/** A lookup answer. `ino: 0` is a negative entry the kernel may cache for `entryTimeout`. */
+/** A lookup answer. `ino: 0` is a negative entry the kernel may cache for `entryTimeout` (it needs no `attr`). */
 export interface Entry {
   ino: number;
   generation?: number;
-  attr: Attr;
+  attr?: Attr;
   /** Seconds the kernel may keep the attributes / the name → inode binding. */
   attrTimeout: number;
   entryTimeout: number;
