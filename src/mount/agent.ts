@@ -82,7 +82,7 @@ export class MountAgent {
   /** Opens the state, rebuilds the view, mounts, and starts serving. */
   static async start(config: MountConfig, stateDir: string, log: (message: string) => void): Promise<MountAgent> {
     checkFuse();
-    const overlay = OverlayStore.open(join(stateDir, 'overlay'));
+    const overlay = OverlayStore.open(join(stateDir, 'overlay'), { spares: true });
     const client = new Stowage({ url: config.serverUrl, token: config.token });
     const remote = new HttpRemote(client, config.volume, config.bufferSize);
     const cache = await ChunkCache.open(join(stateDir, 'cache'), config.cacheSize, (bytes) => remote.recycle(bytes));
@@ -342,6 +342,7 @@ export class MountAgent {
         this.log(`releasing attachment ${this.config.attachmentId} failed: ${(e as Error).message}`);
       }
     }
+    await this.overlay.settle();
     this.overlay.close();
   }
 

@@ -93,15 +93,17 @@ export class FileContent {
     this.fds.dropAll();
   }
 
-  /** A new, empty local file's content (its data file is made by the first write, truncate or utimens; no record until it needs one). */
+  /** A new, empty local file's content: a spare data file, else one made by the first write, truncate or utimens (no record until it needs one). */
   createLocal(): LocalFile {
-    return { dataId: this.ctx.overlay.newDataId(), dirty: new Set(), materializing: new Map(), made: false };
+    const spare = this.ctx.overlay.takeSpare();
+    return { dataId: spare ?? this.ctx.overlay.newDataId(), dirty: new Set(), materializing: new Map(), made: spare !== undefined };
   }
 
   /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
   localize(node: FileNode): LocalFile {
-    const dataId = this.ctx.overlay.newDataId();
-    const fd = openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
+    const spare = this.ctx.overlay.takeSpare();
+    const dataId = spare ?? this.ctx.overlay.newDataId();
+    const fd = spare ? openSync(this.ctx.overlay.dataPath(dataId), 'r+') : openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
     try {
       ftruncateSync(fd, node.size);
       futimesSync(fd, nsToSeconds(node.atime), nsToSeconds(node.mtime));

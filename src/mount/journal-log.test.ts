@@ -4,11 +4,14 @@
  * it and appending goes on from there; a log of another epoch is stale and
  * starts empty; and the overlay store moves an older agent's journal (rows
  * of its database) into the log without losing or repeating a record, and
- * keeps the data files the journal names across a restart.
+ * keeps the data files the journal names across a restart. Spare data
+ * files are made ahead, taken once each, deleted by a reset and by the
+ * sweep of a restart when unused.
  */
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -130,6 +133,33 @@ describe('OverlayStore journal', () => {
     store = OverlayStore.open(dir);
     assert.deepEqual(store.journal(), []);
     assert.equal(store.getMeta('base'), 'commit-2');
+    store.close();
+  });
+
+  it('makes spare data files ahead: each taken once, empty, gone after a reset and after a restart when unused', async () => {
+    let store = OverlayStore.open(dir, { spares: true });
+    assert.equal(store.takeSpare(), undefined, 'none before the first ask');
+    const data = join(dir, 'data');
+    await store.settle();
+    assert.equal(readdirSync(data).length, 32);
+    const taken = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const id = store.takeSpare();
+      assert.ok(id !== undefined && !taken.has(id), 'a fresh spare each time');
+      taken.add(id);
+      assert.equal(statSync(store.dataPath(id)).size, 0);
+    }
+    const used = [...taken][0]!;
+    store.append({ op: 'create', path: '/used', mode: 0o644, dataId: used });
+    await store.settle();
+    store.close();
+    store = OverlayStore.open(dir, { spares: true });
+    assert.deepEqual(readdirSync(data), [used], 'the restart swept every spare nothing names');
+    store.takeSpare();
+    await sleep(1); // some spares made, some still in flight when the reset comes
+    store.reset('commit-3');
+    await store.settle();
+    assert.deepEqual(readdirSync(data), [], 'a reset deletes spares with the rest, made before it or finishing after it');
     store.close();
   });
 });

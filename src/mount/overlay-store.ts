@@ -28,7 +28,7 @@
  * one short local write made before the FUSE operation answers.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, open, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomHex } from '../common/ids.js';
 import { joinNanos } from '../common/times.js';
@@ -73,6 +73,14 @@ export interface LocalFileRecord {
   dirty: number[];
 }
 
+/** Empty data files kept made ahead when spares are on (see `takeSpare`). */
+const SPARE_FILES = 32;
+
+export interface OverlayOptions {
+  /** Make empty data files ahead on the thread pool (the mount agent; tests of other parts leave it off). */
+  spares?: boolean;
+}
+
 export class OverlayStore {
   readonly #db: Database.Database;
   readonly dataDir: string;
@@ -82,8 +90,18 @@ export class OverlayStore {
   readonly #putFile: Database.Statement;
   /** Data files kept past a reset for open handles (see `reset`). */
   #kept = new Set<string>();
+  /** Empty data files made ahead of need, and how many are being made for the current epoch of spares. */
+  #spares: string[] = [];
+  #sparesPending = 0;
+  #spareEpoch = 0;
+  readonly #spareTarget: number;
+  /** Spare creations in flight (any epoch), and who waits for them to end. */
+  #sparesInFlight = 0;
+  #settled: Array<() => void> = [];
+  #closed = false;
 
-  private constructor(readonly dir: string) {
+  private constructor(readonly dir: string, options: OverlayOptions) {
+    this.#spareTarget = options.spares ? SPARE_FILES : 0;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.dataDir = join(dir, 'data');
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
@@ -123,11 +141,18 @@ export class OverlayStore {
     return log;
   }
 
-  static open(dir: string): OverlayStore {
-    return new OverlayStore(dir);
+  static open(dir: string, options: OverlayOptions = {}): OverlayStore {
+    return new OverlayStore(dir, options);
+  }
+
+  /** Resolves once no spare data file is being made (before the overlay's directory may go). */
+  settle(): Promise<void> {
+    if (this.#sparesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#settled.push(resolve));
   }
 
   close(): void {
+    this.#closed = true;
     this.#journal.close();
     this.#db.close();
   }
@@ -162,6 +187,40 @@ export class OverlayStore {
     return join(this.dataDir, dataId);
   }
 
+  /**
+   * The id of an empty data file made ahead of need, or undefined when none
+   * is ready (the caller makes its own). Creating a file on a busy ext4 can
+   * take half a millisecond, on the JS thread and inside a FUSE write; the
+   * spares are made on the thread pool meanwhile, so a new file's first
+   * write opens one instead. Unused spares are not part of the overlay: a
+   * reset deletes them with every other data file, a restart sweeps them.
+   */
+  takeSpare(): string | undefined {
+    const id = this.#spares.pop();
+    this.#refillSpares();
+    return id;
+  }
+
+  #refillSpares(): void {
+    const epoch = this.#spareEpoch;
+    while (!this.#closed && this.#spares.length + this.#sparesPending < this.#spareTarget) {
+      const id = this.newDataId();
+      this.#sparesPending++;
+      this.#sparesInFlight++;
+      open(this.dataPath(id), 'wx', 0o600, (err, fd) => {
+        if (!err) closeSync(fd);
+        if (epoch !== this.#spareEpoch || this.#closed) {
+          // Made for before a reset (whose sweep may have missed it), or after close: nobody will take it.
+          if (!err) rmSync(this.dataPath(id), { force: true });
+        } else {
+          this.#sparesPending--;
+          if (!err) this.#spares.push(id);
+        }
+        if (--this.#sparesInFlight === 0) for (const resolve of this.#settled.splice(0)) resolve();
+      });
+    }
+  }
+
   putFile(rec: LocalFileRecord): void {
     this.#putFile.run(rec.dataId, rec.chunkSize, JSON.stringify(rec.baseChunks), JSON.stringify(rec.dirty));
   }
@@ -192,6 +251,9 @@ export class OverlayStore {
       this.setMeta('journal.epoch', epoch);
     })();
     this.#journal.restart(epoch);
+    this.#spares = [];
+    this.#sparesPending = 0;
+    this.#spareEpoch++;
     for (const name of readdirSync(this.dataDir)) if (!keep.has(name)) rmSync(join(this.dataDir, name), { force: true });
     this.#kept = new Set([...keep].filter((id) => existsSync(this.dataPath(id))));
   }
