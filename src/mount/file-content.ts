@@ -76,7 +76,13 @@ export class FileContent {
 
   /** Runs `fn` with the descriptor of a local file's data file, open until `fn` settles. */
   withFd<T>(local: LocalFile, fn: (fd: number) => Promise<T> | T): Promise<T> {
+    // New files that get bytes are what spares are for: each first use (of a spare, or a miss) asks for more.
+    if (local.spare) {
+      local.spare = false;
+      this.ctx.overlay.refillSpares();
+    }
     if (local.made) return this.fds.use(local.dataId, fn);
+    this.ctx.overlay.refillSpares();
     return this.fds.use(local.dataId, (fd) => {
       local.made = true;
       return fn(fd);
@@ -93,15 +99,21 @@ export class FileContent {
     this.fds.dropAll();
   }
 
-  /** A new, empty local file's content: a spare data file, else one made by the first write, truncate or utimens (no record until it needs one). */
+  /**
+   * A new, empty local file's content: a spare data file when one is ready, else one made by the first
+   * write, truncate or utimens (no record until it needs one). Files that stay empty use up the spares
+   * and then make none: only a first write asks for more.
+   */
   createLocal(): LocalFile {
     const spare = this.ctx.overlay.takeSpare();
-    return { dataId: spare ?? this.ctx.overlay.newDataId(), dirty: new Set(), materializing: new Map(), made: spare !== undefined };
+    const made = spare !== undefined;
+    return { dataId: spare ?? this.ctx.overlay.newDataId(), dirty: new Set(), materializing: new Map(), made, spare: made };
   }
 
   /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
   localize(node: FileNode): LocalFile {
     const spare = this.ctx.overlay.takeSpare();
+    this.ctx.overlay.refillSpares();
     const dataId = spare ?? this.ctx.overlay.newDataId();
     const fd = spare ? openSync(this.ctx.overlay.dataPath(dataId), 'r+') : openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
     try {

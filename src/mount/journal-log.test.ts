@@ -139,6 +139,7 @@ describe('OverlayStore journal', () => {
   it('makes spare data files ahead: each taken once, empty, gone after a reset and after a restart when unused', async () => {
     let store = OverlayStore.open(dir, { spares: true });
     assert.equal(store.takeSpare(), undefined, 'none before the first ask');
+    store.refillSpares();
     const data = join(dir, 'data');
     await store.settle();
     assert.equal(readdirSync(data).length, 32);
@@ -155,7 +156,7 @@ describe('OverlayStore journal', () => {
     store.close();
     store = OverlayStore.open(dir, { spares: true });
     assert.deepEqual(readdirSync(data), [used], 'the restart swept every spare nothing names');
-    store.takeSpare();
+    store.refillSpares();
     await sleep(1); // some spares made, some still in flight when the reset comes
     store.reset('commit-3');
     await store.settle();

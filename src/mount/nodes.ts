@@ -15,6 +15,8 @@ export interface LocalFile {
   materializing: Map<number, Promise<void>>;
   /** Whether the data file exists: a new file gets one on its first write, truncate or utimens (an empty one never). */
   made: boolean;
+  /** A spare data file (overlay-store takeSpare) not written yet: its first use asks for more spares. */
+  spare?: boolean;
 }
 
 /** Nanoseconds since the epoch (a Date's milliseconds lose what tar and make compare). */

@@ -192,16 +192,16 @@ export class OverlayStore {
    * is ready (the caller makes its own). Creating a file on a busy ext4 can
    * take half a millisecond, on the JS thread and inside a FUSE write; the
    * spares are made on the thread pool meanwhile, so a new file's first
-   * write opens one instead. Unused spares are not part of the overlay: a
+   * write opens one instead (`refillSpares` asks for more when they are
+   * used). Unused spares are not part of the overlay: a
    * reset deletes them with every other data file, a restart sweeps them.
    */
   takeSpare(): string | undefined {
-    const id = this.#spares.pop();
-    this.#refillSpares();
-    return id;
+    return this.#spares.pop();
   }
 
-  #refillSpares(): void {
+  /** Makes spares up to the target, in the background (the caller's files need data files). */
+  refillSpares(): void {
     const epoch = this.#spareEpoch;
     while (!this.#closed && this.#spares.length + this.#sparesPending < this.#spareTarget) {
       const id = this.newDataId();
