@@ -10,19 +10,12 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { CommitId } from '../common/ids.js';
 import type { CommitRecord } from '../stores/metadata-store.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { diffTrees, type TreeChange } from './tree-diff.js';
-import type { Actor } from './types.js';
+import { diffTrees } from './tree/tree-diff.js';
+import type { Actor, CommitChanges, TreeChange } from './types.js';
 
 /** Paths reported per commit at most; a larger commit is marked `truncated`. */
 export const MAX_CHANGES_PER_COMMIT = 10_000;
 
-/** One commit after the starting point, with what it changed. */
-export interface CommitChanges {
-  commit: CommitRecord;
-  changes: TreeChange[];
-  /** More paths changed than MAX_CHANGES_PER_COMMIT. */
-  truncated: boolean;
-}
 
 /**
  * The commits after `since` (oldest first, at most `limit`), each with its

@@ -27,15 +27,15 @@ import type {
 } from '../stores/metadata-store.js';
 import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingMovedLinks, refuseEscapingSymlinks, type Edit } from './change-set.js';
 import { collectGarbage } from './gc.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedMutex } from '../common/keyed-mutex.js';
 import { authorize } from './authority.js';
-import { canonicalMeta, commitId, EMPTY_TREE, type Entry } from './tree-codec.js';
-import { storeTrees, TreeEditor } from './tree-editor.js';
-import { TreeReader } from './tree-reader.js';
+import { canonicalMeta, commitId, EMPTY_TREE, type Entry } from './tree/tree-codec.js';
+import { storeTrees, TreeEditor } from './tree/tree-editor.js';
+import { TreeReader } from './tree/tree-reader.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';
 import type {
   Actor, AttachmentView, TenantQuotas, AttachRequest, AttachResult, Change, CommitInput, CommitResult, FileInfo, GcOptions, GcReport, MissingChunk, ReadPlan, ReleaseRequest,
-  SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions,
+  SkippedChange, VolumeEngine, VolumeOptions, WriteFileOptions, CommitChanges, EditOptions, ReplaceOptions, ReplaceResult, SearchOptions, SearchResult,
 } from './types.js';
 import {
   attach, DEFAULT_ATTACHMENT_LEASE, failAttachments, listAttachments, releaseAttachment, renewAttachment, VOLUME_DELETED, type AttachmentHost,
@@ -45,11 +45,11 @@ import { MAX_PACK_SIZE, isPackKey, newPackKey } from './packs.js';
 import { backfillChunkOwners, holdersOf, scopeOf } from './chunk-ownership.js';
 import { checkCommitChunks, DEFAULT_MAX_VERIFY_BYTES } from './commit-chunks.js';
 import { checkStorageQuota, DEFAULT_UNCOMMITTED_QUOTA, reserveUploads } from './upload-quota.js';
-import { changesSince, type CommitChanges } from './change-feed.js';
-import { edit, replace, type EditOptions, type ReplaceOptions, type ReplaceResult } from './file-edits.js';
+import { changesSince } from './change-feed.js';
+import { edit, replace } from './file-edits.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { cursorParts, entriesAfter } from './list-pages.js';
-import { search, type SearchOptions, type SearchResult } from './search.js';
+import { cursorParts, entriesAfter } from './tree/list-pages.js';
+import { search } from './search.js';
 
 /** Default volume cap (SPEC: 2 GiB). */
 export const DEFAULT_CAP = 2 * GiB;

@@ -13,7 +13,7 @@ import { randomHex, type ChunkHash } from '../common/ids.js';
 import { rechunk } from '../common/rechunk.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { ChunkOwner, ChunkRecord, MetadataOps, OwnerScope } from '../stores/metadata-store.js';
-import type { FileEntry } from './tree-codec.js';
+import type { FileEntry } from './tree/tree-codec.js';
 
 /** A fresh object key for one upload of a chunk (GC relies on keys never being reused). */
 export function newChunkKey(hash: string): string {

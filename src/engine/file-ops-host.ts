@@ -8,7 +8,7 @@
 import type { BlobStore } from '../stores/blob-store.js';
 import type { CommitRecord, MetadataOps, VolumeRecord } from '../stores/metadata-store.js';
 import type { StoreOwnership } from './file-io.js';
-import type { TreeReader } from './tree-reader.js';
+import type { TreeReader } from './tree/tree-reader.js';
 import type { Actor, CommitInput, CommitResult } from './types.js';
 
 /** What file operations need of the engine. */

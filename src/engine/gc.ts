@@ -22,8 +22,8 @@ import { Pacer } from '../common/concurrency.js';
 import type { ChunkHash, TreeHash } from '../common/ids.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
-import { EMPTY_TREE } from './tree-codec.js';
-import type { TreeReader } from './tree-reader.js';
+import { EMPTY_TREE } from './tree/tree-codec.js';
+import type { TreeReader } from './tree/tree-reader.js';
 import type { GcReport } from './types.js';
 
 export interface GcDeps {

@@ -39,12 +39,13 @@ import { InternalError, InvalidArgumentError, UnavailableError, type StowageErro
 import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
-import type { Change } from '../api/wire.js';
+import type { Change, CommitResponse } from '../api/wire.js';
 import { splitNanos } from '../common/times.js';
 import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason } from './http-client.js';
 import { LongPaths } from './long-paths.js';
-import type { Volume } from './volume.js';
+import type { Files } from './files.js';
+import type { Stowage } from './http-client.js';
 
 /** What `vol.upload` sends: a local path (file or directory) or a stream of bytes. */
 export type UploadSource = string | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
@@ -128,6 +129,15 @@ function localError(e: unknown, path: string): StowageError {
   return new InvalidArgumentError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
+/** What an upload needs of a volume (a `Volume` is one): named here, so this module does not import volume.ts, which imports it. */
+export interface UploadHost {
+  readonly client: Stowage;
+  readonly name: string;
+  readonly files: Pick<Files, 'write' | 'writeFile' | 'writeMany'>;
+  commitChanges(changes: Change[], options?: { message?: string }): Promise<CommitResponse>;
+  refresh(): Promise<unknown>;
+}
+
 /**
  * Uploads a local file, a local directory (one commit) or a stream to `vol`.
  * Prefer `vol.upload`, which calls this.
@@ -136,7 +146,7 @@ function localError(e: unknown, path: string): StowageError {
  * const r = await uploadTo(vol, './dataset', '/dataset');
  * console.log(r.commit, r.files, r.skipped);
  */
-export async function uploadTo(vol: Volume, source: UploadSource, remotePath: string | undefined, options: UploadOptions = {}): Promise<UploadResult> {
+export async function uploadTo(vol: UploadHost, source: UploadSource, remotePath: string | undefined, options: UploadOptions = {}): Promise<UploadResult> {
   checkMode(options.mode);
   if (options.limitRate !== undefined && (!Number.isFinite(options.limitRate) || options.limitRate < 1)) throw new InvalidArgumentError('limitRate must be a positive number of bytes per second');
   if (typeof source !== 'string') {
@@ -164,7 +174,7 @@ export async function uploadTo(vol: Volume, source: UploadSource, remotePath: st
   return { kind: 'file', path: remote, commit: r.commit.id, files: 1, directories: 0, symlinks: 0, bytes: r.size, sentBytes: r.uploadedBytes, resumable: false, skipped: [] };
 }
 
-async function uploadStream(vol: Volume, source: AsyncIterable<Uint8Array>, remote: string, options: UploadOptions): Promise<UploadResult> {
+async function uploadStream(vol: UploadHost, source: AsyncIterable<Uint8Array>, remote: string, options: UploadOptions): Promise<UploadResult> {
   const r = await vol.files.write(remote, source, {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
     ...(options.message !== undefined ? { message: options.message } : {}),
@@ -340,7 +350,7 @@ function dirAttributes(path: string, mode: number, mtimeNs: bigint): Change {
   return { op: 'setattr', path, mode, mtime: ms, mtimeNs: ns, atime: ms, atimeNs: ns, ctime: ms, ctimeNs: ns };
 }
 
-async function uploadDirectory(vol: Volume, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
+async function uploadDirectory(vol: UploadHost, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
   const lp = new LongPaths();
   try {
     return await uploadTree(vol, localDir, remote, options, lp);
@@ -349,7 +359,7 @@ async function uploadDirectory(vol: Volume, localDir: string, remote: string, op
   }
 }
 
-async function uploadTree(vol: Volume, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
+async function uploadTree(vol: UploadHost, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
   const rootStat = await lstat(localDir, { bigint: true });
   const tree = await walkTree(localDir, lp);
   const at = (rel: string) => (remote === '/' ? `/${rel}` : `${remote}/${rel}`);
@@ -470,7 +480,7 @@ function tusFailure(err: unknown, url: string, DetailedError: typeof TusDetailed
   return new UnavailableError(`resumable upload to ${url} failed: ${networkReason(cause)}`, { cause: err });
 }
 
-async function uploadResumable(vol: Volume, local: string, remote: string, file: { size: number; mtimeMs: number; mode: number }, options: UploadOptions): Promise<UploadResult> {
+async function uploadResumable(vol: UploadHost, local: string, remote: string, file: { size: number; mtimeMs: number; mode: number }, options: UploadOptions): Promise<UploadResult> {
   const client = vol.client;
   const sha256 = await sha256OfFile(local, file.size, options.onProgress);
   const fingerprint = uploadFingerprint({ url: client.url, volume: vol.name, remotePath: remote, localPath: local, size: file.size, mtimeMs: file.mtimeMs });

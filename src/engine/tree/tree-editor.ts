@@ -14,13 +14,12 @@
  * created on the way (`createParents`) are only created once nothing can
  * fail any more: below a directory just created, nothing exists to clash.
  */
-import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import type { TreeHash } from '../common/ids.js';
-import { isWithin, splitPath, type VolumePath } from '../common/paths.js';
-import type { MetadataOps, TreeRecord } from '../stores/metadata-store.js';
-import { Pacer } from '../common/concurrency.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import type { TreeHash } from '../../common/ids.js';
+import { isWithin, splitPath, type VolumePath } from '../../common/paths.js';
+import type { MetadataOps, TreeRecord } from '../../stores/metadata-store.js';
+import { Pacer } from '../../common/concurrency.js';
 import { compareNames, EMPTY_TREE, entryTimes, type DirEntry, type Entry, type EntryMeta } from './tree-codec.js';
-import type { SetAttrs } from './change-set.js';
 import { DEFAULT_PAGE_RULES, editDir, type PageRules } from './dir-pages.js';
 import type { TreeReader } from './tree-reader.js';
 
@@ -33,6 +32,19 @@ class OpenDir {
   /** Entries added minus entries removed, against `base`. */
   delta = 0;
   constructor(public base: TreeHash) {}
+}
+
+/** What a setattr sets: only the given fields change; `uid`/`gid` null removes the recorded owner. */
+export interface SetAttrs {
+  mode?: number;
+  mtime?: number;
+  mtimeNs?: number;
+  atime?: number;
+  atimeNs?: number;
+  ctime?: number;
+  ctimeNs?: number;
+  uid?: number | null;
+  gid?: number | null;
 }
 
 export interface FlushResult {
