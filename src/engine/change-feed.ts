@@ -8,7 +8,6 @@
  */
 import { InvalidArgumentError } from '../common/errors.js';
 import type { CommitId } from '../common/ids.js';
-import type { CommitRecord } from '../stores/metadata-store.js';
 import type { FileOpsHost } from './file-ops-host.js';
 import { diffTrees } from './tree/tree-diff.js';
 import type { Actor, CommitChanges, TreeChange } from './types.js';

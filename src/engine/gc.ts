@@ -19,12 +19,15 @@
  * first row of a hash keeps its object.
  */
 import { Pacer } from '../common/concurrency.js';
+import { InvalidArgumentError } from '../common/errors.js';
 import type { ChunkHash, TreeHash } from '../common/ids.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { EMPTY_TREE } from './tree/tree-codec.js';
 import type { TreeReader } from './tree/tree-reader.js';
-import type { GcReport } from './types.js';
+import { backfillChunkOwners } from './chunk-ownership.js';
+import type { EngineContext } from './context.js';
+import type { GcOptions, GcReport } from './types.js';
 
 export interface GcDeps {
   metadata: MetadataStore;
@@ -156,4 +159,27 @@ export async function collectGarbage(deps: GcDeps, run: GcRun): Promise<GcReport
     deletedObjects: plan.deadObjectCount + plan.orphanObjects.length,
     deletedBytes: plan.deadChunkBytes + plan.orphanObjects.reduce((n, o) => n + o.size, 0),
   };
+}
+
+/** Store upkeep an operator or a starting server runs: garbage collection and the one-time chunk-ownership backfill. */
+export class GcService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  async gc(opts: GcOptions = {}): Promise<GcReport> {
+    const { uploadWindow } = this.ctx.settings;
+    const grace = opts.grace ?? 60 * 60_000;
+    if (grace < uploadWindow) throw new InvalidArgumentError(`grace (${grace} ms) must be at least the upload window (${uploadWindow} ms), or uploads in flight could be collected`);
+    return collectGarbage({ metadata: this.ctx.md, blobs: this.ctx.blobs, reader: this.ctx.reader }, {
+      now: this.ctx.now(), grace, retention: opts.retention ?? 7 * 86_400_000, dryRun: opts.dryRun === true,
+    });
+  }
+
+  /**
+   * Fills the chunk-ownership index once from what existing volumes hold
+   * (engine/chunk-ownership); a no-op after the first complete run. Servers
+   * call it at start, before they serve commits.
+   */
+  async backfillChunkOwners(): Promise<number> {
+    return backfillChunkOwners(this.ctx.md, this.ctx.reader, this.ctx.now());
+  }
 }

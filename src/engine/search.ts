@@ -18,10 +18,10 @@ import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
 import { readEntry } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { checkRegex, compileGlob, RegexRunner, RegexTimeout, type LineMatch } from '../common/regex-runner.js';
+import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from '../common/regex-runner.js';
 import type { Entry, FileEntry } from './tree/tree-codec.js';
 import type { Actor, SearchOptions, SearchResult } from './types.js';
-import type { CommitId, TreeHash } from '../common/ids.js';
+import type { TreeHash } from '../common/ids.js';
 
 /** Bytes inspected for a NUL to call a file binary. */
 export const BINARY_SNIFF_BYTES = 8 * 1024;
