@@ -10,7 +10,7 @@
 import { ForbiddenError, InvalidArgumentError, NotFoundError, UnauthenticatedError } from '../common/errors.js';
 import { TenantId, TokenId, VolumeId, type AttachmentId } from '../common/ids.js';
 import { parseVolumeName } from '../common/paths.js';
-import type { TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 import { authorize } from './authority.js';
 import type { EngineContext } from './context.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';

@@ -20,7 +20,8 @@
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, ReadOnlyError } from '../common/errors.js';
 import { AttachmentId, type TenantId, type TokenId, type VolumeId } from '../common/ids.js';
 import { authorize, tokenKind } from './authority.js';
-import type { AttachmentRecord, MetadataOps, MetadataStore, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps, MetadataStore } from '../stores/metadata-store.js';
+import type { AttachmentRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 import type { Actor, AttachmentView, AttachRequest, AttachResult, ReleaseRequest } from './types.js';
 
 /** Default lease of a mounted attachment (and its token), in ms; the agent renews well before. */

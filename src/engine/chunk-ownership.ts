@@ -23,7 +23,8 @@
  * volumes already hold ({@link backfillChunkOwners}).
  */
 import type { ChunkHash, TreeHash } from '../common/ids.js';
-import type { ChunkOwner, MetadataStore, OwnerScope, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataStore, OwnerScope } from '../stores/metadata-store.js';
+import type { ChunkOwner, VolumeRecord } from '../model/records.js';
 import type { TreeReader } from './tree/tree-reader.js';
 import type { Actor } from './types.js';
 

@@ -7,7 +7,8 @@
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../common/errors.js';
 import { CommitId, type TreeHash, type VolumeId } from '../common/ids.js';
 import { parseVolumeName } from '../common/paths.js';
-import type { CommitRecord, MetadataOps, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps } from '../stores/metadata-store.js';
+import type { CommitRecord, VolumeRecord } from '../model/records.js';
 import { commitId } from './tree/tree-codec.js';
 
 /** Paths a commit's summary names at most. */

@@ -16,16 +16,16 @@ import { ConflictError, InvalidArgumentError, NotFoundError, QuotaExceededError,
 import { ChunkHash, type TreeHash, type VolumeId } from '../common/ids.js';
 import { KeyedMutex } from '../common/keyed-mutex.js';
 import { formatSize } from '../common/sizes.js';
+import { newObjectKey } from '../model/object-keys.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { CommitRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { CommitRecord, VolumeRecord } from '../model/records.js';
 import type { AccessService } from './access.js';
 import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingMovedLinks, refuseEscapingSymlinks, type Edit } from './change-set.js';
 import { holdersOf, scopeOf } from './chunk-ownership.js';
 import { checkCommitChunks } from './commit-chunks.js';
 import { newCommitRecord, resolveCommit } from './commit-records.js';
 import type { EngineContext } from './context.js';
-import { newChunkKey } from './file-io.js';
-import { MAX_PACK_SIZE, newPackKey } from './packs.js';
+import { MAX_PACK_SIZE } from './packs.js';
 import { storeTrees, TreeEditor } from './tree/tree-editor.js';
 import { TreeReader } from './tree/tree-reader.js';
 import type { Actor, CommitInput, CommitResult, MissingChunk, SkippedChange } from './types.js';
@@ -72,7 +72,7 @@ export class CommitService {
     // Touch what we report as present, so garbage collection keeps it for the commit that follows.
     await this.ctx.md.touchChunks(rows.map((r) => r.hash), now);
     // A fresh key per upload: GC deleting an old copy can never delete this one.
-    const planned = [...wanted].map(([hash, size]) => ({ hash, size, key: newChunkKey(hash) }));
+    const planned = [...wanted].map(([hash, size]) => ({ hash, size, key: newObjectKey('chunk', hash) }));
     await this.reserve(actor, vol, planned.map((p) => ({ key: p.key, bytes: p.size })));
     const missing = await mapLimit(planned, 16, async ({ hash, size, key }) => {
       const request = await this.ctx.blobs.sign(key, 'PUT', { expiresIn: this.ctx.settings.urlTtl, sha256: hash, size });
@@ -85,7 +85,7 @@ export class CommitService {
     const vol = await this.access.volumeFor(actor, volume, 'write');
     if (!Number.isSafeInteger(pack.size) || pack.size < 1 || pack.size > MAX_PACK_SIZE) throw new InvalidArgumentError(`pack size must be between 1 and ${MAX_PACK_SIZE} bytes`);
     if (typeof pack.sha256 !== 'string' || !ChunkHash.is(pack.sha256)) throw new InvalidArgumentError('pack sha256 must be 64 lowercase hex characters');
-    const key = newPackKey(pack.sha256);
+    const key = newObjectKey('pack', pack.sha256);
     await this.reserve(actor, vol, [{ key, bytes: pack.size }]);
     return { key, request: await this.ctx.blobs.sign(key, 'PUT', { expiresIn: this.ctx.settings.urlTtl, sha256: pack.sha256, size: pack.size }) };
   }

@@ -12,7 +12,7 @@ import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PreconditionFailedError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
-import type { CommitRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { CommitRecord, VolumeRecord } from '../model/records.js';
 import { storeStream } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
 import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from '../common/regex-runner.js';

@@ -12,7 +12,8 @@ import { InvalidArgumentError, NotFoundError, QuotaExceededError, UnavailableErr
 import type { CommitId } from '../common/ids.js';
 import { parsePath, type VolumePath } from '../common/paths.js';
 import { formatSize } from '../common/sizes.js';
-import type { CommitRecord } from '../stores/metadata-store.js';
+import { isPackKey } from '../model/object-keys.js';
+import type { CommitRecord } from '../model/records.js';
 import type { AccessService } from './access.js';
 import { changesSince } from './change-feed.js';
 import { holdersOf, scopeOf } from './chunk-ownership.js';
@@ -22,7 +23,6 @@ import type { EngineContext } from './context.js';
 import { edit, replace } from './file-edits.js';
 import { readEntry, storeStream } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { isPackKey } from './packs.js';
 import { search } from './search.js';
 import { canonicalMeta, type Entry } from './tree/tree-codec.js';
 import { cursorParts, entriesAfter } from './tree/list-pages.js';

@@ -21,6 +21,7 @@
 import { Pacer } from '../common/concurrency.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { ChunkHash, TreeHash } from '../common/ids.js';
+import { OBJECT_KEY_PREFIXES, parseObjectKey } from '../model/object-keys.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { EMPTY_TREE } from './tree/tree-codec.js';
@@ -96,7 +97,7 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
   const deadHashes = new Set(dead.map((c) => c.hash));
   const keptObjects = new Set(chunkRows.filter((c) => !deadHashes.has(c.hash)).map((c) => c.objectKey));
   const orphanObjects: Array<{ key: string; size: number }> = [];
-  for (const prefix of ['chunks/', 'packs/']) {
+  for (const prefix of OBJECT_KEY_PREFIXES) {
     for await (const obj of deps.blobs.list(prefix)) {
       if (!named.has(obj.key) && obj.lastModified < cutoff) orphanObjects.push({ key: obj.key, size: obj.size });
     }
@@ -134,8 +135,9 @@ export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promi
   for (const obj of plan.orphanObjects) {
     // Re-check a single-chunk upload: a commit may have registered it since the plan was made.
     // (Packs need no re-check: a commit accepts only uploads younger than the upload window, always inside the grace period.)
-    if (obj.key.startsWith('chunks/')) {
-      const hash = obj.key.slice(obj.key.lastIndexOf('/') + 1, obj.key.lastIndexOf('-')) as ChunkHash;
+    const issued = parseObjectKey(obj.key);
+    if (issued?.kind === 'chunk') {
+      const hash = issued.sha256 as ChunkHash;
       const [row] = await md.getChunks([hash]);
       if (row?.objectKey === obj.key) continue;
     }

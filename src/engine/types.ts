@@ -9,7 +9,7 @@
 import type { Change, EntryType, FileInfo, PackManifest, SearchMatch, SkippedChange } from '../api/wire.js';
 import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 
 export type { Change, FileInfo, SkippedChange };
 

@@ -6,13 +6,12 @@
  */
 import { InvalidArgumentError } from '../common/errors.js';
 import { GiB, MiB } from '../common/sizes.js';
-import type { AccessMode, MountTuning } from '../stores/metadata-store.js';
+import { ACCESS_MODES, type AccessMode, type MountTuning } from '../model/records.js';
 
 /** Default volume cap (SPEC: 2 GiB). */
 export const DEFAULT_CAP = 2 * GiB;
 /** Default mount tuning (SPEC section 2). */
 export const DEFAULT_TUNING: MountTuning = { cacheSize: 1 * GiB, bufferSize: 32 * MiB, prefetch: 0, writeback: false };
-const ACCESS_MODES: readonly AccessMode[] = ['RWO', 'ROX', 'RWX'];
 const MAX_CAP = 2 ** 50; // 1 PiB
 
 export function checkCap(cap: number): number {
@@ -26,7 +25,7 @@ export function checkQuota(quota: number | null, what: string): number | null {
 }
 
 export function checkAccessMode(mode: string): AccessMode {
-  if (!ACCESS_MODES.includes(mode as AccessMode)) throw new InvalidArgumentError(`access mode must be one of ${ACCESS_MODES.join(', ')}`);
+  if (!(ACCESS_MODES as readonly string[]).includes(mode)) throw new InvalidArgumentError(`access mode must be one of ${ACCESS_MODES.join(', ')}`);
   return mode as AccessMode;
 }
 

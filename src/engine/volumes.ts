@@ -9,7 +9,7 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError, QuotaExceededE
 import { randomHex, SnapshotId, VolumeId } from '../common/ids.js';
 import { parseVolumeName } from '../common/paths.js';
 import { formatSize } from '../common/sizes.js';
-import type { SnapshotRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { SnapshotRecord, VolumeRecord } from '../model/records.js';
 import type { AccessService } from './access.js';
 import { failAttachments, VOLUME_DELETED } from './attachments.js';
 import { authorize } from './authority.js';
