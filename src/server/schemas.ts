@@ -11,7 +11,6 @@
  */
 import { z } from '@hono/zod-openapi';
 import type * as wire from '../api/wire.js';
-import { ACCESS_MODES } from '../model/records.js';
 import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS } from '../common/limits.js';
 
 /** A whole, non-negative number of bytes (or a count). */
@@ -38,7 +37,7 @@ export const HealthSchema = z.object({ ok: z.literal(true) }).openapi('Health');
 // --- volumes ---
 
 /** Wire `AccessMode` (api/wire.ts). */
-export const AccessModeSchema = z.enum(ACCESS_MODES).openapi('AccessMode') satisfies z.ZodType<wire.AccessMode>;
+export const AccessModeSchema = z.enum(['RWO', 'ROX', 'RWX']).openapi('AccessMode') satisfies z.ZodType<wire.AccessMode>;
 
 /** Wire `MountTuning` (api/wire.ts). */
 export const MountTuningSchema = z

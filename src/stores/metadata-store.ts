@@ -27,6 +27,11 @@ import type {
   AccessMode, AttachmentRecord, AttachmentState, ChunkOwner, ChunkRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
 } from '../model/records.js';
 
+// The records this contract persists, defined once in the domain model; re-exported for the backends that implement it.
+export type {
+  AccessMode, AttachmentRecord, AttachmentState, ChunkOwner, ChunkRecord, CommitRecord, CommitSummary, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
+} from '../model/records.js';
+
 /** An owner whose chunks count, optionally only those it owned at or before `until`. */
 export interface OwnerScope {
   owner: ChunkOwner;

@@ -22,8 +22,29 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { AlreadyExistsError, InsufficientStorageError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
 import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
-import type { AttachmentPatch, OwnerScope, MetadataOps, MetadataStore, TenantPatch, TreeRecord, UploadReservation, VolumeHeadUpdate, VolumePatch } from '../metadata-store.js';
-import type { AccessMode, AttachmentRecord, AttachmentState, ChunkOwner, ChunkRecord, CommitRecord, CommitSummary, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../../model/records.js';
+import type {
+  AccessMode,
+  AttachmentPatch,
+  AttachmentRecord,
+  AttachmentState,
+  ChunkOwner,
+  ChunkRecord,
+  OwnerScope,
+  CommitRecord,
+  CommitSummary,
+  MetadataOps,
+  MetadataStore,
+  MountTuning,
+  SnapshotRecord,
+  TenantPatch,
+  TenantRecord,
+  TokenRecord,
+  TreeRecord,
+  UploadReservation,
+  VolumeHeadUpdate,
+  VolumePatch,
+  VolumeRecord,
+} from '../metadata-store.js';
 import {
   toNumber,
   type AttachmentsTable,
