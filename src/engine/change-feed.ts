@@ -1,7 +1,7 @@
 /**
  * @module engine/change-feed
  * The changes of a volume after a given commit, commit by commit, each as
- * the per-path diff from its predecessor (engine/tree-diff): what `watch`
+ * the per-path diff from its predecessor (engine/tree/tree-diff): what `watch`
  * streams. Commits are found by their sequence numbers, so any replica can
  * answer from the metadata store alone, and a watcher that resumes from the
  * last commit it saw misses nothing.

@@ -6,7 +6,7 @@
  * as `base` and `onConflict: 'fail'`, so a file changed by someone else
  * between the read and the commit is a 409 ("changed since you read it"),
  * never a lost update. The regex runs in a worker under a deadline
- * (engine/regex-runner); a replace that misses its deadline commits nothing.
+ * (common/regex-runner); a replace that misses its deadline commits nothing.
  */
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PreconditionFailedError } from '../common/errors.js';

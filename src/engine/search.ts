@@ -8,7 +8,7 @@
  * with `timedOut`). Binary files (a NUL byte in the first 8 KiB) are skipped
  * and reported.
  *
- * Globs (engine/regex-runner): a pattern without "/" matches the entry's
+ * Globs (common/regex-runner): a pattern without "/" matches the entry's
  * name anywhere below the search path (like `find -name`); a pattern with
  * "/" matches the full path. Glob matching runs in the worker too, under the
  * same deadline.

@@ -1,5 +1,5 @@
 /**
- * @module engine/dir-pages
+ * @module engine/tree/dir-pages
  * Content-defined paging of directories (a Prolly tree), so a wide directory
  * is many small nodes and a one-entry change rewrites O(log n) of them.
  *

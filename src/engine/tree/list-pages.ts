@@ -1,5 +1,5 @@
 /**
- * @module engine/list-pages
+ * @module engine/tree/list-pages
  * Pages of a directory listing. The cursor is the last path a page returned;
  * the order is stable (names within a directory; depth-first, parents before
  * children, when recursive), so the next page starts right after the cursor

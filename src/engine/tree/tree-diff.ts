@@ -1,5 +1,5 @@
 /**
- * @module engine/tree-diff
+ * @module engine/tree/tree-diff
  * What changed between two trees, path by path: the change feed behind
  * `watch`. Directories whose tree hashes are equal hold equal content and are
  * skipped without being read, so a diff costs the nodes along the changed

@@ -1,12 +1,12 @@
 /**
- * @module engine/tree-editor
+ * @module engine/tree/tree-editor
  * Applies edits to an immutable tree by opening only the directories on the
  * edited paths, then writes new nodes bottom-up for the directories that
  * changed. Untouched subtrees keep their hashes and are shared, so the cost
  * of a commit follows the depth of the paths it edits, not the size of the
  * volume. An open directory is its old top node plus the entries changed in
  * it: nothing of a wide directory is read but the pages that hold the edited
- * names, and flushing rewrites only the pages around them (engine/dir-pages).
+ * names, and flushing rewrites only the pages around them (engine/tree/dir-pages).
  *
  * Invariant: every operation checks before it mutates. An operation that
  * throws (NotFound, Conflict, AlreadyExists, InvalidArgument) leaves the

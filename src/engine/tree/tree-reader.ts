@@ -1,7 +1,7 @@
 /**
- * @module engine/tree-reader
+ * @module engine/tree/tree-reader
  * Reads trees from the metadata store through a cache of decoded nodes, and
- * resolves paths. A directory may span many nodes (engine/dir-pages); a
+ * resolves paths. A directory may span many nodes (engine/tree/dir-pages); a
  * lookup costs the nodes from a directory's top to the leaf holding the name,
  * per path segment (O(log width)), never a walk of the volume or of a directory.
  */
