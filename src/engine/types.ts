@@ -6,7 +6,7 @@
  * A volume of another tenant, or outside a scoped token's one volume, is
  * NotFound (never Forbidden), so names do not leak.
  */
-import type { Change, EntryType, FileInfo, PackManifest, SearchMatch, SkippedChange } from '../api/wire.js';
+import type { Change, EntryType, FileInfo, PackManifest, SearchResponse, SkippedChange } from '../api/wire.js';
 import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
@@ -236,27 +236,8 @@ export interface SearchOptions {
   timeoutMs?: number;
 }
 
-/** A path selected by the glob (search without regex). */
-export interface FoundEntry { path: string; type: EntryType; size: number }
-
-/** A search's findings, saying whether they are complete. */
-export interface SearchResult {
-  commit: CommitId;
-  /** Without regex: the entries the glob selects. */
-  files: FoundEntry[];
-  /** With regex: the first match of each matching line. */
-  matches: SearchMatch[];
-  /** The limit was reached: there may be more. */
-  truncated: boolean;
-  /** The deadline passed: the results are partial. */
-  timedOut: boolean;
-  /** Files skipped as binary. */
-  skippedBinary: string[];
-  /** Files of which only the first maxBytesPerFile bytes were scanned. */
-  truncatedFiles: string[];
-  /** Files whose contents were scanned. */
-  filesScanned: number;
-}
+/** A search's findings, saying whether they are complete (wire `SearchResponse`, its commit a CommitId). */
+export type SearchResult = Omit<SearchResponse, 'commit'> & { commit: CommitId };
 
 /** An exact-string edit of one file. */
 export interface EditOptions {
