@@ -7,34 +7,23 @@
  * Conventions: sizes in bytes (numbers); times as ISO-8601 strings; ids as
  * strings; paths absolute inside the volume ("/a/b").
  * Errors: every non-2xx answer is `ErrorBody`.
+ *
+ * The records (Volume, Commit, Snapshot, Attachment, Tenant, Token) and
+ * their vocabulary are not defined here: each is the `Json` mirror of the
+ * domain model's record (model/records), less what stays inside the server.
  */
+import type {
+  AccessMode, AttachmentRecord, AttachmentState, CommitRecord, CommitSummary, Json, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
+} from '../model/records.js';
 
-export type AccessMode = 'RWO' | 'ROX' | 'RWX';
+export type { AccessMode, AttachmentState, MountTuning };
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
-export interface MountTuning {
-  cacheSize: number;
-  bufferSize: number;
-  prefetch: number;
-  writeback: boolean;
-}
-
-/** GET /v1/volumes/{name}, and list items. */
-export interface Volume {
-  id: string;
-  name: string;
-  accessMode: AccessMode;
-  cap: number;
-  size: number;
-  fileCount: number;
-  tuning: MountTuning;
-  head: string;
-  createdAt: string;
-  updatedAt: string;
-}
+/** GET /v1/volumes/{name}, and list items: the volume record without its tenant and fork ancestry. */
+export type Volume = Json<Omit<VolumeRecord, 'tenantId' | 'ancestors'>>;
 
 /** POST /v1/volumes (create; 409 when the name exists) and PUT /v1/volumes/{name} (get-or-create; 201 created, 200 existing). */
 export interface CreateVolumeRequest {
@@ -271,21 +260,8 @@ export interface CommitRequest {
   bestEffort?: boolean;
 }
 
-export interface Commit {
-  id: string;
-  volumeId: string;
-  seq: number;
-  parent: string | null;
-  tree: string;
-  message: string;
-  author: string;
-  size: number;
-  fileCount: number;
-  changed: number;
-  paths: string[];
-  overwritten: string[];
-  createdAt: string;
-}
+/** A commit record, its summary flattened (`changed`, `paths`, `overwritten`). */
+export type Commit = Json<Omit<CommitRecord, 'summary'> & CommitSummary>;
 
 export interface CommitResponse {
   commit: Commit;
@@ -302,7 +278,8 @@ export interface CommitList { commits: Commit[]; nextBefore: number | null }
 
 // --- snapshots, restore, fork ---
 
-export interface Snapshot { id: string; volumeId: string; name: string; commit: string; createdAt: string }
+/** A snapshot record, its commit id as `commit`. */
+export type Snapshot = Json<Omit<SnapshotRecord, 'commitId'> & { commit: CommitRecord['id'] }>;
 /** POST /v1/volumes/{name}/snapshots {name?, commit?} (name defaults to a timestamp; commit to head). */
 export interface CreateSnapshotRequest { name?: string; commit?: string }
 /** GET /v1/volumes/{name}/snapshots */
@@ -319,23 +296,10 @@ export interface ForkRequest { name: string; snapshot?: string; commit?: string;
  * its agent renews; one whose lease ran out counts as gone for the access
  * mode (and is marked failed, reason "lease expired", when next looked at).
  */
-export type AttachmentState = 'mounted' | 'released' | 'failed';
-export interface Attachment {
-  id: string;
-  /** Volume id (vol_...) and name. */
-  volumeId: string;
+export type Attachment = Json<Omit<AttachmentRecord, 'tenantId' | 'tokenId'> & {
+  /** The volume's name ("(deleted)" once it is gone). */
   volume: string;
-  /** Where the mount lives: a host (or sandbox) name and an absolute path there. */
-  host: string;
-  path: string;
-  readOnly: boolean;
-  state: AttachmentState;
-  /** Why it was released or failed; null while mounted. */
-  reason: string | null;
-  createdAt: string;
-  updatedAt: string;
-  leaseExpiresAt: string;
-}
+}>;
 
 /**
  * POST /v1/volumes/{name}/attachments : mounts need one. Refused with 409 when
@@ -357,18 +321,13 @@ export interface ReleaseAttachmentRequest { failed?: boolean; reason?: string }
 
 // --- tenant and tokens ---
 
-export interface Tenant {
-  id: string; name: string; defaultCap: number; createdAt: string;
-  /** Most bytes all the tenant's volumes may hold together; null: unlimited. Set by the operator. */
-  storageQuota: number | null;
-  /** Most bytes the tenant may have uploaded (signed PUTs issued, resumable uploads staged) but not yet committed. Set by the operator. */
-  uncommittedQuota: number;
-}
+/** The tenant record with the uncommitted quota in force (the installation's default when the operator set none). */
+export type Tenant = Json<Omit<TenantRecord, 'uncommittedQuota'> & { uncommittedQuota: number }>;
 /** PATCH /v1/tenant */
 export interface UpdateTenantRequest { defaultCap: number }
 
 /** `volume` is the id (vol_...) of the one volume a scoped token reaches, or null for tenant tokens. */
-export interface Token { id: string; name: string; volume: string | null; readOnly: boolean; createdAt: string; expiresAt: string | null; revokedAt: string | null }
+export type Token = Json<Pick<TokenRecord, 'id' | 'name' | 'readOnly' | 'createdAt' | 'expiresAt' | 'revokedAt'> & { volume: TokenRecord['volumeId'] }>;
 /** POST /v1/tokens : answers { token: Token, secret: string } once; the secret is never shown again. */
 /** `volume` names (by name) the one volume the new token may reach. */
 export interface CreateTokenRequest { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }

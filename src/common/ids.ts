@@ -12,6 +12,8 @@ import { InvalidArgumentError } from './errors.js';
 
 declare const brand: unique symbol;
 type Brand<T, B extends string> = T & { readonly [brand]: B };
+/** A branded id as the plain string it is on the wire (other strings, literal types included, stay as they are). */
+export type PlainId<T extends string> = T extends Brand<string, string> ? string : T;
 
 export type TenantId = Brand<string, 'TenantId'>;
 export type VolumeId = Brand<string, 'VolumeId'>;

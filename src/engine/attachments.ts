@@ -20,7 +20,8 @@
 import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, ReadOnlyError } from '../common/errors.js';
 import { AttachmentId, type TenantId, type TokenId, type VolumeId } from '../common/ids.js';
 import { authorize, tokenKind } from './authority.js';
-import type { AttachmentRecord, MetadataOps, MetadataStore, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps, MetadataStore } from '../stores/metadata-store.js';
+import type { AttachmentRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 import type { Actor, AttachmentView, AttachRequest, AttachResult, ReleaseRequest } from './types.js';
 
 /** Default lease of a mounted attachment (and its token), in ms; the agent renews well before. */
@@ -53,122 +54,127 @@ async function settle<T>(md: MetadataStore, fn: (tx: MetadataOps) => Promise<Out
   return out.ok;
 }
 
-/** Mounts `volume` at host:path: checks the access mode, records the attachment and mints its token. */
-export async function attach(host: AttachmentHost, actor: Actor, volume: string, req: AttachRequest): Promise<AttachResult> {
-  // Resuming takes over an existing mount (its own token, its creator or an admin may); attaching anew makes one.
-  authorize(actor, req.resume === undefined ? 'attachments.create' : 'attachments.manage');
-  const where = { host: checkHost(req.host), path: checkMountPath(req.path) };
-  if (req.readOnly !== undefined && typeof req.readOnly !== 'boolean') throw new InvalidArgumentError('readOnly must be true or false');
-  const readOnly = req.readOnly === true;
-  const vol = await host.volumeFor(actor, volume, 'read');
-  if (!readOnly && actor.readOnly) throw new ReadOnlyError(`this token is read-only: it can only attach volume "${vol.name}" read-only`);
-  const resumeId = req.resume === undefined ? undefined : parseAttachmentId(req.resume, vol.name);
-
-  const now = host.now();
-  const id = resumeId ?? AttachmentId.new();
-
-  const { attachment, current, token, bearer } = await settle<{ attachment: AttachmentRecord; current: VolumeRecord; token: TokenRecord; bearer: string }>(host.md, async (tx) => {
-    const current = await tx.getVolume(vol.id);
-    if (!current) return { refused: new NotFoundError(`volume "${vol.name}" not found (it was deleted)`) };
-    const all = await expireLeases(tx, await tx.listAttachments(vol.id), now);
-    let resumed: AttachmentRecord | undefined;
-    // The mount token dies with the token that made the mount; a mount resuming itself keeps its creator.
-    let parent: TokenRecord | undefined = await tx.getToken(actor.tokenId);
-    if (resumeId) {
-      resumed = all.find((a) => a.id === resumeId);
-      const refusal = resumeRefusal(resumed, resumeId, actor, vol, where, readOnly) ?? (await managerRefusal(tx, actor, resumed!, 'resume'));
-      if (refusal) return { refused: refusal };
-      if (resumed!.tokenId === actor.tokenId && parent?.parentId) parent = await tx.getToken(parent.parentId);
-    }
-    if (!parent) return { refused: new NotFoundError('the token that would own this mount no longer exists') };
-    const leaseExpiresAt = leaseEnd(now, host.lease, parent);
-    const { token, bearer } = host.newToken(actor.tenantId, `mount:${id}`, vol.id, readOnly, leaseExpiresAt, id, parent.id);
-    const others = all.filter((a) => a.state === 'mounted' && a.id !== resumeId);
-    const refusal = modeRefusal(current, others, readOnly);
-    if (refusal) return { refused: refusal };
-    let attachment: AttachmentRecord;
-    if (resumed) {
-      if (resumed.tokenId) await tx.revokeToken(resumed.tokenId, now);
-      attachment = { ...resumed, state: 'mounted', reason: null, tokenId: token.id, leaseExpiresAt, updatedAt: now };
-      await tx.updateAttachment(id, { state: 'mounted', reason: null, tokenId: token.id, leaseExpiresAt, updatedAt: now });
-    } else {
-      attachment = { id, tenantId: actor.tenantId, volumeId: vol.id, ...where, readOnly, state: 'mounted', reason: null, tokenId: token.id, createdAt: now, updatedAt: now, leaseExpiresAt };
-      await tx.insertAttachment(attachment);
-    }
-    await tx.insertToken(token);
-    return { ok: { attachment, current, token, bearer } };
-  });
-  return { attachment: view(attachment, current.name), secret: bearer, tokenExpiresAt: token.expiresAt!, volume: current };
-}
-
 /** A lease from now, cut short where the parent token expires first: a mount token never outlives its creator. */
 function leaseEnd(now: Date, lease: number, parent: TokenRecord | undefined): Date {
   const end = now.getTime() + lease;
   return new Date(parent?.expiresAt ? Math.min(end, parent.expiresAt.getTime()) : end);
 }
 
-/** Extends the lease (and the token's expiry) of a mounted attachment. */
-export async function renewAttachment(host: AttachmentHost, actor: Actor, id: string): Promise<{ attachment: AttachmentView; tokenExpiresAt: Date }> {
-  const found = await attachmentFor(host, actor, id, 'renew');
-  const now = host.now();
-  const leaseExpiresAt = new Date(now.getTime() + host.lease);
-  const { attachment, volumeName, tokenExpiresAt } = await settle<{ attachment: AttachmentRecord; volumeName: string; tokenExpiresAt: Date }>(host.md, async (tx) => {
-    const cur = await tx.getAttachment(found.id);
-    if (!cur) return { refused: new NotFoundError(`attachment ${id} not found`) };
-    if (cur.state !== 'mounted') return { refused: notMounted(cur) };
-    const vol = await tx.getVolume(cur.volumeId);
-    if (!vol) {
-      await fail(tx, cur, VOLUME_DELETED, now);
-      return { refused: new ConflictError(`attachment ${cur.id} is failed (${VOLUME_DELETED})`) };
-    }
-    if (isLapsed(cur, now)) {
-      // The lease ran out: another mount may have taken the volume meanwhile.
-      const others = (await expireLeases(tx, (await tx.listAttachments(vol.id)).filter((a) => a.id !== cur.id), now)).filter((a) => a.state === 'mounted');
-      const refusal = modeRefusal(vol, others, cur.readOnly);
-      if (refusal) {
-        const reason = `lease expired and the volume was mounted elsewhere: ${refusal.message}`;
-        await fail(tx, cur, reason, now);
-        return { refused: new ConflictError(`attachment ${cur.id} ${reason}`, refusal.details ? { details: refusal.details } : undefined) };
+/** Mounts' records and tokens: attach, renew, release, list (the functions above are its rules). */
+export class AttachmentService {
+  constructor(private readonly host: AttachmentHost) {}
+
+  /** Mounts `volume` at host:path: checks the access mode, records the attachment and mints its token. */
+  async attach(actor: Actor, volume: string, req: AttachRequest): Promise<AttachResult> {
+    // Resuming takes over an existing mount (its own token, its creator or an admin may); attaching anew makes one.
+    authorize(actor, req.resume === undefined ? 'attachments.create' : 'attachments.manage');
+    const where = { host: checkHost(req.host), path: checkMountPath(req.path) };
+    if (req.readOnly !== undefined && typeof req.readOnly !== 'boolean') throw new InvalidArgumentError('readOnly must be true or false');
+    const readOnly = req.readOnly === true;
+    const vol = await this.host.volumeFor(actor, volume, 'read');
+    if (!readOnly && actor.readOnly) throw new ReadOnlyError(`this token is read-only: it can only attach volume "${vol.name}" read-only`);
+    const resumeId = req.resume === undefined ? undefined : parseAttachmentId(req.resume, vol.name);
+
+    const now = this.host.now();
+    const id = resumeId ?? AttachmentId.new();
+
+    const { attachment, current, token, bearer } = await settle<{ attachment: AttachmentRecord; current: VolumeRecord; token: TokenRecord; bearer: string }>(this.host.md, async (tx) => {
+      const current = await tx.getVolume(vol.id);
+      if (!current) return { refused: new NotFoundError(`volume "${vol.name}" not found (it was deleted)`) };
+      const all = await expireLeases(tx, await tx.listAttachments(vol.id), now);
+      let resumed: AttachmentRecord | undefined;
+      // The mount token dies with the token that made the mount; a mount resuming itself keeps its creator.
+      let parent: TokenRecord | undefined = await tx.getToken(actor.tokenId);
+      if (resumeId) {
+        resumed = all.find((a) => a.id === resumeId);
+        const refusal = resumeRefusal(resumed, resumeId, actor, vol, where, readOnly) ?? (await managerRefusal(tx, actor, resumed!, 'resume'));
+        if (refusal) return { refused: refusal };
+        if (resumed!.tokenId === actor.tokenId && parent?.parentId) parent = await tx.getToken(parent.parentId);
       }
-    }
-    await tx.updateAttachment(cur.id, { leaseExpiresAt, updatedAt: now });
-    // The renewed token still dies with (and no later than) the token that created the mount.
-    const mountToken = cur.tokenId ? await tx.getToken(cur.tokenId) : undefined;
-    const parent = mountToken?.parentId ? await tx.getToken(mountToken.parentId) : undefined;
-    const tokenExpiresAt = leaseEnd(now, host.lease, parent);
-    if (cur.tokenId) await tx.setTokenExpiry(cur.tokenId, tokenExpiresAt);
-    return { ok: { attachment: { ...cur, leaseExpiresAt, updatedAt: now }, volumeName: vol.name, tokenExpiresAt } };
-  });
-  return { attachment: view(attachment, volumeName), tokenExpiresAt };
-}
+      if (!parent) return { refused: new NotFoundError('the token that would own this mount no longer exists') };
+      const leaseExpiresAt = leaseEnd(now, this.host.lease, parent);
+      const { token, bearer } = this.host.newToken(actor.tenantId, `mount:${id}`, vol.id, readOnly, leaseExpiresAt, id, parent.id);
+      const others = all.filter((a) => a.state === 'mounted' && a.id !== resumeId);
+      const refusal = modeRefusal(current, others, readOnly);
+      if (refusal) return { refused: refusal };
+      let attachment: AttachmentRecord;
+      if (resumed) {
+        if (resumed.tokenId) await tx.revokeToken(resumed.tokenId, now);
+        attachment = { ...resumed, state: 'mounted', reason: null, tokenId: token.id, leaseExpiresAt, updatedAt: now };
+        await tx.updateAttachment(id, { state: 'mounted', reason: null, tokenId: token.id, leaseExpiresAt, updatedAt: now });
+      } else {
+        attachment = { id, tenantId: actor.tenantId, volumeId: vol.id, ...where, readOnly, state: 'mounted', reason: null, tokenId: token.id, createdAt: now, updatedAt: now, leaseExpiresAt };
+        await tx.insertAttachment(attachment);
+      }
+      await tx.insertToken(token);
+      return { ok: { attachment, current, token, bearer } };
+    });
+    return { attachment: view(attachment, current.name), secret: bearer, tokenExpiresAt: token.expiresAt!, volume: current };
+  }
 
-/** Releases (or, with `failed`, fails) an attachment and revokes its token; a second release changes nothing. */
-export async function releaseAttachment(host: AttachmentHost, actor: Actor, id: string, req: ReleaseRequest = {}): Promise<AttachmentView> {
-  if (req.failed !== undefined && typeof req.failed !== 'boolean') throw new InvalidArgumentError('failed must be true or false');
-  const reason = req.reason === undefined ? (req.failed ? 'failed (no reason given)' : 'unmounted') : checkReason(req.reason);
-  const found = await attachmentFor(host, actor, id, 'release');
-  const now = host.now();
-  const attachment = await settle<AttachmentRecord>(host.md, async (tx) => {
-    const cur = await tx.getAttachment(found.id);
-    if (!cur) return { refused: new NotFoundError(`attachment ${id} not found`) };
-    // Revoked again even when already released: idempotent, and closes any gap.
-    if (cur.tokenId) await tx.revokeToken(cur.tokenId, now);
-    if (cur.state !== 'mounted') return { ok: cur };
-    const state = req.failed ? 'failed' as const : 'released' as const;
-    await tx.updateAttachment(cur.id, { state, reason, updatedAt: now });
-    return { ok: { ...cur, state, reason, updatedAt: now } };
-  });
-  return view(attachment, await nameOfVolume(host.md, attachment.volumeId));
-}
+  /** Extends the lease (and the token's expiry) of a mounted attachment. */
+  async renewAttachment(actor: Actor, id: string): Promise<{ attachment: AttachmentView; tokenExpiresAt: Date }> {
+    const found = await attachmentFor(this.host, actor, id, 'renew');
+    const now = this.host.now();
+    const leaseExpiresAt = new Date(now.getTime() + this.host.lease);
+    const { attachment, volumeName, tokenExpiresAt } = await settle<{ attachment: AttachmentRecord; volumeName: string; tokenExpiresAt: Date }>(this.host.md, async (tx) => {
+      const cur = await tx.getAttachment(found.id);
+      if (!cur) return { refused: new NotFoundError(`attachment ${id} not found`) };
+      if (cur.state !== 'mounted') return { refused: notMounted(cur) };
+      const vol = await tx.getVolume(cur.volumeId);
+      if (!vol) {
+        await fail(tx, cur, VOLUME_DELETED, now);
+        return { refused: new ConflictError(`attachment ${cur.id} is failed (${VOLUME_DELETED})`) };
+      }
+      if (isLapsed(cur, now)) {
+        // The lease ran out: another mount may have taken the volume meanwhile.
+        const others = (await expireLeases(tx, (await tx.listAttachments(vol.id)).filter((a) => a.id !== cur.id), now)).filter((a) => a.state === 'mounted');
+        const refusal = modeRefusal(vol, others, cur.readOnly);
+        if (refusal) {
+          const reason = `lease expired and the volume was mounted elsewhere: ${refusal.message}`;
+          await fail(tx, cur, reason, now);
+          return { refused: new ConflictError(`attachment ${cur.id} ${reason}`, refusal.details ? { details: refusal.details } : undefined) };
+        }
+      }
+      await tx.updateAttachment(cur.id, { leaseExpiresAt, updatedAt: now });
+      // The renewed token still dies with (and no later than) the token that created the mount.
+      const mountToken = cur.tokenId ? await tx.getToken(cur.tokenId) : undefined;
+      const parent = mountToken?.parentId ? await tx.getToken(mountToken.parentId) : undefined;
+      const tokenExpiresAt = leaseEnd(now, this.host.lease, parent);
+      if (cur.tokenId) await tx.setTokenExpiry(cur.tokenId, tokenExpiresAt);
+      return { ok: { attachment: { ...cur, leaseExpiresAt, updatedAt: now }, volumeName: vol.name, tokenExpiresAt } };
+    });
+    return { attachment: view(attachment, volumeName), tokenExpiresAt };
+  }
 
-/** The volume's attachments (mounted ones unless `all`), oldest first; expired leases are marked failed on the way. */
-export async function listAttachments(host: AttachmentHost, actor: Actor, volume: string, opts: { all?: boolean } = {}): Promise<AttachmentView[]> {
-  const vol = await host.volumeFor(actor, volume, 'read');
-  const now = host.now();
-  let all = await host.md.listAttachments(vol.id);
-  // Only a list with a lapsed lease needs the write transaction that marks it.
-  if (all.some((a) => isLapsed(a, now))) all = await host.md.transaction(async (tx) => expireLeases(tx, await tx.listAttachments(vol.id), now));
-  return all.filter((a) => opts.all === true || a.state === 'mounted').map((a) => view(a, vol.name));
+  /** Releases (or, with `failed`, fails) an attachment and revokes its token; a second release changes nothing. */
+  async releaseAttachment(actor: Actor, id: string, req: ReleaseRequest = {}): Promise<AttachmentView> {
+    if (req.failed !== undefined && typeof req.failed !== 'boolean') throw new InvalidArgumentError('failed must be true or false');
+    const reason = req.reason === undefined ? (req.failed ? 'failed (no reason given)' : 'unmounted') : checkReason(req.reason);
+    const found = await attachmentFor(this.host, actor, id, 'release');
+    const now = this.host.now();
+    const attachment = await settle<AttachmentRecord>(this.host.md, async (tx) => {
+      const cur = await tx.getAttachment(found.id);
+      if (!cur) return { refused: new NotFoundError(`attachment ${id} not found`) };
+      // Revoked again even when already released: idempotent, and closes any gap.
+      if (cur.tokenId) await tx.revokeToken(cur.tokenId, now);
+      if (cur.state !== 'mounted') return { ok: cur };
+      const state = req.failed ? 'failed' as const : 'released' as const;
+      await tx.updateAttachment(cur.id, { state, reason, updatedAt: now });
+      return { ok: { ...cur, state, reason, updatedAt: now } };
+    });
+    return view(attachment, await nameOfVolume(this.host.md, attachment.volumeId));
+  }
+
+  /** The volume's attachments (mounted ones unless `all`), oldest first; expired leases are marked failed on the way. */
+  async listAttachments(actor: Actor, volume: string, opts: { all?: boolean } = {}): Promise<AttachmentView[]> {
+    const vol = await this.host.volumeFor(actor, volume, 'read');
+    const now = this.host.now();
+    let all = await this.host.md.listAttachments(vol.id);
+    // Only a list with a lapsed lease needs the write transaction that marks it.
+    if (all.some((a) => isLapsed(a, now))) all = await this.host.md.transaction(async (tx) => expireLeases(tx, await tx.listAttachments(vol.id), now));
+    return all.filter((a) => opts.all === true || a.state === 'mounted').map((a) => view(a, vol.name));
+  }
 }
 
 /** Fails every mounted attachment of a volume and revokes their tokens (deleteVolume calls it in its transaction). */

@@ -1,28 +1,20 @@
 /**
  * @module engine/change-feed
  * The changes of a volume after a given commit, commit by commit, each as
- * the per-path diff from its predecessor (engine/tree-diff): what `watch`
+ * the per-path diff from its predecessor (engine/tree/tree-diff): what `watch`
  * streams. Commits are found by their sequence numbers, so any replica can
  * answer from the metadata store alone, and a watcher that resumes from the
  * last commit it saw misses nothing.
  */
 import { InvalidArgumentError } from '../common/errors.js';
 import type { CommitId } from '../common/ids.js';
-import type { CommitRecord } from '../stores/metadata-store.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { diffTrees, type TreeChange } from './tree-diff.js';
-import type { Actor } from './types.js';
+import { diffTrees } from './tree/tree-diff.js';
+import type { Actor, CommitChanges, TreeChange } from './types.js';
 
 /** Paths reported per commit at most; a larger commit is marked `truncated`. */
 export const MAX_CHANGES_PER_COMMIT = 10_000;
 
-/** One commit after the starting point, with what it changed. */
-export interface CommitChanges {
-  commit: CommitRecord;
-  changes: TreeChange[];
-  /** More paths changed than MAX_CHANGES_PER_COMMIT. */
-  truncated: boolean;
-}
 
 /**
  * The commits after `since` (oldest first, at most `limit`), each with its

@@ -11,22 +11,10 @@ import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError 
 import { ChunkHash, type TreeHash } from '../common/ids.js';
 import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS, tooManyChanges } from '../common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
-import { entryFingerprint, type Entry, type EntryMeta, type FileEntry } from './tree-codec.js';
-import type { TreeEditor } from './tree-editor.js';
-import type { TreeReader } from './tree-reader.js';
-
-/** What a setattr sets: only the given fields change; `uid`/`gid` null removes the recorded owner. */
-export interface SetAttrs {
-  mode?: number;
-  mtime?: number;
-  mtimeNs?: number;
-  atime?: number;
-  atimeNs?: number;
-  ctime?: number;
-  ctimeNs?: number;
-  uid?: number | null;
-  gid?: number | null;
-}
+import { entryFingerprint, type Entry, type EntryMeta, type FileEntry } from './tree/tree-codec.js';
+import type { TreeEditor } from './tree/tree-editor.js';
+import type { TreeReader } from './tree/tree-reader.js';
+import type { SetAttrs } from './tree/tree-editor.js';
 
 /** A change whose paths, modes and chunk lists have been checked. */
 export type Edit =

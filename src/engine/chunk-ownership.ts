@@ -23,8 +23,9 @@
  * volumes already hold ({@link backfillChunkOwners}).
  */
 import type { ChunkHash, TreeHash } from '../common/ids.js';
-import type { ChunkOwner, MetadataStore, OwnerScope, VolumeRecord } from '../stores/metadata-store.js';
-import type { TreeReader } from './tree-reader.js';
+import type { MetadataStore, OwnerScope } from '../stores/metadata-store.js';
+import type { ChunkOwner, VolumeRecord } from '../model/records.js';
+import type { TreeReader } from './tree/tree-reader.js';
 import type { Actor } from './types.js';
 
 /** Setting key that marks the one-time backfill of the ownership index as done. */

@@ -32,8 +32,10 @@ import { InvalidArgumentError, PreconditionFailedError, QuotaExceededError } fro
 import { ChunkHash, type TenantId, type VolumeId } from '../common/ids.js';
 import { formatSize, GiB } from '../common/sizes.js';
 import type { PackManifest } from '../api/wire.js';
+import { parseObjectKey } from '../model/object-keys.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkOwner, ChunkRecord, MetadataOps, OwnerScope } from '../stores/metadata-store.js';
+import type { MetadataOps, OwnerScope } from '../stores/metadata-store.js';
+import type { ChunkOwner, ChunkRecord } from '../model/records.js';
 import { checkManifest, verifyPack } from './packs.js';
 
 /** Most bytes one commit may make the server read back to verify (packs plus re-hashed uploads). */
@@ -65,7 +67,8 @@ export interface ChunkCheck {
 
 /** Upload keys have the shape prepareUpload issues for that hash. */
 export function isUploadKeyFor(hash: string, key: string): boolean {
-  return ChunkHash.is(hash) && new RegExp(`^chunks/${hash.slice(0, 2)}/${hash}-[0-9a-f]{16}$`).test(key);
+  const k = parseObjectKey(key);
+  return ChunkHash.is(hash) && k?.kind === 'chunk' && k.sha256 === hash;
 }
 
 /**

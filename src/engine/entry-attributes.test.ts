@@ -19,7 +19,7 @@ import type { MetadataStore } from '../stores/metadata-store.js';
 import { openSqliteMetadataStore } from '../stores/sql/sqlite-dialect.js';
 import { parseChanges } from './change-set.js';
 import { createEngine, type Engine } from './engine.js';
-import { decodeTree, encodeTree, entryFingerprint, type Entry } from './tree-codec.js';
+import { decodeTree, encodeTree, entryFingerprint, type Entry } from './tree/tree-codec.js';
 import type { Actor } from './types.js';
 
 const empty = { op: 'put' as const, size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [] as string[] };

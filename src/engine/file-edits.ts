@@ -6,63 +6,27 @@
  * as `base` and `onConflict: 'fail'`, so a file changed by someone else
  * between the read and the commit is a 409 ("changed since you read it"),
  * never a lost update. The regex runs in a worker under a deadline
- * (engine/regex-runner); a replace that misses its deadline commits nothing.
+ * (common/regex-runner); a replace that misses its deadline commits nothing.
  */
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, PreconditionFailedError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
-import type { CommitRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { CommitRecord, VolumeRecord } from '../model/records.js';
 import { storeStream } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from './regex-runner.js';
+import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from '../common/regex-runner.js';
 import { boundedInt, looksBinary, MAX_BYTES_PER_FILE, MAX_TIMEOUT_MS, readHead, selectEntries } from './search.js';
-import type { FileEntry } from './tree-codec.js';
-import type { Actor, Change } from './types.js';
+import type { FileEntry } from './tree/tree-codec.js';
+import type { Actor, Change, EditOptions, ReplaceOptions, ReplaceResult } from './types.js';
 
 /** Largest file `edit` rewrites. */
 export const MAX_EDIT_BYTES = 64 * MiB;
 /** Largest `maxFiles` of a replace. */
 export const MAX_REPLACE_FILES = 10_000;
 
-/** An exact-string edit of one file. */
-export interface EditOptions {
-  oldString: string;
-  newString: string;
-  /** The commit the caller read the file at: a change to the file since then is a 409. Default: the head this edit reads. */
-  base?: string;
-  message?: string;
-}
 
-/** A regex replace across files. */
-export interface ReplaceOptions {
-  /** Directory to work below; default "/". */
-  path?: string;
-  /** Which files (required: a replace never touches a whole volume by accident). */
-  glob: string;
-  regex: string;
-  /** Expands $1, $&, $<name> like String.prototype.replace. */
-  replacement: string;
-  flags?: string;
-  /** As for edit: files changed since this commit make the replace a 409. Default: the head it reads. */
-  base?: string;
-  /** More candidate files than this is InvalidArgument; default 1000, at most 10000. */
-  maxFiles?: number;
-  /** Larger files are skipped (and reported); default 8 MiB, at most 64 MiB. */
-  maxBytesPerFile?: number;
-  /** Time bound in ms; default 10000, at most 60000. Past it nothing is committed. */
-  timeoutMs?: number;
-  message?: string;
-}
 
-/** What a replace changed and skipped. */
-export interface ReplaceResult {
-  /** The one commit, or null when nothing matched. */
-  commit: CommitRecord | null;
-  files: Array<{ path: string; replacements: number }>;
-  skippedBinary: string[];
-  skippedTooLarge: string[];
-}
 
 /** How often `needle` occurs in `hay`, overlapping occurrences counted (so "aa" in "aaa" is ambiguous: 2). */
 export function countOccurrences(hay: string, needle: string, stopAt = Infinity): number {

@@ -9,16 +9,13 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { chunkLength } from '../common/chunking.js';
 import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
-import { randomHex, type ChunkHash } from '../common/ids.js';
+import type { ChunkHash } from '../common/ids.js';
+import { newObjectKey } from '../model/object-keys.js';
 import { rechunk } from '../common/rechunk.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkOwner, ChunkRecord, MetadataOps, OwnerScope } from '../stores/metadata-store.js';
-import type { FileEntry } from './tree-codec.js';
-
-/** A fresh object key for one upload of a chunk (GC relies on keys never being reused). */
-export function newChunkKey(hash: string): string {
-  return `chunks/${hash.slice(0, 2)}/${hash}-${randomHex(8)}`;
-}
+import type { MetadataOps, OwnerScope } from '../stores/metadata-store.js';
+import type { ChunkOwner, ChunkRecord } from '../model/records.js';
+import type { FileEntry } from './tree/tree-codec.js';
 
 /**
  * Streams the bytes of a file, or of the inclusive range [start, end], one
@@ -86,7 +83,7 @@ export async function storeStream(
     const hash = createHash('sha256').update(piece).digest('hex') as ChunkHash;
     chunks.push(hash);
     if ((await md.ownedChunks(owners.scope, [hash])).length > 0 && (await md.touchChunks([hash], now())).length > 0) continue;
-    const objectKey = newChunkKey(hash);
+    const objectKey = newObjectKey('chunk', hash);
     // No sha256 option: the hash was just computed from these very bytes in memory; asking the store to verify would hash them a second time.
     await blobs.put(objectKey, piece, { size: piece.length });
     const row: ChunkRecord = { hash, size: piece.length, objectKey, offset: 0, touchedAt: now() };

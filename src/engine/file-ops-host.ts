@@ -2,13 +2,15 @@
  * @module engine/file-ops-host
  * The slice of the engine that the file operations (search, replace, edit,
  * the change feed) are built on: volume access, commit resolution, tree
- * reads, chunk bytes and the commit itself. The engine hands this out, so
- * those modules stay outside engine.ts yet obey its access rules.
+ * reads, chunk bytes and the commit itself. The files service (engine/files)
+ * hands this out, so those modules depend on no service yet obey the access
+ * rules of engine/access.
  */
 import type { BlobStore } from '../stores/blob-store.js';
-import type { CommitRecord, MetadataOps, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps } from '../stores/metadata-store.js';
+import type { CommitRecord, VolumeRecord } from '../model/records.js';
 import type { StoreOwnership } from './file-io.js';
-import type { TreeReader } from './tree-reader.js';
+import type { TreeReader } from './tree/tree-reader.js';
 import type { Actor, CommitInput, CommitResult } from './types.js';
 
 /** What file operations need of the engine. */
@@ -23,6 +25,6 @@ export interface FileOpsHost {
   volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord>;
   /** A commit of this volume by id; NotFound otherwise. */
   resolveCommit(vol: VolumeRecord, id: string): Promise<CommitRecord>;
-  /** Publishes a change set (engine.commit). */
+  /** Publishes a change set (the commit service's `commit`). */
   commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult>;
 }

@@ -14,8 +14,8 @@ import { MemoryBlobStore } from '../stores/memory/memory-blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { openSqliteMetadataStore } from '../stores/sql/sqlite-dialect.js';
 import { createEngine, type Engine } from './engine.js';
-import { diffTrees } from './tree-diff.js';
-import { TreeReader } from './tree-reader.js';
+import { diffTrees } from './tree/tree-diff.js';
+import { TreeReader } from './tree/tree-reader.js';
 import type { Actor } from './types.js';
 
 let dir: string;

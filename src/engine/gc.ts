@@ -19,12 +19,16 @@
  * first row of a hash keeps its object.
  */
 import { Pacer } from '../common/concurrency.js';
+import { InvalidArgumentError } from '../common/errors.js';
 import type { ChunkHash, TreeHash } from '../common/ids.js';
+import { OBJECT_KEY_PREFIXES, parseObjectKey } from '../model/object-keys.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
-import { EMPTY_TREE } from './tree-codec.js';
-import type { TreeReader } from './tree-reader.js';
-import type { GcReport } from './types.js';
+import { EMPTY_TREE } from './tree/tree-codec.js';
+import type { TreeReader } from './tree/tree-reader.js';
+import { backfillChunkOwners } from './chunk-ownership.js';
+import type { EngineContext } from './context.js';
+import type { GcOptions, GcReport } from './types.js';
 
 export interface GcDeps {
   metadata: MetadataStore;
@@ -93,7 +97,7 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
   const deadHashes = new Set(dead.map((c) => c.hash));
   const keptObjects = new Set(chunkRows.filter((c) => !deadHashes.has(c.hash)).map((c) => c.objectKey));
   const orphanObjects: Array<{ key: string; size: number }> = [];
-  for (const prefix of ['chunks/', 'packs/']) {
+  for (const prefix of OBJECT_KEY_PREFIXES) {
     for await (const obj of deps.blobs.list(prefix)) {
       if (!named.has(obj.key) && obj.lastModified < cutoff) orphanObjects.push({ key: obj.key, size: obj.size });
     }
@@ -131,8 +135,9 @@ export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promi
   for (const obj of plan.orphanObjects) {
     // Re-check a single-chunk upload: a commit may have registered it since the plan was made.
     // (Packs need no re-check: a commit accepts only uploads younger than the upload window, always inside the grace period.)
-    if (obj.key.startsWith('chunks/')) {
-      const hash = obj.key.slice(obj.key.lastIndexOf('/') + 1, obj.key.lastIndexOf('-')) as ChunkHash;
+    const issued = parseObjectKey(obj.key);
+    if (issued?.kind === 'chunk') {
+      const hash = issued.sha256 as ChunkHash;
       const [row] = await md.getChunks([hash]);
       if (row?.objectKey === obj.key) continue;
     }
@@ -156,4 +161,27 @@ export async function collectGarbage(deps: GcDeps, run: GcRun): Promise<GcReport
     deletedObjects: plan.deadObjectCount + plan.orphanObjects.length,
     deletedBytes: plan.deadChunkBytes + plan.orphanObjects.reduce((n, o) => n + o.size, 0),
   };
+}
+
+/** Store upkeep an operator or a starting server runs: garbage collection and the one-time chunk-ownership backfill. */
+export class GcService {
+  constructor(private readonly ctx: EngineContext) {}
+
+  async gc(opts: GcOptions = {}): Promise<GcReport> {
+    const { uploadWindow } = this.ctx.settings;
+    const grace = opts.grace ?? 60 * 60_000;
+    if (grace < uploadWindow) throw new InvalidArgumentError(`grace (${grace} ms) must be at least the upload window (${uploadWindow} ms), or uploads in flight could be collected`);
+    return collectGarbage({ metadata: this.ctx.md, blobs: this.ctx.blobs, reader: this.ctx.reader }, {
+      now: this.ctx.now(), grace, retention: opts.retention ?? 7 * 86_400_000, dryRun: opts.dryRun === true,
+    });
+  }
+
+  /**
+   * Fills the chunk-ownership index once from what existing volumes hold
+   * (engine/chunk-ownership); a no-op after the first complete run. Servers
+   * call it at start, before they serve commits.
+   */
+  async backfillChunkOwners(): Promise<number> {
+    return backfillChunkOwners(this.ctx.md, this.ctx.reader, this.ctx.now());
+  }
 }

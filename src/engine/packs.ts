@@ -14,33 +14,21 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../common/errors.js';
-import { ChunkHash, randomHex } from '../common/ids.js';
+import { ChunkHash } from '../common/ids.js';
+import { parseObjectKey } from '../model/object-keys.js';
 import { MiB } from '../common/sizes.js';
 import type { PackManifest } from '../api/wire.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkRecord } from '../stores/metadata-store.js';
+import type { ChunkRecord } from '../model/records.js';
 
 /** Largest pack a client may upload. */
 export const MAX_PACK_SIZE = 32 * MiB;
 /** Most chunks one pack may declare. */
 export const MAX_PACK_CHUNKS = 100_000;
 
-/** A fresh object key for one pack upload. */
-export function newPackKey(sha256: string): string {
-  return `packs/${sha256.slice(0, 2)}/${sha256}-${randomHex(8)}`;
-}
-
-const PACK_KEY = /^packs\/([0-9a-f]{2})\/([0-9a-f]{64})-[0-9a-f]{16}$/;
-
-/** Whether an object holds many chunks (so a read of one chunk must be ranged, even at offset 0). */
-export function isPackKey(key: string): boolean {
-  return key.startsWith('packs/');
-}
-
 /** Checks a manifest's shape: a pack key, chunks contiguous from offset 0. Returns the pack's total size. */
 export function checkManifest(m: PackManifest): number {
-  const k = PACK_KEY.exec(typeof m?.key === 'string' ? m.key : '');
-  if (!k || k[1] !== k[2]!.slice(0, 2)) throw new InvalidArgumentError(`packs: ${JSON.stringify(String(m?.key).slice(0, 100))} is not a pack key issued by this server`);
+  if (typeof m?.key !== 'string' || parseObjectKey(m.key)?.kind !== 'pack') throw new InvalidArgumentError(`packs: ${JSON.stringify(String(m?.key).slice(0, 100))} is not a pack key issued by this server`);
   if (!Array.isArray(m.chunks) || m.chunks.length === 0 || m.chunks.length > MAX_PACK_CHUNKS) throw new InvalidArgumentError(`pack ${m.key}: declare between 1 and ${MAX_PACK_CHUNKS} chunks`);
   let offset = 0;
   for (const c of m.chunks) {

@@ -8,7 +8,7 @@
  * with `timedOut`). Binary files (a NUL byte in the first 8 KiB) are skipped
  * and reported.
  *
- * Globs (engine/regex-runner): a pattern without "/" matches the entry's
+ * Globs (common/regex-runner): a pattern without "/" matches the entry's
  * name anywhere below the search path (like `find -name`); a pattern with
  * "/" matches the full path. Glob matching runs in the worker too, under the
  * same deadline.
@@ -18,10 +18,10 @@ import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
 import { readEntry } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
-import { checkRegex, compileGlob, RegexRunner, RegexTimeout, type LineMatch } from './regex-runner.js';
-import type { Entry, FileEntry } from './tree-codec.js';
-import type { Actor } from './types.js';
-import type { CommitId, TreeHash } from '../common/ids.js';
+import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from '../common/regex-runner.js';
+import type { Entry, FileEntry } from './tree/tree-codec.js';
+import type { Actor, SearchOptions, SearchResult } from './types.js';
+import type { TreeHash } from '../common/ids.js';
 
 /** Bytes inspected for a NUL to call a file binary. */
 export const BINARY_SNIFF_BYTES = 8 * 1024;
@@ -34,45 +34,7 @@ export const MAX_TIMEOUT_MS = 60_000;
 /** Entries of the report lists (skipped, truncated) kept at most. */
 const MAX_REPORTED = 1000;
 
-/** What to search, and the bounds. */
-export interface SearchOptions {
-  /** Directory (or file) to search below; default "/". */
-  path?: string;
-  glob?: string;
-  regex?: string;
-  /** Regex flags among i, m, s, u. */
-  flags?: string;
-  /** Search this commit instead of the head. */
-  commit?: string;
-  /** Matches (with regex) or paths (without) returned at most; default 1000, at most 10000. */
-  limit?: number;
-  /** Bytes of one file scanned at most; default 8 MiB, at most 64 MiB. */
-  maxBytesPerFile?: number;
-  /** Time bound of the whole search in ms; default 10000, at most 60000. */
-  timeoutMs?: number;
-}
 
-/** A path selected by the glob (search without regex). */
-export interface FoundEntry { path: string; type: Entry['type']; size: number }
-
-/** A search's findings, saying whether they are complete. */
-export interface SearchResult {
-  commit: CommitId;
-  /** Without regex: the entries the glob selects. */
-  files: FoundEntry[];
-  /** With regex: the first match of each matching line. */
-  matches: Array<LineMatch & { path: string }>;
-  /** The limit was reached: there may be more. */
-  truncated: boolean;
-  /** The deadline passed: the results are partial. */
-  timedOut: boolean;
-  /** Files skipped as binary. */
-  skippedBinary: string[];
-  /** Files of which only the first maxBytesPerFile bytes were scanned. */
-  truncatedFiles: string[];
-  /** Files whose contents were scanned. */
-  filesScanned: number;
-}
 
 /** A whole number option within [min, max], or the default. */
 export function boundedInt(value: unknown, name: string, dflt: number, min: number, max: number): number {

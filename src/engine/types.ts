@@ -6,13 +6,10 @@
  * A volume of another tenant, or outside a scoped token's one volume, is
  * NotFound (never Forbidden), so names do not leak.
  */
-import type { Change, FileInfo, PackManifest, SkippedChange } from '../api/wire.js';
+import type { Change, EntryType, FileInfo, PackManifest, SearchResponse, SkippedChange } from '../api/wire.js';
 import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { CommitChanges } from './change-feed.js';
-import type { EditOptions, ReplaceOptions, ReplaceResult } from './file-edits.js';
-import type { SearchOptions, SearchResult } from './search.js';
-import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 
 export type { Change, FileInfo, SkippedChange };
 
@@ -217,4 +214,81 @@ export interface VolumeEngine {
 export interface TenantQuotas {
   storageQuota?: number | null;
   uncommittedQuota?: number | null;
+}
+
+// ---------------------------------------------------------------- file operations (engine/search, file-edits, change-feed)
+
+/** What to search, and the bounds. */
+export interface SearchOptions {
+  /** Directory (or file) to search below; default "/". */
+  path?: string;
+  glob?: string;
+  regex?: string;
+  /** Regex flags among i, m, s, u. */
+  flags?: string;
+  /** Search this commit instead of the head. */
+  commit?: string;
+  /** Matches (with regex) or paths (without) returned at most; default 1000, at most 10000. */
+  limit?: number;
+  /** Bytes of one file scanned at most; default 8 MiB, at most 64 MiB. */
+  maxBytesPerFile?: number;
+  /** Time bound of the whole search in ms; default 10000, at most 60000. */
+  timeoutMs?: number;
+}
+
+/** A search's findings, saying whether they are complete (wire `SearchResponse`, its commit a CommitId). */
+export type SearchResult = Omit<SearchResponse, 'commit'> & { commit: CommitId };
+
+/** An exact-string edit of one file. */
+export interface EditOptions {
+  oldString: string;
+  newString: string;
+  /** The commit the caller read the file at: a change to the file since then is a 409. Default: the head this edit reads. */
+  base?: string;
+  message?: string;
+}
+
+/** A regex replace across files. */
+export interface ReplaceOptions {
+  /** Directory to work below; default "/". */
+  path?: string;
+  /** Which files (required: a replace never touches a whole volume by accident). */
+  glob: string;
+  regex: string;
+  /** Expands $1, $&, $<name> like String.prototype.replace. */
+  replacement: string;
+  flags?: string;
+  /** As for edit: files changed since this commit make the replace a 409. Default: the head it reads. */
+  base?: string;
+  /** More candidate files than this is InvalidArgument; default 1000, at most 10000. */
+  maxFiles?: number;
+  /** Larger files are skipped (and reported); default 8 MiB, at most 64 MiB. */
+  maxBytesPerFile?: number;
+  /** Time bound in ms; default 10000, at most 60000. Past it nothing is committed. */
+  timeoutMs?: number;
+  message?: string;
+}
+
+/** What a replace changed and skipped. */
+export interface ReplaceResult {
+  /** The one commit, or null when nothing matched. */
+  commit: CommitRecord | null;
+  files: Array<{ path: string; replacements: number }>;
+  skippedBinary: string[];
+  skippedTooLarge: string[];
+}
+
+/** One changed path. */
+export interface TreeChange {
+  path: string;
+  kind: 'added' | 'modified' | 'deleted';
+  type: EntryType;
+}
+
+/** One commit after the starting point, with what it changed. */
+export interface CommitChanges {
+  commit: CommitRecord;
+  changes: TreeChange[];
+  /** More paths changed than MAX_CHANGES_PER_COMMIT. */
+  truncated: boolean;
 }

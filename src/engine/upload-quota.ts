@@ -18,7 +18,8 @@
  */
 import { QuotaExceededError } from '../common/errors.js';
 import { formatSize, GiB } from '../common/sizes.js';
-import type { MetadataOps, TenantRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { MetadataOps } from '../stores/metadata-store.js';
+import type { TenantRecord, VolumeRecord } from '../model/records.js';
 
 /** Uncommitted bytes a tenant may have reserved when the operator set no quota. */
 export const DEFAULT_UNCOMMITTED_QUOTA = 16 * GiB;

@@ -16,8 +16,8 @@ import { MemoryBlobStore } from '../stores/memory/memory-blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { openSqliteMetadataStore } from '../stores/sql/sqlite-dialect.js';
 import { createEngine, type Engine } from './engine.js';
-import { decodeTree, EMPTY_TREE } from './tree-codec.js';
-import { TreeReader } from './tree-reader.js';
+import { decodeTree, EMPTY_TREE } from './tree/tree-codec.js';
+import { TreeReader } from './tree/tree-reader.js';
 import type { Actor, Change } from './types.js';
 
 const WIDTH = 6000;

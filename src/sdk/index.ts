@@ -19,7 +19,8 @@ export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchE
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
 export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './file-search.js';
 export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './download.js';
-export { type UploadSource, type UploadOptions, type UploadResult, type SkippedEntry } from './upload.js';
+export { type UploadSource, type UploadOptions, type UploadResult } from './upload.js';
+export type { SkippedEntry } from './local-tree.js';
 export {
   StowageError,
   NotFoundError,

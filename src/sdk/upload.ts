@@ -29,9 +29,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, opendir, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 // tus-js-client is loaded only by resumable uploads: it is a third of every CLI command's start-up time.
 import type { DetailedError as TusDetailedError, Upload as TusUpload, PreviousUpload, UrlStorage } from 'tus-js-client';
@@ -39,12 +39,16 @@ import { InternalError, InvalidArgumentError, UnavailableError, type StowageErro
 import { MAX_COMMIT_CHANGES } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { MiB } from '../common/sizes.js';
-import type { Change } from '../api/wire.js';
+import type { Change, CommitResponse } from '../api/wire.js';
 import { splitNanos } from '../common/times.js';
 import type { ProgressListener } from './commit-writer.js';
 import { errorFromResponse, networkReason } from './http-client.js';
 import { LongPaths } from './long-paths.js';
-import type { Volume } from './volume.js';
+import { localError, walkTree, type SkippedEntry } from './local-tree.js';
+import type { Files } from './files.js';
+import type { Stowage } from './http-client.js';
+// The symlink rule of directory uploads, where its tests and users have always found it.
+export { escapeReason } from './local-tree.js';
 
 /** What `vol.upload` sends: a local path (file or directory) or a stream of bytes. */
 export type UploadSource = string | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
@@ -69,15 +73,6 @@ export interface UploadOptions {
    * several commits: directories, modes and symlinks first, then the files.
    */
   changesPerCommit?: number;
-}
-
-/** A directory entry that was not uploaded, and why. */
-export interface SkippedEntry {
-  /** Path relative to the uploaded directory. */
-  path: string;
-  reason: string;
-  /** The link target, for skipped symlinks. */
-  target?: string;
 }
 
 /** What an upload did. */
@@ -121,11 +116,13 @@ export function stateDirOf(option?: string): string {
   return option ?? (env !== undefined && env !== '' ? env : join(homedir(), '.stowage-client'));
 }
 
-function localError(e: unknown, path: string): StowageError {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return new InvalidArgumentError(`no such local file or directory: ${path}`, { cause: e });
-  if (code === 'EACCES' || code === 'EPERM') return new InvalidArgumentError(`cannot read ${path}: permission denied`, { cause: e });
-  return new InvalidArgumentError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+/** What an upload needs of a volume (a `Volume` is one): named here, so this module does not import volume.ts, which imports it. */
+export interface UploadHost {
+  readonly client: Stowage;
+  readonly name: string;
+  readonly files: Pick<Files, 'write' | 'writeFile' | 'writeMany'>;
+  commitChanges(changes: Change[], options?: { message?: string }): Promise<CommitResponse>;
+  refresh(): Promise<unknown>;
 }
 
 /**
@@ -136,7 +133,7 @@ function localError(e: unknown, path: string): StowageError {
  * const r = await uploadTo(vol, './dataset', '/dataset');
  * console.log(r.commit, r.files, r.skipped);
  */
-export async function uploadTo(vol: Volume, source: UploadSource, remotePath: string | undefined, options: UploadOptions = {}): Promise<UploadResult> {
+export async function uploadTo(vol: UploadHost, source: UploadSource, remotePath: string | undefined, options: UploadOptions = {}): Promise<UploadResult> {
   checkMode(options.mode);
   if (options.limitRate !== undefined && (!Number.isFinite(options.limitRate) || options.limitRate < 1)) throw new InvalidArgumentError('limitRate must be a positive number of bytes per second');
   if (typeof source !== 'string') {
@@ -164,7 +161,7 @@ export async function uploadTo(vol: Volume, source: UploadSource, remotePath: st
   return { kind: 'file', path: remote, commit: r.commit.id, files: 1, directories: 0, symlinks: 0, bytes: r.size, sentBytes: r.uploadedBytes, resumable: false, skipped: [] };
 }
 
-async function uploadStream(vol: Volume, source: AsyncIterable<Uint8Array>, remote: string, options: UploadOptions): Promise<UploadResult> {
+async function uploadStream(vol: UploadHost, source: AsyncIterable<Uint8Array>, remote: string, options: UploadOptions): Promise<UploadResult> {
   const r = await vol.files.write(remote, source, {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
     ...(options.message !== undefined ? { message: options.message } : {}),
@@ -174,160 +171,6 @@ async function uploadStream(vol: Volume, source: AsyncIterable<Uint8Array>, remo
 }
 
 // ---------------------------------------------------------------- directories
-
-/** What a walk of a local tree found (paths relative to its root, "/"-separated). */
-interface LocalTree {
-  files: Array<{ rel: string; abs: string }>;
-  dirs: Array<{ rel: string; mode: number; mtimeNs: bigint }>;
-  links: Array<{ rel: string; target: string }>;
-  skipped: SkippedEntry[];
-}
-
-/**
- * Why a symlink at `rel` (relative to the uploaded root) with `target` may
- * not be stored, or undefined when it stays inside the tree.
- *
- * @example
- * escapeReason('a/link', '../b'); // undefined: resolves to "b"
- * escapeReason('a/link', '../../etc/passwd'); // "points outside the uploaded directory"
- */
-export function escapeReason(rel: string, target: string): string | undefined {
-  if (target === '') return 'empty symlink target';
-  if (target.startsWith('/') || /^[A-Za-z]:[\\/]/.test(target) || target.startsWith('\\')) return 'absolute symlink target';
-  const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
-  if (resolved === '..' || resolved.startsWith('../')) return 'points outside the uploaded directory';
-  // The server refuses these (a name before ".." may be a link that leads to the top, and ".." then climbs out);
-  // skipping the one link is better than failing the whole upload.
-  const parts = target.split('/').filter((x) => x !== '' && x !== '.');
-  if (parts.some((x, i) => x === '..' && parts.slice(0, i).some((y) => y !== '..'))) return 'has ".." after a name (write its target with every ".." first)';
-  return undefined;
-}
-
-/** True when `p` is `root` or below it (both absolute and resolved). */
-function isWithin(root: string, p: string): boolean {
-  const rel = relative(root, p);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}
-
-/**
- * The path a link's text names, from its directory, NOT normalised: "a/../b"
- * must be walked as written, since "a" may itself be a symlink (path
- * normalisation would drop the "a/..").
- */
-function linkPath(dir: string, target: string): string {
-  return target.startsWith('/') ? target : `${dir}/${target}`;
-}
-
-/** Symlinks followed while resolving one path before it counts as a loop (Linux's limit). */
-const MAX_LINK_HOPS = 40;
-
-/**
- * Where a path lands once every symlink on it is followed on this disk, as
- * the kernel would: component by component, a symlink's text replacing it
- * (an absolute one restarting from "/"), ".." going up from where the walk
- * really is. A component that does not exist ends the walk; the rest is
- * joined as text. Done here rather than by realpath(3), which cannot answer
- * for paths past PATH_MAX. Throws ELOOP for a loop of links.
- */
-async function landing(p: string, lp: LongPaths): Promise<string> {
-  const todo = p.split('/').filter((c) => c !== '' && c !== '.');
-  let at: string[] = [];
-  let hops = 0;
-  while (todo.length > 0) {
-    const c = todo.shift()!;
-    if (c === '..') {
-      at.pop();
-      continue;
-    }
-    const next = `/${[...at, c].join('/')}`;
-    let st;
-    try {
-      st = await lstat(lp.short(next));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
-      // Nothing there: the rest is plain text.
-      return resolve(next, ...todo);
-    }
-    if (!st.isSymbolicLink()) {
-      at.push(c);
-      continue;
-    }
-    if (++hops > MAX_LINK_HOPS) throw Object.assign(new Error(`too many levels of symlinks at ${next}`), { code: 'ELOOP' });
-    const target = await readlink(lp.short(next));
-    if (target.startsWith('/')) at = [];
-    todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-  }
-  return `/${at.join('/')}`;
-}
-
-/**
- * Why the symlink at `abs` (`rel` in the tree, pointing at `target`) may not
- * be stored, or undefined: escapeReason on its text, then where it lands for
- * real against the realpath of the uploaded root.
- */
-async function linkEscapeReason(realRoot: string, abs: string, rel: string, target: string, lp: LongPaths): Promise<string | undefined> {
-  const lexical = escapeReason(rel, target);
-  if (lexical) return lexical;
-  let lands: string;
-  try {
-    lands = await landing(linkPath(dirname(abs), target), lp);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ELOOP' ? 'a loop of symlinks' : `cannot resolve it: ${code ?? String(e)}`;
-  }
-  return isWithin(realRoot, lands) ? undefined : `resolves outside the uploaded directory (to ${lands}), through another symlink`;
-}
-
-/** Walks a local tree; `lp` names paths past PATH_MAX relative to open directories (its handles must outlive the reads of the files found). */
-async function walkTree(root: string, lp: LongPaths): Promise<LocalTree> {
-  const tree: LocalTree = { files: [], dirs: [], links: [], skipped: [] };
-  let realRoot: string;
-  try {
-    realRoot = await realpath(root);
-  } catch (e) {
-    throw localError(e, root);
-  }
-  const visit = async (absDir: string, relDir: string): Promise<void> => {
-    let dir;
-    try {
-      dir = await opendir(lp.short(absDir));
-    } catch (e) {
-      throw localError(e, absDir);
-    }
-    // Dirents carry lstat types: a symlink is reported as a symlink, never followed.
-    const subdirs: Array<{ abs: string; rel: string }> = [];
-    for await (const d of dir) {
-      const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
-      const abs = join(absDir, d.name);
-      try {
-        parsePath(`/${rel}`);
-      } catch (e) {
-        tree.skipped.push({ path: rel, reason: `name not allowed in a volume (${e instanceof Error ? e.message : String(e)})` });
-        continue;
-      }
-      if (d.isSymbolicLink()) {
-        const target = await readlink(lp.short(abs));
-        const why = await linkEscapeReason(realRoot, abs, rel, target, lp);
-        if (why) tree.skipped.push({ path: rel, target, reason: why });
-        else tree.links.push({ rel, target });
-      } else if (d.isFile()) {
-        tree.files.push({ rel, abs });
-      } else if (d.isDirectory()) {
-        subdirs.push({ abs, rel });
-      } else {
-        tree.skipped.push({ path: rel, reason: 'not a regular file, directory or symlink' });
-      }
-    }
-    for (const s of subdirs) {
-      const st = await lstat(lp.short(s.abs), { bigint: true });
-      tree.dirs.push({ rel: s.rel, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs });
-      await visit(s.abs, s.rel);
-    }
-  };
-  await visit(root, '');
-  return tree;
-}
 
 /**
  * The setattr giving an uploaded directory its local mode and mtime (to the
@@ -340,7 +183,7 @@ function dirAttributes(path: string, mode: number, mtimeNs: bigint): Change {
   return { op: 'setattr', path, mode, mtime: ms, mtimeNs: ns, atime: ms, atimeNs: ns, ctime: ms, ctimeNs: ns };
 }
 
-async function uploadDirectory(vol: Volume, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
+async function uploadDirectory(vol: UploadHost, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
   const lp = new LongPaths();
   try {
     return await uploadTree(vol, localDir, remote, options, lp);
@@ -349,7 +192,7 @@ async function uploadDirectory(vol: Volume, localDir: string, remote: string, op
   }
 }
 
-async function uploadTree(vol: Volume, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
+async function uploadTree(vol: UploadHost, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
   const rootStat = await lstat(localDir, { bigint: true });
   const tree = await walkTree(localDir, lp);
   const at = (rel: string) => (remote === '/' ? `/${rel}` : `${remote}/${rel}`);
@@ -470,7 +313,7 @@ function tusFailure(err: unknown, url: string, DetailedError: typeof TusDetailed
   return new UnavailableError(`resumable upload to ${url} failed: ${networkReason(cause)}`, { cause: err });
 }
 
-async function uploadResumable(vol: Volume, local: string, remote: string, file: { size: number; mtimeMs: number; mode: number }, options: UploadOptions): Promise<UploadResult> {
+async function uploadResumable(vol: UploadHost, local: string, remote: string, file: { size: number; mtimeMs: number; mode: number }, options: UploadOptions): Promise<UploadResult> {
   const client = vol.client;
   const sha256 = await sha256OfFile(local, file.size, options.onProgress);
   const fingerprint = uploadFingerprint({ url: client.url, volume: vol.name, remotePath: remote, localPath: local, size: file.size, mtimeMs: file.mtimeMs });

@@ -7,7 +7,7 @@
 import type * as wire from '../api/wire.js';
 import type { AttachmentView, CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../stores/metadata-store.js';
+import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 
 const iso = (d: Date): string => d.toISOString();
 const isoOrNull = (d: Date | null): string | null => (d === null ? null : d.toISOString());

@@ -19,17 +19,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { AttachmentId, SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../common/ids.js';
-import type {
-  AttachmentRecord,
-  ChunkRecord,
-  CommitRecord,
-  MetadataStore,
-  SnapshotRecord,
-  TenantRecord,
-  TokenRecord,
-  TreeRecord,
-  VolumeRecord,
-} from './metadata-store.js';
+import type { MetadataStore, TreeRecord } from './metadata-store.js';
+import type { AttachmentRecord, ChunkRecord, CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
 
 /** A store under test and how to get rid of it. */
 export type OpenedMetadataStore = OpenedStore<MetadataStore>;

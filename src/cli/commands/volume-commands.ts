@@ -8,11 +8,11 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { AccessMode, Attachment, Commit, Snapshot, VolumeInfo } from '../../sdk/index.js';
 import { Volume } from '../../sdk/index.js';
+import { ACCESS_MODES } from '../../model/records.js';
 import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printFields, printJson, printLine, printTable, shortId, when } from '../output.js';
 
-const ACCESS_MODES: readonly AccessMode[] = ['RWO', 'ROX', 'RWX'];
 
 function accessModeOf(input: string | undefined): AccessMode | undefined {
   if (input === undefined) return undefined;

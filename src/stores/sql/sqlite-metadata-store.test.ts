@@ -15,7 +15,8 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../../common/ids.js';
 import { runMetadataStoreConformance } from '../metadata-store.conformance.js';
-import type { ChunkRecord, MetadataStore, TenantRecord, VolumeRecord } from '../metadata-store.js';
+import type { MetadataStore } from '../metadata-store.js';
+import type { ChunkRecord, TenantRecord, VolumeRecord } from '../../model/records.js';
 import { metadataMigrations } from './migrations.js';
 import { openSqliteMetadataStore } from './sqlite-dialect.js';
 

@@ -1,9 +1,9 @@
 /**
- * @module engine/tree-codec
+ * @module engine/tree/tree-codec
  * Directory nodes of a commit's Merkle tree and their canonical encoding.
  *
  * A directory is a tree of nodes over its entries sorted by name (see
- * engine/dir-pages for how the entries are cut into pages):
+ * engine/tree/dir-pages for how the entries are cut into pages):
  * - a **leaf** (`{"v":1,"entries":[...]}`, tag "stowage-tree:v1") holds
  *   entries; a small directory is exactly one leaf, byte for byte the node
  *   format of before paging, so trees written then still read and hash equal;
@@ -18,9 +18,9 @@
  * are not encoded, so entries without them keep the bytes of before.
  */
 import { createHash } from 'node:crypto';
-import type { ChunkHash, CommitId, TreeHash, VolumeId } from '../common/ids.js';
-import { InternalError } from '../common/errors.js';
-import type * as wire from '../api/wire.js';
+import type { ChunkHash, CommitId, TreeHash, VolumeId } from '../../common/ids.js';
+import { InternalError } from '../../common/errors.js';
+import type * as wire from '../../api/wire.js';
 
 /**
  * Ownership and times beyond `mtime`, recorded on any entry when a writer

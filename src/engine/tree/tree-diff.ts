@@ -1,5 +1,5 @@
 /**
- * @module engine/tree-diff
+ * @module engine/tree/tree-diff
  * What changed between two trees, path by path: the change feed behind
  * `watch`. Directories whose tree hashes are equal hold equal content and are
  * skipped without being read, so a diff costs the nodes along the changed
@@ -10,16 +10,11 @@
  * or type). A directory that appears or disappears reports itself and every
  * entry below it, so a watcher never has to list what arrived.
  */
-import type { TreeHash } from '../common/ids.js';
+import type { TreeHash } from '../../common/ids.js';
 import { canonicalMeta, compareNames, nodeLevel, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
+import type { TreeChange } from '../types.js';
 
-/** One changed path. */
-export interface TreeChange {
-  path: string;
-  kind: 'added' | 'modified' | 'deleted';
-  type: Entry['type'];
-}
 
 /** Ownership and every time, in canonical form (defaults dropped), for comparison. */
 function attrsKey(e: Entry): string {

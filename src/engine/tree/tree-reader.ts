@@ -1,16 +1,16 @@
 /**
- * @module engine/tree-reader
+ * @module engine/tree/tree-reader
  * Reads trees from the metadata store through a cache of decoded nodes, and
- * resolves paths. A directory may span many nodes (engine/dir-pages); a
+ * resolves paths. A directory may span many nodes (engine/tree/dir-pages); a
  * lookup costs the nodes from a directory's top to the leaf holding the name,
  * per path segment (O(log width)), never a walk of the volume or of a directory.
  */
-import { Pacer } from '../common/concurrency.js';
-import { InternalError, NotFoundError, ConflictError } from '../common/errors.js';
-import type { TreeHash } from '../common/ids.js';
-import { splitPath, type VolumePath } from '../common/paths.js';
-import type { MetadataOps } from '../stores/metadata-store.js';
-import { LruCache } from './lru-cache.js';
+import { Pacer } from '../../common/concurrency.js';
+import { InternalError, NotFoundError, ConflictError } from '../../common/errors.js';
+import type { TreeHash } from '../../common/ids.js';
+import { splitPath, type VolumePath } from '../../common/paths.js';
+import type { MetadataOps } from '../../stores/metadata-store.js';
+import { LruCache } from '../../common/lru-cache.js';
 import { childIndexFor, decodeTree, EMPTY_TREE, entryIndexFrom, nodeTotals, type Entry, type TreeNode } from './tree-codec.js';
 
 export class TreeReader {

@@ -1,12 +1,12 @@
 /**
- * @module engine/tree-editor
+ * @module engine/tree/tree-editor
  * Applies edits to an immutable tree by opening only the directories on the
  * edited paths, then writes new nodes bottom-up for the directories that
  * changed. Untouched subtrees keep their hashes and are shared, so the cost
  * of a commit follows the depth of the paths it edits, not the size of the
  * volume. An open directory is its old top node plus the entries changed in
  * it: nothing of a wide directory is read but the pages that hold the edited
- * names, and flushing rewrites only the pages around them (engine/dir-pages).
+ * names, and flushing rewrites only the pages around them (engine/tree/dir-pages).
  *
  * Invariant: every operation checks before it mutates. An operation that
  * throws (NotFound, Conflict, AlreadyExists, InvalidArgument) leaves the
@@ -14,13 +14,12 @@
  * created on the way (`createParents`) are only created once nothing can
  * fail any more: below a directory just created, nothing exists to clash.
  */
-import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import type { TreeHash } from '../common/ids.js';
-import { isWithin, splitPath, type VolumePath } from '../common/paths.js';
-import type { MetadataOps, TreeRecord } from '../stores/metadata-store.js';
-import { Pacer } from '../common/concurrency.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import type { TreeHash } from '../../common/ids.js';
+import { isWithin, splitPath, type VolumePath } from '../../common/paths.js';
+import type { MetadataOps, TreeRecord } from '../../stores/metadata-store.js';
+import { Pacer } from '../../common/concurrency.js';
 import { compareNames, EMPTY_TREE, entryTimes, type DirEntry, type Entry, type EntryMeta } from './tree-codec.js';
-import type { SetAttrs } from './change-set.js';
 import { DEFAULT_PAGE_RULES, editDir, type PageRules } from './dir-pages.js';
 import type { TreeReader } from './tree-reader.js';
 
@@ -33,6 +32,19 @@ class OpenDir {
   /** Entries added minus entries removed, against `base`. */
   delta = 0;
   constructor(public base: TreeHash) {}
+}
+
+/** What a setattr sets: only the given fields change; `uid`/`gid` null removes the recorded owner. */
+export interface SetAttrs {
+  mode?: number;
+  mtime?: number;
+  mtimeNs?: number;
+  atime?: number;
+  atimeNs?: number;
+  ctime?: number;
+  ctimeNs?: number;
+  uid?: number | null;
+  gid?: number | null;
 }
 
 export interface FlushResult {

@@ -1,5 +1,5 @@
 /**
- * @module engine/keyed-mutex
+ * @module common/keyed-mutex
  * Serialises work per key inside one process. Commits to one volume queue
  * here so a single server does not burn retries on its own compare-and-swap
  * races; across replicas the compare-and-swap of heads is what keeps

@@ -1,5 +1,5 @@
 /**
- * @module engine/dir-pages
+ * @module engine/tree/dir-pages
  * Content-defined paging of directories (a Prolly tree), so a wide directory
  * is many small nodes and a one-entry change rewrites O(log n) of them.
  *
@@ -24,8 +24,8 @@
  * `maxChars`: nodes stay bounded, and an edit then re-cuts the run up to the
  * next natural boundary. That costs time, never memory or correctness.
  */
-import { Pacer } from '../common/concurrency.js';
-import type { TreeHash } from '../common/ids.js';
+import { Pacer } from '../../common/concurrency.js';
+import type { TreeHash } from '../../common/ids.js';
 import {
   canonicalEntry, childIndexFor, EMPTY_TREE, encodeInterior, encodeLeaf, entryJson, nodeLevel, nodeTotals, refJson,
   type ChildRef, type EncodedNode, type Entry, type InteriorNode, type TreeNode,

@@ -1,9 +1,9 @@
 /**
- * @module engine/regex-worker
+ * @module common/regex-worker
  * The worker thread that runs user regexes and globs for search and replace. A regex
  * can backtrack for longer than anyone would wait (/(a+)+$/ on "aaaa…!"), and
  * no JavaScript engine can interrupt a running match; so matching happens
- * here, and engine/regex-runner terminates this thread when the deadline of
+ * here, and common/regex-runner terminates this thread when the deadline of
  * the operation passes. The main thread never runs a user regex.
  *
  * Protocol: workerData is the Patterns (regex and/or glob); each message is

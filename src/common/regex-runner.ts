@@ -1,10 +1,10 @@
 /**
- * @module engine/regex-runner
+ * @module common/regex-runner
  * Runs user patterns under a deadline: regexes over contents, and globs over
  * paths (a glob compiles to a regex, and "*a*a*a…b" backtracks as badly as
  * any). Patterns are checked here (a syntax error is InvalidArgument naming
  * the problem), then every match runs in a worker thread
- * (engine/regex-worker) that is terminated when the deadline passes: a
+ * (common/regex-worker) that is terminated when the deadline passes: a
  * catastrophic pattern costs its caller the time bound, never the server's
  * event loop.
  *
@@ -14,7 +14,7 @@
  */
 import picomatch from 'picomatch';
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
+import { InvalidArgumentError, UnavailableError } from './errors.js';
 
 /** Pattern workers alive at once in one process; more searches are refused (Unavailable) rather than queued past their deadlines. */
 export const MAX_RUNNERS = 16;

@@ -1,5 +1,5 @@
 /**
- * @module engine/lru-cache
+ * @module common/lru-cache
  * A small least-recently-used cache bounded by a cost budget, for decoded
  * immutable tree nodes (safe to share: content-addressed nodes never change).
  */

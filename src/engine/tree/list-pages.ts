@@ -1,5 +1,5 @@
 /**
- * @module engine/list-pages
+ * @module engine/tree/list-pages
  * Pages of a directory listing. The cursor is the last path a page returned;
  * the order is stable (names within a directory; depth-first, parents before
  * children, when recursive), so the next page starts right after the cursor
@@ -7,9 +7,9 @@
  * paged (wide) directory the descent goes straight to the leaf that holds the
  * cursor's name.
  */
-import { InvalidArgumentError } from '../common/errors.js';
-import { splitPath, type VolumePath } from '../common/paths.js';
-import type { TreeHash } from '../common/ids.js';
+import { InvalidArgumentError } from '../../common/errors.js';
+import { splitPath, type VolumePath } from '../../common/paths.js';
+import type { TreeHash } from '../../common/ids.js';
 import { compareNames, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 
