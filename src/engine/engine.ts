@@ -13,7 +13,8 @@
  * moves the head by compare-and-swap, retrying on contention.
  */
 import { chunkSizeFor, LARGE_CHUNK_SIZE, SMALL_CHUNK_SIZE } from '../common/chunking.js';
-import { mapLimit, sleep } from '../common/concurrency.js';
+import { mapLimit } from '../common/concurrency.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import {
   AlreadyExistsError, ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, PreconditionFailedError,
   QuotaExceededError, UnauthenticatedError, UnavailableError,
@@ -59,6 +60,11 @@ const ACCESS_MODES: readonly AccessMode[] = ['RWO', 'ROX', 'RWX'];
 const MAX_CAP = 2 ** 50; // 1 PiB
 const MAX_UPLOAD_BATCH = 10_000;
 const SUMMARY_PATHS = 100;
+
+/** Another commit moved the head between our read and our compare-and-swap: rebuild on the new head. */
+class HeadMoved extends Error {}
+/** Rebuilds after a lost compare-and-swap: jittered (contenders spread out), from 5 ms up to 200 ms; attempts come from EngineDeps.commitAttempts. */
+const HEAD_CAS_RETRY: RetryPolicy = { name: 'head compare-and-swap', attempts: 30, baseDelayMs: 5, maxDelayMs: 200, jitter: 'full', retryable: (e) => e instanceof HeadMoved };
 /** Entries of one page of a listing at most. */
 export const MAX_LIST_LIMIT = 10_000;
 
@@ -427,35 +433,38 @@ export class Engine implements VolumeEngine {
     actor: Actor,
   ): Promise<CommitResult> {
     const tenant = await this.md.getTenant(vol.tenantId);
-    return this.locks.run(vol.id, async () => {
-      for (let attempt = 0; attempt < this.commitAttempts; attempt++) {
-        const current = await this.md.getVolume(vol.id);
-        if (!current) throw new NotFoundError(`volume "${vol.name}" not found (it was deleted)`);
-        const head = await this.md.getCommit(current.head);
-        if (!head) throw new UnavailableError(`head commit of volume "${vol.name}" is missing`);
-        const out = await build(head);
-        if (out.size > current.cap && out.size > head.size) {
-          throw new QuotaExceededError(
-            `volume "${vol.name}" is capped at ${formatSize(current.cap)} (${current.cap} bytes); this change would make it ${formatSize(out.size)} (${out.size} bytes). Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,
-            { details: { cap: current.cap, size: out.size } },
-          );
-        }
-        if (tenant) await checkStorageQuota(this.md, tenant, { volume: vol.name, from: head.size, to: out.size });
-        const now = this.now();
-        await storeTrees(this.md, out.newTrees, now);
-        const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
-        const moved = await this.md.transaction(async (tx) => {
-          if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;
-          await tx.insertCommit(commit);
-          return true;
-        });
-        if (moved) {
-          for (const listener of this.commitListeners) listener(vol.id);
-          return { commit, overwritten: out.overwritten, skipped: out.skipped ?? [] };
-        }
-        await sleep(Math.min(200, 5 * 2 ** attempt) * Math.random());
+    const once = async (): Promise<CommitResult> => {
+      const current = await this.md.getVolume(vol.id);
+      if (!current) throw new NotFoundError(`volume "${vol.name}" not found (it was deleted)`);
+      const head = await this.md.getCommit(current.head);
+      if (!head) throw new UnavailableError(`head commit of volume "${vol.name}" is missing`);
+      const out = await build(head);
+      if (out.size > current.cap && out.size > head.size) {
+        throw new QuotaExceededError(
+          `volume "${vol.name}" is capped at ${formatSize(current.cap)} (${current.cap} bytes); this change would make it ${formatSize(out.size)} (${out.size} bytes). Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,
+          { details: { cap: current.cap, size: out.size } },
+        );
       }
-      throw new UnavailableError(`volume "${vol.name}" is too busy: gave up after ${this.commitAttempts} concurrent-commit retries; try again`);
+      if (tenant) await checkStorageQuota(this.md, tenant, { volume: vol.name, from: head.size, to: out.size });
+      const now = this.now();
+      await storeTrees(this.md, out.newTrees, now);
+      const commit = this.newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
+      const moved = await this.md.transaction(async (tx) => {
+        if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;
+        await tx.insertCommit(commit);
+        return true;
+      });
+      if (!moved) throw new HeadMoved();
+      for (const listener of this.commitListeners) listener(vol.id);
+      return { commit, overwritten: out.overwritten, skipped: out.skipped ?? [] };
+    };
+    return this.locks.run(vol.id, async () => {
+      try {
+        return await retry(HEAD_CAS_RETRY, once, { attempts: this.commitAttempts });
+      } catch (e) {
+        if (!(e instanceof HeadMoved)) throw e;
+        throw new UnavailableError(`volume "${vol.name}" is too busy: gave up after ${this.commitAttempts} concurrent-commit retries; try again`);
+      }
     });
   }
 
