@@ -25,6 +25,7 @@ import { startControlServer, type ControlServer } from './control-server.js';
 import { FuseFs } from './fuse-ops.js';
 import { mountFuse } from './fuse/session.js';
 import type { FuseSession } from './fuse/types.js';
+import { withErrnoMapping } from './fs-error.js';
 import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
 import { OverlayStore } from './overlay-store.js';
@@ -165,7 +166,7 @@ export class MountAgent {
     ];
     try {
       // 1 MiB read-ahead: sequential reads arrive as 1 MiB requests instead of the kernel's default 128 KiB.
-      this.#fuse = await mountFuse(this.config.mountPath, fs.ops, { options, force: true, log: this.log, readahead: 1024 * 1024 });
+      this.#fuse = await mountFuse(this.config.mountPath, withErrnoMapping(fs.ops, this.log), { options, force: true, log: this.log, readahead: 1024 * 1024 });
     } catch (e) {
       throw new UnavailableError(`cannot mount ${this.config.mountPath}: ${(e as Error).message}`, { cause: e });
     }
