@@ -7,6 +7,7 @@
  * ERRNO_OF_CODE, applied to every operation by withErrnoMapping.
  */
 import { constants } from 'node:os';
+import { isPromiseLike } from '../common/concurrency.js';
 import { StowageError, type ErrorCode } from '../common/errors.js';
 
 export type Errno = keyof typeof constants.errno;
@@ -82,8 +83,8 @@ export function withErrnoMapping<O extends object>(ops: O, log: (message: string
     const fn = value as (...args: unknown[]) => unknown;
     out[name] = (...args: unknown[]): unknown => {
       const result = fn.apply(ops, args);
-      if (typeof result !== 'object' || result === null || typeof (result as PromiseLike<unknown>).then !== 'function') return result;
-      return (result as Promise<unknown>).then(undefined, (e: unknown) => {
+      if (!isPromiseLike(result)) return result;
+      return Promise.resolve(result).then(undefined, (e: unknown) => {
         throw toFsError(e, (m) => log(`${name} failed: ${m}`));
       });
     };

@@ -22,8 +22,3 @@ export function interceptMethods<S extends object>(store: S, hook: MethodHook): 
     },
   });
 }
-
-/** True for a promise (or any thenable): what a store method returns unless it streams. */
-export function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}

@@ -16,9 +16,10 @@
  * fresh transaction, as on a serialization conflict: the contract makes
  * `fn` work only through its `tx`).
  */
+import { isPromiseLike } from '../../common/concurrency.js';
 import { isStowageError } from '../../common/errors.js';
 import { retry, type RetryOptions, type RetryPolicy } from '../../common/retry.js';
-import { interceptMethods, isPromiseLike } from './method-proxy.js';
+import { interceptMethods } from './method-proxy.js';
 
 /** Store calls: the store's transient failures, 4 tries, from 50 ms doubling up to 1 s, fully jittered. */
 export const STORE_RETRY: RetryPolicy = { name: 'store call', attempts: 4, baseDelayMs: 50, maxDelayMs: 1_000, jitter: 'full', retryable: (e) => isStowageError(e, 'Unavailable') };
