@@ -31,8 +31,13 @@ const SPLIT_FETCH_AT = 16 * 1024 * 1024;
 const PARTS = 4;
 /** A plan is used until this long before its first signature expires. */
 const PLAN_MARGIN_MS = 60_000;
+/** Errors of the signed GETs themselves (not of asking for the plan): only those can mean a stale signature. */
+const fromSignedGet = new WeakSet<object>();
 /** A signature that expired early (clock skew, a long pause) is refused: plan (sign) again, once, at once. */
-const RESIGN_RETRY: RetryPolicy = { name: 'chunk re-sign', attempts: 2, baseDelayMs: 0, retryable: (e) => isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated') };
+const RESIGN_RETRY: RetryPolicy = {
+  name: 'chunk re-sign', attempts: 2, baseDelayMs: 0,
+  retryable: (e) => (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated')) && fromSignedGet.has(e),
+};
 
 export class HttpRemote implements RemoteSource {
   readonly #plans = new Map<string, { plan: wire.ReadPlan; goodUntil: number }>();
@@ -150,7 +155,10 @@ export class HttpRemote implements RemoteSource {
         const plan = await this.#plan(commit, path, attempt > 1);
         const chunk = plan.chunks[index];
         if (!chunk || chunk.hash !== hash) throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
-        const bytes = await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`);
+        const bytes = await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`).catch((e: unknown) => {
+          if (typeof e === 'object' && e !== null) fromSignedGet.add(e);
+          throw e;
+        });
         this.#held.set(bytes.buffer, size);
         return bytes;
       });
