@@ -41,6 +41,8 @@ type Fault = 'none' | 'fail' | 'stall';
 /** One request the proxy saw. */
 interface Seen {
   method: string;
+  /** The request's path (no query): which object it was for. */
+  path: string;
   presigned: boolean;
   faulted: Fault;
 }
@@ -50,6 +52,8 @@ interface Seen {
  * request `affects` selects is answered 500 InternalError; while 'stall', it
  * is read and never answered, and its connection is dropped after `stallMs`
  * (as a middlebox's idle timeout would). Everything else is forwarded.
+ * `remaining` bounds how many requests are faulted before the proxy heals
+ * by itself (a store that fails briefly, by count rather than by clock).
  */
 async function faultProxy(target: string) {
   const t = new URL(target);
@@ -58,11 +62,14 @@ async function faultProxy(target: string) {
     fault: 'none' as Fault,
     stallMs: 1500,
     affects: (_req: IncomingMessage, _presigned: boolean): boolean => true,
+    remaining: Infinity,
   };
   const server: Server = createServer((req, res) => {
-    const presigned = new URL(req.url ?? '/', 'http://x').searchParams.has('X-Amz-Signature');
+    const url = new URL(req.url ?? '/', 'http://x');
+    const presigned = url.searchParams.has('X-Amz-Signature');
     const faulted = state.fault !== 'none' && state.affects(req, presigned) ? state.fault : 'none';
-    seen.push({ method: req.method ?? '', presigned, faulted });
+    seen.push({ method: req.method ?? '', path: url.pathname, presigned, faulted });
+    if (faulted !== 'none' && --state.remaining <= 0) heal();
     if (faulted === 'fail') {
       req.resume();
       req.on('end', () => {
@@ -79,15 +86,17 @@ async function faultProxy(target: string) {
     }
     forwardTo(t, req, res);
   });
+  function heal(): void {
+    state.fault = 'none';
+    state.affects = () => true;
+    state.remaining = Infinity;
+  }
   const endpoint = await listenOnLoopback(server);
   return {
     endpoint,
     seen,
     state,
-    heal() {
-      state.fault = 'none';
-      state.affects = () => true;
-    },
+    heal,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -205,9 +214,19 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
 
     it('a store that fails only briefly: the retries ride it out', { timeout: 30_000 }, async () => {
       const big = pattern(MiB + 777, 13);
+      // The client's first two signed PUTs fail (500), then the store is well again.
       proxy.state.fault = 'fail';
-      setTimeout(() => proxy.heal(), 250);
+      proxy.state.affects = (req, presigned) => presigned && req.method === 'PUT';
+      proxy.state.remaining = 2;
+      const mark = proxy.seen.length;
       await writeAndReadBack('/big-brief.bin', big);
+      const puts = proxy.seen.slice(mark).filter((s) => s.method === 'PUT' && s.presigned);
+      const faulted = puts.filter((s) => s.faulted === 'fail');
+      assert.equal(faulted.length, 2, 'two signed PUTs were failed');
+      for (const f of faulted) {
+        assert.ok(puts.slice(puts.indexOf(f) + 1).some((s) => s.path === f.path && s.faulted === 'none'), `the failed PUT of ${f.path} was retried and passed`);
+      }
+      assert.equal(proxy.state.fault, 'none', 'the proxy healed after its two faults');
     });
 
     it('stalling on every request: writes fail with Unavailable within a bound, nothing published; after healing they succeed', { timeout: 40_000 }, async () => {

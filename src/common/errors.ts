@@ -1,8 +1,10 @@
 /**
  * @module errors
- * The short list of error codes every layer speaks. Each layer maps codes to
- * its own vocabulary in exactly one table: HTTP statuses (server/error-map.ts),
- * exit statuses (cli/output.ts), and later errno (mount).
+ * The short list of error codes every layer speaks. Each direction has
+ * exactly one table: code -> HTTP status (ERROR_HTTP_STATUS, answered by the
+ * server through server/error-map.ts), HTTP status -> code for answers that
+ * carry no Stowage error body (HTTP_STATUS_ERROR_CODE, read by the SDK),
+ * code -> exit status (cli/output.ts) and code -> errno (mount/fs-error.ts).
  */
 
 /** Every code a Stowage error can carry. */
@@ -41,6 +43,36 @@ export const ERROR_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   Unavailable: 503,
   Internal: 500,
 };
+
+/**
+ * Error code of an HTTP error status that came without a Stowage ErrorBody
+ * (a proxy's page, a blob store's XML, a framework's own answer). Where
+ * ERROR_HTTP_STATUS sends two codes to one status (403, 409, 413) the body
+ * tells them apart; without one the broader code stands. Statuses not
+ * listed: see errorCodeOfStatus.
+ */
+export const HTTP_STATUS_ERROR_CODE: Readonly<Record<number, ErrorCode>> = {
+  400: 'InvalidArgument',
+  401: 'Unauthenticated',
+  403: 'Forbidden',
+  404: 'NotFound',
+  408: 'Unavailable',
+  409: 'Conflict',
+  412: 'PreconditionFailed',
+  413: 'PayloadTooLarge',
+  416: 'InvalidArgument',
+  429: 'Unavailable',
+  500: 'Internal',
+  502: 'Unavailable',
+  503: 'Unavailable',
+  504: 'Unavailable',
+  507: 'InsufficientStorage',
+};
+
+/** The code of an error status by HTTP_STATUS_ERROR_CODE; other 4xx are InvalidArgument, anything else Internal. */
+export function errorCodeOfStatus(status: number): ErrorCode {
+  return HTTP_STATUS_ERROR_CODE[status] ?? (status >= 400 && status < 500 ? 'InvalidArgument' : 'Internal');
+}
 
 export class StowageError extends Error {
   readonly code: ErrorCode;

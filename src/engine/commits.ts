@@ -11,10 +11,11 @@
  * on the new head when another commit won.
  */
 import { LARGE_CHUNK_SIZE } from '../common/chunking.js';
-import { mapLimit, sleep } from '../common/concurrency.js';
+import { mapLimit } from '../common/concurrency.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, QuotaExceededError, UnavailableError } from '../common/errors.js';
 import { ChunkHash, type TreeHash, type VolumeId } from '../common/ids.js';
 import { KeyedMutex } from '../common/keyed-mutex.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import { formatSize } from '../common/sizes.js';
 import { newObjectKey } from '../model/object-keys.js';
 import type { SignedRequest } from '../stores/blob-store.js';
@@ -30,6 +31,11 @@ import { storeTrees, TreeEditor } from './tree/tree-editor.js';
 import { TreeReader } from './tree/tree-reader.js';
 import type { Actor, CommitInput, CommitResult, MissingChunk, SkippedChange } from './types.js';
 import { checkStorageQuota, reserveUploads } from './upload-quota.js';
+
+/** Another commit moved the head between our read and our compare-and-swap: rebuild on the new head. */
+class HeadMoved extends Error {}
+/** Rebuilds after a lost compare-and-swap: jittered (contenders spread out), from 5 ms up to 200 ms; attempts come from the engine's commitAttempts. */
+const HEAD_CAS_RETRY: RetryPolicy = { name: 'head compare-and-swap', attempts: 30, baseDelayMs: 5, maxDelayMs: 200, jitter: 'full', retryable: (e) => e instanceof HeadMoved };
 
 const MAX_UPLOAD_BATCH = 10_000;
 
@@ -178,35 +184,38 @@ export class CommitService {
     actor: Actor,
   ): Promise<CommitResult> {
     const tenant = await this.ctx.md.getTenant(vol.tenantId);
-    return this.locks.run(vol.id, async () => {
-      for (let attempt = 0; attempt < this.ctx.settings.commitAttempts; attempt++) {
-        const current = await this.ctx.md.getVolume(vol.id);
-        if (!current) throw new NotFoundError(`volume "${vol.name}" not found (it was deleted)`);
-        const head = await this.ctx.md.getCommit(current.head);
-        if (!head) throw new UnavailableError(`head commit of volume "${vol.name}" is missing`);
-        const out = await build(head);
-        if (out.size > current.cap && out.size > head.size) {
-          throw new QuotaExceededError(
-            `volume "${vol.name}" is capped at ${formatSize(current.cap)} (${current.cap} bytes); this change would make it ${formatSize(out.size)} (${out.size} bytes). Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,
-            { details: { cap: current.cap, size: out.size } },
-          );
-        }
-        if (tenant) await checkStorageQuota(this.ctx.md, tenant, { volume: vol.name, from: head.size, to: out.size });
-        const now = this.ctx.now();
-        await storeTrees(this.ctx.md, out.newTrees, now);
-        const commit = newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
-        const moved = await this.ctx.md.transaction(async (tx) => {
-          if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;
-          await tx.insertCommit(commit);
-          return true;
-        });
-        if (moved) {
-          for (const listener of this.commitListeners) listener(vol.id);
-          return { commit, overwritten: out.overwritten, skipped: out.skipped ?? [] };
-        }
-        await sleep(Math.min(200, 5 * 2 ** attempt) * Math.random());
+    const once = async (): Promise<CommitResult> => {
+      const current = await this.ctx.md.getVolume(vol.id);
+      if (!current) throw new NotFoundError(`volume "${vol.name}" not found (it was deleted)`);
+      const head = await this.ctx.md.getCommit(current.head);
+      if (!head) throw new UnavailableError(`head commit of volume "${vol.name}" is missing`);
+      const out = await build(head);
+      if (out.size > current.cap && out.size > head.size) {
+        throw new QuotaExceededError(
+          `volume "${vol.name}" is capped at ${formatSize(current.cap)} (${current.cap} bytes); this change would make it ${formatSize(out.size)} (${out.size} bytes). Free space or raise the cap with: stowage volume resize ${vol.name} SIZE`,
+          { details: { cap: current.cap, size: out.size } },
+        );
       }
-      throw new UnavailableError(`volume "${vol.name}" is too busy: gave up after ${this.ctx.settings.commitAttempts} concurrent-commit retries; try again`);
+      if (tenant) await checkStorageQuota(this.ctx.md, tenant, { volume: vol.name, from: head.size, to: out.size });
+      const now = this.ctx.now();
+      await storeTrees(this.ctx.md, out.newTrees, now);
+      const commit = newCommitRecord({ volumeId: vol.id, parent: head.id, seq: head.seq + 1, tree: out.tree, size: out.size, fileCount: out.fileCount, message: out.message, author: actor.name, changed: out.changed, overwritten: out.overwritten, createdAt: now });
+      const moved = await this.ctx.md.transaction(async (tx) => {
+        if (!(await tx.casHead(vol.id, head.id, { head: commit.id, size: out.size, fileCount: out.fileCount, updatedAt: now }))) return false;
+        await tx.insertCommit(commit);
+        return true;
+      });
+      if (!moved) throw new HeadMoved();
+      for (const listener of this.commitListeners) listener(vol.id);
+      return { commit, overwritten: out.overwritten, skipped: out.skipped ?? [] };
+    };
+    return this.locks.run(vol.id, async () => {
+      try {
+        return await retry(HEAD_CAS_RETRY, once, { attempts: this.ctx.settings.commitAttempts });
+      } catch (e) {
+        if (!(e instanceof HeadMoved)) throw e;
+        throw new UnavailableError(`volume "${vol.name}" is too busy: gave up after ${this.ctx.settings.commitAttempts} concurrent-commit retries; try again`);
+      }
     });
   }
 }

@@ -14,7 +14,7 @@ import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as wire from '../api/wire.js';
 import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '../common/errors.js';
-import { sleep } from '../common/concurrency.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import { joinNanos } from '../common/times.js';
 import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
 import { Stowage } from '../sdk/http-client.js';
@@ -25,6 +25,7 @@ import { startControlServer, type ControlServer } from './control-server.js';
 import { FuseFs } from './fuse-ops.js';
 import { mountFuse } from './fuse/session.js';
 import type { FuseSession } from './fuse/types.js';
+import { withErrnoMapping } from './fs-error.js';
 import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
 import { OverlayStore } from './overlay-store.js';
@@ -35,9 +36,8 @@ import { HttpRemote } from './remote.js';
 export const WRITEBACK_QUIET_MS = 2_000;
 /** ...but never later than this after the first uncommitted one. */
 export const WRITEBACK_MAX_DELAY_MS = 10_000;
-/** Attempts of a commit whose server or blob store is unreachable, the first included. */
-const COMMIT_ATTEMPTS = 4;
-const COMMIT_BACKOFF_MS = 500;
+/** A commit whose server or blob store is unreachable: 4 attempts in all, 0.5 s, 1 s, 2 s apart. */
+const COMMIT_RETRY: RetryPolicy = { name: 'mount commit', attempts: 4, baseDelayMs: 500, retryable: (e) => isStowageError(e, 'Unavailable') };
 
 /** Fails at once, with the cause, when this process cannot use FUSE (never a hang, never an empty directory). */
 export function checkFuse(): void {
@@ -166,7 +166,7 @@ export class MountAgent {
     ];
     try {
       // 1 MiB read-ahead: sequential reads arrive as 1 MiB requests instead of the kernel's default 128 KiB.
-      this.#fuse = await mountFuse(this.config.mountPath, fs.ops, { options, force: true, log: this.log, readahead: 1024 * 1024 });
+      this.#fuse = await mountFuse(this.config.mountPath, withErrnoMapping(fs.ops, this.log), { options, force: true, log: this.log, readahead: 1024 * 1024 });
     } catch (e) {
       throw new UnavailableError(`cannot mount ${this.config.mountPath}: ${(e as Error).message}`, { cause: e });
     }
@@ -264,17 +264,15 @@ export class MountAgent {
   }
 
   async #withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (!isStowageError(e, 'Unavailable') || attempt >= COMMIT_ATTEMPTS) {
-          if (isStowageError(e, 'Unavailable')) throw new UnavailableError(`${what} failed after ${attempt} attempts, uncommitted changes kept: ${e.message}`, { cause: e });
-          throw e;
-        }
-        this.log(`${what}: ${(e as Error).message}; retrying`);
-        await sleep(COMMIT_BACKOFF_MS * 2 ** (attempt - 1));
-      }
+    let attempts = 0;
+    try {
+      return await retry(COMMIT_RETRY, (n) => {
+        attempts = n;
+        return fn();
+      }, { onRetry: (e) => this.log(`${what}: ${(e as Error).message}; retrying`) });
+    } catch (e) {
+      if (isStowageError(e, 'Unavailable')) throw new UnavailableError(`${what} failed after ${attempts} attempts, uncommitted changes kept: ${e.message}`, { cause: e });
+      throw e;
     }
   }
 

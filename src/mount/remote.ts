@@ -12,6 +12,7 @@
  */
 import type * as wire from '../api/wire.js';
 import { isStowageError } from '../common/errors.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import type { Stowage } from '../sdk/http-client.js';
 import { getSigned } from '../sdk/transfer.js';
 
@@ -30,6 +31,13 @@ const SPLIT_FETCH_AT = 16 * 1024 * 1024;
 const PARTS = 4;
 /** A plan is used until this long before its first signature expires. */
 const PLAN_MARGIN_MS = 60_000;
+/** Errors of the signed GETs themselves (not of asking for the plan): only those can mean a stale signature. */
+const fromSignedGet = new WeakSet<object>();
+/** A signature that expired early (clock skew, a long pause) is refused: plan (sign) again, once, at once. */
+const RESIGN_RETRY: RetryPolicy = {
+  name: 'chunk re-sign', attempts: 2, baseDelayMs: 0,
+  retryable: (e) => (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated')) && fromSignedGet.has(e),
+};
 
 export class HttpRemote implements RemoteSource {
   readonly #plans = new Map<string, { plan: wire.ReadPlan; goodUntil: number }>();
@@ -143,20 +151,17 @@ export class HttpRemote implements RemoteSource {
   async fetchChunk(commit: string, path: string, index: number, hash: string, size: number): Promise<Uint8Array> {
     await this.#budget.acquire(size);
     try {
-      for (let attempt = 0; ; attempt++) {
-        const plan = await this.#plan(commit, path, attempt > 0);
+      return await retry(RESIGN_RETRY, async (attempt) => {
+        const plan = await this.#plan(commit, path, attempt > 1);
         const chunk = plan.chunks[index];
         if (!chunk || chunk.hash !== hash) throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
-        try {
-          const bytes = await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`);
-          this.#held.set(bytes.buffer, size);
-          return bytes;
-        } catch (e) {
-          // A signature that expired early (clock skew, a long pause): sign again once.
-          if (attempt === 0 && (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated'))) continue;
+        const bytes = await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`).catch((e: unknown) => {
+          if (typeof e === 'object' && e !== null) fromSignedGet.add(e);
           throw e;
-        }
-      }
+        });
+        this.#held.set(bytes.buffer, size);
+        return bytes;
+      });
     } catch (e) {
       this.#budget.release(size);
       throw e;

@@ -28,6 +28,7 @@ import type { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
 import { ConflictError, PreconditionFailedError, isStowageError } from '../common/errors.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import { sha256Hex, type ChunkRef, rechunk } from './chunker.js';
 import type { Stowage } from './http-client.js';
 import { Limiter, putSigned } from './transfer.js';
@@ -250,6 +251,9 @@ function isExpiredUpload(e: unknown): boolean {
   return isStowageError(e, 'PreconditionFailed') && e.details !== undefined && 'missing' in e.details;
 }
 
+/** Uploads that expired before the commit are uploaded (what is missing of them) and the commit posted once more, at once. */
+const REUPLOAD_EXPIRED: RetryPolicy = { name: 'commit with expired uploads', attempts: 2, baseDelayMs: 0, retryable: isExpiredUpload };
+
 /** POST .../commits */
 export async function postCommit(target: CommitTarget, req: wire.CommitRequest): Promise<wire.CommitResponse> {
   const res = await target.client.send<wire.CommitResponse>('POST', volumePath(target, '/commits'), { body: req });
@@ -276,18 +280,15 @@ function commitRequest(changes: wire.Change[], up: { uploads: Array<{ hash: stri
  */
 export async function commitFiles(target: CommitTarget, files: readonly PendingFile[], otherChanges: readonly wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
   const changes = [...files.map(putChange), ...otherChanges];
-  let up = await uploadMissing(target, files, options.onProgress);
-  const stats = { uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, presentChunks: up.presentChunks };
-  let res: wire.CommitResponse;
-  try {
-    res = await postCommit(target, commitRequest(changes, up, options));
-  } catch (e) {
-    if (!isExpiredUpload(e)) throw e;
-    up = await uploadMissing(target, files, options.onProgress);
+  const stats = { uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 };
+  const res = await retry(REUPLOAD_EXPIRED, async (attempt) => {
+    const up = await uploadMissing(target, files, options.onProgress);
     stats.uploadedChunks += up.uploadedChunks;
     stats.uploadedBytes += up.uploadedBytes;
-    res = await postCommit(target, commitRequest(changes, up, options));
-  }
+    // Chunks found present on a second pass are those the first one sent: count the first pass's finding only.
+    if (attempt === 1) stats.presentChunks = up.presentChunks;
+    return postCommit(target, commitRequest(changes, up, options));
+  });
   return { commit: res.commit, overwritten: res.overwritten, skipped: res.skipped ?? [], ...stats };
 }
 

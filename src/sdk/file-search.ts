@@ -8,6 +8,7 @@
 import type * as wire from '../api/wire.js';
 import { errorFromCode, InvalidArgumentError, isStowageError, UnavailableError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import { errorFromResponse, type Stowage } from './http-client.js';
 
 /** Where requests of one volume go. */
@@ -106,6 +107,14 @@ async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEve
   }
 }
 
+/**
+ * Connecting a watch: network failures (fetch's are TypeErrors) and
+ * Unavailable answers (overloaded or restarting servers) are tried again
+ * every `retryDelay` until the watch is aborted; anything else is the
+ * caller's to handle.
+ */
+const WATCH_CONNECT: RetryPolicy = { name: 'watch connect', attempts: Infinity, baseDelayMs: 500, factor: 1, retryable: (e) => e instanceof TypeError || isStowageError(e, 'Unavailable') };
+
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -139,27 +148,22 @@ async function* watchLoop(t: VolumeTarget, options: WatchOptions, signal: AbortS
   let resume = options.since ?? (await t.client.request<wire.Volume>('GET', volumePath(t, ''))).head;
   let partial: { commit: string; index: number } | undefined;
   while (!signal.aborted) {
-    let body: AsyncIterable<Uint8Array>;
+    let res: Response;
     try {
-      const res = await fetch(t.client.urlOf(volumePath(t, '/watch'), { since: resume }), {
-        headers: { ...t.client.authHeaders(), accept: 'text/event-stream', 'last-event-id': resume },
-        signal,
-      });
-      if (!res.ok) {
-        const err = errorFromResponse(res.status, await res.text(), 'watch');
-        // Overloaded or restarting servers are worth another try; anything else is the caller's to handle.
-        if (err.code !== 'Unavailable') throw err;
-        await sleep(retryDelay, signal);
-        continue;
-      }
-      if (!res.body) throw new UnavailableError('watch: the server answered without a body');
-      body = res.body as unknown as AsyncIterable<Uint8Array>;
+      res = await retry({ ...WATCH_CONNECT, baseDelayMs: retryDelay }, async () => {
+        const r = await fetch(t.client.urlOf(volumePath(t, '/watch'), { since: resume }), {
+          headers: { ...t.client.authHeaders(), accept: 'text/event-stream', 'last-event-id': resume },
+          signal,
+        });
+        if (r.ok) return r;
+        throw errorFromResponse(r.status, await r.text(), 'watch');
+      }, { signal });
     } catch (e) {
       if (signal.aborted) return;
-      if (!(e instanceof TypeError)) throw e; // fetch's network failures are TypeErrors
-      await sleep(retryDelay, signal);
-      continue;
+      throw e;
     }
+    if (!res.body) throw new UnavailableError('watch: the server answered without a body');
+    const body = res.body as unknown as AsyncIterable<Uint8Array>;
     try {
       for await (const ev of parseSse(body)) {
         if (ev.event === 'error') {

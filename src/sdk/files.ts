@@ -16,11 +16,17 @@ import { mapLimit } from '../common/concurrency.js';
 import { InternalError, InvalidArgumentError, PreconditionFailedError, isStowageError } from '../common/errors.js';
 import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from './chunker.js';
 import { commitFiles, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
 import { getSigned, type TransferOptions } from './transfer.js';
 import { editFile, iterateEntries, replaceInFiles, searchFiles, watchChanges, type IterateOptions, type ReplaceOptions, type SearchOptions, type WatchOptions } from './file-search.js';
 import { readRange, type ByteRange } from './download.js';
+
+/** A chunk whose bytes do not match its hash: the stored data, or this one transfer, is damaged. */
+class DamagedChunkError extends InternalError {}
+/** A damaged transfer is fetched once more (at once) before the chunk is reported damaged. */
+const REFETCH_DAMAGED: RetryPolicy = { name: 'damaged chunk refetch', attempts: 2, baseDelayMs: 0, retryable: (e) => e instanceof DamagedChunkError };
 
 /** Data a write accepts: text (UTF-8), bytes, or a stream of bytes of unknown length. */
 export type WriteData = string | Uint8Array | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
@@ -242,11 +248,11 @@ export class Files {
 
   /** Fetches one chunk and checks its length and SHA-256 (once more on a mismatch, in case a transfer was damaged). */
   async #fetchChunk(path: string, c: wire.ReadPlan['chunks'][number]): Promise<Buffer> {
-    for (let i = 0; ; i++) {
+    return retry(REFETCH_DAMAGED, async () => {
       const bytes = await getSigned(c.request, this.#transfer(`download of a chunk of ${path}`));
       if (bytes.length === c.size && sha256Hex(bytes) === c.hash) return bytes;
-      if (i >= 1) throw new InternalError(`chunk ${c.hash.slice(0, 12)} of ${path} failed verification (got ${bytes.length} bytes with another hash): the stored data may be damaged`);
-    }
+      throw new DamagedChunkError(`chunk ${c.hash.slice(0, 12)} of ${path} failed verification (got ${bytes.length} bytes with another hash): the stored data may be damaged`);
+    });
   }
 
   /**

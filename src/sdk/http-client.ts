@@ -14,7 +14,7 @@
  * heavy dependency.
  */
 import type * as wire from '../api/wire.js';
-import { errorFromCode, InternalError, InvalidArgumentError, StowageError, UnavailableError, type ErrorCode } from '../common/errors.js';
+import { errorCodeOfStatus, errorFromCode, InternalError, InvalidArgumentError, StowageError, UnavailableError } from '../common/errors.js';
 
 /** Where the server listens when neither an option nor STOWAGE_URL says otherwise. */
 export const DEFAULT_URL = 'http://127.0.0.1:7420';
@@ -35,21 +35,6 @@ export interface RequestOptions {
   body?: unknown;
 }
 
-/** The error class of each code; exhaustive by type, so a new code fails to compile until it has a class. */
-/** The code of an answer that carries no ErrorBody (a proxy's HTML page, an S3 XML error). */
-function codeOfStatus(status: number): ErrorCode {
-  if (status === 400 || status === 416) return 'InvalidArgument';
-  if (status === 401) return 'Unauthenticated';
-  if (status === 403) return 'Forbidden';
-  if (status === 404) return 'NotFound';
-  if (status === 409) return 'Conflict';
-  if (status === 412) return 'PreconditionFailed';
-  if (status === 413) return 'PayloadTooLarge';
-  if (status === 507) return 'InsufficientStorage';
-  if (status === 408 || status === 429 || status === 502 || status === 503 || status === 504) return 'Unavailable';
-  return status >= 400 && status < 500 ? 'InvalidArgument' : 'Internal';
-}
-
 /**
  * Turns an error answer into a StowageError: the ErrorBody's code and message
  * when the body is one, otherwise a code derived from the status.
@@ -66,7 +51,7 @@ export function errorFromResponse(status: number, bodyText: string, what: string
     // Not JSON: fall through to the status.
   }
   const snippet = bodyText.replace(/\s+/g, ' ').trim().slice(0, 200);
-  return errorFromCode(codeOfStatus(status), `${what} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`);
+  return errorFromCode(errorCodeOfStatus(status), `${what} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`);
 }
 
 /** The message of a low-level network failure (fetch hides it in `cause`). */

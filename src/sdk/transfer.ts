@@ -17,7 +17,7 @@ import * as https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { SignedRequest } from '../api/wire.js';
 import { UnavailableError, type StowageError } from '../common/errors.js';
-import { sleep } from '../common/concurrency.js';
+import { retry, type RetryPolicy } from '../common/retry.js';
 import { errorFromResponse, networkReason } from './http-client.js';
 
 /** Attempts per signed request, the first included. */
@@ -143,16 +143,15 @@ function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, 
   });
 }
 
-/** Runs attempts until one succeeds, a failure is permanent, or attempts run out. */
+/** Signed requests: failures that may pass (network, 408, 429, 5xx but 507), from 200 ms doubling, spread by ±25%. */
+const TRANSFER_RETRY: RetryPolicy = { name: 'signed transfer', attempts: TRANSFER_ATTEMPTS, baseDelayMs: FIRST_BACKOFF_MS, jitter: 'spread', retryable: (e) => e instanceof AttemptError && e.retryable };
+
+/** Runs attempts until one succeeds, a failure is permanent, or attempts run out; throws the StowageError of the last. */
 async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (!(e instanceof AttemptError)) throw e;
-      if (!e.retryable || i >= attempts) throw e.error;
-      await sleep(FIRST_BACKOFF_MS * 2 ** (i - 1) * (0.75 + Math.random() / 2));
-    }
+  try {
+    return await retry(TRANSFER_RETRY, fn, { attempts });
+  } catch (e) {
+    throw e instanceof AttemptError ? e.error : e;
   }
 }
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HTTPException } from 'hono/http-exception';
-import { ERROR_CODES, NotFoundError, QuotaExceededError, StowageError } from '../common/errors.js';
+import { ERROR_CODES, HTTP_STATUS_ERROR_CODE, NotFoundError, QuotaExceededError, StowageError } from '../common/errors.js';
 import { HTTP_STATUS, fromHttpException, statusOf, toErrorResponse } from './error-map.js';
 
 const silent = () => undefined;
@@ -55,5 +55,14 @@ describe('error map', () => {
     assert.equal(toErrorResponse(new HTTPException(413), silent).status, 413);
     assert.equal(fromHttpException(new HTTPException(415)).code, 'InvalidArgument');
     assert.equal(fromHttpException(new HTTPException(502)).code, 'Internal');
+  });
+
+  it('reads Hono\'s own 4xx statuses by the one status table, and its 5xx as this server\'s failure', () => {
+    for (const [status, code] of Object.entries(HTTP_STATUS_ERROR_CODE)) {
+      const e = fromHttpException(new HTTPException(Number(status) as 400));
+      assert.equal(e.code, Number(status) >= 500 ? 'Internal' : code, `HTTP ${status}`);
+    }
+    assert.equal(fromHttpException(new HTTPException(401)).message, 'authentication required');
+    assert.equal(fromHttpException(new HTTPException(503)).message, 'internal error');
   });
 });

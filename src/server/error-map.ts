@@ -4,7 +4,9 @@
  * never pick an error status themselves: they throw (or let the engine throw)
  * a StowageError, and the app's error handler answers with
  * `toErrorResponse`. Errors raised by Hono itself (malformed JSON, wrong
- * Content-Type) are first translated to codes by `fromHttpException`.
+ * Content-Type) are first translated to codes by `fromHttpException`, through
+ * the same status -> code table the SDK reads answers with
+ * (common/errors.ts HTTP_STATUS_ERROR_CODE).
  *
  * Anything that is not a StowageError is a bug: the client gets a generic 500
  * and the real error goes to the log, never into the response.
@@ -12,7 +14,7 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { HTTPException } from 'hono/http-exception';
 import type { ErrorBody } from '../api/wire.js';
-import { ERROR_CODES, ERROR_HTTP_STATUS, StowageError, type ErrorCode } from '../common/errors.js';
+import { ERROR_CODES, ERROR_HTTP_STATUS, errorCodeOfStatus, StowageError, type ErrorCode } from '../common/errors.js';
 
 /** HTTP status of every error code (the table lives in common/errors.ts, shared with the mount agent's control socket). */
 export const HTTP_STATUS = ERROR_HTTP_STATUS as Readonly<Record<ErrorCode, ContentfulStatusCode>>;
@@ -43,24 +45,20 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
  * gate) to a StowageError, so that it is answered through the same table.
  */
 export function fromHttpException(e: HTTPException): StowageError {
-  switch (e.status) {
-    case 400:
-      return new StowageError('InvalidArgument', e.message || 'bad request', { cause: e });
-    case 401:
-      return new StowageError('Unauthenticated', e.message || 'authentication required', { cause: e });
-    case 403:
-      return new StowageError('Forbidden', e.message || 'forbidden', { cause: e });
-    case 404:
-      return new StowageError('NotFound', e.message || 'not found', { cause: e });
-    case 413:
-      return new StowageError('PayloadTooLarge', e.message || 'request body too large', { cause: e });
-    case 415:
-      return new StowageError('InvalidArgument', 'unsupported Content-Type: send the body as application/json', { cause: e });
-    default:
-      if (e.status >= 400 && e.status < 500) return new StowageError('InvalidArgument', e.message || 'bad request', { cause: e });
-      return new StowageError('Internal', 'internal error', { cause: e });
-  }
+  if (e.status === 415) return new StowageError('InvalidArgument', 'unsupported Content-Type: send the body as application/json', { cause: e });
+  // A 5xx Hono raises itself is this server failing, never an upstream being unavailable.
+  const code = e.status >= 500 ? 'Internal' : errorCodeOfStatus(e.status);
+  if (code === 'Internal') return new StowageError('Internal', 'internal error', { cause: e });
+  return new StowageError(code, e.message || HONO_DEFAULT_MESSAGE[code] || 'bad request', { cause: e });
 }
+
+/** Messages of Hono exceptions raised without one. */
+const HONO_DEFAULT_MESSAGE: Partial<Record<ErrorCode, string>> = {
+  Unauthenticated: 'authentication required',
+  Forbidden: 'forbidden',
+  NotFound: 'not found',
+  PayloadTooLarge: 'request body too large',
+};
 
 /**
  * The status and body to answer for any thrown value. StowageErrors keep

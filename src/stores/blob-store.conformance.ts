@@ -44,7 +44,8 @@ async function getBytes(store: BlobStore, key: string, range?: { start: number; 
   return readAll(await store.get(key, range));
 }
 
-async function listAll(store: BlobStore, prefix: string): Promise<BlobInfo[]> {
+/** Every entry of a listing (exported for wrapper tests that list through a wrapped store). */
+export async function listAll(store: BlobStore, prefix: string): Promise<BlobInfo[]> {
   const out: BlobInfo[] = [];
   for await (const info of store.list(prefix)) out.push(info);
   return out;

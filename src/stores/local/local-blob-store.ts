@@ -19,6 +19,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/p
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConflictError, InternalError, InvalidArgumentError, NotFoundError, diskFullOr } from '../../common/errors.js';
+import { retry, type RetryPolicy } from '../../common/retry.js';
 import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, resolveRange } from '../blob-store-checks.js';
 import type { UrlSigner } from './url-signer.js';
@@ -32,8 +33,8 @@ export const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
 /** Writes are gathered up to this size: fewer syscalls than one per network chunk, bounded memory per put. */
 const WRITE_BUFFER_BYTES = 256 * 1024;
 
-/** How often put retries when a concurrent delete removes the parent directory it just created. */
-const PUBLISH_ATTEMPTS = 5;
+/** A put whose parent directory a concurrent delete pruned just after it was made: make it again, at once, a few times. */
+const PUBLISH_RETRY: RetryPolicy = { name: 'local blob publish', attempts: 5, baseDelayMs: 0, retryable: (err) => code(err) === 'ENOENT' };
 
 /** Options of a LocalBlobStore. */
 export interface LocalBlobStoreOptions {
@@ -238,20 +239,17 @@ export class LocalBlobStore implements BlobStore {
 
   async #publish(tmp: string, path: string, key: string): Promise<void> {
     const parent = dirname(path);
-    for (let attempt = 1; ; attempt++) {
-      try {
+    try {
+      await retry(PUBLISH_RETRY, async () => {
         await mkdir(parent, { recursive: true });
         await rename(tmp, path);
-        break;
-      } catch (err) {
-        const c = code(err);
-        if (c === 'EEXIST' || c === 'ENOTDIR' || c === 'EISDIR' || c === 'ENOTEMPTY') {
-          throw new ConflictError(`blob key ${JSON.stringify(key)} clashes with another stored key: the local blob store cannot hold both "a" and "a/..."`, { cause: err });
-        }
-        // A concurrent delete pruned the parent we just created: create it again.
-        if (c === 'ENOENT' && attempt < PUBLISH_ATTEMPTS) continue;
-        throw err;
+      });
+    } catch (err) {
+      const c = code(err);
+      if (c === 'EEXIST' || c === 'ENOTDIR' || c === 'EISDIR' || c === 'ENOTEMPTY') {
+        throw new ConflictError(`blob key ${JSON.stringify(key)} clashes with another stored key: the local blob store cannot hold both "a" and "a/..."`, { cause: err });
       }
+      throw err;
     }
     // The rename is durable once its directory is synced; a directory's own
     // entry once its parent is, up to the root. Each chain is synced once per

@@ -18,7 +18,7 @@
  * disk full) become UnavailableError; everything else InternalError. Errors
  * thrown by the function given to `transaction` pass through untouched.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { retry, type RetryPolicy } from '../../common/retry.js';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { AlreadyExistsError, InsufficientStorageError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
 import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
@@ -89,10 +89,12 @@ export interface SqlDialectInfo {
 /** Most runs of one transaction (or autocommit statement) that keeps hitting retryable conflicts. */
 export const MAX_CONFLICT_ATTEMPTS = 10;
 
-/** Milliseconds to wait before run `attempt + 1` after a conflict: exponential with full jitter, capped. */
-function conflictBackoff(attempt: number): number {
-  return Math.random() * Math.min(250, 4 * 2 ** attempt);
-}
+/**
+ * Reruns of a transaction (or autocommit statement) that hit a retryable
+ * conflict: exponential from 8 ms with full jitter, capped at 250 ms, so
+ * contenders spread out. `retryable` is bound per store (the dialect knows).
+ */
+export const SQL_CONFLICT_RETRY: Omit<RetryPolicy, 'retryable'> = { name: 'sql conflict', attempts: MAX_CONFLICT_ATTEMPTS, baseDelayMs: 8, maxDelayMs: 250, jitter: 'full' };
 
 /** Most hashes (or rows) per statement. */
 export const BATCH = 500;
@@ -755,19 +757,19 @@ export class SqlMetadataOps implements MetadataOps {
    * conflict goes up to the transaction wrapper, which reruns the whole body.
    */
   protected async run<T>(action: string, f: () => Promise<T>, uniqueMessage?: string): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+    const once = async (): Promise<T> => {
       if (this.state.closed) throw new UnavailableError('metadata store is closed');
-      try {
-        return await f();
-      } catch (err) {
-        if (!this.db.isTransaction && attempt < MAX_CONFLICT_ATTEMPTS && this.isRetryableConflict(err)) {
-          await sleep(conflictBackoff(attempt));
-          continue;
-        }
-        throw this.translate(err, action, uniqueMessage);
-      }
+      return f();
+    };
+    try {
+      return await (this.db.isTransaction ? once() : retry(this.conflictRetry, once));
+    } catch (err) {
+      throw this.translate(err, action, uniqueMessage);
     }
   }
+
+  /** SQL_CONFLICT_RETRY with this dialect's idea of a retryable conflict. */
+  protected readonly conflictRetry: RetryPolicy = { ...SQL_CONFLICT_RETRY, retryable: (err) => this.isRetryableConflict(err) };
 
   /** True when `err`, or an error in its cause chain, is a conflict the dialect says a rerun cures. */
   protected isRetryableConflict(err: unknown): boolean {
@@ -817,14 +819,7 @@ export class SqlMetadataStore extends SqlMetadataOps implements MetadataStore {
     // (PostgreSQL: serialization failure or deadlock); the whole body runs
     // again, a bounded number of times with jittered backoff. The body must
     // therefore only work through `tx` (which the contract asks anyway).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.transactionOnce(fn);
-      } catch (err) {
-        if (attempt >= MAX_CONFLICT_ATTEMPTS || !this.isRetryableConflict(err)) throw err;
-        await sleep(conflictBackoff(attempt));
-      }
-    }
+    return retry(this.conflictRetry, () => this.transactionOnce(fn));
   }
 
   private async transactionOnce<T>(fn: (tx: MetadataOps) => Promise<T>): Promise<T> {
