@@ -202,8 +202,8 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
   post(s, m);
 }
 
-/* Queues request `op` with its names and `count` numbers (passed as doubles). */
-static void queue_request(fuse_req_t req, const char *op, const char *s1, const char *s2, size_t size, int count, ...) {
+/* Hands request `op` with its names and `count` numbers (passed as doubles) to JS. */
+static void deliver_request(fuse_req_t req, const char *op, const char *s1, const char *s2, size_t size, int count, ...) {
   struct msg *m = begin(req, op, s1, s2);
   if (!m) return;
   m->size = size;
@@ -217,7 +217,7 @@ static void queue_request(fuse_req_t req, const char *op, const char *s1, const 
 #define D(x) ((double)(x))
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  queue_request(req, "lookup", name, NULL, 0, 1, D(parent));
+  deliver_request(req, "lookup", name, NULL, 0, 1, D(parent));
 }
 
 static void forget_one(struct session *s, fuse_ino_t ino, uint64_t nlookup) {
@@ -240,64 +240,64 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  queue_request(req, "getattr", NULL, NULL, 0, 2, D(ino), fh_of(fi));
+  deliver_request(req, "getattr", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set, struct fuse_file_info *fi) {
-  queue_request(req, "setattr", NULL, NULL, 0, 11, D(ino), D(to_set), D(a->st_mode), D(a->st_uid), D(a->st_gid), D(a->st_size),
+  deliver_request(req, "setattr", NULL, NULL, 0, 11, D(ino), D(to_set), D(a->st_mode), D(a->st_uid), D(a->st_gid), D(a->st_size),
        D(a->st_atim.tv_sec), D(a->st_atim.tv_nsec), D(a->st_mtim.tv_sec), D(a->st_mtim.tv_nsec), fh_of(fi));
 }
 
-static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { queue_request(req, "readlink", NULL, NULL, 0, 1, D(ino)); }
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { deliver_request(req, "readlink", NULL, NULL, 0, 1, D(ino)); }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
-  queue_request(req, "mknod", name, NULL, 0, 3, D(parent), D(mode), D(rdev));
+  deliver_request(req, "mknod", name, NULL, 0, 3, D(parent), D(mode), D(rdev));
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
-  queue_request(req, "mkdir", name, NULL, 0, 2, D(parent), D(mode));
+  deliver_request(req, "mkdir", name, NULL, 0, 2, D(parent), D(mode));
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  queue_request(req, "unlink", name, NULL, 0, 1, D(parent));
+  deliver_request(req, "unlink", name, NULL, 0, 1, D(parent));
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  queue_request(req, "rmdir", name, NULL, 0, 1, D(parent));
+  deliver_request(req, "rmdir", name, NULL, 0, 1, D(parent));
 }
 
 static void ll_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
-  queue_request(req, "symlink", target, name, 0, 1, D(parent));
+  deliver_request(req, "symlink", target, name, 0, 1, D(parent));
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
                       unsigned int flags) {
-  queue_request(req, "rename", name, newname, 0, 3, D(parent), D(newparent), D(flags));
+  deliver_request(req, "rename", name, newname, 0, 3, D(parent), D(newparent), D(flags));
 }
 
 static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
-  queue_request(req, "link", newname, NULL, 0, 2, D(ino), D(newparent));
+  deliver_request(req, "link", newname, NULL, 0, 2, D(ino), D(newparent));
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  queue_request(req, "open", NULL, NULL, 0, 2, D(ino), D(fi->flags));
+  deliver_request(req, "open", NULL, NULL, 0, 2, D(ino), D(fi->flags));
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  queue_request(req, "opendir", NULL, NULL, 0, 2, D(ino), D(fi->flags));
+  deliver_request(req, "opendir", NULL, NULL, 0, 2, D(ino), D(fi->flags));
 }
 
 /* read, readdir, readdirplus keep the kernel's size for the reply. */
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  queue_request(req, "read", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
+  deliver_request(req, "read", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  queue_request(req, "readdir", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
+  deliver_request(req, "readdir", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  queue_request(req, "readdirplus", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
+  deliver_request(req, "readdirplus", NULL, NULL, size, 4, D(ino), D(size), D(off), fh_of(fi));
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -319,37 +319,37 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  queue_request(req, "flush", NULL, NULL, 0, 2, D(ino), fh_of(fi));
+  deliver_request(req, "flush", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  queue_request(req, "release", NULL, NULL, 0, 3, D(ino), fh_of(fi), D(fi->flags));
+  deliver_request(req, "release", NULL, NULL, 0, 3, D(ino), fh_of(fi), D(fi->flags));
 }
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  queue_request(req, "releasedir", NULL, NULL, 0, 2, D(ino), fh_of(fi));
+  deliver_request(req, "releasedir", NULL, NULL, 0, 2, D(ino), fh_of(fi));
 }
 
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  queue_request(req, "fsync", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
+  deliver_request(req, "fsync", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
 }
 
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  queue_request(req, "fsyncdir", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
+  deliver_request(req, "fsyncdir", NULL, NULL, 0, 3, D(ino), D(datasync), fh_of(fi));
 }
 
-static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { queue_request(req, "statfs", NULL, NULL, 0, 1, D(ino)); }
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { deliver_request(req, "statfs", NULL, NULL, 0, 1, D(ino)); }
 
 static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  queue_request(req, "access", NULL, NULL, 0, 2, D(ino), D(mask));
+  deliver_request(req, "access", NULL, NULL, 0, 2, D(ino), D(mask));
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
-  queue_request(req, "create", name, NULL, 0, 3, D(parent), D(mode), D(fi->flags));
+  deliver_request(req, "create", name, NULL, 0, 3, D(parent), D(mode), D(fi->flags));
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
-  queue_request(req, "fallocate", NULL, NULL, 0, 5, D(ino), D(mode), D(offset), D(length), fh_of(fi));
+  deliver_request(req, "fallocate", NULL, NULL, 0, 5, D(ino), D(mode), D(offset), D(length), fh_of(fi));
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {
