@@ -18,7 +18,7 @@ import { retry, type RetryPolicy } from '../common/retry.js';
 import { joinNanos } from '../common/times.js';
 import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
 import { Stowage } from '../sdk/http-client.js';
-import { postCommit, uploadMissing } from '../sdk/commit-writer.js';
+import { commitChanges } from '../sdk/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
 import { buildCommit } from './commit-builder.js';
 import { startControlServer, type ControlServer } from './control-server.js';
@@ -212,27 +212,17 @@ export class MountAgent {
       const built = await buildCommit(this.#view, this.overlay.journal());
       if (built.changes.length === 0) return { commit: null, changes: 0, uploadedChunks: 0, uploadedBytes: 0, overwritten: [], skipped: [] };
       const target = { client: this.#client, name: this.config.volume };
-      const { up, res } = await this.#withRetries('commit', async () => {
-        let up = await uploadMissing(target, built.files);
-        const request = (): wire.CommitRequest => ({ base: this.#base, changes: built.changes, message: message ?? `mount ${this.config.host}:${this.config.mountPath}`, bestEffort: true, ...(up.uploads.length ? { uploads: up.uploads } : {}), ...(up.packs.length ? { packs: up.packs } : {}) });
-        try {
-          return { up, res: await postCommit(target, request()) };
-        } catch (e) {
-          // Uploads that expired while the commit was queued: upload once more.
-          if (!(isStowageError(e, 'PreconditionFailed') && e.details && 'missing' in e.details)) throw e;
-          up = await uploadMissing(target, built.files);
-          return { up, res: await postCommit(target, request()) };
-        }
-      });
+      const options = { base: this.#base, message: message ?? `mount ${this.config.host}:${this.config.mountPath}`, bestEffort: true };
+      const res = await this.#withRetries('commit', () => commitChanges(target, built.files, built.changes, options));
       this.#view.closeAll();
       this.overlay.reset(res.commit.id, this.#fs?.openDataIds());
       this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
       // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
-      this.#swapView(res.commit.id, res.commit.parent === this.#base && (res.skipped ?? []).length === 0);
+      this.#swapView(res.commit.id, res.commit.parent === this.#base && res.skipped.length === 0);
       this.#firstUncommitted = 0;
-      this.#overwrites.recorded(res.commit, built.changes, res.skipped ?? []);
-      this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${up.uploadedChunks} chunks uploaded`);
-      return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped ?? [] };
+      this.#overwrites.recorded(res.commit, built.changes, res.skipped);
+      this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${res.uploadedChunks} chunks uploaded`);
+      return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: res.uploadedChunks, uploadedBytes: res.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped };
     }));
   }
 

@@ -27,7 +27,7 @@
 import type { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
-import { ConflictError, PreconditionFailedError, isStowageError } from '../common/errors.js';
+import { ConflictError, PreconditionFailedError, isStowageError, type StowageError } from '../common/errors.js';
 import { retry, type RetryPolicy } from '../common/retry.js';
 import { sha256Hex, type ChunkRef, rechunk } from './chunker.js';
 import type { Stowage } from './http-client.js';
@@ -246,8 +246,8 @@ async function settleAll(jobs: Array<Promise<unknown>>): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** True for the server's "some uploads expired before the commit" answer. */
-function isExpiredUpload(e: unknown): boolean {
+/** True for the server's "some uploads expired before the commit" answer (the one place it is recognised). */
+export function isExpiredUpload(e: unknown): e is StowageError {
   return isStowageError(e, 'PreconditionFailed') && e.details !== undefined && 'missing' in e.details;
 }
 
@@ -278,8 +278,18 @@ function commitRequest(changes: wire.Change[], up: { uploads: Array<{ hash: stri
  * @example
  * const out = await commitFiles({ client, name: 'data' }, [pending], [], { message: 'put /a' });
  */
-export async function commitFiles(target: CommitTarget, files: readonly PendingFile[], otherChanges: readonly wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
-  const changes = [...files.map(putChange), ...otherChanges];
+export function commitFiles(target: CommitTarget, files: readonly PendingFile[], otherChanges: readonly wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
+  return commitChanges(target, files, [...files.map(putChange), ...otherChanges], options);
+}
+
+/**
+ * Publishes `changes`, in their order, as one commit; `files` are the pending
+ * files their puts name. The client's one upload -> post -> re-upload loop:
+ * what is missing of the files is uploaded, the commit posted, and both done
+ * once more if uploads expired meanwhile (a mount's ordered journal and a
+ * write's single put both go through here).
+ */
+export async function commitChanges(target: CommitTarget, files: readonly PendingFile[], changes: wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
   const stats = { uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 };
   const res = await retry(REUPLOAD_EXPIRED, async (attempt) => {
     const up = await uploadMissing(target, files, options.onProgress);

@@ -18,7 +18,7 @@ import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { retry, type RetryPolicy } from '../common/retry.js';
 import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from './chunker.js';
-import { commitFiles, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
+import { commitFiles, isExpiredUpload, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
 import { getSigned, type TransferOptions } from './transfer.js';
 import { editFile, iterateEntries, replaceInFiles, searchFiles, watchChanges, type IterateOptions, type ReplaceOptions, type SearchOptions, type WatchOptions } from './file-search.js';
 import { readRange, type ByteRange } from './download.js';
@@ -184,7 +184,7 @@ export class Files {
     try {
       res = await postCommit(this.#host, req);
     } catch (e) {
-      if (isStowageError(e, 'PreconditionFailed') && e.details && 'missing' in e.details) {
+      if (isExpiredUpload(e)) {
         throw new PreconditionFailedError(`uploaded chunks of ${p} expired before the commit, and a stream cannot be read twice: write the stream again`, { cause: e, details: e.details });
       }
       throw e;
