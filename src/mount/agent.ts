@@ -93,7 +93,7 @@ export class MountAgent {
       agent.#control = await startControlServer(stateDir, agent);
       agent.#scheduleRenew(5_000);
       // Changes replayed after a crash are as uncommitted as new ones: writeback commits them without waiting for a write.
-      if (agent.overlay.journal().length > 0) agent.#changed();
+      if (agent.overlay.journalLength() > 0) agent.#changed();
     } catch (e) {
       await agent.#teardown();
       throw e;

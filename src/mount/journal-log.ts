@@ -38,24 +38,26 @@ function parseLine(text: string): unknown {
   }
 }
 
-/** The valid records of a log's text after its header, and the byte length they end at. */
-function scan(text: string, epoch: string): { records: unknown[]; end: number } | undefined {
+/**
+ * A log's text split into its header (undefined when torn) and the records
+ * after it up to the first invalid line; `end` is the byte length they end
+ * at, `whole` whether nothing invalid followed.
+ */
+function parse(text: string): { header: unknown; records: unknown[]; end: number; whole: boolean } {
   let at = text.indexOf('\n');
-  if (at < 0) return undefined;
-  const header = parseLine(text.slice(0, at)) as { epoch?: unknown } | undefined;
-  if (header?.epoch !== epoch) return undefined;
+  if (at < 0) return { header: undefined, records: [], end: 0, whole: text === '' };
+  const header = parseLine(text.slice(0, at));
   const records: unknown[] = [];
   let end = Buffer.byteLength(text.slice(0, at + 1));
-  for (let from = at + 1; ; from = at + 1) {
+  for (let from = at + 1; from < text.length; from = at + 1) {
     at = text.indexOf('\n', from);
-    if (at < 0) break;
-    const piece = text.slice(from, at);
-    const value = parseLine(piece);
-    if (value === undefined) break;
+    const piece = at < 0 ? undefined : text.slice(from, at);
+    const value = piece === undefined ? undefined : parseLine(piece);
+    if (value === undefined) return { header, records, end, whole: false };
     records.push(value);
-    end += Buffer.byteLength(piece) + 1;
+    end += Buffer.byteLength(piece!) + 1;
   }
-  return { records, end };
+  return { header, records, end, whole: true };
 }
 
 export class JournalLog<T> {
@@ -76,8 +78,8 @@ export class JournalLog<T> {
   static open<T>(path: string, epoch: string): JournalLog<T> {
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
     try {
-      const found = scan(readFileSync(fd, 'utf8'), epoch);
-      if (found) {
+      const found = parse(readFileSync(fd, 'utf8'));
+      if ((found.header as { epoch?: unknown } | undefined)?.epoch === epoch) {
         ftruncateSync(fd, found.end);
         return new JournalLog<T>(path, fd, found.records.length);
       }
@@ -104,16 +106,9 @@ export class JournalLog<T> {
 
   /** The records, oldest first (read from the file: the log keeps none in memory). */
   records(): T[] {
-    const text = readFileSync(this.#path, 'utf8');
-    const at = text.indexOf('\n');
-    const out: T[] = [];
-    for (const piece of text.slice(at + 1).split('\n')) {
-      if (piece === '') continue;
-      const value = parseLine(piece);
-      if (value === undefined) throw new Error(`${this.#path}: a record is corrupt (the file changed under the agent)`);
-      out.push(value as T);
-    }
-    return out;
+    const { records, whole } = parse(readFileSync(this.#path, 'utf8'));
+    if (!whole) throw new Error(`${this.#path}: a record is corrupt (the file changed under the agent)`);
+    return records as T[];
   }
 
   /** Empties the log and starts epoch `epoch`. */
