@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MiB } from '../src/common/sizes.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
 
 /** The compiled CLI entry point. */
 export const cliMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');

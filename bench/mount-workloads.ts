@@ -26,7 +26,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { cliMain, run, startServerProcess, stopServer, type RunResult, type ServerProcess } from './bench-server.js';
 
 /** The repository this script was built from (dist/bench -> ../..). */

@@ -20,9 +20,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { formatSize, GiB, KiB, MiB } from '../src/common/sizes.js';
-import { MountHandle, Stowage, Volume, type MountCommitResult, type MountStatus, type wire } from '../src/sdk/index.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { formatSize, GiB, KiB, MiB } from '@stowage/sdk/common/sizes.js';
+import { MountHandle, Stowage, Volume, type MountCommitResult, type MountStatus, type wire } from '@stowage/sdk';
 import { cliMain, randomFile, run, startServerProcess, stopServer, type RunResult, type ServerProcess } from './bench-server.js';
 import { formatWorkloads, machineNote, workloadBenchmarks, type WorkloadRow } from './mount-workloads.js';
 

@@ -14,9 +14,9 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { formatSize, GiB, MiB } from '../src/common/sizes.js';
-import { Stowage, Volume, type Change } from '../src/sdk/index.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { formatSize, GiB, MiB } from '@stowage/sdk/common/sizes.js';
+import { Stowage, Volume, type Change } from '@stowage/sdk';
 import { peakRss, randomFile, startServerProcess, stopServer } from './bench-server.js';
 import { wideDirBenchmarks } from './wide-dir.js';
 

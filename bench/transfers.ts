@@ -18,7 +18,7 @@ import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatSize, GiB, KiB, MiB } from '../src/common/sizes.js';
+import { formatSize, GiB, KiB, MiB } from '@stowage/sdk/common/sizes.js';
 import { cliMain, peakRss, randomFile, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
 
 const quick = process.argv.includes('--quick');

@@ -16,10 +16,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { MAX_COMMIT_CHANGES } from '../src/common/limits.js';
-import { formatSize } from '../src/common/sizes.js';
-import { Stowage, Volume, type Change } from '../src/sdk/index.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { MAX_COMMIT_CHANGES } from '@stowage/sdk/common/limits.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
+import { Stowage, Volume, type Change } from '@stowage/sdk';
 import { peakRss, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
 
 /** Receives one result row. */

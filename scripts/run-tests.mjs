@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/**/*.test.js) with Node's own test
-// runner. Unit tests sit beside the code (src/**/x.test.ts); end-to-end tests
-// live in test/. Pass paths or substrings to run a subset:
+// Runs every compiled test file (dist/**/*.test.js and each workspace
+// package's packages/*/dist/**/*.test.js) with Node's own test runner. Unit
+// tests sit beside the code (src/**/x.test.ts); end-to-end tests live in test/.
+// Pass paths or substrings to run a subset:
 //   node scripts/run-tests.mjs engine   # only files whose path contains "engine"
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,9 +18,12 @@ function walk(dir, out = []) {
 }
 
 const filters = process.argv.slice(2);
-const files = walk('dist').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+const packages = readdirSync('packages').map((name) => join('packages', name, 'dist'));
+const files = ['dist', ...packages]
+  .flatMap((dir) => walk(dir))
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
 if (files.length === 0) {
-  console.error('no test files found under dist/ (did the build run?)');
+  console.error('no test files found under dist/ or packages/*/dist/ (did the build run?)');
   process.exit(1);
 }
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });

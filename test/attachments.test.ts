@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import type * as wire from '../src/api/wire.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /** Lease of the second server, short enough to watch it run out. */

@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type * as wire from '../src/api/wire.js';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let srv: TestServer;

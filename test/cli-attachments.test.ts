@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as wire from '../src/api/wire.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { cliEnv, spawnCli, type CliResult } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 

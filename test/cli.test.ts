@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MiB } from '../src/common/sizes.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { CLI_MAIN, cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
 

@@ -6,8 +6,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const CLIENTS = 8;

@@ -15,10 +15,10 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BLOBS_DIR } from '../src/common/data-dir.js';
-import type { TreeHash } from '../src/common/ids.js';
-import { MiB } from '../src/common/sizes.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
 import { openSqliteMetadataStore } from '../src/stores/sql/sqlite-dialect.js';
-import { Stowage, Volume, isStowageError } from '../src/sdk/index.js';
+import { Stowage, Volume, isStowageError } from '@stowage/sdk';
 import { startServer, UPLOADS_DIR, type RunningServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli } from './helpers/cli.js';
 

@@ -18,8 +18,8 @@ import { createGunzip } from 'node:zlib';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extract, pack as tarPack } from 'tar-stream';
-import { Stowage, Volume } from '../src/sdk/index.js';
-import { LongPaths } from '../src/sdk/long-paths.js';
+import { Stowage, Volume } from '@stowage/sdk';
+import { LongPaths } from '@stowage/sdk/client/long-paths.js';
 import { CLI_MAIN, cliEnv, pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -424,7 +424,7 @@ describe('special mode bits', () => {
     await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
     try {
       const evilClient = new Stowage({ url: `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`, token: 'x' });
-      const { downloadTo } = await import('../src/sdk/download.js');
+      const { downloadTo } = await import('@stowage/sdk/client/download.js');
       const dir = join(work, fresh('hostile'));
       await downloadTo({ client: evilClient, name: 'v' }, '/d', dir);
       assert.equal((await stat(join(dir, 'sub', 'evil'))).mode & 0o7777, 0o777);

@@ -12,10 +12,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as wire from '../src/api/wire.js';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { commitFiles, type PendingFile } from '../src/sdk/commit-writer.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { commitFiles, type PendingFile } from '@stowage/sdk/client/commit-writer.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { cliEnv, spawnCli } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 

@@ -13,9 +13,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isStowageError } from '../src/common/errors.js';
-import { MiB } from '../src/common/sizes.js';
-import { Stowage, Volume, type wire } from '../src/sdk/index.js';
+import { isStowageError } from '@stowage/sdk/common/errors.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
+import { Stowage, Volume, type wire } from '@stowage/sdk';
 import { cliEnv, spawnCli, type CliResult } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 

@@ -13,9 +13,9 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MountStatus } from '../src/common/mount-state.js';
-import { MountHandle } from '../src/sdk/mount-control.js';
-import { Volume } from '../src/sdk/index.js';
+import type { MountStatus } from '@stowage/sdk/common/mount-state.js';
+import { MountHandle } from '@stowage/sdk/client/mount-control.js';
+import { Volume } from '@stowage/sdk';
 import { CLI_MAIN } from './helpers/cli.js';
 import { alive, cliOk, mountTestbed, sh } from './helpers/mount.js';
 

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { CLI_MAIN, cliEnv } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 

@@ -6,8 +6,8 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MountReloadResult, MountStatus } from '../src/common/mount-state.js';
-import { Volume } from '../src/sdk/index.js';
+import type { MountReloadResult, MountStatus } from '@stowage/sdk/common/mount-state.js';
+import { Volume } from '@stowage/sdk';
 import { cliOk, mountTestbed, shOk } from './helpers/mount.js';
 
 const bed = mountTestbed('ow');

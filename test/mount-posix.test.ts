@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Volume } from '../src/sdk/index.js';
+import { Volume } from '@stowage/sdk';
 import { mountTestbed, sh, shOk } from './helpers/mount.js';
 
 const bed = mountTestbed('mount-posix');

@@ -10,8 +10,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { MiB } from '../src/common/sizes.js';
-import { Volume } from '../src/sdk/index.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
+import { Volume } from '@stowage/sdk';
 import { pattern } from './helpers/cli.js';
 import { mountTestbed, cliOk, isMounted, sha256Of, shOk } from './helpers/mount.js';
 

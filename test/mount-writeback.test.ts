@@ -7,7 +7,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Volume } from '../src/sdk/index.js';
+import { Volume } from '@stowage/sdk';
 import { alive, mountTestbed, shOk } from './helpers/mount.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Volume } from '../src/sdk/index.js';
+import { Volume } from '@stowage/sdk';
 import { mountTestbed } from './helpers/mount.js';
 import { applyReferencePlans, formatSideBySide, PJDFSTEST_DIRS, runPjdfstest, type DirResult, type RunOptions } from './helpers/pjdfstest.js';
 import { testTools, type TestTools } from './helpers/test-tools.js';

@@ -5,8 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { SMALL_CHUNK_SIZE } from '../src/common/chunking.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { MAX_WATCHES_PER_TENANT } from '../src/server/routes/search-routes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 

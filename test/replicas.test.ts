@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli } from './helpers/cli.js';
 import { createBucket, deleteBucket, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';

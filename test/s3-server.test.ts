@@ -18,7 +18,7 @@ import { METADATA_FILE } from '../src/common/data-dir.js';
 import { createEngine } from '../src/engine/engine.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { openBlobStore, openMetadataStore } from '../src/stores/registry.js';
-import { Stowage, Volume } from '../src/sdk/index.js';
+import { Stowage, Volume } from '@stowage/sdk';
 import { runOwnershipAttack } from './helpers/ownership.js';
 import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, motoClient, startMoto, type Moto } from './helpers/moto.js';
 

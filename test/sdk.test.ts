@@ -22,8 +22,8 @@ import {
   UnauthenticatedError,
   UnavailableError,
   Volume,
-} from '../src/sdk/index.js';
-import { MiB } from '../src/common/sizes.js';
+} from '@stowage/sdk';
+import { MiB } from '@stowage/sdk/common/sizes.js';
 import { pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 

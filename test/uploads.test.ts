@@ -15,9 +15,9 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { MiB } from '../src/common/sizes.js';
-import { Stowage, Volume, isStowageError } from '../src/sdk/index.js';
-import { escapeReason } from '../src/sdk/upload.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
+import { Stowage, Volume, isStowageError } from '@stowage/sdk';
+import { escapeReason } from '@stowage/sdk/client/upload.js';
 import { parseTusMetadata } from '../src/server/routes/uploads-routes.js';
 import { startServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';

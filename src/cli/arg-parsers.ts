@@ -9,8 +9,8 @@
  * - a *mode* in octal (`644`, `0755`, `0o600`);
  * - a *count* (a whole positive number) and a *port*.
  */
-import { InvalidArgumentError } from '../common/errors.js';
-import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { parsePath, parseVolumeName, type VolumePath } from '@stowage/sdk/common/paths.js';
 
 /** A path inside a volume, as named on the command line. */
 export interface Target {

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../common/data-dir.js';
-import { Stowage } from '../sdk/http-client.js';
+import { Stowage } from '@stowage/sdk/client/http-client.js';
 
 
 /** Options every command accepts. */

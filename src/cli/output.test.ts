@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { CommanderError } from 'commander';
-import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
-import { errorFromCode } from '../common/errors.js';
+import { ERROR_CODES, StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
+import { errorFromCode } from '@stowage/sdk/common/errors.js';
 import { EXIT_TABLE, errorMessageOf, escapeControl, exitStatusOf, formatTable, reportError, safeJson } from './output.js';
 
 const EXPECTED: Record<ErrorCode, number> = {

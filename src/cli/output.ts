@@ -13,8 +13,8 @@
  * an output line. JSON output escapes the same characters as \uXXXX.
  */
 import { CommanderError } from 'commander';
-import { ERROR_CODES, StowageError, type ErrorCode } from '../common/errors.js';
-import { formatSize } from '../common/sizes.js';
+import { ERROR_CODES, StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
 
 /** Exit status of a success. */
 export const EXIT_OK = 0;

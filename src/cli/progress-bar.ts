@@ -7,8 +7,8 @@
  * and rate without a percentage.
  */
 import cliProgress from 'cli-progress';
-import { formatSize } from '../common/sizes.js';
-import type { ProgressEvent, ProgressListener } from '../sdk/index.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
+import type { ProgressEvent, ProgressListener } from '@stowage/sdk';
 
 /** How long a transfer runs before its bar appears. */
 const SHOW_AFTER_MS = 1000;

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { isStowageError } from './errors.js';
+import { isStowageError } from '@stowage/sdk/common/errors.js';
 import { checkRegex, compileGlob, MAX_RUNNERS, RegexRunner, RegexTimeout } from './regex-runner.js';
 
 describe('RegexRunner', () => {

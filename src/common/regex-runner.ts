@@ -14,7 +14,7 @@
  */
 import picomatch from 'picomatch';
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, UnavailableError } from './errors.js';
+import { InvalidArgumentError, UnavailableError } from '@stowage/sdk/common/errors.js';
 
 /** Pattern workers alive at once in one process; more searches are refused (Unavailable) rather than queued past their deadlines. */
 export const MAX_RUNNERS = 16;

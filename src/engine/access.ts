@@ -7,10 +7,10 @@
  * volume an actor names, if the actor may see it (NotFound otherwise, so
  * names do not leak; engine/authority decides the actions).
  */
-import { ForbiddenError, InvalidArgumentError, NotFoundError, UnauthenticatedError } from '../common/errors.js';
-import { TenantId, TokenId, VolumeId, type AttachmentId } from '../common/ids.js';
-import { parseVolumeName } from '../common/paths.js';
-import type { TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
+import { ForbiddenError, InvalidArgumentError, NotFoundError, UnauthenticatedError } from '@stowage/sdk/common/errors.js';
+import { TenantId, TokenId, VolumeId, type AttachmentId } from '@stowage/sdk/common/ids.js';
+import { parseVolumeName } from '@stowage/sdk/common/paths.js';
+import type { TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import { authorize } from './authority.js';
 import type { EngineContext } from './context.js';
 import { mintToken, parseBearer, secretMatches } from './tokens.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { extract } from 'tar-stream';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { ForbiddenError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
+import { ForbiddenError, InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { MemoryBlobStore } from '../stores/memory/memory-blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { openSqliteMetadataStore } from '../stores/sql/sqlite-dialect.js';

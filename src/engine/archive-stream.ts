@@ -25,8 +25,8 @@ import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 
 /** A tar entry header as pack.entry takes it. */
 type Headers = Partial<Header> & Pick<Header, 'name'>;
-import { InvalidArgumentError } from '../common/errors.js';
-import { parsePath } from '../common/paths.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { parsePath } from '@stowage/sdk/common/paths.js';
 import type { Actor, FileInfo, VolumeEngine } from './types.js';
 
 /** Archive formats the server can stream. */

@@ -17,11 +17,11 @@
  *   Refusals are returned out of the transaction rather than thrown in it, so
  *   the lease-expiry marks written on the way are kept.
  */
-import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, ReadOnlyError } from '../common/errors.js';
-import { AttachmentId, type TenantId, type TokenId, type VolumeId } from '../common/ids.js';
+import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, ReadOnlyError } from '@stowage/sdk/common/errors.js';
+import { AttachmentId, type TenantId, type TokenId, type VolumeId } from '@stowage/sdk/common/ids.js';
 import { authorize, tokenKind } from './authority.js';
 import type { MetadataOps, MetadataStore } from '../stores/metadata-store.js';
-import type { AttachmentRecord, TokenRecord, VolumeRecord } from '../model/records.js';
+import type { AttachmentRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import type { Actor, AttachmentView, AttachRequest, AttachResult, ReleaseRequest } from './types.js';
 
 /** Default lease of a mounted attachment (and its token), in ms; the agent renews well before. */

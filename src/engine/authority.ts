@@ -15,7 +15,7 @@
  * A token's expiry and revocation (and its parent's) are checked before any
  * of this, when the bearer is authenticated.
  */
-import { ForbiddenError, ReadOnlyError } from '../common/errors.js';
+import { ForbiddenError, ReadOnlyError } from '@stowage/sdk/common/errors.js';
 import type { Actor } from './types.js';
 
 /** The kinds of token, from the most to the least powerful. */

@@ -6,8 +6,8 @@
  * answer from the metadata store alone, and a watcher that resumes from the
  * last commit it saw misses nothing.
  */
-import { InvalidArgumentError } from '../common/errors.js';
-import type { CommitId } from '../common/ids.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import type { CommitId } from '@stowage/sdk/common/ids.js';
 import type { FileOpsHost } from './file-ops-host.js';
 import { diffTrees } from './tree/tree-diff.js';
 import type { Actor, CommitChanges, TreeChange } from './types.js';

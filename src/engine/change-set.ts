@@ -4,13 +4,13 @@
  * applies them to a tree editor in order, and finds the paths where applying
  * them overwrites work committed after the client's base.
  */
-import type { Change, SkippedChange } from '../api/wire.js';
-import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '../common/chunking.js';
-import { Pacer } from '../common/concurrency.js';
-import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import { ChunkHash, type TreeHash } from '../common/ids.js';
-import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS, tooManyChanges } from '../common/limits.js';
-import { MAX_PATH_BYTES, parsePath, type VolumePath } from '../common/paths.js';
+import type { Change, SkippedChange } from '@stowage/sdk/api/wire.js';
+import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '@stowage/sdk/common/chunking.js';
+import { Pacer } from '@stowage/sdk/common/concurrency.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
+import { ChunkHash, type TreeHash } from '@stowage/sdk/common/ids.js';
+import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS, tooManyChanges } from '@stowage/sdk/common/limits.js';
+import { MAX_PATH_BYTES, parsePath, type VolumePath } from '@stowage/sdk/common/paths.js';
 import { entryFingerprint, type Entry, type EntryMeta, type FileEntry } from './tree/tree-codec.js';
 import type { TreeEditor } from './tree/tree-editor.js';
 import type { TreeReader } from './tree/tree-reader.js';

@@ -22,9 +22,9 @@
  * Installations older than the index get it filled once from what their
  * volumes already hold ({@link backfillChunkOwners}).
  */
-import type { ChunkHash, TreeHash } from '../common/ids.js';
+import type { ChunkHash, TreeHash } from '@stowage/sdk/common/ids.js';
 import type { MetadataStore, OwnerScope } from '../stores/metadata-store.js';
-import type { ChunkOwner, VolumeRecord } from '../model/records.js';
+import type { ChunkOwner, VolumeRecord } from '@stowage/sdk/model/records.js';
 import type { TreeReader } from './tree/tree-reader.js';
 import type { Actor } from './types.js';
 

@@ -27,15 +27,15 @@
  * make the server read without limit.
  */
 import { createHash } from 'node:crypto';
-import { mapLimit } from '../common/concurrency.js';
-import { InvalidArgumentError, PreconditionFailedError, QuotaExceededError } from '../common/errors.js';
-import { ChunkHash, type TenantId, type VolumeId } from '../common/ids.js';
-import { formatSize, GiB } from '../common/sizes.js';
-import type { PackManifest } from '../api/wire.js';
+import { mapLimit } from '@stowage/sdk/common/concurrency.js';
+import { InvalidArgumentError, PreconditionFailedError, QuotaExceededError } from '@stowage/sdk/common/errors.js';
+import { ChunkHash, type TenantId, type VolumeId } from '@stowage/sdk/common/ids.js';
+import { formatSize, GiB } from '@stowage/sdk/common/sizes.js';
+import type { PackManifest } from '@stowage/sdk/api/wire.js';
 import { parseObjectKey } from '../model/object-keys.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataOps, OwnerScope } from '../stores/metadata-store.js';
-import type { ChunkOwner, ChunkRecord } from '../model/records.js';
+import type { ChunkOwner, ChunkRecord } from '@stowage/sdk/model/records.js';
 import { checkManifest, verifyPack } from './packs.js';
 
 /** Most bytes one commit may make the server read back to verify (packs plus re-hashed uploads). */

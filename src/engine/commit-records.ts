@@ -4,11 +4,11 @@
  * engine/tree/tree-codec `commitId`) and finding the commit a request names
  * (an id, a snapshot, or the head), always within the one volume.
  */
-import { InvalidArgumentError, NotFoundError, UnavailableError } from '../common/errors.js';
-import { CommitId, type TreeHash, type VolumeId } from '../common/ids.js';
-import { parseVolumeName } from '../common/paths.js';
+import { InvalidArgumentError, NotFoundError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import { CommitId, type TreeHash, type VolumeId } from '@stowage/sdk/common/ids.js';
+import { parseVolumeName } from '@stowage/sdk/common/paths.js';
 import type { MetadataOps } from '../stores/metadata-store.js';
-import type { CommitRecord, VolumeRecord } from '../model/records.js';
+import type { CommitRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import { commitId } from './tree/tree-codec.js';
 
 /** Paths a commit's summary names at most. */

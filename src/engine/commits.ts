@@ -10,16 +10,16 @@
  * heads move), and publishes: moves the head by compare-and-swap, rebuilding
  * on the new head when another commit won.
  */
-import { LARGE_CHUNK_SIZE } from '../common/chunking.js';
-import { mapLimit } from '../common/concurrency.js';
-import { ConflictError, InvalidArgumentError, NotFoundError, QuotaExceededError, UnavailableError } from '../common/errors.js';
-import { ChunkHash, type TreeHash, type VolumeId } from '../common/ids.js';
+import { LARGE_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { mapLimit } from '@stowage/sdk/common/concurrency.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, QuotaExceededError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import { ChunkHash, type TreeHash, type VolumeId } from '@stowage/sdk/common/ids.js';
 import { KeyedMutex } from '../common/keyed-mutex.js';
-import { retry, type RetryPolicy } from '../common/retry.js';
-import { formatSize } from '../common/sizes.js';
+import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
 import { newObjectKey } from '../model/object-keys.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { CommitRecord, VolumeRecord } from '../model/records.js';
+import type { CommitRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import type { AccessService } from './access.js';
 import { applyEdits, overwrittenPaths, parseChanges, referencedChunks, refuseEscapingMovedLinks, refuseEscapingSymlinks, type Edit } from './change-set.js';
 import { holdersOf, scopeOf } from './chunk-ownership.js';

@@ -5,7 +5,7 @@
  * defaults resolved once. The services (access, volumes, commits, files,
  * attachments, gc) are built on it by engine/engine.
  */
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { DEFAULT_ATTACHMENT_LEASE } from './attachments.js';

@@ -8,11 +8,11 @@
  * never a lost update. The regex runs in a worker under a deadline
  * (common/regex-runner); a replace that misses its deadline commits nothing.
  */
-import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
-import { ConflictError, InvalidArgumentError, NotFoundError, PreconditionFailedError } from '../common/errors.js';
-import { parsePath } from '../common/paths.js';
-import { MiB } from '../common/sizes.js';
-import type { CommitRecord, VolumeRecord } from '../model/records.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, PreconditionFailedError } from '@stowage/sdk/common/errors.js';
+import { parsePath } from '@stowage/sdk/common/paths.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
+import type { CommitRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import { storeStream } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
 import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from '../common/regex-runner.js';

@@ -7,14 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { chunkLength } from '../common/chunking.js';
-import { InvalidArgumentError, UnavailableError } from '../common/errors.js';
-import type { ChunkHash } from '../common/ids.js';
+import { chunkLength } from '@stowage/sdk/common/chunking.js';
+import { InvalidArgumentError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import type { ChunkHash } from '@stowage/sdk/common/ids.js';
 import { newObjectKey } from '../model/object-keys.js';
-import { rechunk } from '../common/rechunk.js';
+import { rechunk } from '@stowage/sdk/common/rechunk.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataOps, OwnerScope } from '../stores/metadata-store.js';
-import type { ChunkOwner, ChunkRecord } from '../model/records.js';
+import type { ChunkOwner, ChunkRecord } from '@stowage/sdk/model/records.js';
 import type { FileEntry } from './tree/tree-codec.js';
 
 /**

@@ -8,7 +8,7 @@
  */
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataOps } from '../stores/metadata-store.js';
-import type { CommitRecord, VolumeRecord } from '../model/records.js';
+import type { CommitRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import type { StoreOwnership } from './file-io.js';
 import type { TreeReader } from './tree/tree-reader.js';
 import type { Actor, CommitInput, CommitResult } from './types.js';

@@ -6,14 +6,14 @@
  * engine/change-feed), which get their slice of the engine as a
  * FileOpsHost so they obey the same access rules.
  */
-import { chunkSizeFor, SMALL_CHUNK_SIZE } from '../common/chunking.js';
-import { mapLimit } from '../common/concurrency.js';
-import { InvalidArgumentError, NotFoundError, QuotaExceededError, UnavailableError } from '../common/errors.js';
-import type { CommitId } from '../common/ids.js';
-import { parsePath, type VolumePath } from '../common/paths.js';
-import { formatSize } from '../common/sizes.js';
+import { chunkSizeFor, SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { mapLimit } from '@stowage/sdk/common/concurrency.js';
+import { InvalidArgumentError, NotFoundError, QuotaExceededError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import type { CommitId } from '@stowage/sdk/common/ids.js';
+import { parsePath, type VolumePath } from '@stowage/sdk/common/paths.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
 import { isPackKey } from '../model/object-keys.js';
-import type { CommitRecord } from '../model/records.js';
+import type { CommitRecord } from '@stowage/sdk/model/records.js';
 import type { AccessService } from './access.js';
 import { changesSince } from './change-feed.js';
 import { holdersOf, scopeOf } from './chunk-ownership.js';

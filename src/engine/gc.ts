@@ -18,9 +18,9 @@
  * content someone else already stored is such an unnamed object, since the
  * first row of a hash keeps its object.
  */
-import { Pacer } from '../common/concurrency.js';
-import { InvalidArgumentError } from '../common/errors.js';
-import type { ChunkHash, TreeHash } from '../common/ids.js';
+import { Pacer } from '@stowage/sdk/common/concurrency.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import type { ChunkHash, TreeHash } from '@stowage/sdk/common/ids.js';
 import { OBJECT_KEY_PREFIXES, parseObjectKey } from '../model/object-keys.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';

@@ -13,13 +13,13 @@
  * chunks are shared across tenants.
  */
 import { createHash } from 'node:crypto';
-import { InvalidArgumentError } from '../common/errors.js';
-import { ChunkHash } from '../common/ids.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { ChunkHash } from '@stowage/sdk/common/ids.js';
 import { parseObjectKey } from '../model/object-keys.js';
-import { MiB } from '../common/sizes.js';
-import type { PackManifest } from '../api/wire.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
+import type { PackManifest } from '@stowage/sdk/api/wire.js';
 import type { BlobStore } from '../stores/blob-store.js';
-import type { ChunkRecord } from '../model/records.js';
+import type { ChunkRecord } from '@stowage/sdk/model/records.js';
 
 /** Largest pack a client may upload. */
 export const MAX_PACK_SIZE = 32 * MiB;

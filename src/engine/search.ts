@@ -13,15 +13,15 @@
  * "/" matches the full path. Glob matching runs in the worker too, under the
  * same deadline.
  */
-import { InvalidArgumentError, NotFoundError } from '../common/errors.js';
-import { parsePath } from '../common/paths.js';
-import { MiB } from '../common/sizes.js';
+import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
+import { parsePath } from '@stowage/sdk/common/paths.js';
+import { MiB } from '@stowage/sdk/common/sizes.js';
 import { readEntry } from './file-io.js';
 import type { FileOpsHost } from './file-ops-host.js';
 import { checkRegex, compileGlob, RegexRunner, RegexTimeout } from '../common/regex-runner.js';
 import type { Entry, FileEntry } from './tree/tree-codec.js';
 import type { Actor, SearchOptions, SearchResult } from './types.js';
-import type { TreeHash } from '../common/ids.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
 
 /** Bytes inspected for a NUL to call a file binary. */
 export const BINARY_SNIFF_BYTES = 8 * 1024;

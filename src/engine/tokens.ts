@@ -5,7 +5,7 @@
  * lookup a primary-key read and the comparison constant-time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { TokenId } from '../common/ids.js';
+import { TokenId } from '@stowage/sdk/common/ids.js';
 
 /** A fresh secret and the token string a client presents. */
 export function mintToken(id: TokenId): { secret: string; secretHash: string; bearer: string } {

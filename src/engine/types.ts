@@ -6,10 +6,10 @@
  * A volume of another tenant, or outside a scoped token's one volume, is
  * NotFound (never Forbidden), so names do not leak.
  */
-import type { Change, EntryType, FileInfo, PackManifest, SearchResponse, SkippedChange } from '../api/wire.js';
-import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '../common/ids.js';
+import type { Change, EntryType, FileInfo, PackManifest, SearchResponse, SkippedChange } from '@stowage/sdk/api/wire.js';
+import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '@stowage/sdk/common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
+import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 
 export type { Change, FileInfo, SkippedChange };
 

@@ -14,10 +14,10 @@
  * may write, and the whole upload fits under the volume's cap (413
  * QuotaExceeded naming cap and size). The final write re-checks everything.
  */
-import { InvalidArgumentError, QuotaExceededError } from '../common/errors.js';
+import { InvalidArgumentError, QuotaExceededError } from '@stowage/sdk/common/errors.js';
 import { authorize } from './authority.js';
-import { parsePath, parseVolumeName, type VolumePath } from '../common/paths.js';
-import { formatSize } from '../common/sizes.js';
+import { parsePath, parseVolumeName, type VolumePath } from '@stowage/sdk/common/paths.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
 import type { Actor, VolumeEngine } from './types.js';
 
 /** What a validated upload will write. */

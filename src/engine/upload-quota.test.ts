@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import { MemoryBlobStore } from '../stores/memory/memory-blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { openSqliteMetadataStore } from '../stores/sql/sqlite-dialect.js';

@@ -16,10 +16,10 @@
  *
  * Going over either is QuotaExceeded (413) naming the quota and the sizes.
  */
-import { QuotaExceededError } from '../common/errors.js';
-import { formatSize, GiB } from '../common/sizes.js';
+import { QuotaExceededError } from '@stowage/sdk/common/errors.js';
+import { formatSize, GiB } from '@stowage/sdk/common/sizes.js';
 import type { MetadataOps } from '../stores/metadata-store.js';
-import type { TenantRecord, VolumeRecord } from '../model/records.js';
+import type { TenantRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 
 /** Uncommitted bytes a tenant may have reserved when the operator set no quota. */
 export const DEFAULT_UNCOMMITTED_QUOTA = 16 * GiB;

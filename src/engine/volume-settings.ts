@@ -4,9 +4,9 @@
  * (caps, quotas, access mode, mount tuning), with the SPEC's defaults:
  * shared by the access service (tenants) and the volume service.
  */
-import { InvalidArgumentError } from '../common/errors.js';
-import { GiB, MiB } from '../common/sizes.js';
-import { ACCESS_MODES, type AccessMode, type MountTuning } from '../model/records.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { GiB, MiB } from '@stowage/sdk/common/sizes.js';
+import { ACCESS_MODES, type AccessMode, type MountTuning } from '@stowage/sdk/model/records.js';
 
 /** Default volume cap (SPEC: 2 GiB). */
 export const DEFAULT_CAP = 2 * GiB;

@@ -5,11 +5,11 @@
  * new commit whose tree is an older one's) and fork (a new volume on the
  * source's tree: one volume row and one commit row, whatever the size).
  */
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, QuotaExceededError } from '../common/errors.js';
-import { randomHex, SnapshotId, VolumeId } from '../common/ids.js';
-import { parseVolumeName } from '../common/paths.js';
-import { formatSize } from '../common/sizes.js';
-import type { SnapshotRecord, VolumeRecord } from '../model/records.js';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, QuotaExceededError } from '@stowage/sdk/common/errors.js';
+import { randomHex, SnapshotId, VolumeId } from '@stowage/sdk/common/ids.js';
+import { parseVolumeName } from '@stowage/sdk/common/paths.js';
+import { formatSize } from '@stowage/sdk/common/sizes.js';
+import type { SnapshotRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import type { AccessService } from './access.js';
 import { failAttachments, VOLUME_DELETED } from './attachments.js';
 import { authorize } from './authority.js';

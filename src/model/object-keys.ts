@@ -8,7 +8,7 @@
  *   chunks/<first 2 hex of hash>/<chunk sha256>-<16 hex>   one chunk
  *   packs/<first 2 hex of sha256>/<pack sha256>-<16 hex>   many small chunks back to back
  */
-import { randomHex } from '../common/ids.js';
+import { randomHex } from '@stowage/sdk/common/ids.js';
 
 /** What an object holds: one chunk, or a pack of chunks. */
 export type ObjectKind = 'chunk' | 'pack';

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MOUNT_CONFIG_FILE, type MountConfig } from '../common/mount-state.js';
+import { MOUNT_CONFIG_FILE, type MountConfig } from '@stowage/sdk/common/mount-state.js';
 import { MountAgent, asStowageError } from './agent.js';
 
 function log(message: string): void {

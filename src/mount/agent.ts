@@ -12,13 +12,13 @@
  */
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type * as wire from '../api/wire.js';
-import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '../common/errors.js';
-import { retry, type RetryPolicy } from '../common/retry.js';
-import { joinNanos } from '../common/times.js';
-import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
-import { Stowage } from '../sdk/http-client.js';
-import { commitChanges } from '../sdk/commit-writer.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '@stowage/sdk/common/errors.js';
+import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
+import { joinNanos } from '@stowage/sdk/common/times.js';
+import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '@stowage/sdk/common/mount-state.js';
+import { Stowage } from '@stowage/sdk/client/http-client.js';
+import { commitChanges } from '@stowage/sdk/client/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
 import { buildCommit } from './commit-builder.js';
 import { startControlServer, type ControlServer } from './control-server.js';

@@ -15,8 +15,8 @@
  */
 import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { InternalError } from '../common/errors.js';
-import { randomHex } from '../common/ids.js';
+import { InternalError } from '@stowage/sdk/common/errors.js';
+import { randomHex } from '@stowage/sdk/common/ids.js';
 import { ChunkHasher } from './chunk-hasher.js';
 
 interface Entry {

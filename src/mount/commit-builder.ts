@@ -17,14 +17,14 @@
  * one chunk, and an append after a full last chunk only the new tail.
  */
 import { Readable } from 'node:stream';
-import type * as wire from '../api/wire.js';
-import { SMALL_CHUNK_SIZE, chunkCount, chunkLength, chunkSizeFor } from '../common/chunking.js';
-import { sha256Hex, type ChunkRef } from '../sdk/chunker.js';
-import type { PendingFile } from '../sdk/commit-writer.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { SMALL_CHUNK_SIZE, chunkCount, chunkLength, chunkSizeFor } from '@stowage/sdk/common/chunking.js';
+import { sha256Hex, type ChunkRef } from '@stowage/sdk/client/chunker.js';
+import type { PendingFile } from '@stowage/sdk/client/commit-writer.js';
 import type { MountView } from './mount-view.js';
 import { isAttached, pathOf, type FileNode, type Node, type NsTime } from './nodes.js';
 import { journalTime, type JournalOp } from './overlay-store.js';
-import { splitNanos } from '../common/times.js';
+import { splitNanos } from '@stowage/sdk/common/times.js';
 
 export interface BuiltCommit {
   changes: wire.Change[];

@@ -15,8 +15,8 @@
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { CONTROL_SOCKET, type MountCommitResult, type MountReloadResult, type MountStatus } from '../common/mount-state.js';
-import { ERROR_HTTP_STATUS, InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '../common/errors.js';
+import { CONTROL_SOCKET, type MountCommitResult, type MountReloadResult, type MountStatus } from '@stowage/sdk/common/mount-state.js';
+import { ERROR_HTTP_STATUS, InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '@stowage/sdk/common/errors.js';
 
 export interface ControlHandler {
   status(): Promise<MountStatus>;

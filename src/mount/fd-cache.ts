@@ -14,7 +14,7 @@
  * (which the FUSE layer and upload concurrency bound), never by idle files.
  */
 import { closeSync, constants, openSync } from 'node:fs';
-import { DEFAULT_OPEN_FILES } from '../common/mount-state.js';
+import { DEFAULT_OPEN_FILES } from '@stowage/sdk/common/mount-state.js';
 
 interface Slot {
   fd: number;

@@ -18,7 +18,7 @@
  * more descriptors than a few hundred.
  */
 import { createReadStream, promises as fsp, readSync, writeSync, openSync, statSync, ftruncateSync, futimesSync, closeSync } from 'node:fs';
-import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import type { Readable } from 'node:stream';
 import type { ChunkCache } from './chunk-cache.js';
 import { FdCache } from './fd-cache.js';

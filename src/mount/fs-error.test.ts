@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
 import { describe, it } from 'node:test';
-import { ERROR_CODES, InternalError, NotFoundError, QuotaExceededError, ReadOnlyError, StowageError, UnavailableError } from '../common/errors.js';
+import { ERROR_CODES, InternalError, NotFoundError, QuotaExceededError, ReadOnlyError, StowageError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import { ERRNO_OF_CODE, FsError, fsError, toFsError, withErrnoMapping } from './fs-error.js';
 
 describe('error -> errno table', () => {

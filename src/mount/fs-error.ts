@@ -7,8 +7,8 @@
  * ERRNO_OF_CODE, applied to every operation by withErrnoMapping.
  */
 import { constants } from 'node:os';
-import { isPromiseLike } from '../common/concurrency.js';
-import { StowageError, type ErrorCode } from '../common/errors.js';
+import { isPromiseLike } from '@stowage/sdk/common/concurrency.js';
+import { StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
 
 export type Errno = keyof typeof constants.errno;
 

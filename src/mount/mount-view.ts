@@ -9,14 +9,14 @@
  * Paths here are relative to the mount root ("/a/b"); `volumePath` maps them
  * into the volume when the mount is of a subtree (`--subpath`).
  */
-import type * as wire from '../api/wire.js';
-import { SMALL_CHUNK_SIZE } from '../common/chunking.js';
-import { isStowageError } from '../common/errors.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
+import { isStowageError } from '@stowage/sdk/common/errors.js';
 import { FileContent, type ContentContext } from './file-content.js';
 import { fsError } from './fs-error.js';
 import { isAttached, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
 import { journalTime, type JournalOp } from './overlay-store.js';
-import { joinNanos } from '../common/times.js';
+import { joinNanos } from '@stowage/sdk/common/times.js';
 
 /** Longest name a directory entry may have (bytes), as on Linux. */
 export const NAME_MAX = 255;

@@ -30,8 +30,8 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, open, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomHex } from '../common/ids.js';
-import { joinNanos } from '../common/times.js';
+import { randomHex } from '@stowage/sdk/common/ids.js';
+import { joinNanos } from '@stowage/sdk/common/times.js';
 import { JournalLog } from './journal-log.js';
 
 /** One namespace operation, with paths relative to the mount root. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as wire from '../api/wire.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
 import { OverlayStore } from './overlay-store.js';
 import { OverwriteWatch, writtenPaths } from './overwrites.js';
 

@@ -17,7 +17,7 @@
  * overwrite of it; a path this mount wrote again after the other commit is
  * its own again.
  */
-import type * as wire from '../api/wire.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
 import type { OverlayStore } from './overlay-store.js';
 
 /** One path of this mount's commits that a later commit of another writer changed. */

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { Stowage } from '../sdk/http-client.js';
+import { Stowage } from '@stowage/sdk/client/http-client.js';
 import { HttpRemote } from './remote.js';
 
 const bytes = Buffer.from('chunk bytes of a base file');

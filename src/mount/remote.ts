@@ -10,11 +10,11 @@
  * signatures expire. Fetches are bounded so that at most `bufferSize` bytes
  * of chunks are in memory at once (at least one chunk).
  */
-import type * as wire from '../api/wire.js';
-import { isStowageError } from '../common/errors.js';
-import { retry, type RetryPolicy } from '../common/retry.js';
-import type { Stowage } from '../sdk/http-client.js';
-import { getSigned } from '../sdk/transfer.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { isStowageError } from '@stowage/sdk/common/errors.js';
+import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
+import type { Stowage } from '@stowage/sdk/client/http-client.js';
+import { getSigned } from '@stowage/sdk/client/transfer.js';
 
 export interface RemoteSource {
   /** Every entry directly inside `path` of commit `commit` (volume paths). */

@@ -18,9 +18,9 @@
 import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { tooManyChanges } from '../common/limits.js';
-import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, UnauthenticatedError } from '../common/errors.js';
-import { KiB, MiB } from '../common/sizes.js';
+import { tooManyChanges } from '@stowage/sdk/common/limits.js';
+import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, UnauthenticatedError } from '@stowage/sdk/common/errors.js';
+import { KiB, MiB } from '@stowage/sdk/common/sizes.js';
 import type { VolumeEngine } from '../engine/types.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import { toErrorResponse, type ErrorLog } from './error-map.js';

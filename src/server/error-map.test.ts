@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HTTPException } from 'hono/http-exception';
-import { ERROR_CODES, HTTP_STATUS_ERROR_CODE, NotFoundError, QuotaExceededError, StowageError } from '../common/errors.js';
+import { ERROR_CODES, HTTP_STATUS_ERROR_CODE, NotFoundError, QuotaExceededError, StowageError } from '@stowage/sdk/common/errors.js';
 import { HTTP_STATUS, fromHttpException, statusOf, toErrorResponse } from './error-map.js';
 
 const silent = () => undefined;

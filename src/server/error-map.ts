@@ -13,8 +13,8 @@
  */
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { HTTPException } from 'hono/http-exception';
-import type { ErrorBody } from '../api/wire.js';
-import { ERROR_CODES, ERROR_HTTP_STATUS, errorCodeOfStatus, StowageError, type ErrorCode } from '../common/errors.js';
+import type { ErrorBody } from '@stowage/sdk/api/wire.js';
+import { ERROR_CODES, ERROR_HTTP_STATUS, errorCodeOfStatus, StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
 
 /** HTTP status of every error code (the table lives in common/errors.ts, shared with the mount agent's control socket). */
 export const HTTP_STATUS = ERROR_HTTP_STATUS as Readonly<Record<ErrorCode, ContentfulStatusCode>>;

@@ -4,10 +4,10 @@
  * become plain strings, and commit summaries are flattened. Pure functions,
  * no decisions: what a caller may see was decided by the engine already.
  */
-import type * as wire from '../api/wire.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
 import type { AttachmentView, CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
+import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 
 const iso = (d: Date): string => d.toISOString();
 const isoOrNull = (d: Date | null): string | null => (d === null ? null : d.toISOString());

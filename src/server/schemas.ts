@@ -10,8 +10,8 @@
  * validated by the engine (parseVolumeName, parsePath), which owns those rules.
  */
 import { z } from '@hono/zod-openapi';
-import type * as wire from '../api/wire.js';
-import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS } from '../common/limits.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS } from '@stowage/sdk/common/limits.js';
 
 /** A whole, non-negative number of bytes (or a count). */
 const Bytes = z.number().int().min(0);

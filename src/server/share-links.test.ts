@@ -1,7 +1,7 @@
 /** Unit tests of server/share-links: signing, verification, tampering, expiry. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ForbiddenError, InvalidArgumentError } from '../common/errors.js';
+import { ForbiddenError, InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { MAX_SHARE_SECONDS, ShareSigner } from './share-links.js';
 
 const signer = new ShareSigner({ secret: 'x'.repeat(32), baseUrl: 'http://h:1/' });

@@ -21,8 +21,8 @@
  * const grant = links.verify(new URL(url).pathname, new URL(url).searchParams);
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ForbiddenError, InvalidArgumentError } from '../common/errors.js';
-import { parsePath } from '../common/paths.js';
+import { ForbiddenError, InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { parsePath } from '@stowage/sdk/common/paths.js';
 
 /** First element of every signed input; bump it when the format changes. */
 export const SHARE_URL_VERSION = 'stowage-share:v1';

@@ -13,7 +13,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileStore } from '@tus/file-store';
-import { diskFullOr, InsufficientStorageError } from '../common/errors.js';
+import { diskFullOr, InsufficientStorageError } from '@stowage/sdk/common/errors.js';
 import { toErrorResponse } from './error-map.js';
 
 type TusUpload = Parameters<FileStore['create']>[0];

@@ -11,7 +11,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { InvalidArgumentError, PayloadTooLargeError } from '../common/errors.js';
+import { InvalidArgumentError, PayloadTooLargeError } from '@stowage/sdk/common/errors.js';
 import type { BlobBody, ByteRange, PutOptions, SignOptions } from './blob-store.js';
 
 /** The longest lifetime a signed request may have: S3's limit, so every store accepts the same options. */

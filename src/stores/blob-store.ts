@@ -9,7 +9,7 @@
  * InvalidArgumentError (so a key can never escape a local directory).
  */
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 
 /** What a store knows about one object. */
 export interface BlobInfo {

@@ -18,9 +18,9 @@ import { freshStorePerTest, type OpenedStore } from './conformance-harness.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AttachmentId, SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../common/ids.js';
+import { AttachmentId, SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '@stowage/sdk/common/ids.js';
 import type { MetadataStore, TreeRecord } from './metadata-store.js';
-import type { AttachmentRecord, ChunkRecord, CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '../model/records.js';
+import type { AttachmentRecord, ChunkRecord, CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 
 /** A store under test and how to get rid of it. */
 export type OpenedMetadataStore = OpenedStore<MetadataStore>;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { isStowageError } from '../common/errors.js';
+import { isStowageError } from '@stowage/sdk/common/errors.js';
 import { UrlSigner } from './local/url-signer.js';
 import { blobStoreServedByServer, openBlobStore, openMetadataStore, redactUrl } from './registry.js';
 

@@ -17,7 +17,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import type { BlobStore } from './blob-store.js';
 import { LocalBlobStore } from './local/local-blob-store.js';
 import type { UrlSigner } from './local/url-signer.js';

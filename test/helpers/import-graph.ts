@@ -11,6 +11,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 export type ImportGraph = Map<string, string[]>;
 
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm;
+const BARE_SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^./'"][^'"]*)['"]/gm;
+
+/** The package specifiers (not relative paths) a source text imports, in order. */
+export function bareImports(text: string): string[] {
+  return [...text.matchAll(BARE_SPECIFIER)].map((m) => m[1]!);
+}
 
 function tsFiles(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {

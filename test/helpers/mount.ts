@@ -18,8 +18,8 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { MountCommitResult, MountStatus } from '../../src/common/mount-state.js';
-import { Stowage } from '../../src/sdk/index.js';
+import type { MountCommitResult, MountStatus } from '@stowage/sdk/common/mount-state.js';
+import { Stowage } from '@stowage/sdk';
 import { cliEnv, spawnCli, type CliResult } from './cli.js';
 import { startTestServer, type TestServer } from './server.js';
 

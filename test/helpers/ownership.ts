@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { SMALL_CHUNK_SIZE } from '../../src/common/chunking.js';
+import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import type { VolumeEngine } from '../../src/engine/types.js';
-import { Stowage, Volume } from '../../src/sdk/index.js';
+import { Stowage, Volume } from '@stowage/sdk';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

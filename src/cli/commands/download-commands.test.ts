@@ -1,7 +1,7 @@
 /** Unit tests of the download command's argument rules. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { archiveFormatOf } from './download-commands.js';
 
 test('the archive format follows the output name, and - means tar.gz', () => {

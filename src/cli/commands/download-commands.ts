@@ -10,8 +10,8 @@
  */
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../../common/errors.js';
-import { Volume, type ArchiveFormat, type DownloadResult } from '../../sdk/index.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { Volume, type ArchiveFormat, type DownloadResult } from '@stowage/sdk';
 import { parseDuration, parseTarget } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printJson, printLine, printNote, shortId } from '../output.js';

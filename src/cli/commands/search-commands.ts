@@ -7,7 +7,7 @@
  * files skipped) are said on stderr, never mixed into the results.
  */
 import type { Command } from 'commander';
-import { Volume, type wire } from '../../sdk/index.js';
+import { Volume, type wire } from '@stowage/sdk';
 import { parseCount, parseTarget } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { printJson, printLine, printNote, safeJson, shortId } from '../output.js';

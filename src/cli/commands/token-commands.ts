@@ -5,7 +5,7 @@
  * capture it (`TOKEN=$(stowage token create ci)`).
  */
 import type { Command } from 'commander';
-import type { CreateTokenRequest } from '../../sdk/index.js';
+import type { CreateTokenRequest } from '@stowage/sdk';
 import { parseDuration } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { printJson, printLine, printNote, printTable, when } from '../output.js';

@@ -9,9 +9,9 @@
 import { lstat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../../common/errors.js';
-import { parseSize } from '../../common/sizes.js';
-import { Volume, type UploadResult } from '../../sdk/index.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { parseSize } from '@stowage/sdk/common/sizes.js';
+import { Volume, type UploadResult } from '@stowage/sdk';
 import { parseMode, parseTarget } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printJson, printLine, printNote, shortId } from '../output.js';

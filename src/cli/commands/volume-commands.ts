@@ -5,10 +5,10 @@
  * (mounts) and detach one, through the SDK.
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../../common/errors.js';
-import type { AccessMode, Attachment, Commit, Snapshot, VolumeInfo } from '../../sdk/index.js';
-import { Volume } from '../../sdk/index.js';
-import { ACCESS_MODES } from '../../model/records.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import type { AccessMode, Attachment, Commit, Snapshot, VolumeInfo } from '@stowage/sdk';
+import { Volume } from '@stowage/sdk';
+import { ACCESS_MODES } from '@stowage/sdk/model/records.js';
 import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printFields, printJson, printLine, printTable, shortId, when } from '../output.js';

@@ -7,7 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChunkHash, TreeHash } from '../../common/ids.js';
+import type { ChunkHash, TreeHash } from '@stowage/sdk/common/ids.js';
 import { boundaryHash, buildDir, DEFAULT_PAGE_RULES, editDir, type EditedDir, type PageRules } from './dir-pages.js';
 import { decodeTree, EMPTY_TREE, encodeTree, type Entry, type FileEntry, type LeafNode } from './tree-codec.js';
 import { diffTrees } from './tree-diff.js';

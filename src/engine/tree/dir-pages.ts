@@ -24,8 +24,8 @@
  * `maxChars`: nodes stay bounded, and an edit then re-cuts the run up to the
  * next natural boundary. That costs time, never memory or correctness.
  */
-import { Pacer } from '../../common/concurrency.js';
-import type { TreeHash } from '../../common/ids.js';
+import { Pacer } from '@stowage/sdk/common/concurrency.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
 import {
   canonicalEntry, childIndexFor, EMPTY_TREE, encodeInterior, encodeLeaf, entryJson, nodeLevel, nodeTotals, refJson,
   type ChildRef, type EncodedNode, type Entry, type InteriorNode, type TreeNode,

@@ -7,9 +7,9 @@
  * paged (wide) directory the descent goes straight to the leaf that holds the
  * cursor's name.
  */
-import { InvalidArgumentError } from '../../common/errors.js';
-import { splitPath, type VolumePath } from '../../common/paths.js';
-import type { TreeHash } from '../../common/ids.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { splitPath, type VolumePath } from '@stowage/sdk/common/paths.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
 import { compareNames, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 

@@ -18,9 +18,9 @@
  * are not encoded, so entries without them keep the bytes of before.
  */
 import { createHash } from 'node:crypto';
-import type { ChunkHash, CommitId, TreeHash, VolumeId } from '../../common/ids.js';
-import { InternalError } from '../../common/errors.js';
-import type * as wire from '../../api/wire.js';
+import type { ChunkHash, CommitId, TreeHash, VolumeId } from '@stowage/sdk/common/ids.js';
+import { InternalError } from '@stowage/sdk/common/errors.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
 
 /**
  * Ownership and times beyond `mtime`, recorded on any entry when a writer

@@ -10,7 +10,7 @@
  * or type). A directory that appears or disappears reports itself and every
  * entry below it, so a watcher never has to list what arrived.
  */
-import type { TreeHash } from '../../common/ids.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
 import { canonicalMeta, compareNames, nodeLevel, type Entry } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 import type { TreeChange } from '../types.js';

@@ -14,11 +14,11 @@
  * created on the way (`createParents`) are only created once nothing can
  * fail any more: below a directory just created, nothing exists to clash.
  */
-import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '../../common/errors.js';
-import type { TreeHash } from '../../common/ids.js';
-import { isWithin, splitPath, type VolumePath } from '../../common/paths.js';
+import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
+import { isWithin, splitPath, type VolumePath } from '@stowage/sdk/common/paths.js';
 import type { MetadataOps, TreeRecord } from '../../stores/metadata-store.js';
-import { Pacer } from '../../common/concurrency.js';
+import { Pacer } from '@stowage/sdk/common/concurrency.js';
 import { compareNames, EMPTY_TREE, entryTimes, type DirEntry, type Entry, type EntryMeta } from './tree-codec.js';
 import { DEFAULT_PAGE_RULES, editDir, type PageRules } from './dir-pages.js';
 import type { TreeReader } from './tree-reader.js';

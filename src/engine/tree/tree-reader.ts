@@ -5,10 +5,10 @@
  * lookup costs the nodes from a directory's top to the leaf holding the name,
  * per path segment (O(log width)), never a walk of the volume or of a directory.
  */
-import { Pacer } from '../../common/concurrency.js';
-import { InternalError, NotFoundError, ConflictError } from '../../common/errors.js';
-import type { TreeHash } from '../../common/ids.js';
-import { splitPath, type VolumePath } from '../../common/paths.js';
+import { Pacer } from '@stowage/sdk/common/concurrency.js';
+import { InternalError, NotFoundError, ConflictError } from '@stowage/sdk/common/errors.js';
+import type { TreeHash } from '@stowage/sdk/common/ids.js';
+import { splitPath, type VolumePath } from '@stowage/sdk/common/paths.js';
 import type { MetadataOps } from '../../stores/metadata-store.js';
 import { LruCache } from '../../common/lru-cache.js';
 import { childIndexFor, decodeTree, EMPTY_TREE, entryIndexFrom, nodeTotals, type Entry, type TreeNode } from './tree-codec.js';

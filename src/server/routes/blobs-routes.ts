@@ -21,7 +21,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { ForbiddenError, NotFoundError, PayloadTooLargeError } from '../../common/errors.js';
+import { ForbiddenError, NotFoundError, PayloadTooLargeError } from '@stowage/sdk/common/errors.js';
 import type { BlobStore } from '../../stores/blob-store.js';
 import type { SignedTerms } from '../../stores/local/url-signer.js';
 import { RANGE_NOT_SATISFIABLE, statusOf } from '../error-map.js';

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { archiveStream } from '../../engine/archive-stream.js';
 import type { Actor, FileInfo, VolumeEngine } from '../../engine/types.js';
 import { RANGE_NOT_SATISFIABLE } from '../error-map.js';

@@ -10,8 +10,8 @@
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import type * as wire from '../../api/wire.js';
-import { UnavailableError } from '../../common/errors.js';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { UnavailableError } from '@stowage/sdk/common/errors.js';
 import { toErrorResponse } from '../error-map.js';
 import { presentCommit } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';

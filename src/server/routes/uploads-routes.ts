@@ -34,7 +34,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { Server as TusServer } from '@tus/server';
 import type { Context } from 'hono';
-import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { authorize, tokenKind } from '../../engine/authority.js';
 import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake.js';
 import type { Actor, VolumeEngine } from '../../engine/types.js';

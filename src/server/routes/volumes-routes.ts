@@ -5,7 +5,7 @@
  * access mode, tuning) and delete.
  */
 import { createRoute } from '@hono/zod-openapi';
-import { InvalidArgumentError } from '../../common/errors.js';
+import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { presentVolume } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
 import {

@@ -19,7 +19,7 @@
  * const { sha256, size } = signer.verify({ method: 'PUT', key, query: url.searchParams });
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ForbiddenError, InvalidArgumentError } from '../../common/errors.js';
+import { ForbiddenError, InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { assertValidKey, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { checkSignOptions, rangeHeader } from '../blob-store-checks.js';
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { InvalidArgumentError, NotFoundError } from '../../common/errors.js';
+import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { assertValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, resolveRange } from '../blob-store-checks.js';
 import { UrlSigner } from '../local/url-signer.js';

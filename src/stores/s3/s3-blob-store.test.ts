@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { getSigned as getWire, putSigned as putWire, type BodySource, type TransferOptions } from '../../sdk/transfer.js';
+import { getSigned as getWire, putSigned as putWire, type BodySource, type TransferOptions } from '@stowage/sdk/client/transfer.js';
 import type { SignedRequest } from '../blob-store.js';
 import { runBlobStoreConformance } from '../blob-store.conformance.js';
 import { blobStoreServedByServer, openBlobStore, redactUrl } from '../registry.js';

@@ -71,7 +71,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { ForbiddenError, InternalError, InvalidArgumentError, NotFoundError, StowageError, UnauthenticatedError, UnavailableError } from '../../common/errors.js';
+import { ForbiddenError, InternalError, InvalidArgumentError, NotFoundError, StowageError, UnauthenticatedError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, checkSignOptions, rangeHeader } from '../blob-store-checks.js';
 

@@ -14,7 +14,7 @@
  * being used with a schema the code does not know.
  */
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { InternalError, UnavailableError } from '../../common/errors.js';
+import { InternalError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import type { SqlDialectName } from './sql-metadata-store.js';
 
 /** Every migration, by name, for one dialect. */

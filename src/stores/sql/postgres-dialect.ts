@@ -25,7 +25,7 @@
  */
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { InvalidArgumentError, UnavailableError } from '../../common/errors.js';
+import { InvalidArgumentError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import type { MetadataStore } from '../metadata-store.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';

@@ -18,10 +18,10 @@
  * disk full) become UnavailableError; everything else InternalError. Errors
  * thrown by the function given to `transaction` pass through untouched.
  */
-import { retry, type RetryPolicy } from '../../common/retry.js';
+import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { AlreadyExistsError, InsufficientStorageError, InternalError, UnavailableError, isStowageError } from '../../common/errors.js';
-import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../../common/ids.js';
+import { AlreadyExistsError, InsufficientStorageError, InternalError, UnavailableError, isStowageError } from '@stowage/sdk/common/errors.js';
+import type { AttachmentId, ChunkHash, CommitId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '@stowage/sdk/common/ids.js';
 import type {
   AccessMode,
   AttachmentPatch,

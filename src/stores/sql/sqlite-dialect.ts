@@ -18,7 +18,7 @@
  */
 import BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDialectConfig } from 'kysely';
-import { UnavailableError } from '../../common/errors.js';
+import { UnavailableError } from '@stowage/sdk/common/errors.js';
 import type { MetadataStore } from '../metadata-store.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';

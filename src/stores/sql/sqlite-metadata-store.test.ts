@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
-import { TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '../../common/ids.js';
+import { TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '@stowage/sdk/common/ids.js';
 import { runMetadataStoreConformance } from '../metadata-store.conformance.js';
 import type { MetadataStore } from '../metadata-store.js';
-import type { ChunkRecord, TenantRecord, VolumeRecord } from '../../model/records.js';
+import type { ChunkRecord, TenantRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
 import { metadataMigrations } from './migrations.js';
 import { openSqliteMetadataStore } from './sqlite-dialect.js';
 

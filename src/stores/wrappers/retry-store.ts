@@ -16,9 +16,9 @@
  * fresh transaction, as on a serialization conflict: the contract makes
  * `fn` work only through its `tx`).
  */
-import { isPromiseLike } from '../../common/concurrency.js';
-import { isStowageError } from '../../common/errors.js';
-import { retry, type RetryOptions, type RetryPolicy } from '../../common/retry.js';
+import { isPromiseLike } from '@stowage/sdk/common/concurrency.js';
+import { isStowageError } from '@stowage/sdk/common/errors.js';
+import { retry, type RetryOptions, type RetryPolicy } from '@stowage/sdk/common/retry.js';
 import { interceptMethods } from './method-proxy.js';
 
 /** Store calls: the store's transient failures, 4 tries, from 50 ms doubling up to 1 s, fully jittered. */

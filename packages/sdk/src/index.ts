@@ -8,19 +8,19 @@
  * The SDK depends on Node built-ins only.
  *
  * @example
- * import { Volume } from 'stowage';
+ * import { Volume } from '@stowage/sdk';
  * const vol = await Volume.get('data', { mintIfMissing: true });
  * await vol.files.write('/hello.txt', 'hello');
  */
-export { Stowage, DEFAULT_URL, type StowageOptions, type RequestOptions } from './http-client.js';
-export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, type ForkOptions, type CommitChangesOptions } from './volume.js';
-export { MountHandle, type MountStatus, type MountCommitResult, type MountReloadResult, type OverwrittenPath } from './mount-control.js';
-export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './files.js';
-export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './commit-writer.js';
-export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './file-search.js';
-export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './download.js';
-export { type UploadSource, type UploadOptions, type UploadResult } from './upload.js';
-export type { SkippedEntry } from './local-tree.js';
+export { Stowage, DEFAULT_URL, type StowageOptions, type RequestOptions } from './client/http-client.js';
+export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, type ForkOptions, type CommitChangesOptions } from './client/volume.js';
+export { MountHandle, type MountStatus, type MountCommitResult, type MountReloadResult, type OverwrittenPath } from './client/mount-control.js';
+export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './client/files.js';
+export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './client/commit-writer.js';
+export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './client/file-search.js';
+export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './client/download.js';
+export { type UploadSource, type UploadOptions, type UploadResult } from './client/upload.js';
+export type { SkippedEntry } from './client/local-tree.js';
 export {
   StowageError,
   NotFoundError,
@@ -39,8 +39,8 @@ export {
   ERROR_CODES,
   isStowageError,
   type ErrorCode,
-} from '../common/errors.js';
-export { parseSize, formatSize } from '../common/sizes.js';
+} from './common/errors.js';
+export { parseSize, formatSize } from './common/sizes.js';
 export type {
   AccessMode,
   MountTuning,
@@ -65,6 +65,6 @@ export type {
   CreateTokenResponse,
   SignedRequest,
   ReadPlan,
-} from '../api/wire.js';
+} from './api/wire.js';
 /** Every wire shape of the HTTP API, as one namespace. */
-export type * as wire from '../api/wire.js';
+export type * as wire from './api/wire.js';
