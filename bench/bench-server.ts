@@ -9,26 +9,16 @@ import { randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MiB } from '@stowage/sdk/common/sizes.js';
+import { freePort } from '../test/helpers/free-port.js';
 
 /** The compiled CLI entry point. */
 export const cliMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 /** A running server process and how to reach it. */
 export interface ServerProcess { url: string; token: string; child: ChildProcess }
-
-/** A port nothing listens on right now (loopback). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  return port;
-}
 
 /** Starts `stowage serve` on a fresh data dir; the token is its first start's admin token. */
 export async function startServerProcess(dataDir: string): Promise<ServerProcess> {

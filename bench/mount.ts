@@ -173,11 +173,11 @@ async function treeBenchmarks(work: string, client: Stowage): Promise<void> {
   const cliTimes: number[] = [];
   const socketTimes: number[] = [];
   // The SDK handle finds the control socket under $STOWAGE_MOUNT_STATE, read when it is constructed.
-  const savedState = process.env['STOWAGE_MOUNT_STATE'];
-  process.env['STOWAGE_MOUNT_STATE'] = stateRoot;
+  const savedState = process.env.STOWAGE_MOUNT_STATE;
+  process.env.STOWAGE_MOUNT_STATE = stateRoot;
   const handle = new MountHandle(path);
-  if (savedState === undefined) delete process.env['STOWAGE_MOUNT_STATE'];
-  else process.env['STOWAGE_MOUNT_STATE'] = savedState;
+  if (savedState === undefined) delete process.env.STOWAGE_MOUNT_STATE;
+  else process.env.STOWAGE_MOUNT_STATE = savedState;
   for (let i = 0; i < RELOAD_REPEATS; i++) {
     await vol.files.write(`/${lastDir}/reload-cli-${i}.txt`, `reload ${i}\n`);
     const r = await cli(m, ['reload', path, '--json']);

@@ -31,7 +31,8 @@ import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import { Stowage, Volume, type wire } from '@stowage/sdk';
 import { createBucket, deleteBucket, motoBlobUrl, startMoto } from '../test/helpers/moto.js';
 import { startTestPostgres } from '../test/helpers/postgres.js';
-import { cliMain, freePort, randomFile } from './bench-server.js';
+import { cliMain, randomFile } from './bench-server.js';
+import { freePort } from '../test/helpers/free-port.js';
 
 const quick = process.argv.includes('--quick');
 const RUN_SECONDS = quick ? 3 : 10;

@@ -378,13 +378,13 @@ describe('leases', () => {
 describe('attachments in the OpenAPI document', () => {
   it('lists the four routes and the schemas of the wire contract', async () => {
     const doc = await (await fetch(`${srv.url}/v1/openapi.json`)).json() as { paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
-    assert.ok(doc.paths['/v1/volumes/{name}/attachments']?.['post']);
-    assert.ok(doc.paths['/v1/volumes/{name}/attachments']?.['get']);
-    assert.ok(doc.paths['/v1/attachments/{id}/renew']?.['post']);
-    assert.ok(doc.paths['/v1/attachments/{id}/release']?.['post']);
+    assert.ok(doc.paths['/v1/volumes/{name}/attachments']?.post);
+    assert.ok(doc.paths['/v1/volumes/{name}/attachments']?.get);
+    assert.ok(doc.paths['/v1/attachments/{id}/renew']?.post);
+    assert.ok(doc.paths['/v1/attachments/{id}/release']?.post);
     for (const name of ['Attachment', 'AttachRequest', 'AttachResponse', 'AttachmentList', 'RenewAttachmentResponse', 'ReleaseAttachmentRequest']) assert.ok(doc.components.schemas[name], name);
-    assert.ok(doc.components.schemas['CommitRequest']?.properties?.['bestEffort']);
-    assert.ok(doc.components.schemas['CommitResponse']?.properties?.['skipped']);
+    assert.ok(doc.components.schemas.CommitRequest?.properties?.bestEffort);
+    assert.ok(doc.components.schemas.CommitResponse?.properties?.skipped);
   });
 });
 

@@ -203,7 +203,7 @@ describe('authority: every route with every kind of token', () => {
       throwawayTokenId: (await engine.createToken(admin, { name: 'throwaway' })).token.id,
     };
     if (needsUpload) {
-      const c = REQUESTS['createUpload']!(w);
+      const c = REQUESTS.createUpload!(w);
       const res = await fetch(`${srv.url}${c.path}`, { method: 'POST', headers: { ...c.headers, authorization: `Bearer ${srv.token}` } });
       assert.equal(res.status, 201);
       w.uploadUrl = new URL(res.headers.get('location')!, `${srv.url}/v1/uploads`).pathname;
@@ -215,7 +215,7 @@ describe('authority: every route with every kind of token', () => {
     const url = new URL(`${srv.url}${c.path}`);
     for (const [k, v] of Object.entries(c.query ?? {})) url.searchParams.set(k, v);
     const headers: Record<string, string> = { ...(c.headers ?? {}) };
-    if (token !== null) headers['authorization'] = `Bearer ${token}`;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
     if (c.json !== undefined) headers['content-type'] = 'application/json';
     const abort = new AbortController();
     const res = await fetch(url, { method: c.method, headers, signal: abort.signal, ...(c.json !== undefined ? { body: JSON.stringify(c.json) } : c.body ? { body: c.body } : {}) });

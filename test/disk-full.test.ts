@@ -70,7 +70,7 @@ describe('a full disk on the server', () => {
       const ballast = join(dir, 'ballast');
       await writeFile(ballast, Buffer.alloc(0));
       // Fill what is left of the disk with a file of ours, then ask the database to grow.
-      await assert.rejects(async () => { for (let i = 0; ; i++) await writeFile(ballast, Buffer.alloc(64 * 1024), { flag: 'a' }); });
+      await assert.rejects(async () => { for (;;) await writeFile(ballast, Buffer.alloc(64 * 1024), { flag: 'a' }); });
       const trees = Array.from({ length: 16 }, (_, i) => ({ hash: createHash('sha256').update(`t${i}`).digest('hex') as TreeHash, data: Buffer.alloc(16 * 1024, i) }));
       await assert.rejects(store.putTrees(trees, new Date()), (e) => {
         assert.ok(isStowageError(e, 'InsufficientStorage'), `got ${String(e)}`);

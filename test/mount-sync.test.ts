@@ -9,7 +9,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { MiB } from '@stowage/sdk/common/sizes.js';
 import { Volume } from '@stowage/sdk';
 import { pattern } from './helpers/cli.js';

@@ -85,7 +85,7 @@ describe('writeback and Volume.fromMount', () => {
     const mnt = join(bed.work, 'sdk');
     await bed.mounts.mountOk('wb', mnt);
     // This process has no STOWAGE_MOUNT_STATE: the handle finds the agent through the kernel's mount table.
-    assert.equal(process.env['STOWAGE_MOUNT_STATE'], undefined);
+    assert.equal(process.env.STOWAGE_MOUNT_STATE, undefined);
     const handle = Volume.fromMount(mnt);
     {
       await shOk(`printf 'from sdk' > ${mnt}/sdk.txt`);

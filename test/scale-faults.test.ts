@@ -21,7 +21,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -32,6 +31,7 @@ import { startServer, type RunningServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
 import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { freePort } from './helpers/free-port.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -120,17 +120,6 @@ async function failsCleanly(fn: () => Promise<unknown>, code: string, withinMs: 
   assert.equal(err.code, code, `${what}: ${err.message}`);
   assert.ok(took < withinMs, `${what}: failed after ${took} ms (bound ${withinMs} ms)`);
   return err;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 describe('scale-out faults (PostgreSQL + S3)', () => {

@@ -100,7 +100,7 @@ describe('volumes', () => {
       assert.ok(e instanceof QuotaExceededError);
       assert.match(e.message, /8 MiB/);
       assert.match(e.message, /10 MiB/);
-      assert.equal(e.details?.['cap'], 8 * MiB);
+      assert.equal(e.details?.cap, 8 * MiB);
       return true;
     });
     const info = await v.resize('16M');
@@ -406,10 +406,10 @@ describe('client', () => {
   });
 
   test('Stowage reads STOWAGE_URL and STOWAGE_TOKEN', () => {
-    const saved = { url: process.env['STOWAGE_URL'], token: process.env['STOWAGE_TOKEN'] };
+    const saved = { url: process.env.STOWAGE_URL, token: process.env.STOWAGE_TOKEN };
     try {
-      process.env['STOWAGE_URL'] = 'http://example.invalid:1234/';
-      process.env['STOWAGE_TOKEN'] = 'tok';
+      process.env.STOWAGE_URL = 'http://example.invalid:1234/';
+      process.env.STOWAGE_TOKEN = 'tok';
       const s = Stowage.fromEnv();
       assert.equal(s.url, 'http://example.invalid:1234');
       assert.equal(s.hasToken, true);

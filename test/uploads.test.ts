@@ -637,7 +637,7 @@ describe('stowage upload', { concurrency: true }, () => {
     const engine = srv.engine;
     if (holds.size === 0 && !(engine.writeFile as { held?: true }).held) {
       const real = engine.writeFile;
-      const wrapper = async function (...args: Parameters<typeof real>) {
+      const wrapper = async (...args: Parameters<typeof real>) => {
         const hold = holds.get(`${args[1]}:${args[2]}`);
         if (hold) {
           hold.enter();

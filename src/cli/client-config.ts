@@ -24,7 +24,7 @@ export interface GlobalOptions {
 
 /** The data dir: the option, else STOWAGE_DATA, else ~/.stowage. */
 export function dataDirOf(option?: string): string {
-  const env = process.env['STOWAGE_DATA'];
+  const env = process.env.STOWAGE_DATA;
   return resolve(option ?? (env !== undefined && env !== '' ? env : join(homedir(), '.stowage')));
 }
 
@@ -41,7 +41,7 @@ export function readAdminToken(dataDir = dataDirOf()): string | undefined {
 /** The token to use: the option, else STOWAGE_TOKEN, else the data dir's admin token. */
 export function tokenOf(options: GlobalOptions): string | undefined {
   if (options.token !== undefined && options.token !== '') return options.token;
-  const env = process.env['STOWAGE_TOKEN'];
+  const env = process.env.STOWAGE_TOKEN;
   if (env !== undefined && env !== '') return env;
   return readAdminToken();
 }

@@ -20,7 +20,7 @@ import { reportError } from './output.js';
 
 // The AWS SDK (S3 stores) warns on every start under Node < 22, which Stowage
 // supports: nine lines of noise before a serve's log or its one error line.
-process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const ENVIRONMENT_HELP = `
 Environment:

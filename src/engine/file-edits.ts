@@ -71,7 +71,7 @@ async function commitAgainst(host: FileOpsHost, actor: Actor, volume: string, ba
     return (await host.commit(actor, volume, { base, onConflict: 'fail', changes, message })).commit;
   } catch (e) {
     if (!(e instanceof ConflictError) || !e.details || !('paths' in e.details)) throw e;
-    const paths = (e.details['paths'] as string[]) ?? [];
+    const paths = (e.details.paths as string[]) ?? [];
     throw new ConflictError(`${paths.slice(0, 5).join(', ')} changed since you read it (commit ${base.slice(0, 12)}): read it again and redo the change`, { details: { paths, base } });
   }
 }

@@ -229,7 +229,7 @@ describe('edit', () => {
   it('fails, saying how often, when the string occurs zero or several times', async () => {
     const vol = await volume({ '/f.txt': 'one two two' });
     await assert.rejects(engine.edit(actor, vol, '/f.txt', { oldString: 'three', newString: 'x' }), (e) => isStowageError(e, 'PreconditionFailed') && /does not occur/.test(e.message));
-    await assert.rejects(engine.edit(actor, vol, '/f.txt', { oldString: 'two', newString: 'x' }), (e) => isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message) && e.details?.['occurrences'] === 2);
+    await assert.rejects(engine.edit(actor, vol, '/f.txt', { oldString: 'two', newString: 'x' }), (e) => isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message) && e.details?.occurrences === 2);
     assert.equal(await read(vol, '/f.txt'), 'one two two');
   });
 

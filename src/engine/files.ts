@@ -72,7 +72,7 @@ export class FileService {
     const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
     const entry = p === '/' ? undefined : await this.ctx.reader.lookup(commit.tree, p);
     if (!entry && p !== '/') throw new NotFoundError(`no such file or directory: ${p}`);
-    if (!entry || entry.type !== 'file') throw new InvalidArgumentError(`${p} is not a regular file`);
+    if (entry?.type !== 'file') throw new InvalidArgumentError(`${p} is not a regular file`);
     const rows = new Map((await this.ctx.md.getChunks([...new Set(entry.chunks)])).map((r) => [r.hash, r]));
     const chunks = await mapLimit(entry.chunks, 16, async (hash) => {
       const row = rows.get(hash);
@@ -89,7 +89,7 @@ export class FileService {
     const { commit, path: p } = await this.readTarget(actor, volume, path, opts.commit);
     const entry = p === '/' ? undefined : await this.ctx.reader.lookup(commit.tree, p);
     if (!entry && p !== '/') throw new NotFoundError(`no such file or directory: ${p}`);
-    if (!entry || entry.type !== 'file') throw new InvalidArgumentError(`${p} is not a regular file`);
+    if (entry?.type !== 'file') throw new InvalidArgumentError(`${p} is not a regular file`);
     if (opts.range && (opts.range.start < 0 || opts.range.start > opts.range.end || opts.range.end >= entry.size)) {
       throw new InvalidArgumentError(`range ${opts.range.start}-${opts.range.end} is outside ${p} (${entry.size} bytes)`);
     }

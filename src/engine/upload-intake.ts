@@ -55,12 +55,12 @@ export function parseUploadMetadata(meta: Readonly<Record<string, string | null 
   const sha256 = required(meta, 'sha256');
   if (!SHA256_RE.test(sha256)) throw new InvalidArgumentError('upload metadata "sha256" must be 64 hex digits (the SHA-256 of the whole file)');
   const out: Omit<UploadTarget, 'volumeId'> = { volume, path, size, sha256: sha256.toLowerCase() };
-  const mode = meta['mode'];
+  const mode = meta.mode;
   if (mode !== undefined && mode !== null && mode !== '') {
     if (!/^[0-7]{1,4}$/.test(mode)) throw new InvalidArgumentError(`upload metadata "mode" must be octal permission bits such as 644, not ${JSON.stringify(mode.slice(0, 20))}`);
     out.mode = parseInt(mode, 8);
   }
-  const mtime = meta['mtime'];
+  const mtime = meta.mtime;
   if (mtime !== undefined && mtime !== null && mtime !== '') {
     if (!/^\d{1,15}$/.test(mtime)) throw new InvalidArgumentError('upload metadata "mtime" must be milliseconds since the epoch');
     out.mtime = Number(mtime);

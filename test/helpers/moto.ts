@@ -12,9 +12,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { freePort } from './free-port.js';
 
 /** Credentials moto accepts (it accepts any). */
 export const MOTO_CREDENTIALS = { accessKeyId: 'testing-key-id', secretAccessKey: 'testing-secret-key' } as const;
@@ -28,17 +29,6 @@ export interface Moto {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Starts moto_server and waits until it answers.
  *
@@ -48,7 +38,7 @@ async function freePort(): Promise<number> {
  * await moto.stop();
  */
 export async function startMoto(): Promise<Moto> {
-  const bin = process.env['MOTO_SERVER'] ?? 'moto_server';
+  const bin = process.env.MOTO_SERVER ?? 'moto_server';
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -17,11 +17,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 const run = promisify(execFile);
 
@@ -52,7 +52,7 @@ const DATABASE = 'stowage';
 
 /** The directory holding initdb, pg_ctl and postgres. */
 async function findBinDir(): Promise<string> {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
     const initdb = join(dir, 'initdb');
     if (existsSync(initdb) && existsSync(join(dir, 'pg_ctl'))) {
@@ -71,18 +71,6 @@ async function findBinDir(): Promise<string> {
     'PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in /usr/lib/postgresql/*/bin. ' +
       'Install them (Debian: apt-get install postgresql, or run ./setup.sh); these tests do not skip without them.',
   );
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Who runs the cluster: ourselves, or (as root) the postgres OS user. */

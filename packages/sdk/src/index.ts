@@ -19,7 +19,7 @@ export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchE
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './client/commit-writer.js';
 export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './client/file-search.js';
 export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './client/download.js';
-export { type UploadSource, type UploadOptions, type UploadResult } from './client/upload.js';
+export type { UploadSource, UploadOptions, UploadResult } from './client/upload.js';
 export type { SkippedEntry } from './client/local-tree.js';
 export {
   StowageError,

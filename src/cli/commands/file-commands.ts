@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { randomHex } from '@stowage/sdk/common/ids.js';
-import type { FileInfo } from '@stowage/sdk';
+import type { FileInfo, WriteResult } from '@stowage/sdk';
 import { Volume } from '@stowage/sdk';
 import { parseMode, parseTarget } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
@@ -88,7 +88,7 @@ export function registerFileCommands(program: Command): void {
       const mode = opts.mode === undefined ? undefined : parseMode(opts.mode);
       const vol = await open(cmd, t.volume);
       const progress = startProgress();
-      let res;
+      let res: WriteResult;
       try {
         const o = { ...(mode !== undefined ? { mode } : {}), onProgress: progress.listener };
         res = source === '-' ? await vol.files.write(t.path, process.stdin, o) : await vol.files.writeFile(t.path, source, o);

@@ -21,7 +21,7 @@ import { AlreadyExistsError, InvalidArgumentError, StowageError, UnavailableErro
 import { AGENT_LOG, DEFAULT_OPEN_FILES, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig, type OverwrittenPath } from '@stowage/sdk/common/mount-state.js';
 import { parseVolumeName } from '@stowage/sdk/common/paths.js';
 import { parseSize } from '@stowage/sdk/common/sizes.js';
-import { MountHandle } from '@stowage/sdk/client/mount-control.js';
+import { MountHandle, type MountReloadResult } from '@stowage/sdk/client/mount-control.js';
 import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printJson, printLine, printNote, shortId } from '../output.js';
@@ -269,12 +269,12 @@ export function registerMountCommands(program: Command): void {
     .option('--force', 'discard uncommitted changes')
     .option('--json', 'print the result as JSON')
     .action(async (path: string, opts: { force?: boolean; json?: boolean }) => {
-      let res;
+      let res: MountReloadResult;
       try {
         res = await new MountHandle(path).reload({ force: opts.force === true });
       } catch (e) {
-        if (isStowageError(e, 'Conflict') && e.details && typeof e.details['pending'] === 'number') {
-          const n = e.details['pending'];
+        if (isStowageError(e, 'Conflict') && e.details && typeof e.details.pending === 'number') {
+          const n = e.details.pending;
           throw new StowageError('Conflict', `reload would discard ${n} uncommitted change${n === 1 ? '' : 's'} in ${resolve(path)}; run \`stowage commit ${path}\` first, or \`stowage reload --force ${path}\` to discard them`);
         }
         throw e;

@@ -63,10 +63,6 @@ async function leaves(reader: TreeReader, dir: TreeHash): Promise<{ leaves: Leaf
   return { leaves: out, height: top.kind === 'leaf' ? 0 : top.level };
 }
 
-function sorted(entries: Iterable<Entry>): Array<[string, Entry | null]> {
-  return [...entries].map((e): [string, Entry | null] => [e.name, e]).sort(([a], [b]) => (a < b ? -1 : 1));
-}
-
 /** A deterministic shuffle (so a failure reproduces). */
 function shuffle<T>(items: T[], seed: number): T[] {
   const out = [...items];

@@ -14,7 +14,7 @@
  * All three give the same chunks for the same bytes and chunk size.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { chunkSizeFor } from '../common/chunking.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, ForbiddenError } from '../common/errors.js';
 import { splitNanos } from '../common/times.js';
@@ -84,7 +84,7 @@ export function localFileError(e: unknown, path: string): Error {
  * const { size, chunkSize, chunks } = await chunkFile('./model.bin');
  */
 export async function chunkFile(path: string, options: { onBytes?: (n: number, size: number) => void } = {}): Promise<LocalFileContent> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (e) {

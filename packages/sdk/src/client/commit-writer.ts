@@ -149,7 +149,11 @@ export async function uploadMissing(target: CommitTarget, files: readonly Pendin
       onProgress?.({ phase: 'upload', done: batchDone, total });
     };
     const seen = new Set<string>();
-    const missing = plan.missing.filter((m) => (seen.has(m.hash) ? false : (seen.add(m.hash), true)));
+    const missing = plan.missing.filter((m) => {
+      if (seen.has(m.hash)) return false;
+      seen.add(m.hash);
+      return true;
+    });
     let failed = false;
     const guarded = (fn: () => Promise<void>) => limiter.run(async () => {
       if (failed) return; // one upload failed: the write fails, so start no more

@@ -28,7 +28,7 @@
  *   for its length is refused and reported; the rest continues.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type Stats } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { chmod, lstat, mkdir, rename, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
@@ -201,7 +201,7 @@ async function writeBytesAtomically(data: Buffer, target: string, meta: { mode: 
 }
 
 /** lstat, or undefined when nothing is there. */
-async function lstatOrNone(p: string): Promise<import('node:fs').Stats | undefined> {
+async function lstatOrNone(p: string): Promise<Stats | undefined> {
   try {
     return await lstat(p);
   } catch (e) {
@@ -347,7 +347,7 @@ async function extractInto(tarStream: Readable, commit: string, dir: string, roo
     if (h.type === 'directory') {
       const at = await place(h.name);
       if (at === undefined) return;
-      let existing;
+      let existing: Stats | undefined;
       try {
         existing = await lstatOrNone(S(at));
         if (!existing) await mkdir(S(at), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });

@@ -14,7 +14,7 @@
  * heavy dependency.
  */
 import type * as wire from '../api/wire.js';
-import { errorCodeOfStatus, errorFromCode, InternalError, InvalidArgumentError, StowageError, UnavailableError } from '../common/errors.js';
+import { errorCodeOfStatus, errorFromCode, InternalError, InvalidArgumentError, type StowageError, UnavailableError } from '../common/errors.js';
 
 /** Where the server listens when neither an option nor STOWAGE_URL says otherwise. */
 export const DEFAULT_URL = 'http://127.0.0.1:7420';
@@ -96,8 +96,8 @@ export class Stowage {
   readonly #token: string | undefined;
 
   constructor(options: StowageOptions = {}) {
-    this.url = normaliseBaseUrl(options.url ?? process.env['STOWAGE_URL'] ?? DEFAULT_URL);
-    const token = options.token ?? process.env['STOWAGE_TOKEN'];
+    this.url = normaliseBaseUrl(options.url ?? process.env.STOWAGE_URL ?? DEFAULT_URL);
+    const token = options.token ?? process.env.STOWAGE_TOKEN;
     this.#token = token === undefined || token === '' ? undefined : token;
     const c = options.concurrency ?? 4;
     if (!Number.isInteger(c) || c < 1 || c > 64) throw new InvalidArgumentError(`invalid concurrency ${c}: use a whole number from 1 to 64`);
@@ -141,7 +141,7 @@ export class Stowage {
   async send<T>(method: string, path: string, options: RequestOptions = {}): Promise<{ status: number; body: T }> {
     const url = this.urlOf(path, options.query);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.#token !== undefined) headers['authorization'] = `Bearer ${this.#token}`;
+    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
     let payload: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json';

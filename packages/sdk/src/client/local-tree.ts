@@ -8,6 +8,7 @@
  * directory's own realpath; others are skipped and reported. Paths past
  * PATH_MAX are reached relative to open directories (sdk/long-paths).
  */
+import type { Dir, Stats } from 'node:fs';
 import { lstat, opendir, readlink, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { InvalidArgumentError, type StowageError } from '../common/errors.js';
@@ -96,7 +97,7 @@ async function landing(p: string, lp: LongPaths): Promise<string> {
       continue;
     }
     const next = `/${[...at, c].join('/')}`;
-    let st;
+    let st: Stats;
     try {
       st = await lstat(lp.short(next));
     } catch (e) {
@@ -145,7 +146,7 @@ export async function walkTree(root: string, lp: LongPaths): Promise<LocalTree> 
     throw localError(e, root);
   }
   const visit = async (absDir: string, relDir: string): Promise<void> => {
-    let dir;
+    let dir: Dir;
     try {
       dir = await opendir(lp.short(absDir));
     } catch (e) {

@@ -19,11 +19,11 @@ describe('MountHandle against a broken control socket', () => {
   const sockets = new Set<Socket>();
   let behaviour: 'reset' | 'cut' | 'garbage' = 'reset';
   const mountPath = '/nonexistent/stowage-broken-mount';
-  const saved = process.env['STOWAGE_MOUNT_STATE'];
+  const saved = process.env.STOWAGE_MOUNT_STATE;
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'stowage-ctl-'));
-    process.env['STOWAGE_MOUNT_STATE'] = root;
+    process.env.STOWAGE_MOUNT_STATE = root;
     const stateDir = mountStateDir(mountPath);
     mkdirSync(stateDir, { recursive: true });
     server = createServer((sock) => {
@@ -41,8 +41,8 @@ describe('MountHandle against a broken control socket', () => {
   after(async () => {
     for (const sock of sockets) sock.destroy();
     await new Promise<void>((r) => server.close(() => r()));
-    if (saved === undefined) delete process.env['STOWAGE_MOUNT_STATE'];
-    else process.env['STOWAGE_MOUNT_STATE'] = saved;
+    if (saved === undefined) delete process.env.STOWAGE_MOUNT_STATE;
+    else process.env.STOWAGE_MOUNT_STATE = saved;
     rmSync(root, { recursive: true, force: true });
   });
 

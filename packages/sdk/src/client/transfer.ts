@@ -2,7 +2,7 @@
  * @module sdk/transfer
  * Moves chunk bytes directly between the client and the blob store through
  * the signed requests the server hands out (the server itself for the
- * local-directory store, S3 later). A signed request is sent exactly as
+ * local-directory store, the S3 service for S3). A signed request is sent exactly as
  * given: its method, its headers, and for PUT an explicit Content-Length
  * (S3 presigned PUTs refuse chunked encoding).
  *
@@ -99,7 +99,10 @@ function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, 
     let bodyError: unknown;
     const fail = (e: unknown): void => {
       // A body that cannot be read (a local file gone) is the caller's problem, not the network's.
-      if (bodyError !== undefined) return reject(bodyError);
+      if (bodyError !== undefined) {
+        reject(bodyError);
+        return;
+      }
       reject(new AttemptError(new UnavailableError(`${what}: cannot reach the blob store at ${url.host}: ${networkReason(e)}`, { cause: e }), true));
     };
     const r = mod.request(url, { method: req.method, headers, agent }, (res) => {

@@ -28,7 +28,7 @@
  * Node built-ins.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -112,7 +112,7 @@ function checkMode(mode: number | undefined): void {
 
 /** The directory holding client state: option, $STOWAGE_STATE_DIR, or ~/.stowage-client. */
 export function stateDirOf(option?: string): string {
-  const env = process.env['STOWAGE_STATE_DIR'];
+  const env = process.env.STOWAGE_STATE_DIR;
   return option ?? (env !== undefined && env !== '' ? env : join(homedir(), '.stowage-client'));
 }
 
@@ -141,7 +141,7 @@ export async function uploadTo(vol: UploadHost, source: UploadSource, remotePath
     if (remotePath === undefined) throw new InvalidArgumentError('name the remote path to write a stream to');
     return uploadStream(vol, source, parsePath(remotePath), options);
   }
-  let st;
+  let st: Stats;
   try {
     st = await lstat(source);
   } catch (e) {

@@ -14,7 +14,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export function mountStateRoot(): string {
-  const env = process.env['STOWAGE_MOUNT_STATE'];
+  const env = process.env.STOWAGE_MOUNT_STATE;
   return env !== undefined && env !== '' ? resolve(env) : join(homedir(), '.stowage', 'mounts');
 }
 
@@ -33,12 +33,12 @@ export function mountSource(stateDir: string): string {
  */
 export function stateDirFromMountTable(table: string, mountPath: string): string | undefined {
   // Fields are space-separated with spaces, tabs, newlines and backslashes written as octal escapes.
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   let found: string | undefined;
   for (const line of table.split('\n')) {
     const [source, target, type] = line.split(' ');
-    if (!source || !target || type !== 'fuse.stowage' || unescape(target) !== mountPath) continue;
-    const src = unescape(source);
+    if (!source || !target || type !== 'fuse.stowage' || unescapeOctal(target) !== mountPath) continue;
+    const src = unescapeOctal(source);
     if (src.startsWith('stowage:')) found = src.slice('stowage:'.length); // the last one is the one on top
   }
   return found;
