@@ -12,8 +12,12 @@ cd "$(dirname "$0")"
 # PostgreSQL metadata tests run as a throwaway cluster (test/helpers/postgres.ts);
 # autoconf, automake and perl (prove) to build and run pjdfstest and fsx from
 # ../shared/tools (scripts/build-test-tools.mjs), the POSIX suite and the
-# data-integrity exerciser the mount tests run.
-PACKAGES=(python3 make g++ ca-certificates fuse3 libfuse3-dev pkg-config git sqlite3 postgresql autoconf automake perl)
+# data-integrity exerciser the mount tests run. The sandbox host: bubblewrap
+# (namespaces and seccomp), uidmap (a subordinate id range for sandbox root),
+# mmdebstrap (the Debian base image), e2fsprogs and btrfs-progs (state disks),
+# erofs-utils (packed images).
+PACKAGES=(python3 make g++ ca-certificates fuse3 libfuse3-dev pkg-config git sqlite3 postgresql autoconf automake perl
+  bubblewrap uidmap mmdebstrap e2fsprogs btrfs-progs erofs-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,6 +29,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# Sandbox root maps to the subordinate id range root:100000:65536 (never to host root).
+if [ "$(id -u)" -eq 0 ]; then
+  for f in /etc/subuid /etc/subgid; do
+    grep -q '^root:100000:65536$' "$f" 2>/dev/null || echo 'root:100000:65536' >> "$f"
+  done
 fi
 
 # The S3 tests run against moto_server (an S3-protocol server; not a Debian package). It is
