@@ -52,7 +52,13 @@ async function call<T = any>(method: string, path: string, opts: CallOptions = {
     headers['content-type'] ??= 'application/json';
     body = JSON.stringify(opts.json);
   }
-  const res = await fetch(`${opts.base ?? srv.url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+  let res: Response;
+  try {
+    res = await fetch(`${opts.base ?? srv.url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+  } catch (e) {
+    // undici says only "fetch failed"; the cause (a reset, a timeout) is what tells a flake from a bug.
+    throw new Error(`${method} ${path}: ${(e as Error).message}: ${String((e as Error).cause)}`, { cause: e });
+  }
   const text = await res.text();
   let parsed: unknown = text;
   if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
