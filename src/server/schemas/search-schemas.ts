@@ -4,9 +4,9 @@
  */
 import { z } from '@hono/zod-openapi';
 import type * as wire from '../../api/wire.js';
+import { CommitSchema } from './commit-schemas.js';
 import { Bytes, Path } from './common-schemas.js';
 import { QueryInt } from './query-schemas.js';
-import { CommitSchema } from './commit-schemas.js';
 
 const Count = z.number().int();
 const EntryTypeSchema = z.enum(['file', 'dir', 'symlink']);
