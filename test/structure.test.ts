@@ -37,6 +37,11 @@ describe('structure of the source trees', () => {
       assert.deepEqual(cycles.map((c) => c.join(' -> ')), [], `import cycles in ${name}:\n${cycles.map((c) => '  ' + c.join(' -> ')).join('\n')}`);
     });
 
+    it(`${name} reaches no file outside itself by a relative path (no test helpers, no other package)`, () => {
+      const outside = [...importGraph(root)].flatMap(([file, deps]) => deps.filter((d) => d.startsWith('..')).map((d) => `${file} -> ${d}`));
+      assert.deepEqual(outside, [], `${name} must import other trees by package name, and never test/`);
+    });
+
     it(`${name} has no source file over ${MAX_LINES} lines but conformance suites and the listed older ones`, () => {
       const long = [...importGraph(root).keys()]
         .filter((f) => !f.endsWith('.conformance.ts') && !OVERSIZE.has(f))
