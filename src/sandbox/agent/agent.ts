@@ -17,7 +17,7 @@ export const AGENT_PROTOCOL_VERSION = 1;
 
 export class Agent {
   readonly #execs = new Map<string, RunningExec>();
-  readonly #writes = new Map<number, { write: Promise<PendingWrite>; chain: Promise<unknown> }>();
+  readonly #writes = new Map<number, WriteSession>();
   readonly #decoder = new FrameDecoder();
 
   constructor(private readonly link: Duplex) {
@@ -44,7 +44,8 @@ export class Agent {
 
   #answer(rid: number, work: Promise<unknown>): void {
     work.then(
-      (result) => this.#send({ rid, ok: true, result: result ?? null }),
+      // The result travels as the body: a listing can be larger than a header may be.
+      (result) => this.#send({ rid, ok: true }, Buffer.from(JSON.stringify(result ?? null))),
       (e: unknown) => this.#send({ rid, ok: false, error: errorOf(e) }),
     );
   }
@@ -59,27 +60,20 @@ export class Agent {
         return this.#execs.get(req.id)?.endStdin();
       case 'signal':
         return this.#execs.get(req.id)?.signal(req.signal as NodeJS.Signals, req.group);
-      case 'file.write': {
-        const write = PendingWrite.open(req.path, req.mode, req.createParents);
-        this.#writes.set(req.rid, { write, chain: write });
-        write.catch((e: unknown) => {
-          this.#writes.delete(req.rid);
-          this.#send({ rid: req.rid, ok: false, error: errorOf(e) });
-        });
+      case 'file.write':
+        this.#writes.set(req.rid, new WriteSession(PendingWrite.open(req.path, req.mode, req.createParents)));
         return;
-      }
-      case 'file.data': {
-        const w = this.#writes.get(req.rid);
-        if (w) w.chain = w.chain.then(() => w.write.then((pw) => pw.append(body)));
+      case 'file.data':
+        this.#writes.get(req.rid)?.append(body);
         return;
-      }
       case 'file.end': {
-        const w = this.#writes.get(req.rid);
-        if (!w) return;
+        const session = this.#writes.get(req.rid);
+        if (!session) return;
         this.#writes.delete(req.rid);
-        const done = w.chain.then(() => w.write.then((pw) => pw.commit()));
-        // A failed open was answered already.
-        w.write.then(() => this.#answer(req.rid, done.then((size) => ({ size }))), () => undefined);
+        session.finish().then(
+          (size) => this.#send({ rid: req.rid, ok: true }, Buffer.from(JSON.stringify({ size }))),
+          (e: unknown) => this.#send({ rid: req.rid, ok: false, error: errorOf(e) }),
+        );
         return;
       }
       case 'file.read':
@@ -104,7 +98,7 @@ export class Agent {
     }
     const exec = new RunningExec(req, {
       started: (pid) => {
-        this.#send({ rid: req.rid, ok: true, result: { pid } });
+        this.#send({ rid: req.rid, ok: true }, Buffer.from(JSON.stringify({ pid })));
       },
       output: (fd, data) => {
         let ok = true;
@@ -142,7 +136,44 @@ export class Agent {
       }
     });
     stream.once('error', (e) => this.#send({ rid, ok: false, error: errorOf(e) }));
-    stream.once('end', () => this.#send({ rid, ok: true, result: { size } }));
+    stream.once('end', () => this.#send({ rid, ok: true }, Buffer.from(JSON.stringify({ size }))));
+  }
+}
+
+/**
+ * One file write as its frames arrive: pieces are appended in order, and the
+ * first failure (opening, or any append) is kept and answered at the end, when
+ * the temp file is removed.
+ */
+class WriteSession {
+  #chain: Promise<void>;
+  #error: unknown;
+
+  constructor(private readonly opened: Promise<PendingWrite>) {
+    this.#chain = opened.then(
+      () => undefined,
+      (e: unknown) => {
+        this.#error = e;
+      },
+    );
+  }
+
+  append(data: Buffer): void {
+    this.#chain = this.#chain.then(async () => {
+      if (this.#error !== undefined) return;
+      try {
+        await (await this.opened).append(data);
+      } catch (e) {
+        this.#error = e;
+      }
+    });
+  }
+
+  async finish(): Promise<number> {
+    await this.#chain;
+    if (this.#error === undefined) return (await this.opened).commit();
+    await this.opened.then((pw) => pw.abort(), () => undefined);
+    throw this.#error;
   }
 }
 

@@ -42,18 +42,22 @@ export async function statPath(path: string): Promise<AgentFileInfo> {
   return infoOf(p, await lstat(p));
 }
 
-export async function listDir(path: string): Promise<AgentFileInfo[]> {
+/** Most entries one listing answers with (the answer must fit one frame); `truncated` says there were more. */
+export const MAX_LIST_ENTRIES = 5000;
+
+export async function listDir(path: string): Promise<{ entries: AgentFileInfo[]; truncated: boolean }> {
   const p = checkPath(path);
-  const names = (await readdir(p)).sort();
-  const out: AgentFileInfo[] = [];
+  const all = (await readdir(p)).sort();
+  const names = all.slice(0, MAX_LIST_ENTRIES);
+  const entries: AgentFileInfo[] = [];
   for (const name of names) {
     try {
-      out.push(infoOf(name, await lstat(join(p, name))));
+      entries.push(infoOf(name, await lstat(join(p, name))));
     } catch {
       // Removed while listed.
     }
   }
-  return out;
+  return { entries, truncated: all.length > names.length };
 }
 
 export async function removePath(path: string, recursive: boolean): Promise<void> {
