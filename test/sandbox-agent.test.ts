@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentCallError, AgentClient, type ExecExit } from '../src/sandbox/protocol/agent-client.js';
+import { type AgentCallError, AgentClient, type ExecExit } from '../src/sandbox/protocol/agent-client.js';
 import { encodeFrame } from '../src/sandbox/protocol/frames.js';
 
 const AGENT_MAIN = fileURLToPath(new URL('../src/sandbox/agent/agent-main.js', import.meta.url));

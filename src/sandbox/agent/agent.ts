@@ -53,13 +53,17 @@ export class Agent {
   #handle(req: AgentRequest, body: Buffer): void {
     switch (req.op) {
       case 'exec':
-        return this.#exec(req);
+        this.#exec(req);
+        return;
       case 'stdin':
-        return this.#execs.get(req.id)?.writeStdin(body);
+        this.#execs.get(req.id)?.writeStdin(body);
+        return;
       case 'stdin.end':
-        return this.#execs.get(req.id)?.endStdin();
+        this.#execs.get(req.id)?.endStdin();
+        return;
       case 'signal':
-        return this.#execs.get(req.id)?.signal(req.signal as NodeJS.Signals, req.group);
+        this.#execs.get(req.id)?.signal(req.signal as NodeJS.Signals, req.group);
+        return;
       case 'file.write':
         this.#writes.set(req.rid, new WriteSession(PendingWrite.open(req.path, req.mode, req.createParents)));
         return;
@@ -77,15 +81,20 @@ export class Agent {
         return;
       }
       case 'file.read':
-        return this.#read(req.rid, req.path);
+        this.#read(req.rid, req.path);
+        return;
       case 'file.stat':
-        return this.#answer(req.rid, statPath(req.path));
+        this.#answer(req.rid, statPath(req.path));
+        return;
       case 'file.list':
-        return this.#answer(req.rid, listDir(req.path));
+        this.#answer(req.rid, listDir(req.path));
+        return;
       case 'file.remove':
-        return this.#answer(req.rid, removePath(req.path, req.recursive));
+        this.#answer(req.rid, removePath(req.path, req.recursive));
+        return;
       case 'file.mkdir':
-        return this.#answer(req.rid, makeDir(req.path, req.parents, req.mode));
+        this.#answer(req.rid, makeDir(req.path, req.parents, req.mode));
+        return;
       default:
         this.#send({ rid: (req as { rid?: number }).rid ?? 0, ok: false, error: { code: 'EINVAL', message: `unknown request ${(req as { op?: unknown }).op}` } });
     }
