@@ -238,6 +238,24 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.match(r.stderr, /not supported/);
     assert.equal(await shOk(`cat ${mnt}/hello.txt`), 'hello world\n');
   });
+
+  test('requestCounts counts every request by operation, an ENOSYS answer included', async () => {
+    const before = session.requestCounts();
+    const n = (c: Record<string, number>, op: string) => c[op] ?? 0;
+    await shOk(`printf abc > ${mnt}/counted.txt`);
+    await sh(`fallocate -l 4096 ${mnt}/counted.txt; fallocate -l 4096 ${mnt}/counted.txt`);
+    await new Promise((r) => setTimeout(r, 100)); // release follows close asynchronously
+    const after = session.requestCounts();
+    assert.equal(n(after, 'create') - n(before, 'create'), 1);
+    assert.equal(n(after, 'write') - n(before, 'write'), 1);
+    assert.ok(n(after, 'release') - n(before, 'release') >= 1, JSON.stringify(after));
+    // The test before got ENOSYS for fallocate, which it counted; the kernel remembers that and asks no more.
+    assert.equal(n(before, 'fallocate'), 1);
+    assert.equal(n(after, 'fallocate'), 1);
+    assert.deepEqual(Object.keys(after), Object.keys(after).sort(), 'operations in name order');
+    after['create'] = -1;
+    assert.notEqual(session.requestCounts()['create'], -1, 'a copy, not the live counters');
+  });
 });
 
 test('the binding refuses made-up handles, ids and answers with a JS error', () => {

@@ -172,6 +172,8 @@ class Session implements FuseSession {
   #handle!: NativeHandle;
   #ending: Promise<void> | undefined;
   #notifying: Promise<void> = Promise.resolve();
+  /** Requests served by opcode (forgets counted one per inode), for tracing what a workload costs. */
+  readonly #requests = new Map<string, number>();
   #resolveClosed!: () => void;
   #inited!: (conn: ConnInfo) => void;
   #failed!: (e: Error) => void;
@@ -224,7 +226,12 @@ class Session implements FuseSession {
     return this.#ending;
   }
 
+  requestCounts(): Record<string, number> {
+    return Object.fromEntries([...this.#requests].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
   readonly #dispatch: Dispatch = (op, id, c, s1, s2, data, n) => {
+    if (op !== 'init' && op !== 'closed') this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
     switch (op) {
       case 'init': {
         const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable] = n as number[] as [number, number, number, number, number, number, number, number];

@@ -212,6 +212,12 @@ export interface FuseSession {
   invalidateInode(ino: number, offset?: number, length?: number): Promise<void>;
   /** Drops the kernel's cached name → inode binding of `name` in `parent`. ENOENT resolves. */
   invalidateEntry(parent: number, name: string): Promise<void>;
+  /**
+   * Requests the kernel sent since the mount, by operation name ('lookup',
+   * 'getattr', ...; a batch of forgets counts one per inode), whatever their
+   * answer, ENOSYS included: what a workload costs in round trips.
+   */
+  requestCounts(): Record<string, number>;
   /** Unmounts (the kernel sends no more requests) and ends the session. */
   unmount(): Promise<void>;
   /** Resolves when the session ends (unmount, `fusermount3 -u` from outside, or the device closing). */
