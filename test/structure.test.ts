@@ -17,7 +17,7 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 /** Most lines a source file may have. */
 const MAX_LINES = 500;
 /** Files over MAX_LINES from before the rule (issue 11): known debt, not a licence for new files. */
-const OVERSIZE = new Set(['server/schemas.ts', 'stores/s3/s3-blob-store.ts', 'mount/fuse-ops.ts', 'stores/sql/sql-metadata-store.ts']);
+const OVERSIZE = new Set(['server/schemas.ts', 'stores/s3/s3-blob-store.ts', 'stores/sql/sql-metadata-store.ts']);
 
 describe('structure of src/', () => {
   it('has no import cycles', () => {
