@@ -156,6 +156,60 @@ describe('no stale pages after reload', () => {
   });
 });
 
+/**
+ * Set-user-ID and set-group-ID are the mount's to clear (FUSE_HANDLE_KILLPRIV_V2), as ext4 clears them: on chown of a
+ * non-directory by anyone (chown(-1, -1) included, as Linux 6.x does), on write, truncate and open(O_TRUNC) by a caller without CAP_FSETID.
+ * The same script runs in a local directory and in the mount; both must print the same, and what ext4 prints.
+ */
+function privScript(d: string): string {
+  return `set -e; cd ${d}; umask 022
+for f in a b c w t o ug ut uo; do echo hi > $f; done
+chmod 6755 a && chown 5:5 a                        # root chown: set-user-ID and (group-exec) set-group-ID go
+chmod 6745 b && chown 5 b                          # without group-exec set-group-ID is a locking mark: kept
+chmod 6755 c && perl -e 'chown(-1, -1, "c") or die'  # chown(-1, -1) too (Linux 6.x)
+chmod 6755 w t o && echo more >> w && truncate -s 1 t && : > o   # root (CAP_FSETID): kept
+mkdir dir && chmod 2755 dir && chown 5:5 dir       # a directory keeps its set-group-ID
+chmod 6777 ug ut uo
+setpriv --reuid=4321 --regid=4321 --clear-groups sh -c 'echo more >> ug && truncate -s 1 ut && : > uo'
+stat -c '%n %a %u:%g' a b c w t o dir ug ut uo`;
+}
+
+const PRIV_EXPECTED = 'a 755 5:5\nb 2745 5:0\nc 755 0:0\nw 6755 0:0\nt 6755 0:0\no 6755 0:0\ndir 2755 5:5\nug 777 0:0\nut 777 0:0\nuo 777 0:0\n';
+
+describe('set-user-ID and set-group-ID', () => {
+  test('cleared on chown, write, truncate and open(O_TRUNC) exactly as on a local disk, as root and as another user, and committed', async () => {
+    const vol = await Volume.create(fresh('privs'), { client: bed.client });
+    const m = await mountPoint();
+    await chmod(m, 0o755);
+    await bed.mounts.mountOk(vol.name, m, ['--allow-other']);
+    const local = join(bed.work, `privs-local-${Date.now()}`);
+    await shOk(`mkdir -m 755 ${local}`);
+    const onDisk = await shOk(privScript(local));
+    assert.equal(onDisk, PRIV_EXPECTED, 'the local disk does what this test expects');
+    await shOk(`chmod 755 ${m} && mkdir -m 755 ${m}/p`);
+    assert.equal(await shOk(privScript(`${m}/p`)), onDisk);
+    // Through a commit and a fresh look (the kernel's cache dropped by reload): the cleared modes are what the tree holds.
+    await bed.mounts.commit(m);
+    assert.equal((await vol.files.stat('/p/a')).mode & 0o7777, 0o755);
+    assert.equal((await vol.files.stat('/p/ug')).mode & 0o7777, 0o777);
+    assert.equal((await vol.files.stat('/p/b')).mode & 0o7777, 0o2745);
+  });
+
+  test('the kernel sends no getattr before a chown (the agent clears the bits itself)', async () => {
+    const vol = await Volume.create(fresh('privreq'), { client: bed.client });
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    await shOk(`touch ${m}/f && chmod 4755 ${m}/f && stat ${m}/f >/dev/null`);
+    const count = async () => (await Volume.fromMount(m).status()).fuse!.requests;
+    const before = await count();
+    await shOk(`chown 5:5 ${m}/f`);
+    const after = await count();
+    assert.equal((after['getattr'] ?? 0) - (before['getattr'] ?? 0), 0, JSON.stringify({ before, after }));
+    assert.equal((after['setattr'] ?? 0) - (before['setattr'] ?? 0), 1);
+    assert.equal(await shOk(`stat -c '%a %u:%g' ${m}/f`), '755 5:5\n');
+  });
+});
+
 describe('POSIX errors and special files', () => {
   test('ENAMETOOLONG on lookup, directory link counts, fifos and sockets in the mount only', async () => {
     const vol = await Volume.create(fresh('errs'), { client: bed.client });

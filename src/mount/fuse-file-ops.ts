@@ -17,7 +17,7 @@ import { constants as fsConstants } from 'node:fs';
 import { fsError } from './fs-error.js';
 import { entryOf, joinPath, signature, type Inode } from './fuse-attrs.js';
 import type { FsContext } from './fuse-host.js';
-import { applySetattr, creatorOf, writable } from './fuse-setattr.js';
+import { applySetattr, creatorOf, dropPrivs, writable } from './fuse-setattr.js';
 import type { CreateReply, LowLevelOps, OpenReply } from './fuse/types.js';
 import type { FileNode } from './nodes.js';
 
@@ -65,8 +65,13 @@ export class FileOps {
     return { fh, keepCache };
   }
 
+  /** The kernel still holds the old mode (open and write replies carry no attributes): have it ask again. */
+  #modeChanged(inode: Inode): void {
+    this.#fs.inodes.session?.invalidateInode(inode.ino, -1, 0).catch((e: unknown) => this.#fs.host.log(`invalidating attributes after clearing set-user-ID: ${(e as Error).message}`));
+  }
+
   readonly ops: Pick<LowLevelOps, FileOpNames> = {
-    open: async (_ctx, ino, flags) => {
+    open: async (ctx, ino, flags) => {
       const { host, inodes } = this.#fs;
       const inode = inodes.get(ino);
       let node = await inodes.nodeOf(inode);
@@ -75,8 +80,13 @@ export class FileOps {
       const writing = (flags & O_ACCMODE) !== fsConstants.O_RDONLY;
       if (writing && host.view().opts.readOnly && !inode.orphan) throw fsError('EROFS');
       if ((flags & fsConstants.O_TRUNC) !== 0 && writing) {
-        await host.mutate(async (view) => applySetattr(this.#fs, view, inode, { size: 0 }));
+        const dropped = await host.mutate(async (view) => {
+          await applySetattr(this.#fs, view, inode, { size: 0 });
+          // open(O_TRUNC) by a caller without CAP_FSETID clears set-user-ID/set-group-ID (the kernel says so).
+          return ctx.killSuidgid && dropPrivs(this.#fs, view, inode, await inodes.nodeOf(inode));
+        });
         host.changed();
+        if (dropped) this.#modeChanged(inode);
         node = await inodes.nodeOf(inode);
       }
       // Opening for writing does not make the file local: write/truncate do that on first use (sqlite3 and git
@@ -94,16 +104,20 @@ export class FileOps {
       return n === buf.length ? buf : buf.subarray(0, n);
     },
 
-    write: async (_ctx, _ino, data, offset, fh) => {
+    write: async (ctx, _ino, data, offset, fh) => {
       const handle = this.#handle(fh);
       const inode = handle.inode;
+      let dropped = false;
       const n = await this.#fs.host.mutate(async (view) => {
         const node = await writable(this.#fs, view, inode);
         const written = await inode.view.content.write(node, data, data.length, offset);
         inode.cached = signature(node); // the kernel's pages are what was just written
+        // A write by a caller without CAP_FSETID clears set-user-ID/set-group-ID (the kernel says so: ctx.killSuidgid).
+        if (ctx.killSuidgid) dropped = await dropPrivs(this.#fs, view, inode, node);
         return written;
       });
       handle.wrote = true;
+      if (dropped) this.#modeChanged(inode);
       return n;
     },
 
@@ -128,7 +142,7 @@ export class FileOps {
           if ((flags & fsConstants.O_EXCL) !== 0) throw fsError('EEXIST');
           if (existing.type !== 'file') throw fsError('EISDIR');
           const inode = inodes.lookupOf(existing, view);
-          if ((flags & fsConstants.O_TRUNC) !== 0) await applySetattr(this.#fs, view, inode, { size: 0 });
+          if ((flags & fsConstants.O_TRUNC) !== 0) await applySetattr(this.#fs, view, inode, { size: 0 }, ctx.killSuidgid);
           return { entry: entryOf(inode, existing, host.owner), open: this.#openFile(inode, existing) };
         }
         const node = await view.create(joinPath(path, name), mode, creatorOf(host, ctx, dir));

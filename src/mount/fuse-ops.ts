@@ -107,9 +107,14 @@ export class FuseFs {
         return { attr: attrOf(inode, node, this.#host.owner), timeout: TTL };
       },
 
-      setattr: async (_ctx, ino, set, _fh) => {
+      setattr: async (ctx, ino, set, _fh) => {
         const inode = this.#inodes.get(ino);
-        const changed = await this.#host.mutate(async (view) => applySetattr(this.#fs, view, inode, set));
+        // chown(-1, -1) reaches us as a setattr of nothing (the kernel sends no kill flag without a new owner), yet
+        // Linux clears the bits for it too; nothing else sends an empty setattr but a writer's file_remove_privs, which
+        // clears them as well. Without KILLPRIV_V2 the kernel clears them itself (it sends the new mode).
+        const empty = set.mode === undefined && set.uid === undefined && set.gid === undefined && set.size === undefined && set.atime === undefined && set.mtime === undefined;
+        const kill = ctx.killSuidgid || (empty && this.conn?.handleKillprivV2 === true);
+        const changed = await this.#host.mutate(async (view) => applySetattr(this.#fs, view, inode, set, kill));
         if (changed) this.#host.changed();
         const node = await this.#inodes.nodeOf(inode);
         return { attr: attrOf(inode, node, this.#host.owner), timeout: TTL };

@@ -96,6 +96,8 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.ok(session.conn.maxPages >= 256, `max_pages ${session.conn.maxPages}`);
     assert.equal(session.conn.maxWrite, 1024 * 1024);
     assert.deepEqual(fs.seen.inits, [session.conn]);
+    // The binding adds FUSE_HANDLE_KILLPRIV_V2 to libfuse 3.14's INIT reply when the kernel offers it (5.11+).
+    assert.equal(session.conn.handleKillprivV2, true);
     assert.ok(fuseMountAt(mnt), 'the path is a FUSE mount');
   });
 
@@ -322,7 +324,7 @@ describe('ending a session', () => {
     const stuck = new Promise<void>((res) => (release = res));
     let arrived!: () => void;
     const waiting = new Promise<void>((res) => (arrived = res));
-    fs.lookupHook = (name) => (name === 'slow' ? (arrived(), stuck.then(() => fs.lookup({ uid: 0, gid: 0, pid: 0, umask: 0 }, 1, 'nothing-here'))) : undefined);
+    fs.lookupHook = (name) => (name === 'slow' ? (arrived(), stuck.then(() => fs.lookup({ uid: 0, gid: 0, pid: 0, umask: 0, killSuidgid: false }, 1, 'nothing-here'))) : undefined);
     const session = await mountFuse(mnt, fs, { options: [], force: true, log: (m) => logged.push(m) });
     const caller = sh(`stat ${mnt}/slow`);
     await waiting;

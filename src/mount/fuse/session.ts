@@ -234,8 +234,8 @@ class Session implements FuseSession {
     if (op !== 'init' && op !== 'closed') this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
     switch (op) {
       case 'init': {
-        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable] = n as number[] as [number, number, number, number, number, number, number, number];
-        this.conn = { protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable };
+        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, killprivV2] = n as number[] as [number, number, number, number, number, number, number, number, number];
+        this.conn = { protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, handleKillprivV2: killprivV2 === 1 };
         try {
           this.#ops.init?.(this.conn);
         } catch (e) {
@@ -251,7 +251,7 @@ class Session implements FuseSession {
         this.#forget(n[0]!, n[1]!);
         return;
     }
-    const ctx: RequestContext = { uid: c[0]!, gid: c[1]!, pid: c[2]!, umask: c[3]! };
+    const ctx: RequestContext = { uid: c[0]!, gid: c[1]!, pid: c[2]!, umask: c[3]!, killSuidgid: c[4] === 1 };
     void this.#serve(op, id, ctx, s1, s2, data, n);
   };
 
