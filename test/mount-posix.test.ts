@@ -10,7 +10,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Volume } from '../src/sdk/index.js';
 import { mountTestbed, sh, shOk } from './helpers/mount.js';
@@ -207,6 +207,61 @@ describe('set-user-ID and set-group-ID', () => {
     assert.equal((after['getattr'] ?? 0) - (before['getattr'] ?? 0), 0, JSON.stringify({ before, after }));
     assert.equal((after['setattr'] ?? 0) - (before['setattr'] ?? 0), 1);
     assert.equal(await shOk(`stat -c '%a %u:%g' ${m}/f`), '755 5:5\n');
+  });
+});
+
+describe('directory listings without opendir', () => {
+  test('no opendir or releasedir reaches the agent; a listing is served by readdirplus', async () => {
+    const vol = await Volume.create(fresh('noopendir'), { client: bed.client });
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    await shOk(`mkdir ${m}/d && touch ${m}/d/a ${m}/d/b ${m}/d/c && ls ${m}`);
+    const count = async () => (await Volume.fromMount(m).status()).fuse!.requests;
+    const before = await count();
+    // The first opendir of the mount was answered ENOSYS (counted above): the kernel asks no more.
+    assert.equal(before['opendir'], 1, JSON.stringify(before));
+    assert.equal(await shOk(`ls ${m}/d && ls ${m}/d | wc -l`), 'a\nb\nc\n3\n');
+    const after = await count();
+    const delta = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+    assert.equal(delta('opendir'), 0, JSON.stringify({ before, after }));
+    assert.equal(delta('releasedir'), 0);
+    assert.ok(delta('readdirplus') >= 2, JSON.stringify({ before, after }));
+  });
+
+  test('a directory that changes while listed: every entry there throughout is listed exactly once; seekdir returns to a telldir cookie', async () => {
+    const vol = await Volume.create(fresh('listing'), { client: bed.client });
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    // 3,000 names of ~60 bytes: many readdirplus replies and several getdents calls of libc's 32 KiB buffer.
+    await shOk(`mkdir ${m}/d && cd ${m}/d && for i in $(seq 1 3000); do echo -n > keep-$i-${'x'.repeat(48)}; done && for i in $(seq 1 1000); do echo -n > gone-$i; done`);
+    const script = `
+import os, sys
+d = sys.argv[1]
+it = os.scandir(d)
+seen = [next(it).name for _ in range(200)]
+for i in range(1, 1001): os.unlink(os.path.join(d, 'gone-%d' % i))
+for i in range(1, 1001): open(os.path.join(d, 'new-%d' % i), 'w').close()
+for i in range(1, 301): os.rename(os.path.join(d, 'keep-%d-%s' % (i, 'x' * 48)), os.path.join(d, 'moved-%d' % i))
+seen += [e.name for e in it]
+keep = [n for n in seen if n.startswith('keep-')]
+moved = [n for n in seen if n.startswith('moved-')]
+print(len(keep) + len(moved), len(set(seen)) == len(seen), len([n for n in keep if int(n.split('-')[1]) > 300]))
+`;
+    const file = join(bed.work, `listing-${Date.now()}.py`);
+    await writeFile(file, script);
+    const out = await shOk(`python3 ${file} ${m}/d`);
+    // keep-301..3000 existed throughout: each exactly once (no name twice); keep-1..300 were renamed midway, so
+    // POSIX lets them show under either name, both or neither.
+    const [total, distinct, kept] = out.trim().split(' ');
+    assert.equal(distinct, 'True', out);
+    assert.equal(kept, '2700', out);
+    assert.ok(Number(total) >= 2700 && Number(total) <= 3300, out);
+    // telldir / seekdir: the same names again from a cookie, after more changes.
+    const perl = `opendir(my $d, $ARGV[0]) or die; readdir($d) for 1..500; my $pos = telldir($d); my @a = map { scalar readdir($d) } 1..50;
+      open(my $f, '>', "$ARGV[0]/zz-late") or die; close $f; seekdir($d, $pos); my @b = map { scalar readdir($d) } 1..50;
+      print join(',', @a) eq join(',', @b) ? "same\n" : "differ\n";`;
+    await writeFile(`${file}.pl`, perl);
+    assert.equal(await shOk(`perl ${file}.pl ${m}/d`), 'same\n');
   });
 });
 

@@ -196,10 +196,12 @@ export class InodeTable {
     const pending = new Map<string, Inode>();
     const entries: Array<[number, string]> = [];
     const open: Inode[] = [];
+    const dirs: number[] = [];
     for (const inode of this.#inodes.values()) {
       if (inode.ino === ROOT_INO || inode.orphan || inode.view !== old) continue;
       if (!isAttached(inode.node, old.root)) continue;
       pending.set(pathOf(inode.node), inode);
+      if (inode.node.type === 'dir') dirs.push(inode.ino);
       const parent = inode.node.parent && this.#byNode.get(inode.node.parent);
       if (parent) entries.push([parent.ino, inode.node.name]);
       if (inode.opens > 0 && inode.node.type === 'file') open.push(inode);
@@ -211,10 +213,10 @@ export class InodeTable {
     this.#pendingByPath = pending;
     if (sameTree) return;
     if (old.root.children) for (const [name] of old.root.children) entries.push([ROOT_INO, name]);
-    void this.#invalidate(next, entries, open);
+    void this.#invalidate(next, entries, dirs, open);
   }
 
-  async #invalidate(view: MountView, entries: Array<[number, string]>, open: Inode[]): Promise<void> {
+  async #invalidate(view: MountView, entries: Array<[number, string]>, dirs: number[], open: Inode[]): Promise<void> {
     const session = this.session;
     if (!session) return;
     const seen = new Set<string>();
@@ -225,7 +227,9 @@ export class InodeTable {
         seen.add(key);
         await session.invalidateEntry(parent, name);
       }
-      await session.invalidateInode(ROOT_INO, -1, 0);
+      // Directories' pages too: without opendir the kernel caches listings (FOPEN_CACHE_DIR is its no-opendir default).
+      await session.invalidateInode(ROOT_INO, 0, 0);
+      for (const ino of dirs) await session.invalidateInode(ino, 0, 0);
       for (const inode of open) {
         const before = inode.cached;
         const node = await this.nodeOf(inode);

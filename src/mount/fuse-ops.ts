@@ -9,7 +9,7 @@
  *   fuse-attrs.ts     attributes, entries and content signatures the kernel is told
  *   fuse-setattr.ts   truncate, chmod, chown, utimens, and the owner new entries record
  *   fuse-file-ops.ts  create, open, read, write, release (file handles)
- *   fuse-dir-ops.ts   opendir, readdir(plus), releasedir (directory handles)
+ *   fuse-dir-ops.ts   readdir(plus) without per-open state (no opendir round trips)
  *
  * Caching: names and attributes are cached by the kernel for TTL seconds,
  * names that do not exist too (negative entries: git, sqlite and module
@@ -85,6 +85,7 @@ export class FuseFs {
     return {
       init: (conn) => {
         this.conn = conn;
+        this.#dirs.capable = conn.capable;
       },
 
       lookup: async (_ctx, parent, name) => {
