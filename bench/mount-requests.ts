@@ -89,8 +89,8 @@ export async function requestCounts(server: ServerProcess, work: string, files: 
   Object.assign(env, { STOWAGE_URL: server.url, STOWAGE_TOKEN: server.token, STOWAGE_MOUNT_STATE: join(work, 'state'), STOWAGE_STATE_DIR: join(work, 'state', 'cli') });
   await mkdir(mnt, { recursive: true });
   await sh('node "$1" mount "$2" "$3"', [cliMain, vol.name, mnt], env);
-  const prev = process.env['STOWAGE_MOUNT_STATE'];
-  process.env['STOWAGE_MOUNT_STATE'] = env['STOWAGE_MOUNT_STATE'];
+  const prev = process.env.STOWAGE_MOUNT_STATE;
+  process.env.STOWAGE_MOUNT_STATE = env.STOWAGE_MOUNT_STATE;
   const handle = new MountHandle(mnt);
   const rows: RequestRow[] = [];
   const workloads = [
@@ -105,8 +105,8 @@ export async function requestCounts(server: ServerProcess, work: string, files: 
       rows.push({ workload: w.workload, unit: w.unit, units: w.units, total: Object.values(byOp).reduce((a, b) => a + b, 0), byOp });
     }
   } finally {
-    if (prev === undefined) delete process.env['STOWAGE_MOUNT_STATE'];
-    else process.env['STOWAGE_MOUNT_STATE'] = prev;
+    if (prev === undefined) delete process.env.STOWAGE_MOUNT_STATE;
+    else process.env.STOWAGE_MOUNT_STATE = prev;
     await sh('node "$1" unmount "$2" --force', [cliMain, mnt], env).catch(() => sh('fusermount3 -uz "$1"', [mnt]).catch(() => undefined));
   }
   return rows;

@@ -94,7 +94,7 @@ describe('pjdfstest (POSIX conformance) on a read-write mount, beside a local di
     process.stdout.write(`\npjdfstest per directory, local directory (${localRoot}) vs Stowage mount, ${((performance.now() - t0) / 1000).toFixed(0)} s:\n${table}\n`);
     const dead = (rs: readonly DirResult[]) => rs.flatMap((d) => d.files.filter((f) => f.died !== undefined).map((f) => `${f.file}: ${f.died}`));
     // Every failed check with what pjdfstest tried, expected and got (docs/posix.md is written from it).
-    const report = process.env['STOWAGE_PJDFSTEST_REPORT'];
+    const report = process.env.STOWAGE_PJDFSTEST_REPORT;
     if (report) await writeFile(report, JSON.stringify({ local, mount: mounted }, null, 1));
     if (dead(mounted).length > 0) process.stdout.write(`test files that died on the mount (counted as all failed):\n  ${dead(mounted).join('\n  ')}\n`);
 

@@ -52,7 +52,6 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
       localChunks++;
     }
   }
-  const dataPath = view.opts.overlay.dataPath(local.dataId);
   const file: PendingFile = {
     path: view.volumePath(pathOf(node)),
     size: node.size,

@@ -65,11 +65,11 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
       try {
         const route = `${req.method} ${req.url}`;
         const body = await readJson(req);
-        const force = body['force'] === true;
+        const force = body.force === true;
         switch (route) {
           case 'GET /status': return send(res, 200, await handler.status());
           case 'POST /commit': {
-            const message = body['message'];
+            const message = body.message;
             if (message !== undefined && typeof message !== 'string') throw new InvalidArgumentError('message must be a string');
             return send(res, 200, await handler.commit(message));
           }

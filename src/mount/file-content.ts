@@ -17,7 +17,7 @@
  * size/mtime changes go by path. So tens of thousands of dirty files cost no
  * more descriptors than a few hundred.
  */
-import { createReadStream, promises as fsp, readSync, writeSync, openSync, statSync, ftruncateSync, futimesSync, closeSync } from 'node:fs';
+import { createReadStream, promises as fsp, readSync, writeSync, openSync, statSync, ftruncateSync, futimesSync, closeSync, type BigIntStats } from 'node:fs';
 import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import type { Readable } from 'node:stream';
 import type { ChunkCache } from './chunk-cache.js';
@@ -137,7 +137,7 @@ export class FileContent {
     node.local = local;
     node.chunkSize = rec.chunkSize;
     node.baseChunks = rec.baseChunks;
-    let st;
+    let st: BigIntStats;
     try {
       st = statSync(this.ctx.overlay.dataPath(dataId), { bigint: true });
     } catch (e) {

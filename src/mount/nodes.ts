@@ -128,7 +128,7 @@ export function nowNs(): NsTime {
 /** The node's path from the mount root ("/" for the root). */
 export function pathOf(node: Node): string {
   const parts: string[] = [];
-  for (let n: Node | null = node; n && n.parent; n = n.parent) parts.push(n.name);
+  for (let n: Node | null = node; n?.parent; n = n.parent) parts.push(n.name);
   return '/' + parts.reverse().join('/');
 }
 

@@ -5,6 +5,7 @@
  * live one served by this process would wait on its own JS thread).
  */
 import { readFileSync } from 'node:fs';
+import { unescapeMountField } from '@stowage/sdk/common/mount-state.js';
 
 export interface MountEntry {
   /** "major:minor" of the mounted file system (for FUSE the minor is the connection number). */
@@ -13,11 +14,6 @@ export interface MountEntry {
   /** e.g. "fuse", "fuse.stowage", "ext4". */
   fsType: string;
   source: string;
-}
-
-/** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
-function unescape(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
 /** Parses mountinfo text (proc(5)): fields, an optional-field list ended by "-", then type, source, options. */
@@ -29,9 +25,9 @@ export function parseMountinfo(text: string): MountEntry[] {
     if (fields.length < 10 || dash < 0 || dash + 2 >= fields.length) continue;
     entries.push({
       device: fields[2]!,
-      mountPoint: unescape(fields[4]!),
-      fsType: unescape(fields[dash + 1]!),
-      source: unescape(fields[dash + 2]!),
+      mountPoint: unescapeMountField(fields[4]!),
+      fsType: unescapeMountField(fields[dash + 1]!),
+      source: unescapeMountField(fields[dash + 2]!),
     });
   }
   return entries;

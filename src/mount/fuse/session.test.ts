@@ -255,8 +255,8 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.equal(n(before, 'fallocate'), 1);
     assert.equal(n(after, 'fallocate'), 1);
     assert.deepEqual(Object.keys(after), Object.keys(after).sort(), 'operations in name order');
-    after['create'] = -1;
-    assert.notEqual(session.requestCounts()['create'], -1, 'a copy, not the live counters');
+    after.create = -1;
+    assert.notEqual(session.requestCounts().create, -1, 'a copy, not the live counters');
   });
 });
 
@@ -324,7 +324,11 @@ describe('ending a session', () => {
     const stuck = new Promise<void>((res) => (release = res));
     let arrived!: () => void;
     const waiting = new Promise<void>((res) => (arrived = res));
-    fs.lookupHook = (name) => (name === 'slow' ? (arrived(), stuck.then(() => fs.lookup({ uid: 0, gid: 0, pid: 0, umask: 0, killSuidgid: false }, 1, 'nothing-here'))) : undefined);
+    fs.lookupHook = (name) => {
+      if (name !== 'slow') return undefined;
+      arrived();
+      return stuck.then(() => fs.lookup({ uid: 0, gid: 0, pid: 0, umask: 0, killSuidgid: false }, 1, 'nothing-here'));
+    };
     const session = await mountFuse(mnt, fs, { options: [], force: true, log: (m) => logged.push(m) });
     const caller = sh(`stat ${mnt}/slow`);
     await waiting;

@@ -389,7 +389,7 @@ class Session implements FuseSession {
         const entries = list<DirEntry>(value, 'readdir');
         const names = entries.map((e) => dirName(e?.name));
         const numbers = new Float64Array(entries.length * 3);
-        entries.forEach((e, i) => numbers.set([int(e.ino, 'ino'), int(e.mode, 'mode', 0, 0xffffffff), int(e.off, 'off')], i * 3));
+        for (const [i, e] of entries.entries()) numbers.set([int(e.ino, 'ino'), int(e.mode, 'mode', 0, 0xffffffff), int(e.off, 'off')], i * 3);
         native.replyDir(h, id, names, numbers, false);
         return;
       }
@@ -398,7 +398,7 @@ class Session implements FuseSession {
         const names = entries.map((e) => dirName(e?.name));
         const stride = 20;
         const numbers = new Float64Array(entries.length * stride);
-        entries.forEach((e, i) => numbers.set([int(e.off, 'off'), ...entryNumbers(e.entry)], i * stride));
+        for (const [i, e] of entries.entries()) numbers.set([int(e.off, 'off'), ...entryNumbers(e.entry)], i * stride);
         const sent = native.replyDir(h, id, names, numbers, true);
         // Forget what the kernel did not count: entries that did not fit (all of
         // them if the reply failed), and "." and "..", which it never counts.

@@ -131,7 +131,9 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     const volume = await engine.getVolume(actor, name);
     // The auth middleware accepted this header; the stream checks it again now and then.
     const bearer = /^Bearer[ \t]+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
-    let cursor = since === undefined || since === '' ? volume.head : (await engine.changesSince(actor, name, since, 1), since);
+    // A `since` is checked (an unknown or foreign commit is refused) before the watch starts from it.
+    if (since !== undefined && since !== '') await engine.changesSince(actor, name, since, 1);
+    let cursor = since === undefined || since === '' ? volume.head : since;
     const open = openWatches.get(actor.tenantId) ?? 0;
     if (open >= MAX_WATCHES_PER_TENANT) {
       throw new UnavailableError(`this tenant already has ${open} watches open on this server (at most ${MAX_WATCHES_PER_TENANT}); close one, or watch from fewer places, and try again`, { details: { limit: MAX_WATCHES_PER_TENANT } });

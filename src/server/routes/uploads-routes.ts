@@ -234,7 +234,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     if (!UPLOAD_ID_RE.test(id)) return undefined;
     const recorded = await readFile(finishedFile(id), 'utf8').then((t) => JSON.parse(t) as FinishedUpload, () => undefined);
     if (recorded) return ownedBy(actor, recorded.metadata) ? finishedAnswer(recorded.size, recorded.commit) : undefined;
-    let upload;
+    let upload: Awaited<ReturnType<typeof store.getUpload>>;
     try {
       upload = await store.getUpload(id);
     } catch {

@@ -14,6 +14,7 @@
  * another stored key, or the other way round. Stowage's own keys never do that.
  */
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -262,7 +263,7 @@ export class LocalBlobStore implements BlobStore {
 
   async *#walk(rel: string, prefix: string): AsyncGenerator<BlobInfo> {
     const abs = rel === '' ? this.dir : join(this.dir, ...rel.split('/'));
-    let dirents;
+    let dirents: Dirent[];
     try {
       dirents = await readdir(abs, { withFileTypes: true });
     } catch (err) {

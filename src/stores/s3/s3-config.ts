@@ -108,7 +108,7 @@ export function setUpS3(options: S3BlobStoreOptions): S3Setup {
   }
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 20) throw new InvalidArgumentError(`invalid S3 maxAttempts ${options.maxAttempts}: expected 1 to 20`);
-  const region = options.region ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1';
+  const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const where = `${options.endpoint ?? `AWS S3 (${region})`}`;
   const config: S3ClientConfig = {
     region,

@@ -22,6 +22,7 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
   const binary = dialect === 'postgres' ? 'bytea' : 'blob';
   return {
     '001_initial': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration runs against a past schema, not today's table types
       async up(db: Kysely<any>): Promise<void> {
         await db.schema
           .createTable('tenants')
@@ -118,6 +119,7 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
       },
     },
     '002_attachments': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration runs against a past schema, not today's table types
       async up(db: Kysely<any>): Promise<void> {
         await db.schema
           .createTable('attachments')
@@ -141,6 +143,7 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
       },
     },
     '003_chunk_owners': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration runs against a past schema, not today's table types
       async up(db: Kysely<any>): Promise<void> {
         // Who may reference a chunk (a tenant id or a volume id): a hash alone is never a read key.
         // The primary key (owner, hash) answers "which of these hashes do these owners own?".
@@ -172,6 +175,7 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
       },
     },
     '004_token_parents': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration runs against a past schema, not today's table types
       async up(db: Kysely<any>): Promise<void> {
         // Nullable: tokens minted before this migration have no parent to die with.
         await db.schema.alterTable('tokens').addColumn('parent_id', 'text').execute();
@@ -195,6 +199,7 @@ export function metadataMigrationProvider(dialect: SqlDialectName): MigrationPro
  * @example
  * await migrateToLatest(db, 'sqlite');
  */
+// biome-ignore lint/suspicious/noExplicitAny: the migrator works on whatever schema the database holds
 export async function migrateToLatest(db: Kysely<any>, dialect: SqlDialectName, options: { schema?: string } = {}): Promise<void> {
   // A PostgreSQL schema other than the default must be named to the Migrator:
   // it creates the schema if missing, and looks for its own table there

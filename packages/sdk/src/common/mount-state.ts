@@ -27,18 +27,21 @@ export function mountSource(stateDir: string): string {
   return `stowage:${stateDir.replace(/\\/g, '\\\\').replace(/,/g, '\\,')}`;
 }
 
+/** A field of a mount table (/proc/self/mounts, mountinfo): spaces, tabs, newlines and backslashes are octal escapes. */
+export function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
 /**
  * The state dir of the Stowage mount at `mountPath` according to a mount
  * table (the text of /proc/self/mounts), or undefined when none is there.
  */
 export function stateDirFromMountTable(table: string, mountPath: string): string | undefined {
-  // Fields are space-separated with spaces, tabs, newlines and backslashes written as octal escapes.
-  const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   let found: string | undefined;
   for (const line of table.split('\n')) {
     const [source, target, type] = line.split(' ');
-    if (!source || !target || type !== 'fuse.stowage' || unescapeOctal(target) !== mountPath) continue;
-    const src = unescapeOctal(source);
+    if (!source || !target || type !== 'fuse.stowage' || unescapeMountField(target) !== mountPath) continue;
+    const src = unescapeMountField(source);
     if (src.startsWith('stowage:')) found = src.slice('stowage:'.length); // the last one is the one on top
   }
   return found;
