@@ -18,17 +18,25 @@ import { freePort } from '../test/helpers/free-port.js';
 export const cliMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 /** A running server process and how to reach it. */
-export interface ServerProcess { url: string; token: string; child: ChildProcess }
+export interface ServerProcess {
+  url: string;
+  token: string;
+  child: ChildProcess;
+}
 
 /** Starts `stowage serve` on a fresh data dir; the token is its first start's admin token. */
 export async function startServerProcess(dataDir: string): Promise<ServerProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   for (let i = 0; i < 200; i++) {
     try {
       if ((await fetch(`${url}/v1/health`)).ok) break;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
@@ -59,13 +67,22 @@ export async function randomFile(path: string, size: number): Promise<void> {
   await once(out, 'finish');
 }
 
-export interface RunResult { ms: number; code: number | null; stdout: string; stderr: string }
+export interface RunResult {
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /**
  * Runs a command without blocking this process (spawn, never spawnSync: a mount's agent may need this process's
  * server to answer); its wall time and output. Killed after `timeoutMs`; a non-zero exit throws unless `check: false`.
  */
-export async function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; check?: boolean; timeoutMs: number }): Promise<RunResult> {
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; check?: boolean; timeoutMs: number },
+): Promise<RunResult> {
   const t0 = performance.now();
   const child = spawn(cmd, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -75,6 +92,7 @@ export async function run(cmd: string, args: string[], options: { env?: NodeJS.P
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
   const [code] = (await once(child, 'close')) as [number | null];
   clearTimeout(timer);
-  if (options.check !== false && code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim().slice(-2000)}`);
+  if (options.check !== false && code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim().slice(-2000)}`);
   return { ms: performance.now() - t0, code, stdout, stderr };
 }

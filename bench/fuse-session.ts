@@ -49,13 +49,22 @@ try {
   const sleeping = await statRate(0);
   const session = await mountFuse(mnt, fs, { options: ['fsname=bench'], force: true });
   try {
-    const dd = await run('dd', ['if=/dev/zero', `of=${join(mnt, 'sink')}`, 'bs=1M', `count=${WRITE_MIB}`, 'status=none'], { timeoutMs: TIMEOUT_MS });
+    const dd = await run(
+      'dd',
+      ['if=/dev/zero', `of=${join(mnt, 'sink')}`, 'bs=1M', `count=${WRITE_MIB}`, 'status=none'],
+      { timeoutMs: TIMEOUT_MS },
+    );
     const rows = [
       ['stat (lookup + getattr, timeouts 0), one process', `${spinning.toLocaleString('en-US')} ops/s`],
       ['the same with spinMicros 0 (the JS thread sleeps at once)', `${sleeping.toLocaleString('en-US')} ops/s`],
-      [`dd bs=1M of ${WRITE_MIB} MiB into a discarding file`, `${Math.round(WRITE_MIB / (dd.ms / 1000))} MiB/s (largest write ${fs.seen.largestWrite / 1024} KiB)`],
+      [
+        `dd bs=1M of ${WRITE_MIB} MiB into a discarding file`,
+        `${Math.round(WRITE_MIB / (dd.ms / 1000))} MiB/s (largest write ${fs.seen.largestWrite / 1024} KiB)`,
+      ],
     ];
-    console.log(`FUSE protocol 7.${session.conn.protoMinor}, max_write ${session.conn.maxWrite}, max_pages ${session.conn.maxPages}\n`);
+    console.log(
+      `FUSE protocol 7.${session.conn.protoMinor}, max_write ${session.conn.maxWrite}, max_pages ${session.conn.maxPages}\n`,
+    );
     console.log('| benchmark | result |\n| --- | --- |');
     for (const [name, value] of rows) console.log(`| ${name} | ${value} |`);
   } finally {

@@ -39,13 +39,24 @@ function option(name: string, fallback: number): number {
 }
 
 /** One workload's requests by operation, divided by its units (files, transactions). */
-export interface RequestRow { workload: string; unit: string; units: number; total: number; byOp: Record<string, number> }
+export interface RequestRow {
+  workload: string;
+  unit: string;
+  units: number;
+  total: number;
+  byOp: Record<string, number>;
+}
 
-async function inputs(dir: string, files: number, transactions: number): Promise<{ tarball: string; sqlScript: string }> {
+async function inputs(
+  dir: string,
+  files: number,
+  transactions: number,
+): Promise<{ tarball: string; sqlScript: string }> {
   await mkdir(dir, { recursive: true });
   const tree = join(dir, 'tree');
   const tarball = join(dir, 'tree.tar');
-  await sh(`node -e '
+  await sh(
+    `node -e '
     const { mkdirSync, writeFileSync } = require("node:fs");
     const { randomBytes } = require("node:crypto");
     const [root, n] = [process.argv[1], Number(process.argv[2])];
@@ -53,11 +64,14 @@ async function inputs(dir: string, files: number, transactions: number): Promise
       const d = root + "/d" + String(Math.floor(i / 100)).padStart(3, "0");
       mkdirSync(d, { recursive: true });
       writeFileSync(d + "/f" + String(i % 100).padStart(3, "0") + ".bin", randomBytes(1024 * (1 + (i % 16))));
-    }' "$1" "$2" && tar -C "$1" -cf "$3" .`, [tree, String(files), tarball]);
+    }' "$1" "$2" && tar -C "$1" -cf "$3" .`,
+    [tree, String(files), tarball],
+  );
   const sql: string[] = ['CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, value REAL, payload BLOB);'];
   for (let t = 0; t < transactions; t++) {
     sql.push('BEGIN;');
-    for (let j = 0; j < ROWS_PER_TX; j++) sql.push(`INSERT INTO t (name, value, payload) VALUES ('row ${t}-${j}', ${j * 1.5}, randomblob(100));`);
+    for (let j = 0; j < ROWS_PER_TX; j++)
+      sql.push(`INSERT INTO t (name, value, payload) VALUES ('row ${t}-${j}', ${j * 1.5}, randomblob(100));`);
     sql.push('COMMIT;');
   }
   const sqlScript = join(dir, 'inserts.sql');
@@ -79,14 +93,24 @@ function diff(before: Record<string, number>, after: Record<string, number>): Re
   return out;
 }
 
-export async function requestCounts(server: ServerProcess, work: string, files: number, transactions: number): Promise<RequestRow[]> {
+export async function requestCounts(
+  server: ServerProcess,
+  work: string,
+  files: number,
+  transactions: number,
+): Promise<RequestRow[]> {
   const { tarball, sqlScript } = await inputs(join(work, 'inputs'), files, transactions);
   const client = new Stowage({ url: server.url, token: server.token });
   const vol = await Volume.create(`requests-${Date.now()}`, { client, cap: '10G' });
   const mnt = join(work, 'mnt');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, { STOWAGE_URL: server.url, STOWAGE_TOKEN: server.token, STOWAGE_MOUNT_STATE: join(work, 'state'), STOWAGE_STATE_DIR: join(work, 'state', 'cli') });
+  Object.assign(env, {
+    STOWAGE_URL: server.url,
+    STOWAGE_TOKEN: server.token,
+    STOWAGE_MOUNT_STATE: join(work, 'state'),
+    STOWAGE_STATE_DIR: join(work, 'state', 'cli'),
+  });
   await mkdir(mnt, { recursive: true });
   await sh('node "$1" mount "$2" "$3"', [cliMain, vol.name, mnt], env);
   const prev = process.env.STOWAGE_MOUNT_STATE;
@@ -94,32 +118,59 @@ export async function requestCounts(server: ServerProcess, work: string, files: 
   const handle = new MountHandle(mnt);
   const rows: RequestRow[] = [];
   const workloads = [
-    { workload: `tar x of ${files} files (1-16 KiB)`, unit: 'file', units: files, script: 'mkdir "$1/tar" && tar -C "$1/tar" -xf "$2"', args: [mnt, tarball] },
-    { workload: `sqlite3: ${transactions} transactions of ${ROWS_PER_TX} INSERTs (synchronous=FULL)`, unit: 'transaction', units: transactions, script: 'mkdir "$1/sql" && sqlite3 "$1/sql/bench.db" < "$2"', args: [mnt, sqlScript] },
+    {
+      workload: `tar x of ${files} files (1-16 KiB)`,
+      unit: 'file',
+      units: files,
+      script: 'mkdir "$1/tar" && tar -C "$1/tar" -xf "$2"',
+      args: [mnt, tarball],
+    },
+    {
+      workload: `sqlite3: ${transactions} transactions of ${ROWS_PER_TX} INSERTs (synchronous=FULL)`,
+      unit: 'transaction',
+      units: transactions,
+      script: 'mkdir "$1/sql" && sqlite3 "$1/sql/bench.db" < "$2"',
+      args: [mnt, sqlScript],
+    },
   ];
   try {
     for (const w of workloads) {
       const before = await counts(handle);
       await sh(w.script, w.args);
       const byOp = diff(before, await counts(handle));
-      rows.push({ workload: w.workload, unit: w.unit, units: w.units, total: Object.values(byOp).reduce((a, b) => a + b, 0), byOp });
+      rows.push({
+        workload: w.workload,
+        unit: w.unit,
+        units: w.units,
+        total: Object.values(byOp).reduce((a, b) => a + b, 0),
+        byOp,
+      });
     }
   } finally {
     if (prev === undefined) delete process.env.STOWAGE_MOUNT_STATE;
     else process.env.STOWAGE_MOUNT_STATE = prev;
-    await sh('node "$1" unmount "$2" --force', [cliMain, mnt], env).catch(() => sh('fusermount3 -uz "$1"', [mnt]).catch(() => undefined));
+    await sh('node "$1" unmount "$2" --force', [cliMain, mnt], env).catch(() =>
+      sh('fusermount3 -uz "$1"', [mnt]).catch(() => undefined),
+    );
   }
   return rows;
 }
 
 /** One Markdown table per workload: requests by operation, in all and per unit. */
 export function formatRequests(rows: readonly RequestRow[]): string {
-  return rows.map((r) => {
-    const ops = Object.entries(r.byOp).sort(([, a], [, b]) => b - a);
-    const lines = [`${r.workload}: ${r.total} requests, ${(r.total / r.units).toFixed(2)} per ${r.unit}`, '', `| operation | requests | per ${r.unit} |`, '| --- | ---: | ---: |'];
-    for (const [op, n] of ops) lines.push(`| ${op} | ${n} | ${(n / r.units).toFixed(2)} |`);
-    return lines.join('\n');
-  }).join('\n\n');
+  return rows
+    .map((r) => {
+      const ops = Object.entries(r.byOp).sort(([, a], [, b]) => b - a);
+      const lines = [
+        `${r.workload}: ${r.total} requests, ${(r.total / r.units).toFixed(2)} per ${r.unit}`,
+        '',
+        `| operation | requests | per ${r.unit} |`,
+        '| --- | ---: | ---: |',
+      ];
+      for (const [op, n] of ops) lines.push(`| ${op} | ${n} | ${(n / r.units).toFixed(2)} |`);
+      return lines.join('\n');
+    })
+    .join('\n\n');
 }
 
 async function main(): Promise<void> {

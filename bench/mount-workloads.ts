@@ -60,7 +60,13 @@ interface Workload {
 }
 
 /** Inputs shared by both sides, made once under `inputs/` (local disk). */
-interface Inputs { repo: string; npmProject: string; tarball: string; sqlScript: string; creator: string }
+interface Inputs {
+  repo: string;
+  npmProject: string;
+  tarball: string;
+  sqlScript: string;
+  creator: string;
+}
 
 async function makeInputs(dir: string): Promise<Inputs> {
   await mkdir(dir, { recursive: true });
@@ -71,7 +77,9 @@ async function makeInputs(dir: string): Promise<Inputs> {
   // npm ci: package.json and a lockfile cut from this project's lock (every package is in the npm cache: this project was installed from it).
   const npmProject = join(dir, 'npm-project');
   await mkdir(npmProject);
-  const lock = JSON.parse(await readFile(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string; dependencies?: Record<string, string>; dev?: boolean }> };
+  const lock = JSON.parse(await readFile(join(REPO, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version: string; dependencies?: Record<string, string>; dev?: boolean }>;
+  };
   const packages: Record<string, unknown> = {};
   const queue = [...NPM_PACKAGES];
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
@@ -86,12 +94,25 @@ async function makeInputs(dir: string): Promise<Inputs> {
   const dependencies = Object.fromEntries(NPM_PACKAGES.map((n) => [n, lock.packages[`node_modules/${n}`]!.version]));
   const manifest = { name: 'bench-npm-ci', version: '1.0.0', private: true, dependencies };
   await writeFile(join(npmProject, 'package.json'), JSON.stringify(manifest, null, 2));
-  await writeFile(join(npmProject, 'package-lock.json'), JSON.stringify({ ...manifest, lockfileVersion: 3, requires: true, packages: { '': { name: manifest.name, version: manifest.version, dependencies }, ...packages } }, null, 2));
+  await writeFile(
+    join(npmProject, 'package-lock.json'),
+    JSON.stringify(
+      {
+        ...manifest,
+        lockfileVersion: 3,
+        requires: true,
+        packages: { '': { name: manifest.name, version: manifest.version, dependencies }, ...packages },
+      },
+      null,
+      2,
+    ),
+  );
 
   // tar x: 100 directories of 100 files of 1-16 KiB random bytes.
   const tree = join(dir, 'tree');
   const tarball = join(dir, 'tree.tar');
-  await sh(`node -e '
+  await sh(
+    `node -e '
     const { mkdirSync, writeFileSync } = require("node:fs");
     const { randomBytes } = require("node:crypto");
     const [root, n] = [process.argv[1], Number(process.argv[2])];
@@ -99,14 +120,17 @@ async function makeInputs(dir: string): Promise<Inputs> {
       const d = root + "/d" + String(Math.floor(i / 100)).padStart(3, "0");
       if (i % 100 === 0) mkdirSync(d, { recursive: true });
       writeFileSync(d + "/f" + String(i % 100).padStart(3, "0") + ".bin", randomBytes(1024 * (1 + (i % 16))));
-    }' "$1" "$2" && tar -C "$1" -cf "$3" .`, [tree, String(TAR_FILES), tarball]);
+    }' "$1" "$2" && tar -C "$1" -cf "$3" .`,
+    [tree, String(TAR_FILES), tarball],
+  );
   await rm(tree, { recursive: true });
 
   // sqlite: one script, 100 transactions of 100 INSERTs.
   const sql: string[] = ['CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, value REAL, payload BLOB);'];
   for (let i = 0; i < SQLITE_ROWS; i += SQLITE_PER_TX) {
     sql.push('BEGIN;');
-    for (let j = i; j < i + SQLITE_PER_TX; j++) sql.push(`INSERT INTO t (name, value, payload) VALUES ('row ${j}', ${j * 1.5}, randomblob(100));`);
+    for (let j = i; j < i + SQLITE_PER_TX; j++)
+      sql.push(`INSERT INTO t (name, value, payload) VALUES ('row ${j}', ${j * 1.5}, randomblob(100));`);
     sql.push('COMMIT;');
   }
   const sqlScript = join(dir, 'inserts.sql');
@@ -114,28 +138,46 @@ async function makeInputs(dir: string): Promise<Inputs> {
 
   // creates: one process, open(O_CREAT) + close per file.
   const creator = join(dir, 'creates.js');
-  await writeFile(creator, `const { openSync, closeSync } = require('node:fs');
+  await writeFile(
+    creator,
+    `const { openSync, closeSync } = require('node:fs');
 const [dir, n] = [process.argv[2], Number(process.argv[3])];
 for (let i = 0; i < n; i++) closeSync(openSync(dir + '/f' + i, 'w'));
-`);
+`,
+  );
   return { repo, npmProject, tarball, sqlScript, creator };
 }
 
 function workloads(inputs: Inputs): Workload[] {
   const ratio = (max: number) => (local: number, mount: number) => mount / local <= max;
-  const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@example.com', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@example.com' };
+  const gitEnv = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'bench',
+    GIT_AUTHOR_EMAIL: 'bench@example.com',
+    GIT_COMMITTER_NAME: 'bench',
+    GIT_COMMITTER_EMAIL: 'bench@example.com',
+  };
   return [
     {
       name: `git clone (${'this repository'}) + ${COMMITS} commits`,
       target: '<= 2x',
       met: ratio(2),
-      run: (dir) => sh(`git clone -q --no-local "$1" "$2/clone" && cd "$2/clone" && for i in $(seq ${COMMITS}); do echo "change $i" >> README.md && git commit -qam "change $i" || exit 1; done`, [inputs.repo, dir], gitEnv),
+      run: (dir) =>
+        sh(
+          `git clone -q --no-local "$1" "$2/clone" && cd "$2/clone" && for i in $(seq ${COMMITS}); do echo "change $i" >> README.md && git commit -qam "change $i" || exit 1; done`,
+          [inputs.repo, dir],
+          gitEnv,
+        ),
     },
     {
       name: `npm ci --offline --ignore-scripts (${NPM_PACKAGES.length} deps, their packages from the npm cache)`,
       target: '<= 1.5x',
       met: ratio(1.5),
-      run: (dir) => sh('cp "$1/package.json" "$1/package-lock.json" "$2/" && cd "$2" && npm ci --offline --ignore-scripts --no-audit --no-fund --loglevel=error', [inputs.npmProject, dir]),
+      run: (dir) =>
+        sh(
+          'cp "$1/package.json" "$1/package-lock.json" "$2/" && cd "$2" && npm ci --offline --ignore-scripts --no-audit --no-fund --loglevel=error',
+          [inputs.npmProject, dir],
+        ),
     },
     {
       name: 'python3 -m venv (with pip)',
@@ -173,10 +215,21 @@ function workloads(inputs: Inputs): Workload[] {
 }
 
 /** A table row. */
-export interface WorkloadRow { name: string; local: string; mount: string; ratio: string; target: string; met: boolean }
+export interface WorkloadRow {
+  name: string;
+  local: string;
+  mount: string;
+  ratio: string;
+  target: string;
+  met: boolean;
+}
 
 /** Runs every workload locally under `work/local` and inside a fresh mount of a new volume; returns the rows. */
-export async function workloadBenchmarks(server: ServerProcess, work: string, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<WorkloadRow[]> {
+export async function workloadBenchmarks(
+  server: ServerProcess,
+  work: string,
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<WorkloadRow[]> {
   log('workloads: making the inputs (a bare clone, an npm project, a 10,000-file tarball, an SQL script)');
   const inputs = await makeInputs(join(work, 'inputs'));
   const client = new Stowage({ url: server.url, token: server.token });
@@ -184,7 +237,12 @@ export async function workloadBenchmarks(server: ServerProcess, work: string, lo
   const mnt = join(work, 'mnt-workloads');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, { STOWAGE_URL: server.url, STOWAGE_TOKEN: server.token, STOWAGE_MOUNT_STATE: join(work, 'state-workloads'), STOWAGE_STATE_DIR: join(work, 'state-workloads', 'cli') });
+  Object.assign(env, {
+    STOWAGE_URL: server.url,
+    STOWAGE_TOKEN: server.token,
+    STOWAGE_MOUNT_STATE: join(work, 'state-workloads'),
+    STOWAGE_STATE_DIR: join(work, 'state-workloads', 'cli'),
+  });
   await mkdir(mnt, { recursive: true });
   await sh('node "$1" mount "$2" "$3"', [cliMain, vol.name, mnt], env);
   const rows: WorkloadRow[] = [];
@@ -201,7 +259,14 @@ export async function workloadBenchmarks(server: ServerProcess, work: string, lo
       }
       const [local, mount] = times as [number, number];
       const show = w.show ?? ((ms: number) => `${(ms / 1000).toFixed(2)} s`);
-      const row = { name: w.name, local: show(local), mount: show(mount), ratio: `${(mount / local).toFixed(2)}x`, target: w.target, met: w.met(local, mount) };
+      const row = {
+        name: w.name,
+        local: show(local),
+        mount: show(mount),
+        ratio: `${(mount / local).toFixed(2)}x`,
+        target: w.target,
+        met: w.met(local, mount),
+      };
       rows.push(row);
       log(`  ${row.name}: local ${row.local}, mount ${row.mount} (${row.ratio})`);
     }
@@ -240,7 +305,9 @@ async function main(): Promise<void> {
     console.log(formatWorkloads(rows));
   } finally {
     if (server) await stopServer(server).catch(() => undefined);
-    await rm(work, { recursive: true, force: true }).catch((e: unknown) => process.stderr.write(`could not remove ${work}: ${String(e)}\n`));
+    await rm(work, { recursive: true, force: true }).catch((e: unknown) =>
+      process.stderr.write(`could not remove ${work}: ${String(e)}\n`),
+    );
   }
 }
 

@@ -23,7 +23,15 @@ import { join } from 'node:path';
 import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import { formatSize, GiB, KiB, MiB } from '@stowage/sdk/common/sizes.js';
 import { MountHandle, Stowage, Volume, type MountCommitResult, type MountStatus, type wire } from '@stowage/sdk';
-import { cliMain, randomFile, run, startServerProcess, stopServer, type RunResult, type ServerProcess } from './bench-server.js';
+import {
+  cliMain,
+  randomFile,
+  run,
+  startServerProcess,
+  stopServer,
+  type RunResult,
+  type ServerProcess,
+} from './bench-server.js';
 import { formatWorkloads, machineNote, workloadBenchmarks, type WorkloadRow } from './mount-workloads.js';
 
 const quick = process.argv.includes('--quick');
@@ -40,7 +48,12 @@ const RELOAD_REPEATS = 5;
 /** A child process that takes longer than this is killed and the benchmark fails. */
 const CHILD_TIMEOUT_MS = 300_000;
 
-interface Row { name: string; value: string; target: string; ok: boolean | null }
+interface Row {
+  name: string;
+  value: string;
+  target: string;
+  ok: boolean | null;
+}
 const rows: Row[] = [];
 function record(name: string, value: string, target: string, ok: boolean | null): void {
   rows.push({ name, value, target, ok });
@@ -52,7 +65,11 @@ const mbps = (bytes: number, millis: number) => bytes / 1e6 / (millis / 1000);
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
 /** A child process with this benchmark's time bound. */
-function exec(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; check?: boolean } = {}): Promise<RunResult> {
+function exec(
+  cmd: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; check?: boolean } = {},
+): Promise<RunResult> {
   return run(cmd, args, { ...options, timeoutMs: CHILD_TIMEOUT_MS });
 }
 
@@ -62,7 +79,11 @@ function sh(script: string, ...args: string[]): Promise<RunResult> {
 }
 
 /** One mount made by this benchmark: its path and its own mount state root. */
-interface Mount { path: string; stateRoot: string; env: NodeJS.ProcessEnv }
+interface Mount {
+  path: string;
+  stateRoot: string;
+  env: NodeJS.ProcessEnv;
+}
 const mounts = new Set<Mount>();
 
 let server: ServerProcess | undefined;
@@ -70,7 +91,12 @@ let server: ServerProcess | undefined;
 function cliEnv(stateRoot: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  return Object.assign(env, { STOWAGE_URL: server!.url, STOWAGE_TOKEN: server!.token, STOWAGE_MOUNT_STATE: stateRoot, STOWAGE_STATE_DIR: join(stateRoot, 'cli-state') });
+  return Object.assign(env, {
+    STOWAGE_URL: server!.url,
+    STOWAGE_TOKEN: server!.token,
+    STOWAGE_MOUNT_STATE: stateRoot,
+    STOWAGE_STATE_DIR: join(stateRoot, 'cli-state'),
+  });
 }
 
 function cli(m: Mount, args: string[]): Promise<RunResult> {
@@ -78,7 +104,12 @@ function cli(m: Mount, args: string[]): Promise<RunResult> {
 }
 
 /** `stowage mount` on `path` with its own mount state root (a new root: an empty chunk cache). */
-async function mountAt(path: string, stateRoot: string, volume: string, flags: string[] = []): Promise<Mount & { mountMs: number }> {
+async function mountAt(
+  path: string,
+  stateRoot: string,
+  volume: string,
+  flags: string[] = [],
+): Promise<Mount & { mountMs: number }> {
   await mkdir(path, { recursive: true });
   const m: Mount & { mountMs: number } = { path, stateRoot, env: cliEnv(stateRoot), mountMs: 0 };
   mounts.add(m);
@@ -129,7 +160,13 @@ async function populate(client: Stowage, name: string): Promise<Volume> {
     const changes: wire.Change[] = [];
     for (let i = start; i < Math.min(FILE_COUNT, start + batch); i++) {
       const k = i % seeds.length;
-      changes.push({ op: 'put', path: `/d${String(Math.floor(i / FILES_PER_DIR)).padStart(3, '0')}/f${String(i % FILES_PER_DIR).padStart(4, '0')}.txt`, size: seeds[k]!.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [hashes[k]!] });
+      changes.push({
+        op: 'put',
+        path: `/d${String(Math.floor(i / FILES_PER_DIR)).padStart(3, '0')}/f${String(i % FILES_PER_DIR).padStart(4, '0')}.txt`,
+        size: seeds[k]!.length,
+        chunkSize: SMALL_CHUNK_SIZE,
+        chunks: [hashes[k]!],
+      });
     }
     await vol.commitChanges(changes, { message: `populate ${start}` });
   }
@@ -163,11 +200,21 @@ async function treeBenchmarks(work: string, client: Stowage): Promise<void> {
   const first = ms(t0);
   const { pid } = await status(m);
   const after = await rss(pid);
-  record(`mount-to-first-stat, ${label} (/${deep})`, `${first.toFixed(0)} ms (stowage mount ${m.mountMs.toFixed(0)} ms, stat ${statMs.toFixed(0)} ms${tries > 1 ? `, ${tries} tries` : ''})`, '< 1 s', first < 1000);
+  record(
+    `mount-to-first-stat, ${label} (/${deep})`,
+    `${first.toFixed(0)} ms (stowage mount ${m.mountMs.toFixed(0)} ms, stat ${statMs.toFixed(0)} ms${tries > 1 ? `, ${tries} tries` : ''})`,
+    '< 1 s',
+    first < 1000,
+  );
   record('agent RSS right after the first stat', mib(after.rss), '< 150 MB', after.rss < 150e6);
   const ls = await exec('ls', ['-R', join(path, 'd000')]);
   const afterLs = await rss(pid);
-  record(`agent RSS after ls -R of one directory (${FILES_PER_DIR.toLocaleString('en')} entries, ${ls.ms.toFixed(0)} ms)`, `${mib(afterLs.rss)} (peak ${mib(afterLs.hwm)})`, '< 150 MB', afterLs.hwm < 150e6);
+  record(
+    `agent RSS after ls -R of one directory (${FILES_PER_DIR.toLocaleString('en')} entries, ${ls.ms.toFixed(0)} ms)`,
+    `${mib(afterLs.rss)} (peak ${mib(afterLs.hwm)})`,
+    '< 150 MB',
+    afterLs.hwm < 150e6,
+  );
 
   process.stderr.write('reload after a new commit\n');
   const cliTimes: number[] = [];
@@ -190,14 +237,34 @@ async function treeBenchmarks(work: string, client: Stowage): Promise<void> {
   // The reloaded view shows the new commits, and the deep file still stats.
   await exec('stat', ['-c', '%s', join(path, lastDir, `reload-sock-${RELOAD_REPEATS - 1}.txt`), join(path, deep)]);
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  record(`reload after a commit, stowage reload CLI (median of ${RELOAD_REPEATS})`, `${med(cliTimes).toFixed(0)} ms (min ${Math.min(...cliTimes).toFixed(0)}, max ${Math.max(...cliTimes).toFixed(0)})`, '< 200 ms', med(cliTimes) < 200);
-  record(`reload after a commit, control socket (median of ${RELOAD_REPEATS})`, `${med(socketTimes).toFixed(1)} ms (min ${Math.min(...socketTimes).toFixed(1)}, max ${Math.max(...socketTimes).toFixed(1)})`, '< 200 ms', med(socketTimes) < 200);
+  record(
+    `reload after a commit, stowage reload CLI (median of ${RELOAD_REPEATS})`,
+    `${med(cliTimes).toFixed(0)} ms (min ${Math.min(...cliTimes).toFixed(0)}, max ${Math.max(...cliTimes).toFixed(0)})`,
+    '< 200 ms',
+    med(cliTimes) < 200,
+  );
+  record(
+    `reload after a commit, control socket (median of ${RELOAD_REPEATS})`,
+    `${med(socketTimes).toFixed(1)} ms (min ${Math.min(...socketTimes).toFixed(1)}, max ${Math.max(...socketTimes).toFixed(1)})`,
+    '< 200 ms',
+    med(socketTimes) < 200,
+  );
   const startup: number[] = [];
   for (let i = 0; i < 3; i++) startup.push((await exec(process.execPath, [cliMain, '--help'], { env: m.env })).ms);
   const floor = med(startup);
-  record('  reference: stowage --help (CLI process start-up, median of 3)', `${floor.toFixed(0)} ms`, 'informational', null);
+  record(
+    '  reference: stowage --help (CLI process start-up, median of 3)',
+    `${floor.toFixed(0)} ms`,
+    'informational',
+    null,
+  );
   const afterReload = await rss(pid);
-  record('agent RSS after the reloads', `${mib(afterReload.rss)} (peak ${mib(afterReload.hwm)})`, 'informational', null);
+  record(
+    'agent RSS after the reloads',
+    `${mib(afterReload.rss)} (peak ${mib(afterReload.hwm)})`,
+    'informational',
+    null,
+  );
   await unmount(m);
 }
 
@@ -209,7 +276,12 @@ async function catTime(file: string): Promise<number> {
 /** The first re-read is measured against the target; the second shows whether a miss was transient. */
 function warmRead(name: string, first: number, second: number): void {
   const rate = mbps(BIG_FILE, first);
-  record(name, `${rate.toFixed(0)} MB/s (${(first / 1000).toFixed(2)} s; next re-read ${mbps(BIG_FILE, second).toFixed(0)} MB/s)`, '>= 2 GB/s', rate >= 2000);
+  record(
+    name,
+    `${rate.toFixed(0)} MB/s (${(first / 1000).toFixed(2)} s; next re-read ${mbps(BIG_FILE, second).toFixed(0)} MB/s)`,
+    '>= 2 GB/s',
+    rate >= 2000,
+  );
 }
 
 /** 3-6: cold and warm reads of a large file; commits of new small files and of a one-byte change. */
@@ -233,29 +305,67 @@ async function bigFileBenchmarks(work: string, client: Stowage): Promise<void> {
   {
     const { m, millis, st } = await coldRead('big-p0', []);
     const rate = mbps(BIG_FILE, millis);
-    record(`cold sequential read, ${size} file (cat, prefetch 0, ${chunkNote})`, `${rate.toFixed(0)} MB/s (${(millis / 1000).toFixed(2)} s; ${st.cache.misses} chunk misses)`, '>= 300 MB/s', rate >= 300);
-    warmRead(`warm re-read, ${size} file (cat, page cache)`, await catTime(join(m.path, 'big.bin')), await catTime(join(m.path, 'big.bin')));
+    record(
+      `cold sequential read, ${size} file (cat, prefetch 0, ${chunkNote})`,
+      `${rate.toFixed(0)} MB/s (${(millis / 1000).toFixed(2)} s; ${st.cache.misses} chunk misses)`,
+      '>= 300 MB/s',
+      rate >= 300,
+    );
+    warmRead(
+      `warm re-read, ${size} file (cat, page cache)`,
+      await catTime(join(m.path, 'big.bin')),
+      await catTime(join(m.path, 'big.bin')),
+    );
     const { pid } = st;
-    record('agent RSS after cold + warm read (prefetch 0)', `${mib((await rss(pid)).rss)} (peak ${mib((await rss(pid)).hwm)})`, 'informational', null);
+    record(
+      'agent RSS after cold + warm read (prefetch 0)',
+      `${mib((await rss(pid)).rss)} (peak ${mib((await rss(pid)).hwm)})`,
+      'informational',
+      null,
+    );
     await unmount(m, { keepState: true });
     // The same path and state root again: the agent's chunk cache is full, the kernel's page cache is not (a new FUSE inode).
     const again = await mountAt(m.path, m.stateRoot, 'big');
     const hit = await catTime(join(again.path, 'big.bin'));
     const hitStatus = await status(again);
-    record(`  diagnostic: re-read through a new mount, agent chunk cache full (${hitStatus.cache.hits} hits, ${hitStatus.cache.misses} misses)`, `${mbps(BIG_FILE, hit).toFixed(0)} MB/s (${(hit / 1000).toFixed(2)} s)`, 'informational', null);
+    record(
+      `  diagnostic: re-read through a new mount, agent chunk cache full (${hitStatus.cache.hits} hits, ${hitStatus.cache.misses} misses)`,
+      `${mbps(BIG_FILE, hit).toFixed(0)} MB/s (${(hit / 1000).toFixed(2)} s)`,
+      'informational',
+      null,
+    );
     await unmount(again);
     const dl = join(work, 'big.download');
     const down = await cli(again, ['download', 'big:/big.bin', dl]);
     await rm(dl);
-    record(`  reference: stowage download of the ${size} file (no mount, to local disk)`, `${mbps(BIG_FILE, down.ms).toFixed(0)} MB/s (${(down.ms / 1000).toFixed(2)} s)`, 'informational', null);
+    record(
+      `  reference: stowage download of the ${size} file (no mount, to local disk)`,
+      `${mbps(BIG_FILE, down.ms).toFixed(0)} MB/s (${(down.ms / 1000).toFixed(2)} s)`,
+      'informational',
+      null,
+    );
   }
   // Read-ahead needs room: bufferSize bounds every chunk held in memory, and the default 32M holds less than one 64 MiB chunk.
   const ahead = ['--prefetch', '2', '--buffer-size', '256M'];
   const { m, millis, st } = await coldRead('big-p2', ahead);
   const rate = mbps(BIG_FILE, millis);
-  record(`cold sequential read, ${size} file (cat, ${ahead.join(' ')})`, `${rate.toFixed(0)} MB/s (${(millis / 1000).toFixed(2)} s; ${st.cache.misses} chunk misses)`, '>= 300 MB/s', rate >= 300);
-  warmRead(`warm re-read, ${size} file (cat, ${ahead.join(' ')} mount)`, await catTime(join(m.path, 'big.bin')), await catTime(join(m.path, 'big.bin')));
-  record(`agent RSS after cold + warm read (${ahead.join(' ')})`, `${mib((await rss(st.pid)).rss)} (peak ${mib((await rss(st.pid)).hwm)})`, 'informational', null);
+  record(
+    `cold sequential read, ${size} file (cat, ${ahead.join(' ')})`,
+    `${rate.toFixed(0)} MB/s (${(millis / 1000).toFixed(2)} s; ${st.cache.misses} chunk misses)`,
+    '>= 300 MB/s',
+    rate >= 300,
+  );
+  warmRead(
+    `warm re-read, ${size} file (cat, ${ahead.join(' ')} mount)`,
+    await catTime(join(m.path, 'big.bin')),
+    await catTime(join(m.path, 'big.bin')),
+  );
+  record(
+    `agent RSS after cold + warm read (${ahead.join(' ')})`,
+    `${mib((await rss(st.pid)).rss)} (peak ${mib((await rss(st.pid)).hwm)})`,
+    'informational',
+    null,
+  );
 
   process.stderr.write(`commit of ${NEW_FILES.toLocaleString('en')} new files written into the mount\n`);
   const writer = `
@@ -269,30 +379,59 @@ async function bigFileBenchmarks(work: string, client: Stowage): Promise<void> {
     }`;
   const w = await exec(process.execPath, ['-e', writer, m.path, String(NEW_FILES), String(NEW_FILE_SIZE)]);
   const [newMs, newRes] = await commit(m);
-  record(`commit ${NEW_FILES.toLocaleString('en')} new files of ${formatSize(NEW_FILE_SIZE)} (written in ${(w.ms / 1000).toFixed(1)} s)`, `${(newMs / 1000).toFixed(2)} s (${newRes.changes} changes, ${newRes.uploadedChunks} chunks, ${formatSize(newRes.uploadedBytes)})`, '< 5 s', newMs < 5000 && newRes.uploadedChunks === NEW_FILES);
+  record(
+    `commit ${NEW_FILES.toLocaleString('en')} new files of ${formatSize(NEW_FILE_SIZE)} (written in ${(w.ms / 1000).toFixed(1)} s)`,
+    `${(newMs / 1000).toFixed(2)} s (${newRes.changes} changes, ${newRes.uploadedChunks} chunks, ${formatSize(newRes.uploadedBytes)})`,
+    '< 5 s',
+    newMs < 5000 && newRes.uploadedChunks === NEW_FILES,
+  );
 
   process.stderr.write(`commit of a 1-byte change in the ${size} file\n`);
   const dd = await sh('printf x | dd of="$1" bs=1 seek=12345 conv=notrunc status=none', join(m.path, 'big.bin'));
   const [oneMs, oneRes] = await commit(m);
-  record(`commit after a 1-byte change in the ${size} file (dd ${dd.ms.toFixed(0)} ms)`, `${oneMs.toFixed(0)} ms (${oneRes.changes} change, ${oneRes.uploadedChunks} chunk, ${formatSize(oneRes.uploadedBytes)})`, '< 1 s, 1 chunk', oneMs < 1000 && oneRes.uploadedChunks === 1);
+  record(
+    `commit after a 1-byte change in the ${size} file (dd ${dd.ms.toFixed(0)} ms)`,
+    `${oneMs.toFixed(0)} ms (${oneRes.changes} change, ${oneRes.uploadedChunks} chunk, ${formatSize(oneRes.uploadedBytes)})`,
+    '< 1 s, 1 chunk',
+    oneMs < 1000 && oneRes.uploadedChunks === 1,
+  );
   // The same through the control socket, as Volume.fromMount(path).commit() does: the agent's own time, without the ~0.2 s a CLI process takes to start.
   await sh('printf y | dd of="$1" bs=1 seek=54321 conv=notrunc status=none', join(m.path, 'big.bin'));
   const sockStart = performance.now();
   const sockRes = await new MountHandle(m.path).commit();
   const sockMs = performance.now() - sockStart;
-  record(`commit after a 1-byte change in the ${size} file, control socket`, `${sockMs.toFixed(0)} ms (${sockRes.uploadedChunks} chunk, ${formatSize(sockRes.uploadedBytes)})`, '< 1 s, 1 chunk', sockMs < 1000 && sockRes.uploadedChunks === 1);
+  record(
+    `commit after a 1-byte change in the ${size} file, control socket`,
+    `${sockMs.toFixed(0)} ms (${sockRes.uploadedChunks} chunk, ${formatSize(sockRes.uploadedBytes)})`,
+    '< 1 s, 1 chunk',
+    sockMs < 1000 && sockRes.uploadedChunks === 1,
+  );
   const check = await vol.files.read('/big.bin', { range: { start: 12344, end: 12346 } });
-  if (check.toString('latin1')[1] !== 'x') throw new Error(`the committed file does not hold the changed byte (got ${JSON.stringify(check.toString('latin1'))})`);
+  if (check.toString('latin1')[1] !== 'x')
+    throw new Error(
+      `the committed file does not hold the changed byte (got ${JSON.stringify(check.toString('latin1'))})`,
+    );
   await unmount(m);
 
   if (sweep) {
     process.stderr.write('cold reads at other --prefetch / --buffer-size\n');
-    const combos: string[][] = [['--prefetch', '1'], ['--prefetch', '4'], ['--buffer-size', '128M'], ['--buffer-size', '256M', '--prefetch', '2'], ['--buffer-size', '512M', '--prefetch', '4']];
+    const combos: string[][] = [
+      ['--prefetch', '1'],
+      ['--prefetch', '4'],
+      ['--buffer-size', '128M'],
+      ['--buffer-size', '256M', '--prefetch', '2'],
+      ['--buffer-size', '512M', '--prefetch', '4'],
+    ];
     let n = 0;
     for (const flags of combos) {
       const r = await coldRead(`sweep-${n++}`, flags);
       const v = mbps(BIG_FILE, r.millis);
-      record(`cold sequential read, ${size} file (cat, ${flags.join(' ')})`, `${v.toFixed(0)} MB/s (${(r.millis / 1000).toFixed(2)} s; peak RSS ${mib((await rss(r.st.pid)).hwm)})`, '>= 300 MB/s', v >= 300);
+      record(
+        `cold sequential read, ${size} file (cat, ${flags.join(' ')})`,
+        `${v.toFixed(0)} MB/s (${(r.millis / 1000).toFixed(2)} s; peak RSS ${mib((await rss(r.st.pid)).hwm)})`,
+        '>= 300 MB/s',
+        v >= 300,
+      );
       await unmount(r.m);
     }
   }
@@ -315,7 +454,9 @@ async function main(): Promise<void> {
   } finally {
     for (const m of [...mounts]) await unmount(m).catch(() => undefined);
     if (server) await stopServer(server).catch(() => undefined);
-    await rm(work, { recursive: true, force: true }).catch((e: unknown) => process.stderr.write(`could not remove ${work}: ${String(e)}\n`));
+    await rm(work, { recursive: true, force: true }).catch((e: unknown) =>
+      process.stderr.write(`could not remove ${work}: ${String(e)}\n`),
+    );
   }
 
   const cols = ['benchmark', 'result', 'target', 'met'] as const;
@@ -328,7 +469,10 @@ async function main(): Promise<void> {
     console.log(line(widths.map((n) => '-'.repeat(n))));
     for (const c of cells) console.log(line(c));
   }
-  if (workloadRows.length > 0) console.log(`\nWorkloads inside a mount vs local disk, one after the other (${machineNote()})\n\n${formatWorkloads(workloadRows)}`);
+  if (workloadRows.length > 0)
+    console.log(
+      `\nWorkloads inside a mount vs local disk, one after the other (${machineNote()})\n\n${formatWorkloads(workloadRows)}`,
+    );
   if (failure !== undefined) throw failure;
 }
 

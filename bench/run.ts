@@ -26,8 +26,12 @@ const BIG_FILE = quick ? 128 * MiB : 1 * GiB;
 const HUGE_FILE = quick ? 256 * MiB : 2 * GiB;
 const REPEATS = 7;
 
-
-interface Row { name: string; value: string; target: string; ok: boolean | null }
+interface Row {
+  name: string;
+  value: string;
+  target: string;
+  ok: boolean | null;
+}
 const rows: Row[] = [];
 function record(name: string, value: string, target: string, ok: boolean | null): void {
   rows.push({ name, value, target, ok });
@@ -57,7 +61,13 @@ async function populate(client: Stowage, name: string, count: number): Promise<V
   for (let start = 0; start < count; start += batch) {
     const changes: Change[] = [];
     for (let i = start; i < Math.min(count, start + batch); i++) {
-      changes.push({ op: 'put', path: `/d${String(Math.floor(i / 1000)).padStart(3, '0')}/f${String(i % 1000).padStart(4, '0')}.txt`, size: seed.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] });
+      changes.push({
+        op: 'put',
+        path: `/d${String(Math.floor(i / 1000)).padStart(3, '0')}/f${String(i % 1000).padStart(4, '0')}.txt`,
+        size: seed.length,
+        chunkSize: SMALL_CHUNK_SIZE,
+        chunks: [hash],
+      });
     }
     await vol.commitChanges(changes, { message: `populate ${start}` });
   }
@@ -84,7 +94,12 @@ async function volumeBenchmarks(work: string, client: Stowage, pid: number): Pro
     const fork = await median((i) => vol.fork(`files-${count}-fork-${i}`));
     record(`fork, ${count.toLocaleString('en')} files`, `${fork.toFixed(1)} ms`, '< 50 ms, flat', fork < 50);
     const commit = await median((i) => vol.files.write(`/d000/f0007.txt`, `changed ${i}\n`));
-    record(`commit 1 changed file (SDK write), ${count.toLocaleString('en')} files`, `${commit.toFixed(1)} ms`, '< 200 ms', commit < 200);
+    record(
+      `commit 1 changed file (SDK write), ${count.toLocaleString('en')} files`,
+      `${commit.toFixed(1)} ms`,
+      '< 200 ms',
+      commit < 200,
+    );
   }
   const deep = await populate(client, 'deep', 1000);
   const deepPath = '/a/b/c/d/e/f/g/h/deep.txt';
@@ -97,9 +112,19 @@ async function volumeBenchmarks(work: string, client: Stowage, pid: number): Pro
   await randomFile(big, BIG_FILE);
   const bigVol = await Volume.create('big', { client, cap: '8G' });
   const [first, r1] = await time(() => bigVol.files.writeFile('/big.bin', big));
-  record(`upload ${formatSize(BIG_FILE)} file`, `${(first / 1000).toFixed(2)} s, ${(BIG_FILE / MiB / (first / 1000)).toFixed(0)} MiB/s, sent ${formatSize(r1.uploadedBytes)}`, 'streams', null);
+  record(
+    `upload ${formatSize(BIG_FILE)} file`,
+    `${(first / 1000).toFixed(2)} s, ${(BIG_FILE / MiB / (first / 1000)).toFixed(0)} MiB/s, sent ${formatSize(r1.uploadedBytes)}`,
+    'streams',
+    null,
+  );
   const [second, r2] = await time(() => bigVol.files.writeFile('/big.bin', big));
-  record(`re-upload unchanged ${formatSize(BIG_FILE)} file`, `${(second / 1000).toFixed(2)} s, sent ${r2.uploadedBytes} chunk bytes`, '0 chunk bytes', r2.uploadedBytes === 0);
+  record(
+    `re-upload unchanged ${formatSize(BIG_FILE)} file`,
+    `${(second / 1000).toFixed(2)} s, sent ${r2.uploadedBytes} chunk bytes`,
+    '0 chunk bytes',
+    r2.uploadedBytes === 0,
+  );
   await rm(big);
   record('server peak RSS after the runs above', formatSize(await peakRss(pid)), 'informational', null);
 }
@@ -113,7 +138,12 @@ async function uploadMemoryBenchmark(work: string, client: Stowage, pid: number)
   const vol = await Volume.create('huge', { client, cap: '8G' });
   const [ms] = await time(() => vol.files.writeFile('/huge.bin', huge));
   const peak = await peakRss(pid);
-  record(`server peak RSS, upload ${formatSize(HUGE_FILE)} file`, `${formatSize(peak)} (${formatSize(before)} at start; ${(ms / 1000).toFixed(1)} s)`, '< 300 MB', peak < 300e6);
+  record(
+    `server peak RSS, upload ${formatSize(HUGE_FILE)} file`,
+    `${formatSize(peak)} (${formatSize(before)} at start; ${(ms / 1000).toFixed(1)} s)`,
+    '< 300 MB',
+    peak < 300e6,
+  );
   await rm(huge);
 }
 
@@ -133,8 +163,13 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
 
-  const w = [Math.max(...rows.map((r) => r.name.length), 9), Math.max(...rows.map((r) => r.value.length), 6), Math.max(...rows.map((r) => r.target.length), 6)];
-  const line = (a: string, b: string, c: string, d: string) => `| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c.padEnd(w[2]!)} | ${d.padEnd(4)} |`;
+  const w = [
+    Math.max(...rows.map((r) => r.name.length), 9),
+    Math.max(...rows.map((r) => r.value.length), 6),
+    Math.max(...rows.map((r) => r.target.length), 6),
+  ];
+  const line = (a: string, b: string, c: string, d: string) =>
+    `| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c.padEnd(w[2]!)} | ${d.padEnd(4)} |`;
   console.log(`\nStowage foundation benchmarks (${quick ? 'quick' : 'full'} run, Node ${process.version})\n`);
   console.log(line('benchmark', 'result', 'target', 'met'));
   console.log(line('-'.repeat(w[0]!), '-'.repeat(w[1]!), '-'.repeat(w[2]!), '----'));

@@ -43,7 +43,11 @@ const CHUNK = SMALL_CHUNK_SIZE;
 /** The SDK's default transfer concurrency (StowageOptions.concurrency). */
 const CONCURRENCY = 4;
 
-interface Row { name: string; value: string; notes: string }
+interface Row {
+  name: string;
+  value: string;
+  notes: string;
+}
 const rows: Row[] = [];
 function record(row: Row): void {
   rows.push(row);
@@ -68,7 +72,12 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 // --- replicas: `stowage serve` child processes ---
 
-interface Replica { url: string; dataDir: string; child: ChildProcess; stop(): Promise<void> }
+interface Replica {
+  url: string;
+  dataDir: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
 
 /** Starts one replica on its own data dir (staging files, admin token) with the given stores. */
 async function startReplica(dataDir: string, stores: { metadata?: string; blobs?: string }): Promise<Replica> {
@@ -82,7 +91,9 @@ async function startReplica(dataDir: string, stores: { metadata?: string; blobs?
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   let exited = false;
-  const exit = once(child, 'exit').then(() => { exited = true; });
+  const exit = once(child, 'exit').then(() => {
+    exited = true;
+  });
   const stop = async (): Promise<void> => {
     if (exited) return;
     child.kill('SIGTERM');
@@ -95,7 +106,9 @@ async function startReplica(dataDir: string, stores: { metadata?: string; blobs?
     if (exited) throw new Error(`stowage serve exited before answering: ${stderr}`);
     try {
       if ((await fetch(`${url}/v1/health`)).ok) break;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     if (i > 600) throw new Error(`stowage serve did not answer at ${url} within 30 s: ${stderr}`);
     await sleep(50);
   }
@@ -108,7 +121,11 @@ async function adminToken(dataDir: string): Promise<string> {
 
 // --- commit throughput ---
 
-interface Ack { path: string; seq: number; ms: number }
+interface Ack {
+  path: string;
+  seq: number;
+  ms: number;
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -118,7 +135,10 @@ function percentile(sorted: number[], p: number): number {
 /** Drives CLIENTS clients over the replicas for RUN_SECONDS; verifies and records one row. */
 async function commitRun(label: string, replicas: Replica[], token: string, stores: string): Promise<void> {
   const volName = `scale-${replicas.length}`;
-  const clients = Array.from({ length: CLIENTS }, (_, i) => new Stowage({ url: replicas[i % replicas.length]!.url, token }));
+  const clients = Array.from(
+    { length: CLIENTS },
+    (_, i) => new Stowage({ url: replicas[i % replicas.length]!.url, token }),
+  );
   await Volume.create(volName, { client: clients[0]!, cap: '1G' });
   const vols = await Promise.all(clients.map((client) => Volume.get(volName, { client })));
   const acks: Ack[] = [];
@@ -126,28 +146,32 @@ async function commitRun(label: string, replicas: Replica[], token: string, stor
   const payload = (i: number, k: number) => `client ${i} write ${k} `.padEnd(SMALL_FILE, '.');
 
   // One warm-up write per client (connections, caches), acknowledged and verified like the rest.
-  await Promise.all(vols.map(async (v, i) => {
-    const r = await v.files.write(`/warm/c${i}.txt`, payload(i, -1));
-    acks.push({ path: r.path, seq: r.commit.seq, ms: 0 });
-  }));
+  await Promise.all(
+    vols.map(async (v, i) => {
+      const r = await v.files.write(`/warm/c${i}.txt`, payload(i, -1));
+      acks.push({ path: r.path, seq: r.commit.seq, ms: 0 });
+    }),
+  );
   const measured: Ack[] = [];
   process.stderr.write(`${label}: ${CLIENTS} clients for ${RUN_SECONDS} s\n`);
   const t0 = performance.now();
   const end = t0 + RUN_SECONDS * 1000;
-  await Promise.all(vols.map(async (v, i) => {
-    for (let k = 0; performance.now() < end; k++) {
-      const path = `/c${String(i).padStart(2, '0')}/f${String(k).padStart(6, '0')}.txt`;
-      const s = performance.now();
-      try {
-        const r = await v.files.write(path, payload(i, k));
-        const ack = { path: r.path, seq: r.commit.seq, ms: performance.now() - s };
-        acks.push(ack);
-        measured.push(ack);
-      } catch (e) {
-        errors.push(`${path}: ${e instanceof Error ? e.message : String(e)}`);
+  await Promise.all(
+    vols.map(async (v, i) => {
+      for (let k = 0; performance.now() < end; k++) {
+        const path = `/c${String(i).padStart(2, '0')}/f${String(k).padStart(6, '0')}.txt`;
+        const s = performance.now();
+        try {
+          const r = await v.files.write(path, payload(i, k));
+          const ack = { path: r.path, seq: r.commit.seq, ms: performance.now() - s };
+          acks.push(ack);
+          measured.push(ack);
+        } catch (e) {
+          errors.push(`${path}: ${e instanceof Error ? e.message : String(e)}`);
+        }
       }
-    }
-  }));
+    }),
+  );
   const elapsed = (performance.now() - t0) / 1000;
 
   // Verification: every acknowledged path is in the volume with its size; seqs distinct, consecutive, ending at head.
@@ -164,8 +188,15 @@ async function commitRun(label: string, replicas: Replica[], token: string, stor
   const head: wire.Commit | undefined = (await vols[0]!.history({ limit: 1 })).commits[0];
   const headOk = head !== undefined && head.seq === seqs[seqs.length - 1];
   const ok = lost.length === 0 && gaps === 0 && dups === 0 && headOk && errors.length === 0;
-  if (errors.length > 0) process.stderr.write(`  ${errors.length} failed writes, e.g. ${errors.slice(0, 3).join('; ')}\n`);
-  if (lost.length > 0) process.stderr.write(`  LOST: ${lost.slice(0, 5).map((a) => a.path).join(', ')}\n`);
+  if (errors.length > 0)
+    process.stderr.write(`  ${errors.length} failed writes, e.g. ${errors.slice(0, 3).join('; ')}\n`);
+  if (lost.length > 0)
+    process.stderr.write(
+      `  LOST: ${lost
+        .slice(0, 5)
+        .map((a) => a.path)
+        .join(', ')}\n`,
+    );
 
   const lat = measured.map((a) => a.ms).sort((a, b) => a - b);
   const verdict = ok
@@ -189,14 +220,28 @@ function curl(args: string[]): Promise<string> {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`curl exited ${code}: ${err.trim()}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`curl exited ${code}: ${err.trim()}`)),
+    );
   });
 }
 
 /** One signed PUT with curl, every header the signed request lists (plus the SDK's content-type). */
 async function curlPut(req: wire.SignedRequest, file: string, baseUrl: string): Promise<void> {
   const headers: Record<string, string> = { 'content-type': 'application/octet-stream', ...req.headers };
-  const args = ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', req.method, '--data-binary', `@${file}`, '-H', 'Expect:'];
+  const args = [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-X',
+    req.method,
+    '--data-binary',
+    `@${file}`,
+    '-H',
+    'Expect:',
+  ];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
   args.push(new URL(req.url, baseUrl).href);
   const code = await curl(args);
@@ -205,9 +250,11 @@ async function curlPut(req: wire.SignedRequest, file: string, baseUrl: string): 
 
 async function withConcurrency<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 const mbps = (bytes: number, s: number) => `${(bytes / 1e6 / s).toFixed(0)} MB/s`;
@@ -254,8 +301,11 @@ async function uploadRuns(work: string, replica: Replica, token: string): Promis
     chunks.push({ hash: createHash('sha256').update(buf).digest('hex'), size: CHUNK, file });
   }
   const plan = async (): Promise<Array<{ req: wire.SignedRequest; file: string }>> => {
-    const res = await client.request<wire.UploadResponse>('POST', `/v1/volumes/upload/uploads`, { body: { chunks: chunks.map(({ hash, size }) => ({ hash, size })) } });
-    if (res.missing.length !== nChunks) throw new Error(`the server asked for ${res.missing.length} of ${nChunks} fresh chunks`);
+    const res = await client.request<wire.UploadResponse>('POST', `/v1/volumes/upload/uploads`, {
+      body: { chunks: chunks.map(({ hash, size }) => ({ hash, size })) },
+    });
+    if (res.missing.length !== nChunks)
+      throw new Error(`the server asked for ${res.missing.length} of ${nChunks} fresh chunks`);
     return res.missing.map((m) => ({ req: m.request, file: chunks.find((c) => c.hash === m.hash)!.file }));
   };
   // Both plans are asked for before anything is uploaded, so each gets a full set of signed PUTs.
@@ -311,7 +361,12 @@ async function main(): Promise<void> {
     const replicas: Replica[] = [];
     // Sequentially: the first start creates the tenant and writes its admin token.
     for (let i = 0; i < n; i++) replicas.push(await startReplica(join(work, `pg${n}-r${i}`), { metadata, blobs }));
-    await commitRun(`PostgreSQL, ${n} replica${n > 1 ? 's' : ''}`, replicas, await adminToken(replicas[0]!.dataDir), 'PostgreSQL + moto S3 (PUTs go to moto)');
+    await commitRun(
+      `PostgreSQL, ${n} replica${n > 1 ? 's' : ''}`,
+      replicas,
+      await adminToken(replicas[0]!.dataDir),
+      'PostgreSQL + moto S3 (PUTs go to moto)',
+    );
     for (const r of replicas) await r.stop();
     await deleteBucket(moto.endpoint, bucket).catch(() => undefined);
   }
@@ -333,7 +388,9 @@ async function printTable(): Promise<void> {
   const w = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (parts: readonly string[]) => `| ${parts.map((p, i) => p.padEnd(w[i]!)).join(' | ')} |`;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`\nStowage scale-out benchmarks (${quick ? 'quick' : 'full'} run, Node ${process.version}, ${availableParallelism()} CPUs: ${cpu}; PostgreSQL, moto, replicas and clients share them; load average ${loadAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end)\n`);
+  console.log(
+    `\nStowage scale-out benchmarks (${quick ? 'quick' : 'full'} run, Node ${process.version}, ${availableParallelism()} CPUs: ${cpu}; PostgreSQL, moto, replicas and clients share them; load average ${loadAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end)\n`,
+  );
   console.log(line(cols));
   console.log(line(w.map((n) => '-'.repeat(n))));
   for (const c of cells) console.log(line(c));

@@ -26,8 +26,13 @@ const BIG_FILE = quick ? 128 * MiB : 1 * GiB;
 const SMALL_COUNT = quick ? 2_000 : 10_000;
 const SMALL_SIZE = 4 * KiB;
 
-
-interface Row { name: string; value: string; reference: string; target: string; ok: boolean | null }
+interface Row {
+  name: string;
+  value: string;
+  reference: string;
+  target: string;
+  ok: boolean | null;
+}
 const rows: Row[] = [];
 function record(row: Row): void {
   rows.push(row);
@@ -48,7 +53,11 @@ async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process
 function cli(server: ServerProcess, args: string[]): Promise<number> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, { STOWAGE_URL: server.url, STOWAGE_TOKEN: server.token, STOWAGE_STATE_DIR: join(tmpdir(), `stowage-bench-state-${process.pid}`) });
+  Object.assign(env, {
+    STOWAGE_URL: server.url,
+    STOWAGE_TOKEN: server.token,
+    STOWAGE_STATE_DIR: join(tmpdir(), `stowage-bench-state-${process.pid}`),
+  });
   return run(process.execPath, [cliMain, ...args], env);
 }
 
@@ -67,7 +76,9 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'stowage-bench-transfers-'));
   const dataDir = join(work, 'data');
   try {
-    process.stderr.write(`preparing a ${formatSize(BIG_FILE)} file and ${SMALL_COUNT.toLocaleString('en')} files of ${formatSize(SMALL_SIZE)}\n`);
+    process.stderr.write(
+      `preparing a ${formatSize(BIG_FILE)} file and ${SMALL_COUNT.toLocaleString('en')} files of ${formatSize(SMALL_SIZE)}\n`,
+    );
     const big = join(work, 'big.bin');
     await randomFile(big, BIG_FILE);
     const many = join(work, 'many');
@@ -81,21 +92,45 @@ async function main(): Promise<void> {
       const cpBig = await run('cp', [big, join(work, 'big.cp')]);
       await rm(join(work, 'big.cp'));
       const upBig = await cli(server, ['upload', big, 'bench:/big.bin']);
-      record({ name: `upload ${formatSize(BIG_FILE)} file (stowage upload)`, value: `${upBig.toFixed(2)} s, ${rate(BIG_FILE, upBig)}`, reference: `cp ${cpBig.toFixed(2)} s, ${rate(BIG_FILE, cpBig)}`, target: '>= 50% of cp', ok: cpBig / upBig >= 0.5 });
+      record({
+        name: `upload ${formatSize(BIG_FILE)} file (stowage upload)`,
+        value: `${upBig.toFixed(2)} s, ${rate(BIG_FILE, upBig)}`,
+        reference: `cp ${cpBig.toFixed(2)} s, ${rate(BIG_FILE, cpBig)}`,
+        target: '>= 50% of cp',
+        ok: cpBig / upBig >= 0.5,
+      });
       const downBig = await cli(server, ['download', 'bench:/big.bin', join(work, 'big.down')]);
       const same = (await stat(join(work, 'big.down'))).size === BIG_FILE;
       await rm(join(work, 'big.down'));
-      record({ name: `download ${formatSize(BIG_FILE)} file (stowage download)`, value: `${downBig.toFixed(2)} s, ${rate(BIG_FILE, downBig)}${same ? '' : ' (SIZE MISMATCH)'}`, reference: `cp ${cpBig.toFixed(2)} s, ${rate(BIG_FILE, cpBig)}`, target: '>= 50% of cp', ok: same && cpBig / downBig >= 0.5 });
+      record({
+        name: `download ${formatSize(BIG_FILE)} file (stowage download)`,
+        value: `${downBig.toFixed(2)} s, ${rate(BIG_FILE, downBig)}${same ? '' : ' (SIZE MISMATCH)'}`,
+        reference: `cp ${cpBig.toFixed(2)} s, ${rate(BIG_FILE, cpBig)}`,
+        target: '>= 50% of cp',
+        ok: same && cpBig / downBig >= 0.5,
+      });
 
       process.stderr.write('many small files\n');
       const label = `${SMALL_COUNT.toLocaleString('en')} files of ${formatSize(SMALL_SIZE)}`;
       const cpMany = await run('cp', ['-r', many, join(work, 'many.cp')]);
       await rm(join(work, 'many.cp'), { recursive: true });
       const upMany = await cli(server, ['upload', many, 'bench:/many']);
-      record({ name: `upload ${label} (stowage upload DIR)`, value: `${upMany.toFixed(2)} s`, reference: `cp -r ${cpMany.toFixed(2)} s`, target: '< 10 s', ok: upMany < 10 });
+      record({
+        name: `upload ${label} (stowage upload DIR)`,
+        value: `${upMany.toFixed(2)} s`,
+        reference: `cp -r ${cpMany.toFixed(2)} s`,
+        target: '< 10 s',
+        ok: upMany < 10,
+      });
       const downMany = await cli(server, ['download', 'bench:/many', join(work, 'many.down')]);
       await rm(join(work, 'many.down'), { recursive: true });
-      record({ name: `download ${label} (stowage download DIR)`, value: `${downMany.toFixed(2)} s`, reference: `cp -r ${cpMany.toFixed(2)} s`, target: '< 10 s', ok: downMany < 10 });
+      record({
+        name: `download ${label} (stowage download DIR)`,
+        value: `${downMany.toFixed(2)} s`,
+        reference: `cp -r ${cpMany.toFixed(2)} s`,
+        target: '< 10 s',
+        ok: downMany < 10,
+      });
     } finally {
       await stopServer(server);
     }

@@ -65,7 +65,9 @@ process.send(latencies, () => process.exit(0));
 
 function probe(server: ServerProcess, volume: string): { stop: () => Promise<number[]> } {
   const url = `${server.url}/v1/volumes/${volume}/stat?path=/probe.txt`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', PROBE, url, server.token], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', PROBE, url, server.token], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const result = new Promise<number[]>((resolve, reject) => {
     child.once('message', (m) => resolve((m as number[]).sort((a, b) => a - b)));
     child.once('exit', (code) => reject(new Error(`probe exited with ${code}`)));
@@ -103,32 +105,80 @@ export async function wideDirBenchmarks(server: ServerProcess, record: Record, e
     for (let start = 0; start < entries; start += MAX_COMMIT_CHANGES) {
       const changes: Change[] = [];
       for (let i = start; i < Math.min(entries, start + MAX_COMMIT_CHANGES); i++) {
-        changes.push({ op: 'put', path: `/dir/${name(i)}`, size: seed.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] });
+        changes.push({
+          op: 'put',
+          path: `/dir/${name(i)}`,
+          size: seed.length,
+          chunkSize: SMALL_CHUNK_SIZE,
+          chunks: [hash],
+        });
       }
       await vol.commitChanges(changes, { message: `entries from ${start}` });
     }
   });
   const busy = await busyProbe.stop();
   const peak = await peakRss(pid);
-  record(`build ${width}-entry directory (commits of ${MAX_COMMIT_CHANGES.toLocaleString('en')})`, `${(build / 1000).toFixed(1)} s; server peak RSS ${formatSize(peak)} (${formatSize(rssBefore)} before)`, 'informational', null);
+  record(
+    `build ${width}-entry directory (commits of ${MAX_COMMIT_CHANGES.toLocaleString('en')})`,
+    `${(build / 1000).toFixed(1)} s; server peak RSS ${formatSize(peak)} (${formatSize(rssBefore)} before)`,
+    'informational',
+    null,
+  );
 
   // Let the server settle (the build leaves a large heap for the collector) before timing single requests.
   await new Promise((r) => setTimeout(r, 3000));
-  const put = (path: string): Change => ({ op: 'put', path, size: seed.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] });
-  const commit = await median(9, (i) => vol.commitChanges([put(`/dir/${name(Math.floor((entries * (i + 0.5)) / 9))}.new`)]));
-  record(`commit 1 entry into the ${width}-entry directory`, `${commit.toFixed(1)} ms (median of 9, HTTP)`, '< 50 ms', commit < 50);
+  const put = (path: string): Change => ({
+    op: 'put',
+    path,
+    size: seed.length,
+    chunkSize: SMALL_CHUNK_SIZE,
+    chunks: [hash],
+  });
+  const commit = await median(9, (i) =>
+    vol.commitChanges([put(`/dir/${name(Math.floor((entries * (i + 0.5)) / 9))}.new`)]),
+  );
+  record(
+    `commit 1 entry into the ${width}-entry directory`,
+    `${commit.toFixed(1)} ms (median of 9, HTTP)`,
+    '< 50 ms',
+    commit < 50,
+  );
   const stat = await median(25, (i) => vol.files.stat(`/dir/${name(Math.floor((entries * (i + 0.5)) / 25))}`));
-  record(`stat an entry of the ${width}-entry directory`, `${stat.toFixed(1)} ms (median of 25, HTTP)`, '< 10 ms', stat < 10);
+  record(
+    `stat an entry of the ${width}-entry directory`,
+    `${stat.toFixed(1)} ms (median of 25, HTTP)`,
+    '< 10 ms',
+    stat < 10,
+  );
   // One page straight from the API (the SDK's list would walk every page).
-  const page = await median(9, (i) => client.request('GET', '/v1/volumes/wide/list', { query: { path: '/dir', limit: 1000, after: `/dir/${name(Math.floor((entries * (i + 0.5)) / 9))}` } }));
-  record(`list 1,000 entries from the middle of the ${width}-entry directory`, `${page.toFixed(1)} ms (median of 9, HTTP)`, 'informational', null);
+  const page = await median(9, (i) =>
+    client.request('GET', '/v1/volumes/wide/list', {
+      query: { path: '/dir', limit: 1000, after: `/dir/${name(Math.floor((entries * (i + 0.5)) / 9))}` },
+    }),
+  );
+  record(
+    `list 1,000 entries from the middle of the ${width}-entry directory`,
+    `${page.toFixed(1)} ms (median of 9, HTTP)`,
+    'informational',
+    null,
+  );
 
   const idle99 = percentile(idle, 99);
   const busy99 = percentile(busy, 99);
-  record('another client\'s stat p50 / p99, idle server', `${percentile(idle, 50).toFixed(1)} / ${idle99.toFixed(1)} ms (${idle.length} requests)`, 'informational', null);
+  record(
+    "another client's stat p50 / p99, idle server",
+    `${percentile(idle, 50).toFixed(1)} / ${idle99.toFixed(1)} ms (${idle.length} requests)`,
+    'informational',
+    null,
+  );
   // "Unaffected" relative to idle on the same machine: at most twice the idle p99 plus 10 ms.
   const bound = 2 * idle99 + 10;
-  record(`another client's stat p50 / p99, during the ${width}-entry build`, `${percentile(busy, 50).toFixed(1)} / ${busy99.toFixed(1)} ms (${busy.length} requests, max ${busy.at(-1)!.toFixed(0)} ms)`, `p99 < 2 x idle p99 + 10 ms (${bound.toFixed(0)} ms)`, busy99 < bound);
+  record(
+    `another client's stat p50 / p99, during the ${width}-entry build`,
+    `${percentile(busy, 50).toFixed(1)} / ${busy99.toFixed(1)} ms (${busy.length} requests, max ${busy.at(-1)!.toFixed(0)} ms)`,
+    `p99 < 2 x idle p99 + 10 ms (${bound.toFixed(0)} ms)`,
+    busy99 < bound,
+  );
 }
 
 /** Standalone: its own server on a temp data dir, then a table. */
@@ -148,7 +198,8 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
   }
   console.log(`\nStowage wide-directory benchmark (Node ${process.version})\n`);
-  for (const r of [['benchmark', 'result', 'target', 'met'], ['-', '-', '-', '-'], ...rows]) console.log(`| ${r.join(' | ')} |`);
+  for (const r of [['benchmark', 'result', 'target', 'met'], ['-', '-', '-', '-'], ...rows])
+    console.log(`| ${r.join(' | ')} |`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

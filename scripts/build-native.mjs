@@ -14,7 +14,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 function nodeGyp() {
   const fromNpm = process.env.npm_config_node_gyp;
   if (fromNpm && existsSync(fromNpm)) return fromNpm;
-  const bundled = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const bundled = join(
+    dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  );
   if (existsSync(bundled)) return bundled;
   console.error('build-native: cannot find node-gyp (npm bundles it; run this through npm)');
   process.exit(1);
@@ -37,7 +47,9 @@ for (const addon of ['fuse3']) {
   console.log(`build-native: compiling native/${addon}`);
   const r = spawnSync(process.execPath, args, { cwd, stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) {
-    console.error(`build-native: compiling native/${addon} failed (it needs make, gcc, pkg-config, libfuse3-dev and Node headers; ./setup.sh installs them)`);
+    console.error(
+      `build-native: compiling native/${addon} failed (it needs make, gcc, pkg-config, libfuse3-dev and Node headers; ./setup.sh installs them)`,
+    );
     process.exit(r.status ?? 1);
   }
 }

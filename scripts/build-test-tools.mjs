@@ -20,7 +20,9 @@ const source = resolve(process.env.STOWAGE_TEST_TOOLS_SRC ?? join(repo, '..', 's
 const cache = join(repo, '.tools');
 
 if (!existsSync(join(source, 'build.sh'))) {
-  console.error(`build-test-tools: ${source}/build.sh not found; the POSIX and fsx tests need ../shared/tools next to the repo (or STOWAGE_TEST_TOOLS_SRC pointing at a copy)`);
+  console.error(
+    `build-test-tools: ${source}/build.sh not found; the POSIX and fsx tests need ../shared/tools next to the repo (or STOWAGE_TEST_TOOLS_SRC pointing at a copy)`,
+  );
   process.exit(1);
 }
 
@@ -53,7 +55,9 @@ if (!built(out)) {
   const r = spawnSync('bash', [join(source, 'build.sh'), tmp], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0 || !built(tmp)) {
     rmSync(tmp, { recursive: true, force: true });
-    console.error(`build-test-tools: ${source}/build.sh failed (exit ${r.status}); it needs gcc, make, autoconf and automake (setup.sh installs them)`);
+    console.error(
+      `build-test-tools: ${source}/build.sh failed (exit ${r.status}); it needs gcc, make, autoconf and automake (setup.sh installs them)`,
+    );
     process.exit(1);
   }
   try {
@@ -64,6 +68,7 @@ if (!built(out)) {
     if (!built(out)) throw e;
   }
   // Builds of older sources are of no further use.
-  for (const name of readdirSync(cache)) if (name !== id && !name.includes('.tmp-')) rmSync(join(cache, name), { recursive: true, force: true });
+  for (const name of readdirSync(cache))
+    if (name !== id && !name.includes('.tmp-')) rmSync(join(cache, name), { recursive: true, force: true });
 }
 console.log(out);

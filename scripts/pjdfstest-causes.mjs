@@ -106,7 +106,9 @@ for (const [dir, c] of counts) {
   for (const k of CAUSES) total.set(k, total.get(k) + c.get(k));
   out.push(`| ${dir} | ${failed} | ${CAUSES.map((k) => c.get(k) || '').join(' | ')} |`);
 }
-out.push(`| **total** | ${[...total.values()].reduce((a, b) => a + b, 0)} | ${CAUSES.map((k) => total.get(k)).join(' | ')} |`);
+out.push(
+  `| **total** | ${[...total.values()].reduce((a, b) => a + b, 0)} | ${CAUSES.map((k) => total.get(k)).join(' | ')} |`,
+);
 out.push('');
 for (const cause of CAUSES) {
   const files = byCause.get(cause);
@@ -119,14 +121,27 @@ for (const cause of CAUSES) {
     for (const { line } of list) {
       const m = /tried '(.*)', expected (.*), got (.*)$/.exec(line);
       const t = m ? parseTried(m[1]) : undefined;
-      const key = m && t ? `${t.user ? 'as another user: ' : ''}${t.call}${t.call.endsWith('stat') ? ` ${t.args[1]}` : ''}: expected ${m[2]}, got ${m[3]}`.replace(/\d{3,}/g, 'N') : line.startsWith(file) ? line.slice(file.length + 2) : 'comparison failed (test_check)';
+      const key =
+        m && t
+          ? `${t.user ? 'as another user: ' : ''}${t.call}${t.call.endsWith('stat') ? ` ${t.args[1]}` : ''}: expected ${m[2]}, got ${m[3]}`.replace(
+              /\d{3,}/g,
+              'N',
+            )
+          : line.startsWith(file)
+            ? line.slice(file.length + 2)
+            : 'comparison failed (test_check)';
       shapes.set(key, (shapes.get(key) ?? 0) + 1);
     }
-    const shown = [...shapes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${k}${n > 1 ? ` (x${n})` : ''}`);
+    const shown = [...shapes.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([k, n]) => `${k}${n > 1 ? ` (x${n})` : ''}`);
     let checks = ranges(list.map((x) => x.n).sort((a, b) => a - b));
     // The longest lists (chown/00.t, rename/09.t) are cut: the report JSON has every number.
     if (checks.length > 240) checks = `${checks.slice(0, checks.lastIndexOf(',', 240))} ... (${list.length} in all)`;
-    out.push(`- ${file} checks ${checks}: ${shown.join('; ')}${shapes.size > 3 ? `; ${shapes.size - 3} more kinds` : ''}`);
+    out.push(
+      `- ${file} checks ${checks}: ${shown.join('; ')}${shapes.size > 3 ? `; ${shapes.size - 3} more kinds` : ''}`,
+    );
   }
   out.push('');
 }

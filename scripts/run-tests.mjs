@@ -21,7 +21,8 @@ const filters = process.argv.slice(2);
 const packages = readdirSync('packages').map((name) => join('packages', name, 'dist'));
 const files = ['dist', ...packages]
   .flatMap((dir) => walk(dir))
-  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort();
 if (files.length === 0) {
   console.error('no test files found under dist/ or packages/*/dist/ (did the build run?)');
   process.exit(1);

@@ -27,14 +27,25 @@ after(async () => {
   await Promise.all([srv?.close(), short?.close()]);
 });
 
-interface Answer<T = any> { status: number; body: T }
+interface Answer<T = any> {
+  status: number;
+  body: T;
+}
 
 /** One API call on `server` (default: the main one) with `token` (default: its admin token). */
-async function call<T = any>(method: string, path: string, opts: { token?: string; json?: unknown; server?: TestServer } = {}): Promise<Answer<T>> {
+async function call<T = any>(
+  method: string,
+  path: string,
+  opts: { token?: string; json?: unknown; server?: TestServer } = {},
+): Promise<Answer<T>> {
   const server = opts.server ?? srv;
   const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? server.token}` };
   if (opts.json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${server.url}${path}`, { method, headers, ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}) });
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers,
+    ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}),
+  });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
 }
@@ -44,12 +55,20 @@ async function createVolume(name: string, accessMode: wire.AccessMode = 'RWO', s
   assert.equal(r.status, 201, JSON.stringify(r.body));
 }
 
-async function attach(volume: string, req: wire.AttachRequest, opts: { token?: string; server?: TestServer } = {}): Promise<Answer<wire.AttachResponse>> {
+async function attach(
+  volume: string,
+  req: wire.AttachRequest,
+  opts: { token?: string; server?: TestServer } = {},
+): Promise<Answer<wire.AttachResponse>> {
   return call<wire.AttachResponse>('POST', `/v1/volumes/${volume}/attachments`, { json: req, ...opts });
 }
 
 /** Attaches and insists it worked. */
-async function attached(volume: string, req: wire.AttachRequest, opts: { token?: string; server?: TestServer } = {}): Promise<wire.AttachResponse> {
+async function attached(
+  volume: string,
+  req: wire.AttachRequest,
+  opts: { token?: string; server?: TestServer } = {},
+): Promise<wire.AttachResponse> {
   const r = await attach(volume, req, opts);
   assert.equal(r.status, 201, JSON.stringify(r.body));
   return r.body;
@@ -76,17 +95,32 @@ describe('attachments and access modes', () => {
     assert.ok(Date.parse(first.tokenExpiresAt) > Date.now() + 30_000, 'default lease is about a minute');
 
     const second = await attach(v, { host: 'host2', path: '/mnt/other' });
-    assertError(second, 409, 'Conflict', new RegExp(`^volume "${v}" is RWO and already mounted read-write at host1:/mnt/data \\(${first.attachment.id}\\); unmount it first or mount read-only$`));
+    assertError(
+      second,
+      409,
+      'Conflict',
+      new RegExp(
+        `^volume "${v}" is RWO and already mounted read-write at host1:/mnt/data \\(${first.attachment.id}\\); unmount it first or mount read-only$`,
+      ),
+    );
     const ro = await attached(v, { host: 'host2', path: '/mnt/other', readOnly: true });
     assert.equal(ro.attachment.readOnly, true);
     const list = await call<wire.AttachmentList>('GET', `/v1/volumes/${v}/attachments`);
-    assert.deepEqual(list.body.attachments.map((a) => a.id), [first.attachment.id, ro.attachment.id]);
+    assert.deepEqual(
+      list.body.attachments.map((a) => a.id),
+      [first.attachment.id, ro.attachment.id],
+    );
   });
 
   it('ROX: read-write refused, read-only many', async () => {
     const v = fresh();
     await createVolume(v, 'ROX');
-    assertError(await attach(v, { host: 'h', path: '/m' }), 409, 'Conflict', new RegExp(`^volume "${v}" is ROX \\(read-only many\\): mount it read-only$`));
+    assertError(
+      await attach(v, { host: 'h', path: '/m' }),
+      409,
+      'Conflict',
+      new RegExp(`^volume "${v}" is ROX \\(read-only many\\): mount it read-only$`),
+    );
     await attached(v, { host: 'h1', path: '/m', readOnly: true });
     await attached(v, { host: 'h2', path: '/m', readOnly: true });
   });
@@ -115,7 +149,8 @@ describe('mount tokens', () => {
     await createVolume(other);
     const rw = await attached(v, { host: 'h', path: '/m' });
     const ro = await attached(v, { host: 'h', path: '/r', readOnly: true });
-    const put = (token: string, volume = v) => call('POST', `/v1/volumes/${volume}/commits`, { token, json: { changes: [{ op: 'mkdir', path: '/d' }] } });
+    const put = (token: string, volume = v) =>
+      call('POST', `/v1/volumes/${volume}/commits`, { token, json: { changes: [{ op: 'mkdir', path: '/d' }] } });
     assert.equal((await put(rw.token)).status, 201);
     assertError(await put(ro.token), 403, 'ReadOnly');
     assert.equal((await call('GET', `/v1/volumes/${v}/list?path=/`, { token: ro.token })).status, 200);
@@ -130,20 +165,43 @@ describe('mount tokens', () => {
   it('symlinks that leave the volume are refused (400) to API tokens and stored for mounts, whose programs make them', async () => {
     const v = fresh();
     await createVolume(v, 'RWX');
-    const commit = (changes: unknown[], token?: string) => call('POST', `/v1/volumes/${v}/commits`, { json: { changes }, ...(token !== undefined ? { token } : {}) });
+    const commit = (changes: unknown[], token?: string) =>
+      call('POST', `/v1/volumes/${v}/commits`, { json: { changes }, ...(token !== undefined ? { token } : {}) });
     // The tenant's admin token, and a weak volume-scoped one.
     const scoped = await call<{ secret: string }>('POST', '/v1/tokens', { json: { name: fresh('tok'), volume: v } });
     assert.equal(scoped.status, 201, JSON.stringify(scoped.body));
     for (const token of [undefined, scoped.body.secret]) {
-      assertError(await commit([{ op: 'symlink', path: '/venv/bin/python', target: '/usr/bin/python3' }], token), 400, 'InvalidArgument', /target is absolute.*stay inside the volume/);
-      assertError(await commit([{ op: 'mkdir', path: '/a' }, { op: 'symlink', path: '/a/up', target: '../../etc/passwd' }], token), 400, 'InvalidArgument', /changes\[1\].*climbs out of the volume/);
+      assertError(
+        await commit([{ op: 'symlink', path: '/venv/bin/python', target: '/usr/bin/python3' }], token),
+        400,
+        'InvalidArgument',
+        /target is absolute.*stay inside the volume/,
+      );
+      assertError(
+        await commit(
+          [
+            { op: 'mkdir', path: '/a' },
+            { op: 'symlink', path: '/a/up', target: '../../etc/passwd' },
+          ],
+          token,
+        ),
+        400,
+        'InvalidArgument',
+        /changes\[1\].*climbs out of the volume/,
+      );
     }
     assert.equal((await call('GET', `/v1/volumes/${v}/stat?path=/a`)).status, 404, 'a refused commit changes nothing');
     assert.equal((await commit([{ op: 'symlink', path: '/a/in', target: '../b/file' }])).status, 201);
     // A mount's token stores what its programs make.
     const m = await attached(v, { host: 'host1', path: '/mnt/data' });
-    assert.equal((await commit([{ op: 'symlink', path: '/venv/bin/python', target: '/usr/bin/python3' }], m.token)).status, 201);
-    assert.equal((await call('GET', `/v1/volumes/${v}/stat?path=/venv/bin/python`)).body.entry.target, '/usr/bin/python3');
+    assert.equal(
+      (await commit([{ op: 'symlink', path: '/venv/bin/python', target: '/usr/bin/python3' }], m.token)).status,
+      201,
+    );
+    assert.equal(
+      (await call('GET', `/v1/volumes/${v}/stat?path=/venv/bin/python`)).body.entry.target,
+      '/usr/bin/python3',
+    );
   });
 
   it('a mount token cannot attach anew or create tokens; it may resume its own mount only', async () => {
@@ -152,7 +210,11 @@ describe('mount tokens', () => {
     const a = await attached(v, { host: 'h', path: '/m' });
     const b = await attached(v, { host: 'h', path: '/b' });
     assertError(await attach(v, { host: 'h', path: '/n' }, { token: a.token }), 403, 'Forbidden', /mount/);
-    assertError(await attach(v, { host: 'h', path: '/b', resume: b.attachment.id }, { token: a.token }), 403, 'Forbidden');
+    assertError(
+      await attach(v, { host: 'h', path: '/b', resume: b.attachment.id }, { token: a.token }),
+      403,
+      'Forbidden',
+    );
     assertError(await call('POST', '/v1/tokens', { token: a.token, json: { name: 'escalate' } }), 403, 'Forbidden');
     const resumed = await attach(v, { host: 'h', path: '/m', resume: a.attachment.id }, { token: a.token });
     assert.equal(resumed.status, 201);
@@ -162,36 +224,62 @@ describe('mount tokens', () => {
   it('a mount token dies with the token that created it: revocation and expiry carry over to renewals', async () => {
     const v = fresh();
     await createVolume(v, 'RWX');
-    const volumeToken = async (name: string, expiresIn?: number) => (await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name, volume: v, ...(expiresIn ? { expiresIn } : {}) } })).body;
+    const volumeToken = async (name: string, expiresIn?: number) =>
+      (
+        await call<wire.CreateTokenResponse>('POST', '/v1/tokens', {
+          json: { name, volume: v, ...(expiresIn ? { expiresIn } : {}) },
+        })
+      ).body;
     // Revoking the creator kills its mounts' tokens at once, and their renewals.
     const creator = await volumeToken('creator');
     const m = await attached(v, { host: 'h', path: '/m' }, { token: creator.secret });
     assert.equal((await call('GET', `/v1/volumes/${v}`, { token: m.token })).status, 200);
     assert.equal((await call('DELETE', `/v1/tokens/${creator.token.id}`)).status, 204);
-    assertError(await call('GET', `/v1/volumes/${v}`, { token: m.token }), 401, 'Unauthenticated', /minted from has been revoked/);
-    assertError(await call('POST', `/v1/attachments/${m.attachment.id}/renew`, { token: m.token }), 401, 'Unauthenticated');
+    assertError(
+      await call('GET', `/v1/volumes/${v}`, { token: m.token }),
+      401,
+      'Unauthenticated',
+      /minted from has been revoked/,
+    );
+    assertError(
+      await call('POST', `/v1/attachments/${m.attachment.id}/renew`, { token: m.token }),
+      401,
+      'Unauthenticated',
+    );
     // A creator that expires in 2 s: the mount token and its renewals expire with it, not with the 60 s lease.
     const brief = await volumeToken('brief', 2);
     const n = await attached(v, { host: 'h', path: '/n' }, { token: brief.secret });
     assert.equal(n.tokenExpiresAt, brief.token.expiresAt);
-    const renewed = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${n.attachment.id}/renew`, { token: n.token });
+    const renewed = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${n.attachment.id}/renew`, {
+      token: n.token,
+    });
     assert.equal(renewed.status, 200);
     assert.equal(renewed.body.tokenExpiresAt, brief.token.expiresAt);
     await new Promise((r) => setTimeout(r, Date.parse(brief.token.expiresAt!) - Date.now() + 50));
     assertError(await call('GET', `/v1/volumes/${v}`, { token: n.token }), 401, 'Unauthenticated');
   });
 
-  it('resume needs the mount\'s own token, the token that mounted it, or an admin token: no RWO bypass', async () => {
+  it("resume needs the mount's own token, the token that mounted it, or an admin token: no RWO bypass", async () => {
     const v = fresh();
     await createVolume(v, 'RWO');
-    const scoped = async (name: string) => (await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name, volume: v } })).body.secret;
+    const scoped = async (name: string) =>
+      (await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name, volume: v } })).body.secret;
     const owner = await scoped('owner');
     const intruder = await scoped('intruder');
     const m = await attached(v, { host: 'h', path: '/m' }, { token: owner });
     // The intruder cannot mount read-write (RWO), and cannot take the mount over by resuming it either.
     assertError(await attach(v, { host: 'h', path: '/x' }, { token: intruder }), 409, 'Conflict');
-    assertError(await attach(v, { host: 'h', path: '/m', resume: m.attachment.id }, { token: intruder }), 403, 'Forbidden', /own mount token/);
-    assertError(await call('POST', `/v1/attachments/${m.attachment.id}/release`, { token: intruder, json: {} }), 403, 'Forbidden');
+    assertError(
+      await attach(v, { host: 'h', path: '/m', resume: m.attachment.id }, { token: intruder }),
+      403,
+      'Forbidden',
+      /own mount token/,
+    );
+    assertError(
+      await call('POST', `/v1/attachments/${m.attachment.id}/release`, { token: intruder, json: {} }),
+      403,
+      'Forbidden',
+    );
     assertError(await call('POST', `/v1/attachments/${m.attachment.id}/renew`, { token: intruder }), 403, 'Forbidden');
     assert.equal((await call('GET', `/v1/volumes/${v}`, { token: m.token })).status, 200, 'the mount lives on');
     // Its creator may resume it (a restarted mount agent), and so may an admin.
@@ -204,7 +292,9 @@ describe('mount tokens', () => {
   it('a read-only token cannot attach read-write, but can attach read-only', async () => {
     const v = fresh();
     await createVolume(v);
-    const { secret } = (await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name: 'ro', readOnly: true } })).body;
+    const { secret } = (
+      await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name: 'ro', readOnly: true } })
+    ).body;
     assertError(await attach(v, { host: 'h', path: '/m' }, { token: secret }), 403, 'ReadOnly', /read-only/);
     await attached(v, { host: 'h', path: '/m', readOnly: true }, { token: secret });
   });
@@ -213,7 +303,9 @@ describe('mount tokens', () => {
     const v = fresh();
     await createVolume(v);
     const a = await attached(v, { host: 'h', path: '/m' });
-    const released = await call<wire.Attachment>('POST', `/v1/attachments/${a.attachment.id}/release`, { token: a.token });
+    const released = await call<wire.Attachment>('POST', `/v1/attachments/${a.attachment.id}/release`, {
+      token: a.token,
+    });
     assert.equal(released.status, 200);
     assert.equal(released.body.state, 'released');
     assert.equal(released.body.reason, 'unmounted');
@@ -225,17 +317,27 @@ describe('mount tokens', () => {
     await attached(v, { host: 'h2', path: '/m' });
     assert.equal((await call<wire.AttachmentList>('GET', `/v1/volumes/${v}/attachments`)).body.attachments.length, 1);
     const all = (await call<wire.AttachmentList>('GET', `/v1/volumes/${v}/attachments?all=true`)).body.attachments;
-    assert.deepEqual(all.map((x) => x.state), ['released', 'mounted']);
+    assert.deepEqual(
+      all.map((x) => x.state),
+      ['released', 'mounted'],
+    );
   });
 
   it('release with failed records the reason', async () => {
     const v = fresh();
     await createVolume(v);
     const a = await attached(v, { host: 'h', path: '/m' });
-    const r = await call<wire.Attachment>('POST', `/v1/attachments/${a.attachment.id}/release`, { json: { failed: true, reason: 'FUSE died' } });
+    const r = await call<wire.Attachment>('POST', `/v1/attachments/${a.attachment.id}/release`, {
+      json: { failed: true, reason: 'FUSE died' },
+    });
     assert.equal(r.body.state, 'failed');
     assert.equal(r.body.reason, 'FUSE died');
-    assertError(await call('POST', `/v1/attachments/${a.attachment.id}/renew`), 409, 'Conflict', /is failed \(FUSE died\)/);
+    assertError(
+      await call('POST', `/v1/attachments/${a.attachment.id}/renew`),
+      409,
+      'Conflict',
+      /is failed \(FUSE died\)/,
+    );
   });
 
   it('renew extends the lease and the token expiry', async () => {
@@ -243,17 +345,21 @@ describe('mount tokens', () => {
     await createVolume(v);
     const a = await attached(v, { host: 'h', path: '/m' });
     await sleep(20);
-    const r = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${a.attachment.id}/renew`, { token: a.token });
+    const r = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${a.attachment.id}/renew`, {
+      token: a.token,
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.ok(Date.parse(r.body.tokenExpiresAt) > Date.parse(a.tokenExpiresAt));
     assert.equal(r.body.attachment.leaseExpiresAt, r.body.tokenExpiresAt);
-    const t = (await call<wire.TokenList>('GET', '/v1/tokens')).body.tokens.find((x) => x.name === `mount:${a.attachment.id}`);
+    const t = (await call<wire.TokenList>('GET', '/v1/tokens')).body.tokens.find(
+      (x) => x.name === `mount:${a.attachment.id}`,
+    );
     assert.equal(t?.expiresAt, r.body.tokenExpiresAt);
     // A tenant token may renew too (e.g. a supervisor).
     assert.equal((await call('POST', `/v1/attachments/${a.attachment.id}/renew`)).status, 200);
   });
 
-  it('renew or release with another attachment\'s token: 403 on the same volume, 404 from another', async () => {
+  it("renew or release with another attachment's token: 403 on the same volume, 404 from another", async () => {
     const v = fresh();
     const w = fresh();
     await createVolume(v, 'RWX');
@@ -277,10 +383,17 @@ describe('mount tokens', () => {
     assert.notEqual(r.token, a.token);
     assertError(await call('GET', `/v1/volumes/${v}`, { token: a.token }), 401, 'Unauthenticated');
     assert.equal((await call('GET', `/v1/volumes/${v}`, { token: r.token })).status, 200);
-    assertError(await attach(v, { host: 'h', path: '/elsewhere', resume: a.attachment.id }), 409, 'Conflict', /resume only takes over the same mount/);
+    assertError(
+      await attach(v, { host: 'h', path: '/elsewhere', resume: a.attachment.id }),
+      409,
+      'Conflict',
+      /resume only takes over the same mount/,
+    );
     assertError(await attach(v, { host: 'h', path: '/m', resume: 'att_00000000000000000000' }), 404, 'NotFound');
     // A failed attachment can be resumed; a released one cannot.
-    await call('POST', `/v1/attachments/${a.attachment.id}/release`, { json: { failed: true, reason: 'agent crashed' } });
+    await call('POST', `/v1/attachments/${a.attachment.id}/release`, {
+      json: { failed: true, reason: 'agent crashed' },
+    });
     const back = await attached(v, { host: 'h', path: '/m', resume: a.attachment.id });
     assert.equal(back.attachment.state, 'mounted');
     assert.equal(back.attachment.reason, null);
@@ -297,7 +410,11 @@ describe('mount tokens', () => {
     assertError(await call('GET', `/v1/volumes/${v}/attachments`, { token: secret }), 404, 'NotFound');
     assertError(await call('POST', `/v1/attachments/${a.attachment.id}/renew`, { token: secret }), 404, 'NotFound');
     assertError(await call('POST', `/v1/attachments/${a.attachment.id}/release`, { token: secret }), 404, 'NotFound');
-    assertError(await attach(v, { host: 'h', path: '/m', resume: a.attachment.id }, { token: secret }), 404, 'NotFound');
+    assertError(
+      await attach(v, { host: 'h', path: '/m', resume: a.attachment.id }, { token: secret }),
+      404,
+      'NotFound',
+    );
   });
 
   it('refuses hostile hosts and paths with 400', async () => {
@@ -319,7 +436,13 @@ describe('mount tokens', () => {
       const r = await call('POST', `/v1/volumes/${v}/attachments`, { json: body });
       assert.equal(r.status, 400, `${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(r.body).slice(0, 200)}`);
     }
-    assertError(await call('POST', `/v1/attachments/${(await attached(v, { host: 'h', path: '/m' })).attachment.id}/release`, { json: { reason: 'x'.repeat(2000) } }), 400, 'InvalidArgument');
+    assertError(
+      await call('POST', `/v1/attachments/${(await attached(v, { host: 'h', path: '/m' })).attachment.id}/release`, {
+        json: { reason: 'x'.repeat(2000) },
+      }),
+      400,
+      'InvalidArgument',
+    );
     assert.equal((await call<wire.AttachmentList>('GET', `/v1/volumes/${v}/attachments`)).body.attachments.length, 1);
   });
 
@@ -347,14 +470,28 @@ describe('leases', () => {
     const a = await attached(v, { host: 'h1', path: '/m' }, { server: short });
     assertError(await attach(v, { host: 'h2', path: '/m' }, { server: short }), 409, 'Conflict');
     await sleep(SHORT_LEASE + 100);
-    assertError(await call('GET', `/v1/volumes/${v}`, { token: a.token, server: short }), 401, 'Unauthenticated', /expired/);
+    assertError(
+      await call('GET', `/v1/volumes/${v}`, { token: a.token, server: short }),
+      401,
+      'Unauthenticated',
+      /expired/,
+    );
     const b = await attached(v, { host: 'h2', path: '/m' }, { server: short });
-    const all = (await call<wire.AttachmentList>('GET', `/v1/volumes/${v}/attachments?all=1`, { server: short })).body.attachments;
-    assert.deepEqual(all.map((x) => [x.id, x.state, x.reason]), [
-      [a.attachment.id, 'failed', 'lease expired: the mount agent stopped renewing'],
-      [b.attachment.id, 'mounted', null],
-    ]);
-    assertError(await call('POST', `/v1/attachments/${a.attachment.id}/renew`, { server: short }), 409, 'Conflict', /lease expired/);
+    const all = (await call<wire.AttachmentList>('GET', `/v1/volumes/${v}/attachments?all=1`, { server: short })).body
+      .attachments;
+    assert.deepEqual(
+      all.map((x) => [x.id, x.state, x.reason]),
+      [
+        [a.attachment.id, 'failed', 'lease expired: the mount agent stopped renewing'],
+        [b.attachment.id, 'mounted', null],
+      ],
+    );
+    assertError(
+      await call('POST', `/v1/attachments/${a.attachment.id}/renew`, { server: short }),
+      409,
+      'Conflict',
+      /lease expired/,
+    );
   });
 
   it('renewing in time keeps the mount; a late renew succeeds while nobody took the volume', async () => {
@@ -369,7 +506,9 @@ describe('leases', () => {
     assertError(await attach(v, { host: 'h2', path: '/m' }, { server: short }), 409, 'Conflict', /h1:\/m/);
     await sleep(SHORT_LEASE + 100);
     // The lease ran out but nobody else mounted: a tenant token may still renew it, which revives the token.
-    const late = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${a.attachment.id}/renew`, { server: short });
+    const late = await call<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${a.attachment.id}/renew`, {
+      server: short,
+    });
     assert.equal(late.status, 200, JSON.stringify(late.body));
     assert.equal((await call('GET', `/v1/volumes/${v}`, { token: a.token, server: short })).status, 200);
   });
@@ -377,12 +516,23 @@ describe('leases', () => {
 
 describe('attachments in the OpenAPI document', () => {
   it('lists the four routes and the schemas of the wire contract', async () => {
-    const doc = await (await fetch(`${srv.url}/v1/openapi.json`)).json() as { paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
+    const doc = (await (await fetch(`${srv.url}/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
     assert.ok(doc.paths['/v1/volumes/{name}/attachments']?.post);
     assert.ok(doc.paths['/v1/volumes/{name}/attachments']?.get);
     assert.ok(doc.paths['/v1/attachments/{id}/renew']?.post);
     assert.ok(doc.paths['/v1/attachments/{id}/release']?.post);
-    for (const name of ['Attachment', 'AttachRequest', 'AttachResponse', 'AttachmentList', 'RenewAttachmentResponse', 'ReleaseAttachmentRequest']) assert.ok(doc.components.schemas[name], name);
+    for (const name of [
+      'Attachment',
+      'AttachRequest',
+      'AttachResponse',
+      'AttachmentList',
+      'RenewAttachmentResponse',
+      'ReleaseAttachmentRequest',
+    ])
+      assert.ok(doc.components.schemas[name], name);
     assert.ok(doc.components.schemas.CommitRequest?.properties?.bestEffort);
     assert.ok(doc.components.schemas.CommitResponse?.properties?.skipped);
   });
@@ -395,7 +545,10 @@ describe('attachments through the SDK', () => {
     const a = await vol.attach({ host: 'sdk', path: '/mnt/sdk' });
     assert.equal(a.attachment.state, 'mounted');
     await assert.rejects(vol.attach({ host: 'sdk2', path: '/mnt/sdk' }), { code: 'Conflict' });
-    assert.deepEqual((await vol.attachments()).map((x) => x.id), [a.attachment.id]);
+    assert.deepEqual(
+      (await vol.attachments()).map((x) => x.id),
+      [a.attachment.id],
+    );
     const mount = new Stowage({ url: srv.url, token: a.token });
     const renewed = await mount.renewAttachment(a.attachment.id);
     assert.ok(Date.parse(renewed.tokenExpiresAt) >= Date.parse(a.tokenExpiresAt));

@@ -23,50 +23,50 @@ type Outcome = 'ok' | 'ro' | 'no' | 'nf';
 /** One row per operation: the outcome for each kind, in KINDS order. */
 const EXPECT: Record<string, string> = {
   // tenant and tokens          admin tenRO vol  volRO mount mntRO otherV otherT
-  getTenant:                   'ok    ok    no   no    no    no    no     ok',
-  updateTenant:                'ok    ro    no   no    no    no    no     ok',
-  listTokens:                  'ok    ok    no   no    no    no    no     ok',
-  createToken:                 'ok    ro    no   no    no    no    no     ok',
-  revokeToken:                 'ok    ro    no   no    no    no    no     nf',
+  getTenant: 'ok    ok    no   no    no    no    no     ok',
+  updateTenant: 'ok    ro    no   no    no    no    no     ok',
+  listTokens: 'ok    ok    no   no    no    no    no     ok',
+  createToken: 'ok    ro    no   no    no    no    no     ok',
+  revokeToken: 'ok    ro    no   no    no    no    no     nf',
   // volumes
-  listVolumes:                 'ok    ok    ok   ok    ok    ok    ok     ok',
-  createVolume:                'ok    ro    no   no    no    no    no     ok',
-  putVolume:                   'ok    ro    no   no    no    no    no     ok',
-  getVolume:                   'ok    ok    ok   ok    ok    ok    nf     nf',
-  updateVolume:                'ok    ro    no   no    no    no    no     nf',
-  deleteVolume:                'ok    ro    no   no    no    no    no     nf',
-  forkVolume:                  'ok    ro    no   no    no    no    no     nf',
+  listVolumes: 'ok    ok    ok   ok    ok    ok    ok     ok',
+  createVolume: 'ok    ro    no   no    no    no    no     ok',
+  putVolume: 'ok    ro    no   no    no    no    no     ok',
+  getVolume: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  updateVolume: 'ok    ro    no   no    no    no    no     nf',
+  deleteVolume: 'ok    ro    no   no    no    no    no     nf',
+  forkVolume: 'ok    ro    no   no    no    no    no     nf',
   // writes
-  prepareChunkUploads:         'ok    ro    ok   ro    ok    ro    nf     nf',
-  preparePackUpload:           'ok    ro    ok   ro    ok    ro    nf     nf',
-  createCommit:                'ok    ro    ok   ro    ok    ro    nf     nf',
-  createSnapshot:              'ok    ro    ok   ro    ok    ro    nf     nf',
-  deleteSnapshot:              'ok    ro    ok   ro    ok    ro    nf     nf',
-  restoreVolume:               'ok    ro    ok   ro    ok    ro    nf     nf',
-  replaceInFiles:              'ok    ro    ok   ro    ok    ro    nf     nf',
-  editFile:                    'ok    ro    ok   ro    ok    ro    nf     nf',
-  createUpload:                'ok    ro    ok   ro    ok    ro    nf     nf',
+  prepareChunkUploads: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  preparePackUpload: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  createCommit: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  createSnapshot: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  deleteSnapshot: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  restoreVolume: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  replaceInFiles: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  editFile: 'ok    ro    ok   ro    ok    ro    nf     nf',
+  createUpload: 'ok    ro    ok   ro    ok    ro    nf     nf',
   // reads
-  listCommits:                 'ok    ok    ok   ok    ok    ok    nf     nf',
-  listSnapshots:               'ok    ok    ok   ok    ok    ok    nf     nf',
-  statFile:                    'ok    ok    ok   ok    ok    ok    nf     nf',
-  listFiles:                   'ok    ok    ok   ok    ok    ok    nf     nf',
-  getReadPlan:                 'ok    ok    ok   ok    ok    ok    nf     nf',
-  downloadFile:                'ok    ok    ok   ok    ok    ok    nf     nf',
-  downloadArchive:             'ok    ok    ok   ok    ok    ok    nf     nf',
-  searchFiles:                 'ok    ok    ok   ok    ok    ok    nf     nf',
-  watchChanges:                'ok    ok    ok   ok    ok    ok    nf     nf',
-  listChanges:                 'ok    ok    ok   ok    ok    ok    nf     nf',
-  createSignedUrl:             'ok    ok    ok   ok    ok    ok    nf     nf',
+  listCommits: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  listSnapshots: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  statFile: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  listFiles: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  getReadPlan: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  downloadFile: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  downloadArchive: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  searchFiles: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  watchChanges: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  listChanges: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  createSignedUrl: 'ok    ok    ok   ok    ok    ok    nf     nf',
   // attachments: the target is the "mount" kind's own mount, made by the admin token
-  attachVolume:                'ok    ok    ok   ok    no    no    nf     nf',
-  listAttachments:             'ok    ok    ok   ok    ok    ok    nf     nf',
-  renewAttachment:             'ok    ro    no   no    ok    no    nf     nf',
-  releaseAttachment:           'ok    ro    no   no    ok    no    nf     nf',
+  attachVolume: 'ok    ok    ok   ok    no    no    nf     nf',
+  listAttachments: 'ok    ok    ok   ok    ok    ok    nf     nf',
+  renewAttachment: 'ok    ro    no   no    ok    no    nf     nf',
+  releaseAttachment: 'ok    ro    no   no    ok    no    nf     nf',
   // resumable uploads: the target upload was created by the admin token
-  getUploadOffset:             'ok    nf    nf   nf    nf    nf    nf     nf',
-  appendUpload:                'ok    nf    nf   nf    nf    nf    nf     nf',
-  deleteUpload:                'ok    nf    nf   nf    nf    nf    nf     nf',
+  getUploadOffset: 'ok    nf    nf   nf    nf    nf    nf     nf',
+  appendUpload: 'ok    nf    nf   nf    nf    nf    nf     nf',
+  deleteUpload: 'ok    nf    nf   nf    nf    nf    nf     nf',
 };
 
 /** Operations that take no bearer token: their URL (or nothing) is the credential. */
@@ -110,17 +110,42 @@ const REQUESTS: Record<string, (w: World) => Call> = {
   updateVolume: (w) => ({ method: 'PATCH', path: `/v1/volumes/${w.volume}`, json: { cap: 3 * 2 ** 30 } }),
   deleteVolume: (w) => ({ method: 'DELETE', path: `/v1/volumes/${w.volume}` }),
   forkVolume: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/fork`, json: { name: `${w.volume}-fork` } }),
-  prepareChunkUploads: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/uploads`, json: { chunks: [{ hash: sha('new chunk'), size: 9 }] } }),
-  preparePackUpload: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/packs`, json: { size: 9, sha256: sha('new chunk') } }),
-  createCommit: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/commits`, json: { changes: [{ op: 'mkdir', path: '/made' }] } }),
+  prepareChunkUploads: (w) => ({
+    method: 'POST',
+    path: `/v1/volumes/${w.volume}/uploads`,
+    json: { chunks: [{ hash: sha('new chunk'), size: 9 }] },
+  }),
+  preparePackUpload: (w) => ({
+    method: 'POST',
+    path: `/v1/volumes/${w.volume}/packs`,
+    json: { size: 9, sha256: sha('new chunk') },
+  }),
+  createCommit: (w) => ({
+    method: 'POST',
+    path: `/v1/volumes/${w.volume}/commits`,
+    json: { changes: [{ op: 'mkdir', path: '/made' }] },
+  }),
   createSnapshot: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/snapshots`, json: { name: 's2' } }),
   deleteSnapshot: (w) => ({ method: 'DELETE', path: `/v1/volumes/${w.volume}/snapshots/s1` }),
   restoreVolume: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/restore`, json: { snapshot: 's1' } }),
-  replaceInFiles: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/replace`, json: { glob: '**', regex: 'hello', replacement: 'howdy' } }),
-  editFile: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/edit`, json: { path: '/f.txt', oldString: 'hello', newString: 'howdy' } }),
+  replaceInFiles: (w) => ({
+    method: 'POST',
+    path: `/v1/volumes/${w.volume}/replace`,
+    json: { glob: '**', regex: 'hello', replacement: 'howdy' },
+  }),
+  editFile: (w) => ({
+    method: 'POST',
+    path: `/v1/volumes/${w.volume}/edit`,
+    json: { path: '/f.txt', oldString: 'hello', newString: 'howdy' },
+  }),
   createUpload: (w) => ({
-    method: 'POST', path: '/v1/uploads',
-    headers: { 'tus-resumable': '1.0.0', 'upload-length': String(UPLOAD_DATA.length), 'upload-metadata': tusMetadata({ volume: w.volume, path: '/up.bin', sha256: sha(UPLOAD_DATA) }) },
+    method: 'POST',
+    path: '/v1/uploads',
+    headers: {
+      'tus-resumable': '1.0.0',
+      'upload-length': String(UPLOAD_DATA.length),
+      'upload-metadata': tusMetadata({ volume: w.volume, path: '/up.bin', sha256: sha(UPLOAD_DATA) }),
+    },
   }),
   listCommits: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/commits` }),
   listSnapshots: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/snapshots` }),
@@ -133,20 +158,28 @@ const REQUESTS: Record<string, (w: World) => Call> = {
   watchChanges: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/watch` }),
   listChanges: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/changes` }),
   createSignedUrl: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/urls`, json: { path: '/f.txt' } }),
-  attachVolume: (w) => ({ method: 'POST', path: `/v1/volumes/${w.volume}/attachments`, json: { host: 'h', path: '/mnt/new', readOnly: true } }),
+  attachVolume: (w) => ({
+    method: 'POST',
+    path: `/v1/volumes/${w.volume}/attachments`,
+    json: { host: 'h', path: '/mnt/new', readOnly: true },
+  }),
   listAttachments: (w) => ({ method: 'GET', path: `/v1/volumes/${w.volume}/attachments` }),
   renewAttachment: (w) => ({ method: 'POST', path: `/v1/attachments/${w.attachmentId}/renew` }),
   releaseAttachment: (w) => ({ method: 'POST', path: `/v1/attachments/${w.attachmentId}/release`, json: {} }),
   getUploadOffset: (w) => ({ method: 'HEAD', path: w.uploadUrl!, headers: { 'tus-resumable': '1.0.0' } }),
   appendUpload: (w) => ({
-    method: 'PATCH', path: w.uploadUrl!, body: UPLOAD_DATA,
+    method: 'PATCH',
+    path: w.uploadUrl!,
+    body: UPLOAD_DATA,
     headers: { 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
   }),
   deleteUpload: (w) => ({ method: 'DELETE', path: w.uploadUrl!, headers: { 'tus-resumable': '1.0.0' } }),
 };
 
 function tusMetadata(m: Record<string, string>): string {
-  return Object.entries(m).map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`).join(',');
+  return Object.entries(m)
+    .map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`)
+    .join(',');
 }
 
 function expected(operationId: string): Record<Kind, Outcome> {
@@ -155,7 +188,12 @@ function expected(operationId: string): Record<Kind, Outcome> {
   return Object.fromEntries(KINDS.map((k, i) => [k, cells[i] as Outcome])) as Record<Kind, Outcome>;
 }
 
-interface Operation { id: string; method: string; path: string; documented: Set<string> }
+interface Operation {
+  id: string;
+  method: string;
+  path: string;
+  documented: Set<string>;
+}
 
 describe('authority: every route with every kind of token', () => {
   let srv: TestServer;
@@ -170,21 +208,40 @@ describe('authority: every route with every kind of token', () => {
     engine = srv.engine;
     admin = await engine.authenticate(srv.token);
     otherTenantToken = (await engine.createTenant('authority-other')).secret;
-    const doc = await (await fetch(`${srv.url}/v1/openapi.json`)).json() as { paths: Record<string, Record<string, { operationId?: string; responses: Record<string, unknown> }>> };
-    operations = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => {
-      assert.ok(op.operationId, `${method.toUpperCase()} ${path} has no operationId`);
-      return { id: op.operationId, method: method.toUpperCase(), path, documented: new Set(Object.keys(op.responses)) };
-    }));
+    const doc = (await (await fetch(`${srv.url}/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { operationId?: string; responses: Record<string, unknown> }>>;
+    };
+    operations = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => {
+        assert.ok(op.operationId, `${method.toUpperCase()} ${path} has no operationId`);
+        return {
+          id: op.operationId,
+          method: method.toUpperCase(),
+          path,
+          documented: new Set(Object.keys(op.responses)),
+        };
+      }),
+    );
   });
-  after(async () => { await srv?.close(); });
+  after(async () => {
+    await srv?.close();
+  });
 
   async function world(needsUpload: boolean): Promise<World> {
     const volume = `w${++n}`;
     await engine.createVolume(admin, volume, { accessMode: 'RWX' });
     await engine.createVolume(admin, `${volume}-other`);
-    await engine.writeFile(admin, volume, '/f.txt', (async function* () { yield Buffer.from('hello world\n'); })());
+    await engine.writeFile(
+      admin,
+      volume,
+      '/f.txt',
+      (async function* () {
+        yield Buffer.from('hello world\n');
+      })(),
+    );
     await engine.createSnapshot(admin, volume, { name: 's1' });
-    const mint = async (req: { volume?: string; readOnly?: boolean }) => (await engine.createToken(admin, { name: `t${n}`, ...req })).secret;
+    const mint = async (req: { volume?: string; readOnly?: boolean }) =>
+      (await engine.createToken(admin, { name: `t${n}`, ...req })).secret;
     const mount = await engine.attach(admin, volume, { host: 'h', path: '/m' });
     const mountRO = await engine.attach(admin, volume, { host: 'h', path: '/r', readOnly: true });
     const w: World = {
@@ -204,7 +261,10 @@ describe('authority: every route with every kind of token', () => {
     };
     if (needsUpload) {
       const c = REQUESTS.createUpload!(w);
-      const res = await fetch(`${srv.url}${c.path}`, { method: 'POST', headers: { ...c.headers, authorization: `Bearer ${srv.token}` } });
+      const res = await fetch(`${srv.url}${c.path}`, {
+        method: 'POST',
+        headers: { ...c.headers, authorization: `Bearer ${srv.token}` },
+      });
       assert.equal(res.status, 201);
       w.uploadUrl = new URL(res.headers.get('location')!, `${srv.url}/v1/uploads`).pathname;
     }
@@ -218,22 +278,36 @@ describe('authority: every route with every kind of token', () => {
     if (token !== null) headers.authorization = `Bearer ${token}`;
     if (c.json !== undefined) headers['content-type'] = 'application/json';
     const abort = new AbortController();
-    const res = await fetch(url, { method: c.method, headers, signal: abort.signal, ...(c.json !== undefined ? { body: JSON.stringify(c.json) } : c.body ? { body: c.body } : {}) });
+    const res = await fetch(url, {
+      method: c.method,
+      headers,
+      signal: abort.signal,
+      ...(c.json !== undefined ? { body: JSON.stringify(c.json) } : c.body ? { body: c.body } : {}),
+    });
     if (res.status < 400) {
       abort.abort(); // a watch streams forever: the status is all this test needs
       return { status: res.status };
     }
     const text = await res.text();
     let code: string | undefined;
-    try { code = (JSON.parse(text) as { error?: { code?: string } }).error?.code; } catch { /* tus may answer plain text */ }
+    try {
+      code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+    } catch {
+      /* tus may answer plain text */
+    }
     return { status: res.status, ...(code ? { code } : {}) };
   }
 
   it('every operation has a row, and every row an operation', () => {
     const ids = operations.map((o) => o.id);
     assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
-    for (const id of ids) assert.ok(EXPECT[id] !== undefined || PUBLIC.has(id), `no authority row for operation ${id}: add it to EXPECT (or PUBLIC)`);
-    for (const id of [...Object.keys(EXPECT), ...PUBLIC]) assert.ok(ids.includes(id), `row ${id} names no operation of /v1/openapi.json`);
+    for (const id of ids)
+      assert.ok(
+        EXPECT[id] !== undefined || PUBLIC.has(id),
+        `no authority row for operation ${id}: add it to EXPECT (or PUBLIC)`,
+      );
+    for (const id of [...Object.keys(EXPECT), ...PUBLIC])
+      assert.ok(ids.includes(id), `row ${id} names no operation of /v1/openapi.json`);
     for (const id of Object.keys(EXPECT)) assert.ok(REQUESTS[id], `no request for ${id}`);
   });
 
@@ -244,18 +318,25 @@ describe('authority: every route with every kind of token', () => {
       for (const kind of KINDS) {
         const w = await world(ON_AN_UPLOAD.has(op.id));
         const got = await send(REQUESTS[op.id]!(w), w.tokens[kind]);
-        const ok = want[kind] === 'ok' ? got.status >= 200 && got.status < 300
-          : want[kind] === 'ro' ? got.status === 403 && got.code === 'ReadOnly'
-            : want[kind] === 'no' ? got.status === 403 && got.code === 'Forbidden'
-              : got.status === 404;
+        const ok =
+          want[kind] === 'ok'
+            ? got.status >= 200 && got.status < 300
+            : want[kind] === 'ro'
+              ? got.status === 403 && got.code === 'ReadOnly'
+              : want[kind] === 'no'
+                ? got.status === 403 && got.code === 'Forbidden'
+                : got.status === 404;
         if (!ok) failures.push(`${op.id} with ${kind}: expected ${want[kind]}, got ${got.status} ${got.code ?? ''}`);
-        if (!op.documented.has(String(got.status))) failures.push(`${op.id}: answered ${got.status} to ${kind}, which its OpenAPI entry does not list`);
+        if (!op.documented.has(String(got.status)))
+          failures.push(`${op.id}: answered ${got.status} to ${kind}, which its OpenAPI entry does not list`);
       }
     }
     assert.deepEqual(failures, []);
   });
 
-  it('refuses a missing, revoked or expired token on every authenticated operation with 401', { timeout: 120_000 }, async () => {
+  it('refuses a missing, revoked or expired token on every authenticated operation with 401', {
+    timeout: 120_000,
+  }, async () => {
     const w = await world(true);
     const revoked = await engine.createToken(admin, { name: 'revoked' });
     await engine.revokeToken(admin, revoked.token.id);
@@ -263,7 +344,12 @@ describe('authority: every route with every kind of token', () => {
     await new Promise((r) => setTimeout(r, 1100));
     const failures: string[] = [];
     for (const op of operations.filter((o) => !PUBLIC.has(o.id))) {
-      for (const [label, token] of [['none', null], ['revoked', revoked.secret], ['expired', expired.secret], ['garbage', 'tok_nothing.secret']] as const) {
+      for (const [label, token] of [
+        ['none', null],
+        ['revoked', revoked.secret],
+        ['expired', expired.secret],
+        ['garbage', 'tok_nothing.secret'],
+      ] as const) {
         const got = await send(REQUESTS[op.id]!(w), token);
         if (got.status !== 401) failures.push(`${op.id} with ${label} token: ${got.status}`);
         if (!op.documented.has('401')) failures.push(`${op.id}: 401 not documented`);

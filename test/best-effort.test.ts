@@ -32,7 +32,13 @@ async function postCommit(volume: string, body: wire.CommitRequest): Promise<{ s
   return { status: res.status, body: await res.json() };
 }
 
-const emptyFile = (path: string): wire.Change => ({ op: 'put', path, size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [] });
+const emptyFile = (path: string): wire.Change => ({
+  op: 'put',
+  path,
+  size: 0,
+  chunkSize: SMALL_CHUNK_SIZE,
+  chunks: [],
+});
 
 /** A volume whose head moved under a mount based on `base`: /src/a deleted, /dir turned into a file. */
 async function movedHead(name: string): Promise<{ vol: Volume; base: string }> {
@@ -40,7 +46,10 @@ async function movedHead(name: string): Promise<{ vol: Volume; base: string }> {
   await vol.files.write('/src/a', 'a');
   await vol.files.write('/dir/x', 'x');
   const base = (await vol.files.write('/keep', 'k')).commit.id;
-  await vol.commitChanges([{ op: 'delete', path: '/src/a' }, { op: 'delete', path: '/dir', recursive: true }]);
+  await vol.commitChanges([
+    { op: 'delete', path: '/src/a' },
+    { op: 'delete', path: '/dir', recursive: true },
+  ]);
   await vol.files.write('/dir', 'now a file');
   return { vol, base };
 }
@@ -59,7 +68,14 @@ describe('best-effort commits over HTTP', () => {
     const r = await postCommit(vol.name, { base, changes: replay, bestEffort: true, message: 'replay' });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     const skipped = r.body.skipped as wire.SkippedChange[];
-    assert.deepEqual(skipped.map((s) => [s.index, s.path]), [[0, '/src/a'], [1, '/missing'], [2, '/dir/y']]);
+    assert.deepEqual(
+      skipped.map((s) => [s.index, s.path]),
+      [
+        [0, '/src/a'],
+        [1, '/missing'],
+        [2, '/dir/y'],
+      ],
+    );
     for (const s of skipped) assert.ok(s.reason.length > 0);
     assert.match(skipped[2]!.reason, /not a directory/);
     assert.equal((await vol.files.stat('/keep')).mode, 0o600);
@@ -85,7 +101,10 @@ describe('best-effort commits over HTTP', () => {
   it('the SDK passes bestEffort through and exposes skipped; plain commits answer skipped: []', async () => {
     const { vol, base } = await movedHead('best-sdk');
     const r = await vol.commitChanges(replay, { base, bestEffort: true });
-    assert.deepEqual(r.skipped.map((s) => s.index), [0, 1, 2]);
+    assert.deepEqual(
+      r.skipped.map((s) => s.index),
+      [0, 1, 2],
+    );
     const plain = await vol.files.write('/plain', 'p');
     assert.deepEqual(plain.skipped, []);
   });
@@ -94,7 +113,10 @@ describe('best-effort commits over HTTP', () => {
     const vol = await Volume.create('best-invalid', { client });
     const bad = await postCommit(vol.name, { changes: [{ op: 'setattr', path: '../x' }], bestEffort: true });
     assert.equal(bad.status, 400);
-    const missing = await postCommit(vol.name, { changes: [{ op: 'put', path: '/f', size: 1, chunkSize: SMALL_CHUNK_SIZE, chunks: ['0'.repeat(64)] }], bestEffort: true });
+    const missing = await postCommit(vol.name, {
+      changes: [{ op: 'put', path: '/f', size: 1, chunkSize: SMALL_CHUNK_SIZE, chunks: ['0'.repeat(64)] }],
+      bestEffort: true,
+    });
     assert.equal(missing.status, 412);
   });
 });

@@ -18,7 +18,8 @@ let client: Stowage;
 let emptyData: string;
 
 function cli(args: string[]): Promise<CliResult> {
-  return spawnCli(args, { env: cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData }) }).done;
+  return spawnCli(args, { env: cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: emptyData }) })
+    .done;
 }
 
 function ok(r: CliResult): string {
@@ -48,14 +49,28 @@ describe('volume attachments and detach', () => {
     assert.match(table[1]!, new RegExp(`^${rw.attachment.id}\\s+mounted\\s+rw\\s+box-1:/mnt/data\\s+until \\d{4}-`));
     assert.match(table[2]!, new RegExp(`^${ro.attachment.id}\\s+mounted\\s+ro\\s+box-2:/mnt/ro\\s+until `));
 
-    assert.equal(ok(await cli(['volume', 'detach', rw.attachment.id])), `detached ${rw.attachment.id} (cli-att at box-1:/mnt/data): released, unmounted\n`);
-    assert.equal(ok(await cli(['volume', 'detach', ro.attachment.id, '--failed', 'sandbox gone'])), `detached ${ro.attachment.id} (cli-att at box-2:/mnt/ro): failed, sandbox gone\n`);
+    assert.equal(
+      ok(await cli(['volume', 'detach', rw.attachment.id])),
+      `detached ${rw.attachment.id} (cli-att at box-1:/mnt/data): released, unmounted\n`,
+    );
+    assert.equal(
+      ok(await cli(['volume', 'detach', ro.attachment.id, '--failed', 'sandbox gone'])),
+      `detached ${ro.attachment.id} (cli-att at box-2:/mnt/ro): failed, sandbox gone\n`,
+    );
     // The mount tokens died with the attachments.
-    await assert.rejects(new Stowage({ url: srv.url, token: rw.token }).renewAttachment(rw.attachment.id), { code: 'Unauthenticated' });
+    await assert.rejects(new Stowage({ url: srv.url, token: rw.token }).renewAttachment(rw.attachment.id), {
+      code: 'Unauthenticated',
+    });
 
     assert.deepEqual(JSON.parse(ok(await cli(['volume', 'attachments', 'cli-att', '--json']))), []);
     const all = JSON.parse(ok(await cli(['volume', 'attachments', 'cli-att', '--all', '--json']))) as wire.Attachment[];
-    assert.deepEqual(all.map((a) => [a.id, a.state, a.reason]), [[rw.attachment.id, 'released', 'unmounted'], [ro.attachment.id, 'failed', 'sandbox gone']]);
+    assert.deepEqual(
+      all.map((a) => [a.id, a.state, a.reason]),
+      [
+        [rw.attachment.id, 'released', 'unmounted'],
+        [ro.attachment.id, 'failed', 'sandbox gone'],
+      ],
+    );
     const allTable = ok(await cli(['volume', 'attachments', 'cli-att', '--all']));
     assert.match(allTable, new RegExp(`${ro.attachment.id}\\s+failed\\s+ro\\s+box-2:/mnt/ro\\s+sandbox gone`));
   });

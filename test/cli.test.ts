@@ -14,7 +14,6 @@ import { MiB } from '@stowage/sdk/common/sizes.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { CLI_MAIN, cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
 
-
 let srv: TestServer;
 let work: string;
 let emptyData: string;
@@ -30,8 +29,12 @@ function envFor(overrides: Record<string, string | undefined> = {}): NodeJS.Proc
 }
 
 /** Runs the CLI (asynchronously: the server lives in this process). */
-function cli(args: string[], options: { env?: Record<string, string | undefined>; input?: Buffer | string } = {}): Promise<Result> {
-  return spawnCli(args, { env: envFor(options.env), ...(options.input !== undefined ? { input: options.input } : {}) }).done;
+function cli(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; input?: Buffer | string } = {},
+): Promise<Result> {
+  return spawnCli(args, { env: envFor(options.env), ...(options.input !== undefined ? { input: options.input } : {}) })
+    .done;
 }
 
 /** Asserts a failure: the exit status and exactly one stderr line "stowage: ..." matching `re`. */
@@ -48,7 +51,6 @@ function ok(r: Result): string {
   return r.stdout;
 }
 
-
 before(async () => {
   srv = await startTestServer();
   work = await mkdtemp(join(tmpdir(), 'stowage-cli-test-'));
@@ -63,13 +65,20 @@ after(async () => {
 describe('volume commands', { concurrency: true }, () => {
   test('create, ls, get, rm', async () => {
     const name = fresh();
-    assert.match(ok(await cli(['volume', 'create', name, '--cap', '64M', '--access-mode', 'rwx'])), new RegExp(`^created volume ${name} \\(vol_\\w+, RWX, cap 64 MiB\\)\\n$`));
+    assert.match(
+      ok(await cli(['volume', 'create', name, '--cap', '64M', '--access-mode', 'rwx'])),
+      new RegExp(`^created volume ${name} \\(vol_\\w+, RWX, cap 64 MiB\\)\\n$`),
+    );
     const table = ok(await cli(['volume', 'ls']));
     assert.match(table.split('\n')[0]!, /^NAME\s+MODE\s+SIZE\s+CAP\s+FILES\s+HEAD\s+UPDATED$/);
     assert.ok(table.split('\n').some((l) => l.startsWith(`${name} `) && l.includes('64 MiB')));
     const listed = JSON.parse(ok(await cli(['volume', 'ls', '--json']))) as Array<{ name: string }>;
     assert.ok(listed.some((v) => v.name === name));
-    const info = JSON.parse(ok(await cli(['volume', 'get', name, '--json']))) as { name: string; cap: number; accessMode: string };
+    const info = JSON.parse(ok(await cli(['volume', 'get', name, '--json']))) as {
+      name: string;
+      cap: number;
+      accessMode: string;
+    };
     assert.deepEqual([info.name, info.cap, info.accessMode], [name, 64 * MiB, 'RWX']);
     assert.match(ok(await cli(['volume', 'get', name])), /^name:\s+\S+\n/m);
     assertFails(await cli(['volume', 'create', name]), 4, /exists/);
@@ -81,24 +90,42 @@ describe('volume commands', { concurrency: true }, () => {
     const name = fresh();
     ok(await cli(['volume', 'create', name]));
     ok(await cli(['put', '-', `${name}:/state`], { input: 'v1' }));
-    assert.match(ok(await cli(['volume', 'snapshot', name, 'first'])), /^created snapshot first of .* at commit [0-9a-f]{12}\n$/);
+    assert.match(
+      ok(await cli(['volume', 'snapshot', name, 'first'])),
+      /^created snapshot first of .* at commit [0-9a-f]{12}\n$/,
+    );
     const snaps = JSON.parse(ok(await cli(['volume', 'snapshots', name, '--json']))) as Array<{ name: string }>;
-    assert.deepEqual(snaps.map((s) => s.name), ['first']);
+    assert.deepEqual(
+      snaps.map((s) => s.name),
+      ['first'],
+    );
     assert.match(ok(await cli(['volume', 'snapshots', name])), /^NAME\s+COMMIT\s+CREATED\nfirst\s+[0-9a-f]{12}\s/);
     ok(await cli(['put', '-', `${name}:/state`], { input: 'v2' }));
     assert.equal(ok(await cli(['cat', `${name}:/state`])), 'v2');
-    assert.match(ok(await cli(['volume', 'restore', name, 'first'])), /^restored .* to snapshot first \(commit [0-9a-f]{12}\)\n$/);
+    assert.match(
+      ok(await cli(['volume', 'restore', name, 'first'])),
+      /^restored .* to snapshot first \(commit [0-9a-f]{12}\)\n$/,
+    );
     assert.equal(ok(await cli(['cat', `${name}:/state`])), 'v1');
     const forkName = fresh('fork');
-    assert.match(ok(await cli(['volume', 'fork', name, forkName])), new RegExp(`^forked ${name} to ${forkName} \\(vol_\\w+\\)\\n$`));
+    assert.match(
+      ok(await cli(['volume', 'fork', name, forkName])),
+      new RegExp(`^forked ${name} to ${forkName} \\(vol_\\w+\\)\\n$`),
+    );
     ok(await cli(['put', '-', `${forkName}:/state`], { input: 'fork' }));
     assert.equal(ok(await cli(['cat', `${name}:/state`])), 'v1');
     assert.equal(ok(await cli(['cat', `${forkName}:/state`])), 'fork');
     assert.match(ok(await cli(['volume', 'resize', name, '3G'])), /cap 3 GiB/);
-    const log = JSON.parse(ok(await cli(['volume', 'log', name, '--limit', '2', '--json']))) as { commits: Array<{ seq: number }>; nextBefore: number | null };
+    const log = JSON.parse(ok(await cli(['volume', 'log', name, '--limit', '2', '--json']))) as {
+      commits: Array<{ seq: number }>;
+      nextBefore: number | null;
+    };
     assert.equal(log.commits.length, 2);
     assert.ok(log.commits[0]!.seq > log.commits[1]!.seq);
-    assert.match(ok(await cli(['volume', 'log', name])), /^SEQ\s+COMMIT\s+CREATED\s+AUTHOR\s+CHANGED\s+SIZE\s+MESSAGE\n/);
+    assert.match(
+      ok(await cli(['volume', 'log', name])),
+      /^SEQ\s+COMMIT\s+CREATED\s+AUTHOR\s+CHANGED\s+SIZE\s+MESSAGE\n/,
+    );
     assertFails(await cli(['volume', 'log', name, '--limit', 'lots']), 2, /invalid limit/);
     assertFails(await cli(['volume', 'restore', name, 'nope']), 3, /nope/);
     ok(await cli(['volume', 'snapshot-rm', name, 'first']));
@@ -114,8 +141,15 @@ describe('file commands', { concurrency: true }, () => {
     await writeFile(local, data);
     assertFails(await cli(['put', local, `${name}:/data/big.bin`]), 3, new RegExp(name));
     ok(await cli(['volume', 'create', name]));
-    assert.match(ok(await cli(['put', local, `${name}:/data/big.bin`, '--mode', '640'])), /\(20 MiB, 3 chunks, 3 uploaded, 20 MiB sent\)/);
-    const again = JSON.parse(ok(await cli(['put', local, `${name}:/data/big.bin`, '--json']))) as { uploadedChunks: number; uploadedBytes: number; chunks: number };
+    assert.match(
+      ok(await cli(['put', local, `${name}:/data/big.bin`, '--mode', '640'])),
+      /\(20 MiB, 3 chunks, 3 uploaded, 20 MiB sent\)/,
+    );
+    const again = JSON.parse(ok(await cli(['put', local, `${name}:/data/big.bin`, '--json']))) as {
+      uploadedChunks: number;
+      uploadedBytes: number;
+      chunks: number;
+    };
     assert.deepEqual([again.uploadedChunks, again.uploadedBytes, again.chunks], [0, 0, 3]);
     const cat = await cli(['cat', `${name}:/data/big.bin`]);
     assert.equal(cat.status, 0);
@@ -135,7 +169,10 @@ describe('file commands', { concurrency: true }, () => {
     ok(await cli(['volume', 'create', name]));
     const local = join(work, 'hello.txt');
     await writeFile(local, 'hello\n');
-    assert.match(ok(await cli(['put', local, `${name}:/docs/`])), new RegExp(`^wrote ${name}:/docs/hello.txt \\(6 B, 1 chunk, 1 uploaded, 6 B sent\\) in commit [0-9a-f]{12}\\n$`));
+    assert.match(
+      ok(await cli(['put', local, `${name}:/docs/`])),
+      new RegExp(`^wrote ${name}:/docs/hello.txt \\(6 B, 1 chunk, 1 uploaded, 6 B sent\\) in commit [0-9a-f]{12}\\n$`),
+    );
     assert.equal(ok(await cli(['cat', `${name}:/docs/hello.txt`])), 'hello\n');
     assertFails(await cli(['put', '-', `${name}:/docs/`]), 2, /name the file/);
   });
@@ -161,7 +198,11 @@ describe('file commands', { concurrency: true }, () => {
     assert.match(ok(await cli(['ls', `${name}:/a`, '--recursive'])), /-rw-------\s+2 B\s+.*\/a\/b\/two\.txt$/m);
     // A file lists as itself.
     assert.match(ok(await cli(['ls', `${name}:/a/one.txt`])), /one\.txt\n$/);
-    const st = JSON.parse(ok(await cli(['stat', `${name}:/a/b/two.txt`, '--json']))) as { size: number; mode: number; type: string };
+    const st = JSON.parse(ok(await cli(['stat', `${name}:/a/b/two.txt`, '--json']))) as {
+      size: number;
+      mode: number;
+      type: string;
+    };
     assert.deepEqual([st.type, st.size, st.mode & 0o777], ['file', 2, 0o600]);
     assert.match(ok(await cli(['stat', `${name}:/a/b/two.txt`])), /^mode:\s+600$/m);
     ok(await cli(['mkdir', `${name}:/x/y`]));
@@ -202,11 +243,19 @@ describe('errors', { concurrency: true }, () => {
     assertFails(await cli(['ls', fresh('missing')]), 3, /./);
     const name = fresh();
     ok(await cli(['volume', 'create', name]));
-    assertFails(await cli(['put', join(work, 'no-such-file'), `${name}:/x`]), 3, /local file not found: .*no-such-file/);
+    assertFails(
+      await cli(['put', join(work, 'no-such-file'), `${name}:/x`]),
+      3,
+      /local file not found: .*no-such-file/,
+    );
   });
 
   test('a bad or missing token exits 5', async () => {
-    assertFails(await cli(['volume', 'ls'], { env: { STOWAGE_TOKEN: 'bogus' } }), 5, /invalid API token.*STOWAGE_TOKEN/);
+    assertFails(
+      await cli(['volume', 'ls'], { env: { STOWAGE_TOKEN: 'bogus' } }),
+      5,
+      /invalid API token.*STOWAGE_TOKEN/,
+    );
     assertFails(await cli(['volume', 'ls', '--token', 'bogus'], { env: { STOWAGE_TOKEN: undefined } }), 5, /token/);
     assertFails(await cli(['volume', 'ls'], { env: { STOWAGE_TOKEN: undefined } }), 5, /bearer token/);
   });
@@ -223,7 +272,11 @@ describe('errors', { concurrency: true }, () => {
   });
 
   test('an unreachable server exits 7', async () => {
-    assertFails(await cli(['volume', 'ls', '--url', 'http://127.0.0.1:9']), 7, /cannot reach Stowage at http:\/\/127\.0\.0\.1:9/);
+    assertFails(
+      await cli(['volume', 'ls', '--url', 'http://127.0.0.1:9']),
+      7,
+      /cannot reach Stowage at http:\/\/127\.0\.0\.1:9/,
+    );
   });
 
   test('help and version exit 0', async () => {
@@ -241,7 +294,10 @@ describe('tokens and operator commands', { concurrency: true }, () => {
     ok(await cli(['put', '-', `${name}:/f`], { input: 'data' }));
     const created = await cli(['token', 'create', 'reader', '--volume', name, '--read-only', '--expires', '1h']);
     const secret = ok(created).trim();
-    assert.match(created.stderr, /^created token tok_\w+ \(reader, read-only, expires .*\); the secret above is shown only once\n$/);
+    assert.match(
+      created.stderr,
+      /^created token tok_\w+ \(reader, read-only, expires .*\); the secret above is shown only once\n$/,
+    );
     const env = { STOWAGE_TOKEN: secret };
     assert.equal(ok(await cli(['cat', `${name}:/f`], { env })), 'data');
     const denied = await cli(['put', '-', `${name}:/g`], { env, input: 'no' });
@@ -256,7 +312,9 @@ describe('tokens and operator commands', { concurrency: true }, () => {
   });
 
   test('without a token the admin token file of the data dir is used', async () => {
-    const out = ok(await cli(['volume', 'ls', '--json'], { env: { STOWAGE_TOKEN: undefined, STOWAGE_DATA: srv.dataDir } }));
+    const out = ok(
+      await cli(['volume', 'ls', '--json'], { env: { STOWAGE_TOKEN: undefined, STOWAGE_DATA: srv.dataDir } }),
+    );
     assert.ok(Array.isArray(JSON.parse(out)));
   });
 
@@ -265,7 +323,9 @@ describe('tokens and operator commands', { concurrency: true }, () => {
     ok(await cli(['volume', 'create', name]));
     ok(await cli(['put', '-', `${name}:/g`], { input: 'garbage soon' }));
     ok(await cli(['volume', 'rm', name]));
-    const plan = JSON.parse(ok(await cli(['gc', '--data', srv.dataDir, '--dry-run', '--grace', '30m', '--retention', '0s', '--json']))) as { dryRun: boolean; deletedChunks: number };
+    const plan = JSON.parse(
+      ok(await cli(['gc', '--data', srv.dataDir, '--dry-run', '--grace', '30m', '--retention', '0s', '--json'])),
+    ) as { dryRun: boolean; deletedChunks: number };
     assert.equal(plan.dryRun, true);
     const text = ok(await cli(['gc', '--data', srv.dataDir, '--grace', '30m', '--retention', '0s']));
     assert.match(text, /^mode:\s+executed$/m);
@@ -278,29 +338,70 @@ describe('tokens and operator commands', { concurrency: true }, () => {
     const secret = ok(r).trim();
     assert.match(r.stderr, /default cap 5 GiB/);
     const vols = JSON.parse(ok(await cli(['volume', 'ls', '--json'], { env: { STOWAGE_TOKEN: secret } }))) as unknown[];
-    assert.deepEqual(vols, [], 'another tenant sees none of the default tenant\'s volumes');
+    assert.deepEqual(vols, [], "another tenant sees none of the default tenant's volumes");
   });
 
   test('tenant create and tenant quota set the storage and uncommitted quotas the tenant sees', async () => {
     const name = fresh('quota');
-    const secret = ok(await cli(['tenant', 'create', name, '--data', srv.dataDir, '--storage-quota', '1G', '--uncommitted-quota', '64M'])).trim();
-    const tenant = async () => (await (await fetch(`${srv.url}/v1/tenant`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { storageQuota: number | null; uncommittedQuota: number };
+    const secret = ok(
+      await cli([
+        'tenant',
+        'create',
+        name,
+        '--data',
+        srv.dataDir,
+        '--storage-quota',
+        '1G',
+        '--uncommitted-quota',
+        '64M',
+      ]),
+    ).trim();
+    const tenant = async () =>
+      (await (await fetch(`${srv.url}/v1/tenant`, { headers: { authorization: `Bearer ${secret}` } })).json()) as {
+        storageQuota: number | null;
+        uncommittedQuota: number;
+      };
     const created = await tenant();
     assert.equal(created.storageQuota, 1024 ** 3);
     assert.equal(created.uncommittedQuota, 64 * MiB);
-    const set = JSON.parse(ok(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--storage-quota', 'none', '--uncommitted-quota', '2G', '--json']))) as { storageQuota: number | null; uncommittedQuota: number };
+    const set = JSON.parse(
+      ok(
+        await cli([
+          'tenant',
+          'quota',
+          name,
+          '--data',
+          srv.dataDir,
+          '--storage-quota',
+          'none',
+          '--uncommitted-quota',
+          '2G',
+          '--json',
+        ]),
+      ),
+    ) as { storageQuota: number | null; uncommittedQuota: number };
     assert.equal(set.storageQuota, null);
     assert.equal(set.uncommittedQuota, 2 * 1024 ** 3);
     assert.equal((await tenant()).storageQuota, null);
-    assert.match(ok(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--uncommitted-quota', 'default'])), /uncommitted quota:\s+default/);
+    assert.match(
+      ok(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--uncommitted-quota', 'default'])),
+      /uncommitted quota:\s+default/,
+    );
     assert.equal((await tenant()).uncommittedQuota, 16 * 1024 ** 3);
-    assertFails(await cli(['tenant', 'quota', fresh('nobody'), '--data', srv.dataDir, '--storage-quota', '1G']), 3, /tenant "nobody-[^"]*" not found/);
+    assertFails(
+      await cli(['tenant', 'quota', fresh('nobody'), '--data', srv.dataDir, '--storage-quota', '1G']),
+      3,
+      /tenant "nobody-[^"]*" not found/,
+    );
     assertFails(await cli(['tenant', 'quota', name, '--data', srv.dataDir, '--storage-quota', 'lots']), 2, /size/i);
   });
 
   test('serve prints its URL, answers, and stops cleanly on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'stowage-cli-serve-'));
-    const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--data', dataDir, '--port', '0'], { env: envFor({ STOWAGE_TOKEN: undefined }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--data', dataDir, '--port', '0'], {
+      env: envFor({ STOWAGE_TOKEN: undefined }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       let stdout = '';
       const url = await new Promise<string>((resolve, reject) => {
@@ -316,7 +417,11 @@ describe('tokens and operator commands', { concurrency: true }, () => {
         });
         child.on('exit', () => reject(new Error(`serve exited: ${stdout}`)));
       });
-      const vols = ok(await cli(['volume', 'ls', '--json', '--url', url], { env: { STOWAGE_TOKEN: undefined, STOWAGE_DATA: dataDir } }));
+      const vols = ok(
+        await cli(['volume', 'ls', '--json', '--url', url], {
+          env: { STOWAGE_TOKEN: undefined, STOWAGE_DATA: dataDir },
+        }),
+      );
       assert.deepEqual(JSON.parse(vols), []);
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
@@ -336,7 +441,10 @@ describe('hostile names in output', { concurrency: true }, () => {
 
   /** Asserts that nothing printed can drive a terminal: no raw control character, no line but the CLI's own. */
   function assertInert(r: Result, lines: { stdout: number; stderr: number }): void {
-    for (const [stream, text] of [['stdout', r.stdout], ['stderr', r.stderr]] as const) {
+    for (const [stream, text] of [
+      ['stdout', r.stdout],
+      ['stderr', r.stderr],
+    ] as const) {
       assert.doesNotMatch(text, RAW_CONTROL, `${stream} holds a raw control character: ${JSON.stringify(text)}`);
       assert.equal(text.split('\n').length - 1, lines[stream], `${stream} line count: ${JSON.stringify(text)}`);
     }
@@ -368,7 +476,10 @@ describe('hostile names in output', { concurrency: true }, () => {
     const json = await cli(['ls', `${name}:/`, '--json']);
     assertInert(json, { stdout: json.stdout.split('\n').length - 1, stderr: 0 });
     const entries = JSON.parse(json.stdout) as Array<{ name: string }>;
-    assert.deepEqual(entries.map((e) => e.name), [HOSTILE]);
+    assert.deepEqual(
+      entries.map((e) => e.name),
+      [HOSTILE],
+    );
   });
 
   test('a local file name with control characters is escaped in the error that names it', async () => {

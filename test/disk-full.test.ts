@@ -70,8 +70,13 @@ describe('a full disk on the server', () => {
       const ballast = join(dir, 'ballast');
       await writeFile(ballast, Buffer.alloc(0));
       // Fill what is left of the disk with a file of ours, then ask the database to grow.
-      await assert.rejects(async () => { for (;;) await writeFile(ballast, Buffer.alloc(64 * 1024), { flag: 'a' }); });
-      const trees = Array.from({ length: 16 }, (_, i) => ({ hash: createHash('sha256').update(`t${i}`).digest('hex') as TreeHash, data: Buffer.alloc(16 * 1024, i) }));
+      await assert.rejects(async () => {
+        for (;;) await writeFile(ballast, Buffer.alloc(64 * 1024), { flag: 'a' });
+      });
+      const trees = Array.from({ length: 16 }, (_, i) => ({
+        hash: createHash('sha256').update(`t${i}`).digest('hex') as TreeHash,
+        data: Buffer.alloc(16 * 1024, i),
+      }));
       await assert.rejects(store.putTrees(trees, new Date()), (e) => {
         assert.ok(isStowageError(e, 'InsufficientStorage'), `got ${String(e)}`);
         assert.match(e.message, /^disk full: the metadata database could not .*Free space/);
@@ -97,7 +102,11 @@ describe('a full disk on the server', () => {
     });
     assert.equal((await vol.refresh()).head, head, 'nothing committed');
     const left = await filesUnder(join(dataDir, BLOBS_DIR));
-    assert.deepEqual(left.filter((f) => f.path.includes('/.tmp/') || f.size === 0), [], 'no temp or empty file left');
+    assert.deepEqual(
+      left.filter((f) => f.path.includes('/.tmp/') || f.size === 0),
+      [],
+      'no temp or empty file left',
+    );
     // The refused bytes freed their space: 1.5 MiB fits on the 2 MiB disk.
     const fits = pattern(1.5 * MiB, 2);
     await vol.files.write('/fits.bin', fits);
@@ -107,7 +116,9 @@ describe('a full disk on the server', () => {
   test('the CLI says "disk full" in one line and exits 6, not "internal error, this is a bug"', async () => {
     const local = join(work, 'big.bin');
     await writeFile(local, pattern(3 * MiB, 3));
-    const r = await spawnCli(['put', local, 'full:/cli.bin'], { env: cliEnv({ STOWAGE_URL: server.url, STOWAGE_TOKEN: token }) }).done;
+    const r = await spawnCli(['put', local, 'full:/cli.bin'], {
+      env: cliEnv({ STOWAGE_URL: server.url, STOWAGE_TOKEN: token }),
+    }).done;
     assert.equal(r.status, 6, r.stderr);
     assert.match(r.stderr, /^stowage: disk full: [^\n]+\n$/);
     assert.doesNotMatch(r.stderr, /bug|internal/i);
@@ -118,11 +129,23 @@ describe('a full disk on the server', () => {
     const sha = createHash('sha256').update(data).digest('hex');
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     const headers = { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0' };
-    const create = (size: number) => fetch(`${server.url}/v1/uploads`, { method: 'POST', headers: { ...headers, 'upload-length': String(size), 'upload-metadata': `volume ${b64('full')},path ${b64('/tus.bin')},sha256 ${b64(sha)}` } });
+    const create = (size: number) =>
+      fetch(`${server.url}/v1/uploads`, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          'upload-length': String(size),
+          'upload-metadata': `volume ${b64('full')},path ${b64('/tus.bin')},sha256 ${b64(sha)}`,
+        },
+      });
     const created = await create(data.length);
     assert.equal(created.status, 201);
     const url = new URL(created.headers.get('location')!, `${server.url}/v1/uploads`).toString();
-    const cut = await fetch(url, { method: 'PATCH', headers: { ...headers, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: data });
+    const cut = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...headers, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+      body: data,
+    });
     assert.equal(cut.status, 507, await cut.clone().text());
     const body = (await cut.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'InsufficientStorage');
@@ -137,7 +160,10 @@ describe('a full disk on the server', () => {
     const before = (await readdir(join(dataDir, UPLOADS_DIR))).sort();
     const refused = await create(1000);
     assert.equal(refused.status, 507, await refused.clone().text());
-    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /^disk full: creating the upload/);
+    assert.match(
+      ((await refused.json()) as { error: { message: string } }).error.message,
+      /^disk full: creating the upload/,
+    );
     assert.deepEqual((await readdir(join(dataDir, UPLOADS_DIR))).sort(), before);
 
     // Abandoning the cut upload frees its space.

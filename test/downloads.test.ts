@@ -23,16 +23,17 @@ import { LongPaths } from '@stowage/sdk/client/long-paths.js';
 import { CLI_MAIN, cliEnv, pattern } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-
 let srv: TestServer;
 let client: Stowage;
 let work: string;
 let seq = 0;
 const fresh = (prefix = 'd'): string => `${prefix}-${process.pid}-${++seq}`;
 
-
 function api(path: string, init: RequestInit = {}, token = srv.token): Promise<Response> {
-  return fetch(`${srv.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+  return fetch(`${srv.url}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) },
+  });
 }
 
 /** A volume holding a small tree: files with modes, an empty dir, a nested dir and a symlink. */
@@ -44,7 +45,10 @@ async function seeded(): Promise<{ vol: Volume; files: Record<string, { data: Bu
     '/tree/sub/deep/b.bin': { data: pattern(300_000, 7), mode: 0o600 },
     '/tree/sub/empty.txt': { data: Buffer.alloc(0), mode: 0o644 },
   };
-  await vol.files.writeMany(Object.entries(files).map(([path, f]) => ({ path, data: f.data, mode: f.mode })), { createParents: true });
+  await vol.files.writeMany(
+    Object.entries(files).map(([path, f]) => ({ path, data: f.data, mode: f.mode })),
+    { createParents: true },
+  );
   await vol.commitChanges([
     { op: 'mkdir', path: '/tree/void', mode: 0o750 },
     { op: 'symlink', path: '/tree/link', target: 'sub/deep/b.bin' },
@@ -53,14 +57,22 @@ async function seeded(): Promise<{ vol: Volume; files: Record<string, { data: Bu
 }
 
 /** Parses a tar (or tar.gz) back into entries. */
-async function untar(bytes: Buffer, gz: boolean): Promise<Map<string, { type: string; mode: number; data: Buffer; linkname: string | null | undefined }>> {
+async function untar(
+  bytes: Buffer,
+  gz: boolean,
+): Promise<Map<string, { type: string; mode: number; data: Buffer; linkname: string | null | undefined }>> {
   const out = new Map<string, { type: string; mode: number; data: Buffer; linkname: string | null | undefined }>();
   const ex = extract();
   const done = (async () => {
     for await (const entry of ex) {
       const parts: Buffer[] = [];
       for await (const d of entry) parts.push(d as Buffer);
-      out.set(entry.header.name, { type: entry.header.type, mode: entry.header.mode, data: Buffer.concat(parts), linkname: entry.header.linkname });
+      out.set(entry.header.name, {
+        type: entry.header.type,
+        mode: entry.header.mode,
+        data: Buffer.concat(parts),
+        linkname: entry.header.linkname,
+      });
     }
   })();
   const src = Readable.from([bytes]);
@@ -69,7 +81,11 @@ async function untar(bytes: Buffer, gz: boolean): Promise<Map<string, { type: st
   return out;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -77,7 +93,9 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (status) =>
+      resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }),
+    );
   });
 }
 
@@ -107,20 +125,28 @@ describe('content endpoint', () => {
     assert.ok(Buffer.from(await res.arrayBuffer()).equals(files['/tree/sub/deep/b.bin']!.data));
     // Equal bytes keep their ETag across commits; a matching If-None-Match is a 304.
     await vol.files.write('/other.txt', 'x');
-    const again = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { 'if-none-match': etag! } });
+    const again = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, {
+      headers: { 'if-none-match': etag! },
+    });
     assert.equal(again.status, 304);
   });
 
   test('serves one range with 206 and Content-Range, and 416 past the end', async () => {
     const { vol, files } = await seeded();
     const data = files['/tree/sub/deep/b.bin']!.data;
-    const res = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { range: 'bytes=1000-1999' } });
+    const res = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, {
+      headers: { range: 'bytes=1000-1999' },
+    });
     assert.equal(res.status, 206);
     assert.equal(res.headers.get('content-range'), 'bytes 1000-1999/300000');
     assert.ok(Buffer.from(await res.arrayBuffer()).equals(data.subarray(1000, 2000)));
-    const tail = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { range: 'bytes=-10' } });
+    const tail = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, {
+      headers: { range: 'bytes=-10' },
+    });
     assert.ok(Buffer.from(await tail.arrayBuffer()).equals(data.subarray(data.length - 10)));
-    const past = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, { headers: { range: 'bytes=300000-300010' } });
+    const past = await api(`/v1/volumes/${vol.name}/content?path=/tree/sub/deep/b.bin`, {
+      headers: { range: 'bytes=300000-300010' },
+    });
     assert.equal(past.status, 416);
     assert.equal(past.headers.get('content-range'), 'bytes */300000');
   });
@@ -135,15 +161,33 @@ describe('content endpoint', () => {
     const res = await api(`/v1/volumes/${vol.name}/content?path=/tree/a.txt`, {}, secret);
     assert.equal(res.status, 404);
     assert.equal((await api(`/v1/volumes/${vol.name}/archive?path=/tree`, {}, secret)).status, 404);
-    assert.equal((await api(`/v1/volumes/${vol.name}/urls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/tree/a.txt' }) }, secret)).status, 404);
+    assert.equal(
+      (
+        await api(
+          `/v1/volumes/${vol.name}/urls`,
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ path: '/tree/a.txt' }),
+          },
+          secret,
+        )
+      ).status,
+      404,
+    );
   });
 
   test('the SDK reads a range with files.read and files.readStream', async () => {
     const { vol, files } = await seeded();
     const data = files['/tree/sub/deep/b.bin']!.data;
-    assert.ok((await vol.files.read('/tree/sub/deep/b.bin', { range: { start: 5, end: 204_999 } })).equals(data.subarray(5, 205_000)));
+    assert.ok(
+      (await vol.files.read('/tree/sub/deep/b.bin', { range: { start: 5, end: 204_999 } })).equals(
+        data.subarray(5, 205_000),
+      ),
+    );
     const parts: Buffer[] = [];
-    for await (const d of vol.files.readStream('/tree/sub/deep/b.bin', { range: { start: 299_990, end: 299_999 } })) parts.push(d as Buffer);
+    for await (const d of vol.files.readStream('/tree/sub/deep/b.bin', { range: { start: 299_990, end: 299_999 } }))
+      parts.push(d as Buffer);
     assert.ok(Buffer.concat(parts).equals(data.subarray(299_990)));
   });
 });
@@ -189,11 +233,14 @@ describe('SDK downloads', () => {
     const deepFile = `${deepDir}/${'f'.repeat(190)}`;
     assert.ok(Buffer.byteLength(deepFile) >= 4000 && Buffer.byteLength(deepFile) <= 4096);
     const big = pattern(1_500_000, 61);
-    await vol.files.writeMany([
-      { path: deepFile, data: 'deep\n', mode: 0o640 },
-      { path: `${deepDir}/big.bin`, data: big },
-      { path: '/shallow.txt', data: 'shallow' },
-    ], { createParents: true });
+    await vol.files.writeMany(
+      [
+        { path: deepFile, data: 'deep\n', mode: 0o640 },
+        { path: `${deepDir}/big.bin`, data: big },
+        { path: '/shallow.txt', data: 'shallow' },
+      ],
+      { createParents: true },
+    );
     await vol.commitChanges([{ op: 'symlink', path: `${deepDir}/link`, target: 'big.bin' }]);
     // A local directory of 150 bytes: the deepest local path is over 4,096 bytes.
     const top = join(work, fresh('long'));
@@ -216,7 +263,8 @@ describe('SDK downloads', () => {
     assert.equal(await readFile(join(dest, 'shallow.txt'), 'utf8'), 'shallow');
     // No directory handle is left open by the download.
     const open = [];
-    for (const fd of await readdir('/proc/self/fd')) if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')).startsWith(dest)) open.push(fd);
+    for (const fd of await readdir('/proc/self/fd'))
+      if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')).startsWith(dest)) open.push(fd);
     assert.deepEqual(open, []);
   });
 
@@ -225,7 +273,10 @@ describe('SDK downloads', () => {
     const sandbox = join(work, fresh('sandbox'));
     const outside = join(sandbox, 'outside');
     await mkdir(outside, { recursive: true });
-    await vol.commitChanges([{ op: 'mkdir', path: '/d' }, { op: 'symlink', path: '/d/link', target: '../outside' }]);
+    await vol.commitChanges([
+      { op: 'mkdir', path: '/d' },
+      { op: 'symlink', path: '/d/link', target: '../outside' },
+    ]);
     const dest = join(sandbox, 'dest');
     await vol.download('/d', dest);
     assert.equal(await readlink(join(dest, 'link')), '../outside');
@@ -258,7 +309,16 @@ describe('archives', () => {
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), format === 'tar' ? 'application/x-tar' : 'application/gzip');
       const entries = await untar(Buffer.from(await res.arrayBuffer()), format === 'tar.gz');
-      assert.deepEqual([...entries.keys()].sort(), ['a.txt', 'link', 'run.sh', 'sub/', 'sub/deep/', 'sub/deep/b.bin', 'sub/empty.txt', 'void/']);
+      assert.deepEqual([...entries.keys()].sort(), [
+        'a.txt',
+        'link',
+        'run.sh',
+        'sub/',
+        'sub/deep/',
+        'sub/deep/b.bin',
+        'sub/empty.txt',
+        'void/',
+      ]);
       for (const [path, f] of Object.entries(files)) {
         const e = entries.get(path.slice('/tree/'.length))!;
         assert.equal(e.type, 'file');
@@ -276,16 +336,27 @@ describe('archives', () => {
     const { vol } = await seeded();
     const before = vol.info.head;
     await vol.files.write('/tree/new.txt', 'new');
-    const now = await untar(Buffer.from(await (await api(`/v1/volumes/${vol.name}/archive?format=tar`)).arrayBuffer()), false);
+    const now = await untar(
+      Buffer.from(await (await api(`/v1/volumes/${vol.name}/archive?format=tar`)).arrayBuffer()),
+      false,
+    );
     assert.ok(now.has('tree/new.txt'));
-    const old = await untar(Buffer.from(await (await api(`/v1/volumes/${vol.name}/archive?format=tar&path=/tree&commit=${before}`)).arrayBuffer()), false);
+    const old = await untar(
+      Buffer.from(
+        await (await api(`/v1/volumes/${vol.name}/archive?format=tar&path=/tree&commit=${before}`)).arrayBuffer(),
+      ),
+      false,
+    );
     assert.ok(!old.has('new.txt'));
     assert.ok(old.has('a.txt'));
   });
 
   test('a client that goes away mid-archive leaves the server serving', async () => {
     const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
-    await vol.files.writeMany(Array.from({ length: 40 }, (_, i) => ({ path: `/big/f${i}.bin`, data: pattern(256 * 1024, i + 1) })), { createParents: true });
+    await vol.files.writeMany(
+      Array.from({ length: 40 }, (_, i) => ({ path: `/big/f${i}.bin`, data: pattern(256 * 1024, i + 1) })),
+      { createParents: true },
+    );
     const res = await api(`/v1/volumes/${vol.name}/archive?path=/big&format=tar`);
     const reader = res.body!.getReader();
     await reader.read();
@@ -310,25 +381,32 @@ describe('archives', () => {
   test('a client that aborts an archive download makes the server close its blob handles at once', async () => {
     const vol = await Volume.get(fresh(), { client, mintIfMissing: true });
     // Large chunked files (a handle per chunk read) and small packed ones (read ahead) alike.
-    await vol.files.writeMany([
-      ...Array.from({ length: 3 }, (_, i) => ({ path: `/x/big${i}.bin`, data: pattern(20 * 1024 * 1024, 50 + i) })),
-      ...Array.from({ length: 60 }, (_, i) => ({ path: `/x/small/f${i}.bin`, data: pattern(64 * 1024, 100 + i) })),
-    ], { createParents: true });
+    await vol.files.writeMany(
+      [
+        ...Array.from({ length: 3 }, (_, i) => ({ path: `/x/big${i}.bin`, data: pattern(20 * 1024 * 1024, 50 + i) })),
+        ...Array.from({ length: 60 }, (_, i) => ({ path: `/x/small/f${i}.bin`, data: pattern(64 * 1024, 100 + i) })),
+      ],
+      { createParents: true },
+    );
     assert.deepEqual(await blobHandles(), [], 'no handle before');
     for (const format of ['tar', 'tar.gz']) {
       // A raw socket, so the abort is what a killed client does: the connection closes mid-stream.
       let received = 0;
       await new Promise<void>((resolve, reject) => {
-        const req = httpGet(`${srv.url}/v1/volumes/${vol.name}/archive?path=/x&format=${format}`, { headers: { authorization: `Bearer ${srv.token}` } }, (res) => {
-          res.on('data', (d: Buffer) => {
-            received += d.length;
-            if (received >= 2 * 1024 * 1024) {
-              req.destroy();
-              resolve();
-            }
-          });
-          res.on('error', () => undefined);
-        });
+        const req = httpGet(
+          `${srv.url}/v1/volumes/${vol.name}/archive?path=/x&format=${format}`,
+          { headers: { authorization: `Bearer ${srv.token}` } },
+          (res) => {
+            res.on('data', (d: Buffer) => {
+              received += d.length;
+              if (received >= 2 * 1024 * 1024) {
+                req.destroy();
+                resolve();
+              }
+            });
+            res.on('error', () => undefined);
+          },
+        );
         req.on('error', (e) => (received >= 2 * 1024 * 1024 ? undefined : reject(e)));
       });
       const deadline = Date.now() + 500;
@@ -411,7 +489,12 @@ describe('special mode bits', () => {
       const url = new URL(req.url!, 'http://x');
       if (url.pathname.endsWith('/stat')) {
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ commit: 'c'.repeat(64), entry: { path: '/d', name: 'd', type: 'dir', mode: 0o7777, size: 3, mtime: Date.now() } }));
+        res.end(
+          JSON.stringify({
+            commit: 'c'.repeat(64),
+            entry: { path: '/d', name: 'd', type: 'dir', mode: 0o7777, size: 3, mtime: Date.now() },
+          }),
+        );
         return;
       }
       const tar = tarPack();
@@ -423,7 +506,10 @@ describe('special mode bits', () => {
     });
     await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
     try {
-      const evilClient = new Stowage({ url: `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`, token: 'x' });
+      const evilClient = new Stowage({
+        url: `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`,
+        token: 'x',
+      });
       const { downloadTo } = await import('@stowage/sdk/client/download.js');
       const dir = join(work, fresh('hostile'));
       await downloadTo({ client: evilClient, name: 'v' }, '/d', dir);
@@ -437,7 +523,11 @@ describe('special mode bits', () => {
 
 describe('signed file URLs', () => {
   async function sign(vol: Volume, body: Record<string, unknown>): Promise<Response> {
-    return api(`/v1/volumes/${vol.name}/urls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return api(`/v1/volumes/${vol.name}/urls`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   }
 
   test('work with plain fetch and with curl, without a token, with the file name', async () => {

@@ -39,11 +39,17 @@ after(async () => {
 async function api(method: string, path: string, json?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${srv.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${srv.token}`, ...(json !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${srv.token}`,
+      ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
   });
   const text = await res.text();
-  return { status: res.status, body: text && (res.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text };
+  return {
+    status: res.status,
+    body: text && (res.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text,
+  };
 }
 
 const empty = { op: 'put', size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [] };
@@ -79,7 +85,9 @@ describe('HTTP: owners and ns times in changes', () => {
       assert.match(a.body.error.message, /^changes\[1\]: /);
       assert.match(a.body.error.message, message, JSON.stringify(change));
     }
-    const missing = await api('POST', `/v1/volumes/${name}/commits`, { changes: [{ op: 'setattr', path: '/missing', uid: 0 }] });
+    const missing = await api('POST', `/v1/volumes/${name}/commits`, {
+      changes: [{ op: 'setattr', path: '/missing', uid: 0 }],
+    });
     assert.equal(missing.status, 404, JSON.stringify(missing.body));
     assert.equal((await api('GET', `/v1/volumes/${name}`)).body.head, head, 'nothing was committed');
     const st = await api('GET', `/v1/volumes/${name}/stat?path=/f`);
@@ -89,15 +97,37 @@ describe('HTTP: owners and ns times in changes', () => {
   it('stores the bounds, shows them in stat and list, and setattr null removes the owner', async () => {
     const name = fresh();
     await api('POST', '/v1/volumes', { name });
-    const full = { uid: 0, gid: 4294967294, mtime: -1, mtimeNs: 999999, atime: 8.64e15, atimeNs: 0, ctime: T, ctimeNs: 1 };
+    const full = {
+      uid: 0,
+      gid: 4294967294,
+      mtime: -1,
+      mtimeNs: 999999,
+      atime: 8.64e15,
+      atimeNs: 0,
+      ctime: T,
+      ctimeNs: 1,
+    };
     const r = await api('POST', `/v1/volumes/${name}/commits`, { changes: [{ ...empty, path: '/f', ...full }] });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     const { entry } = (await api('GET', `/v1/volumes/${name}/stat?path=/f`)).body as wire.StatResponse;
-    assert.deepEqual({ uid: entry.uid, gid: entry.gid, mtime: entry.mtime, mtimeNs: entry.mtimeNs, atime: entry.atime, atimeNs: entry.atimeNs, ctime: entry.ctime, ctimeNs: entry.ctimeNs },
-      { ...full, atimeNs: undefined });
+    assert.deepEqual(
+      {
+        uid: entry.uid,
+        gid: entry.gid,
+        mtime: entry.mtime,
+        mtimeNs: entry.mtimeNs,
+        atime: entry.atime,
+        atimeNs: entry.atimeNs,
+        ctime: entry.ctime,
+        ctimeNs: entry.ctimeNs,
+      },
+      { ...full, atimeNs: undefined },
+    );
     const listed = ((await api('GET', `/v1/volumes/${name}/list?path=/`)).body as wire.ListResponse).entries[0]!;
     assert.equal(listed.gid, 4294967294);
-    await api('POST', `/v1/volumes/${name}/commits`, { changes: [{ op: 'setattr', path: '/f', uid: null, gid: null }] });
+    await api('POST', `/v1/volumes/${name}/commits`, {
+      changes: [{ op: 'setattr', path: '/f', uid: null, gid: null }],
+    });
     const after = ((await api('GET', `/v1/volumes/${name}/stat?path=/f`)).body as wire.StatResponse).entry;
     assert.equal('uid' in after, false);
     assert.equal('gid' in after, false);
@@ -107,11 +137,16 @@ describe('HTTP: owners and ns times in changes', () => {
   it('documents the fields in the OpenAPI document', async () => {
     const doc = (await api('GET', '/v1/openapi.json')).body;
     const info = doc.components.schemas.FileInfo.properties;
-    for (const k of ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs']) assert.equal(typeof info[k]?.description, 'string', k);
+    for (const k of ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs'])
+      assert.equal(typeof info[k]?.description, 'string', k);
     assert.equal(info.uid.maximum, 4294967294);
     assert.equal(info.mtimeNs.maximum, 999999);
     const setattr = doc.components.schemas.Change.oneOf.find((s: any) => s.properties.op.enum?.[0] === 'setattr');
-    assert.equal(setattr.properties.uid.nullable ?? setattr.properties.uid.type?.includes?.('null'), true, JSON.stringify(setattr.properties.uid));
+    assert.equal(
+      setattr.properties.uid.nullable ?? setattr.properties.uid.type?.includes?.('null'),
+      true,
+      JSON.stringify(setattr.properties.uid),
+    );
   });
 });
 
@@ -120,14 +155,27 @@ describe('SDK: owners and ns times', () => {
     const vol = await Volume.create(fresh(), { client });
     const bytes = Buffer.from('owned');
     const file: PendingFile = {
-      path: '/owned.txt', size: bytes.length, chunkSize: SMALL_CHUNK_SIZE,
+      path: '/owned.txt',
+      size: bytes.length,
+      chunkSize: SMALL_CHUNK_SIZE,
       chunks: [{ hash: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, offset: 0 }],
-      mode: 0o640, mtime: T, mtimeNs: 42, atime: T - 1000, atimeNs: 7, ctime: T + 1, ctimeNs: 999999, uid: 1000, gid: 100,
+      mode: 0o640,
+      mtime: T,
+      mtimeNs: 42,
+      atime: T - 1000,
+      atimeNs: 7,
+      ctime: T + 1,
+      ctimeNs: 999999,
+      uid: 1000,
+      gid: 100,
       read: () => bytes,
     };
     await commitFiles({ client, name: vol.name }, [file], []);
     const e = await vol.files.stat('/owned.txt');
-    assert.deepEqual([e.mode, e.uid, e.gid, e.mtime, e.mtimeNs, e.atime, e.atimeNs, e.ctime, e.ctimeNs], [0o640, 1000, 100, T, 42, T - 1000, 7, T + 1, 999999]);
+    assert.deepEqual(
+      [e.mode, e.uid, e.gid, e.mtime, e.mtimeNs, e.atime, e.atimeNs, e.ctime, e.ctimeNs],
+      [0o640, 1000, 100, T, 42, T - 1000, 7, T + 1, 999999],
+    );
     assert.equal((await vol.files.read('/owned.txt')).toString(), 'owned');
   });
 
@@ -138,20 +186,28 @@ describe('SDK: owners and ns times', () => {
     await writeFile(join(dir, 'sub', 'a.txt'), 'a');
     await writeFile(join(work, 'single.txt'), 's');
     // touch sets nanoseconds, which Node's utimes (a float of seconds) cannot state exactly.
-    for (const p of [join(dir, 'sub', 'a.txt'), join(dir, 'sub'), join(work, 'single.txt')]) execFileSync('touch', ['-m', '-d', '@1700000000.123456789', p]);
+    for (const p of [join(dir, 'sub', 'a.txt'), join(dir, 'sub'), join(work, 'single.txt')])
+      execFileSync('touch', ['-m', '-d', '@1700000000.123456789', p]);
     const local = await stat(join(dir, 'sub', 'a.txt'), { bigint: true });
     assert.equal(local.mtimeNs % 1_000_000n, 456789n, 'the local file system keeps nanoseconds');
     await vol.upload(dir, '/up');
     await vol.files.writeFile('/single.txt', join(work, 'single.txt'));
     for (const p of ['/up/sub/a.txt', '/up/sub', '/single.txt']) {
       const e = await vol.files.stat(p);
-      assert.deepEqual([e.mtime, e.mtimeNs, e.uid, e.gid, e.atime, e.ctime], [1_700_000_000_123, 456789, undefined, undefined, undefined, undefined], p);
+      assert.deepEqual(
+        [e.mtime, e.mtimeNs, e.uid, e.gid, e.atime, e.ctime],
+        [1_700_000_000_123, 456789, undefined, undefined, undefined, undefined],
+        p,
+      );
     }
   });
 
   it('downloads never apply a recorded owner: files come out owned by the downloading user', async () => {
     const vol = await Volume.create(fresh(), { client });
-    await vol.files.writeMany([{ path: '/d/root-owned', data: 'r' }, { path: '/d/other-owned', data: 'o' }]);
+    await vol.files.writeMany([
+      { path: '/d/root-owned', data: 'r' },
+      { path: '/d/other-owned', data: 'o' },
+    ]);
     await vol.commitChanges([
       { op: 'setattr', path: '/d/root-owned', uid: 0, gid: 0 },
       { op: 'setattr', path: '/d/other-owned', uid: 4242, gid: 4343 },
@@ -170,7 +226,8 @@ describe('SDK: owners and ns times', () => {
 });
 
 describe('CLI: owners in ls and stat', () => {
-  const cli = (args: string[]) => spawnCli(args, { env: cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token }) }).done;
+  const cli = (args: string[]) =>
+    spawnCli(args, { env: cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token }) }).done;
 
   it('ls shows an OWNER column and stat the owner and ns times when recorded; --json includes them', async () => {
     const name = fresh('cli');
@@ -180,7 +237,9 @@ describe('CLI: owners in ls and stat', () => {
     assert.equal(plainLs.status, 0, plainLs.stderr);
     assert.doesNotMatch(plainLs.stdout, /OWNER/, 'no column when nothing records an owner');
     await vol.files.write('/owned.txt', 'o', { mtime: T });
-    await vol.commitChanges([{ op: 'setattr', path: '/owned.txt', uid: 1000, gid: 100, mtime: T, mtimeNs: 456789, atime: T + 1000 }]);
+    await vol.commitChanges([
+      { op: 'setattr', path: '/owned.txt', uid: 1000, gid: 100, mtime: T, mtimeNs: 456789, atime: T + 1000 },
+    ]);
     const ls = await cli(['ls', '-l', name]);
     assert.equal(ls.status, 0, ls.stderr);
     assert.match(ls.stdout, /^MODE\s+OWNER\s+SIZE\s+MODIFIED\s+NAME$/m);

@@ -19,7 +19,6 @@ import { Stowage, Volume, type wire } from '@stowage/sdk';
 import { cliEnv, spawnCli, type CliResult } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-
 let srv: TestServer;
 let client: Stowage;
 let emptyData: string;
@@ -47,10 +46,19 @@ function ok(r: Result): string {
 }
 
 /** Raw HTTP for what the SDK refuses to send. */
-async function raw(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+async function raw(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(`${srv.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${srv.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      authorization: `Bearer ${srv.token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
 }
@@ -74,10 +82,15 @@ describe('list pages', { concurrency: true }, () => {
     const page = (await (await raw('GET', `/v1/volumes/${v.name}/list?path=/d&limit=10`)).json()) as wire.ListResponse;
     assert.equal(page.entries.length, 10);
     assert.equal(page.nextCursor, '/d/f09');
-    const last = (await (await raw('GET', `/v1/volumes/${v.name}/list?path=/d&limit=10&after=/d/f19&commit=${page.commit}`)).json()) as wire.ListResponse;
+    const last = (await (
+      await raw('GET', `/v1/volumes/${v.name}/list?path=/d&limit=10&after=/d/f19&commit=${page.commit}`)
+    ).json()) as wire.ListResponse;
     assert.deepEqual([last.entries.length, last.nextCursor], [5, null]);
     const all = await v.files.list('/d', { pageSize: 7 });
-    assert.deepEqual(all.map((e) => e.name), Object.keys(files).map((p) => p.slice(3)));
+    assert.deepEqual(
+      all.map((e) => e.name),
+      Object.keys(files).map((p) => p.slice(3)),
+    );
     const bad = await raw('GET', `/v1/volumes/${v.name}/list?path=/d&after=/d/../etc`);
     assert.equal(bad.status, 400);
     const ls = JSON.parse(ok(await run(['ls', `${v.name}:/d`, '--json']))) as wire.FileInfo[];
@@ -87,11 +100,25 @@ describe('list pages', { concurrency: true }, () => {
 
 describe('search', { concurrency: true }, () => {
   test('globs and regexes through the SDK, with line, column and clipped lines', async () => {
-    const v = await vol({ '/src/a.ts': 'const x = 1;\n// TODO fix\n', '/src/.env': 'TODO=1', '/README.md': `todo ${'y'.repeat(1000)}` });
+    const v = await vol({
+      '/src/a.ts': 'const x = 1;\n// TODO fix\n',
+      '/src/.env': 'TODO=1',
+      '/README.md': `todo ${'y'.repeat(1000)}`,
+    });
     const found = await v.files.search('/', { glob: '*.ts' });
-    assert.deepEqual(found.files.map((f) => f.path), ['/src/a.ts']);
+    assert.deepEqual(
+      found.files.map((f) => f.path),
+      ['/src/a.ts'],
+    );
     const r = await v.files.search('/', { regex: 'todo', flags: 'i' });
-    assert.deepEqual(r.matches.map((m) => [m.path, m.line, m.column]), [['/README.md', 1, 1], ['/src/.env', 1, 1], ['/src/a.ts', 2, 4]]);
+    assert.deepEqual(
+      r.matches.map((m) => [m.path, m.line, m.column]),
+      [
+        ['/README.md', 1, 1],
+        ['/src/.env', 1, 1],
+        ['/src/a.ts', 2, 4],
+      ],
+    );
     assert.equal(r.matches[0]!.text.length, 500);
     assert.equal(r.filesScanned, 3);
   });
@@ -113,9 +140,14 @@ describe('search', { concurrency: true }, () => {
 
   test('an invalid regex, bad flags, an out-of-range limit and ".." paths are 400s', async () => {
     const v = await vol({ '/a.txt': 'a' });
-    await assert.rejects(v.files.search('/', { regex: '([a-' }), (e) => isStowageError(e, 'InvalidArgument') && /invalid regex/.test(e.message));
+    await assert.rejects(
+      v.files.search('/', { regex: '([a-' }),
+      (e) => isStowageError(e, 'InvalidArgument') && /invalid regex/.test(e.message),
+    );
     await assert.rejects(v.files.search('/', { regex: 'a', flags: 'gy' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(v.files.search('/', { regex: 'a', limit: 1_000_000 }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(v.files.search('/', { regex: 'a', limit: 1_000_000 }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
     for (const path of ['/../etc', '/a/../../b', 'relative']) {
       const res = await raw('POST', `/v1/volumes/${v.name}/search`, { path, regex: 'a' });
       assert.equal(res.status, 400, path);
@@ -127,9 +159,16 @@ describe('search', { concurrency: true }, () => {
   test('a huge file is read only up to maxBytesPerFile, and binary files are skipped', async () => {
     const big = Buffer.alloc(3 * MiB, 'x');
     big.write('needle', big.length - 10);
-    const v = await vol({ '/big.txt': big, '/bin.dat': Buffer.from([110, 101, 101, 100, 108, 101, 0, 0]), '/small.txt': 'needle' });
+    const v = await vol({
+      '/big.txt': big,
+      '/bin.dat': Buffer.from([110, 101, 101, 100, 108, 101, 0, 0]),
+      '/small.txt': 'needle',
+    });
     const r = await v.files.search('/', { regex: 'needle', maxBytesPerFile: 1 * MiB });
-    assert.deepEqual(r.matches.map((m) => m.path), ['/small.txt']);
+    assert.deepEqual(
+      r.matches.map((m) => m.path),
+      ['/small.txt'],
+    );
     assert.deepEqual(r.truncatedFiles, ['/big.txt']);
     assert.deepEqual(r.skippedBinary, ['/bin.dat']);
   });
@@ -140,7 +179,10 @@ describe('replace and edit', { concurrency: true }, () => {
     const v = await vol({ '/a.md': 'colour and colour', '/b.md': 'colourful', '/c.txt': 'colour' });
     const head = (await v.refresh()).head;
     const r = await v.files.replace('/', 'colou?r', 'color', { glob: '*.md' });
-    assert.deepEqual(r.files, [{ path: '/a.md', replacements: 2 }, { path: '/b.md', replacements: 1 }]);
+    assert.deepEqual(r.files, [
+      { path: '/a.md', replacements: 2 },
+      { path: '/b.md', replacements: 1 },
+    ]);
     assert.equal(r.commit!.parent, head, 'one commit on top of the head');
     assert.equal((await v.files.read('/a.md')).toString(), 'color and color');
     assert.equal((await v.files.read('/c.txt')).toString(), 'colour');
@@ -148,7 +190,10 @@ describe('replace and edit', { concurrency: true }, () => {
     assert.equal(none.commit, null);
     await v.files.write('/evil.md', `${'a'.repeat(48)}!`);
     const t0 = Date.now();
-    await assert.rejects(v.files.replace('/', '(a+)+$', 'x', { glob: '*.md', timeoutMs: 300 }), (e) => isStowageError(e, 'InvalidArgument') && /nothing was committed/.test(e.message));
+    await assert.rejects(
+      v.files.replace('/', '(a+)+$', 'x', { glob: '*.md', timeoutMs: 300 }),
+      (e) => isStowageError(e, 'InvalidArgument') && /nothing was committed/.test(e.message),
+    );
     assert.ok(Date.now() - t0 < 5000);
   });
 
@@ -157,9 +202,19 @@ describe('replace and edit', { concurrency: true }, () => {
     const r = await v.files.edit('/cfg.toml', 'debug = false', 'debug = true');
     assert.equal((await v.files.read('/cfg.toml')).toString(), 'debug = true\nname = "x"\nname = "x"\n');
     assert.equal(v.info.head, r.commit.id);
-    await assert.rejects(v.files.edit('/cfg.toml', 'missing', 'x'), (e) => isStowageError(e, 'PreconditionFailed') && /does not occur/.test(e.message));
-    await assert.rejects(v.files.edit('/cfg.toml', 'name = "x"', 'y'), (e) => isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message));
-    const res = await raw('POST', `/v1/volumes/${v.name}/edit`, { path: '/../cfg.toml', oldString: 'a', newString: 'b' });
+    await assert.rejects(
+      v.files.edit('/cfg.toml', 'missing', 'x'),
+      (e) => isStowageError(e, 'PreconditionFailed') && /does not occur/.test(e.message),
+    );
+    await assert.rejects(
+      v.files.edit('/cfg.toml', 'name = "x"', 'y'),
+      (e) => isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message),
+    );
+    const res = await raw('POST', `/v1/volumes/${v.name}/edit`, {
+      path: '/../cfg.toml',
+      oldString: 'a',
+      newString: 'b',
+    });
     assert.equal(res.status, 400);
   });
 
@@ -167,7 +222,10 @@ describe('replace and edit', { concurrency: true }, () => {
     const v = await vol({ '/f.txt': 'one' });
     const base = (await v.refresh()).head;
     await v.files.write('/f.txt', 'two');
-    await assert.rejects(v.files.edit('/f.txt', 'two', 'three', { base }), (e) => isStowageError(e, 'Conflict') && /changed since you read it/.test(e.message));
+    await assert.rejects(
+      v.files.edit('/f.txt', 'two', 'three', { base }),
+      (e) => isStowageError(e, 'Conflict') && /changed since you read it/.test(e.message),
+    );
     assert.equal((await v.files.read('/f.txt')).toString(), 'two');
   });
 });
@@ -196,16 +254,26 @@ describe('watch', { concurrency: true }, () => {
     await v.files.write('/b.txt', 'b');
     await v.files.remove('/a.txt');
     const resumed = await take(v.files.watch({ since: ev!.commit }), 2);
-    assert.deepEqual(resumed.map((e) => [e.path, e.kind]), [['/b.txt', 'added'], ['/a.txt', 'deleted']]);
+    assert.deepEqual(
+      resumed.map((e) => [e.path, e.kind]),
+      [
+        ['/b.txt', 'added'],
+        ['/a.txt', 'deleted'],
+      ],
+    );
     assert.ok(resumed[0]!.seq < resumed[1]!.seq);
 
     // A reconnecting EventSource sends Last-Event-ID instead of `since`.
-    const res = await raw('GET', `/v1/volumes/${v.name}/watch`, undefined, { 'last-event-id': ev!.commit, accept: 'text/event-stream' });
+    const res = await raw('GET', `/v1/volumes/${v.name}/watch`, undefined, {
+      'last-event-id': ev!.commit,
+      accept: 'text/event-stream',
+    });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
     const reader = res.body!.getReader();
     let text = '';
-    while ((text.match(/event: change/g) ?? []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+    while ((text.match(/event: change/g) ?? []).length < 2)
+      text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
     assert.match(text, new RegExp(`event: change\\ndata: .*"/b.txt".*\\nid: ${resumed[0]!.commit}\\n`));
     assert.match(text, /"path":"\/a.txt","kind":"deleted"/);
@@ -240,7 +308,15 @@ async function cuttableProxy(): Promise<{ url: string; cut(): void; close(): Pro
   const cut = (): void => {
     for (const s of sockets) s.destroy();
   };
-  return { url: `http://127.0.0.1:${port}`, cut, close: () => new Promise((r) => { cut(); server.close(() => r()); }) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cut,
+    close: () =>
+      new Promise((r) => {
+        cut();
+        server.close(() => r());
+      }),
+  };
 }
 
 describe('watch across failures', { concurrency: true }, () => {
@@ -265,12 +341,28 @@ describe('watch across failures', { concurrency: true }, () => {
       }
       proxy.cut();
       await v.files.write('/2', '2');
-      await v.files.writeMany([{ path: '/3', data: '3' }, { path: '/4', data: '4' }]);
+      await v.files.writeMany([
+        { path: '/3', data: '3' },
+        { path: '/4', data: '4' },
+      ]);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([reading, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('watch did not resume')), 10_000)))]).finally(() => clearTimeout(timer));
+      await Promise.race([
+        reading,
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('watch did not resume')), 10_000))),
+      ]).finally(() => clearTimeout(timer));
       ac.abort();
-      assert.deepEqual(got.map((e) => e.path), ['/1', '/2', '/3']);
-      assert.deepEqual(got.map((e) => [e.index, e.count]), [[0, 1], [0, 1], [0, 2]]);
+      assert.deepEqual(
+        got.map((e) => e.path),
+        ['/1', '/2', '/3'],
+      );
+      assert.deepEqual(
+        got.map((e) => [e.index, e.count]),
+        [
+          [0, 1],
+          [0, 1],
+          [0, 2],
+        ],
+      );
     } finally {
       await proxy.close();
     }
@@ -283,7 +375,8 @@ describe('watch across failures', { concurrency: true }, () => {
     const ac = new AbortController();
     const seen: string[] = [];
     const watching = (async () => {
-      for await (const ev of watcher.files.watch({ signal: ac.signal, since: (await v.refresh()).head })) seen.push(ev.path);
+      for await (const ev of watcher.files.watch({ signal: ac.signal, since: (await v.refresh()).head }))
+        seen.push(ev.path);
     })();
     await v.files.write('/before', '1');
     await client.revokeToken(token.id);
@@ -304,7 +397,10 @@ describe('watch across failures', { concurrency: true }, () => {
     };
     try {
       const ac = new AbortController();
-      const res = await fetch(`${srv.url}/v1/volumes/${v.name}/watch`, { headers: { authorization: `Bearer ${srv.token}` }, signal: ac.signal });
+      const res = await fetch(`${srv.url}/v1/volumes/${v.name}/watch`, {
+        headers: { authorization: `Bearer ${srv.token}` },
+        signal: ac.signal,
+      });
       assert.equal(res.status, 200);
       await new Promise((r) => setTimeout(r, 600));
       assert.ok(calls >= 2, `polled ${calls} times`);
@@ -328,7 +424,9 @@ describe('access and the rest of the file API', { concurrency: true }, () => {
     await assert.rejects(reader.files.replace('/', 'b', 'x', { glob: '*' }), (e) => isStowageError(e, 'ReadOnly'));
     await assert.rejects(reader.files.edit('/a.txt', 'b', 'x'), (e) => isStowageError(e, 'ReadOnly'));
     const other = await vol();
-    const res = await fetch(`${srv.url}/v1/volumes/${other.name}/watch`, { headers: { authorization: `Bearer ${secret}` } });
+    const res = await fetch(`${srv.url}/v1/volumes/${other.name}/watch`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
     assert.equal(res.status, 404, 'a scoped token cannot watch another volume');
     assert.equal((await reader.files.read('/a.txt')).toString(), 'abc');
   });
@@ -359,16 +457,28 @@ describe('CLI', { concurrency: true }, () => {
   test('find, grep, replace and edit', async () => {
     const v = await vol({ '/docs/a.md': 'Hello world\nhello again\n', '/docs/b.txt': 'nothing', '/x.md': 'HELLO' });
     assert.equal(ok(await run(['find', `${v.name}:/docs`, '--glob', '*.md'])), '/docs/a.md\n');
-    assert.equal(ok(await run(['grep', 'hello', v.name, '-i', '--glob', '*.md'])), '/docs/a.md:1:1:Hello world\n/docs/a.md:2:1:hello again\n/x.md:1:1:HELLO\n');
+    assert.equal(
+      ok(await run(['grep', 'hello', v.name, '-i', '--glob', '*.md'])),
+      '/docs/a.md:1:1:Hello world\n/docs/a.md:2:1:hello again\n/x.md:1:1:HELLO\n',
+    );
     const json = JSON.parse(ok(await run(['grep', 'again', `${v.name}:/docs`, '--json']))) as wire.SearchResponse;
-    assert.deepEqual(json.matches.map((m) => m.path), ['/docs/a.md']);
-    assert.match(ok(await run(['replace', 'hello', 'bye', `${v.name}:/docs`, '--glob', '*.md'])), /\/docs\/a.md: 1 replacement\nreplaced in 1 file in commit \w+/);
-    assert.match(ok(await run(['edit', `${v.name}:/docs/b.txt`, '--old', 'nothing', '--new', 'something'])), /^edited .*:\/docs\/b.txt in commit \w+\n$/);
+    assert.deepEqual(
+      json.matches.map((m) => m.path),
+      ['/docs/a.md'],
+    );
+    assert.match(
+      ok(await run(['replace', 'hello', 'bye', `${v.name}:/docs`, '--glob', '*.md'])),
+      /\/docs\/a.md: 1 replacement\nreplaced in 1 file in commit \w+/,
+    );
+    assert.match(
+      ok(await run(['edit', `${v.name}:/docs/b.txt`, '--old', 'nothing', '--new', 'something'])),
+      /^edited .*:\/docs\/b.txt in commit \w+\n$/,
+    );
     assert.equal((await v.files.read('/docs/b.txt')).toString(), 'something');
     assert.equal((await v.files.read('/docs/a.md')).toString(), 'Hello world\nbye again\n');
   });
 
-  test('hostile input fails with one clear line and the table\'s exit status', async () => {
+  test("hostile input fails with one clear line and the table's exit status", async () => {
     const v = await vol({ '/a.txt': 'aa aa' });
     const bad = await run(['grep', '(', v.name]);
     assert.equal(bad.status, 2);

@@ -74,7 +74,12 @@ function expectError(a: Answer, status: number, code: string): void {
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Uploads one small file's bytes through signed URLs and commits it at `path`; returns the commit answer. */
-async function writeFile(volume: string, path: string, bytes: Uint8Array, token?: string): Promise<Answer<wire.CommitResponse>> {
+async function writeFile(
+  volume: string,
+  path: string,
+  bytes: Uint8Array,
+  token?: string,
+): Promise<Answer<wire.CommitResponse>> {
   const hashes: string[] = [];
   const uploads: Array<{ hash: string; key: string }> = [];
   const chunks: Array<{ hash: string; size: number; bytes: Uint8Array }> = [];
@@ -85,11 +90,18 @@ async function writeFile(volume: string, path: string, bytes: Uint8Array, token?
   }
   const opts = token ? { token } : {};
   if (chunks.length > 0) {
-    const plan = await call<wire.UploadResponse>('POST', `/v1/volumes/${volume}/uploads`, { ...opts, json: { chunks: chunks.map(({ hash, size }) => ({ hash, size })) } });
+    const plan = await call<wire.UploadResponse>('POST', `/v1/volumes/${volume}/uploads`, {
+      ...opts,
+      json: { chunks: chunks.map(({ hash, size }) => ({ hash, size })) },
+    });
     assert.equal(plan.status, 200, JSON.stringify(plan.body));
     for (const m of plan.body.missing) {
       const chunk = chunks.find((c) => c.hash === m.hash)!;
-      const put = await fetch(m.request.url, { method: m.request.method, headers: m.request.headers, body: chunk.bytes });
+      const put = await fetch(m.request.url, {
+        method: m.request.method,
+        headers: m.request.headers,
+        body: chunk.bytes,
+      });
       assert.equal(put.status, 201, await put.text());
       uploads.push({ hash: m.hash, key: m.key });
     }
@@ -150,18 +162,36 @@ describe('public routes', () => {
     const doc = a.body;
     assert.match(doc.openapi, /^3\./);
     const expected: Array<[string, string]> = [
-      ['get', '/v1/health'], ['get', '/v1/tenant'], ['patch', '/v1/tenant'],
-      ['get', '/v1/tokens'], ['post', '/v1/tokens'], ['delete', '/v1/tokens/{id}'],
-      ['get', '/v1/volumes'], ['post', '/v1/volumes'], ['put', '/v1/volumes/{name}'], ['get', '/v1/volumes/{name}'],
-      ['patch', '/v1/volumes/{name}'], ['delete', '/v1/volumes/{name}'], ['post', '/v1/volumes/{name}/uploads'],
-      ['post', '/v1/volumes/{name}/commits'], ['get', '/v1/volumes/{name}/commits'],
-      ['get', '/v1/volumes/{name}/snapshots'], ['post', '/v1/volumes/{name}/snapshots'], ['delete', '/v1/volumes/{name}/snapshots/{snapshot}'],
-      ['post', '/v1/volumes/{name}/restore'], ['post', '/v1/volumes/{name}/fork'],
-      ['get', '/v1/volumes/{name}/stat'], ['get', '/v1/volumes/{name}/list'], ['get', '/v1/volumes/{name}/read'],
-      ['get', '/v1/blobs/{key}'], ['put', '/v1/blobs/{key}'],
+      ['get', '/v1/health'],
+      ['get', '/v1/tenant'],
+      ['patch', '/v1/tenant'],
+      ['get', '/v1/tokens'],
+      ['post', '/v1/tokens'],
+      ['delete', '/v1/tokens/{id}'],
+      ['get', '/v1/volumes'],
+      ['post', '/v1/volumes'],
+      ['put', '/v1/volumes/{name}'],
+      ['get', '/v1/volumes/{name}'],
+      ['patch', '/v1/volumes/{name}'],
+      ['delete', '/v1/volumes/{name}'],
+      ['post', '/v1/volumes/{name}/uploads'],
+      ['post', '/v1/volumes/{name}/commits'],
+      ['get', '/v1/volumes/{name}/commits'],
+      ['get', '/v1/volumes/{name}/snapshots'],
+      ['post', '/v1/volumes/{name}/snapshots'],
+      ['delete', '/v1/volumes/{name}/snapshots/{snapshot}'],
+      ['post', '/v1/volumes/{name}/restore'],
+      ['post', '/v1/volumes/{name}/fork'],
+      ['get', '/v1/volumes/{name}/stat'],
+      ['get', '/v1/volumes/{name}/list'],
+      ['get', '/v1/volumes/{name}/read'],
+      ['get', '/v1/blobs/{key}'],
+      ['put', '/v1/blobs/{key}'],
     ];
-    for (const [method, path] of expected) assert.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path} is documented`);
-    for (const name of ['Volume', 'CommitRequest', 'Change', 'ErrorBody', 'ReadPlan', 'UploadResponse']) assert.ok(doc.components.schemas[name], `schema ${name}`);
+    for (const [method, path] of expected)
+      assert.ok(doc.paths[path]?.[method], `${method.toUpperCase()} ${path} is documented`);
+    for (const name of ['Volume', 'CommitRequest', 'Change', 'ErrorBody', 'ReadPlan', 'UploadResponse'])
+      assert.ok(doc.components.schemas[name], `schema ${name}`);
     assert.ok(doc.components.securitySchemes.bearer);
     assert.deepEqual(doc.paths['/v1/health'].get.security, []);
   });
@@ -230,7 +260,9 @@ describe('volumes', () => {
     const list = await call<wire.VolumeList>('GET', '/v1/volumes');
     assert.ok(list.body.volumes.some((x) => x.name === 'life'));
 
-    const patched = await call<wire.Volume>('PATCH', '/v1/volumes/life', { json: { cap: 2 * 1024 ** 3, tuning: { writeback: true } } });
+    const patched = await call<wire.Volume>('PATCH', '/v1/volumes/life', {
+      json: { cap: 2 * 1024 ** 3, tuning: { writeback: true } },
+    });
     assert.equal(patched.status, 200);
     assert.equal(patched.body.cap, 2 * 1024 ** 3);
     assert.equal(patched.body.tuning.writeback, true);
@@ -276,7 +308,9 @@ describe('commits and reads through signed URLs', () => {
     assert.notEqual(await head('rt'), vol.head);
 
     // Present chunks are never asked for again.
-    const again = await call<wire.UploadResponse>('POST', '/v1/volumes/rt/uploads', { json: { chunks: [{ hash: sha256(bytes), size: bytes.length }] } });
+    const again = await call<wire.UploadResponse>('POST', '/v1/volumes/rt/uploads', {
+      json: { chunks: [{ hash: sha256(bytes), size: bytes.length }] },
+    });
     assert.equal(again.status, 200);
     assert.deepEqual(again.body.missing, []);
     assert.equal(again.body.present, 1);
@@ -290,7 +324,10 @@ describe('commits and reads through signed URLs', () => {
     assert.equal(st.body.commit, c.body.commit.id);
 
     const ls = await call<wire.ListResponse>('GET', '/v1/volumes/rt/list?path=/');
-    assert.deepEqual(ls.body.entries.map((e) => [e.path, e.type]), [['/dir', 'dir']]);
+    assert.deepEqual(
+      ls.body.entries.map((e) => [e.path, e.type]),
+      [['/dir', 'dir']],
+    );
     const rec = await call<wire.ListResponse>('GET', '/v1/volumes/rt/list?recursive=true');
     assert.deepEqual(rec.body.entries.map((e) => e.path).sort(), ['/dir', '/dir/data.bin']);
     expectError(await call('GET', '/v1/volumes/rt/list?recursive=maybe'), 400, 'InvalidArgument');
@@ -306,7 +343,10 @@ describe('commits and reads through signed URLs', () => {
     assert.equal(page.body.commits[0]!.id, c.body.commit.id);
     assert.equal(page.body.nextBefore, 2);
     const rest = await call<wire.CommitList>('GET', `/v1/volumes/rt/commits?before=${page.body.nextBefore}`);
-    assert.deepEqual(rest.body.commits.map((x) => x.seq), [1]);
+    assert.deepEqual(
+      rest.body.commits.map((x) => x.seq),
+      [1],
+    );
     assert.equal(rest.body.nextBefore, null);
     expectError(await call('GET', '/v1/volumes/rt/commits?limit=abc'), 400, 'InvalidArgument');
   });
@@ -338,12 +378,17 @@ describe('commits and reads through signed URLs', () => {
     await createVolume('ghost');
     const before = await head('ghost');
     const hash = sha256(randomBytes(64));
-    const a = await call('POST', '/v1/volumes/ghost/commits', { json: { changes: [{ op: 'put', path: '/x', size: 64, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }] } });
+    const a = await call('POST', '/v1/volumes/ghost/commits', {
+      json: { changes: [{ op: 'put', path: '/x', size: 64, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }] },
+    });
     assert.ok(a.status >= 400 && a.status < 500, `status ${a.status}`);
     expectError(a, 412, 'PreconditionFailed');
     // A forged upload key is no better.
     const b = await call('POST', '/v1/volumes/ghost/commits', {
-      json: { changes: [{ op: 'put', path: '/x', size: 64, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }], uploads: [{ hash, key: `chunks/${hash.slice(0, 2)}/${hash}-0000000000000000` }] },
+      json: {
+        changes: [{ op: 'put', path: '/x', size: 64, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }],
+        uploads: [{ hash, key: `chunks/${hash.slice(0, 2)}/${hash}-0000000000000000` }],
+      },
     });
     expectError(b, 412, 'PreconditionFailed');
     assert.equal(await head('ghost'), before);
@@ -365,14 +410,18 @@ describe('commits and reads through signed URLs', () => {
     assert.equal((await writeFile('capped', '/big', randomBytes(600))).status, 201);
   });
 
-  it('refuses to sign uploads of more bytes than the volume\'s cap (no commit could take them in), with 413 naming cap and size', async () => {
+  it("refuses to sign uploads of more bytes than the volume's cap (no commit could take them in), with 413 naming cap and size", async () => {
     await createVolume('capped-uploads', { cap: 1000 });
     const bytes = randomBytes(2000);
-    const a: Answer = await call('POST', '/v1/volumes/capped-uploads/uploads', { json: { chunks: [{ hash: sha256(bytes), size: 2000 }] } });
+    const a: Answer = await call('POST', '/v1/volumes/capped-uploads/uploads', {
+      json: { chunks: [{ hash: sha256(bytes), size: 2000 }] },
+    });
     expectError(a, 413, 'QuotaExceeded');
     assert.deepEqual(a.body.error.details, { cap: 1000, size: 2000 });
     assert.match(a.body.error.message, /stowage volume resize capped-uploads/);
-    const p: Answer = await call('POST', '/v1/volumes/capped-uploads/packs', { json: { size: 2000, sha256: sha256(bytes) } });
+    const p: Answer = await call('POST', '/v1/volumes/capped-uploads/packs', {
+      json: { size: 2000, sha256: sha256(bytes) },
+    });
     expectError(p, 413, 'QuotaExceeded');
   });
 
@@ -396,10 +445,16 @@ describe('commits and reads through signed URLs', () => {
     assert.equal(st.body.entry.mode, 0o600);
     const link = await call<wire.StatResponse>('GET', '/v1/volumes/ops/stat?path=/link');
     assert.equal(link.body.entry.target, 'd/a.txt');
-    const del = await call('POST', '/v1/volumes/ops/commits', { json: { changes: [{ op: 'delete', path: '/d', recursive: true }] } });
+    const del = await call('POST', '/v1/volumes/ops/commits', {
+      json: { changes: [{ op: 'delete', path: '/d', recursive: true }] },
+    });
     assert.equal(del.status, 201);
     expectError(await call('GET', '/v1/volumes/ops/stat?path=/d'), 404, 'NotFound');
-    expectError(await call('POST', '/v1/volumes/ops/commits', { json: { changes: [{ op: 'explode', path: '/x' }] } }), 400, 'InvalidArgument');
+    expectError(
+      await call('POST', '/v1/volumes/ops/commits', { json: { changes: [{ op: 'explode', path: '/x' }] } }),
+      400,
+      'InvalidArgument',
+    );
     expectError(await call('POST', '/v1/volumes/ops/commits', { json: { changes: [] } }), 400, 'InvalidArgument');
   });
 
@@ -407,22 +462,49 @@ describe('commits and reads through signed URLs', () => {
     await createVolume('feed');
     const first = (await writeFile('feed', '/a.txt', Buffer.from('one'))).body;
     await writeFile('feed', '/b.txt', Buffer.from('two'));
-    const mk = await call<wire.CommitResponse>('POST', '/v1/volumes/feed/commits', { json: { changes: [{ op: 'mkdir', path: '/d' }, { op: 'delete', path: '/a.txt' }] } });
+    const mk = await call<wire.CommitResponse>('POST', '/v1/volumes/feed/commits', {
+      json: {
+        changes: [
+          { op: 'mkdir', path: '/d' },
+          { op: 'delete', path: '/a.txt' },
+        ],
+      },
+    });
     const all = await call<wire.ChangesResponse>('GET', `/v1/volumes/feed/changes?since=${first.commit.id}`);
     assert.equal(all.status, 200, JSON.stringify(all.body));
     assert.equal(all.body.head, mk.body.commit.id);
-    assert.deepEqual(all.body.commits.map((c) => c.changes.map((x) => `${x.kind} ${x.path}`)), [['added /b.txt'], ['deleted /a.txt', 'added /d']]);
-    assert.deepEqual(all.body.commits.map((c) => c.truncated), [false, false]);
+    assert.deepEqual(
+      all.body.commits.map((c) => c.changes.map((x) => `${x.kind} ${x.path}`)),
+      [['added /b.txt'], ['deleted /a.txt', 'added /d']],
+    );
+    assert.deepEqual(
+      all.body.commits.map((c) => c.truncated),
+      [false, false],
+    );
     const page = await call<wire.ChangesResponse>('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=1`);
     assert.equal(page.body.commits.length, 1);
-    const rest = await call<wire.ChangesResponse>('GET', `/v1/volumes/feed/changes?since=${page.body.commits[0]!.id}&limit=1`);
-    assert.deepEqual(rest.body.commits.map((c) => c.id), [mk.body.commit.id]);
-    assert.deepEqual((await call<wire.ChangesResponse>('GET', '/v1/volumes/feed/changes')).body, { head: mk.body.commit.id, commits: [] }, 'no cursor: nothing after the head');
+    const rest = await call<wire.ChangesResponse>(
+      'GET',
+      `/v1/volumes/feed/changes?since=${page.body.commits[0]!.id}&limit=1`,
+    );
+    assert.deepEqual(
+      rest.body.commits.map((c) => c.id),
+      [mk.body.commit.id],
+    );
+    assert.deepEqual(
+      (await call<wire.ChangesResponse>('GET', '/v1/volumes/feed/changes')).body,
+      { head: mk.body.commit.id, commits: [] },
+      'no cursor: nothing after the head',
+    );
     // A commit of another volume is not a cursor here; nor is garbage; limits are bounded.
     expectError(await call('GET', `/v1/volumes/ops/changes?since=${first.commit.id}`), 404, 'NotFound');
     expectError(await call('GET', '/v1/volumes/feed/changes?since=..%2F..%2Fetc'), 404, 'NotFound');
     expectError(await call('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=0`), 400, 'InvalidArgument');
-    expectError(await call('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=1001`), 400, 'InvalidArgument');
+    expectError(
+      await call('GET', `/v1/volumes/feed/changes?since=${first.commit.id}&limit=1001`),
+      400,
+      'InvalidArgument',
+    );
   });
 });
 
@@ -450,7 +532,9 @@ describe('snapshots, restore and fork', () => {
     expectError(await call('POST', '/v1/volumes/snaps/restore', { json: {} }), 400, 'InvalidArgument');
     expectError(await call('POST', '/v1/volumes/snaps/restore', { json: { snapshot: 'nope' } }), 404, 'NotFound');
 
-    const fork = await call<wire.Volume>('POST', '/v1/volumes/snaps/fork', { json: { name: 'snaps-copy', snapshot: 'v1' } });
+    const fork = await call<wire.Volume>('POST', '/v1/volumes/snaps/fork', {
+      json: { name: 'snaps-copy', snapshot: 'v1' },
+    });
     assert.equal(fork.status, 201, JSON.stringify(fork.body));
     assert.equal(fork.body.name, 'snaps-copy');
     assert.equal(fork.body.size, 5000);
@@ -510,7 +594,14 @@ describe('authentication', () => {
     expectError(await call('POST', '/v1/volumes/private/snapshots', { token }), 404, 'NotFound');
     expectError(await call('POST', '/v1/volumes/private/fork', { token, json: { name: 'stolen' } }), 404, 'NotFound');
     expectError(await call('POST', '/v1/volumes/private/uploads', { token, json: { chunks: [] } }), 404, 'NotFound');
-    expectError(await call('POST', '/v1/volumes/private/commits', { token, json: { changes: [{ op: 'delete', path: '/secret.txt' }] } }), 404, 'NotFound');
+    expectError(
+      await call('POST', '/v1/volumes/private/commits', {
+        token,
+        json: { changes: [{ op: 'delete', path: '/secret.txt' }] },
+      }),
+      404,
+      'NotFound',
+    );
     expectError(await call('POST', '/v1/tokens', { token, json: { name: 'x', volume: 'private' } }), 404, 'NotFound');
     // The same name is free in the other tenant, and is a different volume.
     const mine = await call<wire.Volume>('PUT', '/v1/volumes/private', { token });
@@ -525,7 +616,9 @@ describe('authentication', () => {
     await createVolume('elsewhere');
     assert.equal((await writeFile('scoped', '/r.txt', Buffer.from('read me'))).status, 201);
     const before = await head('scoped');
-    const c = await call<wire.CreateTokenResponse>('POST', '/v1/tokens', { json: { name: 'mount-ro', volume: 'scoped', readOnly: true } });
+    const c = await call<wire.CreateTokenResponse>('POST', '/v1/tokens', {
+      json: { name: 'mount-ro', volume: 'scoped', readOnly: true },
+    });
     assert.equal(c.status, 201);
     assert.equal(c.body.token.readOnly, true);
     assert.ok(c.body.token.volume);
@@ -535,11 +628,28 @@ describe('authentication', () => {
     assert.equal((await call('GET', '/v1/volumes/scoped/stat?path=/r.txt', { token })).status, 200);
     assert.equal((await call('GET', '/v1/volumes/scoped/read?path=/r.txt', { token })).status, 200);
     const list = await call<wire.VolumeList>('GET', '/v1/volumes', { token });
-    assert.deepEqual(list.body.volumes.map((v) => v.name), ['scoped']);
+    assert.deepEqual(
+      list.body.volumes.map((v) => v.name),
+      ['scoped'],
+    );
     expectError(await call('GET', '/v1/volumes/elsewhere', { token }), 404, 'NotFound');
 
-    expectError(await call('POST', '/v1/volumes/scoped/commits', { token, json: { changes: [{ op: 'delete', path: '/r.txt' }] } }), 403, 'ReadOnly');
-    expectError(await call('POST', '/v1/volumes/scoped/uploads', { token, json: { chunks: [{ hash: sha256(Buffer.from('x')), size: 1 }] } }), 403, 'ReadOnly');
+    expectError(
+      await call('POST', '/v1/volumes/scoped/commits', {
+        token,
+        json: { changes: [{ op: 'delete', path: '/r.txt' }] },
+      }),
+      403,
+      'ReadOnly',
+    );
+    expectError(
+      await call('POST', '/v1/volumes/scoped/uploads', {
+        token,
+        json: { chunks: [{ hash: sha256(Buffer.from('x')), size: 1 }] },
+      }),
+      403,
+      'ReadOnly',
+    );
     expectError(await call('POST', '/v1/volumes/scoped/snapshots', { token }), 403, 'ReadOnly');
     // Not even a read-write scoped token may delete its volume: the kind forbids it, not the read-only flag.
     expectError(await call('DELETE', '/v1/volumes/scoped', { token }), 403, 'Forbidden');
@@ -560,8 +670,14 @@ describe('hostile input', () => {
       [{ op: 'explode', path: '/x' }, /changes\[1\]: unknown op "explode"/],
       [{ op: 'put', path: '/x', size: 'big', chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] }, /changes\[1\]: size/],
       [{ op: 'put', path: '/x', size: 3, chunkSize: 12345, chunks: [hash] }, /changes\[1\]: chunkSize/],
-      [{ op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['../../etc'] }, /changes\[1\]: chunk hashes/],
-      [{ op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash], createParents: 'no' }, /changes\[1\]: createParents must be true or false/],
+      [
+        { op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['../../etc'] },
+        /changes\[1\]: chunk hashes/,
+      ],
+      [
+        { op: 'put', path: '/x', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash], createParents: 'no' },
+        /changes\[1\]: createParents must be true or false/,
+      ],
       [{ op: 'delete', path: '/x', recursive: 'yes' }, /changes\[1\]: recursive must be true or false/],
       [{ op: 'move', from: '/a', to: '/b', overwrite: 1 }, /changes\[1\]: overwrite must be true or false/],
       [{ op: 'mkdir', path: 7 }, /changes\[1\]/],
@@ -569,12 +685,22 @@ describe('hostile input', () => {
       [{ op: 'symlink', path: '/l', target: '' }, /changes\[1\]: symlink target/],
     ];
     for (const [change, message] of bad) {
-      const a = await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [{ op: 'mkdir', path: '/ok' }, change] } });
+      const a = await call('POST', '/v1/volumes/bad-changes/commits', {
+        json: { changes: [{ op: 'mkdir', path: '/ok' }, change] },
+      });
       expectError(a, 400, 'InvalidArgument');
       assert.match(a.body.error.message, message, JSON.stringify(change));
     }
-    expectError(await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: 'all of them' } }), 400, 'InvalidArgument');
-    expectError(await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [] } }), 400, 'InvalidArgument');
+    expectError(
+      await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: 'all of them' } }),
+      400,
+      'InvalidArgument',
+    );
+    expectError(
+      await call('POST', '/v1/volumes/bad-changes/commits', { json: { changes: [] } }),
+      400,
+      'InvalidArgument',
+    );
     assert.equal(await head('bad-changes'), before);
   });
 
@@ -592,16 +718,39 @@ describe('hostile input', () => {
     assert.equal(await head('huge-commit'), before);
     // At the bound the commit goes through.
     const ok = await call<wire.CommitResponse>('POST', '/v1/volumes/huge-commit/commits', {
-      json: { changes: Array.from({ length: 100_000 }, (_, i) => ({ op: 'mkdir', path: `/wide/d${String(i).padStart(6, '0')}` })) },
+      json: {
+        changes: Array.from({ length: 100_000 }, (_, i) => ({
+          op: 'mkdir',
+          path: `/wide/d${String(i).padStart(6, '0')}`,
+        })),
+      },
     });
     assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 300));
-    const page = await call('GET', `/v1/volumes/huge-commit/list?path=/wide&limit=3&after=${encodeURIComponent('/wide/d050000')}`);
-    assert.deepEqual(page.body.entries.map((e: { name: string }) => e.name), ['d050001', 'd050002', 'd050003']);
+    const page = await call(
+      'GET',
+      `/v1/volumes/huge-commit/list?path=/wide&limit=3&after=${encodeURIComponent('/wide/d050000')}`,
+    );
+    assert.deepEqual(
+      page.body.entries.map((e: { name: string }) => e.name),
+      ['d050001', 'd050002', 'd050003'],
+    );
   });
 
   it('refuses odd paths in queries with 400', async () => {
     await createVolume('paths');
-    const bad = ['/a/../b', '/..', '//a', '/a//b', '/a/', 'relative', '/a%00b', '/a%FF', `/${'n'.repeat(256)}`, `/${'d/'.repeat(2100)}x`, '/%ED%A0%80'];
+    const bad = [
+      '/a/../b',
+      '/..',
+      '//a',
+      '/a//b',
+      '/a/',
+      'relative',
+      '/a%00b',
+      '/a%FF',
+      `/${'n'.repeat(256)}`,
+      `/${'d/'.repeat(2100)}x`,
+      '/%ED%A0%80',
+    ];
     for (const p of bad) {
       const raw = p.includes('%') ? p : encodeURIComponent(p);
       for (const route of ['stat', 'list', 'read']) {
@@ -616,14 +765,34 @@ describe('hostile input', () => {
     await createVolume('cpaths');
     const before = await head('cpaths');
     const bad = ['/a/../b', '//x', '/a\u0000b', `/${'n'.repeat(256)}`, '/\ud800', 'rel', ''];
-    expectError(await call('POST', '/v1/volumes/cpaths/commits', { json: { changes: [{ op: 'move', from: '/a', to: '/' }] } }), 400, 'InvalidArgument');
+    expectError(
+      await call('POST', '/v1/volumes/cpaths/commits', { json: { changes: [{ op: 'move', from: '/a', to: '/' }] } }),
+      400,
+      'InvalidArgument',
+    );
     for (const path of bad) {
-      expectError(await call('POST', '/v1/volumes/cpaths/commits', { json: { changes: [{ op: 'mkdir', path }] } }), 400, 'InvalidArgument');
-      expectError(await call('POST', '/v1/volumes/cpaths/commits', { json: { changes: [{ op: 'move', from: '/a', to: path }] } }), 400, 'InvalidArgument');
+      expectError(
+        await call('POST', '/v1/volumes/cpaths/commits', { json: { changes: [{ op: 'mkdir', path }] } }),
+        400,
+        'InvalidArgument',
+      );
+      expectError(
+        await call('POST', '/v1/volumes/cpaths/commits', { json: { changes: [{ op: 'move', from: '/a', to: path }] } }),
+        400,
+        'InvalidArgument',
+      );
     }
     // Invalid UTF-8 bytes inside a JSON string.
-    const raw = Buffer.concat([Buffer.from('{"changes":[{"op":"mkdir","path":"/a'), Buffer.from([0xff, 0xfe]), Buffer.from('"}]}')]);
-    expectError(await call('POST', '/v1/volumes/cpaths/commits', { body: raw, headers: { 'content-type': 'application/json' } }), 400, 'InvalidArgument');
+    const raw = Buffer.concat([
+      Buffer.from('{"changes":[{"op":"mkdir","path":"/a'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}]}'),
+    ]);
+    expectError(
+      await call('POST', '/v1/volumes/cpaths/commits', { body: raw, headers: { 'content-type': 'application/json' } }),
+      400,
+      'InvalidArgument',
+    );
     assert.equal(await head('cpaths'), before);
     const ls = await call<wire.ListResponse>('GET', '/v1/volumes/cpaths/list?recursive=1');
     assert.deepEqual(ls.body.entries, []);
@@ -631,15 +800,27 @@ describe('hostile input', () => {
 
   it('refuses malformed JSON, wrong content types and wrongly typed fields with 400', async () => {
     for (const body of ['{', '{"name": "x",}', 'null', '[]', '"str"', 'nul']) {
-      expectError(await call('POST', '/v1/volumes', { body, headers: { 'content-type': 'application/json' } }), 400, 'InvalidArgument');
+      expectError(
+        await call('POST', '/v1/volumes', { body, headers: { 'content-type': 'application/json' } }),
+        400,
+        'InvalidArgument',
+      );
     }
-    expectError(await call('POST', '/v1/volumes', { body: '{"name":"ct"}', headers: { 'content-type': 'text/plain' } }), 400, 'InvalidArgument');
+    expectError(
+      await call('POST', '/v1/volumes', { body: '{"name":"ct"}', headers: { 'content-type': 'text/plain' } }),
+      400,
+      'InvalidArgument',
+    );
     expectError(await call('POST', '/v1/volumes', { body: '{"name":"ct"}' }), 400, 'InvalidArgument');
     const typed = await call('POST', '/v1/volumes', { json: { name: 'typed', cap: 'big' } });
     expectError(typed, 400, 'InvalidArgument');
     assert.match(typed.body.error.message, /cap/);
     expectError(await call('POST', '/v1/volumes', { json: { name: 'typed', cap: 1.5 } }), 400, 'InvalidArgument');
-    expectError(await call('POST', '/v1/volumes', { json: { name: 'typed', accessMode: 'XYZ' } }), 400, 'InvalidArgument');
+    expectError(
+      await call('POST', '/v1/volumes', { json: { name: 'typed', accessMode: 'XYZ' } }),
+      400,
+      'InvalidArgument',
+    );
     expectError(await call('GET', '/v1/volumes/typed'), 404, 'NotFound');
   });
 
@@ -647,11 +828,17 @@ describe('hostile input', () => {
     const small = await startTestServer({ limits: { jsonBodyBytes: 64 * 1024 } });
     try {
       const big = JSON.stringify({ name: 'huge', pad: 'x'.repeat(100 * 1024) });
-      const a = await call('POST', '/v1/volumes', { base: small.url, token: small.token, body: big, headers: { 'content-type': 'application/json' } });
+      const a = await call('POST', '/v1/volumes', {
+        base: small.url,
+        token: small.token,
+        body: big,
+        headers: { 'content-type': 'application/json' },
+      });
       expectError(a, 413, 'PayloadTooLarge');
       const streamed = new ReadableStream<Uint8Array>({
         start(controller) {
-          for (let i = 0; i < 20; i++) controller.enqueue(new TextEncoder().encode(i === 0 ? '{"name":"huge","pad":"' : 'x'.repeat(8192)));
+          for (let i = 0; i < 20; i++)
+            controller.enqueue(new TextEncoder().encode(i === 0 ? '{"name":"huge","pad":"' : 'x'.repeat(8192)));
           controller.enqueue(new TextEncoder().encode('"}'));
           controller.close();
         },
@@ -673,7 +860,9 @@ describe('hostile input', () => {
 
 describe('signed blob URLs', () => {
   async function uploadPlan(volume: string, bytes: Uint8Array) {
-    const plan = await call<wire.UploadResponse>('POST', `/v1/volumes/${volume}/uploads`, { json: { chunks: [{ hash: sha256(bytes), size: bytes.length }] } });
+    const plan = await call<wire.UploadResponse>('POST', `/v1/volumes/${volume}/uploads`, {
+      json: { chunks: [{ hash: sha256(bytes), size: bytes.length }] },
+    });
     assert.equal(plan.status, 200);
     assert.equal(plan.body.missing.length, 1);
     return plan.body.missing[0]!;
@@ -697,8 +886,14 @@ describe('signed blob URLs', () => {
     };
 
     const sig = new URL(url).searchParams.get('X-Stowage-Signature')!;
-    await expect403(await put(withParam(url, 'X-Stowage-Signature', (sig[0] === 'a' ? 'b' : 'a') + sig.slice(1))), 'flipped signature');
-    await expect403(await put(withParam(url, 'X-Stowage-Expires', String(Math.floor(Date.now() / 1000) + 86_400))), 'extended expiry');
+    await expect403(
+      await put(withParam(url, 'X-Stowage-Signature', (sig[0] === 'a' ? 'b' : 'a') + sig.slice(1))),
+      'flipped signature',
+    );
+    await expect403(
+      await put(withParam(url, 'X-Stowage-Expires', String(Math.floor(Date.now() / 1000) + 86_400))),
+      'extended expiry',
+    );
     await expect403(await put(withParam(url, 'X-Stowage-Size', String(bytes.length + 1))), 'changed size');
     await expect403(await put(withParam(url, 'X-Stowage-Sha256', sha256(Buffer.from('other')))), 'changed checksum');
     await expect403(await put(url.split('?')[0]!), 'no signature at all');
@@ -707,7 +902,12 @@ describe('signed blob URLs', () => {
     await expect403(await fetch(url), 'PUT URL used for GET');
 
     const signer = await serverSigner();
-    const expired = signer.sign(m.key, 'PUT', { expiresIn: 1, sha256: m.hash, size: m.size }, new Date(Date.now() - 3_600_000));
+    const expired = signer.sign(
+      m.key,
+      'PUT',
+      { expiresIn: 1, sha256: m.hash, size: m.size },
+      new Date(Date.now() - 3_600_000),
+    );
     await expect403(await put(expired.url), 'expired');
     assert.ok(!existsSync(join(srv.dataDir, 'blobs', m.key)), 'no object after refused PUTs');
 
@@ -738,12 +938,17 @@ describe('signed blob URLs', () => {
     assert.ok(!existsSync(join(srv.dataDir, 'blobs', m.key)), 'no object after mismatched PUTs');
     // And a commit naming that upload is refused.
     const commit = await call('POST', '/v1/volumes/mismatch/commits', {
-      json: { changes: [{ op: 'put', path: '/f', size: bytes.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [m.hash] }], uploads: [{ hash: m.hash, key: m.key }] },
+      json: {
+        changes: [{ op: 'put', path: '/f', size: bytes.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [m.hash] }],
+        uploads: [{ hash: m.hash, key: m.key }],
+      },
     });
     expectError(commit, 412, 'PreconditionFailed');
   });
 
-  it('streams chunk uploads without buffering them (server RSS stays flat over 256 MiB)', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  it('streams chunk uploads without buffering them (server RSS stays flat over 256 MiB)', {
+    skip: process.platform !== 'linux' && 'reads /proc',
+  }, async () => {
     // The server runs in a child process so that only its memory is measured, not this client's.
     const helper = new URL('./helpers/server.js', import.meta.url).href;
     const script = `import { startTestServer } from ${JSON.stringify(helper)};
@@ -751,16 +956,22 @@ describe('signed blob URLs', () => {
       process.stdout.write(JSON.stringify({ url: s.url, token: s.token }) + '\\n');
       process.on('SIGTERM', () => s.close().then(() => process.exit(0)));
       setInterval(() => {}, 1 << 30);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const exited = once(child, 'exit');
     try {
       const [line] = (await once(child.stdout!, 'data')) as [Buffer];
       const remote = JSON.parse(String(line)) as { url: string; token: string };
       const memory = () => {
         const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-        return { rss: Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024, peak: Number(/VmHWM:\s+(\d+)/.exec(status)![1]) * 1024 };
+        return {
+          rss: Number(/VmRSS:\s+(\d+)/.exec(status)![1]) * 1024,
+          peak: Number(/VmHWM:\s+(\d+)/.exec(status)![1]) * 1024,
+        };
       };
-      const rcall = <T = any>(method: string, path: string, opts: CallOptions = {}) => call<T>(method, path, { base: remote.url, token: remote.token, ...opts });
+      const rcall = <T = any>(method: string, path: string, opts: CallOptions = {}) =>
+        call<T>(method, path, { base: remote.url, token: remote.token, ...opts });
       assert.equal((await rcall('POST', '/v1/volumes', { json: { name: 'large', cap: 1024 ** 3 } })).status, 201);
 
       const block = randomBytes(1024 * 1024);
@@ -781,7 +992,9 @@ describe('signed blob URLs', () => {
         }
         hashes.push(h.digest('hex'));
       }
-      const plan = await rcall<wire.UploadResponse>('POST', '/v1/volumes/large/uploads', { json: { chunks: hashes.map((hash) => ({ hash, size: LARGE_CHUNK_SIZE })) } });
+      const plan = await rcall<wire.UploadResponse>('POST', '/v1/volumes/large/uploads', {
+        json: { chunks: hashes.map((hash) => ({ hash, size: LARGE_CHUNK_SIZE })) },
+      });
       assert.equal(plan.status, 200, JSON.stringify(plan.body));
       assert.equal(plan.body.missing.length, chunks);
 
@@ -800,7 +1013,10 @@ describe('signed blob URLs', () => {
         assert.deepEqual(await res.json(), { key: m.key, size: LARGE_CHUNK_SIZE });
       }
       const grew = (memory().peak - baseline) / 1024 / 1024;
-      assert.ok(grew < 64, `server RSS peaked ${grew.toFixed(1)} MiB above its baseline while receiving ${chunks} x 64 MiB`);
+      assert.ok(
+        grew < 64,
+        `server RSS peaked ${grew.toFixed(1)} MiB above its baseline while receiving ${chunks} x 64 MiB`,
+      );
 
       const size = chunks * LARGE_CHUNK_SIZE;
       const commit = await rcall('POST', '/v1/volumes/large/commits', {
@@ -819,7 +1035,10 @@ describe('signed blob URLs', () => {
       }
       assert.equal(back.digest('hex'), whole.digest('hex'));
       const grewAfterRead = (memory().peak - baseline) / 1024 / 1024;
-      assert.ok(grewAfterRead < 64, `server RSS peaked ${grewAfterRead.toFixed(1)} MiB above its baseline while serving 256 MiB`);
+      assert.ok(
+        grewAfterRead < 64,
+        `server RSS peaked ${grewAfterRead.toFixed(1)} MiB above its baseline while serving 256 MiB`,
+      );
     } finally {
       child.kill('SIGTERM');
       await exited;
@@ -831,7 +1050,11 @@ describe('signed blob URLs', () => {
     try {
       await call('POST', '/v1/volumes', { base: small.url, token: small.token, json: { name: 'v' } });
       const bytes = randomBytes(2048);
-      const plan = await call<wire.UploadResponse>('POST', '/v1/volumes/v/uploads', { base: small.url, token: small.token, json: { chunks: [{ hash: sha256(bytes), size: bytes.length }] } });
+      const plan = await call<wire.UploadResponse>('POST', '/v1/volumes/v/uploads', {
+        base: small.url,
+        token: small.token,
+        json: { chunks: [{ hash: sha256(bytes), size: bytes.length }] },
+      });
       const res = await fetch(plan.body.missing[0]!.request.url, { method: 'PUT', body: bytes });
       assert.equal(res.status, 413);
       assert.equal(((await res.json()) as wire.ErrorBody).error.code, 'PayloadTooLarge');

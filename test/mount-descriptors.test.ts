@@ -27,7 +27,10 @@ const LIMIT = 1024;
 /** `stowage mount` started from a shell that lowered its descriptor limit first, so the detached agent inherits it. */
 async function mountLimited(volume: string, mnt: string): Promise<MountStatus> {
   bed.mounts.track(mnt);
-  const r = await sh(`ulimit -n ${LIMIT}; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_MAIN)} mount ${volume} ${JSON.stringify(mnt)}`, { env: bed.mounts.env(), timeoutMs: 120_000 });
+  const r = await sh(
+    `ulimit -n ${LIMIT}; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_MAIN)} mount ${volume} ${JSON.stringify(mnt)}`,
+    { env: bed.mounts.env(), timeoutMs: 120_000 },
+  );
   assert.equal(r.status, 0, `stowage mount under ulimit -n ${LIMIT}: ${r.stderr}`);
   const s = await bed.mounts.status(mnt);
   const limits = readFileSync(`/proc/${s.pid}/limits`, 'utf8');
@@ -80,7 +83,9 @@ describe('bounded descriptors (issue 10, bug 1)', () => {
     const N = 50_000;
     const writing = writer(mnt, N);
     let finished = false;
-    void writing.finally(() => { finished = true; });
+    void writing.finally(() => {
+      finished = true;
+    });
     let maxFds = 0;
     let answered = 0;
     while (!finished) {
@@ -106,7 +111,9 @@ describe('bounded descriptors (issue 10, bug 1)', () => {
     await assertAllPresent(vol, N);
     assert.equal((await bed.mounts.status(mnt)).pending, 0);
     await bed.mounts.unmountOk(mnt);
-    console.log(`# 50,000 files: mounted and written in ${wrote - started} ms, committed in ${committed - wrote} ms, checked in ${Date.now() - committed} ms; at most ${maxFds} agent descriptors`);
+    console.log(
+      `# 50,000 files: mounted and written in ${wrote - started} ms, committed in ${committed - wrote} ms, checked in ${Date.now() - committed} ms; at most ${maxFds} agent descriptors`,
+    );
   });
 
   it('replay: kill -9 with 5,000 dirty files, mount again under ulimit -n 1024, commit: all present', async () => {

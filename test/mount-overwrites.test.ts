@@ -44,7 +44,11 @@ describe('overwritten by others (issue 10, bug 5)', () => {
     assert.ok(cb.commit);
 
     const st: MountStatus = await bed.mounts.status(a);
-    assert.deepEqual(st.overwrittenByOthers, [{ path: '/x', commit: cb.commit.id }], 'A is told of /x (not /y, not paths A never wrote, not /keep)');
+    assert.deepEqual(
+      st.overwrittenByOthers,
+      [{ path: '/x', commit: cb.commit.id }],
+      'A is told of /x (not /y, not paths A never wrote, not /keep)',
+    );
     // B wrote /x and /y itself last: B has nothing to hear.
     assert.deepEqual((await bed.mounts.status(b)).overwrittenByOthers, []);
     const human = cliOk(await bed.mounts.cli(['mount-status', a]));
@@ -73,7 +77,11 @@ describe('overwritten by others (issue 10, bug 5)', () => {
     await shOk(`printf 'A again' > ${a}/w`);
     assert.ok((await bed.mounts.commit(a)).commit);
 
-    const expected = [{ path: '/d2', commit: cb.commit!.id }, { path: '/d2/f', commit: cb.commit!.id }, { path: '/z', commit: moved.commit.id }];
+    const expected = [
+      { path: '/d2', commit: cb.commit!.id },
+      { path: '/d2/f', commit: cb.commit!.id },
+      { path: '/z', commit: moved.commit.id },
+    ];
     assert.deepEqual((await bed.mounts.status(a)).overwrittenByOthers, expected);
 
     // The records live in the overlay db: a restarted agent still reports them.

@@ -18,7 +18,8 @@ import { mountTestbed, sh, shOk } from './helpers/mount.js';
 const bed = mountTestbed('mount-posix');
 const fresh = (prefix = 'p'): string => bed.fresh(prefix);
 /** Runs a shell script as uid/gid `id` (no supplementary groups). */
-const as = (id: number, script: string) => sh(`setpriv --reuid=${id} --regid=${id} --clear-groups sh -c ${JSON.stringify(script)}`);
+const as = (id: number, script: string) =>
+  sh(`setpriv --reuid=${id} --regid=${id} --clear-groups sh -c ${JSON.stringify(script)}`);
 
 /** A mount point other users can reach (the test's work dir is made 0700). */
 async function mountPoint(): Promise<string> {
@@ -32,7 +33,9 @@ describe('permissions and owners', () => {
     const m = await mountPoint();
     await chmod(m, 0o755);
     await bed.mounts.mountOk(vol.name, m, ['--allow-other']);
-    await shOk(`chmod 755 ${m} && echo secret > ${m}/private && chmod 600 ${m}/private && echo open > ${m}/public && chmod 644 ${m}/public && mkdir -m 755 ${m}/rootdir`);
+    await shOk(
+      `chmod 755 ${m} && echo secret > ${m}/private && chmod 600 ${m}/private && echo open > ${m}/public && chmod 644 ${m}/public && mkdir -m 755 ${m}/rootdir`,
+    );
     const read = await as(4321, `cat ${m}/private`);
     assert.notEqual(read.status, 0);
     assert.match(read.stderr, /Permission denied/);
@@ -62,7 +65,9 @@ describe('permissions and owners', () => {
     await vol.files.write('/from-api.txt', 'api\n');
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
-    await shOk(`echo a > ${m}/a && chown 1234:5678 ${m}/a && mkdir ${m}/d && chgrp 99 ${m}/d && ln -s a ${m}/l && chown -h 7:8 ${m}/l`);
+    await shOk(
+      `echo a > ${m}/a && chown 1234:5678 ${m}/a && mkdir ${m}/d && chgrp 99 ${m}/d && ln -s a ${m}/l && chown -h 7:8 ${m}/l`,
+    );
     assert.equal(await shOk(`stat -c '%u:%g' ${m}/a ${m}/d ${m}/l ${m}/from-api.txt`), '1234:5678\n0:99\n7:8\n0:0\n');
     await bed.mounts.commit(m);
     const a = await vol.files.stat('/a');
@@ -74,7 +79,10 @@ describe('permissions and owners', () => {
     // A mount owned by 1000: what records no owner (and what root made: recorded as none, root was this mount's owner) is 1000's.
     const m2 = await mountPoint();
     await bed.mounts.mountOk(vol.name, m2, ['--read-only', '--uid', '1000', '--gid', '1000']);
-    assert.equal(await shOk(`stat -c '%u:%g' ${m2}/a ${m2}/d ${m2}/l ${m2}/from-api.txt`), '1234:5678\n1000:99\n7:8\n1000:1000\n');
+    assert.equal(
+      await shOk(`stat -c '%u:%g' ${m2}/a ${m2}/d ${m2}/l ${m2}/from-api.txt`),
+      '1234:5678\n1000:99\n7:8\n1000:1000\n',
+    );
   });
 
   test('--uid and --gid take numeric ids only', async () => {
@@ -95,7 +103,9 @@ describe('times', () => {
     const vol = await Volume.create(fresh('times'), { client: bed.client });
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
-    await shOk(`echo x > ${m}/f && touch -a -d @1000000000.111111111 ${m}/f && touch -m -d @1500000000.123456789 ${m}/f`);
+    await shOk(
+      `echo x > ${m}/f && touch -a -d @1000000000.111111111 ${m}/f && touch -m -d @1500000000.123456789 ${m}/f`,
+    );
     assert.equal(await shOk(`stat -c '%.9X %.9Y' ${m}/f`), '1000000000.111111111 1500000000.123456789\n');
     const ctimeBefore = await shOk(`stat -c '%.9Z' ${m}/f`);
     await new Promise((r) => setTimeout(r, 20));
@@ -127,7 +137,8 @@ describe('open files', () => {
       echo committed > ${m}/marker && while [ -e ${m}/marker ]; do sleep 0.05; done
       cat <&3; cat <&4; cat <&5; echo appended >&4; cat ${m}/other.txt`;
     const run = sh(script, { timeoutMs: 60_000 });
-    for (let i = 0; i < 200 && (await sh(`test -e ${m}/marker`)).status !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && (await sh(`test -e ${m}/marker`)).status !== 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
     await bed.mounts.commit(m);
     await shOk(`rm ${m}/marker`);
     const out = await run;
@@ -146,7 +157,9 @@ describe('no stale pages after reload', () => {
     assert.equal(await shOk(`cat ${m}/f.txt; cat ${m}/f.txt`), 'version one\nversion one\n');
     await vol.files.write('/f.txt', 'version two\n', { mtime: 1_600_000_000_000 });
     // Held open across the reload too: its pages must go as well.
-    const held = sh(`exec 3<${m}/f.txt; while [ ! -e ${bed.work}/go-${vol.name} ]; do sleep 0.05; done; cat <&3`, { timeoutMs: 30_000 });
+    const held = sh(`exec 3<${m}/f.txt; while [ ! -e ${bed.work}/go-${vol.name} ]; do sleep 0.05; done; cat <&3`, {
+      timeoutMs: 30_000,
+    });
     await new Promise((r) => setTimeout(r, 200));
     const r = await bed.mounts.cli(['reload', m]);
     assert.equal(r.status, 0, r.stderr);
@@ -174,7 +187,8 @@ setpriv --reuid=4321 --regid=4321 --clear-groups sh -c 'echo more >> ug && trunc
 stat -c '%n %a %u:%g' a b c w t o dir ug ut uo`;
 }
 
-const PRIV_EXPECTED = 'a 755 5:5\nb 2745 5:0\nc 755 0:0\nw 6755 0:0\nt 6755 0:0\no 6755 0:0\ndir 2755 5:5\nug 777 0:0\nut 777 0:0\nuo 777 0:0\n';
+const PRIV_EXPECTED =
+  'a 755 5:5\nb 2745 5:0\nc 755 0:0\nw 6755 0:0\nt 6755 0:0\no 6755 0:0\ndir 2755 5:5\nug 777 0:0\nut 777 0:0\nuo 777 0:0\n';
 
 describe('set-user-ID and set-group-ID', () => {
   test('cleared on chown, write, truncate and open(O_TRUNC) exactly as on a local disk, as root and as another user, and committed', async () => {
@@ -233,7 +247,9 @@ describe('directory listings without opendir', () => {
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     // 3,000 names of ~60 bytes: many readdirplus replies and several getdents calls of libc's 32 KiB buffer.
-    await shOk(`mkdir ${m}/d && cd ${m}/d && for i in $(seq 1 3000); do echo -n > keep-$i-${'x'.repeat(48)}; done && for i in $(seq 1 1000); do echo -n > gone-$i; done`);
+    await shOk(
+      `mkdir ${m}/d && cd ${m}/d && for i in $(seq 1 3000); do echo -n > keep-$i-${'x'.repeat(48)}; done && for i in $(seq 1 1000); do echo -n > gone-$i; done`,
+    );
     const script = `
 import os, sys
 d = sys.argv[1]
@@ -275,7 +291,9 @@ describe('POSIX errors and special files', () => {
     assert.match((await sh(`touch ${m}/${long}`)).stderr, /File name too long/);
     await shOk(`mkdir -p ${m}/d/a ${m}/d/b ${m}/d/b/c && touch ${m}/d/file`);
     assert.equal(await shOk(`stat -c %h ${m}/d ${m}/d/b ${m}/d/a`), '4\n3\n2\n');
-    await shOk(`mkfifo ${m}/d/pipe && python3 -c "import socket; s = socket.socket(socket.AF_UNIX); s.bind('${m}/d/sock')"`);
+    await shOk(
+      `mkfifo ${m}/d/pipe && python3 -c "import socket; s = socket.socket(socket.AF_UNIX); s.bind('${m}/d/sock')"`,
+    );
     assert.equal(await shOk(`stat -c %F ${m}/d/pipe ${m}/d/sock`), 'fifo\nsocket\n');
     // A fifo in the mount works as a fifo.
     assert.equal(await shOk(`(echo through > ${m}/d/pipe &) ; cat ${m}/d/pipe`), 'through\n');

@@ -33,8 +33,12 @@ describe('agent crash', () => {
     ]);
     const m = await mountPoint();
     const s = await bed.mounts.mountOk(vol.name, m);
-    await shOk(`echo new > ${m}/new.txt && mkdir -p ${m}/d/e && echo deep > ${m}/d/e/deep.txt && echo more >> ${m}/base.txt`);
-    await shOk(`printf 'X' | dd of=${m}/big.bin bs=1 seek=${8 * MiB + 1} conv=notrunc status=none && rm ${m}/gone.txt && mv ${m}/d ${m}/dir && chmod 600 ${m}/new.txt`);
+    await shOk(
+      `echo new > ${m}/new.txt && mkdir -p ${m}/d/e && echo deep > ${m}/d/e/deep.txt && echo more >> ${m}/base.txt`,
+    );
+    await shOk(
+      `printf 'X' | dd of=${m}/big.bin bs=1 seek=${8 * MiB + 1} conv=notrunc status=none && rm ${m}/gone.txt && mv ${m}/d ${m}/dir && chmod 600 ${m}/new.txt`,
+    );
     const before = await bed.mounts.status(m);
 
     await shOk(`kill -9 ${s.pid}`);
@@ -49,7 +53,10 @@ describe('agent crash', () => {
     assert.notEqual(s2.pid, s.pid);
     assert.equal(s2.pending, before.pending);
     assert.equal(s2.attachmentId, s.attachmentId, 'the same attachment was resumed');
-    assert.equal(await shOk(`cat ${m}/new.txt ${m}/dir/e/deep.txt ${m}/base.txt; ls ${m}; stat -c %a ${m}/new.txt`), 'new\ndeep\nbase\nmore\nbig.bin\nbase.txt\ndir\nnew.txt\n600\n'.replace('big.bin\nbase.txt', 'base.txt\nbig.bin'));
+    assert.equal(
+      await shOk(`cat ${m}/new.txt ${m}/dir/e/deep.txt ${m}/base.txt; ls ${m}; stat -c %a ${m}/new.txt`),
+      'new\ndeep\nbase\nmore\nbig.bin\nbase.txt\ndir\nnew.txt\n600\n'.replace('big.bin\nbase.txt', 'base.txt\nbig.bin'),
+    );
     const expected = pattern(9 * MiB, 51);
     expected[8 * MiB + 1] = 'X'.charCodeAt(0);
     assert.equal((await shOk(`sha256sum ${m}/big.bin`)).split(' ')[0], sha(expected));
@@ -108,7 +115,10 @@ describe('mounts that cannot start', () => {
   test('a missing or non-directory subpath fails fast, leaves nothing mounted, and releases its attachment', async () => {
     const vol = await Volume.create(fresh('badsub'), { client: bed.client });
     await vol.files.write('/file.txt', 'f');
-    for (const [sub, re] of [['/nope', /no such directory in the volume/], ['/file.txt', /it is a file, not a directory/]] as const) {
+    for (const [sub, re] of [
+      ['/nope', /no such directory in the volume/],
+      ['/file.txt', /it is a file, not a directory/],
+    ] as const) {
       const m = await mountPoint();
       const t0 = Date.now();
       const r = await bed.mounts.mount(vol.name, m, ['--subpath', sub]);
@@ -142,7 +152,12 @@ describe('mounts that cannot start', () => {
 describe('commits that cannot go through', () => {
   test('server down: commit fails after its retries with a clear error, keeps the overlay, and succeeds once the server is back', async () => {
     const dataDir = join(bed.work, fresh('data'));
-    let server: RunningServer | undefined = await startServer({ dataDir, port: 0, host: '127.0.0.1', log: () => undefined });
+    let server: RunningServer | undefined = await startServer({
+      dataDir,
+      port: 0,
+      host: '127.0.0.1',
+      log: () => undefined,
+    });
     const port = Number(new URL(server.url).port);
     const token = server.adminToken!;
     const own = new Mounts({ url: server.url, token }, join(bed.work, fresh('state')));
@@ -207,20 +222,28 @@ describe('commits that cannot go through', () => {
 });
 
 /** One raw request on an agent's control socket. */
-function control(socketPath: string, method: string, path: string, body?: Buffer | string): Promise<{ status: number; json: any }> {
+function control(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: Buffer | string,
+): Promise<{ status: number; json: any }> {
   return new Promise((done, fail) => {
-    const req = request({ socketPath, method, path, headers: body !== undefined ? { 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => {
-        const text = Buffer.concat(parts).toString('utf8');
-        try {
-          done({ status: res.statusCode ?? 0, json: JSON.parse(text) });
-        } catch {
-          fail(new Error(`not JSON: ${text}`));
-        }
-      });
-    });
+    const req = request(
+      { socketPath, method, path, headers: body !== undefined ? { 'content-length': Buffer.byteLength(body) } : {} },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          try {
+            done({ status: res.statusCode ?? 0, json: JSON.parse(text) });
+          } catch {
+            fail(new Error(`not JSON: ${text}`));
+          }
+        });
+      },
+    );
     req.on('error', fail);
     req.end(body);
   });
@@ -232,7 +255,7 @@ describe('control socket', () => {
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     const sock = join(bed.mounts.stateDir(m), 'control.sock');
-    assert.equal(((await shOk(`stat -c %a ${sock}`)).trim()), '600');
+    assert.equal((await shOk(`stat -c %a ${sock}`)).trim(), '600');
 
     const cases: Array<[string, string, Buffer | string | undefined, number, string]> = [
       ['POST', '/commit', '{not json', 400, 'InvalidArgument'],

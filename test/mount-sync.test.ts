@@ -26,7 +26,8 @@ describe('several mounts of one RWX volume', () => {
     const ms = [await mountPoint(), await mountPoint(), await mountPoint()];
     for (const [i, m] of ms.entries()) await bed.mounts.mountOk(vol.name, m, ['--host', `box-${i}`]);
     assert.equal((await vol.attachments()).length, 3);
-    for (const [i, m] of ms.entries()) await shOk(`mkdir ${m}/dir-${i} && echo ${i} > ${m}/dir-${i}/from-${i}.txt && echo ${i} > ${m}/top-${i}.txt`);
+    for (const [i, m] of ms.entries())
+      await shOk(`mkdir ${m}/dir-${i} && echo ${i} > ${m}/dir-${i}/from-${i}.txt && echo ${i} > ${m}/top-${i}.txt`);
     // Nothing crosses before a commit and a reload.
     assert.equal(await shOk(`ls ${ms[0]}`), 'base.txt\ndir-0\ntop-0.txt\n');
     for (const m of ms) {
@@ -39,7 +40,10 @@ describe('several mounts of one RWX volume', () => {
     for (const m of ms) cliOk(await bed.mounts.cli(['reload', m]));
     for (const m of ms) {
       assert.equal(await shOk(`ls ${m}`), 'base.txt\ndir-0\ndir-1\ndir-2\ntop-0.txt\ntop-1.txt\ntop-2.txt\n');
-      assert.equal(await shOk(`cat ${m}/dir-0/from-0.txt ${m}/dir-1/from-1.txt ${m}/dir-2/from-2.txt ${m}/base.txt`), '0\n1\n2\nbase');
+      assert.equal(
+        await shOk(`cat ${m}/dir-0/from-0.txt ${m}/dir-1/from-1.txt ${m}/dir-2/from-2.txt ${m}/base.txt`),
+        '0\n1\n2\nbase',
+      );
       assert.equal((await bed.mounts.status(m)).pending, 0);
     }
     const head = (await vol.refresh()).head;
@@ -57,7 +61,10 @@ describe('several mounts of one RWX volume', () => {
     await vol.files.write('/dir/late.txt', 'late in dir');
     const mounted = await Volume.fromMount(m);
     // Missing in the mount's view: the kernel may cache these misses for a second ...
-    assert.equal(await shOk(`test -e ${m}/late.txt && echo yes || echo no; test -e ${m}/dir/late.txt && echo yes || echo no`), 'no\nno\n');
+    assert.equal(
+      await shOk(`test -e ${m}/late.txt && echo yes || echo no; test -e ${m}/dir/late.txt && echo yes || echo no`),
+      'no\nno\n',
+    );
     // ... and the reload that brings them takes those misses back.
     await mounted.reload();
     assert.equal(await shOk(`cat ${m}/late.txt; echo; cat ${m}/dir/late.txt`), 'late\nlate in dir');

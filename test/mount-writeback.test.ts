@@ -43,13 +43,20 @@ describe('writeback and Volume.fromMount', () => {
     // Killed in the same breath as the write: inside the quiet delay, so nothing was committed.
     await shOk(`printf 'pending' > ${mnt}/replayed.txt && kill -9 ${s.pid}`);
     for (let i = 0; i < 50 && alive(s.pid); i++) await sleep(100);
-    assert.equal(await vol.files.exists('/replayed.txt'), false, 'the change was still uncommitted when the agent died');
+    assert.equal(
+      await vol.files.exists('/replayed.txt'),
+      false,
+      'the change was still uncommitted when the agent died',
+    );
     const s2 = await bed.mounts.mountOk('wb', mnt, ['--writeback']);
     // The replay is in the agent's log; by the time `mount-status` answers, the writeback may already have run
     // (its 2 s quiet delay starts when the agent starts, and a loaded machine can take that long to answer).
     const log = readFileSync(join(bed.mounts.stateDir(mnt), 'agent.log'), 'utf8');
     assert.match(log, /restored 1 uncommitted operations/);
-    assert.ok(s2.pending === 1 || (await vol.files.exists('/replayed.txt')), `pending ${s2.pending} and nothing committed`);
+    assert.ok(
+      s2.pending === 1 || (await vol.files.exists('/replayed.txt')),
+      `pending ${s2.pending} and nothing committed`,
+    );
     // No new write: the documented bound (10 s after the first uncommitted change) applies to replayed ones too.
     let committed = false;
     for (let i = 0; i < 150 && !committed; i++) {
@@ -75,7 +82,10 @@ describe('writeback and Volume.fromMount', () => {
     // The scoped token reaches this volume only.
     const other = await fetch(`${bed.srv.url}/v1/volumes`, { headers: { authorization: `Bearer ${config.token}` } });
     const listed = (await other.json()) as { volumes: Array<{ name: string }> };
-    assert.deepEqual(listed.volumes.map((v) => v.name), ['wb']);
+    assert.deepEqual(
+      listed.volumes.map((v) => v.name),
+      ['wb'],
+    );
     await bed.mounts.unmountOk(mnt);
     const after = await fetch(`${bed.srv.url}/v1/volumes/wb`, { headers: { authorization: `Bearer ${config.token}` } });
     assert.equal(after.status, 401, 'unmount revoked the mount token');
@@ -96,17 +106,27 @@ describe('writeback and Volume.fromMount', () => {
       assert.equal((await vol.history({ limit: 1 })).commits[0]?.message, 'via sdk');
 
       await vol.files.write('/direct.txt', 'written directly');
-      assert.equal(await shOk(`cat ${mnt}/direct.txt 2>/dev/null || echo missing`), 'missing\n', 'no live view before reload');
+      assert.equal(
+        await shOk(`cat ${mnt}/direct.txt 2>/dev/null || echo missing`),
+        'missing\n',
+        'no live view before reload',
+      );
       const re = await handle.reload();
       assert.equal(re.discarded, 0);
       assert.equal(await shOk(`cat ${mnt}/direct.txt`), 'written directly');
 
       await shOk(`printf 'dirty' > ${mnt}/dirty.txt`);
-      await assert.rejects(handle.reload(), (e: Error & { code?: string }) => e.code === 'Conflict' && /1 uncommitted change/.test(e.message));
+      await assert.rejects(
+        handle.reload(),
+        (e: Error & { code?: string }) => e.code === 'Conflict' && /1 uncommitted change/.test(e.message),
+      );
       assert.equal((await handle.reload({ force: true })).discarded, 1);
       assert.equal(await shOk(`ls ${mnt}/dirty.txt 2>/dev/null || echo gone`), 'gone\n');
     }
-    await assert.rejects(Volume.fromMount(join(bed.work, 'not-a-mount')).status(), (e: Error & { code?: string }) => e.code === 'NotFound');
+    await assert.rejects(
+      Volume.fromMount(join(bed.work, 'not-a-mount')).status(),
+      (e: Error & { code?: string }) => e.code === 'NotFound',
+    );
     await bed.mounts.unmountOk(mnt);
   });
 });

@@ -41,7 +41,10 @@ describe('ordinary tools inside a mount', () => {
     await shOk(`mv ${m}/copy/sub ${m}/moved && mv ${m}/existing/old.txt ${m}/existing/renamed.txt`);
     await shOk(`mkdir ${m}/untar && tar -C ${m}/untar -xf ${tarball} && diff -r ${src} ${m}/untar`);
     await shOk(`cp -r ${m}/untar ${m}/doomed && rm -r ${m}/doomed`);
-    assert.equal(await shOk(`readlink ${m}/untar/link; readlink ${m}/untar/sub/up; cat ${m}/untar/sub/up`), 'a.txt\n../a.txt\nalpha\n');
+    assert.equal(
+      await shOk(`readlink ${m}/untar/link; readlink ${m}/untar/sub/up; cat ${m}/untar/sub/up`),
+      'a.txt\n../a.txt\nalpha\n',
+    );
     assert.equal(await shOk(`ls ${m}`), 'copy\nexisting\nmoved\nuntar\n');
 
     const res = await bed.mounts.commit(m, 'tools');
@@ -70,7 +73,9 @@ describe('ordinary tools inside a mount', () => {
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     const git = 'git -c user.name=T -c user.email=t@example.com -c init.defaultBranch=main';
-    await shOk(`mkdir ${m}/repo && cd ${m}/repo && ${git} init -q && printf 'hello\\n' > README && mkdir src && printf 'x = 1\\n' > src/x.py && ${git} add . && ${git} commit -q -m first`);
+    await shOk(
+      `mkdir ${m}/repo && cd ${m}/repo && ${git} init -q && printf 'hello\\n' > README && mkdir src && printf 'x = 1\\n' > src/x.py && ${git} add . && ${git} commit -q -m first`,
+    );
     await shOk(`cd ${m}/repo && printf 'more\\n' >> README && ${git} commit -q -am second`);
     assert.equal(await shOk(`cd ${m}/repo && git log --format=%s`), 'second\nfirst\n');
     assert.equal(await shOk(`cd ${m}/repo && git status --porcelain`), '');
@@ -89,7 +94,10 @@ describe('ordinary tools inside a mount', () => {
     await bed.mounts.unmountOk(m);
     const m2 = await mountPoint();
     await bed.mounts.mountOk(vol.name, m2);
-    assert.equal(await shOk(`cd ${m2}/repo && git log --format=%s && git --no-optional-locks status --porcelain`), 'second\nfirst\n');
+    assert.equal(
+      await shOk(`cd ${m2}/repo && git log --format=%s && git --no-optional-locks status --porcelain`),
+      'second\nfirst\n',
+    );
     await bed.mounts.unmountOk(m2);
   });
 
@@ -100,7 +108,10 @@ describe('ordinary tools inside a mount', () => {
     const rows = Array.from({ length: 200 }, (_, i) => `(${i}, 'row ${i} ${'x'.repeat(50)}')`).join(',');
     await shOk(`sqlite3 ${m}/app.db "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES ${rows};"`);
     await shOk(`sqlite3 ${m}/app.db "UPDATE t SET v = 'changed' WHERE id = 7; DELETE FROM t WHERE id >= 150;"`);
-    assert.equal(await shOk(`sqlite3 ${m}/app.db "SELECT count(*), (SELECT v FROM t WHERE id = 7) FROM t;"`), '150|changed\n');
+    assert.equal(
+      await shOk(`sqlite3 ${m}/app.db "SELECT count(*), (SELECT v FROM t WHERE id = 7) FROM t;"`),
+      '150|changed\n',
+    );
     const res = await bed.mounts.commit(m);
     assert.ok(res.commit);
     assert.equal(await vol.files.exists('/app.db-journal'), false);
@@ -111,14 +122,22 @@ describe('ordinary tools inside a mount', () => {
     const m2 = await mountPoint();
     const s = await bed.mounts.mountOk(vol.name, m2);
     assert.notEqual(s.pid, firstPid);
-    assert.equal(await shOk(`sqlite3 ${m2}/app.db "PRAGMA integrity_check; SELECT count(*), (SELECT v FROM t WHERE id = 7), (SELECT v FROM t WHERE id = 149) FROM t;"`), `ok\n150|changed|row 149 ${'x'.repeat(50)}\n`);
+    assert.equal(
+      await shOk(
+        `sqlite3 ${m2}/app.db "PRAGMA integrity_check; SELECT count(*), (SELECT v FROM t WHERE id = 7), (SELECT v FROM t WHERE id = 149) FROM t;"`,
+      ),
+      `ok\n150|changed|row 149 ${'x'.repeat(50)}\n`,
+    );
     // And a second round of writes on the committed database works too.
     await shOk(`sqlite3 ${m2}/app.db "INSERT INTO t VALUES (1000, 'late');"`);
     await bed.mounts.commit(m2);
     await bed.mounts.unmountOk(m2);
     const m3 = await mountPoint();
     await bed.mounts.mountOk(vol.name, m3);
-    assert.equal(await shOk(`sqlite3 ${m3}/app.db "SELECT count(*), (SELECT v FROM t WHERE id = 1000) FROM t;"`), '151|late\n');
+    assert.equal(
+      await shOk(`sqlite3 ${m3}/app.db "SELECT count(*), (SELECT v FROM t WHERE id = 1000) FROM t;"`),
+      '151|late\n',
+    );
     // sqlite3 opens the database O_RDWR even to read it: that alone is no uncommitted change.
     assert.equal((await bed.mounts.status(m3)).pending, 0);
     await bed.mounts.unmountOk(m3);
@@ -129,15 +148,18 @@ describe('POSIX edits of base files', () => {
   test('random writes, append, truncate, chmod, symlinks and directory renames are committed as the SDK sees them', async () => {
     const vol = await Volume.create(fresh('posix'), { client: bed.client });
     const big = pattern(3 * MiB, 21);
-    await vol.files.writeMany([
-      { path: '/f/random.bin', data: big },
-      { path: '/f/append.txt', data: 'line 1\n' },
-      { path: '/f/shrink.bin', data: pattern(100_000, 22) },
-      { path: '/f/grow.txt', data: 'abc' },
-      { path: '/f/mode.sh', data: '#!/bin/sh\necho hi\n', mode: 0o644 },
-      { path: '/dir/a/one.txt', data: 'one' },
-      { path: '/dir/a/b/two.txt', data: 'two' },
-    ], { createParents: true });
+    await vol.files.writeMany(
+      [
+        { path: '/f/random.bin', data: big },
+        { path: '/f/append.txt', data: 'line 1\n' },
+        { path: '/f/shrink.bin', data: pattern(100_000, 22) },
+        { path: '/f/grow.txt', data: 'abc' },
+        { path: '/f/mode.sh', data: '#!/bin/sh\necho hi\n', mode: 0o644 },
+        { path: '/dir/a/one.txt', data: 'one' },
+        { path: '/dir/a/b/two.txt', data: 'two' },
+      ],
+      { createParents: true },
+    );
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
 
@@ -156,7 +178,12 @@ describe('POSIX edits of base files', () => {
     await shOk(`chmod 755 ${m}/f/mode.sh && ${m}/f/mode.sh > ${bed.work}/out.txt`);
     await shOk(`ln -s ../f/append.txt ${m}/dir/link && ln -s /etc/hostname ${m}/abs-link`);
     await shOk(`mv ${m}/dir/a ${m}/dir/renamed && mkdir ${m}/dir/a && echo new > ${m}/dir/a/new.txt`);
-    assert.equal(await shOk(`cat ${m}/dir/link; cat ${m}/dir/renamed/b/two.txt; echo; stat -c %a ${m}/f/mode.sh; stat -c %s ${m}/f/shrink.bin ${m}/f/grow.txt`), 'line 1\nline 2\nline 3\ntwo\n755\n1000\n10\n');
+    assert.equal(
+      await shOk(
+        `cat ${m}/dir/link; cat ${m}/dir/renamed/b/two.txt; echo; stat -c %a ${m}/f/mode.sh; stat -c %s ${m}/f/shrink.bin ${m}/f/grow.txt`,
+      ),
+      'line 1\nline 2\nline 3\ntwo\n755\n1000\n10\n',
+    );
     const st = await bed.mounts.status(m);
     assert.ok(st.pending > 0);
 
@@ -166,12 +193,21 @@ describe('POSIX edits of base files', () => {
     assert.equal(sha(await vol.files.read('/f/random.bin')), sha(expected));
     assert.equal((await vol.files.read('/f/append.txt')).toString(), 'line 1\nline 2\nline 3\n');
     assert.equal((await vol.files.read('/f/shrink.bin')).equals(pattern(100_000, 22).subarray(0, 1000)), true);
-    assert.equal((await vol.files.read('/f/grow.txt')).equals(Buffer.concat([Buffer.from('abc'), Buffer.alloc(7)])), true);
+    assert.equal(
+      (await vol.files.read('/f/grow.txt')).equals(Buffer.concat([Buffer.from('abc'), Buffer.alloc(7)])),
+      true,
+    );
     assert.equal((await vol.files.stat('/f/mode.sh')).mode & 0o777, 0o755);
-    assert.deepEqual([(await vol.files.stat('/dir/link')).target, (await vol.files.stat('/abs-link')).target], ['../f/append.txt', '/etc/hostname']);
+    assert.deepEqual(
+      [(await vol.files.stat('/dir/link')).target, (await vol.files.stat('/abs-link')).target],
+      ['../f/append.txt', '/etc/hostname'],
+    );
     assert.equal((await vol.files.read('/dir/renamed/one.txt')).toString(), 'one');
     assert.equal((await vol.files.read('/dir/renamed/b/two.txt')).toString(), 'two');
-    assert.deepEqual((await vol.files.list('/dir/a')).map((e) => e.name), ['new.txt']);
+    assert.deepEqual(
+      (await vol.files.list('/dir/a')).map((e) => e.name),
+      ['new.txt'],
+    );
     assert.equal((await vol.files.read('/dir/a/new.txt')).toString(), 'new\n');
     // The mount now shows the commit with a clean overlay, and the same bytes.
     assert.equal((await bed.mounts.status(m)).pending, 0);
@@ -187,11 +223,19 @@ describe('files deleted while open', () => {
     const m = await mountPoint();
     await bed.mounts.mountOk(vol.name, m);
     // Unlink while open, then read and write through the descriptors.
-    assert.equal(await shOk(`exec 3<${m}/held.txt 4<>${m}/temp.txt; rm ${m}/held.txt ${m}/temp.txt; echo scratch >&4; cat <&3; cat ${m}/held.txt 2>/dev/null || echo gone`), 'held\ngone\n');
+    assert.equal(
+      await shOk(
+        `exec 3<${m}/held.txt 4<>${m}/temp.txt; rm ${m}/held.txt ${m}/temp.txt; echo scratch >&4; cat <&3; cat ${m}/held.txt 2>/dev/null || echo gone`,
+      ),
+      'held\ngone\n',
+    );
 
     // A commit while another process still holds deleted files open.
-    const holder = sh(`exec 3<>${m}/open-a.txt; echo a >&3; exec 4<>${m}/open-b.txt; rm ${m}/open-a.txt; mv ${m}/open-b.txt ${m}/kept.txt; touch ${m}/ready; sleep 2`);
-    for (let i = 0; i < 100 && (await sh(`test -e ${m}/ready`)).status !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const holder = sh(
+      `exec 3<>${m}/open-a.txt; echo a >&3; exec 4<>${m}/open-b.txt; rm ${m}/open-a.txt; mv ${m}/open-b.txt ${m}/kept.txt; touch ${m}/ready; sleep 2`,
+    );
+    for (let i = 0; i < 100 && (await sh(`test -e ${m}/ready`)).status !== 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
     const res = await bed.mounts.commit(m);
     assert.ok(res.commit);
     assert.equal((await holder).status, 0);
@@ -206,11 +250,14 @@ describe('files deleted while open', () => {
 describe('lazy view', () => {
   test('mounting and listing fetch no file bytes; reading a file fetches only its chunks', async () => {
     const vol = await Volume.create(fresh('lazy'), { client: bed.client });
-    await vol.files.writeMany([
-      { path: '/a.bin', data: pattern(MiB, 31) },
-      { path: '/d/b.bin', data: pattern(2 * MiB, 32) },
-      { path: '/d/e/c.txt', data: 'c' },
-    ], { createParents: true });
+    await vol.files.writeMany(
+      [
+        { path: '/a.bin', data: pattern(MiB, 31) },
+        { path: '/d/b.bin', data: pattern(2 * MiB, 32) },
+        { path: '/d/e/c.txt', data: 'c' },
+      ],
+      { createParents: true },
+    );
     const m = await mountPoint();
     const s0 = await bed.mounts.mountOk(vol.name, m);
     assert.equal(s0.cache.chunks, 0);
@@ -234,7 +281,15 @@ describe('read-only and subpath mounts', () => {
     const s = await bed.mounts.mountOk(vol.name, m, ['--read-only']);
     assert.equal(s.readOnly, true);
     assert.equal(await shOk(`cat ${m}/keep.txt`), 'keep');
-    for (const cmd of [`touch ${m}/new.txt`, `echo x >> ${m}/keep.txt`, `mkdir ${m}/d`, `rm ${m}/keep.txt`, `mv ${m}/keep.txt ${m}/k2`, `chmod 600 ${m}/keep.txt`, `ln -s x ${m}/l`]) {
+    for (const cmd of [
+      `touch ${m}/new.txt`,
+      `echo x >> ${m}/keep.txt`,
+      `mkdir ${m}/d`,
+      `rm ${m}/keep.txt`,
+      `mv ${m}/keep.txt ${m}/k2`,
+      `chmod 600 ${m}/keep.txt`,
+      `ln -s x ${m}/l`,
+    ]) {
       const r = await sh(cmd);
       assert.notEqual(r.status, 0, cmd);
       assert.match(r.stderr, /Read-only file system/, cmd);
@@ -248,11 +303,14 @@ describe('read-only and subpath mounts', () => {
 
   test('--subpath shows only that subtree, and commits from it land under it', async () => {
     const vol = await Volume.create(fresh('sub'), { client: bed.client });
-    await vol.files.writeMany([
-      { path: '/dir/a.txt', data: 'a' },
-      { path: '/dir/inner/b.txt', data: 'b' },
-      { path: '/other.txt', data: 'other' },
-    ], { createParents: true });
+    await vol.files.writeMany(
+      [
+        { path: '/dir/a.txt', data: 'a' },
+        { path: '/dir/inner/b.txt', data: 'b' },
+        { path: '/other.txt', data: 'other' },
+      ],
+      { createParents: true },
+    );
     const m = await mountPoint();
     const s = await bed.mounts.mountOk(vol.name, m, ['--subpath', '/dir']);
     assert.equal(s.subpath, '/dir');

@@ -11,10 +11,16 @@ import { runOwnershipAttack } from './helpers/ownership.js';
 
 describe('chunk ownership over HTTP (SQLite, local blobs)', () => {
   let srv: TestServer;
-  before(async () => { srv = await startTestServer(); });
-  after(async () => { await srv.close(); });
+  before(async () => {
+    srv = await startTestServer();
+  });
+  after(async () => {
+    await srv.close();
+  });
 
-  it('refuses hash-only claims across tenants and scoped volumes, forged re-uploads, and allows honest re-uploads and forks', { timeout: 120_000 }, async () => {
+  it('refuses hash-only claims across tenants and scoped volumes, forged re-uploads, and allows honest re-uploads and forks', {
+    timeout: 120_000,
+  }, async () => {
     await runOwnershipAttack(srv, 'local', true);
   });
 });

@@ -14,10 +14,23 @@ import { applyReferencePlans, countTap, runPjdfstest } from './helpers/pjdfstest
 
 describe('counting pjdfstest checks from TAP', () => {
   test('counts ok and not ok lines, keeps each failure line, and counts TODO failures as passed (as prove does)', () => {
-    const tap = ['1..5', 'ok 1', "not ok 2 - tried 'chmod x 0644', expected 0, got EACCES", 'ok 3', 'not ok 4 # TODO POSIX leaves this open', 'not ok 5'].join('\n');
+    const tap = [
+      '1..5',
+      'ok 1',
+      "not ok 2 - tried 'chmod x 0644', expected 0, got EACCES",
+      'ok 3',
+      'not ok 4 # TODO POSIX leaves this open',
+      'not ok 5',
+    ].join('\n');
     const r = countTap('chmod/00.t', tap, { status: 0, killed: false });
-    assert.deepEqual({ planned: r.planned, passed: r.passed, failed: r.failed, died: r.died }, { planned: 5, passed: 3, failed: 2, died: undefined });
-    assert.deepEqual(r.failures.map((f) => f.n), [2, 5]);
+    assert.deepEqual(
+      { planned: r.planned, passed: r.passed, failed: r.failed, died: r.died },
+      { planned: 5, passed: 3, failed: 2, died: undefined },
+    );
+    assert.deepEqual(
+      r.failures.map((f) => f.n),
+      [2, 5],
+    );
     assert.match(r.failures[0]!.line, /expected 0, got EACCES/);
   });
 
@@ -51,10 +64,32 @@ describe('counting pjdfstest checks from TAP', () => {
   test('a dead file with no plan takes the plan the reference run printed', () => {
     const dead = countTap('mknod/00.t', 'sh: cannot open\n', { status: 2, killed: false });
     assert.equal(dead.planUnknown, true);
-    const mount = [{ dir: 'mknod', checks: dead.planned, passed: 0, failed: dead.failed, files: [{ ...dead, ms: 1 }], ms: 1 }];
-    const local = [{ dir: 'mknod', checks: 36, passed: 36, failed: 0, files: [{ ...countTap('mknod/00.t', `1..36\n${Array.from({ length: 36 }, (_, i) => `ok ${i + 1}`).join('\n')}\n`, { status: 0, killed: false }), ms: 1 }], ms: 1 }];
+    const mount = [
+      { dir: 'mknod', checks: dead.planned, passed: 0, failed: dead.failed, files: [{ ...dead, ms: 1 }], ms: 1 },
+    ];
+    const local = [
+      {
+        dir: 'mknod',
+        checks: 36,
+        passed: 36,
+        failed: 0,
+        files: [
+          {
+            ...countTap('mknod/00.t', `1..36\n${Array.from({ length: 36 }, (_, i) => `ok ${i + 1}`).join('\n')}\n`, {
+              status: 0,
+              killed: false,
+            }),
+            ms: 1,
+          },
+        ],
+        ms: 1,
+      },
+    ];
     applyReferencePlans(mount, local);
-    assert.deepEqual({ checks: mount[0]!.checks, failed: mount[0]!.failed, passed: mount[0]!.passed }, { checks: 36, failed: 36, passed: 0 });
+    assert.deepEqual(
+      { checks: mount[0]!.checks, failed: mount[0]!.failed, passed: mount[0]!.passed },
+      { checks: 36, failed: 36, passed: 0 },
+    );
   });
 });
 
@@ -65,7 +100,10 @@ describe('running pjdfstest directories', () => {
     await mkdir(join(root, 'tests', 'a'), { recursive: true });
     await mkdir(join(root, 'tests', 'b'), { recursive: true });
     // a/00.t passes and shows where it ran; a/01.t hangs; b/00.t exits early.
-    await writeFile(join(root, 'tests', 'a', '00.t'), 'echo 1..2\necho ok 1\n[ "$(basename "$(pwd)")" = 00 ] && echo ok 2 || echo not ok 2\n');
+    await writeFile(
+      join(root, 'tests', 'a', '00.t'),
+      'echo 1..2\necho ok 1\n[ "$(basename "$(pwd)")" = 00 ] && echo ok 2 || echo not ok 2\n',
+    );
     await writeFile(join(root, 'tests', 'a', '01.t'), 'echo 1..3\necho ok 1\nsleep 30\necho ok 2\necho ok 3\n');
     await writeFile(join(root, 'tests', 'b', '00.t'), 'echo 1..4\necho ok 1\nexit 3\n');
     await writeFile(join(root, 'tests', 'b', 'notes.txt'), 'not a test file\n');
@@ -76,15 +114,26 @@ describe('running pjdfstest directories', () => {
 
   test('each file runs in its own fresh directory; a hang is killed at its timeout and the others still count', async () => {
     const t0 = performance.now();
-    const [a, b] = await runPjdfstest(join(root, 'tests'), ['a', 'b'], join(root, 'work'), { concurrency: 2, fileTimeoutMs: 3000, deadlineMs: 20_000 });
+    const [a, b] = await runPjdfstest(join(root, 'tests'), ['a', 'b'], join(root, 'work'), {
+      concurrency: 2,
+      fileTimeoutMs: 3000,
+      deadlineMs: 20_000,
+    });
     assert.ok(performance.now() - t0 < 10_000, 'the hanging file was not killed at its timeout');
     assert.deepEqual({ checks: a!.checks, passed: a!.passed, failed: a!.failed }, { checks: 5, passed: 2, failed: 3 });
     assert.match(a!.files.find((f) => f.file === 'a/01.t')!.died!, /timeout/);
-    assert.deepEqual({ checks: b!.checks, passed: b!.passed, failed: b!.failed, files: b!.files.length }, { checks: 4, passed: 0, failed: 4, files: 1 });
+    assert.deepEqual(
+      { checks: b!.checks, passed: b!.passed, failed: b!.failed, files: b!.files.length },
+      { checks: 4, passed: 0, failed: 4, files: 1 },
+    );
   });
 
   test('files not started by the deadline count as failed', async () => {
-    const [a] = await runPjdfstest(join(root, 'tests'), ['a'], join(root, 'work2'), { concurrency: 1, fileTimeoutMs: 1500, deadlineMs: 1 });
+    const [a] = await runPjdfstest(join(root, 'tests'), ['a'], join(root, 'work2'), {
+      concurrency: 1,
+      fileTimeoutMs: 1500,
+      deadlineMs: 1,
+    });
     assert.equal(a!.passed, 0);
     assert.ok(a!.files.every((f) => f.died !== undefined));
   });

@@ -18,7 +18,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Volume } from '@stowage/sdk';
 import { mountTestbed } from './helpers/mount.js';
-import { applyReferencePlans, formatSideBySide, PJDFSTEST_DIRS, runPjdfstest, type DirResult, type RunOptions } from './helpers/pjdfstest.js';
+import {
+  applyReferencePlans,
+  formatSideBySide,
+  PJDFSTEST_DIRS,
+  runPjdfstest,
+  type DirResult,
+  type RunOptions,
+} from './helpers/pjdfstest.js';
 import { testTools, type TestTools } from './helpers/test-tools.js';
 
 /**
@@ -72,7 +79,9 @@ after(async () => {
   if (localRoot) await rm(localRoot, { recursive: true, force: true });
 });
 
-describe('pjdfstest (POSIX conformance) on a read-write mount, beside a local directory', { timeout: 15 * 60_000 }, () => {
+describe('pjdfstest (POSIX conformance) on a read-write mount, beside a local directory', {
+  timeout: 15 * 60_000,
+}, () => {
   test('runs as root (pjdfstest chowns and switches users itself)', () => {
     assert.equal(process.getuid?.(), 0, 'run the POSIX suite as root: pjdfstest needs to chown and switch users');
   });
@@ -91,24 +100,38 @@ describe('pjdfstest (POSIX conformance) on a read-write mount, beside a local di
     ]);
     applyReferencePlans(mounted, local);
     const table = formatSideBySide(local, mounted, ['local', 'mount']);
-    process.stdout.write(`\npjdfstest per directory, local directory (${localRoot}) vs Stowage mount, ${((performance.now() - t0) / 1000).toFixed(0)} s:\n${table}\n`);
-    const dead = (rs: readonly DirResult[]) => rs.flatMap((d) => d.files.filter((f) => f.died !== undefined).map((f) => `${f.file}: ${f.died}`));
+    process.stdout.write(
+      `\npjdfstest per directory, local directory (${localRoot}) vs Stowage mount, ${((performance.now() - t0) / 1000).toFixed(0)} s:\n${table}\n`,
+    );
+    const dead = (rs: readonly DirResult[]) =>
+      rs.flatMap((d) => d.files.filter((f) => f.died !== undefined).map((f) => `${f.file}: ${f.died}`));
     // Every failed check with what pjdfstest tried, expected and got (docs/posix.md is written from it).
     const report = process.env.STOWAGE_PJDFSTEST_REPORT;
     if (report) await writeFile(report, JSON.stringify({ local, mount: mounted }, null, 1));
-    if (dead(mounted).length > 0) process.stdout.write(`test files that died on the mount (counted as all failed):\n  ${dead(mounted).join('\n  ')}\n`);
+    if (dead(mounted).length > 0)
+      process.stdout.write(
+        `test files that died on the mount (counted as all failed):\n  ${dead(mounted).join('\n  ')}\n`,
+      );
 
     // The reference: a local directory passes everything (a local failure means the tools or the machine are broken).
     const localChecks = local.reduce((a, r) => a + r.checks, 0);
     assert.ok(localChecks > 8000, `pjdfstest planned only ${localChecks} checks locally: the build is incomplete`);
     assert.deepEqual(dead(local), [], 'pjdfstest test files died on the local directory');
     const localFailures = local.flatMap((d) => d.files.flatMap((f) => f.failures.map((x) => `${f.file} ${x.line}`)));
-    assert.deepEqual(localFailures, [], 'the local directory failed pjdfstest checks: the tools or this machine are broken');
+    assert.deepEqual(
+      localFailures,
+      [],
+      'the local directory failed pjdfstest checks: the tools or this machine are broken',
+    );
 
-    const below = mounted.filter((r) => r.passed < FLOORS[r.dir as keyof typeof FLOORS]).map((r) => `${r.dir}: ${r.passed} passed, floor ${FLOORS[r.dir as keyof typeof FLOORS]}`);
+    const below = mounted
+      .filter((r) => r.passed < FLOORS[r.dir as keyof typeof FLOORS])
+      .map((r) => `${r.dir}: ${r.passed} passed, floor ${FLOORS[r.dir as keyof typeof FLOORS]}`);
     assert.deepEqual(below, [], `the mount fell below its pjdfstest floor:\n${below.join('\n')}\n${table}`);
     // Issue 10's goal: 95% of every directory but link (hard links are not supported: docs/posix.md).
-    const short = mounted.filter((r) => r.dir !== 'link' && r.passed < 0.95 * r.checks).map((r) => `${r.dir}: ${r.passed} of ${r.checks}`);
+    const short = mounted
+      .filter((r) => r.dir !== 'link' && r.passed < 0.95 * r.checks)
+      .map((r) => `${r.dir}: ${r.passed} of ${r.checks}`);
     assert.deepEqual(short, [], `below 95% of pjdfstest:\n${short.join('\n')}`);
   });
 });

@@ -97,7 +97,10 @@ describe('PostgreSQL metadata store', () => {
   });
 
   async function openStore(params: Record<string, string> = {}): Promise<MetadataStore> {
-    const s = await openPostgresMetadataStore({ url: srv.urlFor(srv.database, { schema, ...params }), connectTimeoutMs: 3000 });
+    const s = await openPostgresMetadataStore({
+      url: srv.urlFor(srv.database, { schema, ...params }),
+      connectTimeoutMs: 3000,
+    });
     open.push(s);
     return s;
   }
@@ -119,7 +122,10 @@ describe('PostgreSQL metadata store', () => {
     schema = schemaName();
     const stores = await Promise.all(Array.from({ length: 5 }, () => openStore({ pool: '2' })));
     const rows = await query<{ name: string }>(srv, `select name from ${schema}.kysely_migration order by name`);
-    assert.deepStrictEqual(rows.map((r) => r.name), Object.keys(metadataMigrations('postgres')).sort());
+    assert.deepStrictEqual(
+      rows.map((r) => r.name),
+      Object.keys(metadataMigrations('postgres')).sort(),
+    );
     // All of them see one database.
     const t = tenant('acme');
     await stores[0]!.insertTenant(t);
@@ -139,7 +145,12 @@ describe('PostgreSQL metadata store', () => {
     const a = await openStore();
     const b = await openStore();
     const v = await seed(a);
-    const nexts = Array.from({ length: 30 }, (_, i) => ({ head: hex() as CommitId, size: i, fileCount: i, updatedAt: new Date(i) }));
+    const nexts = Array.from({ length: 30 }, (_, i) => ({
+      head: hex() as CommitId,
+      size: i,
+      fileCount: i,
+      updatedAt: new Date(i),
+    }));
     const results = await Promise.all(nexts.map((n, i) => (i % 2 === 0 ? a : b).casHead(v.id, v.head, n)));
     assert.equal(results.filter(Boolean).length, 1);
     const winner = nexts[results.indexOf(true)]!;
@@ -150,7 +161,10 @@ describe('PostgreSQL metadata store', () => {
     const moved = await Promise.all(
       attempts.map(({ i, commit }) =>
         (i % 2 === 0 ? a : b).transaction(async (tx) => {
-          if (!(await tx.casHead(v.id, winner.head, { head: commit.id, size: 2, fileCount: 2, updatedAt: new Date(2) }))) return false;
+          if (
+            !(await tx.casHead(v.id, winner.head, { head: commit.id, size: 2, fileCount: 2, updatedAt: new Date(2) }))
+          )
+            return false;
           await tx.insertCommit(commit);
           return true;
         }),
@@ -160,7 +174,10 @@ describe('PostgreSQL metadata store', () => {
     const won = attempts[moved.indexOf(true)]!.commit;
     assert.equal((await a.getVolume(v.id))?.head, won.id);
     const history = await a.listCommits(v.id, { limit: 100 });
-    assert.deepStrictEqual(history.map((c) => c.id), [won.id]);
+    assert.deepStrictEqual(
+      history.map((c) => c.id),
+      [won.id],
+    );
   });
 
   it('retries transactions that conflict, so read-then-write transactions all land in order', async () => {
@@ -179,7 +196,10 @@ describe('PostgreSQL metadata store', () => {
           const cur = (await tx.getVolume(v.id))!;
           const seq = cur.fileCount + 1;
           const c = commitAfter(v, cur.head, seq);
-          assert.equal(await tx.casHead(v.id, cur.head, { head: c.id, size: seq, fileCount: seq, updatedAt: new Date(seq) }), true);
+          assert.equal(
+            await tx.casHead(v.id, cur.head, { head: c.id, size: seq, fileCount: seq, updatedAt: new Date(seq) }),
+            true,
+          );
           await tx.insertCommit(c);
         }),
       ),
@@ -189,7 +209,10 @@ describe('PostgreSQL metadata store', () => {
     assert.equal(final.fileCount, writers);
     // An unbroken chain: every commit's parent is the previous one.
     const history = await a.listCommits(v.id, { limit: 100 });
-    assert.deepStrictEqual(history.map((c) => c.seq), [6, 5, 4, 3, 2, 1]);
+    assert.deepStrictEqual(
+      history.map((c) => c.seq),
+      [6, 5, 4, 3, 2, 1],
+    );
     assert.equal(history[0]!.id, final.head);
     for (let i = 0; i < history.length - 1; i++) assert.equal(history[i]!.parent, history[i + 1]!.id);
     assert.equal(history.at(-1)!.parent, v.head);
@@ -222,7 +245,10 @@ describe('PostgreSQL metadata store', () => {
     const headMoved = new Promise<void>((r) => (moved = r));
     const next = commitAfter(v, v.head, 1);
     const torn = s.transaction(async (tx) => {
-      assert.equal(await tx.casHead(v.id, v.head, { head: next.id, size: 1, fileCount: 1, updatedAt: new Date(1) }), true);
+      assert.equal(
+        await tx.casHead(v.id, v.head, { head: next.id, size: 1, fileCount: 1, updatedAt: new Date(1) }),
+        true,
+      );
       moved();
       await gate;
       await tx.insertCommit(next);
@@ -268,7 +294,11 @@ describe('PostgreSQL metadata store', () => {
     }
     stop = true;
     await load;
-    assert.deepStrictEqual([...codes.keys()].filter((c) => c !== 'ok' && c !== 'Unavailable'), [], JSON.stringify([...codes]));
+    assert.deepStrictEqual(
+      [...codes.keys()].filter((c) => c !== 'ok' && c !== 'Unavailable'),
+      [],
+      JSON.stringify([...codes]),
+    );
     assert.ok((codes.get('ok') ?? 0) > 0);
 
     // The interrupted transaction left nothing behind; the store works for writes.
@@ -285,7 +315,10 @@ describe('PostgreSQL metadata store', () => {
     const wrong = srv.urlFor(srv.database).replace(srv.password, 'not-the-password');
     await assert.rejects(openMetadataStore(wrong), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'Unavailable');
-      assert.match(err.message, /^cannot open PostgreSQL metadata at postgres:\/\/stowage:\*\*\*@127\.0\.0\.1:\d+\/stowage: password authentication failed for user "stowage"/);
+      assert.match(
+        err.message,
+        /^cannot open PostgreSQL metadata at postgres:\/\/stowage:\*\*\*@127\.0\.0\.1:\d+\/stowage: password authentication failed for user "stowage"/,
+      );
       assert.match(err.message, /--metadata/);
       assert.ok(!err.message.includes('not-the-password'), err.message);
       return true;

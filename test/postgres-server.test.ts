@@ -29,7 +29,13 @@ describe('server with PostgreSQL metadata', () => {
   before(async () => {
     pgsrv = await startTestPostgres();
     dataDir = await mkdtemp(join(tmpdir(), 'stowage-pg-server-'));
-    server = await startServer({ dataDir, port: 0, host: '127.0.0.1', metadataUrl: pgsrv.url, log: (l) => lines.push(l) });
+    server = await startServer({
+      dataDir,
+      port: 0,
+      host: '127.0.0.1',
+      metadataUrl: pgsrv.url,
+      log: (l) => lines.push(l),
+    });
     assert.ok(server.adminToken, 'a fresh database yields an admin token');
     client = new Stowage({ url: server.url, token: server.adminToken });
   });
@@ -49,13 +55,18 @@ describe('server with PostgreSQL metadata', () => {
     await c.connect();
     try {
       const { rows } = await c.query<{ name: string }>('select name from tenants');
-      assert.deepEqual(rows.map((r) => r.name), ['default']);
+      assert.deepEqual(
+        rows.map((r) => r.name),
+        ['default'],
+      );
     } finally {
       await c.end();
     }
   });
 
-  test('refuses the dedupe proof-of-ownership attack with ownership kept in PostgreSQL', { timeout: 120_000 }, async () => {
+  test('refuses the dedupe proof-of-ownership attack with ownership kept in PostgreSQL', {
+    timeout: 120_000,
+  }, async () => {
     await runOwnershipAttack({ url: server.url, token: server.adminToken!, engine: server.engine }, 'pg', true);
   });
 
@@ -79,7 +90,14 @@ describe('server with PostgreSQL metadata', () => {
     assert.equal((await v.files.read('/notes/hello.txt')).toString(), 'héllo\n');
 
     // A second server on the same database sees the same volumes (stateless replicas).
-    const second = await startServer({ dataDir: await mkdtemp(join(tmpdir(), 'stowage-pg-server-2-')), port: 0, host: '127.0.0.1', metadataUrl: pgsrv.url, blobUrl: join(dataDir, 'blobs'), log: () => undefined });
+    const second = await startServer({
+      dataDir: await mkdtemp(join(tmpdir(), 'stowage-pg-server-2-')),
+      port: 0,
+      host: '127.0.0.1',
+      metadataUrl: pgsrv.url,
+      blobUrl: join(dataDir, 'blobs'),
+      log: () => undefined,
+    });
     try {
       assert.equal(second.adminToken, undefined, 'the tenant already exists in PostgreSQL');
       const other = new Stowage({ url: second.url, token: server.adminToken! });
@@ -92,7 +110,13 @@ describe('server with PostgreSQL metadata', () => {
 
   test(`${WRITERS} concurrent writers on distinct paths: every commit lands, none lost`, async () => {
     const handles = await Promise.all(
-      Array.from({ length: WRITERS }, () => Volume.get('pg-shared', { mintIfMissing: true, accessMode: 'RWX', client: new Stowage({ url: server.url, token: server.adminToken! }) })),
+      Array.from({ length: WRITERS }, () =>
+        Volume.get('pg-shared', {
+          mintIfMissing: true,
+          accessMode: 'RWX',
+          client: new Stowage({ url: server.url, token: server.adminToken! }),
+        }),
+      ),
     );
     assert.equal(new Set(handles.map((h) => h.id)).size, 1, 'concurrent get-or-create made one volume');
     const startSeq = (await handles[0]!.history({ limit: 1 })).commits[0]!.seq;

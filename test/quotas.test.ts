@@ -15,30 +15,41 @@ describe('tenant quotas over HTTP', () => {
   let srv: TestServer;
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${srv.url}${path}`, {
-      method, headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      method,
+      headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  const tusCreate = (length: number) => fetch(`${srv.url}/v1/uploads`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${srv.token}`, 'tus-resumable': '1.0.0', 'upload-length': String(length),
-      'upload-metadata': `volume ${b64('q')},path ${b64('/big.bin')},sha256 ${b64(sha(Buffer.alloc(length)))}`,
-    },
-  });
+  const tusCreate = (length: number) =>
+    fetch(`${srv.url}/v1/uploads`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${srv.token}`,
+        'tus-resumable': '1.0.0',
+        'upload-length': String(length),
+        'upload-metadata': `volume ${b64('q')},path ${b64('/big.bin')},sha256 ${b64(sha(Buffer.alloc(length)))}`,
+      },
+    });
 
   before(async () => {
     srv = await startTestServer();
     assert.equal((await api('POST', '/v1/volumes', { name: 'q' })).status, 201);
   });
-  after(async () => { await srv.close(); });
+  after(async () => {
+    await srv.close();
+  });
 
   it('shows the quotas on GET /v1/tenant, and a tenant cannot change them', async () => {
     const t = await api('GET', '/v1/tenant');
     assert.equal(t.body.storageQuota, null);
     assert.equal(t.body.uncommittedQuota, 16 * 1024 ** 3);
-    const patched = await api('PATCH', '/v1/tenant', { defaultCap: 1024 ** 3, storageQuota: 10 ** 15, uncommittedQuota: 10 ** 15 });
+    const patched = await api('PATCH', '/v1/tenant', {
+      defaultCap: 1024 ** 3,
+      storageQuota: 10 ** 15,
+      uncommittedQuota: 10 ** 15,
+    });
     assert.equal(patched.status, 200);
     assert.equal(patched.body.storageQuota, null);
     assert.equal(patched.body.uncommittedQuota, 16 * 1024 ** 3);
@@ -61,14 +72,34 @@ describe('tenant quotas over HTTP', () => {
     assert.equal(refused.status, 413);
     assert.deepEqual(refused.body.error.details, { quota: 4096, pending: 3000, size: 2000 });
     // Abandoning the staged upload frees its bytes.
-    assert.equal((await fetch(location, { method: 'DELETE', headers: { authorization: `Bearer ${srv.token}`, 'tus-resumable': '1.0.0' } })).status, 204);
-    assert.equal((await api('POST', '/v1/volumes/q/uploads', { chunks: [{ hash: sha(chunk), size: chunk.length }] })).status, 200);
+    assert.equal(
+      (
+        await fetch(location, {
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${srv.token}`, 'tus-resumable': '1.0.0' },
+        })
+      ).status,
+      204,
+    );
+    assert.equal(
+      (await api('POST', '/v1/volumes/q/uploads', { chunks: [{ hash: sha(chunk), size: chunk.length }] })).status,
+      200,
+    );
     // A finished tus upload frees its bytes too.
     await srv.engine.setTenantQuotas('default', { uncommittedQuota: 2000 + 1000 });
     const done = await tusCreate(1000);
     assert.equal(done.status, 201);
     const doneUrl = new URL(done.headers.get('location')!, `${srv.url}/v1/uploads/`).href;
-    const patch = await fetch(doneUrl, { method: 'PATCH', headers: { authorization: `Bearer ${srv.token}`, 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: Buffer.alloc(1000) });
+    const patch = await fetch(doneUrl, {
+      method: 'PATCH',
+      headers: {
+        authorization: `Bearer ${srv.token}`,
+        'tus-resumable': '1.0.0',
+        'upload-offset': '0',
+        'content-type': 'application/offset+octet-stream',
+      },
+      body: Buffer.alloc(1000),
+    });
     assert.equal(patch.status, 204, await patch.text());
     assert.ok(patch.headers.get('stowage-commit'));
     const again = await tusCreate(1000);

@@ -31,11 +31,20 @@ describe('three replicas over one PostgreSQL and one S3 bucket', () => {
     [pgsrv, moto] = await Promise.all([startTestPostgres(), startMoto()]);
     bucket = await createBucket(moto.endpoint, 'replicas');
     // Started together: migrations and the first tenant must come out once.
-    const started = await Promise.all(Array.from({ length: REPLICAS }, async () => {
-      const dataDir = await mkdtemp(join(tmpdir(), 'stowage-replica-'));
-      dirs.push(dataDir);
-      return startServer({ dataDir, port: 0, host: '127.0.0.1', metadataUrl: pgsrv.url, blobUrl: motoBlobUrl(moto.endpoint, bucket), log: () => undefined });
-    }));
+    const started = await Promise.all(
+      Array.from({ length: REPLICAS }, async () => {
+        const dataDir = await mkdtemp(join(tmpdir(), 'stowage-replica-'));
+        dirs.push(dataDir);
+        return startServer({
+          dataDir,
+          port: 0,
+          host: '127.0.0.1',
+          metadataUrl: pgsrv.url,
+          blobUrl: motoBlobUrl(moto.endpoint, bucket),
+          log: () => undefined,
+        });
+      }),
+    );
     servers.push(...started);
     const tokens = started.map((s) => s.adminToken).filter((t): t is string => t !== undefined);
     assert.equal(tokens.length, 1, 'exactly one replica created the first tenant and its token');
@@ -52,7 +61,11 @@ describe('three replicas over one PostgreSQL and one S3 bucket', () => {
 
   test('get-or-create of the same names through every replica at once yields one volume per name', async () => {
     const names = ['alpha', 'beta', 'gamma', 'delta'];
-    const opened = await Promise.all(names.flatMap((name) => clients.flatMap((client) => [0, 1].map(() => Volume.get(name, { mintIfMissing: true, client })))));
+    const opened = await Promise.all(
+      names.flatMap((name) =>
+        clients.flatMap((client) => [0, 1].map(() => Volume.get(name, { mintIfMissing: true, client }))),
+      ),
+    );
     for (const name of names) {
       const ids = new Set(opened.filter((v) => v.name === name).map((v) => v.id));
       assert.equal(ids.size, 1, `one id for ${name}`);
@@ -64,38 +77,69 @@ describe('three replicas over one PostgreSQL and one S3 bucket', () => {
   test('concurrent commits through every replica: nothing lost, seqs consecutive, no duplicates', async () => {
     const vols = await Promise.all(clients.map((client) => Volume.get('shared', { mintIfMissing: true, client })));
     const PER = 8;
-    await Promise.all(vols.flatMap((v, r) => Array.from({ length: PER }, (_, i) => v.files.write(`/r${r}/f${i}.txt`, `replica ${r} file ${i}\n`))));
+    await Promise.all(
+      vols.flatMap((v, r) =>
+        Array.from({ length: PER }, (_, i) => v.files.write(`/r${r}/f${i}.txt`, `replica ${r} file ${i}\n`)),
+      ),
+    );
     const check = vols[1]!;
     for (let r = 0; r < REPLICAS; r++) {
-      for (let i = 0; i < PER; i++) assert.equal((await check.files.read(`/r${r}/f${i}.txt`)).toString(), `replica ${r} file ${i}\n`);
+      for (let i = 0; i < PER; i++)
+        assert.equal((await check.files.read(`/r${r}/f${i}.txt`)).toString(), `replica ${r} file ${i}\n`);
     }
     const { commits } = await check.history({ limit: 100 });
     const seqs = commits.map((c) => c.seq).sort((a, b) => a - b);
     assert.equal(seqs.length, REPLICAS * PER + 1, 'the creation commit and one commit per write');
-    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i), 'consecutive, none twice');
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i),
+      'consecutive, none twice',
+    );
     assert.equal(new Set(commits.map((c) => c.id)).size, commits.length);
   });
 
   test('snapshots and forks made through different replicas at once', async () => {
     const vol = await Volume.get('snaps', { mintIfMissing: true, client: clients[0]! });
     await vol.files.write('/v.txt', 'v0');
-    const snaps = await Promise.all(clients.map((client, r) => Volume.get('snaps', { client }).then((v) => v.snapshot(`s${r}`))));
+    const snaps = await Promise.all(
+      clients.map((client, r) => Volume.get('snaps', { client }).then((v) => v.snapshot(`s${r}`))),
+    );
     assert.equal(new Set(snaps.map((s) => s.name)).size, REPLICAS);
-    const forks = await Promise.all(clients.map((client, r) => Volume.get('snaps', { client }).then((v) => v.fork(`snaps-fork-${r}`, { snapshot: `s${(r + 1) % REPLICAS}` }))));
+    const forks = await Promise.all(
+      clients.map((client, r) =>
+        Volume.get('snaps', { client }).then((v) => v.fork(`snaps-fork-${r}`, { snapshot: `s${(r + 1) % REPLICAS}` })),
+      ),
+    );
     await Promise.all(forks.map((f, r) => f.files.write('/v.txt', `fork ${r}`)));
-    for (const [r, f] of forks.entries()) assert.equal((await Volume.get(f.name, { client: clients[(r + 2) % REPLICAS]! }).then((v) => v.files.read('/v.txt'))).toString(), `fork ${r}`);
+    for (const [r, f] of forks.entries())
+      assert.equal(
+        (
+          await Volume.get(f.name, { client: clients[(r + 2) % REPLICAS]! }).then((v) => v.files.read('/v.txt'))
+        ).toString(),
+        `fork ${r}`,
+      );
     assert.equal((await vol.files.read('/v.txt')).toString(), 'v0', 'forks are copy-on-write');
     assert.equal((await vol.snapshots()).length, REPLICAS);
   });
 
   test('read-write mounts of an RWO volume racing through every replica: exactly one attachment wins', async () => {
     await Volume.get('exclusive', { mintIfMissing: true, accessMode: 'RWO', client: clients[0]! });
-    const tries = await Promise.allSettled(clients.flatMap((client, r) => [0, 1].map((k) =>
-      Volume.get('exclusive', { client }).then((v) => v.attach({ host: `host-${r}-${k}`, path: '/mnt/x' })))));
+    const tries = await Promise.allSettled(
+      clients.flatMap((client, r) =>
+        [0, 1].map((k) =>
+          Volume.get('exclusive', { client }).then((v) => v.attach({ host: `host-${r}-${k}`, path: '/mnt/x' })),
+        ),
+      ),
+    );
     const won = tries.filter((t) => t.status === 'fulfilled');
-    assert.equal(won.length, 1, JSON.stringify(tries.map((t) => (t.status === 'rejected' ? String((t.reason as Error).message) : 'won'))));
+    assert.equal(
+      won.length,
+      1,
+      JSON.stringify(tries.map((t) => (t.status === 'rejected' ? String((t.reason as Error).message) : 'won'))),
+    );
     for (const t of tries) {
-      if (t.status === 'rejected') assert.equal((t.reason as { code?: string }).code, 'Conflict', String((t.reason as Error).message));
+      if (t.status === 'rejected')
+        assert.equal((t.reason as { code?: string }).code, 'Conflict', String((t.reason as Error).message));
     }
   });
 
@@ -131,7 +175,10 @@ describe('three replicas over one PostgreSQL and one S3 bucket', () => {
     for (let i = 0; i < 3; i++) reports.push(await servers[0]!.engine.gc({ grace: 30 * 60_000 }));
     stop = true;
     await Promise.all(writers);
-    assert.ok(reports.reduce((n, r) => n + r.deletedChunks, 0) >= 2, `the deleted volume's chunks were collected: ${JSON.stringify(reports)}`);
+    assert.ok(
+      reports.reduce((n, r) => n + r.deletedChunks, 0) >= 2,
+      `the deleted volume's chunks were collected: ${JSON.stringify(reports)}`,
+    );
     // Every file committed during GC, and everything older that is still reachable, reads back whole.
     for (const path of written) {
       const [, w, name] = /^\/w(\d)\/(\d+)\.bin$/.exec(path)!;

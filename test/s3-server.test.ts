@@ -20,7 +20,16 @@ import { startServer, type RunningServer } from '../src/server/serve.js';
 import { openBlobStore, openMetadataStore } from '../src/stores/registry.js';
 import { Stowage, Volume } from '@stowage/sdk';
 import { runOwnershipAttack } from './helpers/ownership.js';
-import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, motoClient, startMoto, type Moto } from './helpers/moto.js';
+import {
+  createBucket,
+  deleteBucket,
+  forwardTo,
+  listenOnLoopback,
+  motoBlobUrl,
+  motoClient,
+  startMoto,
+  type Moto,
+} from './helpers/moto.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -45,7 +54,12 @@ async function countingProxy(target: string): Promise<{ endpoint: string; seen: 
   const seen: Seen[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    seen.push({ method: req.method ?? '', path: url.pathname, presigned: url.searchParams.has('X-Amz-Signature'), range: req.headers.range });
+    seen.push({
+      method: req.method ?? '',
+      path: url.pathname,
+      presigned: url.searchParams.has('X-Amz-Signature'),
+      range: req.headers.range,
+    });
     forwardTo(t, req, res);
   });
   return { endpoint: await listenOnLoopback(server), seen, server };
@@ -59,14 +73,23 @@ describe('stowage serve --blobs s3://... (moto)', () => {
   let server: RunningServer;
   let vol: Volume;
   const big = pattern(9 * MiB + 4321, 1);
-  const small = Array.from({ length: 120 }, (_, i) => ({ path: `/small/f${i}.txt`, data: Buffer.from(`small file ${i}\n`.repeat(i + 1)) }));
+  const small = Array.from({ length: 120 }, (_, i) => ({
+    path: `/small/f${i}.txt`,
+    data: Buffer.from(`small file ${i}\n`.repeat(i + 1)),
+  }));
 
   before(async () => {
     moto = await startMoto();
     bucket = await createBucket(moto.endpoint);
     proxy = await countingProxy(moto.endpoint);
     dataDir = await mkdtemp(join(tmpdir(), 'stowage-s3-e2e-'));
-    server = await startServer({ dataDir, port: 0, host: '127.0.0.1', blobUrl: motoBlobUrl(proxy.endpoint, bucket), log: () => undefined });
+    server = await startServer({
+      dataDir,
+      port: 0,
+      host: '127.0.0.1',
+      blobUrl: motoBlobUrl(proxy.endpoint, bucket),
+      log: () => undefined,
+    });
     assert.ok(server.adminToken);
     vol = await Volume.create('s3vol', { client: new Stowage({ url: server.url, token: server.adminToken }) });
   });
@@ -85,7 +108,9 @@ describe('stowage serve --blobs s3://... (moto)', () => {
       const keys: string[] = [];
       let token: string | undefined;
       do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ...(token ? { ContinuationToken: token } : {}) }));
+        const page = await client.send(
+          new ListObjectsV2Command({ Bucket: bucket, ...(token ? { ContinuationToken: token } : {}) }),
+        );
         for (const o of page.Contents ?? []) keys.push(o.Key!);
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -95,15 +120,23 @@ describe('stowage serve --blobs s3://... (moto)', () => {
     }
   };
 
-  it('writes a large file as chunks PUT straight to the bucket, and many small ones as packs', { timeout: 120_000 }, async () => {
+  it('writes a large file as chunks PUT straight to the bucket, and many small ones as packs', {
+    timeout: 120_000,
+  }, async () => {
     const mark = proxy.seen.length;
     await vol.files.write('/big.bin', big);
     await vol.files.writeMany(small);
     const puts = proxy.seen.slice(mark).filter((s) => s.method === 'PUT' && s.presigned);
     assert.ok(puts.length >= 3, `expected presigned PUTs of 2 chunks and a pack, saw ${puts.length}`);
     const keys = await objectKeys();
-    assert.ok(keys.some((k) => k.startsWith('chunks/')), `chunk objects in the bucket: ${keys.join(', ')}`);
-    assert.ok(keys.some((k) => k.startsWith('packs/')), `pack objects in the bucket: ${keys.join(', ')}`);
+    assert.ok(
+      keys.some((k) => k.startsWith('chunks/')),
+      `chunk objects in the bucket: ${keys.join(', ')}`,
+    );
+    assert.ok(
+      keys.some((k) => k.startsWith('packs/')),
+      `pack objects in the bucket: ${keys.join(', ')}`,
+    );
   });
 
   it('reads files back through presigned GETs, ranged for packed chunks', { timeout: 120_000 }, async () => {
@@ -112,9 +145,15 @@ describe('stowage serve --blobs s3://... (moto)', () => {
     for (const f of small.filter((_, i) => i % 10 === 3)) assert.deepEqual(await vol.files.read(f.path), f.data);
     const gets = proxy.seen.slice(mark).filter((s) => s.method === 'GET' && s.presigned);
     assert.ok(gets.length >= 2 + 12, `presigned GETs: ${gets.length}`);
-    assert.ok(gets.some((g) => g.path.includes('/packs/') && g.range !== undefined), 'packed chunks are read with a Range');
+    assert.ok(
+      gets.some((g) => g.path.includes('/packs/') && g.range !== undefined),
+      'packed chunks are read with a Range',
+    );
     // A range read of the large file through the server's content endpoint (the server reads the bucket itself).
-    assert.deepEqual(await vol.files.read('/big.bin', { range: { start: 8 * MiB - 10, end: 8 * MiB + 9 } }), big.subarray(8 * MiB - 10, 8 * MiB + 10));
+    assert.deepEqual(
+      await vol.files.read('/big.bin', { range: { start: 8 * MiB - 10, end: 8 * MiB + 9 } }),
+      big.subarray(8 * MiB - 10, 8 * MiB + 10),
+    );
   });
 
   it('never serves blob bytes itself: /v1/blobs does not exist', async () => {
@@ -139,17 +178,24 @@ describe('stowage serve --blobs s3://... (moto)', () => {
     // As `stowage gc --blobs s3://...` does: the operator's own engine over the same stores, here with a clock 3 h ahead so nothing is inside the grace period.
     const metadata = await openMetadataStore(join(dataDir, METADATA_FILE));
     const blobs = await openBlobStore(motoBlobUrl(moto.endpoint, bucket));
-    const report = await createEngine({ metadata, blobs, now: () => new Date(Date.now() + 3 * 3600_000) }).gc({ retention: 0 }).finally(async () => {
-      await blobs.close();
-      await metadata.close();
-    });
+    const report = await createEngine({ metadata, blobs, now: () => new Date(Date.now() + 3 * 3600_000) })
+      .gc({ retention: 0 })
+      .finally(async () => {
+        await blobs.close();
+        await metadata.close();
+      });
     assert.ok(report.deletedObjects >= 3, `deleted objects: ${report.deletedObjects}`);
     const afterKeys = await objectKeys();
     assert.equal(before.length - afterKeys.length, report.deletedObjects);
-    assert.ok(!afterKeys.some((k) => k.startsWith('chunks/') || k.startsWith('packs/')), `left: ${afterKeys.join(', ')}`);
+    assert.ok(
+      !afterKeys.some((k) => k.startsWith('chunks/') || k.startsWith('packs/')),
+      `left: ${afterKeys.join(', ')}`,
+    );
   });
 
-  it('refuses the dedupe proof-of-ownership attack on the S3 store (moto does not check checksums: the server re-hashes)', { timeout: 120_000 }, async () => {
+  it('refuses the dedupe proof-of-ownership attack on the S3 store (moto does not check checksums: the server re-hashes)', {
+    timeout: 120_000,
+  }, async () => {
     await runOwnershipAttack({ url: server.url, token: server.adminToken!, engine: server.engine }, 's3', false);
   });
 
@@ -157,11 +203,17 @@ describe('stowage serve --blobs s3://... (moto)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-s3-e2e-bad-'));
     try {
       const url = motoBlobUrl(moto.endpoint, 'no-such-bucket', { secretAccessKey: 'VERY-SECRET' });
-      await assert.rejects(() => startServer({ dataDir: dir, port: 0, host: '127.0.0.1', blobUrl: url, log: () => undefined }), (err: Error) => {
-        assert.match(err.message, /^--blobs s3:\/\/no-such-bucket\?.*cannot use S3 bucket "no-such-bucket" at http:\/\/127\.0\.0\.1:\d+: NoSuchBucket/);
-        assert.ok(!err.message.includes('VERY-SECRET'));
-        return true;
-      });
+      await assert.rejects(
+        () => startServer({ dataDir: dir, port: 0, host: '127.0.0.1', blobUrl: url, log: () => undefined }),
+        (err: Error) => {
+          assert.match(
+            err.message,
+            /^--blobs s3:\/\/no-such-bucket\?.*cannot use S3 bucket "no-such-bucket" at http:\/\/127\.0\.0\.1:\d+: NoSuchBucket/,
+          );
+          assert.ok(!err.message.includes('VERY-SECRET'));
+          return true;
+        },
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

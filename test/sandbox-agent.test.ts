@@ -25,7 +25,10 @@ let dir: string;
 let seq = 0;
 
 /** Runs a command to its end; returns its output and exit. */
-async function run(argv: string[], options: { timeoutMs?: number; stdin?: Buffer; cwd?: string } = {}): Promise<{ stdout: string; stderr: string; exit: ExecExit }> {
+async function run(
+  argv: string[],
+  options: { timeoutMs?: number; stdin?: Buffer; cwd?: string } = {},
+): Promise<{ stdout: string; stderr: string; exit: ExecExit }> {
   const id = `e${++seq}`;
   const out: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
   const onOut = (eid: string, fd: 1 | 2, data: Buffer): void => {
@@ -41,7 +44,13 @@ async function run(argv: string[], options: { timeoutMs?: number; stdin?: Buffer
     agent.on('exit', onExit);
   });
   try {
-    await agent.exec({ id, argv, stdin: options.stdin !== undefined, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.cwd ? { cwd: options.cwd } : {}) });
+    await agent.exec({
+      id,
+      argv,
+      stdin: options.stdin !== undefined,
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    });
     if (options.stdin) {
       agent.stdin(id, options.stdin);
       agent.endStdin(id);
@@ -82,7 +91,10 @@ describe('the sandbox agent', () => {
   });
 
   it('refuses a command that does not exist with ENOENT', async () => {
-    await assert.rejects(agent.exec({ id: 'missing', argv: ['/no/such/command'] }), (e: AgentCallError) => e.code === 'ENOENT' && /no\/such\/command/.test(e.message));
+    await assert.rejects(
+      agent.exec({ id: 'missing', argv: ['/no/such/command'] }),
+      (e: AgentCallError) => e.code === 'ENOENT' && /no\/such\/command/.test(e.message),
+    );
   });
 
   it('kills the whole process group on timeout', async () => {
@@ -93,8 +105,14 @@ describe('the sandbox agent', () => {
     const bg = Number((await readFile(pidFile, 'utf8')).trim());
     await sleep(100);
     // Gone, or a zombie its new parent has not reaped yet (this host's init reaps slowly).
-    const state = await readFile(`/proc/${bg}/stat`, 'utf8').then((t) => t.slice(t.lastIndexOf(')') + 2, t.lastIndexOf(')') + 3), () => 'gone');
-    assert.ok(state === 'gone' || state === 'Z', `the background child of a timed-out command is killed too (state ${state})`);
+    const state = await readFile(`/proc/${bg}/stat`, 'utf8').then(
+      (t) => t.slice(t.lastIndexOf(')') + 2, t.lastIndexOf(')') + 3),
+      () => 'gone',
+    );
+    assert.ok(
+      state === 'gone' || state === 'Z',
+      `the background child of a timed-out command is killed too (state ${state})`,
+    );
   });
 
   it('does not wait for children a finished command left behind', async () => {
@@ -126,7 +144,11 @@ describe('the sandbox agent', () => {
     assert.equal(st.mode, 0o600);
     assert.equal((await agent.readFile(path)).length, 2_500_000);
     const listing = await agent.list(join(dir, 'a/b'));
-    assert.deepEqual(listing.entries.map((e) => [e.name, e.type]), [['c.txt', 'file']], 'no temp file is left beside it');
+    assert.deepEqual(
+      listing.entries.map((e) => [e.name, e.type]),
+      [['c.txt', 'file']],
+      'no temp file is left beside it',
+    );
     await agent.mkdir(join(dir, 'x/y'));
     assert.equal((await agent.stat(join(dir, 'x/y'))).type, 'directory');
     await agent.remove(join(dir, 'a'), true);
@@ -134,8 +156,14 @@ describe('the sandbox agent', () => {
   });
 
   it('refuses relative paths, missing parents without createParents, directories as files, and oversize reads', async () => {
-    await assert.rejects(agent.stat('etc/passwd'), (e: AgentCallError) => e.code === 'EINVAL' && /absolute/.test(e.message));
-    await assert.rejects(agent.writeFile(join(dir, 'nope/f'), Buffer.from('x'), { createParents: false }), (e: AgentCallError) => e.code === 'ENOENT');
+    await assert.rejects(
+      agent.stat('etc/passwd'),
+      (e: AgentCallError) => e.code === 'EINVAL' && /absolute/.test(e.message),
+    );
+    await assert.rejects(
+      agent.writeFile(join(dir, 'nope/f'), Buffer.from('x'), { createParents: false }),
+      (e: AgentCallError) => e.code === 'ENOENT',
+    );
     await assert.rejects(agent.writeFile(dir, Buffer.from('x')), (e: AgentCallError) => e.code === 'EISDIR');
     await assert.rejects(agent.readFile(dir), (e: AgentCallError) => e.code === 'EISDIR');
     await assert.rejects(agent.remove('/'), (e: AgentCallError) => e.code === 'EPERM');
@@ -148,7 +176,12 @@ describe('the sandbox agent', () => {
 describe('the supervisor side of the link, against an agent that breaks the protocol', () => {
   /** A client whose "agent" is the test: bytes written to `fromAgent` reach the client. */
   function fake(): { client: AgentClient; fromAgent: (b: Buffer) => void } {
-    const link = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const link = new Duplex({
+      read() {},
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
     return { client: new AgentClient(link), fromAgent: (b) => link.push(b) };
   }
 
@@ -161,7 +194,12 @@ describe('the supervisor side of the link, against an agent that breaks the prot
   });
 
   it('closes the link on an event of the wrong shape or an answer nobody asked for', async () => {
-    for (const header of [{ ev: 'exit', id: 'x'.repeat(500), code: 0, signal: null, timedOut: false }, { ev: 'out', id: 'x', fd: 7 }, { rid: 99, ok: true }, { ev: 'mystery' }]) {
+    for (const header of [
+      { ev: 'exit', id: 'x'.repeat(500), code: 0, signal: null, timedOut: false },
+      { ev: 'out', id: 'x', fd: 7 },
+      { rid: 99, ok: true },
+      { ev: 'mystery' },
+    ]) {
       const { client, fromAgent } = fake();
       fromAgent(encodeFrame(header));
       await sleep(5);
@@ -172,7 +210,12 @@ describe('the supervisor side of the link, against an agent that breaks the prot
   it('closes the link on a result of the wrong shape', async () => {
     const { client, fromAgent } = fake();
     const pending = client.stat('/x');
-    fromAgent(encodeFrame({ rid: 1, ok: true }, Buffer.from(JSON.stringify({ name: '/x', type: 'file', size: -1, mode: 0, mtimeMs: 0, uid: 0, gid: 0 }))));
+    fromAgent(
+      encodeFrame(
+        { rid: 1, ok: true },
+        Buffer.from(JSON.stringify({ name: '/x', type: 'file', size: -1, mode: 0, mtimeMs: 0, uid: 0, gid: 0 })),
+      ),
+    );
     await assert.rejects(pending, (e: AgentCallError) => e.code === 'EPROTO');
     assert.match(client.closedReason ?? '', /malformed result/);
   });

@@ -29,7 +29,15 @@ import { MiB } from '@stowage/sdk/common/sizes.js';
 import { isStowageError, Stowage, StowageError, Volume } from '@stowage/sdk';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
-import { createBucket, deleteBucket, forwardTo, listenOnLoopback, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';
+import {
+  createBucket,
+  deleteBucket,
+  forwardTo,
+  listenOnLoopback,
+  motoBlobUrl,
+  startMoto,
+  type Moto,
+} from './helpers/moto.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { freePort } from './helpers/free-port.js';
 
@@ -74,7 +82,11 @@ async function faultProxy(target: string) {
       req.resume();
       req.on('end', () => {
         res.writeHead(500, { 'content-type': 'application/xml' });
-        res.end(req.method === 'HEAD' ? undefined : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message><RequestId>test</RequestId></Error>');
+        res.end(
+          req.method === 'HEAD'
+            ? undefined
+            : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message><RequestId>test</RequestId></Error>',
+        );
       });
       return;
     }
@@ -106,7 +118,12 @@ async function faultProxy(target: string) {
 }
 
 /** Runs `fn`, which must fail with a StowageError of `code` within `withinMs`; returns the error. */
-async function failsCleanly(fn: () => Promise<unknown>, code: string, withinMs: number, what: string): Promise<StowageError> {
+async function failsCleanly(
+  fn: () => Promise<unknown>,
+  code: string,
+  withinMs: number,
+  what: string,
+): Promise<StowageError> {
   const t0 = Date.now();
   let err: unknown;
   try {
@@ -151,8 +168,19 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       bucket = await createBucket(moto.endpoint);
       proxy = await faultProxy(moto.endpoint);
       // Short S3 timeouts so that a stalled store fails within the test's patience (production defaults are 30 s x 4).
-      const blobUrl = motoBlobUrl(proxy.endpoint, bucket, { maxAttempts: '3', timeoutMs: '800', connectTimeoutMs: '800' });
-      server = await startServer({ dataDir: await tempDir('s3'), port: 0, host: '127.0.0.1', metadataUrl: await pgsrv.createDatabase('faults_s3'), blobUrl, log: () => undefined });
+      const blobUrl = motoBlobUrl(proxy.endpoint, bucket, {
+        maxAttempts: '3',
+        timeoutMs: '800',
+        connectTimeoutMs: '800',
+      });
+      server = await startServer({
+        dataDir: await tempDir('s3'),
+        port: 0,
+        host: '127.0.0.1',
+        metadataUrl: await pgsrv.createDatabase('faults_s3'),
+        blobUrl,
+        log: () => undefined,
+      });
       vol = await Volume.create('faulty', { client: new Stowage({ url: server.url, token: server.adminToken! }) });
       await vol.files.write('/seed.txt', 'seed\n');
     });
@@ -170,7 +198,11 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       for (const p of paths) assert.equal(await vol.files.exists(p), false, `${p} exists before the test`);
       return async (what: string) => {
         assert.equal((await vol.refresh()).head, head, `${what}: the head moved`);
-        assert.deepEqual((await vol.history({ limit: 5 })).commits.map((c) => `${c.seq}:${c.id}`), history, `${what}: history changed`);
+        assert.deepEqual(
+          (await vol.history({ limit: 5 })).commits.map((c) => `${c.seq}:${c.id}`),
+          history,
+          `${what}: history changed`,
+        );
         for (const p of paths) assert.equal(await vol.files.exists(p), false, `${what}: ${p} was published`);
       };
     };
@@ -181,18 +213,35 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       assert.equal(sha(back), sha(data), `${path} reads back byte-identical`);
     };
 
-    it('500s on every request: a large and a packed small write fail with Unavailable after retries, nothing published; after healing they succeed', { timeout: 30_000 }, async () => {
+    it('500s on every request: a large and a packed small write fail with Unavailable after retries, nothing published; after healing they succeed', {
+      timeout: 30_000,
+    }, async () => {
       const big = pattern(2 * MiB + 12345, 11);
       const small = pattern(3000, 12);
       const check = await unchanged(['/big-500.bin', '/small-500.txt']);
       proxy.state.fault = 'fail';
       const mark = proxy.seen.length;
       const [eBig, eSmall] = await Promise.all([
-        failsCleanly(() => vol.files.write('/big-500.bin', big), 'Unavailable', 15_000, 'large write while the store answers 500'),
-        failsCleanly(() => vol.files.write('/small-500.txt', small), 'Unavailable', 15_000, 'packed write while the store answers 500'),
+        failsCleanly(
+          () => vol.files.write('/big-500.bin', big),
+          'Unavailable',
+          15_000,
+          'large write while the store answers 500',
+        ),
+        failsCleanly(
+          () => vol.files.write('/small-500.txt', small),
+          'Unavailable',
+          15_000,
+          'packed write while the store answers 500',
+        ),
       ]);
-      const failedPuts = proxy.seen.slice(mark).filter((s) => s.method === 'PUT' && s.presigned && s.faulted === 'fail');
-      assert.ok(failedPuts.length >= 2 * 4, `each signed PUT was retried (4 attempts each): ${failedPuts.length} failed PUTs`);
+      const failedPuts = proxy.seen
+        .slice(mark)
+        .filter((s) => s.method === 'PUT' && s.presigned && s.faulted === 'fail');
+      assert.ok(
+        failedPuts.length >= 2 * 4,
+        `each signed PUT was retried (4 attempts each): ${failedPuts.length} failed PUTs`,
+      );
       assert.match(eBig.message, /500|InternalError|blob store/i, eBig.message);
       assert.match(eSmall.message, /500|InternalError|blob store/i, eSmall.message);
       proxy.heal();
@@ -213,12 +262,17 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       const faulted = puts.filter((s) => s.faulted === 'fail');
       assert.equal(faulted.length, 2, 'two signed PUTs were failed');
       for (const f of faulted) {
-        assert.ok(puts.slice(puts.indexOf(f) + 1).some((s) => s.path === f.path && s.faulted === 'none'), `the failed PUT of ${f.path} was retried and passed`);
+        assert.ok(
+          puts.slice(puts.indexOf(f) + 1).some((s) => s.path === f.path && s.faulted === 'none'),
+          `the failed PUT of ${f.path} was retried and passed`,
+        );
       }
       assert.equal(proxy.state.fault, 'none', 'the proxy healed after its two faults');
     });
 
-    it('stalling on every request: writes fail with Unavailable within a bound, nothing published; after healing they succeed', { timeout: 40_000 }, async () => {
+    it('stalling on every request: writes fail with Unavailable within a bound, nothing published; after healing they succeed', {
+      timeout: 40_000,
+    }, async () => {
       const big = pattern(2 * MiB + 54321, 21);
       const small = pattern(1500, 22);
       const check = await unchanged(['/big-stall.bin', '/small-stall.txt']);
@@ -226,17 +280,32 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       proxy.state.stallMs = 1200;
       const mark = proxy.seen.length;
       await Promise.all([
-        failsCleanly(() => vol.files.write('/big-stall.bin', big), 'Unavailable', 20_000, 'large write while the store stalls'),
-        failsCleanly(() => vol.files.write('/small-stall.txt', small), 'Unavailable', 20_000, 'packed write while the store stalls'),
+        failsCleanly(
+          () => vol.files.write('/big-stall.bin', big),
+          'Unavailable',
+          20_000,
+          'large write while the store stalls',
+        ),
+        failsCleanly(
+          () => vol.files.write('/small-stall.txt', small),
+          'Unavailable',
+          20_000,
+          'packed write while the store stalls',
+        ),
       ]);
-      assert.ok(proxy.seen.slice(mark).filter((s) => s.faulted === 'stall').length >= 2 * 4, 'stalled PUTs were retried');
+      assert.ok(
+        proxy.seen.slice(mark).filter((s) => s.faulted === 'stall').length >= 2 * 4,
+        'stalled PUTs were retried',
+      );
       proxy.heal();
       await check('after stalled writes');
       await writeAndReadBack('/big-stall.bin', big);
       await writeAndReadBack('/small-stall.txt', small);
     });
 
-    it('the server\'s own HEAD/GET at commit time failing or stalling: commit refused with Unavailable, nothing published', { timeout: 40_000 }, async () => {
+    it("the server's own HEAD/GET at commit time failing or stalling: commit refused with Unavailable, nothing published", {
+      timeout: 40_000,
+    }, async () => {
       const big = pattern(2 * MiB + 99, 31);
       const small = pattern(2222, 32);
       const check = await unchanged(['/big-verify.bin', '/small-verify.txt']);
@@ -247,12 +316,28 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
         proxy.state.affects = (req, presigned) => !presigned && (req.method === 'HEAD' || req.method === 'GET');
         const mark = proxy.seen.length;
         await Promise.all([
-          failsCleanly(() => vol.files.write('/big-verify.bin', big), 'Unavailable', 15_000, `large write, verification ${fault}s`),
-          failsCleanly(() => vol.files.write('/small-verify.txt', small), 'Unavailable', 15_000, `packed write, verification ${fault}s`),
+          failsCleanly(
+            () => vol.files.write('/big-verify.bin', big),
+            'Unavailable',
+            15_000,
+            `large write, verification ${fault}s`,
+          ),
+          failsCleanly(
+            () => vol.files.write('/small-verify.txt', small),
+            'Unavailable',
+            15_000,
+            `packed write, verification ${fault}s`,
+          ),
         ]);
         const seen = proxy.seen.slice(mark);
-        assert.ok(seen.some((s) => s.method === 'PUT' && s.presigned && s.faulted === 'none'), 'the chunk and pack PUTs went through');
-        assert.ok(seen.some((s) => s.method === 'HEAD' && !s.presigned && s.faulted === fault), `the server's HEADs were ${fault}ed`);
+        assert.ok(
+          seen.some((s) => s.method === 'PUT' && s.presigned && s.faulted === 'none'),
+          'the chunk and pack PUTs went through',
+        );
+        assert.ok(
+          seen.some((s) => s.method === 'HEAD' && !s.presigned && s.faulted === fault),
+          `the server's HEADs were ${fault}ed`,
+        );
         proxy.heal();
         await check(`after verification ${fault}ed`);
       }
@@ -282,13 +367,20 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       if (bucket) await deleteBucket(moto.endpoint, bucket).catch(() => undefined);
     });
 
-    it('concurrent writers across a restart: each write succeeds or fails with Unavailable, nothing torn, and the server recovers by itself', { timeout: 40_000 }, async () => {
+    it('concurrent writers across a restart: each write succeeds or fails with Unavailable, nothing torn, and the server recovers by itself', {
+      timeout: 40_000,
+    }, async () => {
       const WRITERS = 6;
       const token = server.adminToken!;
       const first = await Volume.create('pg-restart', { client: new Stowage({ url: server.url, token }) });
       const startSeq = (await first.history({ limit: 1 })).commits[0]!.seq;
-      const handles = await Promise.all(Array.from({ length: WRITERS }, () => Volume.get('pg-restart', { client: new Stowage({ url: server.url, token }) })));
-      const content = (w: number, j: number) => (j % 3 === 2 ? pattern(MiB + 100 * w + j, 1000 * w + j) : Buffer.from(`writer ${w} write ${j}\n`.repeat(j + 1)));
+      const handles = await Promise.all(
+        Array.from({ length: WRITERS }, () =>
+          Volume.get('pg-restart', { client: new Stowage({ url: server.url, token }) }),
+        ),
+      );
+      const content = (w: number, j: number) =>
+        j % 3 === 2 ? pattern(MiB + 100 * w + j, 1000 * w + j) : Buffer.from(`writer ${w} write ${j}\n`.repeat(j + 1));
 
       const ok = new Map<string, Buffer>();
       const failed = new Map<string, unknown>();
@@ -324,7 +416,10 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       stop = true;
       await Promise.all(running);
 
-      assert.ok(okAfterRestart >= WRITERS * 3, `writes succeed again after the restart without restarting Stowage (${okAfterRestart} did)`);
+      assert.ok(
+        okAfterRestart >= WRITERS * 3,
+        `writes succeed again after the restart without restarting Stowage (${okAfterRestart} did)`,
+      );
       for (const [path, e] of failed) {
         assert.ok(isStowageError(e), `${path}: not a StowageError: ${String(e)}`);
         assert.equal(e.code, 'Unavailable', `${path}: ${e.code}: ${e.message}`);
@@ -345,19 +440,33 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
         if (i > 0) assert.equal(c.parent, newCommits[i - 1]!.id, `commit ${c.seq} follows ${c.seq - 1}`);
         assert.equal(c.paths.length, 1, `commit ${c.seq} changed one path`);
       });
-      const listed = (await vol.files.list('/', { recursive: true })).filter((f) => f.type === 'file').map((f) => f.path).sort();
-      assert.deepEqual(newCommits.map((c) => c.paths[0]!).sort(), listed, 'the files present are exactly those the commits wrote');
+      const listed = (await vol.files.list('/', { recursive: true }))
+        .filter((f) => f.type === 'file')
+        .map((f) => f.path)
+        .sort();
+      assert.deepEqual(
+        newCommits.map((c) => c.paths[0]!).sort(),
+        listed,
+        'the files present are exactly those the commits wrote',
+      );
       for (const path of ok.keys()) assert.ok(listed.includes(path), `acknowledged write ${path} is present`);
       for (const path of listed) assert.ok(ok.has(path) || failed.has(path), `${path} was written by a writer`);
-      for (const [path, data] of ok) assert.equal(sha(await vol.files.read(path)), sha(data), `${path} reads back intact`);
+      for (const [path, data] of ok)
+        assert.equal(sha(await vol.files.read(path)), sha(data), `${path} reads back intact`);
       // A write whose answer was lost in the restart may have landed: then it is whole too.
       for (const [path] of failed) {
         if (listed.includes(path)) {
           const [, w, j] = /^\/w(\d+)\/f(\d+)\.bin$/.exec(path)!;
-          assert.equal(sha(await vol.files.read(path)), sha(content(Number(w), Number(j))), `${path} (answer lost) is intact`);
+          assert.equal(
+            sha(await vol.files.read(path)),
+            sha(content(Number(w), Number(j))),
+            `${path} (answer lost) is intact`,
+          );
         }
       }
-      console.log(`# pg restart: ${okBefore} writes before, restart took ${restartMs} ms, ${ok.size} succeeded in all, ${failed.size} failed cleanly, ${okAfterRestart} after the restart, ${newCommits.length} commits`);
+      console.log(
+        `# pg restart: ${okBefore} writes before, restart took ${restartMs} ms, ${ok.size} succeeded in all, ${failed.size} failed cleanly, ${okAfterRestart} after the restart, ${newCommits.length} commits`,
+      );
     });
   });
 
@@ -366,7 +475,9 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
     const serve = async (args: string[]): Promise<CliResult & { ms: number }> => {
       const data = await tempDir('cli');
       const t0 = Date.now();
-      const { child, done } = spawnCli(['serve', '--data', data, '--port', '0', ...args], { env: cliEnv({ STOWAGE_DATA: data }) });
+      const { child, done } = spawnCli(['serve', '--data', data, '--port', '0', ...args], {
+        env: cliEnv({ STOWAGE_DATA: data }),
+      });
       const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       try {
         const r = await done;
@@ -385,7 +496,9 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       return lines[0]!;
     };
 
-    it('wrong PostgreSQL password, missing bucket, unreachable S3 endpoint: exit non-zero quickly with one line naming the setting, no secret', { timeout: 30_000 }, async () => {
+    it('wrong PostgreSQL password, missing bucket, unreachable S3 endpoint: exit non-zero quickly with one line naming the setting, no secret', {
+      timeout: 30_000,
+    }, async () => {
       const wrongPassword = 'not-the-Pa55word-xyz';
       const badPg = new URL(pgsrv.url);
       badPg.password = wrongPassword;
@@ -394,28 +507,52 @@ describe('scale-out faults (PostgreSQL + S3)', () => {
       const closedPort = await freePort();
       const [pgRes, bucketRes, endpointRes] = await Promise.all([
         serve(['--metadata', badPg.href]),
-        serve(['--metadata', goodPg, '--blobs', motoBlobUrl(moto.endpoint, 'no-such-bucket-faults', { secretAccessKey: secret })]),
-        serve(['--metadata', goodPg, '--blobs', motoBlobUrl(`http://127.0.0.1:${closedPort}`, 'any-bucket', { secretAccessKey: secret, connectTimeoutMs: '1000' })]),
+        serve([
+          '--metadata',
+          goodPg,
+          '--blobs',
+          motoBlobUrl(moto.endpoint, 'no-such-bucket-faults', { secretAccessKey: secret }),
+        ]),
+        serve([
+          '--metadata',
+          goodPg,
+          '--blobs',
+          motoBlobUrl(`http://127.0.0.1:${closedPort}`, 'any-bucket', {
+            secretAccessKey: secret,
+            connectTimeoutMs: '1000',
+          }),
+        ]),
       ]);
 
       const pgLine = exitsWithOneLine(pgRes, 'wrong PostgreSQL password');
       assert.match(pgLine, /--metadata/, pgLine);
       assert.match(pgLine, /password authentication failed|authentication/i, pgLine);
-      assert.ok(!pgRes.stderr.includes(wrongPassword) && !pgRes.stdout.includes(wrongPassword), `the password is printed: ${pgRes.stderr}`);
+      assert.ok(
+        !pgRes.stderr.includes(wrongPassword) && !pgRes.stdout.includes(wrongPassword),
+        `the password is printed: ${pgRes.stderr}`,
+      );
       assert.ok(!pgRes.stderr.includes(pgsrv.password), 'the real password is printed');
 
       const bucketLine = exitsWithOneLine(bucketRes, 'missing bucket');
       assert.match(bucketLine, /--blobs/, bucketLine);
       assert.match(bucketLine, /no-such-bucket-faults/, bucketLine);
       assert.match(bucketLine, /NoSuchBucket/, bucketLine);
-      assert.ok(!bucketRes.stderr.includes(secret) && !bucketRes.stdout.includes(secret), `the secret key is printed: ${bucketRes.stderr}`);
+      assert.ok(
+        !bucketRes.stderr.includes(secret) && !bucketRes.stdout.includes(secret),
+        `the secret key is printed: ${bucketRes.stderr}`,
+      );
 
       const endpointLine = exitsWithOneLine(endpointRes, 'unreachable S3 endpoint');
       assert.match(endpointLine, /--blobs/, endpointLine);
       assert.match(endpointLine, new RegExp(`127\\.0\\.0\\.1:${closedPort}`), endpointLine);
       assert.match(endpointLine, /ECONNREFUSED|connect|reach/i, endpointLine);
-      assert.ok(!endpointRes.stderr.includes(secret) && !endpointRes.stdout.includes(secret), `the secret key is printed: ${endpointRes.stderr}`);
-      console.log(`# startup errors: ${pgRes.ms} / ${bucketRes.ms} / ${endpointRes.ms} ms\n#   ${pgLine}\n#   ${bucketLine}\n#   ${endpointLine}`);
+      assert.ok(
+        !endpointRes.stderr.includes(secret) && !endpointRes.stdout.includes(secret),
+        `the secret key is printed: ${endpointRes.stderr}`,
+      );
+      console.log(
+        `# startup errors: ${pgRes.ms} / ${bucketRes.ms} / ${endpointRes.ms} ms\n#   ${pgLine}\n#   ${bucketLine}\n#   ${endpointLine}`,
+      );
     });
   });
 });

@@ -22,7 +22,16 @@ const run = promisify(execFile);
 // dist/test/sdk-package.test.js -> packages/sdk of the repository.
 const SDK_DIR = fileURLToPath(new URL('../../packages/sdk/', import.meta.url));
 /** Packages only a server needs: none may land in an SDK user's tree. */
-const SERVER_ONLY = ['better-sqlite3', 'pg', 'kysely', 'hono', '@hono/node-server', '@aws-sdk/client-s3', '@tus/server', 'stowage'];
+const SERVER_ONLY = [
+  'better-sqlite3',
+  'pg',
+  'kysely',
+  'hono',
+  '@hono/node-server',
+  '@aws-sdk/client-s3',
+  '@tus/server',
+  'stowage',
+];
 const INSTALL_HOOKS = ['preinstall', 'install', 'postinstall'];
 
 let srv: TestServer;
@@ -47,7 +56,11 @@ before(async () => {
   await mkdir(app);
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'sdk-user', private: true, type: 'module' }));
   // --prefer-offline: npm ci of the repository cached these tarballs; the registry is asked only on a miss.
-  await run('npm', ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', join(work, packed.filename)], { cwd: app });
+  await run(
+    'npm',
+    ['install', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', join(work, packed.filename)],
+    { cwd: app },
+  );
 });
 
 after(async () => {
@@ -58,21 +71,40 @@ after(async () => {
 describe('the @stowage/sdk package', () => {
   test('its tarball holds the built client and nothing else', () => {
     const paths = packed.files.map((f) => f.path);
-    assert.ok(paths.includes('dist/index.js') && paths.includes('dist/index.d.ts'), `no entry point in ${paths.join(', ')}`);
+    assert.ok(
+      paths.includes('dist/index.js') && paths.includes('dist/index.d.ts'),
+      `no entry point in ${paths.join(', ')}`,
+    );
     assert.ok(paths.includes('dist/client/volume.js'), 'the client modules are packed');
-    const strays = paths.filter((p) => !(p === 'package.json' || /^(README|LICENSE)/.test(p) || p.startsWith('dist/')) || /\.test\.|conformance|bench|\.map$|\.node$|\.ts$(?<!\.d\.ts)/.test(p));
-    assert.deepEqual(strays, [], 'the SDK tarball must hold only dist/ (no tests, benches, conformance suites, maps or sources)');
+    const strays = paths.filter(
+      (p) =>
+        !(p === 'package.json' || /^(README|LICENSE)/.test(p) || p.startsWith('dist/')) ||
+        /\.test\.|conformance|bench|\.map$|\.node$|\.ts$(?<!\.d\.ts)/.test(p),
+    );
+    assert.deepEqual(
+      strays,
+      [],
+      'the SDK tarball must hold only dist/ (no tests, benches, conformance suites, maps or sources)',
+    );
   });
 
   test('its whole dependency tree installs without a compiler and without server code', () => {
     const modules = join(app, 'node_modules');
     const files = filesUnder(modules);
     assert.ok(files.includes('@stowage/sdk/dist/index.js'), 'the SDK was installed');
-    assert.deepEqual(files.filter((f) => f.endsWith('.node') || f.endsWith('binding.gyp')), [], 'native addons in the SDK tree');
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.node') || f.endsWith('binding.gyp')),
+      [],
+      'native addons in the SDK tree',
+    );
     const manifests = files.filter((f) => f.endsWith('package.json') && !f.includes('/test/'));
     const hooks: string[] = [];
     for (const m of manifests) {
-      const pkg = JSON.parse(readFileSync(join(modules, m), 'utf8')) as { name?: string; scripts?: Record<string, string>; gypfile?: boolean };
+      const pkg = JSON.parse(readFileSync(join(modules, m), 'utf8')) as {
+        name?: string;
+        scripts?: Record<string, string>;
+        gypfile?: boolean;
+      };
       for (const hook of INSTALL_HOOKS) if (pkg.scripts?.[hook]) hooks.push(`${m}: ${hook}: ${pkg.scripts[hook]}`);
       if (pkg.gypfile) hooks.push(`${m}: gypfile`);
     }
@@ -103,6 +135,9 @@ console.log(JSON.stringify({ text, listed, missing, resolved: import.meta.resolv
     assert.equal(out.text, 'hello from npm pack\n');
     assert.deepEqual(out.listed, ['/hello.txt']);
     assert.equal(out.missing, 'NotFound');
-    assert.ok(out.resolved.startsWith(`file://${app}/node_modules/@stowage/sdk/`), `resolved from the repository, not the install: ${out.resolved}`);
+    assert.ok(
+      out.resolved.startsWith(`file://${app}/node_modules/@stowage/sdk/`),
+      `resolved from the repository, not the install: ${out.resolved}`,
+    );
   });
 });

@@ -35,7 +35,6 @@ let seq = 0;
 /** A fresh volume name per test. */
 const fresh = (prefix = 'v'): string => `${prefix}-${process.pid}-${++seq}`;
 
-
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 async function collect(stream: Readable): Promise<Buffer> {
@@ -150,7 +149,11 @@ describe('files', () => {
     const st = await v.files.stat('/data/twenty.bin');
     assert.equal(st.size, data.length);
     assert.equal(st.chunkSize, 8 * MiB);
-    assert.deepEqual(st.chunks, [sha(data.subarray(0, 8 * MiB)), sha(data.subarray(8 * MiB, 16 * MiB)), sha(data.subarray(16 * MiB))]);
+    assert.deepEqual(st.chunks, [
+      sha(data.subarray(0, 8 * MiB)),
+      sha(data.subarray(8 * MiB, 16 * MiB)),
+      sha(data.subarray(16 * MiB)),
+    ]);
     assert.ok((await v.files.read('/data/twenty.bin')).equals(data));
     assert.ok((await collect(v.files.readStream('/data/twenty.bin'))).equals(data));
   });
@@ -208,7 +211,11 @@ describe('files', () => {
       { path: '/top.txt', data: 'top' },
     ]);
     assert.deepEqual((await v.files.list('/')).map((e) => `${e.type}:${e.name}`).sort(), ['dir:a', 'file:top.txt']);
-    assert.deepEqual((await v.files.list('/a', { recursive: true })).map((e) => e.path).sort(), ['/a/b', '/a/b/two.txt', '/a/one.txt']);
+    assert.deepEqual((await v.files.list('/a', { recursive: true })).map((e) => e.path).sort(), [
+      '/a/b',
+      '/a/b/two.txt',
+      '/a/one.txt',
+    ]);
     const dir = await v.files.stat('/a');
     assert.equal(dir.type, 'dir');
     assert.equal(dir.size, 3);
@@ -271,7 +278,8 @@ describe('commit protocol', () => {
   function expireUploads(hash: string): void {
     const old = new Date(Date.now() - 2 * 3600_000);
     for (const entry of readdirSync(join(srv.dataDir, 'blobs'), { withFileTypes: true, recursive: true })) {
-      if (entry.isFile() && entry.name.startsWith(hash)) utimesSync(join(entry.parentPath ?? entry.path, entry.name), old, old);
+      if (entry.isFile() && entry.name.startsWith(hash))
+        utimesSync(join(entry.parentPath ?? entry.path, entry.name), old, old);
     }
   }
 
@@ -301,7 +309,8 @@ describe('commit protocol', () => {
           if (e.phase === 'upload') expireUploads(sha(data));
         },
       }),
-      (e) => e instanceof StowageError && e.code === 'PreconditionFailed' && /stream cannot be read twice/.test(e.message),
+      (e) =>
+        e instanceof StowageError && e.code === 'PreconditionFailed' && /stream cannot be read twice/.test(e.message),
     );
   });
 });
@@ -322,7 +331,10 @@ describe('history', () => {
     assert.equal(snap.name, 'v1');
     await v.files.write('/state', 'v2');
     await v.files.write('/extra', 'x');
-    assert.deepEqual((await v.snapshots()).map((s) => s.name), ['v1']);
+    assert.deepEqual(
+      (await v.snapshots()).map((s) => s.name),
+      ['v1'],
+    );
     const restored = await v.restore('v1');
     assert.equal(v.info.head, restored.commit.id);
     assert.equal((await v.files.read('/state')).toString(), 'v1');
@@ -363,11 +375,20 @@ describe('history', () => {
   test('commitChanges publishes low-level changes', async () => {
     const v = await Volume.get(fresh(), { mintIfMissing: true, client });
     await v.files.write('/a', 'a');
-    const res = await v.commitChanges([{ op: 'move', from: '/a', to: '/b' }, { op: 'mkdir', path: '/d' }], { message: 'tidy' });
+    const res = await v.commitChanges(
+      [
+        { op: 'move', from: '/a', to: '/b' },
+        { op: 'mkdir', path: '/d' },
+      ],
+      { message: 'tidy' },
+    );
     assert.equal(res.commit.message, 'tidy');
     assert.equal((await v.files.read('/b')).toString(), 'a');
     // A put naming a chunk nobody uploaded is refused.
-    await assert.rejects(v.commitChanges([{ op: 'put', path: '/ghost', size: 3, chunkSize: 8 * MiB, chunks: ['0'.repeat(64)] }]), StowageError);
+    await assert.rejects(
+      v.commitChanges([{ op: 'put', path: '/ghost', size: 3, chunkSize: 8 * MiB, chunks: ['0'.repeat(64)] }]),
+      StowageError,
+    );
   });
 });
 
@@ -381,7 +402,10 @@ describe('client', () => {
 
   test('an unreachable server is UnavailableError naming the URL', async () => {
     const off = new Stowage({ url: 'http://127.0.0.1:9', token: 'x' });
-    await assert.rejects(Volume.list({ client: off }), (e) => e instanceof UnavailableError && e.message.startsWith('cannot reach Stowage at http://127.0.0.1:9'));
+    await assert.rejects(
+      Volume.list({ client: off }),
+      (e) => e instanceof UnavailableError && e.message.startsWith('cannot reach Stowage at http://127.0.0.1:9'),
+    );
   });
 
   test('a scoped read-only token reads its volume only', async () => {
@@ -392,7 +416,10 @@ describe('client', () => {
     const scoped = new Stowage({ url: srv.url, token: secret });
     const seen = await Volume.get(mine.name, { client: scoped });
     assert.equal((await seen.files.read('/r')).toString(), 'readable');
-    await assert.rejects(seen.files.write('/w', 'no'), (e) => e instanceof StowageError && (e.code === 'ReadOnly' || e.code === 'Forbidden'));
+    await assert.rejects(
+      seen.files.write('/w', 'no'),
+      (e) => e instanceof StowageError && (e.code === 'ReadOnly' || e.code === 'Forbidden'),
+    );
     await assert.rejects(Volume.get(other.name, { client: scoped }), NotFoundError);
   });
 
@@ -415,7 +442,10 @@ describe('client', () => {
       assert.equal(s.hasToken, true);
       assert.throws(() => new Stowage({ url: 'ftp://x' }), InvalidArgumentError);
     } finally {
-      for (const [k, v] of [['STOWAGE_URL', saved.url], ['STOWAGE_TOKEN', saved.token]] as const) {
+      for (const [k, v] of [
+        ['STOWAGE_URL', saved.url],
+        ['STOWAGE_TOKEN', saved.token],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }

@@ -23,24 +23,33 @@ import { startServer } from '../src/server/serve.js';
 import { cliEnv, pattern, spawnCli, type CliResult } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-
 let srv: TestServer;
 let work: string;
 let client: Stowage;
 let seq = 0;
 const fresh = (prefix = 'u'): string => `${prefix}-${process.pid}-${++seq}`;
 
-
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
-const metadata = (m: Record<string, string>): string => Object.entries(m).map(([k, v]) => `${k} ${b64(v)}`).join(',');
+const metadata = (m: Record<string, string>): string =>
+  Object.entries(m)
+    .map(([k, v]) => `${k} ${b64(v)}`)
+    .join(',');
 
 function tusHeaders(token: string, extra: Record<string, string> = {}): Record<string, string> {
   return { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0', ...extra };
 }
 
-async function createUpload(token: string, m: Record<string, string>, length: number, extra: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(token, { 'upload-length': String(length), 'upload-metadata': metadata(m), ...extra }) });
+async function createUpload(
+  token: string,
+  m: Record<string, string>,
+  length: number,
+  extra: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${srv.url}/v1/uploads`, {
+    method: 'POST',
+    headers: tusHeaders(token, { 'upload-length': String(length), 'upload-metadata': metadata(m), ...extra }),
+  });
 }
 
 function uploadUrl(res: Response): string {
@@ -50,7 +59,11 @@ function uploadUrl(res: Response): string {
 }
 
 async function patch(url: string, token: string, offset: number, body: Uint8Array): Promise<Response> {
-  return fetch(url, { method: 'PATCH', headers: tusHeaders(token, { 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' }), body });
+  return fetch(url, {
+    method: 'PATCH',
+    headers: tusHeaders(token, { 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' }),
+    body,
+  });
 }
 
 async function errorCode(res: Response): Promise<string> {
@@ -80,11 +93,16 @@ function envFor(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   return cliEnv({ STOWAGE_URL: srv.url, STOWAGE_TOKEN: srv.token, STOWAGE_DATA: join(work, 'no-data'), ...overrides });
 }
 
-function startCli(args: string[], env: Record<string, string> = {}, input?: Buffer): { child: ChildProcess; done: Promise<Result> } {
+function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  input?: Buffer,
+): { child: ChildProcess; done: Promise<Result> } {
   return spawnCli(args, { env: envFor(env), ...(input !== undefined ? { input } : {}) });
 }
 
-const cli = (args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<Result> => startCli(args, env, input).done;
+const cli = (args: string[], env: Record<string, string> = {}, input?: Buffer): Promise<Result> =>
+  startCli(args, env, input).done;
 
 function ok(r: Result): string {
   assert.equal(r.status, 0, `exit 0 expected; stderr: ${r.stderr}`);
@@ -109,7 +127,10 @@ after(async () => {
 describe('tus endpoint', () => {
   test('speaks tus 1.0.0: OPTIONS, POST, PATCH, HEAD, offset conflicts, commit on the last byte', async () => {
     const vol = await volume();
-    const opt = await fetch(`${srv.url}/v1/uploads`, { method: 'OPTIONS', headers: { authorization: `Bearer ${srv.token}` } });
+    const opt = await fetch(`${srv.url}/v1/uploads`, {
+      method: 'OPTIONS',
+      headers: { authorization: `Bearer ${srv.token}` },
+    });
     assert.equal(opt.status, 204);
     assert.equal(opt.headers.get('tus-version'), '1.0.0');
     assert.match(opt.headers.get('tus-extension') ?? '', /creation/);
@@ -117,7 +138,11 @@ describe('tus endpoint', () => {
     assert.doesNotMatch(opt.headers.get('tus-extension') ?? '', /defer-length/);
 
     const data = pattern(300_000, 7);
-    const created = await createUpload(srv.token, { volume: vol.name, path: '/t/data.bin', sha256: sha256(data), mode: '640' }, data.length);
+    const created = await createUpload(
+      srv.token,
+      { volume: vol.name, path: '/t/data.bin', sha256: sha256(data), mode: '640' },
+      data.length,
+    );
     assert.equal(created.status, 201);
     assert.equal(created.headers.get('tus-resumable'), '1.0.0');
     const url = uploadUrl(created);
@@ -135,7 +160,11 @@ describe('tus endpoint', () => {
     assert.equal((await patch(url, srv.token, 5, data.subarray(5, 10))).status, 409);
     // Missing Tus-Resumable: 412.
     // Wrong content type of a PATCH: refused.
-    const badType = await fetch(url, { method: 'PATCH', headers: tusHeaders(srv.token, { 'upload-offset': '100000', 'content-type': 'application/json' }), body: '{}' });
+    const badType = await fetch(url, {
+      method: 'PATCH',
+      headers: tusHeaders(srv.token, { 'upload-offset': '100000', 'content-type': 'application/json' }),
+      body: '{}',
+    });
     assert.ok(badType.status >= 400 && badType.status < 500, `status ${badType.status}`);
 
     const last = await patch(url, srv.token, 100_000, data.subarray(100_000));
@@ -161,7 +190,9 @@ describe('tus endpoint', () => {
 
   test('DELETE abandons an unfinished upload', async () => {
     const vol = await volume();
-    const url = uploadUrl(await createUpload(srv.token, { volume: vol.name, path: '/x', sha256: sha256(Buffer.from('abc')) }, 3));
+    const url = uploadUrl(
+      await createUpload(srv.token, { volume: vol.name, path: '/x', sha256: sha256(Buffer.from('abc')) }, 3),
+    );
     assert.equal((await patch(url, srv.token, 0, Buffer.from('a'))).status, 204);
     assert.equal((await fetch(url, { method: 'DELETE', headers: tusHeaders(srv.token) })).status, 204);
     assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
@@ -173,7 +204,9 @@ describe('tus endpoint', () => {
     const { secret: creator } = await client.createToken({ name: fresh('creator'), volume: vol.name });
     const { secret: sibling } = await client.createToken({ name: fresh('sibling'), volume: vol.name });
     const data = Buffer.from('abcdef');
-    const url = uploadUrl(await createUpload(creator, { volume: vol.name, path: '/mine.bin', sha256: sha256(data) }, 6));
+    const url = uploadUrl(
+      await createUpload(creator, { volume: vol.name, path: '/mine.bin', sha256: sha256(data) }, 6),
+    );
     assert.equal((await patch(url, creator, 0, data.subarray(0, 2))).status, 204);
     // A sibling token of the same volume can neither see its progress, finish it with other bytes, nor abandon it.
     assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(sibling) })).status, 404);
@@ -181,7 +214,10 @@ describe('tus endpoint', () => {
     assert.equal((await fetch(url, { method: 'DELETE', headers: tusHeaders(sibling) })).status, 404);
     assert.equal((await patch(url, creator, 2, data.subarray(2, 4))).status, 204);
     // The tenant's admin token may (an operator cleaning up, or finishing it).
-    assert.equal((await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).headers.get('upload-offset'), '4');
+    assert.equal(
+      (await fetch(url, { method: 'HEAD', headers: tusHeaders(srv.token) })).headers.get('upload-offset'),
+      '4',
+    );
     assert.equal((await patch(url, srv.token, 4, data.subarray(4))).status, 204);
     assert.deepEqual(await vol.files.read('/mine.bin'), data);
   });
@@ -189,7 +225,13 @@ describe('tus endpoint', () => {
   test('another tenant, or a token scoped to another volume, gets 404 on HEAD, PATCH and DELETE', async () => {
     const vol = await volume();
     const other = await volume();
-    const url = uploadUrl(await createUpload(srv.token, { volume: vol.name, path: '/secret.bin', sha256: sha256(Buffer.from('abcdef')) }, 6));
+    const url = uploadUrl(
+      await createUpload(
+        srv.token,
+        { volume: vol.name, path: '/secret.bin', sha256: sha256(Buffer.from('abcdef')) },
+        6,
+      ),
+    );
     assert.equal((await patch(url, srv.token, 0, Buffer.from('abc'))).status, 204);
 
     const { secret: foreign } = await srv.engine.createTenant(fresh('tenant'));
@@ -219,7 +261,10 @@ describe('tus endpoint', () => {
     const res = await createUpload(secret, { volume: vol.name, path: '/x', sha256: sha256(Buffer.from('abc')) }, 3);
     assert.equal(res.status, 403);
     assert.equal(await errorCode(res), 'ReadOnly');
-    const anon = await fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: { 'tus-resumable': '1.0.0', 'upload-length': '3' } });
+    const anon = await fetch(`${srv.url}/v1/uploads`, {
+      method: 'POST',
+      headers: { 'tus-resumable': '1.0.0', 'upload-length': '3' },
+    });
     assert.equal(anon.status, 401);
   });
 
@@ -227,9 +272,15 @@ describe('tus endpoint', () => {
     const vol = await volume(fresh(), '1M');
     const before = vol.info.head;
     const stagedBefore = await stagingFiles();
-    const res = await createUpload(srv.token, { volume: vol.name, path: '/big.bin', sha256: sha256(Buffer.from('x')) }, 2 * MiB);
+    const res = await createUpload(
+      srv.token,
+      { volume: vol.name, path: '/big.bin', sha256: sha256(Buffer.from('x')) },
+      2 * MiB,
+    );
     assert.equal(res.status, 413);
-    const body = (await res.json()) as { error: { code: string; message: string; details: { cap: number; size: number } } };
+    const body = (await res.json()) as {
+      error: { code: string; message: string; details: { cap: number; size: number } };
+    };
     assert.equal(body.error.code, 'QuotaExceeded');
     assert.equal(body.error.details.cap, MiB);
     assert.equal(body.error.details.size, 2 * MiB);
@@ -242,7 +293,9 @@ describe('tus endpoint', () => {
   test('content that does not match the announced SHA-256 is refused with 400 and nothing is committed', async () => {
     const vol = await volume();
     const before = vol.info.head;
-    const url = uploadUrl(await createUpload(srv.token, { volume: vol.name, path: '/v.bin', sha256: sha256(Buffer.from('good')) }, 4));
+    const url = uploadUrl(
+      await createUpload(srv.token, { volume: vol.name, path: '/v.bin', sha256: sha256(Buffer.from('good')) }, 4),
+    );
     const res = await patch(url, srv.token, 0, Buffer.from('evil'));
     assert.equal(res.status, 400);
     const body = (await res.json()) as { error: { code: string; message: string } };
@@ -275,16 +328,40 @@ describe('tus endpoint', () => {
       assert.equal(res.status, status, JSON.stringify(m));
       assert.match(((await res.json()) as { error: { message: string } }).error.message, re);
     }
-    const raw = async (headers: Record<string, string>) => fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(srv.token, headers) });
-    assert.equal((await raw({ 'upload-defer-length': '1', 'upload-metadata': metadata({ volume: vol.name, path: '/a', sha256: sha }) })).status, 400);
-    assert.equal((await raw({ 'upload-length': '-1', 'upload-metadata': metadata({ volume: vol.name, path: '/a', sha256: sha }) })).status, 400);
+    const raw = async (headers: Record<string, string>) =>
+      fetch(`${srv.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(srv.token, headers) });
+    assert.equal(
+      (
+        await raw({
+          'upload-defer-length': '1',
+          'upload-metadata': metadata({ volume: vol.name, path: '/a', sha256: sha }),
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (await raw({ 'upload-length': '-1', 'upload-metadata': metadata({ volume: vol.name, path: '/a', sha256: sha }) }))
+        .status,
+      400,
+    );
     assert.equal((await raw({ 'upload-length': '3', 'upload-metadata': 'volume !!notbase64' })).status, 400);
-    assert.equal((await raw({ 'upload-length': '3', 'upload-metadata': `volume ${b64(vol.name)},volume ${b64(vol.name)}` })).status, 400);
+    assert.equal(
+      (await raw({ 'upload-length': '3', 'upload-metadata': `volume ${b64(vol.name)},volume ${b64(vol.name)}` }))
+        .status,
+      400,
+    );
     // Ids that are not upload ids, traversal attempts, other methods.
     for (const id of ['nope', '..%2F..%2Fmetadata.db', '0123456789abcdef0123456789abcdef']) {
-      assert.equal((await fetch(`${srv.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(srv.token) })).status, 404);
+      assert.equal(
+        (await fetch(`${srv.url}/v1/uploads/${id}`, { method: 'HEAD', headers: tusHeaders(srv.token) })).status,
+        404,
+      );
     }
-    assert.equal((await fetch(`${srv.url}/v1/uploads/0123456789abcdef0123456789abcdef`, { headers: tusHeaders(srv.token) })).status, 404);
+    assert.equal(
+      (await fetch(`${srv.url}/v1/uploads/0123456789abcdef0123456789abcdef`, { headers: tusHeaders(srv.token) }))
+        .status,
+      404,
+    );
     assert.equal((await fetch(`${srv.url}/v1/uploads`, { headers: tusHeaders(srv.token) })).status, 404);
   });
 
@@ -296,7 +373,10 @@ describe('tus endpoint', () => {
       await new Stowage({ url: first.url, token }).request('PUT', '/v1/volumes/exp', { body: {} });
       const res = await fetch(`${first.url}/v1/uploads`, {
         method: 'POST',
-        headers: tusHeaders(token, { 'upload-length': '10', 'upload-metadata': metadata({ volume: 'exp', path: '/a', sha256: sha256(Buffer.from('0123456789')) }) }),
+        headers: tusHeaders(token, {
+          'upload-length': '10',
+          'upload-metadata': metadata({ volume: 'exp', path: '/a', sha256: sha256(Buffer.from('0123456789')) }),
+        }),
       });
       assert.equal(res.status, 201);
       const staged = async () => (await readdir(join(dataDir, 'uploads'))).length;
@@ -323,10 +403,20 @@ describe('tus endpoint', () => {
       const first = await startServer({ dataDir, port: 0, log: () => undefined });
       const token = first.adminToken!;
       await new Stowage({ url: first.url, token }).request('PUT', '/v1/volumes/crash', { body: {} });
-      const res = await fetch(`${first.url}/v1/uploads`, { method: 'POST', headers: tusHeaders(token, { 'upload-length': String(data.length), 'upload-metadata': metadata({ volume: 'crash', path: '/c.bin', sha256: sha256(data) }) }) });
+      const res = await fetch(`${first.url}/v1/uploads`, {
+        method: 'POST',
+        headers: tusHeaders(token, {
+          'upload-length': String(data.length),
+          'upload-metadata': metadata({ volume: 'crash', path: '/c.bin', sha256: sha256(data) }),
+        }),
+      });
       assert.equal(res.status, 201);
       const id = res.headers.get('location')!.split('/').pop()!;
-      const part = await fetch(`${first.url}/v1/uploads/${id}`, { method: 'PATCH', headers: tusHeaders(token, { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }), body: data.subarray(0, 60_000) });
+      const part = await fetch(`${first.url}/v1/uploads/${id}`, {
+        method: 'PATCH',
+        headers: tusHeaders(token, { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }),
+        body: data.subarray(0, 60_000),
+      });
       assert.equal(part.status, 204);
       await first.close();
       // What a crash between the last byte landing and the commit leaves: a full staging file, no commit.
@@ -403,11 +493,23 @@ describe('vol.upload', () => {
 
     const r = await vol.upload(root, '/t');
     const skipped = new Map(r.skipped.map((s) => [s.path, s.reason]));
-    assert.deepEqual([...skipped.keys()].sort(), ['a/up', 'a/via', 'dangling-out', 'hop1', 'hop2', 'loop1', 'loop2', 'out']);
+    assert.deepEqual([...skipped.keys()].sort(), [
+      'a/up',
+      'a/via',
+      'dangling-out',
+      'hop1',
+      'hop2',
+      'loop1',
+      'loop2',
+      'out',
+    ]);
     assert.match(skipped.get('a/via')!, /resolves outside the uploaded directory/);
     assert.match(skipped.get('hop1')!, /resolves outside/);
     assert.match(skipped.get('loop1')!, /loop/);
-    const links = (await vol.files.list('/t', { recursive: true })).filter((e) => e.type === 'symlink').map((e) => e.path).sort();
+    const links = (await vol.files.list('/t', { recursive: true }))
+      .filter((e) => e.type === 'symlink')
+      .map((e) => e.path)
+      .sort();
     assert.deepEqual(links, ['/t/chain1', '/t/chain2', '/t/dangling']);
   });
 
@@ -420,7 +522,13 @@ describe('vol.upload', () => {
     const rel = `${Array.from({ length: 19 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`).join('/')}/${'f'.repeat(190)}`;
     assert.ok(Buffer.byteLength(join(top, rel)) > 4096);
     // Made relative to `top` (as a program working inside the tree would), which no absolute path can reach.
-    execFileSync('bash', ['-c', 'cd "$1" && mkdir -p "$(dirname "$2")" && printf deep > "$2" && ln -s "$(basename "$2")" "$(dirname "$2")/link" && printf top > top.txt', 'x', top, rel]);
+    execFileSync('bash', [
+      '-c',
+      'cd "$1" && mkdir -p "$(dirname "$2")" && printf deep > "$2" && ln -s "$(basename "$2")" "$(dirname "$2")/link" && printf top > top.txt',
+      'x',
+      top,
+      rel,
+    ]);
 
     const r = await vol.upload(top, '/u');
     assert.deepEqual(r.skipped, []);
@@ -465,7 +573,16 @@ describe('vol.upload', () => {
     assert.equal(vol.info.head, r.commit);
 
     const entries = new Map((await vol.files.list('/proj', { recursive: true })).map((e) => [e.path, e]));
-    assert.deepEqual([...entries.keys()].sort(), ['/proj/README', '/proj/empty', '/proj/src', '/proj/src/deep', '/proj/src/deep/secret.key', '/proj/src/key-link', '/proj/src/readme-link', '/proj/src/run.sh']);
+    assert.deepEqual([...entries.keys()].sort(), [
+      '/proj/README',
+      '/proj/empty',
+      '/proj/src',
+      '/proj/src/deep',
+      '/proj/src/deep/secret.key',
+      '/proj/src/key-link',
+      '/proj/src/readme-link',
+      '/proj/src/run.sh',
+    ]);
     assert.equal(entries.get('/proj/src/run.sh')!.mode, 0o755);
     assert.equal(entries.get('/proj/src/deep/secret.key')!.mode, 0o600);
     assert.equal(entries.get('/proj/src/deep')!.mode, 0o700);
@@ -500,14 +617,19 @@ describe('vol.upload', () => {
     assert.equal((await vol.files.read('/many/a/b/f22')).toString(), 'file 22');
     // writeMany is one commit: over the bound it says so before hashing or sending anything.
     const tooMany = Array.from({ length: 100_001 }, (_, i) => ({ path: `/x/${i}`, data: '' }));
-    await assert.rejects(vol.files.writeMany(tooMany), (e: Error & { code?: string }) => e.code === 'PayloadTooLarge' && /at most 100000 changes/.test(e.message));
+    await assert.rejects(
+      vol.files.writeMany(tooMany),
+      (e: Error & { code?: string }) => e.code === 'PayloadTooLarge' && /at most 100000 changes/.test(e.message),
+    );
     await assert.rejects(vol.upload(root, '/many', { changesPerCommit: 0 }), /changesPerCommit/);
   });
 
   test('a stream is written as it arrives; small files use the chunk protocol, resumable ones tus', async () => {
     const vol = await volume();
     const data = pattern(3 * MiB + 17, 11);
-    const s = await vol.upload(Readable.from([data.subarray(0, MiB), data.subarray(MiB)]), '/in/stream.bin', { mode: 0o600 });
+    const s = await vol.upload(Readable.from([data.subarray(0, MiB), data.subarray(MiB)]), '/in/stream.bin', {
+      mode: 0o600,
+    });
     assert.equal(s.kind, 'stream');
     assert.equal(s.bytes, data.length);
     assert.deepEqual(await vol.files.read('/in/stream.bin'), data);
@@ -529,11 +651,17 @@ describe('vol.upload', () => {
 
     // Over the cap: refused at creation, nothing written, resume state forgotten.
     const capped = await volume(fresh(), '1M');
-    await assert.rejects(capped.upload(local, '/too-big.bin', { resumable: true, stateDir }), (e) => isStowageError(e, 'QuotaExceeded') && /capped at 1 MiB/.test(e.message));
+    await assert.rejects(
+      capped.upload(local, '/too-big.bin', { resumable: true, stateDir }),
+      (e) => isStowageError(e, 'QuotaExceeded') && /capped at 1 MiB/.test(e.message),
+    );
     assert.equal(await capped.files.exists('/too-big.bin'), false);
     assert.deepEqual(await readdir(join(stateDir, 'uploads')), []);
 
-    await assert.rejects(vol.upload(join(work, 'does-not-exist'), '/x'), (e) => isStowageError(e, 'InvalidArgument') && /no such local file/.test(e.message));
+    await assert.rejects(
+      vol.upload(join(work, 'does-not-exist'), '/x'),
+      (e) => isStowageError(e, 'InvalidArgument') && /no such local file/.test(e.message),
+    );
     await assert.rejects(vol.upload(Readable.from([data]), undefined), (e) => isStowageError(e, 'InvalidArgument'));
     await assert.rejects(vol.upload(local, '/in/../x'), (e) => isStowageError(e, 'InvalidArgument'));
   });
@@ -560,7 +688,10 @@ describe('stowage upload', { concurrency: true }, () => {
     const json = JSON.parse(ok(r)) as { kind: string; files: number; skipped: Array<{ path: string; reason: string }> };
     assert.equal(json.kind, 'directory');
     assert.equal(json.files, 1);
-    assert.deepEqual(json.skipped.map((s) => s.path), ['a/bad']);
+    assert.deepEqual(
+      json.skipped.map((s) => s.path),
+      ['a/bad'],
+    );
     assert.match(r.stderr, /skipped a\/bad -> \/etc\/shadow: absolute symlink target/);
 
     const missing = await cli(['upload', join(work, 'nope'), `${vol.name}:/x`]);
@@ -585,7 +716,12 @@ describe('stowage upload', { concurrency: true }, () => {
    * Starts a rate-limited resumable upload through the binary and SIGKILLs
    * it once the server has staged part of it; returns the staged size.
    */
-  async function startAndKill(volumeName: string, args: string[], env: Record<string, string>, size: number): Promise<number> {
+  async function startAndKill(
+    volumeName: string,
+    args: string[],
+    env: Record<string, string>,
+    size: number,
+  ): Promise<number> {
     const { child, done } = startCli([...args, '--limit-rate', '16M'], env);
     let seen = 0;
     const deadline = Date.now() + 20_000;
@@ -615,7 +751,13 @@ describe('stowage upload', { concurrency: true }, () => {
     const staged = await startAndKill(vol.name, args, env, size);
     assert.equal(await vol.files.exists('/big.bin'), false);
 
-    const r = JSON.parse(ok(await cli(args, env))) as { resumable: boolean; resumedFrom: number; sentBytes: number; bytes: number; commit: string };
+    const r = JSON.parse(ok(await cli(args, env))) as {
+      resumable: boolean;
+      resumedFrom: number;
+      sentBytes: number;
+      bytes: number;
+      commit: string;
+    };
     assert.equal(r.resumable, true);
     assert.ok(r.resumedFrom > 0, `resumed from ${r.resumedFrom}`);
     assert.ok(r.resumedFrom >= staged - 0, `resumed from ${r.resumedFrom}, staged ${staged}`);
@@ -649,17 +791,34 @@ describe('stowage upload', { concurrency: true }, () => {
     }
     let enter!: () => void;
     let open!: () => void;
-    const entered = new Promise<void>((r) => { enter = r; });
-    const gate = new Promise<void>((r) => { open = r; });
+    const entered = new Promise<void>((r) => {
+      enter = r;
+    });
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
     const key = `${volumeName}:${path}`;
     holds.set(key, { enter, gate });
-    return { entered, open, restore: () => { holds.delete(key); } };
+    return {
+      entered,
+      open,
+      restore: () => {
+        holds.delete(key);
+      },
+    };
   }
 
   /** Runs a resumable upload through the binary and SIGKILLs it once its last byte reached the server (before it reads the answer). */
-  async function killAfterLastByte(args: string[], env: Record<string, string>, hold: { entered: Promise<void> }): Promise<void> {
+  async function killAfterLastByte(
+    args: string[],
+    env: Record<string, string>,
+    hold: { entered: Promise<void> },
+  ): Promise<void> {
     const { child, done } = startCli(args, env);
-    await Promise.race([hold.entered, done.then((r) => assert.fail(`the upload ended before its commit started: ${r.stdout}${r.stderr}`))]);
+    await Promise.race([
+      hold.entered,
+      done.then((r) => assert.fail(`the upload ended before its commit started: ${r.stdout}${r.stderr}`)),
+    ]);
     child.kill('SIGKILL');
     assert.equal((await done).signal, 'SIGKILL');
   }
@@ -678,7 +837,12 @@ describe('stowage upload', { concurrency: true }, () => {
       // The rerun asks while the commit is still being made; let it land a moment later.
       await new Promise((r) => setTimeout(r, 300));
       hold.open();
-      const r = JSON.parse(ok(await rerun.done)) as { commit: string; sentBytes: number; resumedFrom: number; bytes: number };
+      const r = JSON.parse(ok(await rerun.done)) as {
+        commit: string;
+        sentBytes: number;
+        resumedFrom: number;
+        bytes: number;
+      };
       assert.equal(r.sentBytes, 0);
       assert.equal(r.resumedFrom, size);
       const head = (await vol.refresh()).head;
@@ -703,7 +867,8 @@ describe('stowage upload', { concurrency: true }, () => {
       await killAfterLastByte(args, env, hold);
       hold.open();
       const deadline = Date.now() + 10_000;
-      while (!(await vol.files.exists('/landed.bin')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (!(await vol.files.exists('/landed.bin')) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
       const landed = (await vol.refresh()).head;
       // The killed client left its resume state: the rerun resumes, finds the upload finished, and names its commit.
       assert.equal((await readdir(join(env.STOWAGE_STATE_DIR, 'uploads'))).length, 1);
@@ -736,7 +901,10 @@ describe('stowage upload', { concurrency: true }, () => {
     const before = (await vol.refresh()).head;
     const refused = await cli(args, env);
     assert.equal(refused.status, 2, refused.stderr + refused.stdout);
-    assert.match(refused.stderr, /^stowage: [^\n]*changed since its upload started[^\n]*SHA-256[^\n]*run the upload again[^\n]*\n$/);
+    assert.match(
+      refused.stderr,
+      /^stowage: [^\n]*changed since its upload started[^\n]*SHA-256[^\n]*run the upload again[^\n]*\n$/,
+    );
     assert.equal((await vol.refresh()).head, before);
     assert.equal(await vol.files.exists('/c.bin'), false);
     assert.deepEqual(await readdir(join(env.STOWAGE_STATE_DIR, 'uploads')), []);

@@ -48,7 +48,8 @@ test('parses durations', () => {
   assert.equal(parseDuration('7d'), 604_800_000);
   assert.equal(parseDuration('1.5h'), 5_400_000);
   assert.equal(parseDuration('250ms'), 250);
-  for (const bad of ['', '1', 'h', '-1h', '1y', '1 hour']) assert.throws(() => parseDuration(bad), invalid(/invalid duration/), bad);
+  for (const bad of ['', '1', 'h', '-1h', '1y', '1 hour'])
+    assert.throws(() => parseDuration(bad), invalid(/invalid duration/), bad);
 });
 
 test('parses octal modes', () => {
@@ -56,7 +57,8 @@ test('parses octal modes', () => {
   assert.equal(parseMode('0755'), 0o755);
   assert.equal(parseMode('0o600'), 0o600);
   assert.equal(parseMode('4755'), 0o4755);
-  for (const bad of ['', '8', '999', 'rwx', '77777', '0x1ff']) assert.throws(() => parseMode(bad), invalid(/invalid mode/), bad);
+  for (const bad of ['', '8', '999', 'rwx', '77777', '0x1ff'])
+    assert.throws(() => parseMode(bad), invalid(/invalid mode/), bad);
 });
 
 test('parses counts and ports', () => {

@@ -15,7 +15,6 @@ import { join, resolve } from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../common/data-dir.js';
 import { Stowage } from '@stowage/sdk/client/http-client.js';
 
-
 /** Options every command accepts. */
 export interface GlobalOptions {
   url?: string;
@@ -54,5 +53,8 @@ export function tokenOf(options: GlobalOptions): string | undefined {
  */
 export function clientOf(options: GlobalOptions): Stowage {
   const token = tokenOf(options);
-  return new Stowage({ ...(options.url !== undefined ? { url: options.url } : {}), ...(token !== undefined ? { token } : {}) });
+  return new Stowage({
+    ...(options.url !== undefined ? { url: options.url } : {}),
+    ...(token !== undefined ? { token } : {}),
+  });
 }

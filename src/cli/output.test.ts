@@ -9,7 +9,15 @@ import { Writable } from 'node:stream';
 import { CommanderError } from 'commander';
 import { ERROR_CODES, StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
 import { errorFromCode } from '@stowage/sdk/common/errors.js';
-import { EXIT_TABLE, errorMessageOf, escapeControl, exitStatusOf, formatTable, reportError, safeJson } from './output.js';
+import {
+  EXIT_TABLE,
+  errorMessageOf,
+  escapeControl,
+  exitStatusOf,
+  formatTable,
+  reportError,
+  safeJson,
+} from './output.js';
 
 const EXPECTED: Record<ErrorCode, number> = {
   InvalidArgument: 2,
@@ -59,7 +67,12 @@ test('local file-system errors exit with the status of their class', () => {
 
 test('an error is reported as exactly one stderr line starting with "stowage: "', () => {
   let out = '';
-  const sink = new Writable({ write(chunk, _enc, cb) { out += String(chunk); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out += String(chunk);
+      cb();
+    },
+  });
   const status = reportError(new StowageError('NotFound', 'volume "x" not found\nsecond line'), sink);
   assert.equal(status, 3);
   assert.equal(out, 'stowage: volume "x" not found second line\n');
@@ -68,12 +81,22 @@ test('an error is reported as exactly one stderr line starting with "stowage: "'
 test('messages carry the hint of their code once', () => {
   const m = errorMessageOf(new StowageError('Unauthenticated', 'invalid API token'));
   assert.match(m, /^invalid API token \(check --token or STOWAGE_TOKEN\)$/);
-  assert.equal(errorMessageOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")), "unknown option '--x'");
+  assert.equal(
+    errorMessageOf(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'")),
+    "unknown option '--x'",
+  );
   assert.match(errorMessageOf(new TypeError('boom')), /^unexpected error: boom/);
 });
 
 test('tables align columns and right-align numbers', () => {
-  const t = formatTable(['NAME', 'SIZE', 'NOTE'], [['a', '1 KiB', 'x'], ['longer', '20 MiB', 'y']], ['left', 'right']);
+  const t = formatTable(
+    ['NAME', 'SIZE', 'NOTE'],
+    [
+      ['a', '1 KiB', 'x'],
+      ['longer', '20 MiB', 'y'],
+    ],
+    ['left', 'right'],
+  );
   assert.equal(t, ['NAME      SIZE  NOTE', 'a        1 KiB  x', 'longer  20 MiB  y'].join('\n'));
 });
 
@@ -94,7 +117,14 @@ test('safeJson is the same JSON value with C1 and bidi controls as \\u escapes',
 });
 
 test('tables escape names before aligning them', () => {
-  const t = formatTable(['NAME', 'SIZE'], [['a\nb', '1'], ['cc', '2']], ['left', 'right']);
+  const t = formatTable(
+    ['NAME', 'SIZE'],
+    [
+      ['a\nb', '1'],
+      ['cc', '2'],
+    ],
+    ['left', 'right'],
+  );
   assert.equal(t.split('\n').length, 3);
   assert.deepEqual(t.split('\n').slice(1), ['a\\nb     1', 'cc       2']);
 });

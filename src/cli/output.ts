@@ -33,7 +33,11 @@ export const EXIT_TABLE: Readonly<Record<ErrorCode, { status: number; hint?: str
   PayloadTooLarge: { status: 6 },
   InsufficientStorage: { status: 6 },
   // Only about the server: a blob store, a mount agent or FUSE being unavailable says what to do itself.
-  Unavailable: { status: 7, hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server', hintWhen: /cannot reach Stowage/ },
+  Unavailable: {
+    status: 7,
+    hint: 'is `stowage serve` running? Set --url or STOWAGE_URL to reach another server',
+    hintWhen: /cannot reach Stowage/,
+  },
   Internal: { status: 1, hint: 'this is a bug; the server log has details' },
 };
 
@@ -116,7 +120,8 @@ export function errorMessageOf(err: unknown): string {
   else message = String(err);
   message = oneLine(message) || code;
   // Non-Stowage errors are bugs of this CLI: say which kind, the stack is not for users.
-  if (!(err instanceof StowageError) && !(err instanceof CommanderError) && !localErrno(err)) message = `unexpected error: ${message}`;
+  if (!(err instanceof StowageError) && !(err instanceof CommanderError) && !localErrno(err))
+    message = `unexpected error: ${message}`;
   const { hint, hintWhen } = EXIT_TABLE[code];
   return hint && !message.includes(hint) && (!hintWhen || hintWhen.test(message)) ? `${message} (${hint})` : message;
 }
@@ -133,7 +138,10 @@ export function reportError(err: unknown, stderr: NodeJS.WritableStream = proces
  * to show on a terminal.
  */
 export function safeJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, null, indent).replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value, null, indent).replace(
+    RAW_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Prints a value as indented JSON on stdout. */
@@ -161,7 +169,11 @@ export type Align = 'left' | 'right';
  * @example
  * formatTable(['NAME', 'SIZE'], [['data', '1 KiB']], ['left', 'right']);
  */
-export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly Align[] = []): string {
+export function formatTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  align: readonly Align[] = [],
+): string {
   // Cells are escaped before measuring, so an escaped name keeps its column aligned.
   const all = [headers, ...rows].map((r) => r.map((cell) => escapeControl(cell)));
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
@@ -179,7 +191,11 @@ export function formatTable(headers: readonly string[], rows: ReadonlyArray<read
 }
 
 /** Prints an aligned table on stdout (its cells escaped by formatTable; its newlines are the rows'). */
-export function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>, align: readonly Align[] = []): void {
+export function printTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+  align: readonly Align[] = [],
+): void {
   process.stdout.write(`${formatTable(headers, rows, align)}\n`);
 }
 
@@ -199,7 +215,10 @@ export function when(t: string | number | null | undefined): string {
   if (t === null || t === undefined) return '-';
   const d = new Date(t);
   if (Number.isNaN(d.getTime())) return String(t);
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, '');
 }
 
 /**

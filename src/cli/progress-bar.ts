@@ -13,7 +13,11 @@ import type { ProgressEvent, ProgressListener } from '@stowage/sdk';
 /** How long a transfer runs before its bar appears. */
 const SHOW_AFTER_MS = 1000;
 
-const LABELS: Record<ProgressEvent['phase'], string> = { hash: 'hashing', upload: 'uploading', download: 'downloading' };
+const LABELS: Record<ProgressEvent['phase'], string> = {
+  hash: 'hashing',
+  upload: 'uploading',
+  download: 'downloading',
+};
 
 /** A progress reporter: feed it events, stop it when done. */
 export interface Progress {
@@ -51,7 +55,9 @@ export function startProgress(stream: NodeJS.WriteStream = process.stderr): Prog
       bar = new cliProgress.SingleBar(
         {
           stream,
-          format: known ? '{label} [{bar}] {percentage}% {done}/{whole} eta {eta_formatted}' : '{label} {done} ({duration_formatted})',
+          format: known
+            ? '{label} [{bar}] {percentage}% {done}/{whole} eta {eta_formatted}'
+            : '{label} {done} ({duration_formatted})',
           hideCursor: true,
           clearOnComplete: false,
           fps: 5,

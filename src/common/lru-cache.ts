@@ -31,7 +31,10 @@ export class LruCache<K, V> {
   /** Adds a value; evicts the least recently used until the budget holds. */
   set(key: K, value: V, cost: number): void {
     const old = this.items.get(key);
-    if (old) { this.total -= old.cost; this.items.delete(key); }
+    if (old) {
+      this.total -= old.cost;
+      this.items.delete(key);
+    }
     if (cost > this.budget) return;
     this.items.set(key, { value, cost, used: ++this.clock });
     this.total += cost;

@@ -11,7 +11,10 @@ describe('RegexRunner', () => {
   it('searches, replaces and globs in the worker', async () => {
     const r = new RegexRunner({ regex: checkRegex('b(.)', 'i'), glob: '*.md' }, Date.now() + 10_000);
     try {
-      assert.deepEqual(await r.search('ab1\nxx\nB2 b3', 10), [{ line: 1, column: 2, text: 'ab1' }, { line: 3, column: 1, text: 'B2 b3' }]);
+      assert.deepEqual(await r.search('ab1\nxx\nB2 b3', 10), [
+        { line: 1, column: 2, text: 'ab1' },
+        { line: 3, column: 1, text: 'B2 b3' },
+      ]);
       assert.deepEqual(await r.replace('ab1 B2', '<$1>'), { text: 'a<1> <2>', count: 2 });
       assert.deepEqual(await r.glob(['/a.md', '/x/.b.md', '/c.txt']), [true, true, false]);
     } finally {
@@ -34,7 +37,10 @@ describe('RegexRunner', () => {
     const runners: RegexRunner[] = [];
     try {
       while (RegexRunner.alive < MAX_RUNNERS) runners.push(new RegexRunner({ glob: '*' }, Date.now() + 10_000));
-      assert.throws(() => new RegexRunner({ glob: '*' }, Date.now() + 10_000), (e) => isStowageError(e, 'Unavailable'));
+      assert.throws(
+        () => new RegexRunner({ glob: '*' }, Date.now() + 10_000),
+        (e) => isStowageError(e, 'Unavailable'),
+      );
     } finally {
       for (const r of runners) r.close();
     }

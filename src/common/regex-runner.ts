@@ -24,7 +24,11 @@ export const MAX_PATTERN_CHARS = 4096;
 const USER_FLAGS = /^[imsu]*$/;
 
 /** A matching line: 1-based line and column (UTF-16 units), and the line clipped to 500 characters. */
-export interface LineMatch { line: number; column: number; text: string }
+export interface LineMatch {
+  line: number;
+  column: number;
+  text: string;
+}
 
 /** A job for the worker. */
 export type RegexJob =
@@ -33,7 +37,10 @@ export type RegexJob =
   | { kind: 'glob'; id: number; paths: string[] };
 
 /** The worker's answer to a job. */
-export type RegexReply = { id: number; matches: LineMatch[] } | { id: number; text: string; count: number } | { id: number; selected: boolean[] };
+export type RegexReply =
+  | { id: number; matches: LineMatch[] }
+  | { id: number; text: string; count: number }
+  | { id: number; selected: boolean[] };
 
 /** What a worker runs: a regex, a glob, or both. */
 export interface Patterns {
@@ -45,7 +52,8 @@ const MAX_GLOB_CHARS = 1024;
 
 /** Compiles a glob (see the module comment) into a path predicate; InvalidArgument when malformed. Never call the predicate on the main thread. */
 export function compileGlob(glob: unknown): (path: string) => boolean {
-  if (typeof glob !== 'string' || glob.length === 0 || glob.length > MAX_GLOB_CHARS) throw new InvalidArgumentError(`glob must be 1 to ${MAX_GLOB_CHARS} characters`);
+  if (typeof glob !== 'string' || glob.length === 0 || glob.length > MAX_GLOB_CHARS)
+    throw new InvalidArgumentError(`glob must be 1 to ${MAX_GLOB_CHARS} characters`);
   const pattern = glob.replace(/^\/+/, '');
   let test: (s: string) => boolean;
   try {
@@ -65,10 +73,14 @@ export class RegexTimeout extends Error {
 
 /** Checks a user's pattern and flags; InvalidArgument names what is wrong. */
 export function checkRegex(source: unknown, flags: unknown = ''): { source: string; flags: string } {
-  if (typeof source !== 'string' || source.length === 0) throw new InvalidArgumentError('regex must be a non-empty string');
-  if (source.length > MAX_PATTERN_CHARS) throw new InvalidArgumentError(`regex is too long (${source.length} characters; at most ${MAX_PATTERN_CHARS})`);
+  if (typeof source !== 'string' || source.length === 0)
+    throw new InvalidArgumentError('regex must be a non-empty string');
+  if (source.length > MAX_PATTERN_CHARS)
+    throw new InvalidArgumentError(`regex is too long (${source.length} characters; at most ${MAX_PATTERN_CHARS})`);
   if (typeof flags !== 'string' || !USER_FLAGS.test(flags) || new Set(flags).size !== flags.length) {
-    throw new InvalidArgumentError(`invalid regex flags ${JSON.stringify(String(flags).slice(0, 20))}: use any of i, m, s, u (each once)`);
+    throw new InvalidArgumentError(
+      `invalid regex flags ${JSON.stringify(String(flags).slice(0, 20))}: use any of i, m, s, u (each once)`,
+    );
   }
   try {
     new RegExp(source, flags);
@@ -94,9 +106,15 @@ export class RegexRunner {
   #dead: Error | undefined;
 
   constructor(patterns: Patterns, deadline: number) {
-    if (RegexRunner.#alive >= MAX_RUNNERS) throw new UnavailableError(`too many searches are running on this server (${MAX_RUNNERS}); try again in a moment`);
+    if (RegexRunner.#alive >= MAX_RUNNERS)
+      throw new UnavailableError(
+        `too many searches are running on this server (${MAX_RUNNERS}); try again in a moment`,
+      );
     RegexRunner.#alive++;
-    this.#worker = new Worker(new URL('./regex-worker.js', import.meta.url), { workerData: patterns, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    this.#worker = new Worker(new URL('./regex-worker.js', import.meta.url), {
+      workerData: patterns,
+      resourceLimits: { maxOldGenerationSizeMb: 256 },
+    });
     this.#worker.unref();
     this.#worker.on('message', (reply: RegexReply) => {
       const p = this.#pending.get(reply.id);
@@ -130,7 +148,12 @@ export class RegexRunner {
     void this.#worker.terminate();
   }
 
-  #send(job: { kind: 'search'; text: string; limit: number } | { kind: 'replace'; text: string; replacement: string } | { kind: 'glob'; paths: string[] }): Promise<RegexReply> {
+  #send(
+    job:
+      | { kind: 'search'; text: string; limit: number }
+      | { kind: 'replace'; text: string; replacement: string }
+      | { kind: 'glob'; paths: string[] },
+  ): Promise<RegexReply> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {

@@ -37,7 +37,11 @@ function search(text: string, limit: number): LineMatch[] {
     let end = text.indexOf('\n', at);
     if (end === -1) end = text.length;
     const whole = text.slice(start, end).replace(/\r$/, '');
-    out.push({ line, column: at - start + 1, text: whole.length > MAX_LINE_CHARS ? whole.slice(0, MAX_LINE_CHARS) : whole });
+    out.push({
+      line,
+      column: at - start + 1,
+      text: whole.length > MAX_LINE_CHARS ? whole.slice(0, MAX_LINE_CHARS) : whole,
+    });
     // One match per line, like grep: continue on the next line.
     if (end >= text.length) break;
     re.lastIndex = end + 1;

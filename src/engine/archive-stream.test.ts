@@ -30,7 +30,14 @@ before(async () => {
   actor = await engine.authenticate((await engine.createTenant('acme')).secret);
   await engine.createVolume(actor, 'v');
   const big = Buffer.alloc(3 * 1024 * 1024, 9); // above the read-ahead size: streams through
-  for (let i = 0; i < 50; i++) await engine.writeFile(actor, 'v', `/d/f${String(i).padStart(2, '0')}.txt`, Readable.from([Buffer.from(`file ${i}`)]), { createParents: true });
+  for (let i = 0; i < 50; i++)
+    await engine.writeFile(
+      actor,
+      'v',
+      `/d/f${String(i).padStart(2, '0')}.txt`,
+      Readable.from([Buffer.from(`file ${i}`)]),
+      { createParents: true },
+    );
   await engine.writeFile(actor, 'v', '/d/big.bin', Readable.from([big]), { mode: 0o600 });
 });
 
@@ -91,15 +98,22 @@ test('shareActor is the signer, read-only, scoped to the volume; revoked signers
 });
 
 test('archives clamp times a tar header cannot hold (before 1970, after 2038) instead of writing garbage', async () => {
-  await engine.commit(actor, 'v', { changes: [
-    { op: 'mkdir', path: '/t', mtime: 1_000_000 },
-    { op: 'symlink', path: '/t/old', target: '../d/f01.txt', mtime: -86_400_000, mtimeNs: 5 },
-    { op: 'symlink', path: '/t/far', target: '../d/f02.txt', mtime: 8.64e15 },
-  ] });
+  await engine.commit(actor, 'v', {
+    changes: [
+      { op: 'mkdir', path: '/t', mtime: 1_000_000 },
+      { op: 'symlink', path: '/t/old', target: '../d/f01.txt', mtime: -86_400_000, mtimeNs: 5 },
+      { op: 'symlink', path: '/t/far', target: '../d/f02.txt', mtime: 8.64e15 },
+    ],
+  });
   const { stream } = await archiveStream(engine, actor, 'v', '/t', { format: 'tar' });
   const times = new Map<string, number>();
   const ex = extract();
-  const done = (async () => { for await (const e of ex) { times.set(e.header.name, e.header.mtime!.getTime()); e.resume(); } })();
+  const done = (async () => {
+    for await (const e of ex) {
+      times.set(e.header.name, e.header.mtime!.getTime());
+      e.resume();
+    }
+  })();
   stream.pipe(ex as unknown as NodeJS.WritableStream);
   await done;
   assert.equal(times.get('old'), 0);

@@ -57,12 +57,25 @@ export interface ArchiveStream {
  * const { stream } = await archiveStream(engine, actor, 'data', '/results', { format: 'tar.gz' });
  * await pipeline(stream, createWriteStream('results.tar.gz'));
  */
-export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: string, path: string, opts: { commit?: string; format?: ArchiveFormat; preserveMode?: boolean } = {}): Promise<ArchiveStream> {
+export async function archiveStream(
+  engine: VolumeEngine,
+  actor: Actor,
+  volume: string,
+  path: string,
+  opts: { commit?: string; format?: ArchiveFormat; preserveMode?: boolean } = {},
+): Promise<ArchiveStream> {
   const format = opts.format ?? 'tar.gz';
-  if (!ARCHIVE_FORMATS.includes(format)) throw new InvalidArgumentError(`archive format must be one of ${ARCHIVE_FORMATS.join(', ')}`);
+  if (!ARCHIVE_FORMATS.includes(format))
+    throw new InvalidArgumentError(`archive format must be one of ${ARCHIVE_FORMATS.join(', ')}`);
   const root = parsePath(path);
-  const { commit, entry } = await engine.stat(actor, volume, root, opts.commit !== undefined ? { commit: opts.commit } : {});
-  if (entry.type !== 'dir') throw new InvalidArgumentError(`${root} is not a directory: download the file itself, or archive its parent`);
+  const { commit, entry } = await engine.stat(
+    actor,
+    volume,
+    root,
+    opts.commit !== undefined ? { commit: opts.commit } : {},
+  );
+  if (entry.type !== 'dir')
+    throw new InvalidArgumentError(`${root} is not a directory: download the file itself, or archive its parent`);
   const prefix = root === '/' ? '/' : `${root}/`;
   const modeMask = opts.preserveMode === true ? 0o7777 : 0o777;
 
@@ -71,7 +84,12 @@ export async function archiveStream(engine: VolumeEngine, actor: Actor, volume: 
   const fill = async () => {
     let after: string | undefined;
     for (;;) {
-      const page = await engine.list(actor, volume, root, { commit, recursive: true, limit: PAGE, ...(after !== undefined ? { after } : {}) });
+      const page = await engine.list(actor, volume, root, {
+        commit,
+        recursive: true,
+        limit: PAGE,
+        ...(after !== undefined ? { after } : {}),
+      });
       await addPage({ engine, actor, volume, commit, tar, prefix, modeMask, signal: gone.signal }, page.entries);
       if (page.nextCursor === null) break;
       after = page.nextCursor;
@@ -126,7 +144,11 @@ async function addPage(job: ArchiveJob, entries: readonly FileInfo[]): Promise<v
     else {
       const data = await bytes;
       await new Promise<void>((resolve, reject) => {
-        tar.entry({ name, mode: e.mode & modeMask, mtime: tarTime(e.mtime), type: 'file', size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+        tar.entry(
+          { name, mode: e.mode & modeMask, mtime: tarTime(e.mtime), type: 'file', size: data.length },
+          data,
+          (err) => (err ? reject(err) : resolve()),
+        );
       });
     }
   }

@@ -17,7 +17,13 @@
  *   Refusals are returned out of the transaction rather than thrown in it, so
  *   the lease-expiry marks written on the way are kept.
  */
-import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError, ReadOnlyError } from '@stowage/sdk/common/errors.js';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidArgumentError,
+  NotFoundError,
+  ReadOnlyError,
+} from '@stowage/sdk/common/errors.js';
 import { AttachmentId, type TenantId, type TokenId, type VolumeId } from '@stowage/sdk/common/ids.js';
 import { authorize, tokenKind } from './authority.js';
 import type { MetadataOps, MetadataStore } from '../stores/metadata-store.js';
@@ -42,7 +48,15 @@ export interface AttachmentHost {
   lease: number;
   volumeFor(actor: Actor, name: string, access: 'read' | 'write'): Promise<VolumeRecord>;
   /** A new token record and its bearer secret (not stored yet); `parentId` is the token it dies with. */
-  newToken(tenantId: TenantId, name: string, volumeId: VolumeId, readOnly: boolean, expiresAt: Date, attachmentId: AttachmentId, parentId: TokenId): { token: TokenRecord; bearer: string };
+  newToken(
+    tenantId: TenantId,
+    name: string,
+    volumeId: VolumeId,
+    readOnly: boolean,
+    expiresAt: Date,
+    attachmentId: AttachmentId,
+    parentId: TokenId,
+  ): { token: TokenRecord; bearer: string };
 }
 
 /** A transaction's answer: a value, or the error to throw once the transaction has committed. */
@@ -69,16 +83,23 @@ export class AttachmentService {
     // Resuming takes over an existing mount (its own token, its creator or an admin may); attaching anew makes one.
     authorize(actor, req.resume === undefined ? 'attachments.create' : 'attachments.manage');
     const where = { host: checkHost(req.host), path: checkMountPath(req.path) };
-    if (req.readOnly !== undefined && typeof req.readOnly !== 'boolean') throw new InvalidArgumentError('readOnly must be true or false');
+    if (req.readOnly !== undefined && typeof req.readOnly !== 'boolean')
+      throw new InvalidArgumentError('readOnly must be true or false');
     const readOnly = req.readOnly === true;
     const vol = await this.host.volumeFor(actor, volume, 'read');
-    if (!readOnly && actor.readOnly) throw new ReadOnlyError(`this token is read-only: it can only attach volume "${vol.name}" read-only`);
+    if (!readOnly && actor.readOnly)
+      throw new ReadOnlyError(`this token is read-only: it can only attach volume "${vol.name}" read-only`);
     const resumeId = req.resume === undefined ? undefined : parseAttachmentId(req.resume, vol.name);
 
     const now = this.host.now();
     const id = resumeId ?? AttachmentId.new();
 
-    const { attachment, current, token, bearer } = await settle<{ attachment: AttachmentRecord; current: VolumeRecord; token: TokenRecord; bearer: string }>(this.host.md, async (tx) => {
+    const { attachment, current, token, bearer } = await settle<{
+      attachment: AttachmentRecord;
+      current: VolumeRecord;
+      token: TokenRecord;
+      bearer: string;
+    }>(this.host.md, async (tx) => {
       const current = await tx.getVolume(vol.id);
       if (!current) return { refused: new NotFoundError(`volume "${vol.name}" not found (it was deleted)`) };
       const all = await expireLeases(tx, await tx.listAttachments(vol.id), now);
@@ -87,13 +108,23 @@ export class AttachmentService {
       let parent: TokenRecord | undefined = await tx.getToken(actor.tokenId);
       if (resumeId) {
         resumed = all.find((a) => a.id === resumeId);
-        const refusal = resumeRefusal(resumed, resumeId, actor, vol, where, readOnly) ?? (await managerRefusal(tx, actor, resumed!, 'resume'));
+        const refusal =
+          resumeRefusal(resumed, resumeId, actor, vol, where, readOnly) ??
+          (await managerRefusal(tx, actor, resumed!, 'resume'));
         if (refusal) return { refused: refusal };
         if (resumed!.tokenId === actor.tokenId && parent?.parentId) parent = await tx.getToken(parent.parentId);
       }
       if (!parent) return { refused: new NotFoundError('the token that would own this mount no longer exists') };
       const leaseExpiresAt = leaseEnd(now, this.host.lease, parent);
-      const { token, bearer } = this.host.newToken(actor.tenantId, `mount:${id}`, vol.id, readOnly, leaseExpiresAt, id, parent.id);
+      const { token, bearer } = this.host.newToken(
+        actor.tenantId,
+        `mount:${id}`,
+        vol.id,
+        readOnly,
+        leaseExpiresAt,
+        id,
+        parent.id,
+      );
       const others = all.filter((a) => a.state === 'mounted' && a.id !== resumeId);
       const refusal = modeRefusal(current, others, readOnly);
       if (refusal) return { refused: refusal };
@@ -101,15 +132,38 @@ export class AttachmentService {
       if (resumed) {
         if (resumed.tokenId) await tx.revokeToken(resumed.tokenId, now);
         attachment = { ...resumed, state: 'mounted', reason: null, tokenId: token.id, leaseExpiresAt, updatedAt: now };
-        await tx.updateAttachment(id, { state: 'mounted', reason: null, tokenId: token.id, leaseExpiresAt, updatedAt: now });
+        await tx.updateAttachment(id, {
+          state: 'mounted',
+          reason: null,
+          tokenId: token.id,
+          leaseExpiresAt,
+          updatedAt: now,
+        });
       } else {
-        attachment = { id, tenantId: actor.tenantId, volumeId: vol.id, ...where, readOnly, state: 'mounted', reason: null, tokenId: token.id, createdAt: now, updatedAt: now, leaseExpiresAt };
+        attachment = {
+          id,
+          tenantId: actor.tenantId,
+          volumeId: vol.id,
+          ...where,
+          readOnly,
+          state: 'mounted',
+          reason: null,
+          tokenId: token.id,
+          createdAt: now,
+          updatedAt: now,
+          leaseExpiresAt,
+        };
         await tx.insertAttachment(attachment);
       }
       await tx.insertToken(token);
       return { ok: { attachment, current, token, bearer } };
     });
-    return { attachment: view(attachment, current.name), secret: bearer, tokenExpiresAt: token.expiresAt!, volume: current };
+    return {
+      attachment: view(attachment, current.name),
+      secret: bearer,
+      tokenExpiresAt: token.expiresAt!,
+      volume: current,
+    };
   }
 
   /** Extends the lease (and the token's expiry) of a mounted attachment. */
@@ -117,7 +171,11 @@ export class AttachmentService {
     const found = await attachmentFor(this.host, actor, id, 'renew');
     const now = this.host.now();
     const leaseExpiresAt = new Date(now.getTime() + this.host.lease);
-    const { attachment, volumeName, tokenExpiresAt } = await settle<{ attachment: AttachmentRecord; volumeName: string; tokenExpiresAt: Date }>(this.host.md, async (tx) => {
+    const { attachment, volumeName, tokenExpiresAt } = await settle<{
+      attachment: AttachmentRecord;
+      volumeName: string;
+      tokenExpiresAt: Date;
+    }>(this.host.md, async (tx) => {
       const cur = await tx.getAttachment(found.id);
       if (!cur) return { refused: new NotFoundError(`attachment ${id} not found`) };
       if (cur.state !== 'mounted') return { refused: notMounted(cur) };
@@ -128,12 +186,23 @@ export class AttachmentService {
       }
       if (isLapsed(cur, now)) {
         // The lease ran out: another mount may have taken the volume meanwhile.
-        const others = (await expireLeases(tx, (await tx.listAttachments(vol.id)).filter((a) => a.id !== cur.id), now)).filter((a) => a.state === 'mounted');
+        const others = (
+          await expireLeases(
+            tx,
+            (await tx.listAttachments(vol.id)).filter((a) => a.id !== cur.id),
+            now,
+          )
+        ).filter((a) => a.state === 'mounted');
         const refusal = modeRefusal(vol, others, cur.readOnly);
         if (refusal) {
           const reason = `lease expired and the volume was mounted elsewhere: ${refusal.message}`;
           await fail(tx, cur, reason, now);
-          return { refused: new ConflictError(`attachment ${cur.id} ${reason}`, refusal.details ? { details: refusal.details } : undefined) };
+          return {
+            refused: new ConflictError(
+              `attachment ${cur.id} ${reason}`,
+              refusal.details ? { details: refusal.details } : undefined,
+            ),
+          };
         }
       }
       await tx.updateAttachment(cur.id, { leaseExpiresAt, updatedAt: now });
@@ -149,8 +218,10 @@ export class AttachmentService {
 
   /** Releases (or, with `failed`, fails) an attachment and revokes its token; a second release changes nothing. */
   async releaseAttachment(actor: Actor, id: string, req: ReleaseRequest = {}): Promise<AttachmentView> {
-    if (req.failed !== undefined && typeof req.failed !== 'boolean') throw new InvalidArgumentError('failed must be true or false');
-    const reason = req.reason === undefined ? (req.failed ? 'failed (no reason given)' : 'unmounted') : checkReason(req.reason);
+    if (req.failed !== undefined && typeof req.failed !== 'boolean')
+      throw new InvalidArgumentError('failed must be true or false');
+    const reason =
+      req.reason === undefined ? (req.failed ? 'failed (no reason given)' : 'unmounted') : checkReason(req.reason);
     const found = await attachmentFor(this.host, actor, id, 'release');
     const now = this.host.now();
     const attachment = await settle<AttachmentRecord>(this.host.md, async (tx) => {
@@ -159,7 +230,7 @@ export class AttachmentService {
       // Revoked again even when already released: idempotent, and closes any gap.
       if (cur.tokenId) await tx.revokeToken(cur.tokenId, now);
       if (cur.state !== 'mounted') return { ok: cur };
-      const state = req.failed ? 'failed' as const : 'released' as const;
+      const state = req.failed ? ('failed' as const) : ('released' as const);
       await tx.updateAttachment(cur.id, { state, reason, updatedAt: now });
       return { ok: { ...cur, state, reason, updatedAt: now } };
     });
@@ -172,7 +243,8 @@ export class AttachmentService {
     const now = this.host.now();
     let all = await this.host.md.listAttachments(vol.id);
     // Only a list with a lapsed lease needs the write transaction that marks it.
-    if (all.some((a) => isLapsed(a, now))) all = await this.host.md.transaction(async (tx) => expireLeases(tx, await tx.listAttachments(vol.id), now));
+    if (all.some((a) => isLapsed(a, now)))
+      all = await this.host.md.transaction(async (tx) => expireLeases(tx, await tx.listAttachments(vol.id), now));
     return all.filter((a) => opts.all === true || a.state === 'mounted').map((a) => view(a, vol.name));
   }
 }
@@ -185,9 +257,16 @@ export async function failAttachments(tx: MetadataOps, volumeId: VolumeId, reaso
 // ---------------------------------------------------------------- rules
 
 /** Why the access mode refuses one more attachment next to `mounted`, or undefined when it allows it. */
-function modeRefusal(vol: VolumeRecord, mounted: readonly AttachmentRecord[], readOnly: boolean): ConflictError | undefined {
+function modeRefusal(
+  vol: VolumeRecord,
+  mounted: readonly AttachmentRecord[],
+  readOnly: boolean,
+): ConflictError | undefined {
   if (vol.accessMode === 'RWX' || readOnly) return undefined;
-  if (vol.accessMode === 'ROX') return new ConflictError(`volume "${vol.name}" is ROX (read-only many): mount it read-only`, { details: { accessMode: 'ROX' } });
+  if (vol.accessMode === 'ROX')
+    return new ConflictError(`volume "${vol.name}" is ROX (read-only many): mount it read-only`, {
+      details: { accessMode: 'ROX' },
+    });
   const rw = mounted.find((a) => !a.readOnly);
   if (!rw) return undefined;
   return new ConflictError(
@@ -197,18 +276,38 @@ function modeRefusal(vol: VolumeRecord, mounted: readonly AttachmentRecord[], re
 }
 
 /** Why `resume` cannot take over `a`, or undefined when it can. */
-function resumeRefusal(a: AttachmentRecord | undefined, id: AttachmentId, actor: Actor, vol: VolumeRecord, where: { host: string; path: string }, readOnly: boolean): Error | undefined {
-  if (!a || a.tenantId !== actor.tenantId) return new NotFoundError(`attachment ${id} not found on volume "${vol.name}": nothing to resume`);
+function resumeRefusal(
+  a: AttachmentRecord | undefined,
+  id: AttachmentId,
+  actor: Actor,
+  vol: VolumeRecord,
+  where: { host: string; path: string },
+  readOnly: boolean,
+): Error | undefined {
+  if (!a || a.tenantId !== actor.tenantId)
+    return new NotFoundError(`attachment ${id} not found on volume "${vol.name}": nothing to resume`);
   if (a.host !== where.host || a.path !== where.path) {
-    return new ConflictError(`attachment ${id} is the mount at ${a.host}:${a.path}, not ${where.host}:${where.path}; resume only takes over the same mount`);
+    return new ConflictError(
+      `attachment ${id} is the mount at ${a.host}:${a.path}, not ${where.host}:${where.path}; resume only takes over the same mount`,
+    );
   }
-  if (a.readOnly !== readOnly) return new ConflictError(`attachment ${id} is ${a.readOnly ? 'read-only' : 'read-write'}; resume it ${a.readOnly ? 'read-only' : 'read-write'} or attach anew`);
-  if (a.state === 'released') return new ConflictError(`attachment ${id} was released${a.reason ? ` (${a.reason})` : ''}; attach anew instead of resuming`);
+  if (a.readOnly !== readOnly)
+    return new ConflictError(
+      `attachment ${id} is ${a.readOnly ? 'read-only' : 'read-write'}; resume it ${a.readOnly ? 'read-only' : 'read-write'} or attach anew`,
+    );
+  if (a.state === 'released')
+    return new ConflictError(
+      `attachment ${id} was released${a.reason ? ` (${a.reason})` : ''}; attach anew instead of resuming`,
+    );
   return undefined;
 }
 
 /** Marks mounted attachments whose lease is past as failed and revokes their tokens; returns the list as it now is. */
-async function expireLeases(tx: MetadataOps, list: readonly AttachmentRecord[], now: Date): Promise<AttachmentRecord[]> {
+async function expireLeases(
+  tx: MetadataOps,
+  list: readonly AttachmentRecord[],
+  now: Date,
+): Promise<AttachmentRecord[]> {
   const out: AttachmentRecord[] = [];
   for (const a of list) {
     if (isLapsed(a, now)) out.push(await fail(tx, a, LEASE_EXPIRED, now));
@@ -228,7 +327,10 @@ async function fail(tx: MetadataOps, a: AttachmentRecord, reason: string, now: D
 }
 
 function notMounted(a: AttachmentRecord): ConflictError {
-  return new ConflictError(`attachment ${a.id} is ${a.state}${a.reason ? ` (${a.reason})` : ''}; attach again (with resume) to mount it anew`, { details: { state: a.state, reason: a.reason } });
+  return new ConflictError(
+    `attachment ${a.id} is ${a.state}${a.reason ? ` (${a.reason})` : ''}; attach again (with resume) to mount it anew`,
+    { details: { state: a.state, reason: a.reason } },
+  );
 }
 
 /**
@@ -239,9 +341,14 @@ function notMounted(a: AttachmentRecord): ConflictError {
 async function attachmentFor(host: AttachmentHost, actor: Actor, id: string, what: string): Promise<AttachmentRecord> {
   authorize(actor, 'attachments.manage');
   let aid: AttachmentId;
-  try { aid = AttachmentId.parse(id); } catch { throw new NotFoundError(`attachment ${JSON.stringify(String(id).slice(0, 80))} not found`); }
+  try {
+    aid = AttachmentId.parse(id);
+  } catch {
+    throw new NotFoundError(`attachment ${JSON.stringify(String(id).slice(0, 80))} not found`);
+  }
   const a = await host.md.getAttachment(aid);
-  if (!a || a.tenantId !== actor.tenantId || (actor.volumeId && actor.volumeId !== a.volumeId)) throw new NotFoundError(`attachment ${aid} not found`);
+  if (!a || a.tenantId !== actor.tenantId || (actor.volumeId && actor.volumeId !== a.volumeId))
+    throw new NotFoundError(`attachment ${aid} not found`);
   const refusal = await managerRefusal(host.md, actor, a, what);
   if (refusal) throw refusal;
   return a;
@@ -253,11 +360,18 @@ async function attachmentFor(host: AttachmentHost, actor: Actor, id: string, wha
  * mount (its token's parent), or an admin token. So one scoped token cannot
  * take over or end another's mount, nor slip past the access mode by resuming.
  */
-async function managerRefusal(md: MetadataOps, actor: Actor, a: AttachmentRecord, what: string): Promise<Error | undefined> {
+async function managerRefusal(
+  md: MetadataOps,
+  actor: Actor,
+  a: AttachmentRecord,
+  what: string,
+): Promise<Error | undefined> {
   if (tokenKind(actor) === 'admin' || (a.tokenId !== null && actor.tokenId === a.tokenId)) return undefined;
   const mountToken = a.tokenId ? await md.getToken(a.tokenId) : undefined;
   if (mountToken?.parentId === actor.tokenId) return undefined;
-  return new ForbiddenError(`only attachment ${a.id}'s own mount token, the token that mounted it, or an admin token may ${what} it`);
+  return new ForbiddenError(
+    `only attachment ${a.id}'s own mount token, the token that mounted it, or an admin token may ${what} it`,
+  );
 }
 
 // ---------------------------------------------------------------- validation and views
@@ -270,8 +384,15 @@ function checkHost(host: unknown): string {
 }
 
 function checkMountPath(path: unknown): string {
-  if (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0') || Buffer.byteLength(path) > MAX_MOUNT_PATH_BYTES) {
-    throw new InvalidArgumentError(`path must be an absolute path of at most ${MAX_MOUNT_PATH_BYTES} bytes, without NUL`);
+  if (
+    typeof path !== 'string' ||
+    !path.startsWith('/') ||
+    path.includes('\0') ||
+    Buffer.byteLength(path) > MAX_MOUNT_PATH_BYTES
+  ) {
+    throw new InvalidArgumentError(
+      `path must be an absolute path of at most ${MAX_MOUNT_PATH_BYTES} bytes, without NUL`,
+    );
   }
   return path;
 }
@@ -287,7 +408,9 @@ function parseAttachmentId(id: unknown, volume: string): AttachmentId {
   try {
     return AttachmentId.parse(String(id));
   } catch {
-    throw new NotFoundError(`attachment ${JSON.stringify(String(id).slice(0, 80))} not found on volume "${volume}": nothing to resume`);
+    throw new NotFoundError(
+      `attachment ${JSON.stringify(String(id).slice(0, 80))} not found on volume "${volume}": nothing to resume`,
+    );
   }
 }
 

@@ -19,16 +19,31 @@ import { ForbiddenError, ReadOnlyError } from '@stowage/sdk/common/errors.js';
 import type { Actor } from './types.js';
 
 /** The kinds of token, from the most to the least powerful. */
-export const TOKEN_KINDS = ['admin', 'tenant-read-only', 'volume', 'volume-read-only', 'mount', 'mount-read-only'] as const;
+export const TOKEN_KINDS = [
+  'admin',
+  'tenant-read-only',
+  'volume',
+  'volume-read-only',
+  'mount',
+  'mount-read-only',
+] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 
 /** Everything a caller can ask the engine to do, as the authority table names it. */
 export type Action =
-  | 'tenant.read' | 'tenant.configure'
-  | 'tokens.list' | 'tokens.mint' | 'tokens.revoke'
-  | 'volumes.create' | 'volumes.configure' | 'volumes.delete' | 'volumes.fork'
-  | 'volume.read' | 'volume.write'
-  | 'attachments.create' | 'attachments.manage';
+  | 'tenant.read'
+  | 'tenant.configure'
+  | 'tokens.list'
+  | 'tokens.mint'
+  | 'tokens.revoke'
+  | 'volumes.create'
+  | 'volumes.configure'
+  | 'volumes.delete'
+  | 'volumes.fork'
+  | 'volume.read'
+  | 'volume.write'
+  | 'attachments.create'
+  | 'attachments.manage';
 
 const ALL = TOKEN_KINDS;
 const WRITERS: readonly TokenKind[] = ['admin', 'volume', 'mount'];

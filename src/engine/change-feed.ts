@@ -15,15 +15,21 @@ import type { Actor, CommitChanges, TreeChange } from './types.js';
 /** Paths reported per commit at most; a larger commit is marked `truncated`. */
 export const MAX_CHANGES_PER_COMMIT = 10_000;
 
-
 /**
  * The commits after `since` (oldest first, at most `limit`), each with its
  * changes, and the volume's head. NotFound when `since` is not a commit of
  * this volume.
  */
-export async function changesSince(host: FileOpsHost, actor: Actor, volume: string, since: string, limit = 100): Promise<{ head: CommitId; commits: CommitChanges[] }> {
+export async function changesSince(
+  host: FileOpsHost,
+  actor: Actor,
+  volume: string,
+  since: string,
+  limit = 100,
+): Promise<{ head: CommitId; commits: CommitChanges[] }> {
   const vol = await host.volumeFor(actor, volume, 'read');
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new InvalidArgumentError('limit must be between 1 and 1000');
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000)
+    throw new InvalidArgumentError('limit must be between 1 and 1000');
   const from = await host.resolveCommit(vol, since);
   const head = await host.resolveCommit(vol, vol.head);
   if (head.seq <= from.seq) return { head: head.id, commits: [] };

@@ -26,8 +26,27 @@ test('symlinkEscape keeps links that stay inside the volume and names the rest',
 });
 
 test('refuseEscapingSymlinks refuses a change set holding one escaping link, naming it', async () => {
-  const ok = await parseChanges([{ op: 'symlink', path: '/a/l', target: '../b' }, { op: 'mkdir', path: '/d' }], 0);
+  const ok = await parseChanges(
+    [
+      { op: 'symlink', path: '/a/l', target: '../b' },
+      { op: 'mkdir', path: '/d' },
+    ],
+    0,
+  );
   assert.doesNotThrow(() => refuseEscapingSymlinks(ok));
-  const bad = await parseChanges([{ op: 'mkdir', path: '/d' }, { op: 'symlink', path: '/d/venv/python', target: '/usr/bin/python3' }], 0);
-  assert.throws(() => refuseEscapingSymlinks(bad), (e: Error & { code?: string }) => e.code === 'InvalidArgument' && /changes\[1\]: symlink \/d\/venv\/python -> "\/usr\/bin\/python3" is refused: its target is absolute/.test(e.message));
+  const bad = await parseChanges(
+    [
+      { op: 'mkdir', path: '/d' },
+      { op: 'symlink', path: '/d/venv/python', target: '/usr/bin/python3' },
+    ],
+    0,
+  );
+  assert.throws(
+    () => refuseEscapingSymlinks(bad),
+    (e: Error & { code?: string }) =>
+      e.code === 'InvalidArgument' &&
+      /changes\[1\]: symlink \/d\/venv\/python -> "\/usr\/bin\/python3" is refused: its target is absolute/.test(
+        e.message,
+      ),
+  );
 });

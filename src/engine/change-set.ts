@@ -9,7 +9,13 @@ import { ALLOWED_CHUNK_SIZES, chunkCount, chunkLength } from '@stowage/sdk/commo
 import { Pacer } from '@stowage/sdk/common/concurrency.js';
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { ChunkHash, type TreeHash } from '@stowage/sdk/common/ids.js';
-import { MAX_COMMIT_CHANGES, MAX_OWNER_ID, MAX_TIME_MS, MAX_TIME_NS, tooManyChanges } from '@stowage/sdk/common/limits.js';
+import {
+  MAX_COMMIT_CHANGES,
+  MAX_OWNER_ID,
+  MAX_TIME_MS,
+  MAX_TIME_NS,
+  tooManyChanges,
+} from '@stowage/sdk/common/limits.js';
 import { MAX_PATH_BYTES, parsePath, type VolumePath } from '@stowage/sdk/common/paths.js';
 import { entryFingerprint, type Entry, type EntryMeta, type FileEntry } from './tree/tree-codec.js';
 import type { TreeEditor } from './tree/tree-editor.js';
@@ -30,13 +36,16 @@ const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
 function mode(value: unknown, fallback: number, where: string): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o7777) throw new InvalidArgumentError(`${where}: mode must be an integer between 0 and 0o7777`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o7777)
+    throw new InvalidArgumentError(`${where}: mode must be an integer between 0 and 0o7777`);
   return value;
 }
 
 function time(value: unknown, where: string, name: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) > MAX_TIME_MS) {
-    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of milliseconds since the epoch, within ±${MAX_TIME_MS} (the range of a Date)`);
+    throw new InvalidArgumentError(
+      `${where}: ${name} must be a whole number of milliseconds since the epoch, within ±${MAX_TIME_MS} (the range of a Date)`,
+    );
   }
   return value;
 }
@@ -47,7 +56,9 @@ function mtime(value: unknown, fallback: number, where: string): number {
 
 function nanos(value: unknown, where: string, name: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIME_NS) {
-    throw new InvalidArgumentError(`${where}: ${name} must be a whole number of nanoseconds past the millisecond, between 0 and ${MAX_TIME_NS}`);
+    throw new InvalidArgumentError(
+      `${where}: ${name} must be a whole number of nanoseconds past the millisecond, between 0 and ${MAX_TIME_NS}`,
+    );
   }
   return value;
 }
@@ -70,10 +81,17 @@ function meta(c: MetaInput, where: string): EntryMeta {
   const out: EntryMeta = {};
   if (c.uid !== undefined) out.uid = ownerId(c.uid, where, 'uid');
   if (c.gid !== undefined) out.gid = ownerId(c.gid, where, 'gid');
-  for (const [ms, ns] of [['mtime', 'mtimeNs'], ['atime', 'atimeNs'], ['ctime', 'ctimeNs']] as const) {
+  for (const [ms, ns] of [
+    ['mtime', 'mtimeNs'],
+    ['atime', 'atimeNs'],
+    ['ctime', 'ctimeNs'],
+  ] as const) {
     if (ms !== 'mtime' && c[ms] !== undefined) out[ms] = time(c[ms], where, ms);
     if (c[ns] === undefined) continue;
-    if (c[ms] === undefined) throw new InvalidArgumentError(`${where}: ${ns} needs ${ms} in the same change (send both, e.g. ${ms}: 1700000000123, ${ns}: 456789)`);
+    if (c[ms] === undefined)
+      throw new InvalidArgumentError(
+        `${where}: ${ns} needs ${ms} in the same change (send both, e.g. ${ms}: 1700000000123, ${ns}: 456789)`,
+      );
     out[ns] = nanos(c[ns], where, ns);
   }
   return out;
@@ -84,7 +102,10 @@ const META_FIELDS = ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctim
 /** Delete and move carry no attributes: a client sending some expects them applied, so say it instead of dropping them. */
 function refuseAttributes(c: object, op: string, where: string): void {
   const given = META_FIELDS.filter((k) => (c as Record<string, unknown>)[k] !== undefined);
-  if (given.length > 0) throw new InvalidArgumentError(`${where}: ${op} takes no ${given.join(', ')}; set attributes with put, mkdir, symlink or setattr`);
+  if (given.length > 0)
+    throw new InvalidArgumentError(
+      `${where}: ${op} takes no ${given.join(', ')}; set attributes with put, mkdir, symlink or setattr`,
+    );
 }
 
 function flag(value: unknown, fallback: boolean, where: string, name: string): boolean {
@@ -122,7 +143,8 @@ export function symlinkEscape(path: string, target: string): string | undefined 
     if (part === '..') {
       // A system resolves "x/.." after x, and x may itself be a link (to "..", say): then the ".." climbs from
       // wherever x led, possibly the volume's top. Counting alone would pass "r/../../etc" with r -> "../..".
-      if (named) return 'its target has ".." after a name, which climbs out of the volume when that name is a link; put every ".." first (e.g. "../../data/file")';
+      if (named)
+        return 'its target has ".." after a name, which climbs out of the volume when that name is a link; put every ".." first (e.g. "../../data/file")';
       depth--;
     } else if (part !== '' && part !== '.') {
       depth++;
@@ -161,13 +183,18 @@ export function refuseEscapingSymlinks(edits: readonly Edit[]): void {
  * carried ends under the target of the last move that carried it. A moved
  * directory is walked, so the cost is that of the moved subtrees.
  */
-export async function refuseEscapingMovedLinks(reader: TreeReader, root: TreeHash, edits: readonly Edit[]): Promise<void> {
+export async function refuseEscapingMovedLinks(
+  reader: TreeReader,
+  root: TreeHash,
+  edits: readonly Edit[],
+): Promise<void> {
   const targets = new Set<VolumePath>();
   for (const e of edits) if (e.op === 'move') targets.add(e.to);
   const pacer = new Pacer();
-  const refuse = (path: string, target: string, why: string) => new InvalidArgumentError(
-    `moving it would leave symlink ${path} -> ${JSON.stringify(target.slice(0, 200))} pointing out of the volume: ${why}. Links written through the API must stay inside the volume; move it where its target stays inside, or rewrite the link`,
-  );
+  const refuse = (path: string, target: string, why: string) =>
+    new InvalidArgumentError(
+      `moving it would leave symlink ${path} -> ${JSON.stringify(target.slice(0, 200))} pointing out of the volume: ${why}. Links written through the API must stay inside the volume; move it where its target stays inside, or rewrite the link`,
+    );
   for (const to of targets) {
     const entry = await reader.lookup(root, to);
     if (entry?.type === 'symlink') {
@@ -186,7 +213,8 @@ export async function refuseEscapingMovedLinks(reader: TreeReader, root: TreeHas
 
 /** Validates a change set; `now` is the default mtime. Gives the event loop a turn now and then: a set may hold 100,000 changes. */
 export async function parseChanges(changes: readonly Change[], now: number): Promise<Edit[]> {
-  if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('a commit needs at least one change');
+  if (!Array.isArray(changes) || changes.length === 0)
+    throw new InvalidArgumentError('a commit needs at least one change');
   if (changes.length > MAX_CHANGES) throw tooManyChanges(changes.length);
   const pacer = new Pacer();
   const edits: Edit[] = [];
@@ -203,38 +231,82 @@ function parseChange(c: Change, now: number, where: string): Edit {
       const p = path(c.path, where);
       if (p === '/') throw new InvalidArgumentError(`${where}: cannot write a file at "/"`);
       const size = c.size;
-      if (!Number.isSafeInteger(size) || size < 0 || size > MAX_FILE_SIZE) throw new InvalidArgumentError(`${where}: size must be a whole number of bytes`);
-      if (!ALLOWED_CHUNK_SIZES.includes(c.chunkSize)) throw new InvalidArgumentError(`${where}: chunkSize must be one of ${ALLOWED_CHUNK_SIZES.join(', ')}`);
+      if (!Number.isSafeInteger(size) || size < 0 || size > MAX_FILE_SIZE)
+        throw new InvalidArgumentError(`${where}: size must be a whole number of bytes`);
+      if (!ALLOWED_CHUNK_SIZES.includes(c.chunkSize))
+        throw new InvalidArgumentError(`${where}: chunkSize must be one of ${ALLOWED_CHUNK_SIZES.join(', ')}`);
       if (!Array.isArray(c.chunks) || c.chunks.length !== chunkCount(size, c.chunkSize)) {
-        throw new InvalidArgumentError(`${where}: a file of ${size} bytes cut in ${c.chunkSize}-byte chunks has ${chunkCount(size, c.chunkSize)} chunks, got ${Array.isArray(c.chunks) ? c.chunks.length : 'none'}`);
+        throw new InvalidArgumentError(
+          `${where}: a file of ${size} bytes cut in ${c.chunkSize}-byte chunks has ${chunkCount(size, c.chunkSize)} chunks, got ${Array.isArray(c.chunks) ? c.chunks.length : 'none'}`,
+        );
       }
       const chunks = c.chunks.map((h) => {
-        if (typeof h !== 'string' || !ChunkHash.is(h)) throw new InvalidArgumentError(`${where}: chunk hashes must be 64 lowercase hex characters`);
+        if (typeof h !== 'string' || !ChunkHash.is(h))
+          throw new InvalidArgumentError(`${where}: chunk hashes must be 64 lowercase hex characters`);
         return h as ChunkHash;
       });
-      const entry: FileEntry = { type: 'file', name: '', mode: mode(c.mode, 0o644, where), mtime: mtime(c.mtime, now, where), size, chunkSize: c.chunkSize, chunks, ...meta(c, where) };
+      const entry: FileEntry = {
+        type: 'file',
+        name: '',
+        mode: mode(c.mode, 0o644, where),
+        mtime: mtime(c.mtime, now, where),
+        size,
+        chunkSize: c.chunkSize,
+        chunks,
+        ...meta(c, where),
+      };
       return { op: 'put', path: p, entry, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'symlink': {
       const p = path(c.path, where);
       if (p === '/') throw new InvalidArgumentError(`${where}: cannot create a symlink at "/"`);
-      if (typeof c.target !== 'string' || c.target.length === 0 || c.target.includes('\0') || Buffer.byteLength(c.target) > MAX_PATH_BYTES) {
-        throw new InvalidArgumentError(`${where}: symlink target must be a non-empty string without NUL, at most ${MAX_PATH_BYTES} bytes`);
+      if (
+        typeof c.target !== 'string' ||
+        c.target.length === 0 ||
+        c.target.includes('\0') ||
+        Buffer.byteLength(c.target) > MAX_PATH_BYTES
+      ) {
+        throw new InvalidArgumentError(
+          `${where}: symlink target must be a non-empty string without NUL, at most ${MAX_PATH_BYTES} bytes`,
+        );
       }
-      const entry: Entry = { type: 'symlink', name: '', mode: 0o777, mtime: mtime(c.mtime, now, where), target: c.target, ...meta(c, where) };
+      const entry: Entry = {
+        type: 'symlink',
+        name: '',
+        mode: 0o777,
+        mtime: mtime(c.mtime, now, where),
+        target: c.target,
+        ...meta(c, where),
+      };
       return { op: 'put', path: p, entry, createParents: flag(c.createParents, true, where, 'createParents') };
     }
     case 'mkdir': {
       const p = path(c.path, where);
       if (p === '/') throw new InvalidArgumentError(`${where}: "/" always exists; mkdir needs a path below it`);
-      return { op: 'mkdir', path: p, mode: mode(c.mode, 0o755, where), mtime: mtime(c.mtime, now, where), meta: meta(c, where) };
+      return {
+        op: 'mkdir',
+        path: p,
+        mode: mode(c.mode, 0o755, where),
+        mtime: mtime(c.mtime, now, where),
+        meta: meta(c, where),
+      };
     }
     case 'delete':
       refuseAttributes(c, 'delete', where);
-      return { op: 'delete', path: path(c.path, where), recursive: flag(c.recursive, false, where, 'recursive'), mustExist: flag(c.mustExist, false, where, 'mustExist') };
+      return {
+        op: 'delete',
+        path: path(c.path, where),
+        recursive: flag(c.recursive, false, where, 'recursive'),
+        mustExist: flag(c.mustExist, false, where, 'mustExist'),
+      };
     case 'move':
       refuseAttributes(c, 'move', where);
-      return { op: 'move', from: path(c.from, `${where}.from`), to: path(c.to, `${where}.to`), overwrite: flag(c.overwrite, false, where, 'overwrite') };
+      return {
+        op: 'move',
+        from: path(c.from, `${where}.from`),
+        to: path(c.to, `${where}.to`),
+        overwrite: flag(c.overwrite, false, where, 'overwrite'),
+      };
     case 'setattr': {
       const edit: Edit = { op: 'setattr', path: path(c.path, where) };
       if (c.mode !== undefined) edit.mode = mode(c.mode, 0, where);
@@ -247,7 +319,9 @@ function parseChange(c: Change, now: number, where: string): Edit {
       return edit;
     }
     default:
-      throw new InvalidArgumentError(`${where}: unknown op ${JSON.stringify((c as { op?: unknown })?.op)}; expected put, symlink, mkdir, delete, move or setattr`);
+      throw new InvalidArgumentError(
+        `${where}: unknown op ${JSON.stringify((c as { op?: unknown })?.op)}; expected put, symlink, mkdir, delete, move or setattr`,
+      );
   }
 }
 
@@ -260,7 +334,8 @@ export function referencedChunks(edits: readonly Edit[]): Map<ChunkHash, number>
     chunks.forEach((h, i) => {
       const len = chunkLength(size, chunkSize, i);
       const seen = out.get(h);
-      if (seen !== undefined && seen !== len) throw new InvalidArgumentError(`chunk ${h} is referenced with two different lengths (${seen} and ${len})`);
+      if (seen !== undefined && seen !== len)
+        throw new InvalidArgumentError(`chunk ${h} is referenced with two different lengths (${seen} and ${len})`);
       out.set(h, len);
     });
   }
@@ -275,7 +350,11 @@ export function referencedChunks(edits: readonly Edit[]): Map<ChunkHash, number>
  * checks before it mutates, so a refused edit leaves the editor as it was.
  * Any other error (invalid edits) still fails.
  */
-export async function applyEdits(editor: TreeEditor, edits: readonly Edit[], opts: { bestEffort?: boolean } = {}): Promise<SkippedChange[]> {
+export async function applyEdits(
+  editor: TreeEditor,
+  edits: readonly Edit[],
+  opts: { bestEffort?: boolean } = {},
+): Promise<SkippedChange[]> {
   const skipped: SkippedChange[] = [];
   const pacer = new Pacer();
   for (const [index, e] of edits.entries()) {
@@ -292,15 +371,23 @@ export async function applyEdits(editor: TreeEditor, edits: readonly Edit[], opt
 
 async function applyEdit(editor: TreeEditor, e: Edit): Promise<void> {
   switch (e.op) {
-    case 'put': await editor.put(e.path, e.entry, e.createParents); break;
-    case 'mkdir': await editor.mkdir(e.path, e.mode, e.mtime, e.meta); break;
+    case 'put':
+      await editor.put(e.path, e.entry, e.createParents);
+      break;
+    case 'mkdir':
+      await editor.mkdir(e.path, e.mode, e.mtime, e.meta);
+      break;
     case 'delete': {
       const removed = await editor.remove(e.path, e.recursive);
       if (!removed && e.mustExist) throw new NotFoundError(`cannot remove ${e.path}: no such file or directory`);
       break;
     }
-    case 'move': await editor.move(e.from, e.to, e.overwrite); break;
-    case 'setattr': await editor.setattr(e.path, e); break;
+    case 'move':
+      await editor.move(e.from, e.to, e.overwrite);
+      break;
+    case 'setattr':
+      await editor.setattr(e.path, e);
+      break;
   }
 }
 
@@ -312,9 +399,14 @@ function isInapplicable(err: unknown): boolean {
 /** The paths an edit writes (mkdir only adds, so it can overwrite nothing). */
 function writtenPaths(e: Edit): VolumePath[] {
   switch (e.op) {
-    case 'put': case 'delete': case 'setattr': return [e.path];
-    case 'move': return [e.from, e.to];
-    case 'mkdir': return [];
+    case 'put':
+    case 'delete':
+    case 'setattr':
+      return [e.path];
+    case 'move':
+      return [e.from, e.to];
+    case 'mkdir':
+      return [];
   }
 }
 
@@ -322,7 +414,12 @@ function writtenPaths(e: Edit): VolumePath[] {
  * Paths the edits write that changed between `base` and `head`: there the
  * edits overwrite someone else's newer commit (last writer wins, made visible).
  */
-export async function overwrittenPaths(reader: TreeReader, base: TreeHash, head: TreeHash, edits: readonly Edit[]): Promise<string[]> {
+export async function overwrittenPaths(
+  reader: TreeReader,
+  base: TreeHash,
+  head: TreeHash,
+  edits: readonly Edit[],
+): Promise<string[]> {
   if (base === head) return [];
   const paths = new Set<VolumePath>();
   for (const e of edits) for (const p of writtenPaths(e)) paths.add(p);

@@ -31,7 +31,16 @@ class CountingBlobStore extends MemoryBlobStore {
   }
 }
 
-interface World { dir: string; dbPath: string; md: MetadataStore; blobs: CountingBlobStore; engine: Engine; a: Actor; b: Actor; clock: { t: number } }
+interface World {
+  dir: string;
+  dbPath: string;
+  md: MetadataStore;
+  blobs: CountingBlobStore;
+  engine: Engine;
+  a: Actor;
+  b: Actor;
+  clock: { t: number };
+}
 
 async function world(opts: { maxVerifyBytes?: number } = {}): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'stowage-owners-'));
@@ -50,7 +59,14 @@ async function scoped(w: World, actor: Actor, volume: string): Promise<Actor> {
 }
 
 /** What the SDK does for one small file: ask, upload what is missing (honestly unless `bytes` says otherwise), commit. */
-async function write(w: World, actor: Actor, volume: string, path: string, content: string, opts: { upload?: (key: string, hash: string) => Promise<void> } = {}) {
+async function write(
+  w: World,
+  actor: Actor,
+  volume: string,
+  path: string,
+  content: string,
+  opts: { upload?: (key: string, hash: string) => Promise<void> } = {},
+) {
   const bytes = Buffer.from(content);
   const hash = sha(bytes);
   const { missing, present } = await w.engine.prepareUpload(actor, volume, [{ hash, size: bytes.length }]);
@@ -68,7 +84,9 @@ async function write(w: World, actor: Actor, volume: string, path: string, conte
 /** A commit that names a chunk by hash only: no upload, no pack. */
 function claim(w: World, actor: Actor, volume: string, path: string, content: string) {
   const bytes = Buffer.from(content);
-  return w.engine.commit(actor, volume, { changes: [{ op: 'put', path, size: bytes.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(bytes)] }] });
+  return w.engine.commit(actor, volume, {
+    changes: [{ op: 'put', path, size: bytes.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(bytes)] }],
+  });
 }
 
 async function read(w: World, actor: Actor, volume: string, path: string): Promise<string> {
@@ -103,19 +121,22 @@ describe('chunk ownership (engine)', () => {
     rmSync(w.dir, { recursive: true, force: true });
   });
 
-  it('refuses another tenant\'s commit of a hash it never uploaded, with the answer of a never-stored chunk', async () => {
+  it("refuses another tenant's commit of a hash it never uploaded, with the answer of a never-stored chunk", async () => {
     const head = (await w.engine.getVolume(w.b, 'loot')).head;
     const stolen = await claim(w, w.b, 'loot', '/stolen', SECRET).catch((e: unknown) => e);
     const never = await claim(w, w.b, 'loot', '/never', 'x'.repeat(SECRET.length)).catch((e: unknown) => e);
     assert.equal((stolen as { code: string }).code, 'PreconditionFailed');
     assert.equal((never as { code: string }).code, 'PreconditionFailed');
     // Same words either way, the hash aside: nothing says the content exists elsewhere.
-    assert.equal((stolen as Error).message.replace(/[0-9a-f]{64}/, 'H'), (never as Error).message.replace(/[0-9a-f]{64}/, 'H'));
+    assert.equal(
+      (stolen as Error).message.replace(/[0-9a-f]{64}/, 'H'),
+      (never as Error).message.replace(/[0-9a-f]{64}/, 'H'),
+    );
     assert.equal((await w.engine.getVolume(w.b, 'loot')).head, head, 'nothing committed');
     await assert.rejects(read(w, w.b, 'loot', '/stolen'), { code: 'NotFound' });
   });
 
-  it('reports another tenant\'s chunk missing in prepareUpload, whatever size is asked, and never its size', async () => {
+  it("reports another tenant's chunk missing in prepareUpload, whatever size is asked, and never its size", async () => {
     for (const size of [SECRET.length, 1, 12345]) {
       const out = await w.engine.prepareUpload(w.b, 'loot', [{ hash: sha(SECRET), size }]);
       assert.equal(out.present, 0);
@@ -124,7 +145,9 @@ describe('chunk ownership (engine)', () => {
     }
     // The owner still gets "present" (and a size check) for its own chunk.
     assert.equal((await w.engine.prepareUpload(w.a, 'vault', [{ hash: sha(SECRET), size: SECRET.length }])).present, 1);
-    await assert.rejects(w.engine.prepareUpload(w.a, 'vault', [{ hash: sha(SECRET), size: 3 }]), { code: 'InvalidArgument' });
+    await assert.rejects(w.engine.prepareUpload(w.a, 'vault', [{ hash: sha(SECRET), size: 3 }]), {
+      code: 'InvalidArgument',
+    });
   });
 
   it('lets another tenant that uploads the same bytes itself commit them, stored once (one row, one live object after GC)', async () => {
@@ -145,29 +168,41 @@ describe('chunk ownership (engine)', () => {
   it('refuses a re-upload whose bytes are not the claimed content when the store did not check the hash', async () => {
     const forged = 'z'.repeat(SECRET.length);
     // A store that does not enforce checksums (moto) takes any bytes of the right size under the signed key.
-    const err = await write(w, w.b, 'loot', '/stolen', SECRET, { upload: (key) => w.blobs.put(key, Buffer.from(forged)).then(() => undefined) }).catch((e: unknown) => e);
+    const err = await write(w, w.b, 'loot', '/stolen', SECRET, {
+      upload: (key) => w.blobs.put(key, Buffer.from(forged)).then(() => undefined),
+    }).catch((e: unknown) => e);
     assert.equal((err as { code: string }).code, 'InvalidArgument');
     assert.match((err as Error).message, /do not hash/);
     await assert.rejects(read(w, w.b, 'loot', '/stolen'), { code: 'NotFound' });
     assert.equal(await read(w, w.a, 'vault', '/secret'), SECRET, 'the stored content is untouched');
-    assert.equal((await w.engine.prepareUpload(w.b, 'loot', [{ hash: sha(SECRET), size: SECRET.length }])).present, 0, 'and bob owns nothing');
+    assert.equal(
+      (await w.engine.prepareUpload(w.b, 'loot', [{ hash: sha(SECRET), size: SECRET.length }])).present,
+      0,
+      'and bob owns nothing',
+    );
   });
 
-  it('keeps a volume-scoped token to its own volume\'s chunks, while the tenant token may use any of its volumes\'', async () => {
+  it("keeps a volume-scoped token to its own volume's chunks, while the tenant token may use any of its volumes'", async () => {
     await w.engine.createVolume(w.a, 'other');
     const other = await scoped(w, w.a, 'other');
     await assert.rejects(claim(w, other, 'other', '/copy', SECRET), { code: 'PreconditionFailed' });
-    assert.equal((await w.engine.prepareUpload(other, 'other', [{ hash: sha(SECRET), size: SECRET.length }])).present, 0);
+    assert.equal(
+      (await w.engine.prepareUpload(other, 'other', [{ hash: sha(SECRET), size: SECRET.length }])).present,
+      0,
+    );
     await claim(w, w.a, 'other', '/copy', SECRET);
     assert.equal(await read(w, other, 'other', '/copy'), SECRET);
     // Committed into "other", the chunk is now "other"'s: its scoped token may reference it.
     await claim(w, other, 'other', '/copy-2', SECRET);
   });
 
-  it('lets a fork\'s scoped token reference the source\'s chunks, also after the source is deleted', async () => {
+  it("lets a fork's scoped token reference the source's chunks, also after the source is deleted", async () => {
     await w.engine.fork(w.a, 'vault', { name: 'vault-fork' });
     const forkToken = await scoped(w, w.a, 'vault-fork');
-    assert.equal((await w.engine.prepareUpload(forkToken, 'vault-fork', [{ hash: sha(SECRET), size: SECRET.length }])).present, 1);
+    assert.equal(
+      (await w.engine.prepareUpload(forkToken, 'vault-fork', [{ hash: sha(SECRET), size: SECRET.length }])).present,
+      1,
+    );
     await claim(w, forkToken, 'vault-fork', '/again', SECRET);
     await w.engine.fork(w.a, 'vault-fork', { name: 'grandchild' });
     await w.engine.deleteVolume(w.a, 'vault');
@@ -176,22 +211,35 @@ describe('chunk ownership (engine)', () => {
     assert.equal(await read(w, grandToken, 'grandchild', '/third'), SECRET);
   });
 
-  it('does not let a fork\'s scoped token reference what the source gained after the fork', async () => {
+  it("does not let a fork's scoped token reference what the source gained after the fork", async () => {
     await w.engine.fork(w.a, 'vault', { name: 'early-fork' });
     const forkToken = await scoped(w, w.a, 'early-fork');
     w.clock.t += 1000;
     await write(w, w.a, 'vault', '/later', 'written to the source after the fork');
-    await assert.rejects(claim(w, forkToken, 'early-fork', '/peek', 'written to the source after the fork'), { code: 'PreconditionFailed' });
-    assert.equal((await w.engine.prepareUpload(forkToken, 'early-fork', [{ hash: sha('written to the source after the fork'), size: 36 }])).present, 0);
+    await assert.rejects(claim(w, forkToken, 'early-fork', '/peek', 'written to the source after the fork'), {
+      code: 'PreconditionFailed',
+    });
+    assert.equal(
+      (
+        await w.engine.prepareUpload(forkToken, 'early-fork', [
+          { hash: sha('written to the source after the fork'), size: 36 },
+        ])
+      ).present,
+      0,
+    );
     await claim(w, forkToken, 'early-fork', '/old', SECRET);
   });
 
-  it('counts a server-side write of another tenant\'s content as uploaded, keeps it stored once, and makes it the writer\'s', async () => {
+  it("counts a server-side write of another tenant's content as uploaded, keeps it stored once, and makes it the writer's", async () => {
     const out = await w.engine.writeFile(w.b, 'loot', '/direct', once(SECRET));
     assert.equal(out.uploadedChunks, 1, 'the answer does not reveal that alice stores these bytes');
     assert.equal((await objectsOf(w, sha(SECRET))).length, 1, 'the redundant copy is gone at once');
     assert.equal(await read(w, w.b, 'loot', '/direct'), SECRET);
-    assert.equal((await w.engine.writeFile(w.b, 'loot', '/direct-2', once(SECRET))).uploadedChunks, 0, 'its own content is not stored again');
+    assert.equal(
+      (await w.engine.writeFile(w.b, 'loot', '/direct-2', once(SECRET))).uploadedChunks,
+      0,
+      'its own content is not stored again',
+    );
     await claim(w, w.b, 'loot', '/by-hash', SECRET);
   });
 
@@ -213,7 +261,11 @@ describe('chunk ownership (engine)', () => {
     await claim(w, vaultToken, 'vault', '/copy', SECRET);
     await claim(w, vaultToken, 'vault', '/copy-later', 'in a later commit');
     await claim(w, w.a, 'vault', '/tenant-copy', SECRET);
-    await assert.rejects(claim(w, w.b, 'loot', '/stolen', SECRET), { code: 'PreconditionFailed' }, 'other tenants still own nothing');
+    await assert.rejects(
+      claim(w, w.b, 'loot', '/stolen', SECRET),
+      { code: 'PreconditionFailed' },
+      'other tenants still own nothing',
+    );
   });
 
   it('backfills through the pages of a wide directory', async () => {
@@ -223,7 +275,13 @@ describe('chunk ownership (engine)', () => {
     const filler = Buffer.from('filler');
     await write(w, w.a, 'vault', '/wide/f-0', 'filler');
     await w.engine.commit(w.a, 'vault', {
-      changes: Array.from({ length: 3000 }, (_, i) => ({ op: 'put' as const, path: `/wide/f-${i + 2000}`, size: filler.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(filler)] })),
+      changes: Array.from({ length: 3000 }, (_, i) => ({
+        op: 'put' as const,
+        path: `/wide/f-${i + 2000}`,
+        size: filler.length,
+        chunkSize: SMALL_CHUNK_SIZE,
+        chunks: [sha(filler)],
+      })),
     });
     const raw = new BetterSqlite3(w.dbPath);
     raw.prepare('DELETE FROM chunk_owners').run();
@@ -251,7 +309,11 @@ describe('pack verification per commit (engine)', () => {
     const bodies = files.map((f) => Buffer.from(f));
     const pack = Buffer.concat(bodies);
     let offset = 0;
-    const chunks = bodies.map((b) => { const c = { hash: sha(b), offset, size: b.length }; offset += b.length; return c; });
+    const chunks = bodies.map((b) => {
+      const c = { hash: sha(b), offset, size: b.length };
+      offset += b.length;
+      return c;
+    });
     const signed = await w.engine.preparePack(w.a, 'packs', { size: pack.length, sha256: sha(pack) });
     await w.blobs.put(signed.key, pack, { sha256: sha(pack) });
     return { key: signed.key, chunks, bodies };
@@ -260,7 +322,13 @@ describe('pack verification per commit (engine)', () => {
   it('reads a pack listed 1000 times once', async () => {
     const p = await uploadPack(['one', 'two', 'three']);
     await w.engine.commit(w.a, 'packs', {
-      changes: p.bodies.map((b, i) => ({ op: 'put' as const, path: `/f${i}`, size: b.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(b)] })),
+      changes: p.bodies.map((b, i) => ({
+        op: 'put' as const,
+        path: `/f${i}`,
+        size: b.length,
+        chunkSize: SMALL_CHUNK_SIZE,
+        chunks: [sha(b)],
+      })),
       packs: Array.from({ length: 1000 }, () => ({ key: p.key, chunks: p.chunks })),
     });
     assert.equal(w.blobs.reads.get(p.key), 1);
@@ -270,19 +338,27 @@ describe('pack verification per commit (engine)', () => {
   it('refuses one pack key declared with two different manifests', async () => {
     const p = await uploadPack(['ab', 'cd']);
     const other = [{ hash: sha('abcd'), offset: 0, size: 4 }];
-    await assert.rejects(w.engine.commit(w.a, 'packs', {
-      changes: [{ op: 'put', path: '/x', size: 2, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha('ab')] }],
-      packs: [{ key: p.key, chunks: p.chunks }, { key: p.key, chunks: other }],
-    }), { code: 'InvalidArgument', message: /declared twice/ });
+    await assert.rejects(
+      w.engine.commit(w.a, 'packs', {
+        changes: [{ op: 'put', path: '/x', size: 2, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha('ab')] }],
+        packs: [
+          { key: p.key, chunks: p.chunks },
+          { key: p.key, chunks: other },
+        ],
+      }),
+      { code: 'InvalidArgument', message: /declared twice/ },
+    );
     assert.equal(w.blobs.reads.get(p.key), undefined, 'refused before reading anything');
   });
 
   it('bounds the bytes one commit makes the server read, naming the bound', async () => {
     const big = await uploadPack(['a'.repeat(600), 'b'.repeat(600)]);
-    const err = await w.engine.commit(w.a, 'packs', {
-      changes: [{ op: 'put', path: '/x', size: 600, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha('a'.repeat(600))] }],
-      packs: [{ key: big.key, chunks: big.chunks }],
-    }).catch((e: unknown) => e);
+    const err = await w.engine
+      .commit(w.a, 'packs', {
+        changes: [{ op: 'put', path: '/x', size: 600, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha('a'.repeat(600))] }],
+        packs: [{ key: big.key, chunks: big.chunks }],
+      })
+      .catch((e: unknown) => e);
     assert.equal((err as { code: string }).code, 'QuotaExceeded');
     assert.match((err as Error).message, /1200 bytes.*bound of 1 KiB \(1024 bytes\) per commit/);
     assert.equal(w.blobs.reads.get(big.key), undefined);

@@ -61,8 +61,11 @@ export async function backfillChunkOwners(md: MetadataStore, reader: TreeReader,
   const volumes = await md.listAllVolumes();
   for (const vol of volumes) {
     const roots = new Set<TreeHash>();
-    for (let before: number | undefined; ;) {
-      const page = await md.listCommits(vol.id, { limit: 1000, ...(before !== undefined ? { beforeSeq: before } : {}) });
+    for (let before: number | undefined; ; ) {
+      const page = await md.listCommits(vol.id, {
+        limit: 1000,
+        ...(before !== undefined ? { beforeSeq: before } : {}),
+      });
       for (const c of page) roots.add(c.tree);
       if (page.length < 1000) break;
       before = page.at(-1)!.seq;

@@ -44,7 +44,10 @@ export const DEFAULT_MAX_VERIFY_BYTES = 4 * GiB;
 export const MAX_COMMIT_PACKS = 1000;
 
 export interface ChunkCheckDeps {
-  md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'ownedChunks' | 'addChunkOwners' | 'issuedUploadKeys'>;
+  md: Pick<
+    MetadataOps,
+    'getChunks' | 'putChunks' | 'touchChunks' | 'ownedChunks' | 'addChunkOwners' | 'issuedUploadKeys'
+  >;
   blobs: BlobStore;
   now: Date;
   /** ms: an upload older than this is expired. */
@@ -85,13 +88,23 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
   if (needed.size === 0) return [];
   const uploadKeys = new Map<string, string>();
   for (const u of check.uploads) {
-    if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key)) throw new InvalidArgumentError(`uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`);
+    if (typeof u?.hash !== 'string' || typeof u.key !== 'string' || !isUploadKeyFor(u.hash, u.key))
+      throw new InvalidArgumentError(
+        `uploads: ${JSON.stringify(String(u?.key).slice(0, 100))} is not an upload key issued for chunk ${String(u?.hash).slice(0, 64)}`,
+      );
     uploadKeys.set(u.hash, u.key);
   }
   // Keys issued to someone else (or never issued) prove nothing; their packs are not even read.
   const declared = distinctPacks(check.packs);
   for (const m of declared) checkManifest(m); // a malformed manifest is a 400 whoever it names
-  const issued = new Set(await md.issuedUploadKeys(check.issuedTo.tenantId, check.issuedTo.volumeId, [...uploadKeys.values(), ...declared.map((m) => m.key)], now));
+  const issued = new Set(
+    await md.issuedUploadKeys(
+      check.issuedTo.tenantId,
+      check.issuedTo.volumeId,
+      [...uploadKeys.values(), ...declared.map((m) => m.key)],
+      now,
+    ),
+  );
   const packs = declared.filter((m) => issued.has(m.key));
   for (const [hash, key] of uploadKeys) if (!issued.has(key)) uploadKeys.delete(hash);
 
@@ -100,7 +113,10 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
   const have = new Set<ChunkHash>();
   for (const row of await md.getChunks([...owned])) {
     // The size of a chunk one owns is no secret.
-    if (row.size !== needed.get(row.hash)) throw new InvalidArgumentError(`chunk ${row.hash} has ${row.size} bytes, but the file expects ${needed.get(row.hash)}`);
+    if (row.size !== needed.get(row.hash))
+      throw new InvalidArgumentError(
+        `chunk ${row.hash} has ${row.size} bytes, but the file expects ${needed.get(row.hash)}`,
+      );
     have.add(row.hash);
   }
   const unproven = [...needed].filter(([h]) => !have.has(h));
@@ -121,10 +137,16 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
   // names is this volume's own committed upload (two pages of one upload racing): it proves the chunk as before.
   await mapLimit(unproven, 16, async ([hash, size]) => {
     const inPack = packed.get(hash);
-    if (inPack && inPack.size === size) { proven.push(inPack); return; }
+    if (inPack && inPack.size === size) {
+      proven.push(inPack);
+      return;
+    }
     const key = uploadKeys.get(hash);
     const info = key ? await deps.blobs.head(key) : undefined;
-    if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) { missing.push(hash); return; }
+    if (!key || !info || info.size !== size || info.lastModified.getTime() < oldest) {
+      missing.push(hash);
+      return;
+    }
     const claimedBy = registered.get(hash)?.objectKey;
     if (claimedBy !== undefined && claimedBy !== key) toRehash.push({ hash, size, key });
     else proven.push({ hash, size, objectKey: key, offset: 0, touchedAt: now });
@@ -136,11 +158,18 @@ export async function checkCommitChunks(deps: ChunkCheckDeps, check: ChunkCheck)
       { details: { missing: missing.slice(0, 1000) } },
     );
   }
-  checkBudget(deps.maxVerifyBytes, packBytes + toRehash.reduce((n, u) => n + u.size, 0), 'its packs and re-uploaded chunks');
+  checkBudget(
+    deps.maxVerifyBytes,
+    packBytes + toRehash.reduce((n, u) => n + u.size, 0),
+    'its packs and re-uploaded chunks',
+  );
   await mapLimit(toRehash, 4, async (u) => {
     const hasher = createHash('sha256');
     for await (const piece of await deps.blobs.get(u.key)) hasher.update(piece as Uint8Array);
-    if (hasher.digest('hex') !== u.hash) throw new InvalidArgumentError(`the bytes uploaded under ${u.key} do not hash to ${u.hash}; upload the chunk again`);
+    if (hasher.digest('hex') !== u.hash)
+      throw new InvalidArgumentError(
+        `the bytes uploaded under ${u.key} do not hash to ${u.hash}; upload the chunk again`,
+      );
   });
   // Content already registered keeps its row (stored once); the new upload is an unnamed object GC removes.
   const fresh = proven.filter((r) => !registered.has(r.hash));
@@ -157,10 +186,14 @@ function distinctPacks(packs: PackManifest[]): PackManifest[] {
   for (const m of packs) {
     const json = JSON.stringify(m?.chunks);
     const seen = byKey.get(m?.key);
-    if (seen && seen.json !== json) throw new InvalidArgumentError(`pack ${String(m.key).slice(0, 100)} is declared twice with different chunks; declare each pack once`);
+    if (seen && seen.json !== json)
+      throw new InvalidArgumentError(
+        `pack ${String(m.key).slice(0, 100)} is declared twice with different chunks; declare each pack once`,
+      );
     if (!seen) byKey.set(m?.key, { manifest: m, json });
   }
-  if (byKey.size > MAX_COMMIT_PACKS) throw new InvalidArgumentError(`a commit may declare at most ${MAX_COMMIT_PACKS} packs`);
+  if (byKey.size > MAX_COMMIT_PACKS)
+    throw new InvalidArgumentError(`a commit may declare at most ${MAX_COMMIT_PACKS} packs`);
   return [...byKey.values()].map((p) => p.manifest);
 }
 

@@ -53,6 +53,13 @@ export function engineContext(deps: EngineDeps): EngineContext {
     maxVerifyBytes: deps.maxVerifyBytes ?? DEFAULT_MAX_VERIFY_BYTES,
     defaultUncommittedQuota: deps.defaultUncommittedQuota ?? DEFAULT_UNCOMMITTED_QUOTA,
   };
-  if (!Number.isSafeInteger(settings.attachmentLease) || settings.attachmentLease < 1) throw new InvalidArgumentError('attachmentLease must be a positive number of milliseconds');
-  return { md: deps.metadata, blobs: deps.blobs, now: deps.now ?? (() => new Date()), reader: new TreeReader(deps.metadata), settings };
+  if (!Number.isSafeInteger(settings.attachmentLease) || settings.attachmentLease < 1)
+    throw new InvalidArgumentError('attachmentLease must be a positive number of milliseconds');
+  return {
+    md: deps.metadata,
+    blobs: deps.blobs,
+    now: deps.now ?? (() => new Date()),
+    reader: new TreeReader(deps.metadata),
+    settings,
+  };
 }

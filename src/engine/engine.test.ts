@@ -15,7 +15,14 @@ import type { Actor } from './types.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-interface World { dir: string; md: MetadataStore; blobs: MemoryBlobStore; engine: Engine; actor: Actor; clock: { t: number } }
+interface World {
+  dir: string;
+  md: MetadataStore;
+  blobs: MemoryBlobStore;
+  engine: Engine;
+  actor: Actor;
+  clock: { t: number };
+}
 
 async function world(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'stowage-engine-'));
@@ -35,12 +42,23 @@ async function close(w: World): Promise<void> {
 }
 
 /** Does what the SDK does: ask, upload missing chunks, commit. */
-async function write(w: World, volume: string, path: string, content: string | Buffer, opts: { base?: string; onConflict?: 'fail' } = {}) {
+async function write(
+  w: World,
+  volume: string,
+  path: string,
+  content: string | Buffer,
+  opts: { base?: string; onConflict?: 'fail' } = {},
+) {
   const bytes = Buffer.from(content);
   const chunks: Buffer[] = [];
-  for (let off = 0; off < bytes.length; off += SMALL_CHUNK_SIZE) chunks.push(bytes.subarray(off, off + SMALL_CHUNK_SIZE));
+  for (let off = 0; off < bytes.length; off += SMALL_CHUNK_SIZE)
+    chunks.push(bytes.subarray(off, off + SMALL_CHUNK_SIZE));
   const hashes = chunks.map(sha);
-  const { missing } = await w.engine.prepareUpload(w.actor, volume, chunks.map((c, i) => ({ hash: hashes[i]!, size: c.length })));
+  const { missing } = await w.engine.prepareUpload(
+    w.actor,
+    volume,
+    chunks.map((c, i) => ({ hash: hashes[i]!, size: c.length })),
+  );
   for (const m of missing) await w.blobs.put(m.key, chunks[hashes.indexOf(m.hash)]!, { sha256: m.hash });
   return w.engine.commit(w.actor, volume, {
     changes: [{ op: 'put', path, size: bytes.length, chunkSize: SMALL_CHUNK_SIZE, chunks: hashes }],
@@ -50,16 +68,31 @@ async function write(w: World, volume: string, path: string, content: string | B
 }
 
 /** Does what the SDK does for small files: one pack, one signed PUT, one commit declaring the layout. */
-async function writePacked(w: World, volume: string, files: Record<string, string>, tamper?: (m: { hash: string; offset: number; size: number }[]) => void) {
+async function writePacked(
+  w: World,
+  volume: string,
+  files: Record<string, string>,
+  tamper?: (m: { hash: string; offset: number; size: number }[]) => void,
+) {
   const bodies = Object.values(files).map((c) => Buffer.from(c));
   const pack = Buffer.concat(bodies);
   let offset = 0;
-  const chunks = bodies.map((b) => { const c = { hash: sha(b), offset, size: b.length }; offset += b.length; return c; });
+  const chunks = bodies.map((b) => {
+    const c = { hash: sha(b), offset, size: b.length };
+    offset += b.length;
+    return c;
+  });
   tamper?.(chunks);
   const signed = await w.engine.preparePack(w.actor, volume, { size: pack.length, sha256: sha(pack) });
   await w.blobs.put(signed.key, pack, { sha256: sha(pack) });
   return w.engine.commit(w.actor, volume, {
-    changes: Object.keys(files).map((path, i) => ({ op: 'put' as const, path, size: bodies[i]!.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(bodies[i]!)] })),
+    changes: Object.keys(files).map((path, i) => ({
+      op: 'put' as const,
+      path,
+      size: bodies[i]!.length,
+      chunkSize: SMALL_CHUNK_SIZE,
+      chunks: [sha(bodies[i]!)],
+    })),
     packs: [{ key: signed.key, chunks }],
   });
 }
@@ -77,8 +110,12 @@ async function read(w: World, volume: string, path: string, commit?: string): Pr
 
 describe('engine', () => {
   let w: World;
-  before(async () => { w = await world(); });
-  after(async () => { await close(w); });
+  before(async () => {
+    w = await world();
+  });
+  after(async () => {
+    await close(w);
+  });
 
   it('creates volumes with name rules and refuses duplicates', async () => {
     const v = await w.engine.createVolume(w.actor, 'data-1');
@@ -106,7 +143,10 @@ describe('engine', () => {
     assert.equal(st.entry.size, 11);
     assert.equal(st.entry.fileCount, 1);
     const ls = await w.engine.list(w.actor, 'rw', '/', { recursive: true });
-    assert.deepEqual(ls.entries.map((e) => e.path), ['/a', '/a/b', '/a/b/hello.txt']);
+    assert.deepEqual(
+      ls.entries.map((e) => e.path),
+      ['/a', '/a/b', '/a/b/hello.txt'],
+    );
   });
 
   it('never re-uploads a stored chunk', async () => {
@@ -138,25 +178,37 @@ describe('engine', () => {
 
   it('runs 8 concurrent writers without losing any commit', async () => {
     const v = await w.engine.createVolume(w.actor, 'busy');
-    await Promise.all(Array.from({ length: 8 }, (_, i) => write(w, 'busy', `/w${i}/f`, `writer ${i}`, { base: v.head })));
-    await Promise.all(Array.from({ length: 8 }, (_, i) => write(w, 'busy', '/shared', `writer ${i}`, { base: v.head })));
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => write(w, 'busy', `/w${i}/f`, `writer ${i}`, { base: v.head })),
+    );
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => write(w, 'busy', '/shared', `writer ${i}`, { base: v.head })),
+    );
     const ls = await w.engine.list(w.actor, 'busy', '/', { recursive: true });
     assert.equal(ls.entries.filter((e) => e.type === 'file').length, 9);
     const hist = await w.engine.listCommits(w.actor, 'busy', { limit: 100 });
     assert.equal(hist.commits.length, 17);
-    assert.deepEqual(hist.commits.map((c) => c.seq), Array.from({ length: 17 }, (_, i) => 17 - i));
+    assert.deepEqual(
+      hist.commits.map((c) => c.seq),
+      Array.from({ length: 17 }, (_, i) => 17 - i),
+    );
     assert.match(await read(w, 'busy', '/shared'), /^writer \d$/);
   });
 
   it('refuses a commit that references a chunk never uploaded, and changes nothing', async () => {
     const v = await w.engine.createVolume(w.actor, 'ghost');
     await assert.rejects(
-      w.engine.commit(w.actor, 'ghost', { changes: [{ op: 'put', path: '/f', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['a'.repeat(64)] }] }),
+      w.engine.commit(w.actor, 'ghost', {
+        changes: [{ op: 'put', path: '/f', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['a'.repeat(64)] }],
+      }),
       { code: 'PreconditionFailed' },
     );
     // A forged upload key for the hash is refused too.
     await assert.rejects(
-      w.engine.commit(w.actor, 'ghost', { changes: [{ op: 'put', path: '/f', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['a'.repeat(64)] }], uploads: [{ hash: 'a'.repeat(64), key: `chunks/aa/${'a'.repeat(64)}-0000000000000000` }] }),
+      w.engine.commit(w.actor, 'ghost', {
+        changes: [{ op: 'put', path: '/f', size: 3, chunkSize: SMALL_CHUNK_SIZE, chunks: ['a'.repeat(64)] }],
+        uploads: [{ hash: 'a'.repeat(64), key: `chunks/aa/${'a'.repeat(64)}-0000000000000000` }],
+      }),
       { code: 'PreconditionFailed' },
     );
     assert.equal((await w.engine.getVolume(w.actor, 'ghost')).head, v.head);
@@ -169,15 +221,29 @@ describe('engine', () => {
       await assert.rejects(w.engine.stat(w.actor, 'paths', p), { code: 'InvalidArgument' });
     }
     await assert.rejects(w.engine.commit(w.actor, 'paths', { changes: [] }), { code: 'InvalidArgument' });
-    await assert.rejects(w.engine.commit(w.actor, 'paths', { changes: [{ op: 'put', path: '/f', size: 10, chunkSize: 12345, chunks: [] }] }), { code: 'InvalidArgument' });
-    await assert.rejects(w.engine.commit(w.actor, 'paths', { changes: [{ op: 'put', path: '/f', size: 10, chunkSize: SMALL_CHUNK_SIZE, chunks: [] }] }), { code: 'InvalidArgument' });
-    await assert.rejects(w.engine.commit(w.actor, 'paths', { changes: [{ op: 'nope' } as never] }), { code: 'InvalidArgument' });
+    await assert.rejects(
+      w.engine.commit(w.actor, 'paths', {
+        changes: [{ op: 'put', path: '/f', size: 10, chunkSize: 12345, chunks: [] }],
+      }),
+      { code: 'InvalidArgument' },
+    );
+    await assert.rejects(
+      w.engine.commit(w.actor, 'paths', {
+        changes: [{ op: 'put', path: '/f', size: 10, chunkSize: SMALL_CHUNK_SIZE, chunks: [] }],
+      }),
+      { code: 'InvalidArgument' },
+    );
+    await assert.rejects(w.engine.commit(w.actor, 'paths', { changes: [{ op: 'nope' } as never] }), {
+      code: 'InvalidArgument',
+    });
   });
 
   it('enforces the cap with a clear error, and resize lifts it', async () => {
     await w.engine.createVolume(w.actor, 'small', { cap: 10 });
     await write(w, 'small', '/a', '12345');
-    const err = await write(w, 'small', '/b', '1234567').catch((e: unknown) => e as Error & { code: string; details: { cap: number; size: number } });
+    const err = await write(w, 'small', '/b', '1234567').catch(
+      (e: unknown) => e as Error & { code: string; details: { cap: number; size: number } },
+    );
     assert.equal((err as { code: string }).code, 'QuotaExceeded');
     assert.match((err as Error).message, /capped at 10 B \(10 bytes\).*12 B \(12 bytes\)/);
     assert.deepEqual((err as { details: unknown }).details, { cap: 10, size: 12 });
@@ -205,7 +271,10 @@ describe('engine', () => {
     assert.equal(restored.commit.tree, (await w.md.getCommit(snap.commitId))!.tree);
     assert.equal(await read(w, 'src', '/doc'), 'v1');
     assert.equal(await read(w, 'copy', '/doc'), 'fork edit');
-    assert.deepEqual((await w.engine.listSnapshots(w.actor, 'src')).map((s) => s.name), ['first']);
+    assert.deepEqual(
+      (await w.engine.listSnapshots(w.actor, 'src')).map((s) => s.name),
+      ['first'],
+    );
     await w.engine.deleteSnapshot(w.actor, 'src', 'first');
     await assert.rejects(w.engine.restore(w.actor, 'src', { snapshot: 'first' }), { code: 'NotFound' });
   });
@@ -215,7 +284,15 @@ describe('engine', () => {
     const changes = [];
     const hash = sha(Buffer.from('x'));
     await write(w, 'wide', '/seed', 'x');
-    for (let d = 0; d < 20; d++) for (let f = 0; f < 50; f++) changes.push({ op: 'put' as const, path: `/d${d}/f${f}`, size: 1, chunkSize: SMALL_CHUNK_SIZE, chunks: [hash] });
+    for (let d = 0; d < 20; d++)
+      for (let f = 0; f < 50; f++)
+        changes.push({
+          op: 'put' as const,
+          path: `/d${d}/f${f}`,
+          size: 1,
+          chunkSize: SMALL_CHUNK_SIZE,
+          chunks: [hash],
+        });
     await w.engine.commit(w.actor, 'wide', { changes });
     const before = (await w.md.listTrees()).length;
     await write(w, 'wide', '/d7/f3', 'y');
@@ -231,36 +308,67 @@ describe('engine', () => {
     await assert.rejects(c([{ op: 'mkdir', path: '/' }] as never[]), { code: 'InvalidArgument' });
     await assert.rejects(c([{ op: 'move', from: '/a', to: '/a/b' }] as never[]), { code: 'InvalidArgument' });
     await assert.rejects(c([{ op: 'delete', path: '/nope', mustExist: true }] as never[]), { code: 'NotFound' });
-    await assert.rejects(w.engine.commit(w.actor, 'posix', { changes: [{ op: 'put', path: '/no/parent', size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [], createParents: false }] }), { code: 'NotFound' });
-    await c([{ op: 'move', from: '/a', to: '/b/c' }, { op: 'setattr', path: '/b/c/f', mode: 0o600 }] as never[]);
+    await assert.rejects(
+      w.engine.commit(w.actor, 'posix', {
+        changes: [
+          { op: 'put', path: '/no/parent', size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [], createParents: false },
+        ],
+      }),
+      { code: 'NotFound' },
+    );
+    await c([
+      { op: 'move', from: '/a', to: '/b/c' },
+      { op: 'setattr', path: '/b/c/f', mode: 0o600 },
+    ] as never[]);
     assert.equal(await read(w, 'posix', '/b/c/f'), 'data');
     assert.equal((await w.engine.stat(w.actor, 'posix', '/b/c/f')).entry.mode, 0o600);
     await assert.rejects(w.engine.stat(w.actor, 'posix', '/a'), { code: 'NotFound' });
     // The target stays inside the volume: links climbing out of it are refused to API writers (change-set.test).
-    await c([{ op: 'symlink', path: '/link', target: 'b/c/f' }, { op: 'mkdir', path: '/empty' }] as never[]);
+    await c([
+      { op: 'symlink', path: '/link', target: 'b/c/f' },
+      { op: 'mkdir', path: '/empty' },
+    ] as never[]);
     assert.equal((await w.engine.stat(w.actor, 'posix', '/link')).entry.target, 'b/c/f');
-    await c([{ op: 'delete', path: '/empty' }, { op: 'delete', path: '/b', recursive: true }] as never[]);
+    await c([
+      { op: 'delete', path: '/empty' },
+      { op: 'delete', path: '/b', recursive: true },
+    ] as never[]);
     const ls = await w.engine.list(w.actor, 'posix', '/');
-    assert.deepEqual(ls.entries.map((e) => e.name), ['link']);
+    assert.deepEqual(
+      ls.entries.map((e) => e.name),
+      ['link'],
+    );
   });
 
   it('stores a stream the server receives and streams files and ranges back', async () => {
     await w.engine.createVolume(w.actor, 'streams');
     const big = Buffer.alloc(SMALL_CHUNK_SIZE + 1000, 7);
     big.write('tail', big.length - 4);
-    async function* body() { for (let o = 0; o < big.length; o += 65536) yield big.subarray(o, o + 65536); }
+    async function* body() {
+      for (let o = 0; o < big.length; o += 65536) yield big.subarray(o, o + 65536);
+    }
     const res = await w.engine.writeFile(w.actor, 'streams', '/big.bin', body(), { sha256: sha(big), mode: 0o600 });
     assert.equal(res.uploadedChunks, 2);
     const again = await w.engine.writeFile(w.actor, 'streams', '/copy.bin', body());
     assert.equal(again.uploadedChunks, 0, 'stored chunks are reused');
-    const collect = async (it: AsyncIterable<Uint8Array>) => { const parts = []; for await (const p of it) parts.push(p); return Buffer.concat(parts); };
+    const collect = async (it: AsyncIterable<Uint8Array>) => {
+      const parts = [];
+      for await (const p of it) parts.push(p);
+      return Buffer.concat(parts);
+    };
     const whole = await w.engine.readFile(w.actor, 'streams', '/big.bin');
     assert.equal(whole.entry.mode, 0o600);
     assert.ok((await collect(whole.body)).equals(big));
-    const across = await w.engine.readFile(w.actor, 'streams', '/big.bin', { range: { start: SMALL_CHUNK_SIZE - 2, end: big.length - 1 } });
+    const across = await w.engine.readFile(w.actor, 'streams', '/big.bin', {
+      range: { start: SMALL_CHUNK_SIZE - 2, end: big.length - 1 },
+    });
     assert.ok((await collect(across.body)).equals(big.subarray(SMALL_CHUNK_SIZE - 2)));
-    await assert.rejects(w.engine.readFile(w.actor, 'streams', '/big.bin', { range: { start: 0, end: big.length } }), { code: 'InvalidArgument' });
-    await assert.rejects(w.engine.writeFile(w.actor, 'streams', '/bad.bin', body(), { sha256: 'f'.repeat(64) }), { code: 'InvalidArgument' });
+    await assert.rejects(w.engine.readFile(w.actor, 'streams', '/big.bin', { range: { start: 0, end: big.length } }), {
+      code: 'InvalidArgument',
+    });
+    await assert.rejects(w.engine.writeFile(w.actor, 'streams', '/bad.bin', body(), { sha256: 'f'.repeat(64) }), {
+      code: 'InvalidArgument',
+    });
     await assert.rejects(w.engine.stat(w.actor, 'streams', '/bad.bin'), { code: 'NotFound' });
   });
 
@@ -273,8 +381,18 @@ describe('engine', () => {
     assert.equal(rows[0]!.offset, 5);
     assert.match(rows[0]!.objectKey, /^packs\//);
     // A manifest that claims a hash for other bytes is refused: chunks are shared, so a lie would poison others.
-    await assert.rejects(writePacked(w, 'packed', { '/x': 'xxxx', '/y': 'yyyy' }, (m) => { m[1]!.hash = sha(Buffer.from('zzzz')); }), { code: 'InvalidArgument', message: /do not hash/ });
-    await assert.rejects(writePacked(w, 'packed', { '/x': 'xxxx', '/y': 'yyyy' }, (m) => { m[1]!.offset = 3; }), { code: 'InvalidArgument', message: /offset order/ });
+    await assert.rejects(
+      writePacked(w, 'packed', { '/x': 'xxxx', '/y': 'yyyy' }, (m) => {
+        m[1]!.hash = sha(Buffer.from('zzzz'));
+      }),
+      { code: 'InvalidArgument', message: /do not hash/ },
+    );
+    await assert.rejects(
+      writePacked(w, 'packed', { '/x': 'xxxx', '/y': 'yyyy' }, (m) => {
+        m[1]!.offset = 3;
+      }),
+      { code: 'InvalidArgument', message: /offset order/ },
+    );
     await assert.rejects(w.engine.stat(w.actor, 'packed', '/x'), { code: 'NotFound' });
   });
 
@@ -282,9 +400,15 @@ describe('engine', () => {
     await w.engine.createVolume(w.actor, 'hist');
     for (let i = 0; i < 5; i++) await write(w, 'hist', '/f', `v${i}`);
     const p1 = await w.engine.listCommits(w.actor, 'hist', { limit: 4 });
-    assert.deepEqual(p1.commits.map((c) => c.seq), [6, 5, 4, 3]);
+    assert.deepEqual(
+      p1.commits.map((c) => c.seq),
+      [6, 5, 4, 3],
+    );
     const p2 = await w.engine.listCommits(w.actor, 'hist', { limit: 4, before: p1.nextBefore! });
-    assert.deepEqual(p2.commits.map((c) => c.seq), [2, 1]);
+    assert.deepEqual(
+      p2.commits.map((c) => c.seq),
+      [2, 1],
+    );
     assert.equal(p2.nextBefore, null);
   });
 
@@ -294,7 +418,12 @@ describe('engine', () => {
     await write(w, 'best', '/dir/x', 'x');
     const base = await write(w, 'best', '/keep', 'k');
     // Another mount commits meanwhile: /src/a is gone, /dir became a file.
-    await w.engine.commit(w.actor, 'best', { changes: [{ op: 'delete', path: '/src/a' }, { op: 'delete', path: '/dir', recursive: true }] });
+    await w.engine.commit(w.actor, 'best', {
+      changes: [
+        { op: 'delete', path: '/src/a' },
+        { op: 'delete', path: '/dir', recursive: true },
+      ],
+    });
     await write(w, 'best', '/dir', 'now a file');
     const empty = { op: 'put' as const, size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [] };
     const changes = [
@@ -309,22 +438,45 @@ describe('engine', () => {
     assert.equal((await w.engine.getVolume(w.actor, 'best')).head, head, 'a failed commit publishes nothing');
 
     const r = await w.engine.commit(w.actor, 'best', { base: base.commit.id, changes, bestEffort: true });
-    assert.deepEqual(r.skipped.map((s) => [s.index, s.path]), [[0, '/src/a'], [1, '/missing'], [2, '/dir/y']]);
+    assert.deepEqual(
+      r.skipped.map((s) => [s.index, s.path]),
+      [
+        [0, '/src/a'],
+        [1, '/missing'],
+        [2, '/dir/y'],
+      ],
+    );
     assert.match(r.skipped[0]!.reason, /cannot move \/src\/a/);
     assert.match(r.skipped[2]!.reason, /not a directory: \/dir/);
     assert.equal((await w.engine.stat(w.actor, 'best', '/new')).entry.size, 0);
     assert.equal((await w.engine.stat(w.actor, 'best', '/keep')).entry.mode, 0o600);
     assert.equal(await read(w, 'best', '/dir'), 'now a file');
-    await assert.rejects(w.engine.stat(w.actor, 'best', '/dst'), { code: 'NotFound' }, 'a skipped move creates no target parents');
+    await assert.rejects(
+      w.engine.stat(w.actor, 'best', '/dst'),
+      { code: 'NotFound' },
+      'a skipped move creates no target parents',
+    );
     // Skipped paths are neither "changed" nor "overwritten" by this commit.
     assert.deepEqual([...r.commit.summary.paths].sort(), ['/keep', '/new']);
     assert.deepEqual(r.overwritten, []);
 
     // Validation still fails a bestEffort commit.
-    await assert.rejects(w.engine.commit(w.actor, 'best', { changes: [{ op: 'setattr', path: 'relative' }], bestEffort: true }), { code: 'InvalidArgument' });
-    await assert.rejects(w.engine.commit(w.actor, 'best', { changes: [{ ...empty, path: '/z', size: 1, chunks: ['0'.repeat(64)] }], bestEffort: true }), { code: 'PreconditionFailed' });
+    await assert.rejects(
+      w.engine.commit(w.actor, 'best', { changes: [{ op: 'setattr', path: 'relative' }], bestEffort: true }),
+      { code: 'InvalidArgument' },
+    );
+    await assert.rejects(
+      w.engine.commit(w.actor, 'best', {
+        changes: [{ ...empty, path: '/z', size: 1, chunks: ['0'.repeat(64)] }],
+        bestEffort: true,
+      }),
+      { code: 'PreconditionFailed' },
+    );
     // Everything skipped: published like any commit that changes nothing.
-    const none = await w.engine.commit(w.actor, 'best', { changes: [{ op: 'setattr', path: '/missing' }], bestEffort: true });
+    const none = await w.engine.commit(w.actor, 'best', {
+      changes: [{ op: 'setattr', path: '/missing' }],
+      bestEffort: true,
+    });
     assert.equal(none.skipped.length, 1);
     assert.equal(none.commit.tree, r.commit.tree);
     // Without bestEffort the answer always carries an empty list.
@@ -334,8 +486,12 @@ describe('engine', () => {
 
 describe('engine attachments', () => {
   let w: World;
-  before(async () => { w = await world(); });
-  after(async () => { await close(w); });
+  before(async () => {
+    w = await world();
+  });
+  after(async () => {
+    await close(w);
+  });
 
   it('leases run on the engine clock: renew extends by the lease, a lapsed RWO mount gives way', async () => {
     await w.engine.createVolume(w.actor, 'leased');
@@ -352,15 +508,25 @@ describe('engine attachments', () => {
     await assert.rejects(w.engine.authenticate(a.secret), { code: 'Unauthenticated' });
     const b = await w.engine.attach(w.actor, 'leased', { host: 'h2', path: '/m' });
     const all = await w.engine.listAttachments(w.actor, 'leased', { all: true });
-    assert.deepEqual(all.map((x) => [x.id, x.state, x.reason]), [[a.attachment.id, 'failed', 'lease expired: the mount agent stopped renewing'], [b.attachment.id, 'mounted', null]]);
+    assert.deepEqual(
+      all.map((x) => [x.id, x.state, x.reason]),
+      [
+        [a.attachment.id, 'failed', 'lease expired: the mount agent stopped renewing'],
+        [b.attachment.id, 'mounted', null],
+      ],
+    );
     assert.equal((await w.md.getToken(mount.tokenId))?.revokedAt?.getTime(), w.clock.t);
   });
 });
 
 describe('engine tokens and tenants', () => {
   let w: World;
-  before(async () => { w = await world(); });
-  after(async () => { await close(w); });
+  before(async () => {
+    w = await world();
+  });
+  after(async () => {
+    await close(w);
+  });
 
   it('refuses unknown, malformed, revoked and expired tokens', async () => {
     for (const bad of ['', 'garbage', 'tok_xxxxxxxxxxxxxxxxxxxx.secret', `${w.actor.tokenId}.wrong`]) {
@@ -391,20 +557,31 @@ describe('engine tokens and tenants', () => {
   it('scopes volume tokens to one volume, read-only when asked', async () => {
     await w.engine.createVolume(w.actor, 'scoped');
     await w.engine.createVolume(w.actor, 'elsewhere');
-    const ro = await w.engine.authenticate((await w.engine.createToken(w.actor, { name: 'mount', volume: 'scoped', readOnly: true })).secret);
+    const ro = await w.engine.authenticate(
+      (await w.engine.createToken(w.actor, { name: 'mount', volume: 'scoped', readOnly: true })).secret,
+    );
     await w.engine.stat(ro, 'scoped', '/');
     await assert.rejects(w.engine.stat(ro, 'elsewhere', '/'), { code: 'NotFound' });
-    await assert.rejects(w.engine.commit(ro, 'scoped', { changes: [{ op: 'mkdir', path: '/d' }] }), { code: 'ReadOnly' });
+    await assert.rejects(w.engine.commit(ro, 'scoped', { changes: [{ op: 'mkdir', path: '/d' }] }), {
+      code: 'ReadOnly',
+    });
     await assert.rejects(w.engine.createVolume(ro, 'new'), { code: 'Forbidden' });
-    assert.deepEqual((await w.engine.listVolumes(ro)).map((v) => v.name), ['scoped']);
+    assert.deepEqual(
+      (await w.engine.listVolumes(ro)).map((v) => v.name),
+      ['scoped'],
+    );
   });
 });
 
 describe('garbage collection', () => {
   // A fresh world per test: each moves its clock ahead of the blob store's.
   let w: World;
-  beforeEach(async () => { w = await world(); });
-  afterEach(async () => { await close(w); });
+  beforeEach(async () => {
+    w = await world();
+  });
+  afterEach(async () => {
+    await close(w);
+  });
   const hour = 3_600_000;
 
   it('keeps what heads, snapshots and recent work reference, and sweeps the rest', async () => {
@@ -443,7 +620,9 @@ describe('garbage collection', () => {
     await w.engine.commit(w.actor, 'flight', { changes: [{ op: 'delete', path: '/old' }] });
     w.clock.t += 2 * hour;
     // A writer learns the chunk is present (touching it) ...
-    const asked = await w.engine.prepareUpload(w.actor, 'flight', [{ hash: sha(Buffer.from('reused content')), size: 14 }]);
+    const asked = await w.engine.prepareUpload(w.actor, 'flight', [
+      { hash: sha(Buffer.from('reused content')), size: 14 },
+    ]);
     assert.equal(asked.present, 1);
     // ... GC runs before its commit lands ...
     await w.engine.gc({ retention: 0 });

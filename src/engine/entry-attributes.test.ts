@@ -27,15 +27,22 @@ const empty = { op: 'put' as const, size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks
 /** The attribute fields of a FileInfo (what the API shows beyond the old fields). */
 function attrs(e: FileInfo): Record<string, number | undefined> {
   const { uid, gid, mtime, mtimeNs, atime, atimeNs, ctime, ctimeNs } = e;
-  return Object.fromEntries(Object.entries({ uid, gid, mtime, mtimeNs, atime, atimeNs, ctime, ctimeNs }).filter(([, v]) => v !== undefined));
+  return Object.fromEntries(
+    Object.entries({ uid, gid, mtime, mtimeNs, atime, atimeNs, ctime, ctimeNs }).filter(([, v]) => v !== undefined),
+  );
 }
 
 describe('tree entry encoding with owners and nanosecond times', () => {
   it('decodes a leaf written before the fields existed and re-encodes it to the same bytes and hash', () => {
     // Bytes as the codec wrote them before owners and ns times: hashed here by hand, not by the codec under test.
-    const old = '{"v":1,"entries":[{"type":"dir","name":"d","mode":493,"mtime":1700000000000,"tree":"' + 'b'.repeat(64) + '","size":3,"fileCount":1},'
-      + '{"type":"file","name":"f","mode":420,"mtime":1700000000123,"size":0,"chunkSize":' + SMALL_CHUNK_SIZE + ',"chunks":[]},'
-      + '{"type":"symlink","name":"l","mode":511,"mtime":5,"target":"f"}]}';
+    const old =
+      '{"v":1,"entries":[{"type":"dir","name":"d","mode":493,"mtime":1700000000000,"tree":"' +
+      'b'.repeat(64) +
+      '","size":3,"fileCount":1},' +
+      '{"type":"file","name":"f","mode":420,"mtime":1700000000123,"size":0,"chunkSize":' +
+      SMALL_CHUNK_SIZE +
+      ',"chunks":[]},' +
+      '{"type":"symlink","name":"l","mode":511,"mtime":5,"target":"f"}]}';
     const hash = createHash('sha256').update('stowage-tree:v1\n').update(old).digest('hex') as TreeHash;
     const node = decodeTree(hash, Buffer.from(old));
     assert.equal(node.kind, 'leaf');
@@ -45,16 +52,44 @@ describe('tree entry encoding with owners and nanosecond times', () => {
   });
 
   it('drops attributes equal to their defaults, so spelling them out changes no byte', () => {
-    const plain: Entry = { type: 'file', name: 'f', mode: 0o644, mtime: 1000, size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [] };
+    const plain: Entry = {
+      type: 'file',
+      name: 'f',
+      mode: 0o644,
+      mtime: 1000,
+      size: 0,
+      chunkSize: SMALL_CHUNK_SIZE,
+      chunks: [],
+    };
     const spelt: Entry = { ...plain, mtimeNs: 0, atime: 1000, atimeNs: 0, ctime: 1000, ctimeNs: 0 };
     assert.equal(encodeTree([spelt]).hash, encodeTree([plain]).hash);
     // atime absent means "mtime with its ns": the same instant spelt out is still the default.
-    assert.equal(encodeTree([{ ...plain, mtimeNs: 7, atime: 1000, atimeNs: 7 }]).hash, encodeTree([{ ...plain, mtimeNs: 7 }]).hash);
-    assert.notEqual(encodeTree([{ ...plain, mtimeNs: 7, atime: 1000 }]).hash, encodeTree([{ ...plain, mtimeNs: 7 }]).hash, 'atime ns 0 differs from mtime ns 7');
+    assert.equal(
+      encodeTree([{ ...plain, mtimeNs: 7, atime: 1000, atimeNs: 7 }]).hash,
+      encodeTree([{ ...plain, mtimeNs: 7 }]).hash,
+    );
+    assert.notEqual(
+      encodeTree([{ ...plain, mtimeNs: 7, atime: 1000 }]).hash,
+      encodeTree([{ ...plain, mtimeNs: 7 }]).hash,
+      'atime ns 0 differs from mtime ns 7',
+    );
   });
 
   it('round-trips every field through encode and decode, and a different owner is a different entry', () => {
-    const full: Entry = { type: 'symlink', name: 'l', mode: 0o777, mtime: -5, target: 'x', uid: 0, gid: 4294967294, mtimeNs: 1, atime: 8.64e15, atimeNs: 999999, ctime: 3, ctimeNs: 2 };
+    const full: Entry = {
+      type: 'symlink',
+      name: 'l',
+      mode: 0o777,
+      mtime: -5,
+      target: 'x',
+      uid: 0,
+      gid: 4294967294,
+      mtimeNs: 1,
+      atime: 8.64e15,
+      atimeNs: 999999,
+      ctime: 3,
+      ctimeNs: 2,
+    };
     const enc = encodeTree([full]);
     const dec = decodeTree(enc.hash, enc.data);
     assert.deepEqual(dec.kind === 'leaf' ? dec.entries[0] : undefined, full);
@@ -85,26 +120,49 @@ describe('change validation of owners and times', () => {
   ];
   for (const [change, message] of bad) {
     it(`refuses ${JSON.stringify(change)}`, async () => {
-      await assert.rejects(parseChanges([{ op: 'mkdir', path: '/ok' }, change as unknown as Change], 0), (e: Error & { code?: string }) => {
-        assert.equal(e.code, 'InvalidArgument');
-        assert.match(e.message, /^changes\[1\]: /);
-        assert.match(e.message, message);
-        return true;
-      });
+      await assert.rejects(
+        parseChanges([{ op: 'mkdir', path: '/ok' }, change as unknown as Change], 0),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'InvalidArgument');
+          assert.match(e.message, /^changes\[1\]: /);
+          assert.match(e.message, message);
+          return true;
+        },
+      );
     });
   }
 
   it('accepts the bounds and pre-epoch times', async () => {
-    const [put, set] = await parseChanges([
-      { ...empty, path: '/f', uid: 0, gid: 4294967294, mtime: -8.64e15, mtimeNs: 999999, atime: 8.64e15, atimeNs: 0, ctime: 0, ctimeNs: 1 },
-      { op: 'setattr', path: '/f', uid: null, gid: null },
-    ], 0);
+    const [put, set] = await parseChanges(
+      [
+        {
+          ...empty,
+          path: '/f',
+          uid: 0,
+          gid: 4294967294,
+          mtime: -8.64e15,
+          mtimeNs: 999999,
+          atime: 8.64e15,
+          atimeNs: 0,
+          ctime: 0,
+          ctimeNs: 1,
+        },
+        { op: 'setattr', path: '/f', uid: null, gid: null },
+      ],
+      0,
+    );
     assert.equal(put!.op === 'put' ? put!.entry.uid : -1, 0);
     assert.deepEqual(set, { op: 'setattr', path: '/f', uid: null, gid: null });
   });
 });
 
-interface World { dir: string; md: MetadataStore; engine: Engine; actor: Actor; clock: { t: number } }
+interface World {
+  dir: string;
+  md: MetadataStore;
+  engine: Engine;
+  actor: Actor;
+  clock: { t: number };
+}
 
 describe('engine: owners and times through put, mkdir, symlink, setattr, move, fork', () => {
   let w: World;
@@ -122,11 +180,21 @@ describe('engine: owners and times through put, mkdir, symlink, setattr, move, f
     await w.md.close();
     rmSync(w.dir, { recursive: true, force: true });
   });
-  const commit = (changes: Change[], base?: string, onConflict?: 'fail') => w.engine.commit(w.actor, 'v', { changes, ...(base ? { base } : {}), ...(onConflict ? { onConflict } : {}) });
+  const commit = (changes: Change[], base?: string, onConflict?: 'fail') =>
+    w.engine.commit(w.actor, 'v', { changes, ...(base ? { base } : {}), ...(onConflict ? { onConflict } : {}) });
   const stat = async (p: string, vol = 'v') => (await w.engine.stat(w.actor, vol, p)).entry;
 
   it('records every field given to put, symlink and mkdir, and shows them in stat and list', async () => {
-    const full = { uid: 1000, gid: 100, mtime: T, mtimeNs: 123456, atime: T + 1, atimeNs: 7, ctime: T + 2, ctimeNs: 999999 };
+    const full = {
+      uid: 1000,
+      gid: 100,
+      mtime: T,
+      mtimeNs: 123456,
+      atime: T + 1,
+      atimeNs: 7,
+      ctime: T + 2,
+      ctimeNs: 999999,
+    };
     await commit([
       { ...empty, path: '/f', ...full },
       { op: 'symlink', path: '/l', target: 'f', ...full, uid: 0, gid: 0 },
@@ -150,17 +218,38 @@ describe('engine: owners and times through put, mkdir, symlink, setattr, move, f
     await commit([{ op: 'setattr', path: '/s', mtime: T + 10, mtimeNs: 6, ctime: T + 11 }]);
     assert.deepEqual(attrs(await stat('/s')), { mtime: T + 10, mtimeNs: 6, atime: T, atimeNs: 5, ctime: T + 11 });
     await commit([{ op: 'setattr', path: '/s', uid: 7, gid: 8 }]);
-    assert.deepEqual(attrs(await stat('/s')), { uid: 7, gid: 8, mtime: T + 10, mtimeNs: 6, atime: T, atimeNs: 5, ctime: T + 11 });
+    assert.deepEqual(attrs(await stat('/s')), {
+      uid: 7,
+      gid: 8,
+      mtime: T + 10,
+      mtimeNs: 6,
+      atime: T,
+      atimeNs: 5,
+      ctime: T + 11,
+    });
     await commit([{ op: 'setattr', path: '/s', uid: null }]);
-    assert.deepEqual(attrs(await stat('/s')), { gid: 8, mtime: T + 10, mtimeNs: 6, atime: T, atimeNs: 5, ctime: T + 11 });
+    assert.deepEqual(attrs(await stat('/s')), {
+      gid: 8,
+      mtime: T + 10,
+      mtimeNs: 6,
+      atime: T,
+      atimeNs: 5,
+      ctime: T + 11,
+    });
     // A time without its ns sets ns 0.
     await commit([{ op: 'setattr', path: '/s', atime: T + 10, mtime: T + 10, gid: null }]);
     assert.deepEqual(attrs(await stat('/s')), { mtime: T + 10, ctime: T + 11 });
     // Symlinks too.
-    await commit([{ op: 'symlink', path: '/sl', target: 's', mtime: T }, { op: 'setattr', path: '/sl', uid: 11, atime: T + 5, atimeNs: 1 }]);
+    await commit([
+      { op: 'symlink', path: '/sl', target: 's', mtime: T },
+      { op: 'setattr', path: '/sl', uid: 11, atime: T + 5, atimeNs: 1 },
+    ]);
     assert.deepEqual(attrs(await stat('/sl')), { uid: 11, mtime: T, atime: T + 5, atimeNs: 1 });
     // Directories keep them too; the atime the mkdir gave (now) stays where it was.
-    await commit([{ op: 'mkdir', path: '/dd' }, { op: 'setattr', path: '/dd', uid: 3, gid: 4, mtime: T, ctime: T, ctimeNs: 1 }]);
+    await commit([
+      { op: 'mkdir', path: '/dd' },
+      { op: 'setattr', path: '/dd', uid: 3, gid: 4, mtime: T, ctime: T, ctimeNs: 1 },
+    ]);
     assert.deepEqual(attrs(await stat('/dd')), { uid: 3, gid: 4, mtime: T, atime: w.clock.t, ctime: T, ctimeNs: 1 });
     // Setting nothing changes nothing (no new tree); a missing path is NotFound.
     const before = (await w.engine.getVolume(w.actor, 'v')).head;
@@ -177,16 +266,30 @@ describe('engine: owners and times through put, mkdir, symlink, setattr, move, f
     await commit([{ ...empty, path: '/r', uid: 5 }]);
     assert.equal((await stat('/r')).uid, 5);
     // An edit writes into the file: mode and owner stay, times are now.
-    await w.engine.writeFile(w.actor, 'v', '/e', (async function* () { yield Buffer.from('hello world'); })(), { mode: 0o600 });
+    await w.engine.writeFile(
+      w.actor,
+      'v',
+      '/e',
+      (async function* () {
+        yield Buffer.from('hello world');
+      })(),
+      { mode: 0o600 },
+    );
     await commit([{ op: 'setattr', path: '/e', uid: 9, gid: 10, atime: T }]);
     w.clock.t = T + 9000;
     await w.engine.edit(w.actor, 'v', '/e', { oldString: 'world', newString: 'there' });
-    assert.deepEqual({ mode: (await stat('/e')).mode, ...attrs(await stat('/e')) }, { mode: 0o600, uid: 9, gid: 10, mtime: T + 9000 });
+    assert.deepEqual(
+      { mode: (await stat('/e')).mode, ...attrs(await stat('/e')) },
+      { mode: 0o600, uid: 9, gid: 10, mtime: T + 9000 },
+    );
   });
 
   it('moves, snapshots, restores and forks keep owners and times', async () => {
     const full = { uid: 42, gid: 43, mtime: T, mtimeNs: 1, atime: T + 1, atimeNs: 2, ctime: T + 3, ctimeNs: 4 };
-    await commit([{ ...empty, path: '/m/a', ...full }, { op: 'mkdir', path: '/m/sub', ...full }]);
+    await commit([
+      { ...empty, path: '/m/a', ...full },
+      { op: 'mkdir', path: '/m/sub', ...full },
+    ]);
     await commit([{ op: 'move', from: '/m', to: '/moved' }]);
     assert.deepEqual(attrs(await stat('/moved/a')), full);
     assert.deepEqual(attrs(await stat('/moved/sub')), full);
@@ -199,22 +302,32 @@ describe('engine: owners and times through put, mkdir, symlink, setattr, move, f
   });
 
   it('an owner-only or ns-only change is a change: the change feed reports it and onConflict "fail" refuses to overwrite it', async () => {
-    const base = await commit([{ ...empty, path: '/o', mtime: T }, { op: 'mkdir', path: '/od', mtime: T }]);
-    const owner = await commit([{ op: 'setattr', path: '/o', uid: 1 }, { op: 'setattr', path: '/od', gid: 2 }]);
+    const base = await commit([
+      { ...empty, path: '/o', mtime: T },
+      { op: 'mkdir', path: '/od', mtime: T },
+    ]);
+    const owner = await commit([
+      { op: 'setattr', path: '/o', uid: 1 },
+      { op: 'setattr', path: '/od', gid: 2 },
+    ]);
     const ns = await commit([{ op: 'setattr', path: '/o', mtime: T, mtimeNs: 9 }]);
     const feed = await w.engine.changesSince(w.actor, 'v', base.commit.id);
     const byCommit = new Map(feed.commits.map((c) => [c.commit.id, c.changes.map((x) => `${x.kind} ${x.path}`)]));
     assert.deepEqual(byCommit.get(owner.commit.id), ['modified /o', 'modified /od']);
     assert.deepEqual(byCommit.get(ns.commit.id), ['modified /o']);
     // A writer based before the owner change would overwrite it: reported, or refused with "fail".
-    await assert.rejects(commit([{ op: 'setattr', path: '/o', mode: 0o600 }], base.commit.id, 'fail'), { code: 'Conflict' });
+    await assert.rejects(commit([{ op: 'setattr', path: '/o', mode: 0o600 }], base.commit.id, 'fail'), {
+      code: 'Conflict',
+    });
     const over = await commit([{ op: 'setattr', path: '/od', mode: 0o700 }], base.commit.id);
     assert.deepEqual(over.overwritten, ['/od']);
   });
 
   it('a commit without the new fields makes the tree it made before they existed', async () => {
     await w.engine.createVolume(w.actor, 'legacy');
-    const r = await w.engine.commit(w.actor, 'legacy', { changes: [{ ...empty, path: '/x', mode: 0o644, mtime: 1000 }] });
+    const r = await w.engine.commit(w.actor, 'legacy', {
+      changes: [{ ...empty, path: '/x', mode: 0o644, mtime: 1000 }],
+    });
     // The root leaf holds one entry in the old format, byte for byte.
     const leaf = `{"v":1,"entries":[{"type":"file","name":"x","mode":420,"mtime":1000,"size":0,"chunkSize":${SMALL_CHUNK_SIZE},"chunks":[]}]}`;
     assert.equal(r.commit.tree, createHash('sha256').update('stowage-tree:v1\n').update(leaf).digest('hex'));

@@ -21,11 +21,17 @@ import type { FileEntry } from './tree/tree-codec.js';
  * Streams the bytes of a file, or of the inclusive range [start, end], one
  * chunk at a time (memory holds at most one chunk's read buffer).
  */
-export async function* readEntry(md: Pick<MetadataOps, 'getChunks'>, blobs: BlobStore, entry: FileEntry, range?: { start: number; end: number }): AsyncGenerator<Uint8Array> {
+export async function* readEntry(
+  md: Pick<MetadataOps, 'getChunks'>,
+  blobs: BlobStore,
+  entry: FileEntry,
+  range?: { start: number; end: number },
+): AsyncGenerator<Uint8Array> {
   const start = range?.start ?? 0;
   const end = range?.end ?? entry.size - 1;
   if (entry.size === 0 || end < start) return;
-  if (start < 0 || end >= entry.size) throw new InvalidArgumentError(`range ${start}-${end} is outside the file (${entry.size} bytes)`);
+  if (start < 0 || end >= entry.size)
+    throw new InvalidArgumentError(`range ${start}-${end} is outside the file (${entry.size} bytes)`);
   const first = Math.floor(start / entry.chunkSize);
   const last = Math.floor(end / entry.chunkSize);
   const wanted = entry.chunks.slice(first, last + 1);
@@ -71,7 +77,11 @@ export interface StoreOwnership {
  */
 export async function storeStream(
   md: Pick<MetadataOps, 'getChunks' | 'putChunks' | 'touchChunks' | 'ownedChunks' | 'addChunkOwners'>,
-  blobs: BlobStore, body: AsyncIterable<unknown>, chunkSize: number, now: () => Date, owners: StoreOwnership,
+  blobs: BlobStore,
+  body: AsyncIterable<unknown>,
+  chunkSize: number,
+  now: () => Date,
+  owners: StoreOwnership,
 ): Promise<StoredContent> {
   const whole = createHash('sha256');
   const chunks: ChunkHash[] = [];
@@ -82,7 +92,8 @@ export async function storeStream(
     size += piece.length;
     const hash = createHash('sha256').update(piece).digest('hex') as ChunkHash;
     chunks.push(hash);
-    if ((await md.ownedChunks(owners.scope, [hash])).length > 0 && (await md.touchChunks([hash], now())).length > 0) continue;
+    if ((await md.ownedChunks(owners.scope, [hash])).length > 0 && (await md.touchChunks([hash], now())).length > 0)
+      continue;
     const objectKey = newObjectKey('chunk', hash);
     // No sha256 option: the hash was just computed from these very bytes in memory; asking the store to verify would hash them a second time.
     await blobs.put(objectKey, piece, { size: piece.length });

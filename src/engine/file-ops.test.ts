@@ -75,13 +75,21 @@ describe('list pages', () => {
   it('pages a flat listing and refuses cursors outside the directory and bad limits', async () => {
     const vol = await volume({ '/d/a': '1', '/d/b': '2', '/d/c': '3' });
     const p1 = await engine.list(actor, vol, '/d', { limit: 2 });
-    assert.deepEqual(p1.entries.map((e) => e.name), ['a', 'b']);
+    assert.deepEqual(
+      p1.entries.map((e) => e.name),
+      ['a', 'b'],
+    );
     assert.equal(p1.nextCursor, '/d/b');
     const p2 = await engine.list(actor, vol, '/d', { limit: 2, after: '/d/b' });
-    assert.deepEqual(p2.entries.map((e) => e.name), ['c']);
+    assert.deepEqual(
+      p2.entries.map((e) => e.name),
+      ['c'],
+    );
     assert.equal(p2.nextCursor, null);
     await assert.rejects(engine.list(actor, vol, '/d', { after: '/e/x' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(engine.list(actor, vol, '/d', { after: '/d/../x' }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(engine.list(actor, vol, '/d', { after: '/d/../x' }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
     await assert.rejects(engine.list(actor, vol, '/d', { limit: 0 }), (e) => isStowageError(e, 'InvalidArgument'));
     await assert.rejects(engine.list(actor, vol, '/d', { limit: 10_001 }), (e) => isStowageError(e, 'InvalidArgument'));
   });
@@ -94,7 +102,12 @@ describe('tree diff and change feed', () => {
     const vol = await volume(files);
     const c1 = (await engine.getVolume(actor, vol)).head;
     await engine.writeFile(actor, vol, '/small/x', bytes('two'));
-    await engine.commit(actor, vol, { changes: [{ op: 'delete', path: '/small/gone' }, { op: 'mkdir', path: '/new/sub' }] });
+    await engine.commit(actor, vol, {
+      changes: [
+        { op: 'delete', path: '/small/gone' },
+        { op: 'mkdir', path: '/new/sub' },
+      ],
+    });
     const c2 = (await engine.getVolume(actor, vol)).head;
     const bigTree = (await engine.stat(actor, vol, '/big')).entry;
     assert.equal(bigTree.type, 'dir');
@@ -137,14 +150,23 @@ describe('tree diff and change feed', () => {
     await engine.writeFile(actor, vol, '/a', bytes('2'));
     await engine.commit(actor, vol, { changes: [{ op: 'move', from: '/a', to: '/b' }] });
     const feed = await engine.changesSince(actor, vol, start);
-    assert.deepEqual(feed.commits.map((c) => c.changes), [
-      [{ path: '/a', kind: 'added', type: 'file' }],
-      [{ path: '/a', kind: 'modified', type: 'file' }],
-      [{ path: '/a', kind: 'deleted', type: 'file' }, { path: '/b', kind: 'added', type: 'file' }],
-    ]);
+    assert.deepEqual(
+      feed.commits.map((c) => c.changes),
+      [
+        [{ path: '/a', kind: 'added', type: 'file' }],
+        [{ path: '/a', kind: 'modified', type: 'file' }],
+        [
+          { path: '/a', kind: 'deleted', type: 'file' },
+          { path: '/b', kind: 'added', type: 'file' },
+        ],
+      ],
+    );
     assert.equal(feed.commits.at(-1)!.commit.id, feed.head);
     const rest = await engine.changesSince(actor, vol, feed.commits[0]!.commit.id, 1);
-    assert.deepEqual(rest.commits.map((c) => c.commit.seq), [feed.commits[1]!.commit.seq]);
+    assert.deepEqual(
+      rest.commits.map((c) => c.commit.seq),
+      [feed.commits[1]!.commit.seq],
+    );
     assert.deepEqual((await engine.changesSince(actor, vol, feed.head)).commits, []);
     await assert.rejects(engine.changesSince(actor, vol, 'c'.repeat(64)), (e) => isStowageError(e, 'NotFound'));
     await assert.rejects(engine.changesSince(actor, vol, '../../etc'), (e) => isStowageError(e, 'NotFound'));
@@ -155,9 +177,15 @@ describe('search', () => {
   it('globs over full paths, dotfiles included, bounded by limit', async () => {
     const vol = await volume({ '/src/a.ts': 'a', '/src/.hidden.ts': 'h', '/src/lib/b.ts': 'b', '/README.md': 'r' });
     const r = await engine.search(actor, vol, { glob: '*.ts' });
-    assert.deepEqual(r.files.map((f) => f.path), ['/src/.hidden.ts', '/src/a.ts', '/src/lib/b.ts']);
+    assert.deepEqual(
+      r.files.map((f) => f.path),
+      ['/src/.hidden.ts', '/src/a.ts', '/src/lib/b.ts'],
+    );
     const full = await engine.search(actor, vol, { glob: '/src/*.ts' });
-    assert.deepEqual(full.files.map((f) => f.path), ['/src/.hidden.ts', '/src/a.ts']);
+    assert.deepEqual(
+      full.files.map((f) => f.path),
+      ['/src/.hidden.ts', '/src/a.ts'],
+    );
     const limited = await engine.search(actor, vol, { glob: '**', limit: 2 });
     assert.equal(limited.files.length, 2);
     assert.equal(limited.truncated, true);
@@ -170,11 +198,14 @@ describe('search', () => {
       '/big.txt': `${'x'.repeat(100)}\nhello at the end`,
     });
     const r = await engine.search(actor, vol, { regex: 'hello', flags: 'i' });
-    assert.deepEqual(r.matches.filter((m) => m.path === '/a.txt'), [
-      { path: '/a.txt', line: 1, column: 1, text: 'hello' },
-      { path: '/a.txt', line: 2, column: 5, text: 'say Hello world' },
-      { path: '/a.txt', line: 4, column: 1, text: 'hello hello' },
-    ]);
+    assert.deepEqual(
+      r.matches.filter((m) => m.path === '/a.txt'),
+      [
+        { path: '/a.txt', line: 1, column: 1, text: 'hello' },
+        { path: '/a.txt', line: 2, column: 5, text: 'say Hello world' },
+        { path: '/a.txt', line: 4, column: 1, text: 'hello hello' },
+      ],
+    );
     assert.deepEqual(r.skippedBinary, ['/bin.dat']);
     assert.equal(r.timedOut, false);
     const small = await engine.search(actor, vol, { regex: 'hello', maxBytesPerFile: 50 });
@@ -200,19 +231,35 @@ describe('search', () => {
     const t0 = Date.now();
     const r = await engine.search(actor, vol, { glob, timeoutMs: 300 });
     assert.equal(r.timedOut, true);
-    await assert.rejects(engine.replace(actor, vol, { glob, regex: 'x', replacement: 'z', timeoutMs: 300 }), (e) => isStowageError(e, 'InvalidArgument') && /did not finish/.test(e.message));
+    await assert.rejects(
+      engine.replace(actor, vol, { glob, regex: 'x', replacement: 'z', timeoutMs: 300 }),
+      (e) => isStowageError(e, 'InvalidArgument') && /did not finish/.test(e.message),
+    );
     assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
-    await assert.rejects(engine.search(actor, vol, { glob: 'x'.repeat(2000) }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(engine.search(actor, vol, { glob: 'x'.repeat(2000) }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
   });
 
   it('refuses invalid regexes, flags and bounds', async () => {
     const vol = await volume({ '/a': 'a' });
-    await assert.rejects(engine.search(actor, vol, { regex: '(unclosed' }), (e) => isStowageError(e, 'InvalidArgument') && /invalid regex/.test(e.message));
-    await assert.rejects(engine.search(actor, vol, { regex: 'a', flags: 'g' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(engine.search(actor, vol, { regex: 'a', limit: 0 }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(
+      engine.search(actor, vol, { regex: '(unclosed' }),
+      (e) => isStowageError(e, 'InvalidArgument') && /invalid regex/.test(e.message),
+    );
+    await assert.rejects(engine.search(actor, vol, { regex: 'a', flags: 'g' }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
+    await assert.rejects(engine.search(actor, vol, { regex: 'a', limit: 0 }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
     await assert.rejects(engine.search(actor, vol, { path: '/../etc' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(engine.search(actor, vol, { path: '/missing', glob: '*' }), (e) => isStowageError(e, 'NotFound'));
-    await assert.rejects(engine.search(actor, vol, { path: '/missing/deeper', regex: 'a' }), (e) => isStowageError(e, 'NotFound'));
+    await assert.rejects(engine.search(actor, vol, { path: '/missing', glob: '*' }), (e) =>
+      isStowageError(e, 'NotFound'),
+    );
+    await assert.rejects(engine.search(actor, vol, { path: '/missing/deeper', regex: 'a' }), (e) =>
+      isStowageError(e, 'NotFound'),
+    );
   });
 });
 
@@ -228,35 +275,65 @@ describe('edit', () => {
 
   it('fails, saying how often, when the string occurs zero or several times', async () => {
     const vol = await volume({ '/f.txt': 'one two two' });
-    await assert.rejects(engine.edit(actor, vol, '/f.txt', { oldString: 'three', newString: 'x' }), (e) => isStowageError(e, 'PreconditionFailed') && /does not occur/.test(e.message));
-    await assert.rejects(engine.edit(actor, vol, '/f.txt', { oldString: 'two', newString: 'x' }), (e) => isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message) && e.details?.occurrences === 2);
+    await assert.rejects(
+      engine.edit(actor, vol, '/f.txt', { oldString: 'three', newString: 'x' }),
+      (e) => isStowageError(e, 'PreconditionFailed') && /does not occur/.test(e.message),
+    );
+    await assert.rejects(
+      engine.edit(actor, vol, '/f.txt', { oldString: 'two', newString: 'x' }),
+      (e) =>
+        isStowageError(e, 'PreconditionFailed') && /occurs 2 times/.test(e.message) && e.details?.occurrences === 2,
+    );
     assert.equal(await read(vol, '/f.txt'), 'one two two');
   });
 
   it('refuses binary files, directories, empty old strings and ".." paths', async () => {
     const vol = await volume({ '/bin': Buffer.from([0xff, 0xfe, 0x00, 0x41]), '/d/f': 'x' });
-    await assert.rejects(engine.edit(actor, vol, '/bin', { oldString: 'A', newString: 'B' }), (e) => isStowageError(e, 'InvalidArgument') && /not UTF-8 text/.test(e.message));
-    await assert.rejects(engine.edit(actor, vol, '/d', { oldString: 'x', newString: 'y' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(engine.edit(actor, vol, '/d/f', { oldString: '', newString: 'y' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(engine.edit(actor, vol, '/d/../d/f', { oldString: 'x', newString: 'y' }), (e) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(engine.edit(actor, vol, '/nope', { oldString: 'x', newString: 'y' }), (e) => isStowageError(e, 'NotFound'));
+    await assert.rejects(
+      engine.edit(actor, vol, '/bin', { oldString: 'A', newString: 'B' }),
+      (e) => isStowageError(e, 'InvalidArgument') && /not UTF-8 text/.test(e.message),
+    );
+    await assert.rejects(engine.edit(actor, vol, '/d', { oldString: 'x', newString: 'y' }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
+    await assert.rejects(engine.edit(actor, vol, '/d/f', { oldString: '', newString: 'y' }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
+    await assert.rejects(engine.edit(actor, vol, '/d/../d/f', { oldString: 'x', newString: 'y' }), (e) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
+    await assert.rejects(engine.edit(actor, vol, '/nope', { oldString: 'x', newString: 'y' }), (e) =>
+      isStowageError(e, 'NotFound'),
+    );
   });
 
   it('is a Conflict when the file changed since base', async () => {
     const vol = await volume({ '/f.txt': 'v1' });
     const base = (await engine.getVolume(actor, vol)).head;
     await engine.writeFile(actor, vol, '/f.txt', bytes('v2'));
-    await assert.rejects(engine.edit(actor, vol, '/f.txt', { oldString: 'v2', newString: 'v3', base }), (e) => isStowageError(e, 'Conflict') && /changed since you read it/.test(e.message));
+    await assert.rejects(
+      engine.edit(actor, vol, '/f.txt', { oldString: 'v2', newString: 'v3', base }),
+      (e) => isStowageError(e, 'Conflict') && /changed since you read it/.test(e.message),
+    );
     assert.equal(await read(vol, '/f.txt'), 'v2');
   });
 });
 
 describe('replace', () => {
   it('replaces across the globbed files in one commit, skipping binary files', async () => {
-    const vol = await volume({ '/a.txt': 'foo foo', '/b.txt': 'no match', '/c/d.txt': 'foo(1)', '/e.md': 'foo', '/bin.txt': Buffer.from([102, 111, 111, 0]) });
+    const vol = await volume({
+      '/a.txt': 'foo foo',
+      '/b.txt': 'no match',
+      '/c/d.txt': 'foo(1)',
+      '/e.md': 'foo',
+      '/bin.txt': Buffer.from([102, 111, 111, 0]),
+    });
     const before = (await engine.getVolume(actor, vol)).head;
     const r = await engine.replace(actor, vol, { glob: '*.txt', regex: 'fo(o)', replacement: 'b$1r' });
-    assert.deepEqual(r.files, [{ path: '/a.txt', replacements: 2 }, { path: '/c/d.txt', replacements: 1 }]);
+    assert.deepEqual(r.files, [
+      { path: '/a.txt', replacements: 2 },
+      { path: '/c/d.txt', replacements: 1 },
+    ]);
     assert.deepEqual(r.skippedBinary, ['/bin.txt']);
     assert.equal(await read(vol, '/a.txt'), 'bor bor');
     assert.equal(await read(vol, '/c/d.txt'), 'bor(1)');
@@ -280,9 +357,15 @@ describe('replace', () => {
     const none = await engine.replace(actor, vol, { glob: '*.txt', regex: 'zzz', replacement: 'y' });
     assert.equal(none.commit, null);
     const t0 = Date.now();
-    await assert.rejects(engine.replace(actor, vol, { glob: '*.txt', regex: '(a+)+$', replacement: 'x', timeoutMs: 300 }), (e) => isStowageError(e, 'InvalidArgument') && /did not finish/.test(e.message));
+    await assert.rejects(
+      engine.replace(actor, vol, { glob: '*.txt', regex: '(a+)+$', replacement: 'x', timeoutMs: 300 }),
+      (e) => isStowageError(e, 'InvalidArgument') && /did not finish/.test(e.message),
+    );
     assert.ok(Date.now() - t0 < 3000);
     assert.equal((await engine.getVolume(actor, vol)).head, head);
-    await assert.rejects(engine.replace(actor, vol, { glob: '*.txt', regex: 'a', replacement: 'b', maxFiles: 1 }), (e) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(
+      engine.replace(actor, vol, { glob: '*.txt', regex: 'a', replacement: 'b', maxFiles: 1 }),
+      (e) => isStowageError(e, 'InvalidArgument'),
+    );
   });
 });

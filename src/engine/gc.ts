@@ -67,7 +67,10 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
   const cutoff = new Date(run.now.getTime() - run.grace);
   const retainSince = new Date(run.now.getTime() - run.retention);
 
-  const roots = new Set<TreeHash>([...(await md.listRootTrees(retainSince)), ...(await md.listTreesTouchedSince(cutoff))]);
+  const roots = new Set<TreeHash>([
+    ...(await md.listRootTrees(retainSince)),
+    ...(await md.listTreesTouchedSince(cutoff)),
+  ]);
   // The empty tree is implied by every empty directory and never stored as garbage.
   const liveTrees = new Set<TreeHash>([EMPTY_TREE.hash]);
   const liveChunks = new Set<ChunkHash>(await md.listChunksTouchedSince(cutoff));
@@ -84,13 +87,16 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
       continue;
     }
     for (const e of node.entries) {
-      if (e.type === 'dir') { if (!liveTrees.has(e.tree)) stack.push(e.tree); }
-      else if (e.type === 'file') for (const c of e.chunks) liveChunks.add(c);
+      if (e.type === 'dir') {
+        if (!liveTrees.has(e.tree)) stack.push(e.tree);
+      } else if (e.type === 'file') for (const c of e.chunks) liveChunks.add(c);
     }
     await pacer.tick();
   }
 
-  const deadTrees = (await md.listTrees()).filter((t) => !liveTrees.has(t.hash) && t.touchedAt < cutoff).map((t) => t.hash);
+  const deadTrees = (await md.listTrees())
+    .filter((t) => !liveTrees.has(t.hash) && t.touchedAt < cutoff)
+    .map((t) => t.hash);
   const chunkRows = await md.listChunks();
   const named = new Set(chunkRows.map((c) => c.objectKey));
   const dead = chunkRows.filter((c) => !liveChunks.has(c.hash) && c.touchedAt < cutoff);
@@ -103,9 +109,16 @@ export async function planGarbage(deps: GcDeps, run: GcRun): Promise<GcPlan> {
     }
   }
   return {
-    cutoff, retainSince, liveTrees, liveChunks, deadTrees, orphanObjects, keptObjects,
+    cutoff,
+    retainSince,
+    liveTrees,
+    liveChunks,
+    deadTrees,
+    orphanObjects,
+    keptObjects,
     deadObjectCount: new Set(dead.filter((c) => !keptObjects.has(c.objectKey)).map((c) => c.objectKey)).size,
-    deadChunks: dead.map((c) => c.hash), deadChunkBytes: dead.reduce((n, c) => n + c.size, 0),
+    deadChunks: dead.map((c) => c.hash),
+    deadChunkBytes: dead.reduce((n, c) => n + c.size, 0),
   };
 }
 
@@ -126,7 +139,8 @@ export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promi
   const spared = plan.deadChunks.filter((h) => !deletedHashes.has(h));
   const kept = new Set([...plan.keptObjects, ...(await md.getChunks(spared)).map((r) => r.objectKey)]);
   const doomed = new Map<string, number>();
-  for (const row of deletedRows) if (!kept.has(row.objectKey)) doomed.set(row.objectKey, (doomed.get(row.objectKey) ?? 0) + row.size);
+  for (const row of deletedRows)
+    if (!kept.has(row.objectKey)) doomed.set(row.objectKey, (doomed.get(row.objectKey) ?? 0) + row.size);
   for (const [key, bytes] of doomed) {
     await blobs.delete(key);
     deletedObjects++;
@@ -146,8 +160,14 @@ export async function executePlan(deps: GcDeps, run: GcRun, plan: GcPlan): Promi
     deletedBytes += obj.size;
   }
   return {
-    dryRun: run.dryRun, prunedCommits, liveTrees: plan.liveTrees.size, deletedTrees: deletedTrees.length,
-    liveChunks: plan.liveChunks.size, deletedChunks: deletedRows.length, deletedObjects, deletedBytes,
+    dryRun: run.dryRun,
+    prunedCommits,
+    liveTrees: plan.liveTrees.size,
+    deletedTrees: deletedTrees.length,
+    liveChunks: plan.liveChunks.size,
+    deletedChunks: deletedRows.length,
+    deletedObjects,
+    deletedBytes,
   };
 }
 
@@ -156,8 +176,12 @@ export async function collectGarbage(deps: GcDeps, run: GcRun): Promise<GcReport
   const plan = await planGarbage(deps, run);
   if (!run.dryRun) return executePlan(deps, run, plan);
   return {
-    dryRun: true, prunedCommits: 0, liveTrees: plan.liveTrees.size, deletedTrees: plan.deadTrees.length,
-    liveChunks: plan.liveChunks.size, deletedChunks: plan.deadChunks.length,
+    dryRun: true,
+    prunedCommits: 0,
+    liveTrees: plan.liveTrees.size,
+    deletedTrees: plan.deadTrees.length,
+    liveChunks: plan.liveChunks.size,
+    deletedChunks: plan.deadChunks.length,
     deletedObjects: plan.deadObjectCount + plan.orphanObjects.length,
     deletedBytes: plan.deadChunkBytes + plan.orphanObjects.reduce((n, o) => n + o.size, 0),
   };
@@ -170,10 +194,19 @@ export class GcService {
   async gc(opts: GcOptions = {}): Promise<GcReport> {
     const { uploadWindow } = this.ctx.settings;
     const grace = opts.grace ?? 60 * 60_000;
-    if (grace < uploadWindow) throw new InvalidArgumentError(`grace (${grace} ms) must be at least the upload window (${uploadWindow} ms), or uploads in flight could be collected`);
-    return collectGarbage({ metadata: this.ctx.md, blobs: this.ctx.blobs, reader: this.ctx.reader }, {
-      now: this.ctx.now(), grace, retention: opts.retention ?? 7 * 86_400_000, dryRun: opts.dryRun === true,
-    });
+    if (grace < uploadWindow)
+      throw new InvalidArgumentError(
+        `grace (${grace} ms) must be at least the upload window (${uploadWindow} ms), or uploads in flight could be collected`,
+      );
+    return collectGarbage(
+      { metadata: this.ctx.md, blobs: this.ctx.blobs, reader: this.ctx.reader },
+      {
+        now: this.ctx.now(),
+        grace,
+        retention: opts.retention ?? 7 * 86_400_000,
+        dryRun: opts.dryRun === true,
+      },
+    );
   }
 
   /**

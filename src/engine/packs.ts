@@ -28,13 +28,22 @@ export const MAX_PACK_CHUNKS = 100_000;
 
 /** Checks a manifest's shape: a pack key, chunks contiguous from offset 0. Returns the pack's total size. */
 export function checkManifest(m: PackManifest): number {
-  if (typeof m?.key !== 'string' || parseObjectKey(m.key)?.kind !== 'pack') throw new InvalidArgumentError(`packs: ${JSON.stringify(String(m?.key).slice(0, 100))} is not a pack key issued by this server`);
-  if (!Array.isArray(m.chunks) || m.chunks.length === 0 || m.chunks.length > MAX_PACK_CHUNKS) throw new InvalidArgumentError(`pack ${m.key}: declare between 1 and ${MAX_PACK_CHUNKS} chunks`);
+  if (typeof m?.key !== 'string' || parseObjectKey(m.key)?.kind !== 'pack')
+    throw new InvalidArgumentError(
+      `packs: ${JSON.stringify(String(m?.key).slice(0, 100))} is not a pack key issued by this server`,
+    );
+  if (!Array.isArray(m.chunks) || m.chunks.length === 0 || m.chunks.length > MAX_PACK_CHUNKS)
+    throw new InvalidArgumentError(`pack ${m.key}: declare between 1 and ${MAX_PACK_CHUNKS} chunks`);
   let offset = 0;
   for (const c of m.chunks) {
-    if (!ChunkHash.is(c.hash)) throw new InvalidArgumentError(`pack ${m.key}: chunk hashes must be 64 lowercase hex characters`);
-    if (c.offset !== offset) throw new InvalidArgumentError(`pack ${m.key}: chunks must be listed in offset order with no gaps (expected offset ${offset}, got ${c.offset})`);
-    if (!Number.isSafeInteger(c.size) || c.size < 1) throw new InvalidArgumentError(`pack ${m.key}: chunk sizes must be positive`);
+    if (!ChunkHash.is(c.hash))
+      throw new InvalidArgumentError(`pack ${m.key}: chunk hashes must be 64 lowercase hex characters`);
+    if (c.offset !== offset)
+      throw new InvalidArgumentError(
+        `pack ${m.key}: chunks must be listed in offset order with no gaps (expected offset ${offset}, got ${c.offset})`,
+      );
+    if (!Number.isSafeInteger(c.size) || c.size < 1)
+      throw new InvalidArgumentError(`pack ${m.key}: chunk sizes must be positive`);
     offset += c.size;
   }
   if (offset > MAX_PACK_SIZE) throw new InvalidArgumentError(`pack ${m.key}: larger than ${MAX_PACK_SIZE} bytes`);
@@ -47,7 +56,12 @@ export function checkManifest(m: PackManifest): number {
  * older than `oldest` (ms since epoch): the upload expired. Throws
  * InvalidArgumentError when a chunk's bytes do not hash to its claimed hash.
  */
-export async function verifyPack(blobs: BlobStore, manifest: PackManifest, oldest: number, now: Date): Promise<ChunkRecord[] | undefined> {
+export async function verifyPack(
+  blobs: BlobStore,
+  manifest: PackManifest,
+  oldest: number,
+  now: Date,
+): Promise<ChunkRecord[] | undefined> {
   const total = checkManifest(manifest);
   const info = await blobs.head(manifest.key);
   if (!info || info.size !== total || info.lastModified.getTime() < oldest) return undefined;
@@ -57,7 +71,10 @@ export async function verifyPack(blobs: BlobStore, manifest: PackManifest, oldes
   let hasher = createHash('sha256');
   const finishChunk = () => {
     const c = manifest.chunks[index]!;
-    if (hasher.digest('hex') !== c.hash) throw new InvalidArgumentError(`pack ${manifest.key}: the ${c.size} bytes at offset ${c.offset} do not hash to ${c.hash}`);
+    if (hasher.digest('hex') !== c.hash)
+      throw new InvalidArgumentError(
+        `pack ${manifest.key}: the ${c.size} bytes at offset ${c.offset} do not hash to ${c.hash}`,
+      );
     rows.push({ hash: c.hash as ChunkHash, size: c.size, objectKey: manifest.key, offset: c.offset, touchedAt: now });
     index++;
     filled = 0;

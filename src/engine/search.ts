@@ -34,12 +34,11 @@ export const MAX_TIMEOUT_MS = 60_000;
 /** Entries of the report lists (skipped, truncated) kept at most. */
 const MAX_REPORTED = 1000;
 
-
-
 /** A whole number option within [min, max], or the default. */
 export function boundedInt(value: unknown, name: string, dflt: number, min: number, max: number): number {
   if (value === undefined) return dflt;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
+    throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
   return value;
 }
 
@@ -51,7 +50,13 @@ const GLOB_BATCH = 256;
  * no glob), in walk order. Matching runs in the runner's worker, so a
  * pathological glob ends in RegexTimeout instead of blocking the server.
  */
-export async function* selectEntries(host: Pick<FileOpsHost, 'reader'>, runner: RegexRunner | undefined, root: TreeHash, path: string, hasGlob: boolean): AsyncGenerator<{ path: string; entry: Entry }> {
+export async function* selectEntries(
+  host: Pick<FileOpsHost, 'reader'>,
+  runner: RegexRunner | undefined,
+  root: TreeHash,
+  path: string,
+  hasGlob: boolean,
+): AsyncGenerator<{ path: string; entry: Entry }> {
   if (!hasGlob || !runner) {
     yield* entriesBelow(host, root, path);
     return;
@@ -71,7 +76,11 @@ export async function* selectEntries(host: Pick<FileOpsHost, 'reader'>, runner: 
 }
 
 /** The first `max` bytes of a file, and whether there was more. */
-export async function readHead(host: Pick<FileOpsHost, 'md' | 'blobs'>, entry: FileEntry, max: number): Promise<{ bytes: Buffer; truncated: boolean }> {
+export async function readHead(
+  host: Pick<FileOpsHost, 'md' | 'blobs'>,
+  entry: FileEntry,
+  max: number,
+): Promise<{ bytes: Buffer; truncated: boolean }> {
   if (entry.size === 0) return { bytes: Buffer.alloc(0), truncated: false };
   const end = Math.min(entry.size, max) - 1;
   const parts: Uint8Array[] = [];
@@ -85,7 +94,11 @@ export function looksBinary(bytes: Uint8Array): boolean {
 }
 
 /** Every entry below `path` (or the file itself), depth-first in name order. */
-export async function* entriesBelow(host: Pick<FileOpsHost, 'reader'>, root: TreeHash, path: string): AsyncGenerator<{ path: string; entry: Entry }> {
+export async function* entriesBelow(
+  host: Pick<FileOpsHost, 'reader'>,
+  root: TreeHash,
+  path: string,
+): AsyncGenerator<{ path: string; entry: Entry }> {
   const p = parsePath(path);
   if (p !== '/') {
     const entry = await host.reader.lookup(root, p);
@@ -99,7 +112,12 @@ export async function* entriesBelow(host: Pick<FileOpsHost, 'reader'>, root: Tre
 }
 
 /** Searches a volume at head (or a commit); see the module comment for the bounds. */
-export async function search(host: FileOpsHost, actor: Actor, volume: string, opts: SearchOptions = {}): Promise<SearchResult> {
+export async function search(
+  host: FileOpsHost,
+  actor: Actor,
+  volume: string,
+  opts: SearchOptions = {},
+): Promise<SearchResult> {
   const vol = await host.volumeFor(actor, volume, 'read');
   const path = parsePath(opts.path ?? '/');
   const limit = boundedInt(opts.limit, 'limit', 1000, 1, MAX_SEARCH_LIMIT);
@@ -110,7 +128,16 @@ export async function search(host: FileOpsHost, actor: Actor, volume: string, op
   if (opts.regex === undefined && opts.flags !== undefined) throw new InvalidArgumentError('flags need a regex');
   const commit = await host.resolveCommit(vol, opts.commit ?? vol.head);
   const deadline = Date.now() + timeoutMs;
-  const out: SearchResult = { commit: commit.id, files: [], matches: [], truncated: false, timedOut: false, skippedBinary: [], truncatedFiles: [], filesScanned: 0 };
+  const out: SearchResult = {
+    commit: commit.id,
+    files: [],
+    matches: [],
+    truncated: false,
+    timedOut: false,
+    skippedBinary: [],
+    truncatedFiles: [],
+    filesScanned: 0,
+  };
   const note = (list: string[], p: string): void => {
     if (list.length < MAX_REPORTED) list.push(p);
   };
@@ -126,7 +153,11 @@ export async function search(host: FileOpsHost, actor: Actor, volume: string, op
           out.truncated = true;
           break;
         }
-        out.files.push({ path: full, type: entry.type, size: entry.type === 'symlink' ? Buffer.byteLength(entry.target) : entry.size });
+        out.files.push({
+          path: full,
+          type: entry.type,
+          size: entry.type === 'symlink' ? Buffer.byteLength(entry.target) : entry.size,
+        });
         continue;
       }
       if (entry.type !== 'file') continue;

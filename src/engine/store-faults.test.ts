@@ -23,7 +23,9 @@ import { createEngine } from './engine.js';
 
 const QUICK: RetryPolicy = { ...STORE_RETRY, baseDelayMs: 1, maxDelayMs: 2 };
 const down = (m: string) => new UnavailableError(`injected: ${m} unavailable`);
-const bytes = async function* (s: string) { yield Buffer.from(s); };
+const bytes = async function* (s: string) {
+  yield Buffer.from(s);
+};
 
 describe('engine over briefly failing stores', () => {
   let dir: string;
@@ -44,7 +46,10 @@ describe('engine over briefly failing stores', () => {
   async function setUp(plan: FaultPlan, retried: boolean) {
     const fmd = withFaults(md, plan);
     const fblobs = withFaults(blobs, plan);
-    const engine = createEngine({ metadata: retried ? withRetry(fmd, QUICK) : fmd, blobs: retried ? withRetry(fblobs, QUICK) : fblobs });
+    const engine = createEngine({
+      metadata: retried ? withRetry(fmd, QUICK) : fmd,
+      blobs: retried ? withRetry(fblobs, QUICK) : fblobs,
+    });
     const actor = await engine.authenticate((await engine.createTenant('acme')).secret);
     await engine.createVolume(actor, 'data');
     return { engine, actor };
@@ -60,7 +65,10 @@ describe('engine over briefly failing stores', () => {
     assert.equal(plan.faulted('getVolumeByName'), 2);
     assert.equal(plan.faulted('transaction'), 1);
     assert.equal(plan.faulted('get'), 2);
-    assert.ok(plan.calls('getVolumeByName') > 2 && plan.calls('transaction') > 1 && plan.calls('get') > 2, 'each faulted call was tried again');
+    assert.ok(
+      plan.calls('getVolumeByName') > 2 && plan.calls('transaction') > 1 && plan.calls('get') > 2,
+      'each faulted call was tried again',
+    );
   });
 
   it('without it: the write fails with Unavailable, publishes nothing, and passes once the store heals', async () => {

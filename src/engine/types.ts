@@ -6,10 +6,26 @@
  * A volume of another tenant, or outside a scoped token's one volume, is
  * NotFound (never Forbidden), so names do not leak.
  */
-import type { Change, EntryType, FileInfo, PackManifest, SearchResponse, SkippedChange } from '@stowage/sdk/api/wire.js';
+import type {
+  Change,
+  EntryType,
+  FileInfo,
+  PackManifest,
+  SearchResponse,
+  SkippedChange,
+} from '@stowage/sdk/api/wire.js';
 import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '@stowage/sdk/common/ids.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { AccessMode, AttachmentRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
+import type {
+  AccessMode,
+  AttachmentRecord,
+  CommitRecord,
+  MountTuning,
+  SnapshotRecord,
+  TenantRecord,
+  TokenRecord,
+  VolumeRecord,
+} from '@stowage/sdk/model/records.js';
 
 export type { Change, FileInfo, SkippedChange };
 
@@ -131,36 +147,58 @@ export interface VolumeEngine {
 
   /** Operator call: creates a tenant with an admin token (the secret is returned once). */
   /** Operator: a new tenant with its admin token. */
-  createTenant(name: string, opts?: TenantQuotas & { defaultCap?: number }): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }>;
+  createTenant(
+    name: string,
+    opts?: TenantQuotas & { defaultCap?: number },
+  ): Promise<{ tenant: TenantRecord; secret: string; token: TokenRecord }>;
   /** The actor's tenant, its uncommitted quota resolved to the one in force. */
   getTenant(actor: Actor): Promise<TenantRecord>;
   /** Operator: sets (or, with null, clears) a tenant's quotas; tenants cannot change their own. */
   setTenantQuotas(name: string, quotas: TenantQuotas): Promise<TenantRecord>;
   updateTenant(actor: Actor, patch: { defaultCap: number }): Promise<TenantRecord>;
 
-  createToken(actor: Actor, req: { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }): Promise<{ token: TokenRecord; secret: string }>;
+  createToken(
+    actor: Actor,
+    req: { name: string; volume?: string; readOnly?: boolean; expiresIn?: number },
+  ): Promise<{ token: TokenRecord; secret: string }>;
   listTokens(actor: Actor): Promise<TokenRecord[]>;
   revokeToken(actor: Actor, id: string): Promise<void>;
 
   createVolume(actor: Actor, name: string, opts?: VolumeOptions): Promise<VolumeRecord>;
   /** Race-safe: concurrent calls for one name yield one volume. */
-  getOrCreateVolume(actor: Actor, name: string, opts?: VolumeOptions): Promise<{ volume: VolumeRecord; created: boolean }>;
+  getOrCreateVolume(
+    actor: Actor,
+    name: string,
+    opts?: VolumeOptions,
+  ): Promise<{ volume: VolumeRecord; created: boolean }>;
   getVolume(actor: Actor, name: string): Promise<VolumeRecord>;
   listVolumes(actor: Actor): Promise<VolumeRecord[]>;
   updateVolume(actor: Actor, name: string, patch: VolumeOptions): Promise<VolumeRecord>;
   deleteVolume(actor: Actor, name: string): Promise<void>;
 
   /** Which chunks must be uploaded, with a signed PUT for each. Present chunks are touched so GC keeps them for the coming commit. */
-  prepareUpload(actor: Actor, volume: string, chunks: Array<{ hash: string; size: number }>): Promise<{ missing: MissingChunk[]; present: number }>;
+  prepareUpload(
+    actor: Actor,
+    volume: string,
+    chunks: Array<{ hash: string; size: number }>,
+  ): Promise<{ missing: MissingChunk[]; present: number }>;
   /** A signed PUT for one pack of small chunks (see PackManifest). */
-  preparePack(actor: Actor, volume: string, pack: { size: number; sha256: string }): Promise<{ key: string; request: SignedRequest }>;
+  preparePack(
+    actor: Actor,
+    volume: string,
+    pack: { size: number; sha256: string },
+  ): Promise<{ key: string; request: SignedRequest }>;
   /** Reserves `bytes` of the tenant's uncommitted quota for a staged resumable upload, until released or `expiresAt`. */
   reserveStagedUpload(actor: Actor, volume: string, id: string, bytes: number, expiresAt: Date): Promise<void>;
   /** Releases a staged upload's reservation (it finished, failed or was abandoned). Idempotent. */
   releaseStagedUpload(actor: Actor, id: string): Promise<void>;
   /** Applies a change set to the current head (merging with concurrent commits) and publishes one commit. */
   commit(actor: Actor, volume: string, input: CommitInput): Promise<CommitResult>;
-  listCommits(actor: Actor, volume: string, opts?: { limit?: number; before?: number }): Promise<{ commits: CommitRecord[]; nextBefore: number | null }>;
+  listCommits(
+    actor: Actor,
+    volume: string,
+    opts?: { limit?: number; before?: number },
+  ): Promise<{ commits: CommitRecord[]; nextBefore: number | null }>;
 
   createSnapshot(actor: Actor, volume: string, opts?: { name?: string; commit?: string }): Promise<SnapshotRecord>;
   listSnapshots(actor: Actor, volume: string): Promise<SnapshotRecord[]>;
@@ -168,23 +206,48 @@ export interface VolumeEngine {
   /** A new commit on top of head whose tree is the snapshot's (or commit's). */
   restore(actor: Actor, volume: string, target: { snapshot?: string; commit?: string }): Promise<CommitResult>;
   /** O(1) copy-on-write copy of head (or a snapshot or commit) as a new volume. */
-  fork(actor: Actor, volume: string, req: { name: string; snapshot?: string; commit?: string } & VolumeOptions): Promise<VolumeRecord>;
+  fork(
+    actor: Actor,
+    volume: string,
+    req: { name: string; snapshot?: string; commit?: string } & VolumeOptions,
+  ): Promise<VolumeRecord>;
 
-  stat(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<{ commit: CommitId; entry: FileInfo }>;
+  stat(
+    actor: Actor,
+    volume: string,
+    path: string,
+    opts?: { commit?: string },
+  ): Promise<{ commit: CommitId; entry: FileInfo }>;
   /** One page of a directory (names in order; depth-first when recursive) after the cursor `after` (the last path of the previous page); `nextCursor` is null on the last page. No `limit` means every entry. */
-  list(actor: Actor, volume: string, path: string, opts?: { commit?: string; recursive?: boolean; limit?: number; after?: string }): Promise<{ commit: CommitId; entries: FileInfo[]; nextCursor: string | null }>;
+  list(
+    actor: Actor,
+    volume: string,
+    path: string,
+    opts?: { commit?: string; recursive?: boolean; limit?: number; after?: string },
+  ): Promise<{ commit: CommitId; entries: FileInfo[]; nextCursor: string | null }>;
   /** Signed GETs for the chunks of one file. */
   readPlan(actor: Actor, volume: string, path: string, opts?: { commit?: string }): Promise<ReadPlan>;
 
   /** Streams a file's bytes, or the inclusive byte range, at head or at a commit. */
-  readFile(actor: Actor, volume: string, path: string, opts?: { commit?: string; range?: { start: number; end: number } }): Promise<{ commit: CommitId; entry: FileInfo; body: AsyncIterable<Uint8Array> }>;
+  readFile(
+    actor: Actor,
+    volume: string,
+    path: string,
+    opts?: { commit?: string; range?: { start: number; end: number } },
+  ): Promise<{ commit: CommitId; entry: FileInfo; body: AsyncIterable<Uint8Array> }>;
   /**
    * The read-only actor a signed file URL acts as: the signing token's tenant, scoped to the one volume (by id).
    * Forbidden when that token was revoked or has expired (a link never outlives its signer's authority); NotFound when the volume is gone.
    */
   shareActor(tokenId: string, volumeId: string): Promise<{ actor: Actor; volume: string }>;
   /** Stores a stream the server itself received (resumable uploads, replacements) as one file, and commits it. */
-  writeFile(actor: Actor, volume: string, path: string, body: AsyncIterable<unknown>, opts?: WriteFileOptions): Promise<CommitResult & { uploadedChunks: number; sha256: string }>;
+  writeFile(
+    actor: Actor,
+    volume: string,
+    path: string,
+    body: AsyncIterable<unknown>,
+    opts?: WriteFileOptions,
+  ): Promise<CommitResult & { uploadedChunks: number; sha256: string }>;
 
   /** Glob over paths and, optionally, regex over contents, bounded by results, bytes per file and time (engine/search). */
   search(actor: Actor, volume: string, opts?: SearchOptions): Promise<SearchResult>;
@@ -195,7 +258,12 @@ export interface VolumeEngine {
   /** Calls `listener` after every commit this process publishes (a hint to look sooner: other replicas' commits are only seen by polling); returns the unsubscribe function. */
   onCommit(listener: (volumeId: VolumeId) => void): () => void;
   /** The commits after `since` with their per-path changes (engine/change-feed); NotFound for an unknown commit. */
-  changesSince(actor: Actor, volume: string, since: string, limit?: number): Promise<{ head: CommitId; commits: CommitChanges[] }>;
+  changesSince(
+    actor: Actor,
+    volume: string,
+    since: string,
+    limit?: number,
+  ): Promise<{ head: CommitId; commits: CommitChanges[] }>;
 
   /** Mounts need an attachment: checks the access mode (409 naming the attachment in the way) and mints a scoped token leased with it (engine/attachments). */
   attach(actor: Actor, volume: string, req: AttachRequest): Promise<AttachResult>;

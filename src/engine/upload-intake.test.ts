@@ -11,10 +11,33 @@ const SHA = 'a'.repeat(64);
 const invalid = (re: RegExp) => (e: Error & { code?: string }) => e.code === 'InvalidArgument' && re.test(e.message);
 
 test('accepts volume, path, sha256 and optional mode and mtime', () => {
-  assert.deepEqual(parseUploadMetadata({ volume: 'data', path: '/a/b.bin', sha256: SHA.toUpperCase(), mode: '0755', mtime: '1700000000000', filename: 'ignored' }, 10), {
-    volume: 'data', path: '/a/b.bin', size: 10, sha256: SHA, mode: 0o755, mtime: 1_700_000_000_000,
+  assert.deepEqual(
+    parseUploadMetadata(
+      {
+        volume: 'data',
+        path: '/a/b.bin',
+        sha256: SHA.toUpperCase(),
+        mode: '0755',
+        mtime: '1700000000000',
+        filename: 'ignored',
+      },
+      10,
+    ),
+    {
+      volume: 'data',
+      path: '/a/b.bin',
+      size: 10,
+      sha256: SHA,
+      mode: 0o755,
+      mtime: 1_700_000_000_000,
+    },
+  );
+  assert.deepEqual(parseUploadMetadata({ volume: 'data', path: '/x', sha256: SHA, mode: null }, 0), {
+    volume: 'data',
+    path: '/x',
+    size: 0,
+    sha256: SHA,
   });
-  assert.deepEqual(parseUploadMetadata({ volume: 'data', path: '/x', sha256: SHA, mode: null }, 0), { volume: 'data', path: '/x', size: 0, sha256: SHA });
 });
 
 test('refuses missing, hostile or malformed metadata', () => {

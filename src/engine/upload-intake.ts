@@ -37,7 +37,8 @@ const SHA256_RE = /^[0-9a-fA-F]{64}$/;
 
 function required(meta: Readonly<Record<string, string | null | undefined>>, key: string): string {
   const v = meta[key];
-  if (v === undefined || v === null || v === '') throw new InvalidArgumentError(`upload metadata "${key}" is required (send it in Upload-Metadata)`);
+  if (v === undefined || v === null || v === '')
+    throw new InvalidArgumentError(`upload metadata "${key}" is required (send it in Upload-Metadata)`);
   return v;
 }
 
@@ -47,22 +48,31 @@ function required(meta: Readonly<Record<string, string | null | undefined>>, key
  * @example
  * parseUploadMetadata({ volume: 'data', path: '/big.bin', sha256: 'ab…' }, 1024);
  */
-export function parseUploadMetadata(meta: Readonly<Record<string, string | null | undefined>>, size: number): Omit<UploadTarget, 'volumeId'> {
-  if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError('Upload-Length must be a whole number of bytes');
+export function parseUploadMetadata(
+  meta: Readonly<Record<string, string | null | undefined>>,
+  size: number,
+): Omit<UploadTarget, 'volumeId'> {
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new InvalidArgumentError('Upload-Length must be a whole number of bytes');
   const volume = parseVolumeName(required(meta, 'volume'));
   const path = parsePath(required(meta, 'path'));
   if (path === '/') throw new InvalidArgumentError('cannot upload onto the volume root: name a file path');
   const sha256 = required(meta, 'sha256');
-  if (!SHA256_RE.test(sha256)) throw new InvalidArgumentError('upload metadata "sha256" must be 64 hex digits (the SHA-256 of the whole file)');
+  if (!SHA256_RE.test(sha256))
+    throw new InvalidArgumentError('upload metadata "sha256" must be 64 hex digits (the SHA-256 of the whole file)');
   const out: Omit<UploadTarget, 'volumeId'> = { volume, path, size, sha256: sha256.toLowerCase() };
   const mode = meta.mode;
   if (mode !== undefined && mode !== null && mode !== '') {
-    if (!/^[0-7]{1,4}$/.test(mode)) throw new InvalidArgumentError(`upload metadata "mode" must be octal permission bits such as 644, not ${JSON.stringify(mode.slice(0, 20))}`);
+    if (!/^[0-7]{1,4}$/.test(mode))
+      throw new InvalidArgumentError(
+        `upload metadata "mode" must be octal permission bits such as 644, not ${JSON.stringify(mode.slice(0, 20))}`,
+      );
     out.mode = parseInt(mode, 8);
   }
   const mtime = meta.mtime;
   if (mtime !== undefined && mtime !== null && mtime !== '') {
-    if (!/^\d{1,15}$/.test(mtime)) throw new InvalidArgumentError('upload metadata "mtime" must be milliseconds since the epoch');
+    if (!/^\d{1,15}$/.test(mtime))
+      throw new InvalidArgumentError('upload metadata "mtime" must be milliseconds since the epoch');
     out.mtime = Number(mtime);
   }
   return out;
@@ -75,7 +85,12 @@ export function parseUploadMetadata(meta: Readonly<Record<string, string | null 
  * @example
  * const target = await checkUploadTarget(engine, actor, { volume: 'data', path: '/a', sha256 }, 42);
  */
-export async function checkUploadTarget(engine: VolumeEngine, actor: Actor, meta: Readonly<Record<string, string | null | undefined>>, size: number): Promise<UploadTarget> {
+export async function checkUploadTarget(
+  engine: VolumeEngine,
+  actor: Actor,
+  meta: Readonly<Record<string, string | null | undefined>>,
+  size: number,
+): Promise<UploadTarget> {
   const parsed = parseUploadMetadata(meta, size);
   authorize(actor, 'volume.write');
   // getVolume answers NotFound for other tenants and outside a scoped token, so names do not leak.

@@ -18,7 +18,15 @@ import type { Actor } from './types.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-interface World { dir: string; md: MetadataStore; blobs: MemoryBlobStore; engine: Engine; a: Actor; b: Actor; clock: { t: number } }
+interface World {
+  dir: string;
+  md: MetadataStore;
+  blobs: MemoryBlobStore;
+  engine: Engine;
+  a: Actor;
+  b: Actor;
+  clock: { t: number };
+}
 
 async function world(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'stowage-quota-'));
@@ -31,9 +39,17 @@ async function world(): Promise<World> {
   return { dir, md, blobs, engine, a, b, clock };
 }
 
-const ask = (w: World, actor: Actor, volume: string, bytes: Buffer) => w.engine.prepareUpload(actor, volume, [{ hash: sha(bytes), size: bytes.length }]);
+const ask = (w: World, actor: Actor, volume: string, bytes: Buffer) =>
+  w.engine.prepareUpload(actor, volume, [{ hash: sha(bytes), size: bytes.length }]);
 
-async function commitUploaded(w: World, actor: Actor, volume: string, path: string, bytes: Buffer, missing: Array<{ hash: string; key: string }>) {
+async function commitUploaded(
+  w: World,
+  actor: Actor,
+  volume: string,
+  path: string,
+  bytes: Buffer,
+  missing: Array<{ hash: string; key: string }>,
+) {
   for (const m of missing) await w.blobs.put(m.key, bytes, { sha256: m.hash });
   return w.engine.commit(actor, volume, {
     changes: [{ op: 'put', path, size: bytes.length, chunkSize: SMALL_CHUNK_SIZE, chunks: [sha(bytes)] }],
@@ -53,14 +69,23 @@ describe('upload and storage quotas (engine)', () => {
     rmSync(w.dir, { recursive: true, force: true });
   });
 
-  it('counts signed chunk and pack PUTs against the tenant\'s uncommitted quota until committed', async () => {
+  it("counts signed chunk and pack PUTs against the tenant's uncommitted quota until committed", async () => {
     const first = randomBytes(600);
     const out = await ask(w, w.a, 'data', first);
-    const err = await ask(w, w.a, 'data', randomBytes(600)).catch((e: unknown) => e) as { code: string; message: string; details: unknown };
+    const err = (await ask(w, w.a, 'data', randomBytes(600)).catch((e: unknown) => e)) as {
+      code: string;
+      message: string;
+      details: unknown;
+    };
     assert.equal(err.code, 'QuotaExceeded');
-    assert.match(err.message, /tenant "alice" may have at most 1000 B \(1000 bytes\) uploaded but not yet committed; 600 B \(600 bytes\) are pending/);
+    assert.match(
+      err.message,
+      /tenant "alice" may have at most 1000 B \(1000 bytes\) uploaded but not yet committed; 600 B \(600 bytes\) are pending/,
+    );
     assert.deepEqual(err.details, { quota: 1000, pending: 600, size: 600 });
-    await assert.rejects(w.engine.preparePack(w.a, 'data', { size: 500, sha256: sha(randomBytes(8)) }), { code: 'QuotaExceeded' });
+    await assert.rejects(w.engine.preparePack(w.a, 'data', { size: 500, sha256: sha(randomBytes(8)) }), {
+      code: 'QuotaExceeded',
+    });
     await w.engine.preparePack(w.a, 'data', { size: 400, sha256: sha(randomBytes(8)) });
     // Another tenant has its own quota.
     await ask(w, w.b, 'data', randomBytes(900));
@@ -74,7 +99,10 @@ describe('upload and storage quotas (engine)', () => {
     const bytes = randomBytes(600);
     const { missing } = await ask(w, w.a, 'data', bytes);
     await w.blobs.put(missing[0]!.key, bytes, { sha256: missing[0]!.hash });
-    await w.engine.commit(w.a, 'data', { changes: [{ op: 'mkdir', path: '/d' }], uploads: missing.map((m) => ({ hash: m.hash, key: m.key })) });
+    await w.engine.commit(w.a, 'data', {
+      changes: [{ op: 'mkdir', path: '/d' }],
+      uploads: missing.map((m) => ({ hash: m.hash, key: m.key })),
+    });
     await assert.rejects(ask(w, w.a, 'data', randomBytes(600)), { code: 'QuotaExceeded' });
     await commitUploaded(w, w.a, 'data', '/now', bytes, missing);
     await ask(w, w.a, 'data', randomBytes(600));
@@ -87,7 +115,7 @@ describe('upload and storage quotas (engine)', () => {
     await ask(w, w.a, 'data', randomBytes(1000));
   });
 
-  it('does not count chunks the tenant already owns, and counts the operator\'s own quota over the default', async () => {
+  it("does not count chunks the tenant already owns, and counts the operator's own quota over the default", async () => {
     const bytes = randomBytes(800);
     await commitUploaded(w, w.a, 'data', '/x', bytes, (await ask(w, w.a, 'data', bytes)).missing);
     assert.equal((await ask(w, w.a, 'data', bytes)).missing.length, 0);
@@ -100,24 +128,41 @@ describe('upload and storage quotas (engine)', () => {
     assert.equal((await w.engine.getTenant(w.a)).uncommittedQuota, 1000, 'back to the default');
   });
 
-  it('refuses one request larger than the volume\'s cap, naming cap and size', async () => {
+  it("refuses one request larger than the volume's cap, naming cap and size", async () => {
     await w.engine.setTenantQuotas('alice', { uncommittedQuota: 10_000 });
     await w.engine.createVolume(w.a, 'tiny', { cap: 100 });
-    const err = await ask(w, w.a, 'tiny', randomBytes(101)).catch((e: unknown) => e) as { code: string; details: unknown };
+    const err = (await ask(w, w.a, 'tiny', randomBytes(101)).catch((e: unknown) => e)) as {
+      code: string;
+      details: unknown;
+    };
     assert.equal(err.code, 'QuotaExceeded');
     assert.deepEqual(err.details, { cap: 100, size: 101 });
-    await assert.rejects(w.engine.preparePack(w.a, 'tiny', { size: 101, sha256: sha(randomBytes(8)) }), { code: 'QuotaExceeded' });
-    assert.equal(await w.md.pendingUploadBytes(w.a.tenantId, new Date(w.clock.t)), 0, 'a refused request reserves nothing');
+    await assert.rejects(w.engine.preparePack(w.a, 'tiny', { size: 101, sha256: sha(randomBytes(8)) }), {
+      code: 'QuotaExceeded',
+    });
+    assert.equal(
+      await w.md.pendingUploadBytes(w.a.tenantId, new Date(w.clock.t)),
+      0,
+      'a refused request reserves nothing',
+    );
   });
 
   it('reserves staged uploads until released, and scopes release to the tenant', async () => {
     await w.engine.reserveStagedUpload(w.a, 'data', 'abc', 900, new Date(w.clock.t + 3600_000));
-    await assert.rejects(w.engine.reserveStagedUpload(w.a, 'data', 'def', 200, new Date(w.clock.t + 3600_000)), { code: 'QuotaExceeded' });
+    await assert.rejects(w.engine.reserveStagedUpload(w.a, 'data', 'def', 200, new Date(w.clock.t + 3600_000)), {
+      code: 'QuotaExceeded',
+    });
     await w.engine.releaseStagedUpload(w.b, 'abc');
-    await assert.rejects(ask(w, w.a, 'data', randomBytes(200)), { code: 'QuotaExceeded' }, 'bob cannot release alice\'s reservation');
+    await assert.rejects(
+      ask(w, w.a, 'data', randomBytes(200)),
+      { code: 'QuotaExceeded' },
+      "bob cannot release alice's reservation",
+    );
     await w.engine.releaseStagedUpload(w.a, 'abc');
     await ask(w, w.a, 'data', randomBytes(200));
-    await assert.rejects(w.engine.reserveStagedUpload(w.b, 'nope', 'x', 1, new Date(w.clock.t + 1000)), { code: 'NotFound' });
+    await assert.rejects(w.engine.reserveStagedUpload(w.b, 'nope', 'x', 1, new Date(w.clock.t + 1000)), {
+      code: 'NotFound',
+    });
   });
 
   it('refuses commits and forks that take the tenant over its storage quota, and lets it shrink', async () => {
@@ -127,9 +172,21 @@ describe('upload and storage quotas (engine)', () => {
     const six = randomBytes(600);
     await commitUploaded(w, w.a, 'data', '/six', six, (await ask(w, w.a, 'data', six)).missing);
     const more = randomBytes(600);
-    const err = await commitUploaded(w, w.a, 'second', '/more', more, (await ask(w, w.a, 'second', more)).missing).catch((e: unknown) => e) as { code: string; message: string; details: unknown };
+    const err = (await commitUploaded(
+      w,
+      w.a,
+      'second',
+      '/more',
+      more,
+      (
+        await ask(w, w.a, 'second', more)
+      ).missing,
+    ).catch((e: unknown) => e)) as { code: string; message: string; details: unknown };
     assert.equal(err.code, 'QuotaExceeded');
-    assert.match(err.message, /storage quota of 1000 B \(1000 bytes\); this change to volume "second" would make its volumes hold 1.17 KiB \(1200 bytes\)/);
+    assert.match(
+      err.message,
+      /storage quota of 1000 B \(1000 bytes\); this change to volume "second" would make its volumes hold 1.17 KiB \(1200 bytes\)/,
+    );
     assert.deepEqual(err.details, { quota: 1000, size: 1200 });
     await assert.rejects(w.engine.fork(w.a, 'data', { name: 'copy' }), { code: 'QuotaExceeded' });
     // Bob's volumes are not Alice's usage.

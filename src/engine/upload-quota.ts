@@ -32,7 +32,10 @@ const both = (n: number) => `${formatSize(n)} (${n} bytes)`;
  * when they do not fit. Keys must be fresh (never reserved before).
  */
 export async function reserveUploads(
-  md: Pick<MetadataOps, 'insertUploadReservations' | 'pendingUploadBytes' | 'releaseUploadReservations'>, tenant: TenantRecord, vol: VolumeRecord, items: ReadonlyArray<{ key: string; bytes: number }>,
+  md: Pick<MetadataOps, 'insertUploadReservations' | 'pendingUploadBytes' | 'releaseUploadReservations'>,
+  tenant: TenantRecord,
+  vol: VolumeRecord,
+  items: ReadonlyArray<{ key: string; bytes: number }>,
   opts: { now: Date; expiresAt: Date; defaultQuota: number },
 ): Promise<void> {
   if (items.length === 0) return;
@@ -49,7 +52,15 @@ export async function reserveUploads(
   // without a serialisable transaction (which concurrent writers of one tenant would keep aborting). Racing
   // requests near the quota may both be refused; a retry passes.
   const keys = items.map((i) => i.key);
-  await md.insertUploadReservations(items.map((i) => ({ key: i.key, tenantId: tenant.id, volumeId: vol.id, bytes: i.bytes, expiresAt: opts.expiresAt })));
+  await md.insertUploadReservations(
+    items.map((i) => ({
+      key: i.key,
+      tenantId: tenant.id,
+      volumeId: vol.id,
+      bytes: i.bytes,
+      expiresAt: opts.expiresAt,
+    })),
+  );
   const pending = await md.pendingUploadBytes(tenant.id, opts.now);
   if (pending > quota) {
     await md.releaseUploadReservations(tenant.id, keys);
@@ -66,7 +77,11 @@ export async function reserveUploads(
  * storage quota: `from` bytes of one volume becoming `to`. Changes that do
  * not grow pass, so a tenant over its quota can still free space.
  */
-export async function checkStorageQuota(md: Pick<MetadataOps, 'listVolumes'>, tenant: TenantRecord, change: { volume: string; from: number; to: number }): Promise<void> {
+export async function checkStorageQuota(
+  md: Pick<MetadataOps, 'listVolumes'>,
+  tenant: TenantRecord,
+  change: { volume: string; from: number; to: number },
+): Promise<void> {
   if (tenant.storageQuota === null || change.to <= change.from) return;
   const used = (await md.listVolumes(tenant.id)).reduce((n, v) => n + v.size, 0);
   const after = used - change.from + change.to;

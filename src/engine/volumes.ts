@@ -5,7 +5,12 @@
  * new commit whose tree is an older one's) and fork (a new volume on the
  * source's tree: one volume row and one commit row, whatever the size).
  */
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, QuotaExceededError } from '@stowage/sdk/common/errors.js';
+import {
+  AlreadyExistsError,
+  InvalidArgumentError,
+  NotFoundError,
+  QuotaExceededError,
+} from '@stowage/sdk/common/errors.js';
 import { randomHex, SnapshotId, VolumeId } from '@stowage/sdk/common/ids.js';
 import { parseVolumeName } from '@stowage/sdk/common/paths.js';
 import { formatSize } from '@stowage/sdk/common/sizes.js';
@@ -22,7 +27,11 @@ import { checkStorageQuota } from './upload-quota.js';
 import { checkAccessMode, checkCap, DEFAULT_TUNING, mergeTuning } from './volume-settings.js';
 
 export class VolumeService {
-  constructor(private readonly ctx: EngineContext, private readonly access: AccessService, private readonly commits: CommitService) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly access: AccessService,
+    private readonly commits: CommitService,
+  ) {}
 
   async createVolume(actor: Actor, name: string, opts: VolumeOptions = {}): Promise<VolumeRecord> {
     authorize(actor, 'volumes.create');
@@ -30,13 +39,32 @@ export class VolumeService {
     const tenant = await this.access.tenantOf(actor);
     const now = this.ctx.now();
     const id = VolumeId.new();
-    const commit = newCommitRecord({ volumeId: id, parent: null, seq: 1, tree: EMPTY_TREE.hash, size: 0, fileCount: 0, message: 'create volume', author: actor.name, changed: [], overwritten: [], createdAt: now });
+    const commit = newCommitRecord({
+      volumeId: id,
+      parent: null,
+      seq: 1,
+      tree: EMPTY_TREE.hash,
+      size: 0,
+      fileCount: 0,
+      message: 'create volume',
+      author: actor.name,
+      changed: [],
+      overwritten: [],
+      createdAt: now,
+    });
     const volume: VolumeRecord = {
-      id, tenantId: actor.tenantId, name: volumeName,
+      id,
+      tenantId: actor.tenantId,
+      name: volumeName,
       accessMode: checkAccessMode(opts.accessMode ?? 'RWO'),
       cap: checkCap(opts.cap ?? tenant.defaultCap),
       tuning: mergeTuning(DEFAULT_TUNING, opts.tuning),
-      head: commit.id, size: 0, fileCount: 0, createdAt: now, updatedAt: now, ancestors: [],
+      head: commit.id,
+      size: 0,
+      fileCount: 0,
+      createdAt: now,
+      updatedAt: now,
+      ancestors: [],
     };
     await this.ctx.md.transaction(async (tx) => {
       await tx.insertVolume(volume);
@@ -45,7 +73,11 @@ export class VolumeService {
     return volume;
   }
 
-  async getOrCreateVolume(actor: Actor, name: string, opts: VolumeOptions = {}): Promise<{ volume: VolumeRecord; created: boolean }> {
+  async getOrCreateVolume(
+    actor: Actor,
+    name: string,
+    opts: VolumeOptions = {},
+  ): Promise<{ volume: VolumeRecord; created: boolean }> {
     const existing = await this.access.findVolume(actor, name);
     if (existing) return { volume: existing, created: false };
     try {
@@ -91,16 +123,24 @@ export class VolumeService {
     if (!deleted) throw new NotFoundError(`volume "${name}" not found`);
   }
 
-  async createSnapshot(actor: Actor, volume: string, opts: { name?: string; commit?: string } = {}): Promise<SnapshotRecord> {
+  async createSnapshot(
+    actor: Actor,
+    volume: string,
+    opts: { name?: string; commit?: string } = {},
+  ): Promise<SnapshotRecord> {
     const vol = await this.access.volumeFor(actor, volume, 'write');
     const commit = await resolveCommit(this.ctx.md, vol, opts.commit ?? vol.head);
     const now = this.ctx.now();
     const snap: SnapshotRecord = {
-      id: SnapshotId.new(), volumeId: vol.id, commitId: commit.id, createdAt: now,
+      id: SnapshotId.new(),
+      volumeId: vol.id,
+      commitId: commit.id,
+      createdAt: now,
       name: opts.name === undefined ? defaultSnapshotName(now) : parseVolumeName(opts.name, 'snapshot'),
     };
     await this.ctx.md.insertSnapshot(snap).catch((e: unknown) => {
-      if (e instanceof AlreadyExistsError) throw new AlreadyExistsError(`snapshot "${snap.name}" already exists in volume "${vol.name}"`);
+      if (e instanceof AlreadyExistsError)
+        throw new AlreadyExistsError(`snapshot "${snap.name}" already exists in volume "${vol.name}"`);
       throw e;
     });
     return snap;
@@ -113,34 +153,77 @@ export class VolumeService {
 
   async deleteSnapshot(actor: Actor, volume: string, snapshot: string): Promise<void> {
     const vol = await this.access.volumeFor(actor, volume, 'write');
-    if (!(await this.ctx.md.deleteSnapshot(vol.id, parseVolumeName(snapshot, 'snapshot')))) throw new NotFoundError(`snapshot "${snapshot}" not found in volume "${volume}"`);
+    if (!(await this.ctx.md.deleteSnapshot(vol.id, parseVolumeName(snapshot, 'snapshot'))))
+      throw new NotFoundError(`snapshot "${snapshot}" not found in volume "${volume}"`);
   }
 
   async restore(actor: Actor, volume: string, target: { snapshot?: string; commit?: string }): Promise<CommitResult> {
     const vol = await this.access.volumeFor(actor, volume, 'write');
-    if (target.snapshot === undefined && target.commit === undefined) throw new InvalidArgumentError('restore needs a snapshot or a commit');
+    if (target.snapshot === undefined && target.commit === undefined)
+      throw new InvalidArgumentError('restore needs a snapshot or a commit');
     const source = await targetCommit(this.ctx.md, vol, target);
     // Recent touch: GC treats the tree as a root while this restore is in flight.
     await this.ctx.md.touchTrees([source.tree], this.ctx.now());
     const label = target.snapshot !== undefined ? `snapshot ${target.snapshot}` : `commit ${source.id.slice(0, 12)}`;
-    return this.commits.publish(vol, async () => ({ tree: source.tree, size: source.size, fileCount: source.fileCount, newTrees: [], message: `restore ${label}`, changed: ['/'], overwritten: [] }), actor);
+    return this.commits.publish(
+      vol,
+      async () => ({
+        tree: source.tree,
+        size: source.size,
+        fileCount: source.fileCount,
+        newTrees: [],
+        message: `restore ${label}`,
+        changed: ['/'],
+        overwritten: [],
+      }),
+      actor,
+    );
   }
 
-  async fork(actor: Actor, volume: string, req: { name: string; snapshot?: string; commit?: string } & VolumeOptions): Promise<VolumeRecord> {
+  async fork(
+    actor: Actor,
+    volume: string,
+    req: { name: string; snapshot?: string; commit?: string } & VolumeOptions,
+  ): Promise<VolumeRecord> {
     authorize(actor, 'volumes.fork');
     const src = await this.access.volumeFor(actor, volume, 'read');
     const name = parseVolumeName(req.name);
     const source = await targetCommit(this.ctx.md, src, req);
     const cap = checkCap(req.cap ?? src.cap);
-    if (source.size > cap) throw new QuotaExceededError(`cannot fork: the source holds ${formatSize(source.size)} (${source.size} bytes), over the cap of ${formatSize(cap)} (${cap} bytes)`, { details: { cap, size: source.size } });
+    if (source.size > cap)
+      throw new QuotaExceededError(
+        `cannot fork: the source holds ${formatSize(source.size)} (${source.size} bytes), over the cap of ${formatSize(cap)} (${cap} bytes)`,
+        { details: { cap, size: source.size } },
+      );
     await checkStorageQuota(this.ctx.md, await this.access.tenantOf(actor), { volume: name, from: 0, to: source.size });
     const now = this.ctx.now();
     await this.ctx.md.touchTrees([source.tree], now);
     const id = VolumeId.new();
-    const commit = newCommitRecord({ volumeId: id, parent: source.id, seq: 1, tree: source.tree, size: source.size, fileCount: source.fileCount, message: `fork of ${src.name}@${source.id.slice(0, 12)}`, author: actor.name, changed: [], overwritten: [], createdAt: now });
+    const commit = newCommitRecord({
+      volumeId: id,
+      parent: source.id,
+      seq: 1,
+      tree: source.tree,
+      size: source.size,
+      fileCount: source.fileCount,
+      message: `fork of ${src.name}@${source.id.slice(0, 12)}`,
+      author: actor.name,
+      changed: [],
+      overwritten: [],
+      createdAt: now,
+    });
     const volumeRecord: VolumeRecord = {
-      id, tenantId: actor.tenantId, name, accessMode: checkAccessMode(req.accessMode ?? src.accessMode), cap,
-      tuning: mergeTuning(src.tuning, req.tuning), head: commit.id, size: source.size, fileCount: source.fileCount, createdAt: now, updatedAt: now,
+      id,
+      tenantId: actor.tenantId,
+      name,
+      accessMode: checkAccessMode(req.accessMode ?? src.accessMode),
+      cap,
+      tuning: mergeTuning(src.tuning, req.tuning),
+      head: commit.id,
+      size: source.size,
+      fileCount: source.fileCount,
+      createdAt: now,
+      updatedAt: now,
       // It holds what the source held: it owns what the source (and the source's own sources) owned.
       ancestors: [{ volumeId: src.id, until: now }, ...src.ancestors],
     };

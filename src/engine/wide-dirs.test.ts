@@ -30,7 +30,13 @@ const body = Buffer.from('one shared body');
 const hash = createHash('sha256').update(body).digest('hex');
 
 const fileName = (i: number) => `entry-${String(i * 2).padStart(6, '0')}.txt`;
-const put = (path: string, size = body.length): Change => ({ op: 'put', path, size, chunkSize: SMALL_CHUNK_SIZE, chunks: size === 0 ? [] : [hash] });
+const put = (path: string, size = body.length): Change => ({
+  op: 'put',
+  path,
+  size,
+  chunkSize: SMALL_CHUNK_SIZE,
+  chunks: size === 0 ? [] : [hash],
+});
 
 /** Every node below a tree, walked from the store itself (no cache), failing on a missing one. */
 async function storedNodes(root: TreeHash): Promise<Set<TreeHash>> {
@@ -102,25 +108,46 @@ describe('wide directories', () => {
       pages++;
     } while (after);
     assert.equal(pages, Math.ceil(WIDTH / 777));
-    assert.deepEqual(seen, Array.from({ length: WIDTH }, (_, i) => fileName(i)));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: WIDTH }, (_, i) => fileName(i)),
+    );
     // A cursor that names no entry (deleted since) still resumes after it.
     const between = await engine.list(actor, 'wide', '/big', { limit: 2, after: `/big/entry-003001.txt` });
-    assert.deepEqual(between.entries.map((e) => e.name), ['entry-003002.txt', 'entry-003004.txt']);
-    const recursive = await engine.list(actor, 'wide', '/', { recursive: true, limit: 3, after: '/big/entry-011996.txt' });
-    assert.deepEqual(recursive.entries.map((e) => e.path), ['/big/entry-011998.txt', '/seed']);
+    assert.deepEqual(
+      between.entries.map((e) => e.name),
+      ['entry-003002.txt', 'entry-003004.txt'],
+    );
+    const recursive = await engine.list(actor, 'wide', '/', {
+      recursive: true,
+      limit: 3,
+      after: '/big/entry-011996.txt',
+    });
+    assert.deepEqual(
+      recursive.entries.map((e) => e.path),
+      ['/big/entry-011998.txt', '/seed'],
+    );
   });
 
   it('commits one entry into a wide directory by writing a few small nodes, and watch sees just it', async () => {
     const before = new Set((await md.listTrees()).map((t) => t.hash));
     const since = (await engine.getVolume(actor, 'wide')).head;
-    await engine.commit(actor, 'wide', { changes: [put('/big/entry-005001.txt', 0), { op: 'delete', path: '/big/entry-000000.txt' }] });
+    await engine.commit(actor, 'wide', {
+      changes: [put('/big/entry-005001.txt', 0), { op: 'delete', path: '/big/entry-000000.txt' }],
+    });
     const added = (await md.listTrees()).filter((t) => !before.has(t.hash));
     // The volume's root, and in /big: the two edited pages and the nodes above them.
     assert.ok(added.length <= 8, `${added.length} new nodes`);
     assert.equal((await engine.stat(actor, 'wide', '/big/entry-005001.txt')).entry.size, 0);
     await assert.rejects(engine.stat(actor, 'wide', '/big/entry-000000.txt'), /no such file/);
     const { commits } = await engine.changesSince(actor, 'wide', since);
-    assert.deepEqual(commits.flatMap((c) => c.changes.map((x) => [x.path, x.kind])), [['/big/entry-000000.txt', 'deleted'], ['/big/entry-005001.txt', 'added']]);
+    assert.deepEqual(
+      commits.flatMap((c) => c.changes.map((x) => [x.path, x.kind])),
+      [
+        ['/big/entry-000000.txt', 'deleted'],
+        ['/big/entry-005001.txt', 'added'],
+      ],
+    );
     assert.equal((await engine.stat(actor, 'wide', '/big')).entry.fileCount, WIDTH);
   });
 

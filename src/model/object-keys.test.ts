@@ -35,6 +35,7 @@ describe('object keys (model/object-keys)', () => {
       `${good}/x`,
       `x/${good}`,
       '',
-    ]) assert.equal(parseObjectKey(bad), undefined, bad);
+    ])
+      assert.equal(parseObjectKey(bad), undefined, bad);
   });
 });

@@ -29,7 +29,9 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  log(`mounted ${config.volume}${config.subpath === '/' ? '' : ':' + config.subpath} at ${config.mountPath}${config.readOnly ? ' (read-only)' : ''}`);
+  log(
+    `mounted ${config.volume}${config.subpath === '/' ? '' : ':' + config.subpath} at ${config.mountPath}${config.readOnly ? ' (read-only)' : ''}`,
+  );
   agent.onExit = () => process.exit(0);
   const shutdown = (signal: string): void => {
     log(`${signal}: unmounting`);

@@ -13,10 +13,22 @@
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as wire from '@stowage/sdk/api/wire.js';
-import { ConflictError, InvalidArgumentError, StowageError, UnavailableError, isStowageError } from '@stowage/sdk/common/errors.js';
+import {
+  ConflictError,
+  InvalidArgumentError,
+  StowageError,
+  UnavailableError,
+  isStowageError,
+} from '@stowage/sdk/common/errors.js';
 import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
 import { joinNanos } from '@stowage/sdk/common/times.js';
-import { mountSource, type MountCommitResult, type MountConfig, type MountReloadResult, type MountStatus } from '@stowage/sdk/common/mount-state.js';
+import {
+  mountSource,
+  type MountCommitResult,
+  type MountConfig,
+  type MountReloadResult,
+  type MountStatus,
+} from '@stowage/sdk/common/mount-state.js';
 import { Stowage } from '@stowage/sdk/client/http-client.js';
 import { commitChanges } from '@stowage/sdk/client/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
@@ -37,15 +49,25 @@ export const WRITEBACK_QUIET_MS = 2_000;
 /** ...but never later than this after the first uncommitted one. */
 export const WRITEBACK_MAX_DELAY_MS = 10_000;
 /** A commit whose server or blob store is unreachable: 4 attempts in all, 0.5 s, 1 s, 2 s apart. */
-const COMMIT_RETRY: RetryPolicy = { name: 'mount commit', attempts: 4, baseDelayMs: 500, retryable: (e) => isStowageError(e, 'Unavailable') };
+const COMMIT_RETRY: RetryPolicy = {
+  name: 'mount commit',
+  attempts: 4,
+  baseDelayMs: 500,
+  retryable: (e) => isStowageError(e, 'Unavailable'),
+};
 
 /** Fails at once, with the cause, when this process cannot use FUSE (never a hang, never an empty directory). */
 export function checkFuse(): void {
-  if (!existsSync('/dev/fuse')) throw new UnavailableError('cannot mount: FUSE is not available here (/dev/fuse does not exist; load the fuse module or run the sandbox with --device /dev/fuse)');
+  if (!existsSync('/dev/fuse'))
+    throw new UnavailableError(
+      'cannot mount: FUSE is not available here (/dev/fuse does not exist; load the fuse module or run the sandbox with --device /dev/fuse)',
+    );
   try {
     accessSync('/dev/fuse', fsConstants.R_OK | fsConstants.W_OK);
   } catch {
-    throw new UnavailableError('cannot mount: no permission to use /dev/fuse (run as root or add the user to the fuse group)');
+    throw new UnavailableError(
+      'cannot mount: no permission to use /dev/fuse (run as root or add the user to the fuse group)',
+    );
   }
 }
 
@@ -76,7 +98,14 @@ export class MountAgent {
     private readonly log: (message: string) => void,
   ) {
     this.#client = new Stowage({ url: config.serverUrl, token: config.token });
-    this.#overwrites = new OverwriteWatch(overlay, (since, limit) => this.#client.request<wire.ChangesResponse>('GET', `/v1/volumes/${encodeURIComponent(config.volume)}/changes`, { query: { since, limit } }), log);
+    this.#overwrites = new OverwriteWatch(
+      overlay,
+      (since, limit) =>
+        this.#client.request<wire.ChangesResponse>('GET', `/v1/volumes/${encodeURIComponent(config.volume)}/changes`, {
+          query: { since, limit },
+        }),
+      log,
+    );
   }
 
   /** Opens the state, rebuilds the view, mounts, and starts serving. */
@@ -102,7 +131,10 @@ export class MountAgent {
   }
 
   async #open(): Promise<void> {
-    this.#volume = await this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`);
+    this.#volume = await this.#client.request<wire.Volume>(
+      'GET',
+      `/v1/volumes/${encodeURIComponent(this.config.volume)}`,
+    );
     const recorded = this.overlay.getMeta('base');
     const base = recorded ?? this.#volume.head;
     if (recorded === undefined) this.overlay.setMeta('base', base);
@@ -118,10 +150,20 @@ export class MountAgent {
   async #checkSubpath(commit: string): Promise<void> {
     if (this.config.subpath === '/') return;
     try {
-      const { entry } = await this.#client.request<wire.StatResponse>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}/stat`, { query: { path: this.config.subpath, commit } });
-      if (entry.type !== 'dir') throw new InvalidArgumentError(`cannot mount ${this.config.volume}:${this.config.subpath}: it is a ${entry.type}, not a directory`);
+      const { entry } = await this.#client.request<wire.StatResponse>(
+        'GET',
+        `/v1/volumes/${encodeURIComponent(this.config.volume)}/stat`,
+        { query: { path: this.config.subpath, commit } },
+      );
+      if (entry.type !== 'dir')
+        throw new InvalidArgumentError(
+          `cannot mount ${this.config.volume}:${this.config.subpath}: it is a ${entry.type}, not a directory`,
+        );
     } catch (e) {
-      if (isStowageError(e, 'NotFound')) throw new InvalidArgumentError(`cannot mount ${this.config.volume}:${this.config.subpath}: no such directory in the volume`);
+      if (isStowageError(e, 'NotFound'))
+        throw new InvalidArgumentError(
+          `cannot mount ${this.config.volume}:${this.config.subpath}: no such directory in the volume`,
+        );
       throw e;
     }
   }
@@ -132,9 +174,20 @@ export class MountAgent {
     const root = this.#view?.root;
     const now = joinNanos(Date.parse(this.#volume.updatedAt));
     return new MountView(
-      { remote: this.remote, overlay: this.overlay, cache: this.cache, base: () => base, prefetch: this.config.prefetch, openFiles: this.config.openFiles, subpath: this.config.subpath, readOnly: this.config.readOnly },
+      {
+        remote: this.remote,
+        overlay: this.overlay,
+        cache: this.cache,
+        base: () => base,
+        prefetch: this.config.prefetch,
+        openFiles: this.config.openFiles,
+        subpath: this.config.subpath,
+        readOnly: this.config.readOnly,
+      },
       // The mount root is not an entry of the volume: its mode, owner and times live as long as the agent.
-      root ? { mode: root.mode, uid: root.uid, gid: root.gid, atime: root.atime, mtime: root.mtime, ctime: root.ctime } : { mode: 0o755, uid: null, gid: null, atime: now, mtime: now, ctime: now },
+      root
+        ? { mode: root.mode, uid: root.uid, gid: root.gid, atime: root.atime, mtime: root.mtime, ctime: root.ctime }
+        : { mode: 0o755, uid: null, gid: null, atime: now, mtime: now, ctime: now },
     );
   }
 
@@ -158,7 +211,8 @@ export class MountAgent {
     });
     const options = [
       // The source names the state dir, so `Volume.fromMount(path)` finds the control socket from /proc/self/mounts whatever STOWAGE_MOUNT_STATE says.
-      `fsname=${mountSource(this.stateDir)}`, 'subtype=stowage',
+      `fsname=${mountSource(this.stateDir)}`,
+      'subtype=stowage',
       // Permission checks are the kernel's, against the modes and owners the tree records, exactly as on a local disk.
       'default_permissions',
       ...(this.config.allowOther ? ['allow_other'] : []),
@@ -166,7 +220,12 @@ export class MountAgent {
     ];
     try {
       // 1 MiB read-ahead: sequential reads arrive as 1 MiB requests instead of the kernel's default 128 KiB.
-      this.#fuse = await mountFuse(this.config.mountPath, withErrnoMapping(fs.ops, this.log), { options, force: true, log: this.log, readahead: 1024 * 1024 });
+      this.#fuse = await mountFuse(this.config.mountPath, withErrnoMapping(fs.ops, this.log), {
+        options,
+        force: true,
+        log: this.log,
+        readahead: 1024 * 1024,
+      });
     } catch (e) {
       throw new UnavailableError(`cannot mount ${this.config.mountPath}: ${(e as Error).message}`, { cause: e });
     }
@@ -192,11 +251,34 @@ export class MountAgent {
     const fuse = this.#fuse;
     const conn = fuse?.conn;
     return {
-      volume: this.config.volume, mountPath: this.config.mountPath, subpath: this.config.subpath, readOnly: this.config.readOnly, writeback: this.config.writeback,
-      attachmentId: this.config.attachmentId, base: this.#base, pending: this.pending(),
-      cache: { bytes: c.bytes, capacity: this.cache.capacity, chunks: c.chunks, hits: c.hits, misses: c.misses, evictions: c.evictions }, pid: process.pid,
+      volume: this.config.volume,
+      mountPath: this.config.mountPath,
+      subpath: this.config.subpath,
+      readOnly: this.config.readOnly,
+      writeback: this.config.writeback,
+      attachmentId: this.config.attachmentId,
+      base: this.#base,
+      pending: this.pending(),
+      cache: {
+        bytes: c.bytes,
+        capacity: this.cache.capacity,
+        chunks: c.chunks,
+        hits: c.hits,
+        misses: c.misses,
+        evictions: c.evictions,
+      },
+      pid: process.pid,
       overwrittenByOthers,
-      ...(fuse && conn ? { fuse: { protocol: `${conn.protoMajor}.${conn.protoMinor}`, maxWrite: conn.maxWrite, maxRead: conn.maxRead, requests: fuse.requestCounts() } } : {}),
+      ...(fuse && conn
+        ? {
+            fuse: {
+              protocol: `${conn.protoMajor}.${conn.protoMinor}`,
+              maxWrite: conn.maxWrite,
+              maxRead: conn.maxRead,
+              requests: fuse.requestCounts(),
+            },
+          }
+        : {}),
     };
   }
 
@@ -208,23 +290,39 @@ export class MountAgent {
   async commit(message?: string): Promise<MountCommitResult> {
     if (this.config.readOnly) throw new ConflictError('this mount is read-only: there is nothing to commit');
     // While a commit runs, a look for overwrites could see it in the feed before it is recorded as ours: `during` holds looks off.
-    return this.#gate.exclusive(() => this.#overwrites.during(async () => {
-      this.#cancelWriteback();
-      const built = await buildCommit(this.#view, this.overlay.journal());
-      if (built.changes.length === 0) return { commit: null, changes: 0, uploadedChunks: 0, uploadedBytes: 0, overwritten: [], skipped: [] };
-      const target = { client: this.#client, name: this.config.volume };
-      const options = { base: this.#base, message: message ?? `mount ${this.config.host}:${this.config.mountPath}`, bestEffort: true };
-      const res = await this.#withRetries('commit', () => commitChanges(target, built.files, built.changes, options));
-      this.#view.closeAll();
-      this.overlay.reset(res.commit.id, this.#fs?.openDataIds());
-      this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
-      // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
-      this.#swapView(res.commit.id, res.commit.parent === this.#base && res.skipped.length === 0);
-      this.#firstUncommitted = 0;
-      this.#overwrites.recorded(res.commit, built.changes, res.skipped);
-      this.log(`committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${res.uploadedChunks} chunks uploaded`);
-      return { commit: { id: res.commit.id, seq: res.commit.seq }, changes: built.changes.length, uploadedChunks: res.uploadedChunks, uploadedBytes: res.uploadedBytes, overwritten: res.overwritten, skipped: res.skipped };
-    }));
+    return this.#gate.exclusive(() =>
+      this.#overwrites.during(async () => {
+        this.#cancelWriteback();
+        const built = await buildCommit(this.#view, this.overlay.journal());
+        if (built.changes.length === 0)
+          return { commit: null, changes: 0, uploadedChunks: 0, uploadedBytes: 0, overwritten: [], skipped: [] };
+        const target = { client: this.#client, name: this.config.volume };
+        const options = {
+          base: this.#base,
+          message: message ?? `mount ${this.config.host}:${this.config.mountPath}`,
+          bestEffort: true,
+        };
+        const res = await this.#withRetries('commit', () => commitChanges(target, built.files, built.changes, options));
+        this.#view.closeAll();
+        this.overlay.reset(res.commit.id, this.#fs?.openDataIds());
+        this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
+        // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
+        this.#swapView(res.commit.id, res.commit.parent === this.#base && res.skipped.length === 0);
+        this.#firstUncommitted = 0;
+        this.#overwrites.recorded(res.commit, built.changes, res.skipped);
+        this.log(
+          `committed ${built.changes.length} changes as ${res.commit.id.slice(0, 12)} (seq ${res.commit.seq}), ${res.uploadedChunks} chunks uploaded`,
+        );
+        return {
+          commit: { id: res.commit.id, seq: res.commit.seq },
+          changes: built.changes.length,
+          uploadedChunks: res.uploadedChunks,
+          uploadedBytes: res.uploadedBytes,
+          overwritten: res.overwritten,
+          skipped: res.skipped,
+        };
+      }),
+    );
   }
 
   /** Moves the view to the volume's head, lazily; refuses to discard uncommitted changes unless `force`. */
@@ -232,15 +330,22 @@ export class MountAgent {
     return this.#gate.exclusive(async () => {
       const discarded = this.pending();
       if (discarded > 0 && options.force !== true) {
-        throw new ConflictError(`reload would discard ${discarded} uncommitted change${discarded === 1 ? '' : 's'}; commit them first, or reload with --force to discard them`, { details: { pending: discarded } });
+        throw new ConflictError(
+          `reload would discard ${discarded} uncommitted change${discarded === 1 ? '' : 's'}; commit them first, or reload with --force to discard them`,
+          { details: { pending: discarded } },
+        );
       }
-      const volume = await this.#withRetries('reload', () => this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`));
+      const volume = await this.#withRetries('reload', () =>
+        this.#client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(this.config.volume)}`),
+      );
       await this.#checkSubpath(volume.head);
       // Reported, then forgotten: unless the feed could not be read, so the next look still covers these commits.
       let looked = true;
       const overwrittenByOthers = await this.#overwrites.check({ strict: true }).catch((e: Error) => {
         looked = false;
-        this.log(`reload: later commits over this mount's paths could not be read, reporting what was found before: ${e.message}`);
+        this.log(
+          `reload: later commits over this mount's paths could not be read, reporting what was found before: ${e.message}`,
+        );
         return this.#overwrites.known();
       });
       this.#cancelWriteback();
@@ -257,12 +362,20 @@ export class MountAgent {
   async #withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
     let attempts = 0;
     try {
-      return await retry(COMMIT_RETRY, (n) => {
-        attempts = n;
-        return fn();
-      }, { onRetry: (e) => this.log(`${what}: ${(e as Error).message}; retrying`) });
+      return await retry(
+        COMMIT_RETRY,
+        (n) => {
+          attempts = n;
+          return fn();
+        },
+        { onRetry: (e) => this.log(`${what}: ${(e as Error).message}; retrying`) },
+      );
     } catch (e) {
-      if (isStowageError(e, 'Unavailable')) throw new UnavailableError(`${what} failed after ${attempts} attempts, uncommitted changes kept: ${e.message}`, { cause: e });
+      if (isStowageError(e, 'Unavailable'))
+        throw new UnavailableError(
+          `${what} failed after ${attempts} attempts, uncommitted changes kept: ${e.message}`,
+          { cause: e },
+        );
       throw e;
     }
   }
@@ -298,7 +411,10 @@ export class MountAgent {
     this.#renewTimer = setTimeout(async () => {
       let next = 5_000;
       try {
-        const r = await this.#client.request<wire.RenewAttachmentResponse>('POST', `/v1/attachments/${encodeURIComponent(this.config.attachmentId)}/renew`);
+        const r = await this.#client.request<wire.RenewAttachmentResponse>(
+          'POST',
+          `/v1/attachments/${encodeURIComponent(this.config.attachmentId)}/renew`,
+        );
         next = Math.max(1_000, (Date.parse(r.tokenExpiresAt) - Date.now()) / 3);
       } catch (e) {
         this.log(`lease renewal failed: ${(e as Error).message}`);
@@ -312,7 +428,10 @@ export class MountAgent {
   async unmount(options: { force?: boolean }): Promise<void> {
     const pending = this.pending();
     if (pending > 0 && options.force !== true) {
-      throw new ConflictError(`${pending} uncommitted change${pending === 1 ? '' : 's'} in ${this.config.mountPath}; commit first, or unmount --force (they stay on this host and come back when the path is mounted again)`, { details: { pending } });
+      throw new ConflictError(
+        `${pending} uncommitted change${pending === 1 ? '' : 's'} in ${this.config.mountPath}; commit first, or unmount --force (they stay on this host and come back when the path is mounted again)`,
+        { details: { pending } },
+      );
     }
     setImmediate(() => void this.stop().finally(() => this.onExit?.()));
   }
@@ -326,7 +445,9 @@ export class MountAgent {
     if (options.release !== false) {
       try {
         const body: wire.ReleaseAttachmentRequest = options.reason ? { failed: true, reason: options.reason } : {};
-        await this.#client.request('POST', `/v1/attachments/${encodeURIComponent(this.config.attachmentId)}/release`, { body });
+        await this.#client.request('POST', `/v1/attachments/${encodeURIComponent(this.config.attachmentId)}/release`, {
+          body,
+        });
       } catch (e) {
         this.log(`releasing attachment ${this.config.attachmentId} failed: ${(e as Error).message}`);
       }

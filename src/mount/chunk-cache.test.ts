@@ -12,14 +12,20 @@ const bytes = (n: number, fill: number) => Buffer.alloc(n, fill);
 
 describe('chunk cache', () => {
   let dir: string;
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'stowage-cache-')); });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'stowage-cache-'));
+  });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('fetches a chunk once for concurrent readers and serves ranges of it', async () => {
     const cache = await ChunkCache.open(dir, 1000);
     const data = Buffer.from('0123456789');
     let fetches = 0;
-    const fetch = async () => { fetches++; await new Promise((r) => setTimeout(r, 20)); return data; };
+    const fetch = async () => {
+      fetches++;
+      await new Promise((r) => setTimeout(r, 20));
+      return data;
+    };
     const bufs = [Buffer.alloc(3), Buffer.alloc(3), Buffer.alloc(3)];
     const got = await Promise.all(bufs.map((b, i) => cache.read(sha(data), fetch, b, 0, 3, i * 3)));
     assert.deepEqual(got, [3, 3, 3]);
@@ -30,7 +36,10 @@ describe('chunk cache', () => {
 
   it('refuses bytes that do not match the hash, and keeps nothing of them', async () => {
     const cache = await ChunkCache.open(dir, 1000);
-    await assert.rejects(cache.ensure(sha(Buffer.from('right')), async () => Buffer.from('wrong')), /different content/);
+    await assert.rejects(
+      cache.ensure(sha(Buffer.from('right')), async () => Buffer.from('wrong')),
+      /different content/,
+    );
     assert.equal(cache.stats().chunks, 0);
     assert.deepEqual(readdirSync(dir), []);
   });

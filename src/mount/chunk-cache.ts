@@ -60,13 +60,21 @@ export class ChunkCache {
   #misses = 0;
   #evictions = 0;
 
-  private constructor(readonly dir: string, readonly capacity: number, private readonly recycle: (bytes: Uint8Array) => void) {}
+  private constructor(
+    readonly dir: string,
+    readonly capacity: number,
+    private readonly recycle: (bytes: Uint8Array) => void,
+  ) {}
 
   /**
    * Opens (and indexes) the cache directory, creating it when missing; trims
    * it to `capacity`. `recycle` gets fetched bytes back once they are on disk.
    */
-  static async open(dir: string, capacity: number, recycle: (bytes: Uint8Array) => void = () => undefined): Promise<ChunkCache> {
+  static async open(
+    dir: string,
+    capacity: number,
+    recycle: (bytes: Uint8Array) => void = () => undefined,
+  ): Promise<ChunkCache> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const cache = new ChunkCache(dir, capacity, recycle);
     const found: Array<{ hash: string; size: number; atime: number }> = [];
@@ -101,7 +109,13 @@ export class ChunkCache {
   }
 
   stats(): CacheStats {
-    return { bytes: this.#bytes, chunks: this.#entries.size, hits: this.#hits, misses: this.#misses, evictions: this.#evictions };
+    return {
+      bytes: this.#bytes,
+      chunks: this.#entries.size,
+      hits: this.#hits,
+      misses: this.#misses,
+      evictions: this.#evictions,
+    };
   }
 
   has(hash: string): boolean {
@@ -135,7 +149,14 @@ export class ChunkCache {
    * Reads `len` bytes at `pos` of a chunk into `buf` at `off` (fetching the
    * chunk first when it is not cached); returns how many were read.
    */
-  async read(hash: string, fetch: ChunkFetcher, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+  async read(
+    hash: string,
+    fetch: ChunkFetcher,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    pos: number,
+  ): Promise<number> {
     await this.ensure(hash, fetch);
     const entry = this.#entries.get(hash);
     if (!entry) return this.read(hash, fetch, buf, off, len, pos);
@@ -213,7 +234,9 @@ export class ChunkCache {
     }
     if (got !== hash) {
       this.recycle(bytes);
-      throw new InternalError(`chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`);
+      throw new InternalError(
+        `chunk ${hash.slice(0, 12)}… arrived with different content (sha256 ${got.slice(0, 12)}…)`,
+      );
     }
     // Visible (and readable from memory) now; pinned until its file is in place, so it is not evicted half-written.
     const entry: Entry = { size: bytes.byteLength, pins: 1, fd: null, writing: null };

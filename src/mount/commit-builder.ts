@@ -62,7 +62,12 @@ async function pendingFile(view: MountView, node: FileNode): Promise<{ file: Pen
     read: (c) => {
       const index = c.offset / chunkSize;
       // A base chunk the store lost (it should not): send it again from the cache or the base.
-      if (fromBase.has(index)) return Readable.from((async function* () { yield await view.content.baseChunkBytes(node, index); })());
+      if (fromBase.has(index))
+        return Readable.from(
+          (async function* () {
+            yield await view.content.baseChunkBytes(node, index);
+          })(),
+        );
       return view.content.localChunkStream(local, c.offset, c.size);
     },
   };
@@ -74,8 +79,13 @@ function attrsOf(node: Node): wire.EntryAttributes {
   const a = splitNanos(node.atime);
   const c = splitNanos(node.ctime);
   return {
-    mtimeNs: splitNanos(node.mtime).ns, atime: a.ms, atimeNs: a.ns, ctime: c.ms, ctimeNs: c.ns,
-    ...(node.uid !== null ? { uid: node.uid } : {}), ...(node.gid !== null ? { gid: node.gid } : {}),
+    mtimeNs: splitNanos(node.mtime).ns,
+    atime: a.ms,
+    atimeNs: a.ns,
+    ctime: c.ms,
+    ctimeNs: c.ns,
+    ...(node.uid !== null ? { uid: node.uid } : {}),
+    ...(node.gid !== null ? { gid: node.gid } : {}),
   };
 }
 
@@ -85,9 +95,17 @@ function timeChange(t: NsTime | undefined, ms: 'mtime' | 'atime'): Record<string
   return { [ms]: w.ms, [`${ms}Ns`]: w.ns };
 }
 
-
 function putOf(file: PendingFile, path: string, attrs: wire.EntryAttributes | undefined): wire.Change {
-  return { op: 'put', path, size: file.size, chunkSize: file.chunkSize, chunks: file.chunks.map((c) => c.hash), mode: file.mode ?? 0o644, mtime: file.mtime ?? Date.now(), ...attrs };
+  return {
+    op: 'put',
+    path,
+    size: file.size,
+    chunkSize: file.chunkSize,
+    chunks: file.chunks.map((c) => c.hash),
+    mode: file.mode ?? 0o644,
+    mtime: file.mtime ?? Date.now(),
+    ...attrs,
+  };
 }
 
 /** The owner a new entry records: only a recorded one (null is the mount's owner, recorded as nothing). */
@@ -111,19 +129,57 @@ export async function buildCommit(view: MountView, journal: readonly JournalOp[]
   const changes: wire.Change[] = [];
   for (const op of journal) {
     switch (op.op) {
-      case 'mkdir': changes.push({ op: 'mkdir', path: vp(op.path), mode: op.mode, ...owner(op) }); break;
-      case 'symlink': changes.push({ op: 'symlink', path: vp(op.path), target: op.target, ...owner(op) }); break;
+      case 'mkdir':
+        changes.push({ op: 'mkdir', path: vp(op.path), mode: op.mode, ...owner(op) });
+        break;
+      case 'symlink':
+        changes.push({ op: 'symlink', path: vp(op.path), target: op.target, ...owner(op) });
+        break;
       case 'create': {
         const file = files.get(op.dataId);
-        changes.push(file ? putOf(file, vp(op.path), attrs.get(file)) : { op: 'put', path: vp(op.path), size: 0, chunkSize: SMALL_CHUNK_SIZE, chunks: [], mode: op.mode, ...owner(op) });
+        changes.push(
+          file
+            ? putOf(file, vp(op.path), attrs.get(file))
+            : {
+                op: 'put',
+                path: vp(op.path),
+                size: 0,
+                chunkSize: SMALL_CHUNK_SIZE,
+                chunks: [],
+                mode: op.mode,
+                ...owner(op),
+              },
+        );
         break;
       }
-      case 'localize': break;
-      case 'unlink': case 'rmdir': changes.push({ op: 'delete', path: vp(op.path) }); break;
-      case 'rename': changes.push({ op: 'move', from: vp(op.from), to: vp(op.to), overwrite: true }); break;
-      case 'chmod': changes.push({ op: 'setattr', path: vp(op.path), mode: op.mode }); break;
-      case 'chown': changes.push({ op: 'setattr', path: vp(op.path), ...('uid' in op ? { uid: op.uid ?? null } : {}), ...('gid' in op ? { gid: op.gid ?? null } : {}) }); break;
-      case 'utimens': changes.push({ op: 'setattr', path: vp(op.path), ...timeChange(journalTime(op.mtime), 'mtime'), ...timeChange(journalTime(op.atime), 'atime') }); break;
+      case 'localize':
+        break;
+      case 'unlink':
+      case 'rmdir':
+        changes.push({ op: 'delete', path: vp(op.path) });
+        break;
+      case 'rename':
+        changes.push({ op: 'move', from: vp(op.from), to: vp(op.to), overwrite: true });
+        break;
+      case 'chmod':
+        changes.push({ op: 'setattr', path: vp(op.path), mode: op.mode });
+        break;
+      case 'chown':
+        changes.push({
+          op: 'setattr',
+          path: vp(op.path),
+          ...('uid' in op ? { uid: op.uid ?? null } : {}),
+          ...('gid' in op ? { gid: op.gid ?? null } : {}),
+        });
+        break;
+      case 'utimens':
+        changes.push({
+          op: 'setattr',
+          path: vp(op.path),
+          ...timeChange(journalTime(op.mtime), 'mtime'),
+          ...timeChange(journalTime(op.atime), 'atime'),
+        });
+        break;
     }
   }
   // The last change to each path so far: a file created and left where it was needs no second, identical put.

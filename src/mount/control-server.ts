@@ -15,8 +15,19 @@
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { CONTROL_SOCKET, type MountCommitResult, type MountReloadResult, type MountStatus } from '@stowage/sdk/common/mount-state.js';
-import { ERROR_HTTP_STATUS, InvalidArgumentError, NotFoundError, PayloadTooLargeError, StowageError } from '@stowage/sdk/common/errors.js';
+import {
+  CONTROL_SOCKET,
+  type MountCommitResult,
+  type MountReloadResult,
+  type MountStatus,
+} from '@stowage/sdk/common/mount-state.js';
+import {
+  ERROR_HTTP_STATUS,
+  InvalidArgumentError,
+  NotFoundError,
+  PayloadTooLargeError,
+  StowageError,
+} from '@stowage/sdk/common/errors.js';
 
 export interface ControlHandler {
   status(): Promise<MountStatus>;
@@ -47,7 +58,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   } catch {
     throw new InvalidArgumentError('control request body is not JSON');
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidArgumentError('control request body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new InvalidArgumentError('control request body must be a JSON object');
   return body as Record<string, unknown>;
 }
 
@@ -67,22 +79,28 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
         const body = await readJson(req);
         const force = body.force === true;
         switch (route) {
-          case 'GET /status': return send(res, 200, await handler.status());
+          case 'GET /status':
+            return send(res, 200, await handler.status());
           case 'POST /commit': {
             const message = body.message;
-            if (message !== undefined && typeof message !== 'string') throw new InvalidArgumentError('message must be a string');
+            if (message !== undefined && typeof message !== 'string')
+              throw new InvalidArgumentError('message must be a string');
             return send(res, 200, await handler.commit(message));
           }
-          case 'POST /reload': return send(res, 200, await handler.reload({ force }));
+          case 'POST /reload':
+            return send(res, 200, await handler.reload({ force }));
           case 'POST /unmount': {
             await handler.unmount({ force });
             return send(res, 200, {});
           }
-          default: throw new NotFoundError(`no control route ${route}`);
+          default:
+            throw new NotFoundError(`no control route ${route}`);
         }
       } catch (e) {
         const err = e instanceof StowageError ? e : new StowageError('Internal', (e as Error)?.message ?? String(e));
-        send(res, ERROR_HTTP_STATUS[err.code], { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+        send(res, ERROR_HTTP_STATUS[err.code], {
+          error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
+        });
       }
     })();
   });
@@ -93,9 +111,10 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
   chmodSync(path, 0o600);
   return {
     path,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

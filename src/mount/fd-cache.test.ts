@@ -63,7 +63,9 @@ describe('FdCache', () => {
     const fds = new FdCache(pathOf, 4);
     let seen = -1;
     let go!: () => void;
-    const gate = new Promise<void>((r) => { go = r; });
+    const gate = new Promise<void>((r) => {
+      go = r;
+    });
     const op = fds.use('f3', async (fd) => {
       await gate;
       seen = fstatSync(fd).size;

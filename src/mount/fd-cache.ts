@@ -35,8 +35,12 @@ export class FdCache {
    * @param pathOf where the data file of an id is
    * @param capacity descriptors kept open at most once their users are done
    */
-  constructor(private readonly pathOf: (id: string) => string, readonly capacity = DEFAULT_OPEN_FILES) {
-    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError('the descriptor cache needs room for at least one descriptor');
+  constructor(
+    private readonly pathOf: (id: string) => string,
+    readonly capacity = DEFAULT_OPEN_FILES,
+  ) {
+    if (!Number.isSafeInteger(capacity) || capacity < 1)
+      throw new RangeError('the descriptor cache needs room for at least one descriptor');
   }
 
   /**
@@ -115,7 +119,8 @@ export class FdCache {
   }
 
   #openFile(id: string, create: boolean): number {
-    const open = (): number => (create ? openSync(this.pathOf(id), constants.O_RDWR | constants.O_CREAT, 0o600) : openSync(this.pathOf(id), 'r+'));
+    const open = (): number =>
+      create ? openSync(this.pathOf(id), constants.O_RDWR | constants.O_CREAT, 0o600) : openSync(this.pathOf(id), 'r+');
     try {
       return open();
     } catch (e) {

@@ -17,7 +17,18 @@
  * size/mtime changes go by path. So tens of thousands of dirty files cost no
  * more descriptors than a few hundred.
  */
-import { createReadStream, promises as fsp, readSync, writeSync, openSync, statSync, ftruncateSync, futimesSync, closeSync, type BigIntStats } from 'node:fs';
+import {
+  createReadStream,
+  promises as fsp,
+  readSync,
+  writeSync,
+  openSync,
+  statSync,
+  ftruncateSync,
+  futimesSync,
+  closeSync,
+  type BigIntStats,
+} from 'node:fs';
 import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import type { Readable } from 'node:stream';
 import type { ChunkCache } from './chunk-cache.js';
@@ -83,10 +94,14 @@ export class FileContent {
     }
     if (local.made) return this.fds.use(local.dataId, fn);
     this.ctx.overlay.refillSpares();
-    return this.fds.use(local.dataId, (fd) => {
-      local.made = true;
-      return fn(fd);
-    }, true);
+    return this.fds.use(
+      local.dataId,
+      (fd) => {
+        local.made = true;
+        return fn(fd);
+      },
+      true,
+    );
   }
 
   /** The local file is gone (unlinked, replaced): its descriptor is closed once no operation uses it. */
@@ -107,7 +122,13 @@ export class FileContent {
   createLocal(): LocalFile {
     const spare = this.ctx.overlay.takeSpare();
     const made = spare !== undefined;
-    return { dataId: spare ?? this.ctx.overlay.newDataId(), dirty: new Set(), materializing: new Map(), made, spare: made };
+    return {
+      dataId: spare ?? this.ctx.overlay.newDataId(),
+      dirty: new Set(),
+      materializing: new Map(),
+      made,
+      spare: made,
+    };
   }
 
   /** Turns a base file local: a sparse data file of its size; every chunk still comes from the base. */
@@ -115,7 +136,9 @@ export class FileContent {
     const spare = this.ctx.overlay.takeSpare();
     this.ctx.overlay.refillSpares();
     const dataId = spare ?? this.ctx.overlay.newDataId();
-    const fd = spare ? openSync(this.ctx.overlay.dataPath(dataId), 'r+') : openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
+    const fd = spare
+      ? openSync(this.ctx.overlay.dataPath(dataId), 'r+')
+      : openSync(this.ctx.overlay.dataPath(dataId), 'wx+', 0o600);
     try {
       ftruncateSync(fd, node.size);
       futimesSync(fd, nsToSeconds(node.atime), nsToSeconds(node.mtime));
@@ -131,7 +154,9 @@ export class FileContent {
    * no record: small chunks, all local), size and mtime from the data file (a stat: replaying opens nothing).
    */
   restore(node: FileNode, dataId: string, created: boolean): void {
-    const rec = this.ctx.overlay.getFile(dataId) ?? (created ? { chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] } : undefined);
+    const rec =
+      this.ctx.overlay.getFile(dataId) ??
+      (created ? { chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], dirty: [] } : undefined);
     if (!rec) throw new Error(`overlay record of ${dataId} is missing`);
     const local: LocalFile = { dataId, dirty: new Set(rec.dirty), materializing: new Map(), made: true };
     node.local = local;
@@ -153,7 +178,12 @@ export class FileContent {
 
   #persist(node: FileNode): void {
     const local = node.local!;
-    this.ctx.overlay.putFile({ dataId: local.dataId, chunkSize: node.chunkSize, baseChunks: node.baseChunks, dirty: [...local.dirty] });
+    this.ctx.overlay.putFile({
+      dataId: local.dataId,
+      chunkSize: node.chunkSize,
+      baseChunks: node.baseChunks,
+      dirty: [...local.dirty],
+    });
   }
 
   #isLocalChunk(node: FileNode, index: number): boolean {
@@ -166,15 +196,33 @@ export class FileContent {
     const basePath = node.basePath;
     if (basePath === null) throw fsError('EIO', 'a base chunk without a base path');
     const commit = this.ctx.base();
-    return this.ctx.cache.with(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, node.chunkSize), use);
+    return this.ctx.cache.with(
+      hash,
+      () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, node.chunkSize),
+      use,
+    );
   }
 
-  #readBaseChunk(node: FileNode, index: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+  #readBaseChunk(
+    node: FileNode,
+    index: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    pos: number,
+  ): Promise<number> {
     const hash = node.baseChunks[index]!;
     const basePath = node.basePath;
     if (basePath === null) throw fsError('EIO', 'a base chunk without a base path');
     const commit = this.ctx.base();
-    return this.ctx.cache.read(hash, () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, node.chunkSize), buf, off, len, pos);
+    return this.ctx.cache.read(
+      hash,
+      () => this.ctx.remote.fetchChunk(commit, basePath, index, hash, node.chunkSize),
+      buf,
+      off,
+      len,
+      pos,
+    );
   }
 
   #prefetch(node: FileNode, index: number): void {
@@ -185,7 +233,9 @@ export class FileContent {
       const commit = this.ctx.base();
       const basePath = node.basePath!;
       const idx = i;
-      void this.ctx.cache.ensure(hash, () => this.ctx.remote.fetchChunk(commit, basePath, idx, hash, node.chunkSize)).catch(() => undefined);
+      void this.ctx.cache
+        .ensure(hash, () => this.ctx.remote.fetchChunk(commit, basePath, idx, hash, node.chunkSize))
+        .catch(() => undefined);
     }
   }
 
@@ -234,7 +284,12 @@ export class FileContent {
   }
 
   /** Makes every chunk in [from, to) local: waits for copies in flight, copies partly covered base chunks. */
-  async #prepareRange(node: FileNode, from: number, to: number, fullyWritten: (index: number) => boolean): Promise<void> {
+  async #prepareRange(
+    node: FileNode,
+    from: number,
+    to: number,
+    fullyWritten: (index: number) => boolean,
+  ): Promise<void> {
     const cs = node.chunkSize;
     const local = node.local!;
     let changed = false;

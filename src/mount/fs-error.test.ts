@@ -7,19 +7,39 @@
 import assert from 'node:assert/strict';
 import { constants } from 'node:os';
 import { describe, it } from 'node:test';
-import { ERROR_CODES, InternalError, NotFoundError, QuotaExceededError, ReadOnlyError, StowageError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import {
+  ERROR_CODES,
+  InternalError,
+  NotFoundError,
+  QuotaExceededError,
+  ReadOnlyError,
+  StowageError,
+  UnavailableError,
+} from '@stowage/sdk/common/errors.js';
 import { ERRNO_OF_CODE, FsError, fsError, toFsError, withErrnoMapping } from './fs-error.js';
 
 describe('error -> errno table', () => {
   it('maps every error code, and nothing else, to a real errno', () => {
     assert.deepEqual(Object.keys(ERRNO_OF_CODE).sort(), [...ERROR_CODES].sort());
-    for (const code of ERROR_CODES) assert.ok(constants.errno[ERRNO_OF_CODE[code]] > 0, `${code} -> ${ERRNO_OF_CODE[code]}`);
+    for (const code of ERROR_CODES)
+      assert.ok(constants.errno[ERRNO_OF_CODE[code]] > 0, `${code} -> ${ERRNO_OF_CODE[code]}`);
   });
 
   it('uses the documented errnos', () => {
     assert.deepEqual(ERRNO_OF_CODE, {
-      NotFound: 'ENOENT', AlreadyExists: 'EEXIST', Conflict: 'EBUSY', InvalidArgument: 'EINVAL', PreconditionFailed: 'ESTALE', QuotaExceeded: 'EDQUOT',
-      Unauthenticated: 'EACCES', Forbidden: 'EACCES', ReadOnly: 'EROFS', PayloadTooLarge: 'EFBIG', InsufficientStorage: 'ENOSPC', Unavailable: 'EIO', Internal: 'EIO',
+      NotFound: 'ENOENT',
+      AlreadyExists: 'EEXIST',
+      Conflict: 'EBUSY',
+      InvalidArgument: 'EINVAL',
+      PreconditionFailed: 'ESTALE',
+      QuotaExceeded: 'EDQUOT',
+      Unauthenticated: 'EACCES',
+      Forbidden: 'EACCES',
+      ReadOnly: 'EROFS',
+      PayloadTooLarge: 'EFBIG',
+      InsufficientStorage: 'ENOSPC',
+      Unavailable: 'EIO',
+      Internal: 'EIO',
     });
   });
 
@@ -47,17 +67,24 @@ describe('error -> errno table', () => {
     assert.equal(toFsError(odd, () => undefined).code, 'EIO');
   });
 
-  it('answers a FUSE operation\'s rejection with its errno, and leaves sync answers and other properties alone', async () => {
+  it("answers a FUSE operation's rejection with its errno, and leaves sync answers and other properties alone", async () => {
     const logged: string[] = [];
     const ops = {
-      lookup: async (name: string) => { throw new NotFoundError(`${name} is gone`); },
-      read: async () => { throw new UnavailableError('blob store down'); },
+      lookup: async (name: string) => {
+        throw new NotFoundError(`${name} is gone`);
+      },
+      read: async () => {
+        throw new UnavailableError('blob store down');
+      },
       getattr: async () => ({ ino: 1 }),
       forget: (n: number) => n * 2,
       mode: 0o755,
     };
     const mapped = withErrnoMapping(ops, (m) => logged.push(m));
-    await assert.rejects(mapped.lookup('a'), (e) => e instanceof FsError && e.code === 'ENOENT' && /a is gone/.test(e.message));
+    await assert.rejects(
+      mapped.lookup('a'),
+      (e) => e instanceof FsError && e.code === 'ENOENT' && /a is gone/.test(e.message),
+    );
     await assert.rejects(mapped.read(), (e) => e instanceof FsError && e.code === 'EIO');
     assert.deepEqual(await mapped.getattr(), { ino: 1 });
     assert.equal(mapped.forget(21), 42);

@@ -13,7 +13,10 @@ import { StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
 export type Errno = keyof typeof constants.errno;
 
 export class FsError extends Error {
-  constructor(readonly code: Errno, message?: string) {
+  constructor(
+    readonly code: Errno,
+    message?: string,
+  ) {
     // An errno is an answer, not a fault: no stack (capturing one cost more than the rest of a failed lookup).
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
@@ -61,9 +64,10 @@ export const ERRNO_OF_CODE: Readonly<Record<ErrorCode, Errno>> = {
  */
 export function toFsError(err: unknown, log: (message: string) => void): FsError {
   if (err instanceof FsError) return err;
-  const errno = err instanceof StowageError ? ERRNO_OF_CODE[err.code] ?? 'EIO' : 'EIO';
+  const errno = err instanceof StowageError ? (ERRNO_OF_CODE[err.code] ?? 'EIO') : 'EIO';
   const message = err instanceof Error ? err.message : String(err);
-  if (errno === 'EIO') log(`EIO: ${err instanceof Error && !(err instanceof StowageError) ? (err.stack ?? message) : message}`);
+  if (errno === 'EIO')
+    log(`EIO: ${err instanceof Error && !(err instanceof StowageError) ? (err.stack ?? message) : message}`);
   return new FsError(errno, message);
 }
 

@@ -47,14 +47,21 @@ export interface Inode {
 }
 
 /** Who owns entries that record no owner. */
-export interface Owner { uid: number; gid: number }
+export interface Owner {
+  uid: number;
+  gid: number;
+}
 
 export function typeBits(node: Node): number {
   switch (node.type) {
-    case 'dir': return S_IFDIR;
-    case 'symlink': return S_IFLNK;
-    case 'file': return S_IFREG;
-    case 'special': return node.kind;
+    case 'dir':
+      return S_IFDIR;
+    case 'symlink':
+      return S_IFLNK;
+    case 'file':
+      return S_IFREG;
+    case 'special':
+      return node.kind;
   }
 }
 
@@ -126,8 +133,18 @@ export function attrOf(inode: Inode, node: Node, owner: Owner): Attr {
   // One literal, no spread: this runs for every lookup, getattr and setattr, and V8 copies a spread
   // object of this shape on a slow path (~15 µs, more than the rest of a getattr).
   return {
-    ino: inode.ino, mode, nlink: linked ? nlink : 0, uid: node.uid ?? owner.uid, gid: node.gid ?? owner.gid, rdev, size, blocks,
-    blksize: BLOCK, atime: timespec(node.atime), mtime: timespec(node.mtime), ctime: timespec(node.ctime),
+    ino: inode.ino,
+    mode,
+    nlink: linked ? nlink : 0,
+    uid: node.uid ?? owner.uid,
+    gid: node.gid ?? owner.gid,
+    rdev,
+    size,
+    blocks,
+    blksize: BLOCK,
+    atime: timespec(node.atime),
+    mtime: timespec(node.mtime),
+    ctime: timespec(node.ctime),
   };
 }
 

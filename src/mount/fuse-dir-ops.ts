@@ -68,7 +68,8 @@ function listingOf(children: ChildMap): Listing {
 
 /** Index of the first entry whose cookie is above `offset`. */
 function firstAfter(cookies: readonly number[], offset: number): number {
-  let lo = 0, hi = cookies.length;
+  let lo = 0,
+    hi = cookies.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (cookies[mid]! <= offset) lo = mid + 1;
@@ -81,12 +82,18 @@ function firstAfter(cookies: readonly number[], offset: number): number {
  * The entries after `offset` that fit in `size` bytes, whole groups of equal cookies only (unless the first
  * group alone is too big, which only names crafted against a known key could make).
  */
-function page(children: ChildMap, offset: number, size: number, bytes: (name: string) => number): Array<[string, Node, number]> {
+function page(
+  children: ChildMap,
+  offset: number,
+  size: number,
+  bytes: (name: string) => number,
+): Array<[string, Node, number]> {
   const { cookies, names } = listingOf(children);
   const out: Array<[string, Node, number]> = [];
   let room = size;
-  for (let i = firstAfter(cookies, offset); i < names.length;) {
-    let j = i, need = 0;
+  for (let i = firstAfter(cookies, offset); i < names.length; ) {
+    let j = i,
+      need = 0;
     while (j < names.length && cookies[j] === cookies[i]) need += bytes(names[j++]!);
     if (need > room && out.length > 0) break;
     for (let k = i; k < j; k++) {
@@ -120,21 +127,33 @@ export class DirOps {
 
   readonly ops: Pick<LowLevelOps, DirOpNames> = {
     opendir: async (_ctx: RequestContext, ino: number) => {
-      if ((this.capable & CAP_NO_OPENDIR_SUPPORT) !== 0) throw fsError('ENOSYS', 'no opendir needed: listings keep no state');
+      if ((this.capable & CAP_NO_OPENDIR_SUPPORT) !== 0)
+        throw fsError('ENOSYS', 'no opendir needed: listings keep no state');
       await this.#dir(ino); // a kernel without it still gets ENOTDIR here
       return { fh: 0 };
     },
 
     readdir: async (_ctx, ino, size, offset) => {
       const { children } = await this.#dir(ino);
-      return page(children, offset, size, direntSize).map(([name, node, off]): DirEntry => (
-        { name, ino: this.#fs.inodes.inoOf(node) ?? 0xffffffff, mode: typeBits(node), off }));
+      return page(children, offset, size, direntSize).map(
+        ([name, node, off]): DirEntry => ({
+          name,
+          ino: this.#fs.inodes.inoOf(node) ?? 0xffffffff,
+          mode: typeBits(node),
+          off,
+        }),
+      );
     },
 
     readdirplus: async (_ctx, ino, size, offset) => {
       const { view, children } = await this.#dir(ino);
-      return page(children, offset, size, direntPlusSize).map(([name, node, off]): DirEntryPlus => (
-        { name, entry: entryOf(this.#fs.inodes.lookupOf(node, view), node, this.#fs.host.owner), off }));
+      return page(children, offset, size, direntPlusSize).map(
+        ([name, node, off]): DirEntryPlus => ({
+          name,
+          entry: entryOf(this.#fs.inodes.lookupOf(node, view), node, this.#fs.host.owner),
+          off,
+        }),
+      );
     },
 
     releasedir: async () => {},

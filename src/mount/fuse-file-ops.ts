@@ -67,7 +67,11 @@ export class FileOps {
 
   /** The kernel still holds the old mode (open and write replies carry no attributes): have it ask again. */
   #modeChanged(inode: Inode): void {
-    this.#fs.inodes.session?.invalidateInode(inode.ino, -1, 0).catch((e: unknown) => this.#fs.host.log(`invalidating attributes after clearing set-user-ID: ${(e as Error).message}`));
+    this.#fs.inodes.session
+      ?.invalidateInode(inode.ino, -1, 0)
+      .catch((e: unknown) =>
+        this.#fs.host.log(`invalidating attributes after clearing set-user-ID: ${(e as Error).message}`),
+      );
   }
 
   readonly ops: Pick<LowLevelOps, FileOpNames> = {
@@ -128,7 +132,8 @@ export class FileOps {
       handle.inode.opens--;
       this.#fs.inodes.release(handle.inode);
       const node = handle.inode.node;
-      if (node.type === 'file' && node.local && !this.openDataIds().has(node.local.dataId)) this.#fs.host.released(node.local.dataId);
+      if (node.type === 'file' && node.local && !this.openDataIds().has(node.local.dataId))
+        this.#fs.host.released(node.local.dataId);
       if (handle.wrote) this.#fs.host.changed();
     },
 
@@ -142,7 +147,8 @@ export class FileOps {
           if ((flags & fsConstants.O_EXCL) !== 0) throw fsError('EEXIST');
           if (existing.type !== 'file') throw fsError('EISDIR');
           const inode = inodes.lookupOf(existing, view);
-          if ((flags & fsConstants.O_TRUNC) !== 0) await applySetattr(this.#fs, view, inode, { size: 0 }, ctx.killSuidgid);
+          if ((flags & fsConstants.O_TRUNC) !== 0)
+            await applySetattr(this.#fs, view, inode, { size: 0 }, ctx.killSuidgid);
           return { entry: entryOf(inode, existing, host.owner), open: this.#openFile(inode, existing) };
         }
         const node = await view.create(joinPath(path, name), mode, creatorOf(host, ctx, dir));

@@ -141,7 +141,11 @@ export class InodeTable {
       return inode.node;
     }
     // After a commit that published exactly this view, the kernel's pages of a file are still its bytes.
-    const carried = this.#sameTree === view && inode.node.type === 'file' && found.type === 'file' && inode.cached === signature(inode.node);
+    const carried =
+      this.#sameTree === view &&
+      inode.node.type === 'file' &&
+      found.type === 'file' &&
+      inode.cached === signature(inode.node);
     this.#bind(inode, found, view);
     if (carried) inode.cached = signature(found as FileNode);
     return found;
@@ -152,7 +156,8 @@ export class InodeTable {
     const inode = this.get(ino);
     const node = await this.nodeOf(inode);
     if (node.type !== 'dir') throw fsError('ENOTDIR');
-    if (inode.orphan || inode.view !== view || !isAttached(node, view.root)) throw fsError('ENOENT', 'the directory was removed');
+    if (inode.orphan || inode.view !== view || !isAttached(node, view.root))
+      throw fsError('ENOENT', 'the directory was removed');
     return { dir: node, path: pathOf(node) };
   }
 
@@ -166,7 +171,8 @@ export class InodeTable {
     const now = Date.now();
     if (now - this.#negativesPruned > NEGATIVE_KEPT_MS || this.#negatives.size >= MAX_NEGATIVES) {
       this.#negativesPruned = now;
-      for (const [key, n] of this.#negatives) { // oldest first: stop at the first the kernel may still hold
+      for (const [key, n] of this.#negatives) {
+        // oldest first: stop at the first the kernel may still hold
         if (n.at >= now - NEGATIVE_KEPT_MS) break;
         this.#negatives.delete(key);
       }

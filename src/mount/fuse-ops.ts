@@ -113,7 +113,13 @@ export class FuseFs {
         // chown(-1, -1) reaches us as a setattr of nothing (the kernel sends no kill flag without a new owner), yet
         // Linux clears the bits for it too; nothing else sends an empty setattr but a writer's file_remove_privs, which
         // clears them as well. Without KILLPRIV_V2 the kernel clears them itself (it sends the new mode).
-        const empty = set.mode === undefined && set.uid === undefined && set.gid === undefined && set.size === undefined && set.atime === undefined && set.mtime === undefined;
+        const empty =
+          set.mode === undefined &&
+          set.uid === undefined &&
+          set.gid === undefined &&
+          set.size === undefined &&
+          set.atime === undefined &&
+          set.mtime === undefined;
         const kill = ctx.killSuidgid || (empty && this.conn?.handleKillprivV2 === true);
         const changed = await this.#host.mutate(async (view) => applySetattr(this.#fs, view, inode, set, kill));
         if (changed) this.#host.changed();
@@ -141,28 +147,32 @@ export class FuseFs {
         });
       },
 
-      mkdir: async (ctx, parent, name, mode) => mutation(this.#host, async (view) => {
-        const { dir, path } = await this.#inodes.dirOf(parent, view);
-        const inherit = dir.mode & S_ISGID;
-        const node = await view.mkdir(joinPath(path, name), mode | inherit, creatorOf(this.#host, ctx, dir));
-        return entryOf(this.#inodes.lookupOf(node, view), node, this.#host.owner);
-      }),
+      mkdir: async (ctx, parent, name, mode) =>
+        mutation(this.#host, async (view) => {
+          const { dir, path } = await this.#inodes.dirOf(parent, view);
+          const inherit = dir.mode & S_ISGID;
+          const node = await view.mkdir(joinPath(path, name), mode | inherit, creatorOf(this.#host, ctx, dir));
+          return entryOf(this.#inodes.lookupOf(node, view), node, this.#host.owner);
+        }),
 
-      unlink: async (_ctx, parent, name) => mutation(this.#host, async (view) => {
-        const { path } = await this.#inodes.dirOf(parent, view);
-        await view.unlink(joinPath(path, name));
-      }),
+      unlink: async (_ctx, parent, name) =>
+        mutation(this.#host, async (view) => {
+          const { path } = await this.#inodes.dirOf(parent, view);
+          await view.unlink(joinPath(path, name));
+        }),
 
-      rmdir: async (_ctx, parent, name) => mutation(this.#host, async (view) => {
-        const { path } = await this.#inodes.dirOf(parent, view);
-        await view.rmdir(joinPath(path, name));
-      }),
+      rmdir: async (_ctx, parent, name) =>
+        mutation(this.#host, async (view) => {
+          const { path } = await this.#inodes.dirOf(parent, view);
+          await view.rmdir(joinPath(path, name));
+        }),
 
-      symlink: async (ctx, target, parent, name) => mutation(this.#host, async (view) => {
-        const { dir, path } = await this.#inodes.dirOf(parent, view);
-        const node = await view.symlink(target, joinPath(path, name), creatorOf(this.#host, ctx, dir));
-        return entryOf(this.#inodes.lookupOf(node, view), node, this.#host.owner);
-      }),
+      symlink: async (ctx, target, parent, name) =>
+        mutation(this.#host, async (view) => {
+          const { dir, path } = await this.#inodes.dirOf(parent, view);
+          const node = await view.symlink(target, joinPath(path, name), creatorOf(this.#host, ctx, dir));
+          return entryOf(this.#inodes.lookupOf(node, view), node, this.#host.owner);
+        }),
 
       rename: async (_ctx, parent, name, newParent, newName, flags) => {
         if ((flags & RENAME_EXCHANGE) !== 0) throw fsError('EINVAL', 'RENAME_EXCHANGE is not supported');
@@ -181,7 +191,17 @@ export class FuseFs {
         const { cap, used } = this.#host.statfs();
         const blocks = Math.max(1, Math.floor(cap / BLOCK));
         const free = Math.max(0, Math.floor((cap - used) / BLOCK));
-        return { bsize: BLOCK, frsize: BLOCK, blocks, bfree: free, bavail: free, files: 1_000_000, ffree: 1_000_000, favail: 1_000_000, namemax: 255 };
+        return {
+          bsize: BLOCK,
+          frsize: BLOCK,
+          blocks,
+          bfree: free,
+          bavail: free,
+          files: 1_000_000,
+          ffree: 1_000_000,
+          favail: 1_000_000,
+          namemax: 255,
+        };
       },
     };
   }

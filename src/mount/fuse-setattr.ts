@@ -66,7 +66,13 @@ export async function dropPrivs(fs: FsContext, view: MountView, inode: Inode, no
  * Applies a setattr; answers whether it changed the tree (a journaled change).
  * `killPrivs`: the kernel asked to clear set-user-ID/set-group-ID with it (a chown, or a truncate by a caller without CAP_FSETID).
  */
-export async function applySetattr(fs: FsContext, view: MountView, inode: Inode, set: SetattrRequest, killPrivs = false): Promise<boolean> {
+export async function applySetattr(
+  fs: FsContext,
+  view: MountView,
+  inode: Inode,
+  set: SetattrRequest,
+  killPrivs = false,
+): Promise<boolean> {
   let node = await fs.inodes.nodeOf(inode);
   const attached = fs.inodes.attached(inode, view);
   const path = attached ? pathOf(node) : null;
@@ -98,7 +104,10 @@ export async function applySetattr(fs: FsContext, view: MountView, inode: Inode,
   }
   if (killPrivs) await dropPrivs(fs, view, inode, node);
   if (set.atime !== undefined || set.mtime !== undefined) {
-    const times = { ...(set.atime !== undefined ? { atime: nsOf(set.atime) } : {}), ...(set.mtime !== undefined ? { mtime: nsOf(set.mtime) } : {}) };
+    const times = {
+      ...(set.atime !== undefined ? { atime: nsOf(set.atime) } : {}),
+      ...(set.mtime !== undefined ? { mtime: nsOf(set.mtime) } : {}),
+    };
     if (path !== null) await view.utimens(path, times);
     else {
       if (times.atime !== undefined) node.atime = times.atime;

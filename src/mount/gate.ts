@@ -10,7 +10,8 @@ export class Gate {
   #queue: Array<{ exclusive: boolean; go: () => void }> = [];
 
   async shared<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#exclusive || this.#queue.length > 0) await new Promise<void>((go) => this.#queue.push({ exclusive: false, go }));
+    if (this.#exclusive || this.#queue.length > 0)
+      await new Promise<void>((go) => this.#queue.push({ exclusive: false, go }));
     else this.#shared++;
     try {
       return await fn();
@@ -21,7 +22,8 @@ export class Gate {
   }
 
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#exclusive || this.#shared > 0 || this.#queue.length > 0) await new Promise<void>((go) => this.#queue.push({ exclusive: true, go }));
+    if (this.#exclusive || this.#shared > 0 || this.#queue.length > 0)
+      await new Promise<void>((go) => this.#queue.push({ exclusive: true, go }));
     else this.#exclusive = true;
     try {
       return await fn();

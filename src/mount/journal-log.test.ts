@@ -10,7 +10,17 @@
  */
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +48,10 @@ describe('JournalLog', () => {
     const log = JournalLog.open<{ n: number; name: string }>(path, 'e1');
     assert.equal(log.length, 100);
     const records = log.records();
-    assert.deepEqual(records.map((r) => r.n), [...Array(100).keys()]);
+    assert.deepEqual(
+      records.map((r) => r.n),
+      [...Array(100).keys()],
+    );
     assert.equal(records[7]!.name, 'file 7 \n "quoted" ✓');
     log.close();
   });
@@ -50,7 +63,10 @@ describe('JournalLog', () => {
     const log = JournalLog.open<{ n: number }>(path, 'e1');
     assert.equal(log.length, 9);
     log.append({ n: 99 });
-    assert.deepEqual(log.records().map((r) => r.n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 99]);
+    assert.deepEqual(
+      log.records().map((r) => r.n),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 99],
+    );
     log.close();
   });
 
@@ -64,7 +80,10 @@ describe('JournalLog', () => {
     const text = readFileSync(path, 'utf8').replace('"n":3', '"n":4'); // the checksum no longer matches
     writeFileSync(path, text);
     log = JournalLog.open<{ n: number }>(path, 'e1');
-    assert.deepEqual(log.records().map((r) => r.n), [0, 1, 2]);
+    assert.deepEqual(
+      log.records().map((r) => r.n),
+      [0, 1, 2],
+    );
     log.close();
   });
 
@@ -160,7 +179,11 @@ describe('OverlayStore journal', () => {
     await sleep(1); // some spares made, some still in flight when the reset comes
     store.reset('commit-3');
     await store.settle();
-    assert.deepEqual(readdirSync(data), [], 'a reset deletes spares with the rest, made before it or finishing after it');
+    assert.deepEqual(
+      readdirSync(data),
+      [],
+      'a reset deletes spares with the rest, made before it or finishing after it',
+    );
     store.close();
   });
 });

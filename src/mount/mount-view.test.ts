@@ -47,7 +47,16 @@ class FakeRemote implements RemoteSource {
     if (!data) return { path, name, type: 'dir', mode: 0o755, mtime: 1000, size: 0 };
     const chunks: string[] = [];
     for (let o = 0; o < data.length; o += SMALL_CHUNK_SIZE) chunks.push(sha(data.subarray(o, o + SMALL_CHUNK_SIZE)));
-    return { path, name, type: 'file', mode: 0o644, mtime: 1000, size: data.length, chunkSize: SMALL_CHUNK_SIZE, chunks };
+    return {
+      path,
+      name,
+      type: 'file',
+      mode: 0o644,
+      mtime: 1000,
+      size: data.length,
+      chunkSize: SMALL_CHUNK_SIZE,
+      chunks,
+    };
   }
 
   async list(_commit: string, path: string): Promise<wire.FileInfo[]> {
@@ -74,7 +83,10 @@ describe('mount view', () => {
   let cache: ChunkCache;
 
   const open = async (): Promise<MountView> => {
-    const view = new MountView({ remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false }, { mode: 0o755, uid: null, gid: null, atime: 0n, mtime: 0n, ctime: 0n });
+    const view = new MountView(
+      { remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false },
+      { mode: 0o755, uid: null, gid: null, atime: 0n, mtime: 0n, ctime: 0n },
+    );
     await view.replay(overlay.journal());
     return view;
   };
@@ -83,7 +95,8 @@ describe('mount view', () => {
     assert.equal(node.type, 'file');
     if (node.type !== 'file') throw new Error('not a file');
     const buf = Buffer.alloc(node.size);
-    for (let at = 0; at < node.size; at += 128 * 1024) await view.content.read(node, buf.subarray(at), Math.min(128 * 1024, node.size - at), at);
+    for (let at = 0; at < node.size; at += 128 * 1024)
+      await view.content.read(node, buf.subarray(at), Math.min(128 * 1024, node.size - at), at);
     return buf;
   };
 
@@ -121,7 +134,10 @@ describe('mount view', () => {
     const put = built.changes.at(-1) as Extract<wire.Change, { op: 'put' }>;
     const expect = Buffer.from(data);
     expect[9 * MiB + 5] = 'X'.charCodeAt(0);
-    assert.deepEqual(put.chunks, [0, 1, 2].map((i) => sha(expect.subarray(i * SMALL_CHUNK_SIZE, (i + 1) * SMALL_CHUNK_SIZE))));
+    assert.deepEqual(
+      put.chunks,
+      [0, 1, 2].map((i) => sha(expect.subarray(i * SMALL_CHUNK_SIZE, (i + 1) * SMALL_CHUNK_SIZE))),
+    );
     assert.ok((await readAll(view, '/big')).equals(expect));
   });
 
@@ -156,9 +172,17 @@ describe('mount view', () => {
     await view.mkdir('/empty', 0o700);
     await view.unlink('/dir2/keep.txt');
     const { changes } = await buildCommit(view, overlay.journal());
-    assert.deepEqual(changes.map((c) => (c.op === 'move' ? `move ${c.from} ${c.to}` : `${c.op} ${c.path}`)), [
-      'put /new.txt', 'move /new.txt /dir/moved.txt', 'move /dir /dir2', 'mkdir /empty', 'delete /dir2/keep.txt', 'put /dir2/moved.txt',
-    ]);
+    assert.deepEqual(
+      changes.map((c) => (c.op === 'move' ? `move ${c.from} ${c.to}` : `${c.op} ${c.path}`)),
+      [
+        'put /new.txt',
+        'move /new.txt /dir/moved.txt',
+        'move /dir /dir2',
+        'mkdir /empty',
+        'delete /dir2/keep.txt',
+        'put /dir2/moved.txt',
+      ],
+    );
     const put = changes[0] as Extract<wire.Change, { op: 'put' }>;
     assert.deepEqual(put.chunks, [sha(Buffer.from('fresh'))], 'the early put carries the final content');
   });
@@ -182,14 +206,26 @@ describe('mount view', () => {
     assert.equal(node.mode, 0o640);
     const after = await buildCommit(again, overlay.journal());
     // A local file's times come back from its data file, which the OS stamped a moment before the view did.
-    const noMtime = (cs: wire.Change[]) => cs.map((c) => ({ ...c, mtime: undefined, mtimeNs: undefined, atime: undefined, atimeNs: undefined, ctime: undefined, ctimeNs: undefined }));
+    const noMtime = (cs: wire.Change[]) =>
+      cs.map((c) => ({
+        ...c,
+        mtime: undefined,
+        mtimeNs: undefined,
+        atime: undefined,
+        atimeNs: undefined,
+        ctime: undefined,
+        ctimeNs: undefined,
+      }));
     assert.deepEqual(noMtime(after.changes), noMtime(before.changes));
   });
 
   it('thousands of local files hold no descriptor each: writes, reads, the commit and a replay stay within openFiles', async () => {
     const fdsNow = () => readdirSync('/proc/self/fd').length;
     const bounded = async (): Promise<MountView> => {
-      const view = new MountView({ remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false, openFiles: 4 }, { mode: 0o755, uid: null, gid: null, atime: 0n, mtime: 0n, ctime: 0n });
+      const view = new MountView(
+        { remote, overlay, cache, base: () => 'c0', prefetch: 0, subpath: '/', readOnly: false, openFiles: 4 },
+        { mode: 0o755, uid: null, gid: null, atime: 0n, mtime: 0n, ctime: 0n },
+      );
       await view.replay(overlay.journal());
       return view;
     };
@@ -231,7 +267,11 @@ describe('mount view', () => {
     overlay.reset('c1', new Set([kept.local!.dataId, 'not-a-data-file']));
     assert.deepEqual(overlay.journal(), [], 'the overlay itself is clean');
     assert.equal(overlay.getFile(kept.local!.dataId), undefined);
-    assert.equal(readFileSync(overlay.dataPath(kept.local!.dataId), 'utf8'), 'still open', 'the kept handle still reads its bytes');
+    assert.equal(
+      readFileSync(overlay.dataPath(kept.local!.dataId), 'utf8'),
+      'still open',
+      'the kept handle still reads its bytes',
+    );
     assert.equal(existsSync(overlay.dataPath(gone.local!.dataId)), false);
     assert.deepEqual([...overlay.kept()], [kept.local!.dataId], 'only data files that exist are kept');
     // A release of a live overlay file (or a path-like id) deletes nothing.

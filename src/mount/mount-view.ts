@@ -14,7 +14,18 @@ import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import { isStowageError } from '@stowage/sdk/common/errors.js';
 import { FileContent, type ContentContext } from './file-content.js';
 import { fsError } from './fs-error.js';
-import { ChildMap, isAttached, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
+import {
+  ChildMap,
+  isAttached,
+  nowNs,
+  pathOf,
+  type DirNode,
+  type FileNode,
+  type Node,
+  type NodeMeta,
+  type NsTime,
+  type SpecialNode,
+} from './nodes.js';
 import { journalTime, type JournalOp } from './overlay-store.js';
 import { joinNanos } from '@stowage/sdk/common/times.js';
 
@@ -45,7 +56,9 @@ export function joinVolumePath(root: string, rel: string): string {
 }
 
 /** A node's owner and times from the tree entry that holds them. */
-export function metaFromInfo(info: Pick<wire.FileInfo, 'mode' | 'mtime' | 'mtimeNs' | 'atime' | 'atimeNs' | 'ctime' | 'ctimeNs' | 'uid' | 'gid'>): NodeMeta {
+export function metaFromInfo(
+  info: Pick<wire.FileInfo, 'mode' | 'mtime' | 'mtimeNs' | 'atime' | 'atimeNs' | 'ctime' | 'ctimeNs' | 'uid' | 'gid'>,
+): NodeMeta {
   const mtime = joinNanos(info.mtime, info.mtimeNs ?? 0);
   return {
     mode: info.mode & 0o7777,
@@ -65,7 +78,16 @@ function nodeFromInfo(info: wire.FileInfo, parent: DirNode): Node {
     case 'symlink':
       return { ...base, type: 'symlink', target: info.target ?? '' };
     case 'file':
-      return { ...base, type: 'file', size: info.size, chunkSize: info.chunkSize ?? SMALL_CHUNK_SIZE, baseChunks: info.chunks ?? [], basePath: info.path, local: null, lastReadEnd: -1 };
+      return {
+        ...base,
+        type: 'file',
+        size: info.size,
+        chunkSize: info.chunkSize ?? SMALL_CHUNK_SIZE,
+        baseChunks: info.chunks ?? [],
+        basePath: info.path,
+        local: null,
+        lastReadEnd: -1,
+      };
   }
 }
 
@@ -78,7 +100,6 @@ function creatorOf(op: { uid?: number | null; gid?: number | null }): Creator {
   return { uid: op.uid ?? null, gid: op.gid ?? null };
 }
 
-
 export class MountView {
   readonly root: DirNode;
   readonly content: FileContent;
@@ -90,8 +111,20 @@ export class MountView {
   #adopted = new Map<string, SpecialNode[]>();
   #replaying = false;
 
-  constructor(readonly opts: ViewOptions, rootMeta: NodeMeta) {
-    this.root = { type: 'dir', name: '', parent: null, ...rootMeta, children: null, subdirs: 0, basePath: opts.subpath, loading: null };
+  constructor(
+    readonly opts: ViewOptions,
+    rootMeta: NodeMeta,
+  ) {
+    this.root = {
+      type: 'dir',
+      name: '',
+      parent: null,
+      ...rootMeta,
+      children: null,
+      subdirs: 0,
+      basePath: opts.subpath,
+      loading: null,
+    };
     this.content = new FileContent(opts);
   }
 
@@ -206,7 +239,16 @@ export class MountView {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     if (dir.children!.has(name)) throw fsError('EEXIST');
-    const node: DirNode = { type: 'dir', name, parent: dir, ...newMeta(mode, creator), children: new ChildMap(), subdirs: 0, basePath: null, loading: null };
+    const node: DirNode = {
+      type: 'dir',
+      name,
+      parent: dir,
+      ...newMeta(mode, creator),
+      children: new ChildMap(),
+      subdirs: 0,
+      basePath: null,
+      loading: null,
+    };
     dir.children!.set(name, node);
     dir.subdirs++;
     this.#touch(dir);
@@ -246,7 +288,18 @@ export class MountView {
       if (existing.type !== 'file') throw fsError('EEXIST');
       this.#detach(existing);
     }
-    const node: FileNode = { type: 'file', name, parent: dir, ...newMeta(mode, creator), size: 0, chunkSize: SMALL_CHUNK_SIZE, baseChunks: [], basePath: null, local: null, lastReadEnd: -1 };
+    const node: FileNode = {
+      type: 'file',
+      name,
+      parent: dir,
+      ...newMeta(mode, creator),
+      size: 0,
+      chunkSize: SMALL_CHUNK_SIZE,
+      baseChunks: [],
+      basePath: null,
+      local: null,
+      lastReadEnd: -1,
+    };
     if (dataId === undefined) node.local = this.content.createLocal();
     else this.content.restore(node, dataId, true);
     this.#journal({ op: 'create', path, mode: node.mode, dataId: node.local!.dataId, ...creator });
@@ -316,7 +369,8 @@ export class MountView {
     const dst = await this.#parentOf(to);
     const node = src.dir.children!.get(src.name);
     if (!node) throw fsError('ENOENT');
-    for (let d: DirNode | null = dst.dir; d; d = d.parent) if (d === node) throw fsError('EINVAL', 'cannot move a directory into itself');
+    for (let d: DirNode | null = dst.dir; d; d = d.parent)
+      if (d === node) throw fsError('EINVAL', 'cannot move a directory into itself');
     const existing = dst.dir.children!.get(dst.name);
     if (existing && noReplace) throw fsError('EEXIST');
     if (existing === node) return undefined;
@@ -358,7 +412,12 @@ export class MountView {
     if (gid !== undefined) node.gid = gid;
     node.ctime = nowNs();
     if (node === this.root) return;
-    this.#journalFor(node, { op: 'chown', path, ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
+    this.#journalFor(node, {
+      op: 'chown',
+      path,
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
+    });
   }
 
   async utimens(path: string, times: { atime?: NsTime; mtime?: NsTime }): Promise<void> {
@@ -371,7 +430,12 @@ export class MountView {
     }
     node.ctime = nowNs();
     if (node === this.root) return;
-    this.#journalFor(node, { op: 'utimens', path, ...(times.atime !== undefined ? { atime: String(times.atime) } : {}), ...(times.mtime !== undefined ? { mtime: String(times.mtime) } : {}) });
+    this.#journalFor(node, {
+      op: 'utimens',
+      path,
+      ...(times.atime !== undefined ? { atime: String(times.atime) } : {}),
+      ...(times.mtime !== undefined ? { mtime: String(times.mtime) } : {}),
+    });
   }
 
   async truncate(path: string, size: number): Promise<void> {
@@ -385,20 +449,36 @@ export class MountView {
     try {
       for (const op of ops) {
         switch (op.op) {
-          case 'mkdir': await this.mkdir(op.path, op.mode, creatorOf(op)); break;
-          case 'symlink': await this.symlink(op.target, op.path, creatorOf(op)); break;
-          case 'create': await this.create(op.path, op.mode, creatorOf(op), op.dataId); break;
+          case 'mkdir':
+            await this.mkdir(op.path, op.mode, creatorOf(op));
+            break;
+          case 'symlink':
+            await this.symlink(op.target, op.path, creatorOf(op));
+            break;
+          case 'create':
+            await this.create(op.path, op.mode, creatorOf(op), op.dataId);
+            break;
           case 'localize': {
             const node = await this.resolve(op.path);
             if (node.type !== 'file') throw new Error(`journal: ${op.path} is not a file`);
             this.localizeNode(node, op.path, op.dataId);
             break;
           }
-          case 'unlink': await this.unlink(op.path); break;
-          case 'rmdir': await this.rmdir(op.path); break;
-          case 'rename': await this.rename(op.from, op.to); break;
-          case 'chmod': await this.chmod(op.path, op.mode); break;
-          case 'chown': await this.chown(op.path, op.uid, op.gid); break;
+          case 'unlink':
+            await this.unlink(op.path);
+            break;
+          case 'rmdir':
+            await this.rmdir(op.path);
+            break;
+          case 'rename':
+            await this.rename(op.from, op.to);
+            break;
+          case 'chmod':
+            await this.chmod(op.path, op.mode);
+            break;
+          case 'chown':
+            await this.chown(op.path, op.uid, op.gid);
+            break;
           case 'utimens': {
             const node = await this.resolve(op.path);
             const mtime = journalTime(op.mtime);

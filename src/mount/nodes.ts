@@ -123,8 +123,6 @@ export function nowNs(): NsTime {
   return t;
 }
 
-
-
 /** The node's path from the mount root ("/" for the root). */
 export function pathOf(node: Node): string {
   const parts: string[] = [];

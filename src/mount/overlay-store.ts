@@ -100,7 +100,10 @@ export class OverlayStore {
   #settled: Array<() => void> = [];
   #closed = false;
 
-  private constructor(readonly dir: string, options: OverlayOptions) {
+  private constructor(
+    readonly dir: string,
+    options: OverlayOptions,
+  ) {
     this.#spareTarget = options.spares ? SPARE_FILES : 0;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.dataDir = join(dir, 'data');
@@ -120,14 +123,18 @@ export class OverlayStore {
       CREATE TABLE IF NOT EXISTS own_paths (path TEXT PRIMARY KEY, seq INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS overwritten (path TEXT PRIMARY KEY, commit_id TEXT NOT NULL);
     `);
-    this.#putFile = this.#db.prepare('INSERT OR REPLACE INTO files (data_id, chunk_size, base_chunks, dirty) VALUES (?, ?, ?, ?)');
+    this.#putFile = this.#db.prepare(
+      'INSERT OR REPLACE INTO files (data_id, chunk_size, base_chunks, dirty) VALUES (?, ?, ?, ?)',
+    );
     this.#journal = this.#openJournal(join(dir, 'journal.log'));
     this.#sweepOrphans();
   }
 
   /** The journal of the current epoch; an older agent's journal (rows of the `journal` table) moves into it first. */
   #openJournal(path: string): JournalLog<JournalOp> {
-    const legacy = (this.#db.prepare('SELECT op FROM journal ORDER BY seq').all() as Array<{ op: string }>).map((r) => JSON.parse(r.op) as JournalOp);
+    const legacy = (this.#db.prepare('SELECT op FROM journal ORDER BY seq').all() as Array<{ op: string }>).map(
+      (r) => JSON.parse(r.op) as JournalOp,
+    );
     const current = this.getMeta('journal.epoch');
     if (current !== undefined && legacy.length === 0) return JournalLog.open(path, current);
     const epoch = randomHex(8);
@@ -226,9 +233,16 @@ export class OverlayStore {
   }
 
   getFile(dataId: string): LocalFileRecord | undefined {
-    const row = this.#db.prepare('SELECT chunk_size, base_chunks, dirty FROM files WHERE data_id = ?').get(dataId) as { chunk_size: number; base_chunks: string; dirty: string } | undefined;
+    const row = this.#db.prepare('SELECT chunk_size, base_chunks, dirty FROM files WHERE data_id = ?').get(dataId) as
+      | { chunk_size: number; base_chunks: string; dirty: string }
+      | undefined;
     if (!row) return undefined;
-    return { dataId, chunkSize: row.chunk_size, baseChunks: JSON.parse(row.base_chunks) as string[], dirty: JSON.parse(row.dirty) as number[] };
+    return {
+      dataId,
+      chunkSize: row.chunk_size,
+      baseChunks: JSON.parse(row.base_chunks) as string[],
+      dirty: JSON.parse(row.dirty) as number[],
+    };
   }
 
   /**
@@ -254,7 +268,8 @@ export class OverlayStore {
     this.#spares = [];
     this.#sparesPending = 0;
     this.#spareEpoch++;
-    for (const name of readdirSync(this.dataDir)) if (!keep.has(name)) rmSync(join(this.dataDir, name), { force: true });
+    for (const name of readdirSync(this.dataDir))
+      if (!keep.has(name)) rmSync(join(this.dataDir, name), { force: true });
     this.#kept = new Set([...keep].filter((id) => existsSync(this.dataPath(id))));
   }
 
@@ -271,7 +286,9 @@ export class OverlayStore {
 
   /** Records a commit this mount made and the volume paths it wrote (a path's latest own commit wins). */
   recordOwnCommit(id: string, seq: number, paths: readonly string[]): void {
-    const put = this.#db.prepare('INSERT INTO own_paths (path, seq) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET seq = max(seq, excluded.seq)');
+    const put = this.#db.prepare(
+      'INSERT INTO own_paths (path, seq) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET seq = max(seq, excluded.seq)',
+    );
     // A path this mount writes again is its own again: an earlier overwrite of it no longer needs telling.
     const unmark = this.#db.prepare('DELETE FROM overwritten WHERE path = ?');
     this.#db.transaction(() => {
@@ -298,7 +315,10 @@ export class OverlayStore {
     const prefix = dir === '/' ? '/' : `${dir}/`;
     // '/' + 1 is '0': the range [prefix, prefix with its last '/' bumped) holds exactly the paths that start with it.
     const end = prefix.slice(0, -1) + '0';
-    return this.#db.prepare('SELECT path, seq FROM own_paths WHERE path >= ? AND path < ?').all(prefix, end) as Array<{ path: string; seq: number }>;
+    return this.#db.prepare('SELECT path, seq FROM own_paths WHERE path >= ? AND path < ?').all(prefix, end) as Array<{
+      path: string;
+      seq: number;
+    }>;
   }
 
   markOverwritten(path: string, commit: string): void {
@@ -307,7 +327,10 @@ export class OverlayStore {
 
   /** Paths of this mount's commits that someone else's later commit changed, in path order. */
   overwritten(): Array<{ path: string; commit: string }> {
-    return this.#db.prepare('SELECT path, commit_id AS "commit" FROM overwritten ORDER BY path').all() as Array<{ path: string; commit: string }>;
+    return this.#db.prepare('SELECT path, commit_id AS "commit" FROM overwritten ORDER BY path').all() as Array<{
+      path: string;
+      commit: string;
+    }>;
   }
 
   /** Forgets this mount's commits and what was found about them (a reload: the list was reported). */
@@ -322,8 +345,11 @@ export class OverlayStore {
 
   /** Deletes data files nothing names: ones kept for open handles when the agent stopped (no handle survives a restart). */
   #sweepOrphans(): void {
-    const live = new Set((this.#db.prepare('SELECT data_id FROM files').all() as Array<{ data_id: string }>).map((r) => r.data_id));
+    const live = new Set(
+      (this.#db.prepare('SELECT data_id FROM files').all() as Array<{ data_id: string }>).map((r) => r.data_id),
+    );
     for (const op of this.journal()) if (op.op === 'create' || op.op === 'localize') live.add(op.dataId);
-    for (const name of readdirSync(this.dataDir)) if (!live.has(name)) rmSync(join(this.dataDir, name), { force: true });
+    for (const name of readdirSync(this.dataDir))
+      if (!live.has(name)) rmSync(join(this.dataDir, name), { force: true });
   }
 }

@@ -17,14 +17,23 @@ import { OverwriteWatch, writtenPaths } from './overwrites.js';
 type FeedCommit = wire.ChangesResponse['commits'][number];
 
 const put = (path: string): wire.Change => ({ op: 'put', path, size: 0, chunkSize: 4096, chunks: [] });
-const ch = (path: string, kind: 'added' | 'modified' | 'deleted' = 'modified', type: 'file' | 'dir' | 'symlink' = 'file') => ({ path, kind, type });
+const ch = (
+  path: string,
+  kind: 'added' | 'modified' | 'deleted' = 'modified',
+  type: 'file' | 'dir' | 'symlink' = 'file',
+) => ({ path, kind, type });
 
 describe('writtenPaths', () => {
   it('keeps what the commit leaves written: moves rebase, deletes and moved-away paths drop, prefix siblings survive', () => {
     const got = writtenPaths([
-      put('/a/f'), put('/ab'), { op: 'mkdir', path: '/d' }, put('/d/x'), { op: 'symlink', path: '/l', target: '/ab' },
+      put('/a/f'),
+      put('/ab'),
+      { op: 'mkdir', path: '/d' },
+      put('/d/x'),
+      { op: 'symlink', path: '/l', target: '/ab' },
       { op: 'move', from: '/d', to: '/e', overwrite: true },
-      put('/tmp'), { op: 'delete', path: '/tmp' },
+      put('/tmp'),
+      { op: 'delete', path: '/tmp' },
       { op: 'delete', path: '/a' },
       { op: 'setattr', path: '/base-file', mode: 0o600 },
     ]);
@@ -83,7 +92,11 @@ describe('OverwriteWatch', () => {
     watch.recorded(mine, [put('/x'), put('/keep'), { op: 'mkdir', path: '/dir' }, put('/dir/f'), put('/ab')]);
     commit('c-other', [ch('/x'), ch('/y', 'added'), ch('/a', 'deleted', 'dir'), ch('/ab0', 'added')]);
     commit('c-rmdir', [ch('/dir', 'deleted', 'dir')], true); // truncated: the entry below is not listed, the directory is
-    assert.deepEqual(await watch.check(), [{ path: '/dir', commit: 'c-rmdir' }, { path: '/dir/f', commit: 'c-rmdir' }, { path: '/x', commit: 'c-other' }]);
+    assert.deepEqual(await watch.check(), [
+      { path: '/dir', commit: 'c-rmdir' },
+      { path: '/dir/f', commit: 'c-rmdir' },
+      { path: '/x', commit: 'c-other' },
+    ]);
     assert.ok(logs.some((l) => /more paths than the feed lists/.test(l)));
     asked = [];
     await watch.check();
@@ -92,24 +105,36 @@ describe('OverwriteWatch', () => {
     // We write /x again: it is ours again. A commit of ours in the feed is never an overwrite.
     const again = commit('c-mine2', [ch('/keep')]);
     watch.recorded(again, [put('/x')]);
-    assert.deepEqual((await watch.check()).map((o) => o.path), ['/dir', '/dir/f']);
+    assert.deepEqual(
+      (await watch.check()).map((o) => o.path),
+      ['/dir', '/dir/f'],
+    );
 
     // Kept in the overlay db: a new agent (a restart) sees the same.
     const reopened = new OverwriteWatch(store, fetch, () => undefined);
-    assert.deepEqual((await reopened.check()).map((o) => o.path), ['/dir', '/dir/f']);
+    assert.deepEqual(
+      (await reopened.check()).map((o) => o.path),
+      ['/dir', '/dir/f'],
+    );
     reopened.clear();
     assert.deepEqual(await reopened.check(), []);
   });
 
-  it('never takes a commit of its own that is still landing for someone else\'s', async () => {
+  it("never takes a commit of its own that is still landing for someone else's", async () => {
     const watch = new OverwriteWatch(store, fetch, () => undefined);
     watch.recorded(commit('c-mine', []), [put('/p')]);
     // A look starts, then a commit of ours lands on the server before the look's page arrives.
     let release!: () => void;
-    const slow = new OverwriteWatch(store, async (since, limit) => {
-      await new Promise<void>((r) => { release = r; });
-      return fetch(since, limit);
-    }, () => undefined);
+    const slow = new OverwriteWatch(
+      store,
+      async (since, limit) => {
+        await new Promise<void>((r) => {
+          release = r;
+        });
+        return fetch(since, limit);
+      },
+      () => undefined,
+    );
     const look = slow.check();
     const landing = slow.during(async () => {
       const c = commit('c-mine2', [ch('/p')]); // the server has it; it is not recorded yet

@@ -80,8 +80,15 @@ export function writtenPaths(changes: readonly wire.Change[]): string[] {
   };
   for (const c of changes) {
     switch (c.op) {
-      case 'put': case 'symlink': case 'mkdir': case 'setattr': add(c.path); break;
-      case 'delete': take(c.path); break;
+      case 'put':
+      case 'symlink':
+      case 'mkdir':
+      case 'setattr':
+        add(c.path);
+        break;
+      case 'delete':
+        take(c.path);
+        break;
       case 'move': {
         const moved = take(c.from);
         take(c.to);
@@ -89,7 +96,8 @@ export function writtenPaths(changes: readonly wire.Change[]): string[] {
         add(c.to);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   return [...written];
@@ -102,7 +110,11 @@ export class OverwriteWatch {
   #committing = 0;
   #commitsStarted = 0;
 
-  constructor(private readonly store: OverlayStore, private readonly fetch: ChangesFetcher, private readonly log: (message: string) => void) {}
+  constructor(
+    private readonly store: OverlayStore,
+    private readonly fetch: ChangesFetcher,
+    private readonly log: (message: string) => void,
+  ) {}
 
   /**
    * Runs one commit of this mount (which calls `recorded` when it lands).
@@ -121,9 +133,17 @@ export class OverwriteWatch {
   }
 
   /** Records a commit this mount just made. */
-  recorded(commit: { id: string; seq: number }, changes: readonly wire.Change[], skipped: ReadonlyArray<{ path: string }> = []): void {
+  recorded(
+    commit: { id: string; seq: number },
+    changes: readonly wire.Change[],
+    skipped: ReadonlyArray<{ path: string }> = [],
+  ): void {
     const skip = new Set(skipped.map((s) => s.path));
-    this.store.recordOwnCommit(commit.id, commit.seq, writtenPaths(changes).filter((p) => !skip.has(p)));
+    this.store.recordOwnCommit(
+      commit.id,
+      commit.seq,
+      writtenPaths(changes).filter((p) => !skip.has(p)),
+    );
   }
 
   /** What was found so far, without asking the server. */
@@ -144,7 +164,9 @@ export class OverwriteWatch {
       return await this.#flight;
     } catch (e) {
       if (options.strict) throw e;
-      this.log(`looking for later commits over this mount's paths failed (reporting what was found before): ${(e as Error).message}`);
+      this.log(
+        `looking for later commits over this mount's paths failed (reporting what was found before): ${(e as Error).message}`,
+      );
       return this.known();
     }
   }
@@ -181,9 +203,13 @@ export class OverwriteWatch {
       // The feed lists every entry below a directory that went away, but only the first 10,000 paths of a commit:
       // the directory's own entry covers the rest.
       if (ch.kind === 'deleted' || ch.type !== 'dir') {
-        for (const below of this.store.ownPathsUnder(ch.path)) if (earlier(below.seq)) this.store.markOverwritten(below.path, commit.id);
+        for (const below of this.store.ownPathsUnder(ch.path))
+          if (earlier(below.seq)) this.store.markOverwritten(below.path, commit.id);
       }
     }
-    if (commit.truncated) this.log(`commit ${commit.id.slice(0, 12)} changed more paths than the feed lists: overwrites of this mount's paths below directories it kept may be missed`);
+    if (commit.truncated)
+      this.log(
+        `commit ${commit.id.slice(0, 12)} changed more paths than the feed lists: overwrites of this mount's paths below directories it kept may be missed`,
+      );
   }
 }

@@ -28,13 +28,30 @@ describe('HttpRemote.fetchChunk re-signing', () => {
       const u = new URL(req.url ?? '/', 'http://x');
       if (u.pathname === '/v1/volumes/v/read') {
         state.plans++;
-        if (state.refusePlans-- > 0) return void res.writeHead(403, { 'content-type': 'application/json' }).end(forbidden);
-        const plan = { commit: 'c', entry: {}, chunks: [{ hash, size: bytes.length, request: { method: 'GET', url: `/blob?sig=${state.plans}`, headers: {}, expiresAt: new Date(Date.now() + 3_600_000).toISOString() } }] };
+        if (state.refusePlans-- > 0)
+          return void res.writeHead(403, { 'content-type': 'application/json' }).end(forbidden);
+        const plan = {
+          commit: 'c',
+          entry: {},
+          chunks: [
+            {
+              hash,
+              size: bytes.length,
+              request: {
+                method: 'GET',
+                url: `/blob?sig=${state.plans}`,
+                headers: {},
+                expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+              },
+            },
+          ],
+        };
         return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(plan));
       }
       if (u.pathname === '/blob') {
         state.gets++;
-        if (state.refuseGets-- > 0) return void res.writeHead(403, { 'content-type': 'application/json' }).end(forbidden);
+        if (state.refuseGets-- > 0)
+          return void res.writeHead(403, { 'content-type': 'application/json' }).end(forbidden);
         return void res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
       }
       res.writeHead(404).end();

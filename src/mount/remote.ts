@@ -35,7 +35,9 @@ const PLAN_MARGIN_MS = 60_000;
 const fromSignedGet = new WeakSet<object>();
 /** A signature that expired early (clock skew, a long pause) is refused: plan (sign) again, once, at once. */
 const RESIGN_RETRY: RetryPolicy = {
-  name: 'chunk re-sign', attempts: 2, baseDelayMs: 0,
+  name: 'chunk re-sign',
+  attempts: 2,
+  baseDelayMs: 0,
   retryable: (e) => (isStowageError(e, 'Forbidden') || isStowageError(e, 'Unauthenticated')) && fromSignedGet.has(e),
 };
 
@@ -52,7 +54,11 @@ export class HttpRemote implements RemoteSource {
   readonly #held = new Map<ArrayBufferLike, number>();
   #pooled = 0;
 
-  constructor(private readonly client: Stowage, private readonly volume: string, readonly bufferSize: number) {
+  constructor(
+    private readonly client: Stowage,
+    private readonly volume: string,
+    readonly bufferSize: number,
+  ) {
     this.#budget = new ByteBudget(bufferSize);
   }
 
@@ -92,7 +98,9 @@ export class HttpRemote implements RemoteSource {
     const out: wire.FileInfo[] = [];
     let after: string | undefined;
     do {
-      const page = await this.client.request<wire.ListResponse>('GET', this.#path('/list'), { query: { path, commit, limit: LIST_PAGE, after } });
+      const page = await this.client.request<wire.ListResponse>('GET', this.#path('/list'), {
+        query: { path, commit, limit: LIST_PAGE, after },
+      });
       out.push(...page.entries);
       after = page.nextCursor ?? undefined;
     } while (after !== undefined);
@@ -124,16 +132,19 @@ export class HttpRemote implements RemoteSource {
       }
       const part = Math.ceil(size / PARTS);
       // allSettled: no part may still be writing into `out` once it is recycled after a failure.
-      const results = await Promise.allSettled(Array.from({ length: PARTS }, async (_, k) => {
-        const from = k * part;
-        const to = Math.min(size, from + part) - 1;
-        if (from > to) return;
-        const headers: Record<string, string> = { ...request.headers, range: `bytes=${from}-${to}` };
-        const slot = out.subarray(from, to + 1);
-        const bytes = await getSigned({ ...request, headers }, options, slot);
-        if (bytes.length !== slot.length) throw new Error(`${what}: the store answered ${bytes.length} bytes for a ${slot.length}-byte range`);
-        if (bytes.buffer !== out.buffer) slot.set(bytes);
-      }));
+      const results = await Promise.allSettled(
+        Array.from({ length: PARTS }, async (_, k) => {
+          const from = k * part;
+          const to = Math.min(size, from + part) - 1;
+          if (from > to) return;
+          const headers: Record<string, string> = { ...request.headers, range: `bytes=${from}-${to}` };
+          const slot = out.subarray(from, to + 1);
+          const bytes = await getSigned({ ...request, headers }, options, slot);
+          if (bytes.length !== slot.length)
+            throw new Error(`${what}: the store answered ${bytes.length} bytes for a ${slot.length}-byte range`);
+          if (bytes.buffer !== out.buffer) slot.set(bytes);
+        }),
+      );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       return out;
@@ -154,7 +165,8 @@ export class HttpRemote implements RemoteSource {
       return await retry(RESIGN_RETRY, async (attempt) => {
         const plan = await this.#plan(commit, path, attempt > 1);
         const chunk = plan.chunks[index];
-        if (!chunk || chunk.hash !== hash) throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
+        if (!chunk || chunk.hash !== hash)
+          throw new Error(`the server's plan for ${path} has no chunk ${index} with hash ${hash.slice(0, 12)}…`);
         const bytes = await this.#get(chunk.request, chunk.size, `chunk ${index} of ${path}`).catch((e: unknown) => {
           if (typeof e === 'object' && e !== null) fromSignedGet.add(e);
           throw e;

@@ -38,11 +38,20 @@ after(async () => {
 
 function app(overrides: Partial<VolumeEngine> = {}, limits?: { jsonBodyBytes?: number }) {
   const e = Object.assign(Object.create(engine) as VolumeEngine, overrides);
-  return createApp({ engine: e, blobRoute: { signer, store }, log: (_m, err) => logged.push(err), ...(limits ? { limits } : {}) });
+  return createApp({
+    engine: e,
+    blobRoute: { signer, store },
+    log: (_m, err) => logged.push(err),
+    ...(limits ? { limits } : {}),
+  });
 }
 
 const auth = () => ({ authorization: `Bearer ${token}` });
-const json = (body: unknown, method = 'POST') => ({ method, headers: { ...auth(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const json = (body: unknown, method = 'POST') => ({
+  method,
+  headers: { ...auth(), 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
 
 describe('createApp', () => {
   it('answers public routes without a token and the rest with 401 + WWW-Authenticate', async () => {
@@ -59,19 +68,32 @@ describe('createApp', () => {
   it('names the field and the reason of a validation failure', async () => {
     const res = await app().request('/v1/volumes', json({ name: 'v', tuning: { prefetch: 'lots' } }));
     assert.equal(res.status, 400);
-    const body = (await res.json()) as { error: { code: string; message: string; details: { issues: Array<{ path: string }> } } };
+    const body = (await res.json()) as {
+      error: { code: string; message: string; details: { issues: Array<{ path: string }> } };
+    };
     assert.equal(body.error.code, 'InvalidArgument');
     assert.match(body.error.message, /body field "tuning\.prefetch"/);
-    assert.deepEqual(body.error.details.issues.map((i) => i.path), ['tuning.prefetch']);
+    assert.deepEqual(
+      body.error.details.issues.map((i) => i.path),
+      ['tuning.prefetch'],
+    );
     const q = await app().request('/v1/volumes/v/commits?limit=-3', { headers: auth() });
     assert.equal(q.status, 400);
     assert.match(((await q.json()) as { error: { message: string } }).error.message, /query field "limit"/);
   });
 
   it('reads an empty JSON body as {} and refuses bodies that are not UTF-8', async () => {
-    const created = await app().request('/v1/volumes/empty-body', { method: 'PUT', headers: { ...auth(), 'content-type': 'application/json' }, body: '' });
+    const created = await app().request('/v1/volumes/empty-body', {
+      method: 'PUT',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: '',
+    });
     assert.equal(created.status, 201);
-    const bad = await app().request('/v1/volumes', { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: new Uint8Array([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]) });
+    const bad = await app().request('/v1/volumes', {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: new Uint8Array([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]),
+    });
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: { message: string } }).error.message, /UTF-8/);
   });
@@ -84,7 +106,11 @@ describe('createApp', () => {
 
   it('answers unexpected engine failures with a generic 500 and logs them', async () => {
     const boom = new TypeError('cannot read properties of undefined (secret internals)');
-    const res = await app({ listVolumes: async () => { throw boom; } }).request('/v1/volumes', { headers: auth() });
+    const res = await app({
+      listVolumes: async () => {
+        throw boom;
+      },
+    }).request('/v1/volumes', { headers: auth() });
     assert.equal(res.status, 500);
     const text = await res.text();
     assert.doesNotMatch(text, /secret internals|TypeError/);

@@ -19,7 +19,12 @@ import { OpenAPIHono, createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { tooManyChanges } from '@stowage/sdk/common/limits.js';
-import { InvalidArgumentError, NotFoundError, PayloadTooLargeError, UnauthenticatedError } from '@stowage/sdk/common/errors.js';
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthenticatedError,
+} from '@stowage/sdk/common/errors.js';
 import { KiB, MiB } from '@stowage/sdk/common/sizes.js';
 import type { VolumeEngine } from '../engine/types.js';
 import type { BlobStore } from '../stores/blob-store.js';
@@ -81,7 +86,9 @@ function assertWellFormedUrl(url: string): void {
     try {
       decodeURIComponent(part.replace(/\+/g, ' '));
     } catch {
-      throw new InvalidArgumentError(`${where} is not valid percent-encoded UTF-8: ${JSON.stringify(part.slice(0, 120))}`);
+      throw new InvalidArgumentError(
+        `${where} is not valid percent-encoded UTF-8: ${JSON.stringify(part.slice(0, 120))}`,
+      );
     }
   };
   for (const seg of u.pathname.split('/')) check(seg, 'URL path segment');
@@ -97,7 +104,8 @@ function authMiddleware(engine: VolumeEngine): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (isPublic(c.req.path)) return next();
     const header = c.req.header('authorization');
-    if (header === undefined) throw new UnauthenticatedError('missing bearer token: send "Authorization: Bearer <token>"');
+    if (header === undefined)
+      throw new UnauthenticatedError('missing bearer token: send "Authorization: Bearer <token>"');
     const m = BEARER.exec(header);
     if (!m) throw new UnauthenticatedError('malformed Authorization header: expected "Bearer <token>"');
     c.set('actor', await engine.authenticate(m[1]!));
@@ -110,7 +118,10 @@ function jsonBodyLimit(maxSize: number): MiddlewareHandler<AppEnv> {
   const limit = bodyLimit({
     maxSize,
     onError: () => {
-      throw new PayloadTooLargeError(`request body exceeds the ${maxSize}-byte limit of a JSON request; split it into several requests`, { details: { limit: maxSize } });
+      throw new PayloadTooLargeError(
+        `request body exceeds the ${maxSize}-byte limit of a JSON request; split it into several requests`,
+        { details: { limit: maxSize } },
+      );
     },
   });
   // tus PATCH bodies are streamed to a staging file and bounded by Upload-Length, not by the JSON limit.
@@ -137,7 +148,10 @@ const strictJsonText: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /** Renders a zod failure as "where: why" lines. */
-function describeIssues(target: string, issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): { message: string; issues: Array<{ path: string; message: string }> } {
+function describeIssues(
+  target: string,
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+): { message: string; issues: Array<{ path: string; message: string }> } {
   const where = target === 'json' ? 'body' : target === 'query' ? 'query' : target === 'param' ? 'URL' : target;
   const list = issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
   const text = list.map((i) => `${i.path === '' ? where : `${where} field "${i.path}"`}: ${i.message}`).join('; ');
@@ -167,7 +181,11 @@ export function createApp(options: AppOptions): ApiApp {
     defaultHook: (result) => {
       if (!result.success) {
         // Too many changes in a commit is a size limit (413, "split it"), not malformed input.
-        if (result.target === 'json' && result.error.issues.some((i) => i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'changes')) throw tooManyChanges();
+        if (
+          result.target === 'json' &&
+          result.error.issues.some((i) => i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'changes')
+        )
+          throw tooManyChanges();
         const { message, issues } = describeIssues(result.target, result.error.issues);
         throw new InvalidArgumentError(message, { details: { issues } });
       }
@@ -180,7 +198,10 @@ export function createApp(options: AppOptions): ApiApp {
     return c.json(body, status);
   });
   app.notFound((c) => {
-    const { status, body } = toErrorResponse(new NotFoundError(`no route ${c.req.method} ${c.req.path}: see /v1/openapi.json`), log);
+    const { status, body } = toErrorResponse(
+      new NotFoundError(`no route ${c.req.method} ${c.req.path}: see /v1/openapi.json`),
+      log,
+    );
     return c.json(body, status);
   });
 
@@ -204,16 +225,27 @@ export function createApp(options: AppOptions): ApiApp {
   registerDownloadRoutes(app, { ...deps, ...(options.shares ? { shares: options.shares } : {}) });
   registerSearchRoutes(app, deps);
   if (options.blobRoute) {
-    registerBlobsRoutes(app, { ...options.blobRoute, maxPutBytes: options.limits?.blobBodyBytes ?? DEFAULT_BLOB_BODY_BYTES });
+    registerBlobsRoutes(app, {
+      ...options.blobRoute,
+      maxPutBytes: options.limits?.blobBodyBytes ?? DEFAULT_BLOB_BODY_BYTES,
+    });
   }
   if (options.uploads) registerUploadsRoutes(app, options.uploads);
 
   // Commit requests name Change by reference (schemas/commit-schemas.ts ChangeList), so it is registered here.
   app.openAPIRegistry.register('Change', ChangeSchema);
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'A Stowage API token' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A Stowage API token',
+  });
   app.doc('/v1/openapi.json', {
     openapi: '3.0.3',
-    info: { title: 'Stowage API', version: '1', description: 'Persistent, versioned volumes for sandboxes. Errors are { error: { code, message, details? } }.' },
+    info: {
+      title: 'Stowage API',
+      version: '1',
+      description: 'Persistent, versioned volumes for sandboxes. Errors are { error: { code, message, details? } }.',
+    },
     security: [{ bearer: [] }],
   });
   return app;

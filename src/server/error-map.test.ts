@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HTTPException } from 'hono/http-exception';
-import { ERROR_CODES, HTTP_STATUS_ERROR_CODE, NotFoundError, QuotaExceededError, StowageError } from '@stowage/sdk/common/errors.js';
+import {
+  ERROR_CODES,
+  HTTP_STATUS_ERROR_CODE,
+  NotFoundError,
+  QuotaExceededError,
+  StowageError,
+} from '@stowage/sdk/common/errors.js';
 import { HTTP_STATUS, fromHttpException, statusOf, toErrorResponse } from './error-map.js';
 
 const silent = () => undefined;
@@ -22,8 +28,19 @@ describe('error map', () => {
 
   it('uses the documented statuses', () => {
     assert.deepEqual(HTTP_STATUS, {
-      NotFound: 404, AlreadyExists: 409, Conflict: 409, InvalidArgument: 400, PreconditionFailed: 412, QuotaExceeded: 413,
-      Unauthenticated: 401, Forbidden: 403, ReadOnly: 403, PayloadTooLarge: 413, InsufficientStorage: 507, Unavailable: 503, Internal: 500,
+      NotFound: 404,
+      AlreadyExists: 409,
+      Conflict: 409,
+      InvalidArgument: 400,
+      PreconditionFailed: 412,
+      QuotaExceeded: 413,
+      Unauthenticated: 401,
+      Forbidden: 403,
+      ReadOnly: 403,
+      PayloadTooLarge: 413,
+      InsufficientStorage: 507,
+      Unavailable: 503,
+      Internal: 500,
     });
   });
 
@@ -31,7 +48,9 @@ describe('error map', () => {
     const r = toErrorResponse(new QuotaExceededError('too big', { details: { cap: 10, size: 20 } }), silent);
     assert.equal(r.status, 413);
     assert.deepEqual(r.body, { error: { code: 'QuotaExceeded', message: 'too big', details: { cap: 10, size: 20 } } });
-    assert.deepEqual(toErrorResponse(new NotFoundError('gone'), silent).body, { error: { code: 'NotFound', message: 'gone' } });
+    assert.deepEqual(toErrorResponse(new NotFoundError('gone'), silent).body, {
+      error: { code: 'NotFound', message: 'gone' },
+    });
   });
 
   it('answers unknown errors with a generic 500 and logs the real one', () => {
@@ -51,13 +70,16 @@ describe('error map', () => {
   });
 
   it('translates Hono exceptions through the same table', () => {
-    assert.equal(toErrorResponse(new HTTPException(400, { message: 'Malformed JSON in request body' }), silent).body.error.code, 'InvalidArgument');
+    assert.equal(
+      toErrorResponse(new HTTPException(400, { message: 'Malformed JSON in request body' }), silent).body.error.code,
+      'InvalidArgument',
+    );
     assert.equal(toErrorResponse(new HTTPException(413), silent).status, 413);
     assert.equal(fromHttpException(new HTTPException(415)).code, 'InvalidArgument');
     assert.equal(fromHttpException(new HTTPException(502)).code, 'Internal');
   });
 
-  it('reads Hono\'s own 4xx statuses by the one status table, and its 5xx as this server\'s failure', () => {
+  it("reads Hono's own 4xx statuses by the one status table, and its 5xx as this server's failure", () => {
     for (const [status, code] of Object.entries(HTTP_STATUS_ERROR_CODE)) {
       const e = fromHttpException(new HTTPException(Number(status) as 400));
       assert.equal(e.code, Number(status) >= 500 ? 'Internal' : code, `HTTP ${status}`);

@@ -14,7 +14,13 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { HTTPException } from 'hono/http-exception';
 import type { ErrorBody } from '@stowage/sdk/api/wire.js';
-import { ERROR_CODES, ERROR_HTTP_STATUS, errorCodeOfStatus, StowageError, type ErrorCode } from '@stowage/sdk/common/errors.js';
+import {
+  ERROR_CODES,
+  ERROR_HTTP_STATUS,
+  errorCodeOfStatus,
+  StowageError,
+  type ErrorCode,
+} from '@stowage/sdk/common/errors.js';
 
 /** HTTP status of every error code (the table lives in common/errors.ts, shared with the mount agent's control socket). */
 export const HTTP_STATUS = ERROR_HTTP_STATUS as Readonly<Record<ErrorCode, ContentfulStatusCode>>;
@@ -45,7 +51,10 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
  * gate) to a StowageError, so that it is answered through the same table.
  */
 export function fromHttpException(e: HTTPException): StowageError {
-  if (e.status === 415) return new StowageError('InvalidArgument', 'unsupported Content-Type: send the body as application/json', { cause: e });
+  if (e.status === 415)
+    return new StowageError('InvalidArgument', 'unsupported Content-Type: send the body as application/json', {
+      cause: e,
+    });
   // A 5xx Hono raises itself is this server failing, never an upstream being unavailable.
   const code = e.status >= 500 ? 'Internal' : errorCodeOfStatus(e.status);
   if (code === 'Internal') return new StowageError('Internal', 'internal error', { cause: e });
@@ -78,5 +87,10 @@ export function toErrorResponse(err: unknown, log: ErrorLog = defaultLog): Error
     return { status: statusOf(e.code), body };
   }
   log('stowage: unexpected error:', err);
-  return { status: 500, body: { error: { code: 'Internal', message: 'internal error: the server failed unexpectedly; see the server log' } } };
+  return {
+    status: 500,
+    body: {
+      error: { code: 'Internal', message: 'internal error: the server failed unexpectedly; see the server log' },
+    },
+  };
 }

@@ -7,7 +7,13 @@
 import type * as wire from '@stowage/sdk/api/wire.js';
 import type { AttachmentView, CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
 import type { SignedRequest } from '../stores/blob-store.js';
-import type { CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
+import type {
+  CommitRecord,
+  SnapshotRecord,
+  TenantRecord,
+  TokenRecord,
+  VolumeRecord,
+} from '@stowage/sdk/model/records.js';
 
 const iso = (d: Date): string => d.toISOString();
 const isoOrNull = (d: Date | null): string | null => (d === null ? null : d.toISOString());
@@ -21,7 +27,12 @@ export function presentVolume(v: VolumeRecord): wire.Volume {
     cap: v.cap,
     size: v.size,
     fileCount: v.fileCount,
-    tuning: { cacheSize: v.tuning.cacheSize, bufferSize: v.tuning.bufferSize, prefetch: v.tuning.prefetch, writeback: v.tuning.writeback },
+    tuning: {
+      cacheSize: v.tuning.cacheSize,
+      bufferSize: v.tuning.bufferSize,
+      prefetch: v.tuning.prefetch,
+      writeback: v.tuning.writeback,
+    },
     head: v.head,
     createdAt: iso(v.createdAt),
     updatedAt: iso(v.updatedAt),
@@ -49,7 +60,11 @@ export function presentCommit(c: CommitRecord): wire.Commit {
 
 /** The engine's commit result as the wire `CommitResponse`. */
 export function presentCommitResult(r: CommitResult): wire.CommitResponse {
-  return { commit: presentCommit(r.commit), overwritten: [...r.overwritten], skipped: r.skipped.map((s) => ({ index: s.index, path: s.path, reason: s.reason })) };
+  return {
+    commit: presentCommit(r.commit),
+    overwritten: [...r.overwritten],
+    skipped: r.skipped.map((s) => ({ index: s.index, path: s.path, reason: s.reason })),
+  };
 }
 
 /** A snapshot record as the wire `Snapshot`. */
@@ -76,7 +91,14 @@ export function presentAttachment(a: AttachmentView): wire.Attachment {
 
 /** A tenant record as the wire `Tenant`. */
 export function presentTenant(t: TenantRecord): wire.Tenant {
-  return { id: t.id, name: t.name, defaultCap: t.defaultCap, createdAt: iso(t.createdAt), storageQuota: t.storageQuota, uncommittedQuota: t.uncommittedQuota ?? 0 };
+  return {
+    id: t.id,
+    name: t.name,
+    defaultCap: t.defaultCap,
+    createdAt: iso(t.createdAt),
+    storageQuota: t.storageQuota,
+    uncommittedQuota: t.uncommittedQuota ?? 0,
+  };
 }
 
 /**
@@ -104,7 +126,12 @@ export function presentSignedRequest(r: SignedRequest): wire.SignedRequest {
 /** The engine's upload plan as the wire `UploadResponse`. */
 export function presentUploadPlan(p: { missing: MissingChunk[]; present: number }): wire.UploadResponse {
   return {
-    missing: p.missing.map((m) => ({ hash: m.hash, size: m.size, key: m.key, request: presentSignedRequest(m.request) })),
+    missing: p.missing.map((m) => ({
+      hash: m.hash,
+      size: m.size,
+      key: m.key,
+      request: presentSignedRequest(m.request),
+    })),
     present: p.present,
   };
 }

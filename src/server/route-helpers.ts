@@ -23,12 +23,20 @@ export interface RouteDeps {
 
 /** A required JSON request body validated by `schema`. */
 export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
-  return { required: true, content: { 'application/json': { schema } }, ...(description ? { description } : {}) } as const;
+  return {
+    required: true,
+    content: { 'application/json': { schema } },
+    ...(description ? { description } : {}),
+  } as const;
 }
 
 /** An optional JSON request body (absent means `{}`). */
 export function optionalJsonBody<T extends z.ZodType>(schema: T, description?: string) {
-  return { required: false, content: { 'application/json': { schema } }, ...(description ? { description } : {}) } as const;
+  return {
+    required: false,
+    content: { 'application/json': { schema } },
+    ...(description ? { description } : {}),
+  } as const;
 }
 
 /** A JSON answer of `schema`. */

@@ -94,7 +94,12 @@ function listen(app: ReturnType<typeof createApp>, port: number, host: string): 
 }
 
 /** Creates the first tenant when there is none; returns its admin token, or undefined when a tenant exists. */
-async function bootstrapTenant(engine: VolumeEngine, metadata: MetadataStore, dataDir: string, log: (line: string) => void): Promise<string | undefined> {
+async function bootstrapTenant(
+  engine: VolumeEngine,
+  metadata: MetadataStore,
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<string | undefined> {
   if ((await metadata.listTenants()).length > 0) return undefined;
   let secret: string;
   try {
@@ -143,14 +148,24 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     });
     opened.push(blobs);
 
-    const engine = createEngine({ metadata, blobs, ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}) });
+    const engine = createEngine({
+      metadata,
+      blobs,
+      ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}),
+    });
     // Volumes from before the chunk-ownership index must own what they hold, or their next commit would be refused.
     const backfilled = await engine.backfillChunkOwners();
     if (backfilled > 0) log(`recorded chunk ownership of ${backfilled} existing volume(s)`);
     const adminToken = await bootstrapTenant(engine, metadata, dataDir, log);
     // Staging files of resumable uploads; expired ones are swept at start and every hour.
-    const uploads = createUploadService(engine, { directory: join(dataDir, UPLOADS_DIR), ...(options.uploadExpiryMs !== undefined ? { expireAfterMs: options.uploadExpiryMs } : {}) });
-    const sweep = () => void uploads.cleanup().catch((err: unknown) => log(`upload cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
+    const uploads = createUploadService(engine, {
+      directory: join(dataDir, UPLOADS_DIR),
+      ...(options.uploadExpiryMs !== undefined ? { expireAfterMs: options.uploadExpiryMs } : {}),
+    });
+    const sweep = () =>
+      void uploads
+        .cleanup()
+        .catch((err: unknown) => log(`upload cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
     sweep();
     const sweeper = setInterval(sweep, UPLOAD_SWEEP_MS);
     sweeper.unref();

@@ -48,7 +48,8 @@ export class ShareSigner {
 
   /** Throws InvalidArgumentError for a secret shorter than 16 bytes. */
   constructor(options: { secret: Buffer | string; baseUrl: string | (() => string) }) {
-    const secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
+    const secret =
+      typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
     if (secret.length < 16) throw new InvalidArgumentError('share-link signing secret must be at least 16 bytes');
     this.#secret = secret;
     const { baseUrl } = options;
@@ -58,14 +59,24 @@ export class ShareSigner {
   /** A URL granting GET of `grant` for `expiresIn` seconds (rounded up to whole seconds). */
   sign(grant: ShareGrant, expiresIn: number, now: Date = new Date()): { url: string; expiresAt: Date } {
     if (!Number.isSafeInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_SHARE_SECONDS) {
-      throw new InvalidArgumentError(`expiresIn must be a whole number of seconds between 1 and ${MAX_SHARE_SECONDS} (7 days)`);
+      throw new InvalidArgumentError(
+        `expiresIn must be a whole number of seconds between 1 and ${MAX_SHARE_SECONDS} (7 days)`,
+      );
     }
     const path = parsePath(grant.path);
     const expires = String(Math.ceil(now.getTime() / 1000 + expiresIn));
-    const query = new URLSearchParams({ commit: grant.commit, token: grant.tokenId, expires, sig: this.#mac({ ...grant, path }, expires) });
+    const query = new URLSearchParams({
+      commit: grant.commit,
+      token: grant.tokenId,
+      expires,
+      sig: this.#mac({ ...grant, path }, expires),
+    });
     const base = this.#baseUrl().replace(/\/+$/, '');
     const encoded = path.split('/').map(encodeURIComponent).join('/');
-    return { url: `${base}${SHARE_PATH_PREFIX}${encodeURIComponent(grant.volumeId)}${encoded}?${query.toString()}`, expiresAt: new Date(Number(expires) * 1000) };
+    return {
+      url: `${base}${SHARE_PATH_PREFIX}${encodeURIComponent(grant.volumeId)}${encoded}?${query.toString()}`,
+      expiresAt: new Date(Number(expires) * 1000),
+    };
   }
 
   /**
@@ -89,14 +100,20 @@ export class ShareSigner {
     const tokenId = single(query, 'token');
     const expires = single(query, 'expires');
     const sig = single(query, 'sig');
-    if (!/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(sig)) throw new ForbiddenError('signed file URL has a malformed expiry or signature: use the URL exactly as it was issued');
+    if (!/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(sig))
+      throw new ForbiddenError(
+        'signed file URL has a malformed expiry or signature: use the URL exactly as it was issued',
+      );
     const grant: ShareGrant = { volumeId, path, commit, tokenId };
     const expected = Buffer.from(this.#mac(grant, expires), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) {
-      throw new ForbiddenError('signed file URL signature does not match: the URL was altered or names another file; ask for a new URL');
+      throw new ForbiddenError(
+        'signed file URL signature does not match: the URL was altered or names another file; ask for a new URL',
+      );
     }
     const expiresAt = new Date(Number(expires) * 1000);
-    if (now.getTime() > expiresAt.getTime()) throw new ForbiddenError(`signed file URL expired at ${expiresAt.toISOString()}: ask for a new URL`);
+    if (now.getTime() > expiresAt.getTime())
+      throw new ForbiddenError(`signed file URL expired at ${expiresAt.toISOString()}: ask for a new URL`);
     return grant;
   }
 
@@ -110,6 +127,7 @@ export class ShareSigner {
 function single(query: URLSearchParams, name: string): string {
   const values = query.getAll(name);
   // A repeated parameter could make the server and the signature read different values.
-  if (values.length !== 1) throw new ForbiddenError(`signed file URL must carry exactly one "${name}": use the URL exactly as it was issued`);
+  if (values.length !== 1)
+    throw new ForbiddenError(`signed file URL must carry exactly one "${name}": use the URL exactly as it was issued`);
   return values[0]!;
 }

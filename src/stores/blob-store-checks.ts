@@ -34,13 +34,17 @@ function assertByteCount(what: string, n: unknown): asserts n is number | undefi
 export function checkPutOptions(key: string, options: PutOptions | undefined): PutOptions {
   const { sha256, size, maxSize } = options ?? {};
   if (sha256 !== undefined && !isSha256Hex(sha256)) {
-    throw new InvalidArgumentError(`invalid sha256 ${JSON.stringify(String(sha256).slice(0, 80))} for blob "${key}": expected 64 hex characters`);
+    throw new InvalidArgumentError(
+      `invalid sha256 ${JSON.stringify(String(sha256).slice(0, 80))} for blob "${key}": expected 64 hex characters`,
+    );
   }
   assertByteCount('size', size);
   assertByteCount('maxSize', maxSize);
   // Refuse before reading: a declared size over the limit can only end one way.
   if (size !== undefined && maxSize !== undefined && size > maxSize) {
-    throw new PayloadTooLargeError(`blob "${key}" of ${size} bytes exceeds the limit of ${maxSize} bytes`, { details: { size, maxSize } });
+    throw new PayloadTooLargeError(`blob "${key}" of ${size} bytes exceeds the limit of ${maxSize} bytes`, {
+      details: { size, maxSize },
+    });
   }
   const out: PutOptions = {};
   if (sha256 !== undefined) out.sha256 = sha256.toLowerCase();
@@ -59,9 +63,8 @@ export async function* bodyChunks(body: BlobBody): AsyncGenerator<Uint8Array, vo
     yield body;
     return;
   }
-  const source: AsyncIterable<unknown> = body instanceof Readable
-    ? { [Symbol.asyncIterator]: () => body.iterator({ destroyOnReturn: false }) }
-    : body;
+  const source: AsyncIterable<unknown> =
+    body instanceof Readable ? { [Symbol.asyncIterator]: () => body.iterator({ destroyOnReturn: false }) } : body;
   for await (const chunk of source) {
     if (!(chunk instanceof Uint8Array)) {
       throw new InvalidArgumentError(`blob body chunks must be bytes (Uint8Array), got ${typeof chunk}`);
@@ -89,10 +92,15 @@ export class BodyMeter {
     this.size += chunk.byteLength;
     const { maxSize, size } = this.#options;
     if (maxSize !== undefined && this.size > maxSize) {
-      throw new PayloadTooLargeError(`blob "${this.#key}" exceeds the limit of ${maxSize} bytes`, { details: { maxSize } });
+      throw new PayloadTooLargeError(`blob "${this.#key}" exceeds the limit of ${maxSize} bytes`, {
+        details: { maxSize },
+      });
     }
     if (size !== undefined && this.size > size) {
-      throw new InvalidArgumentError(`size mismatch for blob "${this.#key}": expected ${size} bytes, got at least ${this.size}`, { details: { expected: size, actual: this.size } });
+      throw new InvalidArgumentError(
+        `size mismatch for blob "${this.#key}": expected ${size} bytes, got at least ${this.size}`,
+        { details: { expected: size, actual: this.size } },
+      );
     }
     this.#hash.update(chunk);
   }
@@ -101,11 +109,16 @@ export class BodyMeter {
   finish(): { size: number; sha256: string } {
     const { size, sha256 } = this.#options;
     if (size !== undefined && this.size !== size) {
-      throw new InvalidArgumentError(`size mismatch for blob "${this.#key}": expected ${size} bytes, got ${this.size}`, { details: { expected: size, actual: this.size } });
+      throw new InvalidArgumentError(
+        `size mismatch for blob "${this.#key}": expected ${size} bytes, got ${this.size}`,
+        { details: { expected: size, actual: this.size } },
+      );
     }
     const actual = this.#hash.digest('hex');
     if (sha256 !== undefined && actual !== sha256) {
-      throw new InvalidArgumentError(`sha256 mismatch for blob "${this.#key}": expected ${sha256}, got ${actual}`, { details: { expected: sha256, actual } });
+      throw new InvalidArgumentError(`sha256 mismatch for blob "${this.#key}": expected ${sha256}, got ${actual}`, {
+        details: { expected: sha256, actual },
+      });
     }
     return { size: this.size, sha256: actual };
   }
@@ -117,15 +130,23 @@ export class BodyMeter {
  * the end of a non-empty object is an InvalidArgumentError; any range of an
  * empty object is empty.
  */
-export function resolveRange(key: string, range: ByteRange | undefined, size: number): { start: number; length: number } {
+export function resolveRange(
+  key: string,
+  range: ByteRange | undefined,
+  size: number,
+): { start: number; length: number } {
   if (range === undefined) return { start: 0, length: size };
   const { start, end } = range;
   if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
-    throw new InvalidArgumentError(`invalid byte range ${start}-${end ?? ''} for blob "${key}": expected 0 <= start <= end`);
+    throw new InvalidArgumentError(
+      `invalid byte range ${start}-${end ?? ''} for blob "${key}": expected 0 <= start <= end`,
+    );
   }
   if (size === 0) return { start: 0, length: 0 };
   if (start >= size) {
-    throw new InvalidArgumentError(`range start ${start} is past the end of blob "${key}" (${size} bytes)`, { details: { start, size } });
+    throw new InvalidArgumentError(`range start ${start} is past the end of blob "${key}" (${size} bytes)`, {
+      details: { start, size },
+    });
   }
   const last = Math.min(end ?? size - 1, size - 1);
   return { start, length: last - start + 1 };
@@ -142,18 +163,29 @@ export function checkSignOptions(method: unknown, options: SignOptions): SignOpt
     throw new InvalidArgumentError(`cannot sign method ${JSON.stringify(method)}: only GET and PUT are signed`);
   }
   const { expiresIn, sha256, size, range } = options ?? ({} as Partial<SignOptions>);
-  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0 || expiresIn > MAX_SIGN_EXPIRES_IN) {
-    throw new InvalidArgumentError(`invalid expiresIn ${String(expiresIn)}: expected seconds in (0, ${MAX_SIGN_EXPIRES_IN}]`);
+  if (
+    typeof expiresIn !== 'number' ||
+    !Number.isFinite(expiresIn) ||
+    expiresIn <= 0 ||
+    expiresIn > MAX_SIGN_EXPIRES_IN
+  ) {
+    throw new InvalidArgumentError(
+      `invalid expiresIn ${String(expiresIn)}: expected seconds in (0, ${MAX_SIGN_EXPIRES_IN}]`,
+    );
   }
   if (sha256 !== undefined && !isSha256Hex(sha256)) {
-    throw new InvalidArgumentError(`invalid sha256 ${JSON.stringify(String(sha256).slice(0, 80))}: expected 64 hex characters`);
+    throw new InvalidArgumentError(
+      `invalid sha256 ${JSON.stringify(String(sha256).slice(0, 80))}: expected 64 hex characters`,
+    );
   }
   assertByteCount('size', size);
   if (range !== undefined) {
     if (method !== 'GET') throw new InvalidArgumentError('only a GET can be signed for a byte range');
     const { start, end } = range;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-      throw new InvalidArgumentError(`invalid signed range ${String(start)}-${String(end)}: expected 0 <= start <= end`);
+      throw new InvalidArgumentError(
+        `invalid signed range ${String(start)}-${String(end)}: expected 0 <= start <= end`,
+      );
     }
   }
   const out: SignOptions = { expiresIn };

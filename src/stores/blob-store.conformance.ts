@@ -86,7 +86,9 @@ async function rejectsWithCode(fn: () => Promise<unknown>, code: string, what: s
 export function runBlobStoreConformance(name: string, open: () => Promise<OpenedBlobStore>): void {
   describe(`BlobStore conformance: ${name}`, () => {
     let store: BlobStore;
-    freshStorePerTest(open, (s) => { store = s; });
+    freshStorePerTest(open, (s) => {
+      store = s;
+    });
 
     describe('put and get', () => {
       it('round-trips a Uint8Array body', async () => {
@@ -99,7 +101,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
 
       it('round-trips a Readable body', async () => {
         const data = pattern(300_000, 1);
-        await store.put('obj/readable', Readable.from([data.subarray(0, 1), data.subarray(1, 70_000), data.subarray(70_000)]));
+        await store.put(
+          'obj/readable',
+          Readable.from([data.subarray(0, 1), data.subarray(1, 70_000), data.subarray(70_000)]),
+        );
         assert.deepEqual(await getBytes(store, 'obj/readable'), data);
       });
 
@@ -127,7 +132,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
         assert.equal(info.size, 12_345);
         assert.ok(head.lastModified instanceof Date);
         // Some stores keep whole seconds only: allow that much slack.
-        assert.ok(head.lastModified.getTime() >= before - 2000 && head.lastModified.getTime() <= after + 2000, `lastModified ${head.lastModified.toISOString()} is not around now`);
+        assert.ok(
+          head.lastModified.getTime() >= before - 2000 && head.lastModified.getTime() <= after + 2000,
+          `lastModified ${head.lastModified.toISOString()} is not around now`,
+        );
       });
 
       it('streams a 20 MiB body generated on the fly', { timeout: 120_000 }, async () => {
@@ -155,7 +163,11 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
 
       it('accepts a body that matches its sha256, size and maxSize exactly', async () => {
         const data = pattern(4096, 6);
-        await store.put('obj/checked', slices(data, 1000), { sha256: sha256(data), size: data.length, maxSize: data.length });
+        await store.put('obj/checked', slices(data, 1000), {
+          sha256: sha256(data),
+          size: data.length,
+          maxSize: data.length,
+        });
         assert.deepEqual(await getBytes(store, 'obj/checked'), data);
       });
 
@@ -201,7 +213,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
         assert.equal(await store.head('d/a'), undefined);
         await rejectsWithCode(() => store.get('d/a'), 'NotFound', 'get after delete');
         assert.deepEqual(await getBytes(store, 'd/b'), pattern(2));
-        assert.deepEqual((await listAll(store, '')).map((i) => i.key), ['d/b']);
+        assert.deepEqual(
+          (await listAll(store, '')).map((i) => i.key),
+          ['d/b'],
+        );
       });
 
       it('deleting a missing key succeeds, also twice', async () => {
@@ -256,31 +271,58 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
     describe('rejected puts leave nothing behind', () => {
       async function assertAbsent(key: string): Promise<void> {
         assert.equal(await store.head(key), undefined, `${key} must not exist`);
-        assert.deepEqual((await listAll(store, '')).map((i) => i.key).filter((k) => k === key), []);
+        assert.deepEqual(
+          (await listAll(store, '')).map((i) => i.key).filter((k) => k === key),
+          [],
+        );
       }
 
       it('rejects a sha256 mismatch with InvalidArgument', async () => {
         const data = pattern(70_000, 9);
-        await rejectsWithCode(() => store.put('bad/sha', slices(data, 8192), { sha256: sha256(pattern(70_000, 10)) }), 'InvalidArgument', 'sha256 mismatch');
+        await rejectsWithCode(
+          () => store.put('bad/sha', slices(data, 8192), { sha256: sha256(pattern(70_000, 10)) }),
+          'InvalidArgument',
+          'sha256 mismatch',
+        );
         await assertAbsent('bad/sha');
       });
 
       it('rejects a body shorter or longer than its size with InvalidArgument', async () => {
-        await rejectsWithCode(() => store.put('bad/short', pattern(99), { size: 100 }), 'InvalidArgument', 'short body');
+        await rejectsWithCode(
+          () => store.put('bad/short', pattern(99), { size: 100 }),
+          'InvalidArgument',
+          'short body',
+        );
         await assertAbsent('bad/short');
-        await rejectsWithCode(() => store.put('bad/long', slices(pattern(101), 10), { size: 100 }), 'InvalidArgument', 'long body');
+        await rejectsWithCode(
+          () => store.put('bad/long', slices(pattern(101), 10), { size: 100 }),
+          'InvalidArgument',
+          'long body',
+        );
         await assertAbsent('bad/long');
       });
 
       it('rejects a malformed sha256 option with InvalidArgument', async () => {
-        await rejectsWithCode(() => store.put('bad/opt', pattern(1), { sha256: 'not-a-hash' }), 'InvalidArgument', 'malformed sha256');
+        await rejectsWithCode(
+          () => store.put('bad/opt', pattern(1), { sha256: 'not-a-hash' }),
+          'InvalidArgument',
+          'malformed sha256',
+        );
         await assertAbsent('bad/opt');
       });
 
       it('rejects a body over maxSize with PayloadTooLarge', async () => {
-        await rejectsWithCode(() => store.put('bad/big', slices(pattern(2000), 100), { maxSize: 1999 }), 'PayloadTooLarge', 'over maxSize');
+        await rejectsWithCode(
+          () => store.put('bad/big', slices(pattern(2000), 100), { maxSize: 1999 }),
+          'PayloadTooLarge',
+          'over maxSize',
+        );
         await assertAbsent('bad/big');
-        await rejectsWithCode(() => store.put('bad/declared', pattern(10), { size: 2000, maxSize: 1000 }), 'PayloadTooLarge', 'declared size over maxSize');
+        await rejectsWithCode(
+          () => store.put('bad/declared', pattern(10), { size: 2000, maxSize: 1000 }),
+          'PayloadTooLarge',
+          'declared size over maxSize',
+        );
         await assertAbsent('bad/declared');
       });
 
@@ -293,7 +335,11 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
             yield chunk;
           }
         }
-        await rejectsWithCode(() => store.put('bad/endless', endless(), { maxSize: MiB }), 'PayloadTooLarge', 'endless body');
+        await rejectsWithCode(
+          () => store.put('bad/endless', endless(), { maxSize: MiB }),
+          'PayloadTooLarge',
+          'endless body',
+        );
         assert.ok(pulled < 64 * MiB, `read ${pulled} bytes of a body limited to 1 MiB`);
         await assertAbsent('bad/endless');
       });
@@ -323,16 +369,46 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
           throw new Error('aborted');
         }
         await assert.rejects(() => store.put('keep/me', failing()));
-        await rejectsWithCode(() => store.put('keep/me', pattern(10), { sha256: sha256(pattern(11)) }), 'InvalidArgument', 'sha256 mismatch');
-        await rejectsWithCode(() => store.put('keep/me', pattern(10), { size: 11 }), 'InvalidArgument', 'size mismatch');
-        await rejectsWithCode(() => store.put('keep/me', pattern(10_000), { maxSize: 9999 }), 'PayloadTooLarge', 'maxSize');
+        await rejectsWithCode(
+          () => store.put('keep/me', pattern(10), { sha256: sha256(pattern(11)) }),
+          'InvalidArgument',
+          'sha256 mismatch',
+        );
+        await rejectsWithCode(
+          () => store.put('keep/me', pattern(10), { size: 11 }),
+          'InvalidArgument',
+          'size mismatch',
+        );
+        await rejectsWithCode(
+          () => store.put('keep/me', pattern(10_000), { maxSize: 9999 }),
+          'PayloadTooLarge',
+          'maxSize',
+        );
         assert.deepEqual(await getBytes(store, 'keep/me'), old);
         assert.equal((await store.head('keep/me'))?.size, 5000);
       });
     });
 
     describe('keys', () => {
-      const invalid = ['', '../x', 'x/../y', '..', '.', '/abs', 'a//b', 'a/./b', 'a/', 'a\0b', 'a\\b', 'has space', 'a\nb', 'caf\u00e9', 'a?b', '%2e%2e', 'a/b/'];
+      const invalid = [
+        '',
+        '../x',
+        'x/../y',
+        '..',
+        '.',
+        '/abs',
+        'a//b',
+        'a/./b',
+        'a/',
+        'a\0b',
+        'a\\b',
+        'has space',
+        'a\nb',
+        'caf\u00e9',
+        'a?b',
+        '%2e%2e',
+        'a/b/',
+      ];
 
       it('refuses invalid keys with InvalidArgument in every method', async () => {
         for (const key of invalid) {
@@ -363,7 +439,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
       it('lists every object in ascending key order for an empty prefix', async () => {
         await putAll();
         const all = await listAll(store, '');
-        assert.deepEqual(all.map((i) => i.key), sorted);
+        assert.deepEqual(
+          all.map((i) => i.key),
+          sorted,
+        );
         for (const info of all) {
           assert.equal(info.size, keys.indexOf(info.key) + 1, `size of ${info.key}`);
           assert.ok(info.lastModified instanceof Date);
@@ -374,7 +453,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
         await putAll();
         const keysOf = async (prefix: string) => (await listAll(store, prefix)).map((i) => i.key);
         assert.deepEqual(await keysOf('a/'), ['a/1', 'a/10', 'a/2', 'a/sub/deep']);
-        assert.deepEqual(await keysOf('a'), sorted.filter((k) => k.startsWith('a')));
+        assert.deepEqual(
+          await keysOf('a'),
+          sorted.filter((k) => k.startsWith('a')),
+        );
         assert.deepEqual(await keysOf('a/1'), ['a/1', 'a/10']);
         assert.deepEqual(await keysOf('a/s'), ['a/sub/deep']);
         assert.deepEqual(await keysOf('b/2'), ['b/2']);
@@ -391,7 +473,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
         await putAll();
         await store.delete('a/sub/deep');
         await store.delete('c');
-        assert.deepEqual((await listAll(store, '')).map((i) => i.key), sorted.filter((k) => k !== 'a/sub/deep' && k !== 'c'));
+        assert.deepEqual(
+          (await listAll(store, '')).map((i) => i.key),
+          sorted.filter((k) => k !== 'a/sub/deep' && k !== 'c'),
+        );
       });
     });
 
@@ -403,13 +488,18 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
         await Promise.all(bodies.map((b) => store.put('race/key', slices(b, 32 * 1024))));
         const got = await getBytes(store, 'race/key');
         assert.equal(got.length, size);
-        assert.ok(bodies.some((b) => b.equals(got)), 'the object is exactly one of the bodies put');
+        assert.ok(
+          bodies.some((b) => b.equals(got)),
+          'the object is exactly one of the bodies put',
+        );
       });
 
       it('readers during concurrent puts see a whole old or new object', { timeout: 60_000 }, async () => {
         await store.put('race/read', Buffer.alloc(size, 0xaa));
         let writing = true;
-        const writers = Promise.all(Array.from({ length: 6 }, (_, i) => store.put('race/read', slices(Buffer.alloc(size, i + 1), 16 * 1024)))).finally(() => {
+        const writers = Promise.all(
+          Array.from({ length: 6 }, (_, i) => store.put('race/read', slices(Buffer.alloc(size, i + 1), 16 * 1024))),
+        ).finally(() => {
           writing = false;
         });
         let reads = 0;
@@ -418,7 +508,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
           await yieldToLoop();
           const got = await getBytes(store, 'race/read');
           assert.equal(got.length, size, 'a read sees the whole object');
-          assert.ok(got.every((b) => b === got[0]), 'a read never mixes two bodies');
+          assert.ok(
+            got.every((b) => b === got[0]),
+            'a read never mixes two bodies',
+          );
           reads++;
         }
         await writers;
@@ -454,7 +547,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
           assert.equal(typeof req.headers, 'object');
           assert.ok(req.expiresAt instanceof Date);
           const t = req.expiresAt.getTime();
-          assert.ok(t >= before + 299_000 && t <= after + 301_000, `expiresAt ${req.expiresAt.toISOString()} is not about 300 s from now`);
+          assert.ok(
+            t >= before + 299_000 && t <= after + 301_000,
+            `expiresAt ${req.expiresAt.toISOString()} is not about 300 s from now`,
+          );
         }
       });
 
@@ -471,7 +567,10 @@ export function runBlobStoreConformance(name: string, open: () => Promise<Opened
         const unbound = await store.sign('s/bound', 'PUT', { expiresIn: 60 });
         assert.equal(req.method, 'PUT');
         // The terms may travel in the URL or in required headers, but they must be part of the request.
-        assert.ok(req.url !== unbound.url || JSON.stringify(req.headers) !== JSON.stringify(unbound.headers), 'sha256 and size change the signed request');
+        assert.ok(
+          req.url !== unbound.url || JSON.stringify(req.headers) !== JSON.stringify(unbound.headers),
+          'sha256 and size change the signed request',
+        );
       });
     });
   });

@@ -13,7 +13,10 @@ export interface OpenedStore<S extends { close(): Promise<void> }> {
 }
 
 /** Registers hooks that hand each test a fresh store through `use`, and close and clean it afterwards. */
-export function freshStorePerTest<S extends { close(): Promise<void> }>(open: () => Promise<OpenedStore<S>>, use: (store: S) => void): void {
+export function freshStorePerTest<S extends { close(): Promise<void> }>(
+  open: () => Promise<OpenedStore<S>>,
+  use: (store: S) => void,
+): void {
   let opened: OpenedStore<S> | undefined;
   beforeEach(async () => {
     opened = await open();

@@ -18,9 +18,26 @@ import { freshStorePerTest, type OpenedStore } from './conformance-harness.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AttachmentId, SnapshotId, TenantId, TokenId, VolumeId, type ChunkHash, type CommitId, type TreeHash } from '@stowage/sdk/common/ids.js';
+import {
+  AttachmentId,
+  SnapshotId,
+  TenantId,
+  TokenId,
+  VolumeId,
+  type ChunkHash,
+  type CommitId,
+  type TreeHash,
+} from '@stowage/sdk/common/ids.js';
 import type { MetadataStore, TreeRecord } from './metadata-store.js';
-import type { AttachmentRecord, ChunkRecord, CommitRecord, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
+import type {
+  AttachmentRecord,
+  ChunkRecord,
+  CommitRecord,
+  SnapshotRecord,
+  TenantRecord,
+  TokenRecord,
+  VolumeRecord,
+} from '@stowage/sdk/model/records.js';
 
 /** A store under test and how to get rid of it. */
 export type OpenedMetadataStore = OpenedStore<MetadataStore>;
@@ -39,7 +56,15 @@ function hash<T extends string>(): T {
 }
 
 function tenant(name: string, o: Partial<TenantRecord> = {}): TenantRecord {
-  return { id: TenantId.new(), name, defaultCap: 2 * 1024 ** 3, storageQuota: null, uncommittedQuota: null, createdAt: at(0), ...o };
+  return {
+    id: TenantId.new(),
+    name,
+    defaultCap: 2 * 1024 ** 3,
+    storageQuota: null,
+    uncommittedQuota: null,
+    createdAt: at(0),
+    ...o,
+  };
 }
 
 function token(tenantId: TenantId, o: Partial<TokenRecord> = {}): TokenRecord {
@@ -112,12 +137,24 @@ function commit(volumeId: VolumeId, seq: number, o: Partial<CommitRecord> = {}):
   };
 }
 
-function snapshot(volumeId: VolumeId, name: string, commitId: CommitId, o: Partial<SnapshotRecord> = {}): SnapshotRecord {
+function snapshot(
+  volumeId: VolumeId,
+  name: string,
+  commitId: CommitId,
+  o: Partial<SnapshotRecord> = {},
+): SnapshotRecord {
   return { id: SnapshotId.new(), volumeId, name, commitId, createdAt: at(0), ...o };
 }
 
 function chunk(o: Partial<ChunkRecord> = {}): ChunkRecord {
-  return { hash: hash<ChunkHash>(), size: 8 * 1024 ** 2, objectKey: `chunks/${hash()}`, offset: 0, touchedAt: at(0), ...o };
+  return {
+    hash: hash<ChunkHash>(),
+    size: 8 * 1024 ** 2,
+    objectKey: `chunks/${hash()}`,
+    offset: 0,
+    touchedAt: at(0),
+    ...o,
+  };
 }
 
 function tree(bytes: number[] | Uint8Array): TreeRecord {
@@ -132,10 +169,16 @@ function assertBytes(actual: Uint8Array | undefined, expected: Uint8Array, what:
   assert.deepEqual(Buffer.from(actual), Buffer.from(expected), what);
 }
 
-async function rejectsWithCode(fn: () => Promise<unknown>, code: string, what: string, messageIncludes?: string): Promise<void> {
+async function rejectsWithCode(
+  fn: () => Promise<unknown>,
+  code: string,
+  what: string,
+  messageIncludes?: string,
+): Promise<void> {
   await assert.rejects(fn, (err: unknown) => {
     assert.equal((err as { code?: unknown }).code, code, `${what}: expected error code ${code}, got ${String(err)}`);
-    if (messageIncludes !== undefined) assert.match((err as Error).message, new RegExp(messageIncludes.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    if (messageIncludes !== undefined)
+      assert.match((err as Error).message, new RegExp(messageIncludes.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     return true;
   });
 }
@@ -155,10 +198,15 @@ export { tenant as sampleTenant, volume as sampleVolume };
 export function runMetadataStoreConformance(name: string, open: () => Promise<OpenedMetadataStore>): void {
   describe(`MetadataStore conformance: ${name}`, () => {
     let store: MetadataStore;
-    freshStorePerTest(open, (s) => { store = s; });
+    freshStorePerTest(open, (s) => {
+      store = s;
+    });
 
     /** A tenant and a volume (with its head commit) already stored. */
-    async function seedVolume(volumeName = 'data', o: Partial<VolumeRecord> = {}): Promise<{ t: TenantRecord; v: VolumeRecord; c: CommitRecord }> {
+    async function seedVolume(
+      volumeName = 'data',
+      o: Partial<VolumeRecord> = {},
+    ): Promise<{ t: TenantRecord; v: VolumeRecord; c: CommitRecord }> {
       let t = await store.getTenantByName('acme');
       if (!t) {
         t = tenant('acme');
@@ -301,7 +349,12 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const { t, v } = await seedVolume();
         const a = attachment(t.id, v.id);
         await store.insertAttachment(a);
-        await rejectsWithCode(() => store.insertAttachment({ ...a, host: 'other' }), 'AlreadyExists', 'duplicate attachment', a.id);
+        await rejectsWithCode(
+          () => store.insertAttachment({ ...a, host: 'other' }),
+          'AlreadyExists',
+          'duplicate attachment',
+          a.id,
+        );
         assert.deepStrictEqual(await store.getAttachment(a.id), a);
       });
 
@@ -311,7 +364,8 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const a2 = attachment(t.id, v.id, { createdAt: at(2), state: 'released', reason: 'unmounted' });
         const a1 = attachment(t.id, v.id, { createdAt: at(1) });
         const a3 = attachment(t.id, v.id, { createdAt: at(3), state: 'failed', reason: 'x' });
-        for (const a of [a2, a3, a1, attachment(t.id, other.v.id, { createdAt: at(0) })]) await store.insertAttachment(a);
+        for (const a of [a2, a3, a1, attachment(t.id, other.v.id, { createdAt: at(0) })])
+          await store.insertAttachment(a);
         assert.deepStrictEqual(await store.listAttachments(v.id), [a1, a2, a3]);
         assert.deepStrictEqual(await store.listAttachments(VolumeId.new()), []);
       });
@@ -321,13 +375,41 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const a = attachment(t.id, v.id, { tokenId: TokenId.new() });
         await store.insertAttachment(a);
         assert.equal(await store.updateAttachment(a.id, { leaseExpiresAt: at(120_000), updatedAt: at(10) }), true);
-        assert.deepStrictEqual(await store.getAttachment(a.id), { ...a, leaseExpiresAt: at(120_000), updatedAt: at(10) });
+        assert.deepStrictEqual(await store.getAttachment(a.id), {
+          ...a,
+          leaseExpiresAt: at(120_000),
+          updatedAt: at(10),
+        });
         const tok = TokenId.new();
-        assert.equal(await store.updateAttachment(a.id, { state: 'failed', reason: 'volume deleted', tokenId: tok, updatedAt: at(20) }), true);
-        const failed = { ...a, state: 'failed' as const, reason: 'volume deleted', tokenId: tok, leaseExpiresAt: at(120_000), updatedAt: at(20) };
+        assert.equal(
+          await store.updateAttachment(a.id, {
+            state: 'failed',
+            reason: 'volume deleted',
+            tokenId: tok,
+            updatedAt: at(20),
+          }),
+          true,
+        );
+        const failed = {
+          ...a,
+          state: 'failed' as const,
+          reason: 'volume deleted',
+          tokenId: tok,
+          leaseExpiresAt: at(120_000),
+          updatedAt: at(20),
+        };
         assert.deepStrictEqual(await store.getAttachment(a.id), failed);
-        assert.equal(await store.updateAttachment(a.id, { state: 'mounted', reason: null, tokenId: null, updatedAt: at(30) }), true);
-        assert.deepStrictEqual(await store.getAttachment(a.id), { ...failed, state: 'mounted', reason: null, tokenId: null, updatedAt: at(30) });
+        assert.equal(
+          await store.updateAttachment(a.id, { state: 'mounted', reason: null, tokenId: null, updatedAt: at(30) }),
+          true,
+        );
+        assert.deepStrictEqual(await store.getAttachment(a.id), {
+          ...failed,
+          state: 'mounted',
+          reason: null,
+          tokenId: null,
+          updatedAt: at(30),
+        });
         assert.equal(await store.updateAttachment(AttachmentId.new(), { state: 'released', updatedAt: at(1) }), false);
       });
 
@@ -379,7 +461,10 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           fileCount: 100_000,
           createdAt: at(1),
           updatedAt: at(2),
-          ancestors: [{ volumeId: VolumeId.new(), until: at(3) }, { volumeId: VolumeId.new(), until: at(1) }],
+          ancestors: [
+            { volumeId: VolumeId.new(), until: at(3) },
+            { volumeId: VolumeId.new(), until: at(1) },
+          ],
         });
         await store.insertVolume(v);
         assert.deepStrictEqual(await store.getVolume(v.id), v);
@@ -388,7 +473,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.deepStrictEqual(await store.listAllVolumes(), [v]);
       });
 
-      it('lists a tenant\'s volumes by name, and every tenant\'s in listAllVolumes', async () => {
+      it("lists a tenant's volumes by name, and every tenant's in listAllVolumes", async () => {
         const a = tenant('acme');
         const b = tenant('beta');
         await store.insertTenant(a);
@@ -410,7 +495,12 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         await store.insertTenant(b);
         const first = volume(a.id, 'data');
         await store.insertVolume(first);
-        await rejectsWithCode(() => store.insertVolume(volume(a.id, 'data')), 'AlreadyExists', 'duplicate volume', 'data');
+        await rejectsWithCode(
+          () => store.insertVolume(volume(a.id, 'data')),
+          'AlreadyExists',
+          'duplicate volume',
+          'data',
+        );
         const other = volume(b.id, 'data');
         await store.insertVolume(other);
         assert.deepStrictEqual(await store.getVolumeByName(a.id, 'data'), first);
@@ -430,7 +520,13 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.deepStrictEqual(await store.getVolume(v.id), { ...v, cap: 7, updatedAt: at(10) });
         const tuning = { cacheSize: 1, bufferSize: 2, prefetch: 3, writeback: true };
         assert.equal(await store.updateVolume(v.id, { accessMode: 'ROX', tuning, updatedAt: at(20) }), true);
-        assert.deepStrictEqual(await store.getVolume(v.id), { ...v, cap: 7, accessMode: 'ROX', tuning, updatedAt: at(20) });
+        assert.deepStrictEqual(await store.getVolume(v.id), {
+          ...v,
+          cap: 7,
+          accessMode: 'ROX',
+          tuning,
+          updatedAt: at(20),
+        });
         assert.equal(await store.updateVolume(VolumeId.new(), { cap: 1, updatedAt: at(30) }), false);
       });
 
@@ -451,7 +547,12 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
 
       it('lets exactly one of 20 concurrent compare-and-swaps from the same head win', async () => {
         const { v } = await seedVolume();
-        const nexts = Array.from({ length: 20 }, (_, i) => ({ head: hash<CommitId>(), size: i, fileCount: i, updatedAt: at(100 + i) }));
+        const nexts = Array.from({ length: 20 }, (_, i) => ({
+          head: hash<CommitId>(),
+          size: i,
+          fileCount: i,
+          updatedAt: at(100 + i),
+        }));
         const results = await Promise.all(nexts.map((n) => store.casHead(v.id, v.head, n)));
         assert.equal(results.filter(Boolean).length, 1, `winners: ${results.filter(Boolean).length}`);
         const winner = nexts[results.indexOf(true)]!;
@@ -507,7 +608,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.equal(await store.getCommit(hash<CommitId>()), undefined);
       });
 
-      it('lists a volume\'s commits newest first, paging with beforeSeq and limit', async () => {
+      it("lists a volume's commits newest first, paging with beforeSeq and limit", async () => {
         const vid = VolumeId.new();
         const cs = Array.from({ length: 10 }, (_, i) => commit(vid, i + 1));
         // Inserted out of order: the order must come from seq.
@@ -533,7 +634,10 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           cs.push(c);
         }
         const [, c2, c3, c4, c5] = cs as [CommitRecord, CommitRecord, CommitRecord, CommitRecord, CommitRecord];
-        assert.equal(await store.casHead(v.id, v.head, { head: c5.id, size: 0, fileCount: 0, updatedAt: at(5000) }), true);
+        assert.equal(
+          await store.casHead(v.id, v.head, { head: c5.id, size: 0, fileCount: 0, updatedAt: at(5000) }),
+          true,
+        );
         await store.insertSnapshot(snapshot(v.id, 'keep', c2.id));
         // Another volume's head, older than the cutoff.
         const other = await seedVolume('other', { createdAt: at(500) });
@@ -557,18 +661,27 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const c4 = commit(v.id, 4, { parent: c3.id, tree: shared });
         const c5 = commit(v.id, 5, { parent: c4.id, tree: shared });
         for (const c of [c2, c3, c4, c5]) await store.insertCommit(c);
-        assert.equal(await store.casHead(v.id, v.head, { head: c5.id, size: 0, fileCount: 0, updatedAt: at(5000) }), true);
+        assert.equal(
+          await store.casHead(v.id, v.head, { head: c5.id, size: 0, fileCount: 0, updatedAt: at(5000) }),
+          true,
+        );
         await store.insertSnapshot(snapshot(v.id, 'snap', c2.id));
         // A second volume whose old head has the same tree as the first one's.
         const other = await seedVolume('other', { createdAt: at(10) });
         const c6 = commit(other.v.id, 2, { parent: other.c.id, tree: shared, createdAt: at(20) });
         await store.insertCommit(c6);
-        assert.equal(await store.casHead(other.v.id, other.v.head, { head: c6.id, size: 0, fileCount: 0, updatedAt: at(20) }), true);
+        assert.equal(
+          await store.casHead(other.v.id, other.v.head, { head: c6.id, size: 0, fileCount: 0, updatedAt: at(20) }),
+          true,
+        );
 
         // retainSince = c4's time (inclusive): c1 and c3 are old and unreferenced.
         const roots = await store.listRootTrees(c4.createdAt);
         assert.deepStrictEqual(sorted(roots), sorted([shared, c2.tree]));
-        assert.deepStrictEqual(sorted(await store.listRootTrees(at(0))), sorted([...new Set([c1.tree, c2.tree, c3.tree, shared, other.c.tree])]));
+        assert.deepStrictEqual(
+          sorted(await store.listRootTrees(at(0))),
+          sorted([...new Set([c1.tree, c2.tree, c3.tree, shared, other.c.tree])]),
+        );
       });
     });
 
@@ -589,7 +702,12 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const a = await seedVolume('a');
         const b = await seedVolume('b');
         await store.insertSnapshot(snapshot(a.v.id, 'v1', a.c.id));
-        await rejectsWithCode(() => store.insertSnapshot(snapshot(a.v.id, 'v1', a.c.id)), 'AlreadyExists', 'duplicate snapshot', 'v1');
+        await rejectsWithCode(
+          () => store.insertSnapshot(snapshot(a.v.id, 'v1', a.c.id)),
+          'AlreadyExists',
+          'duplicate snapshot',
+          'v1',
+        );
         const onB = snapshot(b.v.id, 'v1', b.c.id);
         await store.insertSnapshot(onB);
         assert.deepStrictEqual(await store.getSnapshot(b.v.id, 'v1'), onB);
@@ -661,9 +779,15 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
       it('handles thousands of trees in one call', async () => {
         const trees = Array.from({ length: 2_000 }, (_, i) => tree([i & 0xff, i >> 8]));
         await store.putTrees(trees, at(1));
-        await store.touchTrees(trees.slice(0, 1_500).map((t) => t.hash), at(5));
+        await store.touchTrees(
+          trees.slice(0, 1_500).map((t) => t.hash),
+          at(5),
+        );
         assert.equal((await store.listTreesTouchedSince(at(5))).length, 1_500);
-        const deleted = await store.deleteTrees(trees.map((t) => t.hash), at(5));
+        const deleted = await store.deleteTrees(
+          trees.map((t) => t.hash),
+          at(5),
+        );
         assert.deepStrictEqual(sorted(deleted), sorted(trees.slice(1_500).map((t) => t.hash)));
         assert.equal((await store.listTrees()).length, 1_500);
       });
@@ -720,7 +844,10 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         const hashes = chunks.map((c) => c.hash);
         const missing = Array.from({ length: 50 }, () => hash<ChunkHash>());
         assert.deepStrictEqual(byHash(await store.getChunks([...hashes, ...missing])), byHash(chunks));
-        assert.deepStrictEqual(sorted(await store.touchChunks([...missing, ...hashes.slice(0, 1_200)], at(5))), sorted(hashes.slice(0, 1_200)));
+        assert.deepStrictEqual(
+          sorted(await store.touchChunks([...missing, ...hashes.slice(0, 1_200)], at(5))),
+          sorted(hashes.slice(0, 1_200)),
+        );
         const deleted = await store.deleteChunks(hashes, at(5));
         assert.deepStrictEqual(byHash(deleted), byHash(chunks.slice(1_200)));
         assert.equal((await store.listChunks()).length, 1_200);
@@ -751,11 +878,19 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         await store.addChunkOwners([v], [early], at(100));
         await store.addChunkOwners([v], [late, early], at(200));
         assert.deepStrictEqual(await store.ownedChunks([{ owner: v, until: at(150) }], [early, late]), [early]);
-        assert.deepStrictEqual(sorted(await store.ownedChunks([{ owner: v, until: at(200) }], [early, late])), sorted([early, late]), 'until is inclusive');
+        assert.deepStrictEqual(
+          sorted(await store.ownedChunks([{ owner: v, until: at(200) }], [early, late])),
+          sorted([early, late]),
+          'until is inclusive',
+        );
         assert.deepStrictEqual(await store.ownedChunks([{ owner: v, until: at(99) }], [early, late]), []);
         const other = VolumeId.new();
         await store.addChunkOwners([other], [late], at(300));
-        assert.deepStrictEqual(sorted(await store.ownedChunks([{ owner: v, until: at(150) }, { owner: other }], [early, late])), sorted([early, late]), 'scopes with and without a bound combine');
+        assert.deepStrictEqual(
+          sorted(await store.ownedChunks([{ owner: v, until: at(150) }, { owner: other }], [early, late])),
+          sorted([early, late]),
+          'scopes with and without a bound combine',
+        );
       });
 
       it('records owners idempotently, and thousands in one call', async () => {
@@ -768,7 +903,11 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         await store.addChunkOwners([t], [], at(3));
         const ancestors = Array.from({ length: 250 }, () => ({ owner: VolumeId.new(), until: at(5) }));
         assert.deepStrictEqual(sorted(await store.ownedChunks(all(t), [...hashes, hash<ChunkHash>()])), sorted(hashes));
-        assert.deepStrictEqual(sorted(await store.ownedChunks([...ancestors, { owner: v, until: at(1) }], hashes)), sorted(hashes), 'many owners at once (a deep fork lineage)');
+        assert.deepStrictEqual(
+          sorted(await store.ownedChunks([...ancestors, { owner: v, until: at(1) }], hashes)),
+          sorted(hashes),
+          'many owners at once (a deep fork lineage)',
+        );
       });
 
       it('prunes only the owners of hashes that have no chunk row', async () => {
@@ -784,7 +923,7 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
     });
 
     describe('upload reservations', () => {
-      it('sums a tenant\'s unexpired reservations, releases its own keys only, and expires', async () => {
+      it("sums a tenant's unexpired reservations, releases its own keys only, and expires", async () => {
         const [t1, t2] = [TenantId.new(), TenantId.new()];
         const v = VolumeId.new();
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
@@ -793,23 +932,46 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
           { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 300, expiresAt: at(2000) },
           { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 1, expiresAt: at(2000) },
         ]);
-        await store.insertUploadReservations([{ key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 999, expiresAt: at(9000) }]);
-        await store.insertUploadReservations([{ key: 'tus-3', tenantId: t2, volumeId: VolumeId.new(), bytes: 7, expiresAt: at(1000) }]);
+        await store.insertUploadReservations([
+          { key: 'packs/bb/2', tenantId: t1, volumeId: v, bytes: 999, expiresAt: at(9000) },
+        ]);
+        await store.insertUploadReservations([
+          { key: 'tus-3', tenantId: t2, volumeId: VolumeId.new(), bytes: 7, expiresAt: at(1000) },
+        ]);
         await store.insertUploadReservations([]);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 5 * 1024 ** 3 + 300);
         assert.equal(await store.pendingUploadBytes(t1, at(1000)), 300, 'a reservation expiring now no longer counts');
         assert.equal(await store.pendingUploadBytes(t2, at(0)), 7);
-        assert.equal(await store.releaseUploadReservations(t2, ['chunks/aa/1', 'tus-3']), 1, 'another tenant cannot release t1\'s keys');
+        assert.equal(
+          await store.releaseUploadReservations(t2, ['chunks/aa/1', 'tus-3']),
+          1,
+          "another tenant cannot release t1's keys",
+        );
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 5 * 1024 ** 3 + 300);
         assert.equal(await store.releaseUploadReservations(t1, ['chunks/aa/1', 'chunks/aa/1']), 1);
         assert.equal(await store.releaseUploadReservations(t1, ['chunks/aa/1']), 0);
         assert.equal(await store.releaseUploadReservations(t1, []), 0);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 300);
         // Released rows stay (at 0 bytes) as the record of whom a key was issued to, until they expire.
-        assert.deepEqual((await store.issuedUploadKeys(t1, v, ['chunks/aa/1', 'packs/bb/2', 'tus-3', 'never'], at(0))).sort(), ['chunks/aa/1', 'packs/bb/2']);
-        assert.deepEqual(await store.issuedUploadKeys(t2, v, ['chunks/aa/1', 'packs/bb/2'], at(0)), [], 'issued to another tenant');
-        assert.deepEqual(await store.issuedUploadKeys(t1, VolumeId.new(), ['chunks/aa/1', 'packs/bb/2'], at(0)), [], 'issued for another volume');
-        assert.deepEqual(await store.issuedUploadKeys(t1, v, ['chunks/aa/1', 'packs/bb/2'], at(1000)), ['packs/bb/2'], 'an expired key is no longer issued');
+        assert.deepEqual(
+          (await store.issuedUploadKeys(t1, v, ['chunks/aa/1', 'packs/bb/2', 'tus-3', 'never'], at(0))).sort(),
+          ['chunks/aa/1', 'packs/bb/2'],
+        );
+        assert.deepEqual(
+          await store.issuedUploadKeys(t2, v, ['chunks/aa/1', 'packs/bb/2'], at(0)),
+          [],
+          'issued to another tenant',
+        );
+        assert.deepEqual(
+          await store.issuedUploadKeys(t1, VolumeId.new(), ['chunks/aa/1', 'packs/bb/2'], at(0)),
+          [],
+          'issued for another volume',
+        );
+        assert.deepEqual(
+          await store.issuedUploadKeys(t1, v, ['chunks/aa/1', 'packs/bb/2'], at(1000)),
+          ['packs/bb/2'],
+          'an expired key is no longer issued',
+        );
         assert.equal(await store.deleteExpiredUploadReservations(at(1999)), 2);
         assert.equal(await store.deleteExpiredUploadReservations(at(2000)), 1);
         assert.equal(await store.pendingUploadBytes(t1, at(0)), 0);
@@ -818,9 +980,23 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
       it('reserves thousands of keys in one call', async () => {
         const t = TenantId.new();
         const v = VolumeId.new();
-        await store.insertUploadReservations(Array.from({ length: 1_200 }, (_, i) => ({ key: `chunks/k/${i}`, tenantId: t, volumeId: v, bytes: 2, expiresAt: at(10) })));
+        await store.insertUploadReservations(
+          Array.from({ length: 1_200 }, (_, i) => ({
+            key: `chunks/k/${i}`,
+            tenantId: t,
+            volumeId: v,
+            bytes: 2,
+            expiresAt: at(10),
+          })),
+        );
         assert.equal(await store.pendingUploadBytes(t, at(0)), 2_400);
-        assert.equal(await store.releaseUploadReservations(t, Array.from({ length: 1_100 }, (_, i) => `chunks/k/${i}`)), 1_100);
+        assert.equal(
+          await store.releaseUploadReservations(
+            t,
+            Array.from({ length: 1_100 }, (_, i) => `chunks/k/${i}`),
+          ),
+          1_100,
+        );
         assert.equal(await store.pendingUploadBytes(t, at(0)), 200);
       });
     });
@@ -835,7 +1011,9 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
       });
 
       it('agrees on one value when callers race', async () => {
-        const values = await Promise.all(Array.from({ length: 10 }, (_, i) => store.putSettingIfAbsent('signing-key', `k${i}`)));
+        const values = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.putSettingIfAbsent('signing-key', `k${i}`)),
+        );
         assert.equal(new Set(values).size, 1);
         assert.equal(await store.getSetting('signing-key'), values[0]);
       });
@@ -882,7 +1060,10 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
             await tx.insertTenant(newTenant);
             await tx.insertVolume(newVolume);
             await tx.insertCommit(c2);
-            assert.equal(await tx.casHead(v.id, v.head, { head: c2.id, size: 1, fileCount: 1, updatedAt: at(50) }), true);
+            assert.equal(
+              await tx.casHead(v.id, v.head, { head: c2.id, size: 1, fileCount: 1, updatedAt: at(50) }),
+              true,
+            );
             await tx.insertSnapshot(snapshot(v.id, 's', v.head));
             await tx.putTrees([tr], at(50));
             await tx.putChunks([ch]);
@@ -938,7 +1119,9 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
               assert.ok(head);
               const next = commit(v.id, head.seq + 1, { parent: head.id, message: `writer ${i}` });
               await tx.insertCommit(next);
-              if (!(await tx.casHead(v.id, cur.head, { head: next.id, size: 0, fileCount: 0, updatedAt: at(100 + i) }))) {
+              if (
+                !(await tx.casHead(v.id, cur.head, { head: next.id, size: 0, fileCount: 0, updatedAt: at(100 + i) }))
+              ) {
                 throw new Error('head moved');
               }
               return next.id;

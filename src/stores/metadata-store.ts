@@ -22,14 +22,43 @@
  * missing record returns undefined (never throws); anything else that fails
  * throws UnavailableError (store unreachable) or InternalError.
  */
-import type { AttachmentId, ChunkHash, CommitId, TenantId, TokenId, TreeHash, VolumeId } from '@stowage/sdk/common/ids.js';
 import type {
-  AccessMode, AttachmentRecord, AttachmentState, ChunkOwner, ChunkRecord, CommitRecord, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
+  AttachmentId,
+  ChunkHash,
+  CommitId,
+  TenantId,
+  TokenId,
+  TreeHash,
+  VolumeId,
+} from '@stowage/sdk/common/ids.js';
+import type {
+  AccessMode,
+  AttachmentRecord,
+  AttachmentState,
+  ChunkOwner,
+  ChunkRecord,
+  CommitRecord,
+  MountTuning,
+  SnapshotRecord,
+  TenantRecord,
+  TokenRecord,
+  VolumeRecord,
 } from '@stowage/sdk/model/records.js';
 
 // The records this contract persists, defined once in the domain model; re-exported for the backends that implement it.
 export type {
-  AccessMode, AttachmentRecord, AttachmentState, ChunkOwner, ChunkRecord, CommitRecord, CommitSummary, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
+  AccessMode,
+  AttachmentRecord,
+  AttachmentState,
+  ChunkOwner,
+  ChunkRecord,
+  CommitRecord,
+  CommitSummary,
+  MountTuning,
+  SnapshotRecord,
+  TenantRecord,
+  TokenRecord,
+  VolumeRecord,
 } from '@stowage/sdk/model/records.js';
 
 /** An owner whose chunks count, optionally only those it owned at or before `until`. */

@@ -45,13 +45,20 @@ describe('store registry', () => {
   });
 
   it('refuses unknown schemes, naming the supported ones', async () => {
-    await assert.rejects(openBlobStore('ftp://host/x', { signer }), (e: unknown) => isStowageError(e, 'InvalidArgument') && /file:\/\//.test((e as Error).message));
+    await assert.rejects(
+      openBlobStore('ftp://host/x', { signer }),
+      (e: unknown) => isStowageError(e, 'InvalidArgument') && /file:\/\//.test((e as Error).message),
+    );
     await assert.rejects(openMetadataStore('mysql://u:hunter2@db/x'), (e: unknown) => {
       const msg = (e as Error).message;
       return isStowageError(e, 'InvalidArgument') && /sqlite:\/\//.test(msg) && !msg.includes('hunter2');
     });
-    await assert.rejects(openMetadataStore(join(dir, 'not-a-db.txt')), (e: unknown) => isStowageError(e, 'InvalidArgument'));
-    await assert.rejects(openMetadataStore('sqlite://remote-host/x.db'), (e: unknown) => isStowageError(e, 'InvalidArgument'));
+    await assert.rejects(openMetadataStore(join(dir, 'not-a-db.txt')), (e: unknown) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
+    await assert.rejects(openMetadataStore('sqlite://remote-host/x.db'), (e: unknown) =>
+      isStowageError(e, 'InvalidArgument'),
+    );
   });
 
   it('redacts passwords and secret query parameters', () => {

@@ -46,7 +46,10 @@ interface MetadataBackend {
 
 /** Blob backends by URL scheme. */
 const BLOB_BACKENDS: Readonly<Record<string, BlobBackend>> = {
-  'file:': { open: (url, { signer }) => LocalBlobStore.open({ dir: fileURLToPath(url), ...(signer ? { signer } : {}) }), servedByServer: true },
+  'file:': {
+    open: (url, { signer }) => LocalBlobStore.open({ dir: fileURLToPath(url), ...(signer ? { signer } : {}) }),
+    servedByServer: true,
+  },
   's3:': { open: (url) => openS3BlobStore(url), servedByServer: false },
 };
 
@@ -60,11 +63,20 @@ const METADATA_BACKENDS: Readonly<Record<string, MetadataBackend>> = {
 /** A scheme is two or more letters before ":" (one letter would be a Windows drive). */
 const SCHEME = /^[a-z][a-z0-9+.-]+:/i;
 
-function parseStoreUrl(input: string, kind: string, plainPathScheme: (path: string) => string | undefined, supported: readonly string[]): URL {
-  if (typeof input !== 'string' || input.trim() === '') throw new InvalidArgumentError(`empty ${kind} store URL; supported: ${supported.join(', ')}`);
+function parseStoreUrl(
+  input: string,
+  kind: string,
+  plainPathScheme: (path: string) => string | undefined,
+  supported: readonly string[],
+): URL {
+  if (typeof input !== 'string' || input.trim() === '')
+    throw new InvalidArgumentError(`empty ${kind} store URL; supported: ${supported.join(', ')}`);
   if (!SCHEME.test(input)) {
     const scheme = plainPathScheme(input);
-    if (scheme === undefined) throw new InvalidArgumentError(`cannot tell the ${kind} store from ${JSON.stringify(redactUrl(input))}; use a URL with one of: ${supported.join(', ')}`);
+    if (scheme === undefined)
+      throw new InvalidArgumentError(
+        `cannot tell the ${kind} store from ${JSON.stringify(redactUrl(input))}; use a URL with one of: ${supported.join(', ')}`,
+      );
     const fileUrl = pathToFileURL(resolve(input));
     return scheme === 'file:' ? fileUrl : new URL(`${scheme}//${fileUrl.pathname}`);
   }
@@ -78,7 +90,9 @@ function parseStoreUrl(input: string, kind: string, plainPathScheme: (path: stri
 function lookup<T>(table: Readonly<Record<string, T>>, url: URL, kind: string): T {
   const backend = Object.hasOwn(table, url.protocol) ? table[url.protocol] : undefined;
   if (!backend) {
-    throw new InvalidArgumentError(`unsupported ${kind} store scheme ${JSON.stringify(url.protocol)}; supported: ${supportedSchemes(table).join(', ')}`);
+    throw new InvalidArgumentError(
+      `unsupported ${kind} store scheme ${JSON.stringify(url.protocol)}; supported: ${supportedSchemes(table).join(', ')}`,
+    );
   }
   return backend;
 }
@@ -88,9 +102,13 @@ function supportedSchemes(table: Readonly<Record<string, unknown>>): string[] {
 }
 
 function sqlitePath(url: URL): string {
-  if (url.host !== '' && url.host !== 'localhost') throw new InvalidArgumentError(`sqlite URL must name a local file (sqlite:///abs/file.db), not host ${JSON.stringify(url.host)}`);
+  if (url.host !== '' && url.host !== 'localhost')
+    throw new InvalidArgumentError(
+      `sqlite URL must name a local file (sqlite:///abs/file.db), not host ${JSON.stringify(url.host)}`,
+    );
   const path = decodeURIComponent(url.pathname);
-  if (path === '' || path === '/') throw new InvalidArgumentError('sqlite URL names no file: use sqlite:///abs/file.db');
+  if (path === '' || path === '/')
+    throw new InvalidArgumentError('sqlite URL names no file: use sqlite:///abs/file.db');
   return path;
 }
 

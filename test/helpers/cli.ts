@@ -30,7 +30,10 @@ export function cliEnv(vars: Record<string, string | undefined>): NodeJS.Process
 }
 
 /** Starts the CLI asynchronously (the test server lives in this process); `done` settles when it exits. */
-export function spawnCli(args: string[], options: { env: NodeJS.ProcessEnv; input?: Buffer | string }): { child: ChildProcess; done: Promise<CliResult> } {
+export function spawnCli(
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; input?: Buffer | string },
+): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -40,7 +43,13 @@ export function spawnCli(args: string[], options: { env: NodeJS.ProcessEnv; inpu
     child.on('error', reject);
     child.on('close', (status, signal) => {
       const stdoutBytes = Buffer.concat(out);
-      resolve({ status, signal, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr: Buffer.concat(err).toString('utf8') });
+      resolve({
+        status,
+        signal,
+        stdout: stdoutBytes.toString('utf8'),
+        stdoutBytes,
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
     });
   });
   child.stdin!.end(options.input ?? '');

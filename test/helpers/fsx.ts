@@ -38,7 +38,10 @@ const DISABLED_TO_FLAG: ReadonlyArray<readonly [RegExp, string]> = [
  * number, and fsx has no working option to switch it off.)
  */
 export function fsxDisabled(output: string): string[] {
-  return output.split('\n').filter((l) => l.includes('disabling!') && !l.includes('dontcache')).map((l) => l.trim());
+  return output
+    .split('\n')
+    .filter((l) => l.includes('disabling!') && !l.includes('dontcache'))
+    .map((l) => l.trim());
 }
 
 /** The flags that switch off up front what `disabled` (from fsxDisabled) says fsx switched off; throws on a message it does not know. */
@@ -66,7 +69,21 @@ export interface FsxRun {
 /** Runs fsx in a child process; resolves with its output and wall time (it does not check the outcome). */
 export async function runFsx(fsx: string, run: FsxRun): Promise<ShResult & { ms: number; command: string }> {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const command = [fsx, '-N', String(run.ops), '-l', String(run.maxLen), '-S', String(run.seed), '-P', run.logDir, ...run.flags, run.file].map(q).join(' ');
+  const command = [
+    fsx,
+    '-N',
+    String(run.ops),
+    '-l',
+    String(run.maxLen),
+    '-S',
+    String(run.seed),
+    '-P',
+    run.logDir,
+    ...run.flags,
+    run.file,
+  ]
+    .map(q)
+    .join(' ');
   const t0 = performance.now();
   const r = await sh(`${command} 2>&1`, { timeoutMs: run.timeoutMs });
   return { ...r, ms: performance.now() - t0, command };

@@ -14,7 +14,13 @@ import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { freePort } from './free-port.js';
 
 /** Credentials moto accepts (it accepts any). */
@@ -41,7 +47,9 @@ export async function startMoto(): Promise<Moto> {
   const bin = process.env.MOTO_SERVER ?? 'moto_server';
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString('utf8')).slice(-4000);
@@ -61,7 +69,9 @@ export async function startMoto(): Promise<Moto> {
   for (;;) {
     if (exited) {
       if (exited.error && (exited.error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new Error(`cannot start the test S3 server: "${bin}" is not on PATH. Install moto with its server extra (pip install 'moto[server]') or set MOTO_SERVER to its path.`);
+        throw new Error(
+          `cannot start the test S3 server: "${bin}" is not on PATH. Install moto with its server extra (pip install 'moto[server]') or set MOTO_SERVER to its path.`,
+        );
       }
       throw new Error(`moto_server exited (code ${exited.code}) before answering: ${exited.error?.message ?? stderr}`);
     }
@@ -126,7 +136,14 @@ export async function deleteBucket(endpoint: string, bucket: string): Promise<vo
 /** The `s3://` URL of a bucket at a moto endpoint, with test credentials. */
 export function motoBlobUrl(endpoint: string, bucket: string, extra: Record<string, string> = {}): string {
   const { accessKeyId, secretAccessKey } = MOTO_CREDENTIALS;
-  const q = new URLSearchParams({ endpoint, region: MOTO_REGION, forcePathStyle: 'true', accessKeyId, secretAccessKey, ...extra });
+  const q = new URLSearchParams({
+    endpoint,
+    region: MOTO_REGION,
+    forcePathStyle: 'true',
+    accessKeyId,
+    secretAccessKey,
+    ...extra,
+  });
   return `s3://${bucket}?${q.toString()}`;
 }
 
@@ -136,10 +153,13 @@ export function motoBlobUrl(endpoint: string, bucket: string, extra: Record<stri
  * proxy already read it, else the request itself is piped.
  */
 export function forwardTo(target: URL, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
-  const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-    res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-    upRes.pipe(res);
-  });
+  const up = httpRequest(
+    { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+    (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      upRes.pipe(res);
+    },
+  );
   up.on('error', () => res.destroy());
   if (body === undefined) req.pipe(up);
   else up.end(body);

@@ -31,9 +31,16 @@ export interface ShResult {
 }
 
 /** Runs `bash -c script` asynchronously, killed after `timeoutMs`. */
-export function sh(script: string, options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ShResult> {
+export function sh(
+  script: string,
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ShResult> {
   return new Promise((done, fail) => {
-    const child = spawn('bash', ['-c', script], { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', script], {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -45,13 +52,20 @@ export function sh(script: string, options: { cwd?: string; env?: NodeJS.Process
     });
     child.on('close', (status, signal) => {
       clearTimeout(timer);
-      done({ status: status ?? (signal ? 128 : null), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') + (signal ? `\n[killed by ${signal}]` : '') });
+      done({
+        status: status ?? (signal ? 128 : null),
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8') + (signal ? `\n[killed by ${signal}]` : ''),
+      });
     });
   });
 }
 
 /** Runs a shell command and asserts it exited 0; returns stdout. */
-export async function shOk(script: string, options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+export async function shOk(
+  script: string,
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<string> {
   const r = await sh(script, options);
   if (r.status !== 0) throw new Error(`\`${script}\` exited ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   return r.stdout;
@@ -97,10 +111,19 @@ export class Mounts {
   /** Agent pids ever seen here. */
   readonly #pids = new Set<number>();
 
-  constructor(public server: { url: string; token: string }, readonly stateRoot: string) {}
+  constructor(
+    public server: { url: string; token: string },
+    readonly stateRoot: string,
+  ) {}
 
   env(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-    return cliEnv({ STOWAGE_URL: this.server.url, STOWAGE_TOKEN: this.server.token, STOWAGE_MOUNT_STATE: this.stateRoot, STOWAGE_DATA: this.stateRoot, ...extra });
+    return cliEnv({
+      STOWAGE_URL: this.server.url,
+      STOWAGE_TOKEN: this.server.token,
+      STOWAGE_MOUNT_STATE: this.stateRoot,
+      STOWAGE_DATA: this.stateRoot,
+      ...extra,
+    });
   }
 
   /** Runs the CLI against the server with this state root. */
@@ -124,14 +147,18 @@ export class Mounts {
 
   /** `stowage mount-status --json PATH`. */
   async status(path: string): Promise<MountStatus> {
-    const s = JSON.parse(cliOk(await this.cli(['mount-status', path, '--json']), 'stowage mount-status')) as MountStatus;
+    const s = JSON.parse(
+      cliOk(await this.cli(['mount-status', path, '--json']), 'stowage mount-status'),
+    ) as MountStatus;
     this.#pids.add(s.pid);
     return s;
   }
 
   /** `stowage commit --json PATH`, asserted to work. */
   async commit(path: string, message?: string): Promise<MountCommitResult> {
-    return JSON.parse(cliOk(await this.cli(['commit', path, '--json', ...(message ? ['-m', message] : [])]), 'stowage commit')) as MountCommitResult;
+    return JSON.parse(
+      cliOk(await this.cli(['commit', path, '--json', ...(message ? ['-m', message] : [])]), 'stowage commit'),
+    ) as MountCommitResult;
   }
 
   /** Tracks an agent pid learnt elsewhere. */
@@ -147,14 +174,18 @@ export class Mounts {
 
   /** The overlay journal of a mount path, one JSON op per line (for diagnostics). */
   async journal(path: string): Promise<string> {
-    const r = await sh(`sqlite3 ${JSON.stringify(join(this.stateDir(path), 'overlay', 'overlay.db'))} 'SELECT op FROM journal ORDER BY seq'`, { timeoutMs: 10_000 });
+    const r = await sh(
+      `sqlite3 ${JSON.stringify(join(this.stateDir(path), 'overlay', 'overlay.db'))} 'SELECT op FROM journal ORDER BY seq'`,
+      { timeoutMs: 10_000 },
+    );
     return r.stdout + r.stderr;
   }
 
   /** Unmounts `path` (asserting success) and waits until the kernel mount is gone. */
   async unmountOk(path: string, force = false): Promise<void> {
     const r = await this.cli(['unmount', path, ...(force ? ['--force'] : [])]);
-    if (r.status !== 0) throw new Error(`stowage unmount exited ${r.status}; stderr: ${r.stderr}journal:\n${await this.journal(path)}`);
+    if (r.status !== 0)
+      throw new Error(`stowage unmount exited ${r.status}; stderr: ${r.stderr}journal:\n${await this.journal(path)}`);
     for (let i = 0; i < 50 && (await isMounted(path)); i++) await sleep(100);
     if (await isMounted(path)) throw new Error(`${path} is still mounted after stowage unmount`);
   }
@@ -172,7 +203,8 @@ export class Mounts {
       await this.cli(['unmount', abs, '--force']).catch(() => undefined);
       for (let i = 0; i < 30 && (await isMounted(abs)); i++) await sleep(100);
     }
-    if (await isMounted(abs)) await sh(`fusermount -uz ${JSON.stringify(abs)}`, { timeoutMs: 10_000 }).catch(() => undefined);
+    if (await isMounted(abs))
+      await sh(`fusermount -uz ${JSON.stringify(abs)}`, { timeoutMs: 10_000 }).catch(() => undefined);
   }
 
   /** Unmounts everything and kills every agent this test file started; safe to call more than once. */
@@ -189,7 +221,9 @@ export class Mounts {
       }
     }
     // A killed agent leaves its kernel mount behind.
-    for (const path of this.#paths) if (await isMounted(path)) await sh(`fusermount -uz ${JSON.stringify(path)}`, { timeoutMs: 10_000 }).catch(() => undefined);
+    for (const path of this.#paths)
+      if (await isMounted(path))
+        await sh(`fusermount -uz ${JSON.stringify(path)}`, { timeoutMs: 10_000 }).catch(() => undefined);
   }
 }
 
@@ -238,10 +272,18 @@ export function mountTestbed(name: string): MountTestbed {
   });
   const fresh = (prefix = 'm'): string => `${prefix}-${process.pid}-${++seq}`;
   return {
-    get srv() { return need(srv); },
-    get client() { return need(client); },
-    get work() { return need(work); },
-    get mounts() { return need(mounts); },
+    get srv() {
+      return need(srv);
+    },
+    get client() {
+      return need(client);
+    },
+    get work() {
+      return need(work);
+    },
+    get mounts() {
+      return need(mounts);
+    },
     fresh,
     async mountPoint() {
       const dir = join(need(work), fresh('mnt'));

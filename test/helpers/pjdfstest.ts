@@ -21,8 +21,23 @@ import { join } from 'node:path';
 
 /** The pjdfstest directories the suite runs, one per system call family. */
 export const PJDFSTEST_DIRS = [
-  'chflags', 'chmod', 'chown', 'ftruncate', 'granular', 'link', 'mkdir', 'mkfifo', 'mknod',
-  'open', 'posix_fallocate', 'rename', 'rmdir', 'symlink', 'truncate', 'unlink', 'utimensat',
+  'chflags',
+  'chmod',
+  'chown',
+  'ftruncate',
+  'granular',
+  'link',
+  'mkdir',
+  'mkfifo',
+  'mknod',
+  'open',
+  'posix_fallocate',
+  'rename',
+  'rmdir',
+  'symlink',
+  'truncate',
+  'unlink',
+  'utimensat',
 ] as const;
 
 /** One failed check: its number and the line pjdfstest printed (what it tried, expected and got). */
@@ -59,7 +74,11 @@ export interface DirResult {
 }
 
 /** Parses the TAP of one test file and how its process ended. */
-export function countTap(file: string, tap: string, exit: { status: number | null; killed: boolean }): Omit<FileResult, 'ms'> {
+export function countTap(
+  file: string,
+  tap: string,
+  exit: { status: number | null; killed: boolean },
+): Omit<FileResult, 'ms'> {
   let plan: number | undefined;
   let passed = 0;
   const failures: FailedCheck[] = [];
@@ -76,18 +95,35 @@ export function countTap(file: string, tap: string, exit: { status: number | nul
   if (exit.killed) died = 'killed at its timeout (a hang)';
   else if (plan === undefined) died = `printed no plan (exit ${exit.status})`;
   else if (seen < plan) died = `printed ${seen} of ${plan} planned results (exit ${exit.status})`;
-  else if (seen > plan) died = `printed ${seen} results, more than its plan of ${plan} (a bad plan: prove fails it too)`;
+  else if (seen > plan)
+    died = `printed ${seen} results, more than its plan of ${plan} (a bad plan: prove fails it too)`;
   const planned = plan ?? Math.max(seen, 1);
-  if (died !== undefined) return { file, planned, passed: 0, failed: planned, died, ...(plan === undefined ? { planUnknown: true } : {}), failures };
+  if (died !== undefined)
+    return {
+      file,
+      planned,
+      passed: 0,
+      failed: planned,
+      died,
+      ...(plan === undefined ? { planUnknown: true } : {}),
+      failures,
+    };
   return { file, planned, passed, failed: failures.length, failures };
 }
 
 /** Runs `sh FILE` in `cwd` (made if missing) with a timeout; resolves with its stdout and how it ended. */
-function runTestFile(path: string, cwd: string, timeoutMs: number): Promise<{ stdout: string; status: number | null; killed: boolean }> {
+function runTestFile(
+  path: string,
+  cwd: string,
+  timeoutMs: number,
+): Promise<{ stdout: string; status: number | null; killed: boolean }> {
   return new Promise((done, fail) => {
     // detached: its own process group, so a timeout kills the pjdfstest children too.
     // The directory is made by the child too: this process never touches the directory under test.
-    const child = spawn('sh', ['-c', 'mkdir -p "$1" && cd "$1" && exec sh "$2"', 'sh', cwd, path], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    const child = spawn('sh', ['-c', 'mkdir -p "$1" && cd "$1" && exec sh "$2"', 'sh', cwd, path], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true,
+    });
     let stdout = '';
     let killed = false;
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -126,7 +162,12 @@ export interface RunOptions {
  * child), `concurrency` files at a time, longest scripts first (the longest
  * run longest: chown/00.t and rename/09.t take over a minute each).
  */
-export async function runPjdfstest(testsRoot: string, dirs: readonly string[], cwd: string, options: RunOptions): Promise<DirResult[]> {
+export async function runPjdfstest(
+  testsRoot: string,
+  dirs: readonly string[],
+  cwd: string,
+  options: RunOptions,
+): Promise<DirResult[]> {
   const t0 = performance.now();
   const jobs: { dir: string; name: string; size: number }[] = [];
   for (const dir of dirs) {
@@ -145,10 +186,23 @@ export async function runPjdfstest(testsRoot: string, dirs: readonly string[], c
       if (!dirStart.has(job.dir)) dirStart.set(job.dir, f0);
       const left = options.deadlineMs - (f0 - t0);
       if (left <= 0) {
-        results.set(file, { file, planned: 1, passed: 0, failed: 1, died: 'not run: the run ran out of time', planUnknown: true, failures: [], ms: 0 });
+        results.set(file, {
+          file,
+          planned: 1,
+          passed: 0,
+          failed: 1,
+          died: 'not run: the run ran out of time',
+          planUnknown: true,
+          failures: [],
+          ms: 0,
+        });
         continue;
       }
-      const r = await runTestFile(join(testsRoot, job.dir, job.name), join(cwd, job.dir, job.name.replace(/\.t$/, '')), Math.min(options.fileTimeoutMs, left));
+      const r = await runTestFile(
+        join(testsRoot, job.dir, job.name),
+        join(cwd, job.dir, job.name.replace(/\.t$/, '')),
+        Math.min(options.fileTimeoutMs, left),
+      );
       results.set(file, { ...countTap(file, r.stdout, r), ms: performance.now() - f0 });
       dirEnd.set(job.dir, Math.max(dirEnd.get(job.dir) ?? 0, performance.now()));
     }
@@ -172,7 +226,9 @@ function totals(files: readonly FileResult[]): { checks: number; passed: number;
  * file system), then recounts the directory.
  */
 export function applyReferencePlans(results: DirResult[], reference: readonly DirResult[]): void {
-  const plans = new Map(reference.flatMap((d) => d.files.filter((f) => f.planUnknown !== true).map((f) => [f.file, f.planned] as const)));
+  const plans = new Map(
+    reference.flatMap((d) => d.files.filter((f) => f.planUnknown !== true).map((f) => [f.file, f.planned] as const)),
+  );
   for (const d of results) {
     for (const f of d.files) {
       const plan = plans.get(f.file);
@@ -192,15 +248,28 @@ export function percent(passed: number, checks: number): string {
 }
 
 /** A plain-text table: local directory and mount side by side, one row per pjdfstest directory, plus a total. */
-export function formatSideBySide(local: readonly DirResult[], mount: readonly DirResult[], labels: [string, string]): string {
-  const rows: string[][] = [['directory', `${labels[0]} checks`, 'passed', 'failed', '%', `${labels[1]} checks`, 'passed', 'failed', '%']];
-  const total = (rs: readonly DirResult[]) => ({ checks: rs.reduce((a, r) => a + r.checks, 0), passed: rs.reduce((a, r) => a + r.passed, 0), failed: rs.reduce((a, r) => a + r.failed, 0) });
-  const cells = (r: { checks: number; passed: number; failed: number } | undefined) => (r ? [String(r.checks), String(r.passed), String(r.failed), percent(r.passed, r.checks)] : ['', '', '', '']);
+export function formatSideBySide(
+  local: readonly DirResult[],
+  mount: readonly DirResult[],
+  labels: [string, string],
+): string {
+  const rows: string[][] = [
+    ['directory', `${labels[0]} checks`, 'passed', 'failed', '%', `${labels[1]} checks`, 'passed', 'failed', '%'],
+  ];
+  const total = (rs: readonly DirResult[]) => ({
+    checks: rs.reduce((a, r) => a + r.checks, 0),
+    passed: rs.reduce((a, r) => a + r.passed, 0),
+    failed: rs.reduce((a, r) => a + r.failed, 0),
+  });
+  const cells = (r: { checks: number; passed: number; failed: number } | undefined) =>
+    r ? [String(r.checks), String(r.passed), String(r.failed), percent(r.passed, r.checks)] : ['', '', '', ''];
   for (const m of mount) {
     const l = local.find((x) => x.dir === m.dir);
     rows.push([m.dir + (m.files.some((f) => f.died !== undefined) ? ' (files died)' : ''), ...cells(l), ...cells(m)]);
   }
   rows.push(['total', ...cells(total(local)), ...cells(total(mount))]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))
+    .join('\n');
 }

@@ -74,10 +74,14 @@ async function findBinDir(): Promise<string> {
 }
 
 /** Who runs the cluster: ourselves, or (as root) the postgres OS user. */
-async function clusterOwner(): Promise<{ uid: number; gid: number; wrap: (cmd: string, args: string[]) => [string, string[]] } | undefined> {
+async function clusterOwner(): Promise<
+  { uid: number; gid: number; wrap: (cmd: string, args: string[]) => [string, string[]] } | undefined
+> {
   if (process.getuid?.() !== 0) return undefined;
   const { stdout } = await run('id', ['-u', 'postgres']).catch(() => {
-    throw new Error('running as root, and there is no "postgres" OS user to run the test PostgreSQL as (apt-get install postgresql creates it)');
+    throw new Error(
+      'running as root, and there is no "postgres" OS user to run the test PostgreSQL as (apt-get install postgresql creates it)',
+    );
   });
   const uid = Number(stdout.trim());
   const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
@@ -110,7 +114,9 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     } catch (err) {
       const log = await readFile(logFile, 'utf8').catch(() => '');
       const e = err as { stderr?: string; message: string };
-      throw new Error(`test PostgreSQL: ${name} failed: ${e.stderr?.trim() || e.message}${log ? `\nserver log:\n${log.slice(-2000)}` : ''}`);
+      throw new Error(
+        `test PostgreSQL: ${name} failed: ${e.stderr?.trim() || e.message}${log ? `\nserver log:\n${log.slice(-2000)}` : ''}`,
+      );
     }
   };
 
@@ -137,7 +143,20 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     const pwFile = join(dir, 'pwfile');
     await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
     if (owner) await chown(pwFile, owner.uid, owner.gid);
-    await exec('initdb', ['-D', dataDir, '-U', USER, '--pwfile', pwFile, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    await exec('initdb', [
+      '-D',
+      dataDir,
+      '-U',
+      USER,
+      '--pwfile',
+      pwFile,
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--no-sync',
+      '--no-instructions',
+    ]);
     port = await freePort();
     await start();
 

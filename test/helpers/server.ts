@@ -32,7 +32,9 @@ export interface TestServer {
  * const res = await fetch(`${srv.url}/v1/volumes`, { headers: { authorization: `Bearer ${srv.token}` } });
  * await srv.close();
  */
-export async function startTestServer(options: Pick<StartServerOptions, 'limits' | 'publicUrl' | 'attachmentLease'> = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: Pick<StartServerOptions, 'limits' | 'publicUrl' | 'attachmentLease'> = {},
+): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'stowage-test-'));
   try {
     const server = await startServer({ dataDir, port: 0, host: '127.0.0.1', log: () => undefined, ...options });

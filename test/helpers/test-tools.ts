@@ -28,7 +28,9 @@ let building: Promise<TestTools> | undefined;
 /** Builds the tools if needed (asynchronously: a test server may live in this process) and says where they are. */
 export function testTools(): Promise<TestTools> {
   building ??= new Promise<TestTools>((done, fail) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'build-test-tools.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'build-test-tools.mjs')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

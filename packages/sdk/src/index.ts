@@ -13,9 +13,30 @@
  * await vol.files.write('/hello.txt', 'hello');
  */
 export { Stowage, DEFAULT_URL, type StowageOptions, type RequestOptions } from './client/http-client.js';
-export { Volume, type ClientOption, type VolumeSettings, type GetVolumeOptions, type ForkOptions, type CommitChangesOptions } from './client/volume.js';
-export { MountHandle, type MountStatus, type MountCommitResult, type MountReloadResult, type OverwrittenPath } from './client/mount-control.js';
-export { Files, type WriteData, type WriteOptions, type WriteResult, type BatchEntry, type ReadOptions, type ListOptions } from './client/files.js';
+export {
+  Volume,
+  type ClientOption,
+  type VolumeSettings,
+  type GetVolumeOptions,
+  type ForkOptions,
+  type CommitChangesOptions,
+} from './client/volume.js';
+export {
+  MountHandle,
+  type MountStatus,
+  type MountCommitResult,
+  type MountReloadResult,
+  type OverwrittenPath,
+} from './client/mount-control.js';
+export {
+  Files,
+  type WriteData,
+  type WriteOptions,
+  type WriteResult,
+  type BatchEntry,
+  type ReadOptions,
+  type ListOptions,
+} from './client/files.js';
 export type { CommitOutcome, UploadStats, ProgressEvent, ProgressListener } from './client/commit-writer.js';
 export type { IterateOptions, SearchOptions, ReplaceOptions, WatchOptions } from './client/file-search.js';
 export type { ArchiveFormat, ByteRange, DownloadOptions, DownloadResult, RefusedEntry } from './client/download.js';

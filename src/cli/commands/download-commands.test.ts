@@ -14,6 +14,7 @@ test('the archive format follows the output name, and - means tar.gz', () => {
 });
 
 test('unknown extensions and formats are refused', () => {
-  for (const out of ['out.zip', 'out', 'out.tar.bz2', 'out.gz']) assert.throws(() => archiveFormatOf(out), InvalidArgumentError, out);
+  for (const out of ['out.zip', 'out', 'out.tar.bz2', 'out.gz'])
+    assert.throws(() => archiveFormatOf(out), InvalidArgumentError, out);
   assert.throws(() => archiveFormatOf('-', 'zip'), InvalidArgumentError);
 });

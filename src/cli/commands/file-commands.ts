@@ -43,12 +43,19 @@ function ownerOf(e: FileInfo): string | undefined {
 }
 
 function printEntries(entries: FileInfo[], full: boolean): void {
-  const name = (e: FileInfo) => `${full ? e.path : e.name}${e.type === 'dir' ? '/' : ''}${e.type === 'symlink' && e.target !== undefined ? ` -> ${e.target}` : ''}`;
+  const name = (e: FileInfo) =>
+    `${full ? e.path : e.name}${e.type === 'dir' ? '/' : ''}${e.type === 'symlink' && e.target !== undefined ? ` -> ${e.target}` : ''}`;
   // An OWNER column only when some entry records one (mounts that chown); absent: the reader's own, as on a mount.
   if (entries.some((e) => ownerOf(e) !== undefined)) {
     printTable(
       ['MODE', 'OWNER', 'SIZE', 'MODIFIED', 'NAME'],
-      entries.map((e) => [permissions(e), ownerOf(e) ?? '-', e.type === 'dir' ? '-' : bytes(e.size), when(e.mtime), name(e)]),
+      entries.map((e) => [
+        permissions(e),
+        ownerOf(e) ?? '-',
+        e.type === 'dir' ? '-' : bytes(e.size),
+        when(e.mtime),
+        name(e),
+      ]),
       ['left', 'left', 'right'],
     );
     return;
@@ -81,7 +88,7 @@ export function registerFileCommands(program: Command): void {
     .description('upload a local file (or standard input) to a volume as one commit; only changed chunks are sent')
     .argument('<source>', 'local file, or - for standard input')
     .argument('<target>', 'VOLUME:/path (ending in "/" to keep the file name)')
-    .option('--mode <octal>', 'permission bits, e.g. 644 (default: the local file\'s; 644 for standard input)')
+    .option('--mode <octal>', "permission bits, e.g. 644 (default: the local file's; 644 for standard input)")
     .option('--json', 'print the result as JSON')
     .action(async (source: string, target: string, opts: { mode?: string; json?: boolean }, cmd: Command) => {
       const t = parseTarget(putTargetSpec(source, target));
@@ -91,12 +98,18 @@ export function registerFileCommands(program: Command): void {
       let res: WriteResult;
       try {
         const o = { ...(mode !== undefined ? { mode } : {}), onProgress: progress.listener };
-        res = source === '-' ? await vol.files.write(t.path, process.stdin, o) : await vol.files.writeFile(t.path, source, o);
+        res =
+          source === '-'
+            ? await vol.files.write(t.path, process.stdin, o)
+            : await vol.files.writeFile(t.path, source, o);
       } finally {
         progress.stop();
       }
       if (opts.json) printJson(res);
-      else printLine(`wrote ${t.volume}:${res.path} (${bytes(res.size)}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'}, ${res.uploadedChunks} uploaded, ${bytes(res.uploadedBytes)} sent) in commit ${shortId(res.commit.id)}`);
+      else
+        printLine(
+          `wrote ${t.volume}:${res.path} (${bytes(res.size)}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'}, ${res.uploadedChunks} uploaded, ${bytes(res.uploadedBytes)} sent) in commit ${shortId(res.commit.id)}`,
+        );
     });
 
   program
@@ -120,7 +133,10 @@ export function registerFileCommands(program: Command): void {
       const partial = join(dirname(local), `.${basename(local)}.stowage-${randomHex(4)}`);
       const progress = startProgress();
       try {
-        await pipeline(vol.files.readStream(t.path, { ...readOpts, onProgress: progress.listener }), createWriteStream(partial, { flags: 'wx' }));
+        await pipeline(
+          vol.files.readStream(t.path, { ...readOpts, onProgress: progress.listener }),
+          createWriteStream(partial, { flags: 'wx' }),
+        );
         await rename(partial, local);
       } catch (e) {
         await rm(partial, { force: true });
@@ -156,7 +172,10 @@ export function registerFileCommands(program: Command): void {
       const at = opts.commit !== undefined ? { commit: opts.commit } : {};
       // Like ls(1), a file lists as itself.
       const self = t.path === '/' ? undefined : await vol.files.stat(t.path, at);
-      const entries = self && self.type !== 'dir' ? [self] : await vol.files.list(t.path, { ...at, recursive: opts.recursive ?? false });
+      const entries =
+        self && self.type !== 'dir'
+          ? [self]
+          : await vol.files.list(t.path, { ...at, recursive: opts.recursive ?? false });
       if (opts.json) printJson(entries);
       else printEntries(entries, opts.recursive ?? false);
     });
@@ -169,7 +188,10 @@ export function registerFileCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (target: string, opts: { commit?: string; json?: boolean }, cmd: Command) => {
       const t = parseTarget(target, { allowBare: true });
-      const e = await (await open(cmd, t.volume)).files.stat(t.path, opts.commit !== undefined ? { commit: opts.commit } : {});
+      const e = await (await open(cmd, t.volume)).files.stat(
+        t.path,
+        opts.commit !== undefined ? { commit: opts.commit } : {},
+      );
       if (opts.json) {
         printJson(e);
         return;
@@ -183,7 +205,8 @@ export function registerFileCommands(program: Command): void {
       const owner = ownerOf(e);
       if (owner !== undefined) fields.push(['owner', owner]);
       // To the nanosecond once any time beyond mtime's millisecond is recorded (absent atime/ctime: the same as mtime).
-      if (e.mtimeNs === undefined && e.atime === undefined && e.ctime === undefined) fields.push(['modified', when(e.mtime)]);
+      if (e.mtimeNs === undefined && e.atime === undefined && e.ctime === undefined)
+        fields.push(['modified', when(e.mtime)]);
       else {
         fields.push(['modified', whenNs(e.mtime, e.mtimeNs)]);
         fields.push(['accessed', e.atime === undefined ? whenNs(e.mtime, e.mtimeNs) : whenNs(e.atime, e.atimeNs)]);
@@ -203,7 +226,10 @@ export function registerFileCommands(program: Command): void {
     .option('-f, --force', 'succeed when the path does not exist')
     .action(async (target: string, opts: { recursive?: boolean; force?: boolean }, cmd: Command) => {
       const t = parseTarget(target);
-      const res = await (await open(cmd, t.volume)).files.remove(t.path, { recursive: opts.recursive ?? false, force: opts.force ?? false });
+      const res = await (await open(cmd, t.volume)).files.remove(t.path, {
+        recursive: opts.recursive ?? false,
+        force: opts.force ?? false,
+      });
       printLine(`removed ${t.volume}:${t.path} in commit ${shortId(res.commit.id)}`);
     });
 
@@ -216,7 +242,10 @@ export function registerFileCommands(program: Command): void {
     .action(async (from: string, to: string, opts: { force?: boolean }, cmd: Command) => {
       const a = parseTarget(from);
       const b = parseTarget(to);
-      if (a.volume !== b.volume) throw new InvalidArgumentError(`mv works within one volume: ${a.volume} and ${b.volume} differ (use get and put to copy between volumes)`);
+      if (a.volume !== b.volume)
+        throw new InvalidArgumentError(
+          `mv works within one volume: ${a.volume} and ${b.volume} differ (use get and put to copy between volumes)`,
+        );
       const res = await (await open(cmd, a.volume)).files.move(a.path, b.path, { overwrite: opts.force ?? false });
       printLine(`moved ${a.volume}:${a.path} to ${b.path} in commit ${shortId(res.commit.id)}`);
     });
@@ -228,7 +257,10 @@ export function registerFileCommands(program: Command): void {
     .option('--mode <octal>', 'permission bits, e.g. 755')
     .action(async (target: string, opts: { mode?: string }, cmd: Command) => {
       const t = parseTarget(target);
-      const res = await (await open(cmd, t.volume)).files.mkdir(t.path, opts.mode !== undefined ? { mode: parseMode(opts.mode) } : {});
+      const res = await (await open(cmd, t.volume)).files.mkdir(
+        t.path,
+        opts.mode !== undefined ? { mode: parseMode(opts.mode) } : {},
+      );
       printLine(`created ${t.volume}:${t.path} in commit ${shortId(res.commit.id)}`);
     });
 }

@@ -17,8 +17,22 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type * as wire from '@stowage/sdk/api/wire.js';
-import { AlreadyExistsError, InvalidArgumentError, StowageError, UnavailableError, errorFromCode, isStowageError } from '@stowage/sdk/common/errors.js';
-import { AGENT_LOG, DEFAULT_OPEN_FILES, MOUNT_CONFIG_FILE, mountStateDir, type MountConfig, type OverwrittenPath } from '@stowage/sdk/common/mount-state.js';
+import {
+  AlreadyExistsError,
+  InvalidArgumentError,
+  StowageError,
+  UnavailableError,
+  errorFromCode,
+  isStowageError,
+} from '@stowage/sdk/common/errors.js';
+import {
+  AGENT_LOG,
+  DEFAULT_OPEN_FILES,
+  MOUNT_CONFIG_FILE,
+  mountStateDir,
+  type MountConfig,
+  type OverwrittenPath,
+} from '@stowage/sdk/common/mount-state.js';
 import { parseVolumeName } from '@stowage/sdk/common/paths.js';
 import { parseSize } from '@stowage/sdk/common/sizes.js';
 import { MountHandle, type MountReloadResult } from '@stowage/sdk/client/mount-control.js';
@@ -43,14 +57,19 @@ interface MountOptions {
 /** A user or group id for --uid/--gid: a decimal number a Linux id can be. */
 function parseId(value: string, flag: string): number {
   const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n > 4294967294) throw new InvalidArgumentError(`invalid ${flag} ${JSON.stringify(value)}: give a numeric id between 0 and 4294967294`);
+  if (!Number.isSafeInteger(n) || n > 4294967294)
+    throw new InvalidArgumentError(
+      `invalid ${flag} ${JSON.stringify(value)}: give a numeric id between 0 and 4294967294`,
+    );
   return n;
 }
 
 /** Tells the earlier writer: the paths of this mount's commits that later commits of others changed (one line each, path then commit). */
 function printOverwrites(list: readonly OverwrittenPath[], print: (text: string) => void): void {
   if (list.length === 0) return;
-  print(`${list.length} path${list.length === 1 ? '' : 's'} this mount committed ${list.length === 1 ? 'was' : 'were'} changed since by another writer's later commit (your versions stay in history):`);
+  print(
+    `${list.length} path${list.length === 1 ? '' : 's'} this mount committed ${list.length === 1 ? 'was' : 'were'} changed since by another writer's later commit (your versions stay in history):`,
+  );
   for (const o of list) print(`  ${o.path}  (commit ${shortId(o.commit)})`);
 }
 
@@ -69,7 +88,10 @@ function readConfig(stateDir: string): MountConfig | undefined {
 
 function normaliseSubpath(input: string | undefined): string {
   if (input === undefined || input === '' || input === '/') return '/';
-  if (!input.startsWith('/') || input.includes('\0') || input.split('/').some((p) => p === '..' || p === '.')) throw new InvalidArgumentError(`invalid --subpath ${JSON.stringify(input)}: use an absolute path inside the volume, like /data`);
+  if (!input.startsWith('/') || input.includes('\0') || input.split('/').some((p) => p === '..' || p === '.'))
+    throw new InvalidArgumentError(
+      `invalid --subpath ${JSON.stringify(input)}: use an absolute path inside the volume, like /data`,
+    );
   return '/' + input.split('/').filter(Boolean).join('/');
 }
 
@@ -87,12 +109,20 @@ function startAgent(stateDir: string): Promise<number> {
   const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
   // The agent gets no STOWAGE_* settings: it must never see the tenant's token (its own is in config.json).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
-  const child = spawn(process.execPath, [fileURLToPath(AGENT_MAIN), stateDir], { detached: true, env, stdio: ['ignore', log, log, 'ipc'] });
+  const child = spawn(process.execPath, [fileURLToPath(AGENT_MAIN), stateDir], {
+    detached: true,
+    env,
+    stdio: ['ignore', log, log, 'ipc'],
+  });
   closeSync(log);
   return new Promise((done, fail) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      fail(new UnavailableError(`the mount agent did not start within ${START_TIMEOUT_MS / 1000} s; see ${join(stateDir, AGENT_LOG)}`));
+      fail(
+        new UnavailableError(
+          `the mount agent did not start within ${START_TIMEOUT_MS / 1000} s; see ${join(stateDir, AGENT_LOG)}`,
+        ),
+      );
     }, START_TIMEOUT_MS);
     child.once('message', (m: { ok: boolean; pid?: number; error?: { code: string; message: string } }) => {
       clearTimeout(timer);
@@ -103,23 +133,33 @@ function startAgent(stateDir: string): Promise<number> {
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      fail(new UnavailableError(`the mount agent exited (code ${code}) before mounting; see ${join(stateDir, AGENT_LOG)}`));
+      fail(
+        new UnavailableError(`the mount agent exited (code ${code}) before mounting; see ${join(stateDir, AGENT_LOG)}`),
+      );
     });
   });
 }
 
 async function mount(volumeArg: string, pathArg: string, opts: MountOptions, globals: GlobalOptions): Promise<void> {
-  const [volumePart, subFromArg] = volumeArg.includes(':') ? [volumeArg.slice(0, volumeArg.indexOf(':')), volumeArg.slice(volumeArg.indexOf(':') + 1)] : [volumeArg, undefined];
+  const [volumePart, subFromArg] = volumeArg.includes(':')
+    ? [volumeArg.slice(0, volumeArg.indexOf(':')), volumeArg.slice(volumeArg.indexOf(':') + 1)]
+    : [volumeArg, undefined];
   const volume = parseVolumeName(volumePart);
   const subpath = normaliseSubpath(opts.subpath ?? subFromArg);
-  const owner = { ...(opts.uid !== undefined ? { uid: parseId(opts.uid, '--uid') } : {}), ...(opts.gid !== undefined ? { gid: parseId(opts.gid, '--gid') } : {}) };
+  const owner = {
+    ...(opts.uid !== undefined ? { uid: parseId(opts.uid, '--uid') } : {}),
+    ...(opts.gid !== undefined ? { gid: parseId(opts.gid, '--gid') } : {}),
+  };
   const mountPath = resolve(pathArg);
   const stateDir = mountStateDir(mountPath);
   const handle = new MountHandle(mountPath);
-  if (await isRunning(handle)) throw new AlreadyExistsError(`${mountPath} is already mounted; unmount it first (stowage unmount ${pathArg})`);
+  if (await isRunning(handle))
+    throw new AlreadyExistsError(`${mountPath} is already mounted; unmount it first (stowage unmount ${pathArg})`);
   const previous = readConfig(stateDir);
   if (previous && previous.volume !== volume && existsSync(join(stateDir, 'overlay'))) {
-    throw new InvalidArgumentError(`${mountPath} was last mounted from volume "${previous.volume}" and may hold its uncommitted changes: mount "${previous.volume}" there to recover them, or delete ${stateDir}`);
+    throw new InvalidArgumentError(
+      `${mountPath} was last mounted from volume "${previous.volume}" and may hold its uncommitted changes: mount "${previous.volume}" there to recover them, or delete ${stateDir}`,
+    );
   }
   const client = clientOf(globals);
   const host = opts.host ?? hostname();
@@ -129,7 +169,9 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   const fresh: wire.AttachRequest = { host, path: mountPath, readOnly };
   if (previous?.volume === volume && previous.attachmentId) {
     try {
-      attached = await client.request<wire.AttachResponse>('POST', attachPath, { body: { ...fresh, resume: previous.attachmentId } });
+      attached = await client.request<wire.AttachResponse>('POST', attachPath, {
+        body: { ...fresh, resume: previous.attachmentId },
+      });
     } catch (e) {
       // The old attachment is gone for good (released, or taken over): start a new one; the overlay still replays.
       if (!isStowageError(e, 'NotFound') && !isStowageError(e, 'Conflict')) throw e;
@@ -163,10 +205,16 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
     await startAgent(stateDir);
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
-    await client.request('POST', `/v1/attachments/${encodeURIComponent(attached.attachment.id)}/release`, { body: { failed: true, reason } }).catch(() => undefined);
+    await client
+      .request('POST', `/v1/attachments/${encodeURIComponent(attached.attachment.id)}/release`, {
+        body: { failed: true, reason },
+      })
+      .catch(() => undefined);
     throw e;
   }
-  printNote(`mounted ${volume}${subpath === '/' ? '' : ':' + subpath} at ${mountPath}${readOnly ? ' read-only' : ''}${config.writeback ? ' with writeback' : ''} (attachment ${attached.attachment.id}; cache ${bytes(config.cacheSize)})`);
+  printNote(
+    `mounted ${volume}${subpath === '/' ? '' : ':' + subpath} at ${mountPath}${readOnly ? ' read-only' : ''}${config.writeback ? ' with writeback' : ''} (attachment ${attached.attachment.id}; cache ${bytes(config.cacheSize)})`,
+  );
 }
 
 /** Whether `pid` still runs: an exited agent waiting to be reaped (a zombie, state Z in /proc) counts as gone. */
@@ -208,13 +256,19 @@ export function registerMountCommands(program: Command): void {
     .argument('<path>', 'an empty local directory (created when missing)')
     .option('--read-only', 'refuse writes (EROFS); allowed alongside a read-write mount of an RWO volume')
     .option('--subpath <dir>', 'mount only this directory of the volume')
-    .option('--cache-size <size>', 'local chunk cache bound, e.g. 1G (default: the volume\'s tuning)')
+    .option('--cache-size <size>', "local chunk cache bound, e.g. 1G (default: the volume's tuning)")
     .option('--buffer-size <size>', 'in-memory bound of chunks being fetched, e.g. 32M')
     .option('--prefetch <n>', 'chunks read ahead on sequential reads')
-    .option('--open-files <n>', `descriptors of uncommitted files the agent keeps open at most (default ${DEFAULT_OPEN_FILES}); the number of uncommitted files is not bounded by it`)
-    .option("--writeback", "commit automatically 2 s after changes settle (at most 10 s after the first)")
-    .option('--host <name>', 'host name recorded in the attachment (default: this machine\'s)')
-    .option('--allow-other', 'let other users use the mount (permissions are checked as on a local disk); needed to bind it into a sandbox')
+    .option(
+      '--open-files <n>',
+      `descriptors of uncommitted files the agent keeps open at most (default ${DEFAULT_OPEN_FILES}); the number of uncommitted files is not bounded by it`,
+    )
+    .option('--writeback', 'commit automatically 2 s after changes settle (at most 10 s after the first)')
+    .option('--host <name>', "host name recorded in the attachment (default: this machine's)")
+    .option(
+      '--allow-other',
+      'let other users use the mount (permissions are checked as on a local disk); needed to bind it into a sandbox',
+    )
     .option('--uid <id>', 'owner shown for entries that record none, and recorded as none (default: your uid)')
     .option('--gid <id>', 'group shown for entries that record none, and recorded as none (default: your gid)')
     .action(async (volume: string, path: string, opts: MountOptions, cmd: Command) => {
@@ -230,7 +284,10 @@ export function registerMountCommands(program: Command): void {
     .action(async (path: string, opts: { force?: boolean }, cmd: Command) => {
       const handle = new MountHandle(path);
       try {
-        const pid = await handle.status().then((st) => st.pid, () => undefined);
+        const pid = await handle.status().then(
+          (st) => st.pid,
+          () => undefined,
+        );
         await handle.unmount({ force: opts.force === true });
         await waitGone(handle, 15_000, pid);
         printNote(`unmounted ${handle.mountPath}`);
@@ -238,17 +295,27 @@ export function registerMountCommands(program: Command): void {
         if (!isStowageError(e, 'Unavailable')) throw e;
         // The agent is dead: clear the stale kernel mount and release its attachment with the tenant's token.
         const config = readConfig(mountStateDir(handle.mountPath));
-        await new Promise<void>((done) => spawn('fusermount', ['-uz', handle.mountPath], { stdio: 'ignore' }).on('exit', () => done()).on('error', () => done()));
+        await new Promise<void>((done) =>
+          spawn('fusermount', ['-uz', handle.mountPath], { stdio: 'ignore' })
+            .on('exit', () => done())
+            .on('error', () => done()),
+        );
         if (config) {
-          await clientOf(cmd.optsWithGlobals<GlobalOptions>()).request('POST', `/v1/attachments/${encodeURIComponent(config.attachmentId)}/release`, { body: { failed: true, reason: 'agent not running at unmount' } }).catch(() => undefined);
+          await clientOf(cmd.optsWithGlobals<GlobalOptions>())
+            .request('POST', `/v1/attachments/${encodeURIComponent(config.attachmentId)}/release`, {
+              body: { failed: true, reason: 'agent not running at unmount' },
+            })
+            .catch(() => undefined);
         }
-        printNote(`unmounted ${handle.mountPath} (its agent was not running; uncommitted changes, if any, stay on this host for the next mount)`);
+        printNote(
+          `unmounted ${handle.mountPath} (its agent was not running; uncommitted changes, if any, stay on this host for the next mount)`,
+        );
       }
     });
 
   program
     .command('commit')
-    .description('upload a mount\'s changed chunks and publish one commit')
+    .description("upload a mount's changed chunks and publish one commit")
     .argument('<path>', 'the mount path')
     .option('-m, --message <text>', 'commit message')
     .option('--json', 'print the result as JSON')
@@ -257,14 +324,19 @@ export function registerMountCommands(program: Command): void {
       if (opts.json) return printJson(res);
       if (!res.commit) return printNote('nothing to commit');
       printLine(res.commit.id);
-      printNote(`committed ${res.changes} change${res.changes === 1 ? '' : 's'} as ${shortId(res.commit.id)} (seq ${res.commit.seq}); uploaded ${res.uploadedChunks} chunk${res.uploadedChunks === 1 ? '' : 's'} (${bytes(res.uploadedBytes)})`);
-      if (res.overwritten.length > 0) printNote(`overwrote newer work of another writer on: ${res.overwritten.join(', ')} (the earlier versions stay in history)`);
+      printNote(
+        `committed ${res.changes} change${res.changes === 1 ? '' : 's'} as ${shortId(res.commit.id)} (seq ${res.commit.seq}); uploaded ${res.uploadedChunks} chunk${res.uploadedChunks === 1 ? '' : 's'} (${bytes(res.uploadedBytes)})`,
+      );
+      if (res.overwritten.length > 0)
+        printNote(
+          `overwrote newer work of another writer on: ${res.overwritten.join(', ')} (the earlier versions stay in history)`,
+        );
       for (const s of res.skipped) printNote(`skipped ${s.path}: ${s.reason}`);
     });
 
   program
     .command('reload')
-    .description('move a mount to the volume\'s latest commit (refused while changes are uncommitted unless --force)')
+    .description("move a mount to the volume's latest commit (refused while changes are uncommitted unless --force)")
     .argument('<path>', 'the mount path')
     .option('--force', 'discard uncommitted changes')
     .option('--json', 'print the result as JSON')
@@ -275,12 +347,17 @@ export function registerMountCommands(program: Command): void {
       } catch (e) {
         if (isStowageError(e, 'Conflict') && e.details && typeof e.details.pending === 'number') {
           const n = e.details.pending;
-          throw new StowageError('Conflict', `reload would discard ${n} uncommitted change${n === 1 ? '' : 's'} in ${resolve(path)}; run \`stowage commit ${path}\` first, or \`stowage reload --force ${path}\` to discard them`);
+          throw new StowageError(
+            'Conflict',
+            `reload would discard ${n} uncommitted change${n === 1 ? '' : 's'} in ${resolve(path)}; run \`stowage commit ${path}\` first, or \`stowage reload --force ${path}\` to discard them`,
+          );
         }
         throw e;
       }
       if (opts.json) return printJson(res);
-      printNote(`reloaded ${resolve(path)} at ${shortId(res.commit)}${res.discarded > 0 ? `; discarded ${res.discarded} uncommitted change${res.discarded === 1 ? '' : 's'}` : ''}`);
+      printNote(
+        `reloaded ${resolve(path)} at ${shortId(res.commit)}${res.discarded > 0 ? `; discarded ${res.discarded} uncommitted change${res.discarded === 1 ? '' : 's'}` : ''}`,
+      );
       printOverwrites(res.overwrittenByOthers, printNote);
     });
 
@@ -292,9 +369,15 @@ export function registerMountCommands(program: Command): void {
     .action(async (path: string, opts: { json?: boolean }) => {
       const s = await new MountHandle(path).status();
       if (opts.json) return printJson(s);
-      printLine(`${s.volume}${s.subpath === '/' ? '' : ':' + s.subpath} at ${s.mountPath}${s.readOnly ? ' (read-only)' : ''}${s.writeback ? ' (writeback)' : ''}`);
-      printLine(`base ${shortId(s.base)}, ${s.pending} uncommitted change${s.pending === 1 ? '' : 's'}, attachment ${s.attachmentId}, agent pid ${s.pid}`);
-      printLine(`cache ${bytes(s.cache.bytes)} of ${bytes(s.cache.capacity)} (${s.cache.chunks} chunks, ${s.cache.hits} hits, ${s.cache.misses} misses, ${s.cache.evictions} evictions)`);
+      printLine(
+        `${s.volume}${s.subpath === '/' ? '' : ':' + s.subpath} at ${s.mountPath}${s.readOnly ? ' (read-only)' : ''}${s.writeback ? ' (writeback)' : ''}`,
+      );
+      printLine(
+        `base ${shortId(s.base)}, ${s.pending} uncommitted change${s.pending === 1 ? '' : 's'}, attachment ${s.attachmentId}, agent pid ${s.pid}`,
+      );
+      printLine(
+        `cache ${bytes(s.cache.bytes)} of ${bytes(s.cache.capacity)} (${s.cache.chunks} chunks, ${s.cache.hits} hits, ${s.cache.misses} misses, ${s.cache.evictions} evictions)`,
+      );
       printOverwrites(s.overwrittenByOthers, printLine);
     });
 }

@@ -20,11 +20,19 @@ async function open(cmd: Command, volume: string): Promise<Volume> {
 function noteBounds(r: wire.SearchResponse, limit: string): void {
   if (r.truncated) printNote(`(stopped at the limit of ${limit} results: raise --limit or narrow the search)`);
   if (r.timedOut) printNote('(the time bound passed: results are partial; raise --timeout or simplify the pattern)');
-  if (r.skippedBinary.length > 0) printNote(`(skipped ${r.skippedBinary.length} binary file${r.skippedBinary.length === 1 ? '' : 's'})`);
-  if (r.truncatedFiles.length > 0) printNote(`(searched only the first bytes of ${r.truncatedFiles.length} large file${r.truncatedFiles.length === 1 ? '' : 's'})`);
+  if (r.skippedBinary.length > 0)
+    printNote(`(skipped ${r.skippedBinary.length} binary file${r.skippedBinary.length === 1 ? '' : 's'})`);
+  if (r.truncatedFiles.length > 0)
+    printNote(
+      `(searched only the first bytes of ${r.truncatedFiles.length} large file${r.truncatedFiles.length === 1 ? '' : 's'})`,
+    );
 }
 
-interface BoundOptions { limit?: string; timeout?: string; json?: boolean }
+interface BoundOptions {
+  limit?: string;
+  timeout?: string;
+  json?: boolean;
+}
 
 function bounds(opts: BoundOptions): { limit?: number; timeoutMs?: number } {
   return {
@@ -44,7 +52,10 @@ export function registerSearchCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (target: string, opts: BoundOptions & { glob?: string }, cmd: Command) => {
       const t = parseTarget(target, { allowBare: true });
-      const r = await (await open(cmd, t.volume)).files.search(t.path, { ...(opts.glob !== undefined ? { glob: opts.glob } : {}), ...bounds(opts) });
+      const r = await (await open(cmd, t.volume)).files.search(t.path, {
+        ...(opts.glob !== undefined ? { glob: opts.glob } : {}),
+        ...bounds(opts),
+      });
       if (opts.json) printJson(r);
       else for (const f of r.files) printLine(`${f.path}${f.type === 'dir' ? '/' : ''}`);
       noteBounds(r, opts.limit ?? '1000');
@@ -60,15 +71,25 @@ export function registerSearchCommands(program: Command): void {
     .option('--limit <n>', 'matches returned at most (default 1000)')
     .option('--timeout <ms>', 'time bound in milliseconds (default 10000)')
     .option('--json', 'print JSON')
-    .action(async (pattern: string, target: string, opts: BoundOptions & { glob?: string; ignoreCase?: boolean }, cmd: Command) => {
-      const t = parseTarget(target, { allowBare: true });
-      const r = await (await open(cmd, t.volume)).files.search(t.path, {
-        regex: pattern, ...(opts.ignoreCase ? { flags: 'i' } : {}), ...(opts.glob !== undefined ? { glob: opts.glob } : {}), ...bounds(opts),
-      });
-      if (opts.json) printJson(r);
-      else for (const m of r.matches) printLine(`${m.path}:${m.line}:${m.column}:${m.text}`);
-      noteBounds(r, opts.limit ?? '1000');
-    });
+    .action(
+      async (
+        pattern: string,
+        target: string,
+        opts: BoundOptions & { glob?: string; ignoreCase?: boolean },
+        cmd: Command,
+      ) => {
+        const t = parseTarget(target, { allowBare: true });
+        const r = await (await open(cmd, t.volume)).files.search(t.path, {
+          regex: pattern,
+          ...(opts.ignoreCase ? { flags: 'i' } : {}),
+          ...(opts.glob !== undefined ? { glob: opts.glob } : {}),
+          ...bounds(opts),
+        });
+        if (opts.json) printJson(r);
+        else for (const m of r.matches) printLine(`${m.path}:${m.line}:${m.column}:${m.text}`);
+        noteBounds(r, opts.limit ?? '1000');
+      },
+    );
 
   program
     .command('replace')
@@ -80,20 +101,37 @@ export function registerSearchCommands(program: Command): void {
     .option('-i, --ignore-case', 'case-insensitive')
     .option('--timeout <ms>', 'time bound in milliseconds (default 10000); past it nothing is committed')
     .option('--json', 'print JSON')
-    .action(async (pattern: string, replacement: string, target: string, opts: BoundOptions & { glob: string; ignoreCase?: boolean }, cmd: Command) => {
-      const t = parseTarget(target, { allowBare: true });
-      const r = await (await open(cmd, t.volume)).files.replace(t.path, pattern, replacement, {
-        glob: opts.glob, ...(opts.ignoreCase ? { flags: 'i' } : {}), ...(opts.timeout !== undefined ? { timeoutMs: parseCount(opts.timeout, '--timeout') } : {}),
-      });
-      if (opts.json) {
-        printJson(r);
-        return;
-      }
-      for (const f of r.files) printLine(`${f.path}: ${f.replacements} replacement${f.replacements === 1 ? '' : 's'}`);
-      printLine(r.commit ? `replaced in ${r.files.length} file${r.files.length === 1 ? '' : 's'} in commit ${shortId(r.commit.id)}` : 'no match: nothing committed');
-      if (r.skippedBinary.length > 0) printNote(`(skipped ${r.skippedBinary.length} binary file(s): ${r.skippedBinary.slice(0, 5).join(', ')})`);
-      if (r.skippedTooLarge.length > 0) printNote(`(skipped ${r.skippedTooLarge.length} large file(s): ${r.skippedTooLarge.slice(0, 5).join(', ')})`);
-    });
+    .action(
+      async (
+        pattern: string,
+        replacement: string,
+        target: string,
+        opts: BoundOptions & { glob: string; ignoreCase?: boolean },
+        cmd: Command,
+      ) => {
+        const t = parseTarget(target, { allowBare: true });
+        const r = await (await open(cmd, t.volume)).files.replace(t.path, pattern, replacement, {
+          glob: opts.glob,
+          ...(opts.ignoreCase ? { flags: 'i' } : {}),
+          ...(opts.timeout !== undefined ? { timeoutMs: parseCount(opts.timeout, '--timeout') } : {}),
+        });
+        if (opts.json) {
+          printJson(r);
+          return;
+        }
+        for (const f of r.files)
+          printLine(`${f.path}: ${f.replacements} replacement${f.replacements === 1 ? '' : 's'}`);
+        printLine(
+          r.commit
+            ? `replaced in ${r.files.length} file${r.files.length === 1 ? '' : 's'} in commit ${shortId(r.commit.id)}`
+            : 'no match: nothing committed',
+        );
+        if (r.skippedBinary.length > 0)
+          printNote(`(skipped ${r.skippedBinary.length} binary file(s): ${r.skippedBinary.slice(0, 5).join(', ')})`);
+        if (r.skippedTooLarge.length > 0)
+          printNote(`(skipped ${r.skippedTooLarge.length} large file(s): ${r.skippedTooLarge.slice(0, 5).join(', ')})`);
+      },
+    );
 
   program
     .command('edit')
@@ -105,7 +143,12 @@ export function registerSearchCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (target: string, opts: { old: string; new: string; base?: string; json?: boolean }, cmd: Command) => {
       const t = parseTarget(target);
-      const r = await (await open(cmd, t.volume)).files.edit(t.path, opts.old, opts.new, opts.base !== undefined ? { base: opts.base } : {});
+      const r = await (await open(cmd, t.volume)).files.edit(
+        t.path,
+        opts.old,
+        opts.new,
+        opts.base !== undefined ? { base: opts.base } : {},
+      );
       if (opts.json) printJson(r);
       else printLine(`edited ${t.volume}:${r.path} in commit ${shortId(r.commit.id)}`);
     });
@@ -124,7 +167,10 @@ export function registerSearchCommands(program: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        for await (const ev of vol.files.watch({ signal: ac.signal, ...(opts.since !== undefined ? { since: opts.since } : {}) })) {
+        for await (const ev of vol.files.watch({
+          signal: ac.signal,
+          ...(opts.since !== undefined ? { since: opts.since } : {}),
+        })) {
           if (opts.json) process.stdout.write(`${safeJson(ev)}\n`);
           else printLine(`${shortId(ev.commit)} ${ev.kind.padEnd(8)} ${ev.path}${ev.type === 'dir' ? '/' : ''}`);
         }

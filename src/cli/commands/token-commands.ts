@@ -22,19 +22,27 @@ export function registerTokenCommands(program: Command): void {
     .option('--read-only', 'allow reads only')
     .option('--expires <duration>', 'lifetime, e.g. 1h or 30d (default: no expiry)')
     .option('--json', 'print the token and secret as JSON')
-    .action(async (name: string, opts: { volume?: string; readOnly?: boolean; expires?: string; json?: boolean }, cmd: Command) => {
-      const req: CreateTokenRequest = { name };
-      if (opts.volume !== undefined) req.volume = opts.volume;
-      if (opts.readOnly) req.readOnly = true;
-      if (opts.expires !== undefined) req.expiresIn = Math.max(1, Math.round(parseDuration(opts.expires) / 1000));
-      const res = await clientOf(cmd.optsWithGlobals<GlobalOptions>()).createToken(req);
-      if (opts.json) {
-        printJson(res);
-        return;
-      }
-      printLine(res.secret);
-      printNote(`created token ${res.token.id} (${res.token.name}${res.token.readOnly ? ', read-only' : ''}${res.token.expiresAt ? `, expires ${when(res.token.expiresAt)}` : ''}); the secret above is shown only once`);
-    });
+    .action(
+      async (
+        name: string,
+        opts: { volume?: string; readOnly?: boolean; expires?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const req: CreateTokenRequest = { name };
+        if (opts.volume !== undefined) req.volume = opts.volume;
+        if (opts.readOnly) req.readOnly = true;
+        if (opts.expires !== undefined) req.expiresIn = Math.max(1, Math.round(parseDuration(opts.expires) / 1000));
+        const res = await clientOf(cmd.optsWithGlobals<GlobalOptions>()).createToken(req);
+        if (opts.json) {
+          printJson(res);
+          return;
+        }
+        printLine(res.secret);
+        printNote(
+          `created token ${res.token.id} (${res.token.name}${res.token.readOnly ? ', read-only' : ''}${res.token.expiresAt ? `, expires ${when(res.token.expiresAt)}` : ''}); the secret above is shown only once`,
+        );
+      },
+    );
 
   token
     .command('ls')
@@ -48,7 +56,15 @@ export function registerTokenCommands(program: Command): void {
       }
       printTable(
         ['ID', 'NAME', 'VOLUME', 'ACCESS', 'CREATED', 'EXPIRES', 'REVOKED'],
-        tokens.map((t) => [t.id, t.name, t.volume ?? '*', t.readOnly ? 'read-only' : 'read-write', when(t.createdAt), when(t.expiresAt), when(t.revokedAt)]),
+        tokens.map((t) => [
+          t.id,
+          t.name,
+          t.volume ?? '*',
+          t.readOnly ? 'read-only' : 'read-write',
+          when(t.createdAt),
+          when(t.expiresAt),
+          when(t.revokedAt),
+        ]),
       );
     });
 

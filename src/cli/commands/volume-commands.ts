@@ -13,11 +13,11 @@ import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printFields, printJson, printLine, printTable, shortId, when } from '../output.js';
 
-
 function accessModeOf(input: string | undefined): AccessMode | undefined {
   if (input === undefined) return undefined;
   const m = input.toUpperCase();
-  if (!(ACCESS_MODES as readonly string[]).includes(m)) throw new InvalidArgumentError(`invalid access mode ${JSON.stringify(input)}: use RWO, ROX or RWX`);
+  if (!(ACCESS_MODES as readonly string[]).includes(m))
+    throw new InvalidArgumentError(`invalid access mode ${JSON.stringify(input)}: use RWO, ROX or RWX`);
   return m as AccessMode;
 }
 
@@ -47,19 +47,38 @@ function volumeFields(v: VolumeInfo): Array<[string, string]> {
 function printVolumes(vols: VolumeInfo[]): void {
   printTable(
     ['NAME', 'MODE', 'SIZE', 'CAP', 'FILES', 'HEAD', 'UPDATED'],
-    vols.map((v) => [v.name, v.accessMode, bytes(v.size), bytes(v.cap), String(v.fileCount), shortId(v.head), when(v.updatedAt)]),
+    vols.map((v) => [
+      v.name,
+      v.accessMode,
+      bytes(v.size),
+      bytes(v.cap),
+      String(v.fileCount),
+      shortId(v.head),
+      when(v.updatedAt),
+    ]),
     ['left', 'left', 'right', 'right', 'right'],
   );
 }
 
 function printSnapshots(snaps: Snapshot[]): void {
-  printTable(['NAME', 'COMMIT', 'CREATED'], snaps.map((s) => [s.name, shortId(s.commit), when(s.createdAt)]));
+  printTable(
+    ['NAME', 'COMMIT', 'CREATED'],
+    snaps.map((s) => [s.name, shortId(s.commit), when(s.createdAt)]),
+  );
 }
 
 function printCommits(commits: Commit[]): void {
   printTable(
     ['SEQ', 'COMMIT', 'CREATED', 'AUTHOR', 'CHANGED', 'SIZE', 'MESSAGE'],
-    commits.map((c) => [String(c.seq), shortId(c.id), when(c.createdAt), c.author, String(c.changed), bytes(c.size), c.message]),
+    commits.map((c) => [
+      String(c.seq),
+      shortId(c.id),
+      when(c.createdAt),
+      c.author,
+      String(c.changed),
+      bytes(c.size),
+      c.message,
+    ]),
     ['right', 'left', 'left', 'left', 'right', 'right'],
   );
 }
@@ -68,7 +87,13 @@ function printAttachments(list: Attachment[]): void {
   printTable(
     ['ID', 'STATE', 'ACCESS', 'WHERE', 'LEASE/REASON'],
     // A mounted attachment shows when its lease runs out; a finished one, why it ended.
-    list.map((a) => [a.id, a.state, a.readOnly ? 'ro' : 'rw', `${a.host}:${a.path}`, a.state === 'mounted' ? `until ${when(a.leaseExpiresAt)}` : (a.reason ?? '')]),
+    list.map((a) => [
+      a.id,
+      a.state,
+      a.readOnly ? 'ro' : 'rw',
+      `${a.host}:${a.path}`,
+      a.state === 'mounted' ? `until ${when(a.leaseExpiresAt)}` : (a.reason ?? ''),
+    ]),
   );
 }
 
@@ -85,7 +110,11 @@ export function registerVolumeCommands(program: Command): void {
     .option('--json', 'print the volume as JSON')
     .action(async (name: string, opts: { accessMode?: string; cap?: string; json?: boolean }, cmd: Command) => {
       const mode = accessModeOf(opts.accessMode);
-      const v = await Volume.create(name, { client: clientOf(cmd.optsWithGlobals<GlobalOptions>()), ...(mode ? { accessMode: mode } : {}), ...(opts.cap !== undefined ? { cap: opts.cap } : {}) });
+      const v = await Volume.create(name, {
+        client: clientOf(cmd.optsWithGlobals<GlobalOptions>()),
+        ...(mode ? { accessMode: mode } : {}),
+        ...(opts.cap !== undefined ? { cap: opts.cap } : {}),
+      });
       if (opts.json) printJson(v.info);
       else printLine(`created volume ${v.name} (${v.id}, ${v.info.accessMode}, cap ${bytes(v.info.cap)})`);
     });
@@ -177,18 +206,25 @@ export function registerVolumeCommands(program: Command): void {
     .option('--access-mode <mode>', 'access mode of the new volume')
     .option('--cap <size>', 'cap of the new volume')
     .option('--json', 'print the new volume as JSON')
-    .action(async (name: string, newName: string, opts: { snapshot?: string; commit?: string; accessMode?: string; cap?: string; json?: boolean }, cmd: Command) => {
-      const mode = accessModeOf(opts.accessMode);
-      const src = await open(cmd, name);
-      const f = await src.fork(newName, {
-        ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
-        ...(opts.commit !== undefined ? { commit: opts.commit } : {}),
-        ...(mode ? { accessMode: mode } : {}),
-        ...(opts.cap !== undefined ? { cap: opts.cap } : {}),
-      });
-      if (opts.json) printJson(f.info);
-      else printLine(`forked ${name}${opts.snapshot ? ` at snapshot ${opts.snapshot}` : ''} to ${f.name} (${f.id})`);
-    });
+    .action(
+      async (
+        name: string,
+        newName: string,
+        opts: { snapshot?: string; commit?: string; accessMode?: string; cap?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const mode = accessModeOf(opts.accessMode);
+        const src = await open(cmd, name);
+        const f = await src.fork(newName, {
+          ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
+          ...(opts.commit !== undefined ? { commit: opts.commit } : {}),
+          ...(mode ? { accessMode: mode } : {}),
+          ...(opts.cap !== undefined ? { cap: opts.cap } : {}),
+        });
+        if (opts.json) printJson(f.info);
+        else printLine(`forked ${name}${opts.snapshot ? ` at snapshot ${opts.snapshot}` : ''} to ${f.name} (${f.id})`);
+      },
+    );
 
   volume
     .command('resize')
@@ -216,15 +252,21 @@ export function registerVolumeCommands(program: Command): void {
 
   volume
     .command('detach')
-    .description("release an attachment (e.g. of a mount whose machine is gone) and revoke its mount token")
+    .description('release an attachment (e.g. of a mount whose machine is gone) and revoke its mount token')
     .argument('<attachment_id>', 'attachment id (att_...)')
     .option('--failed <reason>', 'mark it failed with this reason instead of released')
     .option('--json', 'print the attachment as JSON')
     .action(async (id: string, opts: { failed?: string; json?: boolean }, cmd: Command) => {
       const client = clientOf(cmd.optsWithGlobals<GlobalOptions>());
-      const a = await client.releaseAttachment(id, opts.failed !== undefined ? { failed: true, reason: opts.failed } : {});
+      const a = await client.releaseAttachment(
+        id,
+        opts.failed !== undefined ? { failed: true, reason: opts.failed } : {},
+      );
       if (opts.json) printJson(a);
-      else printLine(`detached ${a.id} (${a.volume} at ${a.host}:${a.path}): ${a.state}${a.reason ? `, ${a.reason}` : ''}`);
+      else
+        printLine(
+          `detached ${a.id} (${a.volume} at ${a.host}:${a.path}): ${a.state}${a.reason ? `, ${a.reason}` : ''}`,
+        );
     });
 
   volume

@@ -23,7 +23,15 @@ function name(i: number): string {
 }
 
 function file(n: string, size = 1): FileEntry {
-  return { type: 'file', name: n, mode: 0o644, mtime: 1_700_000_000_000, size, chunkSize: 8 * 1024 * 1024, chunks: [CHUNK] };
+  return {
+    type: 'file',
+    name: n,
+    mode: 0o644,
+    mtime: 1_700_000_000_000,
+    size,
+    chunkSize: 8 * 1024 * 1024,
+    chunks: [CHUNK],
+  };
 }
 
 class Trees {
@@ -94,16 +102,33 @@ describe('directory pages', () => {
     // Another history: inserts in random batches, with detours (entries added then removed, sizes changed back).
     let dir: TreeHash = EMPTY_TREE.hash;
     const order = shuffle(all, 99);
-    for (let i = 0, step = 1; i < order.length; i += step, step = (step * 7 + 3) % 211 + 1) {
+    for (let i = 0, step = 1; i < order.length; i += step, step = ((step * 7 + 3) % 211) + 1) {
       const batch = order.slice(i, i + step).map((e): [string, Entry | null] => [e.name, { ...e, size: e.size + 1 }]);
       const detour: Array<[string, Entry | null]> = [...batch, [`${batch[0]![0]}x`, file(`${batch[0]![0]}x`)]];
-      dir = trees.keep(await editDir(reader, dir, detour.sort(([a], [b]) => (a < b ? -1 : 1)), SMALL)).hash;
+      dir = trees.keep(
+        await editDir(
+          reader,
+          dir,
+          detour.sort(([a], [b]) => (a < b ? -1 : 1)),
+          SMALL,
+        ),
+      ).hash;
       const undo = batch.map(([n]) => [n, all[Number(n.slice(1)) / 2]!] as [string, Entry | null]);
       undo.push([`${batch[0]![0]}x`, null]);
-      dir = trees.keep(await editDir(reader, dir, undo.sort(([a], [b]) => (a < b ? -1 : 1)), SMALL)).hash;
+      dir = trees.keep(
+        await editDir(
+          reader,
+          dir,
+          undo.sort(([a], [b]) => (a < b ? -1 : 1)),
+          SMALL,
+        ),
+      ).hash;
     }
     assert.equal(dir, scratch.hash);
-    assert.deepEqual(await names(reader, dir), all.map((e) => e.name));
+    assert.deepEqual(
+      await names(reader, dir),
+      all.map((e) => e.name),
+    );
     assert.deepEqual(await reader.totals(dir), { count: 2000, size: (1999 * 2000) / 2, fileCount: 2000 });
   });
 
@@ -119,13 +144,22 @@ describe('directory pages', () => {
     const scenarios: Record<string, Array<[string, Entry | null]>> = {
       'delete the first entry of a page': [[first(3), null]],
       'delete the last entry of a page (its boundary)': [[last(3), null]],
-      'delete the last entries of two neighbouring pages': [[last(2), null], [last(3), null]],
+      'delete the last entries of two neighbouring pages': [
+        [last(2), null],
+        [last(3), null],
+      ],
       'insert between two pages': [[between(last(4)), file(between(last(4)))]],
       'insert before everything': [['a', file('a')]],
       'insert after everything': [['z', file('z')]],
-      'delete the first and the last entry of the directory': [[first(0), null], [last(pages.length - 1), null]],
+      'delete the first and the last entry of the directory': [
+        [first(0), null],
+        [last(pages.length - 1), null],
+      ],
       'change an entry on a boundary': [[last(5), file(last(5), 12345)]],
-      'rename across pages': [[first(1), null], [between(last(6)), file(between(last(6)))]],
+      'rename across pages': [
+        [first(1), null],
+        [between(last(6)), file(between(last(6)))],
+      ],
       'delete a whole page': pages[4]!.entries.map((e): [string, Entry | null] => [e.name, null]),
       'delete a missing name': [[between(first(2)), null]],
     };
@@ -141,7 +175,12 @@ describe('directory pages', () => {
       assert.deepEqual(await names(reader, edited.hash), [...expected.keys()].sort(), what);
       assert.equal(edited.count, expected.size, what);
     }
-    const emptied = await editDir(reader, built.hash, base.map((e): [string, Entry | null] => [e.name, null]), SMALL);
+    const emptied = await editDir(
+      reader,
+      built.hash,
+      base.map((e): [string, Entry | null] => [e.name, null]),
+      SMALL,
+    );
     assert.deepEqual([emptied.hash, emptied.count, emptied.nodes.length], [EMPTY_TREE.hash, 0, 0]);
   });
 
@@ -150,7 +189,8 @@ describe('directory pages', () => {
     const { trees } = fixture();
     const built = trees.keep(await buildDir(all));
     assert.ok(built.nodes.length > 500, `a wide directory is many nodes (got ${built.nodes.length})`);
-    for (const n of built.nodes) assert.ok(n.data.length <= DEFAULT_PAGE_RULES.maxChars + 1024, `node of ${n.data.length} bytes`);
+    for (const n of built.nodes)
+      assert.ok(n.data.length <= DEFAULT_PAGE_RULES.maxChars + 1024, `node of ${n.data.length} bytes`);
     const reader = new TreeReader(trees);
     trees.gets = 0;
     const added = file('file-0100001.txt', 7);
@@ -178,7 +218,10 @@ describe('directory pages', () => {
   });
 
   it('refuses a node whose bytes do not match its hash, interior nodes included', async () => {
-    const built = await buildDir(Array.from({ length: 300 }, (_, i) => file(name(i))), SMALL);
+    const built = await buildDir(
+      Array.from({ length: 300 }, (_, i) => file(name(i))),
+      SMALL,
+    );
     const top = built.nodes.find((n) => n.hash === built.hash)!;
     assert.equal(top.tree.kind, 'interior');
     const tampered = Buffer.from(top.data);
@@ -208,7 +251,11 @@ describe('directory pages', () => {
     const all = Array.from({ length: 3000 }, (_, i) => file(name(i * 2)));
     const { trees, reader } = fixture();
     const before = trees.keep(await buildDir(all, SMALL));
-    const edits: Array<[string, Entry | null]> = [[name(10), null], [name(3001), file(name(3001))], [name(5000), file(name(5000), 9)]];
+    const edits: Array<[string, Entry | null]> = [
+      [name(10), null],
+      [name(3001), file(name(3001))],
+      [name(5000), file(name(5000), 9)],
+    ];
     const after = trees.keep(await editDir(reader, before.hash, edits, SMALL));
     const total = (await leaves(reader, before.hash)).leaves.length;
     const counting = new TreeReader(trees);

@@ -27,8 +27,20 @@
 import { Pacer } from '@stowage/sdk/common/concurrency.js';
 import type { TreeHash } from '@stowage/sdk/common/ids.js';
 import {
-  canonicalEntry, childIndexFor, EMPTY_TREE, encodeInterior, encodeLeaf, entryJson, nodeLevel, nodeTotals, refJson,
-  type ChildRef, type EncodedNode, type Entry, type InteriorNode, type TreeNode,
+  canonicalEntry,
+  childIndexFor,
+  EMPTY_TREE,
+  encodeInterior,
+  encodeLeaf,
+  entryJson,
+  nodeLevel,
+  nodeTotals,
+  refJson,
+  type ChildRef,
+  type EncodedNode,
+  type Entry,
+  type InteriorNode,
+  type TreeNode,
 } from './tree-codec.js';
 import type { TreeReader } from './tree-reader.js';
 
@@ -103,7 +115,10 @@ class Chunker {
   /** References to the nodes cut so far, in order. */
   readonly refs: ChildRef[] = [];
 
-  constructor(private readonly level: number, private readonly ctx: Ctx) {}
+  constructor(
+    private readonly level: number,
+    private readonly ctx: Ctx,
+  ) {}
 
   push(item: Item): void {
     const json = this.level === 0 ? entryJson(item as Entry) : refJson(item as ChildRef);
@@ -111,7 +126,11 @@ class Chunker {
     this.jsons.push(json);
     this.chars += json.length + 1;
     const { minChars, maxChars, odds } = this.ctx.rules;
-    if (this.chars >= maxChars || (this.chars >= minChars && boundaryHash(this.level, keyOf(this.level, item)) % odds === 0)) this.cut();
+    if (
+      this.chars >= maxChars ||
+      (this.chars >= minChars && boundaryHash(this.level, keyOf(this.level, item)) % odds === 0)
+    )
+      this.cut();
   }
 
   /** True when the items pushed so far end exactly at a cut. */
@@ -125,7 +144,10 @@ class Chunker {
   }
 
   private cut(): void {
-    const encoded = this.level === 0 ? encodeLeaf(this.items as Entry[], this.jsons) : encodeInterior(this.level, this.items as ChildRef[], this.jsons);
+    const encoded =
+      this.level === 0
+        ? encodeLeaf(this.items as Entry[], this.jsons)
+        : encodeInterior(this.level, this.items as ChildRef[], this.jsons);
     this.ctx.created.set(encoded.hash, encoded);
     this.refs.push({ first: keyOf(this.level, this.items[0]!), tree: encoded.hash, ...nodeTotals(encoded.tree) });
     this.items = [];
@@ -197,7 +219,15 @@ interface Feed {
 }
 
 /** Pushes a node's items merged with the ops that fall before `limit` (all remaining ops when undefined). */
-async function feed(ctx: Ctx, level: number, items: readonly Item[], ops: readonly Op[], st: Feed, limit: string | undefined, out: Chunker): Promise<void> {
+async function feed(
+  ctx: Ctx,
+  level: number,
+  items: readonly Item[],
+  ops: readonly Op[],
+  st: Feed,
+  limit: string | undefined,
+  out: Chunker,
+): Promise<void> {
   const start = async (op: Op): Promise<void> => {
     for (const x of op.items) {
       out.push(x);
@@ -266,13 +296,20 @@ function reachable(ctx: Ctx, top: TreeHash): EncodedNode[] {
  * Only the runs of nodes around the edits are read and rewritten.
  */
 export async function editDir(
-  reader: Pick<TreeReader, 'get'>, base: TreeHash, edits: ReadonlyArray<readonly [string, Entry | null]>,
-  rules: PageRules = DEFAULT_PAGE_RULES, pacer: Pacer = new Pacer(),
+  reader: Pick<TreeReader, 'get'>,
+  base: TreeHash,
+  edits: ReadonlyArray<readonly [string, Entry | null]>,
+  rules: PageRules = DEFAULT_PAGE_RULES,
+  pacer: Pacer = new Pacer(),
 ): Promise<EditedDir> {
   const ctx: Ctx = { reader, rules, pacer, created: new Map() };
   const root = await reader.get(base);
   const height = nodeLevel(root);
-  let ops: Op[] = edits.map(([name, entry]) => ({ lo: name, hi: name, items: entry ? [canonicalEntry({ ...entry, name })] : [] }));
+  let ops: Op[] = edits.map(([name, entry]) => ({
+    lo: name,
+    hi: name,
+    items: entry ? [canonicalEntry({ ...entry, name })] : [],
+  }));
   for (let level = 0; level < height; level++) ops = await rechunkLevel(ctx, root, level, ops);
   // The top node is re-cut whole; while it yields more than one node, add levels above.
   const top = new Chunker(height, ctx);

@@ -17,7 +17,13 @@ import type { TreeReader } from './tree-reader.js';
  * Entries of directory `dir` (whose path is `prefix`, "" for the root) that
  * come after the path `after` in listing order (all of them when undefined).
  */
-export async function* entriesAfter(reader: Pick<TreeReader, 'entries'>, dir: TreeHash, prefix: string, after: readonly string[] | undefined, recursive: boolean): AsyncGenerator<{ path: string; entry: Entry }> {
+export async function* entriesAfter(
+  reader: Pick<TreeReader, 'entries'>,
+  dir: TreeHash,
+  prefix: string,
+  after: readonly string[] | undefined,
+  recursive: boolean,
+): AsyncGenerator<{ path: string; entry: Entry }> {
   for await (const entry of reader.entries(dir, after?.[0])) {
     const path = `${prefix}/${entry.name}`;
     let rest: readonly string[] | undefined;
@@ -41,6 +47,7 @@ export function cursorParts(dir: VolumePath, after: VolumePath | undefined): str
   if (after === undefined) return undefined;
   const d = splitPath(dir);
   const a = splitPath(after);
-  if (a.length <= d.length || d.some((n, i) => a[i] !== n)) throw new InvalidArgumentError(`cursor ${after} is not below ${dir}: pass the nextCursor of the previous page`);
+  if (a.length <= d.length || d.some((n, i) => a[i] !== n))
+    throw new InvalidArgumentError(`cursor ${after} is not below ${dir}: pass the nextCursor of the previous page`);
   return a.slice(d.length);
 }

@@ -112,9 +112,27 @@ function sha256(tag: string, body: string | Uint8Array): string {
 export function canonicalEntry(e: Entry): Entry {
   switch (e.type) {
     case 'file':
-      return { type: 'file', name: e.name, mode: e.mode, mtime: e.mtime, size: e.size, chunkSize: e.chunkSize, chunks: e.chunks, ...canonicalMeta(e) };
+      return {
+        type: 'file',
+        name: e.name,
+        mode: e.mode,
+        mtime: e.mtime,
+        size: e.size,
+        chunkSize: e.chunkSize,
+        chunks: e.chunks,
+        ...canonicalMeta(e),
+      };
     case 'dir':
-      return { type: 'dir', name: e.name, mode: e.mode, mtime: e.mtime, tree: e.tree, size: e.size, fileCount: e.fileCount, ...canonicalMeta(e) };
+      return {
+        type: 'dir',
+        name: e.name,
+        mode: e.mode,
+        mtime: e.mtime,
+        tree: e.tree,
+        size: e.size,
+        fileCount: e.fileCount,
+        ...canonicalMeta(e),
+      };
     case 'symlink':
       return { type: 'symlink', name: e.name, mode: e.mode, mtime: e.mtime, target: e.target, ...canonicalMeta(e) };
   }
@@ -134,9 +152,12 @@ export interface EntryTimes {
 export function entryTimes(e: { mtime: number } & EntryMeta): EntryTimes {
   const mtimeNs = e.mtimeNs ?? 0;
   return {
-    mtime: e.mtime, mtimeNs,
-    atime: e.atime ?? e.mtime, atimeNs: e.atime === undefined ? mtimeNs : (e.atimeNs ?? 0),
-    ctime: e.ctime ?? e.mtime, ctimeNs: e.ctime === undefined ? mtimeNs : (e.ctimeNs ?? 0),
+    mtime: e.mtime,
+    mtimeNs,
+    atime: e.atime ?? e.mtime,
+    atimeNs: e.atime === undefined ? mtimeNs : (e.atimeNs ?? 0),
+    ctime: e.ctime ?? e.mtime,
+    ctimeNs: e.ctime === undefined ? mtimeNs : (e.ctimeNs ?? 0),
   };
 }
 
@@ -148,7 +169,14 @@ export function entryTimes(e: { mtime: number } & EntryMeta): EntryTimes {
  */
 export function canonicalMeta(e: { mtime: number } & EntryMeta): EntryMeta {
   // Most entries record none of them: skip the work (every re-cut page re-encodes its entries).
-  if (e.uid === undefined && e.gid === undefined && e.mtimeNs === undefined && e.atime === undefined && e.ctime === undefined) return {};
+  if (
+    e.uid === undefined &&
+    e.gid === undefined &&
+    e.mtimeNs === undefined &&
+    e.atime === undefined &&
+    e.ctime === undefined
+  )
+    return {};
   const out: EntryMeta = {};
   if (e.uid !== undefined) out.uid = e.uid;
   if (e.gid !== undefined) out.gid = e.gid;
@@ -180,7 +208,10 @@ export interface EncodedNode {
 /** Encodes entries (any order) into one leaf; returns its hash and bytes. */
 export function encodeTree(entries: Iterable<Entry>): { hash: TreeHash; data: Uint8Array; tree: LeafNode } {
   const sorted = [...entries].map(canonicalEntry).sort((a, b) => compareNames(a.name, b.name));
-  return encodeLeaf(sorted, sorted.map((e) => JSON.stringify(e)));
+  return encodeLeaf(
+    sorted,
+    sorted.map((e) => JSON.stringify(e)),
+  );
 }
 
 /** The canonical JSON of one entry, as it appears in a leaf. */
@@ -198,14 +229,21 @@ export function refJson(r: ChildRef): string {
  * The bytes equal `JSON.stringify({ v: 1, entries })`, the format of before
  * paging, so a small directory keeps its hash.
  */
-export function encodeLeaf(sorted: readonly Entry[], jsons: readonly string[]): { hash: TreeHash; data: Uint8Array; tree: LeafNode } {
+export function encodeLeaf(
+  sorted: readonly Entry[],
+  jsons: readonly string[],
+): { hash: TreeHash; data: Uint8Array; tree: LeafNode } {
   const data = Buffer.from(`{"v":1,"entries":[${jsons.join(',')}]}`, 'utf8');
   const hash = sha256(TREE_TAG, data) as TreeHash;
   return { hash, data, tree: { kind: 'leaf', hash, entries: sorted, bytes: data.length } };
 }
 
 /** An interior node of `level` over sorted references whose canonical JSON is `jsons`. */
-export function encodeInterior(level: number, refs: readonly ChildRef[], jsons: readonly string[]): { hash: TreeHash; data: Uint8Array; tree: InteriorNode } {
+export function encodeInterior(
+  level: number,
+  refs: readonly ChildRef[],
+  jsons: readonly string[],
+): { hash: TreeHash; data: Uint8Array; tree: InteriorNode } {
   const data = Buffer.from(`{"v":2,"level":${level},"children":[${jsons.join(',')}]}`, 'utf8');
   const hash = sha256(INTERIOR_TAG, data) as TreeHash;
   return { hash, data, tree: { kind: 'interior', hash, level, children: refs, bytes: data.length } };
@@ -216,10 +254,19 @@ const INTERIOR_PREFIX = Buffer.from('{"v":2,');
 /** Decodes a stored node, refusing bytes that do not hash to `hash`. */
 export function decodeTree(hash: TreeHash, data: Uint8Array): TreeNode {
   // The version is the first key of every node; it picks the tag the hash was made with.
-  const interior = Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, INTERIOR_PREFIX.length)).equals(INTERIOR_PREFIX);
-  if (sha256(interior ? INTERIOR_TAG : TREE_TAG, data) !== hash) throw new InternalError(`tree ${hash} is corrupt: its content does not match its hash`);
-  const parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { v: number; entries?: Entry[]; level?: number; children?: ChildRef[] };
-  if (parsed.v === 1 && Array.isArray(parsed.entries)) return { kind: 'leaf', hash, entries: parsed.entries, bytes: data.byteLength };
+  const interior = Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, INTERIOR_PREFIX.length)).equals(
+    INTERIOR_PREFIX,
+  );
+  if (sha256(interior ? INTERIOR_TAG : TREE_TAG, data) !== hash)
+    throw new InternalError(`tree ${hash} is corrupt: its content does not match its hash`);
+  const parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as {
+    v: number;
+    entries?: Entry[];
+    level?: number;
+    children?: ChildRef[];
+  };
+  if (parsed.v === 1 && Array.isArray(parsed.entries))
+    return { kind: 'leaf', hash, entries: parsed.entries, bytes: data.byteLength };
   if (parsed.v === 2 && Array.isArray(parsed.children) && Number.isSafeInteger(parsed.level) && parsed.level! >= 1) {
     return { kind: 'interior', hash, level: parsed.level!, children: parsed.children, bytes: data.byteLength };
   }
@@ -264,7 +311,11 @@ export function nodeTotals(node: TreeNode): { count: number; size: number; fileC
   let count = 0;
   let size = 0;
   let fileCount = 0;
-  for (const c of node.children) { count += c.count; size += c.size; fileCount += c.fileCount; }
+  for (const c of node.children) {
+    count += c.count;
+    size += c.size;
+    fileCount += c.fileCount;
+  }
   return { count, size, fileCount };
 }
 
@@ -273,8 +324,13 @@ export function treeTotals(entries: Iterable<Entry>): { size: number; fileCount:
   let size = 0;
   let fileCount = 0;
   for (const e of entries) {
-    if (e.type === 'file') { size += e.size; fileCount += 1; }
-    else if (e.type === 'dir') { size += e.size; fileCount += e.fileCount; }
+    if (e.type === 'file') {
+      size += e.size;
+      fileCount += 1;
+    } else if (e.type === 'dir') {
+      size += e.size;
+      fileCount += e.fileCount;
+    }
   }
   return { size, fileCount };
 }
@@ -285,7 +341,15 @@ export function entryFingerprint(e: Entry | undefined): string {
 }
 
 /** The id of a commit: a hash over a version tag and everything the commit says. */
-export function commitId(c: { volumeId: VolumeId; parent: CommitId | null; tree: TreeHash; seq: number; createdAt: Date; author: string; message: string }): CommitId {
+export function commitId(c: {
+  volumeId: VolumeId;
+  parent: CommitId | null;
+  tree: TreeHash;
+  seq: number;
+  createdAt: Date;
+  author: string;
+  message: string;
+}): CommitId {
   const body = JSON.stringify([c.volumeId, c.parent, c.tree, c.seq, c.createdAt.getTime(), c.author, c.message]);
   return sha256(COMMIT_TAG, body) as CommitId;
 }

@@ -15,7 +15,6 @@ import { canonicalMeta, compareNames, nodeLevel, type Entry } from './tree-codec
 import type { TreeReader } from './tree-reader.js';
 import type { TreeChange } from '../types.js';
 
-
 /** Ownership and every time, in canonical form (defaults dropped), for comparison. */
 function attrsKey(e: Entry): string {
   const { uid, gid, mtimeNs, atime, atimeNs, ctime, ctimeNs } = canonicalMeta(e);
@@ -29,7 +28,8 @@ function attrsKey(e: Entry): string {
  */
 function entryChanged(a: Entry, b: Entry): boolean {
   if (attrsKey(a) !== attrsKey(b)) return true;
-  if (a.type === 'file' && b.type === 'file') return a.size !== b.size || a.chunks.length !== b.chunks.length || a.chunks.some((h, i) => h !== b.chunks[i]);
+  if (a.type === 'file' && b.type === 'file')
+    return a.size !== b.size || a.chunks.length !== b.chunks.length || a.chunks.some((h, i) => h !== b.chunks[i]);
   if (a.type === 'symlink' && b.type === 'symlink') return a.target !== b.target;
   return false;
 }
@@ -43,7 +43,12 @@ type Pending = { ref: TreeHash; level: number } | { entry: Entry };
  * subtrees and, inside a wide directory, equal pages: when both sides next
  * hold a node with the same hash, both nodes are passed over unread.
  */
-export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from: TreeHash, to: TreeHash, prefix = ''): AsyncGenerator<TreeChange> {
+export async function* diffTrees(
+  reader: Pick<TreeReader, 'get' | 'walk'>,
+  from: TreeHash,
+  to: TreeHash,
+  prefix = '',
+): AsyncGenerator<TreeChange> {
   if (from === to) return;
   // Each side is a stack, next item last. Equal pages start at the same name on both sides whenever both
   // are next: everything before them was merged already, so skipping both skips equal entries only.
@@ -54,7 +59,9 @@ export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from:
   const open = async (side: Pending[]): Promise<void> => {
     const node = await reader.get((side.pop() as { ref: TreeHash }).ref);
     if (node.kind === 'leaf') for (let k = node.entries.length - 1; k >= 0; k--) side.push({ entry: node.entries[k]! });
-    else for (let k = node.children.length - 1; k >= 0; k--) side.push({ ref: node.children[k]!.tree, level: node.level - 1 });
+    else
+      for (let k = node.children.length - 1; k >= 0; k--)
+        side.push({ ref: node.children[k]!.tree, level: node.level - 1 });
   };
   while (a.length > 0 || b.length > 0) {
     const x = a.at(-1);
@@ -69,8 +76,14 @@ export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from:
       else await open(b);
       continue;
     }
-    if (rx) { await open(a); continue; }
-    if (ry) { await open(b); continue; }
+    if (rx) {
+      await open(a);
+      continue;
+    }
+    if (ry) {
+      await open(b);
+      continue;
+    }
     const ex = x && (x as { entry: Entry }).entry;
     const ey = y && (y as { entry: Entry }).entry;
     const order = ex === undefined ? 1 : ey === undefined ? -1 : compareNames(ex.name, ey.name);
@@ -90,14 +103,20 @@ export async function* diffTrees(reader: Pick<TreeReader, 'get' | 'walk'>, from:
         yield* whole(reader, ey!, path, 'added');
       } else {
         if (entryChanged(ex!, ey!)) yield { path, kind: 'modified', type: ey!.type };
-        if (ex!.type === 'dir' && ey!.type === 'dir' && ex!.tree !== ey!.tree) yield* diffTrees(reader, ex!.tree, ey!.tree, path);
+        if (ex!.type === 'dir' && ey!.type === 'dir' && ex!.tree !== ey!.tree)
+          yield* diffTrees(reader, ex!.tree, ey!.tree, path);
       }
     }
   }
 }
 
 /** An entry that appeared or disappeared, with everything below it. */
-async function* whole(reader: Pick<TreeReader, 'get' | 'walk'>, entry: Entry, path: string, kind: 'added' | 'deleted'): AsyncGenerator<TreeChange> {
+async function* whole(
+  reader: Pick<TreeReader, 'get' | 'walk'>,
+  entry: Entry,
+  path: string,
+  kind: 'added' | 'deleted',
+): AsyncGenerator<TreeChange> {
   yield { path, kind, type: entry.type };
   if (entry.type !== 'dir') return;
   for await (const below of reader.walk(entry.tree, path)) yield { path: below.path, kind, type: below.entry.type };

@@ -58,7 +58,11 @@ export interface FlushResult {
 export class TreeEditor {
   private readonly pacer = new Pacer();
 
-  private constructor(private readonly reader: TreeReader, private readonly root: OpenDir, private readonly rules: PageRules) {}
+  private constructor(
+    private readonly reader: TreeReader,
+    private readonly root: OpenDir,
+    private readonly rules: PageRules,
+  ) {}
 
   /** Opens the tree `root` for editing; `rules` say where wide directories are cut into pages. */
   static async open(reader: TreeReader, root: TreeHash, rules: PageRules = DEFAULT_PAGE_RULES): Promise<TreeEditor> {
@@ -122,7 +126,8 @@ export class TreeEditor {
   async remove(path: VolumePath, recursive: boolean): Promise<boolean> {
     const parts = splitPath(path);
     if (parts.length === 0) {
-      if (!recursive) throw new InvalidArgumentError('cannot remove the root directory (pass recursive to empty the volume)');
+      if (!recursive)
+        throw new InvalidArgumentError('cannot remove the root directory (pass recursive to empty the volume)');
       this.root.base = EMPTY_TREE.hash;
       this.root.changes.clear();
       this.root.children.clear();
@@ -161,8 +166,10 @@ export class TreeEditor {
     const existing = await this.entryOf(dstDir, dst.name);
     if (existing) {
       if (!overwrite) throw new AlreadyExistsError(`cannot move ${from} to ${to}: the target exists`);
-      if ((existing.type === 'dir') !== (entry.type === 'dir')) throw new ConflictError(`cannot move ${from} to ${to}: one is a directory and the other is not`);
-      if (existing.type === 'dir' && !(await this.isEmptyDir(dstDir, dst.name, existing))) throw new ConflictError(`cannot move ${from} to ${to}: the target directory is not empty`);
+      if ((existing.type === 'dir') !== (entry.type === 'dir'))
+        throw new ConflictError(`cannot move ${from} to ${to}: one is a directory and the other is not`);
+      if (existing.type === 'dir' && !(await this.isEmptyDir(dstDir, dst.name, existing)))
+        throw new ConflictError(`cannot move ${from} to ${to}: the target directory is not empty`);
     }
     const opened = srcDir.children.get(src.name);
     this.deleteEntry(srcDir, src.name);
@@ -188,10 +195,14 @@ export class TreeEditor {
     if (!existing) throw new NotFoundError(`no such file or directory: ${path}`);
     const t = entryTimes(existing);
     const next: Entry = {
-      ...existing, mode: attrs.mode ?? existing.mode,
-      mtime: attrs.mtime ?? t.mtime, mtimeNs: attrs.mtime !== undefined ? attrs.mtimeNs ?? 0 : t.mtimeNs,
-      atime: attrs.atime ?? t.atime, atimeNs: attrs.atime !== undefined ? attrs.atimeNs ?? 0 : t.atimeNs,
-      ctime: attrs.ctime ?? t.ctime, ctimeNs: attrs.ctime !== undefined ? attrs.ctimeNs ?? 0 : t.ctimeNs,
+      ...existing,
+      mode: attrs.mode ?? existing.mode,
+      mtime: attrs.mtime ?? t.mtime,
+      mtimeNs: attrs.mtime !== undefined ? (attrs.mtimeNs ?? 0) : t.mtimeNs,
+      atime: attrs.atime ?? t.atime,
+      atimeNs: attrs.atime !== undefined ? (attrs.atimeNs ?? 0) : t.atimeNs,
+      ctime: attrs.ctime ?? t.ctime,
+      ctimeNs: attrs.ctime !== undefined ? (attrs.ctimeNs ?? 0) : t.ctimeNs,
     };
     for (const k of ['uid', 'gid'] as const) {
       const v = attrs[k];
@@ -209,14 +220,18 @@ export class TreeEditor {
     return { root: hash ?? this.root.base, size, fileCount, newTrees };
   }
 
-  private async flushDir(dir: OpenDir, out: TreeRecord[]): Promise<{ hash: TreeHash | undefined; size: number; fileCount: number }> {
+  private async flushDir(
+    dir: OpenDir,
+    out: TreeRecord[],
+  ): Promise<{ hash: TreeHash | undefined; size: number; fileCount: number }> {
     if (!dir.dirty) return { hash: undefined, ...(await this.reader.totals(dir.base)) };
     for (const [name, child] of dir.children) {
       if (!child.dirty) continue;
       const entry = await this.entryOf(dir, name);
       if (entry?.type !== 'dir') continue;
       const flushed = await this.flushDir(child, out);
-      if (flushed.hash) dir.changes.set(name, { ...entry, tree: flushed.hash, size: flushed.size, fileCount: flushed.fileCount });
+      if (flushed.hash)
+        dir.changes.set(name, { ...entry, tree: flushed.hash, size: flushed.size, fileCount: flushed.fileCount });
     }
     const edits = [...dir.changes].sort(([a], [b]) => compareNames(a, b));
     const edited = await editDir(this.reader, dir.base, edits, this.rules, this.pacer);
@@ -246,7 +261,14 @@ export class TreeEditor {
    * Returns undefined when one is missing and `create` is false; a
    * non-directory on the way is a Conflict.
    */
-  private async walk(parts: string[], fullPath: string, create: boolean, mode = 0o755, mtime = Date.now(), meta: EntryMeta = {}): Promise<OpenDir[] | undefined> {
+  private async walk(
+    parts: string[],
+    fullPath: string,
+    create: boolean,
+    mode = 0o755,
+    mtime = Date.now(),
+    meta: EntryMeta = {},
+  ): Promise<OpenDir[] | undefined> {
     const chain = [this.root];
     let dir = this.root;
     for (let i = 0; i < parts.length; i++) {
@@ -288,12 +310,17 @@ function markDirty(chain: OpenDir[]): void {
  * hundred ms.
  * Nodes are content-addressed, so storing them in several statements is safe.
  */
-export async function storeTrees(md: Pick<MetadataOps, 'putTrees'>, trees: readonly TreeRecord[], now: Date): Promise<void> {
+export async function storeTrees(
+  md: Pick<MetadataOps, 'putTrees'>,
+  trees: readonly TreeRecord[],
+  now: Date,
+): Promise<void> {
   let start = 0;
   while (start < trees.length) {
     let end = start;
     let bytes = 0;
-    while (end < trees.length && (end === start || bytes + trees[end]!.data.byteLength <= 256 * 1024)) bytes += trees[end++]!.data.byteLength;
+    while (end < trees.length && (end === start || bytes + trees[end]!.data.byteLength <= 256 * 1024))
+      bytes += trees[end++]!.data.byteLength;
     await md.putTrees(trees.slice(start, end), now);
     start = end;
     if (start < trees.length) await new Promise<void>((resolve) => setImmediate(resolve));

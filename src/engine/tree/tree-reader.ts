@@ -11,7 +11,15 @@ import type { TreeHash } from '@stowage/sdk/common/ids.js';
 import { splitPath, type VolumePath } from '@stowage/sdk/common/paths.js';
 import type { MetadataOps } from '../../stores/metadata-store.js';
 import { LruCache } from '../../common/lru-cache.js';
-import { childIndexFor, decodeTree, EMPTY_TREE, entryIndexFrom, nodeTotals, type Entry, type TreeNode } from './tree-codec.js';
+import {
+  childIndexFor,
+  decodeTree,
+  EMPTY_TREE,
+  entryIndexFrom,
+  nodeTotals,
+  type Entry,
+  type TreeNode,
+} from './tree-codec.js';
 
 export class TreeReader {
   private readonly cache: LruCache<TreeHash, TreeNode>;
@@ -23,7 +31,10 @@ export class TreeReader {
    * size; decoded objects take several times that in the heap, so the default
    * stays small enough for the server's memory budget.
    */
-  constructor(private readonly store: Pick<MetadataOps, 'getTree'>, cacheBytes = 16 * 1024 * 1024) {
+  constructor(
+    private readonly store: Pick<MetadataOps, 'getTree'>,
+    cacheBytes = 16 * 1024 * 1024,
+  ) {
     this.cache = new LruCache(cacheBytes);
   }
 
@@ -90,11 +101,13 @@ export class TreeReader {
     const node = await this.get(dir);
     if (node.kind === 'leaf') {
       await this.pacer.tick();
-      for (let i = from === undefined ? 0 : entryIndexFrom(node.entries, from); i < node.entries.length; i++) yield node.entries[i]!;
+      for (let i = from === undefined ? 0 : entryIndexFrom(node.entries, from); i < node.entries.length; i++)
+        yield node.entries[i]!;
       return;
     }
     const start = from === undefined ? 0 : Math.max(0, childIndexFor(node.children, from));
-    for (let i = start; i < node.children.length; i++) yield* this.entries(node.children[i]!.tree, i === start ? from : undefined);
+    for (let i = start; i < node.children.length; i++)
+      yield* this.entries(node.children[i]!.tree, i === start ? from : undefined);
   }
 
   /** Visits every entry below directory `dir` depth-first, parents before children, with its full path. */

@@ -7,7 +7,17 @@
  */
 import { FsError } from '../fs-error.js';
 import type {
-  Attr, ConnInfo, CreateReply, DirEntry, DirEntryPlus, Entry, LowLevelOps, OpenReply, RequestContext, SetattrRequest, Statvfs,
+  Attr,
+  ConnInfo,
+  CreateReply,
+  DirEntry,
+  DirEntryPlus,
+  Entry,
+  LowLevelOps,
+  OpenReply,
+  RequestContext,
+  SetattrRequest,
+  Statvfs,
   Timespec,
 } from './types.js';
 
@@ -37,7 +47,14 @@ export class MemoryFs implements LowLevelOps {
   readonly nodes = new Map<number, MemNode>();
   /** The kernel's lookup count per inode, as this file system sees it. */
   readonly lookups = new Map<number, number>();
-  readonly seen = { readdir: 0, readdirplus: 0, largestWrite: 0, largestRead: 0, setattrs: [] as SetattrRequest[], inits: [] as ConnInfo[] };
+  readonly seen = {
+    readdir: 0,
+    readdirplus: 0,
+    largestWrite: 0,
+    largestRead: 0,
+    setattrs: [] as SetattrRequest[],
+    inits: [] as ConnInfo[],
+  };
   /** Seconds the kernel may cache attributes and names (long, so the cache tests see the cache). */
   timeout = 60;
   /** A test's way to make lookup of a name fail or misbehave. */
@@ -46,7 +63,17 @@ export class MemoryFs implements LowLevelOps {
 
   constructor() {
     const t = now();
-    this.nodes.set(1, { ino: 1, mode: S_IFDIR | 0o755, nlink: 2, data: Buffer.alloc(0), children: new Map(), parent: 1, atime: t, mtime: t, ctime: t });
+    this.nodes.set(1, {
+      ino: 1,
+      mode: S_IFDIR | 0o755,
+      nlink: 2,
+      data: Buffer.alloc(0),
+      children: new Map(),
+      parent: 1,
+      atime: t,
+      mtime: t,
+      ctime: t,
+    });
   }
 
   /** Adds a file (or directory) under `parent` behind the kernel's back. */
@@ -54,8 +81,15 @@ export class MemoryFs implements LowLevelOps {
     const t = now();
     const dir = content === null;
     const node: MemNode = {
-      ino: this.#next++, mode: (dir ? S_IFDIR : S_IFREG) | mode, nlink: dir ? 2 : 1,
-      data: dir ? Buffer.alloc(0) : Buffer.from(content), children: dir ? new Map() : undefined, parent, atime: t, mtime: t, ctime: t,
+      ino: this.#next++,
+      mode: (dir ? S_IFDIR : S_IFREG) | mode,
+      nlink: dir ? 2 : 1,
+      data: dir ? Buffer.alloc(0) : Buffer.from(content),
+      children: dir ? new Map() : undefined,
+      parent,
+      atime: t,
+      mtime: t,
+      ctime: t,
     };
     this.nodes.set(node.ino, node);
     this.#dir(parent).children!.set(name, node.ino);
@@ -63,7 +97,18 @@ export class MemoryFs implements LowLevelOps {
   }
 
   attr(n: MemNode): Attr {
-    return { ino: n.ino, mode: n.mode, nlink: n.nlink, uid: 0, gid: 0, size: n.data.length, blocks: Math.ceil(n.data.length / 512), atime: n.atime, mtime: n.mtime, ctime: n.ctime };
+    return {
+      ino: n.ino,
+      mode: n.mode,
+      nlink: n.nlink,
+      uid: 0,
+      gid: 0,
+      size: n.data.length,
+      blocks: Math.ceil(n.data.length / 512),
+      atime: n.atime,
+      mtime: n.mtime,
+      ctime: n.ctime,
+    };
   }
 
   #get(ino: number): MemNode {
@@ -201,23 +246,40 @@ export class MemoryFs implements LowLevelOps {
 
   async readdir(_ctx: RequestContext, ino: number, _size: number, offset: number): Promise<DirEntry[]> {
     this.seen.readdir++;
-    return this.#list(ino).slice(offset).map(([name, n], i) => ({ name, ino: n.ino, mode: n.mode, off: offset + i + 1 }));
+    return this.#list(ino)
+      .slice(offset)
+      .map(([name, n], i) => ({ name, ino: n.ino, mode: n.mode, off: offset + i + 1 }));
   }
 
   async readdirplus(_ctx: RequestContext, ino: number, _size: number, offset: number): Promise<DirEntryPlus[]> {
     this.seen.readdirplus++;
-    return this.#list(ino).slice(offset).map(([name, n], i) => ({ name, entry: this.#entry(n), off: offset + i + 1 }));
+    return this.#list(ino)
+      .slice(offset)
+      .map(([name, n], i) => ({ name, entry: this.#entry(n), off: offset + i + 1 }));
   }
 
   #list(ino: number): [string, MemNode][] {
     const dir = this.#dir(ino);
-    const out: [string, MemNode][] = [['.', dir], ['..', this.#get(dir.parent)]];
+    const out: [string, MemNode][] = [
+      ['.', dir],
+      ['..', this.#get(dir.parent)],
+    ];
     for (const [name, child] of dir.children!) out.push([name, this.#get(child)]);
     return out;
   }
 
   async statfs(): Promise<Statvfs> {
-    return { bsize: 4096, frsize: 4096, blocks: 1000, bfree: 500, bavail: 500, files: 100, ffree: 50, favail: 50, namemax: 255 };
+    return {
+      bsize: 4096,
+      frsize: 4096,
+      blocks: 1000,
+      bfree: 500,
+      bavail: 500,
+      files: 100,
+      ffree: 50,
+      favail: 50,
+      namemax: 255,
+    };
   }
 
   async create(_ctx: RequestContext, parent: number, name: string, mode: number): Promise<CreateReply> {

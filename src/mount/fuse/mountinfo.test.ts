@@ -20,7 +20,12 @@ const sample = [
 test('parses mount points and sources with octal escapes and any number of optional fields', () => {
   const entries = parseMountinfo(sample);
   assert.equal(entries.length, 5);
-  assert.deepEqual(entries[1], { device: '0:41', mountPoint: '/tmp/with space', fsType: 'fuse.stowage', source: 'vol x' });
+  assert.deepEqual(entries[1], {
+    device: '0:41',
+    mountPoint: '/tmp/with space',
+    fsType: 'fuse.stowage',
+    source: 'vol x',
+  });
 });
 
 test('finds the FUSE mount at a path, and never a non-FUSE one', () => {
@@ -33,6 +38,6 @@ test('finds the FUSE mount at a path, and never a non-FUSE one', () => {
   assert.equal(fuseMountAt('/mnt/plain', sample), undefined);
 });
 
-test('reads this process\'s real mount table', () => {
+test("reads this process's real mount table", () => {
   assert.equal(mountAt('/')?.mountPoint, '/');
 });

@@ -20,11 +20,23 @@ import type { Entry, FuseSession } from './types.js';
 
 /** FUSE_CAP_* bits of fuse_common.h (libfuse 3). */
 const CAP = {
-  ASYNC_READ: 1 << 0, ATOMIC_O_TRUNC: 1 << 3, EXPORT_SUPPORT: 1 << 4, SPLICE_WRITE: 1 << 7, SPLICE_MOVE: 1 << 8, SPLICE_READ: 1 << 9,
-  READDIRPLUS: 1 << 13, READDIRPLUS_AUTO: 1 << 14, WRITEBACK_CACHE: 1 << 16, PARALLEL_DIROPS: 1 << 18,
+  ASYNC_READ: 1 << 0,
+  ATOMIC_O_TRUNC: 1 << 3,
+  EXPORT_SUPPORT: 1 << 4,
+  SPLICE_WRITE: 1 << 7,
+  SPLICE_MOVE: 1 << 8,
+  SPLICE_READ: 1 << 9,
+  READDIRPLUS: 1 << 13,
+  READDIRPLUS_AUTO: 1 << 14,
+  WRITEBACK_CACHE: 1 << 16,
+  PARALLEL_DIROPS: 1 << 18,
 };
 
-interface ShResult { status: number | null; stdout: string; stderr: string }
+interface ShResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function sh(script: string, timeoutMs = 30_000): Promise<ShResult> {
   return new Promise((done, fail) => {
@@ -56,7 +68,9 @@ const freshDir = (): string => join(work, `m${n++}`);
 /** A child node process that mounts a MemoryFs at `dir`, prints "mounted", then runs `then` (JS source). */
 function childScript(dir: string, then: string): string {
   const file = join(work, `child${n++}.mjs`);
-  writeFileSync(file, `
+  writeFileSync(
+    file,
+    `
     import { mountFuse } from ${JSON.stringify(join(distDir, 'session.js'))};
     import { MemoryFs } from ${JSON.stringify(join(distDir, 'memory-fs.test-helper.js'))};
     const fs = new MemoryFs();
@@ -64,7 +78,8 @@ function childScript(dir: string, then: string): string {
     const session = await mountFuse(${JSON.stringify(dir)}, fs, { options: ['fsname=child'], force: true });
     console.log('mounted');
     ${then}
-  `);
+  `,
+  );
   return file;
 }
 
@@ -83,7 +98,11 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     const sub = fs.add(1, 'sub', null);
     fs.add(sub.ino, 'inner.txt', 'inner\n');
     mnt = freshDir();
-    session = await mountFuse(mnt, fs, { options: ['fsname=memfs', 'subtype=test'], force: true, log: (m) => logged.push(m) });
+    session = await mountFuse(mnt, fs, {
+      options: ['fsname=memfs', 'subtype=test'],
+      force: true,
+      log: (m) => logged.push(m),
+    });
   });
 
   after(async () => {
@@ -103,8 +122,16 @@ describe('a libfuse 3 session over an in-memory file system', () => {
 
   test('asks for readdirplus (not auto), async reads, parallel dirops, atomic O_TRUNC; no export, splice or writeback', () => {
     const want = session.conn.want;
-    for (const bit of [CAP.ASYNC_READ, CAP.ATOMIC_O_TRUNC, CAP.READDIRPLUS, CAP.PARALLEL_DIROPS]) assert.ok(want & bit, `bit ${bit} on`);
-    for (const bit of [CAP.READDIRPLUS_AUTO, CAP.EXPORT_SUPPORT, CAP.SPLICE_READ, CAP.SPLICE_WRITE, CAP.SPLICE_MOVE, CAP.WRITEBACK_CACHE]) {
+    for (const bit of [CAP.ASYNC_READ, CAP.ATOMIC_O_TRUNC, CAP.READDIRPLUS, CAP.PARALLEL_DIROPS])
+      assert.ok(want & bit, `bit ${bit} on`);
+    for (const bit of [
+      CAP.READDIRPLUS_AUTO,
+      CAP.EXPORT_SUPPORT,
+      CAP.SPLICE_READ,
+      CAP.SPLICE_WRITE,
+      CAP.SPLICE_MOVE,
+      CAP.WRITEBACK_CACHE,
+    ]) {
       assert.equal(want & bit, 0, `bit ${bit} off`);
     }
   });
@@ -137,27 +164,38 @@ describe('a libfuse 3 session over an in-memory file system', () => {
   test('names that are not UTF-8 are refused (EILSEQ), never decoded into another name', async () => {
     fs.add(1, '\uFFFD', 'replacement character\n');
     fs.add(1, 'caf\u00e9', 'utf-8\n');
-    const r = await sh(`cat ${mnt}/$'\\xff'; printf x > ${mnt}/$'bad\\xfe'; mkdir ${mnt}/$'\\xc3\\xa9\\xc3'; ln -s $'\\xff' ${mnt}/link`);
+    const r = await sh(
+      `cat ${mnt}/$'\\xff'; printf x > ${mnt}/$'bad\\xfe'; mkdir ${mnt}/$'\\xc3\\xa9\\xc3'; ln -s $'\\xff' ${mnt}/link`,
+    );
     assert.equal(r.stderr.match(/Invalid or incomplete multibyte/g)?.length, 4, r.stderr);
     assert.equal(await shOk(`cat ${mnt}/$'\\xef\\xbf\\xbd' ${mnt}/$'caf\\xc3\\xa9'`), 'replacement character\nutf-8\n');
-    assert.equal([...fs.nodes.get(1)!.children!.keys()].some((k) => k.startsWith('bad') || k === 'link'), false);
+    assert.equal(
+      [...fs.nodes.get(1)!.children!.keys()].some((k) => k.startsWith('bad') || k === 'link'),
+      false,
+    );
   });
 
   test('create, write and read back through the kernel', async () => {
-    const out = await shOk(`printf 'round trip\\n' > ${mnt}/new.txt && cat ${mnt}/new.txt && stat -c %s ${mnt}/new.txt`);
+    const out = await shOk(
+      `printf 'round trip\\n' > ${mnt}/new.txt && cat ${mnt}/new.txt && stat -c %s ${mnt}/new.txt`,
+    );
     assert.equal(out, 'round trip\n11\n');
   });
 
   test('8 processes creating, writing, reading and listing at once all get their answers', async () => {
     const par = fs.add(1, 'par', null);
-    const out = await shOk(`for i in 1 2 3 4 5 6 7 8; do (for j in $(seq 1 25); do printf "$i-$j" > ${mnt}/par/f$i-$j && [ "$(cat ${mnt}/par/f$i-$j)" = "$i-$j" ] || echo BAD; ls ${mnt}/par > /dev/null; done) & done; wait; ls ${mnt}/par | wc -l`);
+    const out = await shOk(
+      `for i in 1 2 3 4 5 6 7 8; do (for j in $(seq 1 25); do printf "$i-$j" > ${mnt}/par/f$i-$j && [ "$(cat ${mnt}/par/f$i-$j)" = "$i-$j" ] || echo BAD; ls ${mnt}/par > /dev/null; done) & done; wait; ls ${mnt}/par | wc -l`,
+    );
     assert.equal(out.trim(), '200');
     assert.equal(par.children!.size, 200);
   });
 
   test('a 4 MiB dd bs=1M write arrives as 1 MiB requests, and direct reads as 1 MiB too', async () => {
     const local = join(work, 'big.local');
-    await shOk(`head -c 4M /dev/urandom > ${local} && dd if=${local} of=${mnt}/big bs=1M status=none && dd if=${mnt}/big of=/dev/null bs=1M iflag=direct status=none`);
+    await shOk(
+      `head -c 4M /dev/urandom > ${local} && dd if=${local} of=${mnt}/big bs=1M status=none && dd if=${mnt}/big of=/dev/null bs=1M iflag=direct status=none`,
+    );
     assert.equal(fs.seen.largestWrite, 1024 * 1024);
     assert.equal(fs.seen.largestRead, 1024 * 1024);
     await shOk(`cmp ${local} ${mnt}/big`);
@@ -204,7 +242,11 @@ describe('a libfuse 3 session over an in-memory file system', () => {
   test('invalidating what the kernel never saw resolves (ENOENT), many at once too', async () => {
     await session.invalidateInode(999_999);
     await session.invalidateEntry(1, 'never-looked-up');
-    await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? session.invalidateInode(1000 + i) : session.invalidateEntry(1, `n${i}`))));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        i % 2 ? session.invalidateInode(1000 + i) : session.invalidateEntry(1, `n${i}`),
+      ),
+    );
     await assert.rejects(session.invalidateEntry(1, ''), /needs a name/);
   });
 
@@ -213,7 +255,13 @@ describe('a libfuse 3 session over an in-memory file system', () => {
       if (name === 'denied') return Promise.reject(new FsError('EACCES'));
       if (name === 'broken') return Promise.reject(new Error('bug in the file system'));
       if (name === 'malformed') return Promise.resolve({ ino: 'x' } as unknown as Entry);
-      if (name === 'badtime') return Promise.resolve({ ino: 77, attrTimeout: 1, entryTimeout: 1, attr: { ...fs.attr(fs.nodes.get(1)!), mtime: { sec: 1, nsec: 2e9 } } });
+      if (name === 'badtime')
+        return Promise.resolve({
+          ino: 77,
+          attrTimeout: 1,
+          entryTimeout: 1,
+          attr: { ...fs.attr(fs.nodes.get(1)!), mtime: { sec: 1, nsec: 2e9 } },
+        });
       return undefined;
     };
     try {
@@ -222,11 +270,20 @@ describe('a libfuse 3 session over an in-memory file system', () => {
       logged.length = 0;
       const broken = await sh(`stat ${mnt}/broken`);
       assert.match(broken.stderr, /Input\/output error/);
-      assert.ok(logged.some((m) => m.includes('bug in the file system')), logged.join('\n'));
+      assert.ok(
+        logged.some((m) => m.includes('bug in the file system')),
+        logged.join('\n'),
+      );
       const malformed = await sh(`stat ${mnt}/malformed; stat ${mnt}/badtime`);
       assert.equal(malformed.stderr.match(/Input\/output error/g)?.length, 2, malformed.stderr);
-      assert.ok(logged.some((m) => m.includes('malformed') && m.includes('entry.ino')), logged.join('\n'));
-      assert.ok(logged.some((m) => m.includes('attr.mtime.nsec')), logged.join('\n'));
+      assert.ok(
+        logged.some((m) => m.includes('malformed') && m.includes('entry.ino')),
+        logged.join('\n'),
+      );
+      assert.ok(
+        logged.some((m) => m.includes('attr.mtime.nsec')),
+        logged.join('\n'),
+      );
       // The mount still serves.
       assert.equal(await shOk(`cat ${mnt}/hello.txt`), 'hello world\n');
     } finally {
@@ -262,14 +319,16 @@ describe('a libfuse 3 session over an in-memory file system', () => {
 
 test('the binding refuses made-up handles, ids and answers with a JS error', () => {
   const require = createRequire(import.meta.url);
-  const native = require(join(distDir, '..', '..', '..', '..', 'native', 'fuse3', 'build', 'Release', 'fuse3.node')) as Record<string, (...a: unknown[]) => unknown>;
+  const native = require(
+    join(distDir, '..', '..', '..', '..', 'native', 'fuse3', 'build', 'Release', 'fuse3.node'),
+  ) as Record<string, (...a: unknown[]) => unknown>;
   assert.throws(() => native.replyErr!({}, 1, 0), /session handle/);
   assert.throws(() => native.replyEntry!(null, 1, new Float64Array(19)), /session handle/);
   assert.throws(() => native.invalidate!('x', 1, 0, 0), /session handle/);
   assert.throws(() => native.mount!(42, 'not-an-array', false, null), TypeError);
 });
 
-test('writebackCache: true turns on the kernel\'s writeback cache', async () => {
+test("writebackCache: true turns on the kernel's writeback cache", async () => {
   const session = await mountFuse(freshDir(), new MemoryFs(), { options: [], force: true, writebackCache: true });
   try {
     assert.ok(session.conn.want & CAP.WRITEBACK_CACHE);
@@ -279,7 +338,10 @@ test('writebackCache: true turns on the kernel\'s writeback cache', async () => 
 });
 
 test('readahead raises the read-ahead, so buffered reads arrive as 1 MiB requests (128 KiB without it)', async () => {
-  for (const [readahead, expected] of [[undefined, 128 * 1024], [1024 * 1024, 1024 * 1024]] as const) {
+  for (const [readahead, expected] of [
+    [undefined, 128 * 1024],
+    [1024 * 1024, 1024 * 1024],
+  ] as const) {
     const mnt = freshDir();
     const fs = new MemoryFs();
     fs.add(1, 'big', Buffer.alloc(8 * 1024 * 1024, 7));
@@ -338,7 +400,10 @@ describe('ending a session', () => {
     assert.notEqual(r.status, 0);
     release();
     await new Promise((res) => setTimeout(res, 50));
-    assert.ok(logged.some((m) => m.includes('answered already')), logged.join('\n'));
+    assert.ok(
+      logged.some((m) => m.includes('answered already')),
+      logged.join('\n'),
+    );
   });
 
   test('the process exits by itself after unmount', async () => {
@@ -373,6 +438,9 @@ describe('ending a session', () => {
   });
 
   test('unknown mount options are refused with a clear error', async () => {
-    await assert.rejects(mountFuse(freshDir(), new MemoryFs(), { options: ['no_such_option'], force: true }), /refused the mount options/);
+    await assert.rejects(
+      mountFuse(freshDir(), new MemoryFs(), { options: ['no_such_option'], force: true }),
+      /refused the mount options/,
+    );
   });
 });

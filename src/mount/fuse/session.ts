@@ -24,13 +24,31 @@ import { fileURLToPath } from 'node:url';
 import { FsError } from '../fs-error.js';
 import { fuseMountAt } from './mountinfo.js';
 import type {
-  Attr, ConnInfo, CreateReply, DirEntry, DirEntryPlus, Entry, FuseSession, LowLevelOps, MountOptions, OpenReply,
-  RequestContext, SetattrRequest, Statvfs, Timespec,
+  Attr,
+  ConnInfo,
+  CreateReply,
+  DirEntry,
+  DirEntryPlus,
+  Entry,
+  FuseSession,
+  LowLevelOps,
+  MountOptions,
+  OpenReply,
+  RequestContext,
+  SetattrRequest,
+  Statvfs,
+  Timespec,
 } from './types.js';
 
 /** The binding's own surface (native/fuse3/fuse3.c). */
 interface Native {
-  mount(mountpoint: string, options: string[], writeback: boolean, dispatch: Dispatch, spinMicros: number): NativeHandle;
+  mount(
+    mountpoint: string,
+    options: string[],
+    writeback: boolean,
+    dispatch: Dispatch,
+    spinMicros: number,
+  ): NativeHandle;
   unmount(h: NativeHandle): Promise<void>;
   lazyUnmount(path: string): number;
   invalidate(h: NativeHandle, ino: number, offset: number, length: number, name: string | undefined): Promise<void>;
@@ -47,13 +65,29 @@ interface Native {
   replyDir(h: NativeHandle, id: number, names: string[], numbers: Float64Array, plus: boolean): number;
 }
 type NativeHandle = { readonly __fuse3: unique symbol };
-type Dispatch = (op: string, id: number, ctx: number[], s1: string | undefined, s2: string | undefined,
-  data: Buffer | undefined, n: number[]) => void;
+type Dispatch = (
+  op: string,
+  id: number,
+  ctx: number[],
+  s1: string | undefined,
+  s2: string | undefined,
+  data: Buffer | undefined,
+  n: number[],
+) => void;
 
 const DEFAULT_SPIN_MICROS = 200;
 const ENOSYS = constants.errno.ENOSYS;
 const EIO = constants.errno.EIO;
-const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8 };
+const SET = {
+  MODE: 1 << 0,
+  UID: 1 << 1,
+  GID: 1 << 2,
+  SIZE: 1 << 3,
+  ATIME: 1 << 4,
+  MTIME: 1 << 5,
+  ATIME_NOW: 1 << 7,
+  MTIME_NOW: 1 << 8,
+};
 
 /** The package root: the nearest directory above this module with Stowage's package.json. */
 function packageRoot(): string {
@@ -61,7 +95,10 @@ function packageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'fuse3', 'binding.gyp'))) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the Stowage package root (with native/fuse3) above ' + fileURLToPath(import.meta.url));
+    if (up === dir)
+      throw new Error(
+        'cannot find the Stowage package root (with native/fuse3) above ' + fileURLToPath(import.meta.url),
+      );
     dir = up;
   }
 }
@@ -71,7 +108,9 @@ function binding(): Native {
   if (loaded) return loaded;
   const path = join(packageRoot(), 'native', 'fuse3', 'build', 'Release', 'fuse3.node');
   if (!existsSync(path)) {
-    throw new Error(`the libfuse 3 binding is not built (${path} is missing): run \`node scripts/build-native.mjs\` (needs libfuse3-dev and pkg-config; ./setup.sh installs them)`);
+    throw new Error(
+      `the libfuse 3 binding is not built (${path} is missing): run \`node scripts/build-native.mjs\` (needs libfuse3-dev and pkg-config; ./setup.sh installs them)`,
+    );
   }
   loaded = createRequire(import.meta.url)(path) as Native;
   return loaded;
@@ -82,12 +121,14 @@ function binding(): Native {
 class MalformedReply extends Error {}
 
 function int(v: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new MalformedReply(`${what} must be an integer in ${min}..${max}, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new MalformedReply(`${what} must be an integer in ${min}..${max}, got ${String(v)}`);
   return v;
 }
 
 function seconds(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new MalformedReply(`${what} must be a non-negative number of seconds, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+    throw new MalformedReply(`${what} must be a non-negative number of seconds, got ${String(v)}`);
   return v;
 }
 
@@ -100,32 +141,70 @@ function time(t: unknown, what: string): [number, number] {
 function attrNumbers(a: Attr | undefined): number[] {
   if (!a || typeof a !== 'object') throw new MalformedReply('attr is missing');
   return [
-    int(a.ino, 'attr.ino'), int(a.mode, 'attr.mode', 0, 0xffffffff), int(a.nlink, 'attr.nlink', 0, 0xffffffff),
-    int(a.uid, 'attr.uid', 0, 0xffffffff), int(a.gid, 'attr.gid', 0, 0xffffffff), int(a.rdev ?? 0, 'attr.rdev', 0, 0xffffffff),
-    int(a.size, 'attr.size'), int(a.blocks, 'attr.blocks'), int(a.blksize ?? 4096, 'attr.blksize', 0, 0x7fffffff),
-    ...time(a.atime, 'attr.atime'), ...time(a.mtime, 'attr.mtime'), ...time(a.ctime, 'attr.ctime'),
+    int(a.ino, 'attr.ino'),
+    int(a.mode, 'attr.mode', 0, 0xffffffff),
+    int(a.nlink, 'attr.nlink', 0, 0xffffffff),
+    int(a.uid, 'attr.uid', 0, 0xffffffff),
+    int(a.gid, 'attr.gid', 0, 0xffffffff),
+    int(a.rdev ?? 0, 'attr.rdev', 0, 0xffffffff),
+    int(a.size, 'attr.size'),
+    int(a.blocks, 'attr.blocks'),
+    int(a.blksize ?? 4096, 'attr.blksize', 0, 0x7fffffff),
+    ...time(a.atime, 'attr.atime'),
+    ...time(a.mtime, 'attr.mtime'),
+    ...time(a.ctime, 'attr.ctime'),
   ];
 }
 
-const NO_ATTR: Attr = { ino: 0, mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, atime: { sec: 0, nsec: 0 }, mtime: { sec: 0, nsec: 0 }, ctime: { sec: 0, nsec: 0 } };
+const NO_ATTR: Attr = {
+  ino: 0,
+  mode: 0,
+  nlink: 0,
+  uid: 0,
+  gid: 0,
+  size: 0,
+  blocks: 0,
+  atime: { sec: 0, nsec: 0 },
+  mtime: { sec: 0, nsec: 0 },
+  ctime: { sec: 0, nsec: 0 },
+};
 
 function entryNumbers(e: Entry | undefined): number[] {
   if (!e || typeof e !== 'object') throw new MalformedReply('entry is missing');
   const ino = int(e.ino, 'entry.ino');
   // A negative entry (ino 0) carries no attributes worth checking.
   const attr = ino === 0 && !e.attr ? NO_ATTR : e.attr!;
-  return [ino, int(e.generation ?? 0, 'entry.generation'), seconds(e.attrTimeout, 'entry.attrTimeout'),
-    seconds(e.entryTimeout, 'entry.entryTimeout'), ...attrNumbers(attr)];
+  return [
+    ino,
+    int(e.generation ?? 0, 'entry.generation'),
+    seconds(e.attrTimeout, 'entry.attrTimeout'),
+    seconds(e.entryTimeout, 'entry.entryTimeout'),
+    ...attrNumbers(attr),
+  ];
 }
 
 function openNumbers(o: OpenReply | undefined): Float64Array {
   if (!o || typeof o !== 'object') throw new MalformedReply('open reply is missing');
-  return Float64Array.of(int(o.fh, 'fh'), o.directIo ? 1 : 0, o.keepCache ? 1 : 0, o.nonseekable ? 1 : 0, o.cacheReaddir ? 1 : 0);
+  return Float64Array.of(
+    int(o.fh, 'fh'),
+    o.directIo ? 1 : 0,
+    o.keepCache ? 1 : 0,
+    o.nonseekable ? 1 : 0,
+    o.cacheReaddir ? 1 : 0,
+  );
 }
 
 function dirName(name: unknown): string {
-  if (typeof name !== 'string' || name === '' || name.includes('/') || name.includes('\0') || Buffer.byteLength(name) > 1000) {
-    throw new MalformedReply(`a directory entry name must be a non-empty string without "/" or NUL, got ${JSON.stringify(name)}`);
+  if (
+    typeof name !== 'string' ||
+    name === '' ||
+    name.includes('/') ||
+    name.includes('\0') ||
+    Buffer.byteLength(name) > 1000
+  ) {
+    throw new MalformedReply(
+      `a directory entry name must be a non-empty string without "/" or NUL, got ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }
@@ -148,7 +227,18 @@ function describe(e: unknown): string {
 }
 
 function toSetattr(n: number[]): SetattrRequest {
-  const [, valid, mode, uid, gid, size, asec, ansec, msec, mnsec] = n as [number, number, number, number, number, number, number, number, number, number];
+  const [, valid, mode, uid, gid, size, asec, ansec, msec, mnsec] = n as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const set: SetattrRequest = {};
   if (valid & SET.MODE) set.mode = mode;
   if (valid & SET.UID) set.uid = uid;
@@ -179,18 +269,34 @@ class Session implements FuseSession {
   #failed!: (e: Error) => void;
   readonly ready: Promise<ConnInfo>;
 
-  constructor(readonly mountpoint: string, ops: LowLevelOps, options: MountOptions, native: Native) {
+  constructor(
+    readonly mountpoint: string,
+    ops: LowLevelOps,
+    options: MountOptions,
+    native: Native,
+  ) {
     this.#native = native;
     this.#ops = ops;
     this.#log = options.log ?? ((m) => process.stderr.write(`fuse: ${m}\n`));
-    this.closed = new Promise((res) => { this.#resolveClosed = res; });
-    this.ready = new Promise((res, rej) => { this.#inited = res; this.#failed = rej; });
+    this.closed = new Promise((res) => {
+      this.#resolveClosed = res;
+    });
+    this.ready = new Promise((res, rej) => {
+      this.#inited = res;
+      this.#failed = rej;
+    });
     this.ready.catch(() => {});
   }
 
   start(options: MountOptions): void {
     const spin = options.spinMicros ?? DEFAULT_SPIN_MICROS;
-    this.#handle = this.#native.mount(this.mountpoint, options.options, options.writebackCache === true, this.#dispatch, spin);
+    this.#handle = this.#native.mount(
+      this.mountpoint,
+      options.options,
+      options.writebackCache === true,
+      this.#dispatch,
+      spin,
+    );
   }
 
   invalidateInode(ino: number, offset = 0, length = 0): Promise<void> {
@@ -234,8 +340,19 @@ class Session implements FuseSession {
     if (op !== 'init' && op !== 'closed') this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
     switch (op) {
       case 'init': {
-        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, killprivV2] = n as number[] as [number, number, number, number, number, number, number, number, number];
-        this.conn = { protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, handleKillprivV2: killprivV2 === 1 };
+        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, killprivV2] =
+          n as number[] as [number, number, number, number, number, number, number, number, number];
+        this.conn = {
+          protoMajor,
+          protoMinor,
+          maxWrite,
+          maxRead,
+          maxPages,
+          maxReadahead,
+          want,
+          capable,
+          handleKillprivV2: killprivV2 === 1,
+        };
         try {
           this.#ops.init?.(this.conn);
         } catch (e) {
@@ -279,8 +396,15 @@ class Session implements FuseSession {
     }
   }
 
-  async #serve(op: string, id: number, ctx: RequestContext, s1: string | undefined, s2: string | undefined,
-    data: Buffer | undefined, n: number[]): Promise<void> {
+  async #serve(
+    op: string,
+    id: number,
+    ctx: RequestContext,
+    s1: string | undefined,
+    s2: string | undefined,
+    data: Buffer | undefined,
+    n: number[],
+  ): Promise<void> {
     const ops = this.#ops as unknown as Record<string, ((...args: unknown[]) => Promise<unknown>) | undefined>;
     const fn = ops[op];
     if (typeof fn !== 'function') {
@@ -312,23 +436,50 @@ class Session implements FuseSession {
   /** The operation's arguments from the binding's (s1, s2, data, numbers) message. */
   #args(op: string, ctx: RequestContext, s1?: string, s2?: string, data?: Buffer, n: number[] = []): unknown[] {
     switch (op) {
-      case 'lookup': case 'unlink': case 'rmdir': return [ctx, n[0], s1];
-      case 'getattr': return [ctx, n[0], fhOrNull(n[1])];
-      case 'setattr': return [ctx, n[0], toSetattr(n), fhOrNull(n[10])];
-      case 'readlink': case 'statfs': return [ctx, n[0]];
-      case 'mknod': return [ctx, n[0], s1, n[1], n[2]];
-      case 'mkdir': return [ctx, n[0], s1, n[1]];
-      case 'symlink': return [ctx, s1, n[0], s2];
-      case 'rename': return [ctx, n[0], s1, n[1], s2, n[2]];
-      case 'link': return [ctx, n[0], n[1], s1];
-      case 'open': case 'opendir': case 'access': case 'flush': case 'releasedir': return [ctx, n[0], n[1]];
-      case 'read': case 'readdir': case 'readdirplus': return [ctx, n[0], n[1], n[2], n[3]];
-      case 'write': return [ctx, n[0], data, n[1], n[2]];
-      case 'release': return [ctx, n[0], n[1], n[2]];
-      case 'fsync': case 'fsyncdir': return [ctx, n[0], n[1] !== 0, n[2]];
-      case 'create': return [ctx, n[0], s1, n[1], n[2]];
-      case 'fallocate': return [ctx, n[0], n[1], n[2], n[3], n[4]];
-      default: return [ctx, ...n];
+      case 'lookup':
+      case 'unlink':
+      case 'rmdir':
+        return [ctx, n[0], s1];
+      case 'getattr':
+        return [ctx, n[0], fhOrNull(n[1])];
+      case 'setattr':
+        return [ctx, n[0], toSetattr(n), fhOrNull(n[10])];
+      case 'readlink':
+      case 'statfs':
+        return [ctx, n[0]];
+      case 'mknod':
+        return [ctx, n[0], s1, n[1], n[2]];
+      case 'mkdir':
+        return [ctx, n[0], s1, n[1]];
+      case 'symlink':
+        return [ctx, s1, n[0], s2];
+      case 'rename':
+        return [ctx, n[0], s1, n[1], s2, n[2]];
+      case 'link':
+        return [ctx, n[0], n[1], s1];
+      case 'open':
+      case 'opendir':
+      case 'access':
+      case 'flush':
+      case 'releasedir':
+        return [ctx, n[0], n[1]];
+      case 'read':
+      case 'readdir':
+      case 'readdirplus':
+        return [ctx, n[0], n[1], n[2], n[3]];
+      case 'write':
+        return [ctx, n[0], data, n[1], n[2]];
+      case 'release':
+        return [ctx, n[0], n[1], n[2]];
+      case 'fsync':
+      case 'fsyncdir':
+        return [ctx, n[0], n[1] !== 0, n[2]];
+      case 'create':
+        return [ctx, n[0], s1, n[1], n[2]];
+      case 'fallocate':
+        return [ctx, n[0], n[1], n[2], n[3], n[4]];
+      default:
+        return [ctx, ...n];
     }
   }
 
@@ -336,7 +487,11 @@ class Session implements FuseSession {
     const native = this.#native;
     const h = this.#handle;
     switch (op) {
-      case 'lookup': case 'mknod': case 'mkdir': case 'symlink': case 'link': {
+      case 'lookup':
+      case 'mknod':
+      case 'mkdir':
+      case 'symlink':
+      case 'link': {
         const entry = value as Entry;
         const numbers = Float64Array.from(entryNumbers(entry));
         if (native.replyEntry(h, id, numbers) !== 0) this.#forget(entry.ino, 1);
@@ -353,25 +508,31 @@ class Session implements FuseSession {
         }
         return;
       }
-      case 'getattr': case 'setattr': {
+      case 'getattr':
+      case 'setattr': {
         const r = value as { attr: Attr; timeout: number };
         if (!r || typeof r !== 'object') throw new MalformedReply(`${op} must resolve with {attr, timeout}`);
         native.replyAttr(h, id, Float64Array.from(attrNumbers(r.attr)), seconds(r.timeout, 'timeout'));
         return;
       }
       case 'readlink':
-        if (typeof value !== 'string' || value === '' || value.includes('\0')) throw new MalformedReply('readlink must resolve with a non-empty string');
+        if (typeof value !== 'string' || value === '' || value.includes('\0'))
+          throw new MalformedReply('readlink must resolve with a non-empty string');
         native.replyReadlink(h, id, value);
         return;
-      case 'open': case 'opendir': {
+      case 'open':
+      case 'opendir': {
         const r = value as OpenReply;
-        if (native.replyOpen(h, id, openNumbers(r)) !== 0) this.#releaseUntaken(ctx, op === 'opendir', n[0]!, r.fh, n[1]!);
+        if (native.replyOpen(h, id, openNumbers(r)) !== 0)
+          this.#releaseUntaken(ctx, op === 'opendir', n[0]!, r.fh, n[1]!);
         return;
       }
       case 'read': {
         let buf = value;
-        if (buf instanceof Uint8Array && !Buffer.isBuffer(buf)) buf = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-        if (!Buffer.isBuffer(buf) || buf.length > n[1]!) throw new MalformedReply(`read must resolve with a Buffer of at most ${n[1]} bytes`);
+        if (buf instanceof Uint8Array && !Buffer.isBuffer(buf))
+          buf = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+        if (!Buffer.isBuffer(buf) || buf.length > n[1]!)
+          throw new MalformedReply(`read must resolve with a Buffer of at most ${n[1]} bytes`);
         native.replyBuf(h, id, buf);
         return;
       }
@@ -389,7 +550,8 @@ class Session implements FuseSession {
         const entries = list<DirEntry>(value, 'readdir');
         const names = entries.map((e) => dirName(e?.name));
         const numbers = new Float64Array(entries.length * 3);
-        for (const [i, e] of entries.entries()) numbers.set([int(e.ino, 'ino'), int(e.mode, 'mode', 0, 0xffffffff), int(e.off, 'off')], i * 3);
+        for (const [i, e] of entries.entries())
+          numbers.set([int(e.ino, 'ino'), int(e.mode, 'mode', 0, 0xffffffff), int(e.off, 'off')], i * 3);
         native.replyDir(h, id, names, numbers, false);
         return;
       }
@@ -418,7 +580,9 @@ function clearStaleMount(path: string, native: Native): void {
   if (!fuseMountAt(path)) return;
   const err = native.lazyUnmount(path);
   if (err !== 0 && fuseMountAt(path)) {
-    throw new Error(`cannot unmount the stale FUSE mount at ${path} (errno ${err}); unmount it by hand: fusermount3 -uz ${path}`);
+    throw new Error(
+      `cannot unmount the stale FUSE mount at ${path} (errno ${err}); unmount it by hand: fusermount3 -uz ${path}`,
+    );
   }
 }
 
@@ -442,7 +606,11 @@ export async function mountFuse(mountpoint: string, ops: LowLevelOps, options: M
 }
 
 /** Sets the mount's read-ahead through sysfs (the FUSE INIT reply cannot raise it past the kernel's offer). */
-function setReadahead(path: string, bytes: number, log: (message: string) => void = (m) => void process.stderr.write(`fuse: ${m}\n`)): void {
+function setReadahead(
+  path: string,
+  bytes: number,
+  log: (message: string) => void = (m) => void process.stderr.write(`fuse: ${m}\n`),
+): void {
   const device = fuseMountAt(path)?.device;
   try {
     if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`readahead must be a byte count, got ${bytes}`);

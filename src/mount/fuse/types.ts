@@ -136,7 +136,12 @@ export interface LowLevelOps {
   lookup(ctx: RequestContext, parent: number, name: string): Promise<Entry>;
   forget(ino: number, nlookup: number): void;
   getattr(ctx: RequestContext, ino: number, fh: number | null): Promise<{ attr: Attr; timeout: number }>;
-  setattr(ctx: RequestContext, ino: number, set: SetattrRequest, fh: number | null): Promise<{ attr: Attr; timeout: number }>;
+  setattr(
+    ctx: RequestContext,
+    ino: number,
+    set: SetattrRequest,
+    fh: number | null,
+  ): Promise<{ attr: Attr; timeout: number }>;
   readlink(ctx: RequestContext, ino: number): Promise<string>;
   mknod(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number): Promise<Entry>;
   mkdir(ctx: RequestContext, parent: number, name: string, mode: number): Promise<Entry>;
@@ -144,7 +149,14 @@ export interface LowLevelOps {
   rmdir(ctx: RequestContext, parent: number, name: string): Promise<void>;
   symlink(ctx: RequestContext, target: string, parent: number, name: string): Promise<Entry>;
   /** `flags`: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2). */
-  rename(ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void>;
+  rename(
+    ctx: RequestContext,
+    parent: number,
+    name: string,
+    newParent: number,
+    newName: string,
+    flags: number,
+  ): Promise<void>;
   link(ctx: RequestContext, ino: number, newParent: number, newName: string): Promise<Entry>;
   open(ctx: RequestContext, ino: number, flags: number): Promise<OpenReply>;
   /** Resolves with the bytes read (at most `size`; fewer only at end of file). */

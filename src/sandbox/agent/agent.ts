@@ -96,7 +96,11 @@ export class Agent {
         this.#answer(req.rid, makeDir(req.path, req.parents, req.mode));
         return;
       default:
-        this.#send({ rid: (req as { rid?: number }).rid ?? 0, ok: false, error: { code: 'EINVAL', message: `unknown request ${(req as { op?: unknown }).op}` } });
+        this.#send({
+          rid: (req as { rid?: number }).rid ?? 0,
+          ok: false,
+          error: { code: 'EINVAL', message: `unknown request ${(req as { op?: unknown }).op}` },
+        });
     }
   }
 
@@ -111,7 +115,8 @@ export class Agent {
       },
       output: (fd, data) => {
         let ok = true;
-        for (let at = 0; at < data.length; at += MAX_BODY_BYTES) ok = this.#send({ ev: 'out', id: req.id, fd }, data.subarray(at, at + MAX_BODY_BYTES));
+        for (let at = 0; at < data.length; at += MAX_BODY_BYTES)
+          ok = this.#send({ ev: 'out', id: req.id, fd }, data.subarray(at, at + MAX_BODY_BYTES));
         return ok;
       },
       exited: (r) => {
@@ -181,7 +186,10 @@ class WriteSession {
   async finish(): Promise<number> {
     await this.#chain;
     if (this.#error === undefined) return (await this.opened).commit();
-    await this.opened.then((pw) => pw.abort(), () => undefined);
+    await this.opened.then(
+      (pw) => pw.abort(),
+      () => undefined,
+    );
     throw this.#error;
   }
 }

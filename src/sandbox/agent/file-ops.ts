@@ -84,7 +84,8 @@ export class PendingWrite {
   static async open(path: string, mode: number, createParents: boolean): Promise<PendingWrite> {
     const p = checkPath(path);
     if (p === '/') throw new AgentFileError('EISDIR', '/ is a directory');
-    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new AgentFileError('EINVAL', `mode ${mode} is not a permission mode`);
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)
+      throw new AgentFileError('EINVAL', `mode ${mode} is not a permission mode`);
     if (createParents) await mkdir(dirname(p), { recursive: true, mode: 0o755 });
     const existing = await lstat(p).catch(() => undefined);
     if (existing?.isDirectory()) throw new AgentFileError('EISDIR', `${p} is a directory`);

@@ -21,7 +21,11 @@ const ExitSchema = z.object({
   signal: z.string().max(32).nullable(),
   timedOut: z.boolean(),
 });
-const AnswerSchema = z.object({ rid: z.number().int().nonnegative(), ok: z.boolean(), error: z.object({ code: z.string().max(64), message: z.string().max(4096) }).optional() });
+const AnswerSchema = z.object({
+  rid: z.number().int().nonnegative(),
+  ok: z.boolean(),
+  error: z.object({ code: z.string().max(64), message: z.string().max(4096) }).optional(),
+});
 const DataSchema = z.object({ rid: z.number().int().nonnegative(), data: z.literal(true) });
 const FileInfoSchema = z.object({
   name: z.string().max(4096),
@@ -36,7 +40,10 @@ const FileInfoSchema = z.object({
 /** An operation the agent refused or failed, with its errno-style code. */
 export class AgentCallError extends Error {
   override name = 'AgentCallError';
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -130,7 +137,10 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (!p) throw new Error(`an answer to request ${answer.rid}, which is not pending`);
     this.#pending.delete(answer.rid);
     if (answer.ok) p.resolve(body);
-    else p.reject(new AgentCallError(answer.error?.code ?? 'EIO', answer.error?.message ?? 'the agent failed without saying why'));
+    else
+      p.reject(
+        new AgentCallError(answer.error?.code ?? 'EIO', answer.error?.message ?? 'the agent failed without saying why'),
+      );
   }
 
   #send(req: AgentRequest, body?: Buffer): void {
@@ -159,11 +169,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
   /** Starts a command; resolves with its pid once it runs. Output and exit arrive as events. */
   exec(req: Omit<ExecRequest, 'op' | 'rid'>): Promise<{ pid: number }> {
-    return this.#json(z.object({ pid: z.number().int() }), this.#call((rid) => ({ op: 'exec', rid, ...req })));
+    return this.#json(
+      z.object({ pid: z.number().int() }),
+      this.#call((rid) => ({ op: 'exec', rid, ...req })),
+    );
   }
 
   stdin(id: string, data: Buffer): void {
-    for (let at = 0; at < data.length; at += MAX_BODY_BYTES) this.#send({ op: 'stdin', id }, data.subarray(at, at + MAX_BODY_BYTES));
+    for (let at = 0; at < data.length; at += MAX_BODY_BYTES)
+      this.#send({ op: 'stdin', id }, data.subarray(at, at + MAX_BODY_BYTES));
   }
 
   endStdin(id: string): void {
@@ -175,14 +189,25 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   }
 
   /** Writes a whole file (replacing it at once when done). */
-  async writeFile(path: string, data: Buffer | AsyncIterable<Buffer>, options: { mode?: number; createParents?: boolean } = {}): Promise<{ size: number }> {
+  async writeFile(
+    path: string,
+    data: Buffer | AsyncIterable<Buffer>,
+    options: { mode?: number; createParents?: boolean } = {},
+  ): Promise<{ size: number }> {
     const rid = this.#nextRid++;
     const done = new Promise<Buffer>((resolve, reject) => this.#pending.set(rid, { resolve, reject }));
     done.catch(() => undefined);
-    this.#send({ op: 'file.write', rid, path, mode: options.mode ?? 0o644, createParents: options.createParents ?? true });
+    this.#send({
+      op: 'file.write',
+      rid,
+      path,
+      mode: options.mode ?? 0o644,
+      createParents: options.createParents ?? true,
+    });
     const pieces: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(data) ? [data] : data;
     for await (const piece of pieces) {
-      for (let at = 0; at < piece.length; at += MAX_BODY_BYTES) this.#send({ op: 'file.data', rid }, piece.subarray(at, at + MAX_BODY_BYTES));
+      for (let at = 0; at < piece.length; at += MAX_BODY_BYTES)
+        this.#send({ op: 'file.data', rid }, piece.subarray(at, at + MAX_BODY_BYTES));
     }
     // The agent answers at the end, a refusal (no such parent) included.
     this.#send({ op: 'file.end', rid });
@@ -207,16 +232,23 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       ),
     );
     if (tooBig) throw new AgentCallError('EFBIG', `${path} is larger than ${maxBytes} bytes; read it as a stream`);
-    if (end.size !== have) throw new AgentCallError('EIO', `${path}: the agent sent ${have} bytes but said ${end.size}`);
+    if (end.size !== have)
+      throw new AgentCallError('EIO', `${path}: the agent sent ${have} bytes but said ${end.size}`);
     return Buffer.concat(pieces, have);
   }
 
   stat(path: string): Promise<AgentFileInfo> {
-    return this.#json(FileInfoSchema, this.#call((rid) => ({ op: 'file.stat', rid, path })));
+    return this.#json(
+      FileInfoSchema,
+      this.#call((rid) => ({ op: 'file.stat', rid, path })),
+    );
   }
 
   list(path: string): Promise<{ entries: AgentFileInfo[]; truncated: boolean }> {
-    return this.#json(z.object({ entries: z.array(FileInfoSchema).max(5000), truncated: z.boolean() }), this.#call((rid) => ({ op: 'file.list', rid, path })));
+    return this.#json(
+      z.object({ entries: z.array(FileInfoSchema).max(5000), truncated: z.boolean() }),
+      this.#call((rid) => ({ op: 'file.list', rid, path })),
+    );
   }
 
   async remove(path: string, recursive = false): Promise<void> {
@@ -224,7 +256,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   }
 
   async mkdir(path: string, options: { parents?: boolean; mode?: number } = {}): Promise<void> {
-    await this.#call((rid) => ({ op: 'file.mkdir', rid, path, parents: options.parents ?? true, mode: options.mode ?? 0o755 }));
+    await this.#call((rid) => ({
+      op: 'file.mkdir',
+      rid,
+      path,
+      parents: options.parents ?? true,
+      mode: options.mode ?? 0o755,
+    }));
   }
 }
 

@@ -13,7 +13,11 @@ describe('agent frames', () => {
       const d = new FrameDecoder();
       const frames = [];
       for (let at = 0; at < bytes.length; at += step) frames.push(...d.push(bytes.subarray(at, at + step)));
-      assert.deepEqual(frames.map((f) => f.header), [{ a: 1 }, { ev: 'out', id: 'x' }, { b: 'é' }], `step ${step}`);
+      assert.deepEqual(
+        frames.map((f) => f.header),
+        [{ a: 1 }, { ev: 'out', id: 'x' }, { b: 'é' }],
+        `step ${step}`,
+      );
       assert.equal(frames[1]!.body.toString(), 'hello');
       assert.equal(frames[2]!.body.length, 3000);
       assert.equal(d.buffered, 0);

@@ -26,8 +26,10 @@ export interface Frame {
 /** The bytes of one frame. */
 export function encodeFrame(header: object, body: Uint8Array = Buffer.alloc(0)): Buffer {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
-  if (json.length > MAX_HEADER_BYTES) throw new RangeError(`frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
-  if (body.byteLength > MAX_BODY_BYTES) throw new RangeError(`frame body of ${body.byteLength} bytes exceeds ${MAX_BODY_BYTES}`);
+  if (json.length > MAX_HEADER_BYTES)
+    throw new RangeError(`frame header of ${json.length} bytes exceeds ${MAX_HEADER_BYTES}`);
+  if (body.byteLength > MAX_BODY_BYTES)
+    throw new RangeError(`frame body of ${body.byteLength} bytes exceeds ${MAX_BODY_BYTES}`);
   const prefix = Buffer.alloc(PREFIX);
   prefix.writeUInt32BE(json.length, 0);
   prefix.writeUInt32BE(body.byteLength, 4);
@@ -59,7 +61,8 @@ export class FrameDecoder {
         const prefix = this.#take(PREFIX);
         const header = prefix.readUInt32BE(0);
         const body = prefix.readUInt32BE(4);
-        if (header === 0 || header > MAX_HEADER_BYTES) throw new FrameError(`frame header length ${header} is out of bounds (1..${MAX_HEADER_BYTES})`);
+        if (header === 0 || header > MAX_HEADER_BYTES)
+          throw new FrameError(`frame header length ${header} is out of bounds (1..${MAX_HEADER_BYTES})`);
         if (body > MAX_BODY_BYTES) throw new FrameError(`frame body length ${body} exceeds ${MAX_BODY_BYTES}`);
         this.#need = { header, body };
       }
@@ -94,6 +97,7 @@ function parseHeader(json: Buffer): Record<string, unknown> {
   } catch {
     throw new FrameError('frame header is not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FrameError('frame header is not a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new FrameError('frame header is not a JSON object');
   return value as Record<string, unknown>;
 }

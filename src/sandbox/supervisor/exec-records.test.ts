@@ -13,7 +13,9 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function collect(it: AsyncIterable<{ offset: number; data: Buffer }>): Promise<{ offsets: number[]; text: string }> {
+async function collect(
+  it: AsyncIterable<{ offset: number; data: Buffer }>,
+): Promise<{ offsets: number[]; text: string }> {
   const offsets: number[] = [];
   const parts: Buffer[] = [];
   for await (const piece of it) {
@@ -49,17 +51,34 @@ describe('exec records', () => {
   it('outlive the supervisor: another instance lists them, reads them, and marks the unfinished as lost', async () => {
     const dir = join(root, 'b');
     const first = new ExecRecords(dir);
-    first.create({ id: 'done', argv: ['true'], background: false, pty: false }).update({ status: 'exited', exitCode: 0 });
-    first.create({ id: 'cut', argv: ['sleep', '99'], background: true, pty: false }).append('stdout', Buffer.from('partial'));
+    first
+      .create({ id: 'done', argv: ['true'], background: false, pty: false })
+      .update({ status: 'exited', exitCode: 0 });
+    first
+      .create({ id: 'cut', argv: ['sleep', '99'], background: true, pty: false })
+      .append('stdout', Buffer.from('partial'));
     const second = new ExecRecords(dir);
-    assert.deepEqual(second.list().map((r) => [r.id, r.status]), [['done', 'exited'], ['cut', 'running']]);
+    assert.deepEqual(
+      second.list().map((r) => [r.id, r.status]),
+      [
+        ['done', 'exited'],
+        ['cut', 'running'],
+      ],
+    );
     const lost = second.markLost('the sandbox stopped');
-    assert.deepEqual(lost.map((r) => r.id), ['cut']);
+    assert.deepEqual(
+      lost.map((r) => r.id),
+      ['cut'],
+    );
     const cut = second.get('cut')!;
     assert.equal(cut.status, 'failed');
     assert.equal(cut.error, 'the sandbox stopped');
     assert.equal(cut.stdoutBytes, 7, 'byte counts come from the kept files');
-    assert.equal((await collect(second.follow('cut', 'stdout', 3))).text, 'tial', 'a finished exec is read to its end and the follow stops');
+    assert.equal(
+      (await collect(second.follow('cut', 'stdout', 3))).text,
+      'tial',
+      'a finished exec is read to its end and the follow stops',
+    );
   });
 
   it('bound what a sandbox can make the host keep', () => {

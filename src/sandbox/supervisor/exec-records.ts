@@ -12,7 +12,19 @@
  * so (`dropped`), rather than filling the host's disk.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, openSync, readSync, writeSync, fsyncSync, renameSync, writeFileSync, readFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readSync,
+  writeSync,
+  fsyncSync,
+  renameSync,
+  writeFileSync,
+  readFileSync,
+  mkdirSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export type ExecStatus = 'running' | 'exited' | 'failed';
@@ -54,7 +66,11 @@ export class ExecLog extends EventEmitter<{ output: [stream: Stream]; end: [] }>
   readonly #fds: Record<Stream, number>;
   #record: ExecRecord;
 
-  constructor(dir: string, record: ExecRecord, private readonly maxOutputBytes: number) {
+  constructor(
+    dir: string,
+    record: ExecRecord,
+    private readonly maxOutputBytes: number,
+  ) {
     super();
     this.#dir = dir;
     this.#record = record;
@@ -104,17 +120,30 @@ export class ExecRecords {
   readonly #root: string;
   readonly #running = new Map<string, ExecLog>();
 
-  constructor(root: string, private readonly maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES) {
+  constructor(
+    root: string,
+    private readonly maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES,
+  ) {
     this.#root = join(root, 'execs');
     mkdirSync(this.#root, { recursive: true, mode: 0o700 });
   }
 
   /** Starts the record of a new exec; refuses an id in use or not of the id shape. */
-  create(init: Pick<ExecRecord, 'id' | 'argv' | 'background' | 'pty'> & Partial<Pick<ExecRecord, 'cwd' | 'timeoutMs'>>): ExecLog {
-    if (!EXEC_ID.test(init.id)) throw new Error(`exec id ${JSON.stringify(init.id).slice(0, 80)} is not 1-64 of a-z, 0-9 and -`);
+  create(
+    init: Pick<ExecRecord, 'id' | 'argv' | 'background' | 'pty'> & Partial<Pick<ExecRecord, 'cwd' | 'timeoutMs'>>,
+  ): ExecLog {
+    if (!EXEC_ID.test(init.id))
+      throw new Error(`exec id ${JSON.stringify(init.id).slice(0, 80)} is not 1-64 of a-z, 0-9 and -`);
     const dir = join(this.#root, init.id);
     mkdirSync(dir, { mode: 0o700 }); // EEXIST for an id in use
-    const record: ExecRecord = { ...init, status: 'running', startedAt: new Date().toISOString(), stdoutBytes: 0, stderrBytes: 0, dropped: { stdout: 0, stderr: 0 } };
+    const record: ExecRecord = {
+      ...init,
+      status: 'running',
+      startedAt: new Date().toISOString(),
+      stdoutBytes: 0,
+      stderrBytes: 0,
+      dropped: { stdout: 0, stderr: 0 },
+    };
     writeRecord(dir, record);
     const log = new ExecLog(dir, record, this.maxOutputBytes);
     this.#running.set(init.id, log);
@@ -183,7 +212,12 @@ export class ExecRecords {
    * everything is read (or `signal` aborts). Works for an exec that ended long
    * ago too: it then yields what is kept and stops.
    */
-  async *follow(id: string, stream: Stream, offset: number, signal?: AbortSignal): AsyncGenerator<{ offset: number; data: Buffer }> {
+  async *follow(
+    id: string,
+    stream: Stream,
+    offset: number,
+    signal?: AbortSignal,
+  ): AsyncGenerator<{ offset: number; data: Buffer }> {
     let at = offset;
     for (;;) {
       if (signal?.aborted) return;

@@ -36,14 +36,22 @@ export class ExecService {
     agent.on('closed', (reason) => {
       for (const [id, log] of this.#logs) {
         this.#logs.delete(id);
-        log.update({ status: 'failed', error: `the sandbox's agent is gone: ${reason}`, endedAt: new Date().toISOString() });
+        log.update({
+          status: 'failed',
+          error: `the sandbox's agent is gone: ${reason}`,
+          endedAt: new Date().toISOString(),
+        });
       }
     });
   }
 
   /** Starts a command; resolves with its record once it runs (or has failed to start). */
   async exec(options: ExecOptions): Promise<ExecRecord> {
-    if (!Array.isArray(options.argv) || options.argv.length === 0 || options.argv.some((a) => typeof a !== 'string' || a.includes('\0'))) {
+    if (
+      !Array.isArray(options.argv) ||
+      options.argv.length === 0 ||
+      options.argv.some((a) => typeof a !== 'string' || a.includes('\0'))
+    ) {
       throw new TypeError('argv is a non-empty list of strings without NUL bytes');
     }
     const background = options.background === true;
@@ -70,7 +78,8 @@ export class ExecService {
       if (log.record.status === 'running') log.update({ pid });
     } catch (e) {
       this.#logs.delete(id);
-      if (log.record.status === 'running') log.update({ status: 'failed', error: (e as Error).message, endedAt: new Date().toISOString() });
+      if (log.record.status === 'running')
+        log.update({ status: 'failed', error: (e as Error).message, endedAt: new Date().toISOString() });
     }
     return log.record;
   }

@@ -6,8 +6,27 @@
  */
 import { createRoute } from '@hono/zod-openapi';
 import { presentAttachment, presentVolume } from '../presenters.js';
-import { authErrors, errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { AttachmentListSchema, AttachmentParamsSchema, AttachmentSchema, AttachmentsQuerySchema, AttachRequestSchema, AttachResponseSchema, ReleaseAttachmentRequestSchema, RenewAttachmentResponseSchema } from '../schemas/attachment-schemas.js';
+import {
+  authErrors,
+  errorAnswer,
+  jsonAnswer,
+  jsonBody,
+  optionalJsonBody,
+  volumeErrors,
+  writeErrors,
+  type ApiApp,
+  type RouteDeps,
+} from '../route-helpers.js';
+import {
+  AttachmentListSchema,
+  AttachmentParamsSchema,
+  AttachmentSchema,
+  AttachmentsQuerySchema,
+  AttachRequestSchema,
+  AttachResponseSchema,
+  ReleaseAttachmentRequestSchema,
+  RenewAttachmentResponseSchema,
+} from '../schemas/attachment-schemas.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 
 const tags = ['attachments'];
@@ -15,7 +34,9 @@ const tags = ['attachments'];
 /** Error answers of the routes that address one attachment by id. */
 const attachmentErrors = {
   ...authErrors,
-  403: errorAnswer('Forbidden or ReadOnly: only the attachment\'s own mount token or a (writable) tenant token may do this'),
+  403: errorAnswer(
+    "Forbidden or ReadOnly: only the attachment's own mount token or a (writable) tenant token may do this",
+  ),
   404: errorAnswer('NotFound: no such attachment (or not visible to this token)'),
 } as const;
 
@@ -29,7 +50,9 @@ const attachVolume = createRoute({
   responses: {
     201: jsonAnswer(AttachResponseSchema, 'The attachment, its scoped token (shown once) and the volume'),
     ...writeErrors,
-    409: errorAnswer('Conflict: the access mode forbids this mount (the message names the attachment in the way), or resume does not match'),
+    409: errorAnswer(
+      'Conflict: the access mode forbids this mount (the message names the attachment in the way), or resume does not match',
+    ),
   },
 });
 
@@ -48,12 +71,14 @@ const renewAttachment = createRoute({
   method: 'post',
   path: '/v1/attachments/{id}/renew',
   tags,
-  summary: 'Extend an attachment\'s lease and its token\'s expiry',
+  summary: "Extend an attachment's lease and its token's expiry",
   request: { params: AttachmentParamsSchema },
   responses: {
-    200: jsonAnswer(RenewAttachmentResponseSchema, 'The renewed attachment and its token\'s new expiry'),
+    200: jsonAnswer(RenewAttachmentResponseSchema, "The renewed attachment and its token's new expiry"),
     ...attachmentErrors,
-    409: errorAnswer('Conflict: the attachment is released or failed, or its lease expired and another mount took the volume'),
+    409: errorAnswer(
+      'Conflict: the attachment is released or failed, or its lease expired and another mount took the volume',
+    ),
   },
 });
 
@@ -71,11 +96,21 @@ const releaseAttachment = createRoute({
 export function registerAttachmentsRoutes(app: ApiApp, { engine }: RouteDeps): void {
   app.openapi(attachVolume, async (c) => {
     const r = await engine.attach(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
-    return c.json({ attachment: presentAttachment(r.attachment), token: r.secret, tokenExpiresAt: r.tokenExpiresAt.toISOString(), volume: presentVolume(r.volume) }, 201);
+    return c.json(
+      {
+        attachment: presentAttachment(r.attachment),
+        token: r.secret,
+        tokenExpiresAt: r.tokenExpiresAt.toISOString(),
+        volume: presentVolume(r.volume),
+      },
+      201,
+    );
   });
 
   app.openapi(listAttachments, async (c) => {
-    const list = await engine.listAttachments(c.get('actor'), c.req.valid('param').name, { all: c.req.valid('query').all });
+    const list = await engine.listAttachments(c.get('actor'), c.req.valid('param').name, {
+      all: c.req.valid('query').all,
+    });
     return c.json({ attachments: list.map(presentAttachment) }, 200);
   });
 

@@ -23,7 +23,15 @@ describe('parseRange', () => {
   });
 
   it('ignores what it does not understand (the whole object is served)', () => {
-    for (const h of [undefined, 'bytes=5-1', 'bytes=0-1,5-6', 'items=0-1', 'bytes=-', 'bytes=a-b', 'bytes=99999999999999999999-']) {
+    for (const h of [
+      undefined,
+      'bytes=5-1',
+      'bytes=0-1,5-6',
+      'items=0-1',
+      'bytes=-',
+      'bytes=a-b',
+      'bytes=99999999999999999999-',
+    ]) {
       assert.equal(parseRange(h, 100), undefined, String(h));
     }
   });

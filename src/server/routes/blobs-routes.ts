@@ -33,7 +33,6 @@ export interface BlobRequestVerifier {
   verify(req: { method: 'GET' | 'PUT'; key: string; query: URLSearchParams }): SignedTerms | Promise<SignedTerms>;
 }
 
-
 /** What the blob route serves from. */
 export interface BlobRouteDeps {
   signer: BlobRequestVerifier;
@@ -48,7 +47,14 @@ export const BLOB_PATH_PREFIX = '/v1/blobs/';
 const BlobPutAnswerSchema = z.object({ key: z.string(), size: z.number().int() }).openapi('BlobPutAnswer');
 
 const signedQuery = [
-  { name: 'key', in: 'path' as const, required: true, schema: { type: 'string' as const }, description: 'The object key: several "/"-separated segments, sent as they are (the "/" is not percent-encoded), e.g. packs/ab/abcd…' },
+  {
+    name: 'key',
+    in: 'path' as const,
+    required: true,
+    schema: { type: 'string' as const },
+    description:
+      'The object key: several "/"-separated segments, sent as they are (the "/" is not percent-encoded), e.g. packs/ab/abcd…',
+  },
 ];
 
 /** A single satisfiable range, or why there is none. */
@@ -95,7 +101,10 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
     if (!info) throw new NotFoundError(`no object ${JSON.stringify(key.slice(0, 200))}`);
     const signed = terms.range;
     // The object is shorter than what was signed: it is not the object the URL was made for.
-    if (signed && signed.end >= info.size) throw new NotFoundError(`no object ${JSON.stringify(key.slice(0, 200))} with bytes ${signed.start}-${signed.end}`);
+    if (signed && signed.end >= info.size)
+      throw new NotFoundError(
+        `no object ${JSON.stringify(key.slice(0, 200))} with bytes ${signed.start}-${signed.end}`,
+      );
     const headers: Record<string, string> = {
       'Content-Type': 'application/octet-stream',
       'Accept-Ranges': 'bytes',
@@ -105,12 +114,20 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
     if (signed) {
       if (range === undefined) range = signed;
       else if (range === 'unsatisfiable' || range.start < signed.start || range.end > signed.end) {
-        throw new ForbiddenError(`this signed URL covers bytes ${signed.start}-${signed.end} of the object only; send its range header as issued`);
+        throw new ForbiddenError(
+          `this signed URL covers bytes ${signed.start}-${signed.end} of the object only; send its range header as issued`,
+        );
       }
     }
     if (range === 'unsatisfiable') {
       return c.json(
-        { error: { code: 'InvalidArgument', message: `range ${JSON.stringify(c.req.header('range'))} is outside the object (${info.size} bytes)`, details: { size: info.size } } },
+        {
+          error: {
+            code: 'InvalidArgument',
+            message: `range ${JSON.stringify(c.req.header('range'))} is outside the object (${info.size} bytes)`,
+            details: { size: info.size },
+          },
+        },
         RANGE_NOT_SATISFIABLE,
         { 'Content-Range': `bytes */${info.size}` },
       );
@@ -137,7 +154,9 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
     const allowed = await signer.verify({ method: 'PUT', key, query: queryOf(c) });
     const declared = c.req.header('content-length');
     if (declared !== undefined && Number(declared) > maxPutBytes) {
-      throw new PayloadTooLargeError(`body of ${declared} bytes exceeds the ${maxPutBytes}-byte limit of one object`, { details: { limit: maxPutBytes, size: Number(declared) } });
+      throw new PayloadTooLargeError(`body of ${declared} bytes exceeds the ${maxPutBytes}-byte limit of one object`, {
+        details: { limit: maxPutBytes, size: Number(declared) },
+      });
     }
     const raw = c.req.raw.body;
     const body = raw ? Readable.fromWeb(raw as unknown as NodeReadableStream<Uint8Array>) : new Uint8Array(0);
@@ -163,8 +182,14 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
     security: [],
     parameters: signedQuery,
     responses: {
-      200: { description: 'The object', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-      206: { description: 'The requested range', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      200: {
+        description: 'The object',
+        content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+      },
+      206: {
+        description: 'The requested range',
+        content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+      },
       ...errors,
       [RANGE_NOT_SATISFIABLE]: errorAnswer('The range starts past the end of the object'),
     },

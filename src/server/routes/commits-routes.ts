@@ -6,8 +6,25 @@
  */
 import { createRoute } from '@hono/zod-openapi';
 import { presentCommit, presentCommitResult, presentSignedRequest, presentUploadPlan } from '../presenters.js';
-import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { CommitListSchema, CommitRequestSchema, CommitResponseSchema, CommitsQuerySchema, PackRequestSchema, PackResponseSchema, UploadRequestSchema, UploadResponseSchema } from '../schemas/commit-schemas.js';
+import {
+  errorAnswer,
+  jsonAnswer,
+  jsonBody,
+  volumeErrors,
+  writeErrors,
+  type ApiApp,
+  type RouteDeps,
+} from '../route-helpers.js';
+import {
+  CommitListSchema,
+  CommitRequestSchema,
+  CommitResponseSchema,
+  CommitsQuerySchema,
+  PackRequestSchema,
+  PackResponseSchema,
+  UploadRequestSchema,
+  UploadResponseSchema,
+} from '../schemas/commit-schemas.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 
 const tags = ['commits'];
@@ -40,7 +57,10 @@ const commit = createRoute({
   summary: 'Publish a change set as one commit',
   request: { params: VolumeParamsSchema, body: jsonBody(CommitRequestSchema) },
   responses: {
-    201: jsonAnswer(CommitResponseSchema, 'The new commit, the paths it overwrote and (bestEffort) the changes it skipped'),
+    201: jsonAnswer(
+      CommitResponseSchema,
+      'The new commit, the paths it overwrote and (bestEffort) the changes it skipped',
+    ),
     ...writeErrors,
     409: errorAnswer('Conflict: onConflict "fail" and a changed path changed since base'),
     412: errorAnswer('PreconditionFailed: a referenced chunk or commit is missing'),

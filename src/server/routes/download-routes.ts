@@ -24,7 +24,12 @@ import { archiveStream } from '../../engine/archive-stream.js';
 import type { Actor, FileInfo, VolumeEngine } from '../../engine/types.js';
 import { RANGE_NOT_SATISFIABLE } from '../error-map.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { ArchiveQuerySchema, ContentQuerySchema, SignedUrlRequestSchema, SignedUrlResponseSchema } from '../schemas/download-schemas.js';
+import {
+  ArchiveQuerySchema,
+  ContentQuerySchema,
+  SignedUrlRequestSchema,
+  SignedUrlResponseSchema,
+} from '../schemas/download-schemas.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 import { DEFAULT_SHARE_SECONDS, SHARE_PATH_PREFIX, type ShareSigner } from '../share-links.js';
 import { parseRange } from './blobs-routes.js';
@@ -39,7 +44,9 @@ export interface DownloadRouteDeps extends RouteDeps {
 
 /** A strong ETag from the chunk list: content-addressed, so it changes exactly when the bytes do. */
 export function contentEtag(entry: FileInfo): string {
-  const h = createHash('sha256').update(`${entry.chunkSize ?? 0}:${entry.size}:${(entry.chunks ?? []).join(',')}`).digest('hex');
+  const h = createHash('sha256')
+    .update(`${entry.chunkSize ?? 0}:${entry.size}:${(entry.chunks ?? []).join(',')}`)
+    .digest('hex');
   return `"${h.slice(0, 32)}"`;
 }
 
@@ -77,9 +84,20 @@ function webStream(body: AsyncIterable<Uint8Array> | Readable): ReadableStream<U
 }
 
 /** Serves one file (whole, or one range) for an actor: the shared body of content and signed file URLs. */
-async function serveFile(c: Context, engine: VolumeEngine, actor: Actor, volume: string, path: string, commit: string | undefined, extra: Record<string, string> = {}): Promise<Response> {
+async function serveFile(
+  c: Context,
+  engine: VolumeEngine,
+  actor: Actor,
+  volume: string,
+  path: string,
+  commit: string | undefined,
+  extra: Record<string, string> = {},
+): Promise<Response> {
   const st = await engine.stat(actor, volume, path, commit !== undefined ? { commit } : {});
-  if (st.entry.type !== 'file') throw new InvalidArgumentError(`${st.entry.path} is not a regular file${st.entry.type === 'dir' ? ': download it as an archive' : ''}`);
+  if (st.entry.type !== 'file')
+    throw new InvalidArgumentError(
+      `${st.entry.path} is not a regular file${st.entry.type === 'dir' ? ': download it as an archive' : ''}`,
+    );
   const size = st.entry.size;
   const etag = contentEtag(st.entry);
   const headers: Record<string, string> = {
@@ -97,7 +115,13 @@ async function serveFile(c: Context, engine: VolumeEngine, actor: Actor, volume:
   const range = parseRange(c.req.header('range'), size);
   if (range === 'unsatisfiable') {
     return c.json(
-      { error: { code: 'InvalidArgument', message: `range ${JSON.stringify(c.req.header('range'))} is outside ${st.entry.path} (${size} bytes)`, details: { size } } },
+      {
+        error: {
+          code: 'InvalidArgument',
+          message: `range ${JSON.stringify(c.req.header('range'))} is outside ${st.entry.path} (${size} bytes)`,
+          details: { size },
+        },
+      },
       RANGE_NOT_SATISFIABLE,
       { 'Content-Range': `bytes */${size}` },
     );
@@ -116,7 +140,7 @@ const content = createRoute({
   method: 'get',
   path: '/v1/volumes/{name}/content',
   tags,
-  summary: 'A file\'s bytes, streamed by the server (one Range: bytes=a-b honoured)',
+  summary: "A file's bytes, streamed by the server (one Range: bytes=a-b honoured)",
   request: { params: VolumeParamsSchema, query: ContentQuerySchema },
   responses: {
     200: { description: 'The file', content: binary },
@@ -134,7 +158,13 @@ const archive = createRoute({
   summary: 'A directory as a tar or tar.gz stream, built while it is sent',
   request: { params: VolumeParamsSchema, query: ArchiveQuerySchema },
   responses: {
-    200: { description: 'The archive', content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } }, 'application/gzip': { schema: { type: 'string', format: 'binary' } } } },
+    200: {
+      description: 'The archive',
+      content: {
+        'application/x-tar': { schema: { type: 'string', format: 'binary' } },
+        'application/gzip': { schema: { type: 'string', format: 'binary' } },
+      },
+    },
     ...volumeErrors,
   },
 });
@@ -158,7 +188,11 @@ export function registerDownloadRoutes(app: ApiApp, { engine, shares }: Download
 
   app.openapi(archive, async (c) => {
     const { path, commit, format, preserveMode } = c.req.valid('query');
-    const out = await archiveStream(engine, c.get('actor'), c.req.valid('param').name, path, { format, preserveMode, ...(commit !== undefined ? { commit } : {}) });
+    const out = await archiveStream(engine, c.get('actor'), c.req.valid('param').name, path, {
+      format,
+      preserveMode,
+      ...(commit !== undefined ? { commit } : {}),
+    });
     const base = out.name === '' ? c.req.valid('param').name : out.name;
     return new Response(webStream(out.stream), {
       status: 200,
@@ -177,9 +211,13 @@ export function registerDownloadRoutes(app: ApiApp, { engine, shares }: Download
     const name = c.req.valid('param').name;
     const { path, expiresIn, commit } = c.req.valid('json');
     const st = await engine.stat(actor, name, path, commit !== undefined ? { commit } : {});
-    if (st.entry.type !== 'file') throw new InvalidArgumentError(`${st.entry.path} is not a regular file: only files get signed URLs`);
+    if (st.entry.type !== 'file')
+      throw new InvalidArgumentError(`${st.entry.path} is not a regular file: only files get signed URLs`);
     const vol = await engine.getVolume(actor, name);
-    const signed = shares.sign({ volumeId: vol.id, path: st.entry.path, commit: st.commit, tokenId: actor.tokenId }, expiresIn ?? DEFAULT_SHARE_SECONDS);
+    const signed = shares.sign(
+      { volumeId: vol.id, path: st.entry.path, commit: st.commit, tokenId: actor.tokenId },
+      expiresIn ?? DEFAULT_SHARE_SECONDS,
+    );
     return c.json({ url: signed.url, expiresAt: signed.expiresAt.toISOString(), commit: st.commit }, 200);
   });
 
@@ -200,7 +238,14 @@ export function registerDownloadRoutes(app: ApiApp, { engine, shares }: Download
     security: [],
     parameters: [
       { name: 'volume', in: 'path', required: true, schema: { type: 'string' }, description: 'The volume id' },
-      { name: 'path', in: 'path', required: true, schema: { type: 'string' }, description: 'The file path: several "/"-separated segments sent as they are (the "/" is not percent-encoded; each segment is)' },
+      {
+        name: 'path',
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+        description:
+          'The file path: several "/"-separated segments sent as they are (the "/" is not percent-encoded; each segment is)',
+      },
     ],
     responses: {
       200: { description: 'The file', content: binary },

@@ -7,7 +7,14 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentReadPlan } from '../presenters.js';
 import { jsonAnswer, volumeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { ListQuerySchema, ListResponseSchema, ReadPlanSchema, ReadQuerySchema, StatQuerySchema, StatResponseSchema } from '../schemas/file-schemas.js';
+import {
+  ListQuerySchema,
+  ListResponseSchema,
+  ReadPlanSchema,
+  ReadQuerySchema,
+  StatQuerySchema,
+  StatResponseSchema,
+} from '../schemas/file-schemas.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 
 const tags = ['files'];
@@ -37,7 +44,7 @@ const read = createRoute({
   method: 'get',
   path: '/v1/volumes/{name}/read',
   tags,
-  summary: 'Where to fetch a file\'s bytes: signed GETs for its chunks',
+  summary: "Where to fetch a file's bytes: signed GETs for its chunks",
   request: { params: VolumeParamsSchema, query: ReadQuerySchema },
   responses: { 200: jsonAnswer(ReadPlanSchema, 'The read plan'), ...volumeErrors },
 });
@@ -46,20 +53,35 @@ const read = createRoute({
 export function registerFilesRoutes(app: ApiApp, { engine }: RouteDeps): void {
   app.openapi(stat, async (c) => {
     const { path, commit } = c.req.valid('query');
-    const result = await engine.stat(c.get('actor'), c.req.valid('param').name, path, commit !== undefined ? { commit } : {});
+    const result = await engine.stat(
+      c.get('actor'),
+      c.req.valid('param').name,
+      path,
+      commit !== undefined ? { commit } : {},
+    );
     return c.json({ commit: result.commit, entry: result.entry }, 200);
   });
 
   app.openapi(list, async (c) => {
     const { path, commit, recursive, limit, after } = c.req.valid('query');
     // Pages of 1000 unless asked: a listing of a huge volume never answers in one body.
-    const result = await engine.list(c.get('actor'), c.req.valid('param').name, path, { ...(commit !== undefined ? { commit } : {}), recursive, limit: limit ?? 1000, ...(after !== undefined ? { after } : {}) });
+    const result = await engine.list(c.get('actor'), c.req.valid('param').name, path, {
+      ...(commit !== undefined ? { commit } : {}),
+      recursive,
+      limit: limit ?? 1000,
+      ...(after !== undefined ? { after } : {}),
+    });
     return c.json({ commit: result.commit, entries: result.entries, nextCursor: result.nextCursor }, 200);
   });
 
   app.openapi(read, async (c) => {
     const { path, commit } = c.req.valid('query');
-    const plan = await engine.readPlan(c.get('actor'), c.req.valid('param').name, path, commit !== undefined ? { commit } : {});
+    const plan = await engine.readPlan(
+      c.get('actor'),
+      c.req.valid('param').name,
+      path,
+      commit !== undefined ? { commit } : {},
+    );
     return c.json(presentReadPlan(plan), 200);
   });
 }

@@ -14,9 +14,27 @@ import type * as wire from '@stowage/sdk/api/wire.js';
 import { UnavailableError } from '@stowage/sdk/common/errors.js';
 import { toErrorResponse } from '../error-map.js';
 import { presentCommit } from '../presenters.js';
-import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
+import {
+  errorAnswer,
+  jsonAnswer,
+  jsonBody,
+  volumeErrors,
+  writeErrors,
+  type ApiApp,
+  type RouteDeps,
+} from '../route-helpers.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
-import { ChangesQuerySchema, ChangesResponseSchema, EditRequestSchema, EditResponseSchema, ReplaceRequestSchema, ReplaceResponseSchema, SearchRequestSchema, SearchResponseSchema, WatchQuerySchema } from '../schemas/search-schemas.js';
+import {
+  ChangesQuerySchema,
+  ChangesResponseSchema,
+  EditRequestSchema,
+  EditResponseSchema,
+  ReplaceRequestSchema,
+  ReplaceResponseSchema,
+  SearchRequestSchema,
+  SearchResponseSchema,
+  WatchQuerySchema,
+} from '../schemas/search-schemas.js';
 
 const tags = ['files'];
 /** How often a watch looks for new commits. */
@@ -51,7 +69,11 @@ const replaceRoute = createRoute({
   tags,
   summary: 'Regex replace across the files a glob selects, in one commit',
   request: { params: VolumeParamsSchema, body: jsonBody(ReplaceRequestSchema) },
-  responses: { 200: jsonAnswer(ReplaceResponseSchema, 'The commit (null when nothing matched) and the files changed'), ...writeErrors, 409: errorAnswer('Conflict: a selected file changed since base') },
+  responses: {
+    200: jsonAnswer(ReplaceResponseSchema, 'The commit (null when nothing matched) and the files changed'),
+    ...writeErrors,
+    409: errorAnswer('Conflict: a selected file changed since base'),
+  },
 });
 
 const editRoute = createRoute({
@@ -74,12 +96,18 @@ const watchRoute = createRoute({
   method: 'get',
   path: '/v1/volumes/{name}/watch',
   tags,
-  summary: 'Server-sent events: one `change` event per changed path (id: the commit id), after `since` or Last-Event-ID',
+  summary:
+    'Server-sent events: one `change` event per changed path (id: the commit id), after `since` or Last-Event-ID',
   request: { params: VolumeParamsSchema, query: WatchQuerySchema },
   responses: {
-    200: { description: 'text/event-stream of `change` events whose data is a ChangeEvent; comments as heartbeats', content: { 'text/event-stream': { schema: z.string() } } },
+    200: {
+      description: 'text/event-stream of `change` events whose data is a ChangeEvent; comments as heartbeats',
+      content: { 'text/event-stream': { schema: z.string() } },
+    },
     ...volumeErrors,
-    503: errorAnswer(`Unavailable: this tenant already has ${MAX_WATCHES_PER_TENANT} watches open on this server; close one first`),
+    503: errorAnswer(
+      `Unavailable: this tenant already has ${MAX_WATCHES_PER_TENANT} watches open on this server; close one first`,
+    ),
   },
 });
 
@@ -88,9 +116,12 @@ const changesRoute = createRoute({
   method: 'get',
   path: '/v1/volumes/{name}/changes',
   tags,
-  summary: 'The commits after `since` with the paths each changed (watch\'s feed as one JSON answer; page up to `head`)',
+  summary: "The commits after `since` with the paths each changed (watch's feed as one JSON answer; page up to `head`)",
   request: { params: VolumeParamsSchema, query: ChangesQuerySchema },
-  responses: { 200: jsonAnswer(ChangesResponseSchema, 'Commits after `since`, oldest first, and the head'), ...volumeErrors },
+  responses: {
+    200: jsonAnswer(ChangesResponseSchema, 'Commits after `since`, oldest first, and the head'),
+    ...volumeErrors,
+  },
 });
 
 /** Registers search, replace, edit, watch and changes. */
@@ -99,12 +130,32 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
   const openWatches = new Map<string, number>();
   app.openapi(searchRoute, async (c) => {
     const r = await engine.search(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
-    return c.json({ commit: r.commit, files: r.files, matches: r.matches, truncated: r.truncated, timedOut: r.timedOut, skippedBinary: r.skippedBinary, truncatedFiles: r.truncatedFiles, filesScanned: r.filesScanned }, 200);
+    return c.json(
+      {
+        commit: r.commit,
+        files: r.files,
+        matches: r.matches,
+        truncated: r.truncated,
+        timedOut: r.timedOut,
+        skippedBinary: r.skippedBinary,
+        truncatedFiles: r.truncatedFiles,
+        filesScanned: r.filesScanned,
+      },
+      200,
+    );
   });
 
   app.openapi(replaceRoute, async (c) => {
     const r = await engine.replace(c.get('actor'), c.req.valid('param').name, c.req.valid('json'));
-    return c.json({ commit: r.commit ? presentCommit(r.commit) : null, files: r.files, skippedBinary: r.skippedBinary, skippedTooLarge: r.skippedTooLarge }, 200);
+    return c.json(
+      {
+        commit: r.commit ? presentCommit(r.commit) : null,
+        files: r.files,
+        skippedBinary: r.skippedBinary,
+        skippedTooLarge: r.skippedTooLarge,
+      },
+      200,
+    );
   });
 
   app.openapi(editRoute, async (c) => {
@@ -119,7 +170,12 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     const { since, limit } = c.req.valid('query');
     const from = since ?? (await engine.getVolume(actor, name)).head;
     const feed = await engine.changesSince(actor, name, from, limit ?? 100);
-    const commits = feed.commits.map(({ commit, changes, truncated }) => ({ id: commit.id, seq: commit.seq, changes: changes.map((ch) => ({ path: ch.path, kind: ch.kind, type: ch.type })), truncated }));
+    const commits = feed.commits.map(({ commit, changes, truncated }) => ({
+      id: commit.id,
+      seq: commit.seq,
+      changes: changes.map((ch) => ({ path: ch.path, kind: ch.kind, type: ch.type })),
+      truncated,
+    }));
     return c.json({ head: feed.head, commits } satisfies wire.ChangesResponse, 200);
   });
 
@@ -136,7 +192,10 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
     let cursor = since === undefined || since === '' ? volume.head : since;
     const open = openWatches.get(actor.tenantId) ?? 0;
     if (open >= MAX_WATCHES_PER_TENANT) {
-      throw new UnavailableError(`this tenant already has ${open} watches open on this server (at most ${MAX_WATCHES_PER_TENANT}); close one, or watch from fewer places, and try again`, { details: { limit: MAX_WATCHES_PER_TENANT } });
+      throw new UnavailableError(
+        `this tenant already has ${open} watches open on this server (at most ${MAX_WATCHES_PER_TENANT}); close one, or watch from fewer places, and try again`,
+        { details: { limit: MAX_WATCHES_PER_TENANT } },
+      );
     }
     // Counted from here until the stream ends, whichever way it ends.
     openWatches.set(actor.tenantId, open + 1);
@@ -179,7 +238,15 @@ export function registerSearchRoutes(app: ApiApp, { engine }: RouteDeps): void {
             for (const { commit, changes } of feed.commits) {
               for (let i = 0; i < changes.length; i++) {
                 const ch = changes[i]!;
-                const event: wire.ChangeEvent = { commit: commit.id, seq: commit.seq, path: ch.path, kind: ch.kind, type: ch.type, index: i, count: changes.length };
+                const event: wire.ChangeEvent = {
+                  commit: commit.id,
+                  seq: commit.seq,
+                  path: ch.path,
+                  kind: ch.kind,
+                  type: ch.type,
+                  index: i,
+                  count: changes.length,
+                };
                 await stream.writeSSE({ id: commit.id, event: 'change', data: JSON.stringify(event) });
               }
               cursor = commit.id;

@@ -5,10 +5,26 @@
  */
 import { createRoute } from '@hono/zod-openapi';
 import { presentCommitResult, presentSnapshot, presentVolume } from '../presenters.js';
-import { errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
+import {
+  errorAnswer,
+  jsonAnswer,
+  jsonBody,
+  optionalJsonBody,
+  volumeErrors,
+  writeErrors,
+  type ApiApp,
+  type RouteDeps,
+} from '../route-helpers.js';
 import { CommitResponseSchema } from '../schemas/commit-schemas.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
-import { CreateSnapshotRequestSchema, ForkRequestSchema, RestoreRequestSchema, SnapshotListSchema, SnapshotParamsSchema, SnapshotSchema } from '../schemas/snapshot-schemas.js';
+import {
+  CreateSnapshotRequestSchema,
+  ForkRequestSchema,
+  RestoreRequestSchema,
+  SnapshotListSchema,
+  SnapshotParamsSchema,
+  SnapshotSchema,
+} from '../schemas/snapshot-schemas.js';
 import { VolumeSchema } from '../schemas/volume-schemas.js';
 
 const tags = ['snapshots'];
@@ -30,7 +46,11 @@ const createSnapshot = createRoute({
   tags,
   summary: 'Snapshot the head (or a commit)',
   request: { params: VolumeParamsSchema, body: optionalJsonBody(CreateSnapshotRequestSchema) },
-  responses: { 201: jsonAnswer(SnapshotSchema, 'Created'), 409: errorAnswer('AlreadyExists: the snapshot name is taken'), ...writeErrors },
+  responses: {
+    201: jsonAnswer(SnapshotSchema, 'Created'),
+    409: errorAnswer('AlreadyExists: the snapshot name is taken'),
+    ...writeErrors,
+  },
 });
 
 const deleteSnapshot = createRoute({
@@ -48,7 +68,7 @@ const restore = createRoute({
   method: 'post',
   path: '/v1/volumes/{name}/restore',
   tags,
-  summary: 'Make a snapshot\'s (or commit\'s) tree the new head, as a new commit',
+  summary: "Make a snapshot's (or commit's) tree the new head, as a new commit",
   request: { params: VolumeParamsSchema, body: jsonBody(RestoreRequestSchema) },
   responses: { 201: jsonAnswer(CommitResponseSchema, 'The restoring commit'), ...writeErrors },
 });
@@ -60,7 +80,11 @@ const fork = createRoute({
   tags,
   summary: 'Create a copy-on-write volume from the head, a snapshot or a commit',
   request: { params: VolumeParamsSchema, body: jsonBody(ForkRequestSchema) },
-  responses: { 201: jsonAnswer(VolumeSchema, 'The new volume'), 409: errorAnswer('AlreadyExists: the new name is taken'), ...writeErrors },
+  responses: {
+    201: jsonAnswer(VolumeSchema, 'The new volume'),
+    409: errorAnswer('AlreadyExists: the new name is taken'),
+    ...writeErrors,
+  },
 });
 
 /** Registers the snapshot, restore and fork routes. */

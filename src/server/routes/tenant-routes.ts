@@ -6,7 +6,14 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentTenant, presentToken } from '../presenters.js';
 import { authErrors, errorAnswer, jsonAnswer, jsonBody, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { CreateTokenRequestSchema, CreateTokenResponseSchema, TenantSchema, TokenListSchema, TokenParamsSchema, UpdateTenantRequestSchema } from '../schemas/tenant-schemas.js';
+import {
+  CreateTokenRequestSchema,
+  CreateTokenResponseSchema,
+  TenantSchema,
+  TokenListSchema,
+  TokenParamsSchema,
+  UpdateTenantRequestSchema,
+} from '../schemas/tenant-schemas.js';
 
 const forbidden = { 403: errorAnswer('Forbidden: scoped tokens cannot manage the tenant') } as const;
 
@@ -15,7 +22,7 @@ const getTenant = createRoute({
   method: 'get',
   path: '/v1/tenant',
   tags: ['tenant'],
-  summary: 'The caller\'s tenant',
+  summary: "The caller's tenant",
   responses: { 200: jsonAnswer(TenantSchema, 'The tenant'), ...authErrors, ...forbidden },
 });
 
@@ -24,7 +31,7 @@ const updateTenant = createRoute({
   method: 'patch',
   path: '/v1/tenant',
   tags: ['tenant'],
-  summary: 'Change the tenant\'s default volume cap',
+  summary: "Change the tenant's default volume cap",
   request: { body: jsonBody(UpdateTenantRequestSchema) },
   responses: { 200: jsonAnswer(TenantSchema, 'The updated tenant'), ...authErrors, ...forbidden },
 });
@@ -34,7 +41,7 @@ const listTokens = createRoute({
   method: 'get',
   path: '/v1/tokens',
   tags: ['tokens'],
-  summary: 'The tenant\'s tokens, newest first (secrets are never shown)',
+  summary: "The tenant's tokens, newest first (secrets are never shown)",
   responses: { 200: jsonAnswer(TokenListSchema, 'The tokens'), ...authErrors, ...forbidden },
 });
 
@@ -60,7 +67,12 @@ const revokeToken = createRoute({
   tags: ['tokens'],
   summary: 'Revoke a token',
   request: { params: TokenParamsSchema },
-  responses: { 204: { description: 'Revoked' }, ...authErrors, ...forbidden, 404: errorAnswer('NotFound: no such token') },
+  responses: {
+    204: { description: 'Revoked' },
+    ...authErrors,
+    ...forbidden,
+    404: errorAnswer('NotFound: no such token'),
+  },
 });
 
 /** Registers the tenant and token routes. */

@@ -92,13 +92,15 @@ export function parseTusMetadata(header: string | undefined): Record<string, str
   if (header === undefined || header.trim() === '') return out;
   for (const pair of header.split(',')) {
     const [key, value, ...rest] = pair.trim().split(' ');
-    if (!key || rest.length > 0 || !/^[\x21-\x7e]+$/.test(key)) throw new InvalidArgumentError('Upload-Metadata must be comma-separated "key base64value" pairs');
+    if (!key || rest.length > 0 || !/^[\x21-\x7e]+$/.test(key))
+      throw new InvalidArgumentError('Upload-Metadata must be comma-separated "key base64value" pairs');
     if (Object.hasOwn(out, key)) throw new InvalidArgumentError(`Upload-Metadata names "${key}" twice`);
     if (value === undefined || value === '') {
       out[key] = null;
       continue;
     }
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) throw new InvalidArgumentError(`Upload-Metadata value of "${key}" is not base64`);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0)
+      throw new InvalidArgumentError(`Upload-Metadata value of "${key}" is not base64`);
     const text = Buffer.from(value, 'base64');
     try {
       out[key] = new TextDecoder('utf-8', { fatal: true }).decode(text);
@@ -139,7 +141,11 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
   const contexts = new WeakMap<Request, RequestContext>();
   const contextOf = (req: unknown): RequestContext => {
     const ctx = contexts.get(req as Request);
-    if (!ctx) throw { status_code: 500, body: JSON.stringify({ error: { code: 'Internal', message: 'upload request lost its context' } }) };
+    if (!ctx)
+      throw {
+        status_code: 500,
+        body: JSON.stringify({ error: { code: 'Internal', message: 'upload request lost its context' } }),
+      };
     return ctx;
   };
 
@@ -161,7 +167,13 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       if (!target) throw tusError(new InvalidArgumentError('upload target missing'), log);
       // Staged bytes count against the tenant's uncommitted quota until the upload finishes, is abandoned or expires.
       try {
-        await engine.reserveStagedUpload(actor, target.volume, upload.id, target.size, new Date(Date.now() + expireAfterMs));
+        await engine.reserveStagedUpload(
+          actor,
+          target.volume,
+          upload.id,
+          target.size,
+          new Date(Date.now() + expireAfterMs),
+        );
       } catch (err) {
         throw tusError(err, log);
       }
@@ -170,7 +182,11 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     onUploadFinish: async (req, upload) => {
       const { actor } = contextOf(req);
       try {
-        return { headers: { [COMMIT_HEADER]: await finish(actor, upload.id, upload.metadata ?? {}, upload.size ?? upload.offset) } };
+        return {
+          headers: {
+            [COMMIT_HEADER]: await finish(actor, upload.id, upload.metadata ?? {}, upload.size ?? upload.offset),
+          },
+        };
       } catch (err) {
         throw tusError(err, log);
       }
@@ -183,21 +199,37 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
    * staging file either way: a failed upload must not linger at full offset,
    * or a retry would look complete.
    */
-  const finish = (actor: Actor, id: string, meta: Record<string, string | null | undefined>, size: number): Promise<string> => {
+  const finish = (
+    actor: Actor,
+    id: string,
+    meta: Record<string, string | null | undefined>,
+    size: number,
+  ): Promise<string> => {
     const running = finishing.get(id);
     if (running) return running;
     const run = (async () => {
       try {
         const target = await checkUploadTarget(engine, actor, meta, size);
-        const result = await engine.writeFile(actor, target.volume, target.path, createReadStream(join(options.directory, id)), {
-          size: target.size,
-          sha256: target.sha256,
-          createParents: true,
-          message: `upload ${target.path}`,
-          ...(target.mode !== undefined ? { mode: target.mode } : {}),
-          ...(target.mtime !== undefined ? { mtime: target.mtime } : {}),
-        });
-        const record: FinishedUpload = { metadata: { ...meta } as Record<string, string | null>, size, commit: result.commit.id, finishedAt: Date.now() };
+        const result = await engine.writeFile(
+          actor,
+          target.volume,
+          target.path,
+          createReadStream(join(options.directory, id)),
+          {
+            size: target.size,
+            sha256: target.sha256,
+            createParents: true,
+            message: `upload ${target.path}`,
+            ...(target.mode !== undefined ? { mode: target.mode } : {}),
+            ...(target.mtime !== undefined ? { mtime: target.mtime } : {}),
+          },
+        );
+        const record: FinishedUpload = {
+          metadata: { ...meta } as Record<string, string | null>,
+          size,
+          commit: result.commit.id,
+          finishedAt: Date.now(),
+        };
         // Written before the staging file goes, through a rename, so a HEAD always finds one or the other whole.
         await mkdir(finishedDir, { recursive: true });
         await writeFile(`${finishedFile(id)}.tmp`, JSON.stringify(record));
@@ -210,19 +242,30 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       }
     })();
     finishing.set(id, run);
-    run.then(() => finishing.delete(id), () => finishing.delete(id));
+    run.then(
+      () => finishing.delete(id),
+      () => finishing.delete(id),
+    );
     return run;
   };
 
   /** True when `actor` may see an upload with these owner keys: the token that created it, or an admin token of its tenant. */
   const ownedBy = (actor: Actor, meta: Record<string, string | null> | undefined): boolean =>
-    meta !== undefined && meta[OWNER_TENANT] === actor.tenantId && (meta[OWNER_TOKEN] === actor.tokenId || tokenKind(actor) === 'admin');
+    meta !== undefined &&
+    meta[OWNER_TENANT] === actor.tenantId &&
+    (meta[OWNER_TOKEN] === actor.tokenId || tokenKind(actor) === 'admin');
 
   /** The HEAD answer of a finished upload: complete, naming its commit. */
   const finishedAnswer = (size: number, commit: string): Response =>
     new Response(null, {
       status: 200,
-      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': String(size), 'Upload-Length': String(size), 'Cache-Control': 'no-store', [COMMIT_HEADER]: commit },
+      headers: {
+        'Tus-Resumable': '1.0.0',
+        'Upload-Offset': String(size),
+        'Upload-Length': String(size),
+        'Cache-Control': 'no-store',
+        [COMMIT_HEADER]: commit,
+      },
     });
 
   /**
@@ -232,7 +275,10 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
    */
   const headOfComplete = async (actor: Actor, id: string): Promise<Response | undefined> => {
     if (!UPLOAD_ID_RE.test(id)) return undefined;
-    const recorded = await readFile(finishedFile(id), 'utf8').then((t) => JSON.parse(t) as FinishedUpload, () => undefined);
+    const recorded = await readFile(finishedFile(id), 'utf8').then(
+      (t) => JSON.parse(t) as FinishedUpload,
+      () => undefined,
+    );
     if (recorded) return ownedBy(actor, recorded.metadata) ? finishedAnswer(recorded.size, recorded.commit) : undefined;
     let upload: Awaited<ReturnType<typeof store.getUpload>>;
     try {
@@ -247,15 +293,21 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     if (!run && !actor.readOnly) run = finish(actor, id, upload.metadata ?? {}, size);
     if (!run) return undefined;
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), FINISH_WAIT_MS); });
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), FINISH_WAIT_MS);
+    });
     try {
       const commit = await Promise.race([run, late]);
-      if (commit === undefined) return new Response(null, { status: 423, headers: { 'Tus-Resumable': '1.0.0', 'Retry-After': '5' } });
+      if (commit === undefined)
+        return new Response(null, { status: 423, headers: { 'Tus-Resumable': '1.0.0', 'Retry-After': '5' } });
       return finishedAnswer(size, commit);
     } catch (err) {
       // The commit failed (its error went to the PATCH, if anyone was reading): the staging file is gone, so this is a fresh start.
       const { status, body } = toErrorResponse(err, log);
-      return new Response(JSON.stringify(body), { status, headers: { 'Tus-Resumable': '1.0.0', 'content-type': 'application/json' } });
+      return new Response(JSON.stringify(body), {
+        status,
+        headers: { 'Tus-Resumable': '1.0.0', 'content-type': 'application/json' },
+      });
     } finally {
       clearTimeout(timer);
     }
@@ -282,7 +334,10 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
 
   /** Answers 404 unless `actor` owns the upload `id` (and its token may reach the target volume). */
   const assertOwner = async (actor: Actor, id: string): Promise<void> => {
-    const missing = () => new NotFoundError(`no upload ${JSON.stringify(id.slice(0, 64))}: it never existed, finished, expired, or belongs to someone else`);
+    const missing = () =>
+      new NotFoundError(
+        `no upload ${JSON.stringify(id.slice(0, 64))}: it never existed, finished, expired, or belongs to someone else`,
+      );
     if (!UPLOAD_ID_RE.test(id)) throw missing();
     let meta: Record<string, string | null> | undefined;
     try {
@@ -302,20 +357,37 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
       // The file store could defer lengths, but uploads are checked against the cap at creation: Upload-Length is required.
       const res = await tus.handleWeb(req);
       const ext = res.headers.get('tus-extension');
-      if (ext !== null) res.headers.set('tus-extension', ext.split(',').filter((e) => e.trim() !== 'creation-defer-length').join(','));
+      if (ext !== null)
+        res.headers.set(
+          'tus-extension',
+          ext
+            .split(',')
+            .filter((e) => e.trim() !== 'creation-defer-length')
+            .join(','),
+        );
       return res;
     }
     if (rest === '') {
-      if (method !== 'POST') throw new NotFoundError(`no route ${method} ${UPLOADS_PATH}: create uploads with POST (tus 1.0.0)`);
+      if (method !== 'POST')
+        throw new NotFoundError(`no route ${method} ${UPLOADS_PATH}: create uploads with POST (tus 1.0.0)`);
       if (req.headers.get('upload-defer-length') !== null || req.headers.get('upload-concat') !== null) {
-        throw new InvalidArgumentError('this server needs Upload-Length at creation (no deferred length, no concatenation)');
+        throw new InvalidArgumentError(
+          'this server needs Upload-Length at creation (no deferred length, no concatenation)',
+        );
       }
       const length = req.headers.get('upload-length');
-      if (length === null || !/^\d{1,16}$/.test(length)) throw new InvalidArgumentError('Upload-Length must be a whole number of bytes');
-      const target = await checkUploadTarget(engine, actor, parseTusMetadata(req.headers.get('upload-metadata') ?? undefined), Number(length));
+      if (length === null || !/^\d{1,16}$/.test(length))
+        throw new InvalidArgumentError('Upload-Length must be a whole number of bytes');
+      const target = await checkUploadTarget(
+        engine,
+        actor,
+        parseTusMetadata(req.headers.get('upload-metadata') ?? undefined),
+        Number(length),
+      );
       contexts.set(req, { actor, target });
     } else {
-      if (rest.includes('/') || !['HEAD', 'PATCH', 'DELETE'].includes(method)) throw new NotFoundError(`no route ${method} ${c.req.path}`);
+      if (rest.includes('/') || !['HEAD', 'PATCH', 'DELETE'].includes(method))
+        throw new NotFoundError(`no route ${method} ${c.req.path}`);
       if (method === 'HEAD' && req.headers.get('tus-resumable') === '1.0.0') {
         const complete = await headOfComplete(actor, rest);
         if (complete) return complete;
@@ -346,29 +418,81 @@ export function registerUploadsRoutes(app: ApiApp, uploads: UploadService): void
   app.on(methods, `${UPLOADS_PATH}/*`, (c) => uploads.handle(c));
 
   // Documented by hand: the tus protocol speaks in headers, not JSON bodies.
-  const tusHeader = { name: 'Tus-Resumable', in: 'header' as const, required: true, schema: { type: 'string' as const, enum: ['1.0.0'] } };
+  const tusHeader = {
+    name: 'Tus-Resumable',
+    in: 'header' as const,
+    required: true,
+    schema: { type: 'string' as const, enum: ['1.0.0'] },
+  };
   const idParam = { name: 'id', in: 'path' as const, required: true, schema: { type: 'string' as const } };
   const notFound = { description: 'NotFound: no such upload, or one another token created' };
   const auth = { 401: { description: 'Unauthenticated: missing, unknown, revoked or expired bearer token' } };
   const readOnly = { 403: { description: 'ReadOnly or Forbidden: the token may not write here' } };
   app.openAPIRegistry.registerPath({
-    method: 'post', path: UPLOADS_PATH, tags: ['uploads'], operationId: 'createUpload',
-    summary: 'Create a resumable upload (tus 1.0.0 creation). Upload-Metadata: volume, path, sha256 (hex of the whole file), optional mode (octal), mtime (ms)',
-    parameters: [tusHeader, { name: 'Upload-Length', in: 'header', required: true, schema: { type: 'integer' } }, { name: 'Upload-Metadata', in: 'header', required: true, schema: { type: 'string' } }],
-    responses: { 201: { description: 'Created; Location names the upload' }, 400: { description: 'InvalidArgument' }, ...auth, ...readOnly, 404: { description: 'NotFound: no such volume' }, 413: { description: 'QuotaExceeded: the file would not fit under the volume cap' } },
+    method: 'post',
+    path: UPLOADS_PATH,
+    tags: ['uploads'],
+    operationId: 'createUpload',
+    summary:
+      'Create a resumable upload (tus 1.0.0 creation). Upload-Metadata: volume, path, sha256 (hex of the whole file), optional mode (octal), mtime (ms)',
+    parameters: [
+      tusHeader,
+      { name: 'Upload-Length', in: 'header', required: true, schema: { type: 'integer' } },
+      { name: 'Upload-Metadata', in: 'header', required: true, schema: { type: 'string' } },
+    ],
+    responses: {
+      201: { description: 'Created; Location names the upload' },
+      400: { description: 'InvalidArgument' },
+      ...auth,
+      ...readOnly,
+      404: { description: 'NotFound: no such volume' },
+      413: { description: 'QuotaExceeded: the file would not fit under the volume cap' },
+    },
   });
   app.openAPIRegistry.registerPath({
-    method: 'head', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'getUploadOffset', summary: 'The upload\'s offset (Upload-Offset) and length; once all bytes arrived, Upload-Offset = Upload-Length and Stowage-Commit names the commit (waiting for one being made; 423 if that takes over a minute)',
-    parameters: [tusHeader, idParam], responses: { 200: { description: 'Upload-Offset and Upload-Length headers' }, ...auth, 404: notFound, 423: { description: 'Locked: the upload\'s commit is still being made; retry after Retry-After seconds' } },
+    method: 'head',
+    path: `${UPLOADS_PATH}/{id}`,
+    tags: ['uploads'],
+    operationId: 'getUploadOffset',
+    summary:
+      "The upload's offset (Upload-Offset) and length; once all bytes arrived, Upload-Offset = Upload-Length and Stowage-Commit names the commit (waiting for one being made; 423 if that takes over a minute)",
+    parameters: [tusHeader, idParam],
+    responses: {
+      200: { description: 'Upload-Offset and Upload-Length headers' },
+      ...auth,
+      404: notFound,
+      423: { description: "Locked: the upload's commit is still being made; retry after Retry-After seconds" },
+    },
   });
   app.openAPIRegistry.registerPath({
-    method: 'patch', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'appendUpload',
-    summary: 'Append bytes at Upload-Offset (Content-Type: application/offset+octet-stream); the last PATCH commits the file and answers Stowage-Commit',
-    parameters: [tusHeader, idParam, { name: 'Upload-Offset', in: 'header', required: true, schema: { type: 'integer' } }],
-    responses: { 204: { description: 'Accepted' }, 400: { description: 'InvalidArgument: the file does not match its SHA-256; nothing was committed' }, ...auth, ...readOnly, 404: notFound, 409: { description: 'Upload-Offset does not match' }, 413: { description: 'QuotaExceeded: the file no longer fits under the volume cap' } },
+    method: 'patch',
+    path: `${UPLOADS_PATH}/{id}`,
+    tags: ['uploads'],
+    operationId: 'appendUpload',
+    summary:
+      'Append bytes at Upload-Offset (Content-Type: application/offset+octet-stream); the last PATCH commits the file and answers Stowage-Commit',
+    parameters: [
+      tusHeader,
+      idParam,
+      { name: 'Upload-Offset', in: 'header', required: true, schema: { type: 'integer' } },
+    ],
+    responses: {
+      204: { description: 'Accepted' },
+      400: { description: 'InvalidArgument: the file does not match its SHA-256; nothing was committed' },
+      ...auth,
+      ...readOnly,
+      404: notFound,
+      409: { description: 'Upload-Offset does not match' },
+      413: { description: 'QuotaExceeded: the file no longer fits under the volume cap' },
+    },
   });
   app.openAPIRegistry.registerPath({
-    method: 'delete', path: `${UPLOADS_PATH}/{id}`, tags: ['uploads'], operationId: 'deleteUpload', summary: 'Abandon an unfinished upload (tus termination)',
-    parameters: [tusHeader, idParam], responses: { 204: { description: 'Deleted' }, ...auth, ...readOnly, 404: notFound },
+    method: 'delete',
+    path: `${UPLOADS_PATH}/{id}`,
+    tags: ['uploads'],
+    operationId: 'deleteUpload',
+    summary: 'Abandon an unfinished upload (tus termination)',
+    parameters: [tusHeader, idParam],
+    responses: { 204: { description: 'Deleted' }, ...auth, ...readOnly, 404: notFound },
   });
 }

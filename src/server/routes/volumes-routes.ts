@@ -7,9 +7,24 @@
 import { createRoute } from '@hono/zod-openapi';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { presentVolume } from '../presenters.js';
-import { errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
+import {
+  errorAnswer,
+  jsonAnswer,
+  jsonBody,
+  optionalJsonBody,
+  volumeErrors,
+  writeErrors,
+  type ApiApp,
+  type RouteDeps,
+} from '../route-helpers.js';
 import { VolumeParamsSchema } from '../schemas/query-schemas.js';
-import { CreateVolumeBodySchema, CreateVolumeRequestSchema, UpdateVolumeRequestSchema, VolumeListSchema, VolumeSchema } from '../schemas/volume-schemas.js';
+import {
+  CreateVolumeBodySchema,
+  CreateVolumeRequestSchema,
+  UpdateVolumeRequestSchema,
+  VolumeListSchema,
+  VolumeSchema,
+} from '../schemas/volume-schemas.js';
 
 const tags = ['volumes'];
 
@@ -29,7 +44,11 @@ const createVolume = createRoute({
   tags,
   summary: 'Create a volume',
   request: { body: jsonBody(CreateVolumeBodySchema) },
-  responses: { 201: jsonAnswer(VolumeSchema, 'Created'), 409: errorAnswer('AlreadyExists: the name is taken'), ...writeErrors },
+  responses: {
+    201: jsonAnswer(VolumeSchema, 'Created'),
+    409: errorAnswer('AlreadyExists: the name is taken'),
+    ...writeErrors,
+  },
 });
 
 const putVolume = createRoute({
@@ -38,8 +57,15 @@ const putVolume = createRoute({
   path: '/v1/volumes/{name}',
   tags,
   summary: 'Get a volume, creating it when missing',
-  request: { params: VolumeParamsSchema, body: optionalJsonBody(CreateVolumeRequestSchema, 'Options used only when the volume is created') },
-  responses: { 200: jsonAnswer(VolumeSchema, 'Existing volume'), 201: jsonAnswer(VolumeSchema, 'Created'), ...writeErrors },
+  request: {
+    params: VolumeParamsSchema,
+    body: optionalJsonBody(CreateVolumeRequestSchema, 'Options used only when the volume is created'),
+  },
+  responses: {
+    200: jsonAnswer(VolumeSchema, 'Existing volume'),
+    201: jsonAnswer(VolumeSchema, 'Created'),
+    ...writeErrors,
+  },
 });
 
 const getVolume = createRoute({
@@ -89,7 +115,9 @@ export function registerVolumesRoutes(app: ApiApp, { engine }: RouteDeps): void 
     const { name } = c.req.valid('param');
     const { name: bodyName, ...opts } = c.req.valid('json');
     if (bodyName !== undefined && bodyName !== name) {
-      throw new InvalidArgumentError(`the body names volume ${JSON.stringify(bodyName.slice(0, 80))} but the URL names ${JSON.stringify(name.slice(0, 80))}: omit "name" from the body`);
+      throw new InvalidArgumentError(
+        `the body names volume ${JSON.stringify(bodyName.slice(0, 80))} but the URL names ${JSON.stringify(name.slice(0, 80))}: omit "name" from the body`,
+      );
     }
     const { volume, created } = await engine.getOrCreateVolume(c.get('actor'), name, opts);
     return created ? c.json(presentVolume(volume), 201) : c.json(presentVolume(volume), 200);

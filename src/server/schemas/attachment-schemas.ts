@@ -9,7 +9,9 @@ import { QueryBool } from './query-schemas.js';
 import { VolumeSchema } from './volume-schemas.js';
 
 /** Wire `AttachmentState` (api/wire.ts). */
-export const AttachmentStateSchema = z.enum(['mounted', 'released', 'failed']).openapi('AttachmentState') satisfies z.ZodType<wire.AttachmentState>;
+export const AttachmentStateSchema = z
+  .enum(['mounted', 'released', 'failed'])
+  .openapi('AttachmentState') satisfies z.ZodType<wire.AttachmentState>;
 
 /** Wire `Attachment` (api/wire.ts). */
 export const AttachmentSchema = z
@@ -31,10 +33,16 @@ export const AttachmentSchema = z
 /** Wire `AttachRequest` (api/wire.ts); host and path rules are the engine's. */
 export const AttachRequestSchema = z
   .object({
-    host: z.string().openapi({ example: 'sandbox-7', description: 'Host or sandbox name: 1-253 printable characters.' }),
-    path: z.string().openapi({ example: '/mnt/data', description: 'Absolute mount path there: at most 4096 bytes, no NUL.' }),
+    host: z
+      .string()
+      .openapi({ example: 'sandbox-7', description: 'Host or sandbox name: 1-253 printable characters.' }),
+    path: z
+      .string()
+      .openapi({ example: '/mnt/data', description: 'Absolute mount path there: at most 4096 bytes, no NUL.' }),
     readOnly: z.boolean().optional(),
-    resume: Ref.optional().openapi({ description: 'Take over this earlier attachment of the same volume, host and path (a restarted mount agent).' }),
+    resume: Ref.optional().openapi({
+      description: 'Take over this earlier attachment of the same volume, host and path (a restarted mount agent).',
+    }),
   })
   .openapi('AttachRequest') satisfies z.ZodType<wire.AttachRequest>;
 
@@ -44,7 +52,9 @@ export const AttachResponseSchema = z
   .openapi('AttachResponse') satisfies z.ZodType<wire.AttachResponse>;
 
 /** Wire `AttachmentList` (api/wire.ts). */
-export const AttachmentListSchema = z.object({ attachments: z.array(AttachmentSchema) }).openapi('AttachmentList') satisfies z.ZodType<wire.AttachmentList>;
+export const AttachmentListSchema = z
+  .object({ attachments: z.array(AttachmentSchema) })
+  .openapi('AttachmentList') satisfies z.ZodType<wire.AttachmentList>;
 
 /** Wire `RenewAttachmentResponse` (api/wire.ts). */
 export const RenewAttachmentResponseSchema = z
@@ -63,5 +73,9 @@ export const AttachmentParamsSchema = z.object({
 
 /** Query of GET /v1/volumes/{name}/attachments. */
 export const AttachmentsQuerySchema = z.object({
-  all: QueryBool.openapi({ param: { name: 'all', in: 'query' }, description: 'Also released and failed attachments (default: mounted only).', type: 'boolean' }),
+  all: QueryBool.openapi({
+    param: { name: 'all', in: 'query' },
+    description: 'Also released and failed attachments (default: mounted only).',
+    type: 'boolean',
+  }),
 });

@@ -22,10 +22,14 @@ export const UploadResponseSchema = z
   .openapi('UploadResponse') satisfies z.ZodType<wire.UploadResponse>;
 
 /** Wire `PackRequest` (api/wire.ts). */
-export const PackRequestSchema = z.object({ size: Bytes, sha256: Ref }).openapi('PackRequest') satisfies z.ZodType<wire.PackRequest>;
+export const PackRequestSchema = z
+  .object({ size: Bytes, sha256: Ref })
+  .openapi('PackRequest') satisfies z.ZodType<wire.PackRequest>;
 
 /** Wire `PackResponse` (api/wire.ts). */
-export const PackResponseSchema = z.object({ key: z.string(), request: SignedRequestSchema }).openapi('PackResponse') satisfies z.ZodType<wire.PackResponse>;
+export const PackResponseSchema = z
+  .object({ key: z.string(), request: SignedRequestSchema })
+  .openapi('PackResponse') satisfies z.ZodType<wire.PackResponse>;
 
 /** Wire `PackManifest` (api/wire.ts). */
 export const PackManifestSchema = z
@@ -38,28 +42,67 @@ const Mtime = Millis;
 /** Wire `Change` (api/wire.ts). */
 export const ChangeSchema = z
   .discriminatedUnion('op', [
+    z
+      .object({
+        op: z.literal('put'),
+        path: Path,
+        size: Bytes,
+        chunkSize: Bytes,
+        chunks: z.array(Ref),
+        mode: Mode.optional(),
+        mtime: Mtime.optional(),
+        createParents: z.boolean().optional(),
+        ...entryAttributes,
+      })
+      .openapi({
+        description:
+          'Create or replace a regular file. A replaced file keeps nothing of the old entry: no owner unless given, mtime now unless given, atime/ctime as mtime unless given. A *Ns field needs its ms field.',
+      }),
     z.object({
-      op: z.literal('put'),
+      op: z.literal('symlink'),
       path: Path,
-      size: Bytes,
-      chunkSize: Bytes,
-      chunks: z.array(Ref),
-      mode: Mode.optional(),
+      target: Path,
       mtime: Mtime.optional(),
       createParents: z.boolean().optional(),
       ...entryAttributes,
-    }).openapi({ description: 'Create or replace a regular file. A replaced file keeps nothing of the old entry: no owner unless given, mtime now unless given, atime/ctime as mtime unless given. A *Ns field needs its ms field.' }),
-    z.object({ op: z.literal('symlink'), path: Path, target: Path, mtime: Mtime.optional(), createParents: z.boolean().optional(), ...entryAttributes }),
-    z.object({ op: z.literal('mkdir'), path: Path, mode: Mode.optional(), mtime: Mtime.optional(), ...entryAttributes })
-      .openapi({ description: 'Create a directory; parents created on the way get the same mode, times and owner; an existing directory is kept as it is.' }),
-    z.object({ op: z.literal('delete'), path: Path, recursive: z.boolean().optional(), mustExist: z.boolean().optional() }).openapi({ description: 'Takes no attributes.' }),
-    z.object({ op: z.literal('move'), from: Path, to: Path, overwrite: z.boolean().optional() }).openapi({ description: 'The entry keeps its owner and times. Takes no attributes.' }),
-    z.object({
-      op: z.literal('setattr'), path: Path, mode: Mode.optional(), mtime: Mtime.optional(),
-      ...entryAttributes,
-      uid: OwnerId.nullable().optional().openapi({ description: 'New recorded owner; null removes it.' }),
-      gid: OwnerId.nullable().optional().openapi({ description: 'New recorded group; null removes it.' }),
-    }).openapi({ description: 'Changes the given attributes; the others keep what a reader saw (a mtime-only change leaves atime and ctime). A time without its ns sets ns 0.' }),
+    }),
+    z
+      .object({
+        op: z.literal('mkdir'),
+        path: Path,
+        mode: Mode.optional(),
+        mtime: Mtime.optional(),
+        ...entryAttributes,
+      })
+      .openapi({
+        description:
+          'Create a directory; parents created on the way get the same mode, times and owner; an existing directory is kept as it is.',
+      }),
+    z
+      .object({
+        op: z.literal('delete'),
+        path: Path,
+        recursive: z.boolean().optional(),
+        mustExist: z.boolean().optional(),
+      })
+      .openapi({ description: 'Takes no attributes.' }),
+    z
+      .object({ op: z.literal('move'), from: Path, to: Path, overwrite: z.boolean().optional() })
+      .openapi({ description: 'The entry keeps its owner and times. Takes no attributes.' }),
+    z
+      .object({
+        op: z.literal('setattr'),
+        path: Path,
+        mode: Mode.optional(),
+        mtime: Mtime.optional(),
+        ...entryAttributes,
+        uid: OwnerId.nullable().optional().openapi({ description: 'New recorded owner; null removes it.' }),
+        gid: OwnerId.nullable().optional().openapi({ description: 'New recorded group; null removes it.' }),
+      })
+      .openapi({
+        description:
+          'Changes the given attributes; the others keep what a reader saw (a mtime-only change leaves atime and ctime). A time without its ns sets ns 0.',
+      }),
   ])
   .openapi('Change') satisfies z.ZodType<wire.Change>;
 
@@ -73,7 +116,11 @@ export const ChangeSchema = z
 const ChangeList = z
   .array(z.unknown())
   .max(MAX_COMMIT_CHANGES)
-  .openapi({ type: 'array', items: { $ref: '#/components/schemas/Change' }, maxItems: MAX_COMMIT_CHANGES }) as unknown as z.ZodArray<typeof ChangeSchema>;
+  .openapi({
+    type: 'array',
+    items: { $ref: '#/components/schemas/Change' },
+    maxItems: MAX_COMMIT_CHANGES,
+  }) as unknown as z.ZodArray<typeof ChangeSchema>;
 
 /** Wire `CommitRequest` (api/wire.ts). */
 export const CommitRequestSchema = z
@@ -84,7 +131,9 @@ export const CommitRequestSchema = z
     uploads: z.array(z.object({ hash: Ref, key: Ref })).optional(),
     packs: z.array(PackManifestSchema).optional(),
     onConflict: z.enum(['overwrite', 'fail']).optional(),
-    bestEffort: z.boolean().optional().openapi({ description: 'Skip (and report in `skipped`) changes that no longer apply to head instead of failing the commit.' }),
+    bestEffort: z.boolean().optional().openapi({
+      description: 'Skip (and report in `skipped`) changes that no longer apply to head instead of failing the commit.',
+    }),
   })
   .openapi('CommitRequest') satisfies z.ZodType<wire.CommitRequest>;
 
@@ -125,5 +174,9 @@ export const CommitListSchema = z
 /** Query of GET /v1/volumes/{name}/commits. */
 export const CommitsQuerySchema = z.object({
   limit: QueryInt(1).openapi({ param: { name: 'limit', in: 'query' }, type: 'integer' }),
-  before: QueryInt(0).openapi({ param: { name: 'before', in: 'query' }, description: 'Only commits with a seq below this one (from nextBefore).', type: 'integer' }),
+  before: QueryInt(0).openapi({
+    param: { name: 'before', in: 'query' },
+    description: 'Only commits with a seq below this one (from nextBefore).',
+    type: 'integer',
+  }),
 });

@@ -34,18 +34,36 @@ export const Millis = z.number().int().min(-MAX_TIME_MS).max(MAX_TIME_MS);
 
 /** Wire `EntryAttributes` (api/wire.ts), as fields to spread into an object schema. */
 export const entryAttributes = {
-  uid: OwnerId.optional().openapi({ description: 'Recorded owner (0..4294967294); absent: none recorded (a mount shows its own owner). Downloads never apply it.' }),
+  uid: OwnerId.optional().openapi({
+    description:
+      'Recorded owner (0..4294967294); absent: none recorded (a mount shows its own owner). Downloads never apply it.',
+  }),
   gid: OwnerId.optional().openapi({ description: 'Recorded group (0..4294967294); absent: none recorded.' }),
-  mtimeNs: Nanos.optional().openapi({ description: 'Nanoseconds past the millisecond in mtime (0..999999); absent: 0.' }),
-  atime: Millis.optional().openapi({ description: 'Last access, ms since the epoch; absent: the same as mtime (and mtimeNs).' }),
-  atimeNs: Nanos.optional().openapi({ description: 'Nanoseconds past the millisecond in atime (0..999999); absent: 0.' }),
-  ctime: Millis.optional().openapi({ description: 'Last change of the entry, ms since the epoch; absent: the same as mtime (and mtimeNs).' }),
-  ctimeNs: Nanos.optional().openapi({ description: 'Nanoseconds past the millisecond in ctime (0..999999); absent: 0.' }),
+  mtimeNs: Nanos.optional().openapi({
+    description: 'Nanoseconds past the millisecond in mtime (0..999999); absent: 0.',
+  }),
+  atime: Millis.optional().openapi({
+    description: 'Last access, ms since the epoch; absent: the same as mtime (and mtimeNs).',
+  }),
+  atimeNs: Nanos.optional().openapi({
+    description: 'Nanoseconds past the millisecond in atime (0..999999); absent: 0.',
+  }),
+  ctime: Millis.optional().openapi({
+    description: 'Last change of the entry, ms since the epoch; absent: the same as mtime (and mtimeNs).',
+  }),
+  ctimeNs: Nanos.optional().openapi({
+    description: 'Nanoseconds past the millisecond in ctime (0..999999); absent: 0.',
+  }),
 };
 
 /** Wire `SignedRequest` (api/wire.ts). */
 export const SignedRequestSchema = z
-  .object({ url: z.string(), method: z.enum(['GET', 'PUT']), headers: z.record(z.string(), z.string()), expiresAt: z.string() })
+  .object({
+    url: z.string(),
+    method: z.enum(['GET', 'PUT']),
+    headers: z.record(z.string(), z.string()),
+    expiresAt: z.string(),
+  })
   .openapi('SignedRequest') satisfies z.ZodType<wire.SignedRequest>;
 
 /** Wire `ErrorBody` (api/wire.ts). */

@@ -24,6 +24,16 @@ export const ContentQuerySchema = z.object({ path: PathQuery, commit: CommitQuer
 export const ArchiveQuerySchema = z.object({
   path: PathQuery.default('/'),
   commit: CommitQuery,
-  format: z.enum(['tar', 'tar.gz']).default('tar.gz').openapi({ param: { name: 'format', in: 'query' } }),
-  preserveMode: QueryBool.openapi({ param: { name: 'preserveMode', in: 'query', description: 'keep setuid, setgid and sticky bits in entry modes (default: permission bits only)' }, type: 'boolean' }),
+  format: z
+    .enum(['tar', 'tar.gz'])
+    .default('tar.gz')
+    .openapi({ param: { name: 'format', in: 'query' } }),
+  preserveMode: QueryBool.openapi({
+    param: {
+      name: 'preserveMode',
+      in: 'query',
+      description: 'keep setuid, setgid and sticky bits in entry modes (default: permission bits only)',
+    },
+    type: 'boolean',
+  }),
 });

@@ -25,7 +25,9 @@ export const FileInfoSchema = z
   .openapi('FileInfo') satisfies z.ZodType<wire.FileInfo>;
 
 /** Wire `StatResponse` (api/wire.ts). */
-export const StatResponseSchema = z.object({ commit: z.string(), entry: FileInfoSchema }).openapi('StatResponse') satisfies z.ZodType<wire.StatResponse>;
+export const StatResponseSchema = z
+  .object({ commit: z.string(), entry: FileInfoSchema })
+  .openapi('StatResponse') satisfies z.ZodType<wire.StatResponse>;
 
 /** Wire `ListResponse` (api/wire.ts). */
 export const ListResponseSchema = z
@@ -49,8 +51,15 @@ export const ListQuerySchema = z.object({
   path: PathQuery.default('/'),
   commit: CommitQuery,
   recursive: QueryBool.openapi({ param: { name: 'recursive', in: 'query' }, type: 'boolean' }),
-  limit: QueryInt(1).openapi({ param: { name: 'limit', in: 'query' }, description: 'Entries per page (default 1000, at most 10000).', type: 'integer' }),
-  after: z.string().optional().openapi({ param: { name: 'after', in: 'query' }, description: 'The nextCursor of the previous page.' }),
+  limit: QueryInt(1).openapi({
+    param: { name: 'limit', in: 'query' },
+    description: 'Entries per page (default 1000, at most 10000).',
+    type: 'integer',
+  }),
+  after: z
+    .string()
+    .optional()
+    .openapi({ param: { name: 'after', in: 'query' }, description: 'The nextCursor of the previous page.' }),
 });
 
 /** Query of GET /v1/volumes/{name}/read (path required). */

@@ -28,4 +28,7 @@ export const QueryInt = (min: number) =>
 
 /** The `path` and `commit` queries of the read routes. */
 export const PathQuery = z.string().openapi({ param: { name: 'path', in: 'query' }, example: '/dir/file.txt' });
-export const CommitQuery = z.string().optional().openapi({ param: { name: 'commit', in: 'query' }, description: 'A commit id; the head when absent.' });
+export const CommitQuery = z
+  .string()
+  .optional()
+  .openapi({ param: { name: 'commit', in: 'query' }, description: 'A commit id; the head when absent.' });

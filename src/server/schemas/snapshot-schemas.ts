@@ -19,18 +19,30 @@ export const CreateSnapshotRequestSchema = z
   .openapi('CreateSnapshotRequest') satisfies z.ZodType<wire.CreateSnapshotRequest>;
 
 /** Wire `SnapshotList` (api/wire.ts). */
-export const SnapshotListSchema = z.object({ snapshots: z.array(SnapshotSchema) }).openapi('SnapshotList') satisfies z.ZodType<wire.SnapshotList>;
+export const SnapshotListSchema = z
+  .object({ snapshots: z.array(SnapshotSchema) })
+  .openapi('SnapshotList') satisfies z.ZodType<wire.SnapshotList>;
 
 /** Wire `RestoreRequest` (api/wire.ts). */
 export const RestoreRequestSchema = z
   .object({ snapshot: Ref.optional(), commit: Ref.optional() })
-  .refine((r) => (r.snapshot === undefined) !== (r.commit === undefined), { message: 'give exactly one of "snapshot" or "commit"' })
+  .refine((r) => (r.snapshot === undefined) !== (r.commit === undefined), {
+    message: 'give exactly one of "snapshot" or "commit"',
+  })
   .openapi('RestoreRequest') satisfies z.ZodType<wire.RestoreRequest>;
 
 /** Wire `ForkRequest` (api/wire.ts). */
 export const ForkRequestSchema = z
-  .object({ name: z.string(), snapshot: Ref.optional(), commit: Ref.optional(), accessMode: AccessModeSchema.optional(), cap: Bytes.optional() })
-  .refine((r) => r.snapshot === undefined || r.commit === undefined, { message: 'give at most one of "snapshot" or "commit"' })
+  .object({
+    name: z.string(),
+    snapshot: Ref.optional(),
+    commit: Ref.optional(),
+    accessMode: AccessModeSchema.optional(),
+    cap: Bytes.optional(),
+  })
+  .refine((r) => r.snapshot === undefined || r.commit === undefined, {
+    message: 'give at most one of "snapshot" or "commit"',
+  })
   .openapi('ForkRequest') satisfies z.ZodType<wire.ForkRequest>;
 
 /** URL parameters of /v1/volumes/{name}/snapshots/{snapshot}. */

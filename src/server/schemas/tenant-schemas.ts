@@ -8,11 +8,20 @@ import { Bytes } from './common-schemas.js';
 
 /** Wire `Tenant` (api/wire.ts). */
 export const TenantSchema = z
-  .object({ id: z.string(), name: z.string(), defaultCap: Bytes, createdAt: z.string(), storageQuota: Bytes.nullable(), uncommittedQuota: Bytes })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    defaultCap: Bytes,
+    createdAt: z.string(),
+    storageQuota: Bytes.nullable(),
+    uncommittedQuota: Bytes,
+  })
   .openapi('Tenant') satisfies z.ZodType<wire.Tenant>;
 
 /** Wire `UpdateTenantRequest` (api/wire.ts). */
-export const UpdateTenantRequestSchema = z.object({ defaultCap: Bytes }).openapi('UpdateTenantRequest') satisfies z.ZodType<wire.UpdateTenantRequest>;
+export const UpdateTenantRequestSchema = z
+  .object({ defaultCap: Bytes })
+  .openapi('UpdateTenantRequest') satisfies z.ZodType<wire.UpdateTenantRequest>;
 
 /** Wire `Token` (api/wire.ts). */
 export const TokenSchema = z
@@ -34,7 +43,12 @@ export const CreateTokenRequestSchema = z
     volume: z.string().optional(),
     readOnly: z.boolean().optional(),
     /** Seconds. */
-    expiresIn: z.number().int().positive().optional().openapi({ description: 'Lifetime in seconds; no expiry when absent.' }),
+    expiresIn: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .openapi({ description: 'Lifetime in seconds; no expiry when absent.' }),
   })
   .openapi('CreateTokenRequest') satisfies z.ZodType<wire.CreateTokenRequest>;
 
@@ -44,7 +58,9 @@ export const CreateTokenResponseSchema = z
   .openapi('CreateTokenResponse') satisfies z.ZodType<wire.CreateTokenResponse>;
 
 /** Wire `TokenList` (api/wire.ts). */
-export const TokenListSchema = z.object({ tokens: z.array(TokenSchema) }).openapi('TokenList') satisfies z.ZodType<wire.TokenList>;
+export const TokenListSchema = z
+  .object({ tokens: z.array(TokenSchema) })
+  .openapi('TokenList') satisfies z.ZodType<wire.TokenList>;
 
 /** URL parameters of /v1/tokens/{id}. */
 export const TokenParamsSchema = z.object({

@@ -7,7 +7,9 @@ import type * as wire from '@stowage/sdk/api/wire.js';
 import { Bytes } from './common-schemas.js';
 
 /** Wire `AccessMode` (api/wire.ts). */
-export const AccessModeSchema = z.enum(['RWO', 'ROX', 'RWX']).openapi('AccessMode') satisfies z.ZodType<wire.AccessMode>;
+export const AccessModeSchema = z
+  .enum(['RWO', 'ROX', 'RWX'])
+  .openapi('AccessMode') satisfies z.ZodType<wire.AccessMode>;
 
 /** Wire `MountTuning` (api/wire.ts). */
 export const MountTuningSchema = z
@@ -15,7 +17,12 @@ export const MountTuningSchema = z
   .openapi('MountTuning') satisfies z.ZodType<wire.MountTuning>;
 
 const PartialTuningSchema = z
-  .object({ cacheSize: Bytes.optional(), bufferSize: Bytes.optional(), prefetch: Bytes.optional(), writeback: z.boolean().optional() })
+  .object({
+    cacheSize: Bytes.optional(),
+    bufferSize: Bytes.optional(),
+    prefetch: Bytes.optional(),
+    writeback: z.boolean().optional(),
+  })
   .openapi('PartialMountTuning') satisfies z.ZodType<Partial<wire.MountTuning>>;
 
 /** Wire `Volume` (api/wire.ts). */
@@ -35,15 +42,24 @@ export const VolumeSchema = z
   .openapi('Volume') satisfies z.ZodType<wire.Volume>;
 
 /** Wire `VolumeList` (api/wire.ts). */
-export const VolumeListSchema = z.object({ volumes: z.array(VolumeSchema) }).openapi('VolumeList') satisfies z.ZodType<wire.VolumeList>;
+export const VolumeListSchema = z
+  .object({ volumes: z.array(VolumeSchema) })
+  .openapi('VolumeList') satisfies z.ZodType<wire.VolumeList>;
 
 /** PUT /v1/volumes/{name}: the name comes from the URL. */
 export const CreateVolumeRequestSchema = z
-  .object({ name: z.string().optional(), accessMode: AccessModeSchema.optional(), cap: Bytes.optional(), tuning: PartialTuningSchema.optional() })
+  .object({
+    name: z.string().optional(),
+    accessMode: AccessModeSchema.optional(),
+    cap: Bytes.optional(),
+    tuning: PartialTuningSchema.optional(),
+  })
   .openapi('CreateVolumeRequest') satisfies z.ZodType<wire.CreateVolumeRequest>;
 
 /** POST /v1/volumes: like CreateVolumeRequest, with the name required. */
-export const CreateVolumeBodySchema = CreateVolumeRequestSchema.extend({ name: z.string() }).openapi('CreateVolumeBody') satisfies z.ZodType<wire.CreateVolumeRequest>;
+export const CreateVolumeBodySchema = CreateVolumeRequestSchema.extend({ name: z.string() }).openapi(
+  'CreateVolumeBody',
+) satisfies z.ZodType<wire.CreateVolumeRequest>;
 
 /** Wire `UpdateVolumeRequest` (api/wire.ts). */
 export const UpdateVolumeRequestSchema = z

@@ -97,7 +97,10 @@ describe('LocalBlobStore', () => {
     const body = Buffer.from('abc');
     const actual = createHash('sha256').update(body).digest('hex');
     const wrong = 'cd'.repeat(32);
-    await assert.rejects(() => store.put('m/sha', body, { sha256: wrong }), (err: Error) => err.message.includes(wrong) && err.message.includes(actual));
+    await assert.rejects(
+      () => store.put('m/sha', body, { sha256: wrong }),
+      (err: Error) => err.message.includes(wrong) && err.message.includes(actual),
+    );
     await assert.rejects(() => store.put('m/size', body, { size: 4 }), /expected 4 bytes, got 3/);
   });
 

@@ -19,9 +19,25 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { ConflictError, InternalError, InvalidArgumentError, NotFoundError, diskFullOr } from '@stowage/sdk/common/errors.js';
+import {
+  ConflictError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  diskFullOr,
+} from '@stowage/sdk/common/errors.js';
 import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
-import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
+import {
+  assertValidKey,
+  isValidKey,
+  type BlobBody,
+  type BlobInfo,
+  type BlobStore,
+  type ByteRange,
+  type PutOptions,
+  type SignedRequest,
+  type SignOptions,
+} from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, resolveRange } from '../blob-store-checks.js';
 import type { UrlSigner } from './url-signer.js';
 
@@ -35,7 +51,12 @@ export const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000;
 const WRITE_BUFFER_BYTES = 256 * 1024;
 
 /** A put whose parent directory a concurrent delete pruned just after it was made: make it again, at once, a few times. */
-const PUBLISH_RETRY: RetryPolicy = { name: 'local blob publish', attempts: 5, baseDelayMs: 0, retryable: (err) => code(err) === 'ENOENT' };
+const PUBLISH_RETRY: RetryPolicy = {
+  name: 'local blob publish',
+  attempts: 5,
+  baseDelayMs: 0,
+  retryable: (err) => code(err) === 'ENOENT',
+};
 
 /** Options of a LocalBlobStore. */
 export interface LocalBlobStoreOptions {
@@ -69,7 +90,8 @@ export class LocalBlobStore implements BlobStore {
 
   /** Does no I/O; prefer open(), which creates the directory and cleans crash leftovers. */
   constructor(options: LocalBlobStoreOptions) {
-    if (typeof options.dir !== 'string' || options.dir === '') throw new InvalidArgumentError('LocalBlobStore needs a directory');
+    if (typeof options.dir !== 'string' || options.dir === '')
+      throw new InvalidArgumentError('LocalBlobStore needs a directory');
     this.dir = resolve(options.dir);
     this.signer = options.signer;
     this.#tmpDir = join(this.dir, TEMP_DIR_NAME);
@@ -189,7 +211,9 @@ export class LocalBlobStore implements BlobStore {
   async sign(key: string, method: 'GET' | 'PUT', options: SignOptions): Promise<SignedRequest> {
     this.#pathOf(key);
     if (!this.signer) {
-      throw new InternalError(`the local blob store at ${this.dir} has no URL signer, so it cannot hand out signed URLs: create it with { signer: new UrlSigner({ secret, baseUrl }) }`);
+      throw new InternalError(
+        `the local blob store at ${this.dir} has no URL signer, so it cannot hand out signed URLs: create it with { signer: new UrlSigner({ secret, baseUrl }) }`,
+      );
     }
     return this.signer.sign(key, method, options);
   }
@@ -225,7 +249,10 @@ export class LocalBlobStore implements BlobStore {
 
   #pathOf(key: string): string {
     assertValidKey(key);
-    if (isReserved(key)) throw new InvalidArgumentError(`blob key ${JSON.stringify(key)} is reserved: keys of the local blob store cannot start with "${TEMP_DIR_NAME}"`);
+    if (isReserved(key))
+      throw new InvalidArgumentError(
+        `blob key ${JSON.stringify(key)} is reserved: keys of the local blob store cannot start with "${TEMP_DIR_NAME}"`,
+      );
     return join(this.dir, ...key.split('/'));
   }
 
@@ -248,7 +275,10 @@ export class LocalBlobStore implements BlobStore {
     } catch (err) {
       const c = code(err);
       if (c === 'EEXIST' || c === 'ENOTDIR' || c === 'EISDIR' || c === 'ENOTEMPTY') {
-        throw new ConflictError(`blob key ${JSON.stringify(key)} clashes with another stored key: the local blob store cannot hold both "a" and "a/..."`, { cause: err });
+        throw new ConflictError(
+          `blob key ${JSON.stringify(key)} clashes with another stored key: the local blob store cannot hold both "a" and "a/..."`,
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -256,7 +286,8 @@ export class LocalBlobStore implements BlobStore {
     // entry once its parent is, up to the root. Each chain is synced once per
     // process, so a put costs one directory sync after the first few.
     const dirs = [parent];
-    for (let d = parent; d !== this.dir && d.startsWith(this.dir) && !this.#durableDirs.has(d); d = dirname(d)) dirs.push(dirname(d));
+    for (let d = parent; d !== this.dir && d.startsWith(this.dir) && !this.#durableDirs.has(d); d = dirname(d))
+      dirs.push(dirname(d));
     await Promise.all(dirs.map(fsyncDir));
     for (const d of dirs) this.#durableDirs.add(d);
   }
@@ -324,7 +355,7 @@ class BufferedWriter {
 }
 
 async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
-  for (let off = 0; off < data.byteLength;) {
+  for (let off = 0; off < data.byteLength; ) {
     const { bytesWritten } = await fh.write(data, off, data.byteLength - off);
     off += bytesWritten;
   }
@@ -362,4 +393,3 @@ function notFound(key: string, cause?: unknown): NotFoundError {
 function isReserved(key: string): boolean {
   return key === TEMP_DIR_NAME || key.startsWith(`${TEMP_DIR_NAME}/`);
 }
-

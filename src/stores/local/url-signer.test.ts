@@ -52,7 +52,10 @@ describe('UrlSigner', () => {
   it('verifies a valid PUT and returns its terms', () => {
     const { key, query } = signedPut();
     assert.deepEqual(signer().verify({ method: 'PUT', key, query, now: NOW }), { sha256: SHA, size: 42 });
-    assert.deepEqual(signer().verify({ method: 'put', key, query, now: new Date(NOW.getTime() + 600_000) }), { sha256: SHA, size: 42 });
+    assert.deepEqual(signer().verify({ method: 'put', key, query, now: new Date(NOW.getTime() + 600_000) }), {
+      sha256: SHA,
+      size: 42,
+    });
   });
 
   it('verifies a valid GET without terms', () => {
@@ -85,7 +88,10 @@ describe('UrlSigner', () => {
 
   it('refuses the URL for another key', () => {
     const { query } = signedPut();
-    forbidden(() => signer().verify({ method: 'PUT', key: 'chunks/ab/ce', query, now: NOW }), /signature does not match/);
+    forbidden(
+      () => signer().verify({ method: 'PUT', key: 'chunks/ab/ce', query, now: NOW }),
+      /signature does not match/,
+    );
     forbidden(() => signer().verify({ method: 'PUT', key: '../chunks/ab/cd', query, now: NOW }), /invalid blob key/);
   });
 
@@ -99,7 +105,10 @@ describe('UrlSigner', () => {
   it('refuses an expired URL', () => {
     const { key, query } = signedPut();
     const later = new Date(NOW.getTime() + 601_000);
-    forbidden(() => signer().verify({ method: 'PUT', key, query, now: later }), /signed URL expired at 2026-01-02T03:14:05\.000Z/);
+    forbidden(
+      () => signer().verify({ method: 'PUT', key, query, now: later }),
+      /signed URL expired at 2026-01-02T03:14:05\.000Z/,
+    );
   });
 
   it('refuses a modified expiry, sha256 or size', () => {
@@ -123,7 +132,9 @@ describe('UrlSigner', () => {
     assert.deepEqual(req.headers, { range: 'bytes=100-199' });
     const url = new URL(req.url);
     const key = 'packs/ab/p';
-    assert.deepEqual(signer().verify({ method: 'GET', key, query: url.searchParams, now: NOW }), { range: { start: 100, end: 199 } });
+    assert.deepEqual(signer().verify({ method: 'GET', key, query: url.searchParams, now: NOW }), {
+      range: { start: 100, end: 199 },
+    });
     for (const value of ['0-199', '100-299', '0-99', null]) {
       const query = new URLSearchParams(url.searchParams);
       if (value === null) query.delete(P.range);
@@ -135,8 +146,12 @@ describe('UrlSigner', () => {
       query.set(P.range, value);
       forbidden(() => signer().verify({ method: 'GET', key, query, now: NOW }), /malformed X-Stowage-Range/);
     }
-    assert.throws(() => signer().sign('a/b', 'PUT', { expiresIn: 60, range: { start: 0, end: 1 } }), { code: 'InvalidArgument' });
-    assert.throws(() => signer().sign('a/b', 'GET', { expiresIn: 60, range: { start: 5, end: 1 } }), { code: 'InvalidArgument' });
+    assert.throws(() => signer().sign('a/b', 'PUT', { expiresIn: 60, range: { start: 0, end: 1 } }), {
+      code: 'InvalidArgument',
+    });
+    assert.throws(() => signer().sign('a/b', 'GET', { expiresIn: 60, range: { start: 5, end: 1 } }), {
+      code: 'InvalidArgument',
+    });
   });
 
   it('refuses missing or repeated parameters', () => {
@@ -152,7 +167,9 @@ describe('UrlSigner', () => {
   });
 
   it('refuses a URL signed with another secret', () => {
-    const { key, query } = signedPut(new UrlSigner({ secret: 'another secret, also long enough', baseUrl: 'http://x' }));
+    const { key, query } = signedPut(
+      new UrlSigner({ secret: 'another secret, also long enough', baseUrl: 'http://x' }),
+    );
     forbidden(() => signer().verify({ method: 'PUT', key, query, now: NOW }), /signature does not match/);
   });
 

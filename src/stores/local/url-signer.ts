@@ -77,9 +77,12 @@ export class UrlSigner {
 
   /** Throws InvalidArgumentError for a secret shorter than 16 bytes. */
   constructor(options: UrlSignerOptions) {
-    const secret = typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
+    const secret =
+      typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : Buffer.from(options.secret);
     if (secret.length < MIN_SECRET_BYTES) {
-      throw new InvalidArgumentError(`URL signing secret is ${secret.length} bytes; use at least ${MIN_SECRET_BYTES} (32 random bytes recommended, e.g. \`openssl rand -hex 32\`)`);
+      throw new InvalidArgumentError(
+        `URL signing secret is ${secret.length} bytes; use at least ${MIN_SECRET_BYTES} (32 random bytes recommended, e.g. \`openssl rand -hex 32\`)`,
+      );
     }
     this.#secret = secret;
     const { baseUrl } = options;
@@ -100,12 +103,20 @@ export class UrlSigner {
     if (size !== undefined) query.set(p.size, String(size));
     const span = range === undefined ? undefined : `${range.start}-${range.end}`;
     if (span !== undefined) query.set(p.range, span);
-    query.set(p.signature, this.#mac(method, key, String(expires), sha256, size === undefined ? undefined : String(size), span));
+    query.set(
+      p.signature,
+      this.#mac(method, key, String(expires), sha256, size === undefined ? undefined : String(size), span),
+    );
     const base = this.#baseUrl().replace(/\/+$/, '');
     // Key segments are [A-Za-z0-9._-] only, so the key needs no escaping in a path.
     // The range travels as a header too, as with S3, so one client code path serves both stores.
     const headers: Record<string, string> = range === undefined ? {} : { range: rangeHeader(range) };
-    return { url: `${base}${SIGNED_URL_PATH}${key}?${query.toString()}`, method, headers, expiresAt: new Date(expires * 1000) };
+    return {
+      url: `${base}${SIGNED_URL_PATH}${key}?${query.toString()}`,
+      method,
+      headers,
+      expiresAt: new Date(expires * 1000),
+    };
   }
 
   /** Checks a request against its signed URL; returns the terms a PUT must meet, or throws ForbiddenError saying why not. */
@@ -133,7 +144,9 @@ export class UrlSigner {
     }
     const expected = Buffer.from(this.#mac(signedMethod, key, expires, sha256, size, span), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(signature, 'hex'))) {
-      throw new ForbiddenError('signed URL signature does not match: the URL was altered, is used for another key, or was signed with another secret; request a new signed URL');
+      throw new ForbiddenError(
+        'signed URL signature does not match: the URL was altered, is used for another key, or was signed with another secret; request a new signed URL',
+      );
     }
     if (method.toUpperCase() !== signedMethod) {
       throw new ForbiddenError(`signed URL allows ${signedMethod}, not ${method.toUpperCase()}`);
@@ -149,7 +162,14 @@ export class UrlSigner {
     return terms;
   }
 
-  #mac(method: string, key: string, expires: string, sha256: string | undefined, size: string | undefined, range: string | undefined): string {
+  #mac(
+    method: string,
+    key: string,
+    expires: string,
+    sha256: string | undefined,
+    size: string | undefined,
+    range: string | undefined,
+  ): string {
     // Every field is validated to hold no newline, so this encoding is unambiguous;
     // an absent sha256, size or range signs as an empty line, which no present value can equal.
     const input = [SIGNED_URL_VERSION, method, key, expires, sha256 ?? '', size ?? '', range ?? ''].join('\n');
@@ -163,7 +183,8 @@ function param(query: URLSearchParams, name: string, required: boolean): string 
   const values = query.getAll(name);
   // A repeated parameter could make the server and the signature read different values.
   if (values.length > 1) throw new ForbiddenError(`signed URL repeats ${name}: request a new signed URL`);
-  if (values.length === 0 && required) throw new ForbiddenError(`signed URL is missing ${name}: use the URL exactly as it was issued`);
+  if (values.length === 0 && required)
+    throw new ForbiddenError(`signed URL is missing ${name}: use the URL exactly as it was issued`);
   return values[0];
 }
 

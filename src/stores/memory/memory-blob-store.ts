@@ -11,7 +11,16 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
-import { assertValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
+import {
+  assertValidKey,
+  type BlobBody,
+  type BlobInfo,
+  type BlobStore,
+  type ByteRange,
+  type PutOptions,
+  type SignedRequest,
+  type SignOptions,
+} from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions, resolveRange } from '../blob-store-checks.js';
 import { UrlSigner } from '../local/url-signer.js';
 
@@ -79,7 +88,9 @@ export class MemoryBlobStore implements BlobStore {
   /** Lists the keys present when iteration starts, skipping those deleted since. */
   async *list(prefix: string): AsyncIterable<BlobInfo> {
     if (typeof prefix !== 'string') throw new InvalidArgumentError('list prefix must be a string');
-    const keys = [...this.#objects.keys()].filter((k) => k.startsWith(prefix)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const keys = [...this.#objects.keys()]
+      .filter((k) => k.startsWith(prefix))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const key of keys) {
       const stored = this.#objects.get(key);
       if (stored) yield info(key, stored);

@@ -22,9 +22,27 @@
  * them (see docs/operations.md).
  */
 import { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
-import { assertValidKey, isValidKey, type BlobBody, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type SignedRequest, type SignOptions } from '../blob-store.js';
+import {
+  assertValidKey,
+  isValidKey,
+  type BlobBody,
+  type BlobInfo,
+  type BlobStore,
+  type ByteRange,
+  type PutOptions,
+  type SignedRequest,
+  type SignOptions,
+} from '../blob-store.js';
 import { BodyMeter, bodyChunks, checkPutOptions } from '../blob-store-checks.js';
 import { s3OptionsFromUrl, setUpS3, type S3BlobStoreOptions } from './s3-config.js';
 import { describeS3Error, mapError, sendS3, statusOf } from './s3-errors.js';
@@ -84,27 +102,40 @@ export class S3BlobStore implements BlobStore {
     if (!first.more) {
       const data = first.data;
       const { sha256 } = meter.finish();
-      await this.#send((c) => c.send(new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: objectKey,
-        Body: data,
-        ContentLength: data.byteLength,
-        ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
-      })), `put of blob "${key}"`);
+      await this.#send(
+        (c) =>
+          c.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: objectKey,
+              Body: data,
+              ContentLength: data.byteLength,
+              ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+            }),
+          ),
+        `put of blob "${key}"`,
+      );
       return { key, size: data.byteLength, lastModified: new Date() };
     }
-    return putMultipart({ client: this.#client, bucket: this.bucket, key, objectKey, partSize: this.#partSize }, first.data, reader, meter);
+    return putMultipart(
+      { client: this.#client, bucket: this.bucket, key, objectKey, partSize: this.#partSize },
+      first.data,
+      reader,
+      meter,
+    );
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
     const objectKey = this.#objectKey(key);
     if (range !== undefined) checkRange(key, range);
     try {
-      const res = await this.#client.send(new GetObjectCommand({
-        Bucket: this.bucket,
-        Key: objectKey,
-        ...(range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {}),
-      }));
+      const res = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ...(range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {}),
+        }),
+      );
       const body = res.Body;
       if (body === undefined) return Readable.from([], { objectMode: false });
       if (body instanceof Readable) return body;
@@ -115,7 +146,10 @@ export class S3BlobStore implements BlobStore {
         const info = await this.head(key);
         if (info === undefined) throw new NotFoundError(`blob ${JSON.stringify(key)} not found`);
         if (info.size === 0) return Readable.from([], { objectMode: false });
-        throw new InvalidArgumentError(`range start ${range.start} is past the end of blob "${key}" (${info.size} bytes)`, { details: { start: range.start, size: info.size } });
+        throw new InvalidArgumentError(
+          `range start ${range.start} is past the end of blob "${key}" (${info.size} bytes)`,
+          { details: { start: range.start, size: info.size } },
+        );
       }
       throw mapError(err, `get of blob "${key}"`, key);
     }
@@ -148,12 +182,18 @@ export class S3BlobStore implements BlobStore {
     const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
     let token: string | undefined;
     do {
-      const page = await this.#send((c) => c.send(new ListObjectsV2Command({
-        Bucket: this.bucket,
-        Prefix: full,
-        MaxKeys: this.#listPageSize,
-        ...(token ? { ContinuationToken: token } : {}),
-      })), `list of blobs under "${prefix}"`);
+      const page = await this.#send(
+        (c) =>
+          c.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: full,
+              MaxKeys: this.#listPageSize,
+              ...(token ? { ContinuationToken: token } : {}),
+            }),
+          ),
+        `list of blobs under "${prefix}"`,
+      );
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined) continue;
         const key = o.Key.slice(strip);
@@ -188,7 +228,9 @@ export class S3BlobStore implements BlobStore {
 function checkRange(key: string, range: ByteRange): void {
   const { start, end } = range;
   if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
-    throw new InvalidArgumentError(`invalid byte range ${start}-${end ?? ''} for blob "${key}": expected 0 <= start <= end`);
+    throw new InvalidArgumentError(
+      `invalid byte range ${start}-${end ?? ''} for blob "${key}": expected 0 <= start <= end`,
+    );
   }
 }
 

@@ -100,14 +100,17 @@ export function setUpS3(options: S3BlobStoreOptions): S3Setup {
   if (prefix !== '') assertValidKey(prefix);
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
   if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE) {
-    throw new InvalidArgumentError(`invalid S3 partSize ${options.partSize}: expected ${MIN_PART_SIZE} to ${MAX_PART_SIZE} bytes`);
+    throw new InvalidArgumentError(
+      `invalid S3 partSize ${options.partSize}: expected ${MIN_PART_SIZE} to ${MAX_PART_SIZE} bytes`,
+    );
   }
   const listPageSize = options.listPageSize ?? MAX_LIST_PAGE;
   if (!Number.isSafeInteger(listPageSize) || listPageSize < 1 || listPageSize > MAX_LIST_PAGE) {
     throw new InvalidArgumentError(`invalid S3 listPageSize ${options.listPageSize}: expected 1 to ${MAX_LIST_PAGE}`);
   }
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 20) throw new InvalidArgumentError(`invalid S3 maxAttempts ${options.maxAttempts}: expected 1 to 20`);
+  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 20)
+    throw new InvalidArgumentError(`invalid S3 maxAttempts ${options.maxAttempts}: expected 1 to 20`);
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const where = `${options.endpoint ?? `AWS S3 (${region})`}`;
   const config: S3ClientConfig = {
@@ -142,19 +145,40 @@ export function s3OptionsFromUrl(url: URL): S3BlobStoreOptions {
   if (url.protocol !== 's3:') throw new InvalidArgumentError(`not an s3:// URL: ${url.protocol}`);
   const bucket = decodeURIComponent(url.hostname);
   if (bucket === '') throw new InvalidArgumentError('s3 URL names no bucket: use s3://BUCKET[/prefix]?endpoint=...');
-  if (url.username || url.password) throw new InvalidArgumentError('s3 URL must not carry user:password; use accessKeyId and secretAccessKey parameters or the AWS credential chain');
+  if (url.username || url.password)
+    throw new InvalidArgumentError(
+      's3 URL must not carry user:password; use accessKeyId and secretAccessKey parameters or the AWS credential chain',
+    );
   const prefix = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '');
   const options: S3BlobStoreOptions = { bucket, ...(prefix ? { prefix } : {}) };
   const q = url.searchParams;
-  const known = new Set(['endpoint', 'region', 'forcePathStyle', 'accessKeyId', 'secretAccessKey', 'sessionToken', 'maxAttempts', 'timeoutMs', 'connectTimeoutMs', 'partSize', 'listPageSize']);
+  const known = new Set([
+    'endpoint',
+    'region',
+    'forcePathStyle',
+    'accessKeyId',
+    'secretAccessKey',
+    'sessionToken',
+    'maxAttempts',
+    'timeoutMs',
+    'connectTimeoutMs',
+    'partSize',
+    'listPageSize',
+  ]);
   for (const name of q.keys()) {
-    if (!known.has(name)) throw new InvalidArgumentError(`unknown s3 URL parameter ${JSON.stringify(name)}; known: ${[...known].join(', ')}`);
+    if (!known.has(name))
+      throw new InvalidArgumentError(
+        `unknown s3 URL parameter ${JSON.stringify(name)}; known: ${[...known].join(', ')}`,
+      );
   }
   const int = (name: string): number | undefined => {
     const v = q.get(name);
     if (v === null) return undefined;
     const n = Number(v);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`s3 URL parameter ${name} must be a positive whole number, got ${JSON.stringify(v)}`);
+    if (!Number.isSafeInteger(n) || n <= 0)
+      throw new InvalidArgumentError(
+        `s3 URL parameter ${name} must be a positive whole number, got ${JSON.stringify(v)}`,
+      );
     return n;
   };
   const endpoint = q.get('endpoint');
@@ -165,7 +189,8 @@ export function s3OptionsFromUrl(url: URL): S3BlobStoreOptions {
     } catch {
       throw new InvalidArgumentError(`s3 URL parameter endpoint is not a URL: ${JSON.stringify(endpoint)}`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidArgumentError(`s3 endpoint must be http:// or https://, got ${JSON.stringify(endpoint)}`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new InvalidArgumentError(`s3 endpoint must be http:// or https://, got ${JSON.stringify(endpoint)}`);
     options.endpoint = endpoint.replace(/\/+$/, '');
   }
   const region = q.get('region');
@@ -174,11 +199,17 @@ export function s3OptionsFromUrl(url: URL): S3BlobStoreOptions {
   if (fps !== null) {
     if (TRUE.has(fps.toLowerCase())) options.forcePathStyle = true;
     else if (FALSE.has(fps.toLowerCase())) options.forcePathStyle = false;
-    else throw new InvalidArgumentError(`s3 URL parameter forcePathStyle must be true or false, got ${JSON.stringify(fps)}`);
+    else
+      throw new InvalidArgumentError(
+        `s3 URL parameter forcePathStyle must be true or false, got ${JSON.stringify(fps)}`,
+      );
   }
   const accessKeyId = q.get('accessKeyId');
   const secretAccessKey = q.get('secretAccessKey');
-  if ((accessKeyId === null) !== (secretAccessKey === null)) throw new InvalidArgumentError('s3 URL needs both accessKeyId and secretAccessKey, or neither (then the AWS credential chain is used)');
+  if ((accessKeyId === null) !== (secretAccessKey === null))
+    throw new InvalidArgumentError(
+      's3 URL needs both accessKeyId and secretAccessKey, or neither (then the AWS credential chain is used)',
+    );
   if (accessKeyId !== null && secretAccessKey !== null) {
     const sessionToken = q.get('sessionToken');
     options.credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };

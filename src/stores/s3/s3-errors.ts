@@ -6,7 +6,15 @@
  * here and in the other s3 modules, never in our interfaces.
  */
 import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
-import { ForbiddenError, InternalError, InvalidArgumentError, NotFoundError, StowageError, UnauthenticatedError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import {
+  ForbiddenError,
+  InternalError,
+  InvalidArgumentError,
+  NotFoundError,
+  StowageError,
+  UnauthenticatedError,
+  UnavailableError,
+} from '@stowage/sdk/common/errors.js';
 
 /** The HTTP status of an SDK failure, when it got an answer. */
 export function statusOf(err: unknown): number | undefined {
@@ -26,11 +34,17 @@ export function describeS3Error(err: unknown): string {
   const code = (err as { code?: string } | undefined)?.code;
   if (status !== undefined) {
     // HEAD answers carry no body, so the SDK names the error after the status: give it a readable name.
-    const byStatus: Record<number, string> = { 301: 'wrong region or endpoint (301 redirect)', 400: 'bad request (400)', 403: 'access denied: wrong credentials or no permission (403)', 404: 'NoSuchBucket (404)' };
+    const byStatus: Record<number, string> = {
+      301: 'wrong region or endpoint (301 redirect)',
+      400: 'bad request (400)',
+      403: 'access denied: wrong credentials or no permission (403)',
+      404: 'NoSuchBucket (404)',
+    };
     if (name && !GENERIC_NAMES.has(name) && !/^\d+$/.test(name)) return `${name} (${status})`;
     return byStatus[status] ?? `HTTP ${status}`;
   }
-  if (code) return `${code}${err instanceof Error && err.message && !err.message.includes(code) ? `: ${err.message}` : ''}`;
+  if (code)
+    return `${code}${err instanceof Error && err.message && !err.message.includes(code) ? `: ${err.message}` : ''}`;
   if (name === 'TimeoutError') return 'timed out';
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
@@ -44,11 +58,17 @@ export function mapError(err: unknown, what: string, key?: string): StowageError
   const opts = { cause: err };
   if (status === 404 && key !== undefined) return new NotFoundError(`blob ${JSON.stringify(key)} not found`, opts);
   if (status === 404) return new NotFoundError(message, opts);
-  if (status === 401 || (status === 403 && /InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken/.test(reason))) return new UnauthenticatedError(message, opts);
+  if (
+    status === 401 ||
+    (status === 403 && /InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken/.test(reason))
+  )
+    return new UnauthenticatedError(message, opts);
   if (status === 403) return new ForbiddenError(message, opts);
-  if (status === 400 && /BadDigest|InvalidDigest|XAmzContentSHA256Mismatch|InvalidRequest/.test(reason)) return new InvalidArgumentError(message, opts);
+  if (status === 400 && /BadDigest|InvalidDigest|XAmzContentSHA256Mismatch|InvalidRequest/.test(reason))
+    return new InvalidArgumentError(message, opts);
   if (status === 416) return new InvalidArgumentError(message, opts);
-  if (status === undefined || status === 408 || status === 429 || status >= 500) return new UnavailableError(message, opts);
+  if (status === undefined || status === 408 || status === 429 || status >= 500)
+    return new UnavailableError(message, opts);
   return new InternalError(message, opts);
 }
 

@@ -6,7 +6,14 @@
  * body has passed the meter; on any failure it is aborted, so an object whose
  * bytes break the put's terms never becomes visible.
  */
-import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand, type CompletedPart, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { InternalError, InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import type { BlobInfo } from '../blob-store.js';
 import type { BodyMeter } from '../blob-store-checks.js';
@@ -25,16 +32,39 @@ export interface MultipartTarget {
 }
 
 /** Sends `firstPart` and the rest of `reader` as one multipart upload; completes it only when the meter passes. */
-export async function putMultipart(target: MultipartTarget, firstPart: Buffer, reader: PartReader, meter: BodyMeter): Promise<BlobInfo> {
+export async function putMultipart(
+  target: MultipartTarget,
+  firstPart: Buffer,
+  reader: PartReader,
+  meter: BodyMeter,
+): Promise<BlobInfo> {
   const { client, bucket, key, objectKey, partSize } = target;
   const what = `multipart put of blob "${key}"`;
-  const created = await sendS3(client, (c) => c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey })), what);
+  const created = await sendS3(
+    client,
+    (c) => c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey })),
+    what,
+  );
   const uploadId = created.UploadId;
   if (!uploadId) throw new InternalError(`${what}: the object store returned no upload id`);
   const parts: CompletedPart[] = [];
   let inFlight: Promise<void> | undefined;
   const upload = (n: number, data: Buffer): Promise<void> =>
-    sendS3(client, (c) => c.send(new UploadPartCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, PartNumber: n, Body: data, ContentLength: data.byteLength })), what).then((r) => {
+    sendS3(
+      client,
+      (c) =>
+        c.send(
+          new UploadPartCommand({
+            Bucket: bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: data,
+            ContentLength: data.byteLength,
+          }),
+        ),
+      what,
+    ).then((r) => {
       parts[n - 1] = { PartNumber: n, ETag: r.ETag };
     });
   try {
@@ -45,7 +75,10 @@ export async function putMultipart(target: MultipartTarget, firstPart: Buffer, r
       await inFlight; // at most one part uploading while the next fills
       inFlight = undefined;
       if (next.data.byteLength === 0 && !next.more) break;
-      if (++n > MAX_PARTS) throw new InvalidArgumentError(`blob "${key}" needs more than ${MAX_PARTS} parts of ${partSize} bytes: raise partSize`);
+      if (++n > MAX_PARTS)
+        throw new InvalidArgumentError(
+          `blob "${key}" needs more than ${MAX_PARTS} parts of ${partSize} bytes: raise partSize`,
+        );
       inFlight = upload(n, next.data);
       if (!next.more) {
         await inFlight;
@@ -54,11 +87,25 @@ export async function putMultipart(target: MultipartTarget, firstPart: Buffer, r
       }
     }
     meter.finish();
-    await sendS3(client, (c) => c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } })), what);
+    await sendS3(
+      client,
+      (c) =>
+        c.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        ),
+      what,
+    );
     return { key, size: meter.size, lastModified: new Date() };
   } catch (err) {
     await inFlight?.catch(() => undefined);
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId })).catch(() => undefined);
+    await client
+      .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: uploadId }))
+      .catch(() => undefined);
     throw err;
   }
 }

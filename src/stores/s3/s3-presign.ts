@@ -13,7 +13,13 @@ import type { SignedRequest, SignOptions } from '../blob-store.js';
 import { checkSignOptions, rangeHeader } from '../blob-store-checks.js';
 
 /** A signed `method` request for object `objectKey` of `bucket` (see BlobStore.sign for the terms). */
-export async function presign(client: S3Client, bucket: string, objectKey: string, method: 'GET' | 'PUT', options: SignOptions): Promise<SignedRequest> {
+export async function presign(
+  client: S3Client,
+  bucket: string,
+  objectKey: string,
+  method: 'GET' | 'PUT',
+  options: SignOptions,
+): Promise<SignedRequest> {
   const { expiresIn, sha256, size, range } = checkSignOptions(method, options);
   const seconds = Math.max(1, Math.floor(expiresIn));
   const expiresAt = new Date(Date.now() + seconds * 1000);
@@ -22,12 +28,16 @@ export async function presign(client: S3Client, bucket: string, objectKey: strin
     // this Range, so the URL yields these bytes and no others.
     const value = rangeHeader(range);
     const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: value }), {
-      expiresIn: seconds, signableHeaders: new Set(['range']), unhoistableHeaders: new Set(['range']),
+      expiresIn: seconds,
+      signableHeaders: new Set(['range']),
+      unhoistableHeaders: new Set(['range']),
     });
     return { url, method, headers: { range: value }, expiresAt };
   }
   if (method === 'GET') {
-    const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: objectKey }), { expiresIn: seconds });
+    const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: objectKey }), {
+      expiresIn: seconds,
+    });
     return { url, method, headers: {}, expiresAt };
   }
   const headers: Record<string, string> = {};

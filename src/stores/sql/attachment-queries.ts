@@ -14,36 +14,46 @@ export function attachmentQueries(runner: SqlRunner) {
   const { db } = runner;
   return {
     async insertAttachment(a: AttachmentRecord): Promise<void> {
-      await runner.run('insert an attachment', () =>
-        db
-          .insertInto('attachments')
-          .values({
-            id: a.id,
-            tenant_id: a.tenantId,
-            volume_id: a.volumeId,
-            host: a.host,
-            path: a.path,
-            read_only: a.readOnly ? 1 : 0,
-            state: a.state,
-            reason: a.reason,
-            token_id: a.tokenId,
-            created_at: ms(a.createdAt),
-            updated_at: ms(a.updatedAt),
-            lease_expires_at: ms(a.leaseExpiresAt),
-          })
-          .execute(),
+      await runner.run(
+        'insert an attachment',
+        () =>
+          db
+            .insertInto('attachments')
+            .values({
+              id: a.id,
+              tenant_id: a.tenantId,
+              volume_id: a.volumeId,
+              host: a.host,
+              path: a.path,
+              read_only: a.readOnly ? 1 : 0,
+              state: a.state,
+              reason: a.reason,
+              token_id: a.tokenId,
+              created_at: ms(a.createdAt),
+              updated_at: ms(a.updatedAt),
+              lease_expires_at: ms(a.leaseExpiresAt),
+            })
+            .execute(),
         `attachment ${a.id} already exists`,
       );
     },
 
     async getAttachment(id: AttachmentId): Promise<AttachmentRecord | undefined> {
-      const row = await runner.run('read an attachment', () => db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirst());
+      const row = await runner.run('read an attachment', () =>
+        db.selectFrom('attachments').selectAll().where('id', '=', id).executeTakeFirst(),
+      );
       return row && attachmentFromRow(row);
     },
 
     async listAttachments(volumeId: VolumeId): Promise<AttachmentRecord[]> {
       const rows = await runner.run('list attachments', () =>
-        db.selectFrom('attachments').selectAll().where('volume_id', '=', volumeId).orderBy('created_at').orderBy('id').execute(),
+        db
+          .selectFrom('attachments')
+          .selectAll()
+          .where('volume_id', '=', volumeId)
+          .orderBy('created_at')
+          .orderBy('id')
+          .execute(),
       );
       return rows.map(attachmentFromRow);
     },

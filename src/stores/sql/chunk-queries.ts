@@ -100,14 +100,23 @@ export function chunkQueries(runner: SqlRunner) {
       const rows = unique(owners).flatMap((owner) => unique(hashes).map((hash) => ({ owner, hash, since })));
       await runner.run('record chunk owners', async () => {
         for (const batch of batches(rows, BATCH)) {
-          await db.insertInto('chunk_owners').values(batch).onConflict((oc) => oc.columns(['owner', 'hash']).doNothing()).execute();
+          await db
+            .insertInto('chunk_owners')
+            .values(batch)
+            .onConflict((oc) => oc.columns(['owner', 'hash']).doNothing())
+            .execute();
         }
       });
     },
 
     async ownedChunks(scopes: readonly OwnerScope[], hashes: readonly ChunkHash[]): Promise<ChunkHash[]> {
       const found = new Set<ChunkHash>();
-      const scopeBatches = [...batches(uniqueBy(scopes, (s) => `${s.owner}@${s.until?.getTime() ?? ''}`), 100)];
+      const scopeBatches = [
+        ...batches(
+          uniqueBy(scopes, (s) => `${s.owner}@${s.until?.getTime() ?? ''}`),
+          100,
+        ),
+      ];
       await runner.run('read chunk owners', async () => {
         for (const hashBatch of batches(unique(hashes), BATCH)) {
           for (const scopeBatch of scopeBatches) {
@@ -116,9 +125,15 @@ export function chunkQueries(runner: SqlRunner) {
               .select('hash')
               .distinct()
               .where('hash', 'in', hashBatch)
-              .where((eb) => eb.or(scopeBatch.map((s) => (s.until === undefined
-                ? eb('owner', '=', s.owner)
-                : eb.and([eb('owner', '=', s.owner), eb('since', '<=', ms(s.until))])))))
+              .where((eb) =>
+                eb.or(
+                  scopeBatch.map((s) =>
+                    s.until === undefined
+                      ? eb('owner', '=', s.owner)
+                      : eb.and([eb('owner', '=', s.owner), eb('since', '<=', ms(s.until))]),
+                  ),
+                ),
+              )
               .execute();
             for (const r of rows) found.add(r.hash as ChunkHash);
           }

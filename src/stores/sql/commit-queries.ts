@@ -42,7 +42,9 @@ export function commitQueries(runner: SqlRunner) {
     },
 
     async getCommit(id: CommitId): Promise<CommitRecord | undefined> {
-      const row = await runner.run('read a commit', () => db.selectFrom('commits').selectAll().where('id', '=', id).executeTakeFirst());
+      const row = await runner.run('read a commit', () =>
+        db.selectFrom('commits').selectAll().where('id', '=', id).executeTakeFirst(),
+      );
       return row && commitFromRow(row);
     },
 
@@ -69,7 +71,10 @@ export function commitQueries(runner: SqlRunner) {
 
     async listRootTrees(retainSince: Date): Promise<TreeHash[]> {
       const rows = await runner.run('list root trees', () => {
-        const heads = db.selectFrom('volumes').innerJoin('commits', 'commits.id', 'volumes.head').select('commits.tree as tree');
+        const heads = db
+          .selectFrom('volumes')
+          .innerJoin('commits', 'commits.id', 'volumes.head')
+          .select('commits.tree as tree');
         const snapshots = db
           .selectFrom('snapshots')
           .innerJoin('commits', 'commits.id', 'snapshots.commit_id')
@@ -97,7 +102,9 @@ export function commitQueries(runner: SqlRunner) {
     },
 
     async getTree(hash: TreeHash): Promise<Uint8Array | undefined> {
-      const row = await runner.run('read a tree', () => db.selectFrom('trees').select('data').where('hash', '=', hash).executeTakeFirst());
+      const row = await runner.run('read a tree', () =>
+        db.selectFrom('trees').select('data').where('hash', '=', hash).executeTakeFirst(),
+      );
       return row && toUint8Array(row.data);
     },
 
@@ -118,7 +125,9 @@ export function commitQueries(runner: SqlRunner) {
     },
 
     async listTrees(): Promise<Array<{ hash: TreeHash; touchedAt: Date }>> {
-      const rows = await runner.run('list trees', () => db.selectFrom('trees').select(['hash', 'touched_at']).execute());
+      const rows = await runner.run('list trees', () =>
+        db.selectFrom('trees').select(['hash', 'touched_at']).execute(),
+      );
       return rows.map((r) => ({ hash: r.hash as TreeHash, touchedAt: date(r.touched_at) }));
     },
 

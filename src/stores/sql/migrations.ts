@@ -44,7 +44,11 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
           .addColumn('expires_at', 'bigint')
           .addColumn('revoked_at', 'bigint')
           .execute();
-        await db.schema.createIndex('tokens_tenant_created').on('tokens').columns(['tenant_id', 'created_at']).execute();
+        await db.schema
+          .createIndex('tokens_tenant_created')
+          .on('tokens')
+          .columns(['tenant_id', 'created_at'])
+          .execute();
 
         await db.schema
           .createTable('volumes')
@@ -137,7 +141,11 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
           .addColumn('lease_expires_at', 'bigint', (c) => c.notNull())
           .execute();
         // The access-mode check reads a volume's attachments on every attach.
-        await db.schema.createIndex('attachments_volume_created').on('attachments').columns(['volume_id', 'created_at']).execute();
+        await db.schema
+          .createIndex('attachments_volume_created')
+          .on('attachments')
+          .columns(['volume_id', 'created_at'])
+          .execute();
         // Nullable, so existing tokens need no value: they are not mount tokens.
         await db.schema.alterTable('tokens').addColumn('attachment_id', 'text').execute();
       },
@@ -171,7 +179,11 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
           .addColumn('bytes', 'bigint', (c) => c.notNull())
           .addColumn('expires_at', 'bigint', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('upload_reservations_tenant').on('upload_reservations').columns(['tenant_id', 'expires_at']).execute();
+        await db.schema
+          .createIndex('upload_reservations_tenant')
+          .on('upload_reservations')
+          .columns(['tenant_id', 'expires_at'])
+          .execute();
       },
     },
     '004_token_parents': {
@@ -199,8 +211,12 @@ export function metadataMigrationProvider(dialect: SqlDialectName): MigrationPro
  * @example
  * await migrateToLatest(db, 'sqlite');
  */
-// biome-ignore lint/suspicious/noExplicitAny: the migrator works on whatever schema the database holds
-export async function migrateToLatest(db: Kysely<any>, dialect: SqlDialectName, options: { schema?: string } = {}): Promise<void> {
+export async function migrateToLatest(
+  // biome-ignore lint/suspicious/noExplicitAny: the migrator works on whatever schema the database holds
+  db: Kysely<any>,
+  dialect: SqlDialectName,
+  options: { schema?: string } = {},
+): Promise<void> {
   // A PostgreSQL schema other than the default must be named to the Migrator:
   // it creates the schema if missing, and looks for its own table there
   // (without it, a kysely_migration table in any other schema would count).

@@ -56,7 +56,17 @@ const IDLE_TIMEOUT_MS = 30_000;
 const INT8_OID = 20;
 
 /** Network errors of the socket under a pg connection. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** SQLSTATEs that mean "cannot use the database now" (besides class 08, connection exception). */
 const UNAVAILABLE_SQLSTATES = new Set([
@@ -75,7 +85,8 @@ const UNAVAILABLE_SQLSTATES = new Set([
 ]);
 
 /** Messages of node-postgres errors that carry no code but mean the connection is gone. */
-const CONNECTION_LOST = /connection terminated|connection error|not queryable|timeout exceeded when trying to connect|terminating connection|Connection refused|socket hang up|Cannot use a pool after calling end/i;
+const CONNECTION_LOST =
+  /connection terminated|connection error|not queryable|timeout exceeded when trying to connect|terminating connection|Connection refused|socket hang up|Cannot use a pool after calling end/i;
 
 function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -86,7 +97,8 @@ function sqlState(err: unknown): string | undefined {
 export function isPostgresConnectionError(err: unknown): boolean {
   const code = sqlState(err);
   if (code !== undefined) {
-    if (NETWORK_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+    if (NETWORK_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')
+      return true;
   }
   // AggregateError (several addresses refused) carries the reasons in `errors`.
   const inner = (err as { errors?: unknown } | null)?.errors;
@@ -126,12 +138,18 @@ function errorMessage(err: unknown): string {
 export function describePostgresUrl(url: URL): string {
   const u = new URL(url.href);
   if (u.password) u.password = '***';
-  for (const name of [...u.searchParams.keys()]) if (/pass|secret|key|token/i.test(name)) u.searchParams.set(name, '***');
+  for (const name of [...u.searchParams.keys()])
+    if (/pass|secret|key|token/i.test(name)) u.searchParams.set(name, '***');
   return u.href;
 }
 
 /** The pg.Pool settings a URL and options describe (exported for tests). */
-export function parsePostgresUrl(options: PostgresMetadataStoreOptions): { config: pg.PoolConfig; schema: string | undefined; server: string; shown: string } {
+export function parsePostgresUrl(options: PostgresMetadataStoreOptions): {
+  config: pg.PoolConfig;
+  schema: string | undefined;
+  server: string;
+  shown: string;
+} {
   let url: URL;
   try {
     url = new URL(options.url);
@@ -148,7 +166,9 @@ export function parsePostgresUrl(options: PostgresMetadataStoreOptions): { confi
   if (options.max !== undefined) max = parsePoolSize(String(options.max), shown);
   const schema = options.schema ?? url.searchParams.get('schema') ?? undefined;
   if (schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
-    throw new InvalidArgumentError(`bad schema ${JSON.stringify(schema)} in ${shown}: use letters, digits and _ (not starting with a digit)`);
+    throw new InvalidArgumentError(
+      `bad schema ${JSON.stringify(schema)} in ${shown}: use letters, digits and _ (not starting with a digit)`,
+    );
   }
   // The driver gets the URL without our own parameters.
   const driverUrl = new URL(url.href);
@@ -165,7 +185,9 @@ export function parsePostgresUrl(options: PostgresMetadataStoreOptions): { confi
     application_name: 'stowage',
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID && format !== 'binary' ? int8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === INT8_OID && format !== 'binary'
+          ? int8
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
     ...(schema !== undefined ? { options: `-c search_path=${schema}` } : {}),
   };
@@ -175,7 +197,9 @@ export function parsePostgresUrl(options: PostgresMetadataStoreOptions): { confi
 function parsePoolSize(value: string, shown: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_POOL_SIZE) {
-    throw new InvalidArgumentError(`bad pool size ${JSON.stringify(value)} in ${shown}: use a whole number from 1 to ${MAX_POOL_SIZE}`);
+    throw new InvalidArgumentError(
+      `bad pool size ${JSON.stringify(value)} in ${shown}: use a whole number from 1 to ${MAX_POOL_SIZE}`,
+    );
   }
   return n;
 }
@@ -208,7 +232,10 @@ export async function openPostgresMetadataStore(options: PostgresMetadataStoreOp
 
   const fail = async (err: unknown, what: string): Promise<never> => {
     await pool.end().catch(() => undefined);
-    throw new UnavailableError(`cannot ${what} PostgreSQL metadata at ${shown}: ${errorMessage(err)} (check the ${setting} setting)`, { cause: err });
+    throw new UnavailableError(
+      `cannot ${what} PostgreSQL metadata at ${shown}: ${errorMessage(err)} (check the ${setting} setting)`,
+      { cause: err },
+    );
   };
 
   try {
@@ -223,7 +250,10 @@ export async function openPostgresMetadataStore(options: PostgresMetadataStoreOp
   } catch (err) {
     await db.destroy().catch(() => undefined);
     if (err instanceof UnavailableError) {
-      throw new UnavailableError(`cannot migrate PostgreSQL metadata at ${shown}: ${errorMessage(err.cause ?? err)} (check the ${setting} setting)`, { cause: err });
+      throw new UnavailableError(
+        `cannot migrate PostgreSQL metadata at ${shown}: ${errorMessage(err.cause ?? err)} (check the ${setting} setting)`,
+        { cause: err },
+      );
     }
     throw err;
   }

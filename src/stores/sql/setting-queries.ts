@@ -10,7 +10,9 @@ export function settingQueries(runner: SqlRunner) {
   const { db } = runner;
   return {
     async getSetting(key: string): Promise<string | undefined> {
-      const row = await runner.run('read a setting', () => db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst());
+      const row = await runner.run('read a setting', () =>
+        db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst(),
+      );
       return row?.value;
     },
 

@@ -25,7 +25,12 @@ export function* batches<T>(xs: readonly T[], size: number): Generator<T[]> {
 }
 
 /** Batches of at most `size` items and about `maxBytes` bytes (a single larger item gets a batch of its own). */
-export function* batchesBySize<T>(xs: readonly T[], size: number, maxBytes: number, bytes: (x: T) => number): Generator<T[]> {
+export function* batchesBySize<T>(
+  xs: readonly T[],
+  size: number,
+  maxBytes: number,
+  bytes: (x: T) => number,
+): Generator<T[]> {
   let batch: T[] = [];
   let total = 0;
   for (const x of xs) {

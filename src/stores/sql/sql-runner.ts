@@ -11,7 +11,13 @@
  * everything else InternalError. Stowage errors pass through untouched.
  */
 import type { Kysely } from 'kysely';
-import { AlreadyExistsError, InsufficientStorageError, InternalError, UnavailableError, isStowageError } from '@stowage/sdk/common/errors.js';
+import {
+  AlreadyExistsError,
+  InsufficientStorageError,
+  InternalError,
+  UnavailableError,
+  isStowageError,
+} from '@stowage/sdk/common/errors.js';
 import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
 import type { Database } from './schema.js';
 import type { SqlDialectInfo } from './sql-dialect-info.js';
@@ -24,7 +30,13 @@ export const MAX_CONFLICT_ATTEMPTS = 10;
  * conflict: exponential from 8 ms with full jitter, capped at 250 ms, so
  * contenders spread out. `retryable` is bound per store (the dialect knows).
  */
-export const SQL_CONFLICT_RETRY: Omit<RetryPolicy, 'retryable'> = { name: 'sql conflict', attempts: MAX_CONFLICT_ATTEMPTS, baseDelayMs: 8, maxDelayMs: 250, jitter: 'full' };
+export const SQL_CONFLICT_RETRY: Omit<RetryPolicy, 'retryable'> = {
+  name: 'sql conflict',
+  attempts: MAX_CONFLICT_ATTEMPTS,
+  baseDelayMs: 8,
+  maxDelayMs: 250,
+  jitter: 'full',
+};
 
 /** Shared between a store and the runners of its transactions. */
 export interface StoreState {
@@ -92,14 +104,24 @@ export class SqlRunner {
   /** Maps a driver error to AlreadyExists, Unavailable or Internal. */
   translate(err: unknown, action: string, uniqueMessage?: string): Error {
     if (isStowageError(err)) return err;
-    const detail = this.dialect.describe ? this.dialect.describe(err) : err instanceof Error ? err.message : String(err);
-    if (uniqueMessage !== undefined && this.dialect.isUniqueViolation(err)) return new AlreadyExistsError(uniqueMessage, { cause: err });
+    const detail = this.dialect.describe
+      ? this.dialect.describe(err)
+      : err instanceof Error
+        ? err.message
+        : String(err);
+    if (uniqueMessage !== undefined && this.dialect.isUniqueViolation(err))
+      return new AlreadyExistsError(uniqueMessage, { cause: err });
     if (this.state.closed) return new UnavailableError('metadata store is closed', { cause: err });
     if (this.dialect.isDiskFull(err)) {
-      return new InsufficientStorageError(`disk full: the metadata database could not ${action} (${detail}); nothing was changed. Free space on its disk (or grow it), then retry`, { cause: err });
+      return new InsufficientStorageError(
+        `disk full: the metadata database could not ${action} (${detail}); nothing was changed. Free space on its disk (or grow it), then retry`,
+        { cause: err },
+      );
     }
     if (this.dialect.isUnavailable(err)) {
-      return new UnavailableError(`metadata store unavailable, could not ${action} (${detail}); retry later`, { cause: err });
+      return new UnavailableError(`metadata store unavailable, could not ${action} (${detail}); retry later`, {
+        cause: err,
+      });
     }
     return new InternalError(`metadata store could not ${action}: ${detail}`, { cause: err });
   }

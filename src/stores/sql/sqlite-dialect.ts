@@ -18,7 +18,15 @@
  * must not hold transactions open across each other's writes.)
  */
 import BetterSqlite3 from 'better-sqlite3';
-import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDialectConfig } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDialectConfig,
+} from 'kysely';
 import { UnavailableError } from '@stowage/sdk/common/errors.js';
 import type { MetadataStore } from '../metadata-store.js';
 import { migrateToLatest } from './migrations.js';
@@ -36,7 +44,14 @@ export interface SqliteMetadataStoreOptions {
 const BUSY_TIMEOUT_MS = 5000;
 
 /** Result codes (extended included) that mean "cannot use the database now", not "bad request". */
-const UNAVAILABLE_CODES = ['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_READONLY', 'SQLITE_PROTOCOL'];
+const UNAVAILABLE_CODES = [
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_CANTOPEN',
+  'SQLITE_IOERR',
+  'SQLITE_READONLY',
+  'SQLITE_PROTOCOL',
+];
 
 /** How the shared SQL code recognises better-sqlite3 errors. */
 export const sqliteDialectInfo: SqlDialectInfo = {
@@ -49,7 +64,10 @@ export const sqliteDialectInfo: SqlDialectInfo = {
   isDiskFull(err) {
     const code = errorCode(err);
     // SQLite says SQLITE_FULL, or an I/O error whose errno was ENOSPC when the WAL or journal could not grow.
-    return code === 'SQLITE_FULL' || (code?.startsWith('SQLITE_IOERR') === true && /disk is full|no space left/i.test(String((err as Error).message)));
+    return (
+      code === 'SQLITE_FULL' ||
+      (code?.startsWith('SQLITE_IOERR') === true && /disk is full|no space left/i.test(String((err as Error).message)))
+    );
   },
   isUnavailable(err) {
     const code = errorCode(err);
@@ -92,7 +110,9 @@ export async function openSqliteMetadataStore(options: SqliteMetadataStoreOption
   } catch (err) {
     sqlite.close();
     const detail = err instanceof Error ? err.message : String(err);
-    throw new UnavailableError(`cannot set up the SQLite metadata database at "${options.path}": ${detail}`, { cause: err });
+    throw new UnavailableError(`cannot set up the SQLite metadata database at "${options.path}": ${detail}`, {
+      cause: err,
+    });
   }
 
   const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });

@@ -40,7 +40,14 @@ function hex(): string {
 }
 
 function tenant(name: string): TenantRecord {
-  return { id: TenantId.new(), name, defaultCap: 1024, storageQuota: null, uncommittedQuota: null, createdAt: new Date(1_700_000_000_123) };
+  return {
+    id: TenantId.new(),
+    name,
+    defaultCap: 1024,
+    storageQuota: null,
+    uncommittedQuota: null,
+    createdAt: new Date(1_700_000_000_123),
+  };
 }
 
 function volume(tenantId: TenantId, name: string): VolumeRecord {
@@ -86,7 +93,13 @@ describe('SQLite metadata store', () => {
     const t = tenant('acme');
     const v = volume(t.id, 'data');
     const treeHash = hex() as TreeHash;
-    const c: ChunkRecord = { hash: hex() as ChunkHash, size: 10, objectKey: 'packs/a', offset: 3, touchedAt: new Date(1_700_000_000_789) };
+    const c: ChunkRecord = {
+      hash: hex() as ChunkHash,
+      size: 10,
+      objectKey: 'packs/a',
+      offset: 3,
+      touchedAt: new Date(1_700_000_000_789),
+    };
 
     const first = await openStore();
     await first.insertTenant(t);
@@ -113,7 +126,10 @@ describe('SQLite metadata store', () => {
     const raw = new BetterSqlite3(path, { readonly: true });
     try {
       const names = raw.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>;
-      assert.deepStrictEqual(names.map((r) => r.name), Object.keys(metadataMigrations('sqlite')).sort());
+      assert.deepStrictEqual(
+        names.map((r) => r.name),
+        Object.keys(metadataMigrations('sqlite')).sort(),
+      );
       assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
     } finally {
       raw.close();
@@ -124,10 +140,26 @@ describe('SQLite metadata store', () => {
     // A database as the first release left it, with one token.
     const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new BetterSqlite3(path) }) });
     const initial = { '001_initial': metadataMigrations('sqlite')['001_initial']! };
-    assert.equal((await new Migrator({ db, provider: { getMigrations: async () => initial } }).migrateToLatest()).error, undefined);
+    assert.equal(
+      (await new Migrator({ db, provider: { getMigrations: async () => initial } }).migrateToLatest()).error,
+      undefined,
+    );
     const t = tenant('acme');
     const id = TokenId.new();
-    await db.insertInto('tokens').values({ id, tenant_id: t.id, secret_hash: hex(), name: 'old', volume_id: null, read_only: 0, created_at: 1, expires_at: null, revoked_at: null }).execute();
+    await db
+      .insertInto('tokens')
+      .values({
+        id,
+        tenant_id: t.id,
+        secret_hash: hex(),
+        name: 'old',
+        volume_id: null,
+        read_only: 0,
+        created_at: 1,
+        expires_at: null,
+        revoked_at: null,
+      })
+      .execute();
     await db.destroy();
 
     const s = await openStore();
@@ -139,7 +171,9 @@ describe('SQLite metadata store', () => {
   it('refuses a database migrated by a newer version with a clear error', async () => {
     await (await openStore()).close();
     const raw = new BetterSqlite3(path);
-    raw.prepare("insert into kysely_migration (name, timestamp) values ('999_future', ?)").run(new Date().toISOString());
+    raw
+      .prepare("insert into kysely_migration (name, timestamp) values ('999_future', ?)")
+      .run(new Date().toISOString());
     raw.close();
     await assert.rejects(openSqliteMetadataStore({ path }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'Internal');
@@ -160,7 +194,12 @@ describe('SQLite metadata store', () => {
     assert.deepStrictEqual(await a.getVolume(v.id), v);
     await assert.rejects(a.insertVolume(volume(t.id, 'data')), { code: 'AlreadyExists' });
 
-    const nexts = Array.from({ length: 20 }, (_, i) => ({ head: hex() as CommitId, size: i, fileCount: i, updatedAt: new Date(i) }));
+    const nexts = Array.from({ length: 20 }, (_, i) => ({
+      head: hex() as CommitId,
+      size: i,
+      fileCount: i,
+      updatedAt: new Date(i),
+    }));
     const results = await Promise.all(nexts.map((n, i) => (i % 2 === 0 ? a : b).casHead(v.id, v.head, n)));
     assert.equal(results.filter(Boolean).length, 1);
     const winner = nexts[results.indexOf(true)]!;
@@ -174,7 +213,7 @@ describe('SQLite metadata store', () => {
     assert.notEqual((await b.getVolume(v.id))?.head, winner.head);
   });
 
-  it('batches hash lists past SQLite\'s bound-variable limit', async () => {
+  it("batches hash lists past SQLite's bound-variable limit", async () => {
     const s = await openStore();
     const chunks: ChunkRecord[] = Array.from({ length: 40_000 }, (_, i) => ({
       hash: hex() as ChunkHash,
@@ -194,7 +233,10 @@ describe('SQLite metadata store', () => {
     const s = await openStore();
     await s.close();
     await assert.rejects(s.listTenants(), { code: 'Unavailable' });
-    await assert.rejects(s.transaction(async () => 1), { code: 'Unavailable' });
+    await assert.rejects(
+      s.transaction(async () => 1),
+      { code: 'Unavailable' },
+    );
     const missing = join(dir, 'no-such-dir', 'metadata.db');
     await assert.rejects(openSqliteMetadataStore({ path: missing }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'Unavailable');

@@ -15,27 +15,42 @@ export function tenantQueries(runner: SqlRunner) {
   const { db } = runner;
   const ops = {
     async insertTenant(t: TenantRecord): Promise<void> {
-      await runner.run('insert a tenant', () =>
-        db
-          .insertInto('tenants')
-          .values({ id: t.id, name: t.name, default_cap: t.defaultCap, storage_quota: t.storageQuota, uncommitted_quota: t.uncommittedQuota, created_at: ms(t.createdAt) })
-          .execute(),
+      await runner.run(
+        'insert a tenant',
+        () =>
+          db
+            .insertInto('tenants')
+            .values({
+              id: t.id,
+              name: t.name,
+              default_cap: t.defaultCap,
+              storage_quota: t.storageQuota,
+              uncommitted_quota: t.uncommittedQuota,
+              created_at: ms(t.createdAt),
+            })
+            .execute(),
         `tenant "${t.name}" already exists`,
       );
     },
 
     async getTenant(id: TenantId): Promise<TenantRecord | undefined> {
-      const row = await runner.run('read a tenant', () => db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst());
+      const row = await runner.run('read a tenant', () =>
+        db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst(),
+      );
       return row && tenantFromRow(row);
     },
 
     async getTenantByName(name: string): Promise<TenantRecord | undefined> {
-      const row = await runner.run('read a tenant', () => db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst());
+      const row = await runner.run('read a tenant', () =>
+        db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst(),
+      );
       return row && tenantFromRow(row);
     },
 
     async listTenants(): Promise<TenantRecord[]> {
-      const rows = await runner.run('list tenants', () => db.selectFrom('tenants').selectAll().orderBy('name').execute());
+      const rows = await runner.run('list tenants', () =>
+        db.selectFrom('tenants').selectAll().orderBy('name').execute(),
+      );
       return rows.map(tenantFromRow);
     },
 
@@ -47,34 +62,40 @@ export function tenantQueries(runner: SqlRunner) {
       };
       // An empty patch still answers whether the tenant exists.
       if (Object.keys(set).length === 0) return (await ops.getTenant(id)) !== undefined;
-      const r = await runner.run('update a tenant', () => db.updateTable('tenants').set(set).where('id', '=', id).executeTakeFirst());
+      const r = await runner.run('update a tenant', () =>
+        db.updateTable('tenants').set(set).where('id', '=', id).executeTakeFirst(),
+      );
       return r.numUpdatedRows > 0n;
     },
 
     async insertToken(t: TokenRecord): Promise<void> {
-      await runner.run('insert a token', () =>
-        db
-          .insertInto('tokens')
-          .values({
-            id: t.id,
-            tenant_id: t.tenantId,
-            secret_hash: t.secretHash,
-            name: t.name,
-            volume_id: t.volumeId,
-            read_only: t.readOnly ? 1 : 0,
-            created_at: ms(t.createdAt),
-            expires_at: msOrNull(t.expiresAt),
-            revoked_at: msOrNull(t.revokedAt),
-            attachment_id: t.attachmentId,
-            parent_id: t.parentId,
-          })
-          .execute(),
+      await runner.run(
+        'insert a token',
+        () =>
+          db
+            .insertInto('tokens')
+            .values({
+              id: t.id,
+              tenant_id: t.tenantId,
+              secret_hash: t.secretHash,
+              name: t.name,
+              volume_id: t.volumeId,
+              read_only: t.readOnly ? 1 : 0,
+              created_at: ms(t.createdAt),
+              expires_at: msOrNull(t.expiresAt),
+              revoked_at: msOrNull(t.revokedAt),
+              attachment_id: t.attachmentId,
+              parent_id: t.parentId,
+            })
+            .execute(),
         `token ${t.id} already exists`,
       );
     },
 
     async getToken(id: TokenId): Promise<TokenRecord | undefined> {
-      const row = await runner.run('read a token', () => db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst());
+      const row = await runner.run('read a token', () =>
+        db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst(),
+      );
       return row && tokenFromRow(row);
     },
 
@@ -106,7 +127,11 @@ export function tenantQueries(runner: SqlRunner) {
 
     async setTokenExpiry(id: TokenId, expiresAt: Date | null): Promise<boolean> {
       const r = await runner.run('set a token expiry', () =>
-        db.updateTable('tokens').set({ expires_at: msOrNull(expiresAt) }).where('id', '=', id).executeTakeFirst(),
+        db
+          .updateTable('tokens')
+          .set({ expires_at: msOrNull(expiresAt) })
+          .where('id', '=', id)
+          .executeTakeFirst(),
       );
       return r.numUpdatedRows > 0n;
     },
@@ -116,7 +141,9 @@ export function tenantQueries(runner: SqlRunner) {
 
 function tenantFromRow(r: Selectable<TenantsTable>): TenantRecord {
   return {
-    id: r.id as TenantId, name: r.name, defaultCap: toNumber(r.default_cap),
+    id: r.id as TenantId,
+    name: r.name,
+    defaultCap: toNumber(r.default_cap),
     storageQuota: r.storage_quota === null ? null : toNumber(r.storage_quota),
     uncommittedQuota: r.uncommitted_quota === null ? null : toNumber(r.uncommitted_quota),
     createdAt: date(r.created_at),

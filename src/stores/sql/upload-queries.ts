@@ -16,10 +16,21 @@ export function uploadQueries(runner: SqlRunner) {
   return {
     async insertUploadReservations(rs: readonly UploadReservation[]): Promise<void> {
       await runner.run('reserve upload bytes', async () => {
-        for (const batch of batches(uniqueBy(rs, (r) => r.key), BATCH)) {
+        for (const batch of batches(
+          uniqueBy(rs, (r) => r.key),
+          BATCH,
+        )) {
           await db
             .insertInto('upload_reservations')
-            .values(batch.map((r) => ({ key: r.key, tenant_id: r.tenantId, volume_id: r.volumeId, bytes: r.bytes, expires_at: ms(r.expiresAt) })))
+            .values(
+              batch.map((r) => ({
+                key: r.key,
+                tenant_id: r.tenantId,
+                volume_id: r.volumeId,
+                bytes: r.bytes,
+                expires_at: ms(r.expiresAt),
+              })),
+            )
             .onConflict((oc) => oc.column('key').doNothing())
             .execute();
         }
@@ -42,20 +53,35 @@ export function uploadQueries(runner: SqlRunner) {
       let released = 0;
       await runner.run('release upload reservations', async () => {
         for (const batch of batches(unique(keys), BATCH)) {
-          const r = await db.updateTable('upload_reservations').set({ bytes: 0 })
-            .where('tenant_id', '=', tenantId).where('key', 'in', batch).where('bytes', '>', 0).executeTakeFirst();
+          const r = await db
+            .updateTable('upload_reservations')
+            .set({ bytes: 0 })
+            .where('tenant_id', '=', tenantId)
+            .where('key', 'in', batch)
+            .where('bytes', '>', 0)
+            .executeTakeFirst();
           released += Number(r.numUpdatedRows);
         }
       });
       return released;
     },
 
-    async issuedUploadKeys(tenantId: TenantId, volumeId: VolumeId, keys: readonly string[], now: Date): Promise<string[]> {
+    async issuedUploadKeys(
+      tenantId: TenantId,
+      volumeId: VolumeId,
+      keys: readonly string[],
+      now: Date,
+    ): Promise<string[]> {
       const out: string[] = [];
       await runner.run('look up issued upload keys', async () => {
         for (const batch of batches(unique(keys), BATCH)) {
-          const rows = await db.selectFrom('upload_reservations').select('key')
-            .where('tenant_id', '=', tenantId).where('volume_id', '=', volumeId).where('key', 'in', batch).where('expires_at', '>', ms(now))
+          const rows = await db
+            .selectFrom('upload_reservations')
+            .select('key')
+            .where('tenant_id', '=', tenantId)
+            .where('volume_id', '=', volumeId)
+            .where('key', 'in', batch)
+            .where('expires_at', '>', ms(now))
             .execute();
           out.push(...rows.map((r) => r.key));
         }

@@ -5,7 +5,15 @@
  */
 import type { Selectable } from 'kysely';
 import type { CommitId, SnapshotId, TenantId, VolumeId } from '@stowage/sdk/common/ids.js';
-import type { AccessMode, MetadataOps, MountTuning, SnapshotRecord, VolumeHeadUpdate, VolumePatch, VolumeRecord } from '../metadata-store.js';
+import type {
+  AccessMode,
+  MetadataOps,
+  MountTuning,
+  SnapshotRecord,
+  VolumeHeadUpdate,
+  VolumePatch,
+  VolumeRecord,
+} from '../metadata-store.js';
 import { type SnapshotsTable, toNumber, type VolumesTable } from './schema.js';
 import type { SqlRunner } from './sql-runner.js';
 import { date, ms } from './sql-values.js';
@@ -15,36 +23,48 @@ export function volumeQueries(runner: SqlRunner) {
   const { db } = runner;
   return {
     async insertVolume(v: VolumeRecord): Promise<void> {
-      await runner.run('insert a volume', () =>
-        db
-          .insertInto('volumes')
-          .values({
-            id: v.id,
-            tenant_id: v.tenantId,
-            name: v.name,
-            access_mode: v.accessMode,
-            cap: v.cap,
-            tuning: JSON.stringify(v.tuning),
-            head: v.head,
-            size: v.size,
-            file_count: v.fileCount,
-            created_at: ms(v.createdAt),
-            updated_at: ms(v.updatedAt),
-            ancestors: v.ancestors.length > 0 ? JSON.stringify(v.ancestors.map((a) => ({ volumeId: a.volumeId, until: ms(a.until) }))) : null,
-          })
-          .execute(),
+      await runner.run(
+        'insert a volume',
+        () =>
+          db
+            .insertInto('volumes')
+            .values({
+              id: v.id,
+              tenant_id: v.tenantId,
+              name: v.name,
+              access_mode: v.accessMode,
+              cap: v.cap,
+              tuning: JSON.stringify(v.tuning),
+              head: v.head,
+              size: v.size,
+              file_count: v.fileCount,
+              created_at: ms(v.createdAt),
+              updated_at: ms(v.updatedAt),
+              ancestors:
+                v.ancestors.length > 0
+                  ? JSON.stringify(v.ancestors.map((a) => ({ volumeId: a.volumeId, until: ms(a.until) })))
+                  : null,
+            })
+            .execute(),
         `volume "${v.name}" already exists`,
       );
     },
 
     async getVolume(id: VolumeId): Promise<VolumeRecord | undefined> {
-      const row = await runner.run('read a volume', () => db.selectFrom('volumes').selectAll().where('id', '=', id).executeTakeFirst());
+      const row = await runner.run('read a volume', () =>
+        db.selectFrom('volumes').selectAll().where('id', '=', id).executeTakeFirst(),
+      );
       return row && volumeFromRow(row);
     },
 
     async getVolumeByName(tenantId: TenantId, name: string): Promise<VolumeRecord | undefined> {
       const row = await runner.run('read a volume', () =>
-        db.selectFrom('volumes').selectAll().where('tenant_id', '=', tenantId).where('name', '=', name).executeTakeFirst(),
+        db
+          .selectFrom('volumes')
+          .selectAll()
+          .where('tenant_id', '=', tenantId)
+          .where('name', '=', name)
+          .executeTakeFirst(),
       );
       return row && volumeFromRow(row);
     },
@@ -106,25 +126,44 @@ export function volumeQueries(runner: SqlRunner) {
     },
 
     async insertSnapshot(s: SnapshotRecord): Promise<void> {
-      await runner.run('insert a snapshot', () =>
-        db
-          .insertInto('snapshots')
-          .values({ id: s.id, volume_id: s.volumeId, name: s.name, commit_id: s.commitId, created_at: ms(s.createdAt) })
-          .execute(),
+      await runner.run(
+        'insert a snapshot',
+        () =>
+          db
+            .insertInto('snapshots')
+            .values({
+              id: s.id,
+              volume_id: s.volumeId,
+              name: s.name,
+              commit_id: s.commitId,
+              created_at: ms(s.createdAt),
+            })
+            .execute(),
         `snapshot "${s.name}" already exists`,
       );
     },
 
     async getSnapshot(volumeId: VolumeId, name: string): Promise<SnapshotRecord | undefined> {
       const row = await runner.run('read a snapshot', () =>
-        db.selectFrom('snapshots').selectAll().where('volume_id', '=', volumeId).where('name', '=', name).executeTakeFirst(),
+        db
+          .selectFrom('snapshots')
+          .selectAll()
+          .where('volume_id', '=', volumeId)
+          .where('name', '=', name)
+          .executeTakeFirst(),
       );
       return row && snapshotFromRow(row);
     },
 
     async listSnapshots(volumeId: VolumeId): Promise<SnapshotRecord[]> {
       const rows = await runner.run('list snapshots', () =>
-        db.selectFrom('snapshots').selectAll().where('volume_id', '=', volumeId).orderBy('created_at').orderBy('name').execute(),
+        db
+          .selectFrom('snapshots')
+          .selectAll()
+          .where('volume_id', '=', volumeId)
+          .orderBy('created_at')
+          .orderBy('name')
+          .execute(),
       );
       return rows.map(snapshotFromRow);
     },
@@ -151,7 +190,13 @@ function volumeFromRow(r: Selectable<VolumesTable>): VolumeRecord {
     fileCount: toNumber(r.file_count),
     createdAt: date(r.created_at),
     updatedAt: date(r.updated_at),
-    ancestors: r.ancestors === null ? [] : (JSON.parse(r.ancestors) as Array<{ volumeId: string; until: number }>).map((a) => ({ volumeId: a.volumeId as VolumeId, until: new Date(a.until) })),
+    ancestors:
+      r.ancestors === null
+        ? []
+        : (JSON.parse(r.ancestors) as Array<{ volumeId: string; until: number }>).map((a) => ({
+            volumeId: a.volumeId as VolumeId,
+            until: new Date(a.until),
+          })),
   };
 }
 

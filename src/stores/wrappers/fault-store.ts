@@ -32,7 +32,12 @@ export class FaultPlan {
    * Fails the next `times` calls of `method` ('*': any method) that `when`
    * accepts (default: all) with `error(method, args)`; Infinity: until cleared.
    */
-  fail(method: string, times: number, error: (method: string, args: unknown[]) => unknown, when?: (method: string, args: unknown[]) => boolean): this {
+  fail(
+    method: string,
+    times: number,
+    error: (method: string, args: unknown[]) => unknown,
+    when?: (method: string, args: unknown[]) => boolean,
+  ): this {
     if (!(times >= 0)) throw new RangeError(`fault count must be >= 0, not ${times}`);
     this.#rules.push({ method, remaining: times, when, error });
     return this;
@@ -59,7 +64,9 @@ export class FaultPlan {
     const count = this.#calls.get(method) ?? { calls: 0, faulted: 0 };
     this.#calls.set(method, count);
     count.calls++;
-    const rule = this.#rules.find((r) => r.remaining > 0 && (r.method === '*' || r.method === method) && (r.when?.(method, args) ?? true));
+    const rule = this.#rules.find(
+      (r) => r.remaining > 0 && (r.method === '*' || r.method === method) && (r.when?.(method, args) ?? true),
+    );
     if (!rule) return undefined;
     rule.remaining--;
     count.faulted++;

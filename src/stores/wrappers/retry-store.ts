@@ -22,7 +22,14 @@ import { retry, type RetryOptions, type RetryPolicy } from '@stowage/sdk/common/
 import { interceptMethods } from './method-proxy.js';
 
 /** Store calls: the store's transient failures, 4 tries, from 50 ms doubling up to 1 s, fully jittered. */
-export const STORE_RETRY: RetryPolicy = { name: 'store call', attempts: 4, baseDelayMs: 50, maxDelayMs: 1_000, jitter: 'full', retryable: (e) => isStowageError(e, 'Unavailable') };
+export const STORE_RETRY: RetryPolicy = {
+  name: 'store call',
+  attempts: 4,
+  baseDelayMs: 50,
+  maxDelayMs: 1_000,
+  jitter: 'full',
+  retryable: (e) => isStowageError(e, 'Unavailable'),
+};
 
 const NEVER_RETRIED = new Set(['close']);
 
@@ -38,7 +45,11 @@ function replayable(method: string, args: unknown[]): boolean {
  * @example
  * const blobs = withRetry(await openBlobStore(url), STORE_RETRY, { onRetry: (e, n) => log(`blob store: ${e}; retry ${n}`) });
  */
-export function withRetry<S extends object>(store: S, policy: RetryPolicy = STORE_RETRY, options: RetryOptions = {}): S {
+export function withRetry<S extends object>(
+  store: S,
+  policy: RetryPolicy = STORE_RETRY,
+  options: RetryOptions = {},
+): S {
   return interceptMethods(store, (method, args, call) => {
     if (NEVER_RETRIED.has(method) || !replayable(method, args)) return call();
     const first = call();

@@ -32,13 +32,19 @@ const down = (m: string) => new UnavailableError(`injected: ${m} unavailable`);
 
 runBlobStoreConformance('local, behind withRetry(withFaults) with an empty plan', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-wrapped-blob-'));
-  const store = withRetry(withFaults(await LocalBlobStore.open({ dir: join(dir, 'blobs'), signer }), new FaultPlan()), QUICK);
+  const store = withRetry(
+    withFaults(await LocalBlobStore.open({ dir: join(dir, 'blobs'), signer }), new FaultPlan()),
+    QUICK,
+  );
   return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
 runMetadataStoreConformance('sqlite file, behind withRetry(withFaults) with an empty plan', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-wrapped-md-'));
-  const store = withRetry(withFaults(await openSqliteMetadataStore({ path: join(dir, 'metadata.db') }), new FaultPlan()), QUICK);
+  const store = withRetry(
+    withFaults(await openSqliteMetadataStore({ path: join(dir, 'metadata.db') }), new FaultPlan()),
+    QUICK,
+  );
   return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
@@ -68,13 +74,17 @@ describe('store wrappers over a real blob directory', () => {
     assert.deepEqual(retried, [1, 2, 1, 2, 3]);
   });
 
-  it('gives up after the policy\'s attempts with the store\'s own error', async () => {
+  it("gives up after the policy's attempts with the store's own error", async () => {
     const plan = new FaultPlan().fail('get', Infinity, down);
     const blobs = withRetry(withFaults(real, plan), QUICK);
     await assert.rejects(blobs.get('k/1'), { code: 'Unavailable', message: /injected: get/ });
     assert.equal(plan.calls('get'), STORE_RETRY.attempts);
     plan.clear();
-    assert.equal(Buffer.concat(await (await blobs.get('k/1')).toArray()).toString(), 'one', 'healed: the call passes again');
+    assert.equal(
+      Buffer.concat(await (await blobs.get('k/1')).toArray()).toString(),
+      'one',
+      'healed: the call passes again',
+    );
   });
 
   it('never retries a permanent error, a put of a stream, a listing or close', async () => {
@@ -91,7 +101,11 @@ describe('store wrappers over a real blob directory', () => {
     plan.fail('list', 1, down);
     await assert.rejects(listAll(blobs, 'k/'), { code: 'Unavailable' });
     assert.equal(plan.calls('list'), 1);
-    assert.deepEqual((await listAll(blobs, 'k/')).map((b) => b.key), ['k/1'], 'a listing that was not faulted streams the real keys');
+    assert.deepEqual(
+      (await listAll(blobs, 'k/')).map((b) => b.key),
+      ['k/1'],
+      'a listing that was not faulted streams the real keys',
+    );
   });
 
   it('faults only the calls a predicate picks', async () => {
@@ -108,7 +122,14 @@ describe('store wrappers over a real blob directory', () => {
 describe('store wrappers over a real SQLite file', () => {
   let dir: string;
   let real: MetadataStore;
-  const tenant = (name: string): TenantRecord => ({ id: TenantId.new(), name, defaultCap: 1024, storageQuota: null, uncommittedQuota: null, createdAt: new Date() });
+  const tenant = (name: string): TenantRecord => ({
+    id: TenantId.new(),
+    name,
+    defaultCap: 1024,
+    storageQuota: null,
+    uncommittedQuota: null,
+    createdAt: new Date(),
+  });
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'stowage-faults-md-'));
     real = await openSqliteMetadataStore({ path: join(dir, 'metadata.db') });
@@ -124,7 +145,10 @@ describe('store wrappers over a real SQLite file', () => {
     const t = tenant('acme');
     await md.transaction(async (tx) => tx.insertTenant(t));
     assert.equal(plan.calls('transaction'), 3);
-    assert.deepEqual((await real.listTenants()).filter((x) => x.name === 'acme').map((x) => x.id), [t.id]);
+    assert.deepEqual(
+      (await real.listTenants()).filter((x) => x.name === 'acme').map((x) => x.id),
+      [t.id],
+    );
   });
 
   it('passes a store error that is not transient through untouched', async () => {

@@ -13,7 +13,17 @@
  * domain model's record (model/records), less what stays inside the server.
  */
 import type {
-  AccessMode, AttachmentRecord, AttachmentState, CommitRecord, CommitSummary, Json, MountTuning, SnapshotRecord, TenantRecord, TokenRecord, VolumeRecord,
+  AccessMode,
+  AttachmentRecord,
+  AttachmentState,
+  CommitRecord,
+  CommitSummary,
+  Json,
+  MountTuning,
+  SnapshotRecord,
+  TenantRecord,
+  TokenRecord,
+  VolumeRecord,
 } from '../model/records.js';
 
 export type { AccessMode, AttachmentState, MountTuning };
@@ -43,7 +53,9 @@ export interface UpdateVolumeRequest {
 }
 
 /** GET /v1/volumes */
-export interface VolumeList { volumes: Volume[] }
+export interface VolumeList {
+  volumes: Volume[];
+}
 
 // --- files and trees ---
 
@@ -93,7 +105,10 @@ export interface FileInfo extends EntryAttributes {
 }
 
 /** GET /v1/volumes/{name}/stat?path=&commit= */
-export interface StatResponse { commit: string; entry: FileInfo }
+export interface StatResponse {
+  commit: string;
+  entry: FileInfo;
+}
 
 /**
  * GET /v1/volumes/{name}/list?path=&commit=&recursive=&limit=&after= : one page
@@ -101,7 +116,11 @@ export interface StatResponse { commit: string; entry: FileInfo }
  * directory, depth-first when recursive). Pass `nextCursor` as `after`, with
  * `commit` set to this page's commit, for the next page; null on the last.
  */
-export interface ListResponse { commit: string; entries: FileInfo[]; nextCursor: string | null }
+export interface ListResponse {
+  commit: string;
+  entries: FileInfo[];
+  nextCursor: string | null;
+}
 
 /** A signed request a client makes directly to the blob store. */
 export interface SignedRequest {
@@ -128,9 +147,23 @@ export interface ReadPlan {
  * default 10000, max 60000: past it the answer is partial with `timedOut`).
  * Regex flags: any of i, m, s, u. An invalid regex is a 400.
  */
-export interface SearchRequest { path?: string; glob?: string; regex?: string; flags?: string; commit?: string; limit?: number; maxBytesPerFile?: number; timeoutMs?: number }
+export interface SearchRequest {
+  path?: string;
+  glob?: string;
+  regex?: string;
+  flags?: string;
+  commit?: string;
+  limit?: number;
+  maxBytesPerFile?: number;
+  timeoutMs?: number;
+}
 /** The first match on one line: 1-based line and column; `text` is the line, clipped to 500 characters. */
-export interface SearchMatch { path: string; line: number; column: number; text: string }
+export interface SearchMatch {
+  path: string;
+  line: number;
+  column: number;
+  text: string;
+}
 export interface SearchResponse {
   commit: string;
   /** Without a regex: the entries the glob selects. */
@@ -155,16 +188,41 @@ export interface SearchResponse {
  * More than `maxFiles` candidates (default 1000, max 10000) is a 400; so is
  * missing the time bound (nothing is committed).
  */
-export interface ReplaceRequest { path?: string; glob: string; regex: string; replacement: string; flags?: string; base?: string; maxFiles?: number; maxBytesPerFile?: number; timeoutMs?: number; message?: string }
-export interface ReplaceResponse { commit: Commit | null; files: Array<{ path: string; replacements: number }>; skippedBinary: string[]; skippedTooLarge: string[] }
+export interface ReplaceRequest {
+  path?: string;
+  glob: string;
+  regex: string;
+  replacement: string;
+  flags?: string;
+  base?: string;
+  maxFiles?: number;
+  maxBytesPerFile?: number;
+  timeoutMs?: number;
+  message?: string;
+}
+export interface ReplaceResponse {
+  commit: Commit | null;
+  files: Array<{ path: string; replacements: number }>;
+  skippedBinary: string[];
+  skippedTooLarge: string[];
+}
 
 /**
  * POST /v1/volumes/{name}/edit : replaces the one occurrence of `oldString`
  * in a text file. 412 (details.occurrences) unless it occurs exactly once;
  * 409 when the file changed since `base` (default: the head the edit read).
  */
-export interface EditRequest { path: string; oldString: string; newString: string; base?: string; message?: string }
-export interface EditResponse { commit: Commit; path: string }
+export interface EditRequest {
+  path: string;
+  oldString: string;
+  newString: string;
+  base?: string;
+  message?: string;
+}
+export interface EditResponse {
+  commit: Commit;
+  path: string;
+}
 
 /**
  * GET /v1/volumes/{name}/watch?since=<commit> (or the Last-Event-ID header):
@@ -173,7 +231,15 @@ export interface EditResponse { commit: Commit; path: string }
  * commit's events, so a client resumes from the last commit it received
  * whole. Without `since`, changes after the current head.
  */
-export interface ChangeEvent { commit: string; seq: number; path: string; kind: 'added' | 'modified' | 'deleted'; type: EntryType; index: number; count: number }
+export interface ChangeEvent {
+  commit: string;
+  seq: number;
+  path: string;
+  kind: 'added' | 'modified' | 'deleted';
+  type: EntryType;
+  index: number;
+  count: number;
+}
 
 /**
  * GET /v1/volumes/{name}/changes?since=<commit>&limit=<n> : the same feed as
@@ -184,7 +250,12 @@ export interface ChangeEvent { commit: string; seq: number; path: string; kind: 
  */
 export interface ChangesResponse {
   head: string;
-  commits: Array<{ id: string; seq: number; changes: Array<{ path: string; kind: 'added' | 'modified' | 'deleted'; type: EntryType }>; truncated: boolean }>;
+  commits: Array<{
+    id: string;
+    seq: number;
+    changes: Array<{ path: string; kind: 'added' | 'modified' | 'deleted'; type: EntryType }>;
+    truncated: boolean;
+  }>;
 }
 
 // --- the commit protocol ---
@@ -212,7 +283,16 @@ export type Change =
    * Create or replace a regular file. Parents are created unless createParents is false.
    * A replaced file keeps nothing of the old entry: no owner unless given, mtime now unless given, atime/ctime as mtime unless given.
    */
-  | ({ op: 'put'; path: string; size: number; chunkSize: number; chunks: string[]; mode?: number; mtime?: number; createParents?: boolean } & EntryAttributes)
+  | ({
+      op: 'put';
+      path: string;
+      size: number;
+      chunkSize: number;
+      chunks: string[];
+      mode?: number;
+      mtime?: number;
+      createParents?: boolean;
+    } & EntryAttributes)
   | ({ op: 'symlink'; path: string; target: string; mtime?: number; createParents?: boolean } & EntryAttributes)
   /** Create a directory (and parents, which get the same mode, times and owner); an existing directory is kept as it is. */
   | ({ op: 'mkdir'; path: string; mode?: number; mtime?: number } & EntryAttributes)
@@ -225,17 +305,29 @@ export type Change =
    * change leaves atime and ctime where they were). A time without its ns sets ns 0. `uid: null` /
    * `gid: null` removes the recorded owner. Nothing given: no change (a missing path is still a 404).
    */
-  | ({ op: 'setattr'; path: string; mode?: number; mtime?: number } & Omit<EntryAttributes, 'uid' | 'gid'> & { uid?: number | null; gid?: number | null });
+  | ({ op: 'setattr'; path: string; mode?: number; mtime?: number } & Omit<EntryAttributes, 'uid' | 'gid'> & {
+        uid?: number | null;
+        gid?: number | null;
+      });
 
 /**
  * POST /v1/volumes/{name}/packs : a signed PUT for one pack, an object that
  * holds many small missing chunks back to back (one request instead of one
  * per chunk). `size` and `sha256` describe the whole pack.
  */
-export interface PackRequest { size: number; sha256: string }
-export interface PackResponse { key: string; request: SignedRequest }
+export interface PackRequest {
+  size: number;
+  sha256: string;
+}
+export interface PackResponse {
+  key: string;
+  request: SignedRequest;
+}
 /** A pack's layout, declared at commit: chunks in offset order, contiguous from 0. */
-export interface PackManifest { key: string; chunks: Array<{ hash: string; offset: number; size: number }> }
+export interface PackManifest {
+  key: string;
+  chunks: Array<{ hash: string; offset: number; size: number }>;
+}
 
 /** POST /v1/volumes/{name}/commits */
 export interface CommitRequest {
@@ -271,23 +363,44 @@ export interface CommitResponse {
   skipped: SkippedChange[];
 }
 
-export interface SkippedChange { index: number; path: string; reason: string }
+export interface SkippedChange {
+  index: number;
+  path: string;
+  reason: string;
+}
 
 /** GET /v1/volumes/{name}/commits?limit=&before= (before: a seq) */
-export interface CommitList { commits: Commit[]; nextBefore: number | null }
+export interface CommitList {
+  commits: Commit[];
+  nextBefore: number | null;
+}
 
 // --- snapshots, restore, fork ---
 
 /** A snapshot record, its commit id as `commit`. */
 export type Snapshot = Json<Omit<SnapshotRecord, 'commitId'> & { commit: CommitRecord['id'] }>;
 /** POST /v1/volumes/{name}/snapshots {name?, commit?} (name defaults to a timestamp; commit to head). */
-export interface CreateSnapshotRequest { name?: string; commit?: string }
+export interface CreateSnapshotRequest {
+  name?: string;
+  commit?: string;
+}
 /** GET /v1/volumes/{name}/snapshots */
-export interface SnapshotList { snapshots: Snapshot[] }
+export interface SnapshotList {
+  snapshots: Snapshot[];
+}
 /** POST /v1/volumes/{name}/restore : exactly one of snapshot or commit. Answers CommitResponse. */
-export interface RestoreRequest { snapshot?: string; commit?: string }
+export interface RestoreRequest {
+  snapshot?: string;
+  commit?: string;
+}
 /** POST /v1/volumes/{name}/fork : new volume starting at head, a snapshot or a commit. Answers Volume (201). */
-export interface ForkRequest { name: string; snapshot?: string; commit?: string; accessMode?: AccessMode; cap?: number }
+export interface ForkRequest {
+  name: string;
+  snapshot?: string;
+  commit?: string;
+  accessMode?: AccessMode;
+  cap?: number;
+}
 
 // --- attachments (mounts) ---
 
@@ -296,10 +409,12 @@ export interface ForkRequest { name: string; snapshot?: string; commit?: string;
  * its agent renews; one whose lease ran out counts as gone for the access
  * mode (and is marked failed, reason "lease expired", when next looked at).
  */
-export type Attachment = Json<Omit<AttachmentRecord, 'tenantId' | 'tokenId'> & {
-  /** The volume's name ("(deleted)" once it is gone). */
-  volume: string;
-}>;
+export type Attachment = Json<
+  Omit<AttachmentRecord, 'tenantId' | 'tokenId'> & {
+    /** The volume's name ("(deleted)" once it is gone). */
+    volume: string;
+  }
+>;
 
 /**
  * POST /v1/volumes/{name}/attachments : mounts need one. Refused with 409 when
@@ -309,31 +424,65 @@ export type Attachment = Json<Omit<AttachmentRecord, 'tenantId' | 'tokenId'> & {
  * volume, host and path (a mount agent restarted after a crash): its old
  * token is revoked and a new one issued.
  */
-export interface AttachRequest { host: string; path: string; readOnly?: boolean; resume?: string }
+export interface AttachRequest {
+  host: string;
+  path: string;
+  readOnly?: boolean;
+  resume?: string;
+}
 /** The scoped token (`token`, a bearer) reaches only this volume, read-only for read-only attachments, and dies with the attachment. */
-export interface AttachResponse { attachment: Attachment; token: string; tokenExpiresAt: string; volume: Volume }
+export interface AttachResponse {
+  attachment: Attachment;
+  token: string;
+  tokenExpiresAt: string;
+  volume: Volume;
+}
 /** GET /v1/volumes/{name}/attachments?all=true (default: mounted only) */
-export interface AttachmentList { attachments: Attachment[] }
+export interface AttachmentList {
+  attachments: Attachment[];
+}
 /** POST /v1/attachments/{id}/renew : with the attachment's own token; extends its lease and its token's expiry. */
-export interface RenewAttachmentResponse { attachment: Attachment; tokenExpiresAt: string }
+export interface RenewAttachmentResponse {
+  attachment: Attachment;
+  tokenExpiresAt: string;
+}
 /** POST /v1/attachments/{id}/release : with the attachment's own token or a tenant token; revokes the scoped token. Answers Attachment. */
-export interface ReleaseAttachmentRequest { failed?: boolean; reason?: string }
+export interface ReleaseAttachmentRequest {
+  failed?: boolean;
+  reason?: string;
+}
 
 // --- tenant and tokens ---
 
 /** The tenant record with the uncommitted quota in force (the installation's default when the operator set none). */
 export type Tenant = Json<Omit<TenantRecord, 'uncommittedQuota'> & { uncommittedQuota: number }>;
 /** PATCH /v1/tenant */
-export interface UpdateTenantRequest { defaultCap: number }
+export interface UpdateTenantRequest {
+  defaultCap: number;
+}
 
 /** `volume` is the id (vol_...) of the one volume a scoped token reaches, or null for tenant tokens. */
-export type Token = Json<Pick<TokenRecord, 'id' | 'name' | 'readOnly' | 'createdAt' | 'expiresAt' | 'revokedAt'> & { volume: TokenRecord['volumeId'] }>;
+export type Token = Json<
+  Pick<TokenRecord, 'id' | 'name' | 'readOnly' | 'createdAt' | 'expiresAt' | 'revokedAt'> & {
+    volume: TokenRecord['volumeId'];
+  }
+>;
 /** POST /v1/tokens : answers { token: Token, secret: string } once; the secret is never shown again. */
 /** `volume` names (by name) the one volume the new token may reach. */
-export interface CreateTokenRequest { name: string; volume?: string; readOnly?: boolean; expiresIn?: number }
-export interface CreateTokenResponse { token: Token; secret: string }
+export interface CreateTokenRequest {
+  name: string;
+  volume?: string;
+  readOnly?: boolean;
+  expiresIn?: number;
+}
+export interface CreateTokenResponse {
+  token: Token;
+  secret: string;
+}
 /** GET /v1/tokens */
-export interface TokenList { tokens: Token[] }
+export interface TokenList {
+  tokens: Token[];
+}
 
 // --- downloads ---
 
@@ -343,5 +492,13 @@ export interface TokenList { tokens: Token[] }
  * 3600, at most 7 days). The URL is pinned to `commit` (head when absent):
  * it serves exactly the bytes that existed when it was signed.
  */
-export interface SignedUrlRequest { path: string; expiresIn?: number; commit?: string }
-export interface SignedUrlResponse { url: string; expiresAt: string; commit: string }
+export interface SignedUrlRequest {
+  path: string;
+  expiresIn?: number;
+  commit?: string;
+}
+export interface SignedUrlResponse {
+  url: string;
+  expiresAt: string;
+  commit: string;
+}

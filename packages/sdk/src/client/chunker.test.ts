@@ -77,8 +77,18 @@ test('an exact multiple of the chunk size has only full chunks', () => {
   const data = Buffer.from('aaaabbbbcccc');
   const cut = chunkBytes(data, size);
   assert.equal(cut.chunks.length, 3);
-  assert.deepEqual(cut.chunks.map((c) => [c.offset, c.size]), [[0, 4], [4, 4], [8, 4]]);
-  assert.deepEqual(cut.chunks.map((c) => c.hash), [sha(Buffer.from('aaaa')), sha(Buffer.from('bbbb')), sha(Buffer.from('cccc'))]);
+  assert.deepEqual(
+    cut.chunks.map((c) => [c.offset, c.size]),
+    [
+      [0, 4],
+      [4, 4],
+      [8, 4],
+    ],
+  );
+  assert.deepEqual(
+    cut.chunks.map((c) => c.hash),
+    [sha(Buffer.from('aaaa')), sha(Buffer.from('bbbb')), sha(Buffer.from('cccc'))],
+  );
 });
 
 test('a file of exactly two small chunks is cut at SMALL_CHUNK_SIZE', async () => {
@@ -96,7 +106,10 @@ test('multi-chunk content ends with a short chunk; file, bytes and stream agree'
   const data = pattern(size);
   const bytes = chunkBytes(data);
   assert.equal(bytes.chunkSize, SMALL_CHUNK_SIZE);
-  assert.deepEqual(bytes.chunks.map((c) => c.size), [SMALL_CHUNK_SIZE, SMALL_CHUNK_SIZE, 12345]);
+  assert.deepEqual(
+    bytes.chunks.map((c) => c.size),
+    [SMALL_CHUNK_SIZE, SMALL_CHUNK_SIZE, 12345],
+  );
   assert.equal(bytes.chunks[2]!.hash, sha(data.subarray(2 * SMALL_CHUNK_SIZE)));
   await withTempFile(data, async (p) => {
     const file = await chunkFile(p);
@@ -121,7 +134,10 @@ test('rechunk accepts strings from an encoded stream', async () => {
 });
 
 test('chunkFile names a missing file in a NotFound error', async () => {
-  await assert.rejects(chunkFile('/nonexistent/stowage-test-file'), (e: Error & { code?: string }) => e.code === 'NotFound' && e.message.includes('/nonexistent/stowage-test-file'));
+  await assert.rejects(
+    chunkFile('/nonexistent/stowage-test-file'),
+    (e: Error & { code?: string }) => e.code === 'NotFound' && e.message.includes('/nonexistent/stowage-test-file'),
+  );
 });
 
 test('chunkFile refuses a directory', async () => {

@@ -70,7 +70,8 @@ export function chunkBytes(data: Uint8Array, chunkSize = chunkSizeFor(data.byteL
 export function localFileError(e: unknown, path: string): Error {
   const code = (e as { code?: unknown } | null)?.code;
   if (code === 'ENOENT') return new NotFoundError(`local file not found: ${path}`, { cause: e });
-  if (code === 'EACCES' || code === 'EPERM') return new ForbiddenError(`permission denied reading local file ${path}`, { cause: e });
+  if (code === 'EACCES' || code === 'EPERM')
+    return new ForbiddenError(`permission denied reading local file ${path}`, { cause: e });
   if (code === 'EISDIR') return new InvalidArgumentError(`${path} is a directory, not a file`, { cause: e });
   return e instanceof Error ? e : new Error(String(e));
 }
@@ -83,7 +84,10 @@ export function localFileError(e: unknown, path: string): Error {
  * @example
  * const { size, chunkSize, chunks } = await chunkFile('./model.bin');
  */
-export async function chunkFile(path: string, options: { onBytes?: (n: number, size: number) => void } = {}): Promise<LocalFileContent> {
+export async function chunkFile(
+  path: string,
+  options: { onBytes?: (n: number, size: number) => void } = {},
+): Promise<LocalFileContent> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
@@ -101,7 +105,11 @@ export async function chunkFile(path: string, options: { onBytes?: (n: number, s
     let inChunk = 0;
     let offset = 0;
     // A small file gets a small buffer: thousands of 4 KiB files must not each allocate 1 MiB.
-    const stream = handle.createReadStream({ highWaterMark: Math.min(READ_BUFFER, Math.max(size, 1)), autoClose: false, start: 0 });
+    const stream = handle.createReadStream({
+      highWaterMark: Math.min(READ_BUFFER, Math.max(size, 1)),
+      autoClose: false,
+      start: 0,
+    });
     try {
       for await (const block of stream as AsyncIterable<Buffer>) {
         let pos = 0;
@@ -126,7 +134,10 @@ export async function chunkFile(path: string, options: { onBytes?: (n: number, s
       chunks.push({ hash: hash.digest('hex'), size: inChunk, offset });
       offset += inChunk;
     }
-    if (offset !== size) throw new ConflictError(`local file ${path} changed while it was read (expected ${size} bytes, read ${offset}); try again`);
+    if (offset !== size)
+      throw new ConflictError(
+        `local file ${path} changed while it was read (expected ${size} bytes, read ${offset}); try again`,
+      );
     const mtime = splitNanos(st.mtimeNs);
     return { size, chunkSize, chunks, mode: Number(st.mode) & 0o7777, mtime: mtime.ms, mtimeNs: mtime.ns };
   } finally {

@@ -107,11 +107,30 @@ function volumePath(target: CommitTarget, suffix: string): string {
 }
 
 /** The attribute fields a put change carries, in the order they are sent. */
-const ATTRIBUTE_KEYS = ['uid', 'gid', 'mtimeNs', 'atime', 'atimeNs', 'ctime', 'ctimeNs'] as const satisfies ReadonlyArray<keyof wire.EntryAttributes>;
+const ATTRIBUTE_KEYS = [
+  'uid',
+  'gid',
+  'mtimeNs',
+  'atime',
+  'atimeNs',
+  'ctime',
+  'ctimeNs',
+] as const satisfies ReadonlyArray<keyof wire.EntryAttributes>;
 
 /** The `put` change of a pending file (its owner and ns times included when set). */
-export function putChange(f: Pick<PendingFile, 'path' | 'size' | 'chunkSize' | 'chunks' | 'mode' | 'mtime' | 'createParents' | keyof wire.EntryAttributes>): wire.Change {
-  const change: wire.Change = { op: 'put', path: f.path, size: f.size, chunkSize: f.chunkSize, chunks: f.chunks.map((c) => c.hash) };
+export function putChange(
+  f: Pick<
+    PendingFile,
+    'path' | 'size' | 'chunkSize' | 'chunks' | 'mode' | 'mtime' | 'createParents' | keyof wire.EntryAttributes
+  >,
+): wire.Change {
+  const change: wire.Change = {
+    op: 'put',
+    path: f.path,
+    size: f.size,
+    chunkSize: f.chunkSize,
+    chunks: f.chunks.map((c) => c.hash),
+  };
   if (f.mode !== undefined) change.mode = f.mode;
   if (f.mtime !== undefined) change.mtime = f.mtime;
   for (const k of ATTRIBUTE_KEYS) if (f[k] !== undefined) change[k] = f[k];
@@ -123,11 +142,21 @@ export function putChange(f: Pick<PendingFile, 'path' | 'size' | 'chunkSize' | '
  * Asks which of the files' chunks are missing and uploads those, `concurrency`
  * at a time. Identical chunks are asked about and sent once.
  */
-export async function uploadMissing(target: CommitTarget, files: readonly PendingFile[], onProgress?: ProgressListener): Promise<UploadStats & { uploads: Array<{ hash: string; key: string }>; packs: wire.PackManifest[] }> {
+export async function uploadMissing(
+  target: CommitTarget,
+  files: readonly PendingFile[],
+  onProgress?: ProgressListener,
+): Promise<UploadStats & { uploads: Array<{ hash: string; key: string }>; packs: wire.PackManifest[] }> {
   const sources = new Map<string, ChunkSource>();
   for (const f of files) {
     for (const c of f.chunks) {
-      if (!sources.has(c.hash)) sources.set(c.hash, { size: c.size, read: () => f.read(c), path: f.path, ...(f.readError ? { readError: f.readError } : {}) });
+      if (!sources.has(c.hash))
+        sources.set(c.hash, {
+          size: c.size,
+          read: () => f.read(c),
+          path: f.path,
+          ...(f.readError ? { readError: f.readError } : {}),
+        });
     }
   }
   const all = [...sources.entries()].map(([hash, s]) => ({ hash, size: s.size }));
@@ -138,7 +167,9 @@ export async function uploadMissing(target: CommitTarget, files: readonly Pendin
   // Each batch is uploaded before the next is asked about, so signatures stay fresh however large the file.
   for (let i = 0; i < all.length; i += UPLOAD_BATCH) {
     const batch = all.slice(i, i + UPLOAD_BATCH);
-    const plan = await target.client.request<wire.UploadResponse>('POST', volumePath(target, '/uploads'), { body: { chunks: batch } satisfies wire.UploadRequest });
+    const plan = await target.client.request<wire.UploadResponse>('POST', volumePath(target, '/uploads'), {
+      body: { chunks: batch } satisfies wire.UploadRequest,
+    });
     stats.presentChunks += plan.present;
     const total = plan.missing.reduce((n, m) => n + m.size, 0);
     let batchDone = 0;
@@ -155,30 +186,46 @@ export async function uploadMissing(target: CommitTarget, files: readonly Pendin
       return true;
     });
     let failed = false;
-    const guarded = (fn: () => Promise<void>) => limiter.run(async () => {
-      if (failed) return; // one upload failed: the write fails, so start no more
-      try { await fn(); } catch (e) { failed = true; throw e; }
-    });
+    const guarded = (fn: () => Promise<void>) =>
+      limiter.run(async () => {
+        if (failed) return; // one upload failed: the write fails, so start no more
+        try {
+          await fn();
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      });
     const jobs: Array<Promise<unknown>> = [];
     // Small chunks travel together in packs: one request for many files.
     for (const group of packGroups(missing.filter((m) => m.size < PACKED_CHUNK_LIMIT))) {
-      jobs.push(guarded(async () => {
-        const manifest = await uploadPack(target, group, sources);
-        packs.push(manifest);
-        done(group.length, manifest.chunks.reduce((n, c) => n + c.size, 0));
-      }));
+      jobs.push(
+        guarded(async () => {
+          const manifest = await uploadPack(target, group, sources);
+          packs.push(manifest);
+          done(
+            group.length,
+            manifest.chunks.reduce((n, c) => n + c.size, 0),
+          );
+        }),
+      );
     }
     for (const m of missing.filter((m) => m.size >= PACKED_CHUNK_LIMIT)) {
-      jobs.push(guarded(async () => {
-        const src = sourceOf(sources, m.hash);
-        try {
-          await putSigned(m.request, src.size, src.read, { baseUrl: target.client.url, what: `upload of a chunk of ${src.path}` });
-        } catch (e) {
-          throw isStowageError(e) || !src.readError ? e : src.readError(e);
-        }
-        uploads.push({ hash: m.hash, key: m.key });
-        done(1, src.size);
-      }));
+      jobs.push(
+        guarded(async () => {
+          const src = sourceOf(sources, m.hash);
+          try {
+            await putSigned(m.request, src.size, src.read, {
+              baseUrl: target.client.url,
+              what: `upload of a chunk of ${src.path}`,
+            });
+          } catch (e) {
+            throw isStowageError(e) || !src.readError ? e : src.readError(e);
+          }
+          uploads.push({ hash: m.hash, key: m.key });
+          done(1, src.size);
+        }),
+      );
     }
     await settleAll(jobs);
   }
@@ -190,7 +237,12 @@ export const PACKED_CHUNK_LIMIT = 1024 * 1024;
 /** Bytes per pack (the server accepts up to 32 MiB). */
 export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
 
-interface ChunkSource { size: number; read: () => Uint8Array | Readable; path: string; readError?: (e: unknown) => Error }
+interface ChunkSource {
+  size: number;
+  read: () => Uint8Array | Readable;
+  path: string;
+  readError?: (e: unknown) => Error;
+}
 
 function sourceOf(sources: Map<string, ChunkSource>, hash: string): ChunkSource {
   const src = sources.get(hash);
@@ -204,7 +256,11 @@ function packGroups<T extends { size: number }>(chunks: T[]): T[][] {
   let current: T[] = [];
   let bytes = 0;
   for (const c of chunks) {
-    if (bytes + c.size > PACK_TARGET_SIZE && current.length > 0) { groups.push(current); current = []; bytes = 0; }
+    if (bytes + c.size > PACK_TARGET_SIZE && current.length > 0) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
     current.push(c);
     bytes += c.size;
   }
@@ -226,20 +282,32 @@ async function readSource(src: ChunkSource): Promise<Uint8Array> {
 }
 
 /** Concatenates a group of chunks into one pack, asks for its signed PUT, sends it, and returns its manifest. */
-async function uploadPack(target: CommitTarget, group: Array<{ hash: string; size: number }>, sources: Map<string, ChunkSource>): Promise<wire.PackManifest> {
+async function uploadPack(
+  target: CommitTarget,
+  group: Array<{ hash: string; size: number }>,
+  sources: Map<string, ChunkSource>,
+): Promise<wire.PackManifest> {
   const parts: Uint8Array[] = [];
   const chunks: wire.PackManifest['chunks'] = [];
   let offset = 0;
   for (const m of group) {
     const bytes = await readSource(sourceOf(sources, m.hash));
-    if (bytes.length !== m.size || sha256Hex(bytes) !== m.hash) throw new ConflictError(`a file changed while it was being written (chunk ${m.hash.slice(0, 12)} of ${sourceOf(sources, m.hash).path}); try again`);
+    if (bytes.length !== m.size || sha256Hex(bytes) !== m.hash)
+      throw new ConflictError(
+        `a file changed while it was being written (chunk ${m.hash.slice(0, 12)} of ${sourceOf(sources, m.hash).path}); try again`,
+      );
     parts.push(bytes);
     chunks.push({ hash: m.hash, offset, size: m.size });
     offset += m.size;
   }
   const pack = Buffer.concat(parts, offset);
-  const signed = await target.client.request<wire.PackResponse>('POST', volumePath(target, '/packs'), { body: { size: pack.length, sha256: sha256Hex(pack) } satisfies wire.PackRequest });
-  await putSigned(signed.request, pack.length, () => pack, { baseUrl: target.client.url, what: `upload of a pack of ${group.length} chunks` });
+  const signed = await target.client.request<wire.PackResponse>('POST', volumePath(target, '/packs'), {
+    body: { size: pack.length, sha256: sha256Hex(pack) } satisfies wire.PackRequest,
+  });
+  await putSigned(signed.request, pack.length, () => pack, {
+    baseUrl: target.client.url,
+    what: `upload of a pack of ${group.length} chunks`,
+  });
   return { key: signed.key, chunks };
 }
 
@@ -256,7 +324,12 @@ export function isExpiredUpload(e: unknown): e is StowageError {
 }
 
 /** Uploads that expired before the commit are uploaded (what is missing of them) and the commit posted once more, at once. */
-const REUPLOAD_EXPIRED: RetryPolicy = { name: 'commit with expired uploads', attempts: 2, baseDelayMs: 0, retryable: isExpiredUpload };
+const REUPLOAD_EXPIRED: RetryPolicy = {
+  name: 'commit with expired uploads',
+  attempts: 2,
+  baseDelayMs: 0,
+  retryable: isExpiredUpload,
+};
 
 /** POST .../commits */
 export async function postCommit(target: CommitTarget, req: wire.CommitRequest): Promise<wire.CommitResponse> {
@@ -264,7 +337,11 @@ export async function postCommit(target: CommitTarget, req: wire.CommitRequest):
   return res.body;
 }
 
-function commitRequest(changes: wire.Change[], up: { uploads: Array<{ hash: string; key: string }>; packs: wire.PackManifest[] }, options: CommitOptions): wire.CommitRequest {
+function commitRequest(
+  changes: wire.Change[],
+  up: { uploads: Array<{ hash: string; key: string }>; packs: wire.PackManifest[] },
+  options: CommitOptions,
+): wire.CommitRequest {
   const req: wire.CommitRequest = { changes };
   if (options.message !== undefined) req.message = options.message;
   if (options.base !== undefined) req.base = options.base;
@@ -282,7 +359,12 @@ function commitRequest(changes: wire.Change[], up: { uploads: Array<{ hash: stri
  * @example
  * const out = await commitFiles({ client, name: 'data' }, [pending], [], { message: 'put /a' });
  */
-export function commitFiles(target: CommitTarget, files: readonly PendingFile[], otherChanges: readonly wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
+export function commitFiles(
+  target: CommitTarget,
+  files: readonly PendingFile[],
+  otherChanges: readonly wire.Change[],
+  options: CommitOptions = {},
+): Promise<CommitOutcome> {
   return commitChanges(target, files, [...files.map(putChange), ...otherChanges], options);
 }
 
@@ -293,7 +375,12 @@ export function commitFiles(target: CommitTarget, files: readonly PendingFile[],
  * once more if uploads expired meanwhile (a mount's ordered journal and a
  * write's single put both go through here).
  */
-export async function commitChanges(target: CommitTarget, files: readonly PendingFile[], changes: wire.Change[], options: CommitOptions = {}): Promise<CommitOutcome> {
+export async function commitChanges(
+  target: CommitTarget,
+  files: readonly PendingFile[],
+  changes: wire.Change[],
+  options: CommitOptions = {},
+): Promise<CommitOutcome> {
   const stats = { uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 };
   const res = await retry(REUPLOAD_EXPIRED, async (attempt) => {
     const up = await uploadMissing(target, files, options.onProgress);
@@ -317,7 +404,9 @@ export async function uploadStream(
   path: string,
   source: AsyncIterable<unknown>,
   onProgress?: ProgressListener,
-): Promise<UploadStats & { size: number; chunkSize: number; chunks: ChunkRef[]; uploads: Array<{ hash: string; key: string }> }> {
+): Promise<
+  UploadStats & { size: number; chunkSize: number; chunks: ChunkRef[]; uploads: Array<{ hash: string; key: string }> }
+> {
   const chunkSize = SMALL_CHUNK_SIZE;
   const limiter = new Limiter(target.client.concurrency);
   const chunks: ChunkRef[] = [];
@@ -330,11 +419,16 @@ export async function uploadStream(
   let sent = 0;
 
   const send = async (hash: string, piece: Buffer): Promise<void> => {
-    const plan = await target.client.request<wire.UploadResponse>('POST', volumePath(target, '/uploads'), { body: { chunks: [{ hash, size: piece.length }] } satisfies wire.UploadRequest });
+    const plan = await target.client.request<wire.UploadResponse>('POST', volumePath(target, '/uploads'), {
+      body: { chunks: [{ hash, size: piece.length }] } satisfies wire.UploadRequest,
+    });
     stats.presentChunks += plan.present;
     for (const m of plan.missing) {
       if (m.hash !== hash) continue;
-      await putSigned(m.request, piece.length, () => piece, { baseUrl: target.client.url, what: `upload of a chunk of ${path}` });
+      await putSigned(m.request, piece.length, () => piece, {
+        baseUrl: target.client.url,
+        what: `upload of a chunk of ${path}`,
+      });
       uploads.push({ hash: m.hash, key: m.key });
       stats.uploadedChunks++;
       stats.uploadedBytes += piece.length;

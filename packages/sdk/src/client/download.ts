@@ -106,7 +106,12 @@ function volumePath(name: string, suffix: string): string {
  * byte is returned). node:http rather than fetch: its IncomingMessage is a
  * plain Node stream, about twice as fast as a converted web stream.
  */
-function getStream(client: Stowage, path: string, query: Record<string, string | undefined>, headers: Record<string, string> = {}): Promise<{ status: number; headers: { get(name: string): string | null }; body: Readable }> {
+function getStream(
+  client: Stowage,
+  path: string,
+  query: Record<string, string | undefined>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: { get(name: string): string | null }; body: Readable }> {
   const url = new URL(client.urlOf(path, query));
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
@@ -122,10 +127,14 @@ function getStream(client: Stowage, path: string, query: Record<string, string |
       }
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
-      res.on('error', (e) => reject(new UnavailableError(`GET ${path}: the answer was cut: ${networkReason(e)}`, { cause: e })));
+      res.on('error', (e) =>
+        reject(new UnavailableError(`GET ${path}: the answer was cut: ${networkReason(e)}`, { cause: e })),
+      );
       res.on('end', () => reject(errorFromResponse(status, Buffer.concat(parts).toString('utf8'), `GET ${path}`)));
     });
-    req.on('error', (e) => reject(new UnavailableError(`cannot reach Stowage at ${client.url}: ${networkReason(e)}`, { cause: e })));
+    req.on('error', (e) =>
+      reject(new UnavailableError(`cannot reach Stowage at ${client.url}: ${networkReason(e)}`, { cause: e })),
+    );
   });
 }
 
@@ -136,12 +145,29 @@ function getStream(client: Stowage, path: string, query: Record<string, string |
  * @example
  * const head = await readAll(await readRange(vol, '/big.bin', { start: 0, end: 1023 }));
  */
-export async function readRange(host: Pick<DownloadHost, 'client' | 'name'>, path: string, range: ByteRange, commit?: string): Promise<Readable> {
+export async function readRange(
+  host: Pick<DownloadHost, 'client' | 'name'>,
+  path: string,
+  range: ByteRange,
+  commit?: string,
+): Promise<Readable> {
   const p = parsePath(path);
-  if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start) {
-    throw new InvalidArgumentError(`range must be whole offsets with 0 <= start <= end (got ${range.start}-${range.end})`);
+  if (
+    !Number.isSafeInteger(range.start) ||
+    !Number.isSafeInteger(range.end) ||
+    range.start < 0 ||
+    range.end < range.start
+  ) {
+    throw new InvalidArgumentError(
+      `range must be whole offsets with 0 <= start <= end (got ${range.start}-${range.end})`,
+    );
   }
-  const res = await getStream(host.client, volumePath(host.name, '/content'), { path: p, commit }, { range: `bytes=${range.start}-${range.end}` });
+  const res = await getStream(
+    host.client,
+    volumePath(host.name, '/content'),
+    { path: p, commit },
+    { range: `bytes=${range.start}-${range.end}` },
+  );
   return res.body;
 }
 
@@ -152,7 +178,11 @@ export async function readRange(host: Pick<DownloadHost, 'client' | 'name'>, pat
  * @example
  * const { url, expiresAt } = await signedUrl(vol, '/report.pdf', { expiresIn: 600 });
  */
-export async function signedUrl(host: Pick<DownloadHost, 'client' | 'name'>, path: string, options: { expiresIn?: number; commit?: string } = {}): Promise<wire.SignedUrlResponse> {
+export async function signedUrl(
+  host: Pick<DownloadHost, 'client' | 'name'>,
+  path: string,
+  options: { expiresIn?: number; commit?: string } = {},
+): Promise<wire.SignedUrlResponse> {
   const body: wire.SignedUrlRequest = { path: parsePath(path) };
   if (options.expiresIn !== undefined) body.expiresIn = options.expiresIn;
   if (options.commit !== undefined) body.commit = options.commit;
@@ -165,7 +195,11 @@ function tempBeside(target: string): string {
 }
 
 /** Writes a stream to `target` through a temp file and a rename; the temp file is removed on failure. `meta.mode` is written as given (callers mask it with localMode). */
-async function writeAtomically(source: Readable, target: string, meta?: { mode: number; mtime: number }): Promise<void> {
+async function writeAtomically(
+  source: Readable,
+  target: string,
+  meta?: { mode: number; mtime: number },
+): Promise<void> {
   const tmp = tempBeside(target);
   try {
     // 'wx': the temp name must be new, so an existing file or symlink there is never opened.
@@ -186,7 +220,11 @@ async function writeAtomically(source: Readable, target: string, meta?: { mode: 
 }
 
 /** writeAtomically for bytes already in memory: fewer system calls than a stream. */
-async function writeBytesAtomically(data: Buffer, target: string, meta: { mode: number; mtime: number }): Promise<void> {
+async function writeBytesAtomically(
+  data: Buffer,
+  target: string,
+  meta: { mode: number; mtime: number },
+): Promise<void> {
   const tmp = tempBeside(target);
   try {
     await writeFile(tmp, data, { flag: 'wx', mode: 0o600 });
@@ -215,7 +253,12 @@ async function lstatOrNone(p: string): Promise<Stats | undefined> {
  * directory (creating missing ones); returns why not when one is a symlink
  * or a non-directory.
  */
-async function confinedParent(root: string, segments: readonly string[], verified: Set<string>, lp: LongPaths): Promise<string | undefined> {
+async function confinedParent(
+  root: string,
+  segments: readonly string[],
+  verified: Set<string>,
+  lp: LongPaths,
+): Promise<string | undefined> {
   let cur = root;
   for (const seg of segments.slice(0, -1)) {
     cur = join(cur, seg);
@@ -234,7 +277,12 @@ async function confinedParent(root: string, segments: readonly string[], verifie
  * loopback and LANs a single stream runs at disk speed, about twice what
  * signed per-chunk reads reach (those buffer and hash each chunk).
  */
-async function fileSource(host: DownloadHost, e: wire.FileInfo, commit: string, onBytes: (n: number) => void): Promise<Readable> {
+async function fileSource(
+  host: DownloadHost,
+  e: wire.FileInfo,
+  commit: string,
+  onBytes: (n: number) => void,
+): Promise<Readable> {
   const source = (await getStream(host.client, volumePath(host.name, '/content'), { path: e.path, commit })).body;
   source.on('data', (d: Buffer) => onBytes(d.length));
   return source;
@@ -248,11 +296,22 @@ async function fileSource(host: DownloadHost, e: wire.FileInfo, commit: string, 
  * const r = await downloadTo(vol, '/results', './results'); // r.refused lists entries not written
  * await downloadTo(vol, '/results', './results.tar.gz', { archive: 'tar.gz' });
  */
-export async function downloadTo(host: DownloadHost, remotePath: string, local: string | Writable, options: DownloadOptions = {}): Promise<DownloadResult> {
+export async function downloadTo(
+  host: DownloadHost,
+  remotePath: string,
+  local: string | Writable,
+  options: DownloadOptions = {},
+): Promise<DownloadResult> {
   const p = parsePath(remotePath);
   if (options.archive !== undefined) {
-    if (options.archive !== 'tar' && options.archive !== 'tar.gz') throw new InvalidArgumentError('archive must be "tar" or "tar.gz"');
-    const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: p, format: options.archive, commit: options.commit, preserveMode: options.preserveMode === true ? 'true' : undefined });
+    if (options.archive !== 'tar' && options.archive !== 'tar.gz')
+      throw new InvalidArgumentError('archive must be "tar" or "tar.gz"');
+    const res = await getStream(host.client, volumePath(host.name, '/archive'), {
+      path: p,
+      format: options.archive,
+      commit: options.commit,
+      preserveMode: options.preserveMode === true ? 'true' : undefined,
+    });
     let bytes = 0;
     res.body.on('data', (d: Buffer) => {
       bytes += d.length;
@@ -262,10 +321,16 @@ export async function downloadTo(host: DownloadHost, remotePath: string, local: 
     else await pipeline(res.body, local, { end: false });
     return { kind: 'archive', commit: res.headers.get('x-stowage-commit') ?? '', files: 0, bytes, refused: [] };
   }
-  if (typeof local !== 'string') throw new InvalidArgumentError('a file or directory download needs a local path (stream only archives)');
-  const st = await host.client.request<wire.StatResponse>('GET', volumePath(host.name, '/stat'), { query: { path: p, commit: options.commit } });
+  if (typeof local !== 'string')
+    throw new InvalidArgumentError('a file or directory download needs a local path (stream only archives)');
+  const st = await host.client.request<wire.StatResponse>('GET', volumePath(host.name, '/stat'), {
+    query: { path: p, commit: options.commit },
+  });
   const entry = st.entry;
-  if (entry.type === 'symlink') throw new InvalidArgumentError(`${p} is a symlink (to ${JSON.stringify(entry.target)}): download its target instead`);
+  if (entry.type === 'symlink')
+    throw new InvalidArgumentError(
+      `${p} is a symlink (to ${JSON.stringify(entry.target)}): download its target instead`,
+    );
   if (entry.type === 'file') {
     let done = 0;
     // Like cp: into an existing directory (the caller's own path, so a symlink to one counts), keep the name.
@@ -281,10 +346,21 @@ export async function downloadTo(host: DownloadHost, remotePath: string, local: 
   return downloadDir(host, p, local, entry.size, { ...options, commit: st.commit });
 }
 
-async function downloadDir(host: DownloadHost, dir: string, root: string, total: number, options: DownloadOptions): Promise<DownloadResult> {
+async function downloadDir(
+  host: DownloadHost,
+  dir: string,
+  root: string,
+  total: number,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
   // One tar stream (uncompressed: loopback and LANs are faster than gzip) instead of a request per file.
   // The modes are masked here whatever the server sends: it may be an older or a hostile one.
-  const res = await getStream(host.client, volumePath(host.name, '/archive'), { path: dir, format: 'tar', commit: options.commit, preserveMode: options.preserveMode === true ? 'true' : undefined });
+  const res = await getStream(host.client, volumePath(host.name, '/archive'), {
+    path: dir,
+    format: 'tar',
+    commit: options.commit,
+    preserveMode: options.preserveMode === true ? 'true' : undefined,
+  });
   const commit = res.headers.get('x-stowage-commit') ?? '';
   await mkdir(root, { recursive: true, mode: 0o755 });
   const lp = new LongPaths();
@@ -296,7 +372,15 @@ async function downloadDir(host: DownloadHost, dir: string, root: string, total:
 }
 
 /** Writes the entries of a directory's tar stream under `root` (see the module doc: confinement, modes, long paths). */
-async function extractInto(tarStream: Readable, commit: string, dir: string, root: string, total: number, options: DownloadOptions, lp: LongPaths): Promise<DownloadResult> {
+async function extractInto(
+  tarStream: Readable,
+  commit: string,
+  dir: string,
+  root: string,
+  total: number,
+  options: DownloadOptions,
+  lp: LongPaths,
+): Promise<DownloadResult> {
   const S = (p: string) => lp.short(p);
   const refused: RefusedEntry[] = [];
   const verified = new Set<string>();
@@ -316,7 +400,9 @@ async function extractInto(tarStream: Readable, commit: string, dir: string, roo
     let segments: string[];
     try {
       // Names are relative to the archived directory; parsePath refuses "", ".", ".." and NUL.
-      segments = parsePath(`/${name.replace(/\/+$/, '')}`).slice(1).split('/');
+      segments = parsePath(`/${name.replace(/\/+$/, '')}`)
+        .slice(1)
+        .split('/');
     } catch {
       refused.push({ path: name, reason: 'not a safe relative path' });
       return undefined;
@@ -350,12 +436,18 @@ async function extractInto(tarStream: Readable, commit: string, dir: string, roo
       let existing: Stats | undefined;
       try {
         existing = await lstatOrNone(S(at));
-        if (!existing) await mkdir(S(at), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
+        if (!existing)
+          await mkdir(S(at), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'EEXIST') throw e;
+          });
       } catch (e) {
         return tooLong(h.name, e);
       }
       if (existing && !existing.isDirectory()) {
-        refused.push({ path: remote(h.name), reason: `${at} exists and is ${existing.isSymbolicLink() ? 'a symlink' : 'not a directory'}` });
+        refused.push({
+          path: remote(h.name),
+          reason: `${at} exists and is ${existing.isSymbolicLink() ? 'a symlink' : 'not a directory'}`,
+        });
         return;
       }
       verified.add(at);
@@ -397,16 +489,21 @@ async function extractInto(tarStream: Readable, commit: string, dir: string, roo
     for await (const piece of body) parts.push(piece);
     const data = Buffer.concat(parts);
     while (writes.size >= DIR_CONCURRENCY) await Promise.race(writes);
-    const w = writeBytesAtomically(data, short, meta).then(
-      () => { written++; onBytes(data.length); },
-      (e: unknown) => {
-        try {
-          tooLong(h.name, e);
-        } catch {
-          failure ??= e;
-        }
-      },
-    ).finally(() => writes.delete(w));
+    const w = writeBytesAtomically(data, short, meta)
+      .then(
+        () => {
+          written++;
+          onBytes(data.length);
+        },
+        (e: unknown) => {
+          try {
+            tooLong(h.name, e);
+          } catch {
+            failure ??= e;
+          }
+        },
+      )
+      .finally(() => writes.delete(w));
     writes.add(w);
   });
   await Promise.all(writes);

@@ -30,7 +30,11 @@ export interface IterateOptions {
 }
 
 /** Every entry below `path`, page by page, all pages at the first page's commit. */
-export async function* iterateEntries(t: VolumeTarget, path: string, options: IterateOptions = {}): AsyncGenerator<wire.FileInfo> {
+export async function* iterateEntries(
+  t: VolumeTarget,
+  path: string,
+  options: IterateOptions = {},
+): AsyncGenerator<wire.FileInfo> {
   const p = parsePath(path);
   let commit = options.commit;
   let after: string | undefined;
@@ -51,20 +55,38 @@ export type SearchOptions = Omit<wire.SearchRequest, 'path'>;
 
 /** POST .../search */
 export async function searchFiles(t: VolumeTarget, path: string, options: SearchOptions): Promise<wire.SearchResponse> {
-  return t.client.request<wire.SearchResponse>('POST', volumePath(t, '/search'), { body: { ...options, path: parsePath(path) } });
+  return t.client.request<wire.SearchResponse>('POST', volumePath(t, '/search'), {
+    body: { ...options, path: parsePath(path) },
+  });
 }
 
 /** Options of `vol.files.replace` (see wire.ReplaceRequest). */
 export type ReplaceOptions = Omit<wire.ReplaceRequest, 'path' | 'regex' | 'replacement'>;
 
 /** POST .../replace */
-export async function replaceInFiles(t: VolumeTarget, path: string, regex: string, replacement: string, options: ReplaceOptions): Promise<wire.ReplaceResponse> {
-  return t.client.request<wire.ReplaceResponse>('POST', volumePath(t, '/replace'), { body: { ...options, path: parsePath(path), regex, replacement } });
+export async function replaceInFiles(
+  t: VolumeTarget,
+  path: string,
+  regex: string,
+  replacement: string,
+  options: ReplaceOptions,
+): Promise<wire.ReplaceResponse> {
+  return t.client.request<wire.ReplaceResponse>('POST', volumePath(t, '/replace'), {
+    body: { ...options, path: parsePath(path), regex, replacement },
+  });
 }
 
 /** POST .../edit */
-export async function editFile(t: VolumeTarget, path: string, oldString: string, newString: string, options: { base?: string; message?: string }): Promise<wire.EditResponse> {
-  return t.client.request<wire.EditResponse>('POST', volumePath(t, '/edit'), { body: { path: parsePath(path), oldString, newString, ...options } });
+export async function editFile(
+  t: VolumeTarget,
+  path: string,
+  oldString: string,
+  newString: string,
+  options: { base?: string; message?: string },
+): Promise<wire.EditResponse> {
+  return t.client.request<wire.EditResponse>('POST', volumePath(t, '/edit'), {
+    body: { path: parsePath(path), oldString, newString, ...options },
+  });
 }
 
 /** Options of `vol.files.watch`. */
@@ -78,7 +100,11 @@ export interface WatchOptions {
 }
 
 /** One parsed server-sent event. */
-interface SseEvent { event: string; data: string; id?: string }
+interface SseEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
 
 /** Splits a byte stream into server-sent events (comments and unknown fields dropped). */
 async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
@@ -113,12 +139,25 @@ async function* parseSse(body: AsyncIterable<Uint8Array>): AsyncGenerator<SseEve
  * every `retryDelay` until the watch is aborted; anything else is the
  * caller's to handle.
  */
-const WATCH_CONNECT: RetryPolicy = { name: 'watch connect', attempts: Infinity, baseDelayMs: 500, factor: 1, retryable: (e) => e instanceof TypeError || isStowageError(e, 'Unavailable') };
+const WATCH_CONNECT: RetryPolicy = {
+  name: 'watch connect',
+  attempts: Infinity,
+  baseDelayMs: 500,
+  factor: 1,
+  retryable: (e) => e instanceof TypeError || isStowageError(e, 'Unavailable'),
+};
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 /**
@@ -141,23 +180,32 @@ export async function* watchChanges(t: VolumeTarget, options: WatchOptions = {})
   }
 }
 
-async function* watchLoop(t: VolumeTarget, options: WatchOptions, signal: AbortSignal): AsyncGenerator<wire.ChangeEvent> {
+async function* watchLoop(
+  t: VolumeTarget,
+  options: WatchOptions,
+  signal: AbortSignal,
+): AsyncGenerator<wire.ChangeEvent> {
   const retryDelay = options.retryDelay ?? 500;
-  if (!Number.isFinite(retryDelay) || retryDelay < 0) throw new InvalidArgumentError('retryDelay must be a number of milliseconds >= 0');
+  if (!Number.isFinite(retryDelay) || retryDelay < 0)
+    throw new InvalidArgumentError('retryDelay must be a number of milliseconds >= 0');
   // Pin the starting point, so a reconnect before the first event still misses nothing.
   let resume = options.since ?? (await t.client.request<wire.Volume>('GET', volumePath(t, ''))).head;
   let partial: { commit: string; index: number } | undefined;
   while (!signal.aborted) {
     let res: Response;
     try {
-      res = await retry({ ...WATCH_CONNECT, baseDelayMs: retryDelay }, async () => {
-        const r = await fetch(t.client.urlOf(volumePath(t, '/watch'), { since: resume }), {
-          headers: { ...t.client.authHeaders(), accept: 'text/event-stream', 'last-event-id': resume },
-          signal,
-        });
-        if (r.ok) return r;
-        throw errorFromResponse(r.status, await r.text(), 'watch');
-      }, { signal });
+      res = await retry(
+        { ...WATCH_CONNECT, baseDelayMs: retryDelay },
+        async () => {
+          const r = await fetch(t.client.urlOf(volumePath(t, '/watch'), { since: resume }), {
+            headers: { ...t.client.authHeaders(), accept: 'text/event-stream', 'last-event-id': resume },
+            signal,
+          });
+          if (r.ok) return r;
+          throw errorFromResponse(r.status, await r.text(), 'watch');
+        },
+        { signal },
+      );
     } catch (e) {
       if (signal.aborted) return;
       throw e;

@@ -18,15 +18,41 @@ import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
 import { parsePath } from '../common/paths.js';
 import { retry, type RetryPolicy } from '../common/retry.js';
 import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from './chunker.js';
-import { commitFiles, isExpiredUpload, postCommit, putChange, uploadStream, type CommitOptions, type CommitOutcome, type CommitTarget, type PendingFile, type ProgressListener } from './commit-writer.js';
+import {
+  commitFiles,
+  isExpiredUpload,
+  postCommit,
+  putChange,
+  uploadStream,
+  type CommitOptions,
+  type CommitOutcome,
+  type CommitTarget,
+  type PendingFile,
+  type ProgressListener,
+} from './commit-writer.js';
 import { getSigned, type TransferOptions } from './transfer.js';
-import { editFile, iterateEntries, replaceInFiles, searchFiles, watchChanges, type IterateOptions, type ReplaceOptions, type SearchOptions, type WatchOptions } from './file-search.js';
+import {
+  editFile,
+  iterateEntries,
+  replaceInFiles,
+  searchFiles,
+  watchChanges,
+  type IterateOptions,
+  type ReplaceOptions,
+  type SearchOptions,
+  type WatchOptions,
+} from './file-search.js';
 import { readRange, type ByteRange } from './download.js';
 
 /** A chunk whose bytes do not match its hash: the stored data, or this one transfer, is damaged. */
 class DamagedChunkError extends InternalError {}
 /** A damaged transfer is fetched once more (at once) before the chunk is reported damaged. */
-const REFETCH_DAMAGED: RetryPolicy = { name: 'damaged chunk refetch', attempts: 2, baseDelayMs: 0, retryable: (e) => e instanceof DamagedChunkError };
+const REFETCH_DAMAGED: RetryPolicy = {
+  name: 'damaged chunk refetch',
+  attempts: 2,
+  baseDelayMs: 0,
+  retryable: (e) => e instanceof DamagedChunkError,
+};
 
 /** Data a write accepts: text (UTF-8), bytes, or a stream of bytes of unknown length. */
 export type WriteData = string | Uint8Array | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
@@ -87,11 +113,19 @@ export interface FilesHost extends CommitTarget {
 export const READAHEAD_BYTES = 128 * 1024 * 1024;
 
 function isStreamLike(data: unknown): data is AsyncIterable<unknown> {
-  return typeof data === 'object' && data !== null && typeof (data as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    typeof (data as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
 }
 
 /** A pending file backed by bytes in memory. */
-function pendingFromBytes(path: string, bytes: Uint8Array, o: { mode?: number | undefined; mtime?: number | undefined; createParents?: boolean | undefined }): PendingFile {
+function pendingFromBytes(
+  path: string,
+  bytes: Uint8Array,
+  o: { mode?: number | undefined; mtime?: number | undefined; createParents?: boolean | undefined },
+): PendingFile {
   const cut = chunkBytes(bytes);
   return {
     path,
@@ -104,7 +138,16 @@ function pendingFromBytes(path: string, bytes: Uint8Array, o: { mode?: number | 
 }
 
 /** A pending file backed by a local file, hashed in one streaming pass; chunks are re-read by byte range. */
-async function pendingFromLocalFile(path: string, localPath: string, o: { mode?: number | undefined; mtime?: number | undefined; createParents?: boolean | undefined; onProgress?: ProgressListener | undefined }): Promise<PendingFile> {
+async function pendingFromLocalFile(
+  path: string,
+  localPath: string,
+  o: {
+    mode?: number | undefined;
+    mtime?: number | undefined;
+    createParents?: boolean | undefined;
+    onProgress?: ProgressListener | undefined;
+  },
+): Promise<PendingFile> {
   let hashed = 0;
   const cut = await chunkFile(localPath, {
     onBytes: (n, total) => {
@@ -119,7 +162,9 @@ async function pendingFromLocalFile(path: string, localPath: string, o: { mode?:
     chunks: cut.chunks,
     mode: o.mode ?? cut.mode,
     // The local file's own time keeps its nanoseconds; a time the caller gives is whole milliseconds.
-    ...(o.mtime === undefined ? { mtime: cut.mtime, ...(cut.mtimeNs !== 0 ? { mtimeNs: cut.mtimeNs } : {}) } : { mtime: o.mtime }),
+    ...(o.mtime === undefined
+      ? { mtime: cut.mtime, ...(cut.mtimeNs !== 0 ? { mtimeNs: cut.mtimeNs } : {}) }
+      : { mtime: o.mtime }),
     ...(o.createParents === undefined ? {} : { createParents: o.createParents }),
     read: (c: ChunkRef) => createReadStream(localPath, { start: c.offset, end: c.offset + c.size - 1 }),
     // The file may vanish or become unreadable between the two passes: name it.
@@ -128,7 +173,8 @@ async function pendingFromLocalFile(path: string, localPath: string, o: { mode?:
 }
 
 function checkMode(mode: number | undefined): void {
-  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw new InvalidArgumentError(`invalid mode ${mode}: expected permission bits such as 0o644`);
+  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777))
+    throw new InvalidArgumentError(`invalid mode ${mode}: expected permission bits such as 0o644`);
 }
 
 /**
@@ -168,16 +214,30 @@ export class Files {
   async write(path: string, data: WriteData, options: WriteOptions = {}): Promise<WriteResult> {
     const p = parsePath(path);
     checkMode(options.mode);
-    const commitOpts: CommitOptions = { message: options.message ?? `write ${p}`, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
+    const commitOpts: CommitOptions = {
+      message: options.message ?? `write ${p}`,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    };
     if (typeof data === 'string' || data instanceof Uint8Array) {
       const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
       const pending = pendingFromBytes(p, bytes, options);
       const out = this.#done(await commitFiles(this.#host, [pending], [], commitOpts));
       return { ...out, path: p, size: pending.size, chunks: pending.chunks.length };
     }
-    if (!isStreamLike(data)) throw new InvalidArgumentError('write data must be a string, a Uint8Array, a readable stream or an async iterable of bytes');
+    if (!isStreamLike(data))
+      throw new InvalidArgumentError(
+        'write data must be a string, a Uint8Array, a readable stream or an async iterable of bytes',
+      );
     const up = await uploadStream(this.#host, p, data, options.onProgress);
-    const change = putChange({ path: p, size: up.size, chunkSize: up.chunkSize, chunks: up.chunks, mode: options.mode, mtime: options.mtime ?? Date.now(), createParents: options.createParents });
+    const change = putChange({
+      path: p,
+      size: up.size,
+      chunkSize: up.chunkSize,
+      chunks: up.chunks,
+      mode: options.mode,
+      mtime: options.mtime ?? Date.now(),
+      createParents: options.createParents,
+    });
     const req: wire.CommitRequest = { changes: [change], message: commitOpts.message ?? '' };
     if (up.uploads.length > 0) req.uploads = up.uploads;
     let res: wire.CommitResponse;
@@ -185,11 +245,21 @@ export class Files {
       res = await postCommit(this.#host, req);
     } catch (e) {
       if (isExpiredUpload(e)) {
-        throw new PreconditionFailedError(`uploaded chunks of ${p} expired before the commit, and a stream cannot be read twice: write the stream again`, { cause: e, details: e.details });
+        throw new PreconditionFailedError(
+          `uploaded chunks of ${p} expired before the commit, and a stream cannot be read twice: write the stream again`,
+          { cause: e, details: e.details },
+        );
       }
       throw e;
     }
-    const out = this.#done({ commit: res.commit, overwritten: res.overwritten, skipped: res.skipped ?? [], uploadedChunks: up.uploadedChunks, uploadedBytes: up.uploadedBytes, presentChunks: up.presentChunks });
+    const out = this.#done({
+      commit: res.commit,
+      overwritten: res.overwritten,
+      skipped: res.skipped ?? [],
+      uploadedChunks: up.uploadedChunks,
+      uploadedBytes: up.uploadedBytes,
+      presentChunks: up.presentChunks,
+    });
     return { ...out, path: p, size: up.size, chunks: up.chunks.length };
   }
 
@@ -206,7 +276,12 @@ export class Files {
     const p = parsePath(path);
     checkMode(options.mode);
     const pending = await pendingFromLocalFile(p, localPath, options);
-    const out = this.#done(await commitFiles(this.#host, [pending], [], { message: options.message ?? `write ${p}`, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
+    const out = this.#done(
+      await commitFiles(this.#host, [pending], [], {
+        message: options.message ?? `write ${p}`,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      }),
+    );
     return { ...out, path: p, size: pending.size, chunks: pending.chunks.length };
   }
 
@@ -216,7 +291,15 @@ export class Files {
    * @example
    * await vol.files.writeMany([{ path: '/a.txt', data: 'a' }, { path: '/b.bin', localPath: './b.bin' }]);
    */
-  async writeMany(entries: readonly BatchEntry[], options: { message?: string; createParents?: boolean; onProgress?: ProgressListener; /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */ changes?: readonly wire.Change[] } = {}): Promise<CommitOutcome> {
+  async writeMany(
+    entries: readonly BatchEntry[],
+    options: {
+      message?: string;
+      createParents?: boolean;
+      onProgress?: ProgressListener /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */;
+      changes?: readonly wire.Change[];
+    } = {},
+  ): Promise<CommitOutcome> {
     // One commit holds at most MAX_COMMIT_CHANGES changes: say so before hashing or sending anything.
     const count = entries.length + (options.changes?.length ?? 0);
     if (count > MAX_COMMIT_CHANGES) throw tooManyChanges(count);
@@ -226,23 +309,36 @@ export class Files {
       if (paths.has(p)) throw new InvalidArgumentError(`path ${p} appears twice in one batch`);
       paths.add(p);
       checkMode(e.mode);
-      if ((e.data === undefined) === (e.localPath === undefined)) throw new InvalidArgumentError(`batch entry ${p}: give exactly one of data or localPath`);
+      if ((e.data === undefined) === (e.localPath === undefined))
+        throw new InvalidArgumentError(`batch entry ${p}: give exactly one of data or localPath`);
     }
     // Local files are hashed several at a time: with thousands of small files the cost is file-system latency, not CPU.
     const pending = await mapLimit(entries, 16, async (e): Promise<PendingFile> => {
       const p = parsePath(e.path);
       const o = { mode: e.mode, mtime: e.mtime, createParents: options.createParents };
-      return e.localPath !== undefined ? pendingFromLocalFile(p, e.localPath, o) : pendingFromBytes(p, typeof e.data === 'string' ? Buffer.from(e.data, 'utf8') : e.data!, o);
+      return e.localPath !== undefined
+        ? pendingFromLocalFile(p, e.localPath, o)
+        : pendingFromBytes(p, typeof e.data === 'string' ? Buffer.from(e.data, 'utf8') : e.data!, o);
     });
-    return this.#done(await commitFiles(this.#host, pending, options.changes ?? [], { message: options.message ?? `write ${pending.length} files`, ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
+    return this.#done(
+      await commitFiles(this.#host, pending, options.changes ?? [], {
+        message: options.message ?? `write ${pending.length} files`,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      }),
+    );
   }
 
   /** Where a file's chunks are: GET .../read */
   async #plan(path: string, commit?: string): Promise<wire.ReadPlan> {
     const p = parsePath(path);
-    const plan = await this.#host.client.request<wire.ReadPlan>('GET', this.#path('/read'), { query: { path: p, commit } });
+    const plan = await this.#host.client.request<wire.ReadPlan>('GET', this.#path('/read'), {
+      query: { path: p, commit },
+    });
     const sum = plan.chunks.reduce((n, c) => n + c.size, 0);
-    if (sum !== plan.entry.size) throw new InternalError(`read plan of ${p} is inconsistent: chunks hold ${sum} bytes, the file ${plan.entry.size}`);
+    if (sum !== plan.entry.size)
+      throw new InternalError(
+        `read plan of ${p} is inconsistent: chunks hold ${sum} bytes, the file ${plan.entry.size}`,
+      );
     return plan;
   }
 
@@ -251,7 +347,9 @@ export class Files {
     return retry(REFETCH_DAMAGED, async () => {
       const bytes = await getSigned(c.request, this.#transfer(`download of a chunk of ${path}`));
       if (bytes.length === c.size && sha256Hex(bytes) === c.hash) return bytes;
-      throw new DamagedChunkError(`chunk ${c.hash.slice(0, 12)} of ${path} failed verification (got ${bytes.length} bytes with another hash): the stored data may be damaged`);
+      throw new DamagedChunkError(
+        `chunk ${c.hash.slice(0, 12)} of ${path} failed verification (got ${bytes.length} bytes with another hash): the stored data may be damaged`,
+      );
     });
   }
 
@@ -263,10 +361,14 @@ export class Files {
    * const old = await vol.files.read('/data/out.json', { commit: someCommitId });
    */
   async read(path: string, options: ReadOptions = {}): Promise<Buffer> {
-    if (options.range) return Buffer.concat(await (await readRange(this.#host, path, options.range, options.commit)).toArray());
+    if (options.range)
+      return Buffer.concat(await (await readRange(this.#host, path, options.range, options.commit)).toArray());
     const plan = await this.#plan(path, options.commit);
     const p = plan.entry.path;
-    if (plan.entry.size > bufferConstants.MAX_LENGTH) throw new InvalidArgumentError(`${p} is too large to read into memory (${plan.entry.size} bytes): use readStream`);
+    if (plan.entry.size > bufferConstants.MAX_LENGTH)
+      throw new InvalidArgumentError(
+        `${p} is too large to read into memory (${plan.entry.size} bytes): use readStream`,
+      );
     const out = Buffer.allocUnsafe(plan.entry.size);
     const offsets: number[] = [];
     let at = 0;
@@ -374,7 +476,12 @@ export class Files {
    * @example
    * const r = await vol.files.replace('/src', 'oldName', 'newName', { glob: '*.ts' });
    */
-  async replace(path: string, regex: string, replacement: string, options: ReplaceOptions): Promise<wire.ReplaceResponse> {
+  async replace(
+    path: string,
+    regex: string,
+    replacement: string,
+    options: ReplaceOptions,
+  ): Promise<wire.ReplaceResponse> {
     const res = await replaceInFiles(this.#host, path, regex, replacement, options);
     if (res.commit) this.#host.noteCommit(res.commit);
     return res;
@@ -389,7 +496,12 @@ export class Files {
    * @example
    * await vol.files.edit('/config.toml', 'debug = false', 'debug = true');
    */
-  async edit(path: string, oldString: string, newString: string, options: { base?: string; message?: string } = {}): Promise<wire.EditResponse> {
+  async edit(
+    path: string,
+    oldString: string,
+    newString: string,
+    options: { base?: string; message?: string } = {},
+  ): Promise<wire.EditResponse> {
     const res = await editFile(this.#host, path, oldString, newString, options);
     this.#host.noteCommit(res.commit);
     return res;
@@ -415,7 +527,9 @@ export class Files {
    */
   async stat(path: string, options: { commit?: string } = {}): Promise<wire.FileInfo> {
     const p = parsePath(path);
-    const res = await this.#host.client.request<wire.StatResponse>('GET', this.#path('/stat'), { query: { path: p, commit: options.commit } });
+    const res = await this.#host.client.request<wire.StatResponse>('GET', this.#path('/stat'), {
+      query: { path: p, commit: options.commit },
+    });
     return res.entry;
   }
 
@@ -438,7 +552,14 @@ export class Files {
   /** Commits non-write changes (no chunks). */
   async #commit(changes: wire.Change[], message: string): Promise<CommitOutcome> {
     const res = await postCommit(this.#host, { changes, message });
-    return this.#done({ commit: res.commit, overwritten: res.overwritten, skipped: res.skipped ?? [], uploadedChunks: 0, uploadedBytes: 0, presentChunks: 0 });
+    return this.#done({
+      commit: res.commit,
+      overwritten: res.overwritten,
+      skipped: res.skipped ?? [],
+      uploadedChunks: 0,
+      uploadedBytes: 0,
+      presentChunks: 0,
+    });
   }
 
   /**
@@ -450,8 +571,12 @@ export class Files {
    */
   async remove(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<CommitOutcome> {
     const p = parsePath(path);
-    if (p === '/') throw new InvalidArgumentError('refusing to remove "/": remove the entries below it, or delete the volume');
-    return this.#commit([{ op: 'delete', path: p, recursive: options.recursive ?? false, mustExist: !options.force }], `remove ${p}`);
+    if (p === '/')
+      throw new InvalidArgumentError('refusing to remove "/": remove the entries below it, or delete the volume');
+    return this.#commit(
+      [{ op: 'delete', path: p, recursive: options.recursive ?? false, mustExist: !options.force }],
+      `remove ${p}`,
+    );
   }
 
   /**
@@ -463,7 +588,10 @@ export class Files {
   async mkdir(path: string, options: { mode?: number } = {}): Promise<CommitOutcome> {
     const p = parsePath(path);
     checkMode(options.mode);
-    return this.#commit([{ op: 'mkdir', path: p, ...(options.mode === undefined ? {} : { mode: options.mode }) }], `mkdir ${p}`);
+    return this.#commit(
+      [{ op: 'mkdir', path: p, ...(options.mode === undefined ? {} : { mode: options.mode }) }],
+      `mkdir ${p}`,
+    );
   }
 
   /**

@@ -14,7 +14,14 @@
  * heavy dependency.
  */
 import type * as wire from '../api/wire.js';
-import { errorCodeOfStatus, errorFromCode, InternalError, InvalidArgumentError, type StowageError, UnavailableError } from '../common/errors.js';
+import {
+  errorCodeOfStatus,
+  errorFromCode,
+  InternalError,
+  InvalidArgumentError,
+  type StowageError,
+  UnavailableError,
+} from '../common/errors.js';
 
 /** Where the server listens when neither an option nor STOWAGE_URL says otherwise. */
 export const DEFAULT_URL = 'http://127.0.0.1:7420';
@@ -100,7 +107,8 @@ export class Stowage {
     const token = options.token ?? process.env.STOWAGE_TOKEN;
     this.#token = token === undefined || token === '' ? undefined : token;
     const c = options.concurrency ?? 4;
-    if (!Number.isInteger(c) || c < 1 || c > 64) throw new InvalidArgumentError(`invalid concurrency ${c}: use a whole number from 1 to 64`);
+    if (!Number.isInteger(c) || c < 1 || c > 64)
+      throw new InvalidArgumentError(`invalid concurrency ${c}: use a whole number from 1 to 64`);
     this.concurrency = c;
   }
 

@@ -28,7 +28,8 @@ export interface SkippedEntry {
 export function localError(e: unknown, path: string): StowageError {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return new InvalidArgumentError(`no such local file or directory: ${path}`, { cause: e });
-  if (code === 'EACCES' || code === 'EPERM') return new InvalidArgumentError(`cannot read ${path}: permission denied`, { cause: e });
+  if (code === 'EACCES' || code === 'EPERM')
+    return new InvalidArgumentError(`cannot read ${path}: permission denied`, { cause: e });
   return new InvalidArgumentError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
@@ -50,13 +51,15 @@ export interface LocalTree {
  */
 export function escapeReason(rel: string, target: string): string | undefined {
   if (target === '') return 'empty symlink target';
-  if (target.startsWith('/') || /^[A-Za-z]:[\\/]/.test(target) || target.startsWith('\\')) return 'absolute symlink target';
+  if (target.startsWith('/') || /^[A-Za-z]:[\\/]/.test(target) || target.startsWith('\\'))
+    return 'absolute symlink target';
   const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
   if (resolved === '..' || resolved.startsWith('../')) return 'points outside the uploaded directory';
   // The server refuses these (a name before ".." may be a link that leads to the top, and ".." then climbs out);
   // skipping the one link is better than failing the whole upload.
   const parts = target.split('/').filter((x) => x !== '' && x !== '.');
-  if (parts.some((x, i) => x === '..' && parts.slice(0, i).some((y) => y !== '..'))) return 'has ".." after a name (write its target with every ".." first)';
+  if (parts.some((x, i) => x === '..' && parts.slice(0, i).some((y) => y !== '..')))
+    return 'has ".." after a name (write its target with every ".." first)';
   return undefined;
 }
 
@@ -110,7 +113,8 @@ async function landing(p: string, lp: LongPaths): Promise<string> {
       at.push(c);
       continue;
     }
-    if (++hops > MAX_LINK_HOPS) throw Object.assign(new Error(`too many levels of symlinks at ${next}`), { code: 'ELOOP' });
+    if (++hops > MAX_LINK_HOPS)
+      throw Object.assign(new Error(`too many levels of symlinks at ${next}`), { code: 'ELOOP' });
     const target = await readlink(lp.short(next));
     if (target.startsWith('/')) at = [];
     todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
@@ -123,7 +127,13 @@ async function landing(p: string, lp: LongPaths): Promise<string> {
  * be stored, or undefined: escapeReason on its text, then where it lands for
  * real against the realpath of the uploaded root.
  */
-async function linkEscapeReason(realRoot: string, abs: string, rel: string, target: string, lp: LongPaths): Promise<string | undefined> {
+async function linkEscapeReason(
+  realRoot: string,
+  abs: string,
+  rel: string,
+  target: string,
+  lp: LongPaths,
+): Promise<string | undefined> {
   const lexical = escapeReason(rel, target);
   if (lexical) return lexical;
   let lands: string;
@@ -133,7 +143,9 @@ async function linkEscapeReason(realRoot: string, abs: string, rel: string, targ
     const code = (e as NodeJS.ErrnoException).code;
     return code === 'ELOOP' ? 'a loop of symlinks' : `cannot resolve it: ${code ?? String(e)}`;
   }
-  return isWithin(realRoot, lands) ? undefined : `resolves outside the uploaded directory (to ${lands}), through another symlink`;
+  return isWithin(realRoot, lands)
+    ? undefined
+    : `resolves outside the uploaded directory (to ${lands}), through another symlink`;
 }
 
 /** Walks a local tree; `lp` names paths past PATH_MAX relative to open directories (its handles must outlive the reads of the files found). */
@@ -160,7 +172,10 @@ export async function walkTree(root: string, lp: LongPaths): Promise<LocalTree> 
       try {
         parsePath(`/${rel}`);
       } catch (e) {
-        tree.skipped.push({ path: rel, reason: `name not allowed in a volume (${e instanceof Error ? e.message : String(e)})` });
+        tree.skipped.push({
+          path: rel,
+          reason: `name not allowed in a volume (${e instanceof Error ? e.message : String(e)})`,
+        });
         continue;
       }
       if (d.isSymbolicLink()) {

@@ -32,8 +32,12 @@ describe('MountHandle against a broken control socket', () => {
       sock.once('data', () => {
         // Closed on the first bytes of the request: a client still sending a large body gets EPIPE or ECONNRESET.
         if (behaviour === 'reset') sock.destroy();
-        else if (behaviour === 'cut') sock.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"volume":');
-        else sock.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot json!');
+        else if (behaviour === 'cut')
+          sock.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"volume":');
+        else
+          sock.end(
+            'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot json!',
+          );
       });
     });
     await new Promise<void>((r) => server.listen(join(stateDir, CONTROL_SOCKET), r));

@@ -13,7 +13,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { NotFoundError, UnavailableError } from '../common/errors.js';
-import { AGENT_LOG, CONTROL_SOCKET, mountStateDir, stateDirFromMountTable, type MountCommitResult, type MountReloadResult, type MountStatus, type OverwrittenPath } from '../common/mount-state.js';
+import {
+  AGENT_LOG,
+  CONTROL_SOCKET,
+  mountStateDir,
+  stateDirFromMountTable,
+  type MountCommitResult,
+  type MountReloadResult,
+  type MountStatus,
+  type OverwrittenPath,
+} from '../common/mount-state.js';
 import { errorFromResponse } from './http-client.js';
 
 export type { MountCommitResult, MountReloadResult, MountStatus, OverwrittenPath };
@@ -45,25 +54,46 @@ export class MountHandle {
 
   async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const socketPath = this.socketPath;
-    if (!existsSync(socketPath)) throw new NotFoundError(`${this.mountPath} is not a Stowage mount (no agent control socket at ${socketPath})`);
+    if (!existsSync(socketPath))
+      throw new NotFoundError(`${this.mountPath} is not a Stowage mount (no agent control socket at ${socketPath})`);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     // Any other failure of the socket (a reset, EPIPE, a cut-off answer) is the agent's, not a bug here: say so, and where its log is.
     const broken = (what: string): UnavailableError =>
-      new UnavailableError(`the mount agent of ${this.mountPath} did not answer ${method} ${path} (${what}); its log is ${join(dirname(socketPath), AGENT_LOG)}. Uncommitted changes stay on this host: try again, or unmount --force and mount the path again`);
+      new UnavailableError(
+        `the mount agent of ${this.mountPath} did not answer ${method} ${path} (${what}); its log is ${join(dirname(socketPath), AGENT_LOG)}. Uncommitted changes stay on this host: try again, or unmount --force and mount the path again`,
+      );
     const { status, text } = await new Promise<{ status: number; text: string }>((done, fail) => {
-      const req = request({ socketPath, path, method, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => (res.complete ? done({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }) : fail(broken('the answer was cut off'))));
-        res.on('error', (e: NodeJS.ErrnoException) => fail(broken(e.code ?? e.message)));
-      });
+      const req = request(
+        {
+          socketPath,
+          path,
+          method,
+          headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d));
+          res.on('end', () =>
+            res.complete
+              ? done({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') })
+              : fail(broken('the answer was cut off')),
+          );
+          res.on('error', (e: NodeJS.ErrnoException) => fail(broken(e.code ?? e.message)));
+        },
+      );
       req.on('error', (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') fail(new UnavailableError(`the mount agent of ${this.mountPath} is not running (${e.code}); run \`stowage mount\` on the path again to recover its uncommitted changes`));
+        if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT')
+          fail(
+            new UnavailableError(
+              `the mount agent of ${this.mountPath} is not running (${e.code}); run \`stowage mount\` on the path again to recover its uncommitted changes`,
+            ),
+          );
         else fail(broken(e.code ?? e.message));
       });
       req.end(payload);
     });
-    if (status < 200 || status >= 300) throw errorFromResponse(status, text, `${method} ${path} (mount ${this.mountPath})`);
+    if (status < 200 || status >= 300)
+      throw errorFromResponse(status, text, `${method} ${path} (mount ${this.mountPath})`);
     try {
       return JSON.parse(text) as T;
     } catch {

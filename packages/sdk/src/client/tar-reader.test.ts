@@ -41,7 +41,16 @@ test('reads files, directories, symlinks, empty files and long (pax) names with 
     p.entry({ name: long, mode: 0o600, mtime }, big);
   });
   const got = await entries(tar);
-  assert.deepEqual(got.map((e) => [e.name, e.type]), [['dir/', 'directory'], ['dir/a.txt', 'file'], ['empty', 'file'], ['link', 'symlink'], [long, 'file']]);
+  assert.deepEqual(
+    got.map((e) => [e.name, e.type]),
+    [
+      ['dir/', 'directory'],
+      ['dir/a.txt', 'file'],
+      ['empty', 'file'],
+      ['link', 'symlink'],
+      [long, 'file'],
+    ],
+  );
   assert.equal(got[0]!.mode, 0o750);
   assert.equal(got[1]!.data.toString(), 'alpha');
   assert.equal(got[1]!.mode, 0o640);

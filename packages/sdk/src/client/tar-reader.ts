@@ -74,7 +74,9 @@ class ByteReader {
 
   /** Discards `n` bytes. */
   async skip(n: number): Promise<void> {
-    for await (const _ of this.pieces(n)) { /* discarded */ }
+    for await (const _ of this.pieces(n)) {
+      /* discarded */
+    }
   }
 }
 
@@ -129,7 +131,10 @@ function paxRecords(data: Buffer): Map<string, string> {
  * @example
  * await readTar(response, async (h, body) => { if (h.type === 'file') await pipeline(body, createWriteStream(h.name)); });
  */
-export async function readTar(source: AsyncIterable<Uint8Array>, onEntry: (header: TarHeader, body: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+export async function readTar(
+  source: AsyncIterable<Uint8Array>,
+  onEntry: (header: TarHeader, body: AsyncIterable<Buffer>) => Promise<void>,
+): Promise<void> {
   const reader = new ByteReader(source);
   let pax = new Map<string, string>();
   let longName: string | undefined;
@@ -138,7 +143,8 @@ export async function readTar(source: AsyncIterable<Uint8Array>, onEntry: (heade
     const block = await reader.exact(BLOCK);
     if (block === undefined) return;
     if (block.every((x) => x === 0)) return; // end-of-archive marker
-    if (!checksumOk(block)) throw new InternalError('the archive stream has a damaged header (checksum mismatch): try again');
+    if (!checksumOk(block))
+      throw new InternalError('the archive stream has a damaged header (checksum mismatch): try again');
     const flag = String.fromCharCode(block[156]!);
     const size = octal(block, 124, 12);
     const padded = Math.ceil(size / BLOCK) * BLOCK;
@@ -158,7 +164,14 @@ export async function readTar(source: AsyncIterable<Uint8Array>, onEntry: (heade
     const plain = text(block, 0, 100);
     const header: TarHeader = {
       name: pax.get('path') ?? longName ?? (prefix !== '' ? `${prefix}/${plain}` : plain),
-      type: flag === '0' || flag === '\0' || flag === '7' ? 'file' : flag === '5' ? 'directory' : flag === '2' ? 'symlink' : 'other',
+      type:
+        flag === '0' || flag === '\0' || flag === '7'
+          ? 'file'
+          : flag === '5'
+            ? 'directory'
+            : flag === '2'
+              ? 'symlink'
+              : 'other',
       mode: octal(block, 100, 8),
       mtime: pax.has('mtime') ? Math.round(Number(pax.get('mtime')) * 1000) : octal(block, 136, 12) * 1000,
       size: pax.has('size') ? Number(pax.get('size')) : size,

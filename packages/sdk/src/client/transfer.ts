@@ -48,7 +48,10 @@ export interface TransferOptions {
 
 /** A failure of one attempt, with whether trying again may help. */
 class AttemptError extends Error {
-  constructor(readonly error: StowageError, readonly retryable: boolean) {
+  constructor(
+    readonly error: StowageError,
+    readonly retryable: boolean,
+  ) {
     super(error.message);
   }
 }
@@ -66,7 +69,8 @@ function isRetryableStatus(status: number): boolean {
  */
 function transferError(status: number, bodyText: string, what: string): StowageError {
   const e = errorFromResponse(status, bodyText, what);
-  if (status >= 500 && e.code === 'Internal' && !isErrorBody(bodyText)) return new UnavailableError(e.message, { cause: e });
+  if (status >= 500 && e.code === 'Internal' && !isErrorBody(bodyText))
+    return new UnavailableError(e.message, { cause: e });
   return e;
 }
 
@@ -92,7 +96,14 @@ function mergeHeaders(signed: Record<string, string>, extra: Record<string, stri
 }
 
 /** One attempt: sends the request and resolves with the status and the whole answer body. */
-function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, body: Uint8Array | Readable | undefined, what: string, into?: Buffer): Promise<{ status: number; body: Buffer }> {
+function attempt(
+  req: SignedRequest,
+  url: URL,
+  headers: Record<string, string>,
+  body: Uint8Array | Readable | undefined,
+  what: string,
+  into?: Buffer,
+): Promise<{ status: number; body: Buffer }> {
   const mod = url.protocol === 'https:' ? https : http;
   const agent = url.protocol === 'https:' ? httpsAgent : httpAgent;
   return new Promise((resolve, reject) => {
@@ -103,14 +114,26 @@ function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, 
         reject(bodyError);
         return;
       }
-      reject(new AttemptError(new UnavailableError(`${what}: cannot reach the blob store at ${url.host}: ${networkReason(e)}`, { cause: e }), true));
+      reject(
+        new AttemptError(
+          new UnavailableError(`${what}: cannot reach the blob store at ${url.host}: ${networkReason(e)}`, {
+            cause: e,
+          }),
+          true,
+        ),
+      );
     };
     const r = mod.request(url, { method: req.method, headers, agent }, (res) => {
       const status = res.statusCode ?? 0;
       // A successful body of announced length is copied into one buffer as it arrives (no second copy, no 2x peak).
       const declared = Number(res.headers['content-length']);
       const fits = status >= 200 && status < 300 && Number.isSafeInteger(declared) && declared >= 0;
-      let whole = fits && into && declared <= into.length ? into.subarray(0, declared) : fits && declared <= MAX_PREALLOCATE ? Buffer.allocUnsafe(declared) : undefined;
+      let whole =
+        fits && into && declared <= into.length
+          ? into.subarray(0, declared)
+          : fits && declared <= MAX_PREALLOCATE
+            ? Buffer.allocUnsafe(declared)
+            : undefined;
       let filled = 0;
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => {
@@ -147,7 +170,13 @@ function attempt(req: SignedRequest, url: URL, headers: Record<string, string>, 
 }
 
 /** Signed requests: failures that may pass (network, 408, 429, 5xx but 507), from 200 ms doubling, spread by ±25%. */
-const TRANSFER_RETRY: RetryPolicy = { name: 'signed transfer', attempts: TRANSFER_ATTEMPTS, baseDelayMs: FIRST_BACKOFF_MS, jitter: 'spread', retryable: (e) => e instanceof AttemptError && e.retryable };
+const TRANSFER_RETRY: RetryPolicy = {
+  name: 'signed transfer',
+  attempts: TRANSFER_ATTEMPTS,
+  baseDelayMs: FIRST_BACKOFF_MS,
+  jitter: 'spread',
+  retryable: (e) => e instanceof AttemptError && e.retryable,
+};
 
 /** Runs attempts until one succeeds, a failure is permanent, or attempts run out; throws the StowageError of the last. */
 async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
@@ -165,10 +194,18 @@ async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T
  * @example
  * await putSigned(m.request, m.size, () => createReadStream(file, { start, end }), { baseUrl: stowage.url });
  */
-export async function putSigned(req: SignedRequest, size: number, body: BodySource, options: TransferOptions): Promise<void> {
+export async function putSigned(
+  req: SignedRequest,
+  size: number,
+  body: BodySource,
+  options: TransferOptions,
+): Promise<void> {
   const url = new URL(req.url, options.baseUrl);
   const what = options.what ?? 'upload';
-  const headers = mergeHeaders(req.headers, { 'content-length': String(size), 'content-type': 'application/octet-stream' });
+  const headers = mergeHeaders(req.headers, {
+    'content-length': String(size),
+    'content-type': 'application/octet-stream',
+  });
   await withRetries(options.attempts ?? TRANSFER_ATTEMPTS, async () => {
     const res = await attempt(req, url, headers, body(), what);
     if (res.status >= 200 && res.status < 300) return;

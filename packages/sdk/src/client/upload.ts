@@ -103,11 +103,14 @@ export interface UploadResult {
 }
 
 function isStream(s: unknown): s is AsyncIterable<Uint8Array> {
-  return typeof s === 'object' && s !== null && typeof (s as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    typeof s === 'object' && s !== null && typeof (s as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
 }
 
 function checkMode(mode: number | undefined): void {
-  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw new InvalidArgumentError(`invalid mode ${mode}: expected permission bits such as 0o644`);
+  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777))
+    throw new InvalidArgumentError(`invalid mode ${mode}: expected permission bits such as 0o644`);
 }
 
 /** The directory holding client state: option, $STOWAGE_STATE_DIR, or ~/.stowage-client. */
@@ -133,9 +136,15 @@ export interface UploadHost {
  * const r = await uploadTo(vol, './dataset', '/dataset');
  * console.log(r.commit, r.files, r.skipped);
  */
-export async function uploadTo(vol: UploadHost, source: UploadSource, remotePath: string | undefined, options: UploadOptions = {}): Promise<UploadResult> {
+export async function uploadTo(
+  vol: UploadHost,
+  source: UploadSource,
+  remotePath: string | undefined,
+  options: UploadOptions = {},
+): Promise<UploadResult> {
   checkMode(options.mode);
-  if (options.limitRate !== undefined && (!Number.isFinite(options.limitRate) || options.limitRate < 1)) throw new InvalidArgumentError('limitRate must be a positive number of bytes per second');
+  if (options.limitRate !== undefined && (!Number.isFinite(options.limitRate) || options.limitRate < 1))
+    throw new InvalidArgumentError('limitRate must be a positive number of bytes per second');
   if (typeof source !== 'string') {
     if (!isStream(source)) throw new InvalidArgumentError('upload source must be a local path or a readable stream');
     if (remotePath === undefined) throw new InvalidArgumentError('name the remote path to write a stream to');
@@ -152,22 +161,56 @@ export async function uploadTo(vol: UploadHost, source: UploadSource, remotePath
   if (!st.isFile()) throw new InvalidArgumentError(`${source} is neither a regular file nor a directory`);
   if (remote === '/') throw new InvalidArgumentError('cannot upload a file onto the volume root: name a file path');
   const resumable = options.resumable === true;
-  if (resumable) return uploadResumable(vol, source, remote, { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 }, options);
+  if (resumable)
+    return uploadResumable(
+      vol,
+      source,
+      remote,
+      { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 },
+      options,
+    );
   const r = await vol.files.writeFile(remote, source, {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
     ...(options.message !== undefined ? { message: options.message } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
-  return { kind: 'file', path: remote, commit: r.commit.id, files: 1, directories: 0, symlinks: 0, bytes: r.size, sentBytes: r.uploadedBytes, resumable: false, skipped: [] };
+  return {
+    kind: 'file',
+    path: remote,
+    commit: r.commit.id,
+    files: 1,
+    directories: 0,
+    symlinks: 0,
+    bytes: r.size,
+    sentBytes: r.uploadedBytes,
+    resumable: false,
+    skipped: [],
+  };
 }
 
-async function uploadStream(vol: UploadHost, source: AsyncIterable<Uint8Array>, remote: string, options: UploadOptions): Promise<UploadResult> {
+async function uploadStream(
+  vol: UploadHost,
+  source: AsyncIterable<Uint8Array>,
+  remote: string,
+  options: UploadOptions,
+): Promise<UploadResult> {
   const r = await vol.files.write(remote, source, {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
     ...(options.message !== undefined ? { message: options.message } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
-  return { kind: 'stream', path: remote, commit: r.commit.id, files: 1, directories: 0, symlinks: 0, bytes: r.size, sentBytes: r.uploadedBytes, resumable: false, skipped: [] };
+  return {
+    kind: 'stream',
+    path: remote,
+    commit: r.commit.id,
+    files: 1,
+    directories: 0,
+    symlinks: 0,
+    bytes: r.size,
+    sentBytes: r.uploadedBytes,
+    resumable: false,
+    skipped: [],
+  };
 }
 
 // ---------------------------------------------------------------- directories
@@ -183,7 +226,12 @@ function dirAttributes(path: string, mode: number, mtimeNs: bigint): Change {
   return { op: 'setattr', path, mode, mtime: ms, mtimeNs: ns, atime: ms, atimeNs: ns, ctime: ms, ctimeNs: ns };
 }
 
-async function uploadDirectory(vol: UploadHost, localDir: string, remote: string, options: UploadOptions): Promise<UploadResult> {
+async function uploadDirectory(
+  vol: UploadHost,
+  localDir: string,
+  remote: string,
+  options: UploadOptions,
+): Promise<UploadResult> {
   const lp = new LongPaths();
   try {
     return await uploadTree(vol, localDir, remote, options, lp);
@@ -192,7 +240,13 @@ async function uploadDirectory(vol: UploadHost, localDir: string, remote: string
   }
 }
 
-async function uploadTree(vol: UploadHost, localDir: string, remote: string, options: UploadOptions, lp: LongPaths): Promise<UploadResult> {
+async function uploadTree(
+  vol: UploadHost,
+  localDir: string,
+  remote: string,
+  options: UploadOptions,
+  lp: LongPaths,
+): Promise<UploadResult> {
   const rootStat = await lstat(localDir, { bigint: true });
   const tree = await walkTree(localDir, lp);
   const at = (rel: string) => (remote === '/' ? `/${rel}` : `${remote}/${rel}`);
@@ -211,7 +265,8 @@ async function uploadTree(vol: UploadHost, localDir: string, remote: string, opt
   const progress = options.onProgress ? { onProgress: options.onProgress } : {};
   const files = tree.files.map((f) => ({ path: at(f.rel), localPath: lp.short(f.abs) }));
   const perCommit = Math.min(options.changesPerCommit ?? MAX_COMMIT_CHANGES, MAX_COMMIT_CHANGES);
-  if (!Number.isSafeInteger(perCommit) || perCommit < 1) throw new InvalidArgumentError(`changesPerCommit must be a whole number between 1 and ${MAX_COMMIT_CHANGES}`);
+  if (!Number.isSafeInteger(perCommit) || perCommit < 1)
+    throw new InvalidArgumentError(`changesPerCommit must be a whole number between 1 and ${MAX_COMMIT_CHANGES}`);
   let commit: string;
   let sentBytes = 0;
   let commits = 0;
@@ -226,17 +281,34 @@ async function uploadTree(vol: UploadHost, localDir: string, remote: string, opt
     // the upload again after an interruption sends no chunk twice.
     const parts = Math.ceil(changes.length / perCommit) + Math.ceil(files.length / perCommit);
     for (let i = 0; i < changes.length; i += perCommit) {
-      commit = (await vol.commitChanges(changes.slice(i, i + perCommit), { message: `${message} (part ${++commits} of ${parts})` })).commit.id;
+      commit = (
+        await vol.commitChanges(changes.slice(i, i + perCommit), {
+          message: `${message} (part ${++commits} of ${parts})`,
+        })
+      ).commit.id;
     }
     for (let i = 0; i < files.length; i += perCommit) {
-      const out = await vol.files.writeMany(files.slice(i, i + perCommit), { message: `${message} (part ${++commits} of ${parts})`, createParents: true, ...progress });
+      const out = await vol.files.writeMany(files.slice(i, i + perCommit), {
+        message: `${message} (part ${++commits} of ${parts})`,
+        createParents: true,
+        ...progress,
+      });
       commit = out.commit.id;
       sentBytes += out.uploadedBytes;
     }
   }
   return {
-    kind: 'directory', path: remote, commit: commit!, commits, files: tree.files.length, directories: tree.dirs.length + (remote === '/' ? 0 : 1),
-    symlinks: tree.links.length, bytes, sentBytes, resumable: false, skipped: tree.skipped,
+    kind: 'directory',
+    path: remote,
+    commit: commit!,
+    commits,
+    files: tree.files.length,
+    directories: tree.dirs.length + (remote === '/' ? 0 : 1),
+    symlinks: tree.links.length,
+    bytes,
+    sentBytes,
+    resumable: false,
+    skipped: tree.skipped,
   };
 }
 
@@ -261,7 +333,9 @@ export class FileUrlStore implements UrlStorage {
     } catch {
       return [];
     }
-    const all = await Promise.all(names.filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).map((n) => this.findUploadsByFingerprint(n.slice(0, 64))));
+    const all = await Promise.all(
+      names.filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).map((n) => this.findUploadsByFingerprint(n.slice(0, 64))),
+    );
     return all.flat();
   }
 
@@ -301,22 +375,50 @@ async function sha256OfFile(path: string, size: number, onProgress?: ProgressLis
 }
 
 /** The key of a resumable upload: the same command on the same unchanged file finds the same upload. */
-export function uploadFingerprint(parts: { url: string; volume: string; remotePath: string; localPath: string; size: number; mtimeMs: number }): string {
-  return createHash('sha256').update(JSON.stringify([parts.url, parts.volume, parts.remotePath, resolve(parts.localPath), parts.size, parts.mtimeMs])).digest('hex');
+export function uploadFingerprint(parts: {
+  url: string;
+  volume: string;
+  remotePath: string;
+  localPath: string;
+  size: number;
+  mtimeMs: number;
+}): string {
+  return createHash('sha256')
+    .update(
+      JSON.stringify([parts.url, parts.volume, parts.remotePath, resolve(parts.localPath), parts.size, parts.mtimeMs]),
+    )
+    .digest('hex');
 }
 
 function tusFailure(err: unknown, url: string, DetailedError: typeof TusDetailedError): StowageError {
   if (err instanceof DetailedError && err.originalResponse) {
-    return errorFromResponse(err.originalResponse.getStatus(), err.originalResponse.getBody() ?? '', 'resumable upload');
+    return errorFromResponse(
+      err.originalResponse.getStatus(),
+      err.originalResponse.getBody() ?? '',
+      'resumable upload',
+    );
   }
   const cause = err instanceof DetailedError && err.causingError ? err.causingError : err;
   return new UnavailableError(`resumable upload to ${url} failed: ${networkReason(cause)}`, { cause: err });
 }
 
-async function uploadResumable(vol: UploadHost, local: string, remote: string, file: { size: number; mtimeMs: number; mode: number }, options: UploadOptions): Promise<UploadResult> {
+async function uploadResumable(
+  vol: UploadHost,
+  local: string,
+  remote: string,
+  file: { size: number; mtimeMs: number; mode: number },
+  options: UploadOptions,
+): Promise<UploadResult> {
   const client = vol.client;
   const sha256 = await sha256OfFile(local, file.size, options.onProgress);
-  const fingerprint = uploadFingerprint({ url: client.url, volume: vol.name, remotePath: remote, localPath: local, size: file.size, mtimeMs: file.mtimeMs });
+  const fingerprint = uploadFingerprint({
+    url: client.url,
+    volume: vol.name,
+    remotePath: remote,
+    localPath: local,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+  });
   const urlStorage = new FileUrlStore(join(stateDirOf(options.stateDir), 'uploads'));
   const rate = options.limitRate;
   let firstOffset: number | undefined;
@@ -329,8 +431,11 @@ async function uploadResumable(vol: UploadHost, local: string, remote: string, f
       endpoint: `${client.url}/v1/uploads`,
       headers: client.authHeaders(),
       metadata: {
-        volume: vol.name, path: remote, sha256,
-        mode: (options.mode ?? file.mode).toString(8), mtime: String(file.mtimeMs),
+        volume: vol.name,
+        path: remote,
+        sha256,
+        mode: (options.mode ?? file.mode).toString(8),
+        mtime: String(file.mtimeMs),
       },
       uploadSize: file.size,
       // One streaming PATCH is fastest; a rate cap needs pieces to pace.
@@ -371,7 +476,10 @@ async function uploadResumable(vol: UploadHost, local: string, remote: string, f
     // A refused upload (4xx) is gone on the server: forget it, so the next run starts afresh.
     if (e.code !== 'Unavailable') await urlStorage.removeUpload(fingerprint).catch(() => undefined);
     if (e.code === 'InvalidArgument' && /SHA-256/.test(e.message)) {
-      throw new InvalidArgumentError(`${local} changed since its upload started, so the server refused the result (${e.message}); run the upload again to start afresh`, { cause: e });
+      throw new InvalidArgumentError(
+        `${local} changed since its upload started, so the server refused the result (${e.message}); run the upload again to start afresh`,
+        { cause: e },
+      );
     }
     throw e;
   });
@@ -379,7 +487,19 @@ async function uploadResumable(vol: UploadHost, local: string, remote: string, f
   if (commit === undefined) throw new InternalError('the server finished the upload without naming its commit');
   await vol.refresh();
   const from = firstOffset ?? file.size;
-  return { kind: 'file', path: remote, commit, files: 1, directories: 0, symlinks: 0, bytes: file.size, sentBytes: file.size - from, resumable: true, resumedFrom: from, skipped: [] };
+  return {
+    kind: 'file',
+    path: remote,
+    commit,
+    files: 1,
+    directories: 0,
+    symlinks: 0,
+    bytes: file.size,
+    sentBytes: file.size - from,
+    resumable: true,
+    resumedFrom: from,
+    skipped: [],
+  };
 }
 
 /** Response header naming the commit a completed tus upload made (see server/routes/uploads-routes). */

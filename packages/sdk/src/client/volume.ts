@@ -296,7 +296,9 @@ export class Volume implements CommitTarget {
    * const { commits, nextBefore } = await vol.history({ limit: 20 });
    */
   async history(options: { limit?: number; before?: number } = {}): Promise<wire.CommitList> {
-    return this.client.request<wire.CommitList>('GET', volumeUrl(this.name, '/commits'), { query: { limit: options.limit, before: options.before } });
+    return this.client.request<wire.CommitList>('GET', volumeUrl(this.name, '/commits'), {
+      query: { limit: options.limit, before: options.before },
+    });
   }
 
   /**
@@ -311,7 +313,9 @@ export class Volume implements CommitTarget {
    * const mount = new Stowage({ url: stowage.url, token }); // what the mount agent runs on
    */
   async attach(req: wire.AttachRequest): Promise<wire.AttachResponse> {
-    const res = await this.client.request<wire.AttachResponse>('POST', volumeUrl(this.name, '/attachments'), { body: req });
+    const res = await this.client.request<wire.AttachResponse>('POST', volumeUrl(this.name, '/attachments'), {
+      body: req,
+    });
     this.#info = res.volume;
     return res;
   }
@@ -324,7 +328,9 @@ export class Volume implements CommitTarget {
    * for (const a of await vol.attachments({ all: true })) console.log(a.id, a.state, `${a.host}:${a.path}`, a.reason);
    */
   async attachments(options: { all?: boolean } = {}): Promise<wire.Attachment[]> {
-    const res = await this.client.request<wire.AttachmentList>('GET', volumeUrl(this.name, '/attachments'), { query: { all: options.all ? 'true' : undefined } });
+    const res = await this.client.request<wire.AttachmentList>('GET', volumeUrl(this.name, '/attachments'), {
+      query: { all: options.all ? 'true' : undefined },
+    });
     return res.attachments;
   }
 
@@ -373,7 +379,11 @@ export class Volume implements CommitTarget {
    * const r = await vol.download('/results', './results'); // r.refused lists entries not written
    * await vol.download('/results', './results.tar.gz', { archive: 'tar.gz' });
    */
-  async download(remotePath: string, local: string | NodeJS.WritableStream, options: DownloadOptions = {}): Promise<DownloadResult> {
+  async download(
+    remotePath: string,
+    local: string | NodeJS.WritableStream,
+    options: DownloadOptions = {},
+  ): Promise<DownloadResult> {
     return downloadTo(this, remotePath, local as string | import('node:stream').Writable, options);
   }
 

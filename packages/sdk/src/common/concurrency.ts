@@ -4,7 +4,11 @@
  */
 
 /** Maps `items` through `fn` with at most `limit` calls in flight; results keep input order. The first rejection rejects the whole call (remaining items are not started). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failed = false;

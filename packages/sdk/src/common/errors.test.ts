@@ -21,8 +21,21 @@ describe('HTTP status -> error code table', () => {
 
   it('uses the documented codes', () => {
     const expected: Record<number, ErrorCode> = {
-      400: 'InvalidArgument', 401: 'Unauthenticated', 403: 'Forbidden', 404: 'NotFound', 408: 'Unavailable', 409: 'Conflict', 412: 'PreconditionFailed',
-      413: 'PayloadTooLarge', 416: 'InvalidArgument', 429: 'Unavailable', 500: 'Internal', 502: 'Unavailable', 503: 'Unavailable', 504: 'Unavailable', 507: 'InsufficientStorage',
+      400: 'InvalidArgument',
+      401: 'Unauthenticated',
+      403: 'Forbidden',
+      404: 'NotFound',
+      408: 'Unavailable',
+      409: 'Conflict',
+      412: 'PreconditionFailed',
+      413: 'PayloadTooLarge',
+      416: 'InvalidArgument',
+      429: 'Unavailable',
+      500: 'Internal',
+      502: 'Unavailable',
+      503: 'Unavailable',
+      504: 'Unavailable',
+      507: 'InsufficientStorage',
     };
     assert.deepEqual(HTTP_STATUS_ERROR_CODE, expected);
   });

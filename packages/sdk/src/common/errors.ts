@@ -90,44 +90,70 @@ export class StowageError extends Error {
 type Opts = { cause?: unknown; details?: Record<string, unknown> };
 
 export class NotFoundError extends StowageError {
-  constructor(message: string, o?: Opts) { super('NotFound', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('NotFound', message, o);
+  }
 }
 export class AlreadyExistsError extends StowageError {
-  constructor(message: string, o?: Opts) { super('AlreadyExists', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('AlreadyExists', message, o);
+  }
 }
 export class ConflictError extends StowageError {
-  constructor(message: string, o?: Opts) { super('Conflict', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('Conflict', message, o);
+  }
 }
 export class InvalidArgumentError extends StowageError {
-  constructor(message: string, o?: Opts) { super('InvalidArgument', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('InvalidArgument', message, o);
+  }
 }
 export class PreconditionFailedError extends StowageError {
-  constructor(message: string, o?: Opts) { super('PreconditionFailed', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('PreconditionFailed', message, o);
+  }
 }
 export class QuotaExceededError extends StowageError {
-  constructor(message: string, o?: Opts) { super('QuotaExceeded', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('QuotaExceeded', message, o);
+  }
 }
 export class UnauthenticatedError extends StowageError {
-  constructor(message: string, o?: Opts) { super('Unauthenticated', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('Unauthenticated', message, o);
+  }
 }
 export class ForbiddenError extends StowageError {
-  constructor(message: string, o?: Opts) { super('Forbidden', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('Forbidden', message, o);
+  }
 }
 export class ReadOnlyError extends StowageError {
-  constructor(message: string, o?: Opts) { super('ReadOnly', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('ReadOnly', message, o);
+  }
 }
 export class PayloadTooLargeError extends StowageError {
-  constructor(message: string, o?: Opts) { super('PayloadTooLarge', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('PayloadTooLarge', message, o);
+  }
 }
 /** The server's own disk (blob directory, upload staging) is full: nothing was stored; free space and retry. */
 export class InsufficientStorageError extends StowageError {
-  constructor(message: string, o?: Opts) { super('InsufficientStorage', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('InsufficientStorage', message, o);
+  }
 }
 export class UnavailableError extends StowageError {
-  constructor(message: string, o?: Opts) { super('Unavailable', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('Unavailable', message, o);
+  }
 }
 export class InternalError extends StowageError {
-  constructor(message: string, o?: Opts) { super('Internal', message, o); }
+  constructor(message: string, o?: Opts) {
+    super('Internal', message, o);
+  }
 }
 
 /** Errno codes of a file system with no room left (ENOSPC: no space; EDQUOT: over a disk quota). */
@@ -149,7 +175,10 @@ export function isDiskFull(err: unknown): boolean {
  */
 export function diskFullOr(err: unknown, what: string): unknown {
   if (!isDiskFull(err)) return err;
-  return new InsufficientStorageError(`disk full: ${what} failed: the server's disk has no space left (${(err as { code: string }).code}); nothing was stored. Free space on the server (or grow its disk), then retry`, { cause: err });
+  return new InsufficientStorageError(
+    `disk full: ${what} failed: the server's disk has no space left (${(err as { code: string }).code}); nothing was stored. Free space on the server (or grow its disk), then retry`,
+    { cause: err },
+  );
 }
 
 /** True when `e` is a StowageError, optionally of the given code. */

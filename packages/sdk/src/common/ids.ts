@@ -40,7 +40,8 @@ function makeRandom<T>(prefix: string): T {
 }
 
 function parseRandom<T>(prefix: string, kind: string, s: string): T {
-  if (!RANDOM_ID.test(s) || !s.startsWith(`${prefix}_`)) throw new InvalidArgumentError(`invalid ${kind} id: ${JSON.stringify(s.slice(0, 80))}`);
+  if (!RANDOM_ID.test(s) || !s.startsWith(`${prefix}_`))
+    throw new InvalidArgumentError(`invalid ${kind} id: ${JSON.stringify(s.slice(0, 80))}`);
   return s as T;
 }
 
@@ -49,14 +50,32 @@ function parseHex<T>(kind: string, s: string): T {
   return s as T;
 }
 
-export const TenantId = { new: () => makeRandom<TenantId>('ten'), parse: (s: string) => parseRandom<TenantId>('ten', 'tenant', s) };
-export const VolumeId = { new: () => makeRandom<VolumeId>('vol'), parse: (s: string) => parseRandom<VolumeId>('vol', 'volume', s) };
-export const TokenId = { new: () => makeRandom<TokenId>('tok'), parse: (s: string) => parseRandom<TokenId>('tok', 'token', s) };
-export const SnapshotId = { new: () => makeRandom<SnapshotId>('snap'), parse: (s: string) => parseRandom<SnapshotId>('snap', 'snapshot', s) };
-export const AttachmentId = { new: () => makeRandom<AttachmentId>('att'), parse: (s: string) => parseRandom<AttachmentId>('att', 'attachment', s) };
+export const TenantId = {
+  new: () => makeRandom<TenantId>('ten'),
+  parse: (s: string) => parseRandom<TenantId>('ten', 'tenant', s),
+};
+export const VolumeId = {
+  new: () => makeRandom<VolumeId>('vol'),
+  parse: (s: string) => parseRandom<VolumeId>('vol', 'volume', s),
+};
+export const TokenId = {
+  new: () => makeRandom<TokenId>('tok'),
+  parse: (s: string) => parseRandom<TokenId>('tok', 'token', s),
+};
+export const SnapshotId = {
+  new: () => makeRandom<SnapshotId>('snap'),
+  parse: (s: string) => parseRandom<SnapshotId>('snap', 'snapshot', s),
+};
+export const AttachmentId = {
+  new: () => makeRandom<AttachmentId>('att'),
+  parse: (s: string) => parseRandom<AttachmentId>('att', 'attachment', s),
+};
 export const CommitId = { parse: (s: string) => parseHex<CommitId>('commit id', s), is: (s: string) => HEX64.test(s) };
 export const TreeHash = { parse: (s: string) => parseHex<TreeHash>('tree hash', s) };
-export const ChunkHash = { parse: (s: string) => parseHex<ChunkHash>('chunk hash', s), is: (s: string) => HEX64.test(s) };
+export const ChunkHash = {
+  parse: (s: string) => parseHex<ChunkHash>('chunk hash', s),
+  is: (s: string) => HEX64.test(s),
+};
 
 /** Random lowercase hex, for upload ids and secrets that are not ids. */
 export function randomHex(bytes: number): string {

@@ -23,11 +23,13 @@ function isWellFormed(s: string): boolean {
 /** Checks one path segment (a file or directory name). */
 export function parseName(name: string): string {
   if (name.length === 0) throw new InvalidArgumentError('empty file name');
-  if (name === '.' || name === '..') throw new InvalidArgumentError(`invalid file name ${JSON.stringify(name)}: "." and ".." are not allowed`);
+  if (name === '.' || name === '..')
+    throw new InvalidArgumentError(`invalid file name ${JSON.stringify(name)}: "." and ".." are not allowed`);
   if (name.includes('/')) throw new InvalidArgumentError(`invalid file name ${JSON.stringify(name)}: contains "/"`);
   if (name.includes('\0')) throw new InvalidArgumentError('invalid file name: contains a NUL byte');
   if (!isWellFormed(name)) throw new InvalidArgumentError('invalid file name: not valid UTF-8');
-  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) throw new InvalidArgumentError(`file name too long: at most ${MAX_NAME_BYTES} bytes`);
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES)
+    throw new InvalidArgumentError(`file name too long: at most ${MAX_NAME_BYTES} bytes`);
   return name;
 }
 
@@ -39,15 +41,22 @@ export function parseName(name: string): string {
 export function parsePath(p: unknown): VolumePath {
   if (typeof p !== 'string') throw new InvalidArgumentError('path must be a string');
   if (p === '/') return p as VolumePath;
-  if (!p.startsWith('/')) throw new InvalidArgumentError(`path must be absolute (start with "/"): ${JSON.stringify(p.slice(0, 200))}`);
+  if (!p.startsWith('/'))
+    throw new InvalidArgumentError(`path must be absolute (start with "/"): ${JSON.stringify(p.slice(0, 200))}`);
   if (p.includes('\0')) throw new InvalidArgumentError('path contains a NUL byte');
   if (!isWellFormed(p)) throw new InvalidArgumentError('path is not valid UTF-8');
-  if (Buffer.byteLength(p, 'utf8') > MAX_PATH_BYTES) throw new InvalidArgumentError(`path too long: at most ${MAX_PATH_BYTES} bytes`);
+  if (Buffer.byteLength(p, 'utf8') > MAX_PATH_BYTES)
+    throw new InvalidArgumentError(`path too long: at most ${MAX_PATH_BYTES} bytes`);
   const parts = p.slice(1).split('/');
   for (const part of parts) {
-    if (part === '') throw new InvalidArgumentError(`path has an empty segment ("//" or a trailing "/"): ${JSON.stringify(p.slice(0, 200))}`);
-    if (part === '.' || part === '..') throw new InvalidArgumentError(`path may not contain "." or ".." segments: ${JSON.stringify(p.slice(0, 200))}`);
-    if (Buffer.byteLength(part, 'utf8') > MAX_NAME_BYTES) throw new InvalidArgumentError(`path segment too long: at most ${MAX_NAME_BYTES} bytes`);
+    if (part === '')
+      throw new InvalidArgumentError(
+        `path has an empty segment ("//" or a trailing "/"): ${JSON.stringify(p.slice(0, 200))}`,
+      );
+    if (part === '.' || part === '..')
+      throw new InvalidArgumentError(`path may not contain "." or ".." segments: ${JSON.stringify(p.slice(0, 200))}`);
+    if (Buffer.byteLength(part, 'utf8') > MAX_NAME_BYTES)
+      throw new InvalidArgumentError(`path segment too long: at most ${MAX_NAME_BYTES} bytes`);
   }
   return p as VolumePath;
 }
@@ -85,7 +94,9 @@ export const VOLUME_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export function parseVolumeName(name: unknown, kind = 'volume'): string {
   if (typeof name !== 'string' || !VOLUME_NAME_RE.test(name)) {
     const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : String(name);
-    throw new InvalidArgumentError(`invalid ${kind} name ${shown}: use 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`);
+    throw new InvalidArgumentError(
+      `invalid ${kind} name ${shown}: use 1-63 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit`,
+    );
   }
   return name;
 }

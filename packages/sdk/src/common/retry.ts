@@ -51,9 +51,12 @@ export interface RetryOptions {
 export function backoffDelay(policy: RetryPolicy, n: number, random: () => number = Math.random): number {
   const d = Math.min(policy.maxDelayMs ?? Infinity, policy.baseDelayMs * (policy.factor ?? 2) ** (n - 1));
   switch (policy.jitter ?? 'none') {
-    case 'full': return d * random();
-    case 'spread': return d * (0.75 + random() / 2);
-    case 'none': return d;
+    case 'full':
+      return d * random();
+    case 'spread':
+      return d * (0.75 + random() / 2);
+    case 'none':
+      return d;
   }
 }
 
@@ -87,9 +90,14 @@ function abortReason(signal: AbortSignal): unknown {
  * const TRANSFER: RetryPolicy = { name: 'signed transfer', attempts: 4, baseDelayMs: 200, jitter: 'spread', retryable: isTransient };
  * const bytes = await retry(TRANSFER, () => getOnce(url));
  */
-export async function retry<T>(policy: RetryPolicy, fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+export async function retry<T>(
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
   const attempts = options.attempts ?? policy.attempts;
-  if (!(attempts >= 1)) throw new RangeError(`retry policy "${policy.name}": attempts must be at least 1, not ${attempts}`);
+  if (!(attempts >= 1))
+    throw new RangeError(`retry policy "${policy.name}": attempts must be at least 1, not ${attempts}`);
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) throw abortReason(options.signal);
     try {

@@ -10,7 +10,7 @@ import type { CommitId, VolumeId } from '../common/ids.js';
 import type { AccessMode, Json } from './records.js';
 import { ACCESS_MODES } from './records.js';
 
-type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const check = <T extends true>(): T => true as T;
 
 describe('the domain model and its wire mirror (model/records)', () => {

@@ -8,7 +8,17 @@
  * three cannot drift apart. Types and the vocabulary's constants only: the
  * SDK and CLI import it too.
  */
-import type { AttachmentId, ChunkHash, CommitId, PlainId, SnapshotId, TenantId, TokenId, TreeHash, VolumeId } from '../common/ids.js';
+import type {
+  AttachmentId,
+  ChunkHash,
+  CommitId,
+  PlainId,
+  SnapshotId,
+  TenantId,
+  TokenId,
+  TreeHash,
+  VolumeId,
+} from '../common/ids.js';
 
 /** Every access mode (SPEC section 1): one read-write mount, read-only mounts only, or read-write mounts everywhere. */
 export const ACCESS_MODES = ['RWO', 'ROX', 'RWX'] as const;
@@ -154,10 +164,14 @@ export interface ChunkRecord {
  * strings, branded ids plain strings, nested objects and arrays likewise;
  * literal vocabularies (an AccessMode) stay as they are.
  */
-export type Json<T> =
-  T extends Date ? string
-  : T extends string ? PlainId<T>
-  : T extends number | boolean | null | undefined ? T
-  : T extends ReadonlyArray<infer U> ? Array<Json<U>>
-  : T extends object ? { [K in keyof T]: Json<T[K]> }
-  : T;
+export type Json<T> = T extends Date
+  ? string
+  : T extends string
+    ? PlainId<T>
+    : T extends number | boolean | null | undefined
+      ? T
+      : T extends ReadonlyArray<infer U>
+        ? Array<Json<U>>
+        : T extends object
+          ? { [K in keyof T]: Json<T[K]> }
+          : T;
