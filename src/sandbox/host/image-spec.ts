@@ -42,12 +42,14 @@ const noNul = (what: string) => z.string().refine((s) => !s.includes('\0'), `${w
 const imagePath = z.string().max(4096).refine((p) => p.startsWith('/') && posix.normalize(p) === p && p !== '/' && !p.endsWith('/'), 'an absolute, normalised path inside the image other than /');
 const contextPath = z.string().min(1).max(4096).refine((p) => !isAbsolute(p) && !p.includes('\0') && normalize(p) === p && p !== '..' && !p.startsWith(`..${sep}`), 'a normalised path relative to the build context, not leaving it');
 
-const stepSchema = z.union([
-  z.object({ aptInstall: z.array(packageName).min(1).max(500) }).strict(),
-  z.object({ runCommands: z.array(noNul('a command').pipe(z.string().min(1).max(65536))).min(1).max(100) }).strict(),
-  z.object({ env: z.record(envName, noNul('an environment value').pipe(z.string().max(65536))) }).strict(),
-  z.object({ copy: z.object({ from: contextPath, to: imagePath }).strict() }).strict(),
-]);
+/** Each step is an object with exactly one of these keys; its schema by key gives errors that name the field. */
+const STEP_SCHEMAS = {
+  aptInstall: z.object({ aptInstall: z.array(packageName).min(1).max(500) }).strict(),
+  runCommands: z.object({ runCommands: z.array(noNul('a command').pipe(z.string().min(1).max(65536))).min(1).max(100) }).strict(),
+  env: z.object({ env: z.record(envName, noNul('an environment value').pipe(z.string().max(65536))) }).strict(),
+  copy: z.object({ copy: z.object({ from: contextPath, to: imagePath }).strict() }).strict(),
+} as const;
+const stepSchema = z.union([STEP_SCHEMAS.aptInstall, STEP_SCHEMAS.runCommands, STEP_SCHEMAS.env, STEP_SCHEMAS.copy]);
 
 /** The description of an image. */
 export const imageSpecSchema = z.object({
@@ -67,12 +69,26 @@ export const DEFAULT_IMAGE: ImageSpec = { base: 'debian', steps: [] };
 
 /** Checks an untrusted description; the error names the offending field. */
 export function checkImageSpec(spec: unknown): CheckedImageSpec {
-  const r = imageSpecSchema.safeParse(spec);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new InvalidArgumentError(`invalid image description at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  const fail = (issue: z.core.$ZodIssue, prefix: (string | number)[] = []) => {
+    const path = [...prefix, ...issue.path].join('.');
+    throw new InvalidArgumentError(`invalid image description at ${path || '(root)'}: ${issue.message}`);
+  };
+  // Steps first, each against the schema its key names, so an error says which field is wrong.
+  const steps = (spec as { steps?: unknown } | null)?.steps;
+  if (Array.isArray(steps)) {
+    for (const [i, step] of steps.slice(0, 101).entries()) {
+      const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
+      const key = keys.length === 1 ? (keys[0] as keyof typeof STEP_SCHEMAS) : undefined;
+      if (key === undefined || !(key in STEP_SCHEMAS)) {
+        throw new InvalidArgumentError(`invalid image description at steps.${i}: a step is an object with exactly one of ${Object.keys(STEP_SCHEMAS).join(', ')}`);
+      }
+      const r = STEP_SCHEMAS[key].safeParse(step);
+      if (!r.success) fail(r.error.issues[0]!, ['steps', i]);
+    }
   }
-  return r.data;
+  const r = imageSpecSchema.safeParse(spec);
+  if (!r.success) fail(r.error.issues[0]!);
+  return r.data!;
 }
 
 /** JSON with object keys sorted at every level: one text per value. */

@@ -68,7 +68,7 @@ export interface EnsureOptions {
 export class ImageStore {
   /** `<dataDir>/images`. */
   readonly dir: string;
-  private readonly building = new Map<string, Promise<Image>>();
+  private readonly building = new Map<string, Promise<{ image: Image; built: boolean }>>();
 
   constructor(private readonly opts: ImageStoreOptions) {
     this.dir = join(opts.dataDir, IMAGES_DIR);
@@ -101,19 +101,19 @@ export class ImageStore {
       pending = this.lockedBuild(resolved, opts).finally(() => this.building.delete(resolved.id));
       this.building.set(resolved.id, pending);
     }
-    const image = await pending;
-    return { image, cached: false };
+    const { image, built } = await pending;
+    return { image, cached: !built };
   }
 
-  private async lockedBuild(resolved: Awaited<ReturnType<typeof resolveImage>>, opts: EnsureOptions): Promise<Image> {
+  private async lockedBuild(resolved: Awaited<ReturnType<typeof resolveImage>>, opts: EnsureOptions): Promise<{ image: Image; built: boolean }> {
     await mkdir(join(this.dir, LOCKS), { recursive: true, mode: 0o700 });
     const lock = await acquireFileLock(join(this.dir, LOCKS, `${resolved.id}.lock`));
     try {
       // Another process may have built it while this one waited.
       const have = await this.get(resolved.id);
-      if (have) return have;
+      if (have) return { image: have, built: false };
       await this.removeStaleBuilds(resolved.id);
-      return await this.build(resolved, opts);
+      return { image: await this.build(resolved, opts), built: true };
     } finally {
       lock.release();
     }
@@ -165,7 +165,7 @@ export class ImageStore {
     }
   }
 
-  /** Removes the build directories of `id` (all of them, or those of any id whose lock is free) left by a crashed builder. */
+  /** Removes the build directories of `id` left by a crashed builder (the caller holds the id's lock). */
   private async removeStaleBuilds(id: ImageId): Promise<void> {
     for (const name of await readdir(this.dir)) {
       if (name.startsWith(`${BUILD_PREFIX}${id}-`)) await rm(join(this.dir, name), { recursive: true, force: true });
