@@ -90,6 +90,7 @@ export async function buildBase(base: CheckedImageSpec['base'], root: string, op
 
 /** Turns the bare busybox binary into a usable root: applet links, root's passwd and group entries, home. */
 const BUSYBOX_SETUP = [
+  '/bin/busybox mkdir -p /usr/bin /usr/sbin /sbin',
   '/bin/busybox --install -s',
   'mkdir -p /root /proc /sys /dev /tmp /etc',
   "printf 'root:x:0:0:root:/root:/bin/sh\\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\\n' > /etc/passwd",
