@@ -33,6 +33,7 @@ describe('sandbox images', () => {
     const walk = async (dir: string) => {
       for (const name of await readdir(dir)) {
         const st = await lstat(join(dir, name));
+        assert.ok(!st.isCharacterDevice() && !st.isBlockDevice(), `${join(dir, name)} is a device node`);
         assert.ok(st.uid >= 100000 && st.uid < 165536 && st.gid >= 100000 && st.gid < 165536, `${join(dir, name)} owned by ${st.uid}:${st.gid}`);
         checked++;
         if (st.isDirectory()) await walk(join(dir, name));

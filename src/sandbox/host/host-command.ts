@@ -18,14 +18,18 @@ export interface CommandResult {
 /** Runs argv to its end; never throws for a non-zero exit (see runOk). */
 export function runCommand(argv: readonly string[], opts: { input?: string } = {}): Promise<CommandResult> {
   return new Promise((done, fail) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', fail);
     child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
+    if (opts.input !== undefined && child.stdin) {
+      // A command may exit without reading its input: that is its answer, not an error here.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
   });
 }
 

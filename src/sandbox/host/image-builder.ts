@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import { runBuildCommand } from './build-sandbox.js';
@@ -78,6 +78,9 @@ export async function buildBase(base: CheckedImageSpec['base'], root: string, op
   if (r.code !== 0) throw failedBase(base, r);
   // mmdebstrap leaves the build host's name and resolver behind in some variants: an image carries neither.
   for (const f of ['etc/resolv.conf', 'etc/hostname']) await rm(join(root, f), { force: true });
+  // Nor device nodes: a sandbox gets its own /dev, and a node in the image would be a door to a host device.
+  await rm(join(root, 'dev'), { recursive: true, force: true });
+  await mkdir(join(root, 'dev'), { mode: 0o755 });
   const t1 = performance.now();
   const shiftedFiles = await shiftIds(root);
   const t2 = performance.now();

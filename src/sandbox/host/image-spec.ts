@@ -26,7 +26,7 @@ declare const brand: unique symbol;
 export type ImageId = string & { readonly [brand]: 'ImageId' };
 
 /** Bumped when the meaning of a description changes (build procedure, layout): old images are then rebuilt. */
-export const IMAGE_FORMAT = 'stowage-image:v1';
+export const IMAGE_FORMAT = 'stowage-image:v2';
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** An image id parsed from untrusted text (a path segment, a request). */

@@ -150,7 +150,8 @@ export async function mountRoot(image: { root: string }, disk: StateDisk): Promi
   if (await isMountPoint(paths.root)) return paths.root;
   if (!(await isMountPoint(paths.disk))) throw new NotFoundError(`the state disk of sandbox ${disk.id} is not mounted; open it first`);
   const options = `lowerdir=${overlayPath(image.root)},upperdir=${overlayPath(paths.upper)},workdir=${overlayPath(paths.work)}`;
-  await runOk(['mount', '-t', 'overlay', '-o', options, '--', 'overlay', paths.root], 'mounting the sandbox root');
+  // nodev: no device node the image or the sandbox holds opens a host device.
+  await runOk(['mount', '-t', 'overlay', '-o', `nodev,${options}`, '--', 'overlay', paths.root], 'mounting the sandbox root');
   return paths.root;
 }
 
