@@ -15,13 +15,25 @@ import type { Image } from '../src/sandbox/host/images.js';
 import { treeDigest } from '../src/sandbox/host/image-spec.js';
 import { runBuildCommand } from '../src/sandbox/host/build-sandbox.js';
 import { isMountPoint, loopDevicesUnder } from '../src/sandbox/host/mounts.js';
-import { closeStateDisk, createStateDisk, destroyStateDisk, mountRoot, openStateDisk, sandboxPaths } from '../src/sandbox/host/state-disk.js';
+import {
+  closeStateDisk,
+  createStateDisk,
+  destroyStateDisk,
+  mountRoot,
+  openStateDisk,
+  sandboxPaths,
+} from '../src/sandbox/host/state-disk.js';
 import { busyboxImage } from './helpers/sandbox-images.js';
 
 /** Runs a shell command inside a sandbox root as sandbox root; returns exit code and output. */
 async function inside(root: string, script: string): Promise<{ code: number | null; out: string }> {
   let out = '';
-  const r = await runBuildCommand(root, ['/bin/sh', '-c', script], { env: { PATH: '/bin:/usr/bin:/sbin:/usr/sbin' }, network: false, onOutput: (t) => (out += t), timeoutMs: 60_000 });
+  const r = await runBuildCommand(root, ['/bin/sh', '-c', script], {
+    env: { PATH: '/bin:/usr/bin:/sbin:/usr/sbin' },
+    network: false,
+    onOutput: (t) => (out += t),
+    timeoutMs: 60_000,
+  });
   return { code: r.code, out };
 }
 
@@ -35,7 +47,8 @@ describe('sandbox state disks', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'stowage-disks-'));
   });
   after(async () => {
-    for (const id of existsSync(join(dataDir, 'sandboxes')) ? await readdir(join(dataDir, 'sandboxes')) : []) await destroyStateDisk(dataDir, id);
+    for (const id of existsSync(join(dataDir, 'sandboxes')) ? await readdir(join(dataDir, 'sandboxes')) : [])
+      await destroyStateDisk(dataDir, id);
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -62,7 +75,11 @@ describe('sandbox state disks', () => {
     const other = await inside(rootB, 'dd if=/dev/zero of=/ok bs=1M count=8 && echo wrote');
     assert.equal(other.code, 0, other.out);
     assert.equal((await stat(join(rootB, 'ok'))).size, 8 * MiB);
-    assert.equal(existsSync(join(image.root, 'big')) || existsSync(join(image.root, 'ok')), false, 'nothing reached the image');
+    assert.equal(
+      existsSync(join(image.root, 'big')) || existsSync(join(image.root, 'ok')),
+      false,
+      'nothing reached the image',
+    );
   });
 
   it('keeps the files across unmount and remount of the same disk (a daemon restart finds them)', async () => {
@@ -80,7 +97,11 @@ describe('sandbox state disks', () => {
     assert.equal(await readFile(join(root2, 'home', 'me', 'notes'), 'utf8'), 'kept\n');
     assert.equal(existsSync(join(root2, 'etc', 'passwd')), false, 'a deletion (whiteout) survives too');
     assert.ok(existsSync(join(image.root, 'etc', 'passwd')), 'while the image keeps its file');
-    assert.equal(await mountRoot(image, await openStateDisk(dataDir, 'persist')), root2, 'opening and mounting again is a no-op');
+    assert.equal(
+      await mountRoot(image, await openStateDisk(dataDir, 'persist')),
+      root2,
+      'opening and mounting again is a no-op',
+    );
     console.log(`state disk: reopen + remount ${Math.round(remountMs)} ms`);
   });
 
@@ -90,7 +111,9 @@ describe('sandbox state disks', () => {
     const root = await mountRoot(image, disk);
     await writeFile(join(root, 'held'), 'open');
     // Another process holds a file open on the disk.
-    const holder = spawn('sh', ['-c', `exec 3<"${join(root, 'held')}"; echo ready; sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const holder = spawn('sh', ['-c', `exec 3<"${join(root, 'held')}"; echo ready; sleep 30`], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     await new Promise<void>((r) => holder.stdout.once('data', () => r()));
     try {
       const t0 = performance.now();
@@ -105,23 +128,37 @@ describe('sandbox state disks', () => {
       await new Promise((r) => holder.on('close', r));
     }
     // Once the last file closes, the lazily unmounted file system and its loop device go.
-    for (let i = 0; i < 50 && (await loopDevicesUnder(disk.paths.dir)).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await loopDevicesUnder(disk.paths.dir)).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(await loopDevicesUnder(disk.paths.dir), []);
     assert.equal(await treeDigest(image.root), before, 'the image is byte for byte the same');
-    assert.deepEqual(await destroyStateDisk(dataDir, 'teardown'), { unmounted: [], detachedLoops: [], removed: true }, 'idempotent');
+    assert.deepEqual(
+      await destroyStateDisk(dataDir, 'teardown'),
+      { unmounted: [], detachedLoops: [], removed: true },
+      'idempotent',
+    );
   });
 
   it('refuses hostile ids and sizes before any path is built', async () => {
-    const listing = async () => (existsSync(join(dataDir, 'sandboxes')) ? (await readdir(join(dataDir, 'sandboxes'))).sort() : []);
+    const listing = async () =>
+      existsSync(join(dataDir, 'sandboxes')) ? (await readdir(join(dataDir, 'sandboxes'))).sort() : [];
     const was = await listing();
     for (const id of ['../x', '..', '', 'a/b', 'x'.repeat(65), '-rf', 'A', 'a\0b', '.hidden']) {
-      await assert.rejects(createStateDisk(dataDir, id, 1), (e: Error) => isStowageError(e, 'InvalidArgument') && /invalid sandbox id/.test(e.message), JSON.stringify(id));
+      await assert.rejects(
+        createStateDisk(dataDir, id, 1),
+        (e: Error) => isStowageError(e, 'InvalidArgument') && /invalid sandbox id/.test(e.message),
+        JSON.stringify(id),
+      );
       await assert.rejects(destroyStateDisk(dataDir, id), (e: Error) => isStowageError(e, 'InvalidArgument'));
       await assert.rejects(openStateDisk(dataDir, id), (e: Error) => isStowageError(e, 'InvalidArgument'));
       assert.throws(() => sandboxPaths(dataDir, id));
     }
     for (const gib of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 1e9, 0.001, '1' as unknown as number]) {
-      await assert.rejects(createStateDisk(dataDir, 'sizes', gib), (e: Error) => isStowageError(e, 'InvalidArgument'), String(gib));
+      await assert.rejects(
+        createStateDisk(dataDir, 'sizes', gib),
+        (e: Error) => isStowageError(e, 'InvalidArgument'),
+        String(gib),
+      );
     }
     assert.deepEqual(await listing(), was, 'nothing was created');
     await createStateDisk(dataDir, 'twice', 0.05);

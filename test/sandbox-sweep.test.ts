@@ -57,13 +57,26 @@ describe('sweep of a crashed daemon', () => {
     const done = await sweep({ dataDir, isLive });
     assert.deepEqual(done.sandboxes, ['cut', 'dead', 'orphan']);
     assert.deepEqual(done.builds, [build]);
-    for (const dir of [dead.paths.dir, cut.paths.dir, orphan, build]) assert.equal(existsSync(dir), false, `${dir} removed`);
-    assert.deepEqual((await mountsUnder(sandboxes)).map((m) => m.mountPoint).sort(), [live.paths.disk, live.paths.root].sort(), 'only the live sandbox is still mounted');
+    for (const dir of [dead.paths.dir, cut.paths.dir, orphan, build])
+      assert.equal(existsSync(dir), false, `${dir} removed`);
+    assert.deepEqual(
+      (await mountsUnder(sandboxes)).map((m) => m.mountPoint).sort(),
+      [live.paths.disk, live.paths.root].sort(),
+      'only the live sandbox is still mounted',
+    );
     const loops = await loopDevicesUnder(sandboxes);
-    assert.deepEqual(loops.map((l) => l.backFile), [live.paths.image], `only the live sandbox's loop device is left (${loop} was detached)`);
+    assert.deepEqual(
+      loops.map((l) => l.backFile),
+      [live.paths.image],
+      `only the live sandbox's loop device is left (${loop} was detached)`,
+    );
     assert.equal(await readFile(join(live.paths.root, 'mine'), 'utf8'), 'keep');
 
-    assert.deepEqual(await planSweep({ dataDir, isLive }), { sandboxes: [], strayMounts: [], strayLoops: [], builds: [] }, 'nothing left to sweep');
+    assert.deepEqual(
+      await planSweep({ dataDir, isLive }),
+      { sandboxes: [], strayMounts: [], strayLoops: [], builds: [] },
+      'nothing left to sweep',
+    );
     await destroyStateDisk(dataDir, 'live');
     assert.deepEqual(await loopDevicesUnder(sandboxes), []);
   });

@@ -13,7 +13,10 @@ describe('file lock', () => {
       const first = await acquireFileLock(path);
       assert.equal(await tryFileLock(path), undefined, 'a second holder is refused while the first holds it');
       let secondGot = false;
-      const second = acquireFileLock(path).then((l) => { secondGot = true; return l; });
+      const second = acquireFileLock(path).then((l) => {
+        secondGot = true;
+        return l;
+      });
       await new Promise((r) => setTimeout(r, 150));
       assert.equal(secondGot, false, 'a waiter waits');
       first.release();
@@ -37,7 +40,9 @@ describe('file lock', () => {
       // Another process takes the lock through this module and is killed without releasing it.
       const mod = new URL('./file-lock.js', import.meta.url).href;
       const script = `import(${JSON.stringify(mod)}).then((m) => m.acquireFileLock(${JSON.stringify(path)})).then(() => { console.log('held'); setInterval(() => {}, 1000); });`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await new Promise<void>((r) => child.stdout.once('data', () => r()));
       assert.equal(await tryFileLock(path), undefined, 'held by the other process');
       child.kill('SIGKILL');

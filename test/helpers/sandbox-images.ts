@@ -26,12 +26,16 @@ let debian: Promise<Image> | undefined;
 
 /** The small test image: a static busybox (about 2 MB, built in seconds). */
 export function busyboxImage(): Promise<Image> {
-  busybox ??= testImageStore().ensure({ base: 'busybox' }).then((r) => r.image);
+  busybox ??= testImageStore()
+    .ensure({ base: 'busybox' })
+    .then((r) => r.image);
   return busybox;
 }
 
 /** The default image: Debian bookworm minbase (about 35 s to build on an idle machine, once). */
 export function debianImage(onLog?: (text: string) => void): Promise<Image> {
-  debian ??= testImageStore().ensure({ base: 'debian' }, onLog ? { onLog } : {}).then((r) => r.image);
+  debian ??= testImageStore()
+    .ensure({ base: 'debian' }, onLog ? { onLog } : {})
+    .then((r) => r.image);
   return debian;
 }

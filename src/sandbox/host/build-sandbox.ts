@@ -35,19 +35,63 @@ export interface BuildCommandOptions {
 const HOP = 'mount --bind -- "$1" /mnt && shift && exec unshare "$@"';
 
 /** The argv that runs `command` (argv inside the root) in the build sandbox over `root`. */
-export function buildCommandArgv(root: string, command: readonly string[], opts: Pick<BuildCommandOptions, 'env' | 'network'>): string[] {
+export function buildCommandArgv(
+  root: string,
+  command: readonly string[],
+  opts: Pick<BuildCommandOptions, 'env' | 'network'>,
+): string[] {
   const bwrap = [
-    'bwrap', '--bind', '/mnt', '/', '--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp',
-    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--die-with-parent', '--new-session',
-    '--hostname', 'stowage-build', '--chdir', '/', '--clearenv',
+    'bwrap',
+    '--bind',
+    '/mnt',
+    '/',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--perms',
+    '1777',
+    '--tmpfs',
+    '/tmp',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-cgroup-try',
+    '--die-with-parent',
+    '--new-session',
+    '--hostname',
+    'stowage-build',
+    '--chdir',
+    '/',
+    '--clearenv',
   ];
   if (opts.network) bwrap.push('--ro-bind', '/etc/resolv.conf', '/etc/resolv.conf');
   else bwrap.push('--unshare-net');
   for (const [k, v] of Object.entries(opts.env)) bwrap.push('--setenv', k, v);
-  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', HOP, 'stowage-build', root, ...subordinateUserArgs(), '--', ...bwrap, '--', ...command];
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    HOP,
+    'stowage-build',
+    root,
+    ...subordinateUserArgs(),
+    '--',
+    ...bwrap,
+    '--',
+    ...command,
+  ];
 }
 
 /** Runs `command` in the build sandbox over `root`, streaming its output. */
-export function runBuildCommand(root: string, command: readonly string[], opts: BuildCommandOptions): Promise<StreamResult> {
+export function runBuildCommand(
+  root: string,
+  command: readonly string[],
+  opts: BuildCommandOptions,
+): Promise<StreamResult> {
   return streamCommand(buildCommandArgv(root, command, opts), opts);
 }

@@ -18,7 +18,9 @@ export interface CommandResult {
 /** Runs argv to its end; never throws for a non-zero exit (see runOk). */
 export function runCommand(argv: readonly string[], opts: { input?: string } = {}): Promise<CommandResult> {
   return new Promise((done, fail) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -58,9 +60,15 @@ const TAIL_BYTES = 4096;
  * Runs argv in its own process group, passing its output on as it comes;
  * after `timeoutMs` the whole group is killed (a build step's children too).
  */
-export function streamCommand(argv: readonly string[], opts: { onOutput: (text: string) => void; timeoutMs: number; stdin?: NodeJS.ReadableStream }): Promise<StreamResult> {
+export function streamCommand(
+  argv: readonly string[],
+  opts: { onOutput: (text: string) => void; timeoutMs: number; stdin?: NodeJS.ReadableStream },
+): Promise<StreamResult> {
   return new Promise((done, fail) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let tail = '';
     let timedOut = false;
     const take = (d: Buffer) => {

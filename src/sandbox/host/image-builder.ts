@@ -54,14 +54,18 @@ export interface BaseTimes {
 export function hostAptSources(explicit?: string): string {
   const found = explicit ?? HOST_APT_SOURCES.find((p) => existsSync(p));
   if (found === undefined || !existsSync(found)) {
-    throw new UnavailableError(`no apt sources file (looked for ${explicit ?? HOST_APT_SOURCES.join(', ')}): the Debian base image is built from the host's apt mirror`);
+    throw new UnavailableError(
+      `no apt sources file (looked for ${explicit ?? HOST_APT_SOURCES.join(', ')}): the Debian base image is built from the host's apt mirror`,
+    );
   }
   return found;
 }
 
 function failedBase(base: string, r: StreamResult): UnavailableError {
   const how = r.timedOut ? 'timed out' : `exited ${r.code ?? r.signal}`;
-  return new UnavailableError(`building the ${base} base image failed: mmdebstrap ${how} (is the apt mirror reachable?): ${r.tail.trim().split('\n').slice(-5).join(' / ')}`);
+  return new UnavailableError(
+    `building the ${base} base image failed: mmdebstrap ${how} (is the apt mirror reachable?): ${r.tail.trim().split('\n').slice(-5).join(' / ')}`,
+  );
 }
 
 /** Builds the base of `spec` into `root` (which must not exist yet), then shifts its ids. */
@@ -72,7 +76,20 @@ export async function buildBase(base: CheckedImageSpec['base'], root: string, op
   opts.log(`==> base ${base}: mmdebstrap ${variant.join(' ')} ${DEBIAN_SUITE} from ${sources}\n`);
   // A private mount namespace: the mounts mmdebstrap makes in the target die with it, even if it is killed.
   const r = await streamCommand(
-    ['unshare', '--mount', '--propagation', 'private', '--', 'mmdebstrap', '--mode=root', '--format=directory', ...variant, DEBIAN_SUITE, root, sources],
+    [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'mmdebstrap',
+      '--mode=root',
+      '--format=directory',
+      ...variant,
+      DEBIAN_SUITE,
+      root,
+      sources,
+    ],
     { onOutput: opts.log, timeoutMs: opts.stepTimeoutMs },
   );
   if (r.code !== 0) throw failedBase(base, r);
@@ -86,7 +103,14 @@ export async function buildBase(base: CheckedImageSpec['base'], root: string, op
   const t2 = performance.now();
   opts.log(`==> shifted ${shiftedFiles} files into the subordinate id range in ${Math.round(t2 - t1)} ms\n`);
   if (base === 'busybox') {
-    await runStepCommand(root, 'busybox setup', ['/bin/busybox', 'sh', '-c', BUSYBOX_SETUP], { ...BASE_ENV }, false, opts);
+    await runStepCommand(
+      root,
+      'busybox setup',
+      ['/bin/busybox', 'sh', '-c', BUSYBOX_SETUP],
+      { ...BASE_ENV },
+      false,
+      opts,
+    );
   }
   return { baseMs: Math.round(t1 - t0 + (performance.now() - t2)), shiftMs: Math.round(t2 - t1), shiftedFiles };
 }
@@ -103,14 +127,31 @@ const BUSYBOX_SETUP = [
 /** A failed step: which one, how it ended and what it printed last. */
 function failedStep(label: string, r: StreamResult): InvalidArgumentError {
   const how = r.timedOut ? 'timed out' : r.code !== null ? `exited ${r.code}` : `was killed by ${r.signal}`;
-  return new InvalidArgumentError(`image build failed at ${label}: ${how}; its output ends with:\n${r.tail.trimEnd().split('\n').slice(-20).join('\n')}`, {
-    details: { step: label, exitCode: r.code, output: r.tail },
-  });
+  return new InvalidArgumentError(
+    `image build failed at ${label}: ${how}; its output ends with:\n${r.tail.trimEnd().split('\n').slice(-20).join('\n')}`,
+    {
+      details: { step: label, exitCode: r.code, output: r.tail },
+    },
+  );
 }
 
-async function runStepCommand(root: string, label: string, command: string[], env: Record<string, string>, network: boolean, opts: BuildOptions, stdin?: NodeJS.ReadableStream): Promise<void> {
+async function runStepCommand(
+  root: string,
+  label: string,
+  command: string[],
+  env: Record<string, string>,
+  network: boolean,
+  opts: BuildOptions,
+  stdin?: NodeJS.ReadableStream,
+): Promise<void> {
   opts.log(`==> ${label}\n`);
-  const r = await runBuildCommand(root, command, { env, network, onOutput: opts.log, timeoutMs: opts.stepTimeoutMs, ...(stdin ? { stdin } : {}) });
+  const r = await runBuildCommand(root, command, {
+    env,
+    network,
+    onOutput: opts.log,
+    timeoutMs: opts.stepTimeoutMs,
+    ...(stdin ? { stdin } : {}),
+  });
   if (r.code !== 0) throw failedStep(label, r);
 }
 
@@ -125,17 +166,39 @@ function tarOf(dir: string): NodeJS.ReadableStream {
  * the environment the image records for its sandboxes. `copySources[i]` is
  * the host path step i copies from.
  */
-export async function runSteps(base: CheckedImageSpec['base'], root: string, steps: readonly ImageStep[], copySources: readonly (string | undefined)[], opts: BuildOptions): Promise<Record<string, string>> {
+export async function runSteps(
+  base: CheckedImageSpec['base'],
+  root: string,
+  steps: readonly ImageStep[],
+  copySources: readonly (string | undefined)[],
+  opts: BuildOptions,
+): Promise<Record<string, string>> {
   const env: Record<string, string> = { ...BASE_ENV };
   for (const [i, step] of steps.entries()) {
     const at = `step ${i + 1}/${steps.length}`;
     if ('aptInstall' in step) {
-      if (base !== 'debian') throw new InvalidArgumentError(`${at} (aptInstall) needs the debian base; the ${base} base has no apt`);
-      const script = 'apt-get update -q && apt-get install -y -q --no-install-recommends -- "$@" && apt-get clean && rm -rf /var/lib/apt/lists/*';
-      await runStepCommand(root, `${at} (aptInstall ${step.aptInstall.join(' ')})`, ['/bin/sh', '-c', script, 'apt', ...step.aptInstall], { ...env, DEBIAN_FRONTEND: 'noninteractive' }, true, opts);
+      if (base !== 'debian')
+        throw new InvalidArgumentError(`${at} (aptInstall) needs the debian base; the ${base} base has no apt`);
+      const script =
+        'apt-get update -q && apt-get install -y -q --no-install-recommends -- "$@" && apt-get clean && rm -rf /var/lib/apt/lists/*';
+      await runStepCommand(
+        root,
+        `${at} (aptInstall ${step.aptInstall.join(' ')})`,
+        ['/bin/sh', '-c', script, 'apt', ...step.aptInstall],
+        { ...env, DEBIAN_FRONTEND: 'noninteractive' },
+        true,
+        opts,
+      );
     } else if ('runCommands' in step) {
       for (const [j, command] of step.runCommands.entries()) {
-        await runStepCommand(root, `${at} (runCommands[${j}]: ${command.slice(0, 200)})`, ['/bin/sh', '-c', command], env, false, opts);
+        await runStepCommand(
+          root,
+          `${at} (runCommands[${j}]: ${command.slice(0, 200)})`,
+          ['/bin/sh', '-c', command],
+          env,
+          false,
+          opts,
+        );
       }
     } else if ('env' in step) {
       Object.assign(env, step.env);
@@ -146,10 +209,33 @@ export async function runSteps(base: CheckedImageSpec['base'], root: string, ste
       const label = `${at} (copy ${step.copy.from} to ${step.copy.to})`;
       const st = await stat(source);
       if (st.isDirectory()) {
-        await runStepCommand(root, label, ['/bin/sh', '-c', 'mkdir -p -- "$1" && tar -x -o -f - -C "$1"', 'copy', step.copy.to], env, false, opts, tarOf(source));
+        await runStepCommand(
+          root,
+          label,
+          ['/bin/sh', '-c', 'mkdir -p -- "$1" && tar -x -o -f - -C "$1"', 'copy', step.copy.to],
+          env,
+          false,
+          opts,
+          tarOf(source),
+        );
       } else {
         const mode = (st.mode & 0o777).toString(8);
-        await runStepCommand(root, label, ['/bin/sh', '-c', 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && chmod "$2" "$1"', 'copy', step.copy.to, mode], env, false, opts, createReadStream(source));
+        await runStepCommand(
+          root,
+          label,
+          [
+            '/bin/sh',
+            '-c',
+            'mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && chmod "$2" "$1"',
+            'copy',
+            step.copy.to,
+            mode,
+          ],
+          env,
+          false,
+          opts,
+          createReadStream(source),
+        );
       }
     }
   }

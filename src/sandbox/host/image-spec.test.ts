@@ -43,7 +43,11 @@ describe('image descriptions and their ids', () => {
       [{ base: 'debian', steps: Array.from({ length: 101 }, () => ({ env: {} })) }, /steps/],
     ];
     for (const [spec, message] of bad) {
-      assert.throws(() => checkImageSpec(spec), (e: Error) => invalid(e) && message.test(e.message), JSON.stringify(spec).slice(0, 120));
+      assert.throws(
+        () => checkImageSpec(spec),
+        (e: Error) => invalid(e) && message.test(e.message),
+        JSON.stringify(spec).slice(0, 120),
+      );
     }
     assert.throws(() => parseImageId('../../etc'), invalid);
     assert.equal(parseImageId('a'.repeat(64)), 'a'.repeat(64));
@@ -64,8 +68,14 @@ describe('image descriptions and their ids', () => {
       assert.notEqual((await resolveImage(spec, ctx)).id, first.id, 'changed content, new image');
       await assert.rejects(resolveImage(spec), (e: Error) => invalid(e) && /needs a build context/.test(e.message));
       await symlink(join(dir, 'secret'), join(ctx, 'link'));
-      await assert.rejects(resolveImage({ base: 'busybox', steps: [{ copy: { from: 'link', to: '/x' } }] }, ctx), (e: Error) => invalid(e) && /out of the build context/.test(e.message));
-      await assert.rejects(resolveImage({ base: 'busybox', steps: [{ copy: { from: 'missing', to: '/x' } }] }, ctx), (e: Error) => invalid(e) && /does not exist/.test(e.message));
+      await assert.rejects(
+        resolveImage({ base: 'busybox', steps: [{ copy: { from: 'link', to: '/x' } }] }, ctx),
+        (e: Error) => invalid(e) && /out of the build context/.test(e.message),
+      );
+      await assert.rejects(
+        resolveImage({ base: 'busybox', steps: [{ copy: { from: 'missing', to: '/x' } }] }, ctx),
+        (e: Error) => invalid(e) && /does not exist/.test(e.message),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -31,31 +31,64 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** An image id parsed from untrusted text (a path segment, a request). */
 export function parseImageId(text: string): ImageId {
-  if (!HEX64.test(text)) throw new InvalidArgumentError(`not an image id: ${JSON.stringify(text.slice(0, 80))} (expected 64 hex characters)`);
+  if (!HEX64.test(text))
+    throw new InvalidArgumentError(
+      `not an image id: ${JSON.stringify(text.slice(0, 80))} (expected 64 hex characters)`,
+    );
   return text as ImageId;
 }
 
 // Debian package names (policy 5.6.1), optionally with an architecture and a version; never an option.
-const packageName = z.string().regex(/^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/, 'a Debian package name such as python3 or curl=7.88.1-10');
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name (letters, digits, _)').max(256);
+const packageName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/,
+    'a Debian package name such as python3 or curl=7.88.1-10',
+  );
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name (letters, digits, _)')
+  .max(256);
 const noNul = (what: string) => z.string().refine((s) => !s.includes('\0'), `${what} must not contain NUL`);
-const imagePath = z.string().max(4096).refine((p) => p.startsWith('/') && posix.normalize(p) === p && p !== '/' && !p.endsWith('/'), 'an absolute, normalised path inside the image other than /');
-const contextPath = z.string().min(1).max(4096).refine((p) => !isAbsolute(p) && !p.includes('\0') && normalize(p) === p && p !== '..' && !p.startsWith(`..${sep}`), 'a normalised path relative to the build context, not leaving it');
+const imagePath = z
+  .string()
+  .max(4096)
+  .refine(
+    (p) => p.startsWith('/') && posix.normalize(p) === p && p !== '/' && !p.endsWith('/'),
+    'an absolute, normalised path inside the image other than /',
+  );
+const contextPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine(
+    (p) => !isAbsolute(p) && !p.includes('\0') && normalize(p) === p && p !== '..' && !p.startsWith(`..${sep}`),
+    'a normalised path relative to the build context, not leaving it',
+  );
 
 /** Each step is an object with exactly one of these keys; its schema by key gives errors that name the field. */
 const STEP_SCHEMAS = {
   aptInstall: z.object({ aptInstall: z.array(packageName).min(1).max(500) }).strict(),
-  runCommands: z.object({ runCommands: z.array(noNul('a command').pipe(z.string().min(1).max(65536))).min(1).max(100) }).strict(),
+  runCommands: z
+    .object({
+      runCommands: z
+        .array(noNul('a command').pipe(z.string().min(1).max(65536)))
+        .min(1)
+        .max(100),
+    })
+    .strict(),
   env: z.object({ env: z.record(envName, noNul('an environment value').pipe(z.string().max(65536))) }).strict(),
   copy: z.object({ copy: z.object({ from: contextPath, to: imagePath }).strict() }).strict(),
 } as const;
 const stepSchema = z.union([STEP_SCHEMAS.aptInstall, STEP_SCHEMAS.runCommands, STEP_SCHEMAS.env, STEP_SCHEMAS.copy]);
 
 /** The description of an image. */
-export const imageSpecSchema = z.object({
-  base: z.enum(['debian', 'busybox']),
-  steps: z.array(stepSchema).max(100).default([]),
-}).strict();
+export const imageSpecSchema = z
+  .object({
+    base: z.enum(['debian', 'busybox']),
+    steps: z.array(stepSchema).max(100).default([]),
+  })
+  .strict();
 
 /** One build step. */
 export type ImageStep = z.infer<typeof stepSchema>;
@@ -80,7 +113,9 @@ export function checkImageSpec(spec: unknown): CheckedImageSpec {
       const keys = step !== null && typeof step === 'object' ? Object.keys(step) : [];
       const key = keys.length === 1 ? (keys[0] as keyof typeof STEP_SCHEMAS) : undefined;
       if (key === undefined || !(key in STEP_SCHEMAS)) {
-        throw new InvalidArgumentError(`invalid image description at steps.${i}: a step is an object with exactly one of ${Object.keys(STEP_SCHEMAS).join(', ')}`);
+        throw new InvalidArgumentError(
+          `invalid image description at steps.${i}: a step is an object with exactly one of ${Object.keys(STEP_SCHEMAS).join(', ')}`,
+        );
       }
       const r = STEP_SCHEMAS[key].safeParse(step);
       if (!r.success) fail(r.error.issues[0]!, ['steps', i]);
@@ -95,7 +130,9 @@ export function checkImageSpec(spec: unknown): CheckedImageSpec {
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
@@ -106,13 +143,15 @@ export function canonicalJson(value: unknown): string {
  * the context is missing or a symlink takes it outside.
  */
 export async function copySource(contextDir: string | undefined, from: string): Promise<string> {
-  if (contextDir === undefined) throw new InvalidArgumentError(`the copy step of ${from} needs a build context directory`);
+  if (contextDir === undefined)
+    throw new InvalidArgumentError(`the copy step of ${from} needs a build context directory`);
   const ctx = await realpath(contextDir);
   const real = await realpath(join(ctx, from)).catch(() => {
     throw new InvalidArgumentError(`copy source ${from} does not exist in the build context`);
   });
   const rel = relative(ctx, real);
-  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw new InvalidArgumentError(`copy source ${from} leads out of the build context`);
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+    throw new InvalidArgumentError(`copy source ${from} leads out of the build context`);
   return real;
 }
 
@@ -131,7 +170,9 @@ export async function treeDigest(path: string): Promise<string> {
       h.update(`f ${rel} ${mode} ${st.size}\0`);
       h.update(await readFile(p));
     } else {
-      throw new InvalidArgumentError(`copy source ${rel} is a special file; only files, directories and symlinks can be copied`);
+      throw new InvalidArgumentError(
+        `copy source ${rel} is a special file; only files, directories and symlinks can be copied`,
+      );
     }
   };
   await visit(path, '.');
@@ -161,6 +202,8 @@ export async function resolveImage(spec: unknown, contextDir?: string): Promise<
       hashed.push(step);
     }
   }
-  const id = createHash('sha256').update(canonicalJson({ format: IMAGE_FORMAT, base: checked.base, steps: hashed })).digest('hex') as ImageId;
+  const id = createHash('sha256')
+    .update(canonicalJson({ format: IMAGE_FORMAT, base: checked.base, steps: hashed }))
+    .digest('hex') as ImageId;
   return { id, spec: checked, copySources };
 }

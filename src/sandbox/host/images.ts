@@ -22,7 +22,14 @@ import { join } from 'node:path';
 import { acquireFileLock, tryFileLock } from '../../common/file-lock.js';
 import { buildBase, runSteps, BASE_ENV } from './image-builder.js';
 import { runOk } from './host-command.js';
-import { IMAGE_FORMAT, parseImageId, resolveImage, type CheckedImageSpec, type ImageId, type ImageSpec } from './image-spec.js';
+import {
+  IMAGE_FORMAT,
+  parseImageId,
+  resolveImage,
+  type CheckedImageSpec,
+  type ImageId,
+  type ImageSpec,
+} from './image-spec.js';
 
 /** Folder of the image cache under a data dir. */
 export const IMAGES_DIR = 'images';
@@ -105,7 +112,10 @@ export class ImageStore {
     return { image, cached: !built };
   }
 
-  private async lockedBuild(resolved: Awaited<ReturnType<typeof resolveImage>>, opts: EnsureOptions): Promise<{ image: Image; built: boolean }> {
+  private async lockedBuild(
+    resolved: Awaited<ReturnType<typeof resolveImage>>,
+    opts: EnsureOptions,
+  ): Promise<{ image: Image; built: boolean }> {
     await mkdir(join(this.dir, LOCKS), { recursive: true, mode: 0o700 });
     const lock = await acquireFileLock(join(this.dir, LOCKS, `${resolved.id}.lock`));
     try {
@@ -145,7 +155,16 @@ export class ImageStore {
         await runOk(['cp', '-a', '--reflink=auto', '--', base.root, root], 'copying the base image');
         env = await runSteps(spec.base, root, spec.steps, copySources, buildOpts);
       }
-      const image: Image = { id, dir: join(this.dir, id), root: join(this.dir, id, 'root'), spec, env, builtAt: new Date().toISOString(), buildMs: Math.round(performance.now() - t0), ...(shiftMs === undefined ? {} : { shiftMs }) };
+      const image: Image = {
+        id,
+        dir: join(this.dir, id),
+        root: join(this.dir, id, 'root'),
+        spec,
+        env,
+        builtAt: new Date().toISOString(),
+        buildMs: Math.round(performance.now() - t0),
+        ...(shiftMs === undefined ? {} : { shiftMs }),
+      };
       const { dir: _d, root: _r, ...meta } = image;
       await writeFile(join(tmp, 'image.json'), `${JSON.stringify({ format: IMAGE_FORMAT, ...meta }, null, 2)}\n`);
       log(`==> built image ${id} in ${image.buildMs} ms\n`);

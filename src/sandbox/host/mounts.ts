@@ -16,7 +16,7 @@ export interface MountEntry {
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
-function unescape(field: string): string {
+function unescapeField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 }
 
@@ -29,7 +29,7 @@ export function parseMountInfo(text: string): MountEntry[] {
     const fields = left?.split(' ') ?? [];
     const tail = right?.split(' ') ?? [];
     if (fields.length < 5 || tail.length < 2) continue;
-    out.push({ mountPoint: unescape(fields[4]!), fsType: tail[0]!, source: unescape(tail[1]!) });
+    out.push({ mountPoint: unescapeField(fields[4]!), fsType: tail[0]!, source: unescapeField(tail[1]!) });
   }
   return out;
 }
@@ -70,7 +70,9 @@ export async function unmountAllUnder(dir: string): Promise<string[]> {
       done.push(m.mountPoint);
     }
   }
-  throw new Error(`mounts under ${dir} keep coming back: ${(await mountsUnder(dir)).map((m) => m.mountPoint).join(', ')}`);
+  throw new Error(
+    `mounts under ${dir} keep coming back: ${(await mountsUnder(dir)).map((m) => m.mountPoint).join(', ')}`,
+  );
 }
 
 /** A loop device and the file behind it. */

@@ -41,7 +41,9 @@ const SANDBOX_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** A sandbox id as a path segment: lowercase letters, digits, `_` and `-`, 1-64 characters, not starting with `_` or `-`. */
 export function checkSandboxId(id: unknown): string {
   if (typeof id !== 'string' || !SANDBOX_ID.test(id)) {
-    throw new InvalidArgumentError(`invalid sandbox id ${JSON.stringify(String(id).slice(0, 80))}: use 1-64 lowercase letters, digits, _ and -, starting with a letter or digit`);
+    throw new InvalidArgumentError(
+      `invalid sandbox id ${JSON.stringify(String(id).slice(0, 80))}: use 1-64 lowercase letters, digits, _ and -, starting with a letter or digit`,
+    );
   }
   return id;
 }
@@ -61,7 +63,15 @@ export interface SandboxPaths {
 export function sandboxPaths(dataDir: string, id: string): SandboxPaths {
   const dir = join(dataDir, SANDBOXES_DIR, checkSandboxId(id));
   const disk = join(dir, 'disk');
-  return { dir, image: join(dir, 'disk.img'), disk, upper: join(disk, 'upper'), work: join(disk, 'work'), root: join(dir, 'root'), meta: join(dir, 'disk.json') };
+  return {
+    dir,
+    image: join(dir, 'disk.img'),
+    disk,
+    upper: join(disk, 'upper'),
+    work: join(disk, 'work'),
+    root: join(dir, 'root'),
+    meta: join(dir, 'disk.json'),
+  };
 }
 
 /** A sandbox's state disk. */
@@ -74,16 +84,22 @@ export interface StateDisk {
 /** Bytes of a diskGib, or a clear error. */
 export function diskBytes(diskGib: unknown): number {
   if (typeof diskGib !== 'number' || !Number.isFinite(diskGib) || diskGib <= 0 || diskGib > MAX_DISK_GIB) {
-    throw new InvalidArgumentError(`diskGib must be a number above 0 and at most ${MAX_DISK_GIB}, got ${JSON.stringify(diskGib)}`);
+    throw new InvalidArgumentError(
+      `diskGib must be a number above 0 and at most ${MAX_DISK_GIB}, got ${JSON.stringify(diskGib)}`,
+    );
   }
   const bytes = Math.floor((diskGib * 1024 ** 3) / 4096) * 4096;
-  if (bytes < MIN_DISK_BYTES) throw new InvalidArgumentError(`diskGib ${diskGib} is below the smallest disk, ${MIN_DISK_BYTES / 1024 ** 2} MiB`);
+  if (bytes < MIN_DISK_BYTES)
+    throw new InvalidArgumentError(`diskGib ${diskGib} is below the smallest disk, ${MIN_DISK_BYTES / 1024 ** 2} MiB`);
   return bytes;
 }
 
 /** Overlay options are comma- and colon-separated: a path with either cannot be named in them. */
 function overlayPath(path: string): string {
-  if (/[,:\\\n]/.test(path)) throw new InvalidArgumentError(`the path ${path} has a comma, colon or backslash, which overlay mount options cannot carry; use a data dir without them`);
+  if (/[,:\\\n]/.test(path))
+    throw new InvalidArgumentError(
+      `the path ${path} has a comma, colon or backslash, which overlay mount options cannot carry; use a data dir without them`,
+    );
   return path;
 }
 
@@ -103,7 +119,8 @@ export async function createStateDisk(dataDir: string, id: string, diskGib: numb
   try {
     await mkdir(paths.dir, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`sandbox ${id} already has a state disk`);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new AlreadyExistsError(`sandbox ${id} already has a state disk`);
     throw e;
   }
   try {
@@ -112,7 +129,22 @@ export async function createStateDisk(dataDir: string, id: string, diskGib: numb
     await file.close();
     // The file is sparse and reads as zeros: mkfs and the kernel need not zero inode tables or the journal.
     // -m 0: sandbox root is not host root, so reserved blocks would only shrink the cap.
-    await runOk(['mkfs.ext4', '-q', '-F', '-m', '0', '-E', 'assume_storage_prezeroed=1,nodiscard', '-L', 'stowage-state', '--', paths.image], 'making the state disk file system');
+    await runOk(
+      [
+        'mkfs.ext4',
+        '-q',
+        '-F',
+        '-m',
+        '0',
+        '-E',
+        'assume_storage_prezeroed=1,nodiscard',
+        '-L',
+        'stowage-state',
+        '--',
+        paths.image,
+      ],
+      'making the state disk file system',
+    );
     await mountDisk(paths);
     await mkdir(paths.upper, { mode: 0o755 });
     await chown(paths.upper, SUBORDINATE_BASE, SUBORDINATE_BASE);
@@ -148,10 +180,14 @@ export async function openStateDisk(dataDir: string, id: string): Promise<StateD
 export async function mountRoot(image: { root: string }, disk: StateDisk): Promise<string> {
   const { paths } = disk;
   if (await isMountPoint(paths.root)) return paths.root;
-  if (!(await isMountPoint(paths.disk))) throw new NotFoundError(`the state disk of sandbox ${disk.id} is not mounted; open it first`);
+  if (!(await isMountPoint(paths.disk)))
+    throw new NotFoundError(`the state disk of sandbox ${disk.id} is not mounted; open it first`);
   const options = `lowerdir=${overlayPath(image.root)},upperdir=${overlayPath(paths.upper)},workdir=${overlayPath(paths.work)}`;
   // nodev: no device node the image or the sandbox holds opens a host device.
-  await runOk(['mount', '-t', 'overlay', '-o', `nodev,${options}`, '--', 'overlay', paths.root], 'mounting the sandbox root');
+  await runOk(
+    ['mount', '-t', 'overlay', '-o', `nodev,${options}`, '--', 'overlay', paths.root],
+    'mounting the sandbox root',
+  );
   return paths.root;
 }
 
@@ -183,7 +219,8 @@ export async function destroyStateDisk(dataDir: string, id: string): Promise<Tea
   }
   // Nothing may be mounted under the directory now, or rm would reach through it.
   const left = await mountsUnder(paths.dir);
-  if (left.length > 0) throw new Error(`cannot remove ${paths.dir}: still mounted at ${left.map((m) => m.mountPoint).join(', ')}`);
+  if (left.length > 0)
+    throw new Error(`cannot remove ${paths.dir}: still mounted at ${left.map((m) => m.mountPoint).join(', ')}`);
   const removed = await rm(paths.dir, { recursive: true, force: true }).then(() => true);
   return { unmounted, detachedLoops, removed };
 }

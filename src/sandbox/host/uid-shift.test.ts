@@ -22,13 +22,21 @@ describe('uid shift of an image root', () => {
       await chown(join(root, 'user-file'), 1000, 1000);
       await link(join(root, 'user-file'), join(root, 'hard-link'));
       await symlink(outside, join(root, 'escape'));
-      assert.equal(await shiftIds(root), 6, "root, bin, su, wall, the linked inode once, the symlink");
+      assert.equal(await shiftIds(root), 6, 'root, bin, su, wall, the linked inode once, the symlink');
       const st = async (p: string) => lstat(join(root, p));
       assert.deepEqual([(await st('')).uid, (await st('')).gid], [100000, 100000]);
       assert.equal((await st('bin/su')).uid, 100000);
       assert.equal((await st('bin/su')).mode & 0o7777, 0o4755, 'setuid kept');
-      assert.deepEqual([(await st('bin/wall')).gid, (await st('bin/wall')).mode & 0o7777], [100005, 0o2755], 'setgid kept');
-      assert.deepEqual([(await st('user-file')).uid, (await st('hard-link')).gid], [101000, 101000], 'a hard-linked inode is shifted once');
+      assert.deepEqual(
+        [(await st('bin/wall')).gid, (await st('bin/wall')).mode & 0o7777],
+        [100005, 0o2755],
+        'setgid kept',
+      );
+      assert.deepEqual(
+        [(await st('user-file')).uid, (await st('hard-link')).gid],
+        [101000, 101000],
+        'a hard-linked inode is shifted once',
+      );
       assert.equal((await st('escape')).uid, 100000, 'the link itself is shifted');
       assert.equal((await lstat(outside)).uid, 0, 'the file it points at, outside the image, is untouched');
     } finally {

@@ -28,7 +28,9 @@ export async function shiftIds(root: string): Promise<number> {
       seen.add(st.ino);
     }
     if (st.uid >= SUBORDINATE_COUNT || st.gid >= SUBORDINATE_COUNT) {
-      throw new InvalidArgumentError(`image file /${rel} is owned by ${st.uid}:${st.gid}, outside the ids a sandbox maps (0-${SUBORDINATE_COUNT - 1}); change its owner in the build steps`);
+      throw new InvalidArgumentError(
+        `image file /${rel} is owned by ${st.uid}:${st.gid}, outside the ids a sandbox maps (0-${SUBORDINATE_COUNT - 1}); change its owner in the build steps`,
+      );
     }
     lchownSync(path, st.uid + SUBORDINATE_BASE, st.gid + SUBORDINATE_BASE);
     // chown dropped the setuid/setgid bits of a regular file: put the mode back.
