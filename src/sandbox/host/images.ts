@@ -198,6 +198,8 @@ export class ImageStore {
     for (const name of await readdir(this.dir)) {
       if (!name.startsWith(BUILD_PREFIX)) continue;
       const id = name.slice(BUILD_PREFIX.length).split('-')[0]!;
+      // Only directories this store names; anything else under images/ is not ours to remove.
+      if (!/^[0-9a-f]{64}$/.test(id)) continue;
       await mkdir(join(this.dir, LOCKS), { recursive: true, mode: 0o700 });
       const lock = await tryFileLock(join(this.dir, LOCKS, `${parseImageId(id)}.lock`));
       if (!lock) continue;
