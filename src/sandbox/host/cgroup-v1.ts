@@ -66,7 +66,10 @@ export class CgroupV1 implements SandboxCgroup {
   private setMemory(value: string): void {
     const limit = this.file('memory', 'memory.limit_in_bytes');
     const memsw = this.file('memory', 'memory.memsw.limit_in_bytes');
-    if (!existsSync(memsw)) return writeText(limit, value);
+    if (!existsSync(memsw)) {
+      writeText(limit, value);
+      return;
+    }
     try {
       writeText(limit, value);
       writeText(memsw, value);
