@@ -115,7 +115,7 @@ describe('sandbox cgroups on this host', { skip: !isRoot && 'cgroups need root (
     const h = held([
       PY,
       '-c',
-      `import time\ni = 0\nwhile True:\n  i += 1\n  open(${JSON.stringify(file)}, "w").write(str(i))\n  time.sleep(0.005)`,
+      `import os, time\nf = ${JSON.stringify(file)}\ni = 0\nwhile True:\n  i += 1\n  open(f + ".tmp", "w").write(str(i))\n  os.replace(f + ".tmp", f)  # never a half-written file for the reader\n  time.sleep(0.005)`,
     ]);
     inGroup(g, h);
     h.go();

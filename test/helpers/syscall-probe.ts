@@ -2,7 +2,8 @@
  * A tiny C program, compiled once per test process with the host's gcc, that
  * makes raw system calls by name and prints `name=ok` or `name=EPERM`
  * (errno name) for each: the way to see what a seccomp filter really does,
- * without a libc wrapper or a Python runtime in between. `x32` and `int80`
+ * without a libc wrapper or a Python runtime in between (`ptrace_pid:N`
+ * attaches to process N). `x32` and `int80`
  * make a call through a foreign ABI (x32, i386 compat): under the sandbox
  * filter the process is killed by SIGSYS before it prints.
  */
@@ -18,6 +19,7 @@ const SOURCE = String.raw`
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -75,6 +77,12 @@ static long run(const char *n) {
     errno = e;
     return r;
   }
+  if (!strncmp(n, "ptrace_pid:", 11)) {
+    pid_t pid = atoi(n + 11);
+    long r = syscall(SYS_ptrace, PTRACE_ATTACH_NR, pid, 0, 0);
+    if (r == 0) { int e = errno; waitpid(pid, 0, __WALL); syscall(SYS_ptrace, 17 /* DETACH */, pid, 0, 0); errno = e; }
+    return r;
+  }
 #if defined(__x86_64__)
   if (!strcmp(n, "x32")) return syscall(0x40000000 | 39 /* x32 getpid */);
   if (!strcmp(n, "int80")) { long r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(20) /* i386 getpid */ : "memory"); return r < 0 ? (errno = -r, -1) : 0; }
@@ -94,7 +102,7 @@ int main(int argc, char **argv) {
   }
   return 0;
 }
-`.replace('PTRACE_ATTACH_NR', '16');
+`.replaceAll('PTRACE_ATTACH_NR', '16');
 
 let built: string | undefined;
 

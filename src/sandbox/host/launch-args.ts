@@ -7,16 +7,25 @@
  * the launcher and the tests compose the same recipe.
  *
  * The fixed isolation flags, and why:
- * - `--unshare-all --unshare-user`: pid, mount, net (loopback only), ipc, uts,
- *   cgroup and a user namespace nested inside the id-mapped one;
- * - `--disable-userns`: no further user namespace inside (the seccomp
- *   filter refuses them too: two locks on the door that matters most);
- * - `--cap-drop CAP_SYS_PTRACE`: the sandbox's root may trace its own
- *   processes (same uid), but not a non-dumpable one such as the agent, and
- *   may not read such a process's /proc/PID/{mem,environ,fd};
+ * - `--unshare-ipc --unshare-pid --unshare-net --unshare-uts --unshare-cgroup`:
+ *   the namespaces (net: loopback only). NOT `--unshare-user`/`--unshare-all`:
+ *   bwrap's nested user namespace maps one uid only, and the sandbox must see
+ *   its whole range (an image's files belong to root, _apt, nobody, ...). The
+ *   user namespace is the one `unshare` made; a new one is refused by the
+ *   seccomp filter (unshare, clone flags, clone3);
+ * - `--cap-drop ALL` then Docker's default set (KEPT_CAPABILITIES): the
+ *   sandbox's root keeps what installing packages and dropping privileges
+ *   need, but not CAP_SYS_ADMIN (mount is refused by the kernel as well as by
+ *   seccomp) nor CAP_SYS_PTRACE: it may trace its own processes (same uid)
+ *   but not a non-dumpable one such as the agent, nor read such a process's
+ *   /proc/PID/{mem,environ,fd}. bwrap sets no_new_privs, so no exec (setuid
+ *   binary, file capabilities, root's exec rule) gives a capability back;
  * - `--new-session`: no controlling terminal shared with the host (TIOCSTI);
  * - `--die-with-parent`: the sandbox dies with the process that launched it
  *   (the per-sandbox supervisor), never lingering unowned.
+ *
+ * bwrap runs as the sandbox's host uid: every bind source must be reachable
+ * (search permission on each directory on the way) by that uid.
  */
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
@@ -49,8 +58,23 @@ export interface LaunchSpec {
   bwrapBin?: string;
 }
 
-/** The capabilities removed from every sandboxed process (see the module comment). */
-export const DROPPED_CAPABILITIES = ['CAP_SYS_PTRACE'] as const;
+/** The only capabilities a sandboxed process has, inside its own user namespace (Docker's default set). */
+export const KEPT_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_SETFCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_RAW',
+  'CAP_SYS_CHROOT',
+  'CAP_MKNOD',
+  'CAP_AUDIT_WRITE',
+] as const;
 
 function checkPath(what: string, p: string): string {
   if (
@@ -95,12 +119,16 @@ export function sandboxLaunchArgv(spec: LaunchSpec): string[] {
     '0',
     '--',
     spec.bwrapBin ?? 'bwrap',
-    '--unshare-all',
-    '--unshare-user',
-    '--disable-userns',
+    '--unshare-ipc',
+    '--unshare-pid',
+    '--unshare-net',
+    '--unshare-uts',
+    '--unshare-cgroup',
     '--new-session',
     '--die-with-parent',
-    ...DROPPED_CAPABILITIES.flatMap((c) => ['--cap-drop', c]),
+    '--cap-drop',
+    'ALL',
+    ...KEPT_CAPABILITIES.flatMap((c) => ['--cap-add', c]),
   ];
   for (const m of spec.mounts) {
     const target = checkPath('mount target', m.target);

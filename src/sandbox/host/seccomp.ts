@@ -14,7 +14,8 @@
  *     numbers, and a compat table would let every denied call through;
  *  2. the calls of DENIED_SYSCALLS fail with EPERM;
  *  3. clone with any CLONE_NEW* flag fails with EPERM (a new user namespace
- *     would give back every capability the sandbox was built without);
+ *     would give back every capability the sandbox was built without: this
+ *     filter is what stops it, the launch does not nest one);
  *     clone3 fails with ENOSYS, because BPF cannot read its flags (they sit in
  *     a struct in memory) and libcs fall back to clone on ENOSYS;
  *  4. personality() is allowed only for the values Docker's default profile
