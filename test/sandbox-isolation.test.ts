@@ -117,7 +117,7 @@ describe('sandbox isolation end to end (probe + cgroup + unshare + bwrap + secco
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('inside uid 0 is host uid 100000, only lo, mount/unshare EPERM, files written to a bound host dir are owned by 100000', async (t) => {
+  it('inside uid 0 is host uid 100000, only lo, mount/unshare EPERM, files written to a bound host dir are owned by 100000 (uid 1000 by 101000)', async (t) => {
     const shared = join(dir, 'shared');
     mkdirSync(shared);
     chmodSync(shared, 0o777); // owned by host root; writable by the sandbox's unprivileged uid
@@ -130,6 +130,7 @@ describe('sandbox isolation end to end (probe + cgroup + unshare + bwrap + secco
       'mount -t tmpfs x /mnt 2>&1 | head -1 | sed "s/^/mount-cmd: /"',
       'unshare -U true 2>&1 | head -1 | sed "s/^/unshare-cmd: /"',
       'echo hello > /tmp/shared/from-sandbox && echo write=ok',
+      'echo x > /tmp/shared/by-1000 && chown 1000:1000 /tmp/shared/by-1000 && echo chown=ok',
       'cat /etc/shadow >/dev/null 2>&1 && echo shadow=readable || echo shadow=denied',
       'echo ready',
       'read _',
@@ -172,10 +173,17 @@ describe('sandbox isolation end to end (probe + cgroup + unshare + bwrap + secco
     const st = statSync(join(shared, 'from-sandbox'));
     assert.deepEqual([st.uid, st.gid], [ids.hostUid, ids.hostGid]);
     assert.equal(readFileSync(join(shared, 'from-sandbox'), 'utf8'), 'hello\n');
+    // The whole range is mapped (no nested single-uid namespace): sandbox uid 1000 is host uid 101000.
+    assert.match(out, /^chown=ok$/m);
+    const by1000 = statSync(join(shared, 'by-1000'));
+    assert.deepEqual([by1000.uid, by1000.gid], [ids.hostUid + 1000, ids.hostGid + 1000]);
 
     sb.send();
     const [code] = await sb.exited;
     assert.equal(code, 0, sb.err());
+    // Every process of the sandbox ends with it (the kernel may list an exiting one for a moment).
+    const end = Date.now() + 5000;
+    while (g.processes().length > 0 && Date.now() < end) await sleep(5);
     assert.deepEqual(g.processes(), []);
     t.diagnostic(
       `launch to first output of the sandbox shell: ${firstOutputMs.toFixed(1)} ms (cgroup ${cgroups.mode})`,
