@@ -10,7 +10,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Volume } from '@stowage/sdk';
 import { mountTestbed, sh, shOk } from './helpers/mount.js';
@@ -153,6 +153,115 @@ describe('no stale pages after reload', () => {
     assert.equal(await shOk(`cat ${m}/f.txt`), 'version two\n');
     await shOk(`touch ${bed.work}/go-${vol.name}`);
     assert.equal((await held).stdout, 'version two\n');
+  });
+});
+
+/**
+ * Set-user-ID and set-group-ID are the mount's to clear (FUSE_HANDLE_KILLPRIV_V2), as ext4 clears them: on chown of a
+ * non-directory by anyone (chown(-1, -1) included, as Linux 6.x does), on write, truncate and open(O_TRUNC) by a caller without CAP_FSETID.
+ * The same script runs in a local directory and in the mount; both must print the same, and what ext4 prints.
+ */
+function privScript(d: string): string {
+  return `set -e; cd ${d}; umask 022
+for f in a b c w t o ug ut uo; do echo hi > $f; done
+chmod 6755 a && chown 5:5 a                        # root chown: set-user-ID and (group-exec) set-group-ID go
+chmod 6745 b && chown 5 b                          # without group-exec set-group-ID is a locking mark: kept
+chmod 6755 c && perl -e 'chown(-1, -1, "c") or die'  # chown(-1, -1) too (Linux 6.x)
+chmod 6755 w t o && echo more >> w && truncate -s 1 t && : > o   # root (CAP_FSETID): kept
+mkdir dir && chmod 2755 dir && chown 5:5 dir       # a directory keeps its set-group-ID
+chmod 6777 ug ut uo
+setpriv --reuid=4321 --regid=4321 --clear-groups sh -c 'echo more >> ug && truncate -s 1 ut && : > uo'
+stat -c '%n %a %u:%g' a b c w t o dir ug ut uo`;
+}
+
+const PRIV_EXPECTED = 'a 755 5:5\nb 2745 5:0\nc 755 0:0\nw 6755 0:0\nt 6755 0:0\no 6755 0:0\ndir 2755 5:5\nug 777 0:0\nut 777 0:0\nuo 777 0:0\n';
+
+describe('set-user-ID and set-group-ID', () => {
+  test('cleared on chown, write, truncate and open(O_TRUNC) exactly as on a local disk, as root and as another user, and committed', async () => {
+    const vol = await Volume.create(fresh('privs'), { client: bed.client });
+    const m = await mountPoint();
+    await chmod(m, 0o755);
+    await bed.mounts.mountOk(vol.name, m, ['--allow-other']);
+    const local = join(bed.work, `privs-local-${Date.now()}`);
+    await shOk(`mkdir -m 755 ${local}`);
+    const onDisk = await shOk(privScript(local));
+    assert.equal(onDisk, PRIV_EXPECTED, 'the local disk does what this test expects');
+    await shOk(`chmod 755 ${m} && mkdir -m 755 ${m}/p`);
+    assert.equal(await shOk(privScript(`${m}/p`)), onDisk);
+    // Through a commit and a fresh look (the kernel's cache dropped by reload): the cleared modes are what the tree holds.
+    await bed.mounts.commit(m);
+    assert.equal((await vol.files.stat('/p/a')).mode & 0o7777, 0o755);
+    assert.equal((await vol.files.stat('/p/ug')).mode & 0o7777, 0o777);
+    assert.equal((await vol.files.stat('/p/b')).mode & 0o7777, 0o2745);
+  });
+
+  test('the kernel sends no getattr before a chown (the agent clears the bits itself)', async () => {
+    const vol = await Volume.create(fresh('privreq'), { client: bed.client });
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    await shOk(`touch ${m}/f && chmod 4755 ${m}/f && stat ${m}/f >/dev/null`);
+    const count = async () => (await Volume.fromMount(m).status()).fuse!.requests;
+    const before = await count();
+    await shOk(`chown 5:5 ${m}/f`);
+    const after = await count();
+    assert.equal((after['getattr'] ?? 0) - (before['getattr'] ?? 0), 0, JSON.stringify({ before, after }));
+    assert.equal((after['setattr'] ?? 0) - (before['setattr'] ?? 0), 1);
+    assert.equal(await shOk(`stat -c '%a %u:%g' ${m}/f`), '755 5:5\n');
+  });
+});
+
+describe('directory listings without opendir', () => {
+  test('no opendir or releasedir reaches the agent; a listing is served by readdirplus', async () => {
+    const vol = await Volume.create(fresh('noopendir'), { client: bed.client });
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    await shOk(`mkdir ${m}/d && touch ${m}/d/a ${m}/d/b ${m}/d/c && ls ${m}`);
+    const count = async () => (await Volume.fromMount(m).status()).fuse!.requests;
+    const before = await count();
+    // The first opendir of the mount was answered ENOSYS (counted above): the kernel asks no more.
+    assert.equal(before['opendir'], 1, JSON.stringify(before));
+    assert.equal(await shOk(`ls ${m}/d && ls ${m}/d | wc -l`), 'a\nb\nc\n3\n');
+    const after = await count();
+    const delta = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+    assert.equal(delta('opendir'), 0, JSON.stringify({ before, after }));
+    assert.equal(delta('releasedir'), 0);
+    assert.ok(delta('readdirplus') >= 2, JSON.stringify({ before, after }));
+  });
+
+  test('a directory that changes while listed: every entry there throughout is listed exactly once; seekdir returns to a telldir cookie', async () => {
+    const vol = await Volume.create(fresh('listing'), { client: bed.client });
+    const m = await mountPoint();
+    await bed.mounts.mountOk(vol.name, m);
+    // 3,000 names of ~60 bytes: many readdirplus replies and several getdents calls of libc's 32 KiB buffer.
+    await shOk(`mkdir ${m}/d && cd ${m}/d && for i in $(seq 1 3000); do echo -n > keep-$i-${'x'.repeat(48)}; done && for i in $(seq 1 1000); do echo -n > gone-$i; done`);
+    const script = `
+import os, sys
+d = sys.argv[1]
+it = os.scandir(d)
+seen = [next(it).name for _ in range(200)]
+for i in range(1, 1001): os.unlink(os.path.join(d, 'gone-%d' % i))
+for i in range(1, 1001): open(os.path.join(d, 'new-%d' % i), 'w').close()
+for i in range(1, 301): os.rename(os.path.join(d, 'keep-%d-%s' % (i, 'x' * 48)), os.path.join(d, 'moved-%d' % i))
+seen += [e.name for e in it]
+keep = [n for n in seen if n.startswith('keep-')]
+moved = [n for n in seen if n.startswith('moved-')]
+print(len(keep) + len(moved), len(set(seen)) == len(seen), len([n for n in keep if int(n.split('-')[1]) > 300]))
+`;
+    const file = join(bed.work, `listing-${Date.now()}.py`);
+    await writeFile(file, script);
+    const out = await shOk(`python3 ${file} ${m}/d`);
+    // keep-301..3000 existed throughout: each exactly once (no name twice); keep-1..300 were renamed midway, so
+    // POSIX lets them show under either name, both or neither.
+    const [total, distinct, kept] = out.trim().split(' ');
+    assert.equal(distinct, 'True', out);
+    assert.equal(kept, '2700', out);
+    assert.ok(Number(total) >= 2700 && Number(total) <= 3300, out);
+    // telldir / seekdir: the same names again from a cookie, after more changes.
+    const perl = `opendir(my $d, $ARGV[0]) or die; readdir($d) for 1..500; my $pos = telldir($d); my @a = map { scalar readdir($d) } 1..50;
+      open(my $f, '>', "$ARGV[0]/zz-late") or die; close $f; seekdir($d, $pos); my @b = map { scalar readdir($d) } 1..50;
+      print join(',', @a) eq join(',', @b) ? "same\n" : "differ\n";`;
+    await writeFile(`${file}.pl`, perl);
+    assert.equal(await shOk(`perl ${file}.pl ${m}/d`), 'same\n');
   });
 });
 

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/uio.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +54,25 @@ extern char **environ;
 /* The protocol minor libfuse answers INIT with (3.14: 7.31; its fuse_kernel.h is not installed, and
    conn->proto_minor is the kernel's offer): the session agrees on the smaller. */
 #define LIBFUSE_PROTO_MINOR 31
+
+/*
+ * The kernel protocol's bits we read and set ourselves: libfuse 3.14 neither
+ * negotiates FUSE_HANDLE_KILLPRIV_V2 nor passes on the per-request "clear
+ * set-user-ID / set-group-ID" flags that come with it (its fuse_kernel.h is
+ * private), so the binding reads them from the raw request (which libfuse
+ * parses from our own buffer) and adds the capability to the INIT reply.
+ */
+#define K_IN_HEADER 40  /* fuse_in_header: len opcode unique nodeid uid gid pid total_extlen padding */
+#define K_OUT_HEADER 16 /* fuse_out_header: len error unique */
+#define K_SETATTR 4
+#define K_OPEN 14
+#define K_WRITE 16
+#define K_INIT 26
+#define K_CREATE 35
+#define K_HANDLE_KILLPRIV_V2 (1u << 28)  /* fuse_init_in/out.flags */
+#define K_FATTR_KILL_SUIDGID (1u << 11)  /* fuse_setattr_in.valid (offset 0) */
+#define K_WRITE_KILL_SUIDGID (1u << 2)   /* fuse_write_in.write_flags (offset 20) */
+#define K_OPEN_KILL_SUIDGID (1u << 0)    /* fuse_open_in / fuse_create_in.open_flags (offset 4) */
 
 #define CHECK(env, call)                                                      \
   do {                                                                        \
@@ -86,6 +106,10 @@ struct session {
   struct slot *slots;
   uint32_t nslots, *free_slots, nfree;
   int inflight_notify;
+  /* Kill-privileges protocol (see K_*): the kernel offered v2; the INIT being answered; the request being parsed asks to clear. */
+  bool kernel_killpriv_v2;
+  uint64_t init_unique;
+  bool req_kill_suidgid;
   bool tearing_down, torn_down, closed_seen, finished;
   napi_deferred unmount_deferred;
   napi_async_work teardown_work;
@@ -97,6 +121,7 @@ struct msg {
   fuse_req_t req; /* NULL for events and forgets (answered already) */
   size_t size;
   uint32_t uid, gid, pid, umask;
+  bool kill_suidgid; /* the kernel asks to clear set-user-ID / set-group-ID (write, truncate, chown) */
   char *s1, *s2;
   char *data;
   size_t len;
@@ -119,6 +144,7 @@ static struct msg *msg_new(const char *op, fuse_req_t req) {
     m->gid = c->gid;
     m->pid = c->pid;
     m->umask = c->umask;
+    m->kill_suidgid = ((struct session *)fuse_req_userdata(req))->req_kill_suidgid;
   }
   return m;
 }
@@ -199,6 +225,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *c) {
   num(m, readahead);
   num(m, c->want);
   num(m, c->capable);
+  num(m, s->kernel_killpriv_v2 ? 1 : 0); /* added to the reply by writev_patching_init */
   post(s, m);
 }
 
@@ -441,14 +468,15 @@ static void post(struct session *s, struct msg *m) {
   int argc = 0;
   napi_create_string_utf8(env, m->op, NAPI_AUTO_LENGTH, &argv[argc++]);
   napi_create_double(env, id, &argv[argc++]);
-  napi_value ctx[4];
+  napi_value ctx[5];
   napi_create_uint32(env, m->uid, &ctx[0]);
   napi_create_uint32(env, m->gid, &ctx[1]);
   napi_create_uint32(env, m->pid, &ctx[2]);
   napi_create_uint32(env, m->umask, &ctx[3]);
+  napi_create_uint32(env, m->kill_suidgid ? 1 : 0, &ctx[4]);
   napi_value ctxarr;
-  napi_create_array_with_length(env, 4, &ctxarr);
-  for (uint32_t i = 0; i < 4; i++) napi_set_element(env, ctxarr, i, ctx[i]);
+  napi_create_array_with_length(env, 5, &ctxarr);
+  for (uint32_t i = 0; i < 5; i++) napi_set_element(env, ctxarr, i, ctx[i]);
   argv[argc++] = ctxarr;
   argv[argc] = undef;
   if (m->s1) napi_create_string_utf8(env, m->s1, NAPI_AUTO_LENGTH, &argv[argc]);
@@ -521,6 +549,65 @@ static void loop_ended(struct session *s) {
   else s->closed_seen = true;
 }
 
+static uint32_t u32_at(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/*
+ * Reads what libfuse 3.14 drops from the raw request before it parses it:
+ * the kernel's offer of FUSE_HANDLE_KILLPRIV_V2 in INIT, and the flags of
+ * setattr, write, open and create that ask to clear set-user-ID and
+ * set-group-ID (set by the kernel for a chown of a non-directory, and for a
+ * truncate or write by a caller without CAP_FSETID).
+ */
+static void peek_request(struct session *s, int len) {
+  s->req_kill_suidgid = false;
+  if ((s->buf.flags & FUSE_BUF_IS_FD) || len < K_IN_HEADER) return;
+  const char *h = s->buf.mem, *arg = h + K_IN_HEADER;
+  size_t n = (size_t)len - K_IN_HEADER;
+  switch (u32_at(h + 4)) {
+    case K_INIT:
+      if (n >= 16) {
+        s->kernel_killpriv_v2 = (u32_at(arg + 12) & K_HANDLE_KILLPRIV_V2) != 0;
+        memcpy(&s->init_unique, h + 8, sizeof s->init_unique);
+      }
+      break;
+    case K_SETATTR:
+      s->req_kill_suidgid = n >= 4 && (u32_at(arg) & K_FATTR_KILL_SUIDGID);
+      break;
+    case K_WRITE:
+      s->req_kill_suidgid = n >= 24 && (u32_at(arg + 20) & K_WRITE_KILL_SUIDGID);
+      break;
+    case K_OPEN:
+    case K_CREATE:
+      s->req_kill_suidgid = n >= 8 && (u32_at(arg + 4) & K_OPEN_KILL_SUIDGID);
+      break;
+  }
+}
+
+/* libfuse's replies go out here (custom io): the INIT reply gets FUSE_HANDLE_KILLPRIV_V2 when the kernel offered it. */
+static ssize_t writev_patching_init(int fd, struct iovec *iov, int count, void *userdata) {
+  struct session *s = userdata;
+  if (s->init_unique && count >= 2 && iov[0].iov_len >= K_OUT_HEADER && iov[1].iov_len >= 16) {
+    uint64_t unique;
+    int32_t error;
+    memcpy(&unique, (char *)iov[0].iov_base + 8, sizeof unique);
+    memcpy(&error, (char *)iov[0].iov_base + 4, sizeof error);
+    if (unique == s->init_unique) {
+      s->init_unique = 0;
+      if (error == 0 && s->kernel_killpriv_v2) {
+        uint32_t flags = u32_at((char *)iov[1].iov_base + 12) | K_HANDLE_KILLPRIV_V2;
+        memcpy((char *)iov[1].iov_base + 12, &flags, sizeof flags);
+      }
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+static ssize_t read_plain(int fd, void *buf, size_t len, void *userdata) { return read(fd, buf, len); }
+
 /* Longest stretch the JS thread serves requests before it lets the rest of the event loop run. */
 #define BATCH_NS (2 * 1000 * 1000)
 
@@ -530,7 +617,9 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   while (s->polling) {
     int r = fuse_session_receive_buf(s->se, &s->buf);
     if (r > 0) {
+      peek_request(s, r);
       fuse_session_process_buf(s->se, &s->buf);
+      s->req_kill_suidgid = false;
       last = now_ns();
       if (last - start > BATCH_NS) return;
       continue;
@@ -1091,6 +1180,16 @@ static napi_value mount_js(napi_env env, napi_callback_info info) {
   }
   uv_loop_t *loop = NULL;
   int fd = fuse_session_fd(s->se);
+  /* Same device, our writev: the INIT reply is patched there (see writev_patching_init). */
+  static const struct fuse_custom_io io = {.writev = writev_patching_init, .read = read_plain};
+  if (fuse_session_custom_io(s->se, &io, fd) != 0) {
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    free(mnt);
+    free(s);
+    napi_throw_error(env, "ERR_FUSE_MOUNT", "fuse3 binding: libfuse refused our device I/O functions");
+    return NULL;
+  }
   napi_create_string_utf8(env, "fuse3:session", NAPI_AUTO_LENGTH, &resname);
   s->env = env;
   s->spin_ns = (uint64_t)(spin_us * 1000);

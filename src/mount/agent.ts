@@ -189,13 +189,14 @@ export class MountAgent {
   async status(): Promise<MountStatus> {
     const overwrittenByOthers = await this.#overwrites.check();
     const c = this.cache.stats();
-    const conn = this.#fuse?.conn;
+    const fuse = this.#fuse;
+    const conn = fuse?.conn;
     return {
       volume: this.config.volume, mountPath: this.config.mountPath, subpath: this.config.subpath, readOnly: this.config.readOnly, writeback: this.config.writeback,
       attachmentId: this.config.attachmentId, base: this.#base, pending: this.pending(),
       cache: { bytes: c.bytes, capacity: this.cache.capacity, chunks: c.chunks, hits: c.hits, misses: c.misses, evictions: c.evictions }, pid: process.pid,
       overwrittenByOthers,
-      ...(conn ? { fuse: { protocol: `${conn.protoMajor}.${conn.protoMinor}`, maxWrite: conn.maxWrite, maxRead: conn.maxRead } } : {}),
+      ...(fuse && conn ? { fuse: { protocol: `${conn.protoMajor}.${conn.protoMinor}`, maxWrite: conn.maxWrite, maxRead: conn.maxRead, requests: fuse.requestCounts() } } : {}),
     };
   }
 

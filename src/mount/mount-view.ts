@@ -14,7 +14,7 @@ import { SMALL_CHUNK_SIZE } from '@stowage/sdk/common/chunking.js';
 import { isStowageError } from '@stowage/sdk/common/errors.js';
 import { FileContent, type ContentContext } from './file-content.js';
 import { fsError } from './fs-error.js';
-import { isAttached, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
+import { ChildMap, isAttached, nowNs, pathOf, type DirNode, type FileNode, type Node, type NodeMeta, type NsTime, type SpecialNode } from './nodes.js';
 import { journalTime, type JournalOp } from './overlay-store.js';
 import { joinNanos } from '@stowage/sdk/common/times.js';
 
@@ -100,7 +100,7 @@ export class MountView {
   }
 
   /** The children of a directory, listing it from the base on first access. */
-  async children(dir: DirNode): Promise<Map<string, Node>> {
+  async children(dir: DirNode): Promise<ChildMap> {
     if (dir.children) return dir.children;
     dir.loading ??= (async () => {
       let entries: wire.FileInfo[] = [];
@@ -111,7 +111,7 @@ export class MountView {
           if (!isStowageError(e, 'NotFound')) throw e;
         }
       }
-      const map = new Map<string, Node>();
+      const map = new ChildMap();
       for (const info of entries) map.set(info.name, nodeFromInfo(info, dir));
       for (const s of this.#adopted.get(pathOf(dir)) ?? []) {
         if (map.has(s.name)) continue;
@@ -206,7 +206,7 @@ export class MountView {
     this.#writable();
     const { dir, name } = await this.#parentOf(path);
     if (dir.children!.has(name)) throw fsError('EEXIST');
-    const node: DirNode = { type: 'dir', name, parent: dir, ...newMeta(mode, creator), children: new Map(), subdirs: 0, basePath: null, loading: null };
+    const node: DirNode = { type: 'dir', name, parent: dir, ...newMeta(mode, creator), children: new ChildMap(), subdirs: 0, basePath: null, loading: null };
     dir.children!.set(name, node);
     dir.subdirs++;
     this.#touch(dir);

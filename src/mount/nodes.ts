@@ -38,10 +38,37 @@ interface NodeBase extends NodeMeta {
   parent: DirNode | null;
 }
 
+let childVersions = 0;
+
+/**
+ * A directory's entries by name, with a version that changes (never to a
+ * value it had, whichever map) on every set, delete or clear: listings key
+ * their order on it (fuse-dir-ops.ts) instead of keeping per-open copies.
+ */
+export class ChildMap extends Map<string, Node> {
+  version = ++childVersions;
+
+  override set(name: string, node: Node): this {
+    this.version = ++childVersions;
+    return super.set(name, node);
+  }
+
+  override delete(name: string): boolean {
+    const had = super.delete(name);
+    if (had) this.version = ++childVersions;
+    return had;
+  }
+
+  override clear(): void {
+    this.version = ++childVersions;
+    super.clear();
+  }
+}
+
 export interface DirNode extends NodeBase {
   type: 'dir';
   /** null until listed from the base. */
-  children: Map<string, Node> | null;
+  children: ChildMap | null;
   /** How many of `children` are directories (its link count is 2 + this), kept as they change. */
   subdirs: number;
   /** Where to list it in the base commit; null for directories created here. */

@@ -7,7 +7,7 @@
  *   and the signed file URLs under `/v1/shared/` (whose query string is the
  *   credential); every other `/v1` route needs
  *   `Authorization: Bearer <token>`, resolved by `engine.authenticate`.
- * - validation: the zod schemas of `schemas.ts` check every body, query and
+ * - validation: the zod schemas of `schemas/` check every body, query and
  *   URL parameter; a failure is a 400 InvalidArgument naming the field.
  * - errors: everything thrown ends in `onError` and goes through the one
  *   table of `error-map.ts`.
@@ -36,7 +36,8 @@ import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
 import { registerTenantRoutes } from './routes/tenant-routes.js';
 import { registerVolumesRoutes } from './routes/volumes-routes.js';
 import { UPLOADS_PATH, registerUploadsRoutes, type UploadService } from './routes/uploads-routes.js';
-import { ChangeSchema, HealthSchema } from './schemas.js';
+import { ChangeSchema } from './schemas/commit-schemas.js';
+import { HealthSchema } from './schemas/common-schemas.js';
 
 /** Default bound of a JSON request body. */
 export const DEFAULT_JSON_BODY_BYTES = 32 * MiB;
@@ -207,7 +208,7 @@ export function createApp(options: AppOptions): ApiApp {
   }
   if (options.uploads) registerUploadsRoutes(app, options.uploads);
 
-  // Commit requests name Change by reference (schemas.ts ChangeList), so it is registered here.
+  // Commit requests name Change by reference (schemas/commit-schemas.ts ChangeList), so it is registered here.
   app.openAPIRegistry.register('Change', ChangeSchema);
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'A Stowage API token' });
   app.doc('/v1/openapi.json', {

@@ -6,7 +6,7 @@
  */
 import type { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Actor, VolumeEngine } from '../engine/types.js';
-import { ErrorBodySchema } from './schemas.js';
+import { ErrorBodySchema } from './schemas/common-schemas.js';
 
 /** Hono environment of the API: `c.get('actor')` is the caller on every authenticated route. */
 export interface AppEnv {

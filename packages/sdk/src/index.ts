@@ -1,5 +1,5 @@
 /**
- * @module stowage
+ * @module @stowage/sdk
  * The Stowage SDK: persistent, versioned volumes for sandboxes.
  *
  * `Stowage` holds the connection (STOWAGE_URL and STOWAGE_TOKEN, or options);

@@ -69,17 +69,21 @@ function stopSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** --data, --metadata and --blobs: where the server keeps its state; every operator command takes the same three. */
+function withStoreOptions(command: Command): Command {
+  return command
+    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
+    .option('--metadata <url>', 'metadata store: postgres://USER:PASSWORD@HOST:PORT/DB?pool=10 for PostgreSQL (default: SQLite at <data>/metadata.db)')
+    .option('--blobs <url>', 'blob store: s3://BUCKET[/prefix]?endpoint=URL&region=R&forcePathStyle=true for any S3-compatible store (default: the directory <data>/blobs)');
+}
+
 /** Registers serve, gc and tenant. */
 export function registerServerCommands(program: Command): void {
-  program
-    .command('serve')
+  withStoreOptions(program.command('serve'))
     .description('run the Stowage server: by default SQLite metadata and a local blob directory under one data dir')
-    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--port <port>', 'TCP port; 0 picks a free one', '7420')
     .option('--host <host>', 'interface to listen on (0.0.0.0 for all)', '127.0.0.1')
     .option('--public-url <url>', 'URL clients reach this server at, when not the listening address')
-    .option('--metadata <url>', 'metadata store: postgres://USER:PASSWORD@HOST:PORT/DB?pool=10 for PostgreSQL (default: SQLite at <data>/metadata.db)')
-    .option('--blobs <url>', 'blob store: s3://BUCKET[/prefix]?endpoint=URL&region=R&forcePathStyle=true for any S3-compatible store (default: the directory <data>/blobs)')
     .action(async (opts: { data?: string; port: string; host: string; publicUrl?: string; metadata?: string; blobs?: string }) => {
       const port = parsePort(opts.port);
       const dataDir = dataDirOf(opts.data);
@@ -98,16 +102,12 @@ export function registerServerCommands(program: Command): void {
       await server.close();
     });
 
-  program
-    .command('gc')
+  withStoreOptions(program.command('gc'))
     .description('delete chunks and trees nothing references (plan, then execute)')
-    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--dry-run', 'only report what would be deleted')
     .option('--grace <duration>', 'keep anything touched this recently (protects commits in flight)', '1h')
     .option('--retention <duration>', 'keep commits this young restorable', '7d')
     .option('--json', 'print the report as JSON')
-    .option('--metadata <url>', 'metadata store the server uses, e.g. postgres://USER:PASS@HOST/DB (default: <data>/metadata.db)')
-    .option('--blobs <url>', 'blob store: s3://BUCKET[/prefix]?endpoint=URL&region=R&forcePathStyle=true for any S3-compatible store, the one the server uses (default: <data>/blobs)')
     .action(async (opts: { data?: string; dryRun?: boolean; grace: string; retention: string; json?: boolean } & StoreOptions) => {
       const grace = parseDuration(opts.grace);
       const retention = parseDuration(opts.retention);
@@ -130,16 +130,12 @@ export function registerServerCommands(program: Command): void {
     });
 
   const tenant = program.command('tenant').description('operator commands for tenants (run on the server machine)');
-  tenant
-    .command('create')
+  withStoreOptions(tenant.command('create'))
     .description("create a tenant and print its admin token's secret (shown only once)")
     .argument('<name>', 'tenant name')
-    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--default-cap <size>', 'cap of volumes created without one, e.g. 2G')
     .option('--storage-quota <size>', 'most bytes all its volumes may hold together, e.g. 1T (default: unlimited)')
     .option('--uncommitted-quota <size>', 'most bytes it may have uploaded but not yet committed (default: 16G)')
-    .option('--metadata <url>', 'metadata store the server uses, e.g. postgres://USER:PASS@HOST/DB (default: <data>/metadata.db)')
-    .option('--blobs <url>', 'blob store the server uses (default: <data>/blobs)')
     .option('--json', 'print the tenant, token and secret as JSON')
     .action(async (name: string, opts: { data?: string; defaultCap?: string; storageQuota?: string; uncommittedQuota?: string; json?: boolean } & StoreOptions) => {
       const settings = {
@@ -160,15 +156,11 @@ export function registerServerCommands(program: Command): void {
       printNote(`created tenant ${res.tenant.name} (${res.tenant.id}, default cap ${bytes(res.tenant.defaultCap)}); the admin token above is shown only once`);
     });
 
-  tenant
-    .command('quota')
+  withStoreOptions(tenant.command('quota'))
     .description("set a tenant's storage quota (sum of its volumes) and uncommitted-upload quota")
     .argument('<name>', 'tenant name')
-    .option('--data <dir>', 'data dir (default: $STOWAGE_DATA or ~/.stowage)')
     .option('--storage-quota <size>', 'most bytes all its volumes may hold together, e.g. 1T, or "none" for unlimited')
     .option('--uncommitted-quota <size>', 'most bytes it may have uploaded but not yet committed, e.g. 32G, or "default" (16G)')
-    .option('--metadata <url>', 'metadata store the server uses (default: <data>/metadata.db)')
-    .option('--blobs <url>', 'blob store the server uses (default: <data>/blobs)')
     .option('--json', 'print the tenant as JSON')
     .action(async (name: string, opts: { data?: string; storageQuota?: string; uncommittedQuota?: string; json?: boolean } & StoreOptions) => {
       const quotas = {

@@ -96,6 +96,8 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.ok(session.conn.maxPages >= 256, `max_pages ${session.conn.maxPages}`);
     assert.equal(session.conn.maxWrite, 1024 * 1024);
     assert.deepEqual(fs.seen.inits, [session.conn]);
+    // The binding adds FUSE_HANDLE_KILLPRIV_V2 to libfuse 3.14's INIT reply when the kernel offers it (5.11+).
+    assert.equal(session.conn.handleKillprivV2, true);
     assert.ok(fuseMountAt(mnt), 'the path is a FUSE mount');
   });
 
@@ -238,6 +240,24 @@ describe('a libfuse 3 session over an in-memory file system', () => {
     assert.match(r.stderr, /not supported/);
     assert.equal(await shOk(`cat ${mnt}/hello.txt`), 'hello world\n');
   });
+
+  test('requestCounts counts every request by operation, an ENOSYS answer included', async () => {
+    const before = session.requestCounts();
+    const n = (c: Record<string, number>, op: string) => c[op] ?? 0;
+    await shOk(`printf abc > ${mnt}/counted.txt`);
+    await sh(`fallocate -l 4096 ${mnt}/counted.txt; fallocate -l 4096 ${mnt}/counted.txt`);
+    await new Promise((r) => setTimeout(r, 100)); // release follows close asynchronously
+    const after = session.requestCounts();
+    assert.equal(n(after, 'create') - n(before, 'create'), 1);
+    assert.equal(n(after, 'write') - n(before, 'write'), 1);
+    assert.ok(n(after, 'release') - n(before, 'release') >= 1, JSON.stringify(after));
+    // The test before got ENOSYS for fallocate, which it counted; the kernel remembers that and asks no more.
+    assert.equal(n(before, 'fallocate'), 1);
+    assert.equal(n(after, 'fallocate'), 1);
+    assert.deepEqual(Object.keys(after), Object.keys(after).sort(), 'operations in name order');
+    after['create'] = -1;
+    assert.notEqual(session.requestCounts()['create'], -1, 'a copy, not the live counters');
+  });
 });
 
 test('the binding refuses made-up handles, ids and answers with a JS error', () => {
@@ -304,7 +324,7 @@ describe('ending a session', () => {
     const stuck = new Promise<void>((res) => (release = res));
     let arrived!: () => void;
     const waiting = new Promise<void>((res) => (arrived = res));
-    fs.lookupHook = (name) => (name === 'slow' ? (arrived(), stuck.then(() => fs.lookup({ uid: 0, gid: 0, pid: 0, umask: 0 }, 1, 'nothing-here'))) : undefined);
+    fs.lookupHook = (name) => (name === 'slow' ? (arrived(), stuck.then(() => fs.lookup({ uid: 0, gid: 0, pid: 0, umask: 0, killSuidgid: false }, 1, 'nothing-here'))) : undefined);
     const session = await mountFuse(mnt, fs, { options: [], force: true, log: (m) => logged.push(m) });
     const caller = sh(`stat ${mnt}/slow`);
     await waiting;

@@ -172,6 +172,8 @@ class Session implements FuseSession {
   #handle!: NativeHandle;
   #ending: Promise<void> | undefined;
   #notifying: Promise<void> = Promise.resolve();
+  /** Requests served by opcode (forgets counted one per inode), for tracing what a workload costs. */
+  readonly #requests = new Map<string, number>();
   #resolveClosed!: () => void;
   #inited!: (conn: ConnInfo) => void;
   #failed!: (e: Error) => void;
@@ -224,11 +226,16 @@ class Session implements FuseSession {
     return this.#ending;
   }
 
+  requestCounts(): Record<string, number> {
+    return Object.fromEntries([...this.#requests].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
   readonly #dispatch: Dispatch = (op, id, c, s1, s2, data, n) => {
+    if (op !== 'init' && op !== 'closed') this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
     switch (op) {
       case 'init': {
-        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable] = n as number[] as [number, number, number, number, number, number, number, number];
-        this.conn = { protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable };
+        const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, killprivV2] = n as number[] as [number, number, number, number, number, number, number, number, number];
+        this.conn = { protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, handleKillprivV2: killprivV2 === 1 };
         try {
           this.#ops.init?.(this.conn);
         } catch (e) {
@@ -244,7 +251,7 @@ class Session implements FuseSession {
         this.#forget(n[0]!, n[1]!);
         return;
     }
-    const ctx: RequestContext = { uid: c[0]!, gid: c[1]!, pid: c[2]!, umask: c[3]! };
+    const ctx: RequestContext = { uid: c[0]!, gid: c[1]!, pid: c[2]!, umask: c[3]!, killSuidgid: c[4] === 1 };
     void this.#serve(op, id, ctx, s1, s2, data, n);
   };
 

@@ -25,6 +25,15 @@ export interface RequestContext {
   gid: number;
   pid: number;
   umask: number;
+  /**
+   * The kernel asks the file system to clear set-user-ID, and set-group-ID
+   * when group-exec is set, as part of this request (FUSE_HANDLE_KILLPRIV_V2,
+   * see ConnInfo.handleKillprivV2): on setattr for a chown of a
+   * non-directory, or a truncate by a caller without CAP_FSETID; on write and
+   * on open with O_TRUNC by a caller without CAP_FSETID. Always false
+   * without v2 (the kernel then clears the bits itself with a setattr).
+   */
+  killSuidgid: boolean;
 }
 
 export interface Attr {
@@ -171,6 +180,13 @@ export interface ConnInfo {
   /** Capabilities in effect (FUSE_CAP_* bits). */
   want: number;
   capable: number;
+  /**
+   * FUSE_HANDLE_KILLPRIV_V2 is in effect (the kernel offered it; the binding
+   * adds it to libfuse 3.14's INIT reply): the file system clears
+   * set-user-ID/set-group-ID when a request's `killSuidgid` says so, and the
+   * kernel no longer fetches attributes before each chown to do it itself.
+   */
+  handleKillprivV2: boolean;
 }
 
 export interface MountOptions {
@@ -212,6 +228,12 @@ export interface FuseSession {
   invalidateInode(ino: number, offset?: number, length?: number): Promise<void>;
   /** Drops the kernel's cached name → inode binding of `name` in `parent`. ENOENT resolves. */
   invalidateEntry(parent: number, name: string): Promise<void>;
+  /**
+   * Requests the kernel sent since the mount, by operation name ('lookup',
+   * 'getattr', ...; a batch of forgets counts one per inode), whatever their
+   * answer, ENOSYS included: what a workload costs in round trips.
+   */
+  requestCounts(): Record<string, number>;
   /** Unmounts (the kernel sends no more requests) and ends the session. */
   unmount(): Promise<void>;
   /** Resolves when the session ends (unmount, `fusermount3 -u` from outside, or the device closing). */

@@ -7,17 +7,8 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentAttachment, presentVolume } from '../presenters.js';
 import { authErrors, errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import {
-  AttachmentListSchema,
-  AttachmentParamsSchema,
-  AttachmentSchema,
-  AttachmentsQuerySchema,
-  AttachRequestSchema,
-  AttachResponseSchema,
-  ReleaseAttachmentRequestSchema,
-  RenewAttachmentResponseSchema,
-  VolumeParamsSchema,
-} from '../schemas.js';
+import { AttachmentListSchema, AttachmentParamsSchema, AttachmentSchema, AttachmentsQuerySchema, AttachRequestSchema, AttachResponseSchema, ReleaseAttachmentRequestSchema, RenewAttachmentResponseSchema } from '../schemas/attachment-schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 
 const tags = ['attachments'];
 

@@ -7,17 +7,8 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentCommit, presentCommitResult, presentSignedRequest, presentUploadPlan } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import {
-  CommitListSchema,
-  CommitRequestSchema,
-  CommitResponseSchema,
-  CommitsQuerySchema,
-  PackRequestSchema,
-  PackResponseSchema,
-  UploadRequestSchema,
-  UploadResponseSchema,
-  VolumeParamsSchema,
-} from '../schemas.js';
+import { CommitListSchema, CommitRequestSchema, CommitResponseSchema, CommitsQuerySchema, PackRequestSchema, PackResponseSchema, UploadRequestSchema, UploadResponseSchema } from '../schemas/commit-schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 
 const tags = ['commits'];
 

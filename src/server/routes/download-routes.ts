@@ -24,7 +24,8 @@ import { archiveStream } from '../../engine/archive-stream.js';
 import type { Actor, FileInfo, VolumeEngine } from '../../engine/types.js';
 import { RANGE_NOT_SATISFIABLE } from '../error-map.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { ArchiveQuerySchema, ContentQuerySchema, SignedUrlRequestSchema, SignedUrlResponseSchema, VolumeParamsSchema } from '../schemas.js';
+import { ArchiveQuerySchema, ContentQuerySchema, SignedUrlRequestSchema, SignedUrlResponseSchema } from '../schemas/download-schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 import { DEFAULT_SHARE_SECONDS, SHARE_PATH_PREFIX, type ShareSigner } from '../share-links.js';
 import { parseRange } from './blobs-routes.js';
 

@@ -7,7 +7,8 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentReadPlan } from '../presenters.js';
 import { jsonAnswer, volumeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import { ListQuerySchema, ListResponseSchema, ReadPlanSchema, ReadQuerySchema, StatQuerySchema, StatResponseSchema, VolumeParamsSchema } from '../schemas.js';
+import { ListQuerySchema, ListResponseSchema, ReadPlanSchema, ReadQuerySchema, StatQuerySchema, StatResponseSchema } from '../schemas/file-schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
 
 const tags = ['files'];
 

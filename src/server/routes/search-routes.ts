@@ -15,9 +15,8 @@ import { UnavailableError } from '@stowage/sdk/common/errors.js';
 import { toErrorResponse } from '../error-map.js';
 import { presentCommit } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import {
-  ChangesQuerySchema, ChangesResponseSchema, EditRequestSchema, EditResponseSchema, ReplaceRequestSchema, ReplaceResponseSchema, SearchRequestSchema, SearchResponseSchema, VolumeParamsSchema, WatchQuerySchema,
-} from '../schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
+import { ChangesQuerySchema, ChangesResponseSchema, EditRequestSchema, EditResponseSchema, ReplaceRequestSchema, ReplaceResponseSchema, SearchRequestSchema, SearchResponseSchema, WatchQuerySchema } from '../schemas/search-schemas.js';
 
 const tags = ['files'];
 /** How often a watch looks for new commits. */

@@ -6,17 +6,10 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentCommitResult, presentSnapshot, presentVolume } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import {
-  CommitResponseSchema,
-  CreateSnapshotRequestSchema,
-  ForkRequestSchema,
-  RestoreRequestSchema,
-  SnapshotListSchema,
-  SnapshotParamsSchema,
-  SnapshotSchema,
-  VolumeParamsSchema,
-  VolumeSchema,
-} from '../schemas.js';
+import { CommitResponseSchema } from '../schemas/commit-schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
+import { CreateSnapshotRequestSchema, ForkRequestSchema, RestoreRequestSchema, SnapshotListSchema, SnapshotParamsSchema, SnapshotSchema } from '../schemas/snapshot-schemas.js';
+import { VolumeSchema } from '../schemas/volume-schemas.js';
 
 const tags = ['snapshots'];
 

@@ -6,14 +6,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { presentTenant, presentToken } from '../presenters.js';
 import { authErrors, errorAnswer, jsonAnswer, jsonBody, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import {
-  CreateTokenRequestSchema,
-  CreateTokenResponseSchema,
-  TenantSchema,
-  TokenListSchema,
-  TokenParamsSchema,
-  UpdateTenantRequestSchema,
-} from '../schemas.js';
+import { CreateTokenRequestSchema, CreateTokenResponseSchema, TenantSchema, TokenListSchema, TokenParamsSchema, UpdateTenantRequestSchema } from '../schemas/tenant-schemas.js';
 
 const forbidden = { 403: errorAnswer('Forbidden: scoped tokens cannot manage the tenant') } as const;
 

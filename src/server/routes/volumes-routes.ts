@@ -8,14 +8,8 @@ import { createRoute } from '@hono/zod-openapi';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { presentVolume } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, optionalJsonBody, volumeErrors, writeErrors, type ApiApp, type RouteDeps } from '../route-helpers.js';
-import {
-  CreateVolumeBodySchema,
-  CreateVolumeRequestSchema,
-  UpdateVolumeRequestSchema,
-  VolumeListSchema,
-  VolumeParamsSchema,
-  VolumeSchema,
-} from '../schemas.js';
+import { VolumeParamsSchema } from '../schemas/query-schemas.js';
+import { CreateVolumeBodySchema, CreateVolumeRequestSchema, UpdateVolumeRequestSchema, VolumeListSchema, VolumeSchema } from '../schemas/volume-schemas.js';
 
 const tags = ['volumes'];
 

@@ -15,7 +15,7 @@
  */
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { InternalError, UnavailableError } from '@stowage/sdk/common/errors.js';
-import type { SqlDialectName } from './sql-metadata-store.js';
+import type { SqlDialectName } from './sql-dialect-info.js';
 
 /** Every migration, by name, for one dialect. */
 export function metadataMigrations(dialect: SqlDialectName): Record<string, Migration> {

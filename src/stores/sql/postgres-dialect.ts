@@ -3,7 +3,7 @@
  * Opens the SQL metadata store on PostgreSQL (the scale-out deployment:
  * any number of stateless servers over one database). Connection pooling,
  * error classification and start-up checks live here; every query is the
- * shared code of sql-metadata-store.ts.
+ * shared code of the *-queries.ts modules (composed by sql-metadata-store.ts).
  *
  * URL: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?pool=10&schema=NAME`
  * (`postgresql://` too). `pool` is the most connections this process opens
@@ -29,7 +29,8 @@ import { InvalidArgumentError, UnavailableError } from '@stowage/sdk/common/erro
 import type { MetadataStore } from '../metadata-store.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
-import { SqlMetadataStore, type SqlDialectInfo } from './sql-metadata-store.js';
+import type { SqlDialectInfo } from './sql-dialect-info.js';
+import { createSqlMetadataStore } from './sql-metadata-store.js';
 
 /** Options of {@link openPostgresMetadataStore}. */
 export interface PostgresMetadataStoreOptions {
@@ -226,5 +227,5 @@ export async function openPostgresMetadataStore(options: PostgresMetadataStoreOp
     }
     throw err;
   }
-  return new SqlMetadataStore(db, postgresDialectInfo(server));
+  return createSqlMetadataStore(db, postgresDialectInfo(server));
 }

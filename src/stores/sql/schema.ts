@@ -12,7 +12,8 @@
  *
  * The node-postgres driver returns `bigint` (int8) columns as strings, so
  * every int8 column reads as `number | string`; {@link toNumber} turns it back
- * into a number. Row-to-record conversion lives in sql-metadata-store.ts.
+ * into a number. Row-to-record conversion lives beside the queries of each
+ * table group (the *-queries.ts modules).
  */
 import type { ColumnType } from 'kysely';
 

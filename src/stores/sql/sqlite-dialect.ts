@@ -2,7 +2,8 @@
  * @module sqlite-dialect
  * Opens the SQL metadata store on a SQLite file (the embedded default of
  * `stowage serve`): connection setup, error classification, and the one
- * driver change SQLite needs. All queries live in sql-metadata-store.ts.
+ * driver change SQLite needs. All queries live in the shared *-queries.ts
+ * modules, composed by sql-metadata-store.ts.
  *
  * Transactions begin IMMEDIATE, taking the write lock up front. SQLite's
  * default (DEFERRED) upgrades a read transaction to a write one at the first
@@ -22,7 +23,8 @@ import { UnavailableError } from '@stowage/sdk/common/errors.js';
 import type { MetadataStore } from '../metadata-store.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
-import { SqlMetadataStore, type SqlDialectInfo } from './sql-metadata-store.js';
+import type { SqlDialectInfo } from './sql-dialect-info.js';
+import { createSqlMetadataStore } from './sql-metadata-store.js';
 
 /** Options of {@link openSqliteMetadataStore}. */
 export interface SqliteMetadataStoreOptions {
@@ -100,7 +102,7 @@ export async function openSqliteMetadataStore(options: SqliteMetadataStoreOption
     await db.destroy();
     throw err;
   }
-  return new SqlMetadataStore(db, sqliteDialectInfo);
+  return createSqlMetadataStore(db, sqliteDialectInfo);
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -1,5 +1,5 @@
 /**
- * @module sdk/chunker.test
+ * @module client/chunker.test
  * Chunk boundaries and hashes of the three chunkers (bytes, local file,
  * stream), and that they agree with each other.
  */

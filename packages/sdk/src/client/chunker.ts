@@ -1,5 +1,5 @@
 /**
- * @module sdk/chunker
+ * @module client/chunker
  * Cuts content into the fixed-size chunks of common/chunking.ts and hashes
  * them (SHA-256 hex of the chunk bytes), for the three kinds of source a
  * write can have:

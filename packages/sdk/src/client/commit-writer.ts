@@ -1,5 +1,5 @@
 /**
- * @module sdk/commit-writer
+ * @module client/commit-writer
  * The client side of the commit protocol. Every write is one commit:
  *
  * 1. the content is cut into chunks and hashed (chunker.ts);

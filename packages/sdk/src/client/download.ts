@@ -1,5 +1,5 @@
 /**
- * @module sdk/download
+ * @module client/download
  * Downloads to the local machine (SPEC section 4): a file to a file, a
  * directory to a directory, a directory as a tar or tar.gz archive, byte
  * ranges, and signed file URLs. Vocabulary:

@@ -1,5 +1,5 @@
 /**
- * @module sdk/file-search
+ * @module client/file-search
  * The content operations of `vol.files` that run on the server: paged
  * listings, search, replace, edit, and watch (server-sent events read with
  * fetch, reconnecting after network errors and resuming from the last commit

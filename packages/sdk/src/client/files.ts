@@ -1,5 +1,5 @@
 /**
- * @module sdk/files
+ * @module client/files
  * The direct file API of a volume (`vol.files`): read, write, list, stat and
  * remove files without mounting anything. Every change is one commit; bytes
  * travel by signed requests straight to and from the blob store, and every

@@ -1,5 +1,5 @@
 /**
- * @module sdk/http-client.test
+ * @module client/http-client.test
  * How the SDK reads an error answer: the body's code wins (so 403 ReadOnly
  * and 413 QuotaExceeded keep their class), a body-less status goes through
  * the one status table, and a hostile body can neither invent a code nor

@@ -1,5 +1,5 @@
 /**
- * @module sdk/http-client
+ * @module client/http-client
  * The control-plane client: where the server is, which token to send, and
  * how a JSON call and its errors travel. `Stowage` is the one object that
  * holds that configuration; `Volume` and the CLI borrow it.

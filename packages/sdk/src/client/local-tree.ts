@@ -1,5 +1,5 @@
 /**
- * @module sdk/local-tree
+ * @module client/local-tree
  * The walk of a local directory for `vol.upload`: every file, directory and
  * inner symlink, never following links. A symlink is kept only when it stays
  * inside the uploaded directory twice over: its target, read as text,

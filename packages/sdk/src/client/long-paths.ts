@@ -1,5 +1,5 @@
 /**
- * @module sdk/long-paths
+ * @module client/long-paths
  * Local paths longer than the kernel takes in one system call. A volume path
  * may be 4,096 bytes (Linux PATH_MAX), so the local path of a downloaded or
  * uploaded entry, which adds the local directory in front, can be longer

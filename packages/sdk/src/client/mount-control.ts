@@ -1,5 +1,5 @@
 /**
- * @module sdk/mount-control
+ * @module client/mount-control
  * Talks to a running mount agent through its control socket, found from the
  * mount path alone (common/mount-state.ts): what `Volume.fromMount(path)`
  * returns, and what `stowage commit|reload|unmount PATH` use.

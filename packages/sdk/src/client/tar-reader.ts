@@ -1,5 +1,5 @@
 /**
- * @module sdk/tar-reader
+ * @module client/tar-reader
  * A small streaming tar reader (ustar with pax and GNU long-name
  * extensions) for the SDK, which may depend on Node built-ins only. It
  * hands each entry's header and bytes to a callback, in order, reading the

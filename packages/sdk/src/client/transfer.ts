@@ -1,5 +1,5 @@
 /**
- * @module sdk/transfer
+ * @module client/transfer
  * Moves chunk bytes directly between the client and the blob store through
  * the signed requests the server hands out (the server itself for the
  * local-directory store, the S3 service for S3). A signed request is sent exactly as

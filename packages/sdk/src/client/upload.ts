@@ -1,5 +1,5 @@
 /**
- * @module sdk/upload
+ * @module client/upload
  * `vol.upload(source, remotePath?, options)`: puts a local file, a whole
  * local directory or a stream into a volume. Vocabulary:
  *

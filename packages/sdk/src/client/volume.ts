@@ -1,5 +1,5 @@
 /**
- * @module sdk/volume
+ * @module client/volume
  * `Volume`: a handle on one named, versioned volume of the caller's tenant,
  * with its lifecycle (get, create, list, delete, resize), its history
  * (commits, snapshots, restore, fork) and its files (`vol.files`).

@@ -90,8 +90,11 @@ export interface MountStatus {
   pending: number;
   cache: { bytes: number; capacity: number; chunks: number; hits: number; misses: number; evictions: number };
   pid: number;
-  /** What the kernel and the agent agreed at mount: protocol "7.x", largest write and read request in bytes. */
-  fuse?: { protocol: string; maxWrite: number; maxRead: number };
+  /**
+   * What the kernel and the agent agreed at mount: protocol "7.x", largest write and read request in bytes;
+   * and the FUSE requests served since the mount by operation (each one a kernel round trip).
+   */
+  fuse?: { protocol: string; maxWrite: number; maxRead: number; requests: Record<string, number> };
   /** Volume paths this mount committed since its last reload that a later commit of another writer changed, deleted or moved (mount/overwrites.ts). */
   overwrittenByOthers: OverwrittenPath[];
 }

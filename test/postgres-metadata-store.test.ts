@@ -11,15 +11,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { startTestPostgres, type TestPostgres } from '../../../test/helpers/postgres.js';
+import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import type { CommitId, TenantId } from '@stowage/sdk/common/ids.js';
-import { runMetadataStoreConformance, sampleTenant, sampleVolume } from '../metadata-store.conformance.js';
-import type { MetadataStore } from '../metadata-store.js';
+import { runMetadataStoreConformance, sampleTenant, sampleVolume } from '../src/stores/metadata-store.conformance.js';
+import type { MetadataStore } from '../src/stores/metadata-store.js';
 import type { CommitRecord, TenantRecord, VolumeRecord } from '@stowage/sdk/model/records.js';
-import { openMetadataStore } from '../registry.js';
-import { metadataMigrations } from './migrations.js';
-import { openPostgresMetadataStore, parsePostgresUrl } from './postgres-dialect.js';
-import { MAX_CONFLICT_ATTEMPTS } from './sql-metadata-store.js';
+import { openMetadataStore } from '../src/stores/registry.js';
+import { metadataMigrations } from '../src/stores/sql/migrations.js';
+import { openPostgresMetadataStore, parsePostgresUrl } from '../src/stores/sql/postgres-dialect.js';
+import { MAX_CONFLICT_ATTEMPTS } from '../src/stores/sql/sql-metadata-store.js';
 
 let cluster: Promise<TestPostgres> | undefined;
 /** The file's one cluster, started by the first test that needs it. */

@@ -15,11 +15,11 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { getSigned as getWire, putSigned as putWire, type BodySource, type TransferOptions } from '@stowage/sdk/client/transfer.js';
-import type { SignedRequest } from '../blob-store.js';
-import { runBlobStoreConformance } from '../blob-store.conformance.js';
-import { blobStoreServedByServer, openBlobStore, redactUrl } from '../registry.js';
-import { createBucket, deleteBucket, forwardTo, listenOnLoopback, MOTO_CREDENTIALS, MOTO_REGION, motoBlobUrl, startMoto, type Moto } from '../../../test/helpers/moto.js';
-import { S3BlobStore, s3OptionsFromUrl, type S3BlobStoreOptions } from './s3-blob-store.js';
+import type { SignedRequest } from '../src/stores/blob-store.js';
+import { runBlobStoreConformance } from '../src/stores/blob-store.conformance.js';
+import { blobStoreServedByServer, openBlobStore, redactUrl } from '../src/stores/registry.js';
+import { createBucket, deleteBucket, forwardTo, listenOnLoopback, MOTO_CREDENTIALS, MOTO_REGION, motoBlobUrl, startMoto, type Moto } from './helpers/moto.js';
+import { S3BlobStore, s3OptionsFromUrl, type S3BlobStoreOptions } from '../src/stores/s3/s3-blob-store.js';
 
 const MiB = 1024 * 1024;
 
