@@ -74,7 +74,7 @@ describe('sandbox cgroups on this host', { skip: !isRoot && 'cgroups need root (
     assert.equal(group().oomKills(), 0);
   });
 
-  it('pids.max 32 contains a process that tries to fork 200 children', async () => {
+  it('pids.max 32 contains a process that tries to fork 200 children', async (t) => {
     const g = group();
     g.setLimits({ pidsMax: 32 });
     const storm =
@@ -85,12 +85,13 @@ describe('sandbox cgroups on this host', { skip: !isRoot && 'cgroups need root (
     while (!h.out().includes('\n')) await sleep(20);
     const [ok, failed] = h.out().trim().split(' ').map(Number);
     assert.ok(ok! <= 31 && failed! >= 169, `forked ${ok}, refused ${failed}`);
+    t.diagnostic(`pids.max 32: forked ${ok}, refused ${failed}`);
     assert.ok(g.processes().length <= 32, `${g.processes().length} processes`);
     await g.killAll();
     assert.deepEqual(g.processes(), []);
   });
 
-  it('a CPU quota of 0.5 cores is written to the kernel and holds a busy loop to about half a core', async () => {
+  it('a CPU quota of 0.5 cores is written to the kernel and holds a busy loop to about half a core', async (t) => {
     const g = group();
     g.setLimits({ cpuCores: 0.5 });
     const quotaFile = host.mode === 'v2' ? join(g.paths[0]!, 'cpu.max') : join(g.paths[0]!, 'cpu.cfs_quota_us');
@@ -106,9 +107,10 @@ describe('sandbox cgroups on this host', { skip: !isRoot && 'cgroups need root (
     const [cpu, wall] = h.out().trim().split(' ').map(Number);
     // Only an upper bound: a loaded machine gives the loop less, never more, than its quota.
     assert.ok(cpu! <= wall! * 0.7, `used ${cpu} s of CPU in ${wall} s`);
+    t.diagnostic(`cpu 0.5: a busy loop used ${cpu!.toFixed(2)} s of CPU in ${wall!.toFixed(2)} s`);
   });
 
-  it('freezing stops a counter, thawing lets it go on', async () => {
+  it('freezing stops a counter, thawing lets it go on', async (ctx) => {
     const g = group();
     const dir = mkdtempSync(join(tmpdir(), 'stowage-freeze-'));
     const file = join(dir, 'count');
@@ -140,6 +142,7 @@ describe('sandbox cgroups on this host', { skip: !isRoot && 'cgroups need root (
     await g.killAll();
     rmSync(dir, { recursive: true });
     assert.ok(frozeMs < 5000, `freeze took ${frozeMs} ms`);
+    ctx.diagnostic(`freeze took ${frozeMs} ms (${host.mode})`);
   });
 
   it('kill-all empties a group of a shell and its background children, and remove deletes it', async () => {
