@@ -1,0 +1,189 @@
+/**
+ * @module sandbox/supervisor/launcher
+ * Starts a sandbox: its agent, on the host's Node, as the sandbox's root in a
+ * user namespace mapped to the subordinate range, inside bubblewrap's
+ * namespaces, under the seccomp deny-list, in the sandbox's cgroup, over its
+ * overlay root. Returns the agent's link once the agent says it is ready.
+ *
+ * The host paths the sandbox needs (its root, the agent's compiled files,
+ * the Node binary and the libraries it loads) are gathered first by host
+ * root in a private mount namespace, on a tmpfs at /mnt: bwrap resolves
+ * paths as the sandbox's host uid, which cannot search a 0700 data dir or
+ * /root. That first hop also puts itself into the sandbox's cgroup before
+ * anything else starts, so no process of the sandbox is ever outside it.
+ *
+ * Node runs through the host's dynamic loader with the host's libraries
+ * (`ld.so --library-path`), so any image works, whatever libc it has, or
+ * none (busybox).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { SandboxCgroup } from '../host/cgroups.js';
+import { type IdRange, sandboxLaunchArgv } from '../host/launch-args.js';
+import { sandboxSeccompProgram, serializeSeccomp } from '../host/seccomp.js';
+import { AgentClient } from '../protocol/agent-client.js';
+
+/** Where the agent's files appear inside every sandbox (read-only). */
+export const AGENT_MOUNT = '/.stowage';
+/** The compiled sandbox code (agent and protocol) on the host: dist/src/sandbox. */
+const SANDBOX_CODE = fileURLToPath(new URL('..', import.meta.url));
+
+/** How the host's Node starts: its binary, the dynamic loader it names, the libraries it loads. */
+export interface NodeRuntime {
+  node: string;
+  loader: string;
+  libraries: string[];
+}
+
+let runtime: NodeRuntime | undefined;
+
+/** The host's Node runtime, read once from `ldd` (the loader is the line without "=>"). */
+export function hostNodeRuntime(): NodeRuntime {
+  if (runtime) return runtime;
+  const out = execFileSync('ldd', [process.execPath], { encoding: 'utf8' });
+  const libraries: string[] = [];
+  let loader: string | undefined;
+  for (const line of out.split('\n')) {
+    const linked = /=>\s*(\/\S+)/.exec(line);
+    if (linked) libraries.push(linked[1]!);
+    else {
+      const direct = /^\s*(\/\S+)\s+\(/.exec(line);
+      if (direct) loader = direct[1]!;
+    }
+  }
+  if (!loader) throw new Error(`cannot find the dynamic loader of ${process.execPath} in: ${out}`);
+  runtime = { node: process.execPath, loader, libraries };
+  return runtime;
+}
+
+export interface LaunchOptions {
+  /** The mounted overlay root of the sandbox (a host path). */
+  root: string;
+  cgroup: SandboxCgroup;
+  ids: IdRange;
+  hostname?: string;
+  /** Run by the agent for its commands unless an exec says otherwise. */
+  env?: Record<string, string>;
+}
+
+export interface LaunchedSandbox {
+  /** The first process (the mount hop, then unshare, then bwrap, which waits for the agent). */
+  child: ChildProcess;
+  agent: AgentClient;
+}
+
+/**
+ * The first hop, run by host root in a private mount namespace. Arguments: the cgroup.procs files (":"-separated),
+ * the sandbox root, the agent's code, the Node binary, its libraries (":"-separated), then the launch argv.
+ */
+const HOP = `set -e
+IFS=:
+for p in $1; do echo $$ > "$p"; done
+mount -t tmpfs -o mode=755,size=1m stowage-launch /mnt
+mkdir /mnt/root /mnt/stowage /mnt/stowage/agent /mnt/stowage/lib
+mount --rbind "$2" /mnt/root
+mount --bind "$3" /mnt/stowage/agent
+echo '{"type":"module"}' > /mnt/stowage/package.json
+: > /mnt/stowage/node
+mount --bind "$4" /mnt/stowage/node
+for lib in $5; do n=/mnt/stowage/lib/\${lib##*/}; : > "$n"; mount --bind "$lib" "$n"; done
+shift 5
+unset IFS
+exec "$@"`;
+
+/** Starts the sandbox's agent and resolves once it is ready (or rejects with what it printed). */
+export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_000): Promise<LaunchedSandbox> {
+  const rt = hostNodeRuntime();
+  const scratch = mkdtempSync(join(tmpdir(), 'stowage-launch-'));
+  const seccompFile = join(scratch, 'seccomp.bpf');
+  writeFileSync(seccompFile, serializeSeccomp(sandboxSeccompProgram()));
+  const seccompFd = openSync(seccompFile, 'r');
+  try {
+    const loader = `${AGENT_MOUNT}/lib/${basename(rt.loader)}`;
+    const argv = sandboxLaunchArgv({
+      ids: options.ids,
+      mounts: [
+        { kind: 'bind', source: '/mnt/root', target: '/' },
+        { kind: 'proc', target: '/proc' },
+        { kind: 'dev', target: '/dev' },
+        { kind: 'ro-bind', source: '/mnt/stowage', target: AGENT_MOUNT },
+      ],
+      command: [
+        loader,
+        '--library-path',
+        `${AGENT_MOUNT}/lib`,
+        `${AGENT_MOUNT}/node`,
+        `${AGENT_MOUNT}/agent/agent/agent-main.js`,
+      ],
+      // fd 3 is the agent's link; bwrap reads the seccomp program from fd 4.
+      seccompFd: 4,
+      env: options.env ?? {
+        PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: '/root',
+        LANG: 'C.UTF-8',
+      },
+      ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
+      cwd: '/',
+    });
+    const procs = options.cgroup.paths.map((p) => join(p, 'cgroup.procs')).join(':');
+    const child = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        HOP,
+        'stowage-launch',
+        procs,
+        options.root,
+        SANDBOX_CODE,
+        rt.node,
+        [rt.loader, ...rt.libraries].join(':'),
+        ...argv,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccompFd] },
+    );
+    const errors: Buffer[] = [];
+    child.stderr!.on('data', (b: Buffer) => errors.length < 64 && errors.push(b));
+    child.stdout!.on('data', (b: Buffer) => errors.length < 64 && errors.push(b));
+    const agent = new AgentClient(child.stdio[3] as Duplex);
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code, signal) =>
+        reject(
+          new Error(
+            `the sandbox exited before its agent was ready (${signal ?? `exit ${code}`}): ${Buffer.concat(errors).toString().trim().slice(0, 2000)}`,
+          ),
+        ),
+      ),
+    );
+    exited.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the sandbox's agent was not ready after ${readyTimeoutMs} ms`)),
+        readyTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([agent.ready, exited, timeout]);
+    } catch (e) {
+      child.kill('SIGKILL');
+      agent.close('launch failed');
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { child, agent };
+  } finally {
+    closeSync(seccompFd);
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
