@@ -28,7 +28,6 @@ const MAX_LINES = 500;
 const OVERSIZE = new Set([
   'client/upload.ts',
   'client/download.ts',
-  'client/files.ts',
   'mount/mount-view.ts',
   'mount/fuse/session.ts',
   'engine/engine.test.ts',
