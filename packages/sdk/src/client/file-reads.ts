@@ -15,7 +15,7 @@ import { retry, type RetryPolicy } from '../common/retry.js';
 import { sha256Hex } from './chunker.js';
 import type { CommitTarget, ProgressListener } from './commit-writer.js';
 import { getSigned } from './transfer.js';
-import { readRange, type ByteRange } from './download.js';
+import { readRange, type ByteRange } from './content-stream.js';
 
 /** A chunk whose bytes do not match its hash: the stored data, or this one transfer, is damaged. */
 class DamagedChunkError extends InternalError {}
