@@ -206,17 +206,20 @@ export async function writeLocalFile(
   return { ...out, path: p, size: pending.size, chunks: pending.chunks.length };
 }
 
+/** Options of a batch write (`writeMany`). */
+export interface BatchOptions {
+  message?: string;
+  createParents?: boolean;
+  onProgress?: ProgressListener;
+  /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */
+  changes?: readonly wire.Change[];
+}
+
 /** Writes many files (bytes, text or local files) and other changes in one commit. */
 export async function writeBatch(
   host: CommitTarget,
   entries: readonly BatchEntry[],
-  options: {
-    message?: string;
-    createParents?: boolean;
-    onProgress?: ProgressListener;
-    /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */
-    changes?: readonly wire.Change[];
-  },
+  options: BatchOptions,
 ): Promise<CommitOutcome> {
   // One commit holds at most MAX_COMMIT_CHANGES changes: say so before hashing or sending anything.
   const count = entries.length + (options.changes?.length ?? 0);

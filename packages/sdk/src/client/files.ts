@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { InvalidArgumentError, isStowageError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
-import { postCommit, type CommitOutcome, type CommitTarget, type ProgressListener } from './commit-writer.js';
+import { postCommit, type CommitOutcome, type CommitTarget } from './commit-writer.js';
 import {
   editFile,
   iterateEntries,
@@ -35,12 +35,13 @@ import {
   writeData,
   writeLocalFile,
   type BatchEntry,
+  type BatchOptions,
   type WriteData,
   type WriteOptions,
   type WriteResult,
 } from './file-writes.js';
 
-export type { BatchEntry, WriteData, WriteOptions, WriteResult } from './file-writes.js';
+export type { BatchEntry, BatchOptions, WriteData, WriteOptions, WriteResult } from './file-writes.js';
 export { READAHEAD_BYTES, type ReadOptions } from './file-reads.js';
 
 /** Options of `list` (which follows the server's pages to the end). */
@@ -109,16 +110,7 @@ export class Files {
    * @example
    * await vol.files.writeMany([{ path: '/a.txt', data: 'a' }, { path: '/b.bin', localPath: './b.bin' }]);
    */
-  async writeMany(
-    entries: readonly BatchEntry[],
-    options: {
-      message?: string;
-      createParents?: boolean;
-      onProgress?: ProgressListener;
-      /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */
-      changes?: readonly wire.Change[];
-    } = {},
-  ): Promise<CommitOutcome> {
+  async writeMany(entries: readonly BatchEntry[], options: BatchOptions = {}): Promise<CommitOutcome> {
     return this.#done(await writeBatch(this.#host, entries, options));
   }
 
