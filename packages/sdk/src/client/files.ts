@@ -7,30 +7,16 @@
  *
  * Writes return what travelled (`uploadedChunks`, `uploadedBytes`), so a
  * caller can see that re-writing unchanged content sent nothing.
+ *
+ * This module is the facade and the tree operations (list, search, stat,
+ * remove, mkdir, move); the byte paths live in client/file-writes and
+ * client/file-reads.
  */
-import { createReadStream } from 'node:fs';
-import { constants as bufferConstants } from 'node:buffer';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
-import { mapLimit } from '../common/concurrency.js';
-import { InternalError, InvalidArgumentError, PreconditionFailedError, isStowageError } from '../common/errors.js';
-import { MAX_COMMIT_CHANGES, tooManyChanges } from '../common/limits.js';
+import { InvalidArgumentError, isStowageError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
-import { retry, type RetryPolicy } from '../common/retry.js';
-import { chunkBytes, chunkFile, localFileError, sha256Hex, type ChunkRef } from './chunker.js';
-import {
-  commitFiles,
-  isExpiredUpload,
-  postCommit,
-  putChange,
-  uploadStream,
-  type CommitOptions,
-  type CommitOutcome,
-  type CommitTarget,
-  type PendingFile,
-  type ProgressListener,
-} from './commit-writer.js';
-import { getSigned, type TransferOptions } from './transfer.js';
+import { postCommit, type CommitOutcome, type CommitTarget } from './commit-writer.js';
 import {
   editFile,
   iterateEntries,
@@ -42,63 +28,21 @@ import {
   type SearchOptions,
   type WatchOptions,
 } from './file-search.js';
-import { readRange, type ByteRange } from './download.js';
+import { readStreamOf, readWhole, type ReadOptions } from './file-reads.js';
+import {
+  checkMode,
+  writeBatch,
+  writeData,
+  writeLocalFile,
+  type BatchEntry,
+  type BatchOptions,
+  type WriteData,
+  type WriteOptions,
+  type WriteResult,
+} from './file-writes.js';
 
-/** A chunk whose bytes do not match its hash: the stored data, or this one transfer, is damaged. */
-class DamagedChunkError extends InternalError {}
-/** A damaged transfer is fetched once more (at once) before the chunk is reported damaged. */
-const REFETCH_DAMAGED: RetryPolicy = {
-  name: 'damaged chunk refetch',
-  attempts: 2,
-  baseDelayMs: 0,
-  retryable: (e) => e instanceof DamagedChunkError,
-};
-
-/** Data a write accepts: text (UTF-8), bytes, or a stream of bytes of unknown length. */
-export type WriteData = string | Uint8Array | NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
-
-/** Options of a single-file write. */
-export interface WriteOptions {
-  /** Permission bits (default 0o644 for new files; `writeFile` defaults to the local file's). */
-  mode?: number;
-  /** Modification time in milliseconds since the epoch (default: now; `writeFile`: the local file's). */
-  mtime?: number;
-  /** Create missing parent directories (default true). */
-  createParents?: boolean;
-  /** Commit message (default "write <path>"). */
-  message?: string;
-  /** Hears hashing and upload progress. */
-  onProgress?: ProgressListener;
-}
-
-/** What a write did: the commit it made and what travelled to the store. */
-export interface WriteResult extends CommitOutcome {
-  path: string;
-  /** Bytes of the file written. */
-  size: number;
-  /** Chunks the file is made of (uploaded or not). */
-  chunks: number;
-}
-
-/** One file of a batch write. */
-export interface BatchEntry {
-  path: string;
-  /** Bytes or text; or use `localPath` to upload a local file. */
-  data?: string | Uint8Array;
-  localPath?: string;
-  mode?: number;
-  mtime?: number;
-}
-
-/** Options of reads at a point in history. */
-export interface ReadOptions {
-  /** A commit id; the volume's head when absent. */
-  commit?: string;
-  /** Hears download progress. */
-  onProgress?: ProgressListener;
-  /** Only these bytes (inclusive offsets), fetched through the server's content endpoint. */
-  range?: ByteRange;
-}
+export type { BatchEntry, BatchOptions, WriteData, WriteOptions, WriteResult } from './file-writes.js';
+export { READAHEAD_BYTES, type ReadOptions } from './file-reads.js';
 
 /** Options of `list` (which follows the server's pages to the end). */
 export type ListOptions = IterateOptions;
@@ -107,74 +51,6 @@ export type ListOptions = IterateOptions;
 export interface FilesHost extends CommitTarget {
   /** Told of every commit the file API makes, so the volume's info stays current. */
   noteCommit(commit: wire.Commit): void;
-}
-
-/** Bytes `readStream` fetches ahead of its reader at most (beyond one chunk). */
-export const READAHEAD_BYTES = 128 * 1024 * 1024;
-
-function isStreamLike(data: unknown): data is AsyncIterable<unknown> {
-  return (
-    typeof data === 'object' &&
-    data !== null &&
-    typeof (data as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
-  );
-}
-
-/** A pending file backed by bytes in memory. */
-function pendingFromBytes(
-  path: string,
-  bytes: Uint8Array,
-  o: { mode?: number | undefined; mtime?: number | undefined; createParents?: boolean | undefined },
-): PendingFile {
-  const cut = chunkBytes(bytes);
-  return {
-    path,
-    ...cut,
-    ...(o.mode === undefined ? {} : { mode: o.mode }),
-    mtime: o.mtime ?? Date.now(),
-    ...(o.createParents === undefined ? {} : { createParents: o.createParents }),
-    read: (c: ChunkRef) => bytes.subarray(c.offset, c.offset + c.size),
-  };
-}
-
-/** A pending file backed by a local file, hashed in one streaming pass; chunks are re-read by byte range. */
-async function pendingFromLocalFile(
-  path: string,
-  localPath: string,
-  o: {
-    mode?: number | undefined;
-    mtime?: number | undefined;
-    createParents?: boolean | undefined;
-    onProgress?: ProgressListener | undefined;
-  },
-): Promise<PendingFile> {
-  let hashed = 0;
-  const cut = await chunkFile(localPath, {
-    onBytes: (n, total) => {
-      hashed += n;
-      o.onProgress?.({ phase: 'hash', done: hashed, total });
-    },
-  });
-  return {
-    path,
-    size: cut.size,
-    chunkSize: cut.chunkSize,
-    chunks: cut.chunks,
-    mode: o.mode ?? cut.mode,
-    // The local file's own time keeps its nanoseconds; a time the caller gives is whole milliseconds.
-    ...(o.mtime === undefined
-      ? { mtime: cut.mtime, ...(cut.mtimeNs !== 0 ? { mtimeNs: cut.mtimeNs } : {}) }
-      : { mtime: o.mtime }),
-    ...(o.createParents === undefined ? {} : { createParents: o.createParents }),
-    read: (c: ChunkRef) => createReadStream(localPath, { start: c.offset, end: c.offset + c.size - 1 }),
-    // The file may vanish or become unreadable between the two passes: name it.
-    readError: (e: unknown) => localFileError(e, localPath),
-  };
-}
-
-function checkMode(mode: number | undefined): void {
-  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777))
-    throw new InvalidArgumentError(`invalid mode ${mode}: expected permission bits such as 0o644`);
 }
 
 /**
@@ -195,10 +71,6 @@ export class Files {
     return `/v1/volumes/${encodeURIComponent(this.#host.name)}${suffix}`;
   }
 
-  #transfer(what: string): TransferOptions {
-    return { baseUrl: this.#host.client.url, what };
-  }
-
   #done(out: CommitOutcome): CommitOutcome {
     this.#host.noteCommit(out.commit);
     return out;
@@ -212,55 +84,9 @@ export class Files {
    * console.log(r.commit.id, r.uploadedBytes);
    */
   async write(path: string, data: WriteData, options: WriteOptions = {}): Promise<WriteResult> {
-    const p = parsePath(path);
-    checkMode(options.mode);
-    const commitOpts: CommitOptions = {
-      message: options.message ?? `write ${p}`,
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    };
-    if (typeof data === 'string' || data instanceof Uint8Array) {
-      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      const pending = pendingFromBytes(p, bytes, options);
-      const out = this.#done(await commitFiles(this.#host, [pending], [], commitOpts));
-      return { ...out, path: p, size: pending.size, chunks: pending.chunks.length };
-    }
-    if (!isStreamLike(data))
-      throw new InvalidArgumentError(
-        'write data must be a string, a Uint8Array, a readable stream or an async iterable of bytes',
-      );
-    const up = await uploadStream(this.#host, p, data, options.onProgress);
-    const change = putChange({
-      path: p,
-      size: up.size,
-      chunkSize: up.chunkSize,
-      chunks: up.chunks,
-      mode: options.mode,
-      mtime: options.mtime ?? Date.now(),
-      createParents: options.createParents,
-    });
-    const req: wire.CommitRequest = { changes: [change], message: commitOpts.message ?? '' };
-    if (up.uploads.length > 0) req.uploads = up.uploads;
-    let res: wire.CommitResponse;
-    try {
-      res = await postCommit(this.#host, req);
-    } catch (e) {
-      if (isExpiredUpload(e)) {
-        throw new PreconditionFailedError(
-          `uploaded chunks of ${p} expired before the commit, and a stream cannot be read twice: write the stream again`,
-          { cause: e, details: e.details },
-        );
-      }
-      throw e;
-    }
-    const out = this.#done({
-      commit: res.commit,
-      overwritten: res.overwritten,
-      skipped: res.skipped ?? [],
-      uploadedChunks: up.uploadedChunks,
-      uploadedBytes: up.uploadedBytes,
-      presentChunks: up.presentChunks,
-    });
-    return { ...out, path: p, size: up.size, chunks: up.chunks.length };
+    const out = await writeData(this.#host, path, data, options);
+    this.#host.noteCommit(out.commit);
+    return out;
   }
 
   /**
@@ -273,16 +99,9 @@ export class Files {
    * console.log(`${r.uploadedChunks} of ${r.chunks} chunks sent`);
    */
   async writeFile(path: string, localPath: string, options: WriteOptions = {}): Promise<WriteResult> {
-    const p = parsePath(path);
-    checkMode(options.mode);
-    const pending = await pendingFromLocalFile(p, localPath, options);
-    const out = this.#done(
-      await commitFiles(this.#host, [pending], [], {
-        message: options.message ?? `write ${p}`,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      }),
-    );
-    return { ...out, path: p, size: pending.size, chunks: pending.chunks.length };
+    const out = await writeLocalFile(this.#host, path, localPath, options);
+    this.#host.noteCommit(out.commit);
+    return out;
   }
 
   /**
@@ -291,66 +110,8 @@ export class Files {
    * @example
    * await vol.files.writeMany([{ path: '/a.txt', data: 'a' }, { path: '/b.bin', localPath: './b.bin' }]);
    */
-  async writeMany(
-    entries: readonly BatchEntry[],
-    options: {
-      message?: string;
-      createParents?: boolean;
-      onProgress?: ProgressListener /** Other changes (mkdir, symlink, setattr…) applied after the files, in the same commit. */;
-      changes?: readonly wire.Change[];
-    } = {},
-  ): Promise<CommitOutcome> {
-    // One commit holds at most MAX_COMMIT_CHANGES changes: say so before hashing or sending anything.
-    const count = entries.length + (options.changes?.length ?? 0);
-    if (count > MAX_COMMIT_CHANGES) throw tooManyChanges(count);
-    const paths = new Set<string>();
-    for (const e of entries) {
-      const p = parsePath(e.path);
-      if (paths.has(p)) throw new InvalidArgumentError(`path ${p} appears twice in one batch`);
-      paths.add(p);
-      checkMode(e.mode);
-      if ((e.data === undefined) === (e.localPath === undefined))
-        throw new InvalidArgumentError(`batch entry ${p}: give exactly one of data or localPath`);
-    }
-    // Local files are hashed several at a time: with thousands of small files the cost is file-system latency, not CPU.
-    const pending = await mapLimit(entries, 16, async (e): Promise<PendingFile> => {
-      const p = parsePath(e.path);
-      const o = { mode: e.mode, mtime: e.mtime, createParents: options.createParents };
-      return e.localPath !== undefined
-        ? pendingFromLocalFile(p, e.localPath, o)
-        : pendingFromBytes(p, typeof e.data === 'string' ? Buffer.from(e.data, 'utf8') : e.data!, o);
-    });
-    return this.#done(
-      await commitFiles(this.#host, pending, options.changes ?? [], {
-        message: options.message ?? `write ${pending.length} files`,
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      }),
-    );
-  }
-
-  /** Where a file's chunks are: GET .../read */
-  async #plan(path: string, commit?: string): Promise<wire.ReadPlan> {
-    const p = parsePath(path);
-    const plan = await this.#host.client.request<wire.ReadPlan>('GET', this.#path('/read'), {
-      query: { path: p, commit },
-    });
-    const sum = plan.chunks.reduce((n, c) => n + c.size, 0);
-    if (sum !== plan.entry.size)
-      throw new InternalError(
-        `read plan of ${p} is inconsistent: chunks hold ${sum} bytes, the file ${plan.entry.size}`,
-      );
-    return plan;
-  }
-
-  /** Fetches one chunk and checks its length and SHA-256 (once more on a mismatch, in case a transfer was damaged). */
-  async #fetchChunk(path: string, c: wire.ReadPlan['chunks'][number]): Promise<Buffer> {
-    return retry(REFETCH_DAMAGED, async () => {
-      const bytes = await getSigned(c.request, this.#transfer(`download of a chunk of ${path}`));
-      if (bytes.length === c.size && sha256Hex(bytes) === c.hash) return bytes;
-      throw new DamagedChunkError(
-        `chunk ${c.hash.slice(0, 12)} of ${path} failed verification (got ${bytes.length} bytes with another hash): the stored data may be damaged`,
-      );
-    });
+  async writeMany(entries: readonly BatchEntry[], options: BatchOptions = {}): Promise<CommitOutcome> {
+    return this.#done(await writeBatch(this.#host, entries, options));
   }
 
   /**
@@ -361,29 +122,7 @@ export class Files {
    * const old = await vol.files.read('/data/out.json', { commit: someCommitId });
    */
   async read(path: string, options: ReadOptions = {}): Promise<Buffer> {
-    if (options.range)
-      return Buffer.concat(await (await readRange(this.#host, path, options.range, options.commit)).toArray());
-    const plan = await this.#plan(path, options.commit);
-    const p = plan.entry.path;
-    if (plan.entry.size > bufferConstants.MAX_LENGTH)
-      throw new InvalidArgumentError(
-        `${p} is too large to read into memory (${plan.entry.size} bytes): use readStream`,
-      );
-    const out = Buffer.allocUnsafe(plan.entry.size);
-    const offsets: number[] = [];
-    let at = 0;
-    for (const c of plan.chunks) {
-      offsets.push(at);
-      at += c.size;
-    }
-    let done = 0;
-    await mapLimit(plan.chunks, this.#host.client.concurrency, async (c, i) => {
-      const bytes = await this.#fetchChunk(p, c);
-      bytes.copy(out, offsets[i]!);
-      done += bytes.length;
-      options.onProgress?.({ phase: 'download', done, total: plan.entry.size });
-    });
-    return out;
+    return readWhole(this.#host, path, options);
   }
 
   /**
@@ -395,44 +134,7 @@ export class Files {
    * await pipeline(vol.files.readStream('/big.bin'), createWriteStream('./big.bin'));
    */
   readStream(path: string, options: ReadOptions = {}): Readable {
-    const self = this;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      if (options.range) {
-        yield* await readRange(self.#host, path, options.range, options.commit);
-        return;
-      }
-      const plan = await self.#plan(path, options.commit);
-      const p = plan.entry.path;
-      const ahead = self.#host.client.concurrency;
-      const window: Array<{ size: number; bytes: Promise<Buffer> }> = [];
-      let windowBytes = 0;
-      let next = 0;
-      let done = 0;
-      const fill = (): void => {
-        while (next < plan.chunks.length && window.length < ahead) {
-          const c = plan.chunks[next]!;
-          // Bound memory by bytes too: with 64 MiB chunks fewer are fetched ahead (always at least one).
-          if (window.length > 0 && windowBytes + c.size > READAHEAD_BYTES) break;
-          next++;
-          const bytes = self.#fetchChunk(p, c);
-          // Handled when awaited below; this keeps an early failure from being an unhandled rejection.
-          bytes.catch(() => undefined);
-          window.push({ size: c.size, bytes });
-          windowBytes += c.size;
-        }
-      };
-      fill();
-      while (window.length > 0) {
-        const head = window.shift()!;
-        const bytes = await head.bytes;
-        windowBytes -= head.size;
-        fill();
-        done += bytes.length;
-        options.onProgress?.({ phase: 'download', done, total: plan.entry.size });
-        yield bytes;
-      }
-    }
-    return Readable.from(chunks(), { objectMode: false });
+    return readStreamOf(this.#host, path, options);
   }
 
   /**
