@@ -24,8 +24,6 @@ const TREES = [
 
 /** Most lines a source file may have. */
 const MAX_LINES = 500;
-/** Over MAX_LINES since the formatter wrapped long lines (issue 11): being split, not a licence for new files. */
-const OVERSIZE = new Set(['mount/mount-view.ts', 'mount/fuse/session.ts', 'engine/engine.test.ts']);
 
 describe('structure of the source trees', () => {
   for (const { name, root } of TREES) {
@@ -49,7 +47,7 @@ describe('structure of the source trees', () => {
 
     it(`${name} has no source file over ${MAX_LINES} lines but conformance suites`, () => {
       const long = [...importGraph(root).keys()]
-        .filter((f) => !f.endsWith('.conformance.ts') && !OVERSIZE.has(f))
+        .filter((f) => !f.endsWith('.conformance.ts'))
         .map((f) => ({ f, lines: readFileSync(join(root, f), 'utf8').split('\n').length - 1 }))
         .filter(({ lines }) => lines > MAX_LINES);
       assert.deepEqual(

@@ -21,8 +21,9 @@ import { fsError } from './fs-error.js';
 import { MAX_FILE_SIZE, S_ISGID, S_ISUID, S_IXGRP, nsOf, signature, type Inode } from './fuse-attrs.js';
 import type { FsContext, FsHost } from './fuse-host.js';
 import type { RequestContext, SetattrRequest } from './fuse/types.js';
-import type { Creator, MountView } from './mount-view.js';
+import type { MountView } from './mount-view.js';
 import { nowNs, pathOf, type DirNode, type FileNode, type Node } from './nodes.js';
+import type { Creator } from './view-nodes.js';
 
 /** The owner a new entry records: the caller's, relative to the mount's owner; a setgid directory passes on its group. */
 export function creatorOf(host: FsHost, ctx: RequestContext, dir: DirNode): Creator {

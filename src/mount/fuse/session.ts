@@ -2,8 +2,10 @@
  * @module mount/fuse/session
  * Serves a LowLevelOps file system (types.ts) through the libfuse 3 binding
  * in native/fuse3. The binding hands each kernel request to this thread as
- * `dispatch(op, id, ctx, s1, s2, data, numbers)`; here the operation runs, its
- * answer is checked and flattened into numbers, and the binding replies.
+ * `dispatch(op, id, ctx, s1, s2, data, numbers)`; here the operation runs on
+ * the arguments request-decoding.ts makes of that message, its answer is
+ * checked and flattened into numbers (reply-encoding.ts), and the binding
+ * (native.ts) replies.
  *
  * Every request gets exactly one answer: the operation's value, its FsError's
  * errno, or EIO (logged) for anything else, a malformed value included. When
@@ -16,13 +18,23 @@
  * const session = await mountFuse('/mnt/x', ops, { options: ['fsname=x', 'subtype=stowage'], force: true });
  * await session.unmount();
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { FsError } from '../fs-error.js';
+import { resolve } from 'node:path';
 import { fuseMountAt } from './mountinfo.js';
+import { binding, type Dispatch, type Native, type NativeHandle } from './native.js';
+import {
+  attrNumbers,
+  dirName,
+  entryNumbers,
+  errnoOf,
+  int,
+  list,
+  MalformedReply,
+  openNumbers,
+  seconds,
+} from './reply-encoding.js';
+import { requestArgs } from './request-decoding.js';
 import type {
   Attr,
   ConnInfo,
@@ -35,223 +47,16 @@ import type {
   MountOptions,
   OpenReply,
   RequestContext,
-  SetattrRequest,
   Statvfs,
-  Timespec,
 } from './types.js';
-
-/** The binding's own surface (native/fuse3/fuse3.c). */
-interface Native {
-  mount(
-    mountpoint: string,
-    options: string[],
-    writeback: boolean,
-    dispatch: Dispatch,
-    spinMicros: number,
-  ): NativeHandle;
-  unmount(h: NativeHandle): Promise<void>;
-  lazyUnmount(path: string): number;
-  invalidate(h: NativeHandle, ino: number, offset: number, length: number, name: string | undefined): Promise<void>;
-  replyErr(h: NativeHandle, id: number, errno: number): number;
-  replyEntry(h: NativeHandle, id: number, entry: Float64Array): number;
-  replyCreate(h: NativeHandle, id: number, entry: Float64Array, open: Float64Array): number;
-  replyAttr(h: NativeHandle, id: number, attr: Float64Array, timeout: number): number;
-  replyOpen(h: NativeHandle, id: number, open: Float64Array): number;
-  replyReadlink(h: NativeHandle, id: number, target: string): number;
-  replyBuf(h: NativeHandle, id: number, data: Buffer): number;
-  replyWrite(h: NativeHandle, id: number, count: number): number;
-  replyStatfs(h: NativeHandle, id: number, st: Float64Array): number;
-  /** Returns how many entries were sent, -1 if the reply failed. */
-  replyDir(h: NativeHandle, id: number, names: string[], numbers: Float64Array, plus: boolean): number;
-}
-type NativeHandle = { readonly __fuse3: unique symbol };
-type Dispatch = (
-  op: string,
-  id: number,
-  ctx: number[],
-  s1: string | undefined,
-  s2: string | undefined,
-  data: Buffer | undefined,
-  n: number[],
-) => void;
 
 const DEFAULT_SPIN_MICROS = 200;
 const ENOSYS = constants.errno.ENOSYS;
 const EIO = constants.errno.EIO;
-const SET = {
-  MODE: 1 << 0,
-  UID: 1 << 1,
-  GID: 1 << 2,
-  SIZE: 1 << 3,
-  ATIME: 1 << 4,
-  MTIME: 1 << 5,
-  ATIME_NOW: 1 << 7,
-  MTIME_NOW: 1 << 8,
-};
-
-/** The package root: the nearest directory above this module with Stowage's package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'fuse3', 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir)
-      throw new Error(
-        'cannot find the Stowage package root (with native/fuse3) above ' + fileURLToPath(import.meta.url),
-      );
-    dir = up;
-  }
-}
-
-let loaded: Native | undefined;
-function binding(): Native {
-  if (loaded) return loaded;
-  const path = join(packageRoot(), 'native', 'fuse3', 'build', 'Release', 'fuse3.node');
-  if (!existsSync(path)) {
-    throw new Error(
-      `the libfuse 3 binding is not built (${path} is missing): run \`node scripts/build-native.mjs\` (needs libfuse3-dev and pkg-config; ./setup.sh installs them)`,
-    );
-  }
-  loaded = createRequire(import.meta.url)(path) as Native;
-  return loaded;
-}
-
-// ---------- checking and flattening answers (a malformed one becomes EIO) ----------
-
-class MalformedReply extends Error {}
-
-function int(v: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-    throw new MalformedReply(`${what} must be an integer in ${min}..${max}, got ${String(v)}`);
-  return v;
-}
-
-function seconds(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
-    throw new MalformedReply(`${what} must be a non-negative number of seconds, got ${String(v)}`);
-  return v;
-}
-
-function time(t: unknown, what: string): [number, number] {
-  const ts = t as Timespec | undefined;
-  if (!ts || typeof ts !== 'object') throw new MalformedReply(`${what} must be {sec, nsec}`);
-  return [int(ts.sec, `${what}.sec`, -Number.MAX_SAFE_INTEGER), int(ts.nsec, `${what}.nsec`, 0, 999_999_999)];
-}
-
-function attrNumbers(a: Attr | undefined): number[] {
-  if (!a || typeof a !== 'object') throw new MalformedReply('attr is missing');
-  return [
-    int(a.ino, 'attr.ino'),
-    int(a.mode, 'attr.mode', 0, 0xffffffff),
-    int(a.nlink, 'attr.nlink', 0, 0xffffffff),
-    int(a.uid, 'attr.uid', 0, 0xffffffff),
-    int(a.gid, 'attr.gid', 0, 0xffffffff),
-    int(a.rdev ?? 0, 'attr.rdev', 0, 0xffffffff),
-    int(a.size, 'attr.size'),
-    int(a.blocks, 'attr.blocks'),
-    int(a.blksize ?? 4096, 'attr.blksize', 0, 0x7fffffff),
-    ...time(a.atime, 'attr.atime'),
-    ...time(a.mtime, 'attr.mtime'),
-    ...time(a.ctime, 'attr.ctime'),
-  ];
-}
-
-const NO_ATTR: Attr = {
-  ino: 0,
-  mode: 0,
-  nlink: 0,
-  uid: 0,
-  gid: 0,
-  size: 0,
-  blocks: 0,
-  atime: { sec: 0, nsec: 0 },
-  mtime: { sec: 0, nsec: 0 },
-  ctime: { sec: 0, nsec: 0 },
-};
-
-function entryNumbers(e: Entry | undefined): number[] {
-  if (!e || typeof e !== 'object') throw new MalformedReply('entry is missing');
-  const ino = int(e.ino, 'entry.ino');
-  // A negative entry (ino 0) carries no attributes worth checking.
-  const attr = ino === 0 && !e.attr ? NO_ATTR : e.attr!;
-  return [
-    ino,
-    int(e.generation ?? 0, 'entry.generation'),
-    seconds(e.attrTimeout, 'entry.attrTimeout'),
-    seconds(e.entryTimeout, 'entry.entryTimeout'),
-    ...attrNumbers(attr),
-  ];
-}
-
-function openNumbers(o: OpenReply | undefined): Float64Array {
-  if (!o || typeof o !== 'object') throw new MalformedReply('open reply is missing');
-  return Float64Array.of(
-    int(o.fh, 'fh'),
-    o.directIo ? 1 : 0,
-    o.keepCache ? 1 : 0,
-    o.nonseekable ? 1 : 0,
-    o.cacheReaddir ? 1 : 0,
-  );
-}
-
-function dirName(name: unknown): string {
-  if (
-    typeof name !== 'string' ||
-    name === '' ||
-    name.includes('/') ||
-    name.includes('\0') ||
-    Buffer.byteLength(name) > 1000
-  ) {
-    throw new MalformedReply(
-      `a directory entry name must be a non-empty string without "/" or NUL, got ${JSON.stringify(name)}`,
-    );
-  }
-  return name;
-}
-
-function list<T>(v: unknown, what: string): T[] {
-  if (!Array.isArray(v)) throw new MalformedReply(`${what} must be an array`);
-  return v as T[];
-}
-
-function errnoOf(e: unknown): number | undefined {
-  if (e instanceof FsError) {
-    const n = -e.errno;
-    if (Number.isInteger(n) && n > 0 && n < 4096) return n;
-  }
-  return undefined;
-}
 
 function describe(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
-
-function toSetattr(n: number[]): SetattrRequest {
-  const [, valid, mode, uid, gid, size, asec, ansec, msec, mnsec] = n as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const set: SetattrRequest = {};
-  if (valid & SET.MODE) set.mode = mode;
-  if (valid & SET.UID) set.uid = uid;
-  if (valid & SET.GID) set.gid = gid;
-  if (valid & SET.SIZE) set.size = size;
-  if (valid & SET.ATIME_NOW) set.atime = 'now';
-  else if (valid & SET.ATIME) set.atime = { sec: asec, nsec: ansec };
-  if (valid & SET.MTIME_NOW) set.mtime = 'now';
-  else if (valid & SET.MTIME) set.mtime = { sec: msec, nsec: mnsec };
-  return set;
-}
-
-const fhOrNull = (v: number | undefined): number | null => (v === undefined || Number.isNaN(v) ? null : v);
 
 class Session implements FuseSession {
   conn!: ConnInfo;
@@ -411,7 +216,7 @@ class Session implements FuseSession {
       this.#answerErr(id, ENOSYS);
       return;
     }
-    const args = this.#args(op, ctx, s1, s2, data, n);
+    const args = requestArgs(op, ctx, s1, s2, data, n);
     let value: unknown;
     try {
       value = await fn.apply(this.#ops, args);
@@ -430,56 +235,6 @@ class Session implements FuseSession {
       } else {
         this.#log(`${op}: answer dropped: ${describe(e)}`);
       }
-    }
-  }
-
-  /** The operation's arguments from the binding's (s1, s2, data, numbers) message. */
-  #args(op: string, ctx: RequestContext, s1?: string, s2?: string, data?: Buffer, n: number[] = []): unknown[] {
-    switch (op) {
-      case 'lookup':
-      case 'unlink':
-      case 'rmdir':
-        return [ctx, n[0], s1];
-      case 'getattr':
-        return [ctx, n[0], fhOrNull(n[1])];
-      case 'setattr':
-        return [ctx, n[0], toSetattr(n), fhOrNull(n[10])];
-      case 'readlink':
-      case 'statfs':
-        return [ctx, n[0]];
-      case 'mknod':
-        return [ctx, n[0], s1, n[1], n[2]];
-      case 'mkdir':
-        return [ctx, n[0], s1, n[1]];
-      case 'symlink':
-        return [ctx, s1, n[0], s2];
-      case 'rename':
-        return [ctx, n[0], s1, n[1], s2, n[2]];
-      case 'link':
-        return [ctx, n[0], n[1], s1];
-      case 'open':
-      case 'opendir':
-      case 'access':
-      case 'flush':
-      case 'releasedir':
-        return [ctx, n[0], n[1]];
-      case 'read':
-      case 'readdir':
-      case 'readdirplus':
-        return [ctx, n[0], n[1], n[2], n[3]];
-      case 'write':
-        return [ctx, n[0], data, n[1], n[2]];
-      case 'release':
-        return [ctx, n[0], n[1], n[2]];
-      case 'fsync':
-      case 'fsyncdir':
-        return [ctx, n[0], n[1] !== 0, n[2]];
-      case 'create':
-        return [ctx, n[0], s1, n[1], n[2]];
-      case 'fallocate':
-        return [ctx, n[0], n[1], n[2], n[3], n[4]];
-      default:
-        return [ctx, ...n];
     }
   }
 
