@@ -191,12 +191,16 @@ export class MountAgent {
     );
   }
 
-  /** Replaces the view (after a commit or reload) and tells the kernel what it may have cached of the old one. */
-  #swapView(base: string, sameTree = false): void {
+  /**
+   * Replaces the view (after a commit or reload) and tells the kernel what it may have cached of the old one.
+   * Resolves once the kernel has dropped it; callers await that after leaving the gate (see FuseFs.viewChanged),
+   * so that a reload's answer means the next look in the mount sees the new view.
+   */
+  #swapView(base: string, sameTree = false): Promise<void> {
     const old = this.#view;
     this.#view = this.#newView(base);
     this.#view.adoptSpecials(old);
-    this.#fs?.viewChanged(old, this.#view, sameTree);
+    return this.#fs?.viewChanged(old, this.#view, sameTree) ?? Promise.resolve();
   }
 
   async #mount(): Promise<void> {
@@ -290,7 +294,8 @@ export class MountAgent {
   async commit(message?: string): Promise<MountCommitResult> {
     if (this.config.readOnly) throw new ConflictError('this mount is read-only: there is nothing to commit');
     // While a commit runs, a look for overwrites could see it in the feed before it is recorded as ours: `during` holds looks off.
-    return this.#gate.exclusive(() =>
+    let invalidated: Promise<void> = Promise.resolve();
+    const result = await this.#gate.exclusive(() =>
       this.#overwrites.during(async () => {
         this.#cancelWriteback();
         const built = await buildCommit(this.#view, this.overlay.journal());
@@ -307,7 +312,7 @@ export class MountAgent {
         this.overlay.reset(res.commit.id, this.#fs?.openDataIds());
         this.#volume = { ...this.#volume, size: res.commit.size, fileCount: res.commit.fileCount, head: res.commit.id };
         // Nothing else was merged in and nothing skipped: the new head's tree is this view's, and the kernel's cache stays true.
-        this.#swapView(res.commit.id, res.commit.parent === this.#base && res.skipped.length === 0);
+        invalidated = this.#swapView(res.commit.id, res.commit.parent === this.#base && res.skipped.length === 0);
         this.#firstUncommitted = 0;
         this.#overwrites.recorded(res.commit, built.changes, res.skipped);
         this.log(
@@ -323,11 +328,14 @@ export class MountAgent {
         };
       }),
     );
+    await invalidated;
+    return result;
   }
 
   /** Moves the view to the volume's head, lazily; refuses to discard uncommitted changes unless `force`. */
   async reload(options: { force?: boolean } = {}): Promise<MountReloadResult> {
-    return this.#gate.exclusive(async () => {
+    let invalidated: Promise<void> = Promise.resolve();
+    const result = await this.#gate.exclusive(async () => {
       const discarded = this.pending();
       if (discarded > 0 && options.force !== true) {
         throw new ConflictError(
@@ -352,11 +360,13 @@ export class MountAgent {
       this.#view.closeAll();
       this.overlay.reset(volume.head, this.#fs?.openDataIds());
       this.#volume = volume;
-      this.#swapView(volume.head);
+      invalidated = this.#swapView(volume.head);
       this.#firstUncommitted = 0;
       if (looked) this.#overwrites.clear();
       return { commit: volume.head, discarded, overwrittenByOthers };
     });
+    await invalidated;
+    return result;
   }
 
   async #withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {

@@ -197,7 +197,7 @@ export class InodeTable {
    * `sameTree`: the new view shows exactly the old one's tree (a commit with
    * nothing merged in or skipped), so what the kernel cached stays true.
    */
-  viewChanged(old: MountView, next: MountView, sameTree = false): void {
+  viewChanged(old: MountView, next: MountView, sameTree = false): Promise<void> {
     this.#sameTree = sameTree ? next : null;
     const pending = new Map<string, Inode>();
     const entries: Array<[number, string]> = [];
@@ -217,9 +217,9 @@ export class InodeTable {
       this.#negatives.clear();
     }
     this.#pendingByPath = pending;
-    if (sameTree) return;
+    if (sameTree) return Promise.resolve();
     if (old.root.children) for (const [name] of old.root.children) entries.push([ROOT_INO, name]);
-    void this.#invalidate(next, entries, dirs, open);
+    return this.#invalidate(next, entries, dirs, open);
   }
 
   async #invalidate(view: MountView, entries: Array<[number, string]>, dirs: number[], open: Inode[]): Promise<void> {

@@ -71,9 +71,13 @@ export class FuseFs {
     this.#inodes.session = session;
   }
 
-  /** Called by the agent under its exclusive gate, right after a commit or reload replaced the view (see InodeTable). */
-  viewChanged(old: MountView, next: MountView, sameTree = false): void {
-    this.#inodes.viewChanged(old, next, sameTree);
+  /**
+   * Called by the agent under its exclusive gate, right after a commit or reload replaced the view (see
+   * InodeTable). Resolves once the kernel dropped what it cached of the old view: await it only after the gate
+   * is released, since the kernel may hold a directory's lock for a request that waits on the gate.
+   */
+  viewChanged(old: MountView, next: MountView, sameTree = false): Promise<void> {
+    return this.#inodes.viewChanged(old, next, sameTree);
   }
 
   /** Data files that open handles still read (a commit or reload must keep them). */
