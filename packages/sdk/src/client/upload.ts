@@ -34,7 +34,7 @@ import type { Stats } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 import { parsePath } from '../common/paths.js';
-import { checkMode } from './file-writes.js';
+import { checkMode, type WriteOptions, type WriteResult } from './file-writes.js';
 import { localError } from './local-tree.js';
 import { uploadDirectory } from './upload-dir.js';
 import type { UploadHost, UploadOptions, UploadResult, UploadSource } from './upload-options.js';
@@ -91,14 +91,22 @@ export async function uploadTo(
       { size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777 },
       options,
     );
-  const r = await vol.files.writeFile(remote, source, {
+  return singleResult('file', remote, await vol.files.writeFile(remote, source, writeOptionsOf(options)));
+}
+
+function writeOptionsOf(options: UploadOptions): WriteOptions {
+  return {
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
     ...(options.message !== undefined ? { message: options.message } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  };
+}
+
+/** The result of an upload of one file or stream: one commit of one file. */
+function singleResult(kind: 'file' | 'stream', path: string, r: WriteResult): UploadResult {
   return {
-    kind: 'file',
-    path: remote,
+    kind,
+    path,
     commit: r.commit.id,
     files: 1,
     directories: 0,
@@ -116,21 +124,5 @@ async function uploadStream(
   remote: string,
   options: UploadOptions,
 ): Promise<UploadResult> {
-  const r = await vol.files.write(remote, source, {
-    ...(options.mode !== undefined ? { mode: options.mode } : {}),
-    ...(options.message !== undefined ? { message: options.message } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
-  return {
-    kind: 'stream',
-    path: remote,
-    commit: r.commit.id,
-    files: 1,
-    directories: 0,
-    symlinks: 0,
-    bytes: r.size,
-    sentBytes: r.uploadedBytes,
-    resumable: false,
-    skipped: [],
-  };
+  return singleResult('stream', remote, await vol.files.write(remote, source, writeOptionsOf(options)));
 }
