@@ -84,6 +84,11 @@ function urlHost(host: string): string {
 function listen(app: ReturnType<typeof createApp>, port: number, host: string): Promise<Server> {
   return new Promise((resolvePromise, reject) => {
     const server = serve({ fetch: app.fetch, port, hostname: host }) as Server;
+    // Close idle keep-alive connections only long after clients drop them. A client whose event loop was busy
+    // (building a large body) reuses a connection after its own idle timer should have fired; had the server
+    // closed it meanwhile (Node's default is 5 s), that request would fail with ECONNRESET instead of an answer.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
     server.once('listening', () => {
