@@ -48,7 +48,7 @@ try {
     const root = await mountRoot(image, disk);
     const cgroup = cgroups.group(id);
     cgroup.setLimits({ memoryBytes: 512 * 1024 * 1024, pidsMax: 512 });
-    const sb = await launchSandbox({ root, cgroup, ids });
+    const sb = await launchSandbox({ root, cgroup, ids, cacheDir: join(dataDir, 'cache') });
     toReady.push(performance.now() - t0);
     const execs = new ExecService(sb.agent, new ExecRecords(join(dataDir, 'records', id)));
     const first = await execs.exec({ argv: ['true'] });

@@ -44,7 +44,7 @@ before(async () => {
   cgroup = detectCgroups().group(ID);
   cgroup.setLimits({ memoryBytes: 256 * 1024 * 1024, pidsMax: 128 });
   const t0 = performance.now();
-  sandbox = await launchSandbox({ root, cgroup, ids: TEST_IDS, hostname: 'sb-test' });
+  sandbox = await launchSandbox({ root, cgroup, ids: TEST_IDS, hostname: 'sb-test', cacheDir: join(dataDir, 'cache') });
   launchMs = performance.now() - t0;
   records = new ExecRecords(join(dataDir, 'records'));
   execs = new ExecService(sandbox.agent, records);

@@ -18,7 +18,21 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -61,9 +75,36 @@ export function hostNodeRuntime(): NodeRuntime {
   return runtime;
 }
 
+/**
+ * A directory holding copies of Node's dynamic loader and the libraries it loads, made once per host and Node
+ * build under `cacheDir`: a launch binds this one directory instead of each library (one mount, not a dozen).
+ */
+export function runtimeLibDir(cacheDir: string, rt: NodeRuntime = hostNodeRuntime()): string {
+  const named = [rt.loader, ...rt.libraries];
+  const key = createHash('sha256')
+    .update(named.map((f) => `${f}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = join(cacheDir, `node-libs-${key}`);
+  if (existsSync(dir)) return dir;
+  mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
+  const temp = mkdtempSync(join(cacheDir, '.node-libs-'));
+  chmodSync(temp, 0o755); // read by the sandbox's uid
+  // Each under the name the program asks for (a soname), with the bytes of the file it names.
+  for (const f of named) copyFileSync(realpathSync(f), join(temp, basename(f)));
+  try {
+    renameSync(temp, dir);
+  } catch {
+    rmSync(temp, { recursive: true, force: true }); // another launch made it first
+  }
+  return dir;
+}
+
 export interface LaunchOptions {
   /** The mounted overlay root of the sandbox (a host path). */
   root: string;
+  /** Where launches cache the host's runtime files (root-owned, e.g. under the data dir). */
+  cacheDir: string;
   cgroup: SandboxCgroup;
   ids: IdRange;
   hostname?: string;
@@ -79,11 +120,12 @@ export interface LaunchedSandbox {
 
 /**
  * The first hop, run by host root in a private mount namespace. Arguments: the cgroup.procs files (":"-separated),
- * the sandbox root, the agent's code, the Node binary, its libraries (":"-separated), then the launch argv.
+ * the sandbox root, the agent's code, the Node binary, the runtime library directory, then the launch argv.
  */
 const HOP = `set -e
 IFS=:
 for p in $1; do echo $$ > "$p"; done
+unset IFS
 mount -t tmpfs -o mode=755,size=1m stowage-launch /mnt
 mkdir /mnt/root /mnt/stowage /mnt/stowage/agent /mnt/stowage/lib
 mount --rbind "$2" /mnt/root
@@ -91,9 +133,8 @@ mount --bind "$3" /mnt/stowage/agent
 echo '{"type":"module"}' > /mnt/stowage/package.json
 : > /mnt/stowage/node
 mount --bind "$4" /mnt/stowage/node
-for lib in $5; do n=/mnt/stowage/lib/\${lib##*/}; : > "$n"; mount --bind "$lib" "$n"; done
+mount --bind "$5" /mnt/stowage/lib
 shift 5
-unset IFS
 exec "$@"`;
 
 /** Starts the sandbox's agent and resolves once it is ready (or rejects with what it printed). */
@@ -146,7 +187,7 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         options.root,
         SANDBOX_CODE,
         rt.node,
-        [rt.loader, ...rt.libraries].join(':'),
+        runtimeLibDir(options.cacheDir, rt),
         ...argv,
       ],
       { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccompFd] },
@@ -156,7 +197,7 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
     child.stdout!.on('data', (b: Buffer) => errors.length < 64 && errors.push(b));
     const agent = new AgentClient(child.stdio[3] as Duplex);
     const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code, signal) =>
+      child.once('close', (code, signal) =>
         reject(
           new Error(
             `the sandbox exited before its agent was ready (${signal ?? `exit ${code}`}): ${Buffer.concat(errors).toString().trim().slice(0, 2000)}`,
@@ -165,6 +206,10 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
       ),
     );
     exited.catch(() => undefined);
+    // An agent that dies at start closes its link before the launch exits: the exit (with what it printed) says why.
+    const ready = agent.ready.catch((e: unknown) =>
+      Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(e), 2000))]),
+    );
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -173,7 +218,7 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
       );
     });
     try {
-      await Promise.race([agent.ready, exited, timeout]);
+      await Promise.race([ready, exited, timeout]);
     } catch (e) {
       child.kill('SIGKILL');
       agent.close('launch failed');
