@@ -8,9 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Stowage, Volume } from '@stowage/sdk';
 import { MiB } from '@stowage/sdk/common/sizes.js';
 import { freePort } from '../test/helpers/free-port.js';
 
@@ -95,4 +96,30 @@ export async function run(
   if (options.check !== false && code !== 0)
     throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim().slice(-2000)}`);
   return { ms: performance.now() - t0, code, stdout, stderr };
+}
+
+/** A fresh volume mounted by `stowage mount`, and the environment the CLI calls on that mount need. */
+export interface MountedVolume {
+  vol: Volume;
+  mnt: string;
+  /** This process's environment minus any STOWAGE_ setting, plus the server's and the mount's state dirs. */
+  env: NodeJS.ProcessEnv;
+}
+
+/** Creates a volume on `server` and mounts it at `<work>/mnt-<name>` (state under `<work>/state-<name>`). */
+export async function mountFreshVolume(server: ServerProcess, work: string, name: string): Promise<MountedVolume> {
+  const client = new Stowage({ url: server.url, token: server.token });
+  const vol = await Volume.create(`${name}-${Date.now()}`, { client, cap: '10G' });
+  const mnt = join(work, `mnt-${name}`);
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
+  Object.assign(env, {
+    STOWAGE_URL: server.url,
+    STOWAGE_TOKEN: server.token,
+    STOWAGE_MOUNT_STATE: join(work, `state-${name}`),
+    STOWAGE_STATE_DIR: join(work, `state-${name}`, 'cli'),
+  });
+  await mkdir(mnt, { recursive: true });
+  await run(process.execPath, [cliMain, 'mount', vol.name, mnt], { env, timeoutMs: 120_000 });
+  return { vol, mnt, env };
 }

@@ -21,8 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { MountHandle, Stowage, Volume } from '@stowage/sdk';
-import { cliMain, run, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
+import { MountHandle } from '@stowage/sdk';
+import { cliMain, mountFreshVolume, run, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
 
 const CHILD_TIMEOUT_MS = 600_000;
 const ROWS_PER_TX = 100;
@@ -100,19 +100,7 @@ export async function requestCounts(
   transactions: number,
 ): Promise<RequestRow[]> {
   const { tarball, sqlScript } = await inputs(join(work, 'inputs'), files, transactions);
-  const client = new Stowage({ url: server.url, token: server.token });
-  const vol = await Volume.create(`requests-${Date.now()}`, { client, cap: '10G' });
-  const mnt = join(work, 'mnt');
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, {
-    STOWAGE_URL: server.url,
-    STOWAGE_TOKEN: server.token,
-    STOWAGE_MOUNT_STATE: join(work, 'state'),
-    STOWAGE_STATE_DIR: join(work, 'state', 'cli'),
-  });
-  await mkdir(mnt, { recursive: true });
-  await sh('node "$1" mount "$2" "$3"', [cliMain, vol.name, mnt], env);
+  const { mnt, env } = await mountFreshVolume(server, work, 'requests');
   const prev = process.env.STOWAGE_MOUNT_STATE;
   process.env.STOWAGE_MOUNT_STATE = env.STOWAGE_MOUNT_STATE;
   const handle = new MountHandle(mnt);

@@ -26,8 +26,15 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Stowage, Volume } from '@stowage/sdk';
-import { cliMain, run, startServerProcess, stopServer, type RunResult, type ServerProcess } from './bench-server.js';
+import {
+  cliMain,
+  mountFreshVolume,
+  run,
+  startServerProcess,
+  stopServer,
+  type RunResult,
+  type ServerProcess,
+} from './bench-server.js';
 
 /** The repository this script was built from (dist/bench -> ../..). */
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -232,19 +239,7 @@ export async function workloadBenchmarks(
 ): Promise<WorkloadRow[]> {
   log('workloads: making the inputs (a bare clone, an npm project, a 10,000-file tarball, an SQL script)');
   const inputs = await makeInputs(join(work, 'inputs'));
-  const client = new Stowage({ url: server.url, token: server.token });
-  const vol = await Volume.create(`workloads-${Date.now()}`, { client, cap: '10G' });
-  const mnt = join(work, 'mnt-workloads');
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('STOWAGE_')) env[k] = v;
-  Object.assign(env, {
-    STOWAGE_URL: server.url,
-    STOWAGE_TOKEN: server.token,
-    STOWAGE_MOUNT_STATE: join(work, 'state-workloads'),
-    STOWAGE_STATE_DIR: join(work, 'state-workloads', 'cli'),
-  });
-  await mkdir(mnt, { recursive: true });
-  await sh('node "$1" mount "$2" "$3"', [cliMain, vol.name, mnt], env);
+  const { mnt, env } = await mountFreshVolume(server, work, 'workloads');
   const rows: WorkloadRow[] = [];
   try {
     let n = 0;
