@@ -75,17 +75,30 @@ export function hostNodeRuntime(): NodeRuntime {
   return runtime;
 }
 
+/** The library directory found per cache directory: a launch after the first does no stat or hash. */
+const libDirs = new Map<string, string>();
+
 /**
  * A directory holding copies of Node's dynamic loader and the libraries it loads, made once per host and Node
  * build under `cacheDir`: a launch binds this one directory instead of each library (one mount, not a dozen).
  */
 export function runtimeLibDir(cacheDir: string, rt: NodeRuntime = hostNodeRuntime()): string {
+  const known = libDirs.get(cacheDir);
+  if (known && existsSync(known)) return known;
   const named = [rt.loader, ...rt.libraries];
   const key = createHash('sha256')
-    .update(named.map((f) => `${f}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('\n'))
+    .update(
+      named
+        .map((f) => {
+          const st = statSync(f);
+          return `${f}:${st.size}:${st.mtimeMs}`;
+        })
+        .join('\n'),
+    )
     .digest('hex')
     .slice(0, 16);
   const dir = join(cacheDir, `node-libs-${key}`);
+  libDirs.set(cacheDir, dir);
   if (existsSync(dir)) return dir;
   mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
   const temp = mkdtempSync(join(cacheDir, '.node-libs-'));
