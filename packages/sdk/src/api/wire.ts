@@ -25,6 +25,7 @@ export type * from './wire/search.js';
 export type * from './wire/commits.js';
 export type * from './wire/attachments.js';
 export type * from './wire/tenant.js';
+export type * from './wire/sandboxes.js';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
