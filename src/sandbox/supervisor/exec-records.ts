@@ -26,6 +26,7 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { NotFoundError } from '@stowage/sdk/common/errors.js';
 
 export type ExecStatus = 'running' | 'exited' | 'failed';
 
@@ -43,6 +44,8 @@ export interface ExecRecord {
   /** Set when a signal ended it. */
   signal?: string;
   timedOut?: boolean;
+  /** The sandbox's memory limit killed a process of it while this exec ran. */
+  oomKilled?: boolean;
   /** Why it could not start or was lost (e.g. no such command, the sandbox stopped). */
   error?: string;
   startedAt: string;
@@ -259,4 +262,43 @@ function sizeOf(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/** One piece of an exec's output, or its final record once every byte was given. */
+export type ExecOutput = { stream: Stream; offset: number; data: Buffer } | { end: ExecRecord };
+
+/**
+ * Both streams of an exec from the given offsets, as they arrive, then its
+ * final record. Each stream is read one piece ahead at most, so a slow
+ * reader holds back the reading instead of piling output up in memory.
+ */
+export async function* execOutput(
+  records: ExecRecords,
+  id: string,
+  from: { stdout: number; stderr: number },
+  signal?: AbortSignal,
+): AsyncGenerator<ExecOutput> {
+  if (!records.get(id)) throw new NotFoundError(`no exec ${id}`);
+  const streams: Stream[] = ['stdout', 'stderr'];
+  const iterators = streams.map((s) => records.follow(id, s, from[s], signal));
+  const next = (i: number) => iterators[i]!.next().then((r) => ({ i, r }));
+  const pending = new Map(streams.map((_, i) => [i, next(i)]));
+  try {
+    while (pending.size > 0) {
+      const { i, r } = await Promise.race(pending.values());
+      if (r.done) {
+        pending.delete(i);
+        continue;
+      }
+      pending.set(i, next(i));
+      yield { stream: streams[i]!, ...r.value };
+    }
+  } finally {
+    // A reader that stops early: the pieces read ahead are dropped; a stream still waiting stops at its next wake.
+    for (const p of pending.values()) p.catch(() => undefined);
+    for (const it of iterators) void it.return(undefined).catch(() => undefined);
+  }
+  if (signal?.aborted) return;
+  const record = records.get(id);
+  if (record) yield { end: record };
 }

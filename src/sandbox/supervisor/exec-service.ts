@@ -24,12 +24,23 @@ export interface ExecOptions {
   stdin?: boolean;
 }
 
+/** What every exec of one sandbox shares. */
+export interface ExecServiceOptions {
+  /** The sandbox's environment (image, then sandbox settings); an exec's own env adds to it. */
+  env?: Record<string, string>;
+  /** How many processes the sandbox's memory limit has killed so far (its cgroup's count). */
+  oomKills?: () => number;
+}
+
 export class ExecService {
   readonly #logs = new Map<string, ExecLog>();
+  /** The OOM-kill count when each running exec started. */
+  readonly #oomAtStart = new Map<string, number>();
 
   constructor(
     private readonly agent: AgentClient,
     private readonly records: ExecRecords,
+    private readonly options: ExecServiceOptions = {},
   ) {
     agent.on('out', (id, fd, data) => this.#logs.get(id)?.append(fd === 1 ? 'stdout' : 'stderr', data));
     agent.on('exit', (id, exit) => this.#ended(id, exit));
@@ -39,6 +50,7 @@ export class ExecService {
         log.update({
           status: 'failed',
           error: `the sandbox's agent is gone: ${reason}`,
+          ...this.#oomSince(id),
           endedAt: new Date().toISOString(),
         });
       }
@@ -66,18 +78,23 @@ export class ExecService {
       ...(timeoutMs > 0 ? { timeoutMs } : {}),
     });
     this.#logs.set(id, log);
+    const oomKills = this.options.oomKills?.();
+    if (oomKills !== undefined) this.#oomAtStart.set(id, oomKills);
+    const env =
+      this.options.env !== undefined || options.env !== undefined ? { ...this.options.env, ...options.env } : undefined;
     try {
       const { pid } = await this.agent.exec({
         id,
         argv: options.argv,
         ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-        ...(options.env !== undefined ? { env: options.env } : {}),
+        ...(env !== undefined ? { env } : {}),
         ...(options.stdin ? { stdin: true } : {}),
         ...(timeoutMs > 0 ? { timeoutMs } : {}),
       });
       if (log.record.status === 'running') log.update({ pid });
     } catch (e) {
       this.#logs.delete(id);
+      this.#oomAtStart.delete(id);
       if (log.record.status === 'running')
         log.update({ status: 'failed', error: (e as Error).message, endedAt: new Date().toISOString() });
     }
@@ -115,11 +132,24 @@ export class ExecService {
     return this.records.get(id);
   }
 
+  /** `{ oomKilled: true }` when the memory limit killed a process of the sandbox while exec `id` ran. */
+  #oomSince(id: string): { oomKilled?: true } {
+    const before = this.#oomAtStart.get(id);
+    this.#oomAtStart.delete(id);
+    if (before === undefined) return {};
+    try {
+      return (this.options.oomKills?.() ?? before) > before ? { oomKilled: true } : {};
+    } catch {
+      return {}; // the group is gone (the sandbox ended): nothing more to learn
+    }
+  }
+
   #ended(id: string, exit: ExecExit): void {
     const log = this.#logs.get(id);
     if (!log) return;
     this.#logs.delete(id);
     log.update({
+      ...this.#oomSince(id),
       status: 'exited',
       ...(exit.code !== null ? { exitCode: exit.code } : {}),
       ...(exit.signal !== null ? { signal: exit.signal } : {}),

@@ -1,0 +1,332 @@
+/**
+ * @module sandbox/daemon/local-host
+ * The sandbox host daemon of one machine (the `SandboxRuntime` that
+ * `stowage serve` runs): it builds images, starts one supervisor process
+ * per sandbox, and forwards every call to that sandbox's supervisor over its
+ * control socket.
+ *
+ * Supervisors are started detached, so a daemon that stops or restarts
+ * leaves its sandboxes running. `open()` finds them again: each run
+ * directory without a final state whose supervisor answers is live again;
+ * one whose supervisor is gone is recorded as failed, and the sweep removes
+ * what it left (state disk, mounts, loop device, cgroup). Exec records of
+ * ended sandboxes stay readable for `RECORDS_KEPT_MS`.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { AlreadyExistsError, ConflictError, NotFoundError, UnavailableError } from '@stowage/sdk/common/errors.js';
+import { detectCgroups } from '../host/cgroups.js';
+import { type HostReadiness, describeReadiness, probeHost } from '../host/host-probe.js';
+import { ImageStore } from '../host/images.js';
+import { checkSandboxId } from '../host/state-disk.js';
+import { sweep } from '../host/sweep.js';
+import type { OutputEvent, RuntimeExec, RuntimeState, SandboxLaunch, SandboxRuntime } from '../runtime.js';
+import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
+import {
+  RUNS_DIR,
+  type SupervisorSpec,
+  readFinalState,
+  runPaths,
+  writeJsonFile,
+} from '../supervisor/supervisor-files.js';
+import { SupervisorClient, SupervisorGoneError } from './supervisor-client.js';
+
+const SUPERVISOR_MAIN = fileURLToPath(new URL('../supervisor/supervisor-main.js', import.meta.url));
+/** How long the runs (exec records) of ended sandboxes are kept. */
+export const RECORDS_KEPT_MS = 7 * 24 * 3600_000;
+/** Longest a supervisor may take to start its sandbox (an image is built before, not in this time). */
+const START_TIMEOUT_MS = 120_000;
+const GONE = 'its supervisor is gone (the host restarted, or the supervisor crashed)';
+
+export interface LocalHostOptions {
+  dataDir: string;
+  /** The host's name in records (default: the machine's). */
+  host?: string;
+  /** Where built images are kept (an ImageStore; default `<dataDir>/images`). */
+  images?: ImageStore;
+  /** The probe's answer (default: probe this machine). */
+  readiness?: HostReadiness;
+  log?: (line: string) => void;
+}
+
+export class LocalSandboxHost implements SandboxRuntime {
+  readonly host: string;
+  readonly #dataDir: string;
+  readonly #images: ImageStore;
+  readonly #readiness: HostReadiness;
+  readonly #log: (line: string) => void;
+  readonly #live = new Map<string, SupervisorClient>();
+  /** Sandboxes ending by a terminate call: their end is that call's answer, not an onEnded event. */
+  readonly #terminating = new Set<string>();
+  readonly #listeners: Array<(state: RuntimeState) => void> = [];
+  readonly #watching = new AbortController();
+
+  private constructor(opts: LocalHostOptions, readiness: HostReadiness) {
+    this.#dataDir = opts.dataDir;
+    this.host = opts.host ?? hostname();
+    this.#images = opts.images ?? new ImageStore({ dataDir: opts.dataDir });
+    this.#readiness = readiness;
+    this.#log = opts.log ?? (() => undefined);
+  }
+
+  /** Probes the machine, finds the sandboxes still running from an earlier daemon, and sweeps what dead ones left. */
+  static async open(opts: LocalHostOptions): Promise<LocalSandboxHost> {
+    const host = new LocalSandboxHost(opts, opts.readiness ?? probeHost());
+    if (host.#readiness.ready) await host.#recover();
+    else host.#log(describeReadiness(host.#readiness));
+    return host;
+  }
+
+  unavailable(): string | undefined {
+    return this.#readiness.ready ? undefined : describeReadiness(this.#readiness);
+  }
+
+  onEnded(listener: (state: RuntimeState) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Ids of the sandboxes running here. */
+  liveIds(): string[] {
+    return [...this.#live.keys()];
+  }
+
+  async #recover(): Promise<void> {
+    const runs = join(this.#dataDir, RUNS_DIR);
+    mkdirSync(runs, { recursive: true, mode: 0o700 });
+    for (const id of readdirSync(runs)) {
+      let paths: ReturnType<typeof runPaths>;
+      try {
+        paths = runPaths(this.#dataDir, checkSandboxId(id));
+      } catch {
+        continue;
+      }
+      if (existsSync(paths.state)) {
+        if (Date.now() - statSync(paths.state).mtimeMs > RECORDS_KEPT_MS)
+          rmSync(paths.dir, { recursive: true, force: true });
+        continue;
+      }
+      const client = new SupervisorClient(paths.socket);
+      try {
+        const status = await client.status(AbortSignal.timeout(5000));
+        if (status.running) {
+          this.#adopt(id, client);
+          this.#log(`sandbox ${id} is still running (supervisor pid ${status.pid})`);
+          continue;
+        }
+      } catch {
+        // not answering: gone
+      }
+      this.#log(`sandbox ${id}: ${GONE}`);
+      writeJsonFile(paths.state, { id, status: 'failed', reason: GONE, endedAt: new Date().toISOString() });
+      new ExecRecords(paths.dir).markLost(`the sandbox ended: ${GONE}`);
+      await detectCgroups()
+        .group(id)
+        .remove()
+        .catch(() => undefined);
+    }
+    const swept = await sweep({ dataDir: this.#dataDir, isLive: (id) => this.#live.has(id) });
+    if (swept.sandboxes.length + swept.strayMounts.length + swept.strayLoops.length > 0)
+      this.#log(`swept what ended sandboxes left: ${JSON.stringify(swept)}`);
+  }
+
+  /** Tracks a running sandbox's supervisor until its sandbox ends. */
+  #adopt(id: string, client: SupervisorClient): void {
+    this.#live.set(id, client);
+    const signal = this.#watching.signal;
+    void client.ended(signal).then(
+      (state) => this.#gone(id, state),
+      () => {
+        if (signal.aborted) return;
+        this.#gone(id, readFinalState(this.#dataDir, id) ?? { id, status: 'failed', reason: GONE });
+      },
+    );
+  }
+
+  #gone(id: string, state: RuntimeState): void {
+    if (!this.#live.delete(id)) return;
+    if (this.#terminating.has(id)) return;
+    for (const l of this.#listeners) l(state);
+  }
+
+  async create(launch: SandboxLaunch): Promise<void> {
+    const why = this.unavailable();
+    if (why !== undefined || !this.#readiness.ready) throw new UnavailableError(why ?? 'no sandbox host');
+    const paths = runPaths(this.#dataDir, checkSandboxId(launch.id));
+    const { image } = await this.#images.ensure(launch.image, {
+      onLog: (text) => this.#log(`image build: ${text.trimEnd()}`),
+    });
+    mkdirSync(join(this.#dataDir, RUNS_DIR), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(paths.dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`sandbox ${launch.id} exists`);
+      throw e;
+    }
+    const spec: SupervisorSpec = {
+      id: launch.id,
+      dataDir: this.#dataDir,
+      imageRoot: image.root,
+      imageEnv: image.env,
+      ids: this.#readiness.ids,
+      cpu: launch.cpu,
+      memoryMib: launch.memoryMib,
+      diskGib: launch.diskGib,
+      env: launch.env,
+      expiresAt: launch.expiresAt.toISOString(),
+      volumes: launch.volumes,
+    };
+    writeJsonFile(paths.spec, spec);
+    const logFd = openSync(paths.log, 'a', 0o600);
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(process.execPath, [SUPERVISOR_MAIN, this.#dataDir, launch.id], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd, 'pipe'],
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    const answer = await startReport(child, START_TIMEOUT_MS);
+    child.unref();
+    if ('error' in answer) throw new UnavailableError(`sandbox ${launch.id} could not start: ${answer.error}`);
+    this.#adopt(launch.id, new SupervisorClient(paths.socket));
+  }
+
+  async state(id: string): Promise<RuntimeState | undefined> {
+    if (this.#live.has(id)) return { id, status: 'running' };
+    try {
+      return readFinalState(this.#dataDir, id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async terminate(id: string, reason: string): Promise<RuntimeState> {
+    const client = this.#live.get(id);
+    if (client) {
+      this.#terminating.add(id);
+      try {
+        const state = await client.terminate(reason);
+        this.#live.delete(id);
+        return state;
+      } catch (e) {
+        if (!(e instanceof SupervisorGoneError)) throw e;
+      } finally {
+        this.#terminating.delete(id);
+      }
+    }
+    const final = await this.state(id);
+    if (!final) throw new NotFoundError(`no sandbox ${id} on this host`);
+    return final;
+  }
+
+  /** The supervisor of a running sandbox; Conflict for one that ended, NotFound for one never here. */
+  #client(id: string): SupervisorClient {
+    const client = this.#live.get(id);
+    if (client) return client;
+    const final = readFinalState(this.#dataDir, checkSandboxId(id));
+    if (final) throw new ConflictError(`sandbox ${id} is ${final.status} (${final.reason ?? 'ended'})`);
+    throw new NotFoundError(`no sandbox ${id} on this host`);
+  }
+
+  /** The exec records of a sandbox that ran here, running or ended. */
+  #records(id: string): ExecRecords {
+    const { dir } = runPaths(this.#dataDir, checkSandboxId(id));
+    if (!existsSync(dir)) throw new NotFoundError(`no sandbox ${id} on this host`);
+    return new ExecRecords(dir);
+  }
+
+  async exec(id: string, exec: RuntimeExec) {
+    return this.#client(id).exec(exec);
+  }
+
+  async execs(id: string) {
+    const client = this.#live.get(id);
+    return client ? client.execs() : this.#records(id).list();
+  }
+
+  async getExec(id: string, execId: string) {
+    const client = this.#live.get(id);
+    return client ? client.getExec(execId) : this.#records(id).get(execId);
+  }
+
+  async *output(
+    id: string,
+    execId: string,
+    from: { stdout: number; stderr: number },
+    signal?: AbortSignal,
+  ): AsyncGenerator<OutputEvent> {
+    const client = this.#live.get(id);
+    if (client) yield* client.output(execId, from, signal);
+    else yield* execOutput(this.#records(id), execId, from, signal);
+  }
+
+  async writeStdin(id: string, execId: string, data: Buffer, end: boolean) {
+    return this.#client(id).writeStdin(execId, data, end);
+  }
+
+  async signal(id: string, execId: string, signal: NodeJS.Signals) {
+    return this.#client(id).signal(execId, signal);
+  }
+
+  async writeFile(id: string, path: string, data: Readable, options: { mode: number; createParents: boolean }) {
+    const client = this.#client(id);
+    await client.writeFile(path, data, options);
+    return client.stat(path);
+  }
+
+  async readFile(id: string, path: string) {
+    return this.#client(id).readFile(path);
+  }
+
+  async stat(id: string, path: string) {
+    return this.#client(id).stat(path);
+  }
+
+  async list(id: string, path: string) {
+    return this.#client(id).list(path);
+  }
+
+  async remove(id: string, path: string, recursive: boolean) {
+    return this.#client(id).remove(path, recursive);
+  }
+
+  async mkdir(id: string, path: string, options: { parents: boolean; mode: number }) {
+    return this.#client(id).mkdir(path, options);
+  }
+
+  async close(): Promise<void> {
+    this.#watching.abort();
+    this.#live.clear();
+  }
+}
+
+/** The supervisor's one-line report on fd 3: ready, or why not. */
+function startReport(child: ReturnType<typeof spawn>, timeoutMs: number): Promise<{ ready: true } | { error: string }> {
+  return new Promise((resolve) => {
+    let text = '';
+    const pipe = child.stdio[3] as Readable;
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      resolve({ error: `the supervisor did not report within ${timeoutMs / 1000} s` });
+    }, timeoutMs);
+    pipe.on('data', (b: Buffer) => {
+      text += b.toString('utf8');
+    });
+    pipe.on('error', () => undefined);
+    pipe.on('close', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text.trim()) as { ready: true } | { error: string });
+      } catch {
+        resolve({
+          error: `the supervisor exited without a report (${text.trim().slice(0, 200) || 'no output'}); see its log`,
+        });
+      }
+    });
+  });
+}

@@ -1,0 +1,87 @@
+/**
+ * @module sandbox/supervisor/supervisor-files
+ * Where a sandbox's supervisor keeps what must outlive the daemon and, for
+ * the records, the sandbox itself: `<dataDir>/sandbox-runs/<id>/` holds
+ *
+ * - `spec.json` (0600): what the daemon asked for (volume tokens included),
+ *   read by the supervisor at start;
+ * - `control.sock`: the supervisor's control socket (root only);
+ * - `supervisor.log`: what the supervisor printed;
+ * - `state.json`: the sandbox's final state, written once it has ended;
+ * - `execs/`: the durable exec records (supervisor/exec-records).
+ *
+ * The state disk lives apart (`<dataDir>/sandboxes/<id>`, host/state-disk)
+ * and is deleted when the sandbox ends; this directory stays, so execs can be
+ * read after the end, until the daemon prunes it.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IdRange } from '../host/launch-args.js';
+import { checkSandboxId } from '../host/state-disk.js';
+import type { RuntimeState, RuntimeVolume } from '../runtime.js';
+
+export const RUNS_DIR = 'sandbox-runs';
+/** Longest path a unix socket can bind (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107;
+
+export interface RunPaths {
+  dir: string;
+  spec: string;
+  socket: string;
+  log: string;
+  state: string;
+}
+
+export function runPaths(dataDir: string, id: string): RunPaths {
+  const dir = join(dataDir, RUNS_DIR, checkSandboxId(id));
+  const socket = join(dir, 'control.sock');
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
+    throw new Error(
+      `the data dir ${dataDir} is too long for a sandbox's control socket (${socket} is over ${MAX_SOCKET_PATH} bytes); use a shorter --data-dir`,
+    );
+  return {
+    dir,
+    spec: join(dir, 'spec.json'),
+    socket,
+    log: join(dir, 'supervisor.log'),
+    state: join(dir, 'state.json'),
+  };
+}
+
+/** What a supervisor starts from (written by the daemon). */
+export interface SupervisorSpec {
+  id: string;
+  dataDir: string;
+  /** The built image: its root (the overlay's lower layer) and its environment. */
+  imageRoot: string;
+  imageEnv: Record<string, string>;
+  ids: IdRange;
+  cpu: number;
+  memoryMib: number;
+  diskGib: number;
+  env: Record<string, string>;
+  expiresAt: string;
+  volumes: RuntimeVolume[];
+}
+
+/** Writes a JSON file atomically, readable by root only. */
+export function writeJsonFile(path: string, value: unknown): void {
+  const temp = `${path}.tmp`;
+  writeFileSync(temp, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+  renameSync(temp, path);
+}
+
+/** A JSON file's value, or undefined when it does not exist. */
+export function readJsonFile<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** The final state a supervisor recorded, if its sandbox has ended. */
+export function readFinalState(dataDir: string, id: string): RuntimeState | undefined {
+  return readJsonFile<RuntimeState>(runPaths(dataDir, id).state);
+}

@@ -1,0 +1,187 @@
+/**
+ * @module sandbox/supervisor/supervisor
+ * One sandbox's supervisor: it makes the sandbox (state disk, overlay root,
+ * cgroup with its limits, the agent inside), runs its execs into durable
+ * records, ends it on request or at its timeout, and tears it down when it
+ * ends in any way. It runs in its own process (supervisor-main), so the
+ * sandbox outlives the host daemon that asked for it.
+ *
+ * Ending, whatever the cause, goes one way: every process of the cgroup is
+ * killed, the agent's link closes (running execs are recorded as failed with
+ * the reason), the state disk is unmounted and deleted, the cgroup removed,
+ * and the final state written to `state.json`. Exec records stay.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { ConflictError } from '@stowage/sdk/common/errors.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type SandboxCgroup, detectCgroups } from '../host/cgroups.js';
+import { createStateDisk, destroyStateDisk, mountRoot } from '../host/state-disk.js';
+import type { AgentClient } from '../protocol/agent-client.js';
+import type { RuntimeState } from '../runtime.js';
+import { ExecRecords } from './exec-records.js';
+import { ExecService } from './exec-service.js';
+import { launchSandbox } from './launcher.js';
+import { type SupervisorSpec, runPaths, writeJsonFile } from './supervisor-files.js';
+
+const MiB = 1024 * 1024;
+/** Processes and threads a sandbox may hold at once (a fork bomb stops here, the host does not). */
+export const SANDBOX_PIDS_MAX = 4096;
+/** What every command sees unless the image or the sandbox says otherwise. */
+const BASE_ENV: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: '/root',
+  LANG: 'C.UTF-8',
+};
+/** Longest a timer may be set for in Node (about 24.8 days); later expiries are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A host name for the sandbox from its id (host names have no `_`). */
+export function sandboxHostname(id: string): string {
+  return id.replace(/_/g, '-').slice(0, 63);
+}
+
+export class Supervisor {
+  readonly records: ExecRecords;
+  /** Resolves with the final state once the sandbox has ended and everything is torn down. */
+  readonly ended: Promise<RuntimeState>;
+  #execs: ExecService | undefined;
+  #agent: AgentClient | undefined;
+  #child: ChildProcess | undefined;
+  #cgroup: SandboxCgroup | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #ending: Promise<RuntimeState> | undefined;
+  #resolveEnded!: (state: RuntimeState) => void;
+
+  private constructor(
+    readonly spec: SupervisorSpec,
+    private readonly log: (line: string) => void,
+  ) {
+    this.records = new ExecRecords(runPaths(spec.dataDir, spec.id).dir);
+    this.ended = new Promise((resolve) => {
+      this.#resolveEnded = resolve;
+    });
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  /** The running sandbox's exec service (throws once it has ended). */
+  get execs(): ExecService {
+    if (!this.#execs || this.#ending) throw new ConflictError(`sandbox ${this.id} is not running`);
+    return this.#execs;
+  }
+
+  get agent(): AgentClient {
+    if (!this.#agent || this.#ending) throw new ConflictError(`sandbox ${this.id} is not running`);
+    return this.#agent;
+  }
+
+  /** True until the sandbox starts to end. */
+  get running(): boolean {
+    return this.#ending === undefined;
+  }
+
+  /** Makes and starts the sandbox; on failure removes whatever it made and rejects with why. */
+  static async start(spec: SupervisorSpec, log: (line: string) => void): Promise<Supervisor> {
+    const sup = new Supervisor(spec, log);
+    try {
+      await sup.#start();
+    } catch (e) {
+      await sup.#teardown({ id: spec.id, status: 'failed', reason: `could not start: ${(e as Error).message}` });
+      throw e;
+    }
+    return sup;
+  }
+
+  async #start(): Promise<void> {
+    const { spec } = this;
+    const disk = await createStateDisk(spec.dataDir, spec.id, spec.diskGib);
+    const root = await mountRoot({ root: spec.imageRoot }, disk);
+    const cgroup = detectCgroups().group(spec.id);
+    this.#cgroup = cgroup;
+    cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
+    const cacheDir = join(spec.dataDir, 'sandbox-cache');
+    mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
+    const env = { ...BASE_ENV, ...spec.imageEnv, ...spec.env };
+    const { child, agent } = await launchSandbox({
+      root,
+      cacheDir,
+      cgroup,
+      ids: spec.ids,
+      hostname: sandboxHostname(spec.id),
+      env,
+    });
+    this.#child = child;
+    this.#agent = agent;
+    this.#execs = new ExecService(agent, this.records, { env, oomKills: () => cgroup.oomKills() });
+    child.once('close', (code, signal) => {
+      if (this.#ending) return;
+      const oom = safeCount(() => cgroup.oomKills()) > 0 ? ', after the memory limit killed a process' : '';
+      void this.#end('failed', `the sandbox's agent exited (${signal ?? `exit ${code}`})${oom}`);
+    });
+    this.#armTimer();
+  }
+
+  /** Ends the sandbox at its expiry, even when that is weeks away (Node timers stop at ~24.8 days). */
+  #armTimer(): void {
+    const left = Date.parse(this.spec.expiresAt) - Date.now();
+    if (left <= 0) {
+      void this.#end('terminated', 'timeout');
+      return;
+    }
+    this.#timer = setTimeout(
+      () => (left > MAX_TIMER_MS ? this.#armTimer() : void this.#end('terminated', 'timeout')),
+      Math.min(left, MAX_TIMER_MS),
+    );
+  }
+
+  /** Ends the sandbox now; resolves with its final state (the first reason wins when it was already ending). */
+  terminate(reason: string): Promise<RuntimeState> {
+    return this.#end('terminated', reason);
+  }
+
+  #end(status: 'terminated' | 'failed', reason: string): Promise<RuntimeState> {
+    this.#ending ??= this.#teardown({ id: this.id, status, reason });
+    return this.#ending;
+  }
+
+  async #teardown(state: Omit<RuntimeState, 'endedAt'>): Promise<RuntimeState> {
+    clearTimeout(this.#timer);
+    this.log(`ending (${state.status}: ${state.reason})`);
+    const problems: string[] = [];
+    const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (e) {
+        problems.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    const child = this.#child;
+    const exited =
+      child && child.exitCode === null && child.signalCode === null
+        ? new Promise<void>((resolve) => child.once('close', () => resolve()))
+        : Promise.resolve();
+    await step('killing its processes', () => this.#cgroup?.killAll());
+    await step('waiting for its processes', () =>
+      Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]),
+    );
+    this.#agent?.close(state.status === 'terminated' ? `the sandbox was terminated (${state.reason})` : state.reason!);
+    await step('removing its state disk', () => destroyStateDisk(this.spec.dataDir, this.id));
+    await step('removing its cgroup', () => this.#cgroup?.remove());
+    for (const p of problems) this.log(`teardown: ${p}`);
+    const final: RuntimeState = { ...state, endedAt: new Date().toISOString() };
+    writeJsonFile(runPaths(this.spec.dataDir, this.id).state, final);
+    this.#resolveEnded(final);
+    return final;
+  }
+}
+
+function safeCount(count: () => number): number {
+  try {
+    return count();
+  } catch {
+    return 0;
+  }
+}
