@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDownloadCommands } from './commands/download-commands.js';
 import { registerFileCommands } from './commands/file-commands.js';
 import { registerMountCommands } from './commands/mount-commands.js';
+import { registerSandboxCommands } from './commands/sandbox-commands.js';
 import { registerSearchCommands } from './commands/search-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
 import { registerTokenCommands } from './commands/token-commands.js';
@@ -71,6 +72,7 @@ export function buildProgram(): Command {
   registerSearchCommands(program);
   registerUploadCommands(program);
   registerMountCommands(program);
+  registerSandboxCommands(program);
   return program;
 }
 
@@ -78,7 +80,8 @@ export function buildProgram(): Command {
 export async function run(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
-    return 0;
+    // A command that passes on another's status (sandbox exec) sets it.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (
       err instanceof CommanderError &&

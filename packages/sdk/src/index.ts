@@ -4,7 +4,8 @@
  *
  * `Stowage` holds the connection (STOWAGE_URL and STOWAGE_TOKEN, or options);
  * `Volume` is a handle on one volume, with `vol.files` for direct file
- * access. Errors are `StowageError` subclasses carrying a stable `code`.
+ * access; `Sandbox` runs commands in an isolated environment with volumes
+ * mounted. Errors are `StowageError` subclasses carrying a stable `code`.
  * The SDK depends on Node built-ins only.
  *
  * @example
@@ -21,6 +22,16 @@ export {
   type ForkOptions,
   type CommitChangesOptions,
 } from './client/volume.js';
+export {
+  Sandbox,
+  SandboxExec,
+  type SandboxOptions,
+  type SandboxVolume,
+  type SandboxWriteOptions,
+  type ExecOptions,
+  type ExecOutput,
+  type ExecResult,
+} from './client/sandbox.js';
 export {
   MountHandle,
   type MountStatus,
@@ -86,6 +97,14 @@ export type {
   CreateTokenResponse,
   SignedRequest,
   ReadPlan,
+  Sandbox as SandboxInfo,
+  SandboxStatus,
+  SandboxFileInfo,
+  SandboxFileList,
+  ImageSpec,
+  ImageStep,
+  Exec as ExecInfo,
+  ExecStatus,
 } from './api/wire.js';
 /** Every wire shape of the HTTP API, as one namespace. */
 export type * as wire from './api/wire.js';

@@ -173,6 +173,42 @@ export class Stowage {
   }
 
   /**
+   * Sends a call whose body or answer is not JSON (bytes, a stream, server-sent
+   * events) and returns the response once its head is in; throws the
+   * StowageError of any non-2xx answer.
+   *
+   * @example
+   * const res = await stowage.fetchRaw('GET', '/v1/sandboxes/sb_1/files', { query: { path: '/etc/hostname' } });
+   */
+  async fetchRaw(
+    method: string,
+    path: string,
+    options: {
+      query?: RequestOptions['query'];
+      body?: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+      headers?: Record<string, string>;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<Response> {
+    const headers: Record<string, string> = { ...options.headers, ...this.authHeaders() };
+    const body = options.body;
+    let res: Response;
+    try {
+      res = await fetch(this.urlOf(path, options.query), {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body, duplex: 'half' }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      } as RequestInit);
+    } catch (e) {
+      if (options.signal?.aborted) throw e;
+      throw new UnavailableError(`cannot reach Stowage at ${this.url}: ${networkReason(e)}`, { cause: e });
+    }
+    if (!res.ok) throw errorFromResponse(res.status, await res.text(), `${method} ${path}`);
+    return res;
+  }
+
+  /**
    * Sends one JSON call and returns the decoded body.
    *
    * @example
