@@ -144,6 +144,23 @@ describe('sandbox images', () => {
     }
   });
 
+  it('runs build commands under the sandbox seccomp filter and capability set', async () => {
+    const store = testImageStore();
+    const spec = {
+      base: 'busybox' as const,
+      steps: [
+        {
+          // Seccomp 2 is filter mode; CAP_SYS_ADMIN (bit 21) must be gone from the effective set.
+          runCommands: [
+            `${fresh('seccomp')}; grep -q '^Seccomp:[[:space:]]*2' /proc/self/status || { echo no-filter; exit 1; }; caps=$(grep '^CapEff' /proc/self/status | cut -f2); [ $(( 0x$caps & (1 << 21) )) -eq 0 ] || { echo has-sys-admin; exit 1; }`,
+          ],
+        },
+      ],
+    };
+    const { image } = await store.ensure(spec);
+    assert.ok(image.id);
+  });
+
   it('builds an image once when two stores (two daemons) ask for it at the same time', async () => {
     const spec = { base: 'busybox' as const, steps: [{ runCommands: [`${fresh('once')} >> /built`] }] };
     const logs = [[], []] as string[][];

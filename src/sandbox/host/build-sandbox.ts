@@ -6,7 +6,8 @@
  * bubblewrap. Unlike a sandbox it shares the host network, because the apt
  * mirror is reachable only through it; so build steps must come from the
  * operator or an authenticated tenant, and they can do no more than that
- * tenant's sandbox could plus reach the network.
+ * tenant's sandbox could plus reach the network. They run under the
+ * sandbox's seccomp deny-list and capability set, as the sandbox does.
  *
  * The root is bound in two hops: host root first binds it at /mnt inside a
  * private mount namespace, then the namespaced root hands /mnt to bwrap.
@@ -15,6 +16,8 @@
  * whatever its parents' modes, and dies with the namespace.
  */
 import { streamCommand, type StreamResult } from './host-command.js';
+import { KEPT_CAPABILITIES } from './launch-args.js';
+import { openSeccompFile } from './seccomp.js';
 import { subordinateUserArgs } from './subordinate-ids.js';
 
 /** Options of one build command. */
@@ -34,7 +37,7 @@ export interface BuildCommandOptions {
 /** The first hop: bind the root at /mnt, then enter the user namespace and bwrap with the remaining arguments. */
 const HOP = 'mount --bind -- "$1" /mnt && shift && exec unshare "$@"';
 
-/** The argv that runs `command` (argv inside the root) in the build sandbox over `root`. */
+/** The argv that runs `command` (argv inside the root) in the build sandbox over `root`; fd 3 holds the seccomp program. */
 export function buildCommandArgv(
   root: string,
   command: readonly string[],
@@ -59,6 +62,11 @@ export function buildCommandArgv(
     '--unshare-cgroup-try',
     '--die-with-parent',
     '--new-session',
+    '--cap-drop',
+    'ALL',
+    ...KEPT_CAPABILITIES.flatMap((c) => ['--cap-add', c]),
+    '--seccomp',
+    '3',
     '--hostname',
     'stowage-build',
     '--chdir',
@@ -88,10 +96,15 @@ export function buildCommandArgv(
 }
 
 /** Runs `command` in the build sandbox over `root`, streaming its output. */
-export function runBuildCommand(
+export async function runBuildCommand(
   root: string,
   command: readonly string[],
   opts: BuildCommandOptions,
 ): Promise<StreamResult> {
-  return streamCommand(buildCommandArgv(root, command, opts), opts);
+  const seccomp = openSeccompFile();
+  try {
+    return await streamCommand(buildCommandArgv(root, command, opts), { ...opts, fds: [seccomp.fd] });
+  } finally {
+    seccomp.close();
+  }
 }

@@ -62,11 +62,17 @@ const TAIL_BYTES = 4096;
  */
 export function streamCommand(
   argv: readonly string[],
-  opts: { onOutput: (text: string) => void; timeoutMs: number; stdin?: NodeJS.ReadableStream },
+  opts: {
+    onOutput: (text: string) => void;
+    timeoutMs: number;
+    stdin?: NodeJS.ReadableStream;
+    /** Descriptors passed on as fd 3, 4, ... */
+    fds?: number[];
+  },
 ): Promise<StreamResult> {
   return new Promise((done, fail) => {
     const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.fds ?? [])],
       detached: true,
     });
     let tail = '';

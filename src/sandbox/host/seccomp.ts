@@ -31,6 +31,9 @@
  * CAP_SYS_PTRACE and the agent makes itself non-dumpable, so the kernel refuses
  * to let them trace it or read its /proc files.
  */
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AUDIT_ARCH, SYSCALLS, X32_SYSCALL_BIT, hostSeccompArch } from './syscall-table.js';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 
@@ -244,4 +247,26 @@ export function decodeSeccomp(buf: Buffer): SockFilter[] {
     });
   }
   return out;
+}
+
+/** A seccomp program in a file open for reading: bwrap's `--seccomp FD` reads it from a descriptor. */
+export interface SeccompFile {
+  fd: number;
+  /** Closes the descriptor and removes the file (the program was read at start). */
+  close(): void;
+}
+
+/** Writes `program` (default: the sandbox's) to a private temp file and opens it. */
+export function openSeccompFile(program: readonly SockFilter[] = sandboxSeccompProgram()): SeccompFile {
+  const dir = mkdtempSync(join(tmpdir(), 'stowage-seccomp-'));
+  const file = join(dir, 'filter.bpf');
+  writeFileSync(file, serializeSeccomp(program), { mode: 0o600 });
+  const fd = openSync(file, 'r');
+  return {
+    fd,
+    close: () => {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -39,7 +39,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { SandboxCgroup } from '../host/cgroups.js';
 import { type IdRange, sandboxLaunchArgv } from '../host/launch-args.js';
-import { sandboxSeccompProgram, serializeSeccomp } from '../host/seccomp.js';
+import { openSeccompFile } from '../host/seccomp.js';
 import { AgentClient } from '../protocol/agent-client.js';
 
 /** Where the agent's files appear inside every sandbox (read-only). */
@@ -153,10 +153,7 @@ exec "$@"`;
 /** Starts the sandbox's agent and resolves once it is ready (or rejects with what it printed). */
 export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_000): Promise<LaunchedSandbox> {
   const rt = hostNodeRuntime();
-  const scratch = mkdtempSync(join(tmpdir(), 'stowage-launch-'));
-  const seccompFile = join(scratch, 'seccomp.bpf');
-  writeFileSync(seccompFile, serializeSeccomp(sandboxSeccompProgram()));
-  const seccompFd = openSync(seccompFile, 'r');
+  const seccomp = openSeccompFile();
   try {
     const loader = `${AGENT_MOUNT}/lib/${basename(rt.loader)}`;
     const argv = sandboxLaunchArgv({
@@ -203,7 +200,7 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         runtimeLibDir(options.cacheDir, rt),
         ...argv,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccompFd] },
+      { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccomp.fd] },
     );
     const errors: Buffer[] = [];
     child.stderr!.on('data', (b: Buffer) => errors.length < 64 && errors.push(b));
@@ -241,7 +238,6 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
     }
     return { child, agent };
   } finally {
-    closeSync(seccompFd);
-    rmSync(scratch, { recursive: true, force: true });
+    seccomp.close();
   }
 }
