@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { LocalSandboxHost } from '../src/sandbox/daemon/local-host.js';
 import { sandboxPaths } from '../src/sandbox/host/state-disk.js';
 import type { OutputEvent, RuntimeState, SandboxLaunch } from '../src/sandbox/runtime.js';
 import { runPaths } from '../src/sandbox/supervisor/supervisor-files.js';
-import { SupervisorClient } from '../src/sandbox/daemon/supervisor-client.js';
+
 import { busyboxImage, testImageStore } from './helpers/sandbox-images.js';
 
 let dataDir: string;
@@ -133,7 +133,7 @@ describe('sandbox host daemon', () => {
     await host.create(l);
     const rec = await host.exec(l.id, { argv: ['sleep', '60'], background: true });
     await host.close();
-    const { pid } = await new SupervisorClient(runPaths(dataDir, l.id).socket).status();
+    const pid = Number(readFileSync(runPaths(dataDir, l.id).pid, 'utf8'));
     process.kill(pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 500));
     host = await openHost();

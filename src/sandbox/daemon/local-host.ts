@@ -33,7 +33,7 @@ import {
   runPaths,
   writeJsonFile,
 } from '../supervisor/supervisor-files.js';
-import { SupervisorClient, SupervisorGoneError } from './supervisor-client.js';
+import { HttpSandboxRuntime, RuntimeUnreachableError } from '../runtime-http/runtime-client.js';
 
 const SUPERVISOR_MAIN = fileURLToPath(new URL('../supervisor/supervisor-main.js', import.meta.url));
 /** How long the runs (exec records) of ended sandboxes are kept. */
@@ -59,7 +59,7 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #images: ImageStore;
   readonly #readiness: HostReadiness;
   readonly #log: (line: string) => void;
-  readonly #live = new Map<string, SupervisorClient>();
+  readonly #live = new Map<string, HttpSandboxRuntime>();
   /** Sandboxes ending by a terminate call: their end is that call's answer, not an onEnded event. */
   readonly #terminating = new Set<string>();
   readonly #listeners: Array<(state: RuntimeState) => void> = [];
@@ -109,12 +109,15 @@ export class LocalSandboxHost implements SandboxRuntime {
           rmSync(paths.dir, { recursive: true, force: true });
         continue;
       }
-      const client = new SupervisorClient(paths.socket);
+      const client = this.#supervisor(id);
       try {
-        const status = await client.status(AbortSignal.timeout(5000));
-        if (status.running) {
+        const state = await Promise.race([
+          client.state(id),
+          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref()),
+        ]);
+        if (state?.status === 'running') {
           this.#adopt(id, client);
-          this.#log(`sandbox ${id} is still running (supervisor pid ${status.pid})`);
+          this.#log(`sandbox ${id} is still running`);
           continue;
         }
       } catch {
@@ -133,17 +136,25 @@ export class LocalSandboxHost implements SandboxRuntime {
       this.#log(`swept what ended sandboxes left: ${JSON.stringify(swept)}`);
   }
 
-  /** Tracks a running sandbox's supervisor until its sandbox ends. */
-  #adopt(id: string, client: SupervisorClient): void {
+  /** The HTTP client of sandbox `id`'s supervisor, on its control socket. */
+  #supervisor(id: string): HttpSandboxRuntime {
+    return new HttpSandboxRuntime({ socketPath: runPaths(this.#dataDir, id).socket }, this.host);
+  }
+
+  /** Tracks a running sandbox's supervisor until its sandbox ends (it says so, or its socket goes). */
+  #adopt(id: string, client: HttpSandboxRuntime): void {
     this.#live.set(id, client);
     const signal = this.#watching.signal;
-    void client.ended(signal).then(
-      (state) => this.#gone(id, state),
-      () => {
-        if (signal.aborted) return;
-        this.#gone(id, readFinalState(this.#dataDir, id) ?? { id, status: 'failed', reason: GONE });
-      },
-    );
+    void (async () => {
+      try {
+        for await (const state of client.events(signal)) {
+          if (state.id === id) return this.#gone(id, state);
+        }
+      } catch {
+        // the supervisor went without saying how the sandbox ended
+      }
+      if (!signal.aborted) this.#gone(id, readFinalState(this.#dataDir, id) ?? { id, status: 'failed', reason: GONE });
+    })();
   }
 
   #gone(id: string, state: RuntimeState): void {
@@ -193,7 +204,7 @@ export class LocalSandboxHost implements SandboxRuntime {
     const answer = await startReport(child, START_TIMEOUT_MS);
     child.unref();
     if ('error' in answer) throw new UnavailableError(`sandbox ${launch.id} could not start: ${answer.error}`);
-    this.#adopt(launch.id, new SupervisorClient(paths.socket));
+    this.#adopt(launch.id, this.#supervisor(launch.id));
   }
 
   async state(id: string): Promise<RuntimeState | undefined> {
@@ -210,11 +221,11 @@ export class LocalSandboxHost implements SandboxRuntime {
     if (client) {
       this.#terminating.add(id);
       try {
-        const state = await client.terminate(reason);
+        const state = await client.terminate(id, reason);
         this.#live.delete(id);
         return state;
       } catch (e) {
-        if (!(e instanceof SupervisorGoneError)) throw e;
+        if (!(e instanceof RuntimeUnreachableError)) throw e;
       } finally {
         this.#terminating.delete(id);
       }
@@ -225,7 +236,7 @@ export class LocalSandboxHost implements SandboxRuntime {
   }
 
   /** The supervisor of a running sandbox; Conflict for one that ended, NotFound for one never here. */
-  #client(id: string): SupervisorClient {
+  #client(id: string): HttpSandboxRuntime {
     const client = this.#live.get(id);
     if (client) return client;
     const final = readFinalState(this.#dataDir, checkSandboxId(id));
@@ -241,17 +252,17 @@ export class LocalSandboxHost implements SandboxRuntime {
   }
 
   async exec(id: string, exec: RuntimeExec) {
-    return this.#client(id).exec(exec);
+    return this.#client(id).exec(id, exec);
   }
 
   async execs(id: string) {
     const client = this.#live.get(id);
-    return client ? client.execs() : this.#records(id).list();
+    return client ? client.execs(id) : this.#records(id).list();
   }
 
   async getExec(id: string, execId: string) {
     const client = this.#live.get(id);
-    return client ? client.getExec(execId) : this.#records(id).get(execId);
+    return client ? client.getExec(id, execId) : this.#records(id).get(execId);
   }
 
   async *output(
@@ -261,42 +272,40 @@ export class LocalSandboxHost implements SandboxRuntime {
     signal?: AbortSignal,
   ): AsyncGenerator<OutputEvent> {
     const client = this.#live.get(id);
-    if (client) yield* client.output(execId, from, signal);
+    if (client) yield* client.output(id, execId, from, signal);
     else yield* execOutput(this.#records(id), execId, from, signal);
   }
 
   async writeStdin(id: string, execId: string, data: Buffer, end: boolean) {
-    return this.#client(id).writeStdin(execId, data, end);
+    return this.#client(id).writeStdin(id, execId, data, end);
   }
 
   async signal(id: string, execId: string, signal: NodeJS.Signals) {
-    return this.#client(id).signal(execId, signal);
+    return this.#client(id).signal(id, execId, signal);
   }
 
   async writeFile(id: string, path: string, data: Readable, options: { mode: number; createParents: boolean }) {
-    const client = this.#client(id);
-    await client.writeFile(path, data, options);
-    return client.stat(path);
+    return this.#client(id).writeFile(id, path, data, options);
   }
 
   async readFile(id: string, path: string) {
-    return this.#client(id).readFile(path);
+    return this.#client(id).readFile(id, path);
   }
 
   async stat(id: string, path: string) {
-    return this.#client(id).stat(path);
+    return this.#client(id).stat(id, path);
   }
 
   async list(id: string, path: string) {
-    return this.#client(id).list(path);
+    return this.#client(id).list(id, path);
   }
 
   async remove(id: string, path: string, recursive: boolean) {
-    return this.#client(id).remove(path, recursive);
+    return this.#client(id).remove(id, path, recursive);
   }
 
   async mkdir(id: string, path: string, options: { parents: boolean; mode: number }) {
-    return this.#client(id).mkdir(path, options);
+    return this.#client(id).mkdir(id, path, options);
   }
 
   async close(): Promise<void> {

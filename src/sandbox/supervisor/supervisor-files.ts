@@ -6,7 +6,7 @@
  * - `spec.json` (0600): what the daemon asked for (volume tokens included),
  *   read by the supervisor at start;
  * - `control.sock`: the supervisor's control socket (root only);
- * - `supervisor.log`: what the supervisor printed;
+ * - `supervisor.log`: what the supervisor printed; `supervisor.pid`: its pid;
  * - `state.json`: the sandbox's final state, written once it has ended;
  * - `execs/`: the durable exec records (supervisor/exec-records).
  *
@@ -29,6 +29,7 @@ export interface RunPaths {
   spec: string;
   socket: string;
   log: string;
+  pid: string;
   state: string;
 }
 
@@ -44,6 +45,7 @@ export function runPaths(dataDir: string, id: string): RunPaths {
     spec: join(dir, 'spec.json'),
     socket,
     log: join(dir, 'supervisor.log'),
+    pid: join(dir, 'supervisor.pid'),
     state: join(dir, 'state.json'),
   };
 }

@@ -10,9 +10,10 @@
  * `{"ready":true}` or `{"error":"why"}`, and closes it. It exits once the
  * sandbox has ended and been torn down. SIGTERM ends the sandbox cleanly.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { serveControl } from './control-server.js';
+import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
+import { SupervisorRuntime } from './supervisor-runtime.js';
 import { type SupervisorSpec, readJsonFile, runPaths } from './supervisor-files.js';
 import { Supervisor } from './supervisor.js';
 
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   const paths = runPaths(dataDir, id);
   const spec = readJsonFile<SupervisorSpec>(paths.spec);
   if (!spec) throw new Error(`no spec at ${paths.spec}`);
+  writeFileSync(paths.pid, `${process.pid}\n`);
   log(`starting sandbox ${id}`);
   let sup: Supervisor;
   try {
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
     await report({ error: (e as Error).message });
     process.exit(1);
   }
-  const server = await serveControl(sup, paths.socket);
+  const server = await serveRuntimeOnSocket(new SupervisorRuntime(sup), paths.socket);
   process.on('SIGTERM', () => void sup.terminate('the host stopped its supervisor (SIGTERM)'));
   process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
