@@ -12,6 +12,7 @@ import { registerDownloadCommands } from './commands/download-commands.js';
 import { registerFileCommands } from './commands/file-commands.js';
 import { registerMountCommands } from './commands/mount-commands.js';
 import { registerSandboxCommands } from './commands/sandbox-commands.js';
+import { registerSandboxHostCommand } from './commands/sandbox-host-command.js';
 import { registerSearchCommands } from './commands/search-commands.js';
 import { registerServerCommands } from './commands/server-commands.js';
 import { registerTokenCommands } from './commands/token-commands.js';
@@ -73,6 +74,7 @@ export function buildProgram(): Command {
   registerUploadCommands(program);
   registerMountCommands(program);
   registerSandboxCommands(program);
+  registerSandboxHostCommand(program);
   return program;
 }
 

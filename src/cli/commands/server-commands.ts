@@ -17,6 +17,7 @@ import type { VolumeEngine } from '../../engine/types.js';
 import { parseDuration, parsePort } from '../arg-parsers.js';
 import { dataDirOf } from '../client-config.js';
 import { bytes, printFields, printJson, printLine, printNote } from '../output.js';
+import { stopSignal } from './stop-signal.js';
 
 /** Where an operator command finds the stores: the data dir's, unless --metadata / --blobs name others. */
 interface StoreOptions {
@@ -59,19 +60,6 @@ async function withEngine<T>(
   } finally {
     await metadata.close();
   }
-}
-
-/** Resolves when the process is asked to stop (SIGINT or SIGTERM). */
-function stopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (s: NodeJS.Signals): void => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(s);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
 }
 
 /** --data, --metadata and --blobs: where the server keeps its state; every operator command takes the same three. */

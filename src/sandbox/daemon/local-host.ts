@@ -48,6 +48,8 @@ export interface LocalHostOptions {
   host?: string;
   /** Where built images are kept (an ImageStore; default `<dataDir>/images`). */
   images?: ImageStore;
+  /** Where mount agents on this machine reach the Stowage API, when not where the control plane says (a remote host). */
+  serverUrl?: string;
   /** The probe's answer (default: probe this machine). */
   readiness?: HostReadiness;
   log?: (line: string) => void;
@@ -59,6 +61,7 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #images: ImageStore;
   readonly #readiness: HostReadiness;
   readonly #log: (line: string) => void;
+  readonly #serverUrl: string | undefined;
   readonly #live = new Map<string, HttpSandboxRuntime>();
   /** Sandboxes ending by a terminate call: their end is that call's answer, not an onEnded event. */
   readonly #terminating = new Set<string>();
@@ -71,6 +74,7 @@ export class LocalSandboxHost implements SandboxRuntime {
     this.#images = opts.images ?? new ImageStore({ dataDir: opts.dataDir });
     this.#readiness = readiness;
     this.#log = opts.log ?? (() => undefined);
+    this.#serverUrl = opts.serverUrl;
   }
 
   /** Probes the machine, finds the sandboxes still running from an earlier daemon, and sweeps what dead ones left. */
@@ -188,7 +192,7 @@ export class LocalSandboxHost implements SandboxRuntime {
       diskGib: launch.diskGib,
       env: launch.env,
       expiresAt: launch.expiresAt.toISOString(),
-      volumes: launch.volumes,
+      volumes: launch.volumes.map((v) => (this.#serverUrl ? { ...v, serverUrl: this.#serverUrl } : v)),
     };
     writeJsonFile(paths.spec, spec);
     const logFd = openSync(paths.log, 'a', 0o600);
