@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Compiles Stowage's own native addons after `npm ci`: native/fuse3, the
+// Compiles Stowage's own native code after `npm ci`: native/fuse3, the
 // libfuse 3 low-level binding the mount agent serves its file system with
-// (loaded by src/mount/fuse/session.ts from native/fuse3/build/Release).
+// (loaded by src/mount/fuse/session.ts from native/fuse3/build/Release), and
+// native/pty-relay, the pseudo-terminal relay sandbox agents run `pty`
+// commands through (an executable, bound into every sandbox).
 // It uses the node-gyp npm bundles and Debian's libfuse3-dev + pkg-config
 // (./setup.sh installs them).
 import { spawnSync } from 'node:child_process';
@@ -39,7 +41,7 @@ function nodeDir() {
   return dir && dir !== 'undefined' && dir !== 'null' ? dir : undefined;
 }
 
-for (const addon of ['fuse3']) {
+for (const addon of ['fuse3', 'pty-relay']) {
   const cwd = join(root, 'native', addon);
   const args = [nodeGyp(), 'rebuild', '--loglevel=error'];
   const dir = nodeDir();

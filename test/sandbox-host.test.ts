@@ -100,6 +100,44 @@ describe('sandbox host daemon', () => {
     assert.deepEqual(await host.terminate(l.id, 'again'), state, 'terminate is idempotent');
   });
 
+  it('runs a command on a terminal: stdin, resize with SIGWINCH, the exit code', async () => {
+    const l = launch();
+    await host.create(l);
+    const rec = await host.exec(l.id, {
+      argv: [
+        'sh',
+        '-c',
+        'test -t 0 && test -t 1 && echo is-a-tty; stty size; read a; stty size; echo "got $a"; exit 5',
+      ],
+      pty: { rows: 24, cols: 80 },
+      stdin: true,
+    });
+    assert.equal(rec.pty, true);
+    let seen = '';
+    let end: { exitCode?: number } | undefined;
+    for await (const e of host.output(l.id, rec.id, { stdout: 0, stderr: 0 })) {
+      if ('end' in e) {
+        end = e.end;
+        break;
+      }
+      assert.equal(e.stream, 'stdout', 'a terminal has one output stream');
+      const before = seen;
+      seen += e.data.toString();
+      if (!before.includes('24 80') && seen.includes('24 80')) {
+        await host.resize(l.id, rec.id, 40, 120);
+        await new Promise((r) => setTimeout(r, 100));
+        await host.writeStdin(l.id, rec.id, Buffer.from('hello\n'), true);
+      }
+    }
+    const lines = seen.replace(/\r/g, '').split('\n');
+    assert.ok(lines.includes('is-a-tty'), seen);
+    assert.ok(lines.includes('24 80'), seen);
+    assert.ok(lines.includes('40 120'), seen);
+    assert.ok(lines.includes('got hello'), seen);
+    assert.equal(end?.exitCode, 5);
+    await host.terminate(l.id, 'done');
+  });
+
   it('keeps sandboxes running across a daemon restart and finds them again', async () => {
     const l = launch();
     await host.create(l);

@@ -61,6 +61,8 @@ export interface RuntimeExec {
   /** Ms until the process group is killed; 0 for none; absent for the default. */
   timeoutMs?: number;
   stdin?: boolean;
+  /** Run on a pseudo-terminal of this size; its output arrives as stdout. */
+  pty?: { rows: number; cols: number };
 }
 
 /** One piece of an exec's output, or the end of it (then every byte was sent). */
@@ -103,6 +105,8 @@ export interface SandboxRuntime {
   ): AsyncIterable<OutputEvent>;
   writeStdin(id: string, execId: string, data: Buffer, end: boolean): Promise<void>;
   signal(id: string, execId: string, signal: NodeJS.Signals): Promise<void>;
+  /** Resizes a running `pty` exec's terminal. */
+  resize(id: string, execId: string, rows: number, cols: number): Promise<void>;
 
   /** Writes a file through the sandbox's agent (atomically: a temp file renamed over the path). */
   writeFile(

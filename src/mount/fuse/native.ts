@@ -4,10 +4,8 @@
  * the package's native/fuse3/build, with a message that says how to build it
  * when it is missing.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nativeBuild } from '../../common/package-root.js';
 
 /** The binding's own surface (native/fuse3/fuse3.c). */
 export interface Native {
@@ -44,29 +42,10 @@ export type Dispatch = (
   n: number[],
 ) => void;
 
-/** The package root: the nearest directory above this module with Stowage's package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'fuse3', 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir)
-      throw new Error(
-        'cannot find the Stowage package root (with native/fuse3) above ' + fileURLToPath(import.meta.url),
-      );
-    dir = up;
-  }
-}
-
 let loaded: Native | undefined;
 export function binding(): Native {
   if (loaded) return loaded;
-  const path = join(packageRoot(), 'native', 'fuse3', 'build', 'Release', 'fuse3.node');
-  if (!existsSync(path)) {
-    throw new Error(
-      `the libfuse 3 binding is not built (${path} is missing): run \`node scripts/build-native.mjs\` (needs libfuse3-dev and pkg-config; ./setup.sh installs them)`,
-    );
-  }
+  const path = nativeBuild('fuse3', 'fuse3.node', 'the libfuse 3 binding needs libfuse3-dev and pkg-config');
   loaded = createRequire(import.meta.url)(path) as Native;
   return loaded;
 }

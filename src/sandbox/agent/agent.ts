@@ -20,7 +20,11 @@ export class Agent {
   readonly #writes = new Map<number, WriteSession>();
   readonly #decoder = new FrameDecoder();
 
-  constructor(private readonly link: Duplex) {
+  /** `ptyRelay`: the argv that starts the terminal relay, for `pty` execs (none: they are refused). */
+  constructor(
+    private readonly link: Duplex,
+    private readonly ptyRelay?: readonly string[],
+  ) {
     link.on('data', (chunk: Buffer) => {
       let frames: Frame[];
       try {
@@ -63,6 +67,9 @@ export class Agent {
         return;
       case 'signal':
         this.#execs.get(req.id)?.signal(req.signal as NodeJS.Signals, req.group);
+        return;
+      case 'resize':
+        this.#execs.get(req.id)?.resize(req.rows, req.cols);
         return;
       case 'file.write':
         this.#writes.set(req.rid, new WriteSession(PendingWrite.open(req.path, req.mode, req.createParents)));
@@ -109,26 +116,40 @@ export class Agent {
       this.#send({ rid: req.rid, ok: false, error: { code: 'EEXIST', message: `exec ${req.id} is running` } });
       return;
     }
-    const exec = new RunningExec(req, {
-      started: (pid) => {
-        this.#send({ rid: req.rid, ok: true }, Buffer.from(JSON.stringify({ pid })));
-      },
-      output: (fd, data) => {
-        let ok = true;
-        for (let at = 0; at < data.length; at += MAX_BODY_BYTES)
-          ok = this.#send({ ev: 'out', id: req.id, fd }, data.subarray(at, at + MAX_BODY_BYTES));
-        return ok;
-      },
-      exited: (r) => {
-        this.#execs.delete(req.id);
-        this.#send({ ev: 'exit', id: req.id, code: r.code, signal: r.signal, timedOut: r.timedOut });
-      },
-      failed: (code, message) => {
-        this.#execs.delete(req.id);
-        this.#send({ rid: req.rid, ok: false, error: { code, message } });
-      },
-    });
+    let exec: RunningExec;
+    try {
+      exec = this.#start(req);
+    } catch (e) {
+      this.#send({ rid: req.rid, ok: false, error: errorOf(e) });
+      return;
+    }
     this.#execs.set(req.id, exec);
+  }
+
+  #start(req: ExecRequest): RunningExec {
+    return new RunningExec(
+      req,
+      {
+        started: (pid) => {
+          this.#send({ rid: req.rid, ok: true }, Buffer.from(JSON.stringify({ pid })));
+        },
+        output: (fd, data) => {
+          let ok = true;
+          for (let at = 0; at < data.length; at += MAX_BODY_BYTES)
+            ok = this.#send({ ev: 'out', id: req.id, fd }, data.subarray(at, at + MAX_BODY_BYTES));
+          return ok;
+        },
+        exited: (r) => {
+          this.#execs.delete(req.id);
+          this.#send({ ev: 'exit', id: req.id, code: r.code, signal: r.signal, timedOut: r.timedOut });
+        },
+        failed: (code, message) => {
+          this.#execs.delete(req.id);
+          this.#send({ rid: req.rid, ok: false, error: { code, message } });
+        },
+      },
+      this.ptyRelay,
+    );
   }
 
   #read(rid: number, path: string): void {

@@ -3,9 +3,12 @@
  * Runs one command inside the sandbox for the agent: in its own process group
  * (so a timeout or a kill reaches everything it started), with output handed
  * on as it comes and paused while the supervisor's socket is full, and a
- * timeout that kills the group with SIGKILL.
+ * timeout that kills the group with SIGKILL. A `pty` command runs through
+ * the terminal relay (native/pty-relay), which gives it a pseudo-terminal
+ * and passes resizes on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import type { ExecRequest } from '../protocol/messages.js';
 
 /** How long output may still arrive after the command exits (from children it left running). */
@@ -25,14 +28,23 @@ export class RunningExec {
   #timedOut = false;
   #done = false;
 
-  constructor(req: ExecRequest, events: ExecEvents) {
+  /** `ptyRelay`: how to start the pseudo-terminal relay (native/pty-relay) for `pty` commands. */
+  constructor(req: ExecRequest, events: ExecEvents, ptyRelay?: readonly string[]) {
     const env = req.env ?? { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' };
-    this.#child = spawn(req.argv[0]!, req.argv.slice(1), {
+    let argv = req.argv;
+    if (req.pty) {
+      if (!ptyRelay) throw Object.assign(new Error('this agent has no terminal relay'), { code: 'ENOTSUP' });
+      argv = [...ptyRelay, String(req.pty.rows), String(req.pty.cols), '--', ...req.argv];
+      if (!env.TERM) env.TERM = 'xterm-256color';
+    }
+    this.#child = spawn(argv[0]!, argv.slice(1), {
       cwd: req.cwd ?? '/',
       env,
       detached: true, // a new process group (and session), so signals reach the command's children too
-      stdio: [req.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      // A terminal's relay always has stdin (it sends end-of-file when closed) and a resize channel on fd 3.
+      stdio: req.pty ? ['pipe', 'pipe', 'pipe', 'pipe'] : [req.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
+    if (req.pty && !req.stdin) this.#child.stdin?.end();
     const child = this.#child;
     child.once('spawn', () => {
       events.started(child.pid!);
@@ -76,6 +88,12 @@ export class RunningExec {
   resume(): void {
     this.#child.stdout?.resume();
     this.#child.stderr?.resume();
+  }
+
+  /** Resizes the command's terminal (a `pty` command only): the relay sets it, the kernel sends SIGWINCH. */
+  resize(rows: number, cols: number): void {
+    const channel = this.#child.stdio[3] as Writable | null | undefined;
+    if (channel && !channel.destroyed) channel.write(`${rows} ${cols}\n`);
   }
 
   writeStdin(data: Buffer): void {

@@ -288,6 +288,10 @@ export class LocalSandboxHost implements SandboxRuntime {
     return this.#client(id).signal(id, execId, signal);
   }
 
+  async resize(id: string, execId: string, rows: number, cols: number) {
+    return this.#client(id).resize(id, execId, rows, cols);
+  }
+
   async writeFile(id: string, path: string, data: Readable, options: { mode: number; createParents: boolean }) {
     return this.#client(id).writeFile(id, path, data, options);
   }

@@ -184,6 +184,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     this.#send({ op: 'stdin.end', id });
   }
 
+  /** Resizes a `pty` exec's terminal. */
+  resize(id: string, rows: number, cols: number): void {
+    this.#send({ op: 'resize', id, rows, cols });
+  }
+
   signal(id: string, signal: NodeJS.Signals, group = true): void {
     this.#send({ op: 'signal', id, signal, group });
   }

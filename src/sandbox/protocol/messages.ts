@@ -21,6 +21,8 @@ export interface ExecRequest {
   stdin?: boolean;
   /** Kill the whole process group after this many ms. */
   timeoutMs?: number;
+  /** Run on a new pseudo-terminal of this size: stdout carries the terminal's output, stderr stays empty. */
+  pty?: { rows: number; cols: number };
 }
 
 export type FileRequest =
@@ -38,6 +40,7 @@ export type AgentRequest =
   | { op: 'stdin'; id: string }
   | { op: 'stdin.end'; id: string }
   | { op: 'signal'; id: string; signal: string; group: boolean }
+  | { op: 'resize'; id: string; rows: number; cols: number }
   | FileRequest;
 
 /** One entry of a directory listing or a stat. */

@@ -59,8 +59,10 @@ const ExecSchema = z
     background: z.boolean().optional(),
     timeoutMs: z.number().int().nonnegative().optional(),
     stdin: z.boolean().optional(),
+    pty: z.object({ rows: z.number().int().min(1).max(10000), cols: z.number().int().min(1).max(10000) }).optional(),
   })
   .strict();
+const ResizeSchema = z.object({ rows: z.number().int().min(1).max(10000), cols: z.number().int().min(1).max(10000) });
 const SignalSchema = z.object({ signal: z.string().regex(/^SIG[A-Z0-9]+$/) });
 const MkdirSchema = z.object({ path: z.string(), parents: z.boolean(), mode: z.number().int() });
 const TerminateSchema = z.object({ reason: z.string().max(1000) });
@@ -201,6 +203,12 @@ export function runtimeApp(runtime: SandboxRuntime, opts: { secret?: string } = 
   app.post('/sandboxes/:id/execs/:eid/signal', async (c) => {
     const { signal } = SignalSchema.parse(await c.req.json());
     await runtime.signal(c.req.param('id'), c.req.param('eid'), signal as NodeJS.Signals);
+    return c.body(null, 204);
+  });
+
+  app.post('/sandboxes/:id/execs/:eid/resize', async (c) => {
+    const { rows, cols } = ResizeSchema.parse(await c.req.json());
+    await runtime.resize(c.req.param('id'), c.req.param('eid'), rows, cols);
     return c.body(null, 204);
   });
 

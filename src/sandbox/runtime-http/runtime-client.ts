@@ -232,6 +232,10 @@ export class HttpSandboxRuntime implements SandboxRuntime {
     return this.#empty('POST', `/sandboxes/${enc(id)}/execs/${enc(execId)}/signal`, { json: { signal } });
   }
 
+  resize(id: string, execId: string, rows: number, cols: number): Promise<void> {
+    return this.#empty('POST', `/sandboxes/${enc(id)}/execs/${enc(execId)}/resize`, { json: { rows, cols } });
+  }
+
   writeFile(
     id: string,
     path: string,

@@ -22,6 +22,8 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Keep stdin open for `writeStdin`. */
   stdin?: boolean;
+  /** Run on a pseudo-terminal of this size (output comes as stdout only). */
+  pty?: { rows: number; cols: number };
 }
 
 /** What every exec of one sandbox shares. */
@@ -73,7 +75,7 @@ export class ExecService {
       id,
       argv: options.argv,
       background,
-      pty: false,
+      pty: options.pty !== undefined,
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
       ...(timeoutMs > 0 ? { timeoutMs } : {}),
     });
@@ -89,6 +91,7 @@ export class ExecService {
         ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
         ...(env !== undefined ? { env } : {}),
         ...(options.stdin ? { stdin: true } : {}),
+        ...(options.pty ? { pty: options.pty } : {}),
         ...(timeoutMs > 0 ? { timeoutMs } : {}),
       });
       if (log.record.status === 'running') log.update({ pid });
@@ -107,6 +110,13 @@ export class ExecService {
 
   endStdin(id: string): void {
     if (this.#logs.has(id)) this.agent.endStdin(id);
+  }
+
+  /** Resizes a running `pty` exec's terminal. */
+  resize(id: string, rows: number, cols: number): boolean {
+    if (!this.#logs.get(id)?.record.pty) return false;
+    this.agent.resize(id, rows, cols);
+    return true;
   }
 
   /** Signals a running exec's whole process group. */

@@ -33,6 +33,7 @@ import {
 import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { nativeBuild } from '../../common/package-root.js';
 import type { SandboxCgroup } from '../host/cgroups.js';
 import { type IdRange, sandboxLaunchArgv } from '../host/launch-args.js';
 import { openSeccompFile } from '../host/seccomp.js';
@@ -74,14 +75,21 @@ export function hostNodeRuntime(): NodeRuntime {
 /** The library directory found per cache directory: a launch after the first does no stat or hash. */
 const libDirs = new Map<string, string>();
 
+/** The terminal relay built from native/pty-relay. */
+export function ptyRelayPath(): string {
+  return nativeBuild('pty-relay', 'stowage-pty', 'the terminal relay needs gcc and make');
+}
+
 /**
- * A directory holding copies of Node's dynamic loader and the libraries it loads, made once per host and Node
- * build under `cacheDir`: a launch binds this one directory instead of each library (one mount, not a dozen).
+ * A directory holding copies of Node's dynamic loader, the libraries it loads and the terminal relay, made once
+ * per host and build under `cacheDir`: a launch binds this one directory instead of each file (one mount, not a
+ * dozen).
  */
 export function runtimeLibDir(cacheDir: string, rt: NodeRuntime = hostNodeRuntime()): string {
   const known = libDirs.get(cacheDir);
   if (known && existsSync(known)) return known;
-  const named = [rt.loader, ...rt.libraries];
+  // The terminal relay for `pty` execs travels with them: it runs on the same loader and libc.
+  const named = [rt.loader, ...rt.libraries, ptyRelayPath()];
   const key = createHash('sha256')
     .update(
       named
@@ -166,6 +174,7 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         `${AGENT_MOUNT}/lib`,
         `${AGENT_MOUNT}/node`,
         `${AGENT_MOUNT}/agent/agent/agent-main.js`,
+        `--pty-relay=${AGENT_MOUNT}/lib/${basename(ptyRelayPath())}`,
       ],
       // fd 3 is the agent's link; bwrap reads the seccomp program from fd 4.
       seccompFd: 4,

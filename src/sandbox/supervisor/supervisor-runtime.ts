@@ -74,6 +74,11 @@ export class SupervisorRuntime implements SandboxRuntime {
       throw new NotFoundError(`exec ${execId} is not running in sandbox ${id}`);
   }
 
+  async resize(id: string, execId: string, rows: number, cols: number): Promise<void> {
+    if (!this.#check(id).execs.resize(execId, rows, cols))
+      throw new NotFoundError(`exec ${execId} is not a running terminal command in sandbox ${id}`);
+  }
+
   async writeFile(id: string, path: string, data: Readable, options: { mode: number; createParents: boolean }) {
     const agent = this.#check(id).agent;
     await agent.writeFile(path, data, options);
