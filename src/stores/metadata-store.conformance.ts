@@ -569,21 +569,33 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         await store.insertTenant(t);
         const s = sandbox(t.id, { status: 'starting' });
         await store.insertSandbox(s);
+        const volumes = [
+          {
+            path: '/mnt/d',
+            volume: 'd',
+            volumeId: VolumeId.new(),
+            readOnly: false,
+            subpath: null,
+            attachmentId: AttachmentId.new(),
+          },
+        ];
+        assert.equal(await store.updateSandbox(s.id, { status: 'starting', volumes }), true);
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes });
         assert.equal(await store.updateSandbox(s.id, { status: 'running', from: ['starting'] }), true);
-        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, status: 'running' });
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, status: 'running' });
         // Conditional: a running sandbox is not "started" twice, and an ended one is never revived.
         assert.equal(await store.updateSandbox(s.id, { status: 'running', from: ['starting'] }), false);
         const ended = { status: 'terminated' as const, reason: 'timeout', endedAt: at(7) };
         assert.equal(await store.updateSandbox(s.id, { ...ended, from: ['starting', 'running'] }), true);
-        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, ...ended });
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, ...ended });
         assert.equal(
           await store.updateSandbox(s.id, { status: 'failed', reason: 'late', from: ['starting', 'running'] }),
           false,
         );
-        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, ...ended });
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, ...ended });
         // Unconditional updates apply, and may clear reason and endedAt.
         assert.equal(await store.updateSandbox(s.id, { status: 'running', reason: null, endedAt: null }), true);
-        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, status: 'running' });
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, status: 'running' });
         assert.equal(await store.updateSandbox(SandboxId.new(), { status: 'failed' }), false);
       });
 

@@ -42,6 +42,7 @@ import type {
   MountTuning,
   SandboxRecord,
   SandboxStatus,
+  SandboxVolumeRecord,
   SnapshotRecord,
   TenantRecord,
   TokenRecord,
@@ -103,6 +104,8 @@ export interface SandboxPatch {
   status: SandboxStatus;
   reason?: string | null;
   endedAt?: Date | null;
+  /** The volumes as attached (set once they are). */
+  volumes?: SandboxVolumeRecord[];
   /** Apply only when the sandbox is in one of these statuses (so an ended sandbox is never revived, nor ended twice). */
   from?: readonly SandboxStatus[];
 }
@@ -165,7 +168,7 @@ export interface MetadataOps {
   listSandboxes(tenantId: TenantId, opts?: { live?: boolean }): Promise<SandboxRecord[]>;
   /** Every starting or running sandbox recorded on `host`, of every tenant, oldest first (for reconciliation). */
   listLiveSandboxesOnHost(host: string): Promise<SandboxRecord[]>;
-  /** Sets the status (and reason, endedAt when given); returns false when the sandbox does not exist or is not in `from`. */
+  /** Sets the status (and reason, endedAt, volumes when given); returns false when the sandbox does not exist or is not in `from`. */
   updateSandbox(id: SandboxId, patch: SandboxPatch): Promise<boolean>;
 
   // --- volumes ---

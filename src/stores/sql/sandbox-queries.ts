@@ -89,6 +89,7 @@ export function sandboxQueries(runner: SqlRunner) {
             status: patch.status,
             ...(patch.reason !== undefined && { reason: patch.reason }),
             ...(patch.endedAt !== undefined && { ended_at: patch.endedAt === null ? null : ms(patch.endedAt) }),
+            ...(patch.volumes !== undefined && { volumes: JSON.stringify(patch.volumes) }),
           })
           .where('id', '=', id);
         if (patch.from !== undefined) q = q.where('status', 'in', [...patch.from]);
