@@ -115,7 +115,12 @@ export function registerSandboxFilesRoutes(app: ApiApp, deps: SandboxFileRouteDe
   app.openapi(writeFile, async (c) => {
     const { path, mode, createParents } = c.req.valid('query');
     const declared = c.req.header('content-length');
-    if (declared !== undefined && Number(declared) > limit) throw tooLarge();
+    // The rest of a refused body is never read: the connection cannot carry another request after it.
+    const refuse = () => {
+      c.header('Connection', 'close');
+      return tooLarge();
+    };
+    if (declared !== undefined && Number(declared) > limit) throw refuse();
     // Counted as it streams: a body without (or lying about) its length is cut at the bound.
     let seen = 0;
     let over = false;
@@ -140,7 +145,7 @@ export function registerSandboxFilesRoutes(app: ApiApp, deps: SandboxFileRouteDe
       return c.json(presentSandboxFile(info), 200);
     } catch (err) {
       // Whatever the runtime made of the broken stream, the cause is the bound.
-      if (over) throw tooLarge();
+      if (over) throw refuse();
       throw err;
     } finally {
       body.destroy();

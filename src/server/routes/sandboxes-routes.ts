@@ -270,7 +270,11 @@ export function registerSandboxesRoutes(app: ApiApp, { engine }: RouteDeps): voi
   app.openapi(writeStdin, async (c) => {
     const { id, execId } = c.req.valid('param');
     const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > MAX_STDIN_BYTES) throw stdinTooLarge();
+    if (declared > MAX_STDIN_BYTES) {
+      // The body is not read: the connection cannot carry another request after it.
+      c.header('Connection', 'close');
+      throw stdinTooLarge();
+    }
     const bytes = Buffer.from(await c.req.arrayBuffer());
     if (bytes.length > MAX_STDIN_BYTES) throw stdinTooLarge();
     await engine.writeExecStdin(c.get('actor'), id, execId, bytes, c.req.valid('query').end);
