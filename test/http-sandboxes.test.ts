@@ -208,6 +208,33 @@ describe('HTTP /v1/sandboxes', () => {
     assert.equal(got.signal, 'SIGKILL');
   });
 
+  it('stops reading the runtime when the client of an output stream goes away', async () => {
+    const sb = await create();
+    const exec = await json<wire.Exec>(
+      await call('POST', `/v1/sandboxes/${sb.id}/execs`, { json: { argv: ['cat'], stdin: true } }),
+      201,
+    );
+    const before = rt.openOutputs;
+    const abort = new AbortController();
+    const res = await fetch(`${srv.url}/v1/sandboxes/${sb.id}/execs/${exec.id}/output`, {
+      headers: { authorization: `Bearer ${srv.token}` },
+      signal: abort.signal,
+    });
+    const events = sse(res);
+    await call('POST', `/v1/sandboxes/${sb.id}/execs/${exec.id}/stdin`, { body: 'ping' });
+    assert.equal(((await events.next()).value as SseEvent).event, 'output');
+    assert.equal(rt.openOutputs, before + 1, 'the reader follows the running exec');
+    abort.abort();
+    await events.return(undefined).catch(() => undefined);
+    const deadline = Date.now() + 5000;
+    while (rt.openOutputs > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(rt.openOutputs, before, 'the reader stopped with its client');
+    assert.equal(
+      (await json<wire.Exec>(await call('GET', `/v1/sandboxes/${sb.id}/execs/${exec.id}`), 200)).status,
+      'running',
+    );
+  });
+
   it('round-trips every byte value through PUT and GET of a file, and answers stat, list, mkdir, delete', async () => {
     const sb = await create();
     const bytes = Buffer.from(Array.from({ length: 256 * 4 }, (_, i) => i % 256));

@@ -52,6 +52,8 @@ export class FakeSandboxRuntime implements SandboxRuntime {
   missing: string | undefined;
   /** The next create rejects with this (and leaves nothing behind). */
   failNextCreate: Error | undefined;
+  /** Output readers not yet finished (a reader whose client went away must stop). */
+  openOutputs = 0;
   /** Every create asked, in order. */
   readonly launches: SandboxLaunch[] = [];
   readonly #listeners: Array<(s: RuntimeState) => void> = [];
@@ -164,6 +166,19 @@ export class FakeSandboxRuntime implements SandboxRuntime {
   ): AsyncIterable<OutputEvent> {
     const e = this.#exec(id, execId);
     const at = { ...from };
+    this.openOutputs++;
+    try {
+      yield* this.#follow(e, at, signal);
+    } finally {
+      this.openOutputs--;
+    }
+  }
+
+  async *#follow(
+    e: FakeExec,
+    at: { stdout: number; stderr: number },
+    signal?: AbortSignal,
+  ): AsyncIterable<OutputEvent> {
     for (;;) {
       for (const stream of ['stdout', 'stderr'] as const) {
         const buf = e.out[stream];
