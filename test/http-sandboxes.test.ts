@@ -194,6 +194,20 @@ describe('HTTP /v1/sandboxes', () => {
       ['output', 'exit'],
     );
     assert.equal((JSON.parse(rest[1]!.data) as wire.Exec).exitCode, 0);
+    const other = await json<wire.Exec>(
+      await call('POST', `/v1/sandboxes/${sb.id}/execs`, { json: { argv: ['cat'], stdin: true } }),
+      201,
+    );
+    const flood = async function* () {
+      for (let i = 0; i < 9; i++) yield new Uint8Array(1024 * 1024);
+    };
+    const big = await fetch(`${srv.url}/v1/sandboxes/${sb.id}/execs/${other.id}/stdin`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${srv.token}` },
+      body: ReadableStream.from(flood()),
+      duplex: 'half',
+    } as RequestInit);
+    assert.match((await errorOf(big, 413)).message, /at most 8388608 bytes/);
     const sleeper = await json<wire.Exec>(
       await call('POST', `/v1/sandboxes/${sb.id}/execs`, { json: { argv: ['sleep', '1000'], background: true } }),
       201,

@@ -117,7 +117,12 @@ describe('engine sandboxes', () => {
     const launch = rt.launches.at(-1)!;
     assert.deepEqual(launch.env, { SECRET: 's3cr3t', A: '' });
     assert.equal(launch.expiresAt.getTime(), sb.expiresAt.getTime());
-    const second = await engine.createSandbox(admin, { image: busybox, cpu: 0.5, timeout: 10 });
+    const second = await engine.createSandbox(admin, {
+      image: { base: undefined, steps: [{ env: { X: '1' } }] },
+      cpu: 0.5,
+      timeout: 10,
+    });
+    assert.deepEqual(second.image, { base: 'debian', steps: [{ env: { X: '1' } }] });
     const list = await engine.listSandboxes(admin);
     assert.deepEqual(
       list.slice(0, 2).map((s) => s.id),
@@ -206,6 +211,28 @@ describe('engine sandboxes', () => {
     await assert.rejects(engine.statSandboxFile(admin, sb.id, '/tmp'), conflict);
     await assert.rejects(engine.writeSandboxFile(admin, sb.id, '/f', Readable.from([Buffer.from('x')])), conflict);
     assert.ok(!(await engine.listSandboxes(admin)).some((s) => s.id === sb.id), 'not listed as live');
+  });
+
+  it('a sandbox terminated while it starts is stopped once its runtime has started it, never left running', async () => {
+    const data = await vol();
+    let open!: () => void;
+    rt.gate = new Promise((r) => {
+      open = r;
+    });
+    const creating = engine.createSandbox(admin, { image: busybox, volumes: { '/d': data } });
+    let starting;
+    while (
+      !(starting = (await engine.listSandboxes(admin)).find((s) => s.status === 'starting' && s.volumes.length > 0))
+    )
+      await new Promise((r) => setTimeout(r, 5));
+    const terminated = await engine.terminateSandbox(admin, starting.id);
+    assert.equal(terminated.status, 'terminated');
+    rt.gate = undefined;
+    open();
+    const created = await creating;
+    assert.deepEqual([created.id, created.status], [starting.id, 'terminated']);
+    assert.equal(rt.sandboxes.get(starting.id)!.state.status, 'terminated', 'the runtime stopped it');
+    assert.deepEqual(await attachmentsOf(data), [[`sandbox:${starting.id}`, '/d', 'released']]);
   });
 
   it('a sandbox that ends on its own (timeout, crash) is recorded so, and its attachments released', async () => {

@@ -54,6 +54,8 @@ export class FakeSandboxRuntime implements SandboxRuntime {
   failNextCreate: Error | undefined;
   /** Output readers not yet finished (a reader whose client went away must stop). */
   openOutputs = 0;
+  /** When set, creates wait for it before they start anything (to test what happens meanwhile). */
+  gate: Promise<void> | undefined;
   /** Every create asked, in order. */
   readonly launches: SandboxLaunch[] = [];
   readonly #listeners: Array<(s: RuntimeState) => void> = [];
@@ -69,6 +71,7 @@ export class FakeSandboxRuntime implements SandboxRuntime {
 
   async create(launch: SandboxLaunch): Promise<void> {
     this.launches.push(launch);
+    await this.gate;
     const fail = this.failNextCreate;
     if (fail) {
       this.failNextCreate = undefined;

@@ -86,7 +86,7 @@ function checkImage(image: unknown): CheckedImageSpec {
         );
     }
   }
-  return checkImageSpec({ base: 'debian', ...image });
+  return checkImageSpec({ ...image, base: (image as { base?: unknown }).base ?? 'debian' });
 }
 
 function checkNumber(field: string, v: unknown, fallback: number, min: number, max: number, integer: boolean): number {

@@ -76,7 +76,7 @@ export class SandboxService implements SandboxEngine {
     const runtime = this.#runtime();
     const { md, now } = this.deps.ctx;
     const createdAt = now();
-    let record: SandboxRecord = {
+    const record: SandboxRecord = {
       id: SandboxId.new(),
       tenantId: actor.tenantId,
       status: 'starting',
@@ -139,9 +139,11 @@ export class SandboxService implements SandboxEngine {
       throw runtimeError(err, record.id);
     }
     if (await md.updateSandbox(record.id, { status: 'running', from: ['starting'] }))
-      record = { ...record, status: 'running' };
-    else record = (await md.getSandbox(actor.tenantId, record.id)) ?? record;
-    return record;
+      return { ...record, status: 'running' };
+    // Ended while it started (terminated by a concurrent request, or reported ended): it must not run on unrecorded.
+    const ended = (await md.getSandbox(actor.tenantId, record.id)) ?? record;
+    await runtime.terminate(record.id, ended.reason ?? TERMINATED_BY_REQUEST).catch(() => undefined);
+    return ended;
   }
 
   async listSandboxes(actor: Actor, opts: { all?: boolean } = {}): Promise<SandboxRecord[]> {
@@ -271,7 +273,9 @@ export class SandboxService implements SandboxEngine {
     if (!runtime || runtime.unavailable() !== undefined) return 0;
     let ended = 0;
     for (const record of await this.deps.ctx.md.listLiveSandboxesOnHost(runtime.host)) {
-      const state = await runtime.state(record.id);
+      // One sandbox the runtime cannot answer for stays as it is; the next start looks again.
+      const state = await runtime.state(record.id).catch(() => null);
+      if (state === null) continue;
       if (state === undefined) {
         await this.#end(record, 'failed', LOST_BY_HOST);
         ended++;

@@ -275,8 +275,18 @@ export function registerSandboxesRoutes(app: ApiApp, { engine }: RouteDeps): voi
       c.header('Connection', 'close');
       throw stdinTooLarge();
     }
-    const bytes = Buffer.from(await c.req.arrayBuffer());
-    if (bytes.length > MAX_STDIN_BYTES) throw stdinTooLarge();
+    // Counted as it arrives: a body without a length is cut at the bound, not buffered whole.
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of (c.req.raw.body ?? []) as AsyncIterable<Uint8Array>) {
+      size += chunk.length;
+      if (size > MAX_STDIN_BYTES) {
+        c.header('Connection', 'close');
+        throw stdinTooLarge();
+      }
+      chunks.push(chunk);
+    }
+    const bytes = Buffer.concat(chunks);
     await engine.writeExecStdin(c.get('actor'), id, execId, bytes, c.req.valid('query').end);
     return c.body(null, 204);
   });
