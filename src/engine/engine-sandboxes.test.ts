@@ -220,11 +220,10 @@ describe('engine sandboxes', () => {
       open = r;
     });
     const creating = engine.createSandbox(admin, { image: busybox, volumes: { '/d': data } });
-    let starting;
-    while (
-      !(starting = (await engine.listSandboxes(admin)).find((s) => s.status === 'starting' && s.volumes.length > 0))
-    )
-      await new Promise((r) => setTimeout(r, 5));
+    const findStarting = async () =>
+      (await engine.listSandboxes(admin)).find((s) => s.status === 'starting' && s.volumes.length > 0);
+    await waitFor(async () => (await findStarting()) !== undefined);
+    const starting = (await findStarting())!;
     const terminated = await engine.terminateSandbox(admin, starting.id);
     assert.equal(terminated.status, 'terminated');
     rt.gate = undefined;
