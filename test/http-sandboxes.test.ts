@@ -8,7 +8,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as wire from '@stowage/sdk/api/wire.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FakeSandboxRuntime } from '../src/engine/fake-sandbox-runtime.test-helper.js';
+import { startServer } from '../src/server/serve.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const FILE_LIMIT = 256 * 1024;
@@ -370,6 +374,50 @@ describe('HTTP /v1/sandboxes', () => {
       assert.deepEqual(await json(list, 200), { sandboxes: [] });
     } finally {
       await bare.close();
+    }
+  });
+
+  it('a server starting again ends the records of sandboxes its host lost or saw end meanwhile', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'stowage-sb-restart-'));
+    const host = new FakeSandboxRuntime('restart-host');
+    const lines: string[] = [];
+    const start = () => startServer({ dataDir, port: 0, sandboxRuntime: host, log: (l) => lines.push(l) });
+    try {
+      const first = await start();
+      const token = first.adminToken!;
+      const post = async (url: string) =>
+        json<wire.Sandbox>(
+          await fetch(`${url}/v1/sandboxes`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ image: { base: 'busybox' } }),
+          }),
+          201,
+        );
+      const lost = await post(first.url);
+      const kept = await post(first.url);
+      await first.close();
+      host.forget(lost.id);
+      const second = await start();
+      try {
+        assert.ok(
+          lines.some((l) => /ended 1 sandbox record/.test(l)),
+          lines.join('\n'),
+        );
+        const get = async (id: string) =>
+          json<wire.Sandbox>(
+            await fetch(`${second.url}/v1/sandboxes/${id}`, { headers: { authorization: `Bearer ${token}` } }),
+            200,
+          );
+        const gone = await get(lost.id);
+        assert.equal(gone.status, 'failed');
+        assert.match(gone.reason!, /no longer knows it/);
+        assert.equal((await get(kept.id)).status, 'running');
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });
