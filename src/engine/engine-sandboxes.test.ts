@@ -381,6 +381,15 @@ describe('engine sandboxes', () => {
     } finally {
       rt.missing = undefined;
     }
+    // Volumes need a URL their mount agents reach the API at: without one, nothing is attached or started.
+    const noUrl = new FakeSandboxRuntime();
+    const urlless = createEngine({ metadata: md, blobs: new MemoryBlobStore(), sandboxRuntime: noUrl });
+    const data = await vol();
+    await assert.rejects(urlless.createSandbox(admin, { image: busybox, volumes: { '/d': data } }), {
+      code: 'Unavailable',
+      message: /no URL its mount agents can reach/,
+    });
+    assert.deepEqual([noUrl.launches.length, await attachmentsOf(data)], [0, []]);
     const bare = createEngine({ metadata: md, blobs: new MemoryBlobStore() });
     await assert.rejects(bare.createSandbox(admin, {}), { code: 'Unavailable', message: /--no-sandboxes/ });
     assert.equal(await bare.reconcileSandboxes(), 0);

@@ -74,6 +74,7 @@ export class SandboxService implements SandboxEngine {
     authorize(actor, 'sandboxes.run');
     const checked = checkCreateRequest(req);
     const runtime = this.#runtime();
+    const serverUrl = checked.volumes.length > 0 ? this.#serverUrl() : '';
     const { md, now } = this.deps.ctx;
     const createdAt = now();
     const record: SandboxRecord = {
@@ -113,8 +114,11 @@ export class SandboxService implements SandboxEngine {
         });
         tokens.push(r.secret);
       }
-      if (record.volumes.length > 0) await md.updateSandbox(record.id, { status: 'starting', volumes: record.volumes });
-      const serverUrl = record.volumes.length > 0 ? this.#serverUrl() : '';
+      if (
+        record.volumes.length > 0 &&
+        !(await md.updateSandbox(record.id, { status: 'starting', volumes: record.volumes, from: ['starting'] }))
+      )
+        throw new ConflictError(`sandbox ${record.id} was terminated while it started`);
       await runtime.create({
         id: record.id,
         image: { base: record.image.base ?? 'debian', steps: record.image.steps ?? [] },
