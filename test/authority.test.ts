@@ -1,7 +1,8 @@
 /**
  * The route × token table: every operation of /v1/openapi.json is called
  * with every kind of token, each time in a fresh world (a volume with a
- * file, a snapshot, two mounts, tokens of every kind), and the answer must
+ * file, a snapshot, two mounts, a sandbox running an exec (in memory), tokens
+ * of every kind), and the answer must
  * be the one this table expects — allowed (2xx), ReadOnly, Forbidden or
  * NotFound (another volume's or tenant's objects are invisible). A route
  * added without a row here fails the test, and so does an answer the route's
@@ -11,6 +12,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Actor, VolumeEngine } from '../src/engine/types.js';
+import { Readable } from 'node:stream';
+import { FakeSandboxRuntime } from '../src/engine/fake-sandbox-runtime.test-helper.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /** The token kinds (engine/authority), plus tokens that reach the wrong volume or tenant. */
@@ -67,6 +70,23 @@ const EXPECT: Record<string, string> = {
   getUploadOffset: 'ok    nf    nf   nf    nf    nf    nf     nf',
   appendUpload: 'ok    nf    nf   nf    nf    nf    nf     nf',
   deleteUpload: 'ok    nf    nf   nf    nf    nf    nf     nf',
+  // sandboxes: the tenant's, read by tenant tokens, run by admin tokens only; nothing for scoped or mount tokens
+  createSandbox: 'ok    ro    no   no    no    no    no     ok',
+  listSandboxes: 'ok    ok    no   no    no    no    no     ok',
+  getSandbox: 'ok    ok    no   no    no    no    no     nf',
+  terminateSandbox: 'ok    ro    no   no    no    no    no     nf',
+  createExec: 'ok    ro    no   no    no    no    no     nf',
+  listExecs: 'ok    ok    no   no    no    no    no     nf',
+  getExec: 'ok    ok    no   no    no    no    no     nf',
+  streamExecOutput: 'ok    ok    no   no    no    no    no     nf',
+  writeExecStdin: 'ok    ro    no   no    no    no    no     nf',
+  signalExec: 'ok    ro    no   no    no    no    no     nf',
+  writeSandboxFile: 'ok    ro    no   no    no    no    no     nf',
+  readSandboxFile: 'ok    ok    no   no    no    no    no     nf',
+  statSandboxFile: 'ok    ok    no   no    no    no    no     nf',
+  listSandboxFiles: 'ok    ok    no   no    no    no    no     nf',
+  removeSandboxFile: 'ok    ro    no   no    no    no    no     nf',
+  mkdirSandboxFile: 'ok    ro    no   no    no    no    no     nf',
 };
 
 /** Operations that take no bearer token: their URL (or nothing) is the credential. */
@@ -85,6 +105,9 @@ interface World {
   attachmentId: string;
   throwawayTokenId: string;
   uploadUrl?: string;
+  /** A running sandbox of the admin's tenant holding /f.txt, and a running exec in it reading stdin. */
+  sandbox: string;
+  exec: string;
 }
 
 interface Call {
@@ -174,6 +197,37 @@ const REQUESTS: Record<string, (w: World) => Call> = {
     headers: { 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
   }),
   deleteUpload: (w) => ({ method: 'DELETE', path: w.uploadUrl!, headers: { 'tus-resumable': '1.0.0' } }),
+  createSandbox: () => ({ method: 'POST', path: '/v1/sandboxes', json: { image: { base: 'busybox' } } }),
+  listSandboxes: () => ({ method: 'GET', path: '/v1/sandboxes' }),
+  getSandbox: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}` }),
+  terminateSandbox: (w) => ({ method: 'POST', path: `/v1/sandboxes/${w.sandbox}/terminate` }),
+  createExec: (w) => ({ method: 'POST', path: `/v1/sandboxes/${w.sandbox}/execs`, json: { argv: ['echo', 'hi'] } }),
+  listExecs: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}/execs` }),
+  getExec: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}/execs/${w.exec}` }),
+  streamExecOutput: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}/execs/${w.exec}/output` }),
+  writeExecStdin: (w) => ({
+    method: 'POST',
+    path: `/v1/sandboxes/${w.sandbox}/execs/${w.exec}/stdin`,
+    body: Buffer.from('typed'),
+    headers: { 'content-type': 'application/octet-stream' },
+  }),
+  signalExec: (w) => ({
+    method: 'POST',
+    path: `/v1/sandboxes/${w.sandbox}/execs/${w.exec}/signal`,
+    json: { signal: 'SIGTERM' },
+  }),
+  writeSandboxFile: (w) => ({
+    method: 'PUT',
+    path: `/v1/sandboxes/${w.sandbox}/files`,
+    query: { path: '/g.txt' },
+    body: Buffer.from('written'),
+    headers: { 'content-type': 'application/octet-stream' },
+  }),
+  readSandboxFile: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}/files`, query: { path: '/f.txt' } }),
+  statSandboxFile: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}/files/stat`, query: { path: '/f.txt' } }),
+  listSandboxFiles: (w) => ({ method: 'GET', path: `/v1/sandboxes/${w.sandbox}/files/list`, query: { path: '/' } }),
+  removeSandboxFile: (w) => ({ method: 'DELETE', path: `/v1/sandboxes/${w.sandbox}/files`, query: { path: '/f.txt' } }),
+  mkdirSandboxFile: (w) => ({ method: 'POST', path: `/v1/sandboxes/${w.sandbox}/files/mkdir`, json: { path: '/d' } }),
 };
 
 function tusMetadata(m: Record<string, string>): string {
@@ -204,7 +258,8 @@ describe('authority: every route with every kind of token', () => {
   let n = 0;
 
   before(async () => {
-    srv = await startTestServer();
+    // Sandboxes run in memory: this test is about who may call what, not about isolation.
+    srv = await startTestServer({ sandboxRuntime: new FakeSandboxRuntime() });
     engine = srv.engine;
     admin = await engine.authenticate(srv.token);
     otherTenantToken = (await engine.createTenant('authority-other')).secret;
@@ -244,6 +299,9 @@ describe('authority: every route with every kind of token', () => {
       (await engine.createToken(admin, { name: `t${n}`, ...req })).secret;
     const mount = await engine.attach(admin, volume, { host: 'h', path: '/m' });
     const mountRO = await engine.attach(admin, volume, { host: 'h', path: '/r', readOnly: true });
+    const sandbox = await engine.createSandbox(admin, { image: { base: 'busybox' } });
+    await engine.writeSandboxFile(admin, sandbox.id, '/f.txt', Readable.from([Buffer.from('in the sandbox')]));
+    const exec = await engine.execSandbox(admin, sandbox.id, { argv: ['cat'], stdin: true });
     const w: World = {
       volume,
       tokens: {
@@ -258,6 +316,8 @@ describe('authority: every route with every kind of token', () => {
       },
       attachmentId: mount.attachment.id,
       throwawayTokenId: (await engine.createToken(admin, { name: 'throwaway' })).token.id,
+      sandbox: sandbox.id,
+      exec: exec.id,
     };
     if (needsUpload) {
       const c = REQUESTS.createUpload!(w);

@@ -254,6 +254,30 @@ export async function failAttachments(tx: MetadataOps, volumeId: VolumeId, reaso
   for (const a of await tx.listAttachments(volumeId)) if (a.state === 'mounted') await fail(tx, a, reason, now);
 }
 
+/**
+ * Ends attachments on behalf of the control plane (a sandbox that ended or
+ * failed to start): each mounted one becomes `state` with `reason`, and every
+ * token is revoked, in one transaction. Ids that are unknown or already ended
+ * are left as they are (idempotent).
+ */
+export async function endAttachments(
+  md: MetadataStore,
+  ids: readonly AttachmentId[],
+  state: 'released' | 'failed',
+  reason: string,
+  now: Date,
+): Promise<void> {
+  if (ids.length === 0) return;
+  await md.transaction(async (tx) => {
+    for (const id of ids) {
+      const a = await tx.getAttachment(id);
+      if (!a) continue;
+      if (a.tokenId) await tx.revokeToken(a.tokenId, now);
+      if (a.state === 'mounted') await tx.updateAttachment(a.id, { state, reason, updatedAt: now });
+    }
+  });
+}
+
 // ---------------------------------------------------------------- rules
 
 /** Why the access mode refuses one more attachment next to `mounted`, or undefined when it allows it. */

@@ -43,7 +43,9 @@ export type Action =
   | 'volume.read'
   | 'volume.write'
   | 'attachments.create'
-  | 'attachments.manage';
+  | 'attachments.manage'
+  | 'sandboxes.read'
+  | 'sandboxes.run';
 
 const ALL = TOKEN_KINDS;
 const WRITERS: readonly TokenKind[] = ['admin', 'volume', 'mount'];
@@ -54,6 +56,10 @@ const ADMIN: readonly TokenKind[] = ['admin'];
  * (the attachment then refuses a read-write one); `attachments.manage`
  * (renew, release, resume) is further limited to the attachment's own mount
  * token, the token that created it, or an admin token (engine/attachments).
+ * Sandboxes are the tenant's: a read-only tenant token sees them (records,
+ * execs, output, files), only an admin token runs anything in them, and
+ * tokens scoped to a volume or a mount do nothing with them (code inside a
+ * sandbox holds mount tokens only, so it cannot start or drive sandboxes).
  */
 export const AUTHORITY: Readonly<Record<Action, readonly TokenKind[]>> = {
   'tenant.read': ['admin', 'tenant-read-only'],
@@ -69,6 +75,8 @@ export const AUTHORITY: Readonly<Record<Action, readonly TokenKind[]>> = {
   'volume.write': WRITERS,
   'attachments.create': ['admin', 'tenant-read-only', 'volume', 'volume-read-only'],
   'attachments.manage': ['admin', 'volume', 'volume-read-only', 'mount', 'mount-read-only'],
+  'sandboxes.read': ['admin', 'tenant-read-only'],
+  'sandboxes.run': ADMIN,
 };
 
 /** The kind of the token an actor holds. */
@@ -106,6 +114,8 @@ const VERBS: Record<Action, string> = {
   'volume.write': 'change volumes',
   'attachments.create': 'attach volumes',
   'attachments.manage': 'manage attachments',
+  'sandboxes.read': 'read sandboxes',
+  'sandboxes.run': 'run sandboxes',
 };
 
 /**

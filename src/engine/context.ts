@@ -6,6 +6,7 @@
  * attachments, gc) are built on it by engine/engine.
  */
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import type { SandboxRuntime } from '../sandbox/runtime.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
 import { DEFAULT_ATTACHMENT_LEASE } from './attachments.js';
@@ -30,10 +31,14 @@ export interface EngineDeps {
   maxVerifyBytes?: number;
   /** Uncommitted upload bytes a tenant may have reserved unless the operator set its own quota (default 16 GiB). */
   defaultUncommittedQuota?: number;
+  /** The sandbox host of this server; without it every sandbox call that needs one answers 503 (--no-sandboxes). */
+  sandboxRuntime?: SandboxRuntime;
+  /** The URL mount agents of sandboxes reach the API at (a function: a server knows it once it listens). */
+  serverUrl?: string | (() => string);
 }
 
 /** EngineDeps' settings, every one resolved. */
-export type EngineSettings = Required<Omit<EngineDeps, 'metadata' | 'blobs' | 'now'>>;
+export type EngineSettings = Required<Omit<EngineDeps, 'metadata' | 'blobs' | 'now' | 'sandboxRuntime' | 'serverUrl'>>;
 
 export interface EngineContext {
   md: MetadataStore;

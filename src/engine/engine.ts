@@ -8,7 +8,8 @@
  * (engine/context): access (auth, tenants, tokens, volume lookup), volumes
  * (lifecycle, snapshots, restore, fork), commits (uploads, verification,
  * publishing), files (reads, writes, search, edits, the change feed),
- * attachments (mounts) and gc. This module only wires them and offers them
+ * attachments (mounts), sandboxes (records and volumes of sandboxes run by
+ * a SandboxRuntime) and gc. This module only wires them and offers them
  * as the one VolumeEngine the server calls.
  */
 import { AccessService } from './access.js';
@@ -17,6 +18,7 @@ import { CommitService } from './commits.js';
 import { engineContext, type EngineDeps } from './context.js';
 import { FileService } from './files.js';
 import { GcService } from './gc.js';
+import { SandboxService } from './sandboxes.js';
 import type { VolumeEngine } from './types.js';
 import { VolumeService } from './volumes.js';
 
@@ -50,6 +52,13 @@ export function createEngine(deps: EngineDeps): Engine {
     newToken: (...args) => access.newToken(...args),
   });
   const gc = new GcService(ctx);
+  const { serverUrl } = deps;
+  const sandboxes = new SandboxService({
+    ctx,
+    attachments,
+    runtime: deps.sandboxRuntime,
+    serverUrl: typeof serverUrl === 'string' ? () => serverUrl : serverUrl,
+  });
   return {
     ...forward(
       access,
@@ -89,6 +98,26 @@ export function createEngine(deps: EngineDeps): Engine {
     ),
     ...forward(files, 'stat', 'list', 'readPlan', 'readFile', 'writeFile', 'search', 'replace', 'edit', 'changesSince'),
     ...forward(attachments, 'attach', 'listAttachments', 'renewAttachment', 'releaseAttachment'),
+    ...forward(
+      sandboxes,
+      'createSandbox',
+      'listSandboxes',
+      'getSandbox',
+      'terminateSandbox',
+      'execSandbox',
+      'listExecs',
+      'getExec',
+      'execOutput',
+      'writeExecStdin',
+      'signalExec',
+      'writeSandboxFile',
+      'readSandboxFile',
+      'statSandboxFile',
+      'listSandboxFiles',
+      'removeSandboxFile',
+      'mkdirSandboxFile',
+      'reconcileSandboxes',
+    ),
     ...forward(gc, 'gc', 'backfillChunkOwners'),
   } satisfies Engine;
 }

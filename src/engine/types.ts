@@ -15,12 +15,15 @@ import type {
   SkippedChange,
 } from '@stowage/sdk/api/wire.js';
 import type { AttachmentId, CommitId, TenantId, TokenId, VolumeId } from '@stowage/sdk/common/ids.js';
+import type { Readable } from 'node:stream';
+import type { ExecRecord, OutputEvent, RuntimeFileInfo } from '../sandbox/runtime.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type {
   AccessMode,
   AttachmentRecord,
   CommitRecord,
   MountTuning,
+  SandboxRecord,
   SnapshotRecord,
   TenantRecord,
   TokenRecord,
@@ -141,7 +144,49 @@ export interface GcReport {
 }
 
 /** The volume engine, as the server sees it. */
-export interface VolumeEngine {
+/**
+ * Sandboxes (engine/sandboxes): records, authority and volumes here, the
+ * work in a SandboxRuntime. Requests arrive unchecked (`unknown`) and are
+ * checked by engine/sandbox-requests.
+ */
+export interface SandboxEngine {
+  /** Checks the request, attaches its volumes, starts it; resolves once it runs. 503 without a usable runtime. */
+  createSandbox(actor: Actor, req: unknown): Promise<SandboxRecord>;
+  /** The tenant's sandboxes, newest first: starting and running ones unless `all`. */
+  listSandboxes(actor: Actor, opts?: { all?: boolean }): Promise<SandboxRecord[]>;
+  getSandbox(actor: Actor, id: string): Promise<SandboxRecord>;
+  /** Stops it, releases its attachments; terminating an ended sandbox answers it unchanged. */
+  terminateSandbox(actor: Actor, id: string): Promise<SandboxRecord>;
+  execSandbox(actor: Actor, id: string, req: unknown): Promise<ExecRecord>;
+  listExecs(actor: Actor, id: string): Promise<ExecRecord[]>;
+  getExec(actor: Actor, id: string, execId: string): Promise<ExecRecord>;
+  /** The exec's output from these offsets as it arrives, then its end; checked before the first event. */
+  execOutput(
+    actor: Actor,
+    id: string,
+    execId: string,
+    from: { stdout: number; stderr: number },
+    signal?: AbortSignal,
+  ): Promise<AsyncIterable<OutputEvent>>;
+  writeExecStdin(actor: Actor, id: string, execId: string, data: Buffer, end: boolean): Promise<void>;
+  signalExec(actor: Actor, id: string, execId: string, signal: string): Promise<void>;
+  writeSandboxFile(
+    actor: Actor,
+    id: string,
+    path: string,
+    data: Readable,
+    opts?: { mode?: number; createParents?: boolean },
+  ): Promise<RuntimeFileInfo>;
+  readSandboxFile(actor: Actor, id: string, path: string): Promise<Readable>;
+  statSandboxFile(actor: Actor, id: string, path: string): Promise<RuntimeFileInfo>;
+  listSandboxFiles(actor: Actor, id: string, path: string): Promise<{ entries: RuntimeFileInfo[]; truncated: boolean }>;
+  removeSandboxFile(actor: Actor, id: string, path: string, recursive?: boolean): Promise<void>;
+  mkdirSandboxFile(actor: Actor, id: string, path: string, opts?: { parents?: boolean; mode?: number }): Promise<void>;
+  /** Server start: live records of this host that its runtime lost or saw end are ended; returns how many. */
+  reconcileSandboxes(): Promise<number>;
+}
+
+export interface VolumeEngine extends SandboxEngine {
   /** Resolves a bearer token to an actor; UnauthenticatedError for unknown, revoked, expired or malformed tokens. */
   authenticate(bearer: string): Promise<Actor>;
 

@@ -36,6 +36,8 @@ import { registerCommitsRoutes } from './routes/commits-routes.js';
 import { registerDownloadRoutes } from './routes/download-routes.js';
 import { SHARE_PATH_PREFIX, type ShareSigner } from './share-links.js';
 import { registerFilesRoutes } from './routes/files-routes.js';
+import { registerSandboxFilesRoutes } from './routes/sandbox-files-routes.js';
+import { isSandboxRawBody, registerSandboxesRoutes } from './routes/sandboxes-routes.js';
 import { registerSearchRoutes } from './routes/search-routes.js';
 import { registerSnapshotsRoutes } from './routes/snapshots-routes.js';
 import { registerTenantRoutes } from './routes/tenant-routes.js';
@@ -59,6 +61,8 @@ export interface AppOptions {
     jsonBodyBytes?: number;
     /** Largest signed blob PUT, in bytes (default 64 MiB + 64 KiB). */
     blobBodyBytes?: number;
+    /** Largest file written into a sandbox by PUT /v1/sandboxes/{id}/files, in bytes (default 1 GiB). */
+    sandboxFileBytes?: number;
   };
   /** Where unexpected errors are logged (default: stderr). */
   log?: ErrorLog;
@@ -124,15 +128,25 @@ function jsonBodyLimit(maxSize: number): MiddlewareHandler<AppEnv> {
       );
     },
   });
-  // tus PATCH bodies are streamed to a staging file and bounded by Upload-Length, not by the JSON limit.
-  return async (c, next) => (isBlobPath(c.req.path) || c.req.path.startsWith(UPLOADS_PATH) ? next() : limit(c, next));
+  // tus PATCH bodies are streamed to a staging file and bounded by Upload-Length, not by the JSON limit;
+  // files and stdin of sandboxes are raw bytes, bounded by their routes.
+  return async (c, next) =>
+    isBlobPath(c.req.path) || c.req.path.startsWith(UPLOADS_PATH) || isSandboxRawBody(c.req.method, c.req.path)
+      ? next()
+      : limit(c, next);
 }
 
 const JSON_MEDIA = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 /** Decodes JSON bodies as strict UTF-8 (invalid bytes are a 400, not silently replaced) before the validators parse them. */
 const strictJsonText: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (isBlobPath(c.req.path) || !c.req.raw.body || !JSON_MEDIA.test(c.req.header('content-type') ?? '')) return next();
+  if (
+    isBlobPath(c.req.path) ||
+    isSandboxRawBody(c.req.method, c.req.path) ||
+    !c.req.raw.body ||
+    !JSON_MEDIA.test(c.req.header('content-type') ?? '')
+  )
+    return next();
   const bytes = await c.req.arrayBuffer();
   let text: string;
   try {
@@ -224,6 +238,11 @@ export function createApp(options: AppOptions): ApiApp {
   registerFilesRoutes(app, deps);
   registerDownloadRoutes(app, { ...deps, ...(options.shares ? { shares: options.shares } : {}) });
   registerSearchRoutes(app, deps);
+  registerSandboxesRoutes(app, deps);
+  registerSandboxFilesRoutes(app, {
+    ...deps,
+    ...(options.limits?.sandboxFileBytes !== undefined ? { maxFileBytes: options.limits.sandboxFileBytes } : {}),
+  });
   if (options.blobRoute) {
     registerBlobsRoutes(app, {
       ...options.blobRoute,

@@ -6,9 +6,11 @@
  */
 import type * as wire from '@stowage/sdk/api/wire.js';
 import type { AttachmentView, CommitResult, MissingChunk, ReadPlan } from '../engine/types.js';
+import type { ExecRecord, RuntimeFileInfo } from '../sandbox/runtime.js';
 import type { SignedRequest } from '../stores/blob-store.js';
 import type {
   CommitRecord,
+  SandboxRecord,
   SnapshotRecord,
   TenantRecord,
   TokenRecord,
@@ -142,5 +144,68 @@ export function presentReadPlan(p: ReadPlan): wire.ReadPlan {
     commit: p.commit,
     entry: p.entry,
     chunks: p.chunks.map((c) => ({ hash: c.hash, size: c.size, request: presentSignedRequest(c.request) })),
+  };
+}
+
+/** A sandbox record as the wire `Sandbox`: the environment's names only, never its values. */
+export function presentSandbox(s: SandboxRecord): wire.Sandbox {
+  return {
+    id: s.id,
+    status: s.status,
+    reason: s.reason,
+    image: s.image,
+    volumes: s.volumes.map((v) => ({
+      path: v.path,
+      volume: v.volume,
+      readOnly: v.readOnly,
+      ...(v.subpath !== null ? { subpath: v.subpath } : {}),
+      attachmentId: v.attachmentId,
+    })),
+    cpu: s.cpu,
+    memoryMib: s.memoryMib,
+    diskGib: s.diskGib,
+    envNames: Object.keys(s.env).sort(),
+    timeout: s.timeout,
+    host: s.host,
+    createdAt: iso(s.createdAt),
+    expiresAt: iso(s.expiresAt),
+    endedAt: isoOrNull(s.endedAt),
+  };
+}
+
+/** A runtime's exec record as the wire `Exec` (timeout in seconds; the host-side pid stays on the host). */
+export function presentExec(sandboxId: string, e: ExecRecord): wire.Exec {
+  const extra = e as ExecRecord & { oomKilled?: boolean };
+  return {
+    id: e.id,
+    sandboxId,
+    argv: e.argv,
+    ...(e.cwd !== undefined ? { cwd: e.cwd } : {}),
+    background: e.background,
+    ...(e.timeoutMs !== undefined ? { timeout: e.timeoutMs / 1000 } : {}),
+    status: e.status,
+    ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),
+    ...(e.signal !== undefined ? { signal: e.signal } : {}),
+    ...(e.timedOut !== undefined ? { timedOut: e.timedOut } : {}),
+    ...(extra.oomKilled !== undefined ? { oomKilled: extra.oomKilled } : {}),
+    ...(e.error !== undefined ? { error: e.error } : {}),
+    startedAt: e.startedAt,
+    ...(e.endedAt !== undefined ? { endedAt: e.endedAt } : {}),
+    stdoutBytes: e.stdoutBytes,
+    stderrBytes: e.stderrBytes,
+    dropped: { stdout: e.dropped.stdout, stderr: e.dropped.stderr },
+  };
+}
+
+/** A file as a sandbox's agent reports it, as the wire `SandboxFileInfo`. */
+export function presentSandboxFile(f: RuntimeFileInfo): wire.SandboxFileInfo {
+  return {
+    name: f.name,
+    type: f.type,
+    size: f.size,
+    mode: f.mode,
+    mtime: new Date(f.mtimeMs).toISOString(),
+    uid: f.uid,
+    gid: f.gid,
   };
 }

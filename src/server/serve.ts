@@ -19,6 +19,7 @@ import { isStowageError } from '@stowage/sdk/common/errors.js';
 import { randomHex } from '@stowage/sdk/common/ids.js';
 import { createEngine } from '../engine/engine.js';
 import type { VolumeEngine } from '../engine/types.js';
+import type { SandboxRuntime } from '../sandbox/runtime.js';
 import type { BlobStore } from '../stores/blob-store.js';
 import { UrlSigner } from '../stores/local/url-signer.js';
 import type { MetadataStore } from '../stores/metadata-store.js';
@@ -61,6 +62,8 @@ export interface StartServerOptions {
   uploadExpiryMs?: number;
   /** Lease of mounted attachments and their tokens, in ms (default 60 s; tests shorten it). */
   attachmentLease?: number;
+  /** The sandbox host this server drives; without one, sandbox calls answer 503 (as with --no-sandboxes). */
+  sandboxRuntime?: SandboxRuntime;
 }
 
 /** A running server. */
@@ -157,11 +160,20 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       metadata,
       blobs,
       ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}),
+      ...(options.sandboxRuntime ? { sandboxRuntime: options.sandboxRuntime } : {}),
+      // Mount agents of sandboxes reach the API where clients do (known once the server listens).
+      serverUrl: () => baseUrl,
     });
     // Volumes from before the chunk-ownership index must own what they hold, or their next commit would be refused.
     const backfilled = await engine.backfillChunkOwners();
     if (backfilled > 0) log(`recorded chunk ownership of ${backfilled} existing volume(s)`);
     const adminToken = await bootstrapTenant(engine, metadata, dataDir, log);
+    // Sandboxes recorded live on this host that its runtime lost or saw end while the server was down.
+    // A failure here must not keep volumes from being served: it is logged, and the next start tries again.
+    await engine.reconcileSandboxes().then(
+      (n) => n > 0 && log(`ended ${n} sandbox record(s) their host no longer runs`),
+      (err: unknown) => log(`sandbox reconciliation failed: ${err instanceof Error ? err.message : String(err)}`),
+    );
     // Staging files of resumable uploads; expired ones are swept at start and every hour.
     const uploads = createUploadService(engine, {
       directory: join(dataDir, UPLOADS_DIR),

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   AttachmentId,
+  SandboxId,
   SnapshotId,
   TenantId,
   TokenId,
@@ -32,6 +33,7 @@ import type { MetadataStore, TreeRecord } from './metadata-store.js';
 import type {
   AttachmentRecord,
   ChunkRecord,
+  SandboxRecord,
   CommitRecord,
   SnapshotRecord,
   TenantRecord,
@@ -98,6 +100,27 @@ function attachment(tenantId: TenantId, volumeId: VolumeId, o: Partial<Attachmen
     createdAt: at(0),
     updatedAt: at(0),
     leaseExpiresAt: at(60_000),
+    ...o,
+  };
+}
+
+function sandbox(tenantId: TenantId, o: Partial<SandboxRecord> = {}): SandboxRecord {
+  return {
+    id: SandboxId.new(),
+    tenantId,
+    status: 'running',
+    reason: null,
+    image: { base: 'debian', steps: [] },
+    volumes: [],
+    cpu: 1,
+    memoryMib: 1024,
+    diskGib: 4,
+    env: {},
+    timeout: 300,
+    host: 'host-1',
+    createdAt: at(0),
+    expiresAt: at(300_000),
+    endedAt: null,
     ...o,
   };
 }
@@ -446,6 +469,154 @@ export function runMetadataStoreConformance(name: string, open: () => Promise<Op
         assert.equal(await store.getAttachment(dropped.id), undefined);
         assert.deepStrictEqual(await store.getAttachment(kept.id), kept);
         assert.deepStrictEqual(await store.getToken(tok.id), tok);
+      });
+    });
+
+    describe('sandboxes', () => {
+      it('round-trips every field: fractional cpu, volumes, env with any text, nulls', async () => {
+        const t = tenant('acme');
+        await store.insertTenant(t);
+        const full = sandbox(t.id, {
+          status: 'failed',
+          reason: 'the image could not be built: ü "quoted"',
+          image: { base: 'busybox', steps: [{ runCommands: ['echo hi'] }, { env: { A: 'b' } }] },
+          volumes: [
+            {
+              path: '/mnt/a b',
+              volume: 'data',
+              volumeId: VolumeId.new(),
+              readOnly: true,
+              subpath: '/sub/dir',
+              attachmentId: AttachmentId.new(),
+            },
+            {
+              path: '/mnt/ü',
+              volume: 'other',
+              volumeId: VolumeId.new(),
+              readOnly: false,
+              subpath: null,
+              attachmentId: AttachmentId.new(),
+            },
+          ],
+          cpu: 0.25,
+          memoryMib: 65536,
+          diskGib: 64,
+          env: { PATH: '/usr/bin', EMPTY: '', WEIRD: 'a=b;\n"\u00fc' },
+          timeout: 86400,
+          host: 'host-ü 2',
+          createdAt: at(1),
+          expiresAt: at(86_400_001),
+          endedAt: at(5),
+        });
+        const plain = sandbox(t.id, { cpu: 1.5, createdAt: at(2) });
+        await store.insertSandbox(full);
+        await store.insertSandbox(plain);
+        assert.deepStrictEqual(await store.getSandbox(t.id, full.id), full);
+        assert.deepStrictEqual(await store.getSandbox(t.id, plain.id), plain);
+        assert.equal(await store.getSandbox(t.id, SandboxId.new()), undefined);
+      });
+
+      it("hides another tenant's sandbox, and refuses a duplicate id with AlreadyExists", async () => {
+        const t = tenant('acme');
+        const other = tenant('other');
+        await store.insertTenant(t);
+        await store.insertTenant(other);
+        const s = sandbox(t.id);
+        await store.insertSandbox(s);
+        assert.equal(await store.getSandbox(other.id, s.id), undefined);
+        assert.deepStrictEqual(await store.listSandboxes(other.id), []);
+        await rejectsWithCode(
+          () => store.insertSandbox({ ...s, tenantId: other.id }),
+          'AlreadyExists',
+          'duplicate sandbox',
+          s.id,
+        );
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), s);
+      });
+
+      it("lists a tenant's sandboxes newest first, all or live only", async () => {
+        const t = tenant('acme');
+        const other = tenant('other');
+        await store.insertTenant(t);
+        await store.insertTenant(other);
+        const s1 = sandbox(t.id, { createdAt: at(1), status: 'terminated', reason: 'timeout', endedAt: at(9) });
+        const s2 = sandbox(t.id, { createdAt: at(2), status: 'starting' });
+        const s3 = sandbox(t.id, { createdAt: at(3), status: 'failed', reason: 'x', endedAt: at(9) });
+        const s4 = sandbox(t.id, { createdAt: at(4) });
+        for (const s of [s3, s1, s4, s2, sandbox(other.id, { createdAt: at(5) })]) await store.insertSandbox(s);
+        assert.deepStrictEqual(await store.listSandboxes(t.id), [s4, s3, s2, s1]);
+        assert.deepStrictEqual(await store.listSandboxes(t.id, { live: true }), [s4, s2]);
+        assert.deepStrictEqual(await store.listSandboxes(t.id, { live: false }), [s4, s3, s2, s1]);
+      });
+
+      it('lists the live sandboxes of one host across tenants, oldest first', async () => {
+        const a = tenant('a');
+        const b = tenant('b');
+        await store.insertTenant(a);
+        await store.insertTenant(b);
+        const s1 = sandbox(a.id, { createdAt: at(1), status: 'starting' });
+        const s2 = sandbox(b.id, { createdAt: at(2) });
+        const ended = sandbox(a.id, { createdAt: at(3), status: 'terminated', reason: 'timeout', endedAt: at(4) });
+        const elsewhere = sandbox(a.id, { createdAt: at(0), host: 'host-2' });
+        for (const s of [s2, ended, elsewhere, s1]) await store.insertSandbox(s);
+        assert.deepStrictEqual(await store.listLiveSandboxesOnHost('host-1'), [s1, s2]);
+        assert.deepStrictEqual(await store.listLiveSandboxesOnHost('host-2'), [elsewhere]);
+        assert.deepStrictEqual(await store.listLiveSandboxesOnHost('nowhere'), []);
+      });
+
+      it('updates status, reason and endedAt, only from the given statuses, and reports a miss', async () => {
+        const t = tenant('acme');
+        await store.insertTenant(t);
+        const s = sandbox(t.id, { status: 'starting' });
+        await store.insertSandbox(s);
+        const volumes = [
+          {
+            path: '/mnt/d',
+            volume: 'd',
+            volumeId: VolumeId.new(),
+            readOnly: false,
+            subpath: null,
+            attachmentId: AttachmentId.new(),
+          },
+        ];
+        assert.equal(await store.updateSandbox(s.id, { status: 'starting', volumes }), true);
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes });
+        assert.equal(await store.updateSandbox(s.id, { status: 'running', from: ['starting'] }), true);
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, status: 'running' });
+        // Conditional: a running sandbox is not "started" twice, and an ended one is never revived.
+        assert.equal(await store.updateSandbox(s.id, { status: 'running', from: ['starting'] }), false);
+        const ended = { status: 'terminated' as const, reason: 'timeout', endedAt: at(7) };
+        assert.equal(await store.updateSandbox(s.id, { ...ended, from: ['starting', 'running'] }), true);
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, ...ended });
+        assert.equal(
+          await store.updateSandbox(s.id, { status: 'failed', reason: 'late', from: ['starting', 'running'] }),
+          false,
+        );
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, ...ended });
+        // Unconditional updates apply, and may clear reason and endedAt.
+        assert.equal(await store.updateSandbox(s.id, { status: 'running', reason: null, endedAt: null }), true);
+        assert.deepStrictEqual(await store.getSandbox(t.id, s.id), { ...s, volumes, status: 'running' });
+        assert.equal(await store.updateSandbox(SandboxId.new(), { status: 'failed' }), false);
+      });
+
+      it('writes sandboxes inside a transaction, and rolls them back with it', async () => {
+        const t = tenant('acme');
+        await store.insertTenant(t);
+        const kept = sandbox(t.id, { status: 'starting' });
+        await store.insertSandbox(kept);
+        const dropped = sandbox(t.id);
+        const boom = new Error('boom');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.insertSandbox(dropped);
+            assert.equal(await tx.updateSandbox(kept.id, { status: 'failed', reason: 'x', endedAt: at(1) }), true);
+            assert.equal((await tx.listSandboxes(t.id)).length, 2);
+            throw boom;
+          }),
+          (err) => err === boom,
+        );
+        assert.equal(await store.getSandbox(t.id, dropped.id), undefined);
+        assert.deepStrictEqual(await store.getSandbox(t.id, kept.id), kept);
       });
     });
 

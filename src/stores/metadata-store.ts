@@ -25,6 +25,7 @@
 import type {
   AttachmentId,
   ChunkHash,
+  SandboxId,
   CommitId,
   TenantId,
   TokenId,
@@ -39,6 +40,9 @@ import type {
   ChunkRecord,
   CommitRecord,
   MountTuning,
+  SandboxRecord,
+  SandboxStatus,
+  SandboxVolumeRecord,
   SnapshotRecord,
   TenantRecord,
   TokenRecord,
@@ -55,6 +59,9 @@ export type {
   CommitRecord,
   CommitSummary,
   MountTuning,
+  SandboxRecord,
+  SandboxStatus,
+  SandboxVolumeRecord,
   SnapshotRecord,
   TenantRecord,
   TokenRecord,
@@ -90,6 +97,17 @@ export interface AttachmentPatch {
   tokenId?: TokenId | null;
   leaseExpiresAt?: Date;
   updatedAt: Date;
+}
+
+/** A sandbox's change of status; `from`, when given, makes it conditional on the current status. */
+export interface SandboxPatch {
+  status: SandboxStatus;
+  reason?: string | null;
+  endedAt?: Date | null;
+  /** The volumes as attached (set once they are). */
+  volumes?: SandboxVolumeRecord[];
+  /** Apply only when the sandbox is in one of these statuses (so an ended sandbox is never revived, nor ended twice). */
+  from?: readonly SandboxStatus[];
 }
 
 export interface TreeRecord {
@@ -140,6 +158,18 @@ export interface MetadataOps {
   listAttachments(volumeId: VolumeId): Promise<AttachmentRecord[]>;
   /** Updates only the patched fields; returns false when the attachment does not exist. */
   updateAttachment(id: AttachmentId, patch: AttachmentPatch): Promise<boolean>;
+
+  // --- sandboxes ---
+  /** Inserts a sandbox; AlreadyExistsError when the id is taken. */
+  insertSandbox(s: SandboxRecord): Promise<void>;
+  /** The tenant's sandbox with this id; undefined when it does not exist or belongs to another tenant. */
+  getSandbox(tenantId: TenantId, id: SandboxId): Promise<SandboxRecord | undefined>;
+  /** A tenant's sandboxes, newest first; with `live`, only starting and running ones. */
+  listSandboxes(tenantId: TenantId, opts?: { live?: boolean }): Promise<SandboxRecord[]>;
+  /** Every starting or running sandbox recorded on `host`, of every tenant, oldest first (for reconciliation). */
+  listLiveSandboxesOnHost(host: string): Promise<SandboxRecord[]>;
+  /** Sets the status (and reason, endedAt, volumes when given); returns false when the sandbox does not exist or is not in `from`. */
+  updateSandbox(id: SandboxId, patch: SandboxPatch): Promise<boolean>;
 
   // --- volumes ---
   /** Inserts a volume; AlreadyExistsError when (tenantId, name) is taken. */

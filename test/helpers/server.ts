@@ -33,7 +33,7 @@ export interface TestServer {
  * await srv.close();
  */
 export async function startTestServer(
-  options: Pick<StartServerOptions, 'limits' | 'publicUrl' | 'attachmentLease'> = {},
+  options: Pick<StartServerOptions, 'limits' | 'publicUrl' | 'attachmentLease' | 'sandboxRuntime'> = {},
 ): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'stowage-test-'));
   try {

@@ -62,7 +62,7 @@ function disposition(name: string): string {
  * source with an AbortError that then surfaces as an unhandled rejection in
  * the HTTP adapter; here a cancel simply ends the source.
  */
-function webStream(body: AsyncIterable<Uint8Array> | Readable): ReadableStream<Uint8Array> {
+export function webStream(body: AsyncIterable<Uint8Array> | Readable): ReadableStream<Uint8Array> {
   const node = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
   const it = node[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
   let cancelled = false;

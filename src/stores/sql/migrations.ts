@@ -193,6 +193,38 @@ export function metadataMigrations(dialect: SqlDialectName): Record<string, Migr
         await db.schema.alterTable('tokens').addColumn('parent_id', 'text').execute();
       },
     },
+    '005_sandboxes': {
+      // biome-ignore lint/suspicious/noExplicitAny: a migration runs against a past schema, not today's table types
+      async up(db: Kysely<any>): Promise<void> {
+        await db.schema
+          .createTable('sandboxes')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('image', 'text', (c) => c.notNull())
+          .addColumn('volumes', 'text', (c) => c.notNull())
+          // Thousandths of a core: an integer column reads the same on both engines, a fraction would not.
+          .addColumn('cpu_millis', 'bigint', (c) => c.notNull())
+          .addColumn('memory_mib', 'bigint', (c) => c.notNull())
+          .addColumn('disk_gib', 'bigint', (c) => c.notNull())
+          .addColumn('env', 'text', (c) => c.notNull())
+          .addColumn('timeout_seconds', 'bigint', (c) => c.notNull())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('ended_at', 'bigint')
+          .execute();
+        // A tenant's listing, newest first.
+        await db.schema
+          .createIndex('sandboxes_tenant_created')
+          .on('sandboxes')
+          .columns(['tenant_id', 'created_at'])
+          .execute();
+        // A host's reconciliation at start reads its live sandboxes.
+        await db.schema.createIndex('sandboxes_host_status').on('sandboxes').columns(['host', 'status']).execute();
+      },
+    },
   };
 }
 

@@ -115,6 +115,30 @@ export interface AttachmentsTable {
   lease_expires_at: Int8;
 }
 
+/** Sandboxes (005_sandboxes); listed by (tenant_id, created_at), reconciled by (host, status). */
+export interface SandboxesTable {
+  id: string;
+  tenant_id: string;
+  /** starting | running | terminated | failed */
+  status: string;
+  reason: string | null;
+  /** ImageSpec as JSON. */
+  image: string;
+  /** SandboxVolumeRecord[] as JSON. */
+  volumes: string;
+  /** CPU cores in thousandths (a core may be split). */
+  cpu_millis: Int8;
+  memory_mib: Int8;
+  disk_gib: Int8;
+  /** The environment as JSON. */
+  env: string;
+  timeout_seconds: Int8;
+  host: string;
+  created_at: Int8;
+  expires_at: Int8;
+  ended_at: Int8 | null;
+}
+
 /** Content-addressed directory nodes (opaque bytes). */
 export interface TreesTable {
   hash: string;
@@ -162,6 +186,7 @@ export interface Database {
   commits: CommitsTable;
   snapshots: SnapshotsTable;
   attachments: AttachmentsTable;
+  sandboxes: SandboxesTable;
   trees: TreesTable;
   chunks: ChunksTable;
   chunk_owners: ChunkOwnersTable;

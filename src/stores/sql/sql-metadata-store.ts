@@ -6,7 +6,7 @@
  * may depend on the engine behind `db`; what differs is asked of a small
  * {@link SqlDialectInfo}.
  *
- * The queries live a module per table group (tenant-, attachment-, volume-,
+ * The queries live a module per table group (tenant-, attachment-, sandbox-, volume-,
  * commit-, chunk-, upload- and setting-queries.ts), each a function of a
  * {@link SqlRunner}: the handle they run on (the database, or a transaction)
  * with the store's error translation and conflict retry. This module composes
@@ -30,6 +30,7 @@ import { chunkQueries } from './chunk-queries.js';
 import { commitQueries } from './commit-queries.js';
 import type { Database } from './schema.js';
 import type { SqlDialectInfo } from './sql-dialect-info.js';
+import { sandboxQueries } from './sandbox-queries.js';
 import { settingQueries } from './setting-queries.js';
 import { SqlRunner } from './sql-runner.js';
 import { tenantQueries } from './tenant-queries.js';
@@ -44,6 +45,7 @@ function sqlMetadataOps(runner: SqlRunner): MetadataOps {
   return {
     ...tenantQueries(runner),
     ...attachmentQueries(runner),
+    ...sandboxQueries(runner),
     ...volumeQueries(runner),
     ...commitQueries(runner),
     ...chunkQueries(runner),

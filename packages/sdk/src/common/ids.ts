@@ -3,7 +3,8 @@
  * Every identifier has its own branded type with a parse helper, so a commit
  * id can never be passed where a volume id is expected.
  *
- * - TenantId, VolumeId, TokenId, SnapshotId, AttachmentId: random, prefixed (`ten_`, `vol_`, `tok_`, `snap_`, `att_`).
+ * - TenantId, VolumeId, TokenId, SnapshotId, AttachmentId, SandboxId: random, prefixed (`ten_`, `vol_`, `tok_`,
+ *   `snap_`, `att_`, `sb_`).
  * - CommitId, TreeHash: SHA-256 of versioned canonical content (hex, 64 chars).
  * - ChunkHash: SHA-256 of the chunk bytes (hex, 64 chars).
  */
@@ -20,6 +21,7 @@ export type VolumeId = Brand<string, 'VolumeId'>;
 export type TokenId = Brand<string, 'TokenId'>;
 export type SnapshotId = Brand<string, 'SnapshotId'>;
 export type AttachmentId = Brand<string, 'AttachmentId'>;
+export type SandboxId = Brand<string, 'SandboxId'>;
 export type CommitId = Brand<string, 'CommitId'>;
 export type TreeHash = Brand<string, 'TreeHash'>;
 export type ChunkHash = Brand<string, 'ChunkHash'>;
@@ -69,6 +71,10 @@ export const SnapshotId = {
 export const AttachmentId = {
   new: () => makeRandom<AttachmentId>('att'),
   parse: (s: string) => parseRandom<AttachmentId>('att', 'attachment', s),
+};
+export const SandboxId = {
+  new: () => makeRandom<SandboxId>('sb'),
+  parse: (s: string) => parseRandom<SandboxId>('sb', 'sandbox', s),
 };
 export const CommitId = { parse: (s: string) => parseHex<CommitId>('commit id', s), is: (s: string) => HEX64.test(s) };
 export const TreeHash = { parse: (s: string) => parseHex<TreeHash>('tree hash', s) };

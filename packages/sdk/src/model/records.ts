@@ -13,12 +13,14 @@ import type {
   ChunkHash,
   CommitId,
   PlainId,
+  SandboxId,
   SnapshotId,
   TenantId,
   TokenId,
   TreeHash,
   VolumeId,
 } from '../common/ids.js';
+import type { ImageSpec } from '../api/wire/sandboxes.js';
 
 /** Every access mode (SPEC section 1): one read-write mount, read-only mounts only, or read-write mounts everywhere. */
 export const ACCESS_MODES = ['RWO', 'ROX', 'RWX'] as const;
@@ -147,6 +149,46 @@ export interface AttachmentRecord {
   updatedAt: Date;
   /** A mounted attachment whose lease is past counts as gone. */
   leaseExpiresAt: Date;
+}
+
+/** A sandbox's life: starting (its runtime is creating it), running, then terminated (asked, or its timeout) or failed. */
+export type SandboxStatus = 'starting' | 'running' | 'terminated' | 'failed';
+
+/** A volume as a sandbox mounts it, and the attachment the mount runs on. */
+export interface SandboxVolumeRecord {
+  /** Absolute, normalised mount path inside the sandbox. */
+  path: string;
+  /** The volume's name when the sandbox was created, and its id. */
+  volume: string;
+  volumeId: VolumeId;
+  readOnly: boolean;
+  /** Directory of the volume mounted (absolute inside the volume); null for the whole volume. */
+  subpath: string | null;
+  attachmentId: AttachmentId;
+}
+
+/** The control plane's record of one sandbox (SPEC section 5). */
+export interface SandboxRecord {
+  id: SandboxId;
+  tenantId: TenantId;
+  status: SandboxStatus;
+  /** Why it failed or was terminated; null while starting or running. */
+  reason: string | null;
+  /** The checked image description (base filled in). */
+  image: ImageSpec;
+  volumes: SandboxVolumeRecord[];
+  cpu: number;
+  memoryMib: number;
+  diskGib: number;
+  /** Environment of every command. Kept because a runtime restarting needs it; never sent back on the wire (names only). */
+  env: Record<string, string>;
+  /** Seconds from creation until it is terminated. */
+  timeout: number;
+  /** The host (runtime) it runs on. */
+  host: string;
+  createdAt: Date;
+  expiresAt: Date;
+  endedAt: Date | null;
 }
 
 export interface ChunkRecord {

@@ -141,12 +141,21 @@ export interface ExecOutputEvent {
   data: string;
 }
 
-/** POST /v1/sandboxes/{id}/execs/{execId}/signal */
+/**
+ * POST /v1/sandboxes/{id}/execs/{execId}/signal (answers 204). Stdin is
+ * POST .../stdin with the raw bytes as body (at most 8 MiB a request;
+ * `?end=true` closes it), also 204.
+ */
 export interface SignalExecRequest {
   signal: string;
 }
 
-/** A file in a sandbox (GET /v1/sandboxes/{id}/files/stat?path=). */
+/**
+ * A file in a sandbox (GET /v1/sandboxes/{id}/files/stat?path=; also the
+ * answer of PUT /v1/sandboxes/{id}/files?path=&mode=&createParents=, whose
+ * raw body is the file). GET .../files?path= answers the raw bytes;
+ * DELETE .../files?path=&recursive= answers 204.
+ */
 export interface SandboxFileInfo {
   name: string;
   type: 'file' | 'directory' | 'symlink' | 'other';
@@ -163,7 +172,7 @@ export interface SandboxFileList {
   truncated: boolean;
 }
 
-/** POST /v1/sandboxes/{id}/files/mkdir */
+/** POST /v1/sandboxes/{id}/files/mkdir (answers 204) */
 export interface SandboxMkdirRequest {
   path: string;
   parents?: boolean;
