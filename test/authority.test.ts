@@ -81,6 +81,7 @@ const EXPECT: Record<string, string> = {
   streamExecOutput: 'ok    ok    no   no    no    no    no     nf',
   writeExecStdin: 'ok    ro    no   no    no    no    no     nf',
   signalExec: 'ok    ro    no   no    no    no    no     nf',
+  resizeExec: 'ok    ro    no   no    no    no    no     nf',
   writeSandboxFile: 'ok    ro    no   no    no    no    no     nf',
   readSandboxFile: 'ok    ok    no   no    no    no    no     nf',
   statSandboxFile: 'ok    ok    no   no    no    no    no     nf',
@@ -215,6 +216,11 @@ const REQUESTS: Record<string, (w: World) => Call> = {
     method: 'POST',
     path: `/v1/sandboxes/${w.sandbox}/execs/${w.exec}/signal`,
     json: { signal: 'SIGTERM' },
+  }),
+  resizeExec: (w) => ({
+    method: 'POST',
+    path: `/v1/sandboxes/${w.sandbox}/execs/${w.exec}/resize`,
+    json: { rows: 40, cols: 120 },
   }),
   writeSandboxFile: (w) => ({
     method: 'PUT',

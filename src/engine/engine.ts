@@ -110,6 +110,7 @@ export function createEngine(deps: EngineDeps): Engine {
       'execOutput',
       'writeExecStdin',
       'signalExec',
+      'resizeExec',
       'writeSandboxFile',
       'readSandboxFile',
       'statSandboxFile',

@@ -124,7 +124,7 @@ export class FakeSandboxRuntime implements SandboxRuntime {
         argv: req.argv,
         ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
         background: req.background === true,
-        pty: false,
+        pty: req.pty !== undefined,
         ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
         status: 'running',
         startedAt: new Date().toISOString(),
@@ -218,6 +218,14 @@ export class FakeSandboxRuntime implements SandboxRuntime {
   async signal(id: string, execId: string, signal: NodeJS.Signals): Promise<void> {
     const e = this.#exec(id, execId);
     if (e.record.status === 'running') this.#finish(e, { signal });
+  }
+
+  /** Resizes are recorded per exec, in order. */
+  readonly resizes: Array<{ id: string; execId: string; rows: number; cols: number }> = [];
+
+  async resize(id: string, execId: string, rows: number, cols: number): Promise<void> {
+    this.#exec(id, execId);
+    this.resizes.push({ id, execId, rows, cols });
   }
 
   async writeFile(

@@ -220,6 +220,18 @@ export function checkMode(mode: unknown, fallback: number): number {
   return mode;
 }
 
+/** A terminal's size when the exec does not say. */
+const DEFAULT_TERMINAL = { rows: 24, cols: 80 };
+
+/** A terminal size: whole rows and columns, 1 to 10000 each. */
+export function checkTerminalSize(size: unknown): { rows: number; cols: number } {
+  const s = size as { rows?: unknown; cols?: unknown } | null;
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 10_000;
+  if (!isObject(size) || !ok(s?.rows) || !ok(s?.cols))
+    throw new InvalidArgumentError('pty is true or { rows, cols }, whole numbers from 1 to 10000');
+  return { rows: s!.rows as number, cols: s!.cols as number };
+}
+
 /** Checks an exec request into what the runtime runs. */
 export function checkExecRequest(req: unknown): RuntimeExec {
   if (!isObject(req)) throw new InvalidArgumentError('an exec request is a JSON object with argv or command');
@@ -256,6 +268,8 @@ export function checkExecRequest(req: unknown): RuntimeExec {
     if (r[flag] !== undefined && typeof r[flag] !== 'boolean')
       throw new InvalidArgumentError(`${flag} must be true or false`);
   }
+  if (r.pty !== undefined && r.pty !== false)
+    out.pty = r.pty === true ? { ...DEFAULT_TERMINAL } : checkTerminalSize(r.pty);
   if (r.background !== undefined) out.background = r.background;
   if (r.stdin !== undefined) out.stdin = r.stdin;
   if (r.timeout !== undefined)

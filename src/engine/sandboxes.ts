@@ -26,7 +26,13 @@ import { type AttachmentService, endAttachments } from './attachments.js';
 import { authorize, type Action } from './authority.js';
 import type { EngineContext } from './context.js';
 import { runtimeError } from './sandbox-errors.js';
-import { checkCreateRequest, checkExecRequest, checkMode, checkSandboxPath } from './sandbox-requests.js';
+import {
+  checkCreateRequest,
+  checkExecRequest,
+  checkMode,
+  checkSandboxPath,
+  checkTerminalSize,
+} from './sandbox-requests.js';
 import type { Actor, SandboxEngine } from './types.js';
 
 export const TERMINATED_BY_REQUEST = 'terminated by request';
@@ -217,6 +223,13 @@ export class SandboxService implements SandboxEngine {
     if (!SIGNALS.has(name)) throw new InvalidArgumentError(`signal must be one of ${[...SIGNALS].join(', ')}`);
     await this.#exec(record, execId);
     await this.#call(record, undefined, () => runtime.signal(record.id, execId, name as NodeJS.Signals));
+  }
+
+  async resizeExec(actor: Actor, id: string, execId: string, rows: number, cols: number): Promise<void> {
+    const { record, runtime } = await this.#running(actor, id);
+    const size = checkTerminalSize({ rows, cols });
+    await this.#exec(record, execId);
+    await this.#call(record, undefined, () => runtime.resize(record.id, execId, size.rows, size.cols));
   }
 
   async writeSandboxFile(

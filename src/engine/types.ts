@@ -170,6 +170,8 @@ export interface SandboxEngine {
   ): Promise<AsyncIterable<OutputEvent>>;
   writeExecStdin(actor: Actor, id: string, execId: string, data: Buffer, end: boolean): Promise<void>;
   signalExec(actor: Actor, id: string, execId: string, signal: string): Promise<void>;
+  /** Resizes a running terminal exec's pseudo-terminal. */
+  resizeExec(actor: Actor, id: string, execId: string, rows: number, cols: number): Promise<void>;
   writeSandboxFile(
     actor: Actor,
     id: string,

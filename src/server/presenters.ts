@@ -182,6 +182,7 @@ export function presentExec(sandboxId: string, e: ExecRecord): wire.Exec {
     argv: e.argv,
     ...(e.cwd !== undefined ? { cwd: e.cwd } : {}),
     background: e.background,
+    pty: e.pty,
     ...(e.timeoutMs !== undefined ? { timeout: e.timeoutMs / 1000 } : {}),
     status: e.status,
     ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),

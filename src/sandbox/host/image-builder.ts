@@ -61,6 +61,9 @@ export function hostAptSources(explicit?: string): string {
   return found;
 }
 
+/** Packages the Debian base has beyond minbase. */
+export const DEBIAN_EXTRAS = ['python3', 'ca-certificates'];
+
 function failedBase(base: string, r: StreamResult): UnavailableError {
   const how = r.timedOut ? 'timed out' : `exited ${r.code ?? r.signal}`;
   return new UnavailableError(
@@ -71,7 +74,11 @@ function failedBase(base: string, r: StreamResult): UnavailableError {
 /** Builds the base of `spec` into `root` (which must not exist yet), then shifts its ids. */
 export async function buildBase(base: CheckedImageSpec['base'], root: string, opts: BuildOptions): Promise<BaseTimes> {
   const sources = hostAptSources(opts.aptSources);
-  const variant = base === 'debian' ? ['--variant=minbase'] : ['--variant=extract', '--include=busybox-static'];
+  // The default image has Python, as users of sandboxes expect (agents run `python3 -c ...` first of all).
+  const variant =
+    base === 'debian'
+      ? ['--variant=minbase', `--include=${DEBIAN_EXTRAS.join(',')}`]
+      : ['--variant=extract', '--include=busybox-static'];
   const t0 = performance.now();
   opts.log(`==> base ${base}: mmdebstrap ${variant.join(' ')} ${DEBIAN_SUITE} from ${sources}\n`);
   // A private mount namespace: the mounts mmdebstrap makes in the target die with it, even if it is killed.

@@ -2,9 +2,10 @@
  * @module sandbox/host/image-spec
  * What an image is: a base plus ordered build steps, and its content address.
  *
- * - base `debian`: Debian bookworm minbase made by mmdebstrap from the host's
- *   apt mirror (the default image); `busybox`: a static busybox and nothing
- *   else (a few MB, built in seconds: the tests' small image).
+ * - base `debian`: Debian bookworm minbase plus python3 and ca-certificates,
+ *   made by mmdebstrap from the host's apt mirror (the default image);
+ *   `busybox`: a static busybox and nothing else (a few MB, built in
+ *   seconds: the tests' small image).
  * - steps, in order: `aptInstall` (Debian packages), `runCommands` (each with
  *   /bin/sh -c), `env` (set for later steps and recorded for the sandbox),
  *   `copy` (a file or directory of the build context into the image).
@@ -26,7 +27,7 @@ declare const brand: unique symbol;
 export type ImageId = string & { readonly [brand]: 'ImageId' };
 
 /** Bumped when the meaning of a description changes (build procedure, layout): old images are then rebuilt. */
-export const IMAGE_FORMAT = 'stowage-image:v2';
+export const IMAGE_FORMAT = 'stowage-image:v3';
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** An image id parsed from untrusted text (a path segment, a request). */

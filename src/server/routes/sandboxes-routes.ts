@@ -25,6 +25,7 @@ import {
   SandboxListSchema,
   SandboxParamsSchema,
   SandboxSchema,
+  ResizeExecRequestSchema,
   SignalExecRequestSchema,
   StdinQuerySchema,
 } from '../schemas/sandbox-schemas.js';
@@ -184,6 +185,16 @@ const signalExec = createRoute({
   responses: { 204: { description: 'Sent' }, ...runtimeErrors },
 });
 
+const resizeExec = createRoute({
+  operationId: 'resizeExec',
+  method: 'post',
+  path: '/v1/sandboxes/{id}/execs/{execId}/resize',
+  tags,
+  summary: "Resize a terminal exec's pseudo-terminal (the command gets SIGWINCH)",
+  request: { params: ExecParamsSchema, body: jsonBody(ResizeExecRequestSchema) },
+  responses: { 204: { description: 'Resized' }, ...runtimeErrors },
+});
+
 /** Registers the sandbox and exec routes. */
 export function registerSandboxesRoutes(app: ApiApp, { engine }: RouteDeps): void {
   app.openapi(createSandbox, async (c) => {
@@ -294,6 +305,13 @@ export function registerSandboxesRoutes(app: ApiApp, { engine }: RouteDeps): voi
   app.openapi(signalExec, async (c) => {
     const { id, execId } = c.req.valid('param');
     await engine.signalExec(c.get('actor'), id, execId, c.req.valid('json').signal);
+    return c.body(null, 204);
+  });
+
+  app.openapi(resizeExec, async (c) => {
+    const { id, execId } = c.req.valid('param');
+    const { rows, cols } = c.req.valid('json');
+    await engine.resizeExec(c.get('actor'), id, execId, rows, cols);
     return c.body(null, 204);
   });
 }

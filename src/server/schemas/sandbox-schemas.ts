@@ -93,6 +93,10 @@ export const ExecRequestSchema = z
     background: z.boolean().optional(),
     timeout: z.number().optional().openapi({ description: 'Seconds, 0 for none; default 600 (none when background).' }),
     stdin: z.boolean().optional(),
+    pty: z
+      .union([z.boolean(), z.object({ rows: z.number(), cols: z.number() })])
+      .optional()
+      .openapi({ description: 'Run on a pseudo-terminal (true: 24x80); its output arrives as stdout.' }),
   })
   .openapi('ExecRequest') satisfies z.ZodType<wire.ExecRequest>;
 
@@ -104,6 +108,7 @@ export const ExecSchema = z
     argv: z.array(z.string()),
     cwd: z.string().optional(),
     background: z.boolean(),
+    pty: z.boolean(),
     timeout: z.number().optional(),
     status: z.enum(['running', 'exited', 'failed']),
     exitCode: z.number().optional(),
@@ -126,6 +131,11 @@ export const ExecListSchema = z.object({ execs: z.array(ExecSchema) }).openapi('
 export const SignalExecRequestSchema = z
   .object({ signal: z.string().openapi({ example: 'SIGTERM' }) })
   .openapi('SignalExecRequest') satisfies z.ZodType<wire.SignalExecRequest>;
+
+/** Wire `ResizeExecRequest`. */
+export const ResizeExecRequestSchema = z
+  .object({ rows: z.number(), cols: z.number() })
+  .openapi('ResizeExecRequest') satisfies z.ZodType<wire.ResizeExecRequest>;
 
 /** Wire `SandboxFileInfo`. */
 export const SandboxFileInfoSchema = z

@@ -155,6 +155,12 @@ export class SandboxExec {
     });
   }
 
+  /** Resizes a terminal exec's pseudo-terminal (the command gets SIGWINCH). */
+  async resize(rows: number, cols: number): Promise<void> {
+    const body: wire.ResizeExecRequest = { rows, cols };
+    await this.client.request('POST', this.#path('/resize'), { body });
+  }
+
   /** Sends a signal to the command's whole process group (default SIGTERM). */
   async kill(signal = 'SIGTERM'): Promise<void> {
     const body: wire.SignalExecRequest = { signal };

@@ -53,6 +53,8 @@ export interface ExecOptions {
   timeout?: number;
   /** `true` keeps stdin open for `writeStdin`; bytes or a string are written to it, then it is closed. */
   stdin?: boolean | string | Uint8Array;
+  /** Run on a pseudo-terminal (`true`: 24x80); its output arrives as stdout. Resize with `exec.resize()`. */
+  pty?: boolean | { rows: number; cols: number };
 }
 
 /** Options of `sb.write`. */
@@ -160,6 +162,7 @@ export class Sandbox {
     if (options.background !== undefined) body.background = options.background;
     if (options.timeout !== undefined) body.timeout = options.timeout;
     if (options.stdin !== undefined && options.stdin !== false) body.stdin = true;
+    if (options.pty !== undefined && options.pty !== false) body.pty = options.pty;
     const record = await this.client.request<wire.Exec>('POST', Sandbox.#path(this.id, '/execs'), { body });
     const exec = new SandboxExec(this.client, record);
     if (typeof options.stdin === 'string' || options.stdin instanceof Uint8Array) {
@@ -194,7 +197,7 @@ export class Sandbox {
     const res = await this.client.fetchRaw('PUT', Sandbox.#path(this.id, '/files'), {
       query: {
         path: absolute(path),
-        mode: options.mode,
+        mode: options.mode?.toString(8),
         createParents: options.createParents === undefined ? undefined : String(options.createParents),
       },
       headers: { 'content-type': 'application/octet-stream' },

@@ -94,6 +94,12 @@ export interface ExecRequest {
   timeout?: number;
   /** Keep stdin open for POST .../stdin (otherwise it reads /dev/null). */
   stdin?: boolean;
+  /**
+   * Run on a pseudo-terminal (`true`: 24 rows, 80 columns): the command sees
+   * a terminal on stdin, stdout and stderr, whose output arrives as stdout.
+   * Resize it with POST .../resize.
+   */
+  pty?: boolean | { rows: number; cols: number };
 }
 
 export type ExecStatus = 'running' | 'exited' | 'failed';
@@ -105,6 +111,8 @@ export interface Exec {
   argv: string[];
   cwd?: string;
   background: boolean;
+  /** It runs on a pseudo-terminal. */
+  pty: boolean;
   timeout?: number;
   status: ExecStatus;
   exitCode?: number;
@@ -148,6 +156,12 @@ export interface ExecOutputEvent {
  */
 export interface SignalExecRequest {
   signal: string;
+}
+
+/** POST /v1/sandboxes/{id}/execs/{execId}/resize (a `pty` exec; answers 204): the command gets SIGWINCH. */
+export interface ResizeExecRequest {
+  rows: number;
+  cols: number;
 }
 
 /**
