@@ -29,9 +29,16 @@ export type { MountCommitResult, MountReloadResult, MountStatus, OverwrittenPath
 
 export class MountHandle {
   readonly mountPath: string;
+  readonly #stateDir: string | undefined;
 
-  constructor(mountPath: string) {
+  /**
+   * `options.stateDir` names the agent's state dir when the caller knows it
+   * (a sandbox's supervisor: its mounts name the sandbox's socket directory
+   * as their source, not the state dir).
+   */
+  constructor(mountPath: string, options: { stateDir?: string } = {}) {
     this.mountPath = resolve(mountPath);
+    this.#stateDir = options.stateDir;
   }
 
   /**
@@ -40,6 +47,7 @@ export class MountHandle {
    * where this environment's state root puts it.
    */
   get socketPath(): string {
+    if (this.#stateDir !== undefined) return join(resolve(this.#stateDir), CONTROL_SOCKET);
     let table = '';
     try {
       table = readFileSync('/proc/self/mounts', 'utf8');
