@@ -203,6 +203,25 @@ describe('volumes inside a sandbox', () => {
     assert.equal((await run('cat /mnt/data/hello.txt')).out, 'written on the host', 'still mounted');
   });
 
+  it("keeps the guest socket to the sandbox's root: another user inside cannot commit", async () => {
+    const loader = `${AGENT_MOUNT}/lib/${basename(hostNodeRuntime().loader)}`;
+    await sandbox!.agent.writeFile(
+      '/tmp/commit.mjs',
+      Buffer.from(
+        "const { MountHandle } = await import('/sdk/dist/client/mount-control.js');\n" +
+          "await new MountHandle('/mnt/data').commit().then(() => console.log('committed'), (e) => console.log(e.code, e.message));\n",
+      ),
+      { mode: 0o644 },
+    );
+    const r = await run(
+      `su -s /bin/sh nobody -c 'id -u; ${loader} --library-path ${AGENT_MOUNT}/lib ${AGENT_MOUNT}/node /tmp/commit.mjs'`,
+    );
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /^65534\n/);
+    assert.match(r.out, /^Forbidden no permission to use the control socket of \/mnt\/data/m);
+    assert.doesNotMatch(r.out, /^committed$/m);
+  });
+
   it('refuses writes to a read-only volume inside (EROFS)', async () => {
     const r = await run(
       'cat /mnt/ref/ref.txt; echo; echo x > /mnt/ref/new.txt; echo rc=$?; rm /mnt/ref/ref.txt; echo rc=$?',

@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { NotFoundError, UnavailableError } from '../common/errors.js';
+import { ForbiddenError, NotFoundError, UnavailableError } from '../common/errors.js';
 import {
   AGENT_LOG,
   CONTROL_SOCKET,
@@ -94,6 +94,12 @@ export class MountHandle {
           fail(
             new UnavailableError(
               `the mount agent of ${this.mountPath} is not running (${e.code}); run \`stowage mount\` on the path again to recover its uncommitted changes`,
+            ),
+          );
+        else if (e.code === 'EACCES')
+          fail(
+            new ForbiddenError(
+              `no permission to use the control socket of ${this.mountPath} (${socketPath}): only the user who mounted it (in a sandbox, its root) may commit, reload or unmount it`,
             ),
           );
         else fail(broken(e.code ?? e.message));
