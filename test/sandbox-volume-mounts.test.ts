@@ -10,7 +10,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -315,6 +315,35 @@ describe('a volume mount whose agent dies', () => {
     const [att] = (await vol.attachments({ all: true })).filter((a) => a.id === v.attachmentId);
     assert.equal(att?.state, 'released');
     assert.deepEqual(exits, ['SIGKILL'], 'a stop on purpose is not reported as a crash');
+  });
+
+  it('reports a final commit that cannot reach the server, still unmounts, and keeps the work in the overlay', async () => {
+    const other = await startTestServer();
+    let m: VolumeMount | undefined;
+    try {
+      const vol = await Volume.create('sb-lost', { client: new Stowage({ url: other.url, token: other.token }) });
+      const res = await vol.attach({ host: `sandbox:${ID}`, path: '/mnt/lost', readOnly: false });
+      const v: RuntimeVolume = {
+        path: '/mnt/lost',
+        readOnly: false,
+        volume: vol.name,
+        attachmentId: res.attachment.id,
+        token: res.token,
+        serverUrl: other.url,
+      };
+      m = await startVolumeMount(join(dataDir, 'sandboxes', `${ID}-lost`), 0, v, { ids: TEST_IDS });
+      await writeFile(join(m.mountPath, 'unsaved.txt'), 'kept on the host');
+    } finally {
+      await other.close();
+    }
+    const result = await stopVolumeMount(m, 'terminated by request');
+    assert.equal(result.commit, null);
+    assert.match(result.error ?? '', /^final commit failed: /);
+    assert.equal(readFileSync('/proc/self/mounts', 'utf8').includes(m.mountPath), false, 'unmounted anyway');
+    assert.ok(
+      statSync(join(m.stateDir, 'overlay', 'journal.log')).size > 0,
+      'the uncommitted work stays in the overlay',
+    );
   });
 
   it('refuses a volume at the root, a reserved or an unnormalised path before mounting anything', async () => {

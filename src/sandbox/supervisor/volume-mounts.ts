@@ -115,7 +115,8 @@ function scopedClient(v: RuntimeVolume): Stowage {
 /**
  * Mounts volume `index` of a sandbox on the host and resolves once the file
  * system is up (or rejects with why not, its attachment released as failed).
- * An agent of the same attachment that still runs is adopted; one of another
+ * An agent of the same attachment that still runs is adopted (it is not this
+ * process's child, so its exit is not reported to onAgentExit); one of another
  * attachment is unmounted first (its overlay is kept and replayed).
  */
 export async function startVolumeMount(
