@@ -23,9 +23,7 @@ import {
 import { retry, type RetryPolicy } from '@stowage/sdk/common/retry.js';
 import { joinNanos } from '@stowage/sdk/common/times.js';
 import {
-  GUEST_CONTROL_SOCKET,
   mountSource,
-  type GuestControl,
   type MountCommitResult,
   type MountConfig,
   type MountReloadResult,
@@ -35,7 +33,7 @@ import { Stowage } from '@stowage/sdk/client/http-client.js';
 import { commitChanges } from '@stowage/sdk/client/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
 import { buildCommit } from './commit-builder.js';
-import { startControlServer, type ControlHandler, type ControlServer } from './control-server.js';
+import { startControlServer, startGuestControlServer, type ControlServer } from './control-server.js';
 import { FuseFs } from './fuse-ops.js';
 import { mountFuse } from './fuse/session.js';
 import type { FuseSession } from './fuse/types.js';
@@ -124,7 +122,7 @@ export class MountAgent {
       await agent.#open();
       await agent.#mount();
       agent.#control = await startControlServer(stateDir, agent);
-      if (config.guest) agent.#guestControl = await agent.#startGuestControl(config.guest);
+      if (config.guest) agent.#guestControl = await startGuestControlServer(stateDir, agent, config.guest);
       agent.#scheduleRenew(5_000);
       // Changes replayed after a crash are as uncommitted as new ones: writeback commits them without waiting for a write.
       if (agent.overlay.journalLength() > 0) agent.#changed();
@@ -133,20 +131,6 @@ export class MountAgent {
       throw e;
     }
     return agent;
-  }
-
-  #startGuestControl(guest: GuestControl): Promise<ControlServer> {
-    const handler: ControlHandler = {
-      status: async () => ({ ...(await this.status()), mountPath: guest.mountPath }),
-      commit: (message) => this.commit(message),
-      reload: (options) => this.reload(options),
-      unmount: () => Promise.reject(new Error('unreachable: the guest socket serves no unmount')),
-    };
-    return startControlServer(this.stateDir, handler, {
-      file: GUEST_CONTROL_SOCKET,
-      owner: { uid: guest.uid, gid: guest.gid },
-      unmount: false,
-    });
   }
 
   async #open(): Promise<void> {

@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MountStatus } from '@stowage/sdk/common/mount-state.js';
 import { MountHandle } from '@stowage/sdk/client/mount-control.js';
-import { type ControlHandler, type ControlServer, startControlServer } from './control-server.js';
+import {
+  type ControlHandler,
+  type ControlServer,
+  startControlServer,
+  startGuestControlServer,
+} from './control-server.js';
 
 let dir: string;
 let full: ControlServer;
@@ -48,10 +53,11 @@ function call(socketPath: string, method: string, path: string): Promise<{ statu
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'stowage-control-'));
   full = await startControlServer(dir, handler);
-  guest = await startControlServer(dir, handler, {
-    file: 'guest.sock',
-    owner: { uid: 100000, gid: 100001 },
-    unmount: false,
+  guest = await startGuestControlServer(dir, handler, {
+    uid: 100000,
+    gid: 100001,
+    controlDir: '/.stowage/volumes/0',
+    mountPath: '/mnt/data',
   });
 });
 
@@ -80,6 +86,8 @@ describe('control sockets', () => {
     assert.equal(guest.path, join(dir, 'guest.sock'));
     const st = statSync(guest.path);
     assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [100000, 100001, 0o600]);
+    const status = await call(guest.path, 'GET', '/status');
+    assert.equal(JSON.parse(status.body).mountPath, '/mnt/data', 'the path inside, never the host path');
     assert.equal((await call(guest.path, 'POST', '/commit')).status, 200);
     assert.equal((await call(guest.path, 'POST', '/reload')).status, 200);
     const refused = await call(guest.path, 'POST', '/unmount');

@@ -22,6 +22,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { join } from 'node:path';
 import {
   CONTROL_SOCKET,
+  GUEST_CONTROL_SOCKET,
+  type GuestControl,
   type MountCommitResult,
   type MountReloadResult,
   type MountStatus,
@@ -142,4 +144,26 @@ export async function startControlServer(
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * A sandbox's guest socket over the agent's handler: GUEST_CONTROL_SOCKET, owned by the sandbox's root, no unmount,
+ * and a status that names the path inside the sandbox instead of the host's.
+ */
+export function startGuestControlServer(
+  stateDir: string,
+  handler: ControlHandler,
+  guest: GuestControl,
+): Promise<ControlServer> {
+  const guestHandler: ControlHandler = {
+    status: async () => ({ ...(await handler.status()), mountPath: guest.mountPath }),
+    commit: (message) => handler.commit(message),
+    reload: (options) => handler.reload(options),
+    unmount: () => Promise.reject(new Error('unreachable: the guest socket serves no unmount')),
+  };
+  return startControlServer(stateDir, guestHandler, {
+    file: GUEST_CONTROL_SOCKET,
+    owner: { uid: guest.uid, gid: guest.gid },
+    unmount: false,
+  });
 }
