@@ -33,7 +33,7 @@ import { Stowage } from '@stowage/sdk/client/http-client.js';
 import { commitChanges } from '@stowage/sdk/client/commit-writer.js';
 import { ChunkCache } from './chunk-cache.js';
 import { buildCommit } from './commit-builder.js';
-import { startControlServer, type ControlServer } from './control-server.js';
+import { startControlServer, startGuestControlServer, type ControlServer } from './control-server.js';
 import { FuseFs } from './fuse-ops.js';
 import { mountFuse } from './fuse/session.js';
 import type { FuseSession } from './fuse/types.js';
@@ -79,6 +79,8 @@ export class MountAgent {
   #fs: FuseFs | null = null;
   #fuse: FuseSession | null = null;
   #control: ControlServer | null = null;
+  /** The sandbox's control socket (config.guest): no unmount, its own view of the mount path. */
+  #guestControl: ControlServer | null = null;
   #volume!: wire.Volume;
   #renewTimer: NodeJS.Timeout | null = null;
   #writebackTimer: NodeJS.Timeout | null = null;
@@ -120,6 +122,7 @@ export class MountAgent {
       await agent.#open();
       await agent.#mount();
       agent.#control = await startControlServer(stateDir, agent);
+      if (config.guest) agent.#guestControl = await startGuestControlServer(stateDir, agent, config.guest);
       agent.#scheduleRenew(5_000);
       // Changes replayed after a crash are as uncommitted as new ones: writeback commits them without waiting for a write.
       if (agent.overlay.journalLength() > 0) agent.#changed();
@@ -215,7 +218,8 @@ export class MountAgent {
     });
     const options = [
       // The source names the state dir, so `Volume.fromMount(path)` finds the control socket from /proc/self/mounts whatever STOWAGE_MOUNT_STATE says.
-      `fsname=${mountSource(this.stateDir)}`,
+      // A sandbox's mount names the directory where the sandbox finds its guest socket, never the host's state dir.
+      `fsname=${mountSource(this.config.guest?.controlDir ?? this.stateDir)}`,
       'subtype=stowage',
       // Permission checks are the kernel's, against the modes and owners the tree records, exactly as on a local disk.
       'default_permissions',
@@ -470,6 +474,8 @@ export class MountAgent {
     if (this.#renewTimer) clearTimeout(this.#renewTimer);
     if (this.#control) await this.#control.close();
     this.#control = null;
+    if (this.#guestControl) await this.#guestControl.close();
+    this.#guestControl = null;
     if (this.#fuse) {
       const fuse = this.#fuse;
       this.#fuse = null;

@@ -11,18 +11,26 @@
  *   POST /unmount  {force?}           -> {} (the agent exits right after)
  *
  * Errors answer {error: {code, message, details?}} like the server's API.
+ *
+ * A sandbox's guest socket (MountConfig.guest) is a second server over the
+ * same handler, owned by the sandbox's root, without the unmount route: the
+ * mount's life is the sandbox's, and only its supervisor ends it. No route
+ * answers with the token or the config.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import {
   CONTROL_SOCKET,
+  GUEST_CONTROL_SOCKET,
+  type GuestControl,
   type MountCommitResult,
   type MountReloadResult,
   type MountStatus,
 } from '@stowage/sdk/common/mount-state.js';
 import {
   ERROR_HTTP_STATUS,
+  ForbiddenError,
   InvalidArgumentError,
   NotFoundError,
   PayloadTooLargeError,
@@ -69,8 +77,22 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-export async function startControlServer(stateDir: string, handler: ControlHandler): Promise<ControlServer> {
-  const path = join(stateDir, CONTROL_SOCKET);
+export interface ControlServerOptions {
+  /** The socket's file name in the state dir (default control.sock). */
+  file?: string;
+  /** Who may connect besides root (the socket is chowned to them; mode stays 0600). */
+  owner?: { uid: number; gid: number };
+  /** Whether POST /unmount is served (default true; a sandbox's guest socket has none). */
+  unmount?: boolean;
+}
+
+export async function startControlServer(
+  stateDir: string,
+  handler: ControlHandler,
+  options: ControlServerOptions = {},
+): Promise<ControlServer> {
+  const path = join(stateDir, options.file ?? CONTROL_SOCKET);
+  const unmount = options.unmount !== false;
   rmSync(path, { force: true });
   const server = createServer((req, res) => {
     void (async () => {
@@ -90,6 +112,10 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
           case 'POST /reload':
             return send(res, 200, await handler.reload({ force }));
           case 'POST /unmount': {
+            if (!unmount)
+              throw new ForbiddenError(
+                'this mount belongs to a sandbox: it is unmounted when the sandbox ends (commit or reload it instead)',
+              );
             await handler.unmount({ force });
             return send(res, 200, {});
           }
@@ -109,6 +135,7 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
     server.listen(path, () => resolve());
   });
   chmodSync(path, 0o600);
+  if (options.owner) chownSync(path, options.owner.uid, options.owner.gid);
   return {
     path,
     close: () =>
@@ -117,4 +144,26 @@ export async function startControlServer(stateDir: string, handler: ControlHandl
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * A sandbox's guest socket over the agent's handler: GUEST_CONTROL_SOCKET, owned by the sandbox's root, no unmount,
+ * and a status that names the path inside the sandbox instead of the host's.
+ */
+export function startGuestControlServer(
+  stateDir: string,
+  handler: ControlHandler,
+  guest: GuestControl,
+): Promise<ControlServer> {
+  const guestHandler: ControlHandler = {
+    status: async () => ({ ...(await handler.status()), mountPath: guest.mountPath }),
+    commit: (message) => handler.commit(message),
+    reload: (options) => handler.reload(options),
+    unmount: () => Promise.reject(new Error('unreachable: the guest socket serves no unmount')),
+  };
+  return startControlServer(stateDir, guestHandler, {
+    file: GUEST_CONTROL_SOCKET,
+    owner: { uid: guest.uid, gid: guest.gid },
+    unmount: false,
+  });
 }

@@ -10,25 +10,13 @@
  * Mounting a path whose agent died (SIGKILL, a crash) takes over its
  * attachment and replays its uncommitted overlay.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type * as wire from '@stowage/sdk/api/wire.js';
+import { AlreadyExistsError, InvalidArgumentError, StowageError, isStowageError } from '@stowage/sdk/common/errors.js';
 import {
-  AlreadyExistsError,
-  InvalidArgumentError,
-  StowageError,
-  UnavailableError,
-  errorFromCode,
-  isStowageError,
-} from '@stowage/sdk/common/errors.js';
-import {
-  AGENT_LOG,
   DEFAULT_OPEN_FILES,
-  MOUNT_CONFIG_FILE,
   mountStateDir,
   type MountConfig,
   type OverwrittenPath,
@@ -36,6 +24,15 @@ import {
 import { parseVolumeName } from '@stowage/sdk/common/paths.js';
 import { parseSize } from '@stowage/sdk/common/sizes.js';
 import { MountHandle, type MountReloadResult } from '@stowage/sdk/client/mount-control.js';
+import {
+  agentAnswers,
+  checkOverlayBelongsTo,
+  lazyUnmount,
+  readMountConfig,
+  startMountAgent,
+  waitAgentGone,
+  writeMountConfig,
+} from '../../mount/agent-launch.js';
 import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printJson, printLine, printNote, shortId } from '../output.js';
@@ -73,19 +70,6 @@ function printOverwrites(list: readonly OverwrittenPath[], print: (text: string)
   for (const o of list) print(`  ${o.path}  (commit ${shortId(o.commit)})`);
 }
 
-/** How long `stowage mount` waits for the agent to mount. */
-const START_TIMEOUT_MS = 60_000;
-
-const AGENT_MAIN = new URL('../../mount/agent-main.js', import.meta.url);
-
-function readConfig(stateDir: string): MountConfig | undefined {
-  try {
-    return JSON.parse(readFileSync(join(stateDir, MOUNT_CONFIG_FILE), 'utf8')) as MountConfig;
-  } catch {
-    return undefined;
-  }
-}
-
 function normaliseSubpath(input: string | undefined): string {
   if (input === undefined || input === '' || input === '/') return '/';
   if (!input.startsWith('/') || input.includes('\0') || input.split('/').some((p) => p === '..' || p === '.'))
@@ -93,51 +77,6 @@ function normaliseSubpath(input: string | undefined): string {
       `invalid --subpath ${JSON.stringify(input)}: use an absolute path inside the volume, like /data`,
     );
   return '/' + input.split('/').filter(Boolean).join('/');
-}
-
-async function isRunning(handle: MountHandle): Promise<boolean> {
-  try {
-    await handle.status();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts the agent and waits for it to report the mount (or why not). */
-function startAgent(stateDir: string): Promise<number> {
-  const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
-  // The agent gets no STOWAGE_* settings: it must never see the tenant's token (its own is in config.json).
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
-  const child = spawn(process.execPath, [fileURLToPath(AGENT_MAIN), stateDir], {
-    detached: true,
-    env,
-    stdio: ['ignore', log, log, 'ipc'],
-  });
-  closeSync(log);
-  return new Promise((done, fail) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      fail(
-        new UnavailableError(
-          `the mount agent did not start within ${START_TIMEOUT_MS / 1000} s; see ${join(stateDir, AGENT_LOG)}`,
-        ),
-      );
-    }, START_TIMEOUT_MS);
-    child.once('message', (m: { ok: boolean; pid?: number; error?: { code: string; message: string } }) => {
-      clearTimeout(timer);
-      child.disconnect();
-      child.unref();
-      if (m.ok) done(child.pid ?? 0);
-      else fail(errorFromCode(m.error?.code ?? 'Internal', m.error?.message ?? 'the mount agent failed'));
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      fail(
-        new UnavailableError(`the mount agent exited (code ${code}) before mounting; see ${join(stateDir, AGENT_LOG)}`),
-      );
-    });
-  });
 }
 
 async function mount(volumeArg: string, pathArg: string, opts: MountOptions, globals: GlobalOptions): Promise<void> {
@@ -153,14 +92,10 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   const mountPath = resolve(pathArg);
   const stateDir = mountStateDir(mountPath);
   const handle = new MountHandle(mountPath);
-  if (await isRunning(handle))
+  if (await agentAnswers(handle))
     throw new AlreadyExistsError(`${mountPath} is already mounted; unmount it first (stowage unmount ${pathArg})`);
-  const previous = readConfig(stateDir);
-  if (previous && previous.volume !== volume && existsSync(join(stateDir, 'overlay'))) {
-    throw new InvalidArgumentError(
-      `${mountPath} was last mounted from volume "${previous.volume}" and may hold its uncommitted changes: mount "${previous.volume}" there to recover them, or delete ${stateDir}`,
-    );
-  }
+  checkOverlayBelongsTo(stateDir, mountPath, volume);
+  const previous = readMountConfig(stateDir);
   const client = clientOf(globals);
   const host = opts.host ?? hostname();
   const readOnly = opts.readOnly === true;
@@ -199,10 +134,10 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
     ...owner,
     ...(opts.openFiles !== undefined ? { openFiles: parseCount(opts.openFiles, '--open-files', 1) } : {}),
   };
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(stateDir, MOUNT_CONFIG_FILE), JSON.stringify(config, null, 2), { mode: 0o600 });
+  writeMountConfig(stateDir, config);
   try {
-    await startAgent(stateDir);
+    // Detached, and let go once mounted: the agent outlives this command.
+    (await startMountAgent(stateDir, { detached: true })).child.unref();
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     await client
@@ -215,36 +150,6 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   printNote(
     `mounted ${volume}${subpath === '/' ? '' : ':' + subpath} at ${mountPath}${readOnly ? ' read-only' : ''}${config.writeback ? ' with writeback' : ''} (attachment ${attached.attachment.id}; cache ${bytes(config.cacheSize)})`,
   );
-}
-
-/** Whether `pid` still runs: an exited agent waiting to be reaped (a zombie, state Z in /proc) counts as gone. */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
-
-/**
- * Waits until the agent's socket stops answering and, when its pid is known,
- * until the agent process is gone: the agent closes its socket first and
- * releases the attachment last, so returning on the socket alone let a
- * following `stowage mount` of an RWO volume be refused by the attachment
- * that was still being released.
- */
-async function waitGone(handle: MountHandle, ms: number, pid?: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (!(await isRunning(handle)) && (pid === undefined || !processAlive(pid))) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Registers the mount commands. */
@@ -289,17 +194,13 @@ export function registerMountCommands(program: Command): void {
           () => undefined,
         );
         await handle.unmount({ force: opts.force === true });
-        await waitGone(handle, 15_000, pid);
+        await waitAgentGone(handle, 15_000, pid);
         printNote(`unmounted ${handle.mountPath}`);
       } catch (e) {
         if (!isStowageError(e, 'Unavailable')) throw e;
         // The agent is dead: clear the stale kernel mount and release its attachment with the tenant's token.
-        const config = readConfig(mountStateDir(handle.mountPath));
-        await new Promise<void>((done) =>
-          spawn('fusermount', ['-uz', handle.mountPath], { stdio: 'ignore' })
-            .on('exit', () => done())
-            .on('error', () => done()),
-        );
+        const config = readMountConfig(mountStateDir(handle.mountPath));
+        await lazyUnmount(handle.mountPath);
         if (config) {
           await clientOf(cmd.optsWithGlobals<GlobalOptions>())
             .request('POST', `/v1/attachments/${encodeURIComponent(config.attachmentId)}/release`, {

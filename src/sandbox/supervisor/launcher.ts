@@ -35,7 +35,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { nativeBuild } from '../../common/package-root.js';
 import type { SandboxCgroup } from '../host/cgroups.js';
-import { type IdRange, sandboxLaunchArgv } from '../host/launch-args.js';
+import { type IdRange, type SandboxMount, sandboxLaunchArgv } from '../host/launch-args.js';
 import { openSeccompFile } from '../host/seccomp.js';
 import { AgentClient } from '../protocol/agent-client.js';
 
@@ -127,6 +127,23 @@ export interface LaunchOptions {
   hostname?: string;
   /** Run by the agent for its commands unless an exec says otherwise. */
   env?: Record<string, string>;
+  /**
+   * Host directories (a volume's FUSE mount point) bound at `path` inside, read-only when `readOnly`; a
+   * `controlSocket` (a host Unix socket) appears inside as `volumeControlDir(index)/control.sock`, alone.
+   */
+  volumes?: LaunchVolume[];
+}
+
+export interface LaunchVolume {
+  hostPath: string;
+  path: string;
+  readOnly: boolean;
+  controlSocket?: string;
+}
+
+/** Where the control socket of `volumes[index]` appears inside the sandbox (read-only, under AGENT_MOUNT). */
+export function volumeControlDir(index: number): string {
+  return `${AGENT_MOUNT}/volumes/${index}`;
 }
 
 export interface LaunchedSandbox {
@@ -137,7 +154,8 @@ export interface LaunchedSandbox {
 
 /**
  * The first hop, run by host root in a private mount namespace. Arguments: the cgroup.procs files (":"-separated),
- * the sandbox root, the agent's code, the Node binary, the runtime library directory, then the launch argv.
+ * the sandbox root, the agent's code, the Node binary, the runtime library directory, the number of volumes and
+ * for each its host path and control socket ('' for none), then the launch argv.
  */
 const HOP = `set -e
 IFS=:
@@ -152,11 +170,26 @@ echo '{"type":"module"}' > /mnt/stowage/package.json
 mount --bind "$4" /mnt/stowage/node
 mount --bind "$5" /mnt/stowage/lib
 shift 5
+i=0
+n=$1
+shift
+while [ $i -lt $n ]; do
+  mkdir -p /mnt/volumes/$i
+  mount --bind "$1" /mnt/volumes/$i
+  if [ -n "$2" ]; then
+    mkdir -p /mnt/stowage/volumes/$i
+    : > /mnt/stowage/volumes/$i/control.sock
+    mount --bind "$2" /mnt/stowage/volumes/$i/control.sock
+  fi
+  shift 2
+  i=$((i + 1))
+done
 exec "$@"`;
 
 /** Starts the sandbox's agent and resolves once it is ready (or rejects with what it printed). */
 export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_000): Promise<LaunchedSandbox> {
   const rt = hostNodeRuntime();
+  const volumes = options.volumes ?? [];
   const seccomp = openSeccompFile();
   try {
     const loader = `${AGENT_MOUNT}/lib/${basename(rt.loader)}`;
@@ -167,6 +200,13 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         { kind: 'proc', target: '/proc' },
         { kind: 'dev', target: '/dev' },
         { kind: 'ro-bind', source: '/mnt/stowage', target: AGENT_MOUNT },
+        ...volumes.map(
+          (v, i): SandboxMount => ({
+            kind: v.readOnly ? 'ro-bind' : 'bind',
+            source: `/mnt/volumes/${i}`,
+            target: v.path,
+          }),
+        ),
       ],
       command: [
         loader,
@@ -203,6 +243,8 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         SANDBOX_CODE,
         rt.node,
         runtimeLibDir(options.cacheDir, rt),
+        String(volumes.length),
+        ...volumes.flatMap((v) => [v.hostPath, v.controlSocket ?? '']),
         ...argv,
       ],
       { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccomp.fd] },

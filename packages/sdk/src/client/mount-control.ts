@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { NotFoundError, UnavailableError } from '../common/errors.js';
+import { ForbiddenError, NotFoundError, UnavailableError } from '../common/errors.js';
 import {
   AGENT_LOG,
   CONTROL_SOCKET,
@@ -29,9 +29,16 @@ export type { MountCommitResult, MountReloadResult, MountStatus, OverwrittenPath
 
 export class MountHandle {
   readonly mountPath: string;
+  readonly #stateDir: string | undefined;
 
-  constructor(mountPath: string) {
+  /**
+   * `options.stateDir` names the agent's state dir when the caller knows it
+   * (a sandbox's supervisor: its mounts name the sandbox's socket directory
+   * as their source, not the state dir).
+   */
+  constructor(mountPath: string, options: { stateDir?: string } = {}) {
     this.mountPath = resolve(mountPath);
+    this.#stateDir = options.stateDir;
   }
 
   /**
@@ -40,6 +47,7 @@ export class MountHandle {
    * where this environment's state root puts it.
    */
   get socketPath(): string {
+    if (this.#stateDir !== undefined) return join(resolve(this.#stateDir), CONTROL_SOCKET);
     let table = '';
     try {
       table = readFileSync('/proc/self/mounts', 'utf8');
@@ -86,6 +94,12 @@ export class MountHandle {
           fail(
             new UnavailableError(
               `the mount agent of ${this.mountPath} is not running (${e.code}); run \`stowage mount\` on the path again to recover its uncommitted changes`,
+            ),
+          );
+        else if (e.code === 'EACCES')
+          fail(
+            new ForbiddenError(
+              `no permission to use the control socket of ${this.mountPath} (${socketPath}): only the user who mounted it (in a sandbox, its root) may commit, reload or unmount it`,
             ),
           );
         else fail(broken(e.code ?? e.message));

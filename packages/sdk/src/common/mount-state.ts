@@ -50,6 +50,8 @@ export function stateDirFromMountTable(table: string, mountPath: string): string
 export const MOUNT_CONFIG_FILE = 'config.json';
 export const CONTROL_SOCKET = 'control.sock';
 export const AGENT_LOG = 'agent.log';
+/** The guest control socket of a mount bound into a sandbox (MountConfig.guest): status, commit and reload only. */
+export const GUEST_CONTROL_SOCKET = 'guest.sock';
 
 /** Descriptors of uncommitted files' data an agent keeps open at most, by default (`--open-files`). */
 export const DEFAULT_OPEN_FILES = 256;
@@ -77,6 +79,25 @@ export interface MountConfig {
   gid?: number;
   /** Data-file descriptors the agent keeps open at most (mount/fd-cache.ts); its default when absent. */
   openFiles?: number;
+  /** Set for a volume mounted into a sandbox (sandbox/supervisor/volume-mounts.ts). */
+  guest?: GuestControl;
+}
+
+/**
+ * How a sandbox reaches the mount's agent without any credential: the agent
+ * serves a second control socket (GUEST_CONTROL_SOCKET in its state dir,
+ * owned by uid/gid, mode 0600) that answers status, commit and reload only,
+ * and names `controlDir` as its FUSE source instead of its state dir, so
+ * `Volume.fromMount` inside the sandbox looks for `controlDir/control.sock`,
+ * where the launcher binds that guest socket (and nothing else of the state dir).
+ */
+export interface GuestControl {
+  uid: number;
+  gid: number;
+  /** The directory, as the sandbox sees it, holding the bound socket as `control.sock`. */
+  controlDir: string;
+  /** The mount's path inside the sandbox (what the guest's status reports instead of the host path). */
+  mountPath: string;
 }
 
 /** GET /status of the control socket. */

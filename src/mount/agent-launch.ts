@@ -1,0 +1,152 @@
+/**
+ * @module mount/agent-launch
+ * Starting a mount agent from a ready attachment, the one way `stowage
+ * mount` (cli/commands/mount-commands.ts) and a sandbox's supervisor
+ * (sandbox/supervisor/volume-mounts.ts) both do it: the config (with the
+ * attachment's scoped token, never the tenant's) is written 0600 into the
+ * mount's state dir, the agent (agent-main.ts) is spawned on this Node with
+ * no STOWAGE_* setting, and the caller waits on its IPC channel for
+ * "mounted" or the error that kept it from mounting. Also how a caller
+ * waits for an agent to be gone after an unmount.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError, UnavailableError, errorFromCode } from '@stowage/sdk/common/errors.js';
+import { AGENT_LOG, MOUNT_CONFIG_FILE, type MountConfig } from '@stowage/sdk/common/mount-state.js';
+import type { MountHandle } from '@stowage/sdk/client/mount-control.js';
+
+/** How long a start waits for the agent to mount, by default. */
+export const AGENT_START_TIMEOUT_MS = 60_000;
+
+const AGENT_MAIN = fileURLToPath(new URL('./agent-main.js', import.meta.url));
+
+/** The config an earlier agent of this state dir ran with (kept for a restart after a crash), if any. */
+export function readMountConfig(stateDir: string): MountConfig | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, MOUNT_CONFIG_FILE), 'utf8')) as MountConfig;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses to mount `volume` over a state dir whose overlay may hold another
+ * volume's uncommitted changes (they would be replayed onto the wrong tree).
+ */
+export function checkOverlayBelongsTo(stateDir: string, mountPath: string, volume: string): void {
+  const previous = readMountConfig(stateDir);
+  if (previous && previous.volume !== volume && existsSync(join(stateDir, 'overlay')))
+    throw new InvalidArgumentError(
+      `${mountPath} was last mounted from volume "${previous.volume}" and may hold its uncommitted changes: mount "${previous.volume}" there to recover them, or delete ${stateDir}`,
+    );
+}
+
+/** Writes the agent's config into its state dir (0700), readable by root and the mount's owner only (0600). */
+export function writeMountConfig(stateDir: string, config: MountConfig): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(stateDir, MOUNT_CONFIG_FILE), JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+
+export interface StartedAgent {
+  pid: number;
+  /** The agent process; its IPC channel is closed once it mounted. */
+  child: ChildProcess;
+}
+
+/**
+ * Starts the agent of `stateDir` (its config written) and resolves once it
+ * mounted, or rejects with why not (the agent's own error, or its exit).
+ * `detached` puts it in its own session (the CLI's agents outlive the shell);
+ * otherwise it stays in the caller's process group, as a plain child.
+ */
+export function startMountAgent(
+  stateDir: string,
+  options: { detached: boolean; timeoutMs?: number },
+): Promise<StartedAgent> {
+  const timeoutMs = options.timeoutMs ?? AGENT_START_TIMEOUT_MS;
+  const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
+  // The agent gets no STOWAGE_* settings: it must never see the tenant's token (its own is in config.json).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
+  const child = spawn(process.execPath, [AGENT_MAIN, stateDir], {
+    detached: options.detached,
+    env,
+    stdio: ['ignore', log, log, 'ipc'],
+  });
+  closeSync(log);
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(
+        new UnavailableError(
+          `the mount agent did not start within ${timeoutMs / 1000} s; see ${join(stateDir, AGENT_LOG)}`,
+        ),
+      );
+    }, timeoutMs);
+    const exited = (code: number | null): void => {
+      clearTimeout(timer);
+      fail(
+        new UnavailableError(`the mount agent exited (code ${code}) before mounting; see ${join(stateDir, AGENT_LOG)}`),
+      );
+    };
+    child.once('exit', exited);
+    child.once('message', (m: { ok: boolean; pid?: number; error?: { code: string; message: string } }) => {
+      clearTimeout(timer);
+      child.off('exit', exited);
+      if (child.connected) child.disconnect();
+      if (m.ok) done({ pid: child.pid ?? 0, child });
+      else fail(errorFromCode(m.error?.code ?? 'Internal', m.error?.message ?? 'the mount agent failed'));
+    });
+  });
+}
+
+/** Whether the agent behind `handle` answers its control socket. */
+export async function agentAnswers(handle: MountHandle): Promise<boolean> {
+  try {
+    await handle.status();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `pid` still runs: an exited agent waiting to be reaped (a zombie, state Z in /proc) counts as gone. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Waits (at most `ms`) until the agent's socket stops answering and, when its
+ * pid is known, until the agent process is gone: the agent closes its socket
+ * first and releases the attachment last, so returning on the socket alone
+ * let a following mount of an RWO volume be refused by the attachment that
+ * was still being released.
+ */
+export async function waitAgentGone(handle: MountHandle, ms: number, pid?: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (!(await agentAnswers(handle)) && (pid === undefined || !processAlive(pid))) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** Lazily unmounts whatever FUSE mount is left at `path` (its agent died); resolves whatever happens. */
+export function lazyUnmount(path: string): Promise<void> {
+  return new Promise<void>((done) =>
+    spawn('fusermount', ['-uz', path], { stdio: 'ignore' })
+      .on('exit', () => done())
+      .on('error', () => done()),
+  );
+}

@@ -1,0 +1,270 @@
+/**
+ * @module sandbox/supervisor/volume-mounts
+ * The host side of a sandbox's volumes. For each RuntimeVolume (attached by
+ * the control plane, which minted its scoped token) the supervisor starts a
+ * mount agent, its own child, the same way `stowage mount` does
+ * (mount/agent-launch.ts), with no tenant token and no second attach:
+ *
+ *   <sandboxDir>/volumes/<n>         the FUSE mount point (bound at the volume's path inside)
+ *   <sandboxDir>/volume-state/<n>/   the agent's state dir (0700): config.json with the scoped
+ *                                    token, overlay/, cache/, agent.log, control.sock, guest.sock
+ *
+ * The mount lets other users in (`allow_other`), shows entries that record
+ * no owner as the sandbox's root (host uid/gid `ids.hostUid`), is read-only
+ * for a read-only volume and shows only the subpath. Its guest socket
+ * (owned by the sandbox's root; status, commit, reload, never unmount) is
+ * what the launcher binds inside, as `volumeControlDir(n)/control.sock`, the
+ * directory the mount names as its source: `Volume.fromMount(path)` inside
+ * finds it, and nothing else of the state dir is ever visible.
+ *
+ * Stopping commits what a writable mount holds, unmounts, and lets the agent
+ * release its attachment with its own token; an agent that is already gone
+ * is unmounted lazily and its attachment released (failed) with the token of
+ * its config. Starting a mount again with the same index resumes it: the
+ * overlay of a killed agent is replayed, as after a crash of `stowage mount`.
+ */
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, normalize } from 'node:path';
+import type * as wire from '@stowage/sdk/api/wire.js';
+import { InvalidArgumentError, isStowageError } from '@stowage/sdk/common/errors.js';
+import { GUEST_CONTROL_SOCKET, type MountConfig } from '@stowage/sdk/common/mount-state.js';
+import { Stowage } from '@stowage/sdk/client/http-client.js';
+import { MountHandle } from '@stowage/sdk/client/mount-control.js';
+import {
+  agentAnswers,
+  checkOverlayBelongsTo,
+  lazyUnmount,
+  readMountConfig,
+  type StartedAgent,
+  startMountAgent,
+  waitAgentGone,
+  writeMountConfig,
+} from '../../mount/agent-launch.js';
+import type { IdRange } from '../host/launch-args.js';
+import type { RuntimeVolume } from '../runtime.js';
+import { AGENT_MOUNT, type LaunchVolume, volumeControlDir } from './launcher.js';
+
+/** One volume mounted on the host for a sandbox. */
+export interface VolumeMount {
+  index: number;
+  volume: RuntimeVolume;
+  /** The FUSE mount point on the host. */
+  mountPath: string;
+  stateDir: string;
+  /** The agent's full control socket (host root only). */
+  handle: MountHandle;
+  pid: number;
+  /** What the launcher binds for this volume (LaunchOptions.volumes, in index order). */
+  launch: LaunchVolume;
+}
+
+export interface VolumeMountOptions {
+  /** The sandbox's id space: its root (hostUid/hostGid) owns what records no owner, and may use the guest socket. */
+  ids: IdRange;
+  /** Host name recorded in commit messages (default: this machine's). */
+  host?: string;
+  timeoutMs?: number;
+  /** Called when an agent this call started exits on its own (a crash, a kill): start the mount again to resume it. */
+  onAgentExit?: (mount: VolumeMount, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+/** Mounts being stopped on purpose: their agents' exits are not reported to onAgentExit. */
+const stopping = new WeakSet<VolumeMount>();
+
+/** What stopping one mount did. */
+export interface VolumeStopResult {
+  index: number;
+  volume: string;
+  /** The final commit, if anything was written since the last one. */
+  commit: { id: string; seq: number } | null;
+  /** Paths a best-effort final commit could not carry (they stay in the overlay on the host). */
+  skipped: string[];
+  /** Why the final commit or the unmount failed; the overlay then stays in the state dir. */
+  error?: string;
+}
+
+/** Where mount `index` of the sandbox whose directory is `sandboxDir` lives on the host. */
+export function volumeMountPaths(sandboxDir: string, index: number): { mountPath: string; stateDir: string } {
+  return {
+    mountPath: join(sandboxDir, 'volumes', String(index)),
+    stateDir: join(sandboxDir, 'volume-state', String(index)),
+  };
+}
+
+/** Paths a volume may not take inside: the root, and what the launcher mounts itself. */
+const RESERVED = [AGENT_MOUNT, '/proc', '/dev'];
+
+function checkVolume(v: RuntimeVolume): { subpath: string } {
+  const bad = (what: string) => new InvalidArgumentError(`volume ${JSON.stringify(v.volume)}: ${what}`);
+  if (typeof v.path !== 'string' || !v.path.startsWith('/') || normalize(v.path) !== v.path || v.path.endsWith('/'))
+    throw bad(`its path must be absolute and normalised, not ${JSON.stringify(v.path)}`);
+  if (v.path === '/' || v.path.includes('\0') || RESERVED.some((r) => v.path === r || v.path.startsWith(`${r}/`)))
+    throw bad(`it cannot be mounted at ${JSON.stringify(v.path)} (reserved: /, ${RESERVED.join(', ')})`);
+  const subpath = v.subpath ?? '/';
+  if (!subpath.startsWith('/') || subpath.includes('\0') || normalize(subpath) !== subpath)
+    throw bad(`its subpath must be an absolute, normalised path inside the volume, not ${JSON.stringify(subpath)}`);
+  return { subpath: subpath.length > 1 && subpath.endsWith('/') ? subpath.slice(0, -1) : subpath };
+}
+
+/** The mount's own client: the attachment's scoped token, nothing else. */
+function scopedClient(v: RuntimeVolume): Stowage {
+  return new Stowage({ url: v.serverUrl, token: v.token });
+}
+
+/**
+ * Mounts volume `index` of a sandbox on the host and resolves once the file
+ * system is up (or rejects with why not, its attachment released as failed).
+ * An agent of the same attachment that still runs is adopted (it is not this
+ * process's child, so its exit is not reported to onAgentExit); one of another
+ * attachment is unmounted first (its overlay is kept and replayed).
+ */
+export async function startVolumeMount(
+  sandboxDir: string,
+  index: number,
+  volume: RuntimeVolume,
+  options: VolumeMountOptions,
+): Promise<VolumeMount> {
+  const { subpath } = checkVolume(volume);
+  const { mountPath, stateDir } = volumeMountPaths(sandboxDir, index);
+  const handle = new MountHandle(mountPath, { stateDir });
+  const controlDir = volumeControlDir(index);
+  const mount = (pid: number): VolumeMount => ({
+    index,
+    volume,
+    mountPath,
+    stateDir,
+    handle,
+    pid,
+    launch: {
+      hostPath: mountPath,
+      path: volume.path,
+      readOnly: volume.readOnly,
+      controlSocket: join(stateDir, GUEST_CONTROL_SOCKET),
+    },
+  });
+  if (await agentAnswers(handle)) {
+    const status = await handle.status();
+    if (status.attachmentId === volume.attachmentId) return mount(status.pid);
+    await handle.unmount({ force: true });
+    await waitAgentGone(handle, 15_000, status.pid);
+  }
+  checkOverlayBelongsTo(stateDir, mountPath, volume.volume);
+  const client = scopedClient(volume);
+  try {
+    const info = await client.request<wire.Volume>('GET', `/v1/volumes/${encodeURIComponent(volume.volume)}`);
+    const config: MountConfig = {
+      serverUrl: volume.serverUrl,
+      volume: volume.volume,
+      volumeId: info.id,
+      attachmentId: volume.attachmentId,
+      token: volume.token,
+      host: options.host ?? hostname(),
+      mountPath,
+      subpath,
+      readOnly: volume.readOnly,
+      cacheSize: info.tuning.cacheSize,
+      bufferSize: info.tuning.bufferSize,
+      prefetch: info.tuning.prefetch,
+      writeback: info.tuning.writeback,
+      allowOther: true,
+      uid: options.ids.hostUid,
+      gid: options.ids.hostGid,
+      guest: { uid: options.ids.hostUid, gid: options.ids.hostGid, controlDir, mountPath: volume.path },
+    };
+    mkdirSync(join(sandboxDir, 'volumes'), { recursive: true, mode: 0o755 });
+    writeMountConfig(stateDir, config);
+    const started: StartedAgent = await startMountAgent(stateDir, {
+      detached: false,
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    });
+    const result = mount(started.pid);
+    started.child.once('exit', (code, signal) => {
+      if (!stopping.has(result)) options.onAgentExit?.(result, code, signal);
+    });
+    return result;
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    await client
+      .request('POST', `/v1/attachments/${encodeURIComponent(volume.attachmentId)}/release`, {
+        body: { failed: true, reason: `mount for a sandbox failed: ${reason}` },
+      })
+      .catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Mounts every volume of a sandbox, in order; on a failure unmounts those already up and rethrows. */
+export async function startVolumeMounts(
+  sandboxDir: string,
+  volumes: readonly RuntimeVolume[],
+  options: VolumeMountOptions,
+): Promise<VolumeMount[]> {
+  const mounts: VolumeMount[] = [];
+  try {
+    for (const [i, v] of volumes.entries()) mounts.push(await startVolumeMount(sandboxDir, i, v, options));
+  } catch (e) {
+    await stopVolumeMounts(mounts, 'the sandbox could not start');
+    throw e;
+  }
+  return mounts;
+}
+
+/**
+ * Ends one mount once the sandbox's processes are gone: a final commit of a
+ * writable mount (so nothing written inside is lost), then the unmount, after
+ * which the agent releases its attachment with its own token. When the final
+ * commit fails the mount is still unmounted (its overlay stays in the state
+ * dir) and the error is reported. Never throws.
+ */
+export async function stopVolumeMount(mount: VolumeMount, reason: string): Promise<VolumeStopResult> {
+  stopping.add(mount);
+  const result: VolumeStopResult = { index: mount.index, volume: mount.volume.volume, commit: null, skipped: [] };
+  const config = readMountConfig(mount.stateDir);
+  const pid = await mount.handle.status().then(
+    (s) => s.pid,
+    () => undefined,
+  );
+  if (pid === undefined) {
+    // The agent is gone: clear its dead mount and release its attachment with its own token.
+    await lazyUnmount(mount.mountPath);
+    if (config)
+      await scopedClient({ ...mount.volume, token: config.token, serverUrl: config.serverUrl })
+        .request('POST', `/v1/attachments/${encodeURIComponent(config.attachmentId)}/release`, {
+          body: { failed: true, reason: `mount agent not running when the sandbox ended (${reason})` },
+        })
+        .catch(() => undefined);
+    result.error = 'the mount agent was not running: uncommitted changes, if any, stay in its overlay';
+    return result;
+  }
+  if (!mount.volume.readOnly) {
+    try {
+      const res = await mount.handle.commit({ message: `sandbox ended: ${reason}` });
+      result.commit = res.commit;
+      result.skipped = res.skipped.map((s) => s.path);
+    } catch (e) {
+      result.error = `final commit failed: ${(e as Error).message}`;
+    }
+  }
+  try {
+    await mount.handle.unmount({ force: true });
+  } catch (e) {
+    // It ended between the two calls: the kernel mount may be left.
+    if (!isStowageError(e, 'Unavailable')) result.error ??= `unmount failed: ${(e as Error).message}`;
+  }
+  if (!(await waitAgentGone(mount.handle, 15_000, pid))) {
+    result.error ??= 'the mount agent did not exit after unmounting; killed';
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await lazyUnmount(mount.mountPath);
+  }
+  return result;
+}
+
+/** Ends every mount of a sandbox (in parallel; each one's failure is reported, not thrown). */
+export function stopVolumeMounts(mounts: readonly VolumeMount[], reason: string): Promise<VolumeStopResult[]> {
+  return Promise.all(mounts.map((m) => stopVolumeMount(m, reason)));
+}
