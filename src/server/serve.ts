@@ -62,8 +62,43 @@ export interface StartServerOptions {
   uploadExpiryMs?: number;
   /** Lease of mounted attachments and their tokens, in ms (default 60 s; tests shorten it). */
   attachmentLease?: number;
-  /** The sandbox host this server drives; without one, sandbox calls answer 503 (as with --no-sandboxes). */
+  /**
+   * The sandbox host this server drives: `'local'` runs this machine's host daemon in this process (when the
+   * machine cannot run sandboxes, every sandbox call answers 503 naming what is missing); `{ url, secret }`
+   * drives one started elsewhere with `stowage sandbox-host`. Default: none, and sandbox calls answer 503;
+   * `stowage serve` asks for `'local'` unless --no-sandboxes.
+   */
+  sandboxes?: 'local' | { url: string; secret: string };
+  /** Where this machine's sandbox host keeps built images (default `<dataDir>/images`). */
+  imageCacheDir?: string;
+  /** A sandbox runtime of the embedder's own (takes the place of `sandboxes`). */
   sandboxRuntime?: SandboxRuntime;
+}
+
+/** The sandbox runtime the options ask for, if any. */
+async function openSandboxRuntime(
+  options: StartServerOptions,
+  log: (line: string) => void,
+): Promise<SandboxRuntime | undefined> {
+  if (options.sandboxRuntime) return options.sandboxRuntime;
+  const which = options.sandboxes;
+  if (which === undefined) return undefined;
+  if (which === 'local') {
+    const [{ LocalSandboxHost }, { ImageStore }] = await Promise.all([
+      import('../sandbox/daemon/local-host.js'),
+      import('../sandbox/host/images.js'),
+    ]);
+    const host = await LocalSandboxHost.open({
+      dataDir: options.dataDir,
+      ...(options.imageCacheDir ? { images: new ImageStore({ dataDir: options.imageCacheDir }) } : {}),
+      log: (line) => log(`sandbox host: ${line}`),
+    });
+    log(`sandbox host: ${host.unavailable() ?? `this machine runs sandboxes (${host.liveIds().length} running)`}`);
+    return host;
+  }
+  const { HttpSandboxRuntime } = await import('../sandbox/runtime-http/runtime-client.js');
+  log(`sandbox host: ${which.url}`);
+  return new HttpSandboxRuntime({ url: which.url, secret: which.secret }, new URL(which.url).host);
 }
 
 /** A running server. */
@@ -156,11 +191,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     });
     opened.push(blobs);
 
+    const sandboxRuntime = await openSandboxRuntime(options, log);
+    if (sandboxRuntime && !options.sandboxRuntime) opened.push(sandboxRuntime);
     const engine = createEngine({
       metadata,
       blobs,
       ...(options.attachmentLease !== undefined ? { attachmentLease: options.attachmentLease } : {}),
-      ...(options.sandboxRuntime ? { sandboxRuntime: options.sandboxRuntime } : {}),
+      ...(sandboxRuntime ? { sandboxRuntime } : {}),
       // Mount agents of sandboxes reach the API where clients do (known once the server listens).
       serverUrl: () => baseUrl,
     });

@@ -7,11 +7,12 @@
  * Server and store modules (Hono, better-sqlite3) are loaded with dynamic
  * imports here only, so the SDK-only commands never load them.
  */
+import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { BLOBS_DIR, METADATA_FILE } from '../../common/data-dir.js';
-import { NotFoundError } from '@stowage/sdk/common/errors.js';
+import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { parseSize } from '@stowage/sdk/common/sizes.js';
 import type { VolumeEngine } from '../../engine/types.js';
 import { parseDuration, parsePort } from '../arg-parsers.js';
@@ -83,6 +84,10 @@ export function registerServerCommands(program: Command): void {
     .option('--port <port>', 'TCP port; 0 picks a free one', '7420')
     .option('--host <host>', 'interface to listen on (0.0.0.0 for all)', '127.0.0.1')
     .option('--public-url <url>', 'URL clients reach this server at, when not the listening address')
+    .option('--no-sandboxes', 'run no sandbox host here (volumes only; sandbox calls answer 503)')
+    .option('--image-cache <dir>', 'where this machine keeps built sandbox images (default: <data>/images)')
+    .option('--sandbox-host <url>', 'drive the sandbox host at this URL (`stowage sandbox-host` on another machine)')
+    .option('--sandbox-host-secret <file>', "that host's secret file (a copy of its <data>/host-secret)")
     .action(
       async (opts: {
         data?: string;
@@ -91,14 +96,27 @@ export function registerServerCommands(program: Command): void {
         publicUrl?: string;
         metadata?: string;
         blobs?: string;
+        sandboxes: boolean;
+        imageCache?: string;
+        sandboxHost?: string;
+        sandboxHostSecret?: string;
       }) => {
         const port = parsePort(opts.port);
         const dataDir = dataDirOf(opts.data);
+        if ((opts.sandboxHost === undefined) !== (opts.sandboxHostSecret === undefined))
+          throw new InvalidArgumentError('--sandbox-host and --sandbox-host-secret go together');
+        const sandboxes = !opts.sandboxes
+          ? undefined
+          : opts.sandboxHost !== undefined
+            ? { url: opts.sandboxHost, secret: readFileSync(opts.sandboxHostSecret!, 'utf8').trim() }
+            : ('local' as const);
         const { startServer } = await import('../../server/serve.js');
         const server = await startServer({
           dataDir,
           port,
           host: opts.host,
+          ...(sandboxes ? { sandboxes } : {}),
+          ...(opts.imageCache !== undefined ? { imageCacheDir: opts.imageCache } : {}),
           ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
           ...(opts.metadata !== undefined ? { metadataUrl: opts.metadata } : {}),
           ...(opts.blobs !== undefined ? { blobUrl: opts.blobs } : {}),

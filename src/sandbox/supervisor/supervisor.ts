@@ -6,10 +6,16 @@
  * ends in any way. It runs in its own process (supervisor-main), so the
  * sandbox outlives the host daemon that asked for it.
  *
+ * Its volumes are mounted on the host by mount agents it starts (its
+ * children, with the attachments' scoped tokens), then bound into the
+ * sandbox at their paths (volume-mounts).
+ *
  * Ending, whatever the cause, goes one way: every process of the cgroup is
  * killed, the agent's link closes (running execs are recorded as failed with
- * the reason), the state disk is unmounted and deleted, the cgroup removed,
- * and the final state written to `state.json`. Exec records stay.
+ * the reason), each writable volume gets a final commit and every volume is
+ * unmounted (its attachment released), the state disk is unmounted and
+ * deleted, the cgroup removed, and the final state written to `state.json`.
+ * Exec records stay.
  */
 import type { ChildProcess } from 'node:child_process';
 import { ConflictError } from '@stowage/sdk/common/errors.js';
@@ -22,6 +28,7 @@ import type { RuntimeState } from '../runtime.js';
 import { ExecRecords } from './exec-records.js';
 import { ExecService } from './exec-service.js';
 import { launchSandbox } from './launcher.js';
+import { type VolumeMount, startVolumeMounts, stopVolumeMounts } from './volume-mounts.js';
 import { type SupervisorSpec, runPaths, writeJsonFile } from './supervisor-files.js';
 
 const MiB = 1024 * 1024;
@@ -49,6 +56,7 @@ export class Supervisor {
   #agent: AgentClient | undefined;
   #child: ChildProcess | undefined;
   #cgroup: SandboxCgroup | undefined;
+  #mounts: VolumeMount[] = [];
   #timer: NodeJS.Timeout | undefined;
   #ending: Promise<RuntimeState> | undefined;
   #resolveEnded!: (state: RuntimeState) => void;
@@ -99,6 +107,12 @@ export class Supervisor {
     const { spec } = this;
     const disk = await createStateDisk(spec.dataDir, spec.id, spec.diskGib);
     const root = await mountRoot({ root: spec.imageRoot }, disk);
+    this.#mounts = await startVolumeMounts(disk.paths.dir, spec.volumes, {
+      ids: spec.ids,
+      // The sandbox's bind still holds the dead mount: the volume fails inside (ENOTCONN) until the sandbox ends.
+      onAgentExit: (m, code, signal) =>
+        this.log(`the mount agent of ${m.volume.volume} at ${m.volume.path} exited (${signal ?? `exit ${code}`})`),
+    });
     const cgroup = detectCgroups().group(spec.id);
     this.#cgroup = cgroup;
     cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
@@ -112,6 +126,7 @@ export class Supervisor {
       ids: spec.ids,
       hostname: sandboxHostname(spec.id),
       env,
+      volumes: this.#mounts.map((m) => m.launch),
     });
     this.#child = child;
     this.#agent = agent;
@@ -168,6 +183,11 @@ export class Supervisor {
       Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]),
     );
     this.#agent?.close(state.status === 'terminated' ? `the sandbox was terminated (${state.reason})` : state.reason!);
+    for (const r of await stopVolumeMounts(this.#mounts, state.reason ?? state.status)) {
+      const what = r.commit ? `committed ${r.commit.id.slice(0, 12)}` : 'nothing to commit';
+      this.log(`volume ${r.volume}: ${what}${r.skipped.length ? `, skipped ${r.skipped.join(', ')}` : ''}`);
+      if (r.error) problems.push(`volume ${r.volume}: ${r.error}`);
+    }
     await step('removing its state disk', () => destroyStateDisk(this.spec.dataDir, this.id));
     await step('removing its cgroup', () => this.#cgroup?.remove());
     for (const p of problems) this.log(`teardown: ${p}`);

@@ -1,0 +1,184 @@
+/**
+ * @module test/sandbox-api.test
+ * Sandboxes end to end, the way users reach them: the SDK's `Sandbox` over
+ * real HTTP to a server running this machine's sandbox host, with real
+ * supervisors, bwrap, cgroups, FUSE volume mounts and state disks. Covers a
+ * server restart (sandboxes keep running and are found again), volumes
+ * committed at terminate, access modes, timeouts and an out-of-memory kill.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Sandbox, Stowage, Volume } from '@stowage/sdk';
+import { startServer, type RunningServer } from '../src/server/serve.js';
+import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from './helpers/sandbox-images.js';
+
+let dataDir: string;
+let server: RunningServer;
+let client: Stowage;
+let token: string;
+const made: Sandbox[] = [];
+
+async function start(): Promise<RunningServer> {
+  return startServer({
+    dataDir,
+    port: 0,
+    host: '127.0.0.1',
+    log: () => undefined,
+    sandboxes: 'local',
+    imageCacheDir: TEST_IMAGES_DATA_DIR,
+  });
+}
+
+async function create(options: Parameters<typeof Sandbox.create>[0] = {}): Promise<Sandbox> {
+  const sb = await Sandbox.create({ client, image: { base: 'busybox' }, memoryMib: 256, diskGib: 1, ...options });
+  made.push(sb);
+  return sb;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+before(async () => {
+  await Promise.all([busyboxImage(), debianImage()]);
+  dataDir = await mkdtemp(join(tmpdir(), 'stowage-sb-api-'));
+  server = await start();
+  token = server.adminToken!;
+  client = new Stowage({ url: server.url, token });
+});
+
+after(async () => {
+  // Through the current server (handles made before a restart hold the old one's URL).
+  for (const sb of made) await (await Sandbox.connect(sb.id, { client })).terminate().catch(() => undefined);
+  await server?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('sandboxes through the API', () => {
+  it('creates a sandbox, runs commands with live output and stdin, and moves files', async () => {
+    const sb = await create({ env: { GREETING: 'hi' } });
+    assert.equal(sb.info.status, 'running');
+    assert.deepEqual(sb.info.envNames, ['GREETING']);
+    const run = await sb.exec('echo $GREETING; echo err >&2; exit 4');
+    const res = await run.wait();
+    assert.deepEqual([res.stdout, res.stderr, res.exitCode], ['hi\n', 'err\n', 4]);
+
+    const cat = await sb.exec(['cat'], { stdin: 'piped in' });
+    assert.equal((await cat.wait()).stdout, 'piped in');
+
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const info = await sb.write('/work/bytes.bin', bytes, { mode: 0o600 });
+    assert.equal(info.size, 256);
+    assert.equal(info.mode & 0o777, 0o600);
+    assert.deepEqual(await sb.read('/work/bytes.bin'), bytes);
+    assert.deepEqual(
+      (await sb.list('/work')).entries.map((e) => e.name),
+      ['bytes.bin'],
+    );
+    await assert.rejects(sb.read('/nope'), (e: Error & { code?: string }) => e.code === 'NotFound');
+    assert.equal((await sb.execs()).length, 2);
+
+    // Another client re-attaches to the output from an offset.
+    const other = await (await Sandbox.connect(sb.id, { client })).getExec(run.id);
+    let from1 = '';
+    for await (const p of other.output({ stdout: 1 })) if (p.stream === 'stdout') from1 += p.data;
+    assert.equal(from1, 'i\n');
+
+    await sb.terminate();
+    assert.equal(sb.info.status, 'terminated');
+    await assert.rejects(sb.exec('true'), (e: Error & { code?: string }) => e.code === 'Conflict');
+    assert.equal((await run.refresh()).exitCode, 4, 'exec records outlive the sandbox');
+  });
+
+  it('mounts a volume: files from the API are inside, work inside is committed at terminate, RWO holds', async () => {
+    const vol = await Volume.get('nb', { client, mintIfMissing: true });
+    await vol.files.write('/hello.txt', 'from the API');
+    const sb = await create({ volumes: { '/mnt/nb': vol } });
+    const read = await (await sb.exec('cat /mnt/nb/hello.txt; id -u; stat -c %u /mnt/nb/hello.txt')).wait();
+    assert.equal(read.stdout, 'from the API0\n0\n');
+    await (await sb.exec('echo made inside > /mnt/nb/inside.txt')).wait();
+    await sb.write('/mnt/nb/written.txt', 'through the files API');
+
+    await assert.rejects(create({ volumes: { '/data': 'nb' } }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'Conflict');
+      assert.match(e.message, new RegExp(sb.id));
+      return true;
+    });
+    const ro = await create({ volumes: { '/ro': { volume: 'nb', readOnly: true } } });
+    const denied = await (await ro.exec('echo x > /ro/nope.txt')).wait();
+    assert.notEqual(denied.exitCode, 0);
+    assert.match(denied.stderr, /Read-only/i);
+
+    await sb.terminate();
+    assert.equal((await vol.files.read('/inside.txt')).toString(), 'made inside\n');
+    assert.equal((await vol.files.read('/written.txt')).toString(), 'through the files API');
+    const attachments = await client.request<{ attachments: Array<{ host: string; state: string }> }>(
+      'GET',
+      '/v1/volumes/nb/attachments',
+      { query: { all: 'true' } },
+    );
+    const mine = attachments.attachments.filter((a) => a.host === `sandbox:${sb.id}`);
+    assert.deepEqual(
+      mine.map((a) => a.state),
+      ['released'],
+    );
+    await ro.terminate();
+  });
+
+  it('refuses bad mount paths before anything starts', async () => {
+    for (const path of ['/', 'relative', '/proc/x', '/a/../b', '/sys']) {
+      await assert.rejects(
+        Sandbox.create({ client, image: { base: 'busybox' }, volumes: { [path]: 'nb' } }),
+        (e: Error & { code?: string }) => e.code === 'InvalidArgument',
+        path,
+      );
+    }
+    const live = (await Sandbox.list({ client })).map((s) => s.id);
+    assert.deepEqual(
+      live.filter((id) => !made.some((m) => m.id === id)),
+      [],
+    );
+  });
+
+  it('keeps sandboxes running across a server restart, output re-attached from an offset', async () => {
+    const sb = await create();
+    const bg = await sb.exec('for i in 1 2 3 4 5; do echo tick$i; sleep 0.3; done', { background: true });
+    await server.close();
+    server = await start();
+    client = new Stowage({ url: server.url, token });
+    const again = await Sandbox.connect(sb.id, { client });
+    assert.equal(again.info.status, 'running');
+    const exec = await again.getExec(bg.id);
+    const { stdout } = await exec.wait();
+    assert.equal(stdout, 'tick1\ntick2\ntick3\ntick4\ntick5\n');
+    assert.equal((await (await again.exec('echo still here')).wait()).stdout, 'still here\n');
+    await again.terminate();
+  });
+
+  it('ends a sandbox at its timeout', async () => {
+    const sb = await create({ timeout: 2 });
+    const info = await until('the timeout', async () => {
+      const i = await sb.refresh();
+      return i.status === 'running' ? undefined : i;
+    });
+    assert.equal(info.status, 'terminated');
+    assert.equal(info.reason, 'timeout');
+  });
+
+  it('reports an out-of-memory kill on the exec, and the sandbox still answers', async () => {
+    const sb = await create({ image: { base: 'debian' }, memoryMib: 64 });
+    const res = await (await sb.exec(['python3', '-c', 'a = bytearray(256 << 20); print(len(a))'])).wait();
+    assert.equal(res.signal, 'SIGKILL');
+    assert.equal(res.record.oomKilled, true);
+    assert.equal((await (await sb.exec(['python3', '-c', 'print(6 * 7)'])).wait()).stdout, '42\n');
+  });
+});
