@@ -207,12 +207,20 @@ export function registerSandboxCommands(program: Command): void {
     .option('--timeout <duration>', 'kill the command after this long (default 10m; 0 for none)')
     .option('--background', 'start it and print its exec id (no default timeout)')
     .option('-i, --stdin', "pass this process's stdin to the command")
+    .option('-t, --tty', 'run it on a terminal sized like this one (with -i: an interactive shell, e.g. -it bash)')
     .option('--json', 'with --background: print the exec record as JSON')
     .action(
       async (
         id: string,
         argv: string[],
-        opts: Opts & { cwd?: string; env?: string[]; timeout?: string; background?: boolean; stdin?: boolean },
+        opts: Opts & {
+          cwd?: string;
+          env?: string[];
+          timeout?: string;
+          background?: boolean;
+          stdin?: boolean;
+          tty?: boolean;
+        },
         cmd: Command,
       ) => {
         const sb = await Sandbox.connect(id, { client: client(cmd) });
@@ -223,6 +231,7 @@ export function registerSandboxCommands(program: Command): void {
           ...(opts.timeout !== undefined ? { timeout: opts.timeout === '0' ? 0 : seconds(opts.timeout) } : {}),
           ...(opts.background ? { background: true } : {}),
           ...(opts.stdin ? { stdin: true } : {}),
+          ...(opts.tty ? { pty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } } : {}),
         });
         if (exec.record.status === 'failed')
           throw new InvalidArgumentError(`the command did not start: ${exec.record.error}`);
@@ -231,13 +240,24 @@ export function registerSandboxCommands(program: Command): void {
           else printLine(exec.id);
           return;
         }
+        const raw = opts.tty && opts.stdin && process.stdin.isTTY;
+        // Keys go to the remote terminal as they are typed (^C included), and resizes follow this terminal's.
+        if (raw) process.stdin.setRawMode(true);
+        const onResize = () => void exec.resize(process.stdout.rows, process.stdout.columns).catch(() => undefined);
+        if (opts.tty && process.stdout.isTTY) process.stdout.on('resize', onResize);
         if (opts.stdin) {
           void (async () => {
             for await (const chunk of process.stdin) await exec.writeStdin(chunk as Buffer);
             await exec.closeStdin();
           })().catch((e: unknown) => process.stderr.write(`stdin: ${(e as Error).message}\n`));
         }
-        const record = await stream(exec);
+        let record: ExecInfo;
+        try {
+          record = await stream(exec);
+        } finally {
+          if (raw) process.stdin.setRawMode(false);
+          process.stdout.off('resize', onResize);
+        }
         if (record.status === 'failed') process.stderr.write(`stowage: ${record.error ?? 'the command failed'}\n`);
         else if (record.timedOut) process.stderr.write('stowage: the command timed out and was killed\n');
         else if (record.oomKilled) process.stderr.write('stowage: the sandbox ran out of memory while it ran\n');
