@@ -245,16 +245,21 @@ export function registerSandboxCommands(program: Command): void {
         if (raw) process.stdin.setRawMode(true);
         const onResize = () => void exec.resize(process.stdout.rows, process.stdout.columns).catch(() => undefined);
         if (opts.tty && process.stdout.isTTY) process.stdout.on('resize', onResize);
+        let ended = false;
         if (opts.stdin) {
           void (async () => {
             for await (const chunk of process.stdin) await exec.writeStdin(chunk as Buffer);
             await exec.closeStdin();
-          })().catch((e: unknown) => process.stderr.write(`stdin: ${(e as Error).message}\n`));
+          })().catch((e: unknown) => {
+            // Once the command has ended, what was still being typed has nowhere to go: not an error.
+            if (!ended) process.stderr.write(`stowage: passing stdin on failed: ${(e as Error).message}\n`);
+          });
         }
         let record: ExecInfo;
         try {
           record = await stream(exec);
         } finally {
+          ended = true;
           if (raw) process.stdin.setRawMode(false);
           process.stdout.off('resize', onResize);
         }

@@ -96,3 +96,17 @@ export async function loopDevicesUnder(dir: string): Promise<LoopDevice[]> {
 export async function detachLoop(name: string): Promise<void> {
   await runOk(['losetup', '--detach', name], `detaching ${name}`);
 }
+
+/**
+ * Waits until no loop device is backed by a file under `dir`, up to `timeoutMs`; resolves with those left.
+ * The kernel clears a loop device after its file system is unmounted (or after a detach) asynchronously, so
+ * a teardown waits for it before it says it is done.
+ */
+export async function loopsGone(dir: string, timeoutMs = 5000): Promise<LoopDevice[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await loopDevicesUnder(dir);
+    if (left.length === 0 || Date.now() >= end) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -27,7 +27,7 @@ import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { runOk } from './host-command.js';
-import { detachLoop, isMountPoint, loopDevicesUnder, mountsUnder, unmountAllUnder } from './mounts.js';
+import { detachLoop, isMountPoint, loopDevicesUnder, loopsGone, mountsUnder, unmountAllUnder } from './mounts.js';
 import { SUBORDINATE_BASE } from './subordinate-ids.js';
 
 /** Folder of the per-sandbox state under a data dir. */
@@ -194,6 +194,7 @@ export async function mountRoot(image: { root: string }, disk: StateDisk): Promi
 /** Unmounts the root and the disk, keeping the disk's file (the sandbox's files stay for openStateDisk). */
 export async function closeStateDisk(disk: StateDisk): Promise<void> {
   await unmountAllUnder(disk.paths.dir);
+  await loopsGone(disk.paths.dir);
 }
 
 /** What a teardown did. */
@@ -217,6 +218,8 @@ export async function destroyStateDisk(dataDir: string, id: string): Promise<Tea
     await detachLoop(loop.name).catch(() => undefined);
     detachedLoops.push(loop.name);
   }
+  // A busy one (a file still open on a lazily unmounted disk) stays until released: do not wait long for it.
+  if (detachedLoops.length > 0) await loopsGone(paths.dir, 2000);
   // Nothing may be mounted under the directory now, or rm would reach through it.
   const left = await mountsUnder(paths.dir);
   if (left.length > 0)
