@@ -6,6 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -98,6 +99,26 @@ describe('sandbox host daemon', () => {
     assert.equal((await host.getExec(l.id, rec.id))?.exitCode, 3, 'exec records outlive the sandbox');
     await assert.rejects(host.exec(l.id, { argv: ['true'] }), /terminated/);
     assert.deepEqual(await host.terminate(l.id, 'again'), state, 'terminate is idempotent');
+  });
+
+  it("streams files of any size out of a sandbox (past the agent protocol's 64 MiB buffered read)", async () => {
+    const l = launch({ diskGib: 1 });
+    await host.create(l);
+    const made = await host.exec(l.id, {
+      argv: ['sh', '-c', 'dd if=/dev/urandom of=/big bs=1M count=80 2>/dev/null && sha256sum /big | cut -d" " -f1'],
+    });
+    let inside = '';
+    for await (const e of host.output(l.id, made.id, { stdout: 0, stderr: 0 })) if (!('end' in e)) inside += e.data;
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const b of await host.readFile(l.id, '/big')) {
+      hash.update(b as Buffer);
+      bytes += (b as Buffer).length;
+    }
+    assert.equal(bytes, 80 * 1024 * 1024);
+    assert.equal(hash.digest('hex'), inside.trim());
+    await assert.rejects(host.readFile(l.id, '/missing'), (e: Error & { code?: string }) => e.code === 'ENOENT');
+    await host.terminate(l.id, 'done');
   });
 
   it('runs a command on a terminal: stdin, resize with SIGWINCH, the exit code', async () => {

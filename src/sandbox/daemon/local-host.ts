@@ -12,11 +12,12 @@
  * what it left (state disk, mounts, loop device, cgroup). Exec records of
  * ended sandboxes stay readable for `RECORDS_KEPT_MS`.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { AlreadyExistsError, ConflictError, NotFoundError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import { detectCgroups } from '../host/cgroups.js';
@@ -50,6 +51,8 @@ export interface LocalHostOptions {
   images?: ImageStore;
   /** Where mount agents on this machine reach the Stowage API, when not where the control plane says (a remote host). */
   serverUrl?: string;
+  /** Supervisor processes kept started and waiting, so a create need not wait for Node to start (default 2). */
+  spares?: number;
   /** The probe's answer (default: probe this machine). */
   readiness?: HostReadiness;
   log?: (line: string) => void;
@@ -67,6 +70,9 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #terminating = new Set<string>();
   readonly #listeners: Array<(state: RuntimeState) => void> = [];
   readonly #watching = new AbortController();
+  readonly #spareCount: number;
+  #spares: ChildProcess[] = [];
+  #closed = false;
 
   private constructor(opts: LocalHostOptions, readiness: HostReadiness) {
     this.#dataDir = opts.dataDir;
@@ -75,13 +81,18 @@ export class LocalSandboxHost implements SandboxRuntime {
     this.#readiness = readiness;
     this.#log = opts.log ?? (() => undefined);
     this.#serverUrl = opts.serverUrl;
+    this.#spareCount = opts.spares ?? 2;
+    // One listener per running sandbox's event stream.
+    setMaxListeners(0, this.#watching.signal);
   }
 
   /** Probes the machine, finds the sandboxes still running from an earlier daemon, and sweeps what dead ones left. */
   static async open(opts: LocalHostOptions): Promise<LocalSandboxHost> {
     const host = new LocalSandboxHost(opts, opts.readiness ?? probeHost());
-    if (host.#readiness.ready) await host.#recover();
-    else host.#log(describeReadiness(host.#readiness));
+    if (host.#readiness.ready) {
+      await host.#recover();
+      host.#refillSpares();
+    } else host.#log(describeReadiness(host.#readiness));
     return host;
   }
 
@@ -140,6 +151,32 @@ export class LocalSandboxHost implements SandboxRuntime {
       this.#log(`swept what ended sandboxes left: ${JSON.stringify(swept)}`);
   }
 
+  /** Starts a supervisor process, detached, its output to `logPath`; `id` is a sandbox's, or `--spare`. */
+  #spawnSupervisor(logPath: string, id: string): ChildProcess {
+    const logFd = openSync(logPath, 'a', 0o600);
+    try {
+      return spawn(process.execPath, [SUPERVISOR_MAIN, this.#dataDir, id], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd, 'pipe'],
+      });
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  /** Starts spare supervisors up to the pool's size; one that exits unused leaves the pool. */
+  #refillSpares(): void {
+    while (!this.#closed && this.#spares.length < this.#spareCount) {
+      const spare = this.#spawnSupervisor(join(this.#dataDir, RUNS_DIR, 'spares.log'), '--spare');
+      spare.unref();
+      (spare.stdio[3] as Duplex).on('error', () => undefined);
+      spare.once('exit', () => {
+        this.#spares = this.#spares.filter((s) => s !== spare);
+      });
+      this.#spares.push(spare);
+    }
+  }
+
   /** The HTTP client of sandbox `id`'s supervisor, on its control socket. */
   #supervisor(id: string): HttpSandboxRuntime {
     return new HttpSandboxRuntime({ socketPath: runPaths(this.#dataDir, id).socket }, this.host);
@@ -195,18 +232,16 @@ export class LocalSandboxHost implements SandboxRuntime {
       volumes: launch.volumes.map((v) => (this.#serverUrl ? { ...v, serverUrl: this.#serverUrl } : v)),
     };
     writeJsonFile(paths.spec, spec);
-    const logFd = openSync(paths.log, 'a', 0o600);
-    let child: ReturnType<typeof spawn>;
-    try {
-      child = spawn(process.execPath, [SUPERVISOR_MAIN, this.#dataDir, launch.id], {
-        detached: true,
-        stdio: ['ignore', logFd, logFd, 'pipe'],
-      });
-    } finally {
-      closeSync(logFd);
-    }
+    const spare = this.#spares.shift();
+    let child: ChildProcess;
+    if (spare) {
+      child = spare;
+      (child.stdio[3] as Duplex).write(`${JSON.stringify({ id: launch.id })}\n`);
+    } else child = this.#spawnSupervisor(paths.log, launch.id);
     const answer = await startReport(child, START_TIMEOUT_MS);
     child.unref();
+    // The next spare starts after this create has its answer, not competing with it for the CPU.
+    setImmediate(() => this.#refillSpares());
     if ('error' in answer) throw new UnavailableError(`sandbox ${launch.id} could not start: ${answer.error}`);
     this.#adopt(launch.id, this.#supervisor(launch.id));
   }
@@ -317,13 +352,16 @@ export class LocalSandboxHost implements SandboxRuntime {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    // A spare holds no sandbox: it exits when its link closes.
+    for (const spare of this.#spares.splice(0)) (spare.stdio[3] as Duplex).destroy();
     this.#watching.abort();
     this.#live.clear();
   }
 }
 
 /** The supervisor's one-line report on fd 3: ready, or why not. */
-function startReport(child: ReturnType<typeof spawn>, timeoutMs: number): Promise<{ ready: true } | { error: string }> {
+function startReport(child: ChildProcess, timeoutMs: number): Promise<{ ready: true } | { error: string }> {
   return new Promise((resolve) => {
     let text = '';
     const pipe = child.stdio[3] as Readable;
@@ -335,8 +373,10 @@ function startReport(child: ReturnType<typeof spawn>, timeoutMs: number): Promis
       text += b.toString('utf8');
     });
     pipe.on('error', () => undefined);
-    pipe.on('close', () => {
+    // The supervisor ends its side after its one line (or dies without one).
+    const done = () => {
       clearTimeout(timer);
+      pipe.destroy();
       try {
         resolve(JSON.parse(text.trim()) as { ready: true } | { error: string });
       } catch {
@@ -344,6 +384,8 @@ function startReport(child: ReturnType<typeof spawn>, timeoutMs: number): Promis
           error: `the supervisor exited without a report (${text.trim().slice(0, 200) || 'no output'}); see its log`,
         });
       }
-    });
+    };
+    pipe.once('end', done);
+    pipe.once('close', done);
   });
 }

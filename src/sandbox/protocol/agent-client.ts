@@ -6,7 +6,7 @@
  * (every pending call fails) rather than being trusted.
  */
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import { z } from 'zod';
 import { FrameDecoder, MAX_BODY_BYTES, encodeFrame } from './frames.js';
 import type { AgentError, AgentFileInfo, AgentRequest, ExecRequest } from './messages.js';
@@ -240,6 +240,59 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (end.size !== have)
       throw new AgentCallError('EIO', `${path}: the agent sent ${have} bytes but said ${end.size}`);
     return Buffer.concat(pieces, have);
+  }
+
+  /**
+   * A file as a stream of any size. Resolves once the agent has started
+   * sending it (a refusal, such as ENOENT, rejects). While the reader is
+   * behind, the link is paused: the agent's writes then block and it pauses
+   * its read, so nothing piles up in memory (output of execs waits too).
+   */
+  readStream(path: string): Promise<Readable> {
+    let paused = false;
+    const resume = () => {
+      if (paused) {
+        paused = false;
+        this.link.resume();
+      }
+    };
+    const out = new Readable({ read: resume });
+    // A reader that stops early: the rest of the file is read and dropped, never held.
+    out.once('close', resume);
+    let have = 0;
+    return new Promise<Readable>((resolve, reject) => {
+      const done = this.#call(
+        (rid) => ({ op: 'file.read', rid, path }),
+        undefined,
+        (piece) => {
+          have += piece.length;
+          resolve(out);
+          if (out.destroyed) return;
+          if (!out.push(piece) && !paused) {
+            paused = true;
+            this.link.pause();
+          }
+        },
+      );
+      done.then(
+        (body) => {
+          let size: number | undefined;
+          try {
+            size = (JSON.parse(body.toString('utf8')) as { size?: number }).size;
+          } catch {
+            // checked below
+          }
+          if (size !== have)
+            out.destroy(new AgentCallError('EIO', `${path}: the agent sent ${have} bytes but said ${size}`));
+          else out.push(null);
+          resolve(out);
+        },
+        (e: unknown) => {
+          reject(e);
+          out.destroy(e as Error);
+        },
+      );
+    });
   }
 
   stat(path: string): Promise<AgentFileInfo> {

@@ -2,44 +2,85 @@
  * @module sandbox/supervisor/supervisor-main
  * Entry point of one sandbox's supervisor process:
  * `node supervisor-main.js <dataDir> <sandboxId>`. The host daemon starts it
- * detached (its own session, output to supervisor.log), so it and its
- * sandbox keep running when the daemon stops or restarts.
+ * detached (its own session), so it and its sandbox keep running when the
+ * daemon stops or restarts.
+ *
+ * With `--spare` instead of an id it loads everything and waits: the daemon
+ * keeps a few such spares so a create does not wait for Node to start (a
+ * third of a second); it sends the id as one JSON line on file descriptor 3
+ * (a socket pair), and a spare whose daemon goes away before that exits.
  *
  * It reads `spec.json`, starts the sandbox, serves its control socket, then
- * reports on file descriptor 3 (a pipe from the daemon) one JSON line,
- * `{"ready":true}` or `{"error":"why"}`, and closes it. It exits once the
- * sandbox has ended and been torn down. SIGTERM ends the sandbox cleanly.
+ * reports on file descriptor 3 one JSON line, `{"ready":true}` or
+ * `{"error":"why"}`, and closes it. It logs to the run's supervisor.log. It
+ * exits once the sandbox has ended and been torn down. SIGTERM ends the
+ * sandbox cleanly.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
 import { SupervisorRuntime } from './supervisor-runtime.js';
 import { type SupervisorSpec, readJsonFile, runPaths } from './supervisor-files.js';
 import { Supervisor } from './supervisor.js';
 
+/** Where log lines go: stdout until the sandbox is known, then its own supervisor.log. */
+let logFile: string | undefined;
+
 function log(line: string): void {
-  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  const text = `${new Date().toISOString()} ${line}\n`;
+  if (logFile) appendFileSync(logFile, text);
+  else process.stdout.write(text);
 }
 
-/** Says how the start went on fd 3; the daemon may be gone, which changes nothing. */
-function report(message: object): Promise<void> {
+/** The link to the daemon on fd 3 (a socket pair), or undefined when there is none. */
+function daemonLink(): Socket | undefined {
+  try {
+    const link = new Socket({ fd: 3, readable: true, writable: true });
+    link.on('error', () => undefined);
+    return link;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Says how the start went; the daemon may be gone, which changes nothing. */
+function report(link: Socket | undefined, message: object): Promise<void> {
   return new Promise((resolve) => {
-    let link: Socket;
-    try {
-      link = new Socket({ fd: 3, readable: false, writable: true });
-    } catch {
-      resolve();
-      return;
-    }
-    link.on('error', () => resolve());
+    if (!link || link.destroyed) return resolve();
+    link.once('error', () => resolve());
     link.end(`${JSON.stringify(message)}\n`, () => resolve());
   });
 }
 
+/** A spare waits for the id of the sandbox it is to run (one JSON line); it exits if the daemon goes first. */
+function awaitAssignment(link: Socket | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    if (!link) process.exit(2);
+    let text = '';
+    const orphaned = () => process.exit(0);
+    const onData = (b: Buffer) => {
+      text += b.toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl === -1) return;
+      link.off('data', onData);
+      link.off('end', orphaned);
+      link.pause();
+      resolve((JSON.parse(text.slice(0, nl)) as { id: string }).id);
+    };
+    link.on('data', onData);
+    link.once('end', orphaned);
+  });
+}
+
+let link: Socket | undefined;
+
 async function main(): Promise<void> {
-  const [dataDir, id] = process.argv.slice(2);
-  if (!dataDir || !id) throw new Error('usage: supervisor-main <dataDir> <sandboxId>');
+  const [dataDir, which] = process.argv.slice(2);
+  if (!dataDir || !which) throw new Error('usage: supervisor-main <dataDir> <sandboxId | --spare>');
+  link = daemonLink();
+  const id = which === '--spare' ? await awaitAssignment(link) : which;
   const paths = runPaths(dataDir, id);
+  logFile = paths.log;
   const spec = readJsonFile<SupervisorSpec>(paths.spec);
   if (!spec) throw new Error(`no spec at ${paths.spec}`);
   writeFileSync(paths.pid, `${process.pid}\n`);
@@ -49,14 +90,14 @@ async function main(): Promise<void> {
     sup = await Supervisor.start(spec, log);
   } catch (e) {
     log(`could not start: ${(e as Error).stack ?? e}`);
-    await report({ error: (e as Error).message });
+    await report(link, { error: (e as Error).message });
     process.exit(1);
   }
   const server = await serveRuntimeOnSocket(new SupervisorRuntime(sup), paths.socket);
   process.on('SIGTERM', () => void sup.terminate('the host stopped its supervisor (SIGTERM)'));
   process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
-  await report({ ready: true });
+  await report(link, { ready: true });
   log(`sandbox ${id} is running`);
   const final = await sup.ended;
   log(`sandbox ${id} ended: ${final.status} (${final.reason ?? ''})`);
@@ -70,6 +111,6 @@ async function main(): Promise<void> {
 
 main().catch(async (e: unknown) => {
   log(`supervisor failed: ${(e as Error).stack ?? e}`);
-  await report({ error: (e as Error).message });
+  await report(link, { error: (e as Error).message });
   process.exit(1);
 });

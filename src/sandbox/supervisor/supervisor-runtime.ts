@@ -5,7 +5,7 @@
  * (runtime-http). Other ids are NotFound; creating is the daemon's job.
  */
 import { hostname } from 'node:os';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import type { OutputEvent, RuntimeExec, RuntimeState, SandboxRuntime } from '../runtime.js';
 import { execOutput } from './exec-records.js';
@@ -86,7 +86,7 @@ export class SupervisorRuntime implements SandboxRuntime {
   }
 
   async readFile(id: string, path: string) {
-    return Readable.from([await this.#check(id).agent.readFile(path)]);
+    return this.#check(id).agent.readStream(path);
   }
 
   async stat(id: string, path: string) {
