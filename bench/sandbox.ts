@@ -35,6 +35,7 @@ import { ExecRecords } from '../src/sandbox/supervisor/exec-records.js';
 import { ExecService } from '../src/sandbox/supervisor/exec-service.js';
 import { launchSandbox } from '../src/sandbox/supervisor/launcher.js';
 import { RUNS_DIR } from '../src/sandbox/supervisor/supervisor-files.js';
+import { DEFAULT_DISK_GIB } from '../src/sandbox/runtime.js';
 import { type RunningServer, startServer } from '../src/server/serve.js';
 import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from '../test/helpers/sandbox-images.js';
 import { randomFile } from './bench-server.js';
@@ -51,8 +52,8 @@ const big = process.argv.includes('--big');
 if (base !== 'busybox' && base !== 'debian') throw new Error(`--image is busybox or debian, not ${base}`);
 if (!(rounds >= 1) || !(parallel >= 1)) throw new Error('--rounds and --parallel are positive numbers');
 
-/** What every sandbox of the bench asks for (the disk holds the 256 MiB file of --big). */
-const SPEC = { image: { base }, cpu: 1, memoryMib: 512, diskGib: 1, timeout: 1800 } as const;
+/** What every sandbox of the bench asks for: the default disk (spare supervisors keep one formatted), room for --big. */
+const SPEC = { image: { base }, cpu: 1, memoryMib: 512, diskGib: DEFAULT_DISK_GIB, timeout: 1800 } as const;
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -11,14 +11,14 @@ import { posix } from 'node:path';
 import type * as wire from '@stowage/sdk/api/wire.js';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
 import { checkImageSpec, type CheckedImageSpec } from '../sandbox/host/image-spec.js';
-import type { RuntimeExec } from '../sandbox/runtime.js';
+import { DEFAULT_DISK_GIB, type RuntimeExec } from '../sandbox/runtime.js';
 
 /** Most volumes one sandbox mounts (SPEC section 5). */
 export const MAX_SANDBOX_VOLUMES = 8;
 export const SANDBOX_LIMITS = {
   cpu: { min: 0.1, default: 1 },
   memoryMib: { min: 64, max: 65536, default: 1024 },
-  diskGib: { min: 1, max: 64, default: 4 },
+  diskGib: { min: 1, max: 64, default: DEFAULT_DISK_GIB },
   timeout: { min: 1, max: 86400, default: 300 },
 } as const;
 /** Bounds of an environment: names and values are kept with the record and passed to every command. */

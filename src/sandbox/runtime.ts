@@ -15,6 +15,9 @@ import type { ExecRecord, Stream } from './supervisor/exec-records.js';
 
 export type { ExecRecord, Stream };
 
+/** The state disk size of a sandbox that asks for none (GiB); hosts keep spare disks of this size formatted. */
+export const DEFAULT_DISK_GIB = 4;
+
 /** A volume to mount in a sandbox: the control plane already attached it and minted its scoped token. */
 export interface RuntimeVolume {
   /** Where it appears inside the sandbox (validated by the control plane). */

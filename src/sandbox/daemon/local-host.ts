@@ -25,10 +25,18 @@ import { type HostReadiness, describeReadiness, probeHost } from '../host/host-p
 import { ImageStore } from '../host/images.js';
 import { checkSandboxId } from '../host/state-disk.js';
 import { sweep } from '../host/sweep.js';
-import type { OutputEvent, RuntimeExec, RuntimeState, SandboxLaunch, SandboxRuntime } from '../runtime.js';
+import {
+  DEFAULT_DISK_GIB,
+  type OutputEvent,
+  type RuntimeExec,
+  type RuntimeState,
+  type SandboxLaunch,
+  type SandboxRuntime,
+} from '../runtime.js';
 import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
 import {
   RUNS_DIR,
+  SPARES_DIR,
   type SupervisorSpec,
   readFinalState,
   runPaths,
@@ -146,16 +154,22 @@ export class LocalSandboxHost implements SandboxRuntime {
         .remove()
         .catch(() => undefined);
     }
+    // Disks formatted by spares that were killed before they could remove them.
+    const spares = join(this.#dataDir, SPARES_DIR);
+    for (const name of existsSync(spares) ? readdirSync(spares) : []) {
+      const pid = Number(/^disk-(\d+)\.img$/.exec(name)?.[1]);
+      if (!pid || !processExists(pid)) rmSync(join(spares, name), { force: true });
+    }
     const swept = await sweep({ dataDir: this.#dataDir, isLive: (id) => this.#live.has(id) });
     if (swept.sandboxes.length + swept.strayMounts.length + swept.strayLoops.length > 0)
       this.#log(`swept what ended sandboxes left: ${JSON.stringify(swept)}`);
   }
 
   /** Starts a supervisor process, detached, its output to `logPath`; `id` is a sandbox's, or `--spare`. */
-  #spawnSupervisor(logPath: string, id: string): ChildProcess {
+  #spawnSupervisor(logPath: string, ...args: string[]): ChildProcess {
     const logFd = openSync(logPath, 'a', 0o600);
     try {
-      return spawn(process.execPath, [SUPERVISOR_MAIN, this.#dataDir, id], {
+      return spawn(process.execPath, [SUPERVISOR_MAIN, this.#dataDir, ...args], {
         detached: true,
         stdio: ['ignore', logFd, logFd, 'pipe'],
       });
@@ -167,7 +181,11 @@ export class LocalSandboxHost implements SandboxRuntime {
   /** Starts spare supervisors up to the pool's size; one that exits unused leaves the pool. */
   #refillSpares(): void {
     while (!this.#closed && this.#spares.length < this.#spareCount) {
-      const spare = this.#spawnSupervisor(join(this.#dataDir, RUNS_DIR, 'spares.log'), '--spare');
+      const spare = this.#spawnSupervisor(
+        join(this.#dataDir, RUNS_DIR, 'spares.log'),
+        '--spare',
+        String(DEFAULT_DISK_GIB),
+      );
       spare.unref();
       (spare.stdio[3] as Duplex).on('error', () => undefined);
       spare.once('exit', () => {
@@ -357,6 +375,15 @@ export class LocalSandboxHost implements SandboxRuntime {
     for (const spare of this.#spares.splice(0)) (spare.stdio[3] as Duplex).destroy();
     this.#watching.abort();
     this.#live.clear();
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

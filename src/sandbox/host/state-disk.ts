@@ -23,7 +23,7 @@
  * unmounts (lazily when a file is still open), detaches the loop device and
  * deletes the directory. Sandbox ids are checked before any path is built.
  */
-import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '@stowage/sdk/common/errors.js';
 import { runOk } from './host-command.js';
@@ -110,8 +110,49 @@ async function mountDisk(paths: SandboxPaths): Promise<void> {
   await runOk(['mount', '-t', 'ext4', '-o', 'loop,nodev', '--', paths.image, paths.disk], 'mounting the state disk');
 }
 
-/** Creates and mounts a new state disk of `diskGib` for sandbox `id`. */
-export async function createStateDisk(dataDir: string, id: string, diskGib: number): Promise<StateDisk> {
+/**
+ * Makes a sparse file of `diskGib` holding an empty ext4 file system at `path` (created, not overwritten).
+ * Spare supervisors make one ahead, so a sandbox of that size need not wait for mkfs.
+ */
+export async function formatDiskImage(path: string, diskGib: number): Promise<number> {
+  const sizeBytes = diskBytes(diskGib);
+  const file = await open(path, 'wx', 0o600);
+  try {
+    await file.truncate(sizeBytes);
+  } finally {
+    await file.close();
+  }
+  // The file is sparse and reads as zeros: mkfs and the kernel need not zero inode tables or the journal.
+  // -m 0: sandbox root is not host root, so reserved blocks would only shrink the cap.
+  await runOk(
+    [
+      'mkfs.ext4',
+      '-q',
+      '-F',
+      '-m',
+      '0',
+      '-E',
+      'assume_storage_prezeroed=1,nodiscard',
+      '-L',
+      'stowage-state',
+      '--',
+      path,
+    ],
+    'making the state disk file system',
+  );
+  return sizeBytes;
+}
+
+/**
+ * Creates and mounts a new state disk of `diskGib` for sandbox `id`. `prepared`: a disk image of that size
+ * made by formatDiskImage, moved into place instead of making one (it must be on the same file system).
+ */
+export async function createStateDisk(
+  dataDir: string,
+  id: string,
+  diskGib: number,
+  prepared?: string,
+): Promise<StateDisk> {
   const paths = sandboxPaths(dataDir, id);
   const sizeBytes = diskBytes(diskGib);
   overlayPath(paths.dir);
@@ -124,27 +165,8 @@ export async function createStateDisk(dataDir: string, id: string, diskGib: numb
     throw e;
   }
   try {
-    const file = await open(paths.image, 'wx', 0o600);
-    await file.truncate(sizeBytes);
-    await file.close();
-    // The file is sparse and reads as zeros: mkfs and the kernel need not zero inode tables or the journal.
-    // -m 0: sandbox root is not host root, so reserved blocks would only shrink the cap.
-    await runOk(
-      [
-        'mkfs.ext4',
-        '-q',
-        '-F',
-        '-m',
-        '0',
-        '-E',
-        'assume_storage_prezeroed=1,nodiscard',
-        '-L',
-        'stowage-state',
-        '--',
-        paths.image,
-      ],
-      'making the state disk file system',
-    );
+    if (prepared !== undefined) await rename(prepared, paths.image);
+    else await formatDiskImage(paths.image, diskGib);
     await mountDisk(paths);
     await mkdir(paths.upper, { mode: 0o755 });
     await chown(paths.upper, SUBORDINATE_BASE, SUBORDINATE_BASE);

@@ -21,6 +21,8 @@ import { checkSandboxId } from '../host/state-disk.js';
 import type { RuntimeState, RuntimeVolume } from '../runtime.js';
 
 export const RUNS_DIR = 'sandbox-runs';
+/** Disks formatted ahead by spare supervisors (on the same file system as the sandboxes' disks). */
+export const SPARES_DIR = 'sandbox-spares';
 /** Longest path a unix socket can bind (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;
 

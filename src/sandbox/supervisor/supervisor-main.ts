@@ -9,6 +9,8 @@
  * keeps a few such spares so a create does not wait for Node to start (a
  * third of a second); it sends the id as one JSON line on file descriptor 3
  * (a socket pair), and a spare whose daemon goes away before that exits.
+ * While it waits it also formats a state disk of the usual size
+ * (`--spare GIB`), taken when the sandbox asks for that size.
  *
  * It reads `spec.json`, starts the sandbox, serves its control socket, then
  * reports on file descriptor 3 one JSON line, `{"ready":true}` or
@@ -16,11 +18,14 @@
  * exits once the sandbox has ended and been torn down. SIGTERM ends the
  * sandbox cleanly.
  */
-import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { formatDiskImage } from '../host/state-disk.js';
+import { DEFAULT_DISK_GIB } from '../runtime.js';
 import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
 import { SupervisorRuntime } from './supervisor-runtime.js';
-import { type SupervisorSpec, readJsonFile, runPaths } from './supervisor-files.js';
+import { SPARES_DIR, type SupervisorSpec, readJsonFile, runPaths } from './supervisor-files.js';
 import { Supervisor } from './supervisor.js';
 
 /** Where log lines go: stdout until the sandbox is known, then its own supervisor.log. */
@@ -74,10 +79,27 @@ function awaitAssignment(link: Socket | undefined): Promise<string> {
 
 let link: Socket | undefined;
 
+/** A spare formats a state disk of the usual size while it waits (removed if it exits unused). */
+async function spareDisk(dataDir: string, diskGib: number): Promise<{ path: string; diskGib: number } | undefined> {
+  const dir = join(dataDir, SPARES_DIR);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `disk-${process.pid}.img`);
+  process.on('exit', () => rmSync(path, { force: true }));
+  try {
+    await formatDiskImage(path, diskGib);
+    return { path, diskGib };
+  } catch (e) {
+    log(`spare disk not made: ${(e as Error).message}`);
+    rmSync(path, { force: true });
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
-  const [dataDir, which] = process.argv.slice(2);
-  if (!dataDir || !which) throw new Error('usage: supervisor-main <dataDir> <sandboxId | --spare>');
+  const [dataDir, which, spareGib] = process.argv.slice(2);
+  if (!dataDir || !which) throw new Error('usage: supervisor-main <dataDir> <sandboxId | --spare DISK_GIB>');
   link = daemonLink();
+  const spare = which === '--spare' ? spareDisk(dataDir, Number(spareGib ?? DEFAULT_DISK_GIB)) : undefined;
   const id = which === '--spare' ? await awaitAssignment(link) : which;
   const paths = runPaths(dataDir, id);
   logFile = paths.log;
@@ -87,7 +109,7 @@ async function main(): Promise<void> {
   log(`starting sandbox ${id}`);
   let sup: Supervisor;
   try {
-    sup = await Supervisor.start(spec, log);
+    sup = await Supervisor.start(spec, log, await spare);
   } catch (e) {
     log(`could not start: ${(e as Error).stack ?? e}`);
     await report(link, { error: (e as Error).message });

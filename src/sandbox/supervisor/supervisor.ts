@@ -92,10 +92,15 @@ export class Supervisor {
   }
 
   /** Makes and starts the sandbox; on failure removes whatever it made and rejects with why. */
-  static async start(spec: SupervisorSpec, log: (line: string) => void): Promise<Supervisor> {
+  /** `spareDisk`: a formatted disk image a spare made ahead, used when its size is the one asked for. */
+  static async start(
+    spec: SupervisorSpec,
+    log: (line: string) => void,
+    spareDisk?: { path: string; diskGib: number },
+  ): Promise<Supervisor> {
     const sup = new Supervisor(spec, log);
     try {
-      await sup.#start();
+      await sup.#start(spareDisk?.diskGib === spec.diskGib ? spareDisk.path : undefined);
     } catch (e) {
       await sup.#teardown({ id: spec.id, status: 'failed', reason: `could not start: ${(e as Error).message}` });
       throw e;
@@ -103,22 +108,30 @@ export class Supervisor {
     return sup;
   }
 
-  async #start(): Promise<void> {
+  async #start(preparedDisk: string | undefined): Promise<void> {
     const { spec } = this;
-    const disk = await createStateDisk(spec.dataDir, spec.id, spec.diskGib);
+    // Where start-up time goes, for the log: each step's end in ms since the start.
+    const t0 = performance.now();
+    const marks: string[] = [];
+    const mark = (step: string) => marks.push(`${step} ${Math.round(performance.now() - t0)}`);
+    const disk = await createStateDisk(spec.dataDir, spec.id, spec.diskGib, preparedDisk);
+    mark('disk');
     const root = await mountRoot({ root: spec.imageRoot }, disk);
+    mark('root');
     this.#mounts = await startVolumeMounts(disk.paths.dir, spec.volumes, {
       ids: spec.ids,
       // The sandbox's bind still holds the dead mount: the volume fails inside (ENOTCONN) until the sandbox ends.
       onAgentExit: (m, code, signal) =>
         this.log(`the mount agent of ${m.volume.volume} at ${m.volume.path} exited (${signal ?? `exit ${code}`})`),
     });
+    if (spec.volumes.length > 0) mark('volumes');
     const cgroup = detectCgroups().group(spec.id);
     this.#cgroup = cgroup;
     cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
     const cacheDir = join(spec.dataDir, 'sandbox-cache');
     mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
     const env = { ...BASE_ENV, ...spec.imageEnv, ...spec.env };
+    mark('cgroup');
     const { child, agent } = await launchSandbox({
       root,
       cacheDir,
@@ -128,6 +141,8 @@ export class Supervisor {
       env,
       volumes: this.#mounts.map((m) => m.launch),
     });
+    mark('agent ready');
+    this.log(`started (ms: ${marks.join(', ')})`);
     this.#child = child;
     this.#agent = agent;
     this.#execs = new ExecService(agent, this.records, { env, oomKills: () => cgroup.oomKills() });
