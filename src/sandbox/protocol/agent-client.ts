@@ -260,38 +260,41 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     // A reader that stops early: the rest of the file is read and dropped, never held.
     out.once('close', resume);
     let have = 0;
+    // Until the stream is handed over nobody listens to it: a failure then rejects, and must not emit 'error'.
+    let handedOver = false;
     return new Promise<Readable>((resolve, reject) => {
-      const done = this.#call(
+      const handOver = () => {
+        handedOver = true;
+        resolve(out);
+      };
+      const fail = (e: Error) => {
+        if (handedOver) out.destroy(e);
+        else reject(e);
+      };
+      this.#call(
         (rid) => ({ op: 'file.read', rid, path }),
         undefined,
         (piece) => {
           have += piece.length;
-          resolve(out);
+          handOver();
           if (out.destroyed) return;
           if (!out.push(piece) && !paused) {
             paused = true;
             this.link.pause();
           }
         },
-      );
-      done.then(
-        (body) => {
-          let size: number | undefined;
-          try {
-            size = (JSON.parse(body.toString('utf8')) as { size?: number }).size;
-          } catch {
-            // checked below
-          }
-          if (size !== have)
-            out.destroy(new AgentCallError('EIO', `${path}: the agent sent ${have} bytes but said ${size}`));
-          else out.push(null);
-          resolve(out);
-        },
-        (e: unknown) => {
-          reject(e);
-          out.destroy(e as Error);
-        },
-      );
+      ).then((body) => {
+        let size: number | undefined;
+        try {
+          size = (JSON.parse(body.toString('utf8')) as { size?: number }).size;
+        } catch {
+          // checked below
+        }
+        if (size !== have)
+          return fail(new AgentCallError('EIO', `${path}: the agent sent ${have} bytes but said ${size}`));
+        out.push(null);
+        handOver();
+      }, fail);
     });
   }
 
