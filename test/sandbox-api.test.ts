@@ -8,7 +8,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox, Stowage, Volume } from '@stowage/sdk';
@@ -162,6 +163,23 @@ describe('sandboxes through the API', () => {
     assert.equal(stdout, 'tick1\ntick2\ntick3\ntick4\ntick5\n');
     assert.equal((await (await again.exec('echo still here')).wait()).stdout, 'still here\n');
     await again.terminate();
+  });
+
+  it('records a sandbox whose supervisor was killed as failed, keeping what its volume held', async () => {
+    await Volume.get('crash', { client, mintIfMissing: true });
+    const sb = await create({ volumes: { '/mnt/c': 'crash' } });
+    await (await sb.exec('echo survived > /mnt/c/kept.txt')).wait();
+    const pid = Number(await readFile(join(dataDir, 'sandbox-runs', sb.id, 'supervisor.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const info = await until('the failure to be recorded', async () => {
+      const i = await sb.refresh();
+      return i.status === 'running' ? undefined : i;
+    });
+    assert.equal(info.status, 'failed');
+    assert.match(info.reason ?? '', /supervisor is gone/);
+    const vol = await Volume.get('crash', { client });
+    assert.equal((await vol.files.read('/kept.txt')).toString(), 'survived\n');
+    assert.equal(existsSync(join(dataDir, 'sandboxes', sb.id)), false, 'its state disk was removed');
   });
 
   it('ends a sandbox at its timeout', async () => {

@@ -23,7 +23,7 @@ import { AlreadyExistsError, ConflictError, NotFoundError, UnavailableError } fr
 import { detectCgroups } from '../host/cgroups.js';
 import { type HostReadiness, describeReadiness, probeHost } from '../host/host-probe.js';
 import { ImageStore } from '../host/images.js';
-import { checkSandboxId } from '../host/state-disk.js';
+import { checkSandboxId, destroyStateDisk, sandboxPaths } from '../host/state-disk.js';
 import { sweep } from '../host/sweep.js';
 import {
   DEFAULT_DISK_GIB,
@@ -34,11 +34,13 @@ import {
   type SandboxRuntime,
 } from '../runtime.js';
 import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
+import { orphanedVolumeMounts, stopVolumeMounts } from '../supervisor/volume-mounts.js';
 import {
   RUNS_DIR,
   SPARES_DIR,
   type SupervisorSpec,
   readFinalState,
+  readJsonFile,
   runPaths,
   writeJsonFile,
 } from '../supervisor/supervisor-files.js';
@@ -146,13 +148,7 @@ export class LocalSandboxHost implements SandboxRuntime {
       } catch {
         // not answering: gone
       }
-      this.#log(`sandbox ${id}: ${GONE}`);
-      writeJsonFile(paths.state, { id, status: 'failed', reason: GONE, endedAt: new Date().toISOString() });
-      new ExecRecords(paths.dir).markLost(`the sandbox ended: ${GONE}`);
-      await detectCgroups()
-        .group(id)
-        .remove()
-        .catch(() => undefined);
+      await this.#bury(id, false);
     }
     // Disks formatted by spares that were killed before they could remove them.
     const spares = join(this.#dataDir, SPARES_DIR);
@@ -212,8 +208,36 @@ export class LocalSandboxHost implements SandboxRuntime {
       } catch {
         // the supervisor went without saying how the sandbox ended
       }
-      if (!signal.aborted) this.#gone(id, readFinalState(this.#dataDir, id) ?? { id, status: 'failed', reason: GONE });
+      if (signal.aborted) return;
+      this.#gone(id, readFinalState(this.#dataDir, id) ?? (await this.#bury(id, true)));
     })();
+  }
+
+  /**
+   * Records a sandbox whose supervisor died without a final state as failed, its running execs as lost, and
+   * removes its cgroup and (`now`: at once, rather than by the next start's sweep) its mounts and state disk.
+   */
+  async #bury(id: string, now: boolean): Promise<RuntimeState> {
+    this.#log(`sandbox ${id}: ${GONE}`);
+    const paths = runPaths(this.#dataDir, id);
+    const state: RuntimeState = { id, status: 'failed', reason: GONE, endedAt: new Date().toISOString() };
+    writeJsonFile(paths.state, state);
+    new ExecRecords(paths.dir).markLost(`the sandbox ended: ${GONE}`);
+    await detectCgroups()
+      .group(id)
+      .killAll()
+      .catch(() => undefined);
+    // Mount agents outlive a killed supervisor: what they hold is committed before anything is removed.
+    const spec = readJsonFile<SupervisorSpec>(paths.spec);
+    const sandboxDir = sandboxPaths(this.#dataDir, id).dir;
+    for (const r of await stopVolumeMounts(orphanedVolumeMounts(sandboxDir, spec?.volumes ?? []), GONE))
+      if (r.error) this.#log(`sandbox ${id}: volume ${r.volume}: ${r.error}`);
+    if (now) await destroyStateDisk(this.#dataDir, id).catch((e: unknown) => this.#log(`sandbox ${id}: ${e}`));
+    await detectCgroups()
+      .group(id)
+      .remove()
+      .catch(() => undefined);
+    return state;
   }
 
   #gone(id: string, state: RuntimeState): void {

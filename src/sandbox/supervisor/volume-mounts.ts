@@ -268,3 +268,22 @@ export async function stopVolumeMount(mount: VolumeMount, reason: string): Promi
 export function stopVolumeMounts(mounts: readonly VolumeMount[], reason: string): Promise<VolumeStopResult[]> {
   return Promise.all(mounts.map((m) => stopVolumeMount(m, reason)));
 }
+
+/**
+ * The volume mounts of a sandbox whose supervisor is gone, as they stand on the host, so they can be stopped
+ * the usual way (a final commit through an agent still running, the unmount, the release).
+ */
+export function orphanedVolumeMounts(sandboxDir: string, volumes: readonly RuntimeVolume[]): VolumeMount[] {
+  return volumes.map((volume, index) => {
+    const { mountPath, stateDir } = volumeMountPaths(sandboxDir, index);
+    return {
+      index,
+      volume,
+      mountPath,
+      stateDir,
+      handle: new MountHandle(mountPath, { stateDir }),
+      pid: 0,
+      launch: { hostPath: mountPath, path: volume.path, readOnly: volume.readOnly },
+    };
+  });
+}
