@@ -192,7 +192,8 @@ export async function runSteps(
         root,
         `${at} (aptInstall ${step.aptInstall.join(' ')})`,
         ['/bin/sh', '-c', script, 'apt', ...step.aptInstall],
-        { ...env, DEBIAN_FRONTEND: 'noninteractive' },
+        // Not the env steps' variables: apt runs with the host's network, on nothing the tenant chose.
+        { ...BASE_ENV, DEBIAN_FRONTEND: 'noninteractive' },
         true,
         opts,
       );

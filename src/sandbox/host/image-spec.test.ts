@@ -30,6 +30,23 @@ describe('image descriptions and their ids', () => {
       [{ base: 'alpine' }, /base/],
       [{ base: 'debian', steps: [{ aptInstall: ['-o', 'APT::Get::x=1'] }] }, /steps\.0\.aptInstall\.0/],
       [{ base: 'debian', steps: [{ aptInstall: ['curl; rm -rf /'] }] }, /Debian package name/],
+      [
+        {
+          base: 'debian',
+          steps: [
+            { runCommands: ['echo deb http://evil/ x y > /etc/apt/sources.list.d/x.list'] },
+            { aptInstall: ['curl'] },
+          ],
+        },
+        /steps\.1: aptInstall must come before any runCommands or copy step/,
+      ],
+      [
+        {
+          base: 'debian',
+          steps: [{ copy: { from: 'a', to: '/etc/apt/apt.conf.d/99hook' } }, { aptInstall: ['curl'] }],
+        },
+        /steps\.1/,
+      ],
       [{ base: 'debian', steps: [{ aptInstall: [] }] }, /aptInstall/],
       [{ base: 'debian', steps: [{ runCommands: ['echo \0'] }] }, /NUL/],
       [{ base: 'debian', steps: [{ env: { 'A=B': 'x' } }] }, /steps\.0\.env\.A=B/],

@@ -124,6 +124,15 @@ export function checkImageSpec(spec: unknown): CheckedImageSpec {
   }
   const r = imageSpecSchema.safeParse(spec);
   if (!r.success) fail(r.error.issues[0]!);
+  // apt runs with the host's network (the mirror is reachable only through it). After a step that ran the
+  // tenant's own commands or files, apt's binaries, configuration and hooks could be theirs: that code would
+  // then run with the host's network. So apt steps come first.
+  const firstOwn = r.data!.steps.findIndex((s) => 'runCommands' in s || 'copy' in s);
+  const lateApt = r.data!.steps.findIndex((s, i) => 'aptInstall' in s && firstOwn !== -1 && i > firstOwn);
+  if (lateApt !== -1)
+    throw new InvalidArgumentError(
+      `invalid image description at steps.${lateApt}: aptInstall must come before any runCommands or copy step (apt runs with the host's network, and must not run code an earlier step could have changed); move it up`,
+    );
   return r.data!;
 }
 
