@@ -13,6 +13,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox, Stowage, Volume } from '@stowage/sdk';
+import { detectCgroups } from '../src/sandbox/host/cgroups.js';
+import { SANDBOX_PIDS_MAX } from '../src/sandbox/supervisor/supervisor.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from './helpers/sandbox-images.js';
 
@@ -190,6 +192,29 @@ describe('sandboxes through the API', () => {
     });
     assert.equal(info.status, 'terminated');
     assert.equal(info.reason, 'timeout');
+  });
+
+  it('answers execs while the sandbox is out of processes, and recovers when they go', async () => {
+    const sb = await create({ memoryMib: 1024 });
+    const bomb = await sb.exec('while :; do sleep 1000 & done', { background: true });
+    const group = detectCgroups().group(sb.id);
+    await until('the process limit to be reached', async () =>
+      // The limit counts threads too (the agent has a dozen): processes stop a little below it.
+      group.processes().length >= SANDBOX_PIDS_MAX - 64 ? true : undefined,
+    );
+    // At the limit an exec still answers: it runs if a process slot is free at that instant, or fails saying so.
+    const answered = await Promise.race([
+      (await sb.exec(['true'])).wait(),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000)),
+    ]);
+    assert.ok(answered, 'the exec answered');
+    if (answered.record.status === 'failed') assert.match(answered.record.error ?? '', /EAGAIN|resource/i);
+    await bomb.kill('SIGKILL');
+    const again = await until('processes to be free again', async () => {
+      const r = await (await sb.exec(['echo', 'back'])).wait();
+      return r.exitCode === 0 ? r : undefined;
+    });
+    assert.equal(again.stdout, 'back\n');
   });
 
   it('reports an out-of-memory kill on the exec, and the sandbox still answers', async () => {
