@@ -22,7 +22,9 @@ import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { formatDiskImage } from '../host/state-disk.js';
-import { DEFAULT_DISK_GIB } from '../runtime.js';
+import { NotFoundError } from '@stowage/sdk/common/errors.js';
+import { HttpSandboxRuntime } from '../runtime-http/runtime-client.js';
+import { DEFAULT_DISK_GIB, type SandboxRuntime } from '../runtime.js';
 import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
 import { SupervisorRuntime } from './supervisor-runtime.js';
 import { SPARES_DIR, type SupervisorSpec, readJsonFile, runPaths } from './supervisor-files.js';
@@ -95,11 +97,40 @@ async function spareDisk(dataDir: string, diskGib: number): Promise<{ path: stri
   }
 }
 
+/**
+ * A spare runs its control API once on a throwaway socket, against a runtime that knows no sandbox, so the
+ * first real calls (create's first exec) do not pay for compiling the HTTP and routing code (20-30 ms).
+ */
+async function warmUp(dataDir: string): Promise<void> {
+  const socket = join(dataDir, SPARES_DIR, `warm-${process.pid}.sock`);
+  const none = new Proxy({} as SandboxRuntime, {
+    get: (_, key) => {
+      if (key === 'host') return 'warm-up';
+      if (key === 'unavailable' || key === 'onEnded') return () => undefined;
+      return async () => {
+        throw new NotFoundError('warm-up');
+      };
+    },
+  });
+  const server = await serveRuntimeOnSocket(none, socket);
+  try {
+    const client = new HttpSandboxRuntime({ socketPath: socket }, 'warm-up');
+    await client.exec('sb_warm', { argv: ['true'] }).catch(() => undefined);
+    await client.execs('sb_warm').catch(() => undefined);
+    await client.state('sb_warm').catch(() => undefined);
+  } finally {
+    server.close();
+    server.closeAllConnections?.();
+    rmSync(socket, { force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const [dataDir, which, spareGib] = process.argv.slice(2);
   if (!dataDir || !which) throw new Error('usage: supervisor-main <dataDir> <sandboxId | --spare DISK_GIB>');
   link = daemonLink();
   const spare = which === '--spare' ? spareDisk(dataDir, Number(spareGib ?? DEFAULT_DISK_GIB)) : undefined;
+  if (which === '--spare') await warmUp(dataDir).catch((e: unknown) => log(`warm-up failed: ${e}`));
   const id = which === '--spare' ? await awaitAssignment(link) : which;
   const paths = runPaths(dataDir, id);
   logFile = paths.log;
