@@ -11,7 +11,9 @@
  */
 import type { Readable } from 'node:stream';
 import type { ImageSpec } from './host/image-spec.js';
+import type { AgentFileInfo } from './protocol/messages.js';
 import type { ExecRecord, Stream } from './supervisor/exec-records.js';
+import type { ExecOptions } from './supervisor/exec-service.js';
 
 export type { ExecRecord, Stream };
 
@@ -55,32 +57,14 @@ export interface RuntimeState {
   endedAt?: string;
 }
 
-/** What an exec asks for, once the control plane has checked it. */
-export interface RuntimeExec {
-  argv: string[];
-  cwd?: string;
-  env?: Record<string, string>;
-  background?: boolean;
-  /** Ms until the process group is killed; 0 for none; absent for the default. */
-  timeoutMs?: number;
-  stdin?: boolean;
-  /** Run on a pseudo-terminal of this size; its output arrives as stdout. */
-  pty?: { rows: number; cols: number };
-}
+/** What an exec asks for, once the control plane has checked it: what a supervisor's exec service runs. */
+export type RuntimeExec = ExecOptions;
 
 /** One piece of an exec's output, or the end of it (then every byte was sent). */
 export type OutputEvent = { stream: Stream; offset: number; data: Buffer } | { end: ExecRecord };
 
 /** A file in a sandbox as its agent reports it. */
-export interface RuntimeFileInfo {
-  name: string;
-  type: 'file' | 'directory' | 'symlink' | 'other';
-  size: number;
-  mode: number;
-  mtimeMs: number;
-  uid: number;
-  gid: number;
-}
+export type RuntimeFileInfo = AgentFileInfo;
 
 export interface SandboxRuntime {
   /** This host's name, as the records show it. */

@@ -35,15 +35,8 @@ import {
 } from '../runtime.js';
 import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
 import { orphanedVolumeMounts, stopVolumeMounts } from '../supervisor/volume-mounts.js';
-import {
-  RUNS_DIR,
-  SPARES_DIR,
-  type SupervisorSpec,
-  readFinalState,
-  readJsonFile,
-  runPaths,
-  writeJsonFile,
-} from '../supervisor/supervisor-files.js';
+import { RUNS_DIR, SPARES_DIR, type SupervisorSpec, readFinalState, runPaths } from '../supervisor/supervisor-files.js';
+import { readJsonFile, writeJsonFile } from '../../common/json-file.js';
 import { HttpSandboxRuntime, RuntimeUnreachableError } from '../runtime-http/runtime-client.js';
 
 const SUPERVISOR_MAIN = fileURLToPath(new URL('../supervisor/supervisor-main.js', import.meta.url));

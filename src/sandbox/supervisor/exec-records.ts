@@ -18,8 +18,6 @@ import {
   readSync,
   writeSync,
   fsyncSync,
-  renameSync,
-  writeFileSync,
   readFileSync,
   mkdirSync,
   readdirSync,
@@ -27,6 +25,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { NotFoundError } from '@stowage/sdk/common/errors.js';
+import { writeJsonFile } from '../../common/json-file.js';
 
 export type ExecStatus = 'running' | 'exited' | 'failed';
 
@@ -113,9 +112,7 @@ export class ExecLog extends EventEmitter<{ output: [stream: Stream]; end: [] }>
 }
 
 function writeRecord(dir: string, record: ExecRecord): void {
-  const temp = join(dir, '.record.json.tmp');
-  writeFileSync(temp, JSON.stringify(record));
-  renameSync(temp, join(dir, 'record.json'));
+  writeJsonFile(join(dir, 'record.json'), record);
 }
 
 /** The exec records of one sandbox, under `root` (the sandbox's state directory on the host). */

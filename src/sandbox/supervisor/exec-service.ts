@@ -18,7 +18,7 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** A long-lived process (a server): no default timeout. */
   background?: boolean;
-  /** Ms until the whole process group is killed; 0 for none. */
+  /** Ms until the whole process group is killed; 0 for none; absent for the default. */
   timeoutMs?: number;
   /** Keep stdin open for `writeStdin`. */
   stdin?: boolean;

@@ -14,8 +14,8 @@
  * and is deleted when the sandbox ends; this directory stays, so execs can be
  * read after the end, until the daemon prunes it.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJsonFile } from '../../common/json-file.js';
 import type { IdRange } from '../host/launch-args.js';
 import { checkSandboxId } from '../host/state-disk.js';
 import type { RuntimeState, RuntimeVolume } from '../runtime.js';
@@ -66,23 +66,6 @@ export interface SupervisorSpec {
   env: Record<string, string>;
   expiresAt: string;
   volumes: RuntimeVolume[];
-}
-
-/** Writes a JSON file atomically, readable by root only. */
-export function writeJsonFile(path: string, value: unknown): void {
-  const temp = `${path}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(value)}\n`, { mode: 0o600 });
-  renameSync(temp, path);
-}
-
-/** A JSON file's value, or undefined when it does not exist. */
-export function readJsonFile<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
 }
 
 /** The final state a supervisor recorded, if its sandbox has ended. */

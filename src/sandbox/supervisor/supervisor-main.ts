@@ -27,7 +27,8 @@ import { HttpSandboxRuntime } from '../runtime-http/runtime-client.js';
 import { DEFAULT_DISK_GIB, type SandboxRuntime } from '../runtime.js';
 import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
 import { SupervisorRuntime } from './supervisor-runtime.js';
-import { SPARES_DIR, type SupervisorSpec, readJsonFile, runPaths } from './supervisor-files.js';
+import { readJsonFile } from '../../common/json-file.js';
+import { SPARES_DIR, type SupervisorSpec, runPaths } from './supervisor-files.js';
 import { Supervisor } from './supervisor.js';
 
 /** Where log lines go: stdout until the sandbox is known, then its own supervisor.log. */

@@ -29,7 +29,8 @@ import { ExecRecords } from './exec-records.js';
 import { ExecService } from './exec-service.js';
 import { launchSandbox } from './launcher.js';
 import { type VolumeMount, startVolumeMounts, stopVolumeMounts } from './volume-mounts.js';
-import { type SupervisorSpec, runPaths, writeJsonFile } from './supervisor-files.js';
+import { writeJsonFile } from '../../common/json-file.js';
+import { type SupervisorSpec, runPaths } from './supervisor-files.js';
 
 const MiB = 1024 * 1024;
 /** Processes and threads a sandbox may hold at once (a fork bomb stops here, the host does not). */
