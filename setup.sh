@@ -45,8 +45,8 @@ command -v moto_server >/dev/null 2>&1 || echo "setup: note: moto_server not fou
 node -e 'const [maj] = process.versions.node.split(".").map(Number); if (maj < 20) { console.error(`setup: Node ${process.versions.node} found; Stowage needs Node 20 or newer`); process.exit(1); }'
 
 # npm ci is the reproducible install; skip it when node_modules was installed
-# from this exact lockfile and this native source (native/fuse3 and
-# native/pty-relay are compiled by the postinstall script).
+# from this exact lockfile and this native source (native/fuse3,
+# native/pty-relay and native/ns-attach are compiled by the postinstall script).
 lock_sum=$(cat package-lock.json scripts/build-native.mjs native/*/*.c native/*/binding.gyp | sha256sum | cut -d' ' -f1)
 if [ "$(cat node_modules/.stowage-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
   echo "setup: installing npm dependencies (npm ci; native addons compile from source, about a minute)"
@@ -55,8 +55,8 @@ if [ "$(cat node_modules/.stowage-lock-sha256 2>/dev/null)" != "$lock_sum" ]; th
 fi
 # A clone whose node_modules came from elsewhere (a worktree's symlink) has
 # not compiled its own native code yet.
-[ -f native/fuse3/build/Release/fuse3.node ] && [ -f native/pty-relay/build/Release/stowage-pty ] ||
-  node scripts/build-native.mjs
+[ -f native/fuse3/build/Release/fuse3.node ] && [ -f native/pty-relay/build/Release/stowage-pty ] &&
+  [ -f native/ns-attach/build/Release/stowage-attach ] || node scripts/build-native.mjs
 
 echo "setup: building"
 npm run build --silent

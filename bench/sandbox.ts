@@ -21,7 +21,6 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -29,12 +28,12 @@ import { join } from 'node:path';
 import { Sandbox, Stowage } from '@stowage/sdk';
 import { MiB } from '@stowage/sdk/common/sizes.js';
 import { detectCgroups } from '../src/sandbox/host/cgroups.js';
+import { attachToSandbox } from '../src/sandbox/host/ns-attach.js';
 import { SUBORDINATE_BASE, SUBORDINATE_COUNT } from '../src/sandbox/host/subordinate-ids.js';
-import { createStateDisk, destroyStateDisk, mountRoot } from '../src/sandbox/host/state-disk.js';
 import { ExecRecords } from '../src/sandbox/supervisor/exec-records.js';
 import { ExecService } from '../src/sandbox/supervisor/exec-service.js';
-import { launchSandbox } from '../src/sandbox/supervisor/launcher.js';
-import { RUNS_DIR } from '../src/sandbox/supervisor/supervisor-files.js';
+import { PreparedSandbox } from '../src/sandbox/supervisor/prepared-sandbox.js';
+import { RUNS_DIR, cgroupNameOf } from '../src/sandbox/supervisor/supervisor-files.js';
 import { DEFAULT_DISK_GIB } from '../src/sandbox/runtime.js';
 import { type RunningServer, startServer } from '../src/server/serve.js';
 import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from '../test/helpers/sandbox-images.js';
@@ -185,8 +184,10 @@ async function startup(client: Stowage): Promise<string[]> {
 
 /** The memory cgroup directory of sandbox `id` (v1: memory controller; v2: the unified group). */
 function cgroupMemory(id: string): { usage: number; procs: number[] } {
-  const v1 = `/sys/fs/cgroup/memory/stowage/${id}`;
-  const dir = existsSync(v1) ? v1 : detectCgroups().group(id).paths[0]!;
+  // A sandbox a spare prepared keeps the spare's cgroup name.
+  const name = cgroupNameOf(dataDir, id);
+  const v1 = `/sys/fs/cgroup/memory/stowage/${name}`;
+  const dir = existsSync(v1) ? v1 : detectCgroups().group(name).paths[0]!;
   const usageFile = existsSync(join(dir, 'memory.usage_in_bytes'))
     ? join(dir, 'memory.usage_in_bytes')
     : join(dir, 'memory.current');
@@ -331,9 +332,9 @@ async function belowHttp(): Promise<string[]> {
   const image = await (base === 'busybox' ? busyboxImage() : debianImage());
   const dir = join(dataDir, 'below-http');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const cgroups = detectCgroups();
   const ids = { hostUid: SUBORDINATE_BASE, hostGid: SUBORDINATE_BASE, count: SUBORDINATE_COUNT };
   const toReady: number[] = [];
+  const toClaimed: number[] = [];
   const toFirstExec: number[] = [];
   const roundTrips: number[] = [];
   let agentWrite = Number.NaN;
@@ -341,18 +342,21 @@ async function belowHttp(): Promise<string[]> {
   for (let i = 0; i < rounds; i++) {
     const id = `bench-${process.pid}-${i}`;
     const t0 = performance.now();
-    const disk = await createStateDisk(dir, id, SPEC.diskGib);
-    const cgroup = cgroups.group(id);
-    let sb: Awaited<ReturnType<typeof launchSandbox>> | undefined;
+    // What a cold start runs, and what a spare runs ahead of a create.
+    const sb = await PreparedSandbox.prepare({ dataDir: dir, slot: `${id}-prep`, imageRoot: image.root, ids, ...SPEC });
     try {
-      const root = await mountRoot(image, disk);
-      cgroup.setLimits({ cpuCores: SPEC.cpu, memoryBytes: SPEC.memoryMib * MiB, pidsMax: 512 });
-      sb = await launchSandbox({ root, cgroup, ids, cacheDir: join(dir, 'cache') });
       toReady.push(since(t0));
-      const execs = new ExecService(sb.agent, new ExecRecords(join(dir, 'records', id)));
+      await sb.warmUp();
+      // What a create that finds a spare waits for (without volumes, HTTP or the supervisor process).
+      const t1 = performance.now();
+      await sb.claim(id);
+      sb.cgroup.setLimits({ cpuCores: SPEC.cpu, memoryBytes: SPEC.memoryMib * MiB, pidsMax: 512 });
+      await attachToSandbox(sb.launched.pid, ids, { hostname: id });
+      toClaimed.push(since(t1));
+      const execs = new ExecService(sb.launched.agent, new ExecRecords(join(dir, 'records', id)));
       const first = await execs.exec({ argv: ['true'] });
       await execs.wait(first.id);
-      toFirstExec.push(since(t0));
+      toFirstExec.push(since(t1));
       if (i === 0) {
         for (let j = 0; j < 50; j++) {
           const t = performance.now();
@@ -363,25 +367,22 @@ async function belowHttp(): Promise<string[]> {
         // The agent's own file path (no HTTP, no supervisor): which layer the API's throughput is lost in.
         const bytes = randomBytes(64 * MiB);
         const w = performance.now();
-        await sb.agent.writeFile('/work/big.bin', bytes);
+        await sb.launched.agent.writeFile('/work/big.bin', bytes);
         agentWrite = since(w);
         const r = performance.now();
-        const back = await sb.agent.readFile('/work/big.bin');
+        const back = await sb.launched.agent.readFile('/work/big.bin');
         agentRead = since(r);
         if (!back.equals(bytes)) throw new Error('the agent read back other bytes than it wrote');
       }
     } finally {
-      sb?.agent.close('bench');
-      sb?.child.kill('SIGKILL');
-      if (sb) await once(sb.child, 'exit').catch(() => undefined);
-      await cgroup.remove();
-      await destroyStateDisk(dir, id);
+      await sb.discard();
     }
   }
   return [
     ...latencyHeader,
-    latencyRow('state disk, root, cgroup, launch -> agent ready', toReady),
-    latencyRow('... -> first exec done (exec service, no supervisor, no HTTP)', toFirstExec),
+    latencyRow('prepare: state disk, root, cgroup, launch -> agent ready (a cold start)', toReady),
+    latencyRow('claim a prepared sandbox: its id, limits, host name (a spare)', toClaimed),
+    latencyRow('claim -> first exec done (exec service, no supervisor, no HTTP)', toFirstExec),
     latencyRow('exec round trip (`true`) on the exec service', roundTrips),
     '',
     '| 64 MiB file, agent protocol alone (`agent.writeFile` of a buffer / `agent.readFile`) | write | read |',

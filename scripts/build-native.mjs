@@ -3,7 +3,9 @@
 // libfuse 3 low-level binding the mount agent serves its file system with
 // (loaded by src/mount/fuse/session.ts from native/fuse3/build/Release), and
 // native/pty-relay, the pseudo-terminal relay sandbox agents run `pty`
-// commands through (an executable, bound into every sandbox).
+// commands through (an executable, bound into every sandbox), and
+// native/ns-attach, the helper supervisors give running sandboxes their
+// volumes and host name with.
 // It uses the node-gyp npm bundles and Debian's libfuse3-dev + pkg-config
 // (./setup.sh installs them).
 import { spawnSync } from 'node:child_process';
@@ -41,7 +43,7 @@ function nodeDir() {
   return dir && dir !== 'undefined' && dir !== 'null' ? dir : undefined;
 }
 
-for (const addon of ['fuse3', 'pty-relay']) {
+for (const addon of ['fuse3', 'pty-relay', 'ns-attach']) {
   const cwd = join(root, 'native', addon);
   const args = [nodeGyp(), 'rebuild', '--loglevel=error'];
   const dir = nodeDir();

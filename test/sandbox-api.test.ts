@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox, Stowage, Volume } from '@stowage/sdk';
 import { detectCgroups } from '../src/sandbox/host/cgroups.js';
-import { SANDBOX_PIDS_MAX } from '../src/sandbox/supervisor/supervisor.js';
+import { SANDBOX_PIDS_MAX } from '../src/sandbox/supervisor/prepared-sandbox.js';
+import { cgroupNameOf } from '../src/sandbox/supervisor/supervisor-files.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from './helpers/sandbox-images.js';
 
@@ -197,7 +198,7 @@ describe('sandboxes through the API', () => {
   it('answers execs while the sandbox is out of processes, and recovers when they go', async () => {
     const sb = await create({ memoryMib: 1024 });
     const bomb = await sb.exec('while :; do sleep 1000 & done', { background: true });
-    const group = detectCgroups().group(sb.id);
+    const group = detectCgroups().group(cgroupNameOf(dataDir, sb.id));
     await until('the process limit to be reached', async () =>
       // The limit counts threads too (the agent has a dozen): processes stop a little below it.
       group.processes().length >= SANDBOX_PIDS_MAX - 64 ? true : undefined,

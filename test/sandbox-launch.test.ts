@@ -7,7 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type SandboxCgroup, detectCgroups } from '../src/sandbox/host/cgroups.js';
@@ -44,7 +44,17 @@ before(async () => {
   cgroup = detectCgroups().group(ID);
   cgroup.setLimits({ memoryBytes: 256 * 1024 * 1024, pidsMax: 128 });
   const t0 = performance.now();
-  sandbox = await launchSandbox({ root, cgroup, ids: TEST_IDS, hostname: 'sb-test', cacheDir: join(dataDir, 'cache') });
+  const guestDir = join(dataDir, 'guest');
+  mkdirSync(guestDir);
+  sandbox = await launchSandbox({
+    root,
+    cgroup,
+    ids: TEST_IDS,
+    hostname: 'sb-test',
+    cacheDir: join(dataDir, 'cache'),
+    guestDir,
+    sandboxesDir: join(dataDir, 'sandboxes'),
+  });
   launchMs = performance.now() - t0;
   records = new ExecRecords(join(dataDir, 'records'));
   execs = new ExecService(sandbox.agent, records);

@@ -10,7 +10,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -28,9 +28,11 @@ import {
   type LaunchedSandbox,
   launchSandbox,
 } from '../src/sandbox/supervisor/launcher.js';
+import { attachToSandbox } from '../src/sandbox/host/ns-attach.js';
 import {
   type VolumeMount,
   type VolumeStopResult,
+  exposeGuestSockets,
   startVolumeMount,
   startVolumeMounts,
   stopVolumeMount,
@@ -109,12 +111,20 @@ before(async () => {
   mounts = await startVolumeMounts(sandboxDir, volumes, { ids: TEST_IDS, host: 'test-host' });
   cgroup = detectCgroups().group(ID);
   cgroup.setLimits({ memoryBytes: 512 * 1024 * 1024, pidsMax: 256 });
+  const guestDir = join(sandboxDir, 'guest');
+  mkdirSync(guestDir);
   sandbox = await launchSandbox({
     root,
     cgroup,
     ids: TEST_IDS,
     cacheDir: join(dataDir, 'cache'),
-    volumes: [...mounts.map((m) => m.launch), { hostPath: SDK_DIR, path: '/sdk', readOnly: true }],
+    guestDir,
+    sandboxesDir: join(dataDir, 'sandboxes'),
+  });
+  // As a supervisor does: the volumes reach the running sandbox.
+  exposeGuestSockets(guestDir, mounts);
+  await attachToSandbox(sandbox.pid, TEST_IDS, {
+    binds: [...mounts.map((m) => m.bind), { source: SDK_DIR, target: '/sdk', readOnly: true }],
   });
   records = new ExecRecords(join(dataDir, 'records'));
   execs = new ExecService(sandbox.agent, records);

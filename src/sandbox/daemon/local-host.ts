@@ -14,7 +14,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
@@ -35,7 +35,16 @@ import {
 } from '../runtime.js';
 import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
 import { orphanedVolumeMounts, stopVolumeMounts } from '../supervisor/volume-mounts.js';
-import { RUNS_DIR, SPARES_DIR, type SupervisorSpec, readFinalState, runPaths } from '../supervisor/supervisor-files.js';
+import {
+  RUNS_DIR,
+  SPARES_DIR,
+  type SupervisorSpec,
+  cgroupNameOf,
+  readFinalState,
+  type SpareOrder,
+  runPaths,
+  spareSlotPid,
+} from '../supervisor/supervisor-files.js';
 import { readJsonFile, writeJsonFile } from '../../common/json-file.js';
 import { HttpSandboxRuntime, RuntimeUnreachableError } from '../runtime-http/runtime-client.js';
 
@@ -44,6 +53,8 @@ const SUPERVISOR_MAIN = fileURLToPath(new URL('../supervisor/supervisor-main.js'
 export const RECORDS_KEPT_MS = 7 * 24 * 3600_000;
 /** Longest a supervisor may take to start its sandbox (an image is built before, not in this time). */
 const START_TIMEOUT_MS = 120_000;
+/** How long closing the host waits for its spares to remove what they prepared. */
+const SPARE_EXIT_WAIT_MS = 10_000;
 const GONE = 'its supervisor is gone (the host restarted, or the supervisor crashed)';
 
 export interface LocalHostOptions {
@@ -74,7 +85,11 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #listeners: Array<(state: RuntimeState) => void> = [];
   readonly #watching = new AbortController();
   readonly #spareCount: number;
-  #spares: ChildProcess[] = [];
+  #spares: Array<{ child: ChildProcess; imageRoot: string | undefined }> = [];
+  /** Spares let go of, until they have exited. */
+  readonly #leaving = new Set<Promise<void>>();
+  /** The image spares prepare sandboxes of: the one this host started a sandbox of last. */
+  #warmImage: string | undefined;
   #closed = false;
 
   private constructor(opts: LocalHostOptions, readiness: HostReadiness) {
@@ -147,9 +162,18 @@ export class LocalSandboxHost implements SandboxRuntime {
     const spares = join(this.#dataDir, SPARES_DIR);
     for (const name of existsSync(spares) ? readdirSync(spares) : []) {
       const pid = Number(/^disk-(\d+)\.img$/.exec(name)?.[1]);
-      if (!pid || !processExists(pid)) rmSync(join(spares, name), { force: true });
+      if (!pid || !isSupervisor(pid)) rmSync(join(spares, name), { force: true });
     }
-    const swept = await sweep({ dataDir: this.#dataDir, isLive: (id) => this.#live.has(id) });
+    // A spare's prepared sandbox is under its slot's name until claimed; the sweep takes a dead one's state.
+    const isLive = (id: string) => this.#live.has(id) || isSupervisor(spareSlotPid(id));
+    const swept = await sweep({ dataDir: this.#dataDir, isLive });
+    for (const id of swept.sandboxes) {
+      if (spareSlotPid(id) > 0)
+        await detectCgroups()
+          .group(id)
+          .remove()
+          .catch(() => undefined);
+    }
     if (swept.sandboxes.length + swept.strayMounts.length + swept.strayLoops.length > 0)
       this.#log(`swept what ended sandboxes left: ${JSON.stringify(swept)}`);
   }
@@ -167,20 +191,49 @@ export class LocalSandboxHost implements SandboxRuntime {
     }
   }
 
-  /** Starts spare supervisors up to the pool's size; one that exits unused leaves the pool. */
+  /**
+   * Starts spare supervisors up to the pool's size, each preparing a sandbox of the warm image (when there is
+   * one); one that exits unused leaves the pool.
+   */
   #refillSpares(): void {
+    const imageRoot = this.#warmImage;
+    const order: SpareOrder = {
+      diskGib: DEFAULT_DISK_GIB,
+      ...(imageRoot !== undefined && this.#readiness.ready
+        ? { image: { root: imageRoot, ids: this.#readiness.ids } }
+        : {}),
+    };
     while (!this.#closed && this.#spares.length < this.#spareCount) {
-      const spare = this.#spawnSupervisor(
+      const child = this.#spawnSupervisor(
         join(this.#dataDir, RUNS_DIR, 'spares.log'),
         '--spare',
-        String(DEFAULT_DISK_GIB),
+        JSON.stringify(order),
       );
-      spare.unref();
-      (spare.stdio[3] as Duplex).on('error', () => undefined);
-      spare.once('exit', () => {
+      child.unref();
+      (child.stdio[3] as Duplex).on('error', () => undefined);
+      const spare = { child, imageRoot };
+      child.once('exit', () => {
         this.#spares = this.#spares.filter((s) => s !== spare);
       });
       this.#spares.push(spare);
+    }
+  }
+
+  /** A spare for a sandbox of `imageRoot`: one prepared for that image if there is one, else any. */
+  #takeSpare(imageRoot: string): ChildProcess | undefined {
+    const i = this.#spares.findIndex((s) => s.imageRoot === imageRoot);
+    const [spare] = this.#spares.splice(Math.max(i, 0), 1);
+    return spare?.child;
+  }
+
+  /** Makes `imageRoot` the image spares prepare; spares of another image are let go (they clean up and exit). */
+  #warm(imageRoot: string): void {
+    if (this.#warmImage === imageRoot) return;
+    this.#warmImage = imageRoot;
+    for (const spare of this.#spares.filter((s) => s.imageRoot !== imageRoot)) {
+      this.#spares = this.#spares.filter((s) => s !== spare);
+      const leaving = letGo(spare.child, SPARE_EXIT_WAIT_MS).finally(() => this.#leaving.delete(leaving));
+      this.#leaving.add(leaving);
     }
   }
 
@@ -216,20 +269,15 @@ export class LocalSandboxHost implements SandboxRuntime {
     const state: RuntimeState = { id, status: 'failed', reason: GONE, endedAt: new Date().toISOString() };
     writeJsonFile(paths.state, state);
     new ExecRecords(paths.dir).markLost(`the sandbox ended: ${GONE}`);
-    await detectCgroups()
-      .group(id)
-      .killAll()
-      .catch(() => undefined);
+    const cgroup = detectCgroups().group(cgroupNameOf(this.#dataDir, id));
+    await cgroup.killAll().catch(() => undefined);
     // Mount agents outlive a killed supervisor: what they hold is committed before anything is removed.
     const spec = readJsonFile<SupervisorSpec>(paths.spec);
     const sandboxDir = sandboxPaths(this.#dataDir, id).dir;
     for (const r of await stopVolumeMounts(orphanedVolumeMounts(sandboxDir, spec?.volumes ?? []), GONE))
       if (r.error) this.#log(`sandbox ${id}: volume ${r.volume}: ${r.error}`);
     if (now) await destroyStateDisk(this.#dataDir, id).catch((e: unknown) => this.#log(`sandbox ${id}: ${e}`));
-    await detectCgroups()
-      .group(id)
-      .remove()
-      .catch(() => undefined);
+    await cgroup.remove().catch(() => undefined);
     return state;
   }
 
@@ -267,7 +315,7 @@ export class LocalSandboxHost implements SandboxRuntime {
       volumes: launch.volumes.map((v) => (this.#serverUrl ? { ...v, serverUrl: this.#serverUrl } : v)),
     };
     writeJsonFile(paths.spec, spec);
-    const spare = this.#spares.shift();
+    const spare = this.#takeSpare(image.root);
     let child: ChildProcess;
     if (spare) {
       child = spare;
@@ -275,8 +323,11 @@ export class LocalSandboxHost implements SandboxRuntime {
     } else child = this.#spawnSupervisor(paths.log, launch.id);
     const answer = await startReport(child, START_TIMEOUT_MS);
     child.unref();
-    // The next spare starts after this create has its answer, not competing with it for the CPU.
-    setImmediate(() => this.#refillSpares());
+    // The next spares start after this create has its answer, not competing with it for the CPU.
+    setImmediate(() => {
+      this.#warm(image.root);
+      this.#refillSpares();
+    });
     if ('error' in answer) throw new UnavailableError(`sandbox ${launch.id} could not start: ${answer.error}`);
     this.#adopt(launch.id, this.#supervisor(launch.id));
   }
@@ -388,19 +439,36 @@ export class LocalSandboxHost implements SandboxRuntime {
 
   async close(): Promise<void> {
     this.#closed = true;
-    // A spare holds no sandbox: it exits when its link closes.
-    for (const spare of this.#spares.splice(0)) (spare.stdio[3] as Duplex).destroy();
+    // A spare runs no request's sandbox: when its link closes it removes what it prepared and exits.
+    await Promise.all([
+      ...this.#spares.splice(0).map((spare) => letGo(spare.child, SPARE_EXIT_WAIT_MS)),
+      ...this.#leaving,
+    ]);
     this.#watching.abort();
     this.#live.clear();
   }
 }
 
-function processExists(pid: number): boolean {
+/** Closes a spare's link, and resolves once it has exited (or after `waitMs`). */
+function letGo(spare: ChildProcess, waitMs: number): Promise<void> {
+  const exited =
+    spare.exitCode !== null || spare.signalCode !== null
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          spare.once('exit', () => resolve());
+          setTimeout(resolve, waitMs).unref();
+        });
+  (spare.stdio[3] as Duplex).destroy();
+  return exited;
+}
+
+/** Whether `pid` is a running supervisor process (a pid the kernel gave to something else since is not). */
+function isSupervisor(pid: number): boolean {
+  if (!(pid > 0)) return false;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(SUPERVISOR_MAIN);
+  } catch {
+    return false;
   }
 }
 

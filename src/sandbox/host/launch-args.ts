@@ -50,6 +50,8 @@ export interface LaunchSpec {
   command: readonly string[];
   /** The descriptor number, in the launched process, from which bwrap reads the seccomp program. */
   seccompFd: number;
+  /** A descriptor on which bwrap writes what it started (JSON with `child-pid`, the sandbox's first process). */
+  infoFd?: number;
   cwd?: string;
   hostname?: string;
   /** The whole environment of the sandboxed process (the host's is never passed through). */
@@ -153,6 +155,7 @@ export function sandboxLaunchArgv(spec: LaunchSpec): string[] {
       argv.push('--setenv', k, v);
     }
   }
+  if (spec.infoFd !== undefined) argv.push('--info-fd', String(checkId('infoFd', spec.infoFd, 3)));
   argv.push('--seccomp', String(spec.seccompFd), '--', ...spec.command);
   return argv;
 }

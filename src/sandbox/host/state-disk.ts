@@ -180,6 +180,28 @@ export async function createStateDisk(
   return { id, paths, sizeBytes };
 }
 
+/**
+ * Gives the state disk made as `from` (a spare's) to sandbox `to`: its directory is renamed, mounts and all
+ * (they follow the directory), and its record says the new id.
+ */
+export async function renameStateDisk(dataDir: string, from: string, to: string): Promise<StateDisk> {
+  const source = sandboxPaths(dataDir, from);
+  const target = sandboxPaths(dataDir, to);
+  overlayPath(target.dir);
+  const meta = JSON.parse(await readFile(source.meta, 'utf8')) as { sizeBytes: number };
+  try {
+    await mkdir(target.dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new AlreadyExistsError(`sandbox ${to} already has a state disk`);
+    throw e;
+  }
+  // rename(2) replaces the empty directory just made, which reserved the name against a concurrent create.
+  await rename(source.dir, target.dir);
+  await writeFile(target.meta, `${JSON.stringify({ ...meta, id: to, renamedFrom: from })}\n`);
+  return { id: to, paths: target, sizeBytes: meta.sizeBytes };
+}
+
 /** Mounts the existing state disk of sandbox `id` (a no-op when mounted): after a daemon restart or closeStateDisk. */
 export async function openStateDisk(dataDir: string, id: string): Promise<StateDisk> {
   const paths = sandboxPaths(dataDir, id);

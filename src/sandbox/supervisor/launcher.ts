@@ -31,11 +31,12 @@ import {
   statSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { nativeBuild } from '../../common/package-root.js';
 import type { SandboxCgroup } from '../host/cgroups.js';
-import { type IdRange, type SandboxMount, sandboxLaunchArgv } from '../host/launch-args.js';
+import { type IdRange, sandboxLaunchArgv } from '../host/launch-args.js';
+import { nsAttachPath } from '../host/ns-attach.js';
 import { openSeccompFile } from '../host/seccomp.js';
 import { AgentClient } from '../protocol/agent-client.js';
 
@@ -128,20 +129,19 @@ export interface LaunchOptions {
   /** Run by the agent for its commands unless an exec says otherwise. */
   env?: Record<string, string>;
   /**
-   * Host directories (a volume's FUSE mount point) bound at `path` inside, read-only when `readOnly`; a
-   * `controlSocket` (a host Unix socket) appears inside as `volumeControlDir(index)/control.sock`, alone.
+   * A host directory that appears inside, read-only, as `${AGENT_MOUNT}/volumes`: the volumes' guest sockets are
+   * linked into it once they are mounted (see volumeControlDir), which may be after the launch.
    */
-  volumes?: LaunchVolume[];
+  guestDir: string;
+  /**
+   * The host directory under which every sandbox's disk, root and volumes are mounted: the launch's private
+   * copy of the host's mounts lets go of all of them once it has bound its own, so a running sandbox never
+   * keeps another's disk or FUSE session busy.
+   */
+  sandboxesDir: string;
 }
 
-export interface LaunchVolume {
-  hostPath: string;
-  path: string;
-  readOnly: boolean;
-  controlSocket?: string;
-}
-
-/** Where the control socket of `volumes[index]` appears inside the sandbox (read-only, under AGENT_MOUNT). */
+/** Where the control socket of the sandbox's volume `index` appears inside (read-only, under AGENT_MOUNT). */
 export function volumeControlDir(index: number): string {
   return `${AGENT_MOUNT}/volumes/${index}`;
 }
@@ -150,46 +150,35 @@ export interface LaunchedSandbox {
   /** The first process (the mount hop, then unshare, then bwrap, which waits for the agent). */
   child: ChildProcess;
   agent: AgentClient;
+  /** The sandbox's first process in the host's pid namespace: its namespaces are the sandbox's. */
+  pid: number;
 }
 
 /**
  * The first hop, run by host root in a private mount namespace. Arguments: the cgroup.procs files (":"-separated),
- * the sandbox root, the agent's code, the Node binary, the runtime library directory, the number of volumes and
- * for each its host path and control socket ('' for none), then the launch argv.
+ * the sandbox root, the agent's code, the Node binary, the runtime library directory, the guest directory, the
+ * ns-attach helper and the sandboxes directory, then the launch argv.
  */
 const HOP = `set -e
 IFS=:
 for p in $1; do echo $$ > "$p"; done
 unset IFS
 mount -t tmpfs -o mode=755,size=1m stowage-launch /mnt
-mkdir /mnt/root /mnt/stowage /mnt/stowage/agent /mnt/stowage/lib
+mkdir /mnt/root /mnt/stowage /mnt/stowage/agent /mnt/stowage/lib /mnt/stowage/volumes
 mount --rbind "$2" /mnt/root
 mount --bind "$3" /mnt/stowage/agent
 echo '{"type":"module"}' > /mnt/stowage/package.json
 : > /mnt/stowage/node
 mount --bind "$4" /mnt/stowage/node
 mount --bind "$5" /mnt/stowage/lib
-shift 5
-i=0
-n=$1
-shift
-while [ $i -lt $n ]; do
-  mkdir -p /mnt/volumes/$i
-  mount --bind "$1" /mnt/volumes/$i
-  if [ -n "$2" ]; then
-    mkdir -p /mnt/stowage/volumes/$i
-    : > /mnt/stowage/volumes/$i/control.sock
-    mount --bind "$2" /mnt/stowage/volumes/$i/control.sock
-  fi
-  shift 2
-  i=$((i + 1))
-done
+mount --bind "$6" /mnt/stowage/volumes
+"$7" --detach-under "$8"
+shift 8
 exec "$@"`;
 
 /** Starts the sandbox's agent and resolves once it is ready (or rejects with what it printed). */
 export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_000): Promise<LaunchedSandbox> {
   const rt = hostNodeRuntime();
-  const volumes = options.volumes ?? [];
   const seccomp = openSeccompFile();
   try {
     const loader = `${AGENT_MOUNT}/lib/${basename(rt.loader)}`;
@@ -200,13 +189,6 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         { kind: 'proc', target: '/proc' },
         { kind: 'dev', target: '/dev' },
         { kind: 'ro-bind', source: '/mnt/stowage', target: AGENT_MOUNT },
-        ...volumes.map(
-          (v, i): SandboxMount => ({
-            kind: v.readOnly ? 'ro-bind' : 'bind',
-            source: `/mnt/volumes/${i}`,
-            target: v.path,
-          }),
-        ),
       ],
       command: [
         loader,
@@ -216,8 +198,9 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         `${AGENT_MOUNT}/agent/agent/agent-main.js`,
         `--pty-relay=${AGENT_MOUNT}/lib/${basename(ptyRelayPath())}`,
       ],
-      // fd 3 is the agent's link; bwrap reads the seccomp program from fd 4.
+      // fd 3 is the agent's link; bwrap reads the seccomp program from fd 4 and says what it started on fd 5.
       seccompFd: 4,
+      infoFd: 5,
       env: options.env ?? {
         PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         HOME: '/root',
@@ -243,12 +226,14 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         SANDBOX_CODE,
         rt.node,
         runtimeLibDir(options.cacheDir, rt),
-        String(volumes.length),
-        ...volumes.flatMap((v) => [v.hostPath, v.controlSocket ?? '']),
+        options.guestDir,
+        nsAttachPath(),
+        options.sandboxesDir,
         ...argv,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccomp.fd] },
+      { stdio: ['ignore', 'pipe', 'pipe', 'pipe', seccomp.fd, 'pipe'] },
     );
+    const info = readInfo((child.stdio as unknown as Readable[])[5]!);
     const errors: Buffer[] = [];
     child.stderr!.on('data', (b: Buffer) => errors.length < 64 && errors.push(b));
     child.stdout!.on('data', (b: Buffer) => errors.length < 64 && errors.push(b));
@@ -274,8 +259,11 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
         readyTimeoutMs,
       );
     });
+    let pid: number;
     try {
       await Promise.race([ready, exited, timeout]);
+      // bwrap has written what it started before the agent could say it is ready.
+      pid = sandboxPid(await Promise.race([info, exited, timeout]));
     } catch (e) {
       child.kill('SIGKILL');
       agent.close('launch failed');
@@ -283,8 +271,41 @@ export async function launchSandbox(options: LaunchOptions, readyTimeoutMs = 30_
     } finally {
       clearTimeout(timer);
     }
-    return { child, agent };
+    return { child, agent, pid };
   } finally {
     seccomp.close();
   }
+}
+
+/** bwrap's `--info-fd` JSON, once whole (bwrap keeps the descriptor open while it runs). */
+function readInfo(stream: Readable): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = () => {
+      stream.destroy();
+      resolve(text);
+    };
+    stream.on('data', (b: Buffer) => {
+      text += b.toString('utf8');
+      try {
+        JSON.parse(text);
+        done();
+      } catch {
+        // not whole yet
+      }
+    });
+    stream.on('error', done);
+    stream.on('end', done);
+  });
+}
+
+/** The host pid of the sandbox's first process, from bwrap's `--info-fd` JSON. */
+function sandboxPid(info: string): number {
+  try {
+    const pid = (JSON.parse(info) as { 'child-pid'?: unknown })['child-pid'];
+    if (typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 1) return pid;
+  } catch {
+    // reported below
+  }
+  throw new Error(`bwrap did not say which process it started: ${JSON.stringify(info.slice(0, 200))}`);
 }

@@ -7,6 +7,7 @@
  *   read by the supervisor at start;
  * - `control.sock`: the supervisor's control socket (root only);
  * - `supervisor.log`: what the supervisor printed; `supervisor.pid`: its pid;
+ * - `cgroup`: the name of the sandbox's cgroup (a spare's made it under its own name);
  * - `state.json`: the sandbox's final state, written once it has ended;
  * - `execs/`: the durable exec records (supervisor/exec-records).
  *
@@ -14,6 +15,7 @@
  * and is deleted when the sandbox ends; this directory stays, so execs can be
  * read after the end, until the daemon prunes it.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonFile } from '../../common/json-file.js';
 import type { IdRange } from '../host/launch-args.js';
@@ -32,6 +34,7 @@ export interface RunPaths {
   socket: string;
   log: string;
   pid: string;
+  cgroup: string;
   state: string;
 }
 
@@ -48,6 +51,7 @@ export function runPaths(dataDir: string, id: string): RunPaths {
     socket,
     log: join(dir, 'supervisor.log'),
     pid: join(dir, 'supervisor.pid'),
+    cgroup: join(dir, 'cgroup'),
     state: join(dir, 'state.json'),
   };
 }
@@ -66,6 +70,32 @@ export interface SupervisorSpec {
   env: Record<string, string>;
   expiresAt: string;
   volumes: RuntimeVolume[];
+}
+
+/** What the daemon asks a spare supervisor to make ahead (its `--spare` argument, JSON). */
+export interface SpareOrder {
+  diskGib: number;
+  /** The image to prepare a sandbox of (the one the host ran last), with the host's id range. */
+  image?: { root: string; ids: IdRange };
+}
+
+/** The name a spare makes its sandbox's state and cgroup under, until a request claims it. */
+export function spareSlot(pid: number): string {
+  return `spare-${pid}`;
+}
+
+/** The pid in a spare's slot name, or 0 for any other name. */
+export function spareSlotPid(name: string): number {
+  return Number(/^spare-(\d+)$/.exec(name)?.[1] ?? 0);
+}
+
+/** The name of sandbox `id`'s cgroup, as its supervisor recorded it (its id when it recorded none). */
+export function cgroupNameOf(dataDir: string, id: string): string {
+  try {
+    return readFileSync(runPaths(dataDir, id).cgroup, 'utf8').trim() || id;
+  } catch {
+    return id;
+  }
 }
 
 /** The final state a supervisor recorded, if its sandbox has ended. */

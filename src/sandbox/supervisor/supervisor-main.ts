@@ -5,12 +5,13 @@
  * detached (its own session), so it and its sandbox keep running when the
  * daemon stops or restarts.
  *
- * With `--spare` instead of an id it loads everything and waits: the daemon
- * keeps a few such spares so a create does not wait for Node to start (a
- * third of a second); it sends the id as one JSON line on file descriptor 3
- * (a socket pair), and a spare whose daemon goes away before that exits.
- * While it waits it also formats a state disk of the usual size
- * (`--spare GIB`), taken when the sandbox asks for that size.
+ * With `--spare JSON` instead of an id it loads everything and waits: the
+ * daemon keeps a few such spares so a create does not wait for Node to start
+ * (a third of a second); it sends the id as one JSON line on file descriptor
+ * 3 (a socket pair), and a spare whose daemon goes away before that removes
+ * what it made and exits. While it waits it formats a state disk of the usual
+ * size (SpareOrder.diskGib) and, given an image, prepares a whole sandbox on
+ * it (prepared-sandbox), taken when the sandbox asks for that image and size.
  *
  * It reads `spec.json`, starts the sandbox, serves its control socket, then
  * reports on file descriptor 3 one JSON line, `{"ready":true}` or
@@ -24,11 +25,12 @@ import { join } from 'node:path';
 import { formatDiskImage } from '../host/state-disk.js';
 import { NotFoundError } from '@stowage/sdk/common/errors.js';
 import { HttpSandboxRuntime } from '../runtime-http/runtime-client.js';
-import { DEFAULT_DISK_GIB, type SandboxRuntime } from '../runtime.js';
+import type { SandboxRuntime } from '../runtime.js';
+import { PreparedSandbox } from './prepared-sandbox.js';
 import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
 import { SupervisorRuntime } from './supervisor-runtime.js';
 import { readJsonFile } from '../../common/json-file.js';
-import { SPARES_DIR, type SupervisorSpec, runPaths } from './supervisor-files.js';
+import { SPARES_DIR, type SpareOrder, type SupervisorSpec, runPaths, spareSlot } from './supervisor-files.js';
 import { Supervisor } from './supervisor.js';
 
 /** Where log lines go: stdout until the sandbox is known, then its own supervisor.log. */
@@ -60,23 +62,26 @@ function report(link: Socket | undefined, message: object): Promise<void> {
   });
 }
 
-/** A spare waits for the id of the sandbox it is to run (one JSON line); it exits if the daemon goes first. */
-function awaitAssignment(link: Socket | undefined): Promise<string> {
+/**
+ * A spare waits for the id of the sandbox it is to run (one JSON line); if the daemon goes first it runs
+ * `orphaned` and exits.
+ */
+function awaitAssignment(link: Socket | undefined, orphaned: () => Promise<void>): Promise<string> {
   return new Promise((resolve) => {
     if (!link) process.exit(2);
     let text = '';
-    const orphaned = () => process.exit(0);
+    const onEnd = () => void orphaned().finally(() => process.exit(0));
     const onData = (b: Buffer) => {
       text += b.toString('utf8');
       const nl = text.indexOf('\n');
       if (nl === -1) return;
       link.off('data', onData);
-      link.off('end', orphaned);
+      link.off('end', onEnd);
       link.pause();
       resolve((JSON.parse(text.slice(0, nl)) as { id: string }).id);
     };
     link.on('data', onData);
-    link.once('end', orphaned);
+    link.once('end', onEnd);
   });
 }
 
@@ -95,6 +100,29 @@ async function spareDisk(dataDir: string, diskGib: number): Promise<{ path: stri
     log(`spare disk not made: ${(e as Error).message}`);
     rmSync(path, { force: true });
     return undefined;
+  }
+}
+
+type Spare = Parameters<typeof Supervisor.start>[2];
+
+/** What a spare makes while it waits: a formatted disk, and on it a prepared sandbox of the order's image. */
+async function prepareSpare(dataDir: string, order: SpareOrder): Promise<Spare> {
+  const disk = await spareDisk(dataDir, order.diskGib);
+  if (!disk || !order.image) return disk ? { disk } : {};
+  try {
+    const sandbox = await PreparedSandbox.prepare({
+      dataDir,
+      slot: spareSlot(process.pid),
+      imageRoot: order.image.root,
+      diskGib: disk.diskGib,
+      ids: order.image.ids,
+      formattedDisk: disk.path,
+    });
+    await sandbox.warmUp();
+    return { sandbox };
+  } catch (e) {
+    log(`spare sandbox not prepared: ${(e as Error).message}`);
+    return {};
   }
 }
 
@@ -127,12 +155,19 @@ async function warmUp(dataDir: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const [dataDir, which, spareGib] = process.argv.slice(2);
-  if (!dataDir || !which) throw new Error('usage: supervisor-main <dataDir> <sandboxId | --spare DISK_GIB>');
+  const [dataDir, which, orderJson] = process.argv.slice(2);
+  if (!dataDir || !which) throw new Error('usage: supervisor-main <dataDir> <sandboxId | --spare ORDER_JSON>');
   link = daemonLink();
-  const spare = which === '--spare' ? spareDisk(dataDir, Number(spareGib ?? DEFAULT_DISK_GIB)) : undefined;
-  if (which === '--spare') await warmUp(dataDir).catch((e: unknown) => log(`warm-up failed: ${e}`));
-  const id = which === '--spare' ? await awaitAssignment(link) : which;
+  const order = which === '--spare' ? (JSON.parse(orderJson ?? '{}') as SpareOrder) : undefined;
+  const spare = order ? prepareSpare(dataDir, order) : undefined;
+  // Listening from the start: a daemon that goes while the spare warms up must still be noticed.
+  const assigned = spare
+    ? awaitAssignment(link, async () => {
+        await (await spare)?.sandbox?.discard().catch((e: unknown) => log(`discarding the spare's sandbox: ${e}`));
+      })
+    : undefined;
+  if (spare) await warmUp(dataDir).catch((e: unknown) => log(`warm-up failed: ${e}`));
+  const id = assigned ? await assigned : which;
   const paths = runPaths(dataDir, id);
   logFile = paths.log;
   const spec = readJsonFile<SupervisorSpec>(paths.spec);

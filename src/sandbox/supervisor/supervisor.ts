@@ -1,14 +1,15 @@
 /**
  * @module sandbox/supervisor/supervisor
- * One sandbox's supervisor: it makes the sandbox (state disk, overlay root,
- * cgroup with its limits, the agent inside), runs its execs into durable
- * records, ends it on request or at its timeout, and tears it down when it
- * ends in any way. It runs in its own process (supervisor-main), so the
- * sandbox outlives the host daemon that asked for it.
+ * One sandbox's supervisor: it makes the sandbox, or claims one a spare
+ * prepared (prepared-sandbox: state disk, overlay root, cgroup, the agent
+ * inside), gives it the request's limits, host name and volumes, runs its
+ * execs into durable records, ends it on request or at its timeout, and tears
+ * it down when it ends in any way. It runs in its own process
+ * (supervisor-main), so the sandbox outlives the host daemon that asked for it.
  *
  * Its volumes are mounted on the host by mount agents it starts (its
  * children, with the attachments' scoped tokens), then bound into the
- * sandbox at their paths (volume-mounts).
+ * running sandbox at their paths (volume-mounts, host/ns-attach).
  *
  * Ending, whatever the cause, goes one way: every process of the cgroup is
  * killed, the agent's link closes (running execs are recorded as failed with
@@ -19,28 +20,20 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { ConflictError } from '@stowage/sdk/common/errors.js';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { type SandboxCgroup, detectCgroups } from '../host/cgroups.js';
-import { createStateDisk, destroyStateDisk, mountRoot } from '../host/state-disk.js';
+import { writeFileSync } from 'node:fs';
+import type { SandboxCgroup } from '../host/cgroups.js';
+import { BASE_ENV } from '../host/image-builder.js';
+import { attachToSandbox } from '../host/ns-attach.js';
 import type { AgentClient } from '../protocol/agent-client.js';
 import type { RuntimeState } from '../runtime.js';
 import { ExecRecords } from './exec-records.js';
 import { ExecService } from './exec-service.js';
-import { launchSandbox } from './launcher.js';
-import { type VolumeMount, startVolumeMounts, stopVolumeMounts } from './volume-mounts.js';
+import { PreparedSandbox, SANDBOX_PIDS_MAX } from './prepared-sandbox.js';
+import { type VolumeMount, exposeGuestSockets, startVolumeMounts, stopVolumeMounts } from './volume-mounts.js';
 import { writeJsonFile } from '../../common/json-file.js';
 import { type SupervisorSpec, runPaths } from './supervisor-files.js';
 
 const MiB = 1024 * 1024;
-/** Processes and threads a sandbox may hold at once (a fork bomb stops here, the host does not). */
-export const SANDBOX_PIDS_MAX = 4096;
-/** What every command sees unless the image or the sandbox says otherwise. */
-const BASE_ENV: Readonly<Record<string, string>> = {
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-  HOME: '/root',
-  LANG: 'C.UTF-8',
-};
 /** Longest a timer may be set for in Node (about 24.8 days); later expiries are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -58,6 +51,7 @@ export class Supervisor {
   #child: ChildProcess | undefined;
   #cgroup: SandboxCgroup | undefined;
   #mounts: VolumeMount[] = [];
+  #prepared: PreparedSandbox | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ending: Promise<RuntimeState> | undefined;
   #resolveEnded!: (state: RuntimeState) => void;
@@ -92,16 +86,19 @@ export class Supervisor {
     return this.#ending === undefined;
   }
 
-  /** Makes and starts the sandbox; on failure removes whatever it made and rejects with why. */
-  /** `spareDisk`: a formatted disk image a spare made ahead, used when its size is the one asked for. */
+  /**
+   * Makes and starts the sandbox; on failure removes whatever it made and rejects with why. `spare`: what a
+   * spare supervisor made ahead: a prepared sandbox, taken when it fits the spec (image and disk size), or a
+   * formatted disk image, taken when its size is the one asked for.
+   */
   static async start(
     spec: SupervisorSpec,
     log: (line: string) => void,
-    spareDisk?: { path: string; diskGib: number },
+    spare: { sandbox?: PreparedSandbox; disk?: { path: string; diskGib: number } } = {},
   ): Promise<Supervisor> {
     const sup = new Supervisor(spec, log);
     try {
-      await sup.#start(spareDisk?.diskGib === spec.diskGib ? spareDisk.path : undefined);
+      await sup.#start(spare);
     } catch (e) {
       await sup.#teardown({ id: spec.id, status: 'failed', reason: `could not start: ${(e as Error).message}` });
       throw e;
@@ -109,42 +106,50 @@ export class Supervisor {
     return sup;
   }
 
-  async #start(preparedDisk: string | undefined): Promise<void> {
+  async #start(spare: { sandbox?: PreparedSandbox; disk?: { path: string; diskGib: number } }): Promise<void> {
     const { spec } = this;
     // Where start-up time goes, for the log: each step's end in ms since the start.
     const t0 = performance.now();
     const marks: string[] = [];
     const mark = (step: string) => marks.push(`${step} ${Math.round(performance.now() - t0)}`);
-    const disk = await createStateDisk(spec.dataDir, spec.id, spec.diskGib, preparedDisk);
-    mark('disk');
-    const root = await mountRoot({ root: spec.imageRoot }, disk);
-    mark('root');
-    this.#mounts = await startVolumeMounts(disk.paths.dir, spec.volumes, {
+    let prepared = spare.sandbox;
+    if (prepared && !prepared.fits(spec.imageRoot, spec.diskGib)) {
+      this.log('the spare prepared another image or disk size: starting cold');
+      await prepared.discard().catch((e: unknown) => this.log(`discarding the spare's sandbox: ${e}`));
+      prepared = undefined;
+    }
+    if (prepared) mark('warm');
+    else {
+      const formatted = spare.disk?.diskGib === spec.diskGib ? spare.disk.path : undefined;
+      const opts = { dataDir: spec.dataDir, slot: spec.id, imageRoot: spec.imageRoot, diskGib: spec.diskGib };
+      prepared = await PreparedSandbox.prepare(
+        { ...opts, ids: spec.ids, ...(formatted !== undefined ? { formattedDisk: formatted } : {}) },
+        marks,
+      );
+    }
+    this.#prepared = prepared;
+    this.#cgroup = prepared.cgroup;
+    this.#child = prepared.launched.child;
+    await prepared.claim(spec.id);
+    writeFileSync(runPaths(spec.dataDir, spec.id).cgroup, `${prepared.cgroupName}\n`);
+    prepared.cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
+    this.#mounts = await startVolumeMounts(prepared.disk.paths.dir, spec.volumes, {
       ids: spec.ids,
       // The sandbox's bind still holds the dead mount: the volume fails inside (ENOTCONN) until the sandbox ends.
       onAgentExit: (m, code, signal) =>
         this.log(`the mount agent of ${m.volume.volume} at ${m.volume.path} exited (${signal ?? `exit ${code}`})`),
     });
     if (spec.volumes.length > 0) mark('volumes');
-    const cgroup = detectCgroups().group(spec.id);
-    this.#cgroup = cgroup;
-    cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
-    const cacheDir = join(spec.dataDir, 'sandbox-cache');
-    mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
-    const env = { ...BASE_ENV, ...spec.imageEnv, ...spec.env };
-    mark('cgroup');
-    const { child, agent } = await launchSandbox({
-      root,
-      cacheDir,
-      cgroup,
-      ids: spec.ids,
+    exposeGuestSockets(prepared.guestDir, this.#mounts);
+    await attachToSandbox(prepared.launched.pid, spec.ids, {
       hostname: sandboxHostname(spec.id),
-      env,
-      volumes: this.#mounts.map((m) => m.launch),
+      binds: this.#mounts.map((m) => m.bind),
     });
-    mark('agent ready');
+    mark('attached');
     this.log(`started (ms: ${marks.join(', ')})`);
-    this.#child = child;
+    const { child, agent } = prepared.launched;
+    const { cgroup } = prepared;
+    const env = { ...BASE_ENV, ...spec.imageEnv, ...spec.env };
     this.#agent = agent;
     this.#execs = new ExecService(agent, this.records, { env, oomKills: () => cgroup.oomKills() });
     child.once('close', (code, signal) => {
@@ -152,6 +157,7 @@ export class Supervisor {
       const oom = safeCount(() => cgroup.oomKills()) > 0 ? ', after the memory limit killed a process' : '';
       void this.#end('failed', `the sandbox's agent exited (${signal ?? `exit ${code}`})${oom}`);
     });
+    if (!prepared.alive) void this.#end('failed', "the sandbox's agent exited before it was claimed");
     this.#armTimer();
   }
 
@@ -204,8 +210,8 @@ export class Supervisor {
       this.log(`volume ${r.volume}: ${what}${r.skipped.length ? `, skipped ${r.skipped.join(', ')}` : ''}`);
       if (r.error) problems.push(`volume ${r.volume}: ${r.error}`);
     }
-    await step('removing its state disk', () => destroyStateDisk(this.spec.dataDir, this.id));
-    await step('removing its cgroup', () => this.#cgroup?.remove());
+    // Its state disk and cgroup (a prepare that failed removed its own).
+    await step('removing its state disk and cgroup', () => this.#prepared?.discard());
     for (const p of problems) this.log(`teardown: ${p}`);
     const final: RuntimeState = { ...state, endedAt: new Date().toISOString() };
     writeJsonFile(runPaths(this.spec.dataDir, this.id).state, final);

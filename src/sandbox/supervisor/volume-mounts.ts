@@ -13,8 +13,9 @@
  * no owner as the sandbox's root (host uid/gid `ids.hostUid`), is read-only
  * for a read-only volume and shows only the subpath. Its guest socket
  * (owned by the sandbox's root; status, commit, reload, never unmount) is
- * what the launcher binds inside, as `volumeControlDir(n)/control.sock`, the
- * directory the mount names as its source: `Volume.fromMount(path)` inside
+ * hard-linked into the sandbox's guest directory, seen inside as
+ * `volumeControlDir(n)/control.sock`, the directory the mount names as its
+ * source: `Volume.fromMount(path)` inside
  * finds it, and nothing else of the state dir is ever visible.
  *
  * Stopping commits what a writable mount holds, unmounts, and lets the agent
@@ -23,7 +24,7 @@
  * its config. Starting a mount again with the same index resumes it: the
  * overlay of a killed agent is replayed, as after a crash of `stowage mount`.
  */
-import { mkdirSync } from 'node:fs';
+import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, normalize } from 'node:path';
 import type * as wire from '@stowage/sdk/api/wire.js';
@@ -43,7 +44,8 @@ import {
 } from '../../mount/agent-launch.js';
 import type { IdRange } from '../host/launch-args.js';
 import type { RuntimeVolume } from '../runtime.js';
-import { AGENT_MOUNT, type LaunchVolume, volumeControlDir } from './launcher.js';
+import type { SandboxBind } from '../host/ns-attach.js';
+import { AGENT_MOUNT, volumeControlDir } from './launcher.js';
 
 /** One volume mounted on the host for a sandbox. */
 export interface VolumeMount {
@@ -55,8 +57,10 @@ export interface VolumeMount {
   /** The agent's full control socket (host root only). */
   handle: MountHandle;
   pid: number;
-  /** What the launcher binds for this volume (LaunchOptions.volumes, in index order). */
-  launch: LaunchVolume;
+  /** The FUSE mount as it is bound inside the sandbox. */
+  bind: SandboxBind;
+  /** The agent's guest socket, which exposeGuestSockets links into the sandbox's guest directory. */
+  guestSocket: string;
 }
 
 export interface VolumeMountOptions {
@@ -136,12 +140,8 @@ export async function startVolumeMount(
     stateDir,
     handle,
     pid,
-    launch: {
-      hostPath: mountPath,
-      path: volume.path,
-      readOnly: volume.readOnly,
-      controlSocket: join(stateDir, GUEST_CONTROL_SOCKET),
-    },
+    bind: { source: mountPath, target: volume.path, readOnly: volume.readOnly },
+    guestSocket: join(stateDir, GUEST_CONTROL_SOCKET),
   });
   if (await agentAnswers(handle)) {
     const status = await handle.status();
@@ -208,6 +208,22 @@ export async function startVolumeMounts(
     throw e;
   }
   return mounts;
+}
+
+/**
+ * Makes each mount's guest socket appear inside the sandbox as `volumeControlDir(index)/control.sock`: a hard
+ * link in `guestDir` (the host directory the sandbox sees read-only at `/.stowage/volumes`), so nothing else
+ * of the state dir is reachable. A link of an earlier agent's socket is replaced.
+ */
+export function exposeGuestSockets(guestDir: string, mounts: readonly VolumeMount[]): void {
+  for (const m of mounts) {
+    // guestDir is `${AGENT_MOUNT}/volumes` inside, so this is volumeControlDir(index)/control.sock there.
+    const dir = join(guestDir, String(m.index));
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const link = join(dir, 'control.sock');
+    rmSync(link, { force: true });
+    linkSync(m.guestSocket, link);
+  }
 }
 
 /**
@@ -283,7 +299,8 @@ export function orphanedVolumeMounts(sandboxDir: string, volumes: readonly Runti
       stateDir,
       handle: new MountHandle(mountPath, { stateDir }),
       pid: 0,
-      launch: { hostPath: mountPath, path: volume.path, readOnly: volume.readOnly },
+      bind: { source: mountPath, target: volume.path, readOnly: volume.readOnly },
+      guestSocket: join(stateDir, GUEST_CONTROL_SOCKET),
     };
   });
 }
