@@ -4,7 +4,8 @@
  * (`sandboxes: 'local'`: one detached supervisor per sandbox), driven over
  * HTTP by the SDK's `Sandbox`. Prints markdown tables:
  *
- * 1. create -> running, create -> first exec done, terminate (p50/p95);
+ * 1. create -> running, create -> first exec done, terminate (p50/p95), on a
+ *    warm host (a create every --gap-ms) and back to back;
  * 2. exec round trip on a running sandbox (50 x `true`);
  * 3. N sandboxes at once: wall time to all running, memory per idle sandbox
  *    (supervisor RSS/PSS, the cgroup's usage, the host's MemAvailable drop),
@@ -15,7 +16,7 @@
  *
  * Needs root (as sandboxes do). The images come from the shared test cache.
  *
- *   npm run build && node dist/bench/sandbox.js [--rounds N] [--image busybox|debian] [--parallel N] [--big]
+ *   npm run build && node dist/bench/sandbox.js [--rounds N] [--image busybox|debian] [--parallel N] [--gap-ms MS] [--big]
  *
  * Peer figures (create -> first command, median): Daytona 0.11 s, E2B 0.44 s.
  */
@@ -157,25 +158,39 @@ async function execTrue(sb: Sandbox): Promise<number> {
 
 // ---- 1 and 2: start-up and exec round trips ---------------------------------
 
+/** Pause between creates for a warm host: spare supervisors prepare the next sandboxes meanwhile. */
+const WARM_GAP_MS = Number(option('--gap-ms', '1500'));
+
 async function startup(client: Stowage): Promise<string[]> {
-  const toRunning: number[] = [];
-  const toFirstExec: number[] = [];
-  const terminates: number[] = [];
+  const rows: string[] = [];
   const roundTrips: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = performance.now();
-    const sb = await create(client);
-    toRunning.push(since(t0));
-    await execTrue(sb);
-    toFirstExec.push(since(t0));
-    if (i === 0) for (let j = 0; j < 50; j++) roundTrips.push(await execTrue(sb));
-    terminates.push(await terminate(sb));
+  // A warm host (a create every so often, spares ready), then creates back to back (spares still starting).
+  for (const [label, gapMs] of [
+    [`a create every ${WARM_GAP_MS / 1000} s`, WARM_GAP_MS],
+    ['back to back', 0],
+  ] as const) {
+    const toRunning: number[] = [];
+    const toFirstExec: number[] = [];
+    const terminates: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+      const t0 = performance.now();
+      const sb = await create(client);
+      toRunning.push(since(t0));
+      await execTrue(sb);
+      toFirstExec.push(since(t0));
+      if (roundTrips.length === 0) for (let j = 0; j < 50; j++) roundTrips.push(await execTrue(sb));
+      terminates.push(await terminate(sb));
+    }
+    rows.push(
+      latencyRow(`\`Sandbox.create\` -> running (${label})`, toRunning),
+      latencyRow(`\`Sandbox.create\` -> first \`exec([true])\` + \`wait()\` done (${label})`, toFirstExec),
+      latencyRow(`\`terminate()\` (${label})`, terminates),
+    );
   }
   return [
     ...latencyHeader,
-    latencyRow('`Sandbox.create` -> running', toRunning),
-    latencyRow('`Sandbox.create` -> first `exec([true])` + `wait()` done', toFirstExec),
-    latencyRow('`terminate()`', terminates),
+    ...rows,
     latencyRow('exec round trip (`exec([true])` + `wait()`) on a running sandbox', roundTrips),
   ];
 }

@@ -451,15 +451,19 @@ export class LocalSandboxHost implements SandboxRuntime {
 
 /** Closes a spare's link, and resolves once it has exited (or after `waitMs`). */
 function letGo(spare: ChildProcess, waitMs: number): Promise<void> {
-  const exited =
-    spare.exitCode !== null || spare.signalCode !== null
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => {
-          spare.once('exit', () => resolve());
-          setTimeout(resolve, waitMs).unref();
-        });
   (spare.stdio[3] as Duplex).destroy();
-  return exited;
+  if (spare.exitCode !== null || spare.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    // Held while it cleans up: a process whose last work is closing the host waits for it.
+    spare.ref();
+    const done = () => {
+      clearTimeout(timer);
+      spare.unref();
+      resolve();
+    };
+    const timer = setTimeout(done, waitMs);
+    spare.once('exit', done);
+  });
 }
 
 /** Whether `pid` is a running supervisor process (a pid the kernel gave to something else since is not). */
