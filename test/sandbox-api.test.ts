@@ -16,6 +16,7 @@ import { Sandbox, Stowage, Volume } from '@stowage/sdk';
 import { detectCgroups } from '../src/sandbox/host/cgroups.js';
 import { SANDBOX_PIDS_MAX } from '../src/sandbox/supervisor/prepared-sandbox.js';
 import { cgroupNameOf } from '../src/sandbox/supervisor/supervisor-files.js';
+import { DEFAULT_DISK_GIB } from '../src/sandbox/runtime.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from './helpers/sandbox-images.js';
 
@@ -136,6 +137,32 @@ describe('sandboxes through the API', () => {
       ['released'],
     );
     await ro.terminate();
+  });
+
+  it('mounts volumes into a sandbox a spare prepared: a new nested path, a read-only subpath', async () => {
+    const vol = await Volume.get('deep', { client, mintIfMissing: true });
+    await vol.files.write('/top.txt', 'top');
+    await vol.files.write('/sub/inner.txt', 'inner');
+    const volumes = {
+      '/mnt/a/b/work': vol,
+      '/srv/inner': { volume: 'deep', readOnly: true, subpath: '/sub' },
+    };
+    // The default disk size, twice: the second create claims a sandbox a spare made before it was asked.
+    const first = await create({ diskGib: DEFAULT_DISK_GIB });
+    const warm = await create({ diskGib: DEFAULT_DISK_GIB, volumes });
+    const log = await readFile(join(dataDir, 'sandbox-runs', warm.id, 'supervisor.log'), 'utf8');
+    assert.match(log, /started \(ms: warm/);
+    const seen = await (
+      await warm.exec(
+        'hostname; cat /mnt/a/b/work/top.txt; echo; ls /srv/inner; echo x > /srv/inner/no.txt 2>/dev/null || echo ro; ' +
+          'test -S /.stowage/volumes/0/control.sock && echo socket; stat -c %u /mnt/a',
+      )
+    ).wait();
+    assert.equal(seen.stdout, `${warm.id.replace(/_/g, '-')}\ntop\ninner.txt\nro\nsocket\n0\n`);
+    await (await warm.exec('echo from the warm one > /mnt/a/b/work/made.txt')).wait();
+    await warm.terminate();
+    await first.terminate();
+    assert.equal((await vol.files.read('/made.txt')).toString(), 'from the warm one\n');
   });
 
   it('refuses bad mount paths before anything starts', async () => {

@@ -23,6 +23,7 @@ import { AlreadyExistsError, ConflictError, NotFoundError, UnavailableError } fr
 import { detectCgroups } from '../host/cgroups.js';
 import { type HostReadiness, describeReadiness, probeHost } from '../host/host-probe.js';
 import { ImageStore } from '../host/images.js';
+import { DEFAULT_IMAGE } from '../host/image-spec.js';
 import { checkSandboxId, destroyStateDisk, sandboxPaths } from '../host/state-disk.js';
 import { sweep } from '../host/sweep.js';
 import {
@@ -86,6 +87,8 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #watching = new AbortController();
   readonly #spareCount: number;
   #spares: Array<{ child: ChildProcess; imageRoot: string | undefined }> = [];
+  /** Creates waiting for their supervisor's answer. */
+  #starting = 0;
   /** Spares let go of, until they have exited. */
   readonly #leaving = new Set<Promise<void>>();
   /** The image spares prepare sandboxes of: the one this host started a sandbox of last. */
@@ -109,6 +112,8 @@ export class LocalSandboxHost implements SandboxRuntime {
     const host = new LocalSandboxHost(opts, opts.readiness ?? probeHost());
     if (host.#readiness.ready) {
       await host.#recover();
+      // Until a create says otherwise, spares prepare the default image, when this host has built it.
+      host.#warmImage = (await host.#images.find(DEFAULT_IMAGE).catch(() => undefined))?.root;
       host.#refillSpares();
     } else host.#log(describeReadiness(host.#readiness));
     return host;
@@ -321,13 +326,12 @@ export class LocalSandboxHost implements SandboxRuntime {
       child = spare;
       (child.stdio[3] as Duplex).write(`${JSON.stringify({ id: launch.id })}\n`);
     } else child = this.#spawnSupervisor(paths.log, launch.id);
-    const answer = await startReport(child, START_TIMEOUT_MS);
+    this.#starting++;
+    const answer = await startReport(child, START_TIMEOUT_MS).finally(() => this.#starting--);
     child.unref();
-    // The next spares start after this create has its answer, not competing with it for the CPU.
-    setImmediate(() => {
-      this.#warm(image.root);
-      this.#refillSpares();
-    });
+    // The next spares start once no create waits for its answer, not competing with a burst for the CPU.
+    this.#warm(image.root);
+    setImmediate(() => this.#starting === 0 && this.#refillSpares());
     if ('error' in answer) throw new UnavailableError(`sandbox ${launch.id} could not start: ${answer.error}`);
     this.#adopt(launch.id, this.#supervisor(launch.id));
   }

@@ -93,6 +93,11 @@ export class ImageStore {
     }
   }
 
+  /** The built image of `spec` if this host has it (never builds). */
+  async find(spec: ImageSpec): Promise<Image | undefined> {
+    return this.get((await resolveImage(spec)).id);
+  }
+
   /** Where the log of the last failed build of `id` is kept. */
   failedLogPath(id: ImageId): string {
     return join(this.dir, `${id}.failed.log`);
