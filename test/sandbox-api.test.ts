@@ -13,6 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox, Stowage, Volume } from '@stowage/sdk';
+import { MountHandle } from '@stowage/sdk/client/mount-control.js';
 import { detectCgroups } from '../src/sandbox/host/cgroups.js';
 import { SANDBOX_PIDS_MAX } from '../src/sandbox/supervisor/prepared-sandbox.js';
 import { cgroupNameOf } from '../src/sandbox/supervisor/supervisor-files.js';
@@ -26,10 +27,10 @@ let client: Stowage;
 let token: string;
 const made: Sandbox[] = [];
 
-async function start(): Promise<RunningServer> {
+async function start(port = 0): Promise<RunningServer> {
   return startServer({
     dataDir,
-    port: 0,
+    port,
     host: '127.0.0.1',
     log: () => undefined,
     sandboxes: 'local',
@@ -210,6 +211,42 @@ describe('sandboxes through the API', () => {
     const vol = await Volume.get('crash', { client });
     assert.equal((await vol.files.read('/kept.txt')).toString(), 'survived\n');
     assert.equal(existsSync(join(dataDir, 'sandboxes', sb.id)), false, 'its state disk was removed');
+  });
+
+  it('commits what a volume held after a crash of everything (server, supervisor, mount agent)', async () => {
+    await Volume.get('machine', { client, mintIfMissing: true });
+    const sb = await create({ volumes: { '/mnt/m': 'machine' } });
+    await (await sb.exec('echo written before the crash > /mnt/m/crash.txt')).wait();
+    const run = join(dataDir, 'sandbox-runs', sb.id);
+    const supervisor = Number(await readFile(join(run, 'supervisor.pid'), 'utf8'));
+    const sandboxDir = join(dataDir, 'sandboxes', sb.id);
+    const mount = new MountHandle(join(sandboxDir, 'volumes', '0'), {
+      stateDir: join(sandboxDir, 'volume-state', '0'),
+    });
+    const agent = (await mount.status()).pid;
+    await server.close();
+    // Everything at once, as a power cut: the mount agent first, so nothing gets to commit on its way out.
+    process.kill(agent, 'SIGKILL');
+    process.kill(supervisor, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    // The same address, as a machine that comes back: the sandbox's volume was attached for it.
+    server = await start(Number(new URL(server.url).port));
+    client = new Stowage({ url: server.url, token });
+    const vol = await Volume.get('machine', { client });
+    const committed = await until('the overlay to be committed', async () =>
+      vol.files.read('/crash.txt').then(
+        (b) => b.toString(),
+        () => undefined,
+      ),
+    );
+    assert.equal(committed, 'written before the crash\n', 'a mount agent started again replayed it and committed');
+    await until('its state to be removed', async () => (existsSync(sandboxDir) ? undefined : true));
+    const info = await until('the failure to be recorded', async () => {
+      const i = await (await Sandbox.connect(sb.id, { client })).refresh();
+      return i.status === 'running' ? undefined : i;
+    });
+    assert.equal(info.status, 'failed');
+    assert.match(info.reason ?? '', /supervisor is gone/);
   });
 
   it('ends a sandbox at its timeout', async () => {

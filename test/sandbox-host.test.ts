@@ -197,7 +197,15 @@ describe('sandbox host daemon', () => {
     await new Promise((r) => setTimeout(r, 500));
     host = await openHost();
     assert.ok(!host.liveIds().includes(l.id));
-    const state = await host.state(l.id);
+    // Found dead, it is buried in the background (its volumes may need the server): its state says so after.
+    let state: RuntimeState | undefined;
+    for (let i = 0; i < 100 && !state; i++) {
+      state = await host.state(l.id).catch((e: Error & { code?: string }) => {
+        assert.equal(e.code, 'Unavailable');
+        return undefined;
+      });
+      if (!state) await new Promise((r) => setTimeout(r, 100));
+    }
     assert.equal(state?.status, 'failed');
     assert.match(state?.reason ?? '', /supervisor is gone/);
     assert.equal(existsSync(sandboxPaths(dataDir, l.id).dir), false, 'the sweep removed its state disk');

@@ -35,7 +35,7 @@ import {
   type SandboxRuntime,
 } from '../runtime.js';
 import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
-import { orphanedVolumeMounts, stopVolumeMounts } from '../supervisor/volume-mounts.js';
+import { endVolumeMounts, orphanedVolumeMounts } from '../supervisor/volume-mounts.js';
 import {
   RUNS_DIR,
   SPARES_DIR,
@@ -54,6 +54,8 @@ const SUPERVISOR_MAIN = fileURLToPath(new URL('../supervisor/supervisor-main.js'
 export const RECORDS_KEPT_MS = 7 * 24 * 3600_000;
 /** Longest a supervisor may take to start its sandbox (an image is built before, not in this time). */
 const START_TIMEOUT_MS = 120_000;
+/** How long burying a sandbox found dead at start waits for the server (starting after the host) for its volumes. */
+const RECOVERY_SERVER_WAIT_MS = 120_000;
 /** How long closing the host waits for its spares to remove what they prepared. */
 const SPARE_EXIT_WAIT_MS = 10_000;
 const GONE = 'its supervisor is gone (the host restarted, or the supervisor crashed)';
@@ -87,6 +89,8 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #watching = new AbortController();
   readonly #spareCount: number;
   #spares: Array<{ child: ChildProcess; imageRoot: string | undefined }> = [];
+  /** Sandboxes found dead at start whose volumes and state are being ended in the background. */
+  readonly #burying = new Map<string, Promise<void>>();
   /** Creates waiting for their supervisor's answer. */
   #starting = 0;
   /** Spares let go of, until they have exited. */
@@ -133,6 +137,7 @@ export class LocalSandboxHost implements SandboxRuntime {
   }
 
   async #recover(): Promise<void> {
+    const dead: string[] = [];
     const runs = join(this.#dataDir, RUNS_DIR);
     mkdirSync(runs, { recursive: true, mode: 0o700 });
     for (const id of readdirSync(runs)) {
@@ -161,7 +166,8 @@ export class LocalSandboxHost implements SandboxRuntime {
       } catch {
         // not answering: gone
       }
-      await this.#bury(id, false);
+      // Its volumes need the server, which starts after this: they end in the background (#buryFound).
+      dead.push(id);
     }
     // Disks formatted by spares that were killed before they could remove them.
     const spares = join(this.#dataDir, SPARES_DIR);
@@ -170,7 +176,7 @@ export class LocalSandboxHost implements SandboxRuntime {
       if (!pid || !isSupervisor(pid)) rmSync(join(spares, name), { force: true });
     }
     // A spare's prepared sandbox is under its slot's name until claimed; the sweep takes a dead one's state.
-    const isLive = (id: string) => this.#live.has(id) || isSupervisor(spareSlotPid(id));
+    const isLive = (id: string) => this.#live.has(id) || dead.includes(id) || isSupervisor(spareSlotPid(id));
     const swept = await sweep({ dataDir: this.#dataDir, isLive });
     for (const id of swept.sandboxes) {
       if (spareSlotPid(id) > 0)
@@ -179,6 +185,7 @@ export class LocalSandboxHost implements SandboxRuntime {
           .remove()
           .catch(() => undefined);
     }
+    for (const id of dead) this.#buryFound(id);
     if (swept.sandboxes.length + swept.strayMounts.length + swept.strayLoops.length > 0)
       this.#log(`swept what ended sandboxes left: ${JSON.stringify(swept)}`);
   }
@@ -260,30 +267,58 @@ export class LocalSandboxHost implements SandboxRuntime {
         // the supervisor went without saying how the sandbox ended
       }
       if (signal.aborted) return;
-      this.#gone(id, readFinalState(this.#dataDir, id) ?? (await this.#bury(id, true)));
+      const final = readFinalState(this.#dataDir, id);
+      if (final) return this.#gone(id, final);
+      const state = this.#recordGone(id);
+      await this.#bury(id, 0);
+      this.#gone(id, state);
     })();
   }
 
   /**
-   * Records a sandbox whose supervisor died without a final state as failed, its running execs as lost, and
-   * removes its cgroup and (`now`: at once, rather than by the next start's sweep) its mounts and state disk.
+   * Buries, in the background, a sandbox found dead at start. Until that is done its state is not known (state()
+   * answers 503), so the control plane does not end its attachments, whose tokens its volumes' final commits
+   * need; then its final state is recorded and reported as an end.
    */
-  async #bury(id: string, now: boolean): Promise<RuntimeState> {
+  #buryFound(id: string): void {
+    const burial = this.#bury(id, RECOVERY_SERVER_WAIT_MS)
+      .catch((e: unknown) => this.#log(`sandbox ${id}: ${e}`))
+      .then(() => {
+        const state = this.#recordGone(id);
+        this.#burying.delete(id);
+        for (const l of this.#listeners) l(state);
+      });
+    this.#burying.set(id, burial);
+  }
+
+  /** Records a sandbox whose supervisor died without a final state as failed, and its running execs as lost. */
+  #recordGone(id: string): RuntimeState {
     this.#log(`sandbox ${id}: ${GONE}`);
     const paths = runPaths(this.#dataDir, id);
     const state: RuntimeState = { id, status: 'failed', reason: GONE, endedAt: new Date().toISOString() };
     writeJsonFile(paths.state, state);
     new ExecRecords(paths.dir).markLost(`the sandbox ended: ${GONE}`);
+    return state;
+  }
+
+  /**
+   * Removes what a sandbox whose supervisor died left: its processes, its volumes (each writable one committed,
+   * by its mount agent if that still runs, else by one started again, which waits up to `serverWaitMs` for the
+   * server; work that cannot be committed is kept, see endVolumeMounts), its state disk and its cgroup.
+   */
+  async #bury(id: string, serverWaitMs: number): Promise<void> {
     const cgroup = detectCgroups().group(cgroupNameOf(this.#dataDir, id));
     await cgroup.killAll().catch(() => undefined);
-    // Mount agents outlive a killed supervisor: what they hold is committed before anything is removed.
-    const spec = readJsonFile<SupervisorSpec>(paths.spec);
+    const spec = readJsonFile<SupervisorSpec>(runPaths(this.#dataDir, id).spec);
     const sandboxDir = sandboxPaths(this.#dataDir, id).dir;
-    for (const r of await stopVolumeMounts(orphanedVolumeMounts(sandboxDir, spec?.volumes ?? []), GONE))
-      if (r.error) this.#log(`sandbox ${id}: volume ${r.volume}: ${r.error}`);
-    if (now) await destroyStateDisk(this.#dataDir, id).catch((e: unknown) => this.#log(`sandbox ${id}: ${e}`));
+    const say = (line: string) => this.#log(`sandbox ${id}: ${line}`);
+    if (spec) {
+      const mounts = orphanedVolumeMounts(sandboxDir, spec.volumes);
+      const revive = { ids: spec.ids, serverWaitMs, signal: this.#watching.signal };
+      for (const p of await endVolumeMounts(this.#dataDir, id, mounts, GONE, revive, say)) say(p);
+    }
+    await destroyStateDisk(this.#dataDir, id).catch((e: unknown) => say(String(e)));
     await cgroup.remove().catch(() => undefined);
-    return state;
   }
 
   #gone(id: string, state: RuntimeState): void {
@@ -338,6 +373,8 @@ export class LocalSandboxHost implements SandboxRuntime {
 
   async state(id: string): Promise<RuntimeState | undefined> {
     if (this.#live.has(id)) return { id, status: 'running' };
+    if (this.#burying.has(id))
+      throw new UnavailableError(`sandbox ${id} is being cleaned up after its supervisor was lost; try again shortly`);
     try {
       return readFinalState(this.#dataDir, id);
     } catch {
@@ -368,6 +405,7 @@ export class LocalSandboxHost implements SandboxRuntime {
   #client(id: string): HttpSandboxRuntime {
     const client = this.#live.get(id);
     if (client) return client;
+    if (this.#burying.has(id)) throw new ConflictError(`sandbox ${id} has failed: ${GONE}`);
     const final = readFinalState(this.#dataDir, checkSandboxId(id));
     if (final) throw new ConflictError(`sandbox ${id} is ${final.status} (${final.reason ?? 'ended'})`);
     throw new NotFoundError(`no sandbox ${id} on this host`);
@@ -449,6 +487,8 @@ export class LocalSandboxHost implements SandboxRuntime {
       ...this.#leaving,
     ]);
     this.#watching.abort();
+    // Burials still waiting for the server stop waiting: what they could not commit is kept (endVolumeMounts).
+    await Promise.all(this.#burying.values());
     this.#live.clear();
   }
 }

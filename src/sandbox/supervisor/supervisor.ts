@@ -29,7 +29,7 @@ import type { RuntimeState } from '../runtime.js';
 import { ExecRecords } from './exec-records.js';
 import { ExecService } from './exec-service.js';
 import { PreparedSandbox, SANDBOX_PIDS_MAX } from './prepared-sandbox.js';
-import { type VolumeMount, exposeGuestSockets, startVolumeMounts, stopVolumeMounts } from './volume-mounts.js';
+import { type VolumeMount, endVolumeMounts, exposeGuestSockets, startVolumeMounts } from './volume-mounts.js';
 import { writeJsonFile } from '../../common/json-file.js';
 import { type SupervisorSpec, runPaths } from './supervisor-files.js';
 
@@ -205,11 +205,9 @@ export class Supervisor {
       Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]),
     );
     this.#agent?.close(state.status === 'terminated' ? `the sandbox was terminated (${state.reason})` : state.reason!);
-    for (const r of await stopVolumeMounts(this.#mounts, state.reason ?? state.status)) {
-      const what = r.commit ? `committed ${r.commit.id.slice(0, 12)}` : 'nothing to commit';
-      this.log(`volume ${r.volume}: ${what}${r.skipped.length ? `, skipped ${r.skipped.join(', ')}` : ''}`);
-      if (r.error) problems.push(`volume ${r.volume}: ${r.error}`);
-    }
+    const { dataDir, ids } = this.spec;
+    const reason = state.reason ?? state.status;
+    problems.push(...(await endVolumeMounts(dataDir, this.id, this.#mounts, reason, { ids }, this.log)));
     // Its state disk and cgroup (a prepare that failed removed its own).
     await step('removing its state disk and cgroup', () => this.#prepared?.discard());
     for (const p of problems) this.log(`teardown: ${p}`);

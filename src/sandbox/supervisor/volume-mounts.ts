@@ -24,9 +24,9 @@
  * its config. Starting a mount again with the same index resumes it: the
  * overlay of a killed agent is replayed, as after a crash of `stowage mount`.
  */
-import { linkSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, normalize } from 'node:path';
+import { dirname, join, normalize } from 'node:path';
 import type * as wire from '@stowage/sdk/api/wire.js';
 import { InvalidArgumentError, isStowageError } from '@stowage/sdk/common/errors.js';
 import { GUEST_CONTROL_SOCKET, type MountConfig } from '@stowage/sdk/common/mount-state.js';
@@ -69,6 +69,10 @@ export interface VolumeMountOptions {
   /** Host name recorded in commit messages (default: this machine's). */
   host?: string;
   timeoutMs?: number;
+  /** How long a mount started again to commit a dead agent's overlay waits for an unreachable server (default 0). */
+  serverWaitMs?: number;
+  /** Ends that wait early. */
+  signal?: AbortSignal;
   /** Called when an agent this call started exits on its own (a crash, a kill): start the mount again to resume it. */
   onAgentExit?: (mount: VolumeMount, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -233,14 +237,42 @@ export function exposeGuestSockets(guestDir: string, mounts: readonly VolumeMoun
  * commit fails the mount is still unmounted (its overlay stays in the state
  * dir) and the error is reported. Never throws.
  */
-export async function stopVolumeMount(mount: VolumeMount, reason: string): Promise<VolumeStopResult> {
+export async function stopVolumeMount(
+  given: VolumeMount,
+  reason: string,
+  revive?: VolumeMountOptions,
+): Promise<VolumeStopResult> {
+  let mount = given;
   stopping.add(mount);
   const result: VolumeStopResult = { index: mount.index, volume: mount.volume.volume, commit: null, skipped: [] };
   const config = readMountConfig(mount.stateDir);
-  const pid = await mount.handle.status().then(
+  let pid = await mount.handle.status().then(
     (s) => s.pid,
     () => undefined,
   );
+  let resumeError: string | undefined;
+  if (pid === undefined && revive && !mount.volume.readOnly && existsSync(join(mount.stateDir, 'overlay'))) {
+    // Its agent died (or the machine went down) with work in the overlay: an agent started again replays it,
+    // so the final commit below carries it.
+    await lazyUnmount(mount.mountPath);
+    // The server may be starting too (a host daemon recovers as its server starts): wait for it a while.
+    const deadline = Date.now() + (revive.serverWaitMs ?? 0);
+    for (;;) {
+      try {
+        mount = await startVolumeMount(sandboxDirOf(mount), mount.index, mount.volume, {
+          ...revive,
+          onAgentExit: undefined,
+        });
+        stopping.add(mount);
+        pid = mount.pid;
+        break;
+      } catch (e) {
+        resumeError = (e as Error).message;
+        if (!isStowageError(e, 'Unavailable') || Date.now() >= deadline || revive.signal?.aborted) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
   if (pid === undefined) {
     // The agent is gone: clear its dead mount and release its attachment with its own token.
     await lazyUnmount(mount.mountPath);
@@ -250,7 +282,10 @@ export async function stopVolumeMount(mount: VolumeMount, reason: string): Promi
           body: { failed: true, reason: `mount agent not running when the sandbox ended (${reason})` },
         })
         .catch(() => undefined);
-    result.error = 'the mount agent was not running: uncommitted changes, if any, stay in its overlay';
+    result.error =
+      resumeError !== undefined
+        ? `the mount agent was not running and could not be started again to commit its overlay (${resumeError})`
+        : 'the mount agent was not running: uncommitted changes, if any, stay in its overlay';
     return result;
   }
   if (!mount.volume.readOnly) {
@@ -280,9 +315,76 @@ export async function stopVolumeMount(mount: VolumeMount, reason: string): Promi
   return result;
 }
 
-/** Ends every mount of a sandbox (in parallel; each one's failure is reported, not thrown). */
-export function stopVolumeMounts(mounts: readonly VolumeMount[], reason: string): Promise<VolumeStopResult[]> {
-  return Promise.all(mounts.map((m) => stopVolumeMount(m, reason)));
+/**
+ * Ends every mount of a sandbox (in parallel; each one's failure is reported, not thrown). With `revive`, a
+ * writable mount whose agent is gone is started again first, so the work in its overlay is committed.
+ */
+export function stopVolumeMounts(
+  mounts: readonly VolumeMount[],
+  reason: string,
+  revive?: VolumeMountOptions,
+): Promise<VolumeStopResult[]> {
+  return Promise.all(mounts.map((m) => stopVolumeMount(m, reason, revive)));
+}
+
+/** Where overlays that a sandbox's end could not commit are moved, so removing its state never deletes them. */
+export const KEPT_OVERLAYS_DIR = 'sandbox-kept';
+
+/**
+ * Moves the state dir (overlay, config) of each mount whose stop failed and that still has an overlay to
+ * `<dataDir>/sandbox-kept/<sandboxId>/<index>`, out of the sandbox's directory; returns where each went.
+ */
+export function keepUncommitted(
+  dataDir: string,
+  sandboxId: string,
+  mounts: readonly VolumeMount[],
+  results: readonly VolumeStopResult[],
+): string[] {
+  const kept: string[] = [];
+  for (const r of results) {
+    const mount = mounts.find((m) => m.index === r.index);
+    if (!r.error || !mount || !existsSync(join(mount.stateDir, 'overlay'))) continue;
+    const to = join(dataDir, KEPT_OVERLAYS_DIR, sandboxId, String(r.index));
+    mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
+    rmSync(to, { recursive: true, force: true });
+    renameSync(mount.stateDir, to);
+    kept.push(to);
+  }
+  return kept;
+}
+
+/**
+ * Ends a sandbox's mounts for good, the one way for its supervisor and for a daemon burying it: stopped with
+ * `revive`, each outcome logged, and the overlays that still could not be committed moved out of the sandbox's
+ * directory (keepUncommitted) before it is removed. Returns the problems, a line each.
+ */
+export async function endVolumeMounts(
+  dataDir: string,
+  sandboxId: string,
+  mounts: readonly VolumeMount[],
+  reason: string,
+  revive: VolumeMountOptions,
+  log: (line: string) => void,
+): Promise<string[]> {
+  const results = await stopVolumeMounts(mounts, reason, revive);
+  const problems: string[] = [];
+  for (const r of results) {
+    const what = r.commit ? `committed ${r.commit.id.slice(0, 12)}` : 'nothing to commit';
+    log(`volume ${r.volume}: ${what}${r.skipped.length ? `, skipped ${r.skipped.join(', ')}` : ''}`);
+    if (r.error) problems.push(`volume ${r.volume}: ${r.error}`);
+  }
+  try {
+    for (const to of keepUncommitted(dataDir, sandboxId, mounts, results))
+      problems.push(`uncommitted work kept at ${to}`);
+  } catch (e) {
+    problems.push(`keeping uncommitted work: ${(e as Error).message}`);
+  }
+  return problems;
+}
+
+/** The sandbox directory a mount lives under (`<sandboxDir>/volumes/<n>`). */
+function sandboxDirOf(mount: VolumeMount): string {
+  return dirname(dirname(mount.mountPath));
 }
 
 /**
