@@ -14,11 +14,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { AlreadyExistsError, ConflictError, NotFoundError, UnavailableError } from '@stowage/sdk/common/errors.js';
 import { detectCgroups } from '../host/cgroups.js';
 import { type HostReadiness, describeReadiness, probeHost } from '../host/host-probe.js';
@@ -26,38 +25,29 @@ import { ImageStore } from '../host/images.js';
 import { DEFAULT_IMAGE } from '../host/image-spec.js';
 import { checkSandboxId, destroyStateDisk, sandboxPaths } from '../host/state-disk.js';
 import { sweep } from '../host/sweep.js';
-import {
-  DEFAULT_DISK_GIB,
-  type OutputEvent,
-  type RuntimeExec,
-  type RuntimeState,
-  type SandboxLaunch,
-  type SandboxRuntime,
-} from '../runtime.js';
+import type { OutputEvent, RuntimeExec, RuntimeState, SandboxLaunch, SandboxRuntime } from '../runtime.js';
 import { ExecRecords, execOutput } from '../supervisor/exec-records.js';
 import { endVolumeMounts, orphanedVolumeMounts } from '../supervisor/volume-mounts.js';
 import {
   RUNS_DIR,
   SPARES_DIR,
+  SUPERVISOR_MAIN,
   type SupervisorSpec,
   cgroupNameOf,
   readFinalState,
-  type SpareOrder,
   runPaths,
   spareSlotPid,
 } from '../supervisor/supervisor-files.js';
 import { readJsonFile, writeJsonFile } from '../../common/json-file.js';
 import { HttpSandboxRuntime, RuntimeUnreachableError } from '../runtime-http/runtime-client.js';
+import { SparePool, isSupervisor } from './spare-pool.js';
 
-const SUPERVISOR_MAIN = fileURLToPath(new URL('../supervisor/supervisor-main.js', import.meta.url));
 /** How long the runs (exec records) of ended sandboxes are kept. */
 export const RECORDS_KEPT_MS = 7 * 24 * 3600_000;
 /** Longest a supervisor may take to start its sandbox (an image is built before, not in this time). */
 const START_TIMEOUT_MS = 120_000;
 /** How long burying a sandbox found dead at start waits for the server (starting after the host) for its volumes. */
 const RECOVERY_SERVER_WAIT_MS = 120_000;
-/** How long closing the host waits for its spares to remove what they prepared. */
-const SPARE_EXIT_WAIT_MS = 10_000;
 const GONE = 'its supervisor is gone (the host restarted, or the supervisor crashed)';
 
 export interface LocalHostOptions {
@@ -87,17 +77,11 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #terminating = new Set<string>();
   readonly #listeners: Array<(state: RuntimeState) => void> = [];
   readonly #watching = new AbortController();
-  readonly #spareCount: number;
-  #spares: Array<{ child: ChildProcess; imageRoot: string | undefined }> = [];
+  readonly #spares: SparePool | undefined;
   /** Sandboxes found dead at start whose volumes and state are being ended in the background. */
   readonly #burying = new Map<string, Promise<void>>();
   /** Creates waiting for their supervisor's answer. */
   #starting = 0;
-  /** Spares let go of, until they have exited. */
-  readonly #leaving = new Set<Promise<void>>();
-  /** The image spares prepare sandboxes of: the one this host started a sandbox of last. */
-  #warmImage: string | undefined;
-  #closed = false;
 
   private constructor(opts: LocalHostOptions, readiness: HostReadiness) {
     this.#dataDir = opts.dataDir;
@@ -106,7 +90,14 @@ export class LocalSandboxHost implements SandboxRuntime {
     this.#readiness = readiness;
     this.#log = opts.log ?? (() => undefined);
     this.#serverUrl = opts.serverUrl;
-    this.#spareCount = opts.spares ?? 2;
+    this.#spares = readiness.ready
+      ? new SparePool({
+          size: opts.spares ?? 2,
+          ids: readiness.ids,
+          spawn: (order) =>
+            this.#spawnSupervisor(join(this.#dataDir, RUNS_DIR, 'spares.log'), '--spare', JSON.stringify(order)),
+        })
+      : undefined;
     // One listener per running sandbox's event stream.
     setMaxListeners(0, this.#watching.signal);
   }
@@ -117,8 +108,8 @@ export class LocalSandboxHost implements SandboxRuntime {
     if (host.#readiness.ready) {
       await host.#recover();
       // Until a create says otherwise, spares prepare the default image, when this host has built it.
-      host.#warmImage = (await host.#images.find(DEFAULT_IMAGE).catch(() => undefined))?.root;
-      host.#refillSpares();
+      host.#spares?.warm((await host.#images.find(DEFAULT_IMAGE).catch(() => undefined))?.root);
+      host.#spares?.refill();
     } else host.#log(describeReadiness(host.#readiness));
     return host;
   }
@@ -200,52 +191,6 @@ export class LocalSandboxHost implements SandboxRuntime {
       });
     } finally {
       closeSync(logFd);
-    }
-  }
-
-  /**
-   * Starts spare supervisors up to the pool's size, each preparing a sandbox of the warm image (when there is
-   * one); one that exits unused leaves the pool.
-   */
-  #refillSpares(): void {
-    const imageRoot = this.#warmImage;
-    const order: SpareOrder = {
-      diskGib: DEFAULT_DISK_GIB,
-      ...(imageRoot !== undefined && this.#readiness.ready
-        ? { image: { root: imageRoot, ids: this.#readiness.ids } }
-        : {}),
-    };
-    while (!this.#closed && this.#spares.length < this.#spareCount) {
-      const child = this.#spawnSupervisor(
-        join(this.#dataDir, RUNS_DIR, 'spares.log'),
-        '--spare',
-        JSON.stringify(order),
-      );
-      child.unref();
-      (child.stdio[3] as Duplex).on('error', () => undefined);
-      const spare = { child, imageRoot };
-      child.once('exit', () => {
-        this.#spares = this.#spares.filter((s) => s !== spare);
-      });
-      this.#spares.push(spare);
-    }
-  }
-
-  /** A spare for a sandbox of `imageRoot`: one prepared for that image if there is one, else any. */
-  #takeSpare(imageRoot: string): ChildProcess | undefined {
-    const i = this.#spares.findIndex((s) => s.imageRoot === imageRoot);
-    const [spare] = this.#spares.splice(Math.max(i, 0), 1);
-    return spare?.child;
-  }
-
-  /** Makes `imageRoot` the image spares prepare; spares of another image are let go (they clean up and exit). */
-  #warm(imageRoot: string): void {
-    if (this.#warmImage === imageRoot) return;
-    this.#warmImage = imageRoot;
-    for (const spare of this.#spares.filter((s) => s.imageRoot !== imageRoot)) {
-      this.#spares = this.#spares.filter((s) => s !== spare);
-      const leaving = letGo(spare.child, SPARE_EXIT_WAIT_MS).finally(() => this.#leaving.delete(leaving));
-      this.#leaving.add(leaving);
     }
   }
 
@@ -355,7 +300,7 @@ export class LocalSandboxHost implements SandboxRuntime {
       volumes: launch.volumes.map((v) => (this.#serverUrl ? { ...v, serverUrl: this.#serverUrl } : v)),
     };
     writeJsonFile(paths.spec, spec);
-    const spare = this.#takeSpare(image.root);
+    const spare = this.#spares?.take(image.root);
     let child: ChildProcess;
     if (spare) {
       child = spare;
@@ -365,8 +310,8 @@ export class LocalSandboxHost implements SandboxRuntime {
     const answer = await startReport(child, START_TIMEOUT_MS).finally(() => this.#starting--);
     child.unref();
     // The next spares start once no create waits for its answer, not competing with a burst for the CPU.
-    this.#warm(image.root);
-    setImmediate(() => this.#starting === 0 && this.#refillSpares());
+    this.#spares?.warm(image.root);
+    setImmediate(() => this.#starting === 0 && this.#spares?.refill());
     if ('error' in answer) throw new UnavailableError(`sandbox ${launch.id} could not start: ${answer.error}`);
     this.#adopt(launch.id, this.#supervisor(launch.id));
   }
@@ -480,43 +425,12 @@ export class LocalSandboxHost implements SandboxRuntime {
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    // A spare runs no request's sandbox: when its link closes it removes what it prepared and exits.
-    await Promise.all([
-      ...this.#spares.splice(0).map((spare) => letGo(spare.child, SPARE_EXIT_WAIT_MS)),
-      ...this.#leaving,
-    ]);
+    // A spare runs no request's sandbox: let go, it removes what it prepared and exits.
+    await this.#spares?.close();
     this.#watching.abort();
     // Burials still waiting for the server stop waiting: what they could not commit is kept (endVolumeMounts).
     await Promise.all(this.#burying.values());
     this.#live.clear();
-  }
-}
-
-/** Closes a spare's link, and resolves once it has exited (or after `waitMs`). */
-function letGo(spare: ChildProcess, waitMs: number): Promise<void> {
-  (spare.stdio[3] as Duplex).destroy();
-  if (spare.exitCode !== null || spare.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    // Held while it cleans up: a process whose last work is closing the host waits for it.
-    spare.ref();
-    const done = () => {
-      clearTimeout(timer);
-      spare.unref();
-      resolve();
-    };
-    const timer = setTimeout(done, waitMs);
-    spare.once('exit', done);
-  });
-}
-
-/** Whether `pid` is a running supervisor process (a pid the kernel gave to something else since is not). */
-function isSupervisor(pid: number): boolean {
-  if (!(pid > 0)) return false;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(SUPERVISOR_MAIN);
-  } catch {
-    return false;
   }
 }
 

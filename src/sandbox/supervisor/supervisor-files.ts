@@ -17,12 +17,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readJsonFile } from '../../common/json-file.js';
 import type { IdRange } from '../host/launch-args.js';
 import { checkSandboxId } from '../host/state-disk.js';
 import type { RuntimeState, RuntimeVolume } from '../runtime.js';
 
 export const RUNS_DIR = 'sandbox-runs';
+/** The supervisor's entry point, which the daemon starts (and recognises in /proc). */
+export const SUPERVISOR_MAIN = fileURLToPath(new URL('./supervisor-main.js', import.meta.url));
 /** Disks formatted ahead by spare supervisors (on the same file system as the sandboxes' disks). */
 export const SPARES_DIR = 'sandbox-spares';
 /** Longest path a unix socket can bind (sun_path is 108 bytes with its NUL). */
