@@ -190,6 +190,7 @@ describe('engine sandboxes', () => {
     assert.ok(failed.endedAt);
     assert.deepEqual(await attachmentsOf(data), [[`sandbox:${failed.id}`, '/d', 'failed']]);
     await assert.rejects(engine.authenticate(rt.launches.at(-1)!.volumes[0]!.token), { code: 'Unauthenticated' });
+    assert.deepEqual(await engine.listExecs(admin, failed.id), [], 'it ran nothing: its execs are an empty list');
     // The volume is free again.
     await engine.createSandbox(admin, { image: busybox, volumes: { '/d': data } });
   });

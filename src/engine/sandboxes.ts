@@ -187,7 +187,13 @@ export class SandboxService implements SandboxEngine {
 
   async listExecs(actor: Actor, id: string): Promise<ExecRecord[]> {
     const record = await this.#find(actor, id, 'sandboxes.read');
-    return this.#call(record, undefined, () => this.#runtime().execs(record.id));
+    try {
+      return await this.#call(record, undefined, () => this.#runtime().execs(record.id));
+    } catch (err) {
+      // An ended sandbox its host never started (or whose records it pruned) ran nothing to list.
+      if (!isLive(record) && isNotFound(err)) return [];
+      throw err;
+    }
   }
 
   async getExec(actor: Actor, id: string, execId: string): Promise<ExecRecord> {
