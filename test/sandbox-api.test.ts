@@ -160,6 +160,12 @@ describe('sandboxes through the API', () => {
       )
     ).wait();
     assert.equal(seen.stdout, `${warm.id.replace(/_/g, '-')}\ntop\ninner.txt\nro\nsocket\n0\n`);
+    // The first volume ran in the mount agent the spare kept waiting, which logs to the mount's state dir.
+    const stateDir = join(dataDir, 'sandboxes', warm.id, 'volume-state', '0');
+    const handle = new MountHandle(join(dataDir, 'sandboxes', warm.id, 'volumes', '0'), { stateDir });
+    const agentPid = (await handle.status()).pid;
+    assert.match(await readFile(`/proc/${agentPid}/cmdline`, 'utf8'), /--spare/);
+    assert.match(await readFile(join(stateDir, 'agent.log'), 'utf8'), /mounted deep at /);
     await (await warm.exec('echo from the warm one > /mnt/a/b/work/made.txt')).wait();
     await warm.terminate();
     await first.terminate();

@@ -55,26 +55,51 @@ export interface StartedAgent {
   child: ChildProcess;
 }
 
+/** The agent's environment: no STOWAGE_* settings, so it never sees the tenant's token (its own is in config.json). */
+function agentEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
+}
+
+/**
+ * Starts a spare agent: Node started and the agent loaded, waiting for a state dir (agent-main `--spare`), a
+ * plain child of this process (it exits if this process goes). Hand it to startMountAgent as `spare`.
+ */
+export function spawnSpareMountAgent(): ChildProcess {
+  const child = spawn(process.execPath, [AGENT_MAIN, '--spare'], {
+    env: agentEnv(),
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  child.on('error', () => undefined);
+  return child;
+}
+
 /**
  * Starts the agent of `stateDir` (its config written) and resolves once it
  * mounted, or rejects with why not (the agent's own error, or its exit).
  * `detached` puts it in its own session (the CLI's agents outlive the shell);
- * otherwise it stays in the caller's process group, as a plain child.
+ * otherwise it stays in the caller's process group, as a plain child. `spare`:
+ * a spare agent (spawnSpareMountAgent) to run it in instead of starting Node,
+ * used when it still waits.
  */
 export function startMountAgent(
   stateDir: string,
-  options: { detached: boolean; timeoutMs?: number },
+  options: { detached: boolean; timeoutMs?: number; spare?: ChildProcess },
 ): Promise<StartedAgent> {
   const timeoutMs = options.timeoutMs ?? AGENT_START_TIMEOUT_MS;
-  const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
-  // The agent gets no STOWAGE_* settings: it must never see the tenant's token (its own is in config.json).
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
-  const child = spawn(process.execPath, [AGENT_MAIN, stateDir], {
-    detached: options.detached,
-    env,
-    stdio: ['ignore', log, log, 'ipc'],
-  });
-  closeSync(log);
+  let child: ChildProcess;
+  const { spare } = options;
+  if (spare?.connected && spare.exitCode === null && spare.signalCode === null && !options.detached) {
+    child = spare;
+    child.send({ stateDir });
+  } else {
+    const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
+    child = spawn(process.execPath, [AGENT_MAIN, stateDir], {
+      detached: options.detached,
+      env: agentEnv(),
+      stdio: ['ignore', log, log, 'ipc'],
+    });
+    closeSync(log);
+  }
   return new Promise((done, fail) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -31,7 +31,8 @@ import { serveRuntimeOnSocket } from '../runtime-http/runtime-app.js';
 import { SupervisorRuntime } from './supervisor-runtime.js';
 import { readJsonFile } from '../../common/json-file.js';
 import { SPARES_DIR, type SpareOrder, type SupervisorSpec, runPaths, spareSlot } from './supervisor-files.js';
-import { Supervisor } from './supervisor.js';
+import { type SpareParts, Supervisor } from './supervisor.js';
+import { spawnSpareMountAgent } from '../../mount/agent-launch.js';
 
 /** Where log lines go: stdout until the sandbox is known, then its own supervisor.log. */
 let logFile: string | undefined;
@@ -103,12 +104,12 @@ async function spareDisk(dataDir: string, diskGib: number): Promise<{ path: stri
   }
 }
 
-type Spare = Parameters<typeof Supervisor.start>[2];
-
 /** What a spare makes while it waits: a formatted disk, and on it a prepared sandbox of the order's image. */
-async function prepareSpare(dataDir: string, order: SpareOrder): Promise<Spare> {
+async function prepareSpare(dataDir: string, order: SpareOrder): Promise<SpareParts> {
   const disk = await spareDisk(dataDir, order.diskGib);
-  if (!disk || !order.image) return disk ? { disk } : {};
+  // One mount agent waits, loaded, for the sandbox's first volume (the most common case is one).
+  const mountAgents = [spawnSpareMountAgent()];
+  if (!disk || !order.image) return disk ? { disk, mountAgents } : { mountAgents };
   try {
     const sandbox = await PreparedSandbox.prepare({
       dataDir,
@@ -119,10 +120,10 @@ async function prepareSpare(dataDir: string, order: SpareOrder): Promise<Spare> 
       formattedDisk: disk.path,
     });
     await sandbox.warmUp();
-    return { sandbox };
+    return { sandbox, mountAgents };
   } catch (e) {
     log(`spare sandbox not prepared: ${(e as Error).message}`);
-    return {};
+    return { mountAgents };
   }
 }
 

@@ -34,6 +34,16 @@ import { writeJsonFile } from '../../common/json-file.js';
 import { type SupervisorSpec, runPaths } from './supervisor-files.js';
 
 const MiB = 1024 * 1024;
+
+/**
+ * What a spare supervisor made ahead: a prepared sandbox, taken when it fits the spec (image and disk size); a
+ * formatted disk image, taken when its size is the one asked for; mount agents waiting for a volume.
+ */
+export interface SpareParts {
+  sandbox?: PreparedSandbox;
+  disk?: { path: string; diskGib: number };
+  mountAgents?: ChildProcess[];
+}
 /** Longest a timer may be set for in Node (about 24.8 days); later expiries are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -86,16 +96,8 @@ export class Supervisor {
     return this.#ending === undefined;
   }
 
-  /**
-   * Makes and starts the sandbox; on failure removes whatever it made and rejects with why. `spare`: what a
-   * spare supervisor made ahead: a prepared sandbox, taken when it fits the spec (image and disk size), or a
-   * formatted disk image, taken when its size is the one asked for.
-   */
-  static async start(
-    spec: SupervisorSpec,
-    log: (line: string) => void,
-    spare: { sandbox?: PreparedSandbox; disk?: { path: string; diskGib: number } } = {},
-  ): Promise<Supervisor> {
+  /** Makes and starts the sandbox, with what a spare made ahead; on failure removes what it made and rejects. */
+  static async start(spec: SupervisorSpec, log: (line: string) => void, spare: SpareParts = {}): Promise<Supervisor> {
     const sup = new Supervisor(spec, log);
     try {
       await sup.#start(spare);
@@ -106,7 +108,7 @@ export class Supervisor {
     return sup;
   }
 
-  async #start(spare: { sandbox?: PreparedSandbox; disk?: { path: string; diskGib: number } }): Promise<void> {
+  async #start(spare: SpareParts): Promise<void> {
     const { spec } = this;
     // Where start-up time goes, for the log: each step's end in ms since the start.
     const t0 = performance.now();
@@ -133,12 +135,15 @@ export class Supervisor {
     await prepared.claim(spec.id);
     writeFileSync(runPaths(spec.dataDir, spec.id).cgroup, `${prepared.cgroupName}\n`);
     prepared.cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
+    const agents = [...(spare.mountAgents ?? [])];
     this.#mounts = await startVolumeMounts(prepared.disk.paths.dir, spec.volumes, {
       ids: spec.ids,
+      spareAgent: () => agents.shift(),
       // The sandbox's bind still holds the dead mount: the volume fails inside (ENOTCONN) until the sandbox ends.
       onAgentExit: (m, code, signal) =>
         this.log(`the mount agent of ${m.volume.volume} at ${m.volume.path} exited (${signal ?? `exit ${code}`})`),
     });
+    for (const unused of agents) unused.kill();
     if (spec.volumes.length > 0) mark('volumes');
     exposeGuestSockets(prepared.guestDir, this.#mounts);
     await attachToSandbox(prepared.launched.pid, spec.ids, {

@@ -24,6 +24,7 @@
  * its config. Starting a mount again with the same index resumes it: the
  * overlay of a killed agent is replayed, as after a crash of `stowage mount`.
  */
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -69,6 +70,8 @@ export interface VolumeMountOptions {
   /** Host name recorded in commit messages (default: this machine's). */
   host?: string;
   timeoutMs?: number;
+  /** A spare agent (spawnSpareMountAgent) to run the mount in, when one is at hand. */
+  spareAgent?: () => ChildProcess | undefined;
   /** How long a mount started again to commit a dead agent's overlay waits for an unreachable server (default 0). */
   serverWaitMs?: number;
   /** Ends that wait early. */
@@ -178,9 +181,11 @@ export async function startVolumeMount(
     };
     mkdirSync(join(sandboxDir, 'volumes'), { recursive: true, mode: 0o755 });
     writeMountConfig(stateDir, config);
+    const spare = options.spareAgent?.();
     const started: StartedAgent = await startMountAgent(stateDir, {
       detached: false,
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(spare ? { spare } : {}),
     });
     const result = mount(started.pid);
     started.child.once('exit', (code, signal) => {
