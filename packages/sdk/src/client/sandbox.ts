@@ -16,9 +16,13 @@
 import { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { InvalidArgumentError } from '../common/errors.js';
+import { rechunk } from '../common/rechunk.js';
 import { defaultStowage, type Stowage } from './http-client.js';
 import { SandboxExec } from './sandbox-exec.js';
 import type { ClientOption, Volume } from './volume.js';
+
+/** The size of the pieces a streamed `write` sends its body in. */
+const UPLOAD_PIECE_BYTES = 1024 * 1024;
 
 export { SandboxExec, type ExecOutput, type ExecResult } from './sandbox-exec.js';
 
@@ -201,7 +205,9 @@ export class Sandbox {
         createParents: options.createParents === undefined ? undefined : String(options.createParents),
       },
       headers: { 'content-type': 'application/octet-stream' },
-      body: body instanceof Readable ? (body as AsyncIterable<Uint8Array>) : body,
+      // fetch pays per piece of a streamed body: file streams come in 64 KiB pieces, which it sent at about a
+      // third of the speed of 1 MiB ones.
+      body: body instanceof Readable ? rechunk(body, UPLOAD_PIECE_BYTES) : body,
     });
     return (await res.json()) as wire.SandboxFileInfo;
   }
