@@ -8,7 +8,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +23,7 @@ import { DEFAULT_DISK_GIB } from '../src/sandbox/runtime.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { TEST_IMAGES_DATA_DIR, busyboxImage, debianImage } from './helpers/sandbox-images.js';
 
+const execFileP = promisify(execFile);
 let dataDir: string;
 let server: RunningServer;
 let client: Stowage;
@@ -150,6 +153,18 @@ describe('sandboxes through the API', () => {
     };
     // The default disk size, twice: the second create claims a sandbox a spare made before it was asked.
     const first = await create({ diskGib: DEFAULT_DISK_GIB });
+    // A spare is ready once its sandbox is prepared and its mount agent waits (started last).
+    const pgrep = (...args: string[]) =>
+      execFileP('pgrep', args).then(
+        (r) => r.stdout.split('\n').filter(Boolean),
+        () => [] as string[],
+      );
+    await until('a spare with a waiting mount agent', async () => {
+      for (const spare of await pgrep('-f', `supervisor-main.js ${dataDir} --spare`))
+        if ((await pgrep('-P', spare, '-f', 'agent-main.js --spare')).length > 0) return true;
+      return undefined;
+    });
+    await new Promise((r) => setTimeout(r, 1000));
     const warm = await create({ diskGib: DEFAULT_DISK_GIB, volumes });
     const log = await readFile(join(dataDir, 'sandbox-runs', warm.id, 'supervisor.log'), 'utf8');
     assert.match(log, /started \(ms: warm/);

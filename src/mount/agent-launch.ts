@@ -60,17 +60,27 @@ function agentEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
 }
 
+/** A spare agent process, and whether it has said it waits for a state dir. */
+export interface SpareMountAgent {
+  child: ChildProcess;
+  waiting: boolean;
+}
+
 /**
  * Starts a spare agent: Node started and the agent loaded, waiting for a state dir (agent-main `--spare`), a
  * plain child of this process (it exits if this process goes). Hand it to startMountAgent as `spare`.
  */
-export function spawnSpareMountAgent(): ChildProcess {
+export function spawnSpareMountAgent(): SpareMountAgent {
   const child = spawn(process.execPath, [AGENT_MAIN, '--spare'], {
     env: agentEnv(),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
+  const spare: SpareMountAgent = { child, waiting: false };
   child.on('error', () => undefined);
-  return child;
+  child.once('message', (m: { waiting?: unknown }) => {
+    spare.waiting = m?.waiting === true;
+  });
+  return spare;
 }
 
 /**
@@ -79,19 +89,22 @@ export function spawnSpareMountAgent(): ChildProcess {
  * `detached` puts it in its own session (the CLI's agents outlive the shell);
  * otherwise it stays in the caller's process group, as a plain child. `spare`:
  * a spare agent (spawnSpareMountAgent) to run it in instead of starting Node,
- * used when it still waits.
+ * used when it says it waits (else it is killed and a fresh agent started).
  */
 export function startMountAgent(
   stateDir: string,
-  options: { detached: boolean; timeoutMs?: number; spare?: ChildProcess },
+  options: { detached: boolean; timeoutMs?: number; spare?: SpareMountAgent },
 ): Promise<StartedAgent> {
   const timeoutMs = options.timeoutMs ?? AGENT_START_TIMEOUT_MS;
   let child: ChildProcess;
-  const { spare } = options;
-  if (spare?.connected && spare.exitCode === null && spare.signalCode === null && !options.detached) {
-    child = spare;
+  const spare = options.spare;
+  const usable = spare?.waiting && spare.child.connected && spare.child.exitCode === null && !options.detached;
+  if (usable) {
+    child = spare.child;
     child.send({ stateDir });
   } else {
+    // One still starting (or gone) is not waited for: a fresh agent is as quick.
+    spare?.child.kill();
     const log = openSync(join(stateDir, AGENT_LOG), 'a', 0o600);
     child = spawn(process.execPath, [AGENT_MAIN, stateDir], {
       detached: options.detached,

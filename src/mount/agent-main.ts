@@ -4,8 +4,9 @@
  * detached by `stowage mount`, which waits on the IPC channel for "ready" (or
  * the error that kept the mount from starting) and then lets it go.
  *
- * `node agent-main.js --spare` loads everything and waits for its state dir as
- * one IPC message (`{ stateDir }`), then runs the same way, logging to that
+ * `node agent-main.js --spare` loads everything, says `{ waiting: true }` and
+ * waits for its state dir as one IPC message (`{ stateDir }`), then runs the
+ * same way, logging to that
  * state dir's agent.log: a sandbox's supervisor keeps one ready so a volume
  * does not wait for Node to start (about 0.2 s). A spare whose parent goes
  * first exits.
@@ -34,6 +35,8 @@ function assignment(): Promise<string> {
       if (typeof m?.stateDir !== 'string') process.exit(2);
       resolve(m.stateDir);
     });
+    // Messages sent before a listener is there are lost: the parent hands a state dir only after this.
+    process.send?.({ waiting: true });
   });
 }
 

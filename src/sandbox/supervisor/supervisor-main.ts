@@ -79,6 +79,7 @@ function awaitAssignment(link: Socket | undefined, orphaned: () => Promise<void>
       link.off('data', onData);
       link.off('end', onEnd);
       link.pause();
+      assignedYet = true;
       resolve((JSON.parse(text.slice(0, nl)) as { id: string }).id);
     };
     link.on('data', onData);
@@ -87,6 +88,8 @@ function awaitAssignment(link: Socket | undefined, orphaned: () => Promise<void>
 }
 
 let link: Socket | undefined;
+/** Set once a spare knows its sandbox. */
+let assignedYet = false;
 
 /** A spare formats a state disk of the usual size while it waits (removed if it exits unused). */
 async function spareDisk(dataDir: string, diskGib: number): Promise<{ path: string; diskGib: number } | undefined> {
@@ -107,9 +110,20 @@ async function spareDisk(dataDir: string, diskGib: number): Promise<{ path: stri
 /** What a spare makes while it waits: a formatted disk, and on it a prepared sandbox of the order's image. */
 async function prepareSpare(dataDir: string, order: SpareOrder): Promise<SpareParts> {
   const disk = await spareDisk(dataDir, order.diskGib);
-  // One mount agent waits, loaded, for the sandbox's first volume (the most common case is one).
-  const mountAgents = [spawnSpareMountAgent()];
-  if (!disk || !order.image) return disk ? { disk, mountAgents } : { mountAgents };
+  const parts = await prepareSandbox(dataDir, order, disk);
+  // Then one mount agent waits, loaded, for the sandbox's first volume (the most common case is one); started
+  // last, and only if no create has come meanwhile, so a create waiting for this spare does not wait for it too.
+  if (!assignedYet) parts.mountAgents = [spawnSpareMountAgent()];
+  return parts;
+}
+
+/** The spare's prepared sandbox of the order's image on its formatted disk, or just the disk. */
+async function prepareSandbox(
+  dataDir: string,
+  order: SpareOrder,
+  disk: { path: string; diskGib: number } | undefined,
+): Promise<SpareParts> {
+  if (!disk || !order.image) return disk ? { disk } : {};
   try {
     const sandbox = await PreparedSandbox.prepare({
       dataDir,
@@ -120,10 +134,10 @@ async function prepareSpare(dataDir: string, order: SpareOrder): Promise<SparePa
       formattedDisk: disk.path,
     });
     await sandbox.warmUp();
-    return { sandbox, mountAgents };
+    return { sandbox };
   } catch (e) {
     log(`spare sandbox not prepared: ${(e as Error).message}`);
-    return { mountAgents };
+    return {};
   }
 }
 

@@ -21,6 +21,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { ConflictError } from '@stowage/sdk/common/errors.js';
 import { writeFileSync } from 'node:fs';
+import type { SpareMountAgent } from '../../mount/agent-launch.js';
 import type { SandboxCgroup } from '../host/cgroups.js';
 import { BASE_ENV } from '../host/image-builder.js';
 import { attachToSandbox } from '../host/ns-attach.js';
@@ -42,7 +43,7 @@ const MiB = 1024 * 1024;
 export interface SpareParts {
   sandbox?: PreparedSandbox;
   disk?: { path: string; diskGib: number };
-  mountAgents?: ChildProcess[];
+  mountAgents?: SpareMountAgent[];
 }
 /** Longest a timer may be set for in Node (about 24.8 days); later expiries are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -143,7 +144,7 @@ export class Supervisor {
       onAgentExit: (m, code, signal) =>
         this.log(`the mount agent of ${m.volume.volume} at ${m.volume.path} exited (${signal ?? `exit ${code}`})`),
     });
-    for (const unused of agents) unused.kill();
+    for (const unused of agents) unused.child.kill();
     if (spec.volumes.length > 0) mark('volumes');
     exposeGuestSockets(prepared.guestDir, this.#mounts);
     await attachToSandbox(prepared.launched.pid, spec.ids, {

@@ -24,7 +24,6 @@
  * its config. Starting a mount again with the same index resumes it: the
  * overlay of a killed agent is replayed, as after a crash of `stowage mount`.
  */
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -38,6 +37,7 @@ import {
   checkOverlayBelongsTo,
   lazyUnmount,
   readMountConfig,
+  type SpareMountAgent,
   type StartedAgent,
   startMountAgent,
   waitAgentGone,
@@ -71,7 +71,7 @@ export interface VolumeMountOptions {
   host?: string;
   timeoutMs?: number;
   /** A spare agent (spawnSpareMountAgent) to run the mount in, when one is at hand. */
-  spareAgent?: () => ChildProcess | undefined;
+  spareAgent?: () => SpareMountAgent | undefined;
   /** How long a mount started again to commit a dead agent's overlay waits for an unreachable server (default 0). */
   serverWaitMs?: number;
   /** Ends that wait early. */
