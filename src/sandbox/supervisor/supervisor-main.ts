@@ -11,7 +11,9 @@
  * 3 (a socket pair), and a spare whose daemon goes away before that removes
  * what it made and exits. While it waits it formats a state disk of the usual
  * size (SpareOrder.diskGib) and, given an image, prepares a whole sandbox on
- * it (prepared-sandbox), taken when the sandbox asks for that image and size.
+ * it (prepared-sandbox), taken when the sandbox asks for that image and size;
+ * last, unless a create came meanwhile, it starts a mount agent that waits,
+ * loaded, for the sandbox's first volume.
  *
  * It reads `spec.json`, starts the sandbox, serves its control socket, then
  * reports on file descriptor 3 one JSON line, `{"ready":true}` or
