@@ -59,13 +59,13 @@ export class PreparedSandbox {
     readonly dataDir: string,
     readonly imageRoot: string,
     readonly diskGib: number,
+    /** The slot it was made as, which its cgroup keeps. */
     readonly cgroupName: string,
     readonly cgroup: SandboxCgroup,
     public disk: StateDisk,
     readonly launched: LaunchedSandbox,
-    slot: string,
   ) {
-    this.#name = slot;
+    this.#name = cgroupName;
   }
 
   /**
@@ -99,16 +99,7 @@ export class PreparedSandbox {
         sandboxesDir: join(opts.dataDir, SANDBOXES_DIR),
       });
       mark('agent ready');
-      return new PreparedSandbox(
-        opts.dataDir,
-        opts.imageRoot,
-        opts.diskGib,
-        opts.slot,
-        cgroup,
-        disk,
-        launched,
-        opts.slot,
-      );
+      return new PreparedSandbox(opts.dataDir, opts.imageRoot, opts.diskGib, opts.slot, cgroup, disk, launched);
     } catch (e) {
       await cgroup?.killAll().catch(() => undefined);
       await destroyStateDisk(opts.dataDir, opts.slot).catch(() => undefined);
