@@ -9,6 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { MountStatus } from '@stowage/sdk/common/mount-state.js';
@@ -73,6 +74,43 @@ describe('agent crash', () => {
     assert.equal(await vol.files.exists('/d'), false);
     await bed.mounts.unmountOk(m);
     assert.equal((await vol.attachments()).length, 0);
+  });
+});
+
+describe('work kept elsewhere', () => {
+  test('--recover replays uncommitted work kept away from its mount path, and refuses what is not that', async () => {
+    const vol = await Volume.create(fresh('kept'), { client: bed.client });
+    const other = await Volume.create(fresh('other'), { client: bed.client });
+    const m1 = await mountPoint();
+    const s = await bed.mounts.mountOk(vol.name, m1);
+    await shOk(`echo kept > ${m1}/kept.txt && mkdir ${m1}/d && echo deep > ${m1}/d/deep.txt`);
+    await shOk(`kill -9 ${s.pid}`);
+    for (let i = 0; i < 50 && alive(s.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    await sh(`fusermount -uz ${m1}`);
+    // As a sandbox's end does with work it could not commit: the attachment released as failed, the state moved
+    // away from any mount path (sandbox-kept/<sandbox>/<n>).
+    await bed.client.request('POST', `/v1/attachments/${s.attachmentId}/release`, {
+      body: { failed: true, reason: 'the final commit failed' },
+    });
+    const kept = join(bed.work, fresh('kept-state'));
+    await shOk(`mv ${bed.mounts.stateDir(m1)} ${kept}`);
+
+    const m2 = await mountPoint();
+    const wrong = await bed.mounts.mount(other.name, m2, ['--recover', kept]);
+    assert.equal(wrong.status, 2, wrong.stderr);
+    assert.match(wrong.stderr, new RegExp(`uncommitted work of volume "${vol.name}", not of "${other.name}"`));
+    const none = await bed.mounts.mount(vol.name, m2, ['--recover', join(bed.work, 'no-such-state')]);
+    assert.equal(none.status, 2, none.stderr);
+    assert.match(none.stderr, /holds no mount state to recover/);
+    assert.equal(await isMounted(m2), false);
+
+    await bed.mounts.mountOk(vol.name, m2, ['--recover', kept]);
+    assert.equal(await shOk(`cat ${m2}/kept.txt ${m2}/d/deep.txt`), 'kept\ndeep\n');
+    assert.equal(existsSync(kept), false, 'the kept state was moved, so it cannot be replayed twice');
+    await bed.mounts.commit(m2, 'recovered');
+    assert.equal((await vol.files.read('/kept.txt')).toString(), 'kept\n');
+    assert.equal((await vol.files.read('/d/deep.txt')).toString(), 'deep\n');
+    await bed.mounts.unmountOk(m2);
   });
 });
 

@@ -10,8 +10,18 @@
  * waits for an agent to be gone after an unmount.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, UnavailableError, errorFromCode } from '@stowage/sdk/common/errors.js';
 import { AGENT_LOG, MOUNT_CONFIG_FILE, type MountConfig } from '@stowage/sdk/common/mount-state.js';
@@ -41,6 +51,35 @@ export function checkOverlayBelongsTo(stateDir: string, mountPath: string, volum
     throw new InvalidArgumentError(
       `${mountPath} was last mounted from volume "${previous.volume}" and may hold its uncommitted changes: mount "${previous.volume}" there to recover them, or delete ${stateDir}`,
     );
+}
+
+/**
+ * Makes the mount state kept in `from` (a sandbox's `sandbox-kept/<sandbox>/<n>`, or another mount's state
+ * dir: config.json and overlay/) the state of `mountPath`, so the next agent there replays its uncommitted
+ * work. Refused when `from` holds no state, holds another volume's, or when `mountPath` has uncommitted work
+ * of its own; `from` is moved, not copied, so the work is never replayed twice.
+ */
+export function adoptMountState(from: string, stateDir: string, mountPath: string, volume: string): void {
+  const kept = readMountConfig(from);
+  if (!kept || !existsSync(join(from, 'overlay')))
+    throw new InvalidArgumentError(`${from} holds no mount state to recover (no config.json and overlay/)`);
+  if (kept.volume !== volume)
+    throw new InvalidArgumentError(`${from} holds uncommitted work of volume "${kept.volume}", not of "${volume}"`);
+  if (resolve(from) === resolve(stateDir)) return;
+  if (existsSync(join(stateDir, 'overlay')))
+    throw new InvalidArgumentError(
+      `${mountPath} holds uncommitted work of its own (${stateDir}): mount and commit it first, or recover into another path`,
+    );
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(dirname(stateDir), { recursive: true, mode: 0o700 });
+  try {
+    renameSync(from, stateDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    // Another file system: copied whole first, so a failure midway leaves `from` as it was.
+    cpSync(from, stateDir, { recursive: true });
+    rmSync(from, { recursive: true, force: true });
+  }
 }
 
 /** Writes the agent's config into its state dir (0700), readable by root and the mount's owner only (0600). */

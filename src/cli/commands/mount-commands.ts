@@ -8,7 +8,8 @@
  * reaches the agent.
  *
  * Mounting a path whose agent died (SIGKILL, a crash) takes over its
- * attachment and replays its uncommitted overlay.
+ * attachment and replays its uncommitted overlay; `--recover DIR` does the
+ * same with work kept elsewhere (a sandbox's end could not commit it).
  */
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -25,6 +26,7 @@ import { parseVolumeName } from '@stowage/sdk/common/paths.js';
 import { parseSize } from '@stowage/sdk/common/sizes.js';
 import { MountHandle, type MountReloadResult } from '@stowage/sdk/client/mount-control.js';
 import {
+  adoptMountState,
   agentAnswers,
   checkOverlayBelongsTo,
   lazyUnmount,
@@ -49,6 +51,7 @@ interface MountOptions {
   allowOther?: boolean;
   uid?: string;
   gid?: string;
+  recover?: string;
 }
 
 /** A user or group id for --uid/--gid: a decimal number a Linux id can be. */
@@ -94,6 +97,7 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   const handle = new MountHandle(mountPath);
   if (await agentAnswers(handle))
     throw new AlreadyExistsError(`${mountPath} is already mounted; unmount it first (stowage unmount ${pathArg})`);
+  if (opts.recover !== undefined) adoptMountState(resolve(opts.recover), stateDir, mountPath, volume);
   checkOverlayBelongsTo(stateDir, mountPath, volume);
   const previous = readMountConfig(stateDir);
   const client = clientOf(globals);
@@ -176,6 +180,10 @@ export function registerMountCommands(program: Command): void {
     )
     .option('--uid <id>', 'owner shown for entries that record none, and recorded as none (default: your uid)')
     .option('--gid <id>', 'group shown for entries that record none, and recorded as none (default: your gid)')
+    .option(
+      '--recover <dir>',
+      "take the uncommitted work kept in DIR (a sandbox's sandbox-kept/SANDBOX/N, or another mount's state) to replay here; then commit",
+    )
     .action(async (volume: string, path: string, opts: MountOptions, cmd: Command) => {
       await mount(volume, path, opts, cmd.optsWithGlobals<GlobalOptions>());
     });
