@@ -107,6 +107,11 @@ describe('work kept elsewhere', () => {
     await bed.mounts.mountOk(vol.name, m2, ['--recover', kept]);
     assert.equal(await shOk(`cat ${m2}/kept.txt ${m2}/d/deep.txt`), 'kept\ndeep\n');
     assert.equal(existsSync(kept), false, 'the kept state was moved, so it cannot be replayed twice');
+    // A running mount's state is not taken from under it.
+    const m3 = await mountPoint();
+    const live = await bed.mounts.mount(vol.name, m3, ['--recover', bed.mounts.stateDir(m2)]);
+    assert.equal(live.status, 2, live.stderr);
+    assert.match(live.stderr, /an agent still runs on/);
     await bed.mounts.commit(m2, 'recovered');
     assert.equal((await vol.files.read('/kept.txt')).toString(), 'kept\n');
     assert.equal((await vol.files.read('/d/deep.txt')).toString(), 'deep\n');

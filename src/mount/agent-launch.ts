@@ -25,7 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, UnavailableError, errorFromCode } from '@stowage/sdk/common/errors.js';
 import { AGENT_LOG, MOUNT_CONFIG_FILE, type MountConfig } from '@stowage/sdk/common/mount-state.js';
-import type { MountHandle } from '@stowage/sdk/client/mount-control.js';
+import { MountHandle } from '@stowage/sdk/client/mount-control.js';
 
 /** How long a start waits for the agent to mount, by default. */
 export const AGENT_START_TIMEOUT_MS = 60_000;
@@ -56,16 +56,26 @@ export function checkOverlayBelongsTo(stateDir: string, mountPath: string, volum
 /**
  * Makes the mount state kept in `from` (a sandbox's `sandbox-kept/<sandbox>/<n>`, or another mount's state
  * dir: config.json and overlay/) the state of `mountPath`, so the next agent there replays its uncommitted
- * work. Refused when `from` holds no state, holds another volume's, or when `mountPath` has uncommitted work
- * of its own; `from` is moved, not copied, so the work is never replayed twice.
+ * work. Refused when `from` holds no state, holds another volume's, is a running agent's, or when `mountPath`
+ * has uncommitted work of its own; `from` is moved, not copied, so the work is never replayed twice.
  */
-export function adoptMountState(from: string, stateDir: string, mountPath: string, volume: string): void {
+export async function adoptMountState(
+  from: string,
+  stateDir: string,
+  mountPath: string,
+  volume: string,
+): Promise<void> {
   const kept = readMountConfig(from);
   if (!kept || !existsSync(join(from, 'overlay')))
     throw new InvalidArgumentError(`${from} holds no mount state to recover (no config.json and overlay/)`);
   if (kept.volume !== volume)
     throw new InvalidArgumentError(`${from} holds uncommitted work of volume "${kept.volume}", not of "${volume}"`);
   if (resolve(from) === resolve(stateDir)) return;
+  // A live agent's state is its own: taking it from under it would lose what it holds in memory.
+  if (await agentAnswers(new MountHandle(kept.mountPath, { stateDir: from })))
+    throw new InvalidArgumentError(
+      `an agent still runs on ${from} (mounted at ${kept.mountPath}): commit there, or unmount it first`,
+    );
   if (existsSync(join(stateDir, 'overlay')))
     throw new InvalidArgumentError(
       `${mountPath} holds uncommitted work of its own (${stateDir}): mount and commit it first, or recover into another path`,

@@ -97,7 +97,7 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
   const handle = new MountHandle(mountPath);
   if (await agentAnswers(handle))
     throw new AlreadyExistsError(`${mountPath} is already mounted; unmount it first (stowage unmount ${pathArg})`);
-  if (opts.recover !== undefined) adoptMountState(resolve(opts.recover), stateDir, mountPath, volume);
+  if (opts.recover !== undefined) await adoptMountState(resolve(opts.recover), stateDir, mountPath, volume);
   checkOverlayBelongsTo(stateDir, mountPath, volume);
   const previous = readMountConfig(stateDir);
   const client = clientOf(globals);
