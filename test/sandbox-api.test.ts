@@ -254,11 +254,15 @@ describe('sandboxes through the API', () => {
     server = await start(Number(new URL(server.url).port));
     client = new Stowage({ url: server.url, token });
     const vol = await Volume.get('machine', { client });
-    const committed = await until('the overlay to be committed', async () =>
-      vol.files.read('/crash.txt').then(
-        (b) => b.toString(),
-        () => undefined,
-      ),
+    // A mount agent started again, once the server answers: a Node start and a replay, slow on a loaded machine.
+    const committed = await until(
+      'the overlay to be committed',
+      async () =>
+        vol.files.read('/crash.txt').then(
+          (b) => b.toString(),
+          () => undefined,
+        ),
+      60_000,
     );
     assert.equal(committed, 'written before the crash\n', 'a mount agent started again replayed it and committed');
     await until('its state to be removed', async () => (existsSync(sandboxDir) ? undefined : true));

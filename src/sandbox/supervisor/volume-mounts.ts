@@ -76,6 +76,8 @@ export interface VolumeMountOptions {
   serverWaitMs?: number;
   /** Ends that wait early. */
   signal?: AbortSignal;
+  /** A start that fails leaves the attachment to the caller instead of releasing it (as failed). */
+  keepAttachmentOnFailure?: boolean;
   /** Called when an agent this call started exits on its own (a crash, a kill): start the mount again to resume it. */
   onAgentExit?: (mount: VolumeMount, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -193,6 +195,7 @@ export async function startVolumeMount(
     });
     return result;
   } catch (e) {
+    if (options.keepAttachmentOnFailure) throw e;
     const reason = e instanceof Error ? e.message : String(e);
     await client
       .request('POST', `/v1/attachments/${encodeURIComponent(volume.attachmentId)}/release`, {
@@ -264,9 +267,12 @@ export async function stopVolumeMount(
     const deadline = Date.now() + (revive.serverWaitMs ?? 0);
     for (;;) {
       try {
+        // The attachment must outlive a failed try (a server coming up between a refused call and the
+        // release would take it, and its token, from the next try); the stop releases it in the end.
         mount = await startVolumeMount(sandboxDirOf(mount), mount.index, mount.volume, {
           ...revive,
           onAgentExit: undefined,
+          keepAttachmentOnFailure: true,
         });
         stopping.add(mount);
         pid = mount.pid;
