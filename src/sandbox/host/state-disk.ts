@@ -110,6 +110,17 @@ async function mountDisk(paths: SandboxPaths): Promise<void> {
   await runOk(['mount', '-t', 'ext4', '-o', 'loop,nodev', '--', paths.image, paths.disk], 'mounting the state disk');
 }
 
+/** Makes sandbox `id`'s state directory, refusing one that exists (its name is taken). */
+async function reserveDir(dir: string, id: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new AlreadyExistsError(`sandbox ${id} already has a state disk`);
+    throw e;
+  }
+}
+
 /**
  * Makes a sparse file of `diskGib` holding an empty ext4 file system at `path` (created, not overwritten).
  * Spare supervisors make one ahead, so a sandbox of that size need not wait for mkfs.
@@ -157,13 +168,7 @@ export async function createStateDisk(
   const sizeBytes = diskBytes(diskGib);
   overlayPath(paths.dir);
   await mkdir(join(dataDir, SANDBOXES_DIR), { recursive: true, mode: 0o700 });
-  try {
-    await mkdir(paths.dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new AlreadyExistsError(`sandbox ${id} already has a state disk`);
-    throw e;
-  }
+  await reserveDir(paths.dir, id);
   try {
     if (prepared !== undefined) await rename(prepared, paths.image);
     else await formatDiskImage(paths.image, diskGib);
@@ -189,13 +194,7 @@ export async function renameStateDisk(dataDir: string, from: string, to: string)
   const target = sandboxPaths(dataDir, to);
   overlayPath(target.dir);
   const meta = JSON.parse(await readFile(source.meta, 'utf8')) as { sizeBytes: number };
-  try {
-    await mkdir(target.dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new AlreadyExistsError(`sandbox ${to} already has a state disk`);
-    throw e;
-  }
+  await reserveDir(target.dir, to);
   // rename(2) replaces the empty directory just made, which reserved the name against a concurrent create.
   await rename(source.dir, target.dir);
   await writeFile(target.meta, `${JSON.stringify({ ...meta, id: to, renamedFrom: from })}\n`);

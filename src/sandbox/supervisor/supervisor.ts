@@ -1,28 +1,6 @@
-/**
- * @module sandbox/supervisor/supervisor
- * One sandbox's supervisor: it makes the sandbox, or claims one a spare
- * prepared (prepared-sandbox: state disk, overlay root, cgroup, the agent
- * inside), gives it the request's limits, host name and volumes, runs its
- * execs into durable records, ends it on request or at its timeout, and tears
- * it down when it ends in any way. It runs in its own process
- * (supervisor-main), so the sandbox outlives the host daemon that asked for it.
- *
- * Its volumes are mounted on the host by mount agents it starts (its
- * children, with the attachments' scoped tokens), then bound into the
- * running sandbox at their paths (volume-mounts, host/ns-attach).
- *
- * Ending, whatever the cause, goes one way: every process of the cgroup is
- * killed, the agent's link closes (running execs are recorded as failed with
- * the reason), each writable volume gets a final commit and every volume is
- * unmounted (its attachment released), the state disk is unmounted and
- * deleted, the cgroup removed, and the final state written to `state.json`.
- * Exec records stay.
- */
-import type { ChildProcess } from 'node:child_process';
 import { ConflictError } from '@stowage/sdk/common/errors.js';
 import { writeFileSync } from 'node:fs';
 import type { SpareMountAgent } from '../../mount/agent-launch.js';
-import type { SandboxCgroup } from '../host/cgroups.js';
 import { BASE_ENV } from '../host/image-builder.js';
 import { attachToSandbox } from '../host/ns-attach.js';
 import type { AgentClient } from '../protocol/agent-client.js';
@@ -59,8 +37,6 @@ export class Supervisor {
   readonly ended: Promise<RuntimeState>;
   #execs: ExecService | undefined;
   #agent: AgentClient | undefined;
-  #child: ChildProcess | undefined;
-  #cgroup: SandboxCgroup | undefined;
   #mounts: VolumeMount[] = [];
   #prepared: PreparedSandbox | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -131,8 +107,6 @@ export class Supervisor {
       );
     }
     this.#prepared = prepared;
-    this.#cgroup = prepared.cgroup;
-    this.#child = prepared.launched.child;
     await prepared.claim(spec.id);
     writeFileSync(runPaths(spec.dataDir, spec.id).cgroup, `${prepared.cgroupName}\n`);
     prepared.cgroup.setLimits({ cpuCores: spec.cpu, memoryBytes: spec.memoryMib * MiB, pidsMax: SANDBOX_PIDS_MAX });
@@ -201,12 +175,12 @@ export class Supervisor {
         problems.push(`${what}: ${(e as Error).message}`);
       }
     };
-    const child = this.#child;
+    const child = this.#prepared?.launched.child;
     const exited =
       child && child.exitCode === null && child.signalCode === null
         ? new Promise<void>((resolve) => child.once('close', () => resolve()))
         : Promise.resolve();
-    await step('killing its processes', () => this.#cgroup?.killAll());
+    await step('killing its processes', () => this.#prepared?.cgroup.killAll());
     await step('waiting for its processes', () =>
       Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]),
     );
