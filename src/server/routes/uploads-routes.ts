@@ -275,16 +275,21 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
    */
   const headOfComplete = async (actor: Actor, id: string): Promise<Response | undefined> => {
     if (!UPLOAD_ID_RE.test(id)) return undefined;
-    const recorded = await readFile(finishedFile(id), 'utf8').then(
-      (t) => JSON.parse(t) as FinishedUpload,
-      () => undefined,
-    );
-    if (recorded) return ownedBy(actor, recorded.metadata) ? finishedAnswer(recorded.size, recorded.commit) : undefined;
+    const recorded = async (): Promise<Response | undefined> => {
+      const r = await readFile(finishedFile(id), 'utf8').then(
+        (t) => JSON.parse(t) as FinishedUpload,
+        () => undefined,
+      );
+      return r && ownedBy(actor, r.metadata) ? finishedAnswer(r.size, r.commit) : undefined;
+    };
+    const before = await recorded();
+    if (before) return before;
     let upload: Awaited<ReturnType<typeof store.getUpload>>;
     try {
       upload = await store.getUpload(id);
     } catch {
-      return undefined;
+      // A finish may have landed between the two reads: it writes its record before the staging file goes.
+      return recorded();
     }
     const size = upload.size;
     if (size === undefined || upload.offset !== size || !ownedBy(actor, upload.metadata)) return undefined;
