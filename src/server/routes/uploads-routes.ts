@@ -30,7 +30,6 @@
  *   everything again.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Server as TusServer } from '@tus/server';
 import type { Context } from 'hono';
@@ -40,6 +39,7 @@ import { checkUploadTarget, type UploadTarget } from '../../engine/upload-intake
 import type { Actor, VolumeEngine } from '../../engine/types.js';
 import { toErrorResponse, type ErrorLog } from '../error-map.js';
 import type { ApiApp, AppEnv } from '../route-helpers.js';
+import { type FinishedUpload, FinishedUploads } from '../finished-uploads.js';
 import { diskFullAnswer, StagingFileStore } from '../upload-staging-store.js';
 
 /** Path of the tus endpoint (creation URL); uploads live at `${UPLOADS_PATH}/<id>`. */
@@ -74,14 +74,6 @@ const UPLOAD_ID_RE = /^[0-9a-f]{32}$/;
 
 /** How long a HEAD waits for a commit being made before answering 423 Locked (tus clients retry those). */
 const FINISH_WAIT_MS = 60_000;
-
-/** What is kept of a finished upload: its owner metadata, its length and the commit it made. */
-interface FinishedUpload {
-  metadata: Record<string, string | null>;
-  size: number;
-  commit: string;
-  finishedAt: number;
-}
 
 /**
  * Parses a tus Upload-Metadata header: comma-separated `key base64value`
@@ -133,8 +125,7 @@ function tusError(err: unknown, log: ErrorLog | undefined): { status_code: numbe
 export function createUploadService(engine: VolumeEngine, options: UploadsOptions, log?: ErrorLog): UploadService {
   const expireAfterMs = options.expireAfterMs ?? DEFAULT_UPLOAD_EXPIRY_MS;
   const store = new StagingFileStore({ directory: options.directory, expirationPeriodInMilliseconds: expireAfterMs });
-  const finishedDir = join(options.directory, 'finished');
-  const finishedFile = (id: string) => join(finishedDir, `${id}.json`);
+  const finished = new FinishedUploads(join(options.directory, 'finished'));
   /** Finishes running in this process, by upload id: a HEAD waits for them instead of racing them. */
   const finishing = new Map<string, Promise<string>>();
   // The hooks receive the very Request object handed to handleWeb, so it keys what the route learned about it.
@@ -230,10 +221,8 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
           commit: result.commit.id,
           finishedAt: Date.now(),
         };
-        // Written before the staging file goes, through a rename, so a HEAD always finds one or the other whole.
-        await mkdir(finishedDir, { recursive: true });
-        await writeFile(`${finishedFile(id)}.tmp`, JSON.stringify(record));
-        await rename(`${finishedFile(id)}.tmp`, finishedFile(id));
+        // Written before the staging file goes, so a HEAD always finds one or the other whole.
+        await finished.write(id, record);
         return result.commit.id;
       } finally {
         // Finished either way: a failed upload must not linger at full offset, or a retry would look complete.
@@ -276,10 +265,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
   const headOfComplete = async (actor: Actor, id: string): Promise<Response | undefined> => {
     if (!UPLOAD_ID_RE.test(id)) return undefined;
     const recorded = async (): Promise<Response | undefined> => {
-      const r = await readFile(finishedFile(id), 'utf8').then(
-        (t) => JSON.parse(t) as FinishedUpload,
-        () => undefined,
-      );
+      const r = await finished.read(id);
       return r && ownedBy(actor, r.metadata) ? finishedAnswer(r.size, r.commit) : undefined;
     };
     const before = await recorded();
@@ -316,25 +302,6 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     } finally {
       clearTimeout(timer);
     }
-  };
-
-  /** Deletes finished-upload records older than the upload lifetime. */
-  const sweepFinished = async (): Promise<number> => {
-    let names: string[];
-    try {
-      names = await readdir(finishedDir);
-    } catch {
-      return 0;
-    }
-    let removed = 0;
-    for (const name of names) {
-      const st = await stat(join(finishedDir, name)).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > expireAfterMs) {
-        await rm(join(finishedDir, name), { force: true });
-        removed++;
-      }
-    }
-    return removed;
   };
 
   /** Answers 404 unless `actor` owns the upload `id` (and its token may reach the target volume). */
@@ -413,7 +380,7 @@ export function createUploadService(engine: VolumeEngine, options: UploadsOption
     return res;
   };
 
-  return { handle, cleanup: async () => (await tus.cleanUpExpiredUploads()) + (await sweepFinished()) };
+  return { handle, cleanup: async () => (await tus.cleanUpExpiredUploads()) + (await finished.sweep(expireAfterMs)) };
 }
 
 /** Registers the tus endpoint: POST /v1/uploads, HEAD/PATCH/DELETE /v1/uploads/{id}, OPTIONS on both. */
