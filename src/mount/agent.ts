@@ -37,6 +37,7 @@ import { startControlServer, startGuestControlServer, type ControlServer } from 
 import { FuseFs } from './fuse-ops.js';
 import { mountFuse } from './fuse/session.js';
 import type { FuseSession } from './fuse/types.js';
+import { WakeLatencyHold } from './fuse/wake-latency.js';
 import { withErrnoMapping } from './fs-error.js';
 import { Gate } from './gate.js';
 import { MountView } from './mount-view.js';
@@ -78,6 +79,7 @@ export class MountAgent {
   #base!: string;
   #fs: FuseFs | null = null;
   #fuse: FuseSession | null = null;
+  #wakeLatency: WakeLatencyHold | null = null;
   #control: ControlServer | null = null;
   /** The sandbox's control socket (config.guest): no unmount, its own view of the mount path. */
   #guestControl: ControlServer | null = null;
@@ -226,6 +228,8 @@ export class MountAgent {
       ...(this.config.allowOther ? ['allow_other'] : []),
       ...(this.config.readOnly ? ['ro'] : []),
     ];
+    const hold = this.config.lowLatency ? WakeLatencyHold.open(undefined, undefined, this.log) : null;
+    this.#wakeLatency = hold;
     try {
       // 1 MiB read-ahead: sequential reads arrive as 1 MiB requests instead of the kernel's default 128 KiB.
       this.#fuse = await mountFuse(this.config.mountPath, withErrnoMapping(fs.ops, this.log), {
@@ -233,6 +237,7 @@ export class MountAgent {
         force: true,
         log: this.log,
         readahead: 1024 * 1024,
+        ...(hold ? { onRequest: () => hold.note() } : {}),
       });
     } catch (e) {
       throw new UnavailableError(`cannot mount ${this.config.mountPath}: ${(e as Error).message}`, { cause: e });
@@ -277,6 +282,7 @@ export class MountAgent {
       },
       pid: process.pid,
       overwrittenByOthers,
+      ...(this.#wakeLatency ? { lowLatency: this.#wakeLatency.status() } : {}),
       ...(fuse && conn
         ? {
             fuse: {
@@ -481,6 +487,7 @@ export class MountAgent {
       this.#fuse = null;
       await fuse.unmount().catch((e: Error) => this.log(`unmount: ${e.message}`));
     }
+    this.#wakeLatency?.close();
     this.#view?.closeAll();
     await this.cache.close();
   }

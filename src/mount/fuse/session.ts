@@ -64,6 +64,7 @@ class Session implements FuseSession {
   readonly #native: Native;
   readonly #ops: LowLevelOps;
   readonly #log: (message: string) => void;
+  readonly #onRequest: (() => void) | undefined;
   #handle!: NativeHandle;
   #ending: Promise<void> | undefined;
   #notifying: Promise<void> = Promise.resolve();
@@ -83,6 +84,7 @@ class Session implements FuseSession {
     this.#native = native;
     this.#ops = ops;
     this.#log = options.log ?? ((m) => process.stderr.write(`fuse: ${m}\n`));
+    this.#onRequest = options.onRequest;
     this.closed = new Promise((res) => {
       this.#resolveClosed = res;
     });
@@ -142,7 +144,10 @@ class Session implements FuseSession {
   }
 
   readonly #dispatch: Dispatch = (op, id, c, s1, s2, data, n) => {
-    if (op !== 'init' && op !== 'closed') this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
+    if (op !== 'init' && op !== 'closed') {
+      this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
+      this.#onRequest?.();
+    }
     switch (op) {
       case 'init': {
         const [protoMajor, protoMinor, maxWrite, maxRead, maxPages, maxReadahead, want, capable, killprivV2] =

@@ -224,6 +224,8 @@ export interface MountOptions {
    * costs CPU only while requests keep coming.
    */
   spinMicros?: number;
+  /** Called once per request before it is served (a rate watcher such as wake-latency.ts); must be cheap and never throw. */
+  onRequest?: () => void;
 }
 
 export interface FuseSession {

@@ -79,6 +79,8 @@ export interface MountConfig {
   gid?: number;
   /** Data-file descriptors the agent keeps open at most (mount/fd-cache.ts); its default when absent. */
   openFiles?: number;
+  /** Keep idle CPUs awake while requests come back to back (`--low-latency`; mount/fuse/wake-latency.ts). Needs root. */
+  lowLatency?: boolean;
   /** Set for a volume mounted into a sandbox (sandbox/supervisor/volume-mounts.ts). */
   guest?: GuestControl;
 }
@@ -119,6 +121,8 @@ export interface MountStatus {
    * and the FUSE requests served since the mount by operation (each one a kernel round trip).
    */
   fuse?: { protocol: string; maxWrite: number; maxRead: number; requests: Record<string, number> };
+  /** With `--low-latency`: whether idle CPUs are held awake now, how many bursts were held, and for how long in all. */
+  lowLatency?: { holding: boolean; holds: number; heldMs: number };
   /** Volume paths this mount committed since its last reload that a later commit of another writer changed, deleted or moved (mount/overwrites.ts). */
   overwrittenByOthers: OverwrittenPath[];
 }

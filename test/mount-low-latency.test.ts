@@ -1,0 +1,171 @@
+/**
+ * `stowage mount --low-latency`: while requests come back to back the agent
+ * holds a 0 µs CPU latency request (/dev/cpu_dma_latency), and drops it once
+ * the burst is over, when it unmounts, and when it is killed. The machine's
+ * current limit is read from the device itself (every holder's minimum; no
+ * other test holds one).
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Volume } from '@stowage/sdk';
+import {
+  CPU_LATENCY_DEVICE,
+  NO_LATENCY_LIMIT,
+  WakeLatencyHold,
+  type WakeLatencyPolicy,
+} from '../src/mount/fuse/wake-latency.js';
+import { alive, mountTestbed } from './helpers/mount.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The machine's CPU latency limit in µs, as the kernel reports it. */
+function latencyLimit(): number {
+  const fd = openSync(CPU_LATENCY_DEVICE, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    assert.equal(readSync(fd, b), 4);
+    return b.readInt32LE();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** The int32 values written so far to a file standing in for the device. */
+function written(path: string): number[] {
+  const b = readFileSync(path);
+  return Array.from({ length: b.length / 4 }, (_, i) => b.readInt32LE(i * 4));
+}
+
+const bed = mountTestbed('lowlat');
+const fast: WakeLatencyPolicy = { tickMs: 5, burstRequests: 3, quietTicks: 3 };
+
+describe('the wake latency hold (a file standing in for the device)', () => {
+  it('holds 0 during a burst, lets go after the quiet ticks, and stops its timer', async () => {
+    const file = join(bed.work, 'qos-a');
+    writeFileSync(file, '');
+    const hold = new WakeLatencyHold(openSync(file, 'w'), fast);
+    assert.deepEqual(hold.status(), { holding: false, holds: 0, heldMs: 0 });
+    const burst = setInterval(() => {
+      for (let i = 0; i < 5; i++) hold.note();
+    }, 1);
+    await until('a hold', () => hold.status().holding);
+    assert.deepEqual(written(file), [0]);
+    await sleep(30);
+    assert.deepEqual(written(file), [0], 'one write per hold, not per tick');
+    clearInterval(burst);
+    await until('the release', () => !hold.status().holding);
+    assert.deepEqual(written(file), [0, NO_LATENCY_LIMIT]);
+    const s = hold.status();
+    assert.equal(s.holds, 1);
+    assert.ok(s.heldMs >= 20, `held ${s.heldMs} ms`);
+    // A trickle (one request now and then) is no burst.
+    hold.note();
+    await sleep(40);
+    assert.equal(hold.status().holds, 1);
+    hold.close();
+    hold.close();
+    assert.deepEqual(written(file), [0, NO_LATENCY_LIMIT]);
+  });
+
+  it('close ends a hold; a failing write stops the hold without throwing', async () => {
+    const file = join(bed.work, 'qos-b');
+    writeFileSync(file, '');
+    const hold = new WakeLatencyHold(openSync(file, 'w'), fast);
+    const burst = setInterval(() => {
+      for (let i = 0; i < 5; i++) hold.note();
+    }, 1);
+    await until('a hold', () => hold.status().holding);
+    clearInterval(burst);
+    hold.close();
+    assert.deepEqual(written(file), [0, NO_LATENCY_LIMIT]);
+
+    const logged: string[] = [];
+    const readOnly = new WakeLatencyHold(openSync(file, 'r'), fast, (m) => logged.push(m));
+    for (let i = 0; i < 10; i++) readOnly.note();
+    await until('the failure', () => logged.length > 0);
+    assert.match(logged[0]!, /--low-latency stopped: writing \/dev\/cpu_dma_latency failed/);
+    assert.equal(readOnly.status().holding, false);
+    for (let i = 0; i < 10; i++) readOnly.note();
+    readOnly.close();
+  });
+
+  it('a machine without the device gets a clear error', () => {
+    assert.throws(
+      () => WakeLatencyHold.open(join(bed.work, 'no-such-device')),
+      /--low-latency is not available: this kernel has no .*no-such-device; mount without it/,
+    );
+  });
+});
+
+describe('stowage mount --low-latency', () => {
+  before(async () => {
+    await Volume.create('lowlat', { client: bed.client });
+  });
+
+  /** A child process issuing stat(2) of new names back to back (each a FUSE lookup) for `ms`. */
+  function statBurst(mnt: string, ms: number): Promise<void> {
+    const child = spawn(process.execPath, [
+      '-e',
+      `const fs = require('node:fs'); const end = Date.now() + ${ms}; let i = 0;
+       while (Date.now() < end) { try { fs.statSync(process.argv[1] + '/n' + i++); } catch {} }`,
+      mnt,
+    ]);
+    return new Promise((resolve) => child.on('close', () => resolve()));
+  }
+
+  it('holds idle CPUs awake during a burst of requests, and lets them sleep after it', async () => {
+    const mnt = join(bed.work, 'm1');
+    assert.equal(latencyLimit(), NO_LATENCY_LIMIT, 'no other holder on this machine');
+    const idle = await bed.mounts.mountOk('lowlat', mnt, ['--low-latency']);
+    assert.deepEqual(idle.lowLatency, { holding: false, holds: 0, heldMs: 0 });
+    const burst = statBurst(mnt, 3000);
+    await until('the 0 µs limit', () => latencyLimit() === 0);
+    assert.equal((await bed.mounts.status(mnt)).lowLatency?.holding, true);
+    await burst;
+    await until('the limit to go back', () => latencyLimit() === NO_LATENCY_LIMIT);
+    const after = (await bed.mounts.status(mnt)).lowLatency;
+    assert.equal(after?.holding, false);
+    assert.ok((after?.holds ?? 0) >= 1 && (after?.heldMs ?? 0) > 0, JSON.stringify(after));
+    await bed.mounts.unmountOk(mnt);
+  });
+
+  it('a killed agent leaves no limit behind, and a mount without the flag never sets one', async () => {
+    const mnt = join(bed.work, 'm2');
+    const s = await bed.mounts.mountOk('lowlat', mnt, ['--low-latency']);
+    const burst = statBurst(mnt, 5000);
+    await until('the 0 µs limit', () => latencyLimit() === 0);
+    process.kill(s.pid, 'SIGKILL');
+    await until('the agent to die', () => !alive(s.pid));
+    // The main thread shows as a zombie before the agent's other threads are gone, and the descriptor goes with the last.
+    await until('the limit to go back', () => latencyLimit() === NO_LATENCY_LIMIT);
+    await burst;
+    await bed.mounts.teardown(mnt);
+
+    const plain = join(bed.work, 'm3');
+    const p = await bed.mounts.mountOk('lowlat', plain);
+    assert.equal(p.lowLatency, undefined);
+    let lowest = NO_LATENCY_LIMIT;
+    const b2 = statBurst(plain, 1000);
+    let done = false;
+    void b2.then(() => {
+      done = true;
+    });
+    while (!done) {
+      lowest = Math.min(lowest, latencyLimit());
+      await sleep(5);
+    }
+    assert.equal(lowest, NO_LATENCY_LIMIT);
+    await bed.mounts.unmountOk(plain);
+  });
+});
