@@ -106,8 +106,13 @@ export interface MountedVolume {
   env: NodeJS.ProcessEnv;
 }
 
-/** Creates a volume on `server` and mounts it at `<work>/mnt-<name>` (state under `<work>/state-<name>`). */
-export async function mountFreshVolume(server: ServerProcess, work: string, name: string): Promise<MountedVolume> {
+/** Creates a volume on `server` and mounts it at `<work>/mnt-<name>` (state under `<work>/state-<name>`), with `mountArgs` added to `stowage mount`. */
+export async function mountFreshVolume(
+  server: ServerProcess,
+  work: string,
+  name: string,
+  mountArgs: string[] = [],
+): Promise<MountedVolume> {
   const client = new Stowage({ url: server.url, token: server.token });
   const vol = await Volume.create(`${name}-${Date.now()}`, { client, cap: '10G' });
   const mnt = join(work, `mnt-${name}`);
@@ -120,6 +125,6 @@ export async function mountFreshVolume(server: ServerProcess, work: string, name
     STOWAGE_STATE_DIR: join(work, `state-${name}`, 'cli'),
   });
   await mkdir(mnt, { recursive: true });
-  await run(process.execPath, [cliMain, 'mount', vol.name, mnt], { env, timeoutMs: 120_000 });
+  await run(process.execPath, [cliMain, 'mount', vol.name, mnt, ...mountArgs], { env, timeoutMs: 120_000 });
   return { vol, mnt, env };
 }
