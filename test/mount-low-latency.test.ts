@@ -1,9 +1,10 @@
 /**
  * `stowage mount --low-latency`: while requests come back to back the agent
  * holds a 0 µs CPU latency request (/dev/cpu_dma_latency), and drops it once
- * the burst is over, when it unmounts, and when it is killed. The machine's
- * current limit is read from the device itself (every holder's minimum; no
- * other test holds one).
+ * the burst is over, when it unmounts, and when it is killed; a sandbox
+ * host started with `--low-latency-volumes` mounts its sandboxes' volumes
+ * that way. The machine's current limit is read from the device itself
+ * (every holder's minimum): every test that makes one is in this file.
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,9 @@ import {
   WakeLatencyHold,
   type WakeLatencyPolicy,
 } from '../src/mount/fuse/wake-latency.js';
+import { startVolumeMount, stopVolumeMount } from '../src/sandbox/supervisor/volume-mounts.js';
 import { alive, mountTestbed } from './helpers/mount.js';
+import { TEST_IDS } from './helpers/sandbox-run.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,7 +106,7 @@ describe('the wake latency hold (a file standing in for the device)', () => {
   it('a machine without the device gets a clear error', () => {
     assert.throws(
       () => WakeLatencyHold.open(join(bed.work, 'no-such-device')),
-      /--low-latency is not available: this kernel has no .*no-such-device; mount without it/,
+      /low-latency mounts are not available here: this kernel has no .*no-such-device$/,
     );
   });
 });
@@ -167,5 +170,28 @@ describe('stowage mount --low-latency', () => {
     }
     assert.equal(lowest, NO_LATENCY_LIMIT);
     await bed.mounts.unmountOk(plain);
+  });
+
+  it("a sandbox's volume mounted for a host with --low-latency-volumes holds it too", async () => {
+    const vol = await Volume.create('lowlat-sb', { client: bed.client });
+    const res = await vol.attach({ host: 'sandbox:lowlat', path: '/mnt/v', readOnly: false });
+    const volume = {
+      path: '/mnt/v',
+      readOnly: false,
+      volume: vol.name,
+      attachmentId: res.attachment.id,
+      token: res.token,
+      serverUrl: bed.srv.url,
+    };
+    const m = await startVolumeMount(join(bed.work, 'sandbox-lowlat'), 0, volume, { ids: TEST_IDS, lowLatency: true });
+    try {
+      assert.deepEqual((await m.handle.status()).lowLatency, { holding: false, holds: 0, heldMs: 0 });
+      const burst = statBurst(m.mountPath, 3000);
+      await until('the 0 µs limit', () => latencyLimit() === 0);
+      await burst;
+      await until('the limit to go back', () => latencyLimit() === NO_LATENCY_LIMIT);
+    } finally {
+      assert.equal((await stopVolumeMount(m, 'test over')).error, undefined);
+    }
   });
 });

@@ -25,28 +25,42 @@ export function registerSandboxHostCommand(program: Command): void {
     .option('--port <port>', 'TCP port the server calls this host on', '7421')
     .option('--host <host>', 'interface to listen on (0.0.0.0 for all)', '127.0.0.1')
     .option('--secret-file <file>', "the host's shared secret (default: <data>/host-secret, made on first start)")
-    .action(async (opts: { server: string; data?: string; port: string; host: string; secretFile?: string }) => {
-      const dataDir = dataDirOf(opts.data);
-      const { hostSecret, startHostServer } = await import('../../sandbox/daemon/host-server.js');
-      const secret = hostSecret(dataDir, opts.secretFile);
-      const running = await startHostServer({
-        dataDir,
-        serverUrl: new URL(opts.server).toString().replace(/\/+$/, ''),
-        host: opts.host,
-        port: parsePort(opts.port),
-        secret: secret.secret,
-        log: (line) => printLine(line),
-      });
-      const why = running.runtime.unavailable();
-      if (why) printNote(`stowage: ${why}`);
-      printLine(
-        `Stowage sandbox host listening on ${running.url} (secret ${secret.created ? 'made and ' : ''}kept in ${secret.file})`,
-      );
-      printLine(
-        `Start the server with: stowage serve --sandbox-host ${running.url} --sandbox-host-secret ${secret.file}`,
-      );
-      const signal = await stopSignal();
-      printNote(`stowage: ${signal} received, stopping (sandboxes keep running)`);
-      await running.close();
-    });
+    .option(
+      '--low-latency-volumes',
+      "mount sandboxes' volumes with --low-latency: idle CPUs poll while a volume serves a burst of requests (see stowage mount --help)",
+    )
+    .action(
+      async (opts: {
+        server: string;
+        data?: string;
+        port: string;
+        host: string;
+        secretFile?: string;
+        lowLatencyVolumes?: boolean;
+      }) => {
+        const dataDir = dataDirOf(opts.data);
+        const { hostSecret, startHostServer } = await import('../../sandbox/daemon/host-server.js');
+        const secret = hostSecret(dataDir, opts.secretFile);
+        const running = await startHostServer({
+          dataDir,
+          serverUrl: new URL(opts.server).toString().replace(/\/+$/, ''),
+          host: opts.host,
+          port: parsePort(opts.port),
+          secret: secret.secret,
+          ...(opts.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
+          log: (line) => printLine(line),
+        });
+        const why = running.runtime.unavailable();
+        if (why) printNote(`stowage: ${why}`);
+        printLine(
+          `Stowage sandbox host listening on ${running.url} (secret ${secret.created ? 'made and ' : ''}kept in ${secret.file})`,
+        );
+        printLine(
+          `Start the server with: stowage serve --sandbox-host ${running.url} --sandbox-host-secret ${secret.file}`,
+        );
+        const signal = await stopSignal();
+        printNote(`stowage: ${signal} received, stopping (sandboxes keep running)`);
+        await running.close();
+      },
+    );
 }

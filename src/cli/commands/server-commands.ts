@@ -86,6 +86,10 @@ export function registerServerCommands(program: Command): void {
     .option('--public-url <url>', 'URL clients reach this server at, when not the listening address')
     .option('--no-sandboxes', 'run no sandbox host here (volumes only; sandbox calls answer 503)')
     .option('--image-cache <dir>', 'where this machine keeps built sandbox images (default: <data>/images)')
+    .option(
+      '--low-latency-volumes',
+      "mount sandboxes' volumes with --low-latency: idle CPUs poll while a volume serves a burst of requests (see stowage mount --help)",
+    )
     .option('--sandbox-host <url>', 'drive the sandbox host at this URL (`stowage sandbox-host` on another machine)')
     .option('--sandbox-host-secret <file>', "that host's secret file (a copy of its <data>/host-secret)")
     .action(
@@ -98,6 +102,7 @@ export function registerServerCommands(program: Command): void {
         blobs?: string;
         sandboxes: boolean;
         imageCache?: string;
+        lowLatencyVolumes?: boolean;
         sandboxHost?: string;
         sandboxHostSecret?: string;
       }) => {
@@ -117,6 +122,7 @@ export function registerServerCommands(program: Command): void {
           host: opts.host,
           ...(sandboxes ? { sandboxes } : {}),
           ...(opts.imageCache !== undefined ? { imageCacheDir: opts.imageCache } : {}),
+          ...(opts.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
           ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
           ...(opts.metadata !== undefined ? { metadataUrl: opts.metadata } : {}),
           ...(opts.blobs !== undefined ? { blobUrl: opts.blobs } : {}),

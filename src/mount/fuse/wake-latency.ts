@@ -91,7 +91,7 @@ export class WakeLatencyHold {
           : code === 'EACCES' || code === 'EPERM'
             ? `only root may open ${path}`
             : `cannot open ${path}: ${(e as Error).message}`;
-      throw new UnavailableError(`--low-latency is not available: ${why}; mount without it`, { cause: e });
+      throw new UnavailableError(`low-latency mounts are not available here: ${why}`, { cause: e });
     }
   }
 

@@ -45,6 +45,8 @@ export interface HostServerOptions {
   secret: string;
   /** Where built images are kept (default `<dataDir>/images`). */
   images?: ImageStore;
+  /** Mount sandboxes' volumes with `--low-latency` (LocalHostOptions.lowLatencyVolumes). */
+  lowLatencyVolumes?: boolean;
   log?: (line: string) => void;
 }
 
@@ -60,6 +62,7 @@ export async function startHostServer(opts: HostServerOptions): Promise<RunningH
     dataDir: opts.dataDir,
     serverUrl: opts.serverUrl,
     ...(opts.images ? { images: opts.images } : {}),
+    ...(opts.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
     ...(opts.log ? { log: opts.log } : {}),
   });
   const server = createAdaptorServer({ fetch: runtimeApp(runtime, { secret: opts.secret }).fetch }) as Server;

@@ -39,6 +39,7 @@ import {
   spareSlotPid,
 } from '../supervisor/supervisor-files.js';
 import { readJsonFile, writeJsonFile } from '../../common/json-file.js';
+import { WakeLatencyHold } from '../../mount/fuse/wake-latency.js';
 import { HttpSandboxRuntime, RuntimeUnreachableError } from '../runtime-http/runtime-client.js';
 import { SparePool, isSupervisor } from './spare-pool.js';
 
@@ -62,6 +63,8 @@ export interface LocalHostOptions {
   spares?: number;
   /** The probe's answer (default: probe this machine). */
   readiness?: HostReadiness;
+  /** Mount sandboxes' volumes with `--low-latency`: idle CPUs poll while a volume serves a burst of requests. */
+  lowLatencyVolumes?: boolean;
   log?: (line: string) => void;
 }
 
@@ -72,6 +75,7 @@ export class LocalSandboxHost implements SandboxRuntime {
   readonly #readiness: HostReadiness;
   readonly #log: (line: string) => void;
   readonly #serverUrl: string | undefined;
+  readonly #lowLatencyVolumes: boolean;
   readonly #live = new Map<string, HttpSandboxRuntime>();
   /** Sandboxes ending by a terminate call: their end is that call's answer, not an onEnded event. */
   readonly #terminating = new Set<string>();
@@ -90,6 +94,7 @@ export class LocalSandboxHost implements SandboxRuntime {
     this.#readiness = readiness;
     this.#log = opts.log ?? (() => undefined);
     this.#serverUrl = opts.serverUrl;
+    this.#lowLatencyVolumes = opts.lowLatencyVolumes === true;
     this.#spares = readiness.ready
       ? new SparePool({
           size: opts.spares ?? 2,
@@ -104,6 +109,8 @@ export class LocalSandboxHost implements SandboxRuntime {
 
   /** Probes the machine, finds the sandboxes still running from an earlier daemon, and sweeps what dead ones left. */
   static async open(opts: LocalHostOptions): Promise<LocalSandboxHost> {
+    // Refused here rather than by every volume's mount: the operator asked for it.
+    if (opts.lowLatencyVolumes) WakeLatencyHold.open().close();
     const host = new LocalSandboxHost(opts, opts.readiness ?? probeHost());
     if (host.#readiness.ready) {
       await host.#recover();
@@ -298,6 +305,7 @@ export class LocalSandboxHost implements SandboxRuntime {
       env: launch.env,
       expiresAt: launch.expiresAt.toISOString(),
       volumes: launch.volumes.map((v) => (this.#serverUrl ? { ...v, serverUrl: this.#serverUrl } : v)),
+      ...(this.#lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
     };
     writeJsonFile(paths.spec, spec);
     const spare = this.#spares?.take(image.root);

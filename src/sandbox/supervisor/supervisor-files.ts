@@ -73,6 +73,8 @@ export interface SupervisorSpec {
   env: Record<string, string>;
   expiresAt: string;
   volumes: RuntimeVolume[];
+  /** The host mounts volumes with `--low-latency` (LocalHostOptions.lowLatencyVolumes). */
+  lowLatencyVolumes?: boolean;
 }
 
 /** What the daemon asks a spare supervisor to make ahead (its `--spare` argument, JSON). */

@@ -113,6 +113,7 @@ export class Supervisor {
     const agents = [...(spare.mountAgents ?? [])];
     this.#mounts = await startVolumeMounts(prepared.disk.paths.dir, spec.volumes, {
       ids: spec.ids,
+      ...(spec.lowLatencyVolumes ? { lowLatency: true } : {}),
       spareAgent: () => agents.shift(),
       // The sandbox's bind still holds the dead mount: the volume fails inside (ENOTCONN) until the sandbox ends.
       onAgentExit: (m, code, signal) =>

@@ -69,6 +69,8 @@ export interface VolumeMountOptions {
   ids: IdRange;
   /** Host name recorded in commit messages (default: this machine's). */
   host?: string;
+  /** Mount with `--low-latency` (mount/fuse/wake-latency.ts): the host's operator chose it (`--low-latency-volumes`). */
+  lowLatency?: boolean;
   timeoutMs?: number;
   /** A spare agent (spawnSpareMountAgent) to run the mount in, when one is at hand. */
   spareAgent?: () => SpareMountAgent | undefined;
@@ -177,6 +179,7 @@ export async function startVolumeMount(
       prefetch: info.tuning.prefetch,
       writeback: info.tuning.writeback,
       allowOther: true,
+      ...(options.lowLatency ? { lowLatency: true } : {}),
       uid: options.ids.hostUid,
       gid: options.ids.hostGid,
       guest: { uid: options.ids.hostUid, gid: options.ids.hostGid, controlDir, mountPath: volume.path },
