@@ -136,6 +136,8 @@ describe('stowage mount --low-latency', () => {
     await until('the 0 µs limit', () => latencyLimit() === 0);
     assert.equal((await bed.mounts.status(mnt)).lowLatency?.holding, true);
     await burst;
+    const text = await bed.mounts.cli(['mount-status', mnt]);
+    assert.match(text.stdout, /^low latency: .* \(\d+ bursts? held, \d+\.\d s in all\)$/m);
     await until('the limit to go back', () => latencyLimit() === NO_LATENCY_LIMIT);
     const after = (await bed.mounts.status(mnt)).lowLatency;
     assert.equal(after?.holding, false);
