@@ -128,3 +128,15 @@ export async function mountFreshVolume(
   await run(process.execPath, [cliMain, 'mount', vol.name, mnt, ...mountArgs], { env, timeoutMs: 120_000 });
   return { vol, mnt, env };
 }
+
+/** Unmounts a mountFreshVolume mount (`--force`), lazily through fusermount when the CLI cannot. */
+export async function unmountFreshVolume(m: Pick<MountedVolume, 'mnt' | 'env'>): Promise<void> {
+  const r = await run(process.execPath, [cliMain, 'unmount', m.mnt, '--force'], {
+    env: m.env,
+    check: false,
+    timeoutMs: 120_000,
+  });
+  if (r.code === 0) return;
+  process.stderr.write(`  (unmount ${m.mnt} failed: ${r.stderr.trim()}; fusermount -uz)\n`);
+  await run('fusermount', ['-uz', m.mnt], { check: false, timeoutMs: 10_000 });
+}

@@ -22,7 +22,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MountHandle } from '@stowage/sdk';
-import { cliMain, mountFreshVolume, run, startServerProcess, stopServer, type ServerProcess } from './bench-server.js';
+import {
+  mountFreshVolume,
+  run,
+  startServerProcess,
+  stopServer,
+  unmountFreshVolume,
+  type ServerProcess,
+} from './bench-server.js';
 
 const CHILD_TIMEOUT_MS = 600_000;
 const ROWS_PER_TX = 100;
@@ -137,9 +144,7 @@ export async function requestCounts(
   } finally {
     if (prev === undefined) delete process.env.STOWAGE_MOUNT_STATE;
     else process.env.STOWAGE_MOUNT_STATE = prev;
-    await sh('node "$1" unmount "$2" --force', [cliMain, mnt], env).catch(() =>
-      sh('fusermount3 -uz "$1"', [mnt]).catch(() => undefined),
-    );
+    await unmountFreshVolume({ mnt, env });
   }
   return rows;
 }

@@ -29,8 +29,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  cliMain,
   mountFreshVolume,
+  unmountFreshVolume,
   run,
   startServerProcess,
   stopServer,
@@ -247,15 +247,6 @@ function lowLatencyAvailable(): boolean {
   }
 }
 
-/** Unmounts a bench mount, lazily if the CLI cannot. */
-async function unmountBench(mnt: string, env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
-  const u = await sh('node "$1" unmount "$2" --force', [cliMain, mnt], env).catch((e: unknown) => e as Error);
-  if (u instanceof Error) {
-    log(`  (unmount failed: ${u.message}; fusermount -uz)`);
-    await sh('fusermount -uz "$1"', [mnt]).catch(() => undefined);
-  }
-}
-
 /**
  * Runs every workload locally under `work/local`, inside a fresh mount of a
  * new volume, and inside a `--low-latency` mount of another; returns the rows.
@@ -301,8 +292,8 @@ export async function workloadBenchmarks(
       );
     }
   } finally {
-    await unmountBench(plain.mnt, plain.env, log);
-    if (fast) await unmountBench(fast.mnt, fast.env, log);
+    await unmountFreshVolume(plain);
+    if (fast) await unmountFreshVolume(fast);
   }
   return rows;
 }
