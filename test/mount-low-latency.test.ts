@@ -1,14 +1,16 @@
 /**
- * `stowage mount --low-latency`: while requests come back to back the agent
- * holds a 0 µs CPU latency request (/dev/cpu_dma_latency), and drops it once
- * the burst is over, when it unmounts, and when it is killed; a sandbox
- * host started with `--low-latency-volumes` mounts its sandboxes' volumes
- * that way. The machine's current limit is read from the device itself
- * (every holder's minimum): every test that makes one is in this file.
+ * `stowage mount --low-latency`, the default for root: while requests come
+ * back to back the agent holds a 0 µs CPU latency request
+ * (/dev/cpu_dma_latency), and drops it once the burst is over, when it
+ * unmounts, and when it is killed; `--no-low-latency` never holds; a sandbox
+ * host mounts its sandboxes' volumes that way too. The machine's current
+ * limit is read from the device itself (every holder's minimum), so
+ * scripts/run-tests.mjs runs this file alone, after the others (whose
+ * mounts hold it as well).
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Volume } from '@stowage/sdk';
@@ -103,15 +105,38 @@ describe('the wake latency hold (a file standing in for the device)', () => {
     readOnly.close();
   });
 
-  it('a machine without the device gets a clear error', () => {
+  it('a machine without the device gets a clear error, and a mount there does without', () => {
+    const missing = join(bed.work, 'no-such-device');
     assert.throws(
-      () => WakeLatencyHold.open(join(bed.work, 'no-such-device')),
+      () => WakeLatencyHold.open(missing),
       /low-latency mounts are not available here: this kernel has no .*no-such-device$/,
     );
+    assert.equal(WakeLatencyHold.available(missing), false);
+    assert.equal(WakeLatencyHold.available(), true, 'root may hold it');
+  });
+
+  it('a user who may not open the device: the default does without, asking for it is a clear error', () => {
+    const module = new URL('../src/mount/fuse/wake-latency.js', import.meta.url).href;
+    const probe = `import(${JSON.stringify(module)}).then((m) => {
+      console.log(m.WakeLatencyHold.available());
+      try { m.WakeLatencyHold.open(); } catch (e) { console.log(e.message); }
+    })`;
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', probe],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), [
+      'false',
+      'low-latency mounts are not available here: only root may open /dev/cpu_dma_latency',
+    ]);
   });
 });
 
-describe('stowage mount --low-latency', () => {
+describe('stowage mount: low latency by default as root, --low-latency, --no-low-latency', () => {
   before(async () => {
     await Volume.create('lowlat', { client: bed.client });
   });
@@ -127,10 +152,10 @@ describe('stowage mount --low-latency', () => {
     return new Promise((resolve) => child.on('close', () => resolve()));
   }
 
-  it('holds idle CPUs awake during a burst of requests, and lets them sleep after it', async () => {
+  it('by default (root) holds idle CPUs awake during a burst of requests, and lets them sleep after it', async () => {
     const mnt = join(bed.work, 'm1');
     assert.equal(latencyLimit(), NO_LATENCY_LIMIT, 'no other holder on this machine');
-    const idle = await bed.mounts.mountOk('lowlat', mnt, ['--low-latency']);
+    const idle = await bed.mounts.mountOk('lowlat', mnt);
     assert.deepEqual(idle.lowLatency, { holding: false, holds: 0, heldMs: 0 });
     const burst = statBurst(mnt, 3000);
     await until('the 0 µs limit', () => latencyLimit() === 0);
@@ -145,7 +170,7 @@ describe('stowage mount --low-latency', () => {
     await bed.mounts.unmountOk(mnt);
   });
 
-  it('a killed agent leaves no limit behind, and a mount without the flag never sets one', async () => {
+  it('a killed agent leaves no limit behind, and a mount with --no-low-latency never sets one', async () => {
     const mnt = join(bed.work, 'm2');
     const s = await bed.mounts.mountOk('lowlat', mnt, ['--low-latency']);
     const burst = statBurst(mnt, 5000);
@@ -158,8 +183,9 @@ describe('stowage mount --low-latency', () => {
     await bed.mounts.teardown(mnt);
 
     const plain = join(bed.work, 'm3');
-    const p = await bed.mounts.mountOk('lowlat', plain);
+    const p = await bed.mounts.mountOk('lowlat', plain, ['--no-low-latency']);
     assert.equal(p.lowLatency, undefined);
+    assert.match((await bed.mounts.cli(['mount-status', plain])).stdout, /^low latency: off$/m);
     let lowest = NO_LATENCY_LIMIT;
     const b2 = statBurst(plain, 1000);
     let done = false;

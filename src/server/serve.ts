@@ -71,7 +71,7 @@ export interface StartServerOptions {
   sandboxes?: 'local' | { url: string; secret: string };
   /** Where this machine's sandbox host keeps built images (default `<dataDir>/images`). */
   imageCacheDir?: string;
-  /** This machine's sandbox host mounts volumes with `--low-latency` (LocalHostOptions.lowLatencyVolumes). */
+  /** Whether this machine's sandbox host mounts volumes with `--low-latency`; absent, where it may (LocalHostOptions.lowLatencyVolumes). */
   lowLatencyVolumes?: boolean;
   /** A sandbox runtime of the embedder's own (takes the place of `sandboxes`). */
   sandboxRuntime?: SandboxRuntime;
@@ -93,7 +93,7 @@ async function openSandboxRuntime(
     const host = await LocalSandboxHost.open({
       dataDir: options.dataDir,
       ...(options.imageCacheDir ? { images: new ImageStore({ dataDir: options.imageCacheDir }) } : {}),
-      ...(options.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
+      ...(options.lowLatencyVolumes !== undefined ? { lowLatencyVolumes: options.lowLatencyVolumes } : {}),
       log: (line) => log(`sandbox host: ${line}`),
     });
     log(`sandbox host: ${host.unavailable() ?? `this machine runs sandboxes (${host.liveIds().length} running)`}`);

@@ -35,6 +35,7 @@ import {
   waitAgentGone,
   writeMountConfig,
 } from '../../mount/agent-launch.js';
+import { WakeLatencyHold } from '../../mount/fuse/wake-latency.js';
 import { parseCount } from '../arg-parsers.js';
 import { clientOf, type GlobalOptions } from '../client-config.js';
 import { bytes, printJson, printLine, printNote, shortId } from '../output.js';
@@ -136,7 +137,8 @@ async function mount(volumeArg: string, pathArg: string, opts: MountOptions, glo
     prefetch: opts.prefetch !== undefined ? parseCount(opts.prefetch, '--prefetch', 0) : tuning.prefetch,
     writeback: opts.writeback ?? tuning.writeback,
     ...(opts.allowOther ? { allowOther: true } : {}),
-    ...(opts.lowLatency ? { lowLatency: true } : {}),
+    // Unless told either way, hold where the agent may (it runs as this user): see mount/fuse/wake-latency.ts.
+    ...((opts.lowLatency ?? WakeLatencyHold.available()) ? { lowLatency: true } : {}),
     ...owner,
     ...(opts.openFiles !== undefined ? { openFiles: parseCount(opts.openFiles, '--open-files', 1) } : {}),
   };
@@ -177,8 +179,9 @@ export function registerMountCommands(program: Command): void {
     .option('--writeback', 'commit automatically 2 s after changes settle (at most 10 s after the first)')
     .option(
       '--low-latency',
-      'keep idle CPUs from sleeping while requests come back to back (about 2x faster small-file work on VMs; idle CPUs spin meanwhile; needs root)',
+      'keep idle CPUs from sleeping while requests come back to back (about 2x faster small-file work on VMs; idle CPUs spin meanwhile); the default where you are root; fails without root',
     )
+    .option('--no-low-latency', 'let idle CPUs sleep whatever the request rate')
     .option('--host <name>', "host name recorded in the attachment (default: this machine's)")
     .option(
       '--allow-other',
@@ -293,10 +296,11 @@ export function registerMountCommands(program: Command): void {
       printLine(
         `cache ${bytes(s.cache.bytes)} of ${bytes(s.cache.capacity)} (${s.cache.chunks} chunks, ${s.cache.hits} hits, ${s.cache.misses} misses, ${s.cache.evictions} evictions)`,
       );
-      if (s.lowLatency)
-        printLine(
-          `low latency: ${s.lowLatency.holding ? 'holding idle CPUs awake now' : 'idle CPUs may sleep now'} (${s.lowLatency.holds} bursts held, ${(s.lowLatency.heldMs / 1000).toFixed(1)} s in all)`,
-        );
+      printLine(
+        s.lowLatency
+          ? `low latency: ${s.lowLatency.holding ? 'holding idle CPUs awake now' : 'idle CPUs may sleep now'} (${s.lowLatency.holds} bursts held, ${(s.lowLatency.heldMs / 1000).toFixed(1)} s in all)`
+          : 'low latency: off',
+      );
       printOverwrites(s.overwrittenByOthers, printLine);
     });
 }

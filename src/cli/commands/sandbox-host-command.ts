@@ -27,8 +27,9 @@ export function registerSandboxHostCommand(program: Command): void {
     .option('--secret-file <file>', "the host's shared secret (default: <data>/host-secret, made on first start)")
     .option(
       '--low-latency-volumes',
-      "mount sandboxes' volumes with --low-latency: idle CPUs poll while a volume serves a burst of requests (see stowage mount --help)",
+      "mount sandboxes' volumes with --low-latency: idle CPUs poll while a volume serves a burst of requests (see stowage mount --help); the default where this runs as root; fails without root",
     )
+    .option('--no-low-latency-volumes', "mount sandboxes' volumes with --no-low-latency")
     .action(
       async (opts: {
         server: string;
@@ -47,7 +48,7 @@ export function registerSandboxHostCommand(program: Command): void {
           host: opts.host,
           port: parsePort(opts.port),
           secret: secret.secret,
-          ...(opts.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
+          ...(opts.lowLatencyVolumes !== undefined ? { lowLatencyVolumes: opts.lowLatencyVolumes } : {}),
           log: (line) => printLine(line),
         });
         const why = running.runtime.unavailable();

@@ -88,8 +88,9 @@ export function registerServerCommands(program: Command): void {
     .option('--image-cache <dir>', 'where this machine keeps built sandbox images (default: <data>/images)')
     .option(
       '--low-latency-volumes',
-      "mount sandboxes' volumes with --low-latency: idle CPUs poll while a volume serves a burst of requests (see stowage mount --help)",
+      "mount sandboxes' volumes with --low-latency: idle CPUs poll while a volume serves a burst of requests (see stowage mount --help); the default where this runs as root; fails without root",
     )
+    .option('--no-low-latency-volumes', "mount sandboxes' volumes with --no-low-latency")
     .option('--sandbox-host <url>', 'drive the sandbox host at this URL (`stowage sandbox-host` on another machine)')
     .option('--sandbox-host-secret <file>', "that host's secret file (a copy of its <data>/host-secret)")
     .action(
@@ -122,7 +123,7 @@ export function registerServerCommands(program: Command): void {
           host: opts.host,
           ...(sandboxes ? { sandboxes } : {}),
           ...(opts.imageCache !== undefined ? { imageCacheDir: opts.imageCache } : {}),
-          ...(opts.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
+          ...(opts.lowLatencyVolumes !== undefined ? { lowLatencyVolumes: opts.lowLatencyVolumes } : {}),
           ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}),
           ...(opts.metadata !== undefined ? { metadataUrl: opts.metadata } : {}),
           ...(opts.blobs !== undefined ? { blobUrl: opts.blobs } : {}),

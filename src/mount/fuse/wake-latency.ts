@@ -10,7 +10,11 @@
  * metal; a VM exit and the host scheduling the vCPU again on a virtual
  * machine without guest halt-polling), several times what the agent spends
  * on a small request. An idle CPU that polls instead wakes at once. The
- * price is that idle CPUs spin while the burst lasts, so this is opt-in.
+ * price is that idle CPUs spin while the burst lasts (and 50 ms after it).
+ * Mounts hold it by default wherever the agent may open the device (root),
+ * since that is where the 2x on small-file work is; `--no-low-latency`
+ * turns it off for machines where spinning CPUs cost more than it saves
+ * (many idle cores, burstable instances, batteries).
  *
  * The request lives as long as the open descriptor: a killed agent leaves
  * nothing behind. The value written is the whole request (4 bytes, host
@@ -92,6 +96,19 @@ export class WakeLatencyHold {
             ? `only root may open ${path}`
             : `cannot open ${path}: ${(e as Error).message}`;
       throw new UnavailableError(`low-latency mounts are not available here: ${why}`, { cause: e });
+    }
+  }
+
+  /**
+   * Whether this process may hold a limit: what a mount without `--low-latency`
+   * or `--no-low-latency` decides by. Opening the device only asks for "no limit" until it is closed.
+   */
+  static available(path = CPU_LATENCY_DEVICE): boolean {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY));
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -45,7 +45,7 @@ export interface HostServerOptions {
   secret: string;
   /** Where built images are kept (default `<dataDir>/images`). */
   images?: ImageStore;
-  /** Mount sandboxes' volumes with `--low-latency` (LocalHostOptions.lowLatencyVolumes). */
+  /** Whether to mount sandboxes' volumes with `--low-latency`; absent, where this process may (LocalHostOptions.lowLatencyVolumes). */
   lowLatencyVolumes?: boolean;
   log?: (line: string) => void;
 }
@@ -62,7 +62,7 @@ export async function startHostServer(opts: HostServerOptions): Promise<RunningH
     dataDir: opts.dataDir,
     serverUrl: opts.serverUrl,
     ...(opts.images ? { images: opts.images } : {}),
-    ...(opts.lowLatencyVolumes ? { lowLatencyVolumes: true } : {}),
+    ...(opts.lowLatencyVolumes !== undefined ? { lowLatencyVolumes: opts.lowLatencyVolumes } : {}),
     ...(opts.log ? { log: opts.log } : {}),
   });
   const server = createAdaptorServer({ fetch: runtimeApp(runtime, { secret: opts.secret }).fetch }) as Server;

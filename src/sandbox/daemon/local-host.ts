@@ -63,7 +63,10 @@ export interface LocalHostOptions {
   spares?: number;
   /** The probe's answer (default: probe this machine). */
   readiness?: HostReadiness;
-  /** Mount sandboxes' volumes with `--low-latency`: idle CPUs poll while a volume serves a burst of requests. */
+  /**
+   * Mount sandboxes' volumes with `--low-latency` (idle CPUs poll while a volume serves a burst of requests):
+   * true insists (refused where this process may not), false never; absent, wherever this process may.
+   */
   lowLatencyVolumes?: boolean;
   log?: (line: string) => void;
 }
@@ -94,7 +97,7 @@ export class LocalSandboxHost implements SandboxRuntime {
     this.#readiness = readiness;
     this.#log = opts.log ?? (() => undefined);
     this.#serverUrl = opts.serverUrl;
-    this.#lowLatencyVolumes = opts.lowLatencyVolumes === true;
+    this.#lowLatencyVolumes = opts.lowLatencyVolumes ?? WakeLatencyHold.available();
     this.#spares = readiness.ready
       ? new SparePool({
           size: opts.spares ?? 2,

@@ -69,7 +69,7 @@ export interface VolumeMountOptions {
   ids: IdRange;
   /** Host name recorded in commit messages (default: this machine's). */
   host?: string;
-  /** Mount with `--low-latency` (mount/fuse/wake-latency.ts): the host's operator chose it (`--low-latency-volumes`). */
+  /** Mount with `--low-latency` (mount/fuse/wake-latency.ts): the host may (root) and its operator did not turn it off. */
   lowLatency?: boolean;
   timeoutMs?: number;
   /** A spare agent (spawnSpareMountAgent) to run the mount in, when one is at hand. */
