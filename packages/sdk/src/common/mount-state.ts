@@ -79,7 +79,7 @@ export interface MountConfig {
   gid?: number;
   /** Data-file descriptors the agent keeps open at most (mount/fd-cache.ts); its default when absent. */
   openFiles?: number;
-  /** Keep idle CPUs awake while requests come back to back (`--low-latency`; mount/fuse/wake-latency.ts). Needs root. */
+  /** Keep idle CPUs awake while requests come back to back (mount/fuse/wake-latency.ts): needs root, where `stowage mount` sets it unless told `--no-low-latency`. */
   lowLatency?: boolean;
   /** Set for a volume mounted into a sandbox (sandbox/supervisor/volume-mounts.ts). */
   guest?: GuestControl;
