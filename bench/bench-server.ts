@@ -25,11 +25,11 @@ export interface ServerProcess {
   child: ChildProcess;
 }
 
-/** Starts `stowage serve` on a fresh data dir; the token is its first start's admin token. */
-export async function startServerProcess(dataDir: string): Promise<ServerProcess> {
+/** Starts `stowage serve` (with `extraArgs`) on a fresh data dir; the token is its first start's admin token. */
+export async function startServerProcess(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port)], {
+  const child = spawn(process.execPath, [cliMain, 'serve', '--data', dataDir, '--port', String(port), ...extraArgs], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 200; i++) {

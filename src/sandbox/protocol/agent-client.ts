@@ -11,6 +11,8 @@ import { z } from 'zod';
 import { FrameDecoder, MAX_BODY_BYTES, encodeFrame } from './frames.js';
 import type { AgentError, AgentFileInfo, AgentRequest, ExecRequest } from './messages.js';
 
+/** Bytes of file frames the link may hold unsent before a writer waits for the agent to take them. */
+const IN_FLIGHT_BYTES = 4 * MAX_BODY_BYTES;
 const execId = z.string().min(1).max(64);
 const ReadySchema = z.object({ ev: z.literal('ready'), version: z.number().int(), pid: z.number().int() });
 const OutSchema = z.object({ ev: z.literal('out'), id: execId, fd: z.union([z.literal(1), z.literal(2)]) });
@@ -148,10 +150,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     this.link.write(encodeFrame(req, body));
   }
 
-  /** Sends a frame, then waits until the link has taken what it buffered (or closed). */
+  /**
+   * Sends a frame; while the link holds more than IN_FLIGHT_BYTES not yet taken by the agent, waits until it
+   * took them (or closed). A few frames in flight keep both sides busy: the next one is gathered while the
+   * agent writes the last.
+   */
   async #sendDrained(req: AgentRequest, body: Buffer): Promise<void> {
     if (this.#closed !== undefined) throw new AgentCallError('ECONNRESET', this.#closed);
-    if (this.link.write(encodeFrame(req, body))) return;
+    this.link.write(encodeFrame(req, body));
+    if (this.link.writableLength <= IN_FLIGHT_BYTES) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.link.off('drain', done);

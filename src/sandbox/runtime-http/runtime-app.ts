@@ -20,6 +20,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Readable } from 'node:stream';
 import { createAdaptorServer } from '@hono/node-server';
+import { requestBody, streamAnswer } from '../../common/node-http-bodies.js';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { isStowageError } from '@stowage/sdk/common/errors.js';
@@ -213,15 +214,16 @@ export function runtimeApp(runtime: SandboxRuntime, opts: { secret?: string } = 
   });
 
   app.put('/sandboxes/:id/files', async (c) => {
-    const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
-    const info = await runtime.writeFile(c.req.param('id'), query(c, 'path'), body, {
+    const info = await runtime.writeFile(c.req.param('id'), query(c, 'path'), requestBody(c), {
       mode: Number(c.req.query('mode') ?? '420'),
       createParents: c.req.query('createParents') !== '0',
     });
     return c.json(info);
   });
   app.get('/sandboxes/:id/files', async (c) =>
-    streamed(await runtime.readFile(c.req.param('id'), query(c, 'path')), 'application/octet-stream'),
+    streamAnswer(c, await runtime.readFile(c.req.param('id'), query(c, 'path')), 200, {
+      'content-type': 'application/octet-stream',
+    }),
   );
   app.get('/sandboxes/:id/files/stat', async (c) => c.json(await runtime.stat(c.req.param('id'), query(c, 'path'))));
   app.get('/sandboxes/:id/files/list', async (c) => c.json(await runtime.list(c.req.param('id'), query(c, 'path'))));

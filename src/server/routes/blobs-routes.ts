@@ -14,14 +14,10 @@
  * into the store (which checks the signed SHA-256 and size and stops at
  * `maxSize`), a GET pipes the object (or one `Range: bytes=a-b`) out.
  */
-import type { ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { ForbiddenError, NotFoundError, PayloadTooLargeError } from '@stowage/sdk/common/errors.js';
+import { requestBody, streamAnswer } from '../../common/node-http-bodies.js';
 import type { BlobStore } from '../../stores/blob-store.js';
 import type { SignedTerms } from '../../stores/local/url-signer.js';
 import { RANGE_NOT_SATISFIABLE, statusOf } from '../error-map.js';
@@ -137,16 +133,7 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
     headers['Content-Length'] = String(length);
     if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
     if (c.req.method === 'HEAD') return new Response(null, { status, headers });
-    const stream = await store.get(key, range);
-    // Under @hono/node-server, pipe the object straight into the socket: going through a web
-    // ReadableStream costs the server more CPU than the bytes themselves (chunks are megabytes).
-    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-    if (outgoing) {
-      outgoing.writeHead(status, headers);
-      await pipeline(stream, outgoing).catch(() => stream.destroy()); // a client that hung up is not an error
-      return RESPONSE_ALREADY_SENT;
-    }
-    return new Response(Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>, { status, headers });
+    return streamAnswer(c, await store.get(key, range), status, headers);
   });
 
   app.put(`${BLOB_PATH_PREFIX}*`, async (c) => {
@@ -158,9 +145,7 @@ export function registerBlobsRoutes(app: ApiApp, { signer, store, maxPutBytes }:
         details: { limit: maxPutBytes, size: Number(declared) },
       });
     }
-    const raw = c.req.raw.body;
-    const body = raw ? Readable.fromWeb(raw as unknown as NodeReadableStream<Uint8Array>) : new Uint8Array(0);
-    const info = await store.put(key, body, {
+    const info = await store.put(key, requestBody(c), {
       ...(allowed.sha256 !== undefined ? { sha256: allowed.sha256 } : {}),
       ...(allowed.size !== undefined ? { size: allowed.size } : {}),
       maxSize: maxPutBytes,

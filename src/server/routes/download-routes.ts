@@ -16,10 +16,10 @@
  * Bodies are never buffered: engine streams go straight into the response.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { InvalidArgumentError } from '@stowage/sdk/common/errors.js';
+import { streamAnswer } from '../../common/node-http-bodies.js';
 import { archiveStream } from '../../engine/archive-stream.js';
 import type { Actor, FileInfo, VolumeEngine } from '../../engine/types.js';
 import { RANGE_NOT_SATISFIABLE } from '../error-map.js';
@@ -54,33 +54,6 @@ export function contentEtag(entry: FileInfo): string {
 function disposition(name: string): string {
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
-}
-
-/**
- * A Node stream as the web stream a Response takes. Built by hand rather
- * than with Readable.toWeb: when a client goes away, toWeb destroys the
- * source with an AbortError that then surfaces as an unhandled rejection in
- * the HTTP adapter; here a cancel simply ends the source.
- */
-export function webStream(body: AsyncIterable<Uint8Array> | Readable): ReadableStream<Uint8Array> {
-  const node = body instanceof Readable ? body : Readable.from(body, { objectMode: false });
-  const it = node[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-  let cancelled = false;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const r = await it.next();
-        if (cancelled) return;
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      },
-      cancel() {
-        cancelled = true;
-        node.destroy();
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }
 
 /** Serves one file (whole, or one range) for an actor: the shared body of content and signed file URLs. */
@@ -132,7 +105,7 @@ async function serveFile(
   if (c.req.method === 'HEAD' || size === 0) return new Response(null, { status, headers });
   // Pinned to the commit stat saw, so the headers and the bytes describe the same file.
   const file = await engine.readFile(actor, volume, path, { commit: st.commit, ...(range ? { range } : {}) });
-  return new Response(webStream(file.body), { status, headers });
+  return streamAnswer(c, file.body, status, headers);
 }
 
 const content = createRoute({
@@ -194,13 +167,10 @@ export function registerDownloadRoutes(app: ApiApp, { engine, shares }: Download
       ...(commit !== undefined ? { commit } : {}),
     });
     const base = out.name === '' ? c.req.valid('param').name : out.name;
-    return new Response(webStream(out.stream), {
-      status: 200,
-      headers: {
-        'Content-Type': format === 'tar' ? 'application/x-tar' : 'application/gzip',
-        'Content-Disposition': disposition(`${base}.${format}`),
-        'X-Stowage-Commit': out.commit,
-      },
+    return streamAnswer(c, out.stream, 200, {
+      'Content-Type': format === 'tar' ? 'application/x-tar' : 'application/gzip',
+      'Content-Disposition': disposition(`${base}.${format}`),
+      'X-Stowage-Commit': out.commit,
     }) as never;
   });
 

@@ -5,11 +5,11 @@
  * runtime (bounded; past the bound the write is abandoned with 413), GET
  * answers the raw bytes, and stat, list, remove and mkdir answer JSON.
  */
-import { Readable, Transform } from 'node:stream';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { Transform } from 'node:stream';
 import { createRoute, z } from '@hono/zod-openapi';
 import { PayloadTooLargeError } from '@stowage/sdk/common/errors.js';
 import { GiB } from '@stowage/sdk/common/sizes.js';
+import { requestBody, streamAnswer } from '../../common/node-http-bodies.js';
 import { presentSandboxFile } from '../presenters.js';
 import { errorAnswer, jsonAnswer, jsonBody, type ApiApp, type RouteDeps } from '../route-helpers.js';
 import {
@@ -21,7 +21,6 @@ import {
   SandboxParamsSchema,
   WriteFileQuerySchema,
 } from '../schemas/sandbox-schemas.js';
-import { webStream } from './download-routes.js';
 import { runtimeErrors } from './sandboxes-routes.js';
 
 const tags = ['sandboxes'];
@@ -133,8 +132,7 @@ export function registerSandboxFilesRoutes(app: ApiApp, deps: SandboxFileRouteDe
         } else done(null, chunk);
       },
     });
-    const raw = c.req.raw.body;
-    const body = raw ? Readable.fromWeb(raw as unknown as NodeReadableStream<Uint8Array>) : Readable.from([]);
+    const body = requestBody(c);
     body.on('error', (err) => bound.destroy(err));
     body.pipe(bound);
     try {
@@ -154,14 +152,11 @@ export function registerSandboxFilesRoutes(app: ApiApp, deps: SandboxFileRouteDe
 
   app.openapi(readFile, async (c) => {
     const stream = await engine.readSandboxFile(c.get('actor'), c.req.valid('param').id, c.req.valid('query').path);
-    return new Response(webStream(stream), {
-      status: 200,
-      headers: {
-        'Content-Type': 'application/octet-stream',
-        // Bytes a sandbox wrote are never rendered as HTML or script by a browser that opens a link.
-        'X-Content-Type-Options': 'nosniff',
-        'Cache-Control': 'private, max-age=0',
-      },
+    return streamAnswer(c, stream, 200, {
+      'Content-Type': 'application/octet-stream',
+      // Bytes a sandbox wrote are never rendered as HTML or script by a browser that opens a link.
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'private, max-age=0',
     }) as never;
   });
 
