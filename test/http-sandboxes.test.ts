@@ -7,7 +7,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { Sandbox, Stowage } from '@stowage/sdk';
 import type * as wire from '@stowage/sdk/api/wire.js';
+import { PayloadTooLargeError } from '@stowage/sdk/common/errors.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -313,6 +316,23 @@ describe('HTTP /v1/sandboxes', () => {
       'NotFound',
       'nothing was written',
     );
+    // The SDK streams a Readable (node:http): the same refusal, as its error, and the rest is not read.
+    const sdk = await Sandbox.connect(sb.id, { client: new Stowage({ url: srv.url, token: srv.token }) });
+    let pulled = 0;
+    const endless = new Readable({
+      read() {
+        pulled++;
+        this.push(Buffer.alloc(64 * 1024));
+      },
+    });
+    await assert.rejects(sdk.write('/z', endless), PayloadTooLargeError);
+    assert.ok(pulled * 64 * 1024 < 64 * FILE_LIMIT, `read ${pulled} pieces of 64 KiB`);
+    assert.equal((await errorOf(await call('GET', `${files}/stat?path=/z`), 404)).code, 'NotFound');
+    const fits = await sdk.write(
+      '/fits',
+      Readable.from([Buffer.alloc(FILE_LIMIT / 2, 1), Buffer.alloc(FILE_LIMIT / 2, 2)]),
+    );
+    assert.equal(fits.size, FILE_LIMIT);
   });
 
   it('answers 400 for bad paths, ids and requests, and 404 for another tenant', async () => {

@@ -9,6 +9,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -89,6 +91,12 @@ describe('sandboxes through the API', () => {
     assert.equal(info.size, 256);
     assert.equal(info.mode & 0o777, 0o600);
     assert.deepEqual(await sb.read('/work/bytes.bin'), bytes);
+    // A stream goes as it is read (node:http), in pieces of any size.
+    const pieces = Array.from({ length: 40 }, (_, i) => randomBytes(1000 + i * 4099));
+    const streamed = await sb.write('/work/streamed.bin', Readable.from(pieces));
+    assert.equal(streamed.size, Buffer.concat(pieces).length);
+    assert.deepEqual(await sb.read('/work/streamed.bin'), Buffer.concat(pieces));
+    await sb.remove('/work/streamed.bin');
     assert.deepEqual(
       (await sb.list('/work')).entries.map((e) => e.name),
       ['bytes.bin'],

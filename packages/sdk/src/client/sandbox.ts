@@ -16,13 +16,9 @@
 import { Readable } from 'node:stream';
 import type * as wire from '../api/wire.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import { rechunk } from '../common/rechunk.js';
 import { defaultStowage, type Stowage } from './http-client.js';
 import { SandboxExec } from './sandbox-exec.js';
 import type { ClientOption, Volume } from './volume.js';
-
-/** The size of the pieces a streamed `write` sends its body in. */
-const UPLOAD_PIECE_BYTES = 1024 * 1024;
 
 export { SandboxExec, type ExecOutput, type ExecResult } from './sandbox-exec.js';
 
@@ -198,18 +194,17 @@ export class Sandbox {
     options: SandboxWriteOptions = {},
   ): Promise<wire.SandboxFileInfo> {
     const body = typeof data === 'string' ? Buffer.from(data) : data;
-    const res = await this.client.fetchRaw('PUT', Sandbox.#path(this.id, '/files'), {
+    const call = {
       query: {
         path: absolute(path),
         mode: options.mode?.toString(8),
         createParents: options.createParents === undefined ? undefined : String(options.createParents),
       },
       headers: { 'content-type': 'application/octet-stream' },
-      // fetch pays per piece of a streamed body: file streams come in 64 KiB pieces, which it sent at about a
-      // third of the speed of 1 MiB ones.
-      body: body instanceof Readable ? rechunk(body, UPLOAD_PIECE_BYTES) : body,
-    });
-    return (await res.json()) as wire.SandboxFileInfo;
+    };
+    const at = Sandbox.#path(this.id, '/files');
+    if (body instanceof Readable) return this.client.sendStream<wire.SandboxFileInfo>('PUT', at, body, call);
+    return (await (await this.client.fetchRaw('PUT', at, { ...call, body })).json()) as wire.SandboxFileInfo;
   }
 
   /** A whole file's bytes. */
