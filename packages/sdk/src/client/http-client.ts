@@ -164,7 +164,7 @@ export class Stowage {
       res = await fetch(url, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
       text = await res.text();
     } catch (e) {
-      throw new UnavailableError(`cannot reach Stowage at ${this.url}: ${networkReason(e)}`, { cause: e });
+      throw this.#unreachable(e, undefined);
     }
     if (!res.ok) throw errorFromResponse(res.status, text, `${method} ${path}`);
     if (res.status === 204 || text === '') return { status: res.status, body: undefined as T };
@@ -204,8 +204,7 @@ export class Stowage {
         ...(options.signal ? { signal: options.signal } : {}),
       } as RequestInit);
     } catch (e) {
-      if (options.signal?.aborted) throw e;
-      throw new UnavailableError(`cannot reach Stowage at ${this.url}: ${networkReason(e)}`, { cause: e });
+      throw this.#unreachable(e, options.signal);
     }
     if (!res.ok) throw errorFromResponse(res.status, await res.text(), `${method} ${path}`);
     return res;
@@ -270,7 +269,7 @@ export class Stowage {
   }
 
   /** The error of a call that broke on the way: the caller's own abort as it is, anything else as Unavailable. */
-  #unreachable(e: Error, signal: AbortSignal | undefined): Error {
+  #unreachable(e: unknown, signal: AbortSignal | undefined): unknown {
     if (signal?.aborted) return e;
     return new UnavailableError(`cannot reach Stowage at ${this.url}: ${networkReason(e)}`, { cause: e });
   }
