@@ -64,6 +64,20 @@ export function errorFromResponse(status: number, bodyText: string, what: string
   return errorFromCode(errorCodeOfStatus(status), `${what} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`);
 }
 
+/**
+ * The body of a JSON call's answer: the StowageError of a non-2xx status,
+ * nothing for 204 or an empty body, an InternalError for a body that is not JSON.
+ */
+function decodeAnswer<T>(status: number, text: string, what: string): T {
+  if (status < 200 || status >= 300) throw errorFromResponse(status, text, what);
+  if (status === 204 || text === '') return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new InternalError(`${what}: the server answered something that is not JSON`, { cause: e });
+  }
+}
+
 /** The message of a low-level network failure (fetch hides it in `cause`). */
 export function networkReason(e: unknown): string {
   let reason = e instanceof Error ? e.message : String(e);
@@ -166,13 +180,7 @@ export class Stowage {
     } catch (e) {
       throw this.#unreachable(e, undefined);
     }
-    if (!res.ok) throw errorFromResponse(res.status, text, `${method} ${path}`);
-    if (res.status === 204 || text === '') return { status: res.status, body: undefined as T };
-    try {
-      return { status: res.status, body: JSON.parse(text) as T };
-    } catch (e) {
-      throw new InternalError(`${method} ${path}: the server answered something that is not JSON`, { cause: e });
-    }
+    return { status: res.status, body: decodeAnswer<T>(res.status, text, `${method} ${path}`) };
   }
 
   /**
@@ -244,14 +252,10 @@ export class Stowage {
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('error', (e) => reject(this.#unreachable(e, options.signal)));
         res.on('end', () => {
-          const text = Buffer.concat(parts).toString('utf8');
-          if (status >= 300) return reject(errorFromResponse(status, text, `${method} ${path}`));
           try {
-            resolve(JSON.parse(text) as T);
+            resolve(decodeAnswer<T>(status, Buffer.concat(parts).toString('utf8'), `${method} ${path}`));
           } catch (e) {
-            reject(
-              new InternalError(`${method} ${path}: the server answered something that is not JSON`, { cause: e }),
-            );
+            reject(e);
           }
         });
       });
